@@ -1,0 +1,40 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "JobStore",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "LMDB", targets: ["LMDB"]),
+        .executable(name: "jobstore", targets: ["jobstore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The C library: Debian's liblmdb-dev, found through pkg-config.
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        // A safe, typed Swift face of LMDB. Knows nothing of jobs.
+        .target(name: "LMDB", dependencies: ["CLMDB"]),
+        // The admin tool (bench and demo are subcommands).
+        .executableTarget(
+            name: "jobstore",
+            dependencies: [
+                "LMDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // A child process for the crash and multi-process tests.
+        .executableTarget(
+            name: "LMDBTestHelper",
+            dependencies: ["LMDB"],
+            path: "Tests/LMDBTestHelper"
+        ),
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "LMDBTestHelper"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

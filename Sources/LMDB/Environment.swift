@@ -1,0 +1,590 @@
+import CLMDB
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An open LMDB environment: one directory holding the named databases of a store.
+///
+/// ```swift
+/// let env = try Environment(path: "/var/lib/app/store", databases: [Schema.users])
+/// let users = try env.database(Schema.users)
+/// try env.write { txn in try txn.put(users, "ada", Array("Lovelace".utf8)) }      // sync
+/// try await env.write { txn in try txn.put(users, "alan", Array("Turing".utf8)) } // async, group commit
+/// let name = try env.read { txn in try txn.get(users, "ada") }
+/// ```
+///
+/// ## Threads and transactions
+///
+/// - Transactions are closures: returning commits, throwing aborts, and the transaction is
+///   valid only inside the closure. Closures are synchronous, so a write transaction begins
+///   and commits on one OS thread — LMDB requires it (heed issue #339 is what happens otherwise).
+/// - The async ``write(_:)-(@Sendable(WriteTransaction)->T)`` hands the closure to one writer
+///   thread that commits the requests queued meanwhile together (group commit), so async
+///   callers never block Swift's cooperative pool on LMDB's write lock.
+/// - Reads never block: they reuse reset read transactions (`MDB_NOTLS` is always on).
+/// - A write closure may run more than once: when the map fills, the write is aborted, the
+///   map grows and the closure runs again. It must do nothing outside the transaction that
+///   cannot be repeated.
+///
+/// ## LMDB limitations
+///
+/// - Only one open per directory per process: a second open is ``LMDBError/Code/alreadyOpen``.
+/// - One write transaction at a time, across every process sharing the directory.
+/// - Keep read transactions short: a long one stops LMDB from reusing freed pages and the file grows.
+/// - Do not use an environment in a child process after `fork()`; open it again there.
+public final class Environment: @unchecked Sendable {
+    // @unchecked Sendable: `handle` is thread-safe per LMDB's rules as applied here (one write
+    // transaction at a time on one thread, read transactions with MDB_NOTLS, map resizes under
+    // `resizeLock` exclusively); every other mutable state is behind a Mutex or is atomic.
+
+    /// The environment's directory, as given.
+    public let path: String
+    /// The canonical path of the directory (symbolic links resolved).
+    public let canonicalPath: String
+    /// The options it was opened with.
+    public let options: EnvironmentOptions
+    /// The largest key (and `duplicateSort` value) LMDB accepts, in bytes (511 for Debian's build).
+    public let maxKeySize: Int
+
+    let handle: OpaquePointer
+    let id: UInt64
+    let resizeLock = ReadWriteLock()
+    let threadState = ThreadState()
+    private let isClosed = Atomic<Bool>(false)
+    private let readPool = Mutex<[TransactionHandle]>([])
+    private let databaseHandles: [String: (handle: MDB_dbi, flags: DatabaseFlags)]
+    private let writerState = Mutex<Writer?>(nil)
+
+    private static let nextID = Atomic<UInt64>(1)
+    private static let openPaths = Mutex<Set<String>>([])
+
+    /// Opens (and, unless read-only, creates) the environment in directory `path` and opens every
+    /// declared database in one committed transaction.
+    ///
+    /// - Throws: ``LMDBError`` with ``LMDBError/Code/alreadyOpen`` if this process has the
+    ///   directory open, ``LMDBError/Code/notAnEnvironment`` for a read-only open of a directory
+    ///   with no store, ``LMDBError/Code/notFound`` if a read-only open misses a declared
+    ///   database, or the LMDB error that stopped the open.
+    public init(path: String, options: EnvironmentOptions = EnvironmentOptions(), databases: [any AnyDatabaseDefinition] = []) throws {
+        self.path = path
+        self.options = options
+        self.id = Environment.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+
+        if !options.readOnly {
+            try Environment.createDirectory(path)
+        }
+        guard let resolved = realpath(path, nil) else {
+            let code = errno
+            throw LMDBError(
+                code: options.readOnly ? .notAnEnvironment : .system, returnCode: code, operation: "open",
+                path: path, message: String(cString: strerror(code)),
+                hint: options.readOnly ? "Check the path; a read-only open never creates a store" : nil)
+        }
+        canonicalPath = String(cString: resolved)
+        free(resolved)
+        let canonical = canonicalPath
+
+        var isDirectory = stat()
+        guard stat(canonical, &isDirectory) == 0, (isDirectory.st_mode & S_IFMT) == S_IFDIR else {
+            throw LMDBError(
+                code: .notAnEnvironment, operation: "open", path: path,
+                message: "not a directory", hint: "An environment is a directory holding data.mdb and lock.mdb")
+        }
+        if options.readOnly && access(canonical + "/data.mdb", F_OK) != 0 {
+            throw LMDBError(
+                code: .notAnEnvironment, operation: "open", path: path,
+                message: "no LMDB environment here (data.mdb is missing)")
+        }
+
+        let inserted = Environment.openPaths.withLock { $0.insert(canonical).inserted }
+        guard inserted else {
+            throw LMDBError(
+                code: .alreadyOpen, operation: "open", path: path,
+                message: "this process already has the environment open")
+        }
+        var registered = true
+        defer { if registered { _ = Environment.openPaths.withLock { $0.remove(canonical) } } }
+
+        var env: OpaquePointer?
+        try check(mdb_env_create(&env), "mdb_env_create", path: path)
+        guard let env else {
+            throw LMDBError(code: .system, operation: "mdb_env_create", path: path, message: "no handle returned")
+        }
+        do {
+            try check(mdb_env_set_mapsize(env, options.mapSize), "mdb_env_set_mapsize", path: path)
+            try check(mdb_env_set_maxdbs(env, MDB_dbi(options.maxDatabases)), "mdb_env_set_maxdbs", path: path)
+            try check(mdb_env_set_maxreaders(env, UInt32(options.maxReaders)), "mdb_env_set_maxreaders", path: path)
+            var flags = UInt32(MDB_NOTLS)
+            switch options.durability {
+            case .full: break
+            case .noMetaSync: flags |= UInt32(MDB_NOMETASYNC)
+            case .noSync: flags |= UInt32(MDB_NOSYNC)
+            }
+            if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            try check(mdb_env_open(env, canonical, flags, mode_t(options.fileMode)), "mdb_env_open", path: path)
+        } catch {
+            // lmdb.h: if mdb_env_open fails, mdb_env_close must be called to discard the handle.
+            mdb_env_close(env)
+            throw error
+        }
+        handle = env
+        maxKeySize = Int(mdb_env_get_maxkeysize(env))
+        var dead: Int32 = 0
+        mdb_reader_check(env, &dead)  // clear readers left by crashed processes
+
+        do {
+            databaseHandles = try Environment.openDatabases(databases, env: env, readOnly: options.readOnly, path: path)
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        registered = false  // from here on, close() unregisters
+    }
+
+    deinit {
+        closeNow()
+    }
+
+    private static func createDirectory(_ path: String) throws {
+        var components: [Substring] = []
+        var current = path
+        while !current.isEmpty && access(current, F_OK) != 0 {
+            components.append(Substring(current))
+            guard let slash = current.lastIndex(of: "/") else { break }
+            current = String(current[..<slash])
+        }
+        for directory in components.reversed() where mkdir(String(directory), 0o755) != 0 && errno != EEXIST {
+            let code = errno
+            throw LMDBError(
+                code: .system, returnCode: code, operation: "mkdir", path: String(directory),
+                message: String(cString: strerror(code)))
+        }
+    }
+
+    /// Opens every declared database in one transaction and commits it, so the handles are
+    /// visible to every later transaction (lmdb.h `mdb_dbi_open`). A write transaction on a
+    /// tiny map may fill it; the open is then retried on a grown map.
+    private static func openDatabases(
+        _ definitions: [any AnyDatabaseDefinition], env: OpaquePointer, readOnly: Bool, path: String
+    ) throws -> [String: (handle: MDB_dbi, flags: DatabaseFlags)] {
+        var seen = Set<String>()
+        for definition in definitions {
+            let dupOnly: DatabaseFlags = [.duplicateFixed, .integerDuplicates, .reverseDuplicates]
+            if !definition.flags.isDisjoint(with: dupOnly) && !definition.flags.contains(.duplicateSort) {
+                throw LMDBError(
+                    code: .invalidArgument, operation: "open", database: definition.name, path: path,
+                    message: "flags \(definition.flags.names) need duplicateSort")
+            }
+            if definition.name.isEmpty || !seen.insert(definition.name).inserted {
+                throw LMDBError(
+                    code: .invalidArgument, operation: "open", database: definition.name, path: path,
+                    message: definition.name.isEmpty ? "a database name is empty" : "the database is declared twice")
+            }
+        }
+        var mapSize = 0
+        while true {
+            var txn: OpaquePointer?
+            var rc = mdb_txn_begin(env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txn)
+            if rc == MDB_MAP_RESIZED {
+                try check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize", path: path)
+                continue
+            }
+            try check(rc, "mdb_txn_begin", path: path)
+            var result: [String: (handle: MDB_dbi, flags: DatabaseFlags)] = [:]
+            for definition in definitions {
+                var dbi = MDB_dbi()
+                let flags = definition.flags.rawValue | (readOnly ? 0 : UInt32(MDB_CREATE))
+                rc = mdb_dbi_open(txn, definition.name, flags, &dbi)
+                if rc != 0 { break }
+                result[definition.name] = (dbi, definition.flags)
+            }
+            if rc == 0 {
+                rc = mdb_txn_commit(txn)
+                if rc == 0 { return result }
+            } else {
+                mdb_txn_abort(txn)
+            }
+            if rc == MDB_MAP_FULL {
+                var info = MDB_envinfo()
+                mdb_env_info(env, &info)
+                mapSize = max(mapSize, info.me_mapsize) * 2
+                try check(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize", path: path)
+                continue
+            }
+            var error = LMDBError(returnCode: rc, operation: "mdb_dbi_open", path: path)
+            if rc == MDB_NOTFOUND {
+                error = LMDBError(
+                    code: .notFound, returnCode: rc, operation: "mdb_dbi_open", path: path,
+                    message: "a declared database is missing from this environment",
+                    hint: "This environment was not created by this program, or by an older version of it")
+            }
+            throw error
+        }
+    }
+
+    // MARK: Databases
+
+    /// The open handle of a database declared when the environment was opened.
+    ///
+    /// - Throws: ``LMDBError/Code/undeclaredDatabase`` if it was not declared, or
+    ///   ``LMDBError/Code/incompatible`` if it was declared with other flags.
+    public func database<Key, Value>(_ definition: DatabaseDefinition<Key, Value>) throws -> Database<Key, Value> {
+        guard let entry = databaseHandles[definition.name] else {
+            throw LMDBError(
+                code: .undeclaredDatabase, operation: "database", database: definition.name, path: path,
+                message: "the database was not declared when the environment was opened")
+        }
+        guard entry.flags == definition.flags else {
+            throw LMDBError(
+                code: .incompatible, operation: "database", database: definition.name, path: path,
+                message: "declared with flags \(entry.flags.names), requested with \(definition.flags.names)")
+        }
+        return Database(name: definition.name, flags: definition.flags, handle: entry.handle, environmentID: id)
+    }
+
+    /// The names of every named database in the environment (the keys of LMDB's main database),
+    /// declared or not.
+    public func databaseNames() throws -> [String] {
+        try read { txn in
+            var names: [String] = []
+            var dbi = MDB_dbi()
+            try check(mdb_dbi_open(txn.handle, nil, 0, &dbi), "mdb_dbi_open", path: path)
+            let main = Database<StringCodec, BytesCodec>(name: "(main)", flags: [], handle: dbi, environmentID: id)
+            try txn.forEach(main) { key, _ in
+                names.append(String(decoding: key, as: UTF8.self))
+                return true
+            }
+            return names
+        }
+    }
+
+    // MARK: Reading
+
+    /// Runs `body` in a read-only transaction: a consistent snapshot of the last commit.
+    ///
+    /// The transaction is valid only inside `body`. Reads never block on writers. Read
+    /// transactions are pooled and renewed, so this costs no allocation in LMDB after warm-up.
+    ///
+    /// - Important: Keep `body` short. A read transaction that stays open stops LMDB from reusing
+    ///   pages freed by later writes, and the file grows.
+    public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
+        try enterTransactionScope()
+        defer { leaveTransactionScope() }
+        let txn = try beginRead()
+        defer { endRead(txn) }
+        return try body(txn)
+    }
+
+    private func beginRead() throws -> ReadTransaction {
+        while true {
+            var txn: OpaquePointer?
+            var rc: Int32
+            if let pooled = readPool.withLock({ $0.popLast() }) {
+                txn = pooled.pointer
+                rc = mdb_txn_renew(pooled.pointer)
+                if rc != 0 { mdb_txn_abort(pooled.pointer); txn = nil }
+            } else {
+                rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+            }
+            if rc == MDB_MAP_RESIZED {
+                try adoptMapSizeOfOtherProcess()
+                continue
+            }
+            try check(rc, "mdb_txn_begin(read)", path: path)
+            guard let txn else {
+                throw LMDBError(code: .system, operation: "mdb_txn_begin(read)", path: path, message: "no handle returned")
+            }
+            return ReadTransaction(environment: self, handle: txn)
+        }
+    }
+
+    private func endRead(_ txn: ReadTransaction) {
+        guard let pointer = txn.end() else { return }
+        mdb_txn_reset(pointer)
+        let kept = readPool.withLock { pool in
+            guard pool.count < options.readTransactionPoolSize else { return false }
+            pool.append(TransactionHandle(pointer: pointer))
+            return true
+        }
+        if !kept { mdb_txn_abort(pointer) }
+    }
+
+    // MARK: Writing
+
+    /// Runs `body` in a write transaction on the calling thread and commits it when `body` returns.
+    ///
+    /// Blocks while another write transaction (of this or another process) is active. From
+    /// async code prefer the async ``write(_:)-(@Sendable(WriteTransaction)->T)``, which does
+    /// not block the cooperative thread pool.
+    ///
+    /// - Important: `body` may run more than once (the map grew and the write was re-run).
+    /// - Throws: what `body` throws (nothing is written), ``LMDBError/Code/reentrantWrite`` if
+    ///   this thread is already inside a write transaction, ``LMDBError/Code/readOnly``.
+    public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        try withWriteAttempts { txn in
+            let result = try body(txn)
+            try txn.commit()
+            return result
+        }
+    }
+
+    /// The retry loop every write goes through, sync or from the writer thread: take the
+    /// resize lock shared, begin a write transaction, run `attempt` (which must commit), and on
+    /// a full or resized map abort, grow the map with no transaction active, and run it again.
+    func withWriteAttempts<R>(_ attempt: (WriteTransaction) throws -> R) throws -> R {
+        if options.readOnly {
+            throw LMDBError(code: .readOnly, operation: "write", path: path, message: "the environment is open read-only")
+        }
+        if threadState.isWriting {
+            throw LMDBError(
+                code: .reentrantWrite, operation: "write", path: path,
+                message: "this thread is already inside a write transaction; a second one would deadlock")
+        }
+        while true {
+            try enterTransactionScope()
+            threadState.isWriting = true
+            var pointer: OpaquePointer?
+            let rc = mdb_txn_begin(handle, nil, 0, &pointer)
+            if rc != 0 || pointer == nil {
+                threadState.isWriting = false
+                leaveTransactionScope()
+                if rc == MDB_MAP_RESIZED {
+                    try adoptMapSizeOfOtherProcess()
+                    continue
+                }
+                try check(rc, "mdb_txn_begin(write)", path: path)
+            }
+            guard let pointer else { continue }
+            let txn = WriteTransaction(environment: self, handle: pointer)
+            let mapSizeBefore = currentMapSize()
+            do {
+                let result = try attempt(txn)
+                txn.abortIfActive()
+                threadState.isWriting = false
+                leaveTransactionScope()
+                return result
+            } catch {
+                let mapFilled = txn.sawMapFull || (error as? LMDBError)?.code == .mapFull
+                let mapResized = (error as? LMDBError)?.code == .mapResized
+                txn.abortIfActive()
+                threadState.isWriting = false
+                leaveTransactionScope()
+                if mapFilled {
+                    try growMap(from: mapSizeBefore)
+                    continue
+                }
+                if mapResized {
+                    try adoptMapSizeOfOtherProcess()
+                    continue
+                }
+                throw error
+            }
+        }
+    }
+
+    /// The writer thread, started on the first async write.
+    func writer() throws -> Writer {
+        if isClosed.load(ordering: .acquiring) {
+            throw LMDBError(code: .closed, operation: "write", path: path, message: "the environment is closed")
+        }
+        return writerState.withLock { writer in
+            if let writer { return writer }
+            let created = Writer(environment: self, options: options.writer)
+            writer = created
+            return created
+        }
+    }
+
+    /// Writer statistics: how many requests and commits the async writer served.
+    public var writerStatistics: WriterStatistics {
+        writerState.withLock { $0?.statistics } ?? WriterStatistics()
+    }
+
+    // MARK: Transaction scopes and map size
+
+    /// Enters a transaction scope on this thread: takes the resize lock shared at depth 0.
+    func enterTransactionScope() throws {
+        if isClosed.load(ordering: .acquiring) {
+            throw LMDBError(code: .closed, operation: "transaction", path: path, message: "the environment is closed")
+        }
+        let depth = threadState.depth
+        if depth == 0 {
+            resizeLock.lockShared()
+            if isClosed.load(ordering: .acquiring) {
+                resizeLock.unlock()
+                throw LMDBError(code: .closed, operation: "transaction", path: path, message: "the environment is closed")
+            }
+        }
+        threadState.depth = depth + 1
+    }
+
+    func leaveTransactionScope() {
+        let depth = threadState.depth - 1
+        threadState.depth = depth
+        if depth == 0 { resizeLock.unlock() }
+    }
+
+    func currentMapSize() -> Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        return info.me_mapsize
+    }
+
+    /// Doubles the map unless someone already grew it past `observed`. Needs no transaction
+    /// active in the process, so it takes the resize lock exclusively; a thread that is itself
+    /// inside a transaction scope cannot wait for that and gets an error instead.
+    func growMap(from observed: Int) throws {
+        try withExclusiveResizeLock(operation: "grow the map") {
+            if currentMapSize() > observed { return }
+            try check(mdb_env_set_mapsize(handle, observed * 2), "mdb_env_set_mapsize", path: path)
+        }
+    }
+
+    /// Another process grew the map: adopt its size (`mdb_env_set_mapsize(env, 0)`).
+    func adoptMapSizeOfOtherProcess() throws {
+        try withExclusiveResizeLock(operation: "adopt the map size") {
+            try check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize", path: path)
+        }
+    }
+
+    private func withExclusiveResizeLock(operation: String, _ body: () throws -> Void) throws {
+        guard threadState.depth == 0 else {
+            throw LMDBError(
+                code: .mapFull, operation: operation, path: path,
+                message: "the map must be resized, but this thread is inside another transaction of the environment",
+                hint: "Do not start a write inside a read closure; finish the read first")
+        }
+        resizeLock.lockExclusive()
+        defer { resizeLock.unlock() }
+        if isClosed.load(ordering: .acquiring) {
+            throw LMDBError(code: .closed, operation: operation, path: path, message: "the environment is closed")
+        }
+        try body()
+    }
+
+    // MARK: Information and maintenance
+
+    /// The environment's information (`mdb_env_info` and `mdb_env_stat`).
+    public func info() throws -> EnvironmentInfo {
+        try ensureOpen("info")
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        try check(mdb_env_info(handle, &info), "mdb_env_info", path: path)
+        try check(mdb_env_stat(handle, &stat), "mdb_env_stat", path: path)
+        return EnvironmentInfo(
+            mapSize: info.me_mapsize, pageSize: Int(stat.ms_psize), lastPageNumber: info.me_last_pgno,
+            lastTransactionID: info.me_last_txnid, maxReaders: Int(info.me_maxreaders),
+            readersInUse: Int(info.me_numreaders))
+    }
+
+    /// Statistics of one database, from a short read transaction.
+    public func statistics<Key, Value>(of database: Database<Key, Value>) throws -> DatabaseStatistics {
+        try read { try $0.statistics(database) }
+    }
+
+    /// The reader table as LMDB prints it (`mdb_reader_list`): pid, thread and transaction of each slot.
+    public func readerTable() throws -> String {
+        try ensureOpen("readerTable")
+        final class Lines { var text = "" }
+        let lines = Lines()
+        try withExtendedLifetime(lines) {
+            let context = Unmanaged.passUnretained(lines).toOpaque()
+            let rc = mdb_reader_list(handle, { message, context in
+                guard let message, let context else { return 0 }
+                Unmanaged<Lines>.fromOpaque(context).takeUnretainedValue().text += String(cString: message)
+                return 0
+            }, context)
+            if rc < 0 { try check(rc, "mdb_reader_list", path: path) }
+        }
+        return lines.text
+    }
+
+    /// Clears reader slots left by processes that died (`mdb_reader_check`); returns how many.
+    @discardableResult
+    public func clearStaleReaders() throws -> Int {
+        try ensureOpen("clearStaleReaders")
+        var dead: Int32 = 0
+        try check(mdb_reader_check(handle, &dead), "mdb_reader_check", path: path)
+        return Int(dead)
+    }
+
+    /// Writes a consistent copy of the environment into `destination`, an existing empty
+    /// directory (`mdb_env_copy2`); with `compact`, free pages are left out and pages renumbered.
+    ///
+    /// Safe while other threads and processes write; the copy holds a read transaction for its
+    /// whole duration, so the source file may grow meanwhile.
+    public func copy(to destination: String, compact: Bool = false) throws {
+        try enterTransactionScope()
+        defer { leaveTransactionScope() }
+        try check(
+            mdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0), "mdb_env_copy2",
+            path: destination)
+    }
+
+    /// Flushes buffers to disk (`mdb_env_sync`): makes every commit of a `noSync` or
+    /// `noMetaSync` environment durable.
+    public func sync() throws {
+        try ensureOpen("sync")
+        try check(mdb_env_sync(handle, 1), "mdb_env_sync", path: path)
+    }
+
+    /// Closes the environment: waits for queued async writes to commit and for transactions on
+    /// other threads to end, then releases LMDB's handle. Further use is ``LMDBError/Code/closed``.
+    /// Closing twice does nothing.
+    public func close() {
+        closeNow()
+    }
+
+    private func closeNow() {
+        let writer = writerState.withLock { writer in
+            defer { writer = nil }
+            return writer
+        }
+        writer?.stop()
+        resizeLock.lockExclusive()
+        let (wasClosed, _) = isClosed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing)
+        resizeLock.unlock()
+        guard !wasClosed else { return }
+        for pooled in readPool.withLock({ pool in defer { pool = [] }; return pool }) {
+            mdb_txn_abort(pooled.pointer)
+        }
+        mdb_env_close(handle)
+        _ = Environment.openPaths.withLock { $0.remove(canonicalPath) }
+    }
+
+    private func ensureOpen(_ operation: String) throws {
+        if isClosed.load(ordering: .acquiring) {
+            throw LMDBError(code: .closed, operation: operation, path: path, message: "the environment is closed")
+        }
+    }
+
+    /// The LMDB library's version string, e.g. "LMDB 0.9.24: (July 24, 2019)".
+    public static var libraryVersion: String { String(cString: mdb_version(nil, nil, nil)) }
+}
+
+/// An `MDB_txn` pointer kept in the read pool. `@unchecked Sendable`: with `MDB_NOTLS` a
+/// reset read transaction may be renewed on any thread.
+struct TransactionHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+/// What `mdb_env_info` and `mdb_env_stat` say about an environment.
+public struct EnvironmentInfo: Sendable, Hashable, Codable {
+    /// The map size in bytes (address space reserved; grows on demand).
+    public var mapSize: Int
+    /// The page size in bytes.
+    public var pageSize: Int
+    /// The last page number in use; `(lastPageNumber + 1) × pageSize` bytes of the map are used.
+    public var lastPageNumber: Int
+    /// The id of the last committed transaction (any process's).
+    public var lastTransactionID: Int
+    /// The size of the reader table.
+    public var maxReaders: Int
+    /// Reader slots in use (including reset, pooled ones).
+    public var readersInUse: Int
+
+    /// Bytes of the map in use.
+    public var usedBytes: Int { (lastPageNumber + 1) * pageSize }
+}

@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How durable a commit is when it returns.
+public enum Durability: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Every commit flushes data and metadata to disk before it returns: full ACID.
+    case full
+    /// `MDB_NOMETASYNC`: the metadata flush is skipped. The store stays intact after a system
+    /// crash, but the last committed transaction may be undone.
+    case noMetaSync
+    /// `MDB_NOSYNC`: nothing is flushed at commit; the OS writes pages back when it likes.
+    /// A power loss or OS crash may lose recent commits (and, on file systems that reorder
+    /// writes, damage the store); a crash of this process alone loses nothing.
+    case noSync
+}
+
+/// How the writer thread isolates one failing request in a group commit.
+public enum WriteIsolation: String, Sendable, Hashable, Codable {
+    /// Each request runs in its own nested (child) transaction; a request that throws aborts
+    /// its child alone. LMDB allocates page lists for every child.
+    case nestedTransactions
+    /// Requests run directly in the batch's transaction; when one throws, the batch is aborted
+    /// and re-run without it. Cheap when requests rarely fail.
+    case rerunWithoutFailed
+}
+
+/// Options of the writer thread that serves async writes (``Environment/write(_:)-(@Sendable(WriteTransaction)->T)``).
+public struct WriterOptions: Sendable, Hashable {
+    /// The most requests committed in one transaction. 1 turns group commit off: one
+    /// transaction (and one flush) per write.
+    public var maxBatchSize: Int = 1024
+    /// How a failing request is rolled back alone.
+    public var isolation: WriteIsolation = .rerunWithoutFailed
+    /// After a commit, how long at most the writer waits for the callers it just woke to
+    /// queue their next request, so that they share the next commit instead of splitting into
+    /// two alternating half-batches. The writer stops waiting as soon as as many requests
+    /// arrived as the last batch had, and waits at most half the duration of the last commit
+    /// and at most this long. `.zero` turns the wait off.
+    public var cohortWait: Duration = .microseconds(500)
+
+    /// The default options: group commit with up to 1024 requests per transaction.
+    public init() {}
+
+    /// Options with the given values.
+    public init(maxBatchSize: Int = 1024, isolation: WriteIsolation = .rerunWithoutFailed, cohortWait: Duration = .microseconds(500)) {
+        self.maxBatchSize = max(1, maxBatchSize)
+        self.isolation = isolation
+        self.cohortWait = cohortWait
+    }
+}
+
+/// Options for opening an ``Environment``.
+public struct EnvironmentOptions: Sendable, Hashable {
+    /// The initial map size in bytes (address space, not disk). The map grows by itself when it fills.
+    public var mapSize: Int = 1 << 30
+    /// The most named databases the environment can hold (`mdb_env_set_maxdbs`).
+    public var maxDatabases: Int = 32
+    /// The size of the reader table, shared by every process that opens the environment.
+    public var maxReaders: Int = 126
+    /// When a commit is on disk.
+    public var durability: Durability = .full
+    /// Open read-only: never creates anything, and every write is an error.
+    public var readOnly: Bool = false
+    /// How many reset read transactions to keep for reuse.
+    public var readTransactionPoolSize: Int = 32
+    /// The file mode of new data and lock files.
+    public var fileMode: UInt32 = 0o644
+    /// The writer thread's options.
+    public var writer: WriterOptions = WriterOptions()
+
+    /// The default options: 1 GiB initial map, full durability, read-write.
+    public init() {}
+
+    /// Options with the given values.
+    public init(
+        mapSize: Int = 1 << 30, maxDatabases: Int = 32, maxReaders: Int = 126,
+        durability: Durability = .full, readOnly: Bool = false, writer: WriterOptions = WriterOptions()
+    ) {
+        self.mapSize = mapSize
+        self.maxDatabases = maxDatabases
+        self.maxReaders = maxReaders
+        self.durability = durability
+        self.readOnly = readOnly
+        self.writer = writer
+    }
+}

@@ -1,0 +1,492 @@
+import CLMDB
+
+/// What reading transactions (read-only and write) share: point reads, borrowed reads,
+/// cursors, ranges and statistics.
+///
+/// A transaction is valid only inside the closure it is handed to; using it afterwards throws
+/// ``LMDBError/Code/transactionEnded``. It is not `Sendable`: it belongs to the thread running
+/// the closure.
+///
+/// Values are owned (decoded copies) by default. Borrowed bytes, which point into LMDB's map,
+/// are lent only to a closure (``withValue(_:_:_:)``, ``forEach(_:in:reverse:_:)``,
+/// ``Cursor/withCurrent(_:)``); writing while they are lent is an error, because a write
+/// invalidates them.
+public class Transaction {
+    /// The environment the transaction belongs to.
+    public let environment: Environment
+    var pointer: OpaquePointer?
+    /// How many closures currently hold borrowed bytes.
+    var borrowDepth = 0
+    /// Incremented by every write, so cursors know their cached positions are stale.
+    var writeGeneration: UInt64 = 0
+    /// Set while a nested child transaction is open; the parent may not be used.
+    var hasActiveChild = false
+
+    init(environment: Environment, handle: OpaquePointer) {
+        self.environment = environment
+        self.pointer = handle
+    }
+
+    /// The live LMDB handle, or an error if the transaction has ended or has an open child.
+    var handle: OpaquePointer {
+        get throws {
+            guard let pointer else {
+                throw LMDBError(
+                    code: .transactionEnded, operation: "transaction", path: environment.path,
+                    message: "the transaction was used after its closure returned")
+            }
+            if hasActiveChild {
+                throw LMDBError(
+                    code: .childTransactionActive, operation: "transaction", path: environment.path,
+                    message: "the parent transaction was used while its nested transaction is open")
+            }
+            return pointer
+        }
+    }
+
+    /// The transaction's id (`mdb_txn_id`): for a read, the id of the snapshot's commit.
+    public var id: Int {
+        get throws { mdb_txn_id(try handle) }
+    }
+
+    /// Whether this is a read-only transaction.
+    public var isReadOnly: Bool { true }
+
+    func checkDatabase<Key, Value>(_ database: Database<Key, Value>) throws {
+        if database.environmentID != environment.id {
+            throw LMDBError(
+                code: .wrongEnvironment, operation: "transaction", database: database.name, path: environment.path,
+                message: "the database handle belongs to another environment")
+        }
+    }
+
+    func checkKey<Key, Value>(_ key: UnsafeRawBufferPointer, _ database: Database<Key, Value>, operation: String) throws {
+        if key.count == 0 || key.count > environment.maxKeySize {
+            throw LMDBError(
+                code: .invalidKeySize, operation: operation, database: database.name, path: environment.path,
+                message: "a key of \(key.count) bytes; keys must be 1…\(environment.maxKeySize) bytes")
+        }
+        if database.flags.contains(.integerKey) && key.count != 4 && key.count != 8 {
+            throw LMDBError(
+                code: .invalidKeySize, operation: operation, database: database.name, path: environment.path,
+                message: "a key of \(key.count) bytes in an integerKey database; keys must be 4 or 8 bytes")
+        }
+    }
+
+    // MARK: Point reads
+
+    /// The value stored under `key` (the first duplicate in a `duplicateSort` database), decoded
+    /// into an owned value, or `nil` if there is none.
+    public func get<Key, Value>(_ database: Database<Key, Value>, _ key: Key.Value) throws -> Value.Value? {
+        try withValue(database, key) { bytes in try bytes.map { try Value.decode($0) } }
+    }
+
+    /// Lends the bytes stored under `key` (or `nil`) to `body`, straight from LMDB's map.
+    ///
+    /// The bytes are valid only inside `body`; writing in this transaction inside `body` is an error.
+    public func withValue<Key, Value, R>(
+        _ database: Database<Key, Value>, _ key: Key.Value, _ body: (UnsafeRawBufferPointer?) throws -> R
+    ) throws -> R {
+        let txn = try handle
+        try checkDatabase(database)
+        return try Key.withEncoded(key) { keyBytes in
+            try checkKey(keyBytes, database, operation: "mdb_get")
+            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            var data = MDB_val()
+            let rc = mdb_get(txn, database.handle, &keyValue, &data)
+            if rc == MDB_NOTFOUND { return try borrow { try body(nil) } }
+            try check(rc, "mdb_get", database: database.name, path: environment.path)
+            return try borrow { try body(UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)) }
+        }
+    }
+
+    /// Whether `key` is present.
+    public func contains<Key, Value>(_ database: Database<Key, Value>, _ key: Key.Value) throws -> Bool {
+        try withValue(database, key) { $0 != nil }
+    }
+
+    /// Runs `body` while borrowed bytes are lent, so writes can refuse.
+    func borrow<R>(_ body: () throws -> R) rethrows -> R {
+        borrowDepth += 1
+        defer { borrowDepth -= 1 }
+        return try body()
+    }
+
+    // MARK: Statistics
+
+    /// The database's statistics as of this transaction (`mdb_stat`).
+    public func statistics<Key, Value>(_ database: Database<Key, Value>) throws -> DatabaseStatistics {
+        let txn = try handle
+        try checkDatabase(database)
+        var stat = MDB_stat()
+        try check(mdb_stat(txn, database.handle, &stat), "mdb_stat", database: database.name, path: environment.path)
+        return DatabaseStatistics(stat)
+    }
+
+    /// The number of entries in the database (every duplicate counts), in O(1).
+    public func count<Key, Value>(_ database: Database<Key, Value>) throws -> Int {
+        try statistics(database).entries
+    }
+
+    // MARK: Cursors and ranges
+
+    /// Opens a cursor on `database` for the duration of `body`.
+    public func withCursor<Key, Value, R>(_ database: Database<Key, Value>, _ body: (Cursor<Key, Value>) throws -> R) throws -> R {
+        let txn = try handle
+        try checkDatabase(database)
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(txn, database.handle, &cursor), "mdb_cursor_open", database: database.name, path: environment.path)
+        guard let cursor else {
+            throw LMDBError(code: .system, operation: "mdb_cursor_open", database: database.name, message: "no cursor returned")
+        }
+        let wrapper = Cursor(transaction: self, database: database, handle: cursor)
+        defer { wrapper.close() }
+        return try body(wrapper)
+    }
+
+    /// Visits the entries whose keys are in `range`, in key order (or reverse order), lending
+    /// each key and value to `body` straight from the map. Return `false` from `body` to stop.
+    ///
+    /// In a `duplicateSort` database every duplicate is visited. Bounds compare with the
+    /// database's own comparison (so `reverseKey` and `integerKey` databases work too).
+    public func forEach<Key, Value>(
+        _ database: Database<Key, Value>, in range: KeyRange<Key.Value> = .all, reverse: Bool = false,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        let lower = try range.lower.map { try EncodedBound($0, Key.self) }
+        let upper = try range.upper.map { try EncodedBound($0, Key.self) }
+        try iterate(database, lower: lower, upper: upper, reverse: reverse, body)
+    }
+
+    /// Visits the entries whose key starts with `prefix` (raw bytes), in key order or reverse.
+    /// Only for databases ordered by plain byte comparison (no `reverseKey` or `integerKey`).
+    public func forEach<Key, Value>(
+        _ database: Database<Key, Value>, prefix: [UInt8], reverse: Bool = false,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        if !database.flags.isDisjoint(with: [.reverseKey, .integerKey]) || prefix.isEmpty {
+            throw LMDBError(
+                code: .invalidArgument, operation: "forEach(prefix:)", database: database.name, path: environment.path,
+                message: prefix.isEmpty ? "the prefix is empty" : "a prefix scan needs a database in plain byte order")
+        }
+        // The smallest key above every key with the prefix: the prefix with its last non-0xFF byte incremented.
+        var successor = prefix
+        while let last = successor.last, last == 0xFF { successor.removeLast() }
+        if !successor.isEmpty { successor[successor.count - 1] += 1 }
+        try iterate(
+            database, lower: EncodedBound(bytes: prefix, inclusive: true),
+            upper: successor.isEmpty ? nil : EncodedBound(bytes: successor, inclusive: false),
+            reverse: reverse, body)
+    }
+
+    /// Decoded, owned entries in `range`, at most `limit` of them.
+    public func entries<Key, Value>(
+        _ database: Database<Key, Value>, in range: KeyRange<Key.Value> = .all, reverse: Bool = false, limit: Int = .max
+    ) throws -> [(key: Key.Value, value: Value.Value)] {
+        var result: [(key: Key.Value, value: Value.Value)] = []
+        guard limit > 0 else { return result }
+        try forEach(database, in: range, reverse: reverse) { key, value in
+            result.append((try Key.decode(key), try Value.decode(value)))
+            return result.count < limit
+        }
+        return result
+    }
+
+    private func iterate<Key, Value>(
+        _ database: Database<Key, Value>, lower: EncodedBound?, upper: EncodedBound?, reverse: Bool,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        for bound in [lower, upper].compactMap({ $0 }) {
+            try bound.bytes.withUnsafeBytes { try checkKey($0, database, operation: "forEach") }
+        }
+        try withCursor(database) { cursor in
+            let txn = try handle
+            // Positive when the key under the cursor sorts after `bound`.
+            func compare(_ key: MDB_val, _ bound: EncodedBound) -> Int32 {
+                bound.bytes.withUnsafeBytes { bytes in
+                    var a = key
+                    var b = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+                    return mdb_cmp(txn, database.handle, &a, &b)
+                }
+            }
+            var found: Bool
+            if reverse {
+                if let upper {
+                    found = try cursor.position(MDB_SET_RANGE, key: upper.bytes)
+                    if !found {
+                        found = try cursor.position(MDB_LAST)
+                    } else {
+                        let order = compare(cursor.currentKey, upper)
+                        if order == 0 && upper.inclusive {
+                            if database.isDuplicateSort { found = try cursor.position(MDB_LAST_DUP) }
+                        } else {
+                            found = try cursor.position(MDB_PREV)
+                        }
+                    }
+                } else {
+                    found = try cursor.position(MDB_LAST)
+                }
+            } else {
+                if let lower {
+                    found = try cursor.position(MDB_SET_RANGE, key: lower.bytes)
+                    if found && !lower.inclusive && compare(cursor.currentKey, lower) == 0 {
+                        found = try cursor.position(MDB_NEXT_NODUP)
+                    }
+                } else {
+                    found = try cursor.position(MDB_FIRST)
+                }
+            }
+            while found {
+                let key = cursor.currentKey
+                if reverse, let lower {
+                    let order = compare(key, lower)
+                    if order < 0 || (order == 0 && !lower.inclusive) { return }
+                } else if !reverse, let upper {
+                    let order = compare(key, upper)
+                    if order > 0 || (order == 0 && !upper.inclusive) { return }
+                }
+                let keepGoing = try borrow {
+                    try body(
+                        UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
+                        UnsafeRawBufferPointer(start: cursor.currentValue.mv_data, count: cursor.currentValue.mv_size))
+                }
+                if !keepGoing { return }
+                found = try cursor.position(reverse ? MDB_PREV : MDB_NEXT)
+            }
+        }
+    }
+
+    /// Ends the transaction object (the closure returned): later use throws. Returns the handle.
+    func end() -> OpaquePointer? {
+        defer { pointer = nil }
+        return pointer
+    }
+}
+
+/// A bound of a key range, already encoded.
+struct EncodedBound {
+    let bytes: [UInt8]
+    let inclusive: Bool
+
+    init(bytes: [UInt8], inclusive: Bool) {
+        self.bytes = bytes
+        self.inclusive = inclusive
+    }
+
+    init<Codec: ByteCodec>(_ bound: KeyRange<Codec.Value>.Bound, _ codec: Codec.Type) throws {
+        switch bound {
+        case .inclusive(let value): bytes = try Codec.withEncoded(value) { Array($0) }; inclusive = true
+        case .exclusive(let value): bytes = try Codec.withEncoded(value) { Array($0) }; inclusive = false
+        }
+    }
+}
+
+/// A range of keys: each bound inclusive, exclusive or absent.
+public struct KeyRange<Value> {
+    /// One end of a range.
+    public enum Bound {
+        /// The end includes this key.
+        case inclusive(Value)
+        /// The end excludes this key.
+        case exclusive(Value)
+    }
+    /// The lower end, or `nil` for the first key.
+    public var lower: Bound?
+    /// The upper end, or `nil` for the last key.
+    public var upper: Bound?
+
+    /// A range between two optional bounds.
+    public init(lower: Bound? = nil, upper: Bound? = nil) {
+        self.lower = lower
+        self.upper = upper
+    }
+
+    /// Every key.
+    public static var all: KeyRange { KeyRange() }
+    /// Keys ≥ `start`.
+    public static func from(_ start: Value) -> KeyRange { KeyRange(lower: .inclusive(start)) }
+    /// Keys > `start`.
+    public static func after(_ start: Value) -> KeyRange { KeyRange(lower: .exclusive(start)) }
+    /// Keys < `end`.
+    public static func upTo(_ end: Value) -> KeyRange { KeyRange(upper: .exclusive(end)) }
+    /// Keys ≤ `end`.
+    public static func through(_ end: Value) -> KeyRange { KeyRange(upper: .inclusive(end)) }
+    /// Keys ≥ `start` and < `end`.
+    public static func between(_ start: Value, _ end: Value) -> KeyRange {
+        KeyRange(lower: .inclusive(start), upper: .exclusive(end))
+    }
+}
+
+/// A read-only transaction: a consistent snapshot of the last commit when it began.
+public final class ReadTransaction: Transaction {}
+
+/// Options of a put.
+public struct PutOptions: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// `MDB_NOOVERWRITE`: fail with ``LMDBError/Code/keyExists`` if the key is present.
+    public static let noOverwrite = PutOptions(rawValue: UInt32(MDB_NOOVERWRITE))
+    /// `MDB_NODUPDATA` (`duplicateSort` only): fail with ``LMDBError/Code/keyExists`` if the pair is present.
+    public static let noDuplicateData = PutOptions(rawValue: UInt32(MDB_NODUPDATA))
+    /// `MDB_APPEND`: the key sorts after every key present (fast bulk load); otherwise
+    /// ``LMDBError/Code/appendOutOfOrder``.
+    public static let append = PutOptions(rawValue: UInt32(MDB_APPEND))
+    /// `MDB_APPENDDUP` (`duplicateSort` only): the value sorts after the key's other values.
+    public static let appendDuplicate = PutOptions(rawValue: UInt32(MDB_APPENDDUP))
+}
+
+/// A read-write transaction. Handed to the closure of ``Environment/write(_:)-(WriteTransaction)->R``
+/// or of the async `write`; commits when the closure returns, aborts when it throws.
+public final class WriteTransaction: Transaction {
+    /// Set when an operation hit `MDB_MAP_FULL`: the transaction is poisoned and must be re-run on a grown map.
+    var sawMapFull = false
+    private weak var parent: WriteTransaction?
+
+    init(environment: Environment, handle: OpaquePointer, parent: WriteTransaction? = nil) {
+        self.parent = parent
+        super.init(environment: environment, handle: handle)
+    }
+
+    public override var isReadOnly: Bool { false }
+
+    private func writableHandle(_ operation: String, _ name: String) throws -> OpaquePointer {
+        let txn = try handle
+        if borrowDepth > 0 {
+            throw LMDBError(
+                code: .borrowedBytesInScope, operation: operation, database: name, path: environment.path,
+                message: "a write while bytes borrowed from the map are in scope would invalidate them")
+        }
+        writeGeneration &+= 1
+        return txn
+    }
+
+    private func failure(_ rc: Int32, _ operation: String, _ name: String) -> LMDBError {
+        if rc == MDB_MAP_FULL { markMapFull() }
+        return LMDBError(returnCode: rc, operation: operation, database: name, path: environment.path)
+    }
+
+    func markMapFull() {
+        sawMapFull = true
+        parent?.markMapFull()
+    }
+
+    /// Stores `value` under `key`, replacing an existing value (or, in a `duplicateSort`
+    /// database, adding a duplicate).
+    ///
+    /// - Throws: ``LMDBError/Code/invalidKeySize`` and ``LMDBError/Code/invalidValueSize``
+    ///   before calling LMDB; ``LMDBError/Code/keyExists`` under `noOverwrite`/`noDuplicateData`;
+    ///   ``LMDBError/Code/appendOutOfOrder`` under `append`/`appendDuplicate`.
+    public func put<Key, Value>(
+        _ database: Database<Key, Value>, _ key: Key.Value, _ value: Value.Value, options: PutOptions = []
+    ) throws {
+        let txn = try writableHandle("mdb_put", database.name)
+        try checkDatabase(database)
+        try Key.withEncoded(key) { keyBytes in
+            try checkKey(keyBytes, database, operation: "mdb_put")
+            try Value.withEncoded(value) { valueBytes in
+                try checkValue(valueBytes, database)
+                var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+                var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+                let rc = mdb_put(txn, database.handle, &keyValue, &dataValue, options.rawValue)
+                if rc == 0 { return }
+                if rc == MDB_KEYEXIST && !options.isDisjoint(with: [.append, .appendDuplicate]) {
+                    throw LMDBError(
+                        code: .appendOutOfOrder, returnCode: rc, operation: "mdb_put(append)", database: database.name,
+                        path: environment.path, message: "the appended key or value does not sort after the last one",
+                        hint: "Append keys in ascending order, or put without append")
+                }
+                throw failure(rc, "mdb_put", database.name)
+            }
+        }
+    }
+
+    func checkValue<Key, Value>(_ value: UnsafeRawBufferPointer, _ database: Database<Key, Value>) throws {
+        guard database.isDuplicateSort else { return }
+        if value.count == 0 || value.count > environment.maxKeySize {
+            throw LMDBError(
+                code: .invalidValueSize, operation: "mdb_put", database: database.name, path: environment.path,
+                message: "a value of \(value.count) bytes in a duplicateSort database; values must be 1…\(environment.maxKeySize) bytes")
+        }
+    }
+
+    /// Deletes `key` and all its values. Returns false if the key was absent.
+    @discardableResult
+    public func delete<Key, Value>(_ database: Database<Key, Value>, _ key: Key.Value) throws -> Bool {
+        let txn = try writableHandle("mdb_del", database.name)
+        try checkDatabase(database)
+        return try Key.withEncoded(key) { keyBytes in
+            try checkKey(keyBytes, database, operation: "mdb_del")
+            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            let rc = mdb_del(txn, database.handle, &keyValue, nil)
+            if rc == MDB_NOTFOUND { return false }
+            if rc != 0 { throw failure(rc, "mdb_del", database.name) }
+            return true
+        }
+    }
+
+    /// Deletes one key–value pair of a `duplicateSort` database. Returns false if it was absent.
+    @discardableResult
+    public func delete<Key, Value>(_ database: Database<Key, Value>, _ key: Key.Value, value: Value.Value) throws -> Bool {
+        let txn = try writableHandle("mdb_del", database.name)
+        try checkDatabase(database)
+        return try Key.withEncoded(key) { keyBytes in
+            try checkKey(keyBytes, database, operation: "mdb_del")
+            return try Value.withEncoded(value) { valueBytes in
+                try checkValue(valueBytes, database)
+                var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+                var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+                let rc = mdb_del(txn, database.handle, &keyValue, &dataValue)
+                if rc == MDB_NOTFOUND { return false }
+                if rc != 0 { throw failure(rc, "mdb_del", database.name) }
+                return true
+            }
+        }
+    }
+
+    /// Deletes every entry of the database (`mdb_drop` without deleting the database itself).
+    public func clear<Key, Value>(_ database: Database<Key, Value>) throws {
+        let txn = try writableHandle("mdb_drop", database.name)
+        try checkDatabase(database)
+        let rc = mdb_drop(txn, database.handle, 0)
+        if rc != 0 { throw failure(rc, "mdb_drop", database.name) }
+    }
+
+    /// Runs `body` in a nested (child) transaction: its changes join this transaction when
+    /// `body` returns, and are rolled back alone when it throws. This transaction cannot be
+    /// used while the child is open.
+    ///
+    /// LMDB allocates page lists (about 3 MiB) for each child, so a child is not free.
+    public func nested<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
+        let txn = try writableHandle("mdb_txn_begin(nested)", "")
+        var childPointer: OpaquePointer?
+        let rc = mdb_txn_begin(environment.handle, txn, 0, &childPointer)
+        if rc != 0 { throw failure(rc, "mdb_txn_begin(nested)", "") }
+        guard let childPointer else {
+            throw LMDBError(code: .system, operation: "mdb_txn_begin(nested)", message: "no handle returned")
+        }
+        let child = WriteTransaction(environment: environment, handle: childPointer, parent: self)
+        hasActiveChild = true
+        defer {
+            hasActiveChild = false
+            child.abortIfActive()
+        }
+        let result = try body(child)
+        try child.commit()
+        return result
+    }
+
+    /// Commits. The handle is consumed before LMDB is called: a failed commit has freed it too.
+    func commit() throws {
+        guard let txn = end() else {
+            throw LMDBError(code: .transactionEnded, operation: "mdb_txn_commit", message: "the transaction has already ended")
+        }
+        let rc = mdb_txn_commit(txn)
+        if rc != 0 { throw failure(rc, "mdb_txn_commit", "") }
+    }
+
+    /// Aborts if the transaction is still open (the handle is consumed first).
+    func abortIfActive() {
+        if let txn = end() { mdb_txn_abort(txn) }
+    }
+}

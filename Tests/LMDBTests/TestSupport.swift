@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+
+@testable import LMDB
+
+/// A fresh temporary directory for one test, removed when the value is dropped.
+final class TemporaryDirectory {
+    let path: String
+
+    init(_ name: String = #function) {
+        let base = FileManager.default.temporaryDirectory.path
+        let safe = name.filter { $0.isLetter || $0.isNumber }
+        path = "\(base)/lmdb-tests-\(safe)-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func sub(_ name: String) -> String { "\(path)/\(name)" }
+}
+
+/// Byte-string helpers for tests.
+extension Array where Element == UInt8 {
+    init(_ text: String) { self = Array(text.utf8) }
+}
+
+func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+/// The built helper executable (a sibling of the test bundle in the build directory).
+func helperExecutable() throws -> URL {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    }
+    for candidate in [directory, directory.deletingLastPathComponent()] {
+        let url = candidate.appendingPathComponent("LMDBTestHelper")
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    throw TestFailure("LMDBTestHelper not found next to \(directory.path); build it with `swift build`")
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `body` on a fresh OS thread and waits for it, failing after `seconds` (a hang detector).
+func onThread<T: Sendable>(timeout seconds: Double = 30, _ body: @escaping @Sendable () throws -> T) throws -> T {
+    let semaphore = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var result: Result<T, Error>?
+    let thread = Thread {
+        result = Result { try body() }
+        semaphore.signal()
+    }
+    thread.start()
+    guard semaphore.wait(timeout: .now() + seconds) == .success, let result else {
+        throw TestFailure("the thread did not finish within \(seconds) s (a hang)")
+    }
+    return try result.get()
+}
