@@ -269,16 +269,21 @@ public final class Environment: @unchecked Sendable {
     ///
     /// - Important: Keep `body` short. A read transaction that stays open stops LMDB from reusing
     ///   pages freed by later writes, and the file grows.
+    @discardableResult
     public func read<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
-        try enterTransactionScope()
-        defer { leaveTransactionScope() }
         let txn = try beginRead()
-        defer { endRead(txn) }
+        defer {
+            endRead(txn)
+            leaveTransactionScope()
+        }
         return try body(txn)
     }
 
+    /// Enters a transaction scope and begins (or renews a pooled) read transaction. When another
+    /// process grew the map, leaves the scope, adopts the new size and tries again.
     private func beginRead() throws -> ReadTransaction {
         while true {
+            try enterTransactionScope()
             var txn: OpaquePointer?
             var rc: Int32
             if let pooled = readPool.withLock({ $0.popLast() }) {
@@ -288,15 +293,16 @@ public final class Environment: @unchecked Sendable {
             } else {
                 rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
             }
+            if rc == 0, let txn {
+                return ReadTransaction(environment: self, handle: txn)
+            }
+            leaveTransactionScope()
             if rc == MDB_MAP_RESIZED {
                 try adoptMapSizeOfOtherProcess()
                 continue
             }
             try check(rc, "mdb_txn_begin(read)", path: path)
-            guard let txn else {
-                throw LMDBError(code: .system, operation: "mdb_txn_begin(read)", path: path, message: "no handle returned")
-            }
-            return ReadTransaction(environment: self, handle: txn)
+            throw LMDBError(code: .system, operation: "mdb_txn_begin(read)", path: path, message: "no handle returned")
         }
     }
 
@@ -322,6 +328,7 @@ public final class Environment: @unchecked Sendable {
     /// - Important: `body` may run more than once (the map grew and the write was re-run).
     /// - Throws: what `body` throws (nothing is written), ``LMDBError/Code/reentrantWrite`` if
     ///   this thread is already inside a write transaction, ``LMDBError/Code/readOnly``.
+    @discardableResult
     public func write<R>(_ body: (WriteTransaction) throws -> R) throws -> R {
         try withWriteAttempts { txn in
             let result = try body(txn)
@@ -544,9 +551,9 @@ public final class Environment: @unchecked Sendable {
         }
         writer?.stop()
         resizeLock.lockExclusive()
-        let (wasClosed, _) = isClosed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing)
+        let (closing, _) = isClosed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing)
         resizeLock.unlock()
-        guard !wasClosed else { return }
+        guard closing else { return }
         for pooled in readPool.withLock({ pool in defer { pool = [] }; return pool }) {
             mdb_txn_abort(pooled.pointer)
         }

@@ -17,6 +17,7 @@ extension Environment {
     /// - Important: `body` may run more than once (a batch re-run after the map grew, or after
     ///   another request of the batch failed). It must not have effects outside the transaction
     ///   that cannot be repeated. Requests of one batch see each other's changes in queue order.
+    @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> T) async throws -> T {
         let writer = try writer()
         return try await withUnsafeThrowingContinuation { continuation in
