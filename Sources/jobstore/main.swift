@@ -1,2 +1,0 @@
-import LMDB
-print(Environment.libraryVersion)
