@@ -20,6 +20,7 @@ struct Measurement {
     var p50: Double
     var p99: Double
     var averageBatch: Double
+    var reruns: Int
 }
 
 let values = (0..<256).map { UInt8(truncatingIfNeeded: $0 &* 131) }
@@ -97,7 +98,7 @@ func run(_ configuration: Configuration, _ settings: Settings) async throws -> M
     }
     return Measurement(
         writesPerSecond: Double(latencies.count) / measured, p50: percentile(0.5), p99: percentile(0.99),
-        averageBatch: stats.averageBatch)
+        averageBatch: stats.averageBatch, reruns: stats.reruns)
 }
 
 let oneTransactionPerWrite = WriterOptions(maxBatchSize: 1)
@@ -116,20 +117,22 @@ configurations.append(Configuration(name: "group commit, nested, 1% fail", tasks
 
 func format(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
 
-var rows: [(Configuration, Measurement)] = []
-for configuration in configurations {
-    var runs: [Measurement] = []
-    for _ in 0..<settings.repeats {
+// Round-robin over configurations, so drift of a shared machine spreads over all of them.
+var runs = Array(repeating: [Measurement](), count: configurations.count)
+for _ in 0..<settings.repeats {
+    for (index, configuration) in configurations.enumerated() {
         let m = try await run(configuration, settings)
-        runs.append(m)
+        runs[index].append(m)
         print(
-            #"{"bench":"write-throughput","config":"\#(configuration.name)","tasks":\#(configuration.tasks),"durability":"\#(settings.durability.rawValue)","writes_per_s":\#(format(m.writesPerSecond)),"p50_us":\#(format(m.p50, 1)),"p99_us":\#(format(m.p99, 1)),"avg_batch":\#(format(m.averageBatch, 2))}"#)
+            #"{"bench":"write-throughput","config":"\#(configuration.name)","tasks":\#(configuration.tasks),"durability":"\#(settings.durability.rawValue)","writes_per_s":\#(format(m.writesPerSecond)),"p50_us":\#(format(m.p50, 1)),"p99_us":\#(format(m.p99, 1)),"avg_batch":\#(format(m.averageBatch, 2)),"reruns":\#(m.reruns)}"#)
     }
-    let median = runs.sorted { $0.writesPerSecond < $1.writesPerSecond }[runs.count / 2]
-    rows.append((configuration, median))
+}
+let rows = zip(configurations, runs).map { configuration, runs in
+    (configuration, runs.sorted { $0.writesPerSecond < $1.writesPerSecond }[runs.count / 2])
 }
 
-print("\n| configuration | tasks | writes/s | p50 µs | p99 µs | requests per commit |")
+print("\nMedians of \(settings.repeats) runs of \(settings.seconds) s, durability \(settings.durability.rawValue):\n")
+print("| configuration | tasks | writes/s | p50 µs | p99 µs | requests per commit |")
 print("|---|---:|---:|---:|---:|---:|")
 for (configuration, m) in rows {
     print("| \(configuration.name) | \(configuration.tasks) | \(format(m.writesPerSecond)) | \(format(m.p50)) | \(format(m.p99)) | \(format(m.averageBatch, 2)) |")

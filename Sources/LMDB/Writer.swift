@@ -69,6 +69,8 @@ public struct WriterStatistics: Sendable, Hashable, Codable {
     public var commits = 0
     /// The largest number of requests in one commit.
     public var largestBatch = 0
+    /// Batches aborted and run again without a request that threw (``WriteIsolation/rerunWithoutFailed``).
+    public var reruns = 0
     /// Requests per commit, on average.
     public var averageBatch: Double { commits == 0 ? 0 : Double(requests) / Double(commits) }
 }
@@ -164,13 +166,14 @@ final class Writer: @unchecked Sendable {
             lock.unlock()
 
             let started = monotonicNanoseconds()
-            let committed = process(batch)
+            let (committed, reruns) = process(batch)
             lastCommitNanoseconds = monotonicNanoseconds() - started
             lastBatch = batch.count
 
             lock.lock()
             arrivedSinceCompletion = 0
             stats.requests += batch.count
+            stats.reruns += reruns
             if committed {
                 stats.commits += 1
                 stats.largestBatch = max(stats.largestBatch, batch.count)
@@ -180,16 +183,17 @@ final class Writer: @unchecked Sendable {
         }
     }
 
-    /// Runs one batch to its commit. Returns whether a transaction was committed; each
-    /// request's `failure` says how it ended.
-    private func process(_ batch: [WriteRequest]) -> Bool {
+    /// Runs one batch to its commit. Returns whether a transaction was committed and how many
+    /// times the batch was re-run; each request's `failure` says how it ended.
+    private func process(_ batch: [WriteRequest]) -> (committed: Bool, reruns: Int) {
         guard let environment else {
             for request in batch {
                 request.failure = LMDBError(code: .closed, operation: "write", message: "the environment is closed")
             }
-            return false
+            return (false, 0)
         }
         var active = batch
+        var reruns = 0
         while !active.isEmpty {
             for request in active { request.failure = nil }
             do {
@@ -201,16 +205,17 @@ final class Writer: @unchecked Sendable {
                     }
                     try txn.commit()
                 }
-                return true
+                return (true, reruns)
             } catch is RerunWithoutFailed {
                 active.removeAll { $0.failure != nil }
+                if !active.isEmpty { reruns += 1 }
             } catch {
                 // The commit itself failed (or growing the map did): every request fails with it.
                 for request in active where request.failure == nil { request.failure = error }
-                return false
+                return (false, reruns)
             }
         }
-        return false
+        return (false, reruns)
     }
 
     /// Each request in its own child transaction: one that throws is rolled back alone.
