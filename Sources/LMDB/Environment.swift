@@ -352,9 +352,9 @@ public final class Environment: @unchecked Sendable {
         while true {
             try enterTransactionScope()
             threadState.isWriting = true
-            var pointer: OpaquePointer?
-            let rc = mdb_txn_begin(handle, nil, 0, &pointer)
-            if rc != 0 || pointer == nil {
+            var begun: OpaquePointer?
+            let rc = mdb_txn_begin(handle, nil, 0, &begun)
+            guard rc == 0, let pointer = begun else {
                 threadState.isWriting = false
                 leaveTransactionScope()
                 if rc == MDB_MAP_RESIZED {
@@ -362,8 +362,8 @@ public final class Environment: @unchecked Sendable {
                     continue
                 }
                 try check(rc, "mdb_txn_begin(write)", path: path)
+                throw LMDBError(code: .system, operation: "mdb_txn_begin(write)", path: path, message: "no handle returned")
             }
-            guard let pointer else { continue }
             let txn = WriteTransaction(environment: self, handle: pointer)
             let mapSizeBefore = currentMapSize()
             do {
@@ -539,8 +539,14 @@ public final class Environment: @unchecked Sendable {
 
     /// Closes the environment: waits for queued async writes to commit and for transactions on
     /// other threads to end, then releases LMDB's handle. Further use is ``LMDBError/Code/closed``.
-    /// Closing twice does nothing.
+    /// Closing twice does nothing. The environment also closes when its last reference goes.
+    ///
+    /// - Precondition: not called inside a transaction closure of this environment (it would
+    ///   wait for that transaction to end: a deadlock).
     public func close() {
+        precondition(
+            threadState.depth == 0,
+            "Environment.close() called inside a transaction of the environment at \(path); close it after the closure returns")
         closeNow()
     }
 
