@@ -150,3 +150,45 @@ struct TransactionTests {
         #expect(try env.read { try $0.id } == writeID)
     }
 }
+
+@Suite("Prefix scans")
+struct PrefixTests {
+    @Test("prefix iteration both ways, prefix seek, and the 0xFF edge")
+    func prefixes() throws {
+        let directory = TemporaryDirectory()
+        let raw = DatabaseDefinition<BytesCodec, BytesCodec>(name: "raw")
+        let env = try Environment(path: directory.path, databases: [raw])
+        defer { env.close() }
+        let db = try env.database(raw)
+        let keys: [[UInt8]] = [[1], [1, 0], [1, 2, 3], [1, 0xFF], [1, 0xFF, 0xFF], [2], [2, 0], [0xFF], [0xFF, 1]]
+        try env.write { txn in for key in keys { try txn.put(db, key, key) } }
+        func scan(_ prefix: [UInt8], reverse: Bool = false) throws -> [[UInt8]] {
+            var found: [[UInt8]] = []
+            try env.read { txn in
+                try txn.forEach(db, prefix: prefix, reverse: reverse) { key, _ in
+                    found.append(Array(key))
+                    return true
+                }
+            }
+            return found
+        }
+        #expect(try scan([1]) == [[1], [1, 0], [1, 2, 3], [1, 0xFF], [1, 0xFF, 0xFF]])
+        #expect(try scan([1], reverse: true) == [[1, 0xFF, 0xFF], [1, 0xFF], [1, 2, 3], [1, 0], [1]])
+        #expect(try scan([1, 0xFF]) == [[1, 0xFF], [1, 0xFF, 0xFF]])
+        #expect(try scan([0xFF]) == [[0xFF], [0xFF, 1]])
+        #expect(try scan([0xFF], reverse: true) == [[0xFF, 1], [0xFF]])
+        #expect(try scan([3]).isEmpty)
+        try env.read { txn throws in
+            try txn.withCursor(db) { cursor throws in
+                #expect(try cursor.seek(prefix: [2]))
+                #expect(try cursor.key() == [2])
+                #expect(try !cursor.seek(prefix: [1, 1]))
+                #expect(try cursor.seek(prefix: [1, 2]))
+                #expect(try cursor.key() == [1, 2, 3])
+            }
+            #expect { try txn.forEach(db, prefix: []) { _, _ in true } } throws: {
+                ($0 as? LMDBError)?.code == .invalidArgument
+            }
+        }
+    }
+}
