@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "LMDB", targets: ["LMDB"]),
+        .library(name: "JobStore", targets: ["JobStore"]),
         .executable(name: "jobstore", targets: ["jobstore"]),
     ],
     dependencies: [
@@ -20,6 +21,8 @@ let package = Package(
         ),
         // A safe, typed Swift face of LMDB. Knows nothing of jobs.
         .target(name: "LMDB", dependencies: ["CLMDB"]),
+        // Jobs and their persistence: records, indexes, counters, cache, change feed.
+        .target(name: "JobStore", dependencies: ["LMDB"]),
         // The admin tool (bench and demo are subcommands).
         .executableTarget(
             name: "jobstore",
@@ -35,6 +38,7 @@ let package = Package(
             path: "Tests/LMDBTestHelper"
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "LMDBTestHelper"]),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

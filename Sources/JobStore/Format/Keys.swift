@@ -1,0 +1,114 @@
+import LMDB
+
+/// Every named database of a job store and the layout of every key, in this one file.
+///
+/// Integers in keys are big-endian, signed ones with the sign bit flipped, so LMDB's byte order
+/// is numeric order. Index values are empty: the key says everything.
+public enum Schema {
+    /// `meta`: ASCII name → value. Holds the store's format version and the counters.
+    public static let meta = DatabaseDefinition<StringCodec, BytesCodec>(name: "meta")
+    /// `jobs`: job id (16 bytes) → job record (``RecordFormat``).
+    public static let jobs = DatabaseDefinition<BytesCodec, BytesCodec>(name: "jobs")
+    /// `idx.state_created`: state (1) · createdAt (8) · id (16) → empty. Every job.
+    public static let stateCreated = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.state_created")
+    /// `idx.created`: createdAt (8) · id (16) → empty. Every job.
+    public static let created = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.created")
+    /// `idx.ready`: queue (UTF-8) · 0x00 · (255 − priority) (1) · runAt (8) · id (16) → empty. Pending jobs only.
+    public static let ready = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.ready")
+    /// `idx.ready_any`: (255 − priority) (1) · runAt (8) · id (16) → empty. Pending jobs only, every queue.
+    public static let readyAny = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.ready_any")
+    /// `idx.lease`: lease expiry (8) · id (16) → empty. Running jobs only.
+    public static let lease = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.lease")
+    /// `idx.unique`: unique key (UTF-8) → id (16). Live (waiting, pending, running) jobs with a key.
+    public static let unique = DatabaseDefinition<BytesCodec, BytesCodec>(name: "idx.unique")
+
+    /// Every database, opened together when a store opens.
+    public static let all: [any AnyDatabaseDefinition] = [meta, jobs, stateCreated, created, ready, readyAny, lease, unique]
+
+    /// The store format version, kept in `meta` under ``MetaKey/formatVersion``. Version 1: the
+    /// databases above and record format 1.
+    public static let formatVersion: UInt32 = 1
+}
+
+/// Keys of the `meta` database.
+enum MetaKey {
+    /// UInt32 LE: the store format version.
+    static let formatVersion = "format_version"
+    /// UInt64 LE: jobs in a state. `counter/state/<state>`.
+    static func stateCounter(_ state: JobState) -> String { "counter/state/\(state)" }
+    /// UInt64 LE: jobs of a queue in a state. `counter/queue/<state>/<queue>`.
+    static func queueCounter(_ queue: String, _ state: JobState) -> String { "counter/queue/\(state)/\(queue)" }
+    /// Prefix of every queue counter of a state.
+    static func queueCounterPrefix(_ state: JobState) -> String { "counter/queue/\(state)/" }
+}
+
+/// Builders of index keys.
+enum Keys {
+    @inline(__always)
+    static func orderedTime(_ time: Timestamp) -> UInt64 {
+        (UInt64(bitPattern: time.microseconds) ^ (1 << 63)).bigEndian
+    }
+
+    static func time(from bytes: UnsafeRawBufferPointer, at offset: Int) -> Timestamp {
+        let raw = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        return Timestamp(microseconds: Int64(bitPattern: raw ^ (1 << 63)))
+    }
+
+    static func id(_ id: JobID) -> [UInt8] { id.withBytes { Array($0) } }
+
+    /// state · createdAt · id (25 bytes).
+    static func stateCreated(_ state: JobState, _ createdAt: Timestamp, _ id: JobID) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 25) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw[0] = state.rawValue
+            raw.storeBytes(of: orderedTime(createdAt), toByteOffset: 1, as: UInt64.self)
+            id.store(into: raw, at: 9)
+            count = 25
+        }
+    }
+
+    /// The 9-byte prefix state · createdAt (id omitted), for range bounds.
+    static func stateCreatedPrefix(_ state: JobState, _ createdAt: Timestamp) -> [UInt8] {
+        Array(stateCreated(state, createdAt, JobID(high: 0, low: 0)).prefix(9))
+    }
+
+    /// createdAt · id (24 bytes).
+    static func created(_ createdAt: Timestamp, _ id: JobID) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 24) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.storeBytes(of: orderedTime(createdAt), toByteOffset: 0, as: UInt64.self)
+            id.store(into: raw, at: 8)
+            count = 24
+        }
+    }
+
+    /// (255 − priority) · runAt · id (25 bytes): the queue-less ready key.
+    static func readyAny(_ priority: UInt8, _ runAt: Timestamp, _ id: JobID) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 25) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw[0] = 255 - priority
+            raw.storeBytes(of: orderedTime(runAt), toByteOffset: 1, as: UInt64.self)
+            id.store(into: raw, at: 9)
+            count = 25
+        }
+    }
+
+    /// queue · 0x00 · (255 − priority) · runAt · id.
+    static func ready(_ queue: String, _ priority: UInt8, _ runAt: Timestamp, _ id: JobID) -> [UInt8] {
+        readyQueuePrefix(queue) + readyAny(priority, runAt, id)
+    }
+
+    /// queue · 0x00: the prefix of a queue's ready entries.
+    static func readyQueuePrefix(_ queue: String) -> [UInt8] { Array(queue.utf8) + [0] }
+
+    /// leaseUntil · id (24 bytes).
+    static func lease(_ until: Timestamp, _ id: JobID) -> [UInt8] { created(until, id) }
+
+    /// The unique key's bytes.
+    static func unique(_ key: String) -> [UInt8] { Array(key.utf8) }
+
+    /// The id at the end of an index key.
+    static func trailingID(_ key: UnsafeRawBufferPointer) -> JobID {
+        JobID(bytes: UnsafeRawBufferPointer(rebasing: key[(key.count - 16)...]))!
+    }
+}

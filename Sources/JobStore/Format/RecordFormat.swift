@@ -1,0 +1,319 @@
+/// The job record codec: every byte of a stored job, in this one file. docs/FORMAT.md is its
+/// prose twin.
+///
+/// A record is the value stored under the job's 16-byte id in the `jobs` database:
+///
+/// | offset | size | field |
+/// |-------:|-----:|-------|
+/// | 0  | 1 | format version (1) |
+/// | 1  | 1 | state (``JobState`` raw value) |
+/// | 2  | 1 | priority |
+/// | 3  | 1 | flags: bit 0 tenant, 1 unique key, 2 pipeline, 3 result, 4 lease |
+/// | 4  | 2 | attempts (UInt16 LE) |
+/// | 6  | 2 | max attempts (UInt16 LE) |
+/// | 8  | 8 | createdAt (Int64 LE, µs since the epoch) |
+/// | 16 | 8 | updatedAt |
+/// | 24 | 8 | runAt |
+/// | 32 | 8 | lease expiry (0 without a lease) |
+/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes)], [pipeline id (16 bytes) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8) |
+///
+/// Bracketed fields are present when their flag is set. The fixed header lets state, priority,
+/// times and attempts be read straight from LMDB's page without decoding the rest.
+public enum RecordFormat {
+    /// The version this program writes. Every older version stays readable.
+    public static let currentVersion: UInt8 = 1
+    /// Size of the fixed header.
+    static let headerSize = 40
+
+    enum Flag {
+        static let tenant: UInt8 = 1 << 0
+        static let uniqueKey: UInt8 = 1 << 1
+        static let pipeline: UInt8 = 1 << 2
+        static let result: UInt8 = 1 << 3
+        static let lease: UInt8 = 1 << 4
+    }
+
+    /// Checks a job's fields against ``JobLimits``; throws `.invalidField` naming the field.
+    static func validate(_ job: Job) throws {
+        func text(_ value: String, _ field: String, max: Int, noNUL: Bool = false) throws {
+            let count = value.utf8.count
+            if count == 0 || count > max {
+                throw JobStoreError(
+                    .invalidField, "\(field) of job \(job.id) is \(count) bytes; it must be 1…\(max) bytes of UTF-8",
+                    jobID: job.id)
+            }
+            if noNUL && value.utf8.contains(0) {
+                throw JobStoreError(.invalidField, "\(field) of job \(job.id) contains a NUL byte", jobID: job.id)
+            }
+        }
+        try text(job.name, "the name", max: JobLimits.maxNameBytes)
+        try text(job.queue, "the queue", max: JobLimits.maxQueueBytes, noNUL: true)
+        if let tenant = job.tenant { try text(tenant, "the tenant", max: JobLimits.maxQueueBytes) }
+        if let key = job.uniqueKey { try text(key, "the unique key", max: JobLimits.maxUniqueKeyBytes) }
+        if job.payload.count > JobLimits.maxPayloadBytes {
+            throw JobStoreError(
+                .invalidField, "the payload of job \(job.id) is \(job.payload.count) bytes; the limit is \(JobLimits.maxPayloadBytes)",
+                jobID: job.id, hint: "Store large inputs elsewhere and put a reference in the payload")
+        }
+        if let result = job.result, result.count > JobLimits.maxResultBytes {
+            throw JobStoreError(
+                .invalidField, "the result of job \(job.id) is \(result.count) bytes; the limit is \(JobLimits.maxResultBytes)",
+                jobID: job.id)
+        }
+        if job.state == .running && job.lease == nil {
+            throw JobStoreError(.invalidField, "running job \(job.id) has no lease", jobID: job.id)
+        }
+    }
+
+    /// Encodes a job (already validated) into a record of the current version. Error messages
+    /// are cut to their limit and only the last ``JobLimits/maxErrors`` errors are kept.
+    static func encode(_ job: Job) -> [UInt8] {
+        let errors = job.errors.suffix(JobLimits.maxErrors).map { error -> (JobErrorRecord, Substring.UTF8View) in
+            (error, truncated(error.message, to: JobLimits.maxErrorMessageBytes))
+        }
+        var size = headerSize + 1 + job.name.utf8.count + 1 + job.queue.utf8.count + 4 + job.payload.count + 1
+        if let tenant = job.tenant { size += 1 + tenant.utf8.count }
+        if let key = job.uniqueKey { size += 1 + key.utf8.count }
+        if job.lease != nil { size += 16 }
+        if job.pipeline != nil { size += 18 }
+        if let result = job.result { size += 4 + result.count }
+        for (_, message) in errors { size += 12 + message.count }
+
+        var flags: UInt8 = 0
+        if job.tenant != nil { flags |= Flag.tenant }
+        if job.uniqueKey != nil { flags |= Flag.uniqueKey }
+        if job.pipeline != nil { flags |= Flag.pipeline }
+        if job.result != nil { flags |= Flag.result }
+        if job.lease != nil { flags |= Flag.lease }
+
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            var writer = Writer(buffer: raw)
+            writer.put(currentVersion)
+            writer.put(job.state.rawValue)
+            writer.put(job.priority)
+            writer.put(flags)
+            writer.put(job.attempts)
+            writer.put(job.maxAttempts)
+            writer.put(job.createdAt.microseconds)
+            writer.put(job.updatedAt.microseconds)
+            writer.put(job.runAt.microseconds)
+            writer.put(job.lease?.expiresAt.microseconds ?? 0)
+            writer.putShort(job.name.utf8)
+            writer.putShort(job.queue.utf8)
+            if let tenant = job.tenant { writer.putShort(tenant.utf8) }
+            if let key = job.uniqueKey { writer.putShort(key.utf8) }
+            if let lease = job.lease {
+                writer.put(lease.owner.high)
+                writer.put(lease.owner.low)
+            }
+            if let pipeline = job.pipeline {
+                writer.put(pipeline.pipeline.high)
+                writer.put(pipeline.pipeline.low)
+                writer.put(pipeline.step)
+            }
+            writer.putLong(job.payload)
+            if let result = job.result { writer.putLong(result) }
+            writer.put(UInt8(errors.count))
+            for (error, message) in errors {
+                writer.put(error.attempt)
+                writer.put(error.at.microseconds)
+                writer.put(UInt16(message.count))
+                writer.putBytes(message)
+            }
+            initialized = writer.offset
+        }
+    }
+
+    /// Decodes a record stored under `id`.
+    ///
+    /// - Throws: `.newerFormat` for a record of a later version, `.corruptRecord` for bytes that
+    ///   are not a valid record (with the offset where decoding failed).
+    static func decode(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Job {
+        var reader = Reader(bytes: bytes, id: id)
+        let version = try reader.u8()
+        try checkVersion(version, id: id)
+        let stateRaw = try reader.u8()
+        guard let state = JobState(rawValue: stateRaw) else {
+            throw reader.corrupt("state byte \(stateRaw) is not a known state")
+        }
+        let priority = try reader.u8()
+        let flags = try reader.u8()
+        let attempts = try reader.u16()
+        let maxAttempts = try reader.u16()
+        let createdAt = Timestamp(microseconds: try reader.i64())
+        let updatedAt = Timestamp(microseconds: try reader.i64())
+        let runAt = Timestamp(microseconds: try reader.i64())
+        let leaseUntil = try reader.i64()
+        let name = try reader.shortString("name")
+        let queue = try reader.shortString("queue")
+        let tenant = flags & Flag.tenant != 0 ? try reader.shortString("tenant") : nil
+        let uniqueKey = flags & Flag.uniqueKey != 0 ? try reader.shortString("unique key") : nil
+        var lease: Lease?
+        if flags & Flag.lease != 0 {
+            lease = Lease(expiresAt: Timestamp(microseconds: leaseUntil), owner: OwnerToken(high: try reader.u64(), low: try reader.u64()))
+        }
+        var pipeline: PipelineReference?
+        if flags & Flag.pipeline != 0 {
+            pipeline = PipelineReference(pipeline: JobID(high: try reader.u64(), low: try reader.u64()), step: try reader.u16())
+        }
+        let payload = try reader.longBytes("payload")
+        let result = flags & Flag.result != 0 ? try reader.longBytes("result") : nil
+        let errorCount = Int(try reader.u8())
+        var errors: [JobErrorRecord] = []
+        errors.reserveCapacity(errorCount)
+        for _ in 0..<errorCount {
+            let attempt = try reader.u16()
+            let at = Timestamp(microseconds: try reader.i64())
+            let length = Int(try reader.u16())
+            errors.append(JobErrorRecord(message: try reader.string(length, "error message"), attempt: attempt, at: at))
+        }
+        guard reader.offset == bytes.count else {
+            throw reader.corrupt("\(bytes.count - reader.offset) bytes left over after the last field")
+        }
+        if flags & ~(Flag.tenant | Flag.uniqueKey | Flag.pipeline | Flag.result | Flag.lease) != 0 {
+            throw reader.corrupt("unknown flag bits \(flags)")
+        }
+        return Job(
+            id: id, name: name, queue: queue, tenant: tenant, state: state, priority: priority, createdAt: createdAt,
+            updatedAt: updatedAt, runAt: runAt, attempts: attempts, maxAttempts: maxAttempts, lease: lease, errors: errors,
+            uniqueKey: uniqueKey, pipeline: pipeline, payload: payload, result: result)
+    }
+
+    static func checkVersion(_ version: UInt8, id: JobID) throws {
+        if version > currentVersion {
+            throw JobStoreError(
+                .newerFormat, "job \(id) is stored in record format version \(version); this program reads versions 1…\(currentVersion)",
+                jobID: id, hint: "Use a newer version of JobStore to read this store")
+        }
+        if version == 0 {
+            throw JobStoreError(.corruptRecord, "job \(id) has record format version 0, which does not exist", jobID: id)
+        }
+    }
+
+    // MARK: Reading hot fields in place
+
+    /// The fields at fixed offsets, read without decoding the rest (e.g. straight from LMDB's page).
+    struct Header: Equatable {
+        var state: JobState
+        var priority: UInt8
+        var attempts: UInt16
+        var maxAttempts: UInt16
+        var createdAt: Timestamp
+        var updatedAt: Timestamp
+        var runAt: Timestamp
+        var leaseUntil: Timestamp?
+    }
+
+    /// Reads the fixed header of a record.
+    static func header(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Header {
+        guard bytes.count >= headerSize else {
+            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes, shorter than its header", jobID: id)
+        }
+        try checkVersion(bytes[0], id: id)
+        guard let state = JobState(rawValue: bytes[1]) else {
+            throw JobStoreError(.corruptRecord, "the record of job \(id) has state byte \(bytes[1])", jobID: id)
+        }
+        func i64(_ offset: Int) -> Int64 { Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: Int64.self)) }
+        let leaseUntil = bytes[3] & Flag.lease != 0 ? Timestamp(microseconds: i64(32)) : nil
+        return Header(
+            state: state, priority: bytes[2],
+            attempts: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt16.self)),
+            maxAttempts: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 6, as: UInt16.self)),
+            createdAt: Timestamp(microseconds: i64(8)), updatedAt: Timestamp(microseconds: i64(16)),
+            runAt: Timestamp(microseconds: i64(24)), leaseUntil: leaseUntil)
+    }
+
+    // MARK: Helpers
+
+    private static func truncated(_ text: String, to limit: Int) -> Substring.UTF8View {
+        let utf8 = text.utf8
+        guard utf8.count > limit else { return Substring(text).utf8 }
+        var end = utf8.index(utf8.startIndex, offsetBy: limit)
+        // Back up to a character boundary so the cut text stays valid UTF-8.
+        while end > utf8.startIndex && (utf8[end] & 0xC0) == 0x80 { end = utf8.index(before: end) }
+        return Substring(text)[..<end].utf8
+    }
+
+    private struct Writer {
+        let buffer: UnsafeMutableRawBufferPointer
+        var offset = 0
+
+        mutating func put<T: FixedWidthInteger>(_ value: T) {
+            buffer.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
+            offset += MemoryLayout<T>.size
+        }
+
+        mutating func putBytes<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+            for byte in bytes {
+                buffer[offset] = byte
+                offset += 1
+            }
+        }
+
+        mutating func putShort<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+            put(UInt8(bytes.count))
+            putBytes(bytes)
+        }
+
+        mutating func putLong(_ bytes: [UInt8]) {
+            put(UInt32(bytes.count))
+            bytes.withUnsafeBytes { source in
+                if let base = source.baseAddress, source.count > 0 {
+                    (buffer.baseAddress! + offset).copyMemory(from: base, byteCount: source.count)
+                }
+            }
+            offset += bytes.count
+        }
+    }
+
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        let id: JobID
+        var offset = 0
+
+        func corrupt(_ what: String) -> JobStoreError {
+            JobStoreError(
+                .corruptRecord, "the record of job \(id) is corrupt at byte \(offset): \(what)", jobID: id,
+                hint: "Run `jobstore verify` on the store; restore the job from a backup or delete it")
+        }
+
+        mutating func take(_ count: Int, _ what: String) throws -> UnsafeRawBufferPointer {
+            guard count >= 0, offset + count <= bytes.count else {
+                throw corrupt("\(what) needs \(count) bytes, \(bytes.count - offset) are left")
+            }
+            defer { offset += count }
+            return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
+        }
+
+        mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
+            T(littleEndian: try take(MemoryLayout<T>.size, "\(T.self)").loadUnaligned(as: T.self))
+        }
+
+        mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
+        mutating func u16() throws -> UInt16 { try integer(UInt16.self) }
+        mutating func u64() throws -> UInt64 { try integer(UInt64.self) }
+        mutating func i64() throws -> Int64 { try integer(Int64.self) }
+
+        mutating func string(_ count: Int, _ what: String) throws -> String {
+            let start = offset
+            let raw = try take(count, what)
+            guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+                offset = start
+                throw corrupt("the \(what) is not valid UTF-8")
+            }
+            return text
+        }
+
+        mutating func shortString(_ what: String) throws -> String {
+            let count = Int(try u8())
+            if count == 0 { throw corrupt("the \(what) is empty") }
+            return try string(count, what)
+        }
+
+        mutating func longBytes(_ what: String) throws -> [UInt8] {
+            let count = Int(try integer(UInt32.self))
+            return Array(try take(count, what))
+        }
+    }
+}

@@ -1,0 +1,201 @@
+/// A job as stored: its identity, where it runs, its state and schedule, and its data.
+///
+/// Plain value; read it with ``JobRepository/job(_:)``, change it through the repository.
+public struct Job: Sendable, Hashable, Identifiable {
+    /// The job's id (time-ordered).
+    public var id: JobID
+    /// What the job does; handlers are looked up by name. 1…255 bytes of UTF-8.
+    public var name: String
+    /// The queue it is claimed from. 1…64 bytes of UTF-8, no NUL.
+    public var queue: String
+    /// The tenant it belongs to, if any. 1…64 bytes of UTF-8.
+    public var tenant: String?
+    /// Where it is in its life.
+    public var state: JobState
+    /// 0 (lowest) … 255; higher priorities are claimed first.
+    public var priority: UInt8
+    /// When it was inserted.
+    public var createdAt: Timestamp
+    /// When it last changed.
+    public var updatedAt: Timestamp
+    /// When it may run (claimable from then on while pending).
+    public var runAt: Timestamp
+    /// How many times it was claimed.
+    public var attempts: UInt16
+    /// How many claims it may have before a failure is final.
+    public var maxAttempts: UInt16
+    /// The lease of the worker running it (only while running).
+    public var lease: Lease?
+    /// The errors of its failed attempts, oldest first; at most ``JobLimits/maxErrors`` are kept.
+    public var errors: [JobErrorRecord]
+    /// While the job is live (waiting, pending or running), no other live job has this key.
+    public var uniqueKey: String?
+    /// The pipeline step this job is, if any.
+    public var pipeline: PipelineReference?
+    /// The job's input, opaque bytes.
+    public var payload: [UInt8]
+    /// The job's output once it succeeded, if the handler gave one.
+    public var result: [UInt8]?
+
+    /// A job with every field given.
+    public init(
+        id: JobID, name: String, queue: String, tenant: String? = nil, state: JobState, priority: UInt8,
+        createdAt: Timestamp, updatedAt: Timestamp, runAt: Timestamp, attempts: UInt16 = 0, maxAttempts: UInt16,
+        lease: Lease? = nil, errors: [JobErrorRecord] = [], uniqueKey: String? = nil,
+        pipeline: PipelineReference? = nil, payload: [UInt8], result: [UInt8]? = nil
+    ) {
+        self.id = id
+        self.name = name
+        self.queue = queue
+        self.tenant = tenant
+        self.state = state
+        self.priority = priority
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.runAt = runAt
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.lease = lease
+        self.errors = errors
+        self.uniqueKey = uniqueKey
+        self.pipeline = pipeline
+        self.payload = payload
+        self.result = result
+    }
+}
+
+/// What a worker holds while it runs a job: when the lease expires and a token only it knows.
+public struct Lease: Sendable, Hashable {
+    /// After this, the job may be rescued (moved back to pending, or failed).
+    public var expiresAt: Timestamp
+    /// The claiming worker's token; completing, failing or extending the job requires it.
+    public var owner: OwnerToken
+
+    /// A lease.
+    public init(expiresAt: Timestamp, owner: OwnerToken) {
+        self.expiresAt = expiresAt
+        self.owner = owner
+    }
+}
+
+/// A random 128-bit token identifying one claim of a job. A worker whose job was rescued and
+/// claimed again holds a stale token, so it cannot overwrite the new run (River #1302).
+public struct OwnerToken: Hashable, Sendable, CustomStringConvertible {
+    /// The token's bits.
+    public let high: UInt64, low: UInt64
+
+    /// A token from its bits.
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// A new random token.
+    public static func random() -> OwnerToken {
+        var generator = SystemRandomNumberGenerator()
+        return OwnerToken(high: generator.next(), low: generator.next())
+    }
+
+    /// Hex digits.
+    public var description: String {
+        String(high, radix: 16).leftPadded(to: 16) + String(low, radix: 16).leftPadded(to: 16)
+    }
+}
+
+/// One failed attempt: what went wrong, which attempt, when.
+public struct JobErrorRecord: Sendable, Hashable, Codable {
+    /// The error message (at most ``JobLimits/maxErrorMessageBytes`` bytes are kept).
+    public var message: String
+    /// The attempt that failed (1 for the first).
+    public var attempt: UInt16
+    /// When it failed.
+    public var at: Timestamp
+
+    /// An error record.
+    public init(message: String, attempt: UInt16, at: Timestamp) {
+        self.message = message
+        self.attempt = attempt
+        self.at = at
+    }
+}
+
+/// The pipeline and step a job belongs to.
+public struct PipelineReference: Sendable, Hashable {
+    /// The pipeline's id (same layout as a job id).
+    public var pipeline: JobID
+    /// The step's index in the pipeline.
+    public var step: UInt16
+
+    /// A reference.
+    public init(pipeline: JobID, step: UInt16) {
+        self.pipeline = pipeline
+        self.step = step
+    }
+}
+
+/// A job to insert: what the caller decides. The store fills in id (unless given), state,
+/// timestamps and counters.
+public struct NewJob: Sendable, Hashable {
+    /// See ``Job/name``.
+    public var name: String
+    /// See ``Job/queue``.
+    public var queue: String
+    /// See ``Job/tenant``.
+    public var tenant: String?
+    /// See ``Job/priority``.
+    public var priority: UInt8
+    /// When it may run; `nil` means at once.
+    public var runAt: Timestamp?
+    /// See ``Job/maxAttempts``.
+    public var maxAttempts: UInt16
+    /// See ``Job/uniqueKey``: inserting a job whose key a live job holds returns that job instead.
+    public var uniqueKey: String?
+    /// See ``Job/pipeline``.
+    public var pipeline: PipelineReference?
+    /// The job's input.
+    public var payload: [UInt8]
+    /// `pending` (default) or `waiting` (a pipeline step blocked on dependencies).
+    public var state: JobState
+    /// A chosen id (for imports and reproducible workloads); `nil` makes a fresh time-ordered one.
+    public var id: JobID?
+    /// A chosen creation time; `nil` means now.
+    public var createdAt: Timestamp?
+
+    /// A new job.
+    public init(
+        name: String, queue: String = "default", payload: [UInt8] = [], priority: UInt8 = 0,
+        runAt: Timestamp? = nil, maxAttempts: UInt16 = 20, tenant: String? = nil, uniqueKey: String? = nil,
+        pipeline: PipelineReference? = nil, state: JobState = .pending, id: JobID? = nil, createdAt: Timestamp? = nil
+    ) {
+        self.name = name
+        self.queue = queue
+        self.payload = payload
+        self.priority = priority
+        self.runAt = runAt
+        self.maxAttempts = maxAttempts
+        self.tenant = tenant
+        self.uniqueKey = uniqueKey
+        self.pipeline = pipeline
+        self.state = state
+        self.id = id
+        self.createdAt = createdAt
+    }
+}
+
+/// The limits of a job's fields, checked on every write.
+public enum JobLimits {
+    /// Longest name, in UTF-8 bytes.
+    public static let maxNameBytes = 255
+    /// Longest queue or tenant name, in UTF-8 bytes.
+    public static let maxQueueBytes = 64
+    /// Longest unique key, in UTF-8 bytes.
+    public static let maxUniqueKeyBytes = 255
+    /// Largest payload, in bytes. Records above ~2 KB go to LMDB overflow pages; keep payloads small.
+    public static let maxPayloadBytes = 1 << 20
+    /// Largest result, in bytes.
+    public static let maxResultBytes = 64 * 1024
+    /// Longest error message kept, in bytes (longer ones are cut).
+    public static let maxErrorMessageBytes = 1024
+    /// Most error records kept (the oldest are dropped).
+    public static let maxErrors = 10
+}

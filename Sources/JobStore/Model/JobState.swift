@@ -1,0 +1,67 @@
+/// The state of a job, and every legal move between states — in this one file.
+///
+/// ```
+///  waiting ──▶ pending ──▶ running ──▶ succeeded
+///     │           │  ▲        │  │
+///     │           │  └────────┘  └──▶ failed ──┐
+///     ▼           ▼   (retry, rescue)           │ (manual retry)
+///  cancelled ◀────┴─────── running              ▼
+///     └──────────────────────────────────────▶ pending
+/// ```
+public enum JobState: UInt8, CaseIterable, Sendable, Codable, CustomStringConvertible {
+    /// A pipeline step blocked on its dependencies.
+    case waiting = 0
+    /// Claimable once its `runAt` has come.
+    case pending = 1
+    /// Claimed by a worker, under a lease.
+    case running = 2
+    /// Finished successfully. Terminal.
+    case succeeded = 3
+    /// Failed for good (out of attempts, or failed without retry). Terminal until retried by hand.
+    case failed = 4
+    /// Cancelled. Terminal until retried by hand.
+    case cancelled = 5
+
+    /// The lowercase name, as used in the admin tool and JSON.
+    public var description: String {
+        switch self {
+        case .waiting: "waiting"
+        case .pending: "pending"
+        case .running: "running"
+        case .succeeded: "succeeded"
+        case .failed: "failed"
+        case .cancelled: "cancelled"
+        }
+    }
+
+    /// Parses a lowercase name.
+    public init?(name: String) {
+        guard let state = JobState.allCases.first(where: { $0.description == name }) else { return nil }
+        self = state
+    }
+
+    /// Whether the job is finished (succeeded, failed or cancelled). Finished jobs release their
+    /// unique key and may be pruned.
+    public var isTerminal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+
+    /// The states a job in this state may move to.
+    ///
+    /// - `waiting` → `pending` (its dependencies succeeded), `cancelled`.
+    /// - `pending` → `running` (claimed), `cancelled`.
+    /// - `running` → `succeeded`, `failed`, `pending` (a retry at a backoff, or a rescue after
+    ///   the lease expired; attempts + 1 happened at the claim), `cancelled`.
+    /// - `failed`, `cancelled` → `pending` (retried by hand).
+    /// - `succeeded` → nothing.
+    public var allowedSuccessors: Set<JobState> {
+        switch self {
+        case .waiting: [.pending, .cancelled]
+        case .pending: [.running, .cancelled]
+        case .running: [.succeeded, .failed, .pending, .cancelled]
+        case .succeeded: []
+        case .failed, .cancelled: [.pending]
+        }
+    }
+
+    /// Whether moving from this state to `next` is legal.
+    public func canMove(to next: JobState) -> Bool { allowedSuccessors.contains(next) }
+}
