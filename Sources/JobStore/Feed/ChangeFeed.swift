@@ -1,0 +1,72 @@
+import Synchronization
+
+/// What a change-feed subscriber receives.
+public enum JobFeedEvent: Sendable, Hashable {
+    /// A committed change.
+    case change(JobChange)
+    /// The subscriber fell behind and `missed` changes were dropped before this point.
+    /// Re-read what you track (e.g. the jobs in a state) to catch up.
+    case overflow(missed: Int)
+}
+
+/// Delivers committed changes to subscribers as `AsyncStream`s.
+///
+/// Overflow policy: each subscriber has a buffer of `capacity` events. When it is full, newer
+/// changes are dropped (never older ones, never blocking the writer), counted, and the
+/// subscriber receives one `.overflow(missed:)` event before the next change that fits.
+/// Changes of one transaction are delivered together and in order, after the commit.
+final class ChangeFeed: Sendable {
+    private final class Subscriber: Sendable {
+        let continuation: AsyncStream<JobFeedEvent>.Continuation
+        let missed = Atomic<Int>(0)
+        init(_ continuation: AsyncStream<JobFeedEvent>.Continuation) { self.continuation = continuation }
+    }
+
+    private let subscribers = Mutex<[Int: Subscriber]>([:])
+    private let nextID = Atomic<Int>(0)
+    private let hasSubscribers = Atomic<Bool>(false)
+
+    /// A new subscription; it ends when the consumer stops iterating or the store closes.
+    func subscribe(capacity: Int) -> AsyncStream<JobFeedEvent> {
+        let (stream, continuation) = AsyncStream<JobFeedEvent>.makeStream(bufferingPolicy: .bufferingOldest(max(2, capacity)))
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        subscribers.withLock { $0[id] = Subscriber(continuation) }
+        hasSubscribers.store(true, ordering: .releasing)
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            self.subscribers.withLock { subscribers in
+                subscribers[id] = nil
+                self.hasSubscribers.store(!subscribers.isEmpty, ordering: .releasing)
+            }
+        }
+        return stream
+    }
+
+    /// Publishes the changes of one committed transaction.
+    func publish(_ changes: [JobChange]) {
+        guard !changes.isEmpty, hasSubscribers.load(ordering: .acquiring) else { return }
+        let current = subscribers.withLock { Array($0.values) }
+        for subscriber in current {
+            for change in changes {
+                let missed = subscriber.missed.load(ordering: .relaxed)
+                if missed > 0 {
+                    if case .dropped = subscriber.continuation.yield(.overflow(missed: missed)) {
+                        subscriber.missed.add(1, ordering: .relaxed)
+                        continue
+                    }
+                    subscriber.missed.subtract(missed, ordering: .relaxed)
+                }
+                if case .dropped = subscriber.continuation.yield(.change(change)) {
+                    subscriber.missed.add(1, ordering: .relaxed)
+                }
+            }
+        }
+    }
+
+    /// Ends every subscription.
+    func finish() {
+        for subscriber in subscribers.withLock({ subscribers in defer { subscribers = [:] }; return Array(subscribers.values) }) {
+            subscriber.continuation.finish()
+        }
+    }
+}

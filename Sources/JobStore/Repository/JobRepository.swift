@@ -1,0 +1,208 @@
+import LMDB
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options for opening a store.
+public struct JobStoreOptions: Sendable, Hashable {
+    /// The LMDB environment's options (map size, durability, read-only, writer).
+    public var environment = EnvironmentOptions()
+    /// The cache's limits.
+    public var cache = CacheOptions()
+    /// Events buffered per change-feed subscriber before newer ones are dropped.
+    public var feedCapacity = 10_000
+
+    /// Default options: durable commits, a 100,000-job cache.
+    public init() {}
+
+    /// Options with the given values.
+    public init(durability: Durability = .full, readOnly: Bool = false, cache: CacheOptions = CacheOptions(), mapSize: Int = 1 << 30) {
+        environment.durability = durability
+        environment.readOnly = readOnly
+        environment.mapSize = mapSize
+        self.cache = cache
+    }
+}
+
+/// A job store: jobs persisted in one LMDB environment with their indexes, counters, a
+/// write-through cache and a change feed.
+///
+/// ```swift
+/// let store = try JobRepository(path: "/var/lib/app/jobs")
+/// let job = try await store.insert(NewJob(name: "send-email", queue: "mail", payload: Array("hi".utf8)))
+/// let owner = OwnerToken.random()
+/// let claimed = try await store.claim(queue: "mail", lease: .seconds(60), owner: owner)
+/// for job in claimed { try await store.complete(job.id, owner: owner) }
+/// ```
+///
+/// Every operation comes in a synchronous form (runs on the calling thread) and an async one
+/// (runs on the environment's writer thread with group commit; async callers get it by
+/// default). Several operations commit together in ``write(_:)-(JobTransaction)->T``.
+public final class JobRepository: Sendable {
+    /// The LMDB environment.
+    public let environment: Environment
+    let db: Databases
+    let cache: JobCache
+    let feed = ChangeFeed()
+    let ids = JobIDGenerator()
+    /// Orders the writes of this process, so the cache keeps the newest version (see ``JobCache``).
+    let sequence = Atomic<UInt64>(0)
+    let options: JobStoreOptions
+
+    /// Opens the store at `path`, creating it unless the options say read-only.
+    ///
+    /// - Throws: `.notAJobStore` for an LMDB environment of another program (or, read-only, a
+    ///   directory without a store); `.newerFormat` for a store of a newer version; an
+    ///   ``LMDBError`` (wrapped in `.storage`) for the environment itself.
+    public init(path: String, options: JobStoreOptions = JobStoreOptions()) throws {
+        self.options = options
+        do {
+            if access(path + "/data.mdb", F_OK) == 0 {
+                // An existing environment: refuse one that is not ours before creating anything in it.
+                let probe = try Environment(path: path, options: EnvironmentOptions(readOnly: true))
+                let names = try probe.databaseNames()
+                probe.close()
+                if !names.isEmpty && !names.contains(Schema.meta.name) {
+                    throw JobStoreError(
+                        .notAJobStore, "\(path) is an LMDB environment of another program (databases: \(names.prefix(5).joined(separator: ", ")))",
+                        hint: "Point JobStore at its own directory")
+                }
+            }
+            environment = try Environment(path: path, options: options.environment, databases: Schema.all)
+        } catch let error as LMDBError {
+            throw JobRepository.storeError(error, path: path)
+        }
+        do {
+            db = try Databases(environment)
+            try JobRepository.checkFormat(environment, db, readOnly: options.environment.readOnly, path: path)
+        } catch {
+            environment.close()
+            if let error = error as? LMDBError { throw JobRepository.storeError(error, path: path) }
+            throw error
+        }
+        cache = JobCache(options: options.cache)
+    }
+
+    private static func storeError(_ error: LMDBError, path: String) -> JobStoreError {
+        switch error.code {
+        case .notAnEnvironment, .notFound, .invalidFile:
+            return JobStoreError(
+                .notAJobStore, "\(path) is not a job store: \(error.message)", hint: error.hint, underlying: error)
+        default:
+            return JobStoreError(.storage, error.description, underlying: error)
+        }
+    }
+
+    private static func checkFormat(_ env: Environment, _ db: Databases, readOnly: Bool, path: String) throws {
+        let stored = try env.read { txn in try txn.get(db.meta, MetaKey.formatVersion) }
+        if let stored {
+            guard stored.count == 4 else {
+                throw JobStoreError(.notAJobStore, "\(path) has a format version of \(stored.count) bytes")
+            }
+            let version = stored.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            if version > Schema.formatVersion {
+                throw JobStoreError(
+                    .newerFormat, "\(path) is a store of format version \(version); this program reads versions 1…\(Schema.formatVersion)",
+                    hint: "Use a newer version of JobStore")
+            }
+            return
+        }
+        if readOnly {
+            throw JobStoreError(.notAJobStore, "\(path) has no format version: it is not a job store")
+        }
+        try env.write { txn in
+            guard try txn.count(db.jobs) == 0 else {
+                throw JobStoreError(.notAJobStore, "\(path) has jobs but no format version")
+            }
+            try txn.put(db.meta, MetaKey.formatVersion, withUnsafeBytes(of: Schema.formatVersion.littleEndian) { Array($0) })
+        }
+    }
+
+    /// Closes the store: queued writes commit, change-feed subscriptions end.
+    public func close() {
+        feed.finish()
+        environment.close()
+    }
+
+    // MARK: Writing
+
+    /// Runs `body` in one write transaction on this thread; everything it does commits together.
+    /// Committed changes then reach the cache and the change feed.
+    ///
+    /// - Important: `body` may run more than once (see ``LMDB/Environment/write(_:)-(WriteTransaction)->R``).
+    @discardableResult
+    public func write<T>(_ body: (JobTransaction) throws -> T) throws -> T {
+        let (result, changes, transaction, sequence) = try environment.write { txn in
+            try self.run(body, in: txn)
+        }
+        published(changes, transaction: transaction, sequence: sequence)
+        return result
+    }
+
+    /// Runs `body` in a write transaction on the writer thread (group commit) and returns once it
+    /// is committed. Committed changes then reach the cache and the change feed.
+    @discardableResult
+    public func write<T: Sendable>(_ body: @escaping @Sendable (JobTransaction) throws -> T) async throws -> T {
+        let (result, changes, transaction, sequence) = try await environment.write { txn in
+            try self.run(body, in: txn)
+        }
+        published(changes, transaction: transaction, sequence: sequence)
+        return result
+    }
+
+    private func run<T>(_ body: (JobTransaction) throws -> T, in txn: WriteTransaction) throws -> (T, [JobChange], Int, UInt64) {
+        let jobs = JobTransaction(txn: txn, db: db, ids: ids, now: .now)
+        let result = try body(jobs)
+        try jobs.flushCounters()
+        let sequence = self.sequence.wrappingAdd(1, ordering: .relaxed).newValue
+        return (result, jobs.changes, try txn.id, sequence)
+    }
+
+    private func published(_ changes: [JobChange], transaction: Int, sequence: UInt64) {
+        guard !changes.isEmpty else { return }
+        if options.cache.enabled { cache.apply(changes, transaction: transaction, sequence: sequence) }
+        feed.publish(changes)
+    }
+
+    // MARK: Reading
+
+    /// The job with `id`, or `nil`. Answered from the cache when it holds the job.
+    public func job(_ id: JobID) throws -> Job? {
+        if options.cache.enabled, let cached = cache.get(id, lastTransaction: try lastTransactionID()) {
+            return cached
+        }
+        return try environment.read { txn in
+            let job = try self.job(id, in: txn)
+            if options.cache.enabled, let job {
+                cache.fill(job, transaction: try txn.id, sequence: sequence.load(ordering: .relaxed))
+            }
+            return job
+        }
+    }
+
+    /// The jobs with these ids, in the same order (`nil` where there is none), from one snapshot.
+    public func jobs(_ ids: [JobID]) throws -> [Job?] {
+        try environment.read { txn in try ids.map { try self.job($0, in: txn) } }
+    }
+
+    /// Reads a job without the cache (always from LMDB).
+    public func uncachedJob(_ id: JobID) throws -> Job? {
+        try environment.read { txn in try self.job(id, in: txn) }
+    }
+
+    func job(_ id: JobID, in txn: Transaction) throws -> Job? {
+        try id.withBytes { key in
+            try txn.withValue(db.jobs, Array(key)) { bytes in try bytes.map { try RecordFormat.decode($0, id: id) } }
+        }
+    }
+
+    func lastTransactionID() throws -> Int { try environment.info().lastTransactionID }
+
+    /// The cache's hit, miss and eviction figures.
+    public var cacheStatistics: CacheStatistics { cache.statistics }
+
+    /// Committed changes, as they happen. See ``JobFeedEvent`` for the overflow policy.
+    public func changes() -> AsyncStream<JobFeedEvent> { feed.subscribe(capacity: options.feedCapacity) }
+}

@@ -1,0 +1,458 @@
+import LMDB
+
+/// The open handles of a store's databases.
+struct Databases: Sendable {
+    let meta: Database<StringCodec, BytesCodec>
+    let jobs: Database<BytesCodec, BytesCodec>
+    let stateCreated: Database<BytesCodec, EmptyCodec>
+    let created: Database<BytesCodec, EmptyCodec>
+    let ready: Database<BytesCodec, EmptyCodec>
+    let readyAny: Database<BytesCodec, EmptyCodec>
+    let lease: Database<BytesCodec, EmptyCodec>
+    let unique: Database<BytesCodec, BytesCodec>
+
+    init(_ env: Environment) throws {
+        meta = try env.database(Schema.meta)
+        jobs = try env.database(Schema.jobs)
+        stateCreated = try env.database(Schema.stateCreated)
+        created = try env.database(Schema.created)
+        ready = try env.database(Schema.ready)
+        readyAny = try env.database(Schema.readyAny)
+        lease = try env.database(Schema.lease)
+        unique = try env.database(Schema.unique)
+    }
+}
+
+/// One committed change to a job, as the cache and the change feed see it.
+public struct JobChange: Sendable, Hashable {
+    /// What happened.
+    public enum Kind: String, Sendable, Hashable {
+        /// The job was inserted.
+        case inserted
+        /// The job changed (its state or any other field).
+        case updated
+        /// The job was deleted (deleted or pruned).
+        case deleted
+    }
+    /// What happened.
+    public var kind: Kind
+    /// The job's id.
+    public var id: JobID
+    /// The job after the change; `nil` for a deletion.
+    public var job: Job?
+    /// The state before the change; `nil` for an insertion.
+    public var previousState: JobState?
+}
+
+/// What a job contributes to the indexes: every (database, key, value) entry, in one place.
+/// Writes and `verify()` both use it, so they cannot disagree.
+enum IndexEntry: Hashable {
+    case stateCreated([UInt8])
+    case created([UInt8])
+    case ready([UInt8])
+    case readyAny([UInt8])
+    case lease([UInt8])
+    case unique(key: [UInt8], id: [UInt8])
+
+    static func entries(of job: Job) -> [IndexEntry] {
+        var entries: [IndexEntry] = [
+            .stateCreated(Keys.stateCreated(job.state, job.createdAt, job.id)),
+            .created(Keys.created(job.createdAt, job.id)),
+        ]
+        if job.state == .pending {
+            entries.append(.ready(Keys.ready(job.queue, job.priority, job.runAt, job.id)))
+            entries.append(.readyAny(Keys.readyAny(job.priority, job.runAt, job.id)))
+        }
+        if job.state == .running, let lease = job.lease {
+            entries.append(.lease(Keys.lease(lease.expiresAt, job.id)))
+        }
+        if !job.state.isTerminal, let key = job.uniqueKey {
+            entries.append(.unique(key: Keys.unique(key), id: Keys.id(job.id)))
+        }
+        return entries
+    }
+}
+
+/// A write transaction of a job store, handed to the closure of ``JobRepository/write(_:)-(JobTransaction)->T``.
+/// Every operation in one closure commits together or not at all.
+///
+/// Valid only inside the closure. Every change keeps the record, every index and the counters
+/// in step, in the same LMDB transaction.
+public final class JobTransaction {
+    let txn: WriteTransaction
+    let db: Databases
+    let ids: JobIDGenerator
+    /// The time of this transaction (one clock reading for all its changes).
+    public let now: Timestamp
+    var changes: [JobChange] = []
+    private var counterDeltas: [String: Int64] = [:]
+
+    init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
+        self.txn = txn
+        self.db = db
+        self.ids = ids
+        self.now = now
+    }
+
+    // MARK: Reading inside the transaction
+
+    /// The job with `id` as this transaction sees it, or `nil`.
+    public func job(_ id: JobID) throws -> Job? {
+        try id.withBytes { key in
+            try txn.withValue(db.jobs, Array(key)) { bytes in try bytes.map { try RecordFormat.decode($0, id: id) } }
+        }
+    }
+
+    func existing(_ id: JobID) throws -> Job {
+        guard let job = try job(id) else { throw JobStoreError.notFound(id) }
+        return job
+    }
+
+    // MARK: Inserting
+
+    /// Inserts a job. With a unique key that a live job holds, inserts nothing and returns that job.
+    ///
+    /// - Throws: `.invalidField` for a field out of its limits, `.invalidField` for a chosen id
+    ///   that exists, `.illegalTransition` for a state other than pending or waiting.
+    @discardableResult
+    public func insert(_ new: NewJob) throws -> Job {
+        if let key = new.uniqueKey, let holder = try uniqueHolder(key) {
+            return holder
+        }
+        guard new.state == .pending || new.state == .waiting else {
+            throw JobStoreError(
+                .illegalTransition, "a new job starts pending or waiting, not \(new.state)",
+                hint: "Insert it pending and move it afterwards")
+        }
+        let createdAt = new.createdAt ?? now
+        let id = new.id ?? ids.next(milliseconds: UInt64(max(0, createdAt.microseconds / 1000)))
+        let job = Job(
+            id: id, name: new.name, queue: new.queue, tenant: new.tenant, state: new.state, priority: new.priority,
+            createdAt: createdAt, updatedAt: createdAt, runAt: new.runAt ?? createdAt, attempts: 0,
+            maxAttempts: max(1, new.maxAttempts), uniqueKey: new.uniqueKey, pipeline: new.pipeline, payload: new.payload)
+        try RecordFormat.validate(job)
+        let record = RecordFormat.encode(job)
+        do {
+            try txn.put(db.jobs, Keys.id(id), record, options: .noOverwrite)
+        } catch LMDBError.Code.keyExists {
+            throw JobStoreError(.invalidField, "a job with id \(id) exists", jobID: id, hint: "Leave the id out to get a fresh one")
+        }
+        for entry in IndexEntry.entries(of: job) { try put(entry) }
+        count(job, +1)
+        changes.append(JobChange(kind: .inserted, id: id, job: job, previousState: nil))
+        return job
+    }
+
+    /// Inserts jobs in order (see ``insert(_:)-(NewJob)``).
+    @discardableResult
+    public func insert(_ jobs: [NewJob]) throws -> [Job] {
+        try jobs.map { try insert($0) }
+    }
+
+    private func uniqueHolder(_ key: String) throws -> Job? {
+        guard !key.isEmpty, key.utf8.count <= JobLimits.maxUniqueKeyBytes else { return nil }  // validate() reports it
+        guard let idBytes = try txn.get(db.unique, Keys.unique(key)) else { return nil }
+        let id = try idBytes.withUnsafeBytes { bytes -> JobID in
+            guard let id = JobID(bytes: bytes) else {
+                throw JobStoreError(.corruptRecord, "the unique-key index entry '\(key)' holds \(bytes.count) bytes, not an id")
+            }
+            return id
+        }
+        return try job(id)
+    }
+
+    // MARK: Changing
+
+    /// Changes a job through `body` and stores the result, moving every index entry and counter
+    /// with it. A change of state must be legal (``JobState/canMove(to:)``); the id and creation
+    /// time cannot change.
+    @discardableResult
+    public func update(_ id: JobID, _ body: (inout Job) throws -> Void) throws -> Job {
+        let old = try existing(id)
+        var new = old
+        try body(&new)
+        guard new.id == old.id, new.createdAt == old.createdAt else {
+            throw JobStoreError(.invalidField, "the id and creation time of job \(id) cannot change", jobID: id)
+        }
+        if new.state != old.state && !old.state.canMove(to: new.state) {
+            throw JobStoreError.illegalTransition(id, from: old.state, to: new.state)
+        }
+        if new.state != .running { new.lease = nil }
+        new.updatedAt = now
+        try replace(old, with: new)
+        return new
+    }
+
+    /// Moves a job to `state` with the side effects that state needs: to `running`, a claim
+    /// (attempts + 1, a lease of `lease` for a new random owner); to `pending`, runnable now;
+    /// leaving `running`, the lease is dropped.
+    @discardableResult
+    public func transition(_ id: JobID, to state: JobState, lease: Duration = .seconds(300)) throws -> Job {
+        try update(id) { job in
+            guard job.state.canMove(to: state) else { throw JobStoreError.illegalTransition(id, from: job.state, to: state) }
+            job.state = state
+            switch state {
+            case .running:
+                job.attempts &+= 1
+                job.lease = Lease(expiresAt: now.adding(lease), owner: .random())
+            case .pending:
+                job.runAt = now
+            default:
+                break
+            }
+        }
+    }
+
+    /// Deletes a job with its index entries. Returns false if there was none.
+    @discardableResult
+    public func delete(_ id: JobID) throws -> Bool {
+        guard let job = try job(id) else { return false }
+        try remove(job)
+        return true
+    }
+
+    // MARK: Claims and their outcomes
+
+    /// Claims up to `limit` ready jobs — pending, `runAt` come — of `queue` (or of any queue when
+    /// `nil`): highest priority first, then earliest `runAt`, then oldest. Each becomes running
+    /// with attempts + 1 and a lease until now + `lease` held by `owner`.
+    ///
+    /// Cost: O(log n) per claimed job, plus one seek per priority level that has only future jobs.
+    public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) throws -> [Job] {
+        guard limit > 0 else { return [] }
+        let prefix = queue.map(Keys.readyQueuePrefix) ?? []
+        let index = queue == nil ? db.readyAny : db.ready
+        var chosen: [JobID] = []
+        try txn.withCursor(index) { cursor in
+            var found = try prefix.isEmpty ? cursor.first() : cursor.seek(prefix: prefix)
+            while found && chosen.count < limit {
+                // Key: [queue 0x00] (255 − priority) runAt id.
+                let (level, runAt, id) = try cursor.withCurrent { key, _ -> (UInt8, Timestamp, JobID) in
+                    let tail = UnsafeRawBufferPointer(rebasing: key[prefix.count...])
+                    return (tail[0], Keys.time(from: tail, at: 1), Keys.trailingID(key))
+                }
+                if runAt <= now {
+                    chosen.append(id)
+                    found = try cursor.next()
+                } else if level == 255 {
+                    break  // the lowest priority has only future jobs
+                } else {
+                    // Every later job of this priority is in the future: jump to the next priority.
+                    found = try cursor.seek(atLeast: prefix + [level + 1])
+                }
+                if found && !prefix.isEmpty {
+                    found = try cursor.withCurrent { key, _ in key.starts(with: prefix) }
+                }
+            }
+        }
+        let expiry = now.adding(lease)
+        return try chosen.map { id in
+            try update(id) { job in
+                guard job.state == .pending else {
+                    throw JobStoreError(
+                        .corruptRecord, "the ready index lists job \(id), which is \(job.state)", jobID: id,
+                        hint: "Run `jobstore verify`")
+                }
+                job.state = .running
+                job.attempts &+= 1
+                job.lease = Lease(expiresAt: expiry, owner: owner)
+            }
+        }
+    }
+
+    /// Checks that `owner` still holds the running job's lease.
+    private func leased(_ id: JobID, by owner: OwnerToken) throws -> Job {
+        let job = try existing(id)
+        guard job.state == .running, job.lease?.owner == owner else {
+            throw JobStoreError(
+                .leaseLost,
+                "job \(id) is \(job.state)\(job.state == .running ? " under another lease" : ""); this worker's claim of it ended",
+                jobID: id, hint: "The job was rescued, cancelled or claimed again; drop this run's outcome")
+        }
+        return job
+    }
+
+    /// Marks a running job succeeded, if `owner` still holds its lease.
+    ///
+    /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
+    @discardableResult
+    public func complete(_ id: JobID, owner: OwnerToken, result: [UInt8]? = nil) throws -> Job {
+        _ = try leased(id, by: owner)
+        return try update(id) { job in
+            job.state = .succeeded
+            job.result = result
+        }
+    }
+
+    /// Records a failed attempt of a running job, if `owner` still holds its lease: back to
+    /// pending at `retryAt` while attempts remain (and `retryAt` is given), otherwise failed.
+    ///
+    /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
+    @discardableResult
+    public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) throws -> Job {
+        _ = try leased(id, by: owner)
+        return try update(id) { job in
+            job.errors.append(JobErrorRecord(message: error, attempt: job.attempts, at: now))
+            if let retryAt, job.attempts < job.maxAttempts {
+                job.state = .pending
+                job.runAt = retryAt
+            } else {
+                job.state = .failed
+            }
+        }
+    }
+
+    /// Extends the lease of a running job held by `owner` (a heartbeat).
+    @discardableResult
+    public func extendLease(_ id: JobID, owner: OwnerToken, until expiry: Timestamp) throws -> Job {
+        _ = try leased(id, by: owner)
+        return try update(id) { job in job.lease?.expiresAt = expiry }
+    }
+
+    /// Cancels a waiting, pending or running job.
+    @discardableResult
+    public func cancel(_ id: JobID) throws -> Job {
+        try update(id) { job in
+            guard !job.state.isTerminal else { throw JobStoreError.illegalTransition(id, from: job.state, to: .cancelled) }
+            job.state = .cancelled
+        }
+    }
+
+    /// Puts a failed or cancelled job back to pending, runnable now, with one more attempt allowed.
+    @discardableResult
+    public func retry(_ id: JobID) throws -> Job {
+        try update(id) { job in
+            guard job.state == .failed || job.state == .cancelled else {
+                throw JobStoreError.illegalTransition(id, from: job.state, to: .pending)
+            }
+            job.state = .pending
+            job.runAt = now
+            job.maxAttempts = max(job.maxAttempts, job.attempts &+ 1)
+        }
+    }
+
+    /// Rescues up to `limit` running jobs whose lease expired before now: back to pending (runnable
+    /// now) while attempts remain, otherwise failed; either way an error records the lost lease.
+    /// The state and the lease are re-checked here, in the writing transaction.
+    public func rescueExpiredLeases(limit: Int = 1000) throws -> [Job] {
+        var expired: [JobID] = []
+        try txn.forEach(db.lease, in: .upTo(Keys.lease(now, JobID(high: 0, low: 0)))) { key, _ in
+            expired.append(Keys.trailingID(key))
+            return expired.count < limit
+        }
+        return try expired.map { id in
+            try update(id) { job in
+                guard job.state == .running, let lease = job.lease, lease.expiresAt < now else {
+                    throw JobStoreError(.corruptRecord, "the lease index lists job \(id), which is \(job.state)", jobID: id)
+                }
+                job.errors.append(JobErrorRecord(
+                    message: "lease expired at \(lease.expiresAt) (the worker stopped or lost its lease)",
+                    attempt: job.attempts, at: now))
+                if job.attempts < job.maxAttempts {
+                    job.state = .pending
+                    job.runAt = now
+                } else {
+                    job.state = .failed
+                }
+            }
+        }
+    }
+
+    /// Deletes up to `limit` jobs in the terminal `state` created before `cutoff`, oldest first.
+    /// Returns how many were deleted.
+    public func prune(state: JobState, createdBefore cutoff: Timestamp, limit: Int) throws -> Int {
+        guard state.isTerminal else {
+            throw JobStoreError(.illegalTransition, "only succeeded, failed or cancelled jobs can be pruned, not \(state) ones")
+        }
+        var doomed: [JobID] = []
+        let range = KeyRange<[UInt8]>.between(Keys.stateCreatedPrefix(state, Timestamp(microseconds: .min)), Keys.stateCreatedPrefix(state, cutoff))
+        try txn.forEach(db.stateCreated, in: range) { key, _ in
+            doomed.append(Keys.trailingID(key))
+            return doomed.count < limit
+        }
+        for id in doomed { try delete(id) }
+        return doomed.count
+    }
+
+    // MARK: Keeping record, indexes and counters in step
+
+    func replace(_ old: Job, with new: Job) throws {
+        try RecordFormat.validate(new)
+        try txn.put(db.jobs, Keys.id(new.id), RecordFormat.encode(new))
+        let before = IndexEntry.entries(of: old)
+        let after = IndexEntry.entries(of: new)
+        for entry in before where !after.contains(entry) { try remove(entry) }
+        for entry in after where !before.contains(entry) { try put(entry) }
+        if old.state != new.state || old.queue != new.queue {
+            count(old, -1)
+            count(new, +1)
+        }
+        changes.append(JobChange(kind: .updated, id: new.id, job: new, previousState: old.state))
+    }
+
+    func remove(_ job: Job) throws {
+        try txn.delete(db.jobs, Keys.id(job.id))
+        for entry in IndexEntry.entries(of: job) { try remove(entry) }
+        count(job, -1)
+        changes.append(JobChange(kind: .deleted, id: job.id, job: nil, previousState: job.state))
+    }
+
+    private func put(_ entry: IndexEntry) throws {
+        switch entry {
+        case .stateCreated(let key): try txn.put(db.stateCreated, key, ())
+        case .created(let key): try txn.put(db.created, key, ())
+        case .ready(let key): try txn.put(db.ready, key, ())
+        case .readyAny(let key): try txn.put(db.readyAny, key, ())
+        case .lease(let key): try txn.put(db.lease, key, ())
+        case .unique(let key, let id): try txn.put(db.unique, key, id)
+        }
+    }
+
+    private func remove(_ entry: IndexEntry) throws {
+        switch entry {
+        case .stateCreated(let key): try txn.delete(db.stateCreated, key)
+        case .created(let key): try txn.delete(db.created, key)
+        case .ready(let key): try txn.delete(db.ready, key)
+        case .readyAny(let key): try txn.delete(db.readyAny, key)
+        case .lease(let key): try txn.delete(db.lease, key)
+        case .unique(let key, _): try txn.delete(db.unique, key)
+        }
+    }
+
+    private func count(_ job: Job, _ delta: Int64) {
+        counterDeltas[MetaKey.stateCounter(job.state), default: 0] += delta
+        counterDeltas[MetaKey.queueCounter(job.queue, job.state), default: 0] += delta
+    }
+
+    /// Writes the counters changed by this transaction (once per counter, however many jobs changed it).
+    func flushCounters() throws {
+        for (key, delta) in counterDeltas where delta != 0 {
+            let current = try Counters.read(txn, db.meta, key)
+            let updated = current + delta
+            if updated < 0 {
+                throw JobStoreError(.corruptRecord, "counter \(key) would become \(updated)", hint: "Run `jobstore verify`")
+            }
+            if updated == 0 {
+                try txn.delete(db.meta, key)
+            } else {
+                try txn.put(db.meta, key, Counters.encode(updated))
+            }
+        }
+        counterDeltas = [:]
+    }
+}
+
+/// Counters in `meta`: UInt64 little-endian values.
+enum Counters {
+    static func encode(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(value).littleEndian) { Array($0) } }
+
+    static func read(_ txn: Transaction, _ meta: Database<StringCodec, BytesCodec>, _ key: String) throws -> Int64 {
+        try txn.withValue(meta, key) { bytes in
+            guard let bytes else { return 0 }
+            guard bytes.count == 8 else {
+                throw JobStoreError(.corruptRecord, "counter \(key) holds \(bytes.count) bytes, not 8", hint: "Run `jobstore verify`")
+            }
+            return Int64(UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
+        }
+    }
+}

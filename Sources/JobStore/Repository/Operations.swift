@@ -1,0 +1,102 @@
+import LMDB
+
+// One-line faces over `JobTransaction`: each operation in its own transaction, synchronous
+// (calling thread) or async (writer thread, group commit).
+
+extension JobRepository {
+    /// Inserts a job (see ``JobTransaction/insert(_:)-(NewJob)``).
+    @discardableResult public func insert(_ job: NewJob) throws -> Job { try write { try $0.insert(job) } }
+    /// Inserts a job (see ``JobTransaction/insert(_:)-(NewJob)``).
+    @discardableResult public func insert(_ job: NewJob) async throws -> Job { try await write { try $0.insert(job) } }
+    /// Inserts jobs in one transaction.
+    @discardableResult public func insert(_ jobs: [NewJob]) throws -> [Job] { try write { try $0.insert(jobs) } }
+    /// Inserts jobs in one transaction.
+    @discardableResult public func insert(_ jobs: [NewJob]) async throws -> [Job] { try await write { try $0.insert(jobs) } }
+
+    /// Changes a job through `body` (see ``JobTransaction/update(_:_:)``).
+    @discardableResult public func update(_ id: JobID, _ body: (inout Job) throws -> Void) throws -> Job {
+        try write { try $0.update(id, body) }
+    }
+    /// Changes a job through `body` (see ``JobTransaction/update(_:_:)``).
+    @discardableResult public func update(_ id: JobID, _ body: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job {
+        try await write { try $0.update(id, body) }
+    }
+
+    /// Moves a job to `state` (see ``JobTransaction/transition(_:to:lease:)``).
+    @discardableResult public func transition(_ id: JobID, to state: JobState) throws -> Job {
+        try write { try $0.transition(id, to: state) }
+    }
+    /// Moves a job to `state` (see ``JobTransaction/transition(_:to:lease:)``).
+    @discardableResult public func transition(_ id: JobID, to state: JobState) async throws -> Job {
+        try await write { try $0.transition(id, to: state) }
+    }
+
+    /// Deletes a job; false if there was none.
+    @discardableResult public func delete(_ id: JobID) throws -> Bool { try write { try $0.delete(id) } }
+    /// Deletes a job; false if there was none.
+    @discardableResult public func delete(_ id: JobID) async throws -> Bool { try await write { try $0.delete(id) } }
+
+    /// Claims up to `limit` ready jobs (see ``JobTransaction/claim(queue:limit:lease:owner:)``).
+    public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) throws -> [Job] {
+        try write { try $0.claim(queue: queue, limit: limit, lease: lease, owner: owner) }
+    }
+    /// Claims up to `limit` ready jobs (see ``JobTransaction/claim(queue:limit:lease:owner:)``).
+    public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) async throws -> [Job] {
+        try await write { try $0.claim(queue: queue, limit: limit, lease: lease, owner: owner) }
+    }
+
+    /// Marks a running job succeeded if `owner` holds its lease.
+    @discardableResult public func complete(_ id: JobID, owner: OwnerToken, result: [UInt8]? = nil) throws -> Job {
+        try write { try $0.complete(id, owner: owner, result: result) }
+    }
+    /// Marks a running job succeeded if `owner` holds its lease.
+    @discardableResult public func complete(_ id: JobID, owner: OwnerToken, result: [UInt8]? = nil) async throws -> Job {
+        try await write { try $0.complete(id, owner: owner, result: result) }
+    }
+
+    /// Records a failed attempt (see ``JobTransaction/fail(_:owner:error:retryAt:)``).
+    @discardableResult public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) throws -> Job {
+        try write { try $0.fail(id, owner: owner, error: error, retryAt: retryAt) }
+    }
+    /// Records a failed attempt (see ``JobTransaction/fail(_:owner:error:retryAt:)``).
+    @discardableResult public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) async throws -> Job {
+        try await write { try $0.fail(id, owner: owner, error: error, retryAt: retryAt) }
+    }
+
+    /// Cancels a waiting, pending or running job.
+    @discardableResult public func cancel(_ id: JobID) throws -> Job { try write { try $0.cancel(id) } }
+    /// Cancels a waiting, pending or running job.
+    @discardableResult public func cancel(_ id: JobID) async throws -> Job { try await write { try $0.cancel(id) } }
+
+    /// Puts a failed or cancelled job back to pending.
+    @discardableResult public func retry(_ id: JobID) throws -> Job { try write { try $0.retry(id) } }
+    /// Puts a failed or cancelled job back to pending.
+    @discardableResult public func retry(_ id: JobID) async throws -> Job { try await write { try $0.retry(id) } }
+
+    /// Rescues running jobs whose lease expired (see ``JobTransaction/rescueExpiredLeases(limit:)``).
+    public func rescueExpiredLeases(limit: Int = 1000) throws -> [Job] { try write { try $0.rescueExpiredLeases(limit: limit) } }
+    /// Rescues running jobs whose lease expired (see ``JobTransaction/rescueExpiredLeases(limit:)``).
+    public func rescueExpiredLeases(limit: Int = 1000) async throws -> [Job] {
+        try await write { try $0.rescueExpiredLeases(limit: limit) }
+    }
+
+    /// Deletes every job in the terminal `state` created before `cutoff`, in transactions of at
+    /// most `batchSize` deletions (so no write holds the lock long). Returns how many were deleted.
+    public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try write { try $0.prune(state: state, createdBefore: cutoff, limit: max(1, batchSize)) }
+            total += deleted
+            if deleted < batchSize { return total }
+        }
+    }
+    /// Deletes every job in the terminal `state` created before `cutoff`, in bounded batches.
+    public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await write { try $0.prune(state: state, createdBefore: cutoff, limit: max(1, batchSize)) }
+            total += deleted
+            if deleted < batchSize { return total }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import LMDB
+
+/// A position in a listing of jobs by state and creation time, for keyset paging: the next page
+/// starts after it, however the store changed meanwhile. Printed as `<createdAt µs>_<id>`.
+public struct PageCursor: Hashable, Sendable, CustomStringConvertible {
+    /// The creation time of the last job of the page.
+    public var createdAt: Timestamp
+    /// The id of the last job of the page.
+    public var id: JobID
+
+    /// A cursor after the job with these fields.
+    public init(createdAt: Timestamp, id: JobID) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+
+    /// Parses the printed form.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: "_", maxSplits: 1)
+        guard parts.count == 2, let micros = Int64(parts[0]) else {
+            throw JobStoreError(.invalidField, "'\(text)' is not a page cursor", hint: "Pass the cursor a listing printed, e.g. 1700000000000000_<id>")
+        }
+        self.init(createdAt: Timestamp(microseconds: micros), id: try JobID(parsing: String(parts[1])))
+    }
+
+    public var description: String { "\(createdAt.microseconds)_\(id)" }
+}
+
+/// Which end of a listing comes first.
+public enum ListOrder: Sendable, Hashable {
+    /// Oldest (earliest createdAt) first.
+    case oldestFirst
+    /// Newest first.
+    case newestFirst
+}
+
+/// One page of a listing.
+public struct JobPage: Sendable {
+    /// The jobs of the page, in the listing's order.
+    public var jobs: [Job]
+    /// Where the next page starts, or `nil` when this page is the last.
+    public var next: PageCursor?
+}
+
+/// The fields at fixed offsets of a record, read without decoding the rest.
+public struct JobHeader: Sendable, Hashable {
+    /// The job's state.
+    public var state: JobState
+    /// The job's priority.
+    public var priority: UInt8
+    /// Claims so far.
+    public var attempts: UInt16
+    /// Creation time.
+    public var createdAt: Timestamp
+    /// Earliest run time.
+    public var runAt: Timestamp
+}
+
+extension JobRepository {
+    /// The jobs in `state` ordered by creation time, from the `idx.state_created` index:
+    /// O(log n + limit), whatever the number of jobs.
+    ///
+    /// - Parameters:
+    ///   - after: the cursor of the previous page (keyset paging).
+    public func jobs(in state: JobState, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) throws -> JobPage {
+        let first = [state.rawValue]
+        let pastLast = [state.rawValue + 1]
+        var range = KeyRange<[UInt8]>(lower: .inclusive(first), upper: .exclusive(pastLast))
+        if let after {
+            let key = Keys.stateCreated(state, after.createdAt, after.id)
+            if order == .oldestFirst { range.lower = .exclusive(key) } else { range.upper = .exclusive(key) }
+        }
+        return try environment.read { txn in
+            var jobs: [Job] = []
+            guard limit > 0 else { return JobPage(jobs: [], next: nil) }
+            var ids: [JobID] = []
+            try txn.forEach(db.stateCreated, in: range, reverse: order == .newestFirst) { key, _ in
+                ids.append(Keys.trailingID(key))
+                return ids.count < limit
+            }
+            jobs.reserveCapacity(ids.count)
+            for id in ids {
+                guard let job = try job(id, in: txn) else {
+                    throw JobStoreError(.corruptRecord, "the state index lists job \(id), which has no record", jobID: id, hint: "Run `jobstore verify`")
+                }
+                jobs.append(job)
+            }
+            let next = jobs.count == limit ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil
+            return JobPage(jobs: jobs, next: next)
+        }
+    }
+
+    /// The ids of the jobs created in `start ..< end`, oldest first, from the `idx.created`
+    /// index: O(log n + rows).
+    public func jobIDs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = .max) throws -> [JobID] {
+        let range = KeyRange<[UInt8]>.between(Keys.created(start, JobID(high: 0, low: 0)), Keys.created(end, JobID(high: 0, low: 0)))
+        return try environment.read { txn in
+            var ids: [JobID] = []
+            guard limit > 0 else { return ids }
+            try txn.forEach(db.created, in: range) { key, _ in
+                ids.append(Keys.trailingID(key))
+                return ids.count < limit
+            }
+            return ids
+        }
+    }
+
+    /// The jobs created in `start ..< end`, oldest first.
+    public func jobs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = 1000) throws -> [Job] {
+        let ids = try jobIDs(createdFrom: start, until: end, limit: limit)
+        return try jobs(ids).compactMap { $0 }
+    }
+
+    // MARK: Counts, O(1)
+
+    /// How many jobs are in `state` (a counter, O(1)).
+    public func count(_ state: JobState) throws -> Int {
+        try environment.read { txn in Int(try Counters.read(txn, db.meta, MetaKey.stateCounter(state))) }
+    }
+
+    /// How many jobs are in each state (every state present, zeros included).
+    public func counts() throws -> [JobState: Int] {
+        try environment.read { txn in
+            var counts: [JobState: Int] = [:]
+            for state in JobState.allCases {
+                counts[state] = Int(try Counters.read(txn, db.meta, MetaKey.stateCounter(state)))
+            }
+            return counts
+        }
+    }
+
+    /// How many jobs of `queue` are in `state`.
+    public func count(queue: String, state: JobState) throws -> Int {
+        try environment.read { txn in Int(try Counters.read(txn, db.meta, MetaKey.queueCounter(queue, state))) }
+    }
+
+    /// Per queue, how many of its jobs are in each state (states with no job left out).
+    public func queueCounts() throws -> [String: [JobState: Int]] {
+        try environment.read { txn in
+            var result: [String: [JobState: Int]] = [:]
+            for state in JobState.allCases {
+                let prefix = MetaKey.queueCounterPrefix(state)
+                try txn.forEach(db.meta, prefix: Array(prefix.utf8)) { key, value in
+                    let queue = String(decoding: key[prefix.utf8.count...], as: UTF8.self)
+                    result[queue, default: [:]][state] = Int(UInt64(littleEndian: value.loadUnaligned(as: UInt64.self)))
+                    return true
+                }
+            }
+            return result
+        }
+    }
+
+    // MARK: Streaming
+
+    /// Visits every job in id (creation) order, `chunkSize` jobs per short read transaction, so a
+    /// long walk never pins old pages (which would make a live store's file grow). Return false
+    /// from `body` to stop. Jobs changed during the walk are seen as of their chunk's snapshot.
+    public func forEachJob(chunkSize: Int = 1000, _ body: (Job) throws -> Bool) throws {
+        try forEachRecord(chunkSize: chunkSize) { id, bytes in try body(try RecordFormat.decode(bytes, id: id)) }
+    }
+
+    /// Visits the fixed header of every job, reading state, priority, times and attempts straight
+    /// from LMDB's pages without decoding the rest of the record (a full scan, no index).
+    public func forEachJobHeader(chunkSize: Int = 10_000, _ body: (JobID, JobHeader) throws -> Bool) throws {
+        try forEachRecord(chunkSize: chunkSize) { id, bytes in
+            let header = try RecordFormat.header(bytes, id: id)
+            return try body(id, JobHeader(
+                state: header.state, priority: header.priority, attempts: header.attempts,
+                createdAt: header.createdAt, runAt: header.runAt))
+        }
+    }
+
+    private func forEachRecord(chunkSize: Int, _ body: (JobID, UnsafeRawBufferPointer) throws -> Bool) throws {
+        var after: [UInt8]?
+        var stopped = false
+        while !stopped {
+            var seen = 0
+            try environment.read { txn in
+                let range = after.map { KeyRange<[UInt8]>.after($0) } ?? .all
+                try txn.forEach(db.jobs, in: range) { key, value in
+                    guard let id = JobID(bytes: key) else {
+                        throw JobStoreError(.corruptRecord, "a key of \(key.count) bytes in the jobs database is not a job id")
+                    }
+                    seen += 1
+                    if try !body(id, value) {
+                        stopped = true
+                        return false
+                    }
+                    if seen == chunkSize {
+                        after = Array(key)
+                        return false
+                    }
+                    return true
+                }
+            }
+            if seen < chunkSize { break }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import LMDB
+
+/// One inconsistency found by ``JobRepository/verify()``.
+public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
+    /// What kind of problem.
+    public enum Kind: String, Sendable, Hashable, Codable {
+        /// A record cannot be decoded (or is of a newer format).
+        case badRecord
+        /// A record lacks one of its index entries.
+        case missingIndexEntry
+        /// An index entry points to no record, or to a record that does not call for it.
+        case strayIndexEntry
+        /// A counter differs from a recount of the records.
+        case wrongCounter
+        /// The store's format version is missing or unreadable.
+        case badFormatVersion
+    }
+    /// What kind of problem.
+    public var kind: Kind
+    /// The job involved, if one is.
+    public var jobID: JobID?
+    /// What exactly is wrong.
+    public var message: String
+
+    public var description: String { "\(kind.rawValue): \(message)" }
+}
+
+extension JobRepository {
+    /// Checks the whole store in one snapshot: every record decodes; every record has exactly its
+    /// index entries (``IndexEntry/entries(of:)``, the same function writes use) and every index
+    /// entry belongs to a record; every counter equals a recount. Returns every problem found
+    /// (empty when the store is consistent).
+    ///
+    /// Holds one read transaction for its duration (a consistent snapshot), so on a live store
+    /// the file may grow while it runs.
+    public func verify() throws -> [VerificationProblem] {
+        try environment.read { txn in
+            var problems: [VerificationProblem] = []
+            var counters: [String: Int64] = [:]
+
+            if try txn.get(db.meta, MetaKey.formatVersion)?.count != 4 {
+                problems.append(VerificationProblem(kind: .badFormatVersion, jobID: nil, message: "meta has no 4-byte format_version"))
+            }
+
+            // Records → their index entries.
+            try txn.forEach(db.jobs) { key, value in
+                guard let id = JobID(bytes: key) else {
+                    problems.append(VerificationProblem(kind: .badRecord, jobID: nil, message: "a jobs key of \(key.count) bytes is not an id"))
+                    return true
+                }
+                let job: Job
+                do {
+                    job = try RecordFormat.decode(value, id: id)
+                } catch {
+                    problems.append(VerificationProblem(kind: .badRecord, jobID: id, message: "\(error)"))
+                    return true
+                }
+                counters[MetaKey.stateCounter(job.state), default: 0] += 1
+                counters[MetaKey.queueCounter(job.queue, job.state), default: 0] += 1
+                for entry in IndexEntry.entries(of: job) where try !has(entry, txn) {
+                    problems.append(VerificationProblem(
+                        kind: .missingIndexEntry, jobID: id, message: "job \(id) (\(job.state)) lacks its \(entry.databaseName) entry"))
+                }
+                return true
+            }
+
+            // Index entries → records that call for them.
+            for (name, database) in [
+                ("idx.state_created", db.stateCreated), ("idx.created", db.created), ("idx.ready", db.ready),
+                ("idx.ready_any", db.readyAny), ("idx.lease", db.lease),
+            ] {
+                try txn.forEach(database) { key, _ in
+                    guard key.count >= 16 else {
+                        problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "\(name) has a \(key.count)-byte key"))
+                        return true
+                    }
+                    let id = Keys.trailingID(key)
+                    let entry = IndexEntry.make(name, Array(key))
+                    problems += try strayCheck(entry, id: id, name: name, txn)
+                    return true
+                }
+            }
+            try txn.forEach(db.unique) { key, value in
+                guard let id = JobID(bytes: value) else {
+                    problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "idx.unique holds a \(value.count)-byte value"))
+                    return true
+                }
+                problems += try strayCheck(.unique(key: Array(key), id: Array(value)), id: id, name: "idx.unique", txn)
+                return true
+            }
+
+            // Counters.
+            var stored: [String: Int64] = [:]
+            try txn.forEach(db.meta, prefix: Array("counter/".utf8)) { key, value in
+                let name = String(decoding: key, as: UTF8.self)
+                stored[name] = value.count == 8 ? Int64(UInt64(littleEndian: value.loadUnaligned(as: UInt64.self))) : -1
+                return true
+            }
+            for name in Set(stored.keys).union(counters.keys).sorted() where stored[name, default: 0] != counters[name, default: 0] {
+                problems.append(VerificationProblem(
+                    kind: .wrongCounter, jobID: nil,
+                    message: "\(name) is \(stored[name, default: 0]), a recount finds \(counters[name, default: 0])"))
+            }
+            return problems
+        }
+    }
+
+    private func strayCheck(_ entry: IndexEntry, id: JobID, name: String, _ txn: Transaction) throws -> [VerificationProblem] {
+        guard let job = try? job(id, in: txn) else {
+            return [VerificationProblem(kind: .strayIndexEntry, jobID: id, message: "\(name) lists job \(id), which has no readable record")]
+        }
+        if !IndexEntry.entries(of: job).contains(entry) {
+            return [VerificationProblem(
+                kind: .strayIndexEntry, jobID: id, message: "\(name) has an entry for job \(id) (\(job.state)) that its record does not call for")]
+        }
+        return []
+    }
+
+    private func has(_ entry: IndexEntry, _ txn: Transaction) throws -> Bool {
+        switch entry {
+        case .stateCreated(let key): return try txn.contains(db.stateCreated, key)
+        case .created(let key): return try txn.contains(db.created, key)
+        case .ready(let key): return try txn.contains(db.ready, key)
+        case .readyAny(let key): return try txn.contains(db.readyAny, key)
+        case .lease(let key): return try txn.contains(db.lease, key)
+        case .unique(let key, let id): return try txn.get(db.unique, key) == id
+        }
+    }
+}
+
+extension IndexEntry {
+    var databaseName: String {
+        switch self {
+        case .stateCreated: "idx.state_created"
+        case .created: "idx.created"
+        case .ready: "idx.ready"
+        case .readyAny: "idx.ready_any"
+        case .lease: "idx.lease"
+        case .unique: "idx.unique"
+        }
+    }
+
+    static func make(_ databaseName: String, _ key: [UInt8]) -> IndexEntry {
+        switch databaseName {
+        case "idx.state_created": .stateCreated(key)
+        case "idx.created": .created(key)
+        case "idx.ready": .ready(key)
+        case "idx.ready_any": .readyAny(key)
+        default: .lease(key)
+        }
+    }
+}
