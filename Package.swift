@@ -37,8 +37,14 @@ let package = Package(
             dependencies: ["LMDB"],
             path: "Tests/LMDBTestHelper"
         ),
-        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "LMDBTestHelper"]),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore"], resources: [.copy("Fixtures")]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "LMDBTestHelper", "TestSupport"]),
+        .executableTarget(
+            name: "JobStoreTestHelper",
+            dependencies: ["JobStore"],
+            path: "Tests/JobStoreTestHelper"
+        ),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "JobStoreTestHelper", "TestSupport"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import LMDB
+import TestSupport
 
 /// Runs `body` in a task and waits at most `seconds` for it, without waiting on the task
 /// itself when it hangs (a task group would wait for its hung child forever).

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import LMDB
+import TestSupport
 
 @Suite("Crash consistency: a writer killed with SIGKILL loses no acknowledged commit", .serialized)
 struct CrashTests {
@@ -9,7 +10,7 @@ struct CrashTests {
     /// returns the last key it acknowledged (printed only after the commit returned).
     func killWriter(at path: String, after delay: Duration) throws -> UInt64? {
         let child = Process()
-        child.executableURL = try helperExecutable()
+        child.executableURL = try helperExecutable("LMDBTestHelper")
         child.arguments = ["write-loop", path]
         let output = Pipe()
         child.standardOutput = output

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import LMDB
+import TestSupport
 
 /// One database flag combination, with key and value encodings whose database order is numeric order.
 struct FlagCase: CustomTestStringConvertible, Sendable {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import LMDB
+import TestSupport
 
 @Suite("Environment: opening, guards, bad input and maintenance")
 struct EnvironmentTests {

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import LMDB
+import TestSupport
 
 @Suite("Map growth: a full map grows and the write is re-run, invisibly")
 struct MapGrowthTests {
@@ -121,7 +122,7 @@ struct MapGrowthTests {
         try env.write { txn in try txn.put(numbers, 1, [1]) }
 
         let child = Process()
-        child.executableURL = try helperExecutable()
+        child.executableURL = try helperExecutable("LMDBTestHelper")
         child.arguments = ["grow", directory.path, "200"]
         let output = Pipe()
         child.standardOutput = output

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import LMDB
+import TestSupport
 
 let items = DatabaseDefinition<StringCodec, StringCodec>(name: "items")
 let numbersDefinition = DatabaseDefinition<UInt64Codec, BytesCodec>(name: "numbers")

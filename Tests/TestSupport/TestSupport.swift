@@ -1,13 +1,12 @@
 import Foundation
-import Testing
 
-@testable import LMDB
+/// Helpers shared by the test targets.
 
 /// A fresh temporary directory for one test, removed when the value is dropped.
-final class TemporaryDirectory {
-    let path: String
+public final class TemporaryDirectory {
+    public let path: String
 
-    init(_ name: String = #function) {
+    public init(_ name: String = #function) {
         let base = FileManager.default.temporaryDirectory.path
         let safe = name.filter { $0.isLetter || $0.isNumber }
         path = "\(base)/lmdb-tests-\(safe)-\(UUID().uuidString)"
@@ -16,36 +15,29 @@ final class TemporaryDirectory {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func sub(_ name: String) -> String { "\(path)/\(name)" }
+    public func sub(_ name: String) -> String { "\(path)/\(name)" }
 }
 
-/// Byte-string helpers for tests.
-extension Array where Element == UInt8 {
-    init(_ text: String) { self = Array(text.utf8) }
-}
-
-func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
-
-/// The built helper executable (a sibling of the test bundle in the build directory).
-func helperExecutable() throws -> URL {
+/// A built helper executable (a sibling of the test bundle in the build directory).
+public func helperExecutable(_ name: String) throws -> URL {
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
         directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
     }
     for candidate in [directory, directory.deletingLastPathComponent()] {
-        let url = candidate.appendingPathComponent("LMDBTestHelper")
+        let url = candidate.appendingPathComponent(name)
         if FileManager.default.isExecutableFile(atPath: url.path) { return url }
     }
-    throw TestFailure("LMDBTestHelper not found next to \(directory.path); build it with `swift build`")
+    throw TestFailure("\(name) not found next to \(directory.path); build it with `swift build`")
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Runs `body` on a fresh OS thread and waits for it, failing after `seconds` (a hang detector).
-func onThread<T: Sendable>(timeout seconds: Double = 30, _ body: @escaping @Sendable () throws -> T) throws -> T {
+public func onThread<T: Sendable>(timeout seconds: Double = 30, _ body: @escaping @Sendable () throws -> T) throws -> T {
     let semaphore = DispatchSemaphore(value: 0)
     nonisolated(unsafe) var result: Result<T, Error>?
     let thread = Thread {

@@ -1,0 +1,57 @@
+// A child process for the JobStore tests: inserts batches while the test kills it, or changes
+// a job of a store the test has open (to prove the cache notices another process's writes).
+import JobStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func say(_ line: String) {
+    let text = line + "\n"
+    _ = text.withCString { write(1, $0, strlen($0)) }
+}
+
+func fail(_ message: String) -> Never {
+    let text = "JobStoreTestHelper: \(message)\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
+    exit(2)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop|set-payload) PATH [ID TEXT]") }
+
+do {
+    let store = try JobRepository(path: arguments[2], options: JobStoreOptions(mapSize: 1 << 20))
+    switch arguments[1] {
+    case "insert-loop":
+        // Batches of 20 jobs, each batch also completing a claimed job; prints the last id of
+        // every committed batch. Killed with SIGKILL at a random moment.
+        var batch = 0
+        while true {
+            let jobs = (0..<20).map { i in
+                NewJob(name: "job-\(batch)-\(i)", queue: "q\(i % 3)", payload: Array(repeating: UInt8(i), count: 200), priority: UInt8(i % 5))
+            }
+            let owner = OwnerToken.random()
+            let inserted = try store.write { txn -> [Job] in
+                let inserted = try txn.insert(jobs)
+                for job in try txn.claim(limit: 2, lease: .seconds(60), owner: owner) {
+                    try txn.complete(job.id, owner: owner)
+                }
+                return inserted
+            }
+            say(inserted.last!.id.description)
+            batch += 1
+        }
+    case "set-payload":
+        guard arguments.count == 5 else { fail("set-payload needs ID and TEXT") }
+        let id = try JobID(parsing: arguments[3])
+        let text = arguments[4]
+        try store.update(id) { job in job.payload = Array(text.utf8) }
+        store.close()
+        say("ok")
+    default:
+        fail("unknown command \(arguments[1])")
+    }
+} catch {
+    fail("\(error)")
+}
