@@ -15,7 +15,7 @@
 /// | 16 | 8 | updatedAt |
 /// | 24 | 8 | runAt |
 /// | 32 | 8 | lease expiry (0 without a lease) |
-/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes)], [pipeline id (16 bytes) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8) |
+/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8) |
 ///
 /// Bracketed fields are present when their flag is set. The fixed header lets state, priority,
 /// times and attempts be read straight from LMDB's page without decoding the rest.
@@ -103,13 +103,9 @@ public enum RecordFormat {
             writer.putShort(job.queue.utf8)
             if let tenant = job.tenant { writer.putShort(tenant.utf8) }
             if let key = job.uniqueKey { writer.putShort(key.utf8) }
-            if let lease = job.lease {
-                writer.put(lease.owner.high)
-                writer.put(lease.owner.low)
-            }
+            if let lease = job.lease { writer.put128(lease.owner.high, lease.owner.low) }
             if let pipeline = job.pipeline {
-                writer.put(pipeline.pipeline.high)
-                writer.put(pipeline.pipeline.low)
+                writer.put128(pipeline.pipeline.high, pipeline.pipeline.low)
                 writer.put(pipeline.step)
             }
             writer.putLong(job.payload)
@@ -151,11 +147,13 @@ public enum RecordFormat {
         let uniqueKey = flags & Flag.uniqueKey != 0 ? try reader.shortString("unique key") : nil
         var lease: Lease?
         if flags & Flag.lease != 0 {
-            lease = Lease(expiresAt: Timestamp(microseconds: leaseUntil), owner: OwnerToken(high: try reader.u64(), low: try reader.u64()))
+            let (high, low) = try reader.u128()
+            lease = Lease(expiresAt: Timestamp(microseconds: leaseUntil), owner: OwnerToken(high: high, low: low))
         }
         var pipeline: PipelineReference?
         if flags & Flag.pipeline != 0 {
-            pipeline = PipelineReference(pipeline: JobID(high: try reader.u64(), low: try reader.u64()), step: try reader.u16())
+            let (high, low) = try reader.u128()
+            pipeline = PipelineReference(pipeline: JobID(high: high, low: low), step: try reader.u16())
         }
         let payload = try reader.longBytes("payload")
         let result = flags & Flag.result != 0 ? try reader.longBytes("result") : nil
@@ -244,6 +242,13 @@ public enum RecordFormat {
             offset += MemoryLayout<T>.size
         }
 
+        /// 16 bytes, big-endian (ids and tokens are stored as in keys).
+        mutating func put128(_ high: UInt64, _ low: UInt64) {
+            buffer.storeBytes(of: high.bigEndian, toByteOffset: offset, as: UInt64.self)
+            buffer.storeBytes(of: low.bigEndian, toByteOffset: offset + 8, as: UInt64.self)
+            offset += 16
+        }
+
         mutating func putBytes<C: Collection>(_ bytes: C) where C.Element == UInt8 {
             for byte in bytes {
                 buffer[offset] = byte
@@ -292,7 +297,13 @@ public enum RecordFormat {
 
         mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
         mutating func u16() throws -> UInt16 { try integer(UInt16.self) }
-        mutating func u64() throws -> UInt64 { try integer(UInt64.self) }
+        mutating func u128() throws -> (UInt64, UInt64) {
+            let bytes = try take(16, "a 16-byte id")
+            return (
+                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            )
+        }
         mutating func i64() throws -> Int64 { try integer(Int64.self) }
 
         mutating func string(_ count: Int, _ what: String) throws -> String {

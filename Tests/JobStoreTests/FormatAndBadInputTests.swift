@@ -1,0 +1,181 @@
+import Foundation
+import LMDB
+import Testing
+import TestSupport
+
+@testable import JobStore
+
+func fixture(_ name: String) throws -> [UInt8] {
+    let url = try #require(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil))
+    return Array(try Data(contentsOf: url))
+}
+
+@Suite("Record format: fixtures, round trips, in-place header")
+struct FormatTests {
+    let fullID = JobID(milliseconds: 1_700_000_000_000, counter: 0, random: 42)
+
+    @Test("the committed version-1 fixtures decode to the jobs they describe")
+    func versionOneFixtures() throws {
+        let full = try fixture("record-v1-full.bin")
+        let job = try full.withUnsafeBytes { try RecordFormat.decode($0, id: fullID) }
+        #expect(job == Job(
+            id: fullID, name: "send-email", queue: "mail", tenant: "acme", state: .running, priority: 7,
+            createdAt: Timestamp(microseconds: 1_700_000_000_000_000), updatedAt: Timestamp(microseconds: 1_700_000_000_500_000),
+            runAt: Timestamp(microseconds: 1_700_000_000_100_000), attempts: 2, maxAttempts: 5,
+            lease: Lease(expiresAt: Timestamp(microseconds: 1_700_000_060_000_000), owner: OwnerToken(high: 0x0102_0304_0506_0708, low: 0x1112_1314_1516_1718)),
+            errors: [JobErrorRecord(message: "timeout", attempt: 1, at: Timestamp(microseconds: 1_700_000_030_000_000))],
+            uniqueKey: "email:42", pipeline: PipelineReference(pipeline: try JobID(parsing: "0190a5c4-1b2e-7000-8123-456789abcdef"), step: 3),
+            payload: Array("hello".utf8), result: Array("ok".utf8)))
+        // The encoder writes exactly the same bytes.
+        #expect(RecordFormat.encode(job) == full)
+
+        let minimal = try fixture("record-v1-minimal.bin")
+        let small = try minimal.withUnsafeBytes { try RecordFormat.decode($0, id: fullID) }
+        #expect(small.state == .pending && small.name == "n" && small.queue == "q" && small.payload.isEmpty)
+        #expect(small.createdAt == Timestamp(microseconds: -5) && small.maxAttempts == 20 && small.tenant == nil)
+        #expect(RecordFormat.encode(small) == minimal)
+    }
+
+    @Test("the fixed header is read in place, matching the full decode")
+    func header() throws {
+        let full = try fixture("record-v1-full.bin")
+        let header = try full.withUnsafeBytes { try RecordFormat.header($0, id: fullID) }
+        #expect(header.state == .running && header.priority == 7 && header.attempts == 2 && header.maxAttempts == 5)
+        #expect(header.createdAt == Timestamp(microseconds: 1_700_000_000_000_000))
+        #expect(header.leaseUntil == Timestamp(microseconds: 1_700_000_060_000_000))
+    }
+
+    @Test("long error messages are cut at a character boundary; only the last errors are kept")
+    func limitsOnEncode() throws {
+        let id = JobID(milliseconds: 1, counter: 0, random: 1)
+        var job = Job(
+            id: id, name: "n", queue: "q", state: .pending, priority: 0, createdAt: .now, updatedAt: .now, runAt: .now,
+            maxAttempts: 1, payload: [])
+        job.errors = (0..<15).map { JobErrorRecord(message: String(repeating: "é", count: 600), attempt: UInt16($0), at: .now) }
+        let decoded = try RecordFormat.encode(job).withUnsafeBytes { try RecordFormat.decode($0, id: id) }
+        #expect(decoded.errors.count == JobLimits.maxErrors)
+        #expect(decoded.errors.first?.attempt == 5)
+        #expect(decoded.errors.allSatisfy { $0.message.utf8.count == 1024 })
+    }
+
+    @Test("job ids: time order, text round trip, malformed text")
+    func ids() throws {
+        let generator = JobIDGenerator()
+        let ids = (0..<5000).map { _ in generator.next(milliseconds: 1_700_000_000_000) }
+        #expect(ids == ids.sorted())
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(10) { #expect(try JobID(parsing: id.description) == id) }
+        let text = "0190a5c4-1b2e-7000-8123-456789abcdef"
+        #expect(try JobID(parsing: text).description == text)
+        #expect(try JobID(parsing: text.replacingOccurrences(of: "-", with: "")).description == text)
+        for bad in ["", "xyz", "0190a5c4-1b2e-7000-8123-456789abcde", "0190a5c41-b2e-7000-8123-456789abcdef", "g190a5c4-1b2e-7000-8123-456789abcdef"] {
+            #expect { try JobID(parsing: bad) } throws: { ($0 as? JobStoreError)?.code == .invalidID }
+        }
+    }
+}
+
+@Suite("Bad input: each a clear error, and the store unchanged")
+struct BadInputTests {
+    /// Everything observable about a store, to compare before and after a refused operation.
+    func snapshot(_ store: JobRepository) throws -> ([Job], [JobState: Int]) {
+        var jobs: [Job] = []
+        try store.forEachJob { jobs.append($0); return true }
+        return (jobs, try store.counts())
+    }
+
+    @Test("bad fields, illegal transitions, unknown ids and malformed ids are refused and change nothing")
+    func refusedOperations() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory)
+        defer { store.close() }
+        let job = try store.insert(NewJob(name: "a", queue: "q"))
+        try store.transition(job.id, to: .running)
+        try store.transition(job.id, to: .succeeded)
+        let before = try snapshot(store)
+        func code(_ body: () throws -> Void) -> JobStoreError.Code? {
+            do { try body() } catch { return (error as? JobStoreError)?.code }
+            return nil
+        }
+        let unknown = JobID(milliseconds: 5, counter: 0, random: 5)
+        #expect(code { try store.insert(NewJob(name: "")) } == .invalidField)
+        #expect(code { try store.insert(NewJob(name: String(repeating: "n", count: 256))) } == .invalidField)
+        #expect(code { try store.insert(NewJob(name: "x", queue: String(repeating: "q", count: 65))) } == .invalidField)
+        #expect(code { try store.insert(NewJob(name: "x", queue: "a\u{0}b")) } == .invalidField)
+        #expect(code { try store.insert(NewJob(name: "x", payload: [UInt8](repeating: 0, count: JobLimits.maxPayloadBytes + 1))) } == .invalidField)
+        #expect(code { try store.insert(NewJob(name: "x", uniqueKey: "")) } == .invalidField)
+        #expect(code { try store.insert(NewJob(name: "x", state: .running)) } == .illegalTransition)
+        #expect(code { try store.insert([NewJob(name: "ok"), NewJob(name: "x", id: job.id)]) } == .invalidField)  // whole batch refused
+        #expect(code { try store.transition(job.id, to: .pending) } == .illegalTransition)
+        #expect(code { try store.update(job.id) { $0.result = [UInt8](repeating: 0, count: JobLimits.maxResultBytes + 1) } } == .invalidField)
+        #expect(code { try store.transition(unknown, to: .running) } == .notFound)
+        #expect(code { try store.cancel(unknown) } == .notFound)
+        #expect(code { _ = try JobID(parsing: "not-an-id") } == .invalidID)
+        #expect(code { _ = try PageCursor(parsing: "12_zz") } == .invalidID)
+        let after = try snapshot(store)
+        #expect(after.0 == before.0)
+        #expect(after.1 == before.1)
+        try expectConsistent(store)
+    }
+
+    @Test("a corrupt record and a record of a newer format are clear errors naming the job (and both versions)")
+    func damagedRecords() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory)
+        defer { store.close() }
+        let corrupt = try store.insert(NewJob(name: "corrupt", payload: [1, 2, 3]))
+        let newer = try store.insert(NewJob(name: "newer"))
+        try store.environment.write { txn in
+            var bytes = try #require(try txn.get(store.db.jobs, Keys.id(corrupt.id)))
+            bytes.removeLast(6)
+            try txn.put(store.db.jobs, Keys.id(corrupt.id), bytes)
+            var future = try #require(try txn.get(store.db.jobs, Keys.id(newer.id)))
+            future[0] = 9
+            try txn.put(store.db.jobs, Keys.id(newer.id), future)
+        }
+        #expect { try store.uncachedJob(corrupt.id) } throws: { error in
+            guard let error = error as? JobStoreError else { return false }
+            return error.code == .corruptRecord && error.jobID == corrupt.id && error.description.contains("jobstore verify")
+        }
+        #expect { try store.uncachedJob(newer.id) } throws: { error in
+            guard let error = error as? JobStoreError else { return false }
+            return error.code == .newerFormat && error.description.contains("version 9") && error.description.contains("1…1")
+        }
+        // A change to a damaged job is refused; the rest of the store works.
+        #expect { try store.cancel(corrupt.id) } throws: { ($0 as? JobStoreError)?.code == .corruptRecord }
+        let fine = try store.insert(NewJob(name: "fine"))
+        #expect(try store.job(fine.id)?.name == "fine")
+        let problems = try store.verify()
+        #expect(Set(problems.filter { $0.kind == .badRecord }.compactMap(\.jobID)) == [corrupt.id, newer.id])
+    }
+
+    @Test("a store of a newer format, an LMDB environment of another program and an empty directory are refused")
+    func wrongStores() throws {
+        let directory = TemporaryDirectory()
+        do {
+            let store = try JobRepository(path: directory.sub("newer"))
+            try store.environment.write { txn in
+                try txn.put(store.db.meta, MetaKey.formatVersion, withUnsafeBytes(of: UInt32(7).littleEndian) { Array($0) })
+            }
+            store.close()
+        }
+        #expect { try JobRepository(path: directory.sub("newer")) } throws: { error in
+            (error as? JobStoreError)?.code == .newerFormat && "\(error)".contains("version 7")
+        }
+
+        let other = DatabaseDefinition<StringCodec, StringCodec>(name: "users")
+        let env = try Environment(path: directory.sub("other"), databases: [other])
+        try env.write { txn in try txn.put(env.database(other), "ada", "lovelace") }
+        env.close()
+        #expect { try JobRepository(path: directory.sub("other")) } throws: { ($0 as? JobStoreError)?.code == .notAJobStore }
+        // Nothing was added to the foreign environment.
+        let check = try Environment(path: directory.sub("other"), options: EnvironmentOptions(readOnly: true))
+        #expect(try check.databaseNames() == ["users"])
+        check.close()
+
+        try FileManager.default.createDirectory(atPath: directory.sub("empty"), withIntermediateDirectories: true)
+        #expect { try JobRepository(path: directory.sub("empty"), options: JobStoreOptions(readOnly: true)) } throws: {
+            ($0 as? JobStoreError)?.code == .notAJobStore
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.sub("empty")).isEmpty)
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+import TestSupport
+
+@testable import JobStore
+
+/// splitmix64: a small, seedable generator, so a failing sequence can be replayed from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite("Invariants over random operation sequences")
+struct InvariantTests {
+    /// One random step: an insert (sometimes unique, sometimes delayed), a claim, a completion or
+    /// failure (sometimes with a stale token), a cancel, retry, rescue, prune, update, delete, or
+    /// a batch of several in one transaction.
+    func step(_ store: JobRepository, _ random: inout SplitMix64, _ owners: inout [JobID: OwnerToken]) throws {
+        func anyJob(_ state: JobState? = nil) throws -> Job? {
+            var candidates: [Job] = []
+            try store.forEachJob { job in
+                if state == nil || job.state == state { candidates.append(job) }
+                return true
+            }
+            return candidates.isEmpty ? nil : candidates[Int(random.next() % UInt64(candidates.count))]
+        }
+        let now = Timestamp.now
+        switch random.next() % 13 {
+        case 0, 1, 2:
+            let count = Int(random.next() % 4) + 1
+            let jobs = (0..<count).map { _ in
+                NewJob(
+                    name: "job", queue: "q\(random.next() % 3)", payload: Array(repeating: 1, count: Int(random.next() % 50)),
+                    priority: UInt8(random.next() % 4), runAt: random.next() % 5 == 0 ? now.adding(.seconds(3600)) : nil,
+                    maxAttempts: UInt16(random.next() % 3 + 1), uniqueKey: random.next() % 4 == 0 ? "u\(random.next() % 3)" : nil)
+            }
+            try store.insert(jobs)
+        case 3, 4:
+            let owner = OwnerToken.random()
+            let queue = random.next() % 2 == 0 ? nil : "q\(random.next() % 3)"
+            let lease: Duration = random.next() % 3 == 0 ? .microseconds(1) : .seconds(600)
+            for job in try store.claim(queue: queue, limit: Int(random.next() % 3) + 1, lease: lease, owner: owner) {
+                owners[job.id] = owner
+            }
+        case 5:
+            if let job = try anyJob(.running), let owner = owners[job.id] {
+                _ = try? store.complete(job.id, owner: random.next() % 5 == 0 ? .random() : owner, result: [1, 2])
+            }
+        case 6:
+            if let job = try anyJob(.running), let owner = owners[job.id] {
+                _ = try? store.fail(job.id, owner: owner, error: "boom", retryAt: random.next() % 2 == 0 ? now : nil)
+            }
+        case 7:
+            if let job = try anyJob() { _ = try? store.cancel(job.id) }
+        case 8:
+            if let job = try anyJob() { _ = try? store.retry(job.id) }
+        case 9:
+            _ = try store.rescueExpiredLeases()
+        case 10:
+            let state = [JobState.succeeded, .failed, .cancelled][Int(random.next() % 3)]
+            _ = try store.prune(state: state, createdBefore: now, batchSize: 2)
+        case 11:
+            if let job = try anyJob() {
+                _ = try? store.update(job.id) { job in
+                    job.priority = UInt8(random.next() % 4)
+                    job.queue = "q\(random.next() % 3)"
+                }
+            }
+        default:
+            if let job = try anyJob() {
+                // Several changes in one transaction, one of which may be illegal and abort them all.
+                _ = try? store.write { txn in
+                    try txn.delete(job.id)
+                    try txn.insert(NewJob(name: "replacement", queue: job.queue))
+                    if random.next() % 2 == 0 { _ = try txn.transition(job.id, to: .running) }  // job is gone: notFound, all rolled back
+                }
+            }
+        }
+    }
+
+    /// Counts by a full scan of the records, to compare with the O(1) counters.
+    func recount(_ store: JobRepository) throws -> [JobState: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
+        try store.forEachJob { job in
+            counts[job.state, default: 0] += 1
+            return true
+        }
+        return counts
+    }
+
+    @Test("after every step, verify() is clean and the counters equal a recount", arguments: [1, 2, 3, 4] as [UInt64])
+    func randomSequences(seed: UInt64) throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory)
+        defer { store.close() }
+        var random = SplitMix64(seed: seed)
+        var owners: [JobID: OwnerToken] = [:]
+        for index in 0..<150 {
+            try step(store, &random, &owners)
+            let problems = try store.verify()
+            #expect(problems.isEmpty, "seed \(seed), step \(index): \(problems.prefix(3))")
+            #expect(try store.counts() == recount(store), "seed \(seed), step \(index)")
+            if !problems.isEmpty { return }
+            // The cache agrees with LMDB.
+            try store.forEachJob { job throws in
+                #expect(try store.job(job.id) == job)
+                return true
+            }
+        }
+    }
+
+    @Test("verify() finds a missing index entry, a stray one and a wrong counter")
+    func verifyDetectsDamage() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory)
+        defer { store.close() }
+        let job = try store.insert(NewJob(name: "a"))
+        try store.environment.write { txn in
+            try txn.delete(store.db.readyAny, Keys.readyAny(job.priority, job.runAt, job.id))
+            try txn.put(store.db.lease, Keys.lease(.now, job.id), ())
+            try txn.put(store.db.meta, MetaKey.stateCounter(.failed), Counters.encode(3))
+        }
+        let kinds = try store.verify().map(\.kind)
+        #expect(kinds.contains(.missingIndexEntry))
+        #expect(kinds.contains(.strayIndexEntry))
+        #expect(kinds.contains(.wrongCounter))
+    }
+}
