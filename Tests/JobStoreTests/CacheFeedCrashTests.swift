@@ -1,0 +1,183 @@
+import Foundation
+import Testing
+import TestSupport
+
+@testable import JobStore
+
+func runHelper(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let child = Process()
+    child.executableURL = try helperExecutable("JobStoreTestHelper")
+    child.arguments = arguments
+    let pipe = Pipe()
+    child.standardOutput = pipe
+    try child.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    child.waitUntilExit()
+    return (child.terminationStatus, output)
+}
+
+@Suite("Write-through cache")
+struct CacheTests {
+    @Test("hits, misses, write-through updates, and an aborted write leaves the cache as it was")
+    func hitsAndWriteThrough() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory)
+        defer { store.close() }
+        let job = try store.insert(NewJob(name: "a"))
+        _ = try store.job(job.id)  // written through on insert: a hit
+        var stats = store.cacheStatistics
+        #expect(stats.misses == 0 && stats.hits == 1 && stats.entries == 1)
+        store.cache.clear()
+        _ = try store.job(job.id)  // miss, fill
+        _ = try store.job(job.id)  // hit
+        stats = store.cacheStatistics
+        #expect(stats.misses == 1 && stats.hits == 2 && stats.entries == 1)
+        try store.update(job.id) { $0.priority = 5 }
+        #expect(try store.job(job.id)?.priority == 5)
+        #expect(store.cacheStatistics.hits == 3)
+        struct Refused: Error {}
+        _ = try? store.write { txn in
+            try txn.update(job.id) { $0.priority = 6 }
+            throw Refused()
+        }
+        #expect(try store.job(job.id)?.priority == 5)
+        try store.delete(job.id)
+        #expect(try store.job(job.id) == nil)
+        stats = store.cacheStatistics
+        #expect(stats.entries == 0)
+    }
+
+    @Test("bounded by entries and bytes; CLOCK keeps the jobs read again")
+    func bounded() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory, JobStoreOptions(durability: .noSync, cache: CacheOptions(maxEntries: 50, maxBytes: 1 << 20)))
+        defer { store.close() }
+        let jobs = try store.insert((0..<200).map { NewJob(name: "j\($0)", payload: [UInt8](repeating: 1, count: 100)) })
+        let hot = jobs.prefix(10).map(\.id)
+        for id in hot { _ = try store.job(id) }
+        for round in 0..<3 {
+            for job in jobs.dropFirst(10 + 60 * round).prefix(60) {
+                _ = try store.job(job.id)
+                for id in hot { _ = try store.job(id) }  // the hot set is read between cold reads
+            }
+        }
+        let stats = store.cacheStatistics
+        #expect(stats.entries <= 50)
+        #expect(stats.evictions > 0)
+        let hitsBefore = stats.hits
+        for id in hot { _ = try store.job(id) }
+        #expect(store.cacheStatistics.hits == hitsBefore + hot.count, "the hot jobs stayed cached")
+
+        let small = try openStore(TemporaryDirectory(), JobStoreOptions(durability: .noSync, cache: CacheOptions(maxEntries: 1000, maxBytes: 4096)))
+        defer { small.close() }
+        for job in try small.insert((0..<50).map { NewJob(name: "j\($0)", payload: [UInt8](repeating: 1, count: 500)) }) {
+            _ = try small.job(job.id)
+        }
+        #expect(small.cacheStatistics.bytes <= 4096)
+    }
+
+    @Test("another process changes a cached job: the next read sees the change")
+    func coherentAcrossProcesses() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory, JobStoreOptions())
+        defer { store.close() }
+        let job = try store.insert(NewJob(name: "shared", payload: Array("before".utf8)))
+        #expect(try store.job(job.id)?.payload == Array("before".utf8))
+        #expect(try store.job(job.id)?.payload == Array("before".utf8))
+        #expect(store.cacheStatistics.hits == 2)
+        let result = try runHelper(["set-payload", directory.path, job.id.description, "after"])
+        #expect(result.status == 0)
+        #expect(try store.job(job.id)?.payload == Array("after".utf8))
+        #expect(store.cacheStatistics.invalidations >= 1)
+        // Our own next write keeps working and is cached again.
+        try store.update(job.id) { $0.priority = 3 }
+        #expect(try store.job(job.id)?.priority == 3)
+        #expect(try store.job(job.id)?.payload == Array("after".utf8))
+    }
+}
+
+@Suite("Change feed")
+struct FeedTests {
+    @Test("subscribers receive committed changes in order; aborted writes send nothing")
+    func committedChanges() async throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory)
+        defer { store.close() }
+        let feed = store.changes()
+        let job = try await store.insert(NewJob(name: "a"))
+        struct Refused: Error {}
+        _ = try? await store.write { txn in
+            try txn.insert(NewJob(name: "never"))
+            throw Refused()
+        }
+        try await store.cancel(job.id)
+        try await store.delete(job.id)
+        var received: [JobChange.Kind] = []
+        for await event in feed {
+            guard case .change(let change) = event else { continue }
+            #expect(change.id == job.id)
+            received.append(change.kind)
+            if received.count == 3 { break }
+        }
+        #expect(received == [.inserted, .updated, .deleted])
+    }
+
+    @Test("a subscriber that falls behind gets an overflow event counting what it missed")
+    func overflow() async throws {
+        let directory = TemporaryDirectory()
+        var options = JobStoreOptions(durability: .noSync)
+        options.feedCapacity = 10
+        let store = try openStore(directory, options)
+        defer { store.close() }
+        let feed = store.changes()
+        for n in 0..<30 { try await store.insert(NewJob(name: "j\(n)")) }
+        try await store.insert(NewJob(name: "last"))  // not consumed yet: the buffer is full
+        var changes = 0
+        var missed = 0
+        var iterator = feed.makeAsyncIterator()
+        for _ in 0..<10 {
+            switch await iterator.next() {
+            case .change?: changes += 1
+            case .overflow(let count)?: missed += count
+            case nil: break
+            }
+        }
+        #expect(changes == 10)
+        try await store.insert(NewJob(name: "after"))
+        if case .overflow(let count)? = await iterator.next() { missed += count }
+        #expect(missed == 21)
+        if case .change(let change)? = await iterator.next() { #expect(change.job?.name == "after") } else { Issue.record("no change after the overflow") }
+    }
+}
+
+@Suite("Crash consistency of the job store", .serialized)
+struct JobStoreCrashTests {
+    @Test("a writer killed with SIGKILL mid-batch: reopened, verify() is clean and every acknowledged job is present")
+    func killedWriter() throws {
+        let directory = TemporaryDirectory()
+        for round in 0..<4 {
+            let path = directory.sub("round-\(round)")
+            let child = Process()
+            child.executableURL = try helperExecutable("JobStoreTestHelper")
+            child.arguments = ["insert-loop", path]
+            let pipe = Pipe()
+            child.standardOutput = pipe
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            Thread.sleep(forTimeInterval: Double.random(in: 0.2...0.8))
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            let lines = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+            let acknowledged = try lines.map { try JobID(parsing: String($0)) }
+
+            let store = try JobRepository(path: path, options: JobStoreOptions(mapSize: 1 << 20))
+            defer { store.close() }
+            try expectConsistent(store)
+            for id in acknowledged { #expect(try store.job(id) != nil, "acknowledged job \(id) is missing") }
+            let counts = try store.counts()
+            #expect(counts.values.reduce(0, +) % 20 == 0, "batches are whole: \(counts)")
+            #expect(counts[.succeeded] == counts.values.reduce(0, +) / 10, "each batch completed 2 of its 20 jobs")
+        }
+    }
+}
