@@ -167,3 +167,33 @@ struct RepositoryTests {
         #expect(headers == 42)
     }
 }
+
+@Suite("Restore: complete jobs in any state")
+struct RestoreTests {
+    @Test("restored jobs keep every field, are indexed and counted; duplicates and bad leases are refused")
+    func restore() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory)
+        defer { store.close() }
+        let now = Timestamp.now
+        let running = Job(
+            id: JobID(milliseconds: 10, counter: 0, random: 1), name: "r", queue: "q", state: .running, priority: 3,
+            createdAt: now, updatedAt: now, runAt: now, attempts: 1, maxAttempts: 5,
+            lease: Lease(expiresAt: now.adding(.seconds(60)), owner: .random()), uniqueKey: "k", payload: [1])
+        let done = Job(
+            id: JobID(milliseconds: 11, counter: 0, random: 1), name: "d", queue: "q", state: .succeeded, priority: 0,
+            createdAt: now, updatedAt: now, runAt: now, attempts: 1, maxAttempts: 5, payload: [], result: [9])
+        try store.write { txn in
+            try txn.restore(running)
+            try txn.restore(done)
+        }
+        #expect(try store.job(running.id) == running)
+        #expect(try store.counts()[.running] == 1 && store.counts()[.succeeded] == 1)
+        #expect { try store.write { try $0.restore(running) } } throws: { ($0 as? JobStoreError)?.code == .invalidField }
+        let leaseless = Job(
+            id: JobID(milliseconds: 12, counter: 0, random: 1), name: "x", queue: "q", state: .running, priority: 0,
+            createdAt: now, updatedAt: now, runAt: now, maxAttempts: 1, payload: [])
+        #expect { try store.write { try $0.restore(leaseless) } } throws: { ($0 as? JobStoreError)?.code == .invalidField }
+        try expectConsistent(store)
+    }
+}

@@ -38,8 +38,8 @@ public struct CacheStatistics: Sendable, Hashable, Codable {
 
 /// A write-through cache of jobs that is never wrong.
 ///
-/// - **Filled only with committed data**: after a write commits, its changes are applied; an
-///   aborted write never reaches it. A read that missed fills it only if no commit happened
+/// - **Filled only with committed data**: after a write commits, its changes are applied to the
+///   jobs the cache holds (a new job enters on its first read); an aborted write never reaches it. A read that missed fills it only if no commit happened
 ///   since the read's snapshot (its transaction id is the last one the cache knows).
 /// - **Ordered**: every entry carries the stamp (transaction id, write sequence) of the data it
 ///   holds; an older stamp never replaces a newer one, so concurrent writers cannot leave a stale
@@ -125,7 +125,7 @@ final class JobCache: Sendable {
             let stamp = Stamp(transaction: transaction, sequence: sequence)
             for change in changes {
                 if let job = change.job {
-                    insert(&state, job, stamp, onlyIfPresent: change.kind == .updated)
+                    insert(&state, job, stamp, onlyIfPresent: true)
                 } else {
                     remove(&state, change.id, stamp)
                 }
@@ -168,7 +168,7 @@ final class JobCache: Sendable {
             evict(&state, keeping: slot)
             return
         }
-        // An update of a job nobody read is not worth a slot: the next read fills it.
+        // A written job nobody read (e.g. each of a bulk load) is not worth a slot: its first read fills it.
         if onlyIfPresent || bytes > options.maxBytes { return }
         while state.index.count >= options.maxEntries || state.bytes + bytes > options.maxBytes {
             if !evictOne(&state) { break }

@@ -130,16 +130,33 @@ public final class JobTransaction {
             id: id, name: new.name, queue: new.queue, tenant: new.tenant, state: new.state, priority: new.priority,
             createdAt: createdAt, updatedAt: createdAt, runAt: new.runAt ?? createdAt, attempts: 0,
             maxAttempts: max(1, new.maxAttempts), uniqueKey: new.uniqueKey, pipeline: new.pipeline, payload: new.payload)
+        return try add(job)
+    }
+
+    /// Stores a complete job exactly as given, in any state — for imports, restores and
+    /// reproducible workloads. Validated, indexed and counted like an insert.
+    ///
+    /// - Throws: `.invalidField` for a field out of its limits, a running job without a lease,
+    ///   or an id that exists.
+    @discardableResult
+    public func restore(_ job: Job) throws -> Job {
+        if !job.state.isTerminal, let key = job.uniqueKey, let holder = try uniqueHolder(key) {
+            throw JobStoreError(
+                .invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
+        }
+        return try add(job)
+    }
+
+    private func add(_ job: Job) throws -> Job {
         try RecordFormat.validate(job)
-        let record = RecordFormat.encode(job)
         do {
-            try txn.put(db.jobs, Keys.id(id), record, options: .noOverwrite)
+            try txn.put(db.jobs, Keys.id(job.id), RecordFormat.encode(job), options: .noOverwrite)
         } catch LMDBError.Code.keyExists {
-            throw JobStoreError(.invalidField, "a job with id \(id) exists", jobID: id, hint: "Leave the id out to get a fresh one")
+            throw JobStoreError(.invalidField, "a job with id \(job.id) exists", jobID: job.id, hint: "Leave the id out to get a fresh one")
         }
         for entry in IndexEntry.entries(of: job) { try put(entry) }
         count(job, +1)
-        changes.append(JobChange(kind: .inserted, id: id, job: job, previousState: nil))
+        changes.append(JobChange(kind: .inserted, id: job.id, job: job, previousState: nil))
         return job
     }
 
