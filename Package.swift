@@ -28,6 +28,7 @@ let package = Package(
             name: "jobstore",
             dependencies: [
                 "LMDB",
+                "JobStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -9,6 +9,6 @@ struct JobStoreCommand: AsyncParsableCommand {
         discussion: """
             Exit codes: 0 success; 1 a failure was found or a runtime error occurred; 2 usage error.
             """,
-        subcommands: [Demo.self]
+        subcommands: [Demo.self, Bench.self]
     )
 }

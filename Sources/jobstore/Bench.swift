@@ -1,0 +1,417 @@
+import ArgumentParser
+import Foundation
+import JobStore
+import LMDB
+
+/// `jobstore bench`: the JobBench workload (shared/jobbench-workload.md), one JSON object per phase.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the JobBench workload on a fresh store and print one JSON line per phase.",
+        discussion: """
+            Phases, in order (load always runs): \(Phase.allCases.map(\.rawValue).joined(separator: ", ")).
+            Counts are those of the workload for --jobs 1000000 and scale with --jobs.
+            The run fails (exit 1) when a correctness check fails.
+            """)
+
+    enum Phase: String, CaseIterable {
+        case load, insertSingle = "insert-single", insertConcurrent = "insert-concurrent", get, getCached = "get-cached"
+        case pendingOldest = "pending-oldest", countByState = "count-by-state", timeRange = "time-range"
+        case scanFilter = "scan-filter", transition, transitionBatch = "transition-batch", claim
+        case claimBatch = "claim-batch", claimConcurrent = "claim-concurrent"
+    }
+
+    enum BenchDurability: String, ExpressibleByArgument, CaseIterable {
+        case full, relaxed
+        var lmdb: Durability { self == .full ? .full : .noSync }
+    }
+
+    @Option(help: "Jobs to load (the workload's N).")
+    var jobs = 1_000_000
+
+    @Option(help: "full: every commit durable when it returns; relaxed: commits not flushed (MDB_NOSYNC).")
+    var durability = BenchDurability.full
+
+    @Option(help: "Directory for a fresh store (created; refused if it already holds one).")
+    var dir: String
+
+    @Option(help: "Comma-separated phases to run after load (default: all).")
+    var phases: String?
+
+    func validate() throws {
+        guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
+        if let phases {
+            for name in phases.split(separator: ",") where Phase(rawValue: String(name)) == nil {
+                throw ValidationError("unknown phase '\(name)'; phases: \(Phase.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if FileManager.default.fileExists(atPath: dir + "/data.mdb") {
+            throw ValidationError("\(dir) already holds a store; give an empty or new directory")
+        }
+    }
+
+    func run() async throws {
+        let selected = Set((phases ?? Phase.allCases.map(\.rawValue).joined(separator: ",")).split(separator: ",").compactMap { Phase(rawValue: String($0)) })
+        var runner = try BenchRunner(jobs: jobs, durability: durability, dir: dir)
+        defer { runner.store.close() }
+        for phase in Phase.allCases where phase == .load || selected.contains(phase) {
+            try await runner.run(phase)
+        }
+        try runner.finalChecks()
+        runner.emitSize()
+    }
+}
+
+/// A failed correctness check: the run exits 1.
+struct BenchCheckFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+struct BenchRunner {
+    let n: Int
+    let durability: Bench.BenchDurability
+    let dir: String
+    let store: JobRepository
+    /// Jobs numbered 0 ..< total exist.
+    var total: Int
+    var claimedIDs: Set<JobID> = []
+
+    init(jobs: Int, durability: Bench.BenchDurability, dir: String) throws {
+        n = jobs
+        self.durability = durability
+        self.dir = dir
+        var options = JobStoreOptions(durability: durability.lmdb, mapSize: 1 << 32)
+        options.cache = CacheOptions(enabled: true, maxEntries: jobs + jobs / 10, maxBytes: 2 << 30)
+        store = try JobRepository(path: dir, options: options)
+        total = 0
+    }
+
+    /// A count of the workload scaled to N.
+    func scaled(_ count: Int) -> Int { max(1, Int((Double(count) * Double(n) / 1_000_000).rounded())) }
+
+    // MARK: Output
+
+    func emit(_ phase: String, ops: Int, seconds: Double, latencies: [Double]? = nil, extra: [(String, String)] = []) {
+        var fields: [(String, String)] = [
+            ("store", "\"jobstore\""), ("phase", "\"\(phase)\""), ("jobs", "\(n)"), ("durability", "\"\(durability.rawValue)\""),
+            ("ops", "\(ops)"), ("seconds", format(seconds, 4)), ("ops_per_s", format(seconds > 0 ? Double(ops) / seconds : 0, 0)),
+        ]
+        if var latencies, !latencies.isEmpty {
+            latencies.sort()
+            func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+            fields += [("p50_us", format(percentile(0.5), 2)), ("p99_us", format(percentile(0.99), 2))]
+        }
+        fields += extra
+        print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+    }
+
+    func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+
+    /// Times `body`, in seconds.
+    func timed(_ body: () throws -> Void) rethrows -> Double {
+        let start = ContinuousClock.now
+        try body()
+        return seconds(ContinuousClock.now - start)
+    }
+
+    func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    // MARK: Phases
+
+    mutating func run(_ phase: Bench.Phase) async throws {
+        switch phase {
+        case .load: try load()
+        case .insertSingle: try insertSingle()
+        case .insertConcurrent: try await insertConcurrent()
+        case .get: try get(cached: false)
+        case .getCached: try get(cached: true)
+        case .pendingOldest: try pendingOldest()
+        case .countByState: try countByState()
+        case .timeRange: try timeRange()
+        case .scanFilter: try scanFilter()
+        case .transition: try transition()
+        case .transitionBatch: try transitionBatch()
+        case .claim: try claim()
+        case .claimBatch: try claimBatch()
+        case .claimConcurrent: try await claimConcurrent()
+        }
+    }
+
+    mutating func load() throws {
+        var elapsed = 0.0
+        var start = 0
+        while start < n {
+            let batch = (start..<min(n, start + 1000)).map { JobBenchWorkload.job($0) }
+            elapsed += try timed { try store.write { txn in for job in batch { try txn.restore(job) } } }
+            start += 1000
+        }
+        total = n
+        emit("load", ops: n, seconds: elapsed)
+    }
+
+    mutating func insertSingle() throws {
+        let count = scaled(10_000)
+        var latencies: [Double] = []
+        latencies.reserveCapacity(count)
+        for number in total..<total + count {
+            let job = JobBenchWorkload.newJob(number)
+            latencies.append(try timed { try store.insert(job) } * 1e6)
+        }
+        total += count
+        emit("insert-single", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies)
+    }
+
+    mutating func insertConcurrent() async throws {
+        let count = scaled(20_000)
+        let first = total
+        let store = store
+        let start = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for producer in 0..<8 {
+                group.addTask {
+                    var latencies: [Double] = []
+                    for number in stride(from: first + producer, to: first + count, by: 8) {
+                        let job = JobBenchWorkload.newJob(number)
+                        let began = ContinuousClock.now
+                        try await store.insert(job)
+                        let took = (ContinuousClock.now - began).components
+                        latencies.append(Double(took.seconds) * 1e6 + Double(took.attoseconds) / 1e12)
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let wall = seconds(ContinuousClock.now - start)
+        total += count
+        emit("insert-concurrent", ops: count, seconds: wall, latencies: latencies)
+    }
+
+    func get(cached: Bool) throws {
+        let count = scaled(1_000_000)
+        var stream = JobBenchWorkload.Stream(seed: 1001)
+        let ids = (0..<count).map { _ in JobBenchWorkload.id(stream.next(below: total)) }
+        var latencies: [Double] = []
+        latencies.reserveCapacity(count)
+        var missing = 0
+        if cached {
+            for id in ids where try store.job(id) == nil { missing += 1 }  // warm-up pass
+        }
+        let before = store.cacheStatistics
+        let clock = ContinuousClock()
+        for id in ids {
+            var found: Job?
+            let took = try clock.measure { found = cached ? try store.job(id) : try store.uncachedJob(id) }
+            if found == nil { missing += 1 }
+            latencies.append(seconds(took) * 1e6)
+        }
+        if missing > 0 { print("warning: \(missing) ids not found") }
+        let after = store.cacheStatistics
+        var extra: [(String, String)] = []
+        if cached {
+            let hits = after.hits - before.hits
+            extra.append(("hit_rate", format(Double(hits) / Double(count), 4)))
+        }
+        emit(cached ? "get-cached" : "get", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies, extra: extra)
+    }
+
+    func pendingOldest() throws {
+        let count = scaled(10_000)
+        var latencies: [Double] = []
+        var rows = 0
+        for _ in 0..<count {
+            var page: JobPage?
+            latencies.append(try timed { page = try store.jobs(in: .pending, limit: 100) } * 1e6)
+            rows += page?.jobs.count ?? 0
+        }
+        guard rows == count * min(100, try store.count(.pending)) else {
+            throw BenchCheckFailure(description: "pending-oldest returned \(rows) rows for \(count) queries")
+        }
+        emit("pending-oldest", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies)
+    }
+
+    func countByState() throws {
+        let count = scaled(10_000)
+        var sum = 0
+        let elapsed = try timed {
+            for _ in 0..<count { sum += try store.counts().values.reduce(0, +) }
+        }
+        guard sum == count * total else { throw BenchCheckFailure(description: "count-by-state summed \(sum), expected \(count * total)") }
+        emit("count-by-state", ops: count, seconds: elapsed)
+    }
+
+    func timeRange() throws {
+        let queries = scaled(1000)
+        let window = n / 100
+        var stream = JobBenchWorkload.Stream(seed: 1002)
+        var rows = 0
+        let elapsed = try timed {
+            for _ in 0..<queries {
+                let first = stream.next(below: n - window + 1)
+                let ids = try store.jobIDs(
+                    createdFrom: JobBenchWorkload.createdAt(first), until: JobBenchWorkload.createdAt(first + window))
+                rows += ids.count
+            }
+        }
+        emit("time-range", ops: rows, seconds: elapsed, extra: [("queries", "\(queries)"), ("rows_per_query", format(Double(rows) / Double(queries), 1))])
+    }
+
+    func scanFilter() throws {
+        let queries = 10
+        var found = 0
+        let elapsed = try timed {
+            for _ in 0..<queries {
+                try store.forEachJobHeader { _, header in
+                    if header.state == .pending { found += 1 }
+                    return true
+                }
+            }
+        }
+        guard found == queries * (try store.count(.pending)) else {
+            throw BenchCheckFailure(description: "scan-filter found \(found / queries) pending jobs, the counter says \(try store.count(.pending))")
+        }
+        emit("scan-filter", ops: queries, seconds: elapsed)
+    }
+
+    /// Draws job numbers from `stream` until one is in `state` (reads not timed).
+    func randomJob(in state: JobState, _ stream: inout JobBenchWorkload.Stream, excluding: Set<JobID> = []) throws -> JobID {
+        while true {
+            let id = JobBenchWorkload.id(stream.next(below: total))
+            if !excluding.contains(id), try store.uncachedJob(id)?.state == state { return id }
+        }
+    }
+
+    func transition() throws {
+        let count = scaled(20_000)
+        var stream = JobBenchWorkload.Stream(seed: 1003)
+        var latencies: [Double] = []
+        for _ in 0..<count {
+            let id = try randomJob(in: .pending, &stream)
+            latencies.append(try timed { try store.transition(id, to: .running) } * 1e6)
+        }
+        emit("transition", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies)
+    }
+
+    func transitionBatch() throws {
+        let count = scaled(50_000)
+        var stream = JobBenchWorkload.Stream(seed: 1004)
+        var elapsed = 0.0
+        var done = 0
+        while done < count {
+            var batch: [JobID] = []
+            var chosen: Set<JobID> = []
+            while batch.count < min(100, count - done) {
+                let id = try randomJob(in: .running, &stream, excluding: chosen)
+                chosen.insert(id)
+                batch.append(id)
+            }
+            elapsed += try timed { try store.write { txn in for id in batch { try txn.transition(id, to: .succeeded) } } }
+            done += batch.count
+        }
+        emit("transition-batch", ops: count, seconds: elapsed)
+    }
+
+    mutating func claim() throws {
+        let count = scaled(20_000)
+        var latencies: [Double] = []
+        var claimed: [JobID] = []
+        for _ in 0..<count {
+            let owner = OwnerToken.random()
+            latencies.append(try timed {
+                guard let job = try store.claim(limit: 1, lease: .seconds(300), owner: owner).first else {
+                    throw BenchCheckFailure(description: "claim found no ready job")
+                }
+                try store.complete(job.id, owner: owner)
+                claimed.append(job.id)
+            } * 1e6)
+        }
+        try checkClaimed(claimed, phase: "claim")
+        emit("claim", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies)
+    }
+
+    mutating func claimBatch() throws {
+        let count = scaled(40_000)
+        var claimed: [JobID] = []
+        let elapsed = try timed {
+            while claimed.count < count {
+                let owner = OwnerToken.random()
+                let jobs = try store.claim(limit: min(100, count - claimed.count), lease: .seconds(300), owner: owner)
+                guard !jobs.isEmpty else { throw BenchCheckFailure(description: "claim-batch ran out of ready jobs") }
+                try store.write { txn in for job in jobs { try txn.complete(job.id, owner: owner) } }
+                claimed += jobs.map(\.id)
+            }
+        }
+        try checkClaimed(claimed, phase: "claim-batch")
+        emit("claim-batch", ops: count, seconds: elapsed)
+    }
+
+    mutating func claimConcurrent() async throws {
+        let count = scaled(20_000)
+        let store = store
+        let start = ContinuousClock.now
+        let claimed = try await withThrowingTaskGroup(of: [JobID].self) { group in
+            for worker in 0..<8 {
+                let share = count / 8 + (worker < count % 8 ? 1 : 0)
+                group.addTask {
+                    var mine: [JobID] = []
+                    let owner = OwnerToken.random()
+                    while mine.count < share {
+                        guard let job = try await store.claim(limit: 1, lease: .seconds(300), owner: owner).first else {
+                            throw BenchCheckFailure(description: "claim-concurrent found no ready job")
+                        }
+                        try await store.complete(job.id, owner: owner)
+                        mine.append(job.id)
+                    }
+                    return mine
+                }
+            }
+            var all: [JobID] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let wall = seconds(ContinuousClock.now - start)
+        try checkClaimed(claimed, phase: "claim-concurrent")
+        emit("claim-concurrent", ops: count, seconds: wall)
+    }
+
+    /// Every claimed job was claimed exactly once (in this phase and before) and is succeeded.
+    mutating func checkClaimed(_ ids: [JobID], phase: String) throws {
+        let unique = Set(ids)
+        guard unique.count == ids.count, unique.isDisjoint(with: claimedIDs) else {
+            throw BenchCheckFailure(description: "\(phase): a job was claimed twice")
+        }
+        for id in ids where try store.uncachedJob(id)?.state != .succeeded {
+            throw BenchCheckFailure(description: "\(phase): claimed job \(id) is not succeeded")
+        }
+        claimedIDs.formUnion(unique)
+    }
+
+    /// Per-state counters equal a recount by full scan; every index entry matches its record.
+    func finalChecks() throws {
+        var recount: [JobState: Int] = [:]
+        try store.forEachJobHeader { _, header in
+            recount[header.state, default: 0] += 1
+            return true
+        }
+        let counters = try store.counts().filter { $0.value > 0 }
+        guard counters == recount else {
+            throw BenchCheckFailure(description: "counters \(counters) differ from a recount \(recount)")
+        }
+        let problems = try store.verify()
+        guard problems.isEmpty else {
+            throw BenchCheckFailure(description: "verify found \(problems.count) problems, first: \(problems[0])")
+        }
+    }
+
+    func emitSize() {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: dir + "/data.mdb")
+        let bytes = (attributes?[.size] as? Int) ?? 0
+        print(#"{"store":"jobstore","phase":"size","jobs":\#(n),"durability":"\#(durability.rawValue)","ops":\#(total),"seconds":0,"ops_per_s":0,"bytes":\#(bytes),"bytes_per_job":\#(format(Double(bytes) / Double(max(1, total)), 1))}"#)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(#"{"store":"jobstore","phase":"rss","jobs":\#(n),"durability":"\#(durability.rawValue)","ops":0,"seconds":0,"ops_per_s":0,"bytes":\#(usage.ru_maxrss * 1024)}"#)
+    }
+}
