@@ -46,6 +46,8 @@ let package = Package(
             path: "Tests/JobStoreTestHelper"
         ),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "JobStoreTestHelper", "TestSupport"], resources: [.copy("Fixtures")]),
+        // Runs the built `jobstore` binary against stores it makes.
+        .testTarget(name: "JobStoreToolTests", dependencies: ["JobStore", "LMDB", "jobstore", "JobStoreTestHelper", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

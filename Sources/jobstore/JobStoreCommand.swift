@@ -1,14 +1,82 @@
 import ArgumentParser
+import Foundation
+import JobStore
 
 /// The `jobstore` admin tool: inspect and repair a store, run the demo and the benchmarks.
+///
+/// Exit codes: 0 success; 1 a failure was found (e.g. `verify` found problems) or a runtime
+/// error occurred; 2 usage error. Errors are one line on stderr saying what to do.
 @main
 struct JobStoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobstore",
         abstract: "Inspect, repair and benchmark JobStore stores (LMDB environments).",
         discussion: """
+            Commands that only read open the store read-only and keep every read transaction short, \
+            so they are safe on a store another process is writing.
             Exit codes: 0 success; 1 a failure was found or a runtime error occurred; 2 usage error.
             """,
-        subcommands: [Demo.self, Bench.self]
+        subcommands: [
+            Stats.self, Jobs.self, VerifyCommand.self, Backup.self, Export.self, Import.self, Prune.self,
+            Requeue.self, Cancel.self, Retry.self, Readers.self, Top.self, Demo.self, Bench.self,
+        ]
     )
+
+    static func main() async {
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(2)
+        }
+        do {
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch let error as ValidationError {
+            FileHandle.standardError.write(Data("jobstore: \(error.message)\n".utf8))
+            Foundation.exit(2)
+        } catch {
+            FileHandle.standardError.write(Data("jobstore: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}
+
+/// Options every store command takes.
+struct StoreOptions: ParsableArguments {
+    @Argument(help: "The store's directory.")
+    var path: String
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    /// Opens the store read-only (never creates anything) or for writing (an existing store only).
+    func open(writable: Bool = false) throws -> JobRepository {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationError("\(path) does not exist; give the directory of a store")
+        }
+        guard FileManager.default.fileExists(atPath: path + "/data.mdb") else {
+            throw CommandFailure("\(path) is not a job store (it has no data.mdb)")
+        }
+        var options = JobStoreOptions(readOnly: !writable, cache: CacheOptions(enabled: false))
+        options.environment.readTransactionPoolSize = 2
+        return try JobRepository(path: path, options: options)
+    }
+}
+
+/// A runtime failure with a message for the user (exit 1).
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

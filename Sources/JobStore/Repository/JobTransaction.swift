@@ -348,6 +348,25 @@ public final class JobTransaction {
         }
     }
 
+    /// Puts a job back in line, runnable now: a running job returns to pending (its lease is
+    /// dropped, so its worker's outcome will be refused); a pending job's runAt becomes now; a
+    /// failed or cancelled one is retried (see ``retry(_:)``).
+    @discardableResult
+    public func requeue(_ id: JobID) throws -> Job {
+        let job = try existing(id)
+        switch job.state {
+        case .failed, .cancelled:
+            return try retry(id)
+        case .running, .pending:
+            return try update(id) { job in
+                job.state = .pending
+                job.runAt = now
+            }
+        case .waiting, .succeeded:
+            throw JobStoreError.illegalTransition(id, from: job.state, to: .pending)
+        }
+    }
+
     /// Rescues up to `limit` running jobs whose lease expired before now: back to pending (runnable
     /// now) while attempts remain, otherwise failed; either way an error records the lost lease.
     /// The state and the lease are re-checked here, in the writing transaction.

@@ -73,6 +73,11 @@ extension JobRepository {
     /// Puts a failed or cancelled job back to pending.
     @discardableResult public func retry(_ id: JobID) async throws -> Job { try await write { try $0.retry(id) } }
 
+    /// Puts a job back in line, runnable now (see ``JobTransaction/requeue(_:)``).
+    @discardableResult public func requeue(_ id: JobID) throws -> Job { try write { try $0.requeue(id) } }
+    /// Puts a job back in line, runnable now (see ``JobTransaction/requeue(_:)``).
+    @discardableResult public func requeue(_ id: JobID) async throws -> Job { try await write { try $0.requeue(id) } }
+
     /// Rescues running jobs whose lease expired (see ``JobTransaction/rescueExpiredLeases(limit:)``).
     public func rescueExpiredLeases(limit: Int = 1000) throws -> [Job] { try write { try $0.rescueExpiredLeases(limit: limit) } }
     /// Rescues running jobs whose lease expired (see ``JobTransaction/rescueExpiredLeases(limit:)``).

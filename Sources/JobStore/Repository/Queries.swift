@@ -42,6 +42,33 @@ public struct JobPage: Sendable {
     public var next: PageCursor?
 }
 
+/// What a listing selects: a state, a creation-time range, a queue, a tenant (all optional).
+public struct JobFilter: Sendable, Hashable {
+    /// Only jobs in this state.
+    public var state: JobState?
+    /// Only jobs created at or after this time.
+    public var createdFrom: Timestamp?
+    /// Only jobs created before this time.
+    public var createdUntil: Timestamp?
+    /// Only jobs of this queue.
+    public var queue: String?
+    /// Only jobs of this tenant.
+    public var tenant: String?
+
+    /// A filter; `nil` fields select everything.
+    public init(state: JobState? = nil, createdFrom: Timestamp? = nil, createdUntil: Timestamp? = nil, queue: String? = nil, tenant: String? = nil) {
+        self.state = state
+        self.createdFrom = createdFrom
+        self.createdUntil = createdUntil
+        self.queue = queue
+        self.tenant = tenant
+    }
+
+    func matches(_ job: Job) -> Bool {
+        (queue == nil || job.queue == queue) && (tenant == nil || job.tenant == tenant)
+    }
+}
+
 /// The fields at fixed offsets of a record, read without decoding the rest.
 public struct JobHeader: Sendable, Hashable {
     /// The job's state.
@@ -63,30 +90,74 @@ extension JobRepository {
     /// - Parameters:
     ///   - after: the cursor of the previous page (keyset paging).
     public func jobs(in state: JobState, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) throws -> JobPage {
-        let first = [state.rawValue]
-        let pastLast = [state.rawValue + 1]
-        var range = KeyRange<[UInt8]>(lower: .inclusive(first), upper: .exclusive(pastLast))
-        if let after {
-            let key = Keys.stateCreated(state, after.createdAt, after.id)
-            if order == .oldestFirst { range.lower = .exclusive(key) } else { range.upper = .exclusive(key) }
+        try jobs(matching: JobFilter(state: state), order: order, limit: limit, after: after)
+    }
+
+    /// The jobs matching `filter`, by creation time, a page at a time. With a state, the range is
+    /// read from `idx.state_created`; without, from `idx.created` — never a scan of the records.
+    /// A queue or tenant filter is applied to the indexed range (it skips the range's other jobs).
+    public func jobs(matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) throws -> JobPage {
+        let earliest = filter.createdFrom ?? Timestamp(microseconds: .min)
+        let latest = filter.createdUntil ?? Timestamp(microseconds: .max)
+        func key(_ time: Timestamp, _ id: JobID) -> [UInt8] {
+            filter.state.map { Keys.stateCreated($0, time, id) } ?? Keys.created(time, id)
         }
+        let zero = JobID(high: 0, low: 0)
+        var range = KeyRange<[UInt8]>(lower: .inclusive(key(earliest, zero)), upper: .exclusive(key(latest, zero)))
+        if filter.createdUntil == nil {
+            // Up to the end of the state's range (or the index).
+            range.upper = filter.state.map { .exclusive([$0.rawValue + 1]) }
+        }
+        if let after {
+            let position = key(after.createdAt, after.id)
+            if order == .oldestFirst { range.lower = .exclusive(position) } else { range.upper = .exclusive(position) }
+        }
+        let index = filter.state == nil ? db.created : db.stateCreated
         return try environment.read { txn in
             var jobs: [Job] = []
             guard limit > 0 else { return JobPage(jobs: [], next: nil) }
-            var ids: [JobID] = []
-            try txn.forEach(db.stateCreated, in: range, reverse: order == .newestFirst) { key, _ in
-                ids.append(Keys.trailingID(key))
-                return ids.count < limit
-            }
-            jobs.reserveCapacity(ids.count)
-            for id in ids {
-                guard let job = try job(id, in: txn) else {
-                    throw JobStoreError(.corruptRecord, "the state index lists job \(id), which has no record", jobID: id, hint: "Run `jobstore verify`")
+            var failure: Error?
+            try txn.forEach(index, in: range, reverse: order == .newestFirst) { key, _ in
+                let id = Keys.trailingID(key)
+                do {
+                    guard let job = try job(id, in: txn) else {
+                        throw JobStoreError(.corruptRecord, "an index lists job \(id), which has no record", jobID: id, hint: "Run `jobstore verify`")
+                    }
+                    if filter.matches(job) { jobs.append(job) }
+                } catch {
+                    failure = error
+                    return false
                 }
-                jobs.append(job)
+                return jobs.count < limit
             }
+            if let failure { throw failure }
             let next = jobs.count == limit ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil
             return JobPage(jobs: jobs, next: next)
+        }
+    }
+
+    /// How many jobs in `state` were created before `cutoff` (what `prune` would delete).
+    public func count(_ state: JobState, createdBefore cutoff: Timestamp) throws -> Int {
+        let range = KeyRange<[UInt8]>.between(Keys.stateCreatedPrefix(state, Timestamp(microseconds: .min)), Keys.stateCreatedPrefix(state, cutoff))
+        return try environment.read { txn in
+            var count = 0
+            try txn.forEach(db.stateCreated, in: range) { _, _ in
+                count += 1
+                return true
+            }
+            return count
+        }
+    }
+
+    /// Entries, depth and pages of every database of the store, by name.
+    public func databaseStatistics() throws -> [(name: String, statistics: DatabaseStatistics)] {
+        try environment.read { txn in
+            [
+                ("meta", try txn.statistics(db.meta)), ("jobs", try txn.statistics(db.jobs)),
+                ("idx.state_created", try txn.statistics(db.stateCreated)), ("idx.created", try txn.statistics(db.created)),
+                ("idx.ready", try txn.statistics(db.ready)), ("idx.ready_any", try txn.statistics(db.readyAny)),
+                ("idx.lease", try txn.statistics(db.lease)), ("idx.unique", try txn.statistics(db.unique)),
+            ]
         }
     }
 

@@ -1,0 +1,331 @@
+import ArgumentParser
+import Foundation
+import JobStore
+import LMDB
+
+/// `jobstore stats PATH`: the environment, every database, jobs per state and per queue.
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the environment, every database, and jobs per state and queue.")
+
+    @OptionGroup var store: StoreOptions
+
+    struct Output: Encodable {
+        struct DatabaseJSON: Encodable {
+            var name: String
+            var entries, depth, branchPages, leafPages, overflowPages, bytes: Int
+        }
+        var path: String
+        var environment: EnvironmentInfo
+        var fileBytes: Int
+        var databases: [DatabaseJSON]
+        var states: [String: Int]
+        var queues: [String: [String: Int]]
+    }
+
+    func run() throws {
+        let jobs = try store.open()
+        defer { jobs.close() }
+        let info = try jobs.environment.info()
+        let fileBytes = ((try? FileManager.default.attributesOfItem(atPath: store.path + "/data.mdb"))?[.size] as? Int) ?? 0
+        let databases = try jobs.databaseStatistics()
+        let counts = try jobs.counts()
+        let queues = try jobs.queueCounts()
+        if store.json {
+            try printJSON(Output(
+                path: store.path, environment: info, fileBytes: fileBytes,
+                databases: databases.map {
+                    .init(name: $0.name, entries: $0.statistics.entries, depth: $0.statistics.depth, branchPages: $0.statistics.branchPages,
+                          leafPages: $0.statistics.leafPages, overflowPages: $0.statistics.overflowPages, bytes: $0.statistics.bytes)
+                },
+                states: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.description, $0.value) }),
+                queues: queues.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.description, $0.value) }) }))
+            return
+        }
+        print("Environment \(store.path)")
+        print("  map size         \(info.mapSize.bytes)")
+        print("  used             \(info.usedBytes.bytes) (\((info.lastPageNumber + 1).grouped) pages of \(info.pageSize) B)")
+        print("  file size        \(fileBytes.bytes)")
+        print("  last transaction \(info.lastTransactionID)")
+        print("  readers          \(info.readersInUse) of \(info.maxReaders)")
+        print("")
+        var table = Table("database", "entries", "depth", "branch", "leaf", "overflow", "size")
+        for (name, stats) in databases {
+            table.add([name, stats.entries.grouped, "\(stats.depth)", stats.branchPages.grouped, stats.leafPages.grouped, stats.overflowPages.grouped, stats.bytes.bytes])
+        }
+        print(table.render())
+        print("")
+        var states = Table("state", "jobs")
+        for state in JobState.allCases { states.add([state.description, (counts[state] ?? 0).grouped]) }
+        states.add(["total", counts.values.reduce(0, +).grouped])
+        print(states.render())
+        if !queues.isEmpty {
+            print("")
+            var byQueue = Table(["queue"] + JobState.allCases.map(\.description))
+            for queue in queues.keys.sorted() {
+                byQueue.add([queue] + JobState.allCases.map { (queues[queue]?[$0] ?? 0).grouped })
+            }
+            print(byQueue.render())
+        }
+    }
+}
+
+extension Table {
+    init(_ headers: [String]) { self.headers = headers }
+}
+
+/// `jobstore jobs …`: list and show jobs.
+struct Jobs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List and show jobs.",
+        subcommands: [List.self, Show.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List jobs by creation time, answered from the indexes, a page at a time.",
+            discussion: "With --state the listing reads idx.state_created, otherwise idx.created; --queue filters that range.")
+
+        @OptionGroup var store: StoreOptions
+        @Option(help: "Only jobs in this state: \(JobState.allCases.map(\.description).joined(separator: ", ")).")
+        var state: String?
+        @Option(help: "Only jobs of this queue.")
+        var queue: String?
+        @Option(help: "Only jobs created at or after: 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago (2h).")
+        var since: String?
+        @Option(help: "Only jobs created before (same forms as --since).")
+        var until: String?
+        @Option(help: "At most this many jobs.")
+        var limit = 50
+        @Flag(help: "Newest first.")
+        var newestFirst = false
+        @Option(help: "Continue after this cursor (printed at the end of the previous page).")
+        var after: String?
+
+        func validate() throws {
+            if let state, JobState(name: state) == nil {
+                throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
+            }
+            if limit < 1 { throw ValidationError("--limit must be at least 1") }
+        }
+
+        struct Output: Encodable {
+            var jobs: [JobJSON]
+            var next: String?
+        }
+
+        func run() throws {
+            let filter = JobFilter(
+                state: state.flatMap(JobState.init(name:)), createdFrom: try since.map(parseTime),
+                createdUntil: try until.map(parseTime), queue: queue)
+            let cursor: PageCursor?
+            do { cursor = try after.map(PageCursor.init(parsing:)) } catch { throw ValidationError("\(error)") }
+            let jobs = try store.open()
+            defer { jobs.close() }
+            let page = try jobs.jobs(matching: filter, order: newestFirst ? .newestFirst : .oldestFirst, limit: limit, after: cursor)
+            if store.json {
+                try printJSON(Output(jobs: page.jobs.map(JobJSON.init), next: page.next?.description))
+                return
+            }
+            var table = Table("id", "state", "queue", "name", "prio", "tries", "created", "run at")
+            for job in page.jobs {
+                table.add([
+                    job.id.description, job.state.description, job.queue, job.name, "\(job.priority)",
+                    "\(job.attempts)/\(job.maxAttempts)", job.createdAt.description, job.runAt.description,
+                ])
+            }
+            print(table.render())
+            if let next = page.next {
+                print("next page: --after \(next)")
+            } else {
+                print("(\(page.jobs.count) job\(page.jobs.count == 1 ? "" : "s"))")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show every field of a job.")
+
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The job's id.")
+        var id: String
+
+        func run() throws {
+            let id: JobID
+            do { id = try JobID(parsing: self.id) } catch { throw ValidationError("\(error)") }
+            let jobs = try store.open()
+            defer { jobs.close() }
+            guard let job = try jobs.job(id) else { throw CommandFailure("no job \(id) in \(store.path)") }
+            if store.json {
+                try printJSON(JobJSON(job))
+                return
+            }
+            var lines: [(String, String)] = [
+                ("id", job.id.description), ("name", job.name), ("queue", job.queue), ("tenant", job.tenant ?? "-"),
+                ("state", job.state.description), ("priority", "\(job.priority)"),
+                ("attempts", "\(job.attempts) of \(job.maxAttempts)"), ("created", job.createdAt.description),
+                ("updated", job.updatedAt.description), ("run at", job.runAt.description),
+                ("lease", job.lease.map { "until \($0.expiresAt), owner \($0.owner)" } ?? "-"),
+                ("unique key", job.uniqueKey ?? "-"),
+                ("pipeline", job.pipeline.map { "\($0.pipeline) step \($0.step)" } ?? "-"),
+            ]
+            lines.append(("payload", describe(job.payload)))
+            if let result = job.result { lines.append(("result", describe(result))) }
+            for (label, value) in lines {
+                let indented = value.replacingOccurrences(of: "\n", with: "\n" + String(repeating: " ", count: 13))
+                print(label.padding(toLength: 12, withPad: " ", startingAt: 0) + " " + indented)
+            }
+            print("errors       \(job.errors.isEmpty ? "-" : "")")
+            for error in job.errors { print("  attempt \(error.attempt) at \(error.at): \(error.message)") }
+        }
+
+        func describe(_ bytes: [UInt8]) -> String {
+            if bytes.isEmpty { return "(empty)" }
+            if let text = printableText(bytes) { return "\(bytes.count) bytes, text:\n" + text }
+            return "\(bytes.count) bytes, hex:\n" + hexDump(bytes)
+        }
+    }
+}
+
+/// `jobstore verify PATH`: records, every index and the counters.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check records, every index and the counters; exit 1 listing every problem.")
+
+    @OptionGroup var store: StoreOptions
+
+    struct Output: Encodable {
+        struct Problem: Encodable {
+            var kind: String
+            var job: String?
+            var message: String
+        }
+        var ok: Bool
+        var jobs: Int
+        var problems: [Problem]
+    }
+
+    func run() throws {
+        let jobs = try store.open()
+        defer { jobs.close() }
+        let progress = Progress("verifying")
+        let problems = try jobs.verify()
+        progress.finish()
+        let total = try jobs.counts().values.reduce(0, +)
+        if store.json {
+            try printJSON(Output(
+                ok: problems.isEmpty, jobs: total,
+                problems: problems.map { .init(kind: $0.kind.rawValue, job: $0.jobID?.description, message: $0.message) }))
+        } else if problems.isEmpty {
+            print("ok: \(total.grouped) jobs; every record, index entry and counter is consistent")
+        } else {
+            for problem in problems { print(problem) }
+            print("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")
+        }
+        if !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// `jobstore backup PATH DEST`: a consistent hot copy.
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write a consistent copy of a live store into an empty directory.")
+
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The destination directory (created; must be empty if it exists).")
+    var destination: String
+    @Flag(help: "Leave out free pages and renumber pages (smaller, slower).")
+    var compact = false
+
+    func run() throws {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        if manager.fileExists(atPath: destination, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw ValidationError("\(destination) is a file; give a new or empty directory") }
+            guard (try manager.contentsOfDirectory(atPath: destination)).isEmpty else {
+                throw ValidationError("\(destination) is not empty; give a new or empty directory")
+            }
+        }
+        let jobs = try store.open()
+        defer { jobs.close() }
+        try manager.createDirectory(atPath: destination, withIntermediateDirectories: true)
+        let progress = Progress("copying")
+        try jobs.environment.copy(to: destination, compact: compact)
+        progress.finish()
+        let bytes = ((try? manager.attributesOfItem(atPath: destination + "/data.mdb"))?[.size] as? Int) ?? 0
+        if store.json {
+            try printJSON(["destination": destination, "bytes": "\(bytes)", "compact": "\(compact)"])
+        } else {
+            print("copied \(store.path) to \(destination) (\(bytes.bytes)\(compact ? ", compacted" : ""))")
+        }
+    }
+}
+
+/// `jobstore readers PATH`: LMDB's reader table.
+struct Readers: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the reader table; clear slots of dead processes.")
+
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Clear reader slots left by processes that died.")
+    var clearStale = false
+
+    func run() throws {
+        let jobs = try store.open()
+        defer { jobs.close() }
+        let cleared = clearStale ? try jobs.environment.clearStaleReaders() : 0
+        let table = try jobs.environment.readerTable()
+        if store.json {
+            try printJSON(["readers": table, "cleared": "\(cleared)"])
+            return
+        }
+        print(table.trimmingCharacters(in: .newlines))
+        if clearStale { print("cleared \(cleared) stale reader slot\(cleared == 1 ? "" : "s")") }
+    }
+}
+
+/// `jobstore top PATH`: a live view of counts per state and throughput.
+struct Top: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A live view of jobs per state and throughput, refreshed in place.")
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "Refresh interval (e.g. 1s, 500ms).")
+    var interval = "1s"
+    @Option(help: "Stop after this many refreshes (default: until interrupted).")
+    var iterations: Int?
+
+    func run() throws {
+        let every = try parseDuration(interval)
+        let jobs = try store.open()
+        defer { jobs.close() }
+        let terminal = isatty(1) == 1
+        var previous: (counts: [JobState: Int], transaction: Int, at: ContinuousClock.Instant)?
+        var round = 0
+        while iterations.map({ round < $0 }) ?? true {
+            let counts = try jobs.counts()
+            let transaction = try jobs.environment.info().lastTransactionID
+            let now = ContinuousClock.now
+            var table = Table("state", "jobs", "change/s")
+            for state in JobState.allCases {
+                var rate = ""
+                if let previous {
+                    let seconds = Double((now - previous.at).components.attoseconds) / 1e18 + Double((now - previous.at).components.seconds)
+                    rate = String(format: "%+.1f", Double((counts[state] ?? 0) - (previous.counts[state] ?? 0)) / max(seconds, 0.001))
+                }
+                table.add([state.description, (counts[state] ?? 0).grouped, rate])
+            }
+            var commits = ""
+            if let previous {
+                let seconds = Double((now - previous.at).components.attoseconds) / 1e18 + Double((now - previous.at).components.seconds)
+                commits = String(format: "%.1f commits/s", Double(transaction - previous.transaction) / max(seconds, 0.001))
+            }
+            if store.json {
+                print(try jsonLine(["transaction": "\(transaction)"].merging(counts.map { ($0.key.description, "\($0.value)") }) { a, _ in a }))
+            } else {
+                if terminal { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                print("\(store.path) — transaction \(transaction) \(commits)")
+                print(table.render())
+            }
+            previous = (counts, transaction, now)
+            round += 1
+            if iterations.map({ round < $0 }) ?? true { Thread.sleep(forTimeInterval: Double(every.components.seconds) + Double(every.components.attoseconds) / 1e18) }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import JobStore
+
+/// A job as JSON: the form of `jobs show --json`, `jobs list --json`, `export` and `import`.
+/// Times are microseconds since the epoch; payload and result are base64, with a text copy when
+/// they are printable UTF-8 (for people; `import` reads the base64).
+struct JobJSON: Codable {
+    struct LeaseJSON: Codable {
+        var expiresAt: Int64
+        var owner: String
+    }
+    struct ErrorJSON: Codable {
+        var message: String
+        var attempt: UInt16
+        var at: Int64
+    }
+    struct PipelineJSON: Codable {
+        var id: String
+        var step: UInt16
+    }
+
+    var id: String
+    var name: String
+    var queue: String
+    var tenant: String?
+    var state: String
+    var priority: UInt8
+    var createdAt: Int64
+    var updatedAt: Int64
+    var runAt: Int64
+    var attempts: UInt16
+    var maxAttempts: UInt16
+    var lease: LeaseJSON?
+    var errors: [ErrorJSON]
+    var uniqueKey: String?
+    var pipeline: PipelineJSON?
+    var payload: String
+    var payloadText: String?
+    var result: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, queue, tenant, state, priority, attempts, lease, errors, pipeline, payload, result
+        case createdAt = "created_at", updatedAt = "updated_at", runAt = "run_at", maxAttempts = "max_attempts"
+        case uniqueKey = "unique_key", payloadText = "payload_text"
+    }
+
+    init(_ job: Job) {
+        id = job.id.description
+        name = job.name
+        queue = job.queue
+        tenant = job.tenant
+        state = job.state.description
+        priority = job.priority
+        createdAt = job.createdAt.microseconds
+        updatedAt = job.updatedAt.microseconds
+        runAt = job.runAt.microseconds
+        attempts = job.attempts
+        maxAttempts = job.maxAttempts
+        lease = job.lease.map { LeaseJSON(expiresAt: $0.expiresAt.microseconds, owner: $0.owner.description) }
+        errors = job.errors.map { ErrorJSON(message: $0.message, attempt: $0.attempt, at: $0.at.microseconds) }
+        uniqueKey = job.uniqueKey
+        pipeline = job.pipeline.map { PipelineJSON(id: $0.pipeline.description, step: $0.step) }
+        payload = Data(job.payload).base64EncodedString()
+        payloadText = printableText(job.payload)
+        result = job.result.map { Data($0).base64EncodedString() }
+    }
+
+    /// The job this JSON describes; throws a message naming the bad field.
+    func job() throws -> Job {
+        guard let state = JobState(name: state) else {
+            throw CommandFailure("state '\(state)' is not one of \(JobState.allCases.map(\.description).joined(separator: ", "))")
+        }
+        guard let payloadBytes = Data(base64Encoded: payload) else { throw CommandFailure("payload is not base64") }
+        var resultBytes: [UInt8]?
+        if let result {
+            guard let bytes = Data(base64Encoded: result) else { throw CommandFailure("result is not base64") }
+            resultBytes = Array(bytes)
+        }
+        var parsedLease: Lease?
+        if let lease {
+            guard lease.owner.count == 32, let high = UInt64(lease.owner.prefix(16), radix: 16), let low = UInt64(lease.owner.suffix(16), radix: 16) else {
+                throw CommandFailure("lease owner '\(lease.owner)' is not 32 hex digits")
+            }
+            parsedLease = Lease(expiresAt: Timestamp(microseconds: lease.expiresAt), owner: OwnerToken(high: high, low: low))
+        }
+        return Job(
+            id: try JobID(parsing: id), name: name, queue: queue, tenant: tenant, state: state, priority: priority,
+            createdAt: Timestamp(microseconds: createdAt), updatedAt: Timestamp(microseconds: updatedAt),
+            runAt: Timestamp(microseconds: runAt), attempts: attempts, maxAttempts: maxAttempts, lease: parsedLease,
+            errors: errors.map { JobErrorRecord(message: $0.message, attempt: $0.attempt, at: Timestamp(microseconds: $0.at)) },
+            uniqueKey: uniqueKey,
+            pipeline: try pipeline.map { PipelineReference(pipeline: try JobID(parsing: $0.id), step: $0.step) },
+            payload: Array(payloadBytes), result: resultBytes)
+    }
+}
+
+/// The bytes as text if they are valid UTF-8 without control characters (other than newline
+/// and tab), otherwise `nil`.
+func printableText(_ bytes: [UInt8]) -> String? {
+    guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+    let printable = text.unicodeScalars.allSatisfy { $0 == "\n" || $0 == "\t" || !($0.properties.generalCategory == .control) }
+    return printable ? text : nil
+}
+
+/// Bytes as hex, 16 per line with offsets (like `xxd`), for payloads that are not text.
+func hexDump(_ bytes: [UInt8], limit: Int = 512) -> String {
+    var lines: [String] = []
+    for offset in stride(from: 0, to: min(bytes.count, limit), by: 16) {
+        let chunk = bytes[offset..<min(offset + 16, bytes.count)]
+        let hex = chunk.map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: " ")
+        lines.append(String(offset, radix: 16).leftPadded(to: 8) + "  " + hex)
+    }
+    if bytes.count > limit { lines.append("… \(bytes.count - limit) more bytes") }
+    return lines.joined(separator: "\n")
+}

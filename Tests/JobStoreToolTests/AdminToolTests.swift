@@ -1,0 +1,310 @@
+import Foundation
+import JobStore
+import LMDB
+import Testing
+import TestSupport
+
+/// Runs the built `jobstore` binary; returns its exit status, stdout and stderr.
+@discardableResult
+func jobstore(_ arguments: String..., stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = try helperExecutable("jobstore")
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    if let stdin {
+        let input = Pipe()
+        process.standardInput = input
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+    }
+    try process.run()
+    // Read both pipes before waiting, so a full pipe cannot block the child.
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+func json(_ text: String) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+}
+
+/// A store with a few jobs in every interesting state; returns the jobs by name.
+func makeStore(_ path: String) throws -> [String: Job] {
+    let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
+    defer { store.close() }
+    var jobs: [String: Job] = [:]
+    let base = Timestamp(microseconds: 1_700_000_000_000_000)
+    for n in 0..<12 {
+        let job = try store.insert(NewJob(
+            name: "job-\(n)", queue: n % 2 == 0 ? "mail" : "reports", payload: Array("payload \(n)".utf8), priority: UInt8(n % 3),
+            createdAt: base.adding(.seconds(n))))
+        jobs[job.name] = job
+    }
+    let owner = OwnerToken.random()
+    try store.write { txn in
+        try txn.transition(jobs["job-0"]!.id, to: .running)
+        try txn.transition(jobs["job-0"]!.id, to: .succeeded)
+        try txn.cancel(jobs["job-1"]!.id)
+        _ = try txn.update(jobs["job-2"]!.id) { $0.payload = [0, 1, 2, 0xFF] }
+    }
+    _ = try store.claim(queue: "reports", limit: 1, lease: .milliseconds(1), owner: owner)  // job-3 (priority 0) or another: stuck soon
+    let failedOwner = OwnerToken.random()
+    try store.write { txn in
+        try txn.update(jobs["job-4"]!.id) { $0.maxAttempts = 1 }
+    }
+    if let claimed = try store.claim(queue: "mail", limit: 1, lease: .seconds(60), owner: failedOwner).first {
+        try store.fail(claimed.id, owner: failedOwner, error: "smtp timeout", retryAt: nil)
+    }
+    for name in jobs.keys { jobs[name] = try store.job(jobs[name]!.id) }
+    return jobs
+}
+
+@Suite("The jobstore admin tool", .serialized)
+struct AdminToolTests {
+    @Test("stats: table and JSON, counts per state and queue, every database")
+    func stats() throws {
+        let directory = TemporaryDirectory()
+        _ = try makeStore(directory.path)
+        let table = try jobstore("stats", directory.path)
+        #expect(table.status == 0)
+        #expect(table.out.contains("idx.state_created") && table.out.contains("last transaction"))
+        let output = try jobstore("stats", directory.path, "--json")
+        #expect(output.status == 0)
+        let parsed = try json(output.out)
+        let states = try #require(parsed["states"] as? [String: Int])
+        #expect(states.values.reduce(0, +) == 12)
+        #expect(states["succeeded"] == 1 && states["cancelled"] == 1)
+        let databases = try #require(parsed["databases"] as? [[String: Any]])
+        #expect(databases.contains { $0["name"] as? String == "jobs" && $0["entries"] as? Int == 12 })
+        let queues = try #require(parsed["queues"] as? [String: [String: Int]])
+        #expect(Set(queues.keys) == ["mail", "reports"])
+    }
+
+    @Test("jobs list: by state, queue and time, newest first, keyset paging; jobs show: every field")
+    func listAndShow() throws {
+        let directory = TemporaryDirectory()
+        let jobs = try makeStore(directory.path)
+        let page1 = try json(jobstore("jobs", "list", directory.path, "--state", "pending", "--limit", "3", "--json").out)
+        let first = try #require(page1["jobs"] as? [[String: Any]])
+        #expect(first.count == 3)
+        let cursor = try #require(page1["next"] as? String)
+        let page2 = try json(jobstore("jobs", "list", directory.path, "--state", "pending", "--limit", "50", "--after", cursor, "--json").out)
+        let rest = try #require(page2["jobs"] as? [[String: Any]])
+        let pendingCount = try JobRepository(path: directory.path, options: JobStoreOptions(readOnly: true)).count(.pending)
+        #expect(first.count + rest.count == pendingCount)
+        let mail = try json(jobstore("jobs", "list", directory.path, "--queue", "mail", "--newest-first", "--json").out)
+        let mailJobs = try #require(mail["jobs"] as? [[String: Any]])
+        #expect(mailJobs.allSatisfy { $0["queue"] as? String == "mail" })
+        #expect((mailJobs.first?["name"] as? String) == "job-10")
+        let window = try json(jobstore("jobs", "list", directory.path, "--since", "2023-11-14T22:13:22Z", "--until", "2023-11-14T22:13:25Z", "--json").out)
+        #expect((window["jobs"] as? [[String: Any]])?.count == 3)
+        let table = try jobstore("jobs", "list", directory.path, "--state", "cancelled")
+        #expect(table.status == 0 && table.out.contains("job-1") && table.out.contains("(1 job)"))
+
+        let text = try jobstore("jobs", "show", directory.path, jobs["job-5"]!.id.description)
+        #expect(text.status == 0 && text.out.contains("payload 5") && text.out.contains("reports"))
+        let binary = try jobstore("jobs", "show", directory.path, jobs["job-2"]!.id.description)
+        #expect(binary.out.contains("hex") && binary.out.contains("00 01 02 ff"))
+        let shown = try json(jobstore("jobs", "show", directory.path, jobs["job-1"]!.id.description, "--json").out)
+        #expect(shown["state"] as? String == "cancelled" && shown["name"] as? String == "job-1")
+        let failed = try #require(jobs.values.first { $0.state == .failed })
+        #expect(try jobstore("jobs", "show", directory.path, failed.id.description).out.contains("smtp timeout"))
+    }
+
+    @Test("verify: exit 0 when clean; exit 1 listing the job ids when damaged")
+    func verify() throws {
+        let directory = TemporaryDirectory()
+        let jobs = try makeStore(directory.path)
+        let clean = try jobstore("verify", directory.path)
+        #expect(clean.status == 0 && clean.out.hasPrefix("ok: 12 jobs"))
+        // Damage: remove one index entry behind the store's back, with LMDB's own tool.
+        let damaged = TemporaryDirectory()
+        try FileManager.default.removeItem(atPath: damaged.path)
+        try FileManager.default.copyItem(atPath: directory.path, toPath: damaged.path)
+        let store = try JobRepository(path: damaged.path)
+        try store.environment.write { txn in
+            let db = try store.environment.database(JobStore.Schema.created)
+            try txn.withCursor(db) { cursor in
+                _ = try cursor.first()
+                try cursor.deleteCurrent()
+            }
+        }
+        store.close()
+        let result = try jobstore("verify", damaged.path, "--json")
+        #expect(result.status == 1)
+        let problems = try #require(try json(result.out)["problems"] as? [[String: Any]])
+        #expect(problems.count == 1)
+        #expect(problems.first?["job"] as? String == jobs["job-0"]!.id.description)
+    }
+
+    @Test("backup (plain and compact) makes a store that verifies; a non-empty destination is refused")
+    func backup() throws {
+        let directory = TemporaryDirectory()
+        _ = try makeStore(directory.sub("store"))
+        for compact in [false, true] {
+            let destination = directory.sub("backup-\(compact)")
+            let result = compact ? try jobstore("backup", directory.sub("store"), destination, "--compact") : try jobstore("backup", directory.sub("store"), destination)
+            #expect(result.status == 0, "\(result.err)")
+            #expect(try jobstore("verify", destination).status == 0)
+        }
+        let refused = try jobstore("backup", directory.sub("store"), directory.sub("backup-true"))
+        #expect(refused.status == 2 && refused.err.contains("not empty"))
+    }
+
+    @Test("export then import: the same jobs; import reports each committed batch; a bad line stops with what is safe")
+    func exportImport() throws {
+        let directory = TemporaryDirectory()
+        _ = try makeStore(directory.sub("source"))
+        let exported = try jobstore("export", directory.sub("source"))
+        #expect(exported.status == 0)
+        let lines = exported.out.split(separator: "\n")
+        #expect(lines.count == 12)
+        try exported.out.write(toFile: directory.sub("jobs.jsonl"), atomically: true, encoding: .utf8)
+        let imported = try jobstore("import", directory.sub("copy"), directory.sub("jobs.jsonl"), "--batch-size", "5")
+        #expect(imported.status == 0, "\(imported.err)")
+        #expect(imported.out.components(separatedBy: "committed").count - 1 == 3)  // 5 + 5 + 2
+        #expect(imported.out.contains("committed 12 jobs, last id"))
+        let original = try JobRepository(path: directory.sub("source"), options: JobStoreOptions(readOnly: true))
+        let copy = try JobRepository(path: directory.sub("copy"), options: JobStoreOptions(readOnly: true))
+        var a: [Job] = []
+        var b: [Job] = []
+        try original.forEachJob { a.append($0); return true }
+        try copy.forEachJob { b.append($0); return true }
+        #expect(a == b)
+        #expect(try copy.verify().isEmpty)
+        original.close()
+        copy.close()
+        #expect(try jobstore("export", directory.sub("source"), "--state", "cancelled").out.split(separator: "\n").count == 1)
+
+        let broken = lines.prefix(7).joined(separator: "\n") + "\n{\"id\": \"nope\"}\n" + lines.suffix(2).joined(separator: "\n")
+        let failed = try jobstore("import", directory.sub("partial"), "-", "--batch-size", "5", stdin: broken)
+        #expect(failed.status == 1)
+        #expect(failed.out.contains("committed 5 jobs"))
+        #expect(failed.err.contains("line 8") && failed.err.contains("5 jobs were committed"))
+    }
+
+    @Test("prune (dry run, then for real), requeue, cancel and retry")
+    func maintenance() throws {
+        let directory = TemporaryDirectory()
+        let jobs = try makeStore(directory.path)
+        let dry = try jobstore("prune", directory.path, "--state", "succeeded", "--older-than", "1d", "--dry-run")
+        #expect(dry.status == 0 && dry.out.contains("would delete 1 succeeded job"))
+        #expect(try jobstore("prune", directory.path, "--state", "succeeded", "--older-than", "1d").out.contains("deleted 1"))
+        #expect(try jobstore("jobs", "show", directory.path, jobs["job-0"]!.id.description).status == 1)
+
+        Thread.sleep(forTimeInterval: 0.01)  // the 1 ms lease of the claimed reports job has expired
+        let stuck = try jobstore("requeue", directory.path, "--stuck")
+        #expect(stuck.status == 0 && stuck.out.contains("requeued 1 stuck job"))
+        let cancel = try jobstore("cancel", directory.path, jobs["job-6"]!.id.description, jobs["job-1"]!.id.description)
+        #expect(cancel.status == 1)  // job-1 is already cancelled
+        #expect(cancel.out.contains("cancelled, now cancelled") && cancel.err.contains("cannot move from cancelled to cancelled"))
+        let retry = try jobstore("retry", directory.path, jobs["job-1"]!.id.description)
+        #expect(retry.status == 0 && retry.out.contains("now pending"))
+        let requeue = try jobstore("requeue", directory.path, jobs["job-7"]!.id.description)
+        #expect(requeue.status == 0)
+        #expect(try jobstore("verify", directory.path).status == 0)
+    }
+
+    @Test("readers and top run on a store; top's JSON lines carry the counts")
+    func readersAndTop() throws {
+        let directory = TemporaryDirectory()
+        _ = try makeStore(directory.path)
+        let readers = try jobstore("readers", directory.path, "--clear-stale")
+        #expect(readers.status == 0 && readers.out.contains("cleared 0 stale"))
+        let top = try jobstore("top", directory.path, "--iterations", "2", "--interval", "10ms", "--json")
+        #expect(top.status == 0)
+        let lines = top.out.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(try json(String(lines[0]))["pending"] != nil)
+    }
+
+    @Test("bad input: one line on stderr, the documented exit code, nothing changed on disk")
+    func badInput() throws {
+        let directory = TemporaryDirectory()
+        let jobs = try makeStore(directory.sub("store"))
+        let store = directory.sub("store")
+        func expectError(_ result: (status: Int32, out: String, err: String), _ status: Int32, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(result.status == status, "status \(result.status): \(result.err)", sourceLocation: sourceLocation)
+            #expect(result.err.contains(fragment), "stderr: \(result.err)", sourceLocation: sourceLocation)
+            #expect(!result.err.contains("Fatal error") && !result.err.contains("Stack trace"), sourceLocation: sourceLocation)
+        }
+        expectError(try jobstore("stats", directory.sub("missing")), 2, "does not exist")
+        #expect(!FileManager.default.fileExists(atPath: directory.sub("missing")))
+        try FileManager.default.createDirectory(atPath: directory.sub("empty"), withIntermediateDirectories: true)
+        expectError(try jobstore("stats", directory.sub("empty")), 1, "not a job store")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.sub("empty")).isEmpty)
+        _ = FileManager.default.createFile(atPath: directory.sub("file"), contents: Data("hello".utf8))
+        expectError(try jobstore("stats", directory.sub("file")), 1, "not a job store")
+        let garbage = directory.sub("garbage")
+        try FileManager.default.createDirectory(atPath: garbage, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: garbage + "/data.mdb", contents: Data(repeating: 7, count: 16384))
+        expectError(try jobstore("stats", garbage), 1, "not")
+        // An LMDB environment of another program: refused, and left without a database of ours.
+        let foreign = directory.sub("foreign")
+        let users = DatabaseDefinition<StringCodec, StringCodec>(name: "users")
+        let env = try Environment(path: foreign, databases: [users])
+        try env.write { txn in try txn.put(env.database(users), "ada", "lovelace") }
+        env.close()
+        expectError(try jobstore("stats", foreign), 1, "another program")
+        expectError(try jobstore("import", foreign, "-", stdin: ""), 1, "another program")
+        let reopened = try Environment(path: foreign, options: EnvironmentOptions(readOnly: true))
+        #expect(try reopened.databaseNames() == ["users"])
+        reopened.close()
+
+        expectError(try jobstore("jobs", "show", store, "not-an-id"), 2, "not a job id")
+        expectError(try jobstore("jobs", "show", store, "0190a5c4-1b2e-7000-8123-456789abcdef"), 1, "no job")
+        expectError(try jobstore("jobs", "list", store, "--state", "sleeping"), 2, "not a state")
+        expectError(try jobstore("jobs", "list", store, "--since", "yesterday"), 2, "not a time")
+        expectError(try jobstore("prune", store, "--state", "succeeded", "--older-than", "7 days"), 2, "not a duration")
+        expectError(try jobstore("prune", store, "--state", "pending", "--older-than", "7d"), 2, "must be succeeded")
+        expectError(try jobstore("requeue", store), 2, "either --stuck or job ids")
+        expectError(try jobstore("stats"), 2, "Missing expected argument")
+        expectError(try jobstore("frobnicate"), 2, "Unexpected argument")
+
+        // A store of a newer format.
+        let newer = directory.sub("newer")
+        try FileManager.default.copyItem(atPath: store, toPath: newer)
+        let repository = try JobRepository(path: newer)
+        try repository.environment.write { txn in
+            try txn.put(repository.environment.database(JobStore.Schema.meta), "format_version", withUnsafeBytes(of: UInt32(99).littleEndian) { Array($0) })
+        }
+        repository.close()
+        expectError(try jobstore("stats", newer), 1, "version 99")
+
+        // Nothing on disk changed through all of this.
+        let check = try JobRepository(path: store, options: JobStoreOptions(readOnly: true))
+        defer { check.close() }
+        for job in jobs.values { #expect(try check.job(job.id) == job) }
+        #expect(try check.verify().isEmpty)
+    }
+
+    @Test("inspection while another process writes: every command succeeds and sees a consistent store")
+    func inspectLiveStore() throws {
+        let directory = TemporaryDirectory()
+        let writer = Process()
+        writer.executableURL = try helperExecutable("JobStoreTestHelper")
+        writer.arguments = ["insert-loop", directory.path]
+        writer.standardOutput = FileHandle.nullDevice
+        try writer.run()
+        defer {
+            writer.terminate()
+            writer.waitUntilExit()
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        var totals: [Int] = []
+        for _ in 0..<5 {
+            let stats = try jobstore("stats", directory.path, "--json")
+            #expect(stats.status == 0, "\(stats.err)")
+            let states = try #require(try json(stats.out)["states"] as? [String: Int])
+            totals.append(states.values.reduce(0, +))
+            #expect(try jobstore("jobs", "list", directory.path, "--state", "pending", "--limit", "5").status == 0)
+            #expect(try jobstore("verify", directory.path).status == 0)
+        }
+        #expect(totals == totals.sorted(), "a reader never sees the store go back in time")
+        #expect(totals.allSatisfy { $0 % 20 == 0 }, "batches are seen whole")
+    }
+}
