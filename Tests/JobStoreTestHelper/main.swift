@@ -18,14 +18,16 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop|set-payload) PATH [ID TEXT]") }
+guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | set-payload PATH ID TEXT)") }
 
 do {
     let store = try JobRepository(path: arguments[2], options: JobStoreOptions(mapSize: 1 << 20))
     switch arguments[1] {
     case "insert-loop":
         // Batches of 20 jobs, each batch also completing a claimed job; prints the last id of
-        // every committed batch. Killed with SIGKILL at a random moment.
+        // every committed batch. Killed with SIGKILL at a random moment. An optional pause (ms)
+        // between batches bounds the rate.
+        let pause = arguments.count > 3 ? UInt32(arguments[3]) ?? 0 : 0
         var batch = 0
         while true {
             let jobs = (0..<20).map { i in
@@ -39,8 +41,9 @@ do {
                 }
                 return inserted
             }
-            say(inserted.last!.id.description)
+            say(inserted[inserted.count - 1].id.description)
             batch += 1
+            if pause > 0 { usleep(pause * 1000) }
         }
     case "set-payload":
         guard arguments.count == 5 else { fail("set-payload needs ID and TEXT") }

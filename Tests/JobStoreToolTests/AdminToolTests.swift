@@ -287,11 +287,11 @@ struct AdminToolTests {
         let directory = TemporaryDirectory()
         let writer = Process()
         writer.executableURL = try helperExecutable("JobStoreTestHelper")
-        writer.arguments = ["insert-loop", directory.path]
+        writer.arguments = ["insert-loop", directory.path, "5"]
         writer.standardOutput = FileHandle.nullDevice
         try writer.run()
         defer {
-            writer.terminate()
+            kill(writer.processIdentifier, SIGKILL)
             writer.waitUntilExit()
         }
         Thread.sleep(forTimeInterval: 0.3)
