@@ -23,33 +23,34 @@ struct JobStoreCommand: AsyncParsableCommand {
     )
 
     static func main() async {
-        var command: ParsableCommand
         do {
-            command = try parseAsRoot()
-        } catch {
-            let code = exitCode(for: error)
-            if code == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-            Foundation.exit(2)
-        }
-        do {
+            var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
-        } catch let exit as ExitCode {
-            Foundation.exit(exit.rawValue)
-        } catch let error as ValidationError {
-            FileHandle.standardError.write(Data("jobstore: \(error.message)\n".utf8))
-            Foundation.exit(2)
         } catch {
-            FileHandle.standardError.write(Data("jobstore: \(error)\n".utf8))
-            Foundation.exit(1)
+            finish(with: error)
         }
+    }
+
+    /// Exits with the documented code: 0 for help, 2 for a usage error (one line naming what is
+    /// wrong), the given code for an `ExitCode`, 1 for every other error (one line).
+    static func finish(with error: Error) -> Never {
+        if let exit = error as? ExitCode { Foundation.exit(exit.rawValue) }
+        let code = exitCode(for: error)
+        if code == .success {
+            print(fullMessage(for: error))
+            Foundation.exit(0)
+        }
+        if code == .validationFailure || error is ValidationError {
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
+            FileHandle.standardError.write(Data("jobstore: \(message) (see `jobstore help`)\n".utf8))
+            Foundation.exit(2)
+        }
+        FileHandle.standardError.write(Data("jobstore: \(error)\n".utf8))
+        Foundation.exit(1)
     }
 }
 
