@@ -486,6 +486,15 @@ public final class Environment: @unchecked Sendable {
             readersInUse: Int(info.me_numreaders))
     }
 
+    /// The id of the last transaction committed by any process (`mdb_env_info`), cheaply: no
+    /// transaction is begun. A change means some process committed.
+    public func lastCommittedTransactionID() throws -> Int {
+        try ensureOpen("lastCommittedTransactionID")
+        var info = MDB_envinfo()
+        try check(mdb_env_info(handle, &info), "mdb_env_info", path: path)
+        return info.me_last_txnid
+    }
+
     /// Statistics of one database, from a short read transaction.
     public func statistics<Key, Value>(of database: Database<Key, Value>) throws -> DatabaseStatistics {
         try read { try $0.statistics(database) }

@@ -1,79 +1,113 @@
 import ArgumentParser
 import Foundation
+import JobStore
 import LMDB
 
-/// `jobstore demo`: a tour of what exists so far — the LMDB layer.
+/// `jobstore demo`: embeds a store, runs workers on it, then shows the admin tool on the result.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a short demonstration in a temporary (or given) directory.")
+        abstract: "Run a short demonstration: enqueue jobs, run workers, inspect the store with the admin commands.")
 
     @Option(help: "Directory for the demo store (default: a new temporary directory, removed afterwards).")
     var dir: String?
 
-    enum Schema {
-        static let notes = DatabaseDefinition<UInt64Codec, StringCodec>(name: "notes")
-        static let byTag = DatabaseDefinition<StringCodec, UInt64Codec>(name: "notes.by_tag", flags: [.duplicateSort, .duplicateFixed])
-    }
-
     func run() async throws {
         let path = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("jobstore-demo-\(UUID().uuidString)").path
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: path) } }
-        print("\(Environment.libraryVersion)")
-        print("Opening an environment at \(path) with two named databases.")
-        let env = try Environment(path: path, databases: [Schema.notes, Schema.byTag])
-        defer { env.close() }
-        let notes = try env.database(Schema.notes)
-        let byTag = try env.database(Schema.byTag)
-
-        // One write: a record and its index entry in one transaction. (In async code `write`
-        // goes to the writer thread; synchronous code gets the synchronous `write`.)
-        try await env.write { txn in
-            try txn.put(notes, 1, "buy milk")
-            try txn.put(byTag, "home", 1)
+        if FileManager.default.fileExists(atPath: path + "/data.mdb") {
+            throw ValidationError("\(path) already holds a store; give a new directory")
+        }
+        print("== JobStore demo (\(Environment.libraryVersion)), store at \(path)\n")
+        let store = try JobRepository(path: path)
+        let feed = store.changes()
+        let events = Task {
+            var counts: [JobChange.Kind: Int] = [:]
+            for await event in feed {
+                if case .change(let change) = event { counts[change.kind, default: 0] += 1 }
+            }
+            return counts
         }
 
-        // 64 concurrent async writers: the writer thread commits them in shared transactions.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for id in UInt64(2)...65 {
+        print("1. Enqueue jobs in two queues, with priorities, a delay and a unique key.")
+        var new: [NewJob] = []
+        for n in 1...6 {
+            new.append(NewJob(name: "send-email", queue: "mail", payload: Array("to: user\(n)@example.com".utf8), priority: UInt8(n % 3), maxAttempts: 3))
+        }
+        for n in 1...4 {
+            new.append(NewJob(name: "resize-image", queue: "media", payload: Array("photo-\(n).jpg".utf8), priority: 5))
+        }
+        new.append(NewJob(name: "send-digest", queue: "mail", runAt: Timestamp.now.adding(.seconds(3600))))
+        let inserted = try await store.insert(new)
+        let report = try await store.insert(NewJob(name: "daily-report", queue: "media", uniqueKey: "report:today"))
+        let again = try await store.insert(NewJob(name: "daily-report", queue: "media", uniqueKey: "report:today"))
+        print("   \(inserted.count + 1) jobs inserted; a second 'report:today' returned the same job: \(again.id == report.id)")
+
+        print("\n2. A worker dies holding a job: its lease expires and the job is rescued.")
+        let deadWorker = OwnerToken.random()
+        guard let orphan = try await store.claim(queue: "media", lease: .milliseconds(50), owner: deadWorker).first else {
+            throw CommandFailure("no media job to claim")
+        }
+        try await Task.sleep(for: .milliseconds(80))
+        let rescued = try await store.rescueExpiredLeases()
+        print("   rescued \(rescued.map(\.name)) — back to \(rescued.first?.state.description ?? "?")")
+
+        print("\n3. Three async workers claim (priority, then run time, then age) and complete jobs;")
+        print("   the first attempt at user3's email fails and is retried 100 ms later.")
+        let failedOnce = inserted[2].id
+        let completed = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 1...3 {
                 group.addTask {
-                    try await env.write { txn in
-                        try txn.put(notes, id, "note number \(id)")
-                        try txn.put(byTag, id % 2 == 0 ? "even" : "odd", id)
+                    let owner = OwnerToken.random()
+                    var done = 0
+                    var idle = 0
+                    while idle < 5 {
+                        let jobs = try await store.claim(limit: 2, lease: .seconds(30), owner: owner)
+                        if jobs.isEmpty {
+                            idle += 1
+                            try await Task.sleep(for: .milliseconds(50))
+                            continue
+                        }
+                        idle = 0
+                        for job in jobs {
+                            if job.id == failedOnce && job.attempts == 1 {
+                                try await store.fail(job.id, owner: owner, error: "SMTP 451: try again later", retryAt: Timestamp.now.adding(.milliseconds(100)))
+                                print("   worker \(worker): \(job.name) #\(job.attempts) failed, retry scheduled")
+                            } else {
+                                try await store.complete(job.id, owner: owner, result: Array("ok".utf8))
+                                print("   worker \(worker): \(job.name) [\(job.queue), priority \(job.priority)] done")
+                                done += 1
+                            }
+                        }
                     }
+                    return done
                 }
             }
-            try await group.waitForAll()
+            var total = 0
+            for try await done in group { total += done }
+            return total
         }
-        let stats = env.writerStatistics
-        print("\(stats.requests) async writes committed in \(stats.commits) transactions (largest batch \(stats.largestBatch)).")
+        print("   \(completed) jobs completed")
 
-        // A failing write rolls back entirely.
-        struct Refused: Error {}
+        print("\n4. The dead worker comes back and reports its job: refused, the job is not overwritten.")
         do {
-            try await env.write { txn in
-                try txn.put(notes, 999, "never stored")
-                throw Refused()
-            }
-        } catch is Refused {
-            print("A write that threw left nothing behind: note 999 present = \(try env.read { try $0.contains(notes, 999) }).")
+            try await store.complete(orphan.id, owner: deadWorker)
+        } catch let error as JobStoreError where error.code == .leaseLost {
+            print("   \(error.message)")
         }
 
-        try env.read { txn in
-            print("Notes 10…14:")
-            for (id, text) in try txn.entries(notes, in: .between(10, 15)) { print("  \(id): \(text)") }
-            var odd: [UInt64] = []
-            try txn.withCursor(byTag) { cursor in
-                var more = try cursor.seek(to: "odd")
-                while more, odd.count < 5 {
-                    odd.append(try cursor.value())
-                    more = try cursor.nextDuplicate()
-                }
-            }
-            print("First notes tagged 'odd' (a duplicateSort index): \(odd)")
-            print("Entries: notes \(try txn.count(notes)), notes.by_tag \(try txn.count(byTag))")
-        }
-        let info = try env.info()
-        print("Environment: map \(info.mapSize) bytes, \(info.usedBytes) used, last transaction \(info.lastTransactionID).")
-        print("Named databases: \(try env.databaseNames().joined(separator: ", "))")
+        let writer = store.environment.writerStatistics
+        print("\n5. Every write went through the writer thread: \(writer.requests) requests in \(writer.commits) commits.")
+        store.close()
+        let seen = await events.value
+        print("   The change feed saw \(seen[.inserted] ?? 0) inserts and \(seen[.updated] ?? 0) updates.")
+
+        print("\n6. The admin tool on the result (`jobstore stats`, `jobs list`, `verify`):\n")
+        print("$ jobstore stats \(path)")
+        try Stats.parse([path]).run()
+        print("\n$ jobstore jobs list \(path) --limit 20")
+        try Jobs.List.parse([path, "--limit", "20"]).run()
+        print("\n$ jobstore verify \(path)")
+        try VerifyCommand.parse([path]).run()
+        if dir != nil { print("\nThe store stays at \(path); try `jobstore jobs show \(path) <id>`.") }
     }
 }

@@ -198,7 +198,7 @@ public final class JobRepository: Sendable {
         }
     }
 
-    func lastTransactionID() throws -> Int { try environment.info().lastTransactionID }
+    func lastTransactionID() throws -> Int { try environment.lastCommittedTransactionID() }
 
     /// The cache's hit, miss and eviction figures.
     public var cacheStatistics: CacheStatistics { cache.statistics }
