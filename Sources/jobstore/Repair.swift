@@ -162,7 +162,8 @@ struct Prune: ParsableCommand {
     }
 }
 
-/// Applies one change to each id, reporting each; exit 1 if any failed.
+/// Applies one change to each id (each in its own transaction), reporting each — a line of text,
+/// or with `--json` a JSON line `{"id", "ok", "state" | "error"}`; exit 1 if any failed.
 func changeEach(_ options: StoreOptions, _ texts: [String], verb: String, _ change: (JobRepository, JobID) throws -> Job) throws {
     let ids = try parseIDs(texts)
     let jobs = try options.open(writable: true)
@@ -171,9 +172,10 @@ func changeEach(_ options: StoreOptions, _ texts: [String], verb: String, _ chan
     for id in ids {
         do {
             let job = try change(jobs, id)
-            print("\(id): \(verb), now \(job.state)")
+            print(options.json ? try jsonLine(["id": id.description, "ok": "true", "state": job.state.description]) : "\(id): \(verb), now \(job.state)")
         } catch {
             failures += 1
+            if options.json { print(try jsonLine(["id": id.description, "ok": "false", "error": "\(error)"])) }
             FileHandle.standardError.write(Data("jobstore: \(id): \(error)\n".utf8))
         }
     }

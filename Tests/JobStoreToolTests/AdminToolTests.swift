@@ -204,8 +204,9 @@ struct AdminToolTests {
         #expect(cancel.out.contains("cancelled, now cancelled") && cancel.err.contains("cannot move from cancelled to cancelled"))
         let retry = try jobstore("retry", directory.path, jobs["job-1"]!.id.description)
         #expect(retry.status == 0 && retry.out.contains("now pending"))
-        let requeue = try jobstore("requeue", directory.path, jobs["job-7"]!.id.description)
+        let requeue = try jobstore("requeue", directory.path, jobs["job-7"]!.id.description, "--json")
         #expect(requeue.status == 0)
+        #expect(try json(requeue.out)["state"] as? String == "pending")
         #expect(try jobstore("verify", directory.path).status == 0)
     }
 
