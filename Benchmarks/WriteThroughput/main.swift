@@ -109,7 +109,11 @@ for tasks in [1, 2, 8] {
     configurations.append(Configuration(name: "group commit", tasks: tasks, writer: groupCommit))
 }
 configurations.append(Configuration(name: "group commit, no cohort wait", tasks: 8, writer: WriterOptions(cohortWait: .zero)))
+// The adaptive policy off: always batch the whole queue (as if every commit flushed).
+configurations.append(Configuration(name: "group commit, always whole queue", tasks: 8, writer: WriterOptions(expensiveCommit: .zero)))
+configurations.append(Configuration(name: "group commit, always whole queue", tasks: 64, writer: WriterOptions(expensiveCommit: .zero)))
 configurations.append(Configuration(name: "group commit, nested txns", tasks: 8, writer: WriterOptions(isolation: .nestedTransactions)))
+configurations.append(Configuration(name: "one txn per write", tasks: 64, writer: oneTransactionPerWrite))
 configurations.append(Configuration(name: "group commit, re-run", tasks: 64, writer: WriterOptions(isolation: .rerunWithoutFailed)))
 configurations.append(Configuration(name: "group commit, nested txns", tasks: 64, writer: WriterOptions(isolation: .nestedTransactions)))
 configurations.append(Configuration(name: "group commit, re-run, 1% fail", tasks: 8, writer: WriterOptions(isolation: .rerunWithoutFailed), failEvery: 100))

@@ -38,15 +38,24 @@ public struct WriterOptions: Sendable, Hashable {
     /// arrived as the last batch had, and waits at most half the duration of the last commit
     /// and at most this long. `.zero` turns the wait off.
     public var cohortWait: Duration = .microseconds(500)
+    /// A commit that takes at least this long (it flushes to disk) makes the writer batch every
+    /// queued request and wait for the cohort; below it (no flush, e.g. ``Durability/noSync``) the
+    /// writer takes half of the queue per transaction, so callers resubmit while it works instead
+    /// of writer and callers waiting on each other in lock-step.
+    public var expensiveCommit: Duration = .microseconds(100)
 
     /// The default options: group commit with up to 1024 requests per transaction.
     public init() {}
 
     /// Options with the given values.
-    public init(maxBatchSize: Int = 1024, isolation: WriteIsolation = .rerunWithoutFailed, cohortWait: Duration = .microseconds(500)) {
+    public init(
+        maxBatchSize: Int = 1024, isolation: WriteIsolation = .rerunWithoutFailed, cohortWait: Duration = .microseconds(500),
+        expensiveCommit: Duration = .microseconds(100)
+    ) {
         self.maxBatchSize = max(1, maxBatchSize)
         self.isolation = isolation
         self.cohortWait = cohortWait
+        self.expensiveCommit = expensiveCommit
     }
 }
 

@@ -92,6 +92,8 @@ final class Writer: @unchecked Sendable {
     private weak var environment: Environment?
     private let options: WriterOptions
     private var thread = pthread_t()
+    /// How long the last `mdb_txn_commit` took (the flush, with full durability). Writer thread only.
+    private var lastFlushNanoseconds: UInt64 = 0
 
     init(environment: Environment, options: WriterOptions) {
         self.environment = environment
@@ -140,7 +142,9 @@ final class Writer: @unchecked Sendable {
 
     private func run() {
         var lastBatch = 0
-        var lastCommitNanoseconds: UInt64 = 0
+        var lastBatchNanoseconds: UInt64 = 0
+        let expensiveCommitNanoseconds = UInt64(max(0, options.expensiveCommit.components.seconds)) * 1_000_000_000
+            + UInt64(max(0, options.expensiveCommit.components.attoseconds) / 1_000_000_000)
         let cohortNanoseconds = UInt64(max(0, options.cohortWait.components.seconds)) * 1_000_000_000
             + UInt64(max(0, options.cohortWait.components.attoseconds) / 1_000_000_000)
         while true {
@@ -152,22 +156,30 @@ final class Writer: @unchecked Sendable {
                 lock.unlock()
                 return
             }
-            // Let the callers woken by the last commit join this batch, rather than leaving
-            // them for the next one (the two alternating half-batches of naive group commit).
-            if cohortNanoseconds > 0 && lastBatch > 1 && !stopping {
-                let deadline = monotonicNanoseconds() + min(cohortNanoseconds, lastCommitNanoseconds / 2)
-                while arrivedSinceCompletion < lastBatch && queue.count < options.maxBatchSize && !stopping {
-                    if !lock.wait(untilNanoseconds: deadline) { break }
+            let take: Int
+            if lastFlushNanoseconds >= expensiveCommitNanoseconds {
+                // Commits flush: every request that shares one saves a flush. Let the callers
+                // woken by the last commit join this batch, rather than leaving them for the
+                // next one (the two alternating half-batches of naive group commit).
+                if cohortNanoseconds > 0 && lastBatch > 1 && !stopping {
+                    let deadline = monotonicNanoseconds() + min(cohortNanoseconds, lastBatchNanoseconds / 2)
+                    while arrivedSinceCompletion < lastBatch && queue.count < options.maxBatchSize && !stopping {
+                        if !lock.wait(untilNanoseconds: deadline) { break }
+                    }
                 }
+                take = min(queue.count, options.maxBatchSize)
+            } else {
+                // Commits are cheap: take half of the queue, so that callers resubmit while this
+                // batch runs and the writer never drains the queue and sleeps (lock-step).
+                take = min(options.maxBatchSize, max(1, (queue.count + 1) / 2))
             }
-            let take = min(queue.count, options.maxBatchSize)
             let batch = Array(queue.prefix(take))
             queue.removeFirst(take)
             lock.unlock()
 
             let started = monotonicNanoseconds()
             let (committed, reruns) = process(batch)
-            lastCommitNanoseconds = monotonicNanoseconds() - started
+            lastBatchNanoseconds = monotonicNanoseconds() - started
             lastBatch = batch.count
 
             lock.lock()
@@ -203,7 +215,9 @@ final class Writer: @unchecked Sendable {
                     } else {
                         try runDirect(active, in: txn)
                     }
+                    let flushStarted = monotonicNanoseconds()
                     try txn.commit()
+                    lastFlushNanoseconds = monotonicNanoseconds() - flushStarted
                 }
                 return (true, reruns)
             } catch is RerunWithoutFailed {
