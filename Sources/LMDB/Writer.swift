@@ -92,8 +92,10 @@ final class Writer: @unchecked Sendable {
     private weak var environment: Environment?
     private let options: WriterOptions
     private var thread = pthread_t()
-    /// How long the last `mdb_txn_commit` took (the flush, with full durability). Writer thread only.
-    private var lastFlushNanoseconds: UInt64 = 0
+    /// What a commit costs lately: the maximum of recent `mdb_txn_commit` durations, decaying by
+    /// 1/8 per commit, so one empty (flush-free) commit does not make a durable store look cheap.
+    /// Writer thread only.
+    private var commitCostNanoseconds: UInt64 = 0
 
     init(environment: Environment, options: WriterOptions) {
         self.environment = environment
@@ -157,7 +159,7 @@ final class Writer: @unchecked Sendable {
                 return
             }
             let take: Int
-            if lastFlushNanoseconds >= expensiveCommitNanoseconds {
+            if commitCostNanoseconds >= expensiveCommitNanoseconds {
                 // Commits flush: every request that shares one saves a flush. Let the callers
                 // woken by the last commit join this batch, rather than leaving them for the
                 // next one (the two alternating half-batches of naive group commit).
@@ -217,7 +219,8 @@ final class Writer: @unchecked Sendable {
                     }
                     let flushStarted = monotonicNanoseconds()
                     try txn.commit()
-                    lastFlushNanoseconds = monotonicNanoseconds() - flushStarted
+                    let cost = monotonicNanoseconds() - flushStarted
+                    commitCostNanoseconds = max(cost, commitCostNanoseconds - commitCostNanoseconds / 8)
                 }
                 return (true, reruns)
             } catch is RerunWithoutFailed {
