@@ -109,13 +109,16 @@ struct FeedTests {
         try await store.cancel(job.id)
         try await store.delete(job.id)
         var received: [JobChange.Kind] = []
+        var transactions: [Int] = []
         for await event in feed {
             guard case .change(let change) = event else { continue }
             #expect(change.id == job.id)
             received.append(change.kind)
+            transactions.append(change.transaction)
             if received.count == 3 { break }
         }
         #expect(received == [.inserted, .updated, .deleted])
+        #expect(transactions == transactions.sorted() && Set(transactions).count == 3 && transactions[0] > 0)
     }
 
     @Test("a subscriber that falls behind gets an overflow event counting what it missed")

@@ -14,7 +14,9 @@ public enum JobFeedEvent: Sendable, Hashable {
 /// Overflow policy: each subscriber has a buffer of `capacity` events. When it is full, newer
 /// changes are dropped (never older ones, never blocking the writer), counted, and the
 /// subscriber receives one `.overflow(missed:)` event before the next change that fits.
-/// Changes of one transaction are delivered together and in order, after the commit.
+/// Changes of one transaction are delivered together and in order, after the commit; each
+/// carries its transaction id (``JobChange/transaction``), since transactions committed by
+/// different threads may be published out of order.
 final class ChangeFeed: Sendable {
     private final class Subscriber: Sendable {
         let continuation: AsyncStream<JobFeedEvent>.Continuation

@@ -157,7 +157,10 @@ public final class JobRepository: Sendable {
         let result = try body(jobs)
         try jobs.flushCounters()
         let sequence = self.sequence.wrappingAdd(1, ordering: .relaxed).newValue
-        return (result, jobs.changes, try txn.id, sequence)
+        let transaction = try txn.id
+        var changes = jobs.changes
+        for index in changes.indices { changes[index].transaction = transaction }
+        return (result, changes, transaction, sequence)
     }
 
     private func published(_ changes: [JobChange], transaction: Int, sequence: UInt64) {

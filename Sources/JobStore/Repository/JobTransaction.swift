@@ -42,6 +42,10 @@ public struct JobChange: Sendable, Hashable {
     public var job: Job?
     /// The state before the change; `nil` for an insertion.
     public var previousState: JobState?
+    /// The LMDB transaction that committed the change. Changes of one transaction arrive together
+    /// and in order; transactions committed by different threads may arrive out of order — sort
+    /// by this id when the order matters.
+    public var transaction: Int = 0
 }
 
 /// What a job contributes to the indexes: every (database, key, value) entry, in one place.
