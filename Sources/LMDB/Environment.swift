@@ -123,6 +123,7 @@ public final class Environment: @unchecked Sendable {
             case .noSync: flags |= UInt32(MDB_NOSYNC)
             }
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            if options.writeMap && !options.readOnly { flags |= UInt32(MDB_WRITEMAP) }
             try check(mdb_env_open(env, canonical, flags, mode_t(options.fileMode)), "mdb_env_open", path: path)
         } catch {
             // lmdb.h: if mdb_env_open fails, mdb_env_close must be called to discard the handle.

@@ -77,6 +77,13 @@ public struct EnvironmentOptions: Sendable, Hashable {
     public var fileMode: UInt32 = 0o644
     /// The writer thread's options.
     public var writer: WriterOptions = WriterOptions()
+    /// `MDB_WRITEMAP`: write transactions change the mapped file directly instead of writing
+    /// pages with `pwrite`. Fewer system calls per commit, but: nested transactions are
+    /// impossible (``WriteTransaction/nested(_:)`` and ``WriteIsolation/nestedTransactions`` fail),
+    /// a stray pointer write in the process can corrupt the store, the data file is extended to
+    /// the map size (sparse), and every process opening the store must use the same setting.
+    /// Off by default.
+    public var writeMap: Bool = false
 
     /// The default options: 1 GiB initial map, full durability, read-write.
     public init() {}

@@ -218,3 +218,30 @@ struct EnvironmentTests {
         }
     }
 }
+
+@Suite("Write-mapped environments")
+struct WriteMapTests {
+    @Test("writeMap: writes, reads, growth and group commit work; a nested transaction is a clear error")
+    func writeMap() async throws {
+        let directory = TemporaryDirectory()
+        var options = EnvironmentOptions(mapSize: 64 * 1024, durability: .noSync)
+        options.writeMap = true
+        let env = try Environment(path: directory.path, options: options, databases: [numbersDefinition])
+        defer { env.close() }
+        let numbers = try env.database(numbersDefinition)
+        try onThread {
+            for key in UInt64(0)..<500 { try env.write { txn in try txn.put(numbers, key, [UInt8](repeating: 3, count: 1000)) } }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for key in UInt64(1000)..<1100 { group.addTask { try await env.write { txn in try txn.put(numbers, key, [4]) } } }
+            try await group.waitForAll()
+        }
+        #expect(try env.read { try $0.count(numbers) } == 600)
+        #expect(try env.info().mapSize > 64 * 1024)
+        try onThread {
+            try env.write { txn in
+                #expect(throws: LMDBError.self) { try txn.nested { child in try child.put(numbers, 9999, [1]) } }
+            }
+        }
+    }
+}

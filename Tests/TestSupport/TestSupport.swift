@@ -37,6 +37,7 @@ public struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// Runs `body` on a fresh OS thread and waits for it, failing after `seconds` (a hang detector).
+@discardableResult
 public func onThread<T: Sendable>(timeout seconds: Double = 30, _ body: @escaping @Sendable () throws -> T) throws -> T {
     let semaphore = DispatchSemaphore(value: 0)
     nonisolated(unsafe) var result: Result<T, Error>?
