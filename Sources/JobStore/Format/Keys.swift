@@ -72,6 +72,11 @@ enum Keys {
         Array(stateCreated(state, createdAt, JobID(high: 0, low: 0)).prefix(9))
     }
 
+    /// The `idx.state_created` range of the jobs in `state` created before `cutoff`.
+    static func stateCreated(_ state: JobState, before cutoff: Timestamp) -> KeyRange<[UInt8]> {
+        .between(stateCreatedPrefix(state, Timestamp(microseconds: .min)), stateCreatedPrefix(state, cutoff))
+    }
+
     /// createdAt · id (24 bytes).
     static func created(_ createdAt: Timestamp, _ id: JobID) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: 24) { buffer, count in

@@ -77,6 +77,32 @@ enum IndexEntry: Hashable {
     }
 }
 
+extension Databases {
+    /// The key-only index database holding `entry` and its key; `nil` for a unique-key entry,
+    /// the one index whose value (the job id) is not empty.
+    func location(of entry: IndexEntry) -> (database: Database<BytesCodec, EmptyCodec>, key: [UInt8])? {
+        switch entry {
+        case .stateCreated(let key): (stateCreated, key)
+        case .created(let key): (created, key)
+        case .ready(let key): (ready, key)
+        case .readyAny(let key): (readyAny, key)
+        case .lease(let key): (lease, key)
+        case .unique: nil
+        }
+    }
+
+    /// Every key-only index, with how to rebuild an entry from one of its keys.
+    var keyOnlyIndexes: [(database: Database<BytesCodec, EmptyCodec>, entry: ([UInt8]) -> IndexEntry)] {
+        [
+            (stateCreated, IndexEntry.stateCreated), (created, IndexEntry.created), (ready, IndexEntry.ready),
+            (readyAny, IndexEntry.readyAny), (lease, IndexEntry.lease),
+        ]
+    }
+
+    /// The name of the database holding `entry`.
+    func name(of entry: IndexEntry) -> String { location(of: entry)?.database.name ?? unique.name }
+}
+
 /// A write transaction of a job store, handed to the closure of ``JobRepository/write(_:)-(JobTransaction)->T``.
 /// Every operation in one closure commits together or not at all.
 ///
@@ -405,7 +431,7 @@ public final class JobTransaction {
             throw JobStoreError(.illegalTransition, "only succeeded, failed or cancelled jobs can be pruned, not \(state) ones")
         }
         var doomed: [JobID] = []
-        let range = KeyRange<[UInt8]>.between(Keys.stateCreatedPrefix(state, Timestamp(microseconds: .min)), Keys.stateCreatedPrefix(state, cutoff))
+        let range = Keys.stateCreated(state, before: cutoff)
         try txn.forEach(db.stateCreated, in: range) { key, _ in
             doomed.append(Keys.trailingID(key))
             return doomed.count < limit
@@ -438,24 +464,18 @@ public final class JobTransaction {
     }
 
     private func put(_ entry: IndexEntry) throws {
-        switch entry {
-        case .stateCreated(let key): try txn.put(db.stateCreated, key, ())
-        case .created(let key): try txn.put(db.created, key, ())
-        case .ready(let key): try txn.put(db.ready, key, ())
-        case .readyAny(let key): try txn.put(db.readyAny, key, ())
-        case .lease(let key): try txn.put(db.lease, key, ())
-        case .unique(let key, let id): try txn.put(db.unique, key, id)
+        if let (database, key) = db.location(of: entry) {
+            try txn.put(database, key, ())
+        } else if case .unique(let key, let id) = entry {
+            try txn.put(db.unique, key, id)
         }
     }
 
     private func remove(_ entry: IndexEntry) throws {
-        switch entry {
-        case .stateCreated(let key): try txn.delete(db.stateCreated, key)
-        case .created(let key): try txn.delete(db.created, key)
-        case .ready(let key): try txn.delete(db.ready, key)
-        case .readyAny(let key): try txn.delete(db.readyAny, key)
-        case .lease(let key): try txn.delete(db.lease, key)
-        case .unique(let key, _): try txn.delete(db.unique, key)
+        if let (database, key) = db.location(of: entry) {
+            try txn.delete(database, key)
+        } else if case .unique(let key, _) = entry {
+            try txn.delete(db.unique, key)
         }
     }
 

@@ -138,7 +138,7 @@ extension JobRepository {
 
     /// How many jobs in `state` were created before `cutoff` (what `prune` would delete).
     public func count(_ state: JobState, createdBefore cutoff: Timestamp) throws -> Int {
-        let range = KeyRange<[UInt8]>.between(Keys.stateCreatedPrefix(state, Timestamp(microseconds: .min)), Keys.stateCreatedPrefix(state, cutoff))
+        let range = Keys.stateCreated(state, before: cutoff)
         return try environment.read { txn in
             var count = 0
             try txn.forEach(db.stateCreated, in: range) { _, _ in
@@ -152,12 +152,10 @@ extension JobRepository {
     /// Entries, depth and pages of every database of the store, by name.
     public func databaseStatistics() throws -> [(name: String, statistics: DatabaseStatistics)] {
         try environment.read { txn in
-            [
-                ("meta", try txn.statistics(db.meta)), ("jobs", try txn.statistics(db.jobs)),
-                ("idx.state_created", try txn.statistics(db.stateCreated)), ("idx.created", try txn.statistics(db.created)),
-                ("idx.ready", try txn.statistics(db.ready)), ("idx.ready_any", try txn.statistics(db.readyAny)),
-                ("idx.lease", try txn.statistics(db.lease)), ("idx.unique", try txn.statistics(db.unique)),
-            ]
+            var all = [(db.meta.name, try txn.statistics(db.meta)), (db.jobs.name, try txn.statistics(db.jobs))]
+            for (database, _) in db.keyOnlyIndexes { all.append((database.name, try txn.statistics(database))) }
+            all.append((db.unique.name, try txn.statistics(db.unique)))
+            return all
         }
     }
 

@@ -59,33 +59,30 @@ extension JobRepository {
                 counters[MetaKey.queueCounter(job.queue, job.state), default: 0] += 1
                 for entry in IndexEntry.entries(of: job) where try !has(entry, txn) {
                     problems.append(VerificationProblem(
-                        kind: .missingIndexEntry, jobID: id, message: "job \(id) (\(job.state)) lacks its \(entry.databaseName) entry"))
+                        kind: .missingIndexEntry, jobID: id, message: "job \(id) (\(job.state)) lacks its \(db.name(of: entry)) entry"))
                 }
                 return true
             }
 
             // Index entries → records that call for them.
-            for (name, database) in [
-                ("idx.state_created", db.stateCreated), ("idx.created", db.created), ("idx.ready", db.ready),
-                ("idx.ready_any", db.readyAny), ("idx.lease", db.lease),
-            ] {
+            for (database, makeEntry) in db.keyOnlyIndexes {
+                let name = database.name
                 try txn.forEach(database) { key, _ in
                     guard key.count >= 16 else {
                         problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "\(name) has a \(key.count)-byte key"))
                         return true
                     }
                     let id = Keys.trailingID(key)
-                    let entry = IndexEntry.make(name, Array(key))
-                    problems += try strayCheck(entry, id: id, name: name, txn)
+                    problems += try strayCheck(makeEntry(Array(key)), id: id, name: name, txn)
                     return true
                 }
             }
             try txn.forEach(db.unique) { key, value in
                 guard let id = JobID(bytes: value) else {
-                    problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "idx.unique holds a \(value.count)-byte value"))
+                    problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "\(db.unique.name) holds a \(value.count)-byte value"))
                     return true
                 }
-                problems += try strayCheck(.unique(key: Array(key), id: Array(value)), id: id, name: "idx.unique", txn)
+                problems += try strayCheck(.unique(key: Array(key), id: Array(value)), id: id, name: db.unique.name, txn)
                 return true
             }
 
@@ -117,36 +114,8 @@ extension JobRepository {
     }
 
     private func has(_ entry: IndexEntry, _ txn: Transaction) throws -> Bool {
-        switch entry {
-        case .stateCreated(let key): return try txn.contains(db.stateCreated, key)
-        case .created(let key): return try txn.contains(db.created, key)
-        case .ready(let key): return try txn.contains(db.ready, key)
-        case .readyAny(let key): return try txn.contains(db.readyAny, key)
-        case .lease(let key): return try txn.contains(db.lease, key)
-        case .unique(let key, let id): return try txn.get(db.unique, key) == id
-        }
-    }
-}
-
-extension IndexEntry {
-    var databaseName: String {
-        switch self {
-        case .stateCreated: "idx.state_created"
-        case .created: "idx.created"
-        case .ready: "idx.ready"
-        case .readyAny: "idx.ready_any"
-        case .lease: "idx.lease"
-        case .unique: "idx.unique"
-        }
-    }
-
-    static func make(_ databaseName: String, _ key: [UInt8]) -> IndexEntry {
-        switch databaseName {
-        case "idx.state_created": .stateCreated(key)
-        case "idx.created": .created(key)
-        case "idx.ready": .ready(key)
-        case "idx.ready_any": .readyAny(key)
-        default: .lease(key)
-        }
+        if let (database, key) = db.location(of: entry) { return try txn.contains(database, key) }
+        guard case .unique(let key, let id) = entry else { return false }
+        return try txn.get(db.unique, key) == id
     }
 }
