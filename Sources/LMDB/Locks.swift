@@ -53,6 +53,12 @@ final class ConditionLock: @unchecked Sendable {
     func broadcast() { pthread_cond_broadcast(condition) }
 }
 
+/// A non-negative duration in whole nanoseconds.
+func nanoseconds(_ duration: Duration) -> UInt64 {
+    let (seconds, attoseconds) = duration.components
+    return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+}
+
 /// Monotonic clock in nanoseconds.
 func monotonicNanoseconds() -> UInt64 {
     var now = timespec()

@@ -145,10 +145,8 @@ final class Writer: @unchecked Sendable {
     private func run() {
         var lastBatch = 0
         var lastBatchNanoseconds: UInt64 = 0
-        let expensiveCommitNanoseconds = UInt64(max(0, options.expensiveCommit.components.seconds)) * 1_000_000_000
-            + UInt64(max(0, options.expensiveCommit.components.attoseconds) / 1_000_000_000)
-        let cohortNanoseconds = UInt64(max(0, options.cohortWait.components.seconds)) * 1_000_000_000
-            + UInt64(max(0, options.cohortWait.components.attoseconds) / 1_000_000_000)
+        let expensiveCommitNanoseconds = nanoseconds(options.expensiveCommit)
+        let cohortNanoseconds = nanoseconds(options.cohortWait)
         while true {
             lock.lock()
             while queue.isEmpty && !stopping { lock.wait() }

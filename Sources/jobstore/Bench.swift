@@ -117,11 +117,7 @@ struct BenchRunner {
     func timed(_ body: () throws -> Void) rethrows -> Double {
         let start = ContinuousClock.now
         try body()
-        return seconds(ContinuousClock.now - start)
-    }
-
-    func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return (ContinuousClock.now - start).seconds
     }
 
     // MARK: Phases
@@ -182,8 +178,7 @@ struct BenchRunner {
                         let job = JobBenchWorkload.newJob(number)
                         let began = ContinuousClock.now
                         try await store.insert(job)
-                        let took = (ContinuousClock.now - began).components
-                        latencies.append(Double(took.seconds) * 1e6 + Double(took.attoseconds) / 1e12)
+                        latencies.append((ContinuousClock.now - began).seconds * 1e6)
                     }
                     return latencies
                 }
@@ -192,7 +187,7 @@ struct BenchRunner {
             for try await part in group { all += part }
             return all
         }
-        let wall = seconds(ContinuousClock.now - start)
+        let wall = (ContinuousClock.now - start).seconds
         total += count
         emit("insert-concurrent", ops: count, seconds: wall, latencies: latencies)
     }
@@ -213,7 +208,7 @@ struct BenchRunner {
             var found: Job?
             let took = try clock.measure { found = cached ? try store.job(id) : try store.uncachedJob(id) }
             if found == nil { missing += 1 }
-            latencies.append(seconds(took) * 1e6)
+            latencies.append(took.seconds * 1e6)
         }
         if missing > 0 { print("warning: \(missing) ids not found") }
         let after = store.cacheStatistics
@@ -379,7 +374,7 @@ struct BenchRunner {
             for try await part in group { all += part }
             return all
         }
-        let wall = seconds(ContinuousClock.now - start)
+        let wall = (ContinuousClock.now - start).seconds
         try checkClaimed(claimed, phase: "claim-concurrent")
         emit("claim-concurrent", ops: count, seconds: wall)
     }

@@ -306,14 +306,14 @@ struct Top: ParsableCommand {
             for state in JobState.allCases {
                 var rate = ""
                 if let previous {
-                    let seconds = Double((now - previous.at).components.attoseconds) / 1e18 + Double((now - previous.at).components.seconds)
+                    let seconds = (now - previous.at).seconds
                     rate = String(format: "%+.1f", Double((counts[state] ?? 0) - (previous.counts[state] ?? 0)) / max(seconds, 0.001))
                 }
                 table.add([state.description, (counts[state] ?? 0).grouped, rate])
             }
             var commits = ""
             if let previous {
-                let seconds = Double((now - previous.at).components.attoseconds) / 1e18 + Double((now - previous.at).components.seconds)
+                let seconds = (now - previous.at).seconds
                 commits = String(format: "%.1f commits/s", Double(transaction - previous.transaction) / max(seconds, 0.001))
             }
             if store.json {
@@ -325,7 +325,7 @@ struct Top: ParsableCommand {
             }
             previous = (counts, transaction, now)
             round += 1
-            if iterations.map({ round < $0 }) ?? true { Thread.sleep(forTimeInterval: Double(every.components.seconds) + Double(every.components.attoseconds) / 1e18) }
+            if iterations.map({ round < $0 }) ?? true { Thread.sleep(forTimeInterval: every.seconds) }
         }
     }
 }

@@ -99,6 +99,11 @@ extension Int {
     }
 }
 
+extension Duration {
+    /// The duration in seconds, as a floating-point number.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
 /// Parses a duration: a number and a unit — ms, s, m, h, d, w — e.g. `7d`, `90m`, `500ms`.
 func parseDuration(_ text: String) throws -> Duration {
     let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
@@ -114,8 +119,7 @@ func parseDuration(_ text: String) throws -> Duration {
 /// (`2026-11-23T10:00:00Z`), or a duration meaning that long ago (`2h`).
 func parseTime(_ text: String) throws -> Timestamp {
     if let duration = try? parseDuration(text) {
-        let (seconds, attoseconds) = duration.components
-        return Timestamp(microseconds: Timestamp.now.microseconds - seconds * 1_000_000 - attoseconds / 1_000_000_000_000)
+        return Timestamp.now.adding(.zero - duration)
     }
     let parts = text.split(whereSeparator: { "-T:Z".contains($0) }).map(String.init)
     let numbers = parts.compactMap { Int32($0) }
