@@ -156,18 +156,7 @@ struct JobStoreCrashTests {
         let directory = TemporaryDirectory()
         for round in 0..<4 {
             let path = directory.sub("round-\(round)")
-            let child = Process()
-            child.executableURL = try helperExecutable("JobStoreTestHelper")
-            child.arguments = ["insert-loop", path]
-            let pipe = Pipe()
-            child.standardOutput = pipe
-            child.standardError = FileHandle.nullDevice
-            try child.run()
-            Thread.sleep(forTimeInterval: Double.random(in: 0.2...0.8))
-            kill(child.processIdentifier, SIGKILL)
-            child.waitUntilExit()
-            let lines = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                .split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+            let lines = try killedChildOutput("JobStoreTestHelper", ["insert-loop", path], after: Double.random(in: 0.2...0.8))
             let acknowledged = try lines.map { try JobID(parsing: String($0)) }
 
             let store = try JobRepository(path: path, options: JobStoreOptions(mapSize: 1 << 20))

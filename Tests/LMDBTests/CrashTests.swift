@@ -6,24 +6,10 @@ import TestSupport
 
 @Suite("Crash consistency: a writer killed with SIGKILL loses no acknowledged commit", .serialized)
 struct CrashTests {
-    /// Starts the helper's write loop, lets it commit for `delay`, kills it with SIGKILL and
+    /// Starts the helper's write loop, lets it commit for a while, kills it with SIGKILL and
     /// returns the last key it acknowledged (printed only after the commit returned).
-    func killWriter(at path: String, after delay: Duration) throws -> UInt64? {
-        let child = Process()
-        child.executableURL = try helperExecutable("LMDBTestHelper")
-        child.arguments = ["write-loop", path]
-        let output = Pipe()
-        child.standardOutput = output
-        child.standardError = FileHandle.nullDevice
-        try child.run()
-        Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
-        kill(child.processIdentifier, SIGKILL)
-        child.waitUntilExit()
-        #expect(child.terminationReason == .uncaughtSignal)
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        // Only whole lines are acknowledgements; a line cut by the kill is not.
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-        return lines.last.flatMap { UInt64($0) }
+    func killWriter(at path: String, after seconds: Double) throws -> UInt64? {
+        try killedChildOutput("LMDBTestHelper", ["write-loop", path], after: seconds).last.flatMap { UInt64($0) }
     }
 
     @Test("killed at random moments mid-write, reopened intact with every acknowledged batch present")
@@ -32,7 +18,7 @@ struct CrashTests {
         var acknowledgedRounds = 0
         for round in 0..<5 {
             let path = directory.sub("round-\(round)")
-            let acknowledged = try killWriter(at: path, after: .milliseconds(Int.random(in: 100...600)))
+            let acknowledged = try killWriter(at: path, after: Double.random(in: 0.1...0.6))
             if acknowledged != nil { acknowledgedRounds += 1 }
             // Reopen: the open clears the dead writer's reader slot; its write lock is released.
             let env = try Environment(path: path, options: EnvironmentOptions(mapSize: 1 << 20), databases: [numbersDefinition])

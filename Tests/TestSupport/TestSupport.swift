@@ -51,3 +51,23 @@ public func onThread<T: Sendable>(timeout seconds: Double = 30, _ body: @escapin
     }
     return try result.get()
 }
+
+/// Runs a helper executable for `seconds`, kills it with SIGKILL, and returns the lines it
+/// printed in full (a line cut by the kill is dropped: only whole lines are acknowledgements).
+public func killedChildOutput(_ executable: String, _ arguments: [String], after seconds: Double) throws -> [String] {
+    let child = Process()
+    child.executableURL = try helperExecutable(executable)
+    child.arguments = arguments
+    let output = Pipe()
+    child.standardOutput = output
+    child.standardError = FileHandle.nullDevice
+    try child.run()
+    Thread.sleep(forTimeInterval: seconds)
+    kill(child.processIdentifier, SIGKILL)
+    child.waitUntilExit()
+    guard child.terminationReason == .uncaughtSignal else {
+        throw TestFailure("\(executable) exited by itself (status \(child.terminationStatus)) before it was killed")
+    }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+}
