@@ -280,6 +280,9 @@ struct BenchRunner {
 
     /// Draws job numbers from `stream` until one is in `state` (reads not timed).
     func randomJob(in state: JobState, _ stream: inout JobBenchWorkload.Stream, excluding: Set<JobID> = []) throws -> JobID {
+        guard try store.count(state) > excluding.count else {
+            throw BenchCheckFailure(description: "no \(state) job is left to pick; run the phases before this one too (e.g. transition before transition-batch)")
+        }
         while true {
             let id = JobBenchWorkload.id(stream.next(below: total))
             if !excluding.contains(id), try store.uncachedJob(id)?.state == state { return id }
