@@ -11,6 +11,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // The C library: Debian's liblmdb-dev, found through pkg-config.
@@ -20,17 +22,24 @@ let package = Package(
             providers: [.apt(["liblmdb-dev"])]
         ),
         // A safe, typed Swift face of LMDB. Knows nothing of jobs.
-        .target(name: "LMDB", dependencies: ["CLMDB"]),
+        .target(
+            name: "LMDB",
+            dependencies: [
+                "CLMDB",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
         // Jobs and their persistence: records, indexes, counters, cache, change feed.
-        .target(name: "JobStore", dependencies: ["LMDB"]),
-        // The admin tool (bench and demo are subcommands).
+        .target(name: "JobStore", dependencies: ["LMDB", .product(name: "Logging", package: "swift-log")]),
+        // The admin tool (bench and demo are subcommands). It sees the store through `JobStore` alone.
         .executableTarget(
             name: "jobstore",
             dependencies: [
-                "LMDB",
                 "JobStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            path: "Sources/JobStoreTool"
         ),
         // A child process for the crash and multi-process tests.
         .executableTarget(

@@ -1,4 +1,5 @@
 import CLMDB
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -30,7 +31,9 @@ import Glibc
 ///
 /// ## LMDB limitations
 ///
-/// - Only one open per directory per process: a second open is ``LMDBError/Code/alreadyOpen``.
+/// - Only one open per directory per process: a second open while the first is still open (not
+///   closed and still referenced) is ``LMDBError/Code/alreadyOpen``. An environment whose last
+///   reference went away closes itself; an open of its directory waits for that close.
 /// - One write transaction at a time, across every process sharing the directory.
 /// - Keep read transactions short: a long one stops LMDB from reusing freed pages and the file grows.
 /// - Do not use an environment in a child process after `fork()`; open it again there.
@@ -58,7 +61,7 @@ public final class Environment: @unchecked Sendable {
     private let writerState = Mutex<Writer?>(nil)
 
     private static let nextID = Atomic<UInt64>(1)
-    private static let openPaths = Mutex<Set<String>>([])
+    private static let registry = OpenRegistry()
 
     /// Opens (and, unless read-only, creates) the environment in directory `path` and opens every
     /// declared database in one committed transaction.
@@ -98,14 +101,10 @@ public final class Environment: @unchecked Sendable {
                 message: "no LMDB environment here (data.mdb is missing)")
         }
 
-        let inserted = Environment.openPaths.withLock { $0.insert(canonical).inserted }
-        guard inserted else {
-            throw LMDBError(
-                code: .alreadyOpen, operation: "open", path: path,
-                message: "this process already has the environment open")
-        }
+        try options.validate(path: path)
+        let registration = try Environment.registry.claim(canonical, path: path)
         var registered = true
-        defer { if registered { _ = Environment.openPaths.withLock { $0.remove(canonical) } } }
+        defer { if registered { Environment.registry.release(canonical) } }
 
         var env: OpaquePointer?
         try check(mdb_env_create(&env), "mdb_env_create", path: path)
@@ -134,6 +133,11 @@ public final class Environment: @unchecked Sendable {
         maxKeySize = Int(mdb_env_get_maxkeysize(env))
         var dead: Int32 = 0
         mdb_reader_check(env, &dead)  // clear readers left by crashed processes
+        if dead > 0 {
+            options.logger.notice(
+                "cleared reader slots left by dead processes",
+                metadata: ["path": "\(path)", "slots": "\(dead)"])
+        }
 
         do {
             databaseHandles = try Environment.openDatabases(databases, env: env, readOnly: options.readOnly, path: path)
@@ -142,6 +146,7 @@ public final class Environment: @unchecked Sendable {
             throw error
         }
         registered = false  // from here on, close() unregisters
+        Environment.registry.opened(registration, self)
     }
 
     deinit {
@@ -447,6 +452,8 @@ public final class Environment: @unchecked Sendable {
         try withExclusiveResizeLock(operation: "grow the map") {
             if currentMapSize() > observed { return }
             try check(mdb_env_set_mapsize(handle, observed * 2), "mdb_env_set_mapsize", path: path)
+            options.logger.info(
+                "map grown", metadata: ["path": "\(path)", "from": "\(observed)", "to": "\(observed * 2)"])
         }
     }
 
@@ -454,6 +461,7 @@ public final class Environment: @unchecked Sendable {
     func adoptMapSizeOfOtherProcess() throws {
         try withExclusiveResizeLock(operation: "adopt the map size") {
             try check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize", path: path)
+            options.logger.debug("adopted the map size another process set", metadata: ["path": "\(path)", "size": "\(currentMapSize())"])
         }
     }
 
@@ -476,11 +484,12 @@ public final class Environment: @unchecked Sendable {
 
     /// The environment's information (`mdb_env_info` and `mdb_env_stat`).
     public func info() throws -> EnvironmentInfo {
-        try ensureOpen("info")
         var info = MDB_envinfo()
         var stat = MDB_stat()
-        try check(mdb_env_info(handle, &info), "mdb_env_info", path: path)
-        try check(mdb_env_stat(handle, &stat), "mdb_env_stat", path: path)
+        try withOpenHandle { handle in
+            try check(mdb_env_info(handle, &info), "mdb_env_info", path: path)
+            try check(mdb_env_stat(handle, &stat), "mdb_env_stat", path: path)
+        }
         return EnvironmentInfo(
             mapSize: info.me_mapsize, pageSize: Int(stat.ms_psize), lastPageNumber: info.me_last_pgno,
             lastTransactionID: info.me_last_txnid, maxReaders: Int(info.me_maxreaders),
@@ -490,9 +499,8 @@ public final class Environment: @unchecked Sendable {
     /// The id of the last transaction committed by any process (`mdb_env_info`), cheaply: no
     /// transaction is begun. A change means some process committed.
     public func lastCommittedTransactionID() throws -> Int {
-        try ensureOpen("lastCommittedTransactionID")
         var info = MDB_envinfo()
-        try check(mdb_env_info(handle, &info), "mdb_env_info", path: path)
+        try withOpenHandle { handle in try check(mdb_env_info(handle, &info), "mdb_env_info", path: path) }
         return info.me_last_txnid
     }
 
@@ -503,10 +511,9 @@ public final class Environment: @unchecked Sendable {
 
     /// The reader table as LMDB prints it (`mdb_reader_list`): pid, thread and transaction of each slot.
     public func readerTable() throws -> String {
-        try ensureOpen("readerTable")
         final class Lines { var text = "" }
         let lines = Lines()
-        try withExtendedLifetime(lines) {
+        try withOpenHandle { handle in
             let context = Unmanaged.passUnretained(lines).toOpaque()
             let rc = mdb_reader_list(handle, { message, context in
                 guard let message, let context else { return 0 }
@@ -521,9 +528,11 @@ public final class Environment: @unchecked Sendable {
     /// Clears reader slots left by processes that died (`mdb_reader_check`); returns how many.
     @discardableResult
     public func clearStaleReaders() throws -> Int {
-        try ensureOpen("clearStaleReaders")
         var dead: Int32 = 0
-        try check(mdb_reader_check(handle, &dead), "mdb_reader_check", path: path)
+        try withOpenHandle { handle in try check(mdb_reader_check(handle, &dead), "mdb_reader_check", path: path) }
+        if dead > 0 {
+            options.logger.notice("cleared reader slots left by dead processes", metadata: ["path": "\(path)", "slots": "\(dead)"])
+        }
         return Int(dead)
     }
 
@@ -533,18 +542,17 @@ public final class Environment: @unchecked Sendable {
     /// Safe while other threads and processes write; the copy holds a read transaction for its
     /// whole duration, so the source file may grow meanwhile.
     public func copy(to destination: String, compact: Bool = false) throws {
-        try enterTransactionScope()
-        defer { leaveTransactionScope() }
-        try check(
-            mdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0), "mdb_env_copy2",
-            path: destination)
+        try withOpenHandle { handle in
+            try check(
+                mdb_env_copy2(handle, destination, compact ? UInt32(MDB_CP_COMPACT) : 0), "mdb_env_copy2",
+                path: destination)
+        }
     }
 
     /// Flushes buffers to disk (`mdb_env_sync`): makes every commit of a `noSync` or
     /// `noMetaSync` environment durable.
     public func sync() throws {
-        try ensureOpen("sync")
-        try check(mdb_env_sync(handle, 1), "mdb_env_sync", path: path)
+        try withOpenHandle { handle in try check(mdb_env_sync(handle, 1), "mdb_env_sync", path: path) }
     }
 
     /// Closes the environment: waits for queued async writes to commit and for transactions on
@@ -574,13 +582,17 @@ public final class Environment: @unchecked Sendable {
             mdb_txn_abort(pooled.pointer)
         }
         mdb_env_close(handle)
-        _ = Environment.openPaths.withLock { $0.remove(canonicalPath) }
+        Environment.registry.release(canonicalPath)
     }
 
-    private func ensureOpen(_ operation: String) throws {
-        if isClosed.load(ordering: .acquiring) {
-            throw LMDBError(code: .closed, operation: operation, path: path, message: "the environment is closed")
-        }
+    /// Lends LMDB's handle to `body` inside a transaction scope: the resize lock is held shared,
+    /// so neither a map resize (which remaps the meta pages `mdb_env_info` reads) nor `close()`
+    /// (which frees the handle) can run meanwhile. Every use of the handle outside a
+    /// transaction goes through here.
+    func withOpenHandle<R>(_ body: (OpaquePointer) throws -> R) throws -> R {
+        try enterTransactionScope()
+        defer { leaveTransactionScope() }
+        return try body(handle)
     }
 
     /// The LMDB library's version string, e.g. "LMDB 0.9.24: (July 24, 2019)".
@@ -610,4 +622,71 @@ public struct EnvironmentInfo: Sendable, Hashable, Codable {
 
     /// Bytes of the map in use.
     public var usedBytes: Int { (lastPageNumber + 1) * pageSize }
+}
+
+/// The environments this process has open, by canonical path: LMDB allows one open of a
+/// directory per process (two would share, and then break, its POSIX locks).
+///
+/// An entry whose environment is gone — its last reference went away and its `deinit` is
+/// closing it, perhaps on another thread after a last in-flight write — is waited for, so that
+/// dropping an environment and opening its directory again is deterministic. An entry whose
+/// environment is alive is an error that says so.
+final class OpenRegistry: @unchecked Sendable {
+    // @unchecked Sendable: `entries` and every entry are touched only under `lock`.
+    final class Entry: @unchecked Sendable {
+        /// Set once the open completed; weak, so the registry never keeps an environment alive.
+        weak var environment: Environment?
+        var opened = false
+    }
+
+    private let lock = ConditionLock()
+    private var entries: [String: Entry] = [:]
+    /// How long an open waits for a dropped environment of the same directory to finish closing.
+    private let closeWait: UInt64 = 30_000_000_000
+
+    /// Claims `canonical` for an environment being opened; waits while a dropped environment
+    /// of the same directory closes.
+    func claim(_ canonical: String, path: String) throws -> Entry {
+        lock.lock()
+        defer { lock.unlock() }
+        let deadline = monotonicNanoseconds() + closeWait
+        while let existing = entries[canonical] {
+            if !existing.opened {
+                throw LMDBError(
+                    code: .alreadyOpen, operation: "open", path: path,
+                    message: "another thread of this process is opening the environment right now")
+            }
+            if existing.environment != nil {
+                throw LMDBError(
+                    code: .alreadyOpen, operation: "open", path: path,
+                    message: "this process already has the environment open, and that Environment (or the store owning it) is still referenced",
+                    hint: "Call close() on it first (close waits for its queued writes), or keep using it")
+            }
+            // Its last reference is gone and its deinit is closing it (its queued writes commit first).
+            if !lock.wait(untilNanoseconds: deadline) && entries[canonical] === existing {
+                throw LMDBError(
+                    code: .alreadyOpen, operation: "open", path: path,
+                    message: "a dropped Environment of this directory did not finish closing within 30 s")
+            }
+        }
+        let entry = Entry()
+        entries[canonical] = entry
+        return entry
+    }
+
+    /// Marks the claim's open as complete.
+    func opened(_ entry: Entry, _ environment: Environment) {
+        lock.withLock {
+            entry.environment = environment
+            entry.opened = true
+        }
+    }
+
+    /// Frees `canonical` (its environment closed, or its open failed) and wakes waiting opens.
+    func release(_ canonical: String) {
+        lock.withLock {
+            entries[canonical] = nil
+            lock.broadcast()
+        }
+    }
 }

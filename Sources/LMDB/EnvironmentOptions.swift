@@ -1,3 +1,5 @@
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,7 +30,8 @@ public enum WriteIsolation: String, Sendable, Hashable, Codable {
 /// Options of the writer thread that serves async writes (``Environment/write(_:)-(@Sendable(WriteTransaction)->T)``).
 public struct WriterOptions: Sendable, Hashable {
     /// The most requests committed in one transaction. 1 turns group commit off: one
-    /// transaction (and one flush) per write.
+    /// transaction (and one flush) per write. At least 1: an environment opened with less
+    /// refuses to open (``LMDBError/Code/invalidArgument``).
     public var maxBatchSize: Int = 1024
     /// How a failing request is rolled back alone.
     public var isolation: WriteIsolation = .rerunWithoutFailed
@@ -60,12 +63,14 @@ public struct WriterOptions: Sendable, Hashable {
 }
 
 /// Options for opening an ``Environment``.
-public struct EnvironmentOptions: Sendable, Hashable {
-    /// The initial map size in bytes (address space, not disk). The map grows by itself when it fills.
+public struct EnvironmentOptions: Sendable {
+    /// The initial map size in bytes (address space, not disk), at least 1. The map grows by
+    /// itself when it fills.
     public var mapSize: Int = 1 << 30
-    /// The most named databases the environment can hold (`mdb_env_set_maxdbs`).
+    /// The most named databases the environment can hold (`mdb_env_set_maxdbs`), 0…32,767.
     public var maxDatabases: Int = 32
-    /// The size of the reader table, shared by every process that opens the environment.
+    /// The size of the reader table, shared by every process that opens the environment
+    /// (1…32,767).
     public var maxReaders: Int = 126
     /// When a commit is on disk.
     public var durability: Durability = .full
@@ -84,6 +89,10 @@ public struct EnvironmentOptions: Sendable, Hashable {
     /// the map size (sparse), and every process opening the store must use the same setting.
     /// Off by default.
     public var writeMap: Bool = false
+    /// Where the environment tells what an operator may want to know: the map grown (info),
+    /// stale reader slots of dead processes cleared (notice), a group-commit batch re-run without
+    /// a failing request (debug). Silent by default.
+    public var logger: Logger = Logger(label: "lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// The default options: 1 GiB initial map, full durability, read-write.
     public init() {}
@@ -91,7 +100,8 @@ public struct EnvironmentOptions: Sendable, Hashable {
     /// Options with the given values.
     public init(
         mapSize: Int = 1 << 30, maxDatabases: Int = 32, maxReaders: Int = 126,
-        durability: Durability = .full, readOnly: Bool = false, writer: WriterOptions = WriterOptions()
+        durability: Durability = .full, readOnly: Bool = false, writer: WriterOptions = WriterOptions(),
+        logger: Logger? = nil
     ) {
         self.mapSize = mapSize
         self.maxDatabases = maxDatabases
@@ -99,5 +109,23 @@ public struct EnvironmentOptions: Sendable, Hashable {
         self.durability = durability
         self.readOnly = readOnly
         self.writer = writer
+        if let logger { self.logger = logger }
+    }
+
+    /// Checks every size and count before LMDB sees it (a negative count would trap when
+    /// converted for C).
+    func validate(path: String) throws {
+        func require(_ ok: Bool, _ field: String, _ value: Int, _ range: String) throws {
+            guard ok else {
+                throw LMDBError(
+                    code: .invalidArgument, operation: "open", path: path,
+                    message: "EnvironmentOptions.\(field) is \(value); it must be \(range)")
+            }
+        }
+        try require(mapSize >= 1, "mapSize", mapSize, "at least 1 byte")
+        try require((0...32_767).contains(maxDatabases), "maxDatabases", maxDatabases, "0…32767")
+        try require((1...32_767).contains(maxReaders), "maxReaders", maxReaders, "1…32767")
+        try require(readTransactionPoolSize >= 0, "readTransactionPoolSize", readTransactionPoolSize, "0 or more")
+        try require(writer.maxBatchSize >= 1, "writer.maxBatchSize", writer.maxBatchSize, "at least 1")
     }
 }

@@ -195,7 +195,7 @@ extension LMDBError {
             case .databasesFull:
                 return "Raise maxDatabases in the environment options"
             case .readersFull:
-                return "Close idle readers, clear stale ones (`jobstore readers --clear-stale`), or raise maxReaders"
+                return "Close idle readers, clear the slots of dead processes (`Environment.clearStaleReaders()`, or `mdb_stat -rr PATH`), or raise maxReaders"
             case .transactionFull:
                 return "Write fewer entries per transaction"
             case .incompatible:

@@ -342,6 +342,7 @@ public final class WriteTransaction: Transaction {
     /// Set when an operation hit `MDB_MAP_FULL`: the transaction is poisoned and must be re-run on a grown map.
     var sawMapFull = false
     private weak var parent: WriteTransaction?
+    private var completionHandlers: [(_ committed: Bool) -> Void] = []
 
     init(environment: Environment, handle: OpaquePointer, parent: WriteTransaction? = nil) {
         self.parent = parent
@@ -476,17 +477,45 @@ public final class WriteTransaction: Transaction {
         return result
     }
 
+    /// Registers `handler` to learn how the transaction ends, on the thread that ends it:
+    /// `true` right after the outermost transaction committed (so the handlers of the commits
+    /// of one thread, such as the writer thread, run in commit order), `false` before it is
+    /// aborted (while it still holds LMDB's write lock) or after its commit failed. A
+    /// nested transaction passes its handlers to its parent when it commits.
+    ///
+    /// Handlers must be quick and must not use the environment.
+    public func onCompletion(_ handler: @escaping (_ committed: Bool) -> Void) {
+        completionHandlers.append(handler)
+    }
+
+    private func complete(_ committed: Bool) {
+        let handlers = completionHandlers
+        completionHandlers = []
+        for handler in handlers { handler(committed) }
+    }
+
     /// Commits. The handle is consumed before LMDB is called: a failed commit has freed it too.
     func commit() throws {
         guard let txn = end() else {
             throw LMDBError(code: .transactionEnded, operation: "mdb_txn_commit", message: "the transaction has already ended")
         }
         let rc = mdb_txn_commit(txn)
-        if rc != 0 { throw failure(rc, "mdb_txn_commit", "") }
+        if rc != 0 {
+            complete(false)
+            throw failure(rc, "mdb_txn_commit", "")
+        }
+        if let parent {
+            parent.completionHandlers += completionHandlers
+            completionHandlers = []
+        } else {
+            complete(true)
+        }
     }
 
     /// Aborts if the transaction is still open (the handle is consumed first).
     func abortIfActive() {
-        if let txn = end() { mdb_txn_abort(txn) }
+        guard let txn = end() else { return }
+        complete(false)
+        mdb_txn_abort(txn)
     }
 }

@@ -1,4 +1,5 @@
 import CLMDB
+import DequeModule
 
 #if canImport(Glibc)
 import Glibc
@@ -84,13 +85,15 @@ final class Writer: @unchecked Sendable {
     // @unchecked Sendable: every mutable field is guarded by `lock`, except `environment`
     // (a weak reference, itself thread-safe) and the thread identity, set once before start.
     private let lock = ConditionLock()
-    private var queue: [WriteRequest] = []
+    private var queue: Deque<WriteRequest> = []
     private var stopping = false
     private var stopped = false
     private var arrivedSinceCompletion = 0
     private var stats = WriterStatistics()
     private weak var environment: Environment?
     private let options: WriterOptions
+    /// `options.maxBatchSize`, at least 1 (a batch of 0 would never drain the queue).
+    private let maxBatchSize: Int
     private var thread = pthread_t()
     /// What a commit costs lately: the maximum of recent `mdb_txn_commit` durations, decaying by
     /// 1/8 per commit, so one empty (flush-free) commit does not make a durable store look cheap.
@@ -100,6 +103,7 @@ final class Writer: @unchecked Sendable {
     init(environment: Environment, options: WriterOptions) {
         self.environment = environment
         self.options = options
+        self.maxBatchSize = max(1, options.maxBatchSize)
         let context = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { context in
             guard let context else { return nil }
@@ -163,15 +167,15 @@ final class Writer: @unchecked Sendable {
                 // next one (the two alternating half-batches of naive group commit).
                 if cohortNanoseconds > 0 && lastBatch > 1 && !stopping {
                     let deadline = monotonicNanoseconds() + min(cohortNanoseconds, lastBatchNanoseconds / 2)
-                    while arrivedSinceCompletion < lastBatch && queue.count < options.maxBatchSize && !stopping {
+                    while arrivedSinceCompletion < lastBatch && queue.count < maxBatchSize && !stopping {
                         if !lock.wait(untilNanoseconds: deadline) { break }
                     }
                 }
-                take = min(queue.count, options.maxBatchSize)
+                take = min(queue.count, maxBatchSize)
             } else {
                 // Commits are cheap: take half of the queue, so that callers resubmit while this
                 // batch runs and the writer never drains the queue and sleeps (lock-step).
-                take = min(options.maxBatchSize, max(1, (queue.count + 1) / 2))
+                take = min(maxBatchSize, max(1, (queue.count + 1) / 2))
             }
             let batch = Array(queue.prefix(take))
             queue.removeFirst(take)
@@ -223,7 +227,12 @@ final class Writer: @unchecked Sendable {
                 return (true, reruns)
             } catch is RerunWithoutFailed {
                 active.removeAll { $0.failure != nil }
-                if !active.isEmpty { reruns += 1 }
+                if !active.isEmpty {
+                    reruns += 1
+                    environment.options.logger.debug(
+                        "a request of a group commit threw; its batch runs again without it",
+                        metadata: ["path": "\(environment.path)", "requests": "\(active.count)"])
+                }
             } catch {
                 // The commit itself failed (or growing the map did): every request fails with it.
                 for request in active where request.failure == nil { request.failure = error }

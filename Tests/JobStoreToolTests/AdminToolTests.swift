@@ -125,9 +125,10 @@ struct AdminToolTests {
         let damaged = TemporaryDirectory()
         try FileManager.default.removeItem(atPath: damaged.path)
         try FileManager.default.copyItem(atPath: directory.path, toPath: damaged.path)
-        let store = try JobRepository(path: damaged.path)
-        try store.environment.write { txn in
-            let db = try store.environment.database(JobStore.Schema.created)
+        // Damage it through LMDB itself, not through the store.
+        let store = try Environment(path: damaged.path, databases: JobStore.Schema.all)
+        try store.write { txn in
+            let db = try store.database(JobStore.Schema.created)
             try txn.withCursor(db) { cursor in
                 _ = try cursor.first()
                 try cursor.deleteCurrent()
@@ -269,9 +270,9 @@ struct AdminToolTests {
         // A store of a newer format.
         let newer = directory.sub("newer")
         try FileManager.default.copyItem(atPath: store, toPath: newer)
-        let repository = try JobRepository(path: newer)
-        try repository.environment.write { txn in
-            try txn.put(repository.environment.database(JobStore.Schema.meta), "format_version", withUnsafeBytes(of: UInt32(99).littleEndian) { Array($0) })
+        let repository = try Environment(path: newer, databases: JobStore.Schema.all)
+        try repository.write { txn in
+            try txn.put(repository.database(JobStore.Schema.meta), "format_version", withUnsafeBytes(of: UInt32(99).littleEndian) { Array($0) })
         }
         repository.close()
         expectError(try jobstore("stats", newer), 1, "version 99")

@@ -1,19 +1,20 @@
+import Logging
 import Synchronization
 
 /// The cache's limits.
 public struct CacheOptions: Sendable, Hashable {
     /// Whether reads go through the cache.
     public var enabled: Bool = true
-    /// The most jobs kept.
+    /// The most jobs kept (at least 1; a store refuses to open with less).
     public var maxEntries: Int = 100_000
-    /// The most bytes of job data kept (payloads, results and strings, approximately).
+    /// The most bytes of job data kept (payloads, results and strings, approximately; at least 1).
     public var maxBytes: Int = 64 << 20
 
     /// Default limits: 100,000 jobs, 64 MiB.
     public init(enabled: Bool = true, maxEntries: Int = 100_000, maxBytes: Int = 64 << 20) {
         self.enabled = enabled
-        self.maxEntries = max(1, maxEntries)
-        self.maxBytes = max(1, maxBytes)
+        self.maxEntries = maxEntries
+        self.maxBytes = maxBytes
     }
 }
 
@@ -38,14 +39,17 @@ public struct CacheStatistics: Sendable, Hashable, Codable {
 
 /// A write-through cache of jobs that is never wrong.
 ///
-/// - **Filled only with committed data**: after a write commits, its changes are applied to the
-///   jobs the cache holds (a new job enters on its first read); an aborted write never reaches it. A read that missed fills it only if no commit happened
-///   since the read's snapshot (its transaction id is the last one the cache knows).
-/// - **Ordered**: every entry carries the stamp (transaction id, write sequence) of the data it
-///   holds; an older stamp never replaces a newer one, so concurrent writers cannot leave a stale
-///   version behind.
+/// - **Filled only with committed data**: a write transaction of this process first *prepares*
+///   the cache (before its commit): the jobs it changes are taken out and may not be filled
+///   from a read until the commit is known. Right after the commit, on the committing thread,
+///   the changed jobs that were cached go back in with their new values (write-through; a job
+///   nobody read enters on its first read). An aborted write only lifts the block.
 /// - **Coherent across processes**: before answering, the cache compares LMDB's last committed
-///   transaction id with the last one it knows. If another process committed, it drops everything.
+///   transaction id with the last one it knows. Transactions this process prepared are its own;
+///   any other one means another process committed, and the cache drops everything. So the
+///   process's own commits never wipe it, whatever order their threads report them in.
+/// - **Ordered**: every entry carries the stamp (transaction id, write sequence) of the data it
+///   holds; an older stamp never replaces a newer one.
 /// - **Bounded** by entries and bytes; eviction is CLOCK (second chance), which keeps jobs read
 ///   again since the hand last passed.
 final class JobCache: Sendable {
@@ -68,15 +72,20 @@ final class JobCache: Sendable {
         var free: [Int] = []
         var hand = 0
         var bytes = 0
+        /// The cache reflects every commit up to this transaction id.
         var knownTransaction = -1
+        /// Transactions of this process prepared and not yet known: their id → the jobs they change.
+        var pending: [Int: Set<JobID>] = [:]
         var statistics = CacheStatistics()
     }
 
     let options: CacheOptions
+    private let logger: Logger
     private let state = Mutex(State())
 
-    init(options: CacheOptions) {
+    init(options: CacheOptions, logger: Logger) {
         self.options = options
+        self.logger = logger
     }
 
     var statistics: CacheStatistics {
@@ -88,11 +97,11 @@ final class JobCache: Sendable {
         }
     }
 
-    /// The cached job, after checking that no unseen commit happened (`lastTransaction` is
-    /// LMDB's last committed transaction id now). Counts a hit or a miss.
+    /// The cached job, after catching up with the commits made since the cache last looked
+    /// (`lastTransaction` is LMDB's last committed transaction id now). Counts a hit or a miss.
     func get(_ id: JobID, lastTransaction: Int) -> Job? {
         state.withLock { state in
-            Self.synchronize(&state, with: lastTransaction)
+            synchronize(&state, through: lastTransaction)
             guard let slot = state.index[id], var entry = state.slots[slot] else {
                 state.statistics.misses += 1
                 return nil
@@ -106,47 +115,78 @@ final class JobCache: Sendable {
         }
     }
 
-    /// Fills the cache after a miss, if the read's snapshot `transaction` is still the newest.
+    /// Fills the cache after a miss, if the read's snapshot `transaction` is the newest the cache
+    /// knows and no write of this process is changing the job.
     func fill(_ job: Job, transaction: Int, sequence: UInt64) {
         state.withLock { state in
-            guard transaction == state.knownTransaction else { return }
+            guard transaction == state.knownTransaction, !state.pending.values.contains(where: { $0.contains(job.id) }) else { return }
             insert(&state, job, Stamp(transaction: transaction, sequence: sequence))
         }
     }
 
-    /// Applies the changes of a write that committed as `transaction`.
-    func apply(_ changes: [JobChange], transaction: Int, sequence: UInt64) {
+    /// Called inside write transaction `transaction`, before its commit: takes the jobs it
+    /// changes out of the cache and blocks their fills until the commit is known. Returns the
+    /// ids that were cached (they go back in on commit).
+    func prepare(transaction: Int, ids: [JobID]) -> Set<JobID> {
         state.withLock { state in
-            if state.knownTransaction != transaction && state.knownTransaction != transaction - 1 {
-                // A commit happened that this process did not see: anything may be stale.
-                Self.clear(&state)
+            state.pending[transaction, default: []].formUnion(ids)
+            var cached = Set<JobID>()
+            for id in ids where state.index[id] != nil {
+                cached.insert(id)
+                remove(&state, id)
             }
-            state.knownTransaction = max(state.knownTransaction, transaction)
+            return cached
+        }
+    }
+
+    /// Called right after `transaction` committed: the cache now knows it, and the changed jobs
+    /// that were cached (`cached`) go back in with their new values.
+    func commit(_ changes: [JobChange], transaction: Int, sequence: UInt64, cached: Set<JobID>) {
+        state.withLock { state in
+            synchronize(&state, through: transaction)
             let stamp = Stamp(transaction: transaction, sequence: sequence)
             for change in changes {
                 if let job = change.job {
-                    insert(&state, job, stamp, onlyIfPresent: true)
-                } else {
-                    remove(&state, change.id, stamp)
+                    insert(&state, job, stamp, onlyIfPresent: !cached.contains(change.id))
+                } else if let slot = state.index[change.id], let existing = state.slots[slot], existing.stamp <= stamp {
+                    remove(&state, change.id)
                 }
             }
         }
     }
 
-    /// Drops everything.
-    func clear() {
-        state.withLock { Self.clear(&$0) }
-    }
-
-    private static func synchronize(_ state: inout State, with lastTransaction: Int) {
-        if lastTransaction != state.knownTransaction {
-            clear(&state)
-            state.knownTransaction = lastTransaction
+    /// Called when `transaction` did not commit: lifts its block. If a reader meanwhile took a
+    /// transaction of that id (another process's, after this one's failed commit) for ours,
+    /// drops everything.
+    func abandon(transaction: Int) {
+        state.withLock { state in
+            state.pending[transaction] = nil
+            if state.knownTransaction >= transaction { clear(&state, reason: "a write of this process failed to commit") }
         }
     }
 
-    private static func clear(_ state: inout State) {
-        if !state.index.isEmpty { state.statistics.invalidations += 1 }
+    /// Drops everything.
+    func clear() {
+        state.withLock { clear(&$0, reason: "asked") }
+    }
+
+    /// Catches up with every commit up to `last`: when each transaction in between is one this
+    /// process prepared (its jobs were taken out), what the cache holds is still right; any
+    /// other one is another process's commit, and anything may be stale.
+    private func synchronize(_ state: inout State, through last: Int) {
+        guard last > state.knownTransaction else { return }
+        let gap = last - state.knownTransaction
+        let own = state.pending.keys.count { $0 > state.knownTransaction && $0 <= last }
+        if own != gap { clear(&state, reason: "another process committed") }
+        state.knownTransaction = last
+        if !state.pending.isEmpty { state.pending = state.pending.filter { $0.key > last } }
+    }
+
+    private func clear(_ state: inout State, reason: String) {
+        if !state.index.isEmpty {
+            state.statistics.invalidations += 1
+            logger.debug("job cache dropped", metadata: ["reason": "\(reason)", "entries": "\(state.index.count)"])
+        }
         state.slots = []
         state.index = [:]
         state.free = []
@@ -185,8 +225,8 @@ final class JobCache: Sendable {
         state.bytes += bytes
     }
 
-    private func remove(_ state: inout State, _ id: JobID, _ stamp: Stamp) {
-        guard let slot = state.index[id], let existing = state.slots[slot], existing.stamp <= stamp else { return }
+    private func remove(_ state: inout State, _ id: JobID) {
+        guard let slot = state.index[id], let existing = state.slots[slot] else { return }
         state.slots[slot] = nil
         state.index[id] = nil
         state.free.append(slot)

@@ -1,5 +1,30 @@
 import Synchronization
 
+/// One committed change to a job, as the cache and the change feed see it.
+public struct JobChange: Sendable, Hashable {
+    /// What happened.
+    public enum Kind: String, Sendable, Hashable {
+        /// The job was inserted.
+        case inserted
+        /// The job changed (its state or any other field).
+        case updated
+        /// The job was deleted (deleted or pruned).
+        case deleted
+    }
+    /// What happened.
+    public var kind: Kind
+    /// The job's id.
+    public var id: JobID
+    /// The job after the change; `nil` for a deletion.
+    public var job: Job?
+    /// The state before the change; `nil` for an insertion.
+    public var previousState: JobState?
+    /// The LMDB transaction that committed the change. Changes of one transaction arrive together
+    /// and in order; transactions committed by different threads may arrive out of order — sort
+    /// by this id when the order matters.
+    public var transaction: Int = 0
+}
+
 /// What a change-feed subscriber receives.
 public enum JobFeedEvent: Sendable, Hashable {
     /// A committed change.

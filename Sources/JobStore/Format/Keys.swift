@@ -40,6 +40,30 @@ enum MetaKey {
     static func queueCounter(_ queue: String, _ state: JobState) -> String { "counter/queue/\(state)/\(queue)" }
     /// Prefix of every queue counter of a state.
     static func queueCounterPrefix(_ state: JobState) -> String { "counter/queue/\(state)/" }
+    /// Prefix of every counter.
+    static let counterPrefix = "counter/"
+
+    /// The queue named by a queue-counter key of `state` (the key starts with ``queueCounterPrefix(_:)``).
+    static func queue(fromCounterKey key: UnsafeRawBufferPointer, state: JobState) -> String {
+        String(decoding: key.dropFirst(queueCounterPrefix(state).utf8.count), as: UTF8.self)
+    }
+}
+
+/// Counters in `meta`: UInt64 little-endian values, encoded and decoded only here.
+enum Counters {
+    static func encode(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(value).littleEndian) { Array($0) } }
+
+    /// Decodes a stored counter; `key` names it in the error.
+    static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> Int64 {
+        guard bytes.count == 8 else {
+            throw JobStoreError(.corruptRecord, "counter \(key) holds \(bytes.count) bytes, not 8", hint: "Run `jobstore verify`")
+        }
+        return Int64(UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
+    }
+
+    static func read(_ txn: Transaction, _ meta: Database<StringCodec, BytesCodec>, _ key: String) throws -> Int64 {
+        try txn.withValue(meta, key) { bytes in try bytes.map { try decode($0, key: key) } ?? 0 }
+    }
 }
 
 /// Builders of index keys.
@@ -112,8 +136,25 @@ enum Keys {
     /// The unique key's bytes.
     static func unique(_ key: String) -> [UInt8] { Array(key.utf8) }
 
-    /// The id at the end of an index key.
-    static func trailingID(_ key: UnsafeRawBufferPointer) -> JobID {
-        JobID(bytes: UnsafeRawBufferPointer(rebasing: key[(key.count - 16)...]))!
+    /// The id at the end of an index key of `index`.
+    ///
+    /// - Throws: `.corruptRecord` for a key shorter than an id (corrupt data is an error, never a crash).
+    static func trailingID(_ key: UnsafeRawBufferPointer, index: String) throws -> JobID {
+        guard key.count >= 16, let id = JobID(bytes: UnsafeRawBufferPointer(rebasing: key[(key.count - 16)...])) else {
+            throw JobStoreError(
+                .corruptRecord, "a key of \(key.count) bytes in \(index) is too short to end with a job id",
+                hint: "Run `jobstore verify`; the index can be rebuilt by exporting and importing the store")
+        }
+        return id
+    }
+
+    /// The (255 − priority) byte and runAt of a ready key, after the queue prefix of `prefixLength` bytes.
+    static func readyOrder(_ key: UnsafeRawBufferPointer, prefixLength: Int) throws -> (level: UInt8, runAt: Timestamp) {
+        guard key.count == prefixLength + 25 else {
+            throw JobStoreError(
+                .corruptRecord, "a ready-index key of \(key.count) bytes does not fit its layout",
+                hint: "Run `jobstore verify`")
+        }
+        return (key[prefixLength], time(from: key, at: prefixLength + 1))
     }
 }

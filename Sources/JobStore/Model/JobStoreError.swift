@@ -1,27 +1,54 @@
 import LMDB
 
 /// An error of the job store: what went wrong, which job, and what to do.
+///
+/// Every throwing call of `JobStore` throws this type (an LMDB failure comes as `.storage`,
+/// with LMDB's code and text in ``underlying``). Match a code in a `catch` clause:
+///
+/// ```swift
+/// do {
+///     try await store.complete(id, owner: worker)
+/// } catch JobStoreError.Code.leaseLost {
+///     // rescued and claimed again meanwhile: drop this run's outcome
+/// }
+/// ```
 public struct JobStoreError: Error, Sendable, CustomStringConvertible {
-    /// What kind of failure.
-    public enum Code: String, Sendable, Hashable {
-        /// A job id string is malformed.
-        case invalidID
-        /// No job has the id.
-        case notFound
+    /// What kind of failure. New codes may be added; `switch` over it with a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        /// The code's name, e.g. `leaseLost`.
+        public var description: String { name }
+
+        /// A job or pipeline id string is malformed.
+        public static let invalidID = Code("invalidID")
+        /// No job (or pipeline) has the id.
+        public static let notFound = Code("notFound")
         /// The job cannot move from its state to the requested one.
-        case illegalTransition
+        public static let illegalTransition = Code("illegalTransition")
         /// A field is empty, too long, or holds a forbidden character.
-        case invalidField
-        /// A stored record cannot be decoded.
-        case corruptRecord
+        public static let invalidField = Code("invalidField")
+        /// An argument of a call is out of its range (a batch size of 0, say).
+        public static let invalidArgument = Code("invalidArgument")
+        /// A stored record or index entry cannot be decoded.
+        public static let corruptRecord = Code("corruptRecord")
         /// A record or store was written by a newer format version than this program reads.
-        case newerFormat
+        public static let newerFormat = Code("newerFormat")
         /// The LMDB environment is not a job store (or not one this program can open).
-        case notAJobStore
+        public static let notAJobStore = Code("notAJobStore")
         /// The caller's lease token or attempt does not match the job's: it was rescued or reclaimed.
-        case leaseLost
-        /// An LMDB error (the `underlying` error says which).
-        case storage
+        public static let leaseLost = Code("leaseLost")
+        /// The store is closed.
+        public static let closed = Code("closed")
+        /// This process has the store open already (through another, still referenced, instance).
+        public static let alreadyOpen = Code("alreadyOpen")
+        /// Any other LMDB error (``JobStoreError/underlying`` says which).
+        public static let storage = Code("storage")
+
+        /// Lets a `catch` clause match a code: `catch JobStoreError.Code.notFound { … }`.
+        public static func ~= (pattern: Code, error: any Error) -> Bool {
+            (error as? JobStoreError)?.code == pattern
+        }
     }
 
     /// What kind of failure.
@@ -32,7 +59,7 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
     public let jobID: JobID?
     /// What to do about it.
     public let hint: String?
-    /// The LMDB error behind a `.storage` error.
+    /// The LMDB error behind a `.storage`, `.closed` or `.alreadyOpen` error.
     public let underlying: LMDBError?
 
     init(_ code: Code, _ message: String, jobID: JobID? = nil, hint: String? = nil, underlying: LMDBError? = nil) {
@@ -43,10 +70,27 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
+    /// Wraps an LMDB error at the store's boundary, keeping its code and text.
+    init(_ error: LMDBError) {
+        let code: Code =
+            switch error.code {
+            case .closed: .closed
+            case .alreadyOpen: .alreadyOpen
+            default: .storage
+            }
+        self.init(code, error.description, underlying: error)
+    }
+
+    /// `error` as a `JobStoreError`: itself, or an LMDB error wrapped.
+    static func wrapping(_ error: any Error) -> any Error {
+        if let error = error as? LMDBError { return JobStoreError(error) }
+        return error
+    }
+
     public var description: String {
         var text = message
         if let jobID, !message.contains(jobID.description) { text += " (job \(jobID))" }
-        if let hint { text += ". \(hint)" }
+        if let hint, !message.contains(hint) { text += ". \(hint)" }
         return text
     }
 
@@ -61,11 +105,11 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
                 ? "A \(from) job is final"
                 : "From \(from) a job may move to: \(from.allowedSuccessors.map(\.description).sorted().joined(separator: ", "))")
     }
-}
 
-extension JobStoreError.Code {
-    /// Lets a `catch` clause match a code: `catch JobStoreError.Code.notFound { … }`.
-    public static func ~= (pattern: JobStoreError.Code, error: any Error) -> Bool {
-        (error as? JobStoreError)?.code == pattern
+    /// A size or count argument below 1.
+    static func requirePositive(_ value: Int, _ name: String) throws {
+        guard value >= 1 else {
+            throw JobStoreError(.invalidArgument, "\(name) is \(value); it must be at least 1")
+        }
     }
 }

@@ -1,4 +1,5 @@
 import LMDB
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -6,23 +7,35 @@ import Glibc
 #endif
 
 /// Options for opening a store.
-public struct JobStoreOptions: Sendable, Hashable {
+public struct JobStoreOptions: Sendable {
     /// The LMDB environment's options (map size, durability, read-only, writer).
     public var environment = EnvironmentOptions()
     /// The cache's limits.
     public var cache = CacheOptions()
     /// Events buffered per change-feed subscriber before newer ones are dropped.
     public var feedCapacity = 10_000
+    /// Where the store tells what an operator needs to know: the map grown (info), reader slots
+    /// of dead processes cleared (notice), the cache dropped because another process wrote
+    /// (debug), a group-commit batch re-run without a failing request (debug). Silent by
+    /// default. Setting it also sets ``EnvironmentOptions/logger``.
+    public var logger: Logger {
+        get { environment.logger }
+        set { environment.logger = newValue }
+    }
 
     /// Default options: durable commits, a 100,000-job cache.
     public init() {}
 
     /// Options with the given values.
-    public init(durability: Durability = .full, readOnly: Bool = false, cache: CacheOptions = CacheOptions(), mapSize: Int = 1 << 30) {
+    public init(
+        durability: Durability = .full, readOnly: Bool = false, cache: CacheOptions = CacheOptions(), mapSize: Int = 1 << 30,
+        logger: Logger? = nil
+    ) {
         environment.durability = durability
         environment.readOnly = readOnly
         environment.mapSize = mapSize
         self.cache = cache
+        if let logger { self.logger = logger }
     }
 }
 
@@ -41,8 +54,7 @@ public struct JobStoreOptions: Sendable, Hashable {
 /// (runs on the environment's writer thread with group commit; async callers get it by
 /// default). Several operations commit together in ``write(_:)-(JobTransaction)->T``.
 public final class JobRepository: Sendable {
-    /// The LMDB environment.
-    public let environment: Environment
+    let environment: Environment
     let db: Databases
     let cache: JobCache
     let feed = ChangeFeed()
@@ -54,10 +66,14 @@ public final class JobRepository: Sendable {
     /// Opens the store at `path`, creating it unless the options say read-only.
     ///
     /// - Throws: `.notAJobStore` for an LMDB environment of another program (or, read-only, a
-    ///   directory without a store); `.newerFormat` for a store of a newer version; an
-    ///   ``LMDBError`` (wrapped in `.storage`) for the environment itself.
+    ///   directory without a store); `.newerFormat` for a store of a newer version;
+    ///   `.alreadyOpen` while another instance of this store is open in the process; `.storage`
+    ///   (with the ``LMDBError``) for other failures of the environment.
     public init(path: String, options: JobStoreOptions = JobStoreOptions()) throws {
         self.options = options
+        try JobStoreError.requirePositive(options.cache.maxEntries, "CacheOptions.maxEntries")
+        try JobStoreError.requirePositive(options.cache.maxBytes, "CacheOptions.maxBytes")
+        try JobStoreError.requirePositive(options.feedCapacity, "JobStoreOptions.feedCapacity")
         do {
             if access(path + "/data.mdb", F_OK) == 0 {
                 // An existing environment: refuse one that is not ours before creating anything in it.
@@ -82,7 +98,7 @@ public final class JobRepository: Sendable {
             if let error = error as? LMDBError { throw JobRepository.storeError(error, path: path) }
             throw error
         }
-        cache = JobCache(options: options.cache)
+        cache = JobCache(options: options.cache, logger: options.logger)
     }
 
     private static func storeError(_ error: LMDBError, path: String) -> JobStoreError {
@@ -91,7 +107,7 @@ public final class JobRepository: Sendable {
             return JobStoreError(
                 .notAJobStore, "\(path) is not a job store: \(error.message)", hint: error.hint, underlying: error)
         default:
-            return JobStoreError(.storage, error.description, underlying: error)
+            return JobStoreError(error)
         }
     }
 
@@ -134,39 +150,62 @@ public final class JobRepository: Sendable {
     /// - Important: `body` may run more than once (see ``LMDB/Environment/write(_:)-(WriteTransaction)->R``).
     @discardableResult
     public func write<T>(_ body: (JobTransaction) throws -> T) throws -> T {
-        let (result, changes, transaction, sequence) = try environment.write { txn in
-            try self.run(body, in: txn)
-        }
-        published(changes, transaction: transaction, sequence: sequence)
+        let (result, changes) = try wrappingErrors { try environment.write { txn in try self.run(body, in: txn) } }
+        feed.publish(changes)
         return result
     }
 
     /// Runs `body` in a write transaction on the writer thread (group commit) and returns once it
     /// is committed. Committed changes then reach the cache and the change feed.
+    ///
+    /// - Important: Do not wait for another write of this store inside `body` (it runs on the
+    ///   writer thread, which would then wait for itself: a deadlock).
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (JobTransaction) throws -> T) async throws -> T {
-        let (result, changes, transaction, sequence) = try await environment.write { txn in
-            try self.run(body, in: txn)
+        let (result, changes): (T, [JobChange])
+        do {
+            (result, changes) = try await environment.write { txn in try self.run(body, in: txn) }
+        } catch {
+            throw JobStoreError.wrapping(error)
         }
-        published(changes, transaction: transaction, sequence: sequence)
+        feed.publish(changes)
         return result
     }
 
-    private func run<T>(_ body: (JobTransaction) throws -> T, in txn: WriteTransaction) throws -> (T, [JobChange], Int, UInt64) {
+    /// Runs `body`, writes the counters, and hands the transaction's changes to the cache: they
+    /// are applied when (and only if) the transaction commits, on the committing thread.
+    private func run<T>(_ body: (JobTransaction) throws -> T, in txn: WriteTransaction) throws -> (T, [JobChange]) {
         let jobs = JobTransaction(txn: txn, db: db, ids: ids, now: .now)
         let result = try body(jobs)
         try jobs.flushCounters()
-        let sequence = self.sequence.wrappingAdd(1, ordering: .relaxed).newValue
-        let transaction = try txn.id
         var changes = jobs.changes
+        guard !changes.isEmpty else { return (result, changes) }
+        let transaction = try txn.id
         for index in changes.indices { changes[index].transaction = transaction }
-        return (result, changes, transaction, sequence)
+        if options.cache.enabled {
+            let sequence = self.sequence.wrappingAdd(1, ordering: .relaxed).newValue
+            let cached = cache.prepare(transaction: transaction, ids: changes.map(\.id))
+            let cache = self.cache
+            let committed = changes
+            txn.onCompletion { didCommit in
+                if didCommit {
+                    cache.commit(committed, transaction: transaction, sequence: sequence, cached: cached)
+                } else {
+                    cache.abandon(transaction: transaction)
+                }
+            }
+        }
+        return (result, changes)
     }
 
-    private func published(_ changes: [JobChange], transaction: Int, sequence: UInt64) {
-        guard !changes.isEmpty else { return }
-        if options.cache.enabled { cache.apply(changes, transaction: transaction, sequence: sequence) }
-        feed.publish(changes)
+    /// Runs `body`, turning an LMDB error into a ``JobStoreError`` (the store's one error type).
+    func wrappingErrors<R>(_ body: () throws -> R) throws -> R {
+        do { return try body() } catch { throw JobStoreError.wrapping(error) }
+    }
+
+    /// A read transaction of the store, with LMDB errors wrapped.
+    func reading<R>(_ body: (ReadTransaction) throws -> R) throws -> R {
+        try wrappingErrors { try environment.read(body) }
     }
 
     // MARK: Reading
@@ -176,7 +215,7 @@ public final class JobRepository: Sendable {
         if options.cache.enabled, let cached = cache.get(id, lastTransaction: try lastTransactionID()) {
             return cached
         }
-        return try environment.read { txn in
+        return try reading { txn in
             let job = try self.job(id, in: txn)
             if options.cache.enabled, let job {
                 cache.fill(job, transaction: try txn.id, sequence: sequence.load(ordering: .relaxed))
@@ -187,12 +226,12 @@ public final class JobRepository: Sendable {
 
     /// The jobs with these ids, in the same order (`nil` where there is none), from one snapshot.
     public func jobs(_ ids: [JobID]) throws -> [Job?] {
-        try environment.read { txn in try ids.map { try self.job($0, in: txn) } }
+        try reading { txn in try ids.map { try self.job($0, in: txn) } }
     }
 
     /// Reads a job without the cache (always from LMDB).
     public func uncachedJob(_ id: JobID) throws -> Job? {
-        try environment.read { txn in try self.job(id, in: txn) }
+        try reading { txn in try self.job(id, in: txn) }
     }
 
     func job(_ id: JobID, in txn: Transaction) throws -> Job? {
@@ -201,7 +240,7 @@ public final class JobRepository: Sendable {
         }
     }
 
-    func lastTransactionID() throws -> Int { try environment.lastCommittedTransactionID() }
+    func lastTransactionID() throws -> Int { try wrappingErrors { try environment.lastCommittedTransactionID() } }
 
     /// The cache's hit, miss and eviction figures.
     public var cacheStatistics: CacheStatistics { cache.statistics }

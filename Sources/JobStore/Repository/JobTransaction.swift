@@ -23,31 +23,6 @@ struct Databases: Sendable {
     }
 }
 
-/// One committed change to a job, as the cache and the change feed see it.
-public struct JobChange: Sendable, Hashable {
-    /// What happened.
-    public enum Kind: String, Sendable, Hashable {
-        /// The job was inserted.
-        case inserted
-        /// The job changed (its state or any other field).
-        case updated
-        /// The job was deleted (deleted or pruned).
-        case deleted
-    }
-    /// What happened.
-    public var kind: Kind
-    /// The job's id.
-    public var id: JobID
-    /// The job after the change; `nil` for a deletion.
-    public var job: Job?
-    /// The state before the change; `nil` for an insertion.
-    public var previousState: JobState?
-    /// The LMDB transaction that committed the change. Changes of one transaction arrive together
-    /// and in order; transactions committed by different threads may arrive out of order — sort
-    /// by this id when the order matters.
-    public var transaction: Int = 0
-}
-
 /// What a job contributes to the indexes: every (database, key, value) entry, in one place.
 /// Writes and `verify()` both use it, so they cannot disagree.
 enum IndexEntry: Hashable {
@@ -215,7 +190,12 @@ public final class JobTransaction {
     /// time cannot change.
     @discardableResult
     public func update(_ id: JobID, _ body: (inout Job) throws -> Void) throws -> Job {
-        let old = try existing(id)
+        try update(try existing(id), body)
+    }
+
+    /// Changes `old` (just read in this transaction) through `body`; see ``update(_:_:)-(JobID,_)``.
+    private func update(_ old: Job, _ body: (inout Job) throws -> Void) throws -> Job {
+        let id = old.id
         var new = old
         try body(&new)
         guard new.id == old.id, new.createdAt == old.createdAt else {
@@ -275,8 +255,8 @@ public final class JobTransaction {
             while found && chosen.count < limit {
                 // Key: [queue 0x00] (255 − priority) runAt id.
                 let (level, runAt, id) = try cursor.withCurrent { key, _ -> (UInt8, Timestamp, JobID) in
-                    let tail = UnsafeRawBufferPointer(rebasing: key[prefix.count...])
-                    return (tail[0], Keys.time(from: tail, at: 1), Keys.trailingID(key))
+                    let (level, runAt) = try Keys.readyOrder(key, prefixLength: prefix.count)
+                    return (level, runAt, try Keys.trailingID(key, index: index.name))
                 }
                 if runAt <= now {
                     chosen.append(id)
@@ -324,8 +304,7 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func complete(_ id: JobID, owner: OwnerToken, result: [UInt8]? = nil) throws -> Job {
-        _ = try leased(id, by: owner)
-        return try update(id) { job in
+        try update(try leased(id, by: owner)) { job in
             job.state = .succeeded
             job.result = result
         }
@@ -337,8 +316,7 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) throws -> Job {
-        _ = try leased(id, by: owner)
-        return try update(id) { job in
+        try update(try leased(id, by: owner)) { job in
             job.errors.append(JobErrorRecord(message: error, attempt: job.attempts, at: now))
             if let retryAt, job.attempts < job.maxAttempts {
                 job.state = .pending
@@ -352,8 +330,7 @@ public final class JobTransaction {
     /// Extends the lease of a running job held by `owner` (a heartbeat).
     @discardableResult
     public func extendLease(_ id: JobID, owner: OwnerToken, until expiry: Timestamp) throws -> Job {
-        _ = try leased(id, by: owner)
-        return try update(id) { job in job.lease?.expiresAt = expiry }
+        try update(try leased(id, by: owner)) { job in job.lease?.expiresAt = expiry }
     }
 
     /// Cancels a waiting, pending or running job.
@@ -388,7 +365,7 @@ public final class JobTransaction {
         case .failed, .cancelled:
             return try retry(id)
         case .running, .pending:
-            return try update(id) { job in
+            return try update(job) { job in
                 job.state = .pending
                 job.runAt = now
             }
@@ -403,7 +380,7 @@ public final class JobTransaction {
     public func rescueExpiredLeases(limit: Int = 1000) throws -> [Job] {
         var expired: [JobID] = []
         try txn.forEach(db.lease, in: .upTo(Keys.lease(now, JobID(high: 0, low: 0)))) { key, _ in
-            expired.append(Keys.trailingID(key))
+            expired.append(try Keys.trailingID(key, index: db.lease.name))
             return expired.count < limit
         }
         return try expired.map { id in
@@ -427,13 +404,14 @@ public final class JobTransaction {
     /// Deletes up to `limit` jobs in the terminal `state` created before `cutoff`, oldest first.
     /// Returns how many were deleted.
     public func prune(state: JobState, createdBefore cutoff: Timestamp, limit: Int) throws -> Int {
+        try JobStoreError.requirePositive(limit, "the prune limit")
         guard state.isTerminal else {
             throw JobStoreError(.illegalTransition, "only succeeded, failed or cancelled jobs can be pruned, not \(state) ones")
         }
         var doomed: [JobID] = []
         let range = Keys.stateCreated(state, before: cutoff)
         try txn.forEach(db.stateCreated, in: range) { key, _ in
-            doomed.append(Keys.trailingID(key))
+            doomed.append(try Keys.trailingID(key, index: db.stateCreated.name))
             return doomed.count < limit
         }
         for id in doomed { try delete(id) }
@@ -499,20 +477,5 @@ public final class JobTransaction {
             }
         }
         counterDeltas = [:]
-    }
-}
-
-/// Counters in `meta`: UInt64 little-endian values.
-enum Counters {
-    static func encode(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(value).littleEndian) { Array($0) } }
-
-    static func read(_ txn: Transaction, _ meta: Database<StringCodec, BytesCodec>, _ key: String) throws -> Int64 {
-        try txn.withValue(meta, key) { bytes in
-            guard let bytes else { return 0 }
-            guard bytes.count == 8 else {
-                throw JobStoreError(.corruptRecord, "counter \(key) holds \(bytes.count) bytes, not 8", hint: "Run `jobstore verify`")
-            }
-            return Int64(UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
-        }
     }
 }

@@ -113,13 +113,13 @@ extension JobRepository {
             if order == .oldestFirst { range.lower = .exclusive(position) } else { range.upper = .exclusive(position) }
         }
         let index = filter.state == nil ? db.created : db.stateCreated
-        return try environment.read { txn in
+        return try reading { txn in
             var jobs: [Job] = []
             guard limit > 0 else { return JobPage(jobs: [], next: nil) }
             var failure: Error?
             try txn.forEach(index, in: range, reverse: order == .newestFirst) { key, _ in
-                let id = Keys.trailingID(key)
                 do {
+                    let id = try Keys.trailingID(key, index: index.name)
                     guard let job = try job(id, in: txn) else {
                         throw JobStoreError(.corruptRecord, "an index lists job \(id), which has no record", jobID: id, hint: "Run `jobstore verify`")
                     }
@@ -139,7 +139,7 @@ extension JobRepository {
     /// How many jobs in `state` were created before `cutoff` (what `prune` would delete).
     public func count(_ state: JobState, createdBefore cutoff: Timestamp) throws -> Int {
         let range = Keys.stateCreated(state, before: cutoff)
-        return try environment.read { txn in
+        return try reading { txn in
             var count = 0
             try txn.forEach(db.stateCreated, in: range) { _, _ in
                 count += 1
@@ -151,7 +151,7 @@ extension JobRepository {
 
     /// Entries, depth and pages of every database of the store, by name.
     public func databaseStatistics() throws -> [(name: String, statistics: DatabaseStatistics)] {
-        try environment.read { txn in
+        try reading { txn in
             var all = [(db.meta.name, try txn.statistics(db.meta)), (db.jobs.name, try txn.statistics(db.jobs))]
             for (database, _) in db.keyOnlyIndexes { all.append((database.name, try txn.statistics(database))) }
             all.append((db.unique.name, try txn.statistics(db.unique)))
@@ -163,11 +163,11 @@ extension JobRepository {
     /// index: O(log n + rows).
     public func jobIDs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = .max) throws -> [JobID] {
         let range = KeyRange<[UInt8]>.between(Keys.created(start, JobID(high: 0, low: 0)), Keys.created(end, JobID(high: 0, low: 0)))
-        return try environment.read { txn in
+        return try reading { txn in
             var ids: [JobID] = []
             guard limit > 0 else { return ids }
             try txn.forEach(db.created, in: range) { key, _ in
-                ids.append(Keys.trailingID(key))
+                ids.append(try Keys.trailingID(key, index: db.created.name))
                 return ids.count < limit
             }
             return ids
@@ -184,12 +184,12 @@ extension JobRepository {
 
     /// How many jobs are in `state` (a counter, O(1)).
     public func count(_ state: JobState) throws -> Int {
-        try environment.read { txn in Int(try Counters.read(txn, db.meta, MetaKey.stateCounter(state))) }
+        try reading { txn in Int(try Counters.read(txn, db.meta, MetaKey.stateCounter(state))) }
     }
 
     /// How many jobs are in each state (every state present, zeros included).
     public func counts() throws -> [JobState: Int] {
-        try environment.read { txn in
+        try reading { txn in
             var counts: [JobState: Int] = [:]
             for state in JobState.allCases {
                 counts[state] = Int(try Counters.read(txn, db.meta, MetaKey.stateCounter(state)))
@@ -200,18 +200,18 @@ extension JobRepository {
 
     /// How many jobs of `queue` are in `state`.
     public func count(queue: String, state: JobState) throws -> Int {
-        try environment.read { txn in Int(try Counters.read(txn, db.meta, MetaKey.queueCounter(queue, state))) }
+        try reading { txn in Int(try Counters.read(txn, db.meta, MetaKey.queueCounter(queue, state))) }
     }
 
     /// Per queue, how many of its jobs are in each state (states with no job left out).
     public func queueCounts() throws -> [String: [JobState: Int]] {
-        try environment.read { txn in
+        try reading { txn in
             var result: [String: [JobState: Int]] = [:]
             for state in JobState.allCases {
                 let prefix = MetaKey.queueCounterPrefix(state)
                 try txn.forEach(db.meta, prefix: Array(prefix.utf8)) { key, value in
-                    let queue = String(decoding: key[prefix.utf8.count...], as: UTF8.self)
-                    result[queue, default: [:]][state] = Int(UInt64(littleEndian: value.loadUnaligned(as: UInt64.self)))
+                    let queue = MetaKey.queue(fromCounterKey: key, state: state)
+                    result[queue, default: [:]][state] = Int(try Counters.decode(value, key: prefix + queue))
                     return true
                 }
             }
@@ -240,11 +240,12 @@ extension JobRepository {
     }
 
     private func forEachRecord(chunkSize: Int, _ body: (JobID, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try JobStoreError.requirePositive(chunkSize, "chunkSize")
         var after: [UInt8]?
         var stopped = false
         while !stopped {
             var seen = 0
-            try environment.read { txn in
+            try reading { txn in
                 let range = after.map { KeyRange<[UInt8]>.after($0) } ?? .all
                 try txn.forEach(db.jobs, in: range) { key, value in
                     guard let id = JobID(bytes: key) else {

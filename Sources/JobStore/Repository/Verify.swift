@@ -34,7 +34,7 @@ extension JobRepository {
     /// Holds one read transaction for its duration (a consistent snapshot), so on a live store
     /// the file may grow while it runs.
     public func verify() throws -> [VerificationProblem] {
-        try environment.read { txn in
+        try reading { txn in
             var problems: [VerificationProblem] = []
             var counters: [String: Int64] = [:]
 
@@ -72,7 +72,7 @@ extension JobRepository {
                         problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "\(name) has a \(key.count)-byte key"))
                         return true
                     }
-                    let id = Keys.trailingID(key)
+                    let id = try Keys.trailingID(key, index: name)
                     problems += try strayCheck(makeEntry(Array(key)), id: id, name: name, txn)
                     return true
                 }
@@ -88,9 +88,13 @@ extension JobRepository {
 
             // Counters.
             var stored: [String: Int64] = [:]
-            try txn.forEach(db.meta, prefix: Array("counter/".utf8)) { key, value in
+            try txn.forEach(db.meta, prefix: Array(MetaKey.counterPrefix.utf8)) { key, value in
                 let name = String(decoding: key, as: UTF8.self)
-                stored[name] = value.count == 8 ? Int64(UInt64(littleEndian: value.loadUnaligned(as: UInt64.self))) : -1
+                do {
+                    stored[name] = try Counters.decode(value, key: name)
+                } catch {
+                    problems.append(VerificationProblem(kind: .wrongCounter, jobID: nil, message: "\(error)"))
+                }
                 return true
             }
             for name in Set(stored.keys).union(counters.keys).sorted() where stored[name, default: 0] != counters[name, default: 0] {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import JobStore
-import LMDB
 
 /// `jobstore demo`: embeds a store, runs workers on it, then shows the admin tool on the result.
 struct Demo: AsyncParsableCommand {
@@ -17,7 +16,7 @@ struct Demo: AsyncParsableCommand {
         if FileManager.default.fileExists(atPath: path + "/data.mdb") {
             throw ValidationError("\(path) already holds a store; give a new directory")
         }
-        print("== JobStore demo (\(Environment.libraryVersion)), store at \(path)\n")
+        print("== JobStore demo (\(JobRepository.storageLibraryVersion)), store at \(path)\n")
         let store = try JobRepository(path: path)
         let feed = store.changes()
         let events = Task {
@@ -95,7 +94,7 @@ struct Demo: AsyncParsableCommand {
             print("   \(error.message)")
         }
 
-        let writer = store.environment.writerStatistics
+        let writer = store.writerStatistics
         print("\n5. Every write went through the writer thread: \(writer.requests) requests in \(writer.commits) commits.")
         store.close()
         let seen = await events.value

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import JobStore
-import LMDB
 
 /// `jobstore bench`: the JobBench workload (shared/jobbench-workload.md), one JSON object per phase.
 struct Bench: AsyncParsableCommand {
@@ -60,7 +59,7 @@ struct Bench: AsyncParsableCommand {
             try await runner.run(phase)
             // Untimed: flush what a relaxed phase left to the kernel, so the next phase does not
             // pay for this one's deferred writeback.
-            try runner.store.environment.sync()
+            try runner.store.sync()
         }
         try runner.finalChecks()
         runner.emitSize()

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import JobStore
-import LMDB
 
 /// `jobstore stats PATH`: the environment, every database, jobs per state and per queue.
 struct Stats: ParsableCommand {
@@ -25,7 +24,7 @@ struct Stats: ParsableCommand {
     func run() throws {
         let jobs = try store.open()
         defer { jobs.close() }
-        let info = try jobs.environment.info()
+        let info = try jobs.environmentInfo()
         let fileBytes = ((try? FileManager.default.attributesOfItem(atPath: store.path + "/data.mdb"))?[.size] as? Int) ?? 0
         let databases = try jobs.databaseStatistics()
         let counts = try jobs.counts()
@@ -248,7 +247,7 @@ struct Backup: ParsableCommand {
         defer { jobs.close() }
         try manager.createDirectory(atPath: destination, withIntermediateDirectories: true)
         let progress = Progress("copying")
-        try jobs.environment.copy(to: destination, compact: compact)
+        try jobs.backup(to: destination, compact: compact)
         progress.finish()
         let bytes = ((try? manager.attributesOfItem(atPath: destination + "/data.mdb"))?[.size] as? Int) ?? 0
         if store.json {
@@ -270,8 +269,8 @@ struct Readers: ParsableCommand {
     func run() throws {
         let jobs = try store.open()
         defer { jobs.close() }
-        let cleared = clearStale ? try jobs.environment.clearStaleReaders() : 0
-        let table = try jobs.environment.readerTable()
+        let cleared = clearStale ? try jobs.clearStaleReaders() : 0
+        let table = try jobs.readerTable()
         if store.json {
             try printJSON(["readers": table, "cleared": "\(cleared)"])
             return
@@ -300,7 +299,7 @@ struct Top: ParsableCommand {
         var round = 0
         while iterations.map({ round < $0 }) ?? true {
             let counts = try jobs.counts()
-            let transaction = try jobs.environment.info().lastTransactionID
+            let transaction = try jobs.environmentInfo().lastTransactionID
             let now = ContinuousClock.now
             var table = Table("state", "jobs", "change/s")
             for state in JobState.allCases {

@@ -1,0 +1,58 @@
+import LMDB
+
+// The store's own face for what operators and tools need of the environment beneath it, so a
+// program (the admin tool included) needs `JobStore` alone. Each call wraps LMDB's errors.
+
+/// How durable a commit is when it returns (LMDB's `Durability`).
+public typealias Durability = LMDB.Durability
+/// Options of the LMDB environment beneath a store (map size, durability, writer, logger).
+public typealias EnvironmentOptions = LMDB.EnvironmentOptions
+/// Options of the writer thread that serves async writes with group commit.
+public typealias WriterOptions = LMDB.WriterOptions
+/// What `mdb_env_info` and `mdb_env_stat` say about a store's environment.
+public typealias EnvironmentInfo = LMDB.EnvironmentInfo
+/// Entries, depth and pages of one database.
+public typealias DatabaseStatistics = LMDB.DatabaseStatistics
+/// Counters of the writer thread (requests, commits, batch sizes).
+public typealias WriterStatistics = LMDB.WriterStatistics
+
+extension JobRepository {
+    /// The store's directory, as given when it was opened.
+    public var path: String { environment.path }
+
+    /// The environment's map size, page use, last transaction and reader slots.
+    public func environmentInfo() throws -> EnvironmentInfo {
+        try wrappingErrors { try environment.info() }
+    }
+
+    /// Writes a consistent copy of the store into `destination`, an existing empty directory,
+    /// while the store stays in use; `compact` leaves free pages out. The copy holds a read
+    /// snapshot for its whole duration, so the store's file may grow meanwhile.
+    public func backup(to destination: String, compact: Bool = false) throws {
+        try wrappingErrors { try environment.copy(to: destination, compact: compact) }
+    }
+
+    /// LMDB's reader table (pid, thread, transaction of each slot), as `mdb_stat -r` prints it.
+    public func readerTable() throws -> String {
+        try wrappingErrors { try environment.readerTable() }
+    }
+
+    /// Frees the reader slots of processes that died; returns how many.
+    @discardableResult
+    public func clearStaleReaders() throws -> Int {
+        try wrappingErrors { try environment.clearStaleReaders() }
+    }
+
+    /// Flushes every commit to disk (what a `noSync` store defers).
+    public func sync() throws {
+        try wrappingErrors { try environment.sync() }
+    }
+
+    /// How many async writes the writer thread served, in how many commits.
+    public var writerStatistics: WriterStatistics { environment.writerStatistics }
+}
+
+extension JobRepository {
+    /// The LMDB library's version string, e.g. "LMDB 0.9.24: (July 24, 2019)".
+    public static var storageLibraryVersion: String { Environment.libraryVersion }
+}
