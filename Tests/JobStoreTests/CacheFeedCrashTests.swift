@@ -20,56 +20,54 @@ func runHelper(_ arguments: [String]) throws -> (status: Int32, output: String) 
 struct CacheTests {
     @Test("hits, misses, write-through updates, and an aborted write leaves the cache as it was")
     func hitsAndWriteThrough() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let job = try store.insert(NewJob(name: "a"))
-        _ = try store.job(job.id)  // a new job enters on its first read: miss, fill
-        _ = try store.job(job.id)  // hit
-        var stats = store.cacheStatistics
-        #expect(stats.misses == 1 && stats.hits == 1 && stats.entries == 1)
-        try store.update(job.id) { $0.priority = 5 }  // written through
-        #expect(try store.job(job.id)?.priority == 5)
-        #expect(store.cacheStatistics.hits == 2)
-        struct Refused: Error {}
-        _ = try? store.write { txn in
-            try txn.update(job.id) { $0.priority = 6 }
-            throw Refused()
+        try withStore() { store in
+            let job = try store.insert(NewJob(name: "a"))
+            _ = try store.job(job.id)  // a new job enters on its first read: miss, fill
+            _ = try store.job(job.id)  // hit
+            var stats = store.cacheStatistics
+            #expect(stats.misses == 1 && stats.hits == 1 && stats.entries == 1)
+            try store.update(job.id) { $0.priority = 5 }  // written through
+            #expect(try store.job(job.id)?.priority == 5)
+            #expect(store.cacheStatistics.hits == 2)
+            struct Refused: Error {}
+            _ = try? store.write { txn in
+                try txn.update(job.id) { $0.priority = 6 }
+                throw Refused()
+            }
+            #expect(try store.job(job.id)?.priority == 5)
+            try store.delete(job.id)
+            #expect(try store.job(job.id) == nil)
+            stats = store.cacheStatistics
+            #expect(stats.entries == 0)
         }
-        #expect(try store.job(job.id)?.priority == 5)
-        try store.delete(job.id)
-        #expect(try store.job(job.id) == nil)
-        stats = store.cacheStatistics
-        #expect(stats.entries == 0)
     }
 
     @Test("bounded by entries and bytes; CLOCK keeps the jobs read again")
     func bounded() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory, JobStoreOptions(durability: .noSync, cache: CacheOptions(maxEntries: 50, maxBytes: 1 << 20)))
-        defer { store.close() }
-        let jobs = try store.insert((0..<200).map { NewJob(name: "j\($0)", payload: [UInt8](repeating: 1, count: 100)) })
-        let hot = jobs.prefix(10).map(\.id)
-        for id in hot { _ = try store.job(id) }
-        for round in 0..<3 {
-            for job in jobs.dropFirst(10 + 60 * round).prefix(60) {
-                _ = try store.job(job.id)
-                for id in hot { _ = try store.job(id) }  // the hot set is read between cold reads
+        try withStore(JobStoreOptions(durability: .noSync, cache: CacheOptions(maxEntries: 50, maxBytes: 1 << 20))) { store in
+            let jobs = try store.insert((0..<200).map { NewJob(name: "j\($0)", payload: [UInt8](repeating: 1, count: 100)) })
+            let hot = jobs.prefix(10).map(\.id)
+            for id in hot { _ = try store.job(id) }
+            for round in 0..<3 {
+                for job in jobs.dropFirst(10 + 60 * round).prefix(60) {
+                    _ = try store.job(job.id)
+                    for id in hot { _ = try store.job(id) }  // the hot set is read between cold reads
+                }
             }
-        }
-        let stats = store.cacheStatistics
-        #expect(stats.entries <= 50)
-        #expect(stats.evictions > 0)
-        let hitsBefore = stats.hits
-        for id in hot { _ = try store.job(id) }
-        #expect(store.cacheStatistics.hits == hitsBefore + hot.count, "the hot jobs stayed cached")
+            let stats = store.cacheStatistics
+            #expect(stats.entries <= 50)
+            #expect(stats.evictions > 0)
+            let hitsBefore = stats.hits
+            for id in hot { _ = try store.job(id) }
+            #expect(store.cacheStatistics.hits == hitsBefore + hot.count, "the hot jobs stayed cached")
 
-        let small = try openStore(TemporaryDirectory(), JobStoreOptions(durability: .noSync, cache: CacheOptions(maxEntries: 1000, maxBytes: 4096)))
-        defer { small.close() }
-        for job in try small.insert((0..<50).map { NewJob(name: "j\($0)", payload: [UInt8](repeating: 1, count: 500)) }) {
-            _ = try small.job(job.id)
+            let small = try openStore(TemporaryDirectory(), JobStoreOptions(durability: .noSync, cache: CacheOptions(maxEntries: 1000, maxBytes: 4096)))
+            defer { small.close() }
+            for job in try small.insert((0..<50).map { NewJob(name: "j\($0)", payload: [UInt8](repeating: 1, count: 500)) }) {
+                _ = try small.job(job.id)
+            }
+            #expect(small.cacheStatistics.bytes <= 4096)
         }
-        #expect(small.cacheStatistics.bytes <= 4096)
     }
 
     @Test("another process changes a cached job: the next read sees the change")
@@ -96,29 +94,28 @@ struct CacheTests {
 struct FeedTests {
     @Test("subscribers receive committed changes in order; aborted writes send nothing")
     func committedChanges() async throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let feed = store.changes()
-        let job = try await store.insert(NewJob(name: "a"))
-        struct Refused: Error {}
-        _ = try? await store.write { txn in
-            try txn.insert(NewJob(name: "never"))
-            throw Refused()
+        try await withStore() { store in
+            let feed = store.changes()
+            let job = try await store.insert(NewJob(name: "a"))
+            struct Refused: Error {}
+            _ = try? await store.write { txn in
+                try txn.insert(NewJob(name: "never"))
+                throw Refused()
+            }
+            try await store.cancel(job.id)
+            try await store.delete(job.id)
+            var received: [JobChange.Kind] = []
+            var transactions: [Int] = []
+            for await event in feed {
+                guard case .change(let change) = event else { continue }
+                #expect(change.id == job.id)
+                received.append(change.kind)
+                transactions.append(change.transaction)
+                if received.count == 3 { break }
+            }
+            #expect(received == [.inserted, .updated, .deleted])
+            #expect(transactions == transactions.sorted() && Set(transactions).count == 3 && transactions[0] > 0)
         }
-        try await store.cancel(job.id)
-        try await store.delete(job.id)
-        var received: [JobChange.Kind] = []
-        var transactions: [Int] = []
-        for await event in feed {
-            guard case .change(let change) = event else { continue }
-            #expect(change.id == job.id)
-            received.append(change.kind)
-            transactions.append(change.transaction)
-            if received.count == 3 { break }
-        }
-        #expect(received == [.inserted, .updated, .deleted])
-        #expect(transactions == transactions.sorted() && Set(transactions).count == 3 && transactions[0] > 0)
     }
 
     @Test("a subscriber that falls behind gets an overflow event counting what it missed")

@@ -8,145 +8,139 @@ import TestSupport
 struct ClaimTests {
     @Test("claims take the highest priority, then the earliest runAt, then the oldest; future jobs wait")
     func claimOrder() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let now = Timestamp.now
-        let low = try store.insert(NewJob(name: "low", queue: "a", priority: 1, runAt: now.adding(.seconds(-10))))
-        let highLate = try store.insert(NewJob(name: "high-late", queue: "b", priority: 9, runAt: now.adding(.seconds(-1))))
-        let highEarly = try store.insert(NewJob(name: "high-early", queue: "a", priority: 9, runAt: now.adding(.seconds(-5))))
-        let highFuture = try store.insert(NewJob(name: "high-future", queue: "a", priority: 9, runAt: now.adding(.seconds(3600))))
-        let midOld = try store.insert(NewJob(name: "mid-1", queue: "b", priority: 5, runAt: now.adding(.seconds(-2))))
-        let midNew = try store.insert(NewJob(name: "mid-2", queue: "b", priority: 5, runAt: now.adding(.seconds(-2))))
-        let owner = OwnerToken.random()
-        let claimed = try store.claim(limit: 10, lease: .seconds(30), owner: owner)
-        #expect(claimed.map(\.id) == [highEarly.id, highLate.id, midOld.id, midNew.id, low.id])
-        #expect(claimed.allSatisfy { $0.state == .running && $0.attempts == 1 && $0.lease?.owner == owner })
-        #expect(try store.job(highFuture.id)?.state == .pending)
-        #expect(try store.claim(lease: .seconds(30), owner: owner).isEmpty)
-        try expectConsistent(store)
+        try withStore() { store in
+            let now = Timestamp.now
+            let low = try store.insert(NewJob(name: "low", queue: "a", priority: 1, runAt: now.adding(.seconds(-10))))
+            let highLate = try store.insert(NewJob(name: "high-late", queue: "b", priority: 9, runAt: now.adding(.seconds(-1))))
+            let highEarly = try store.insert(NewJob(name: "high-early", queue: "a", priority: 9, runAt: now.adding(.seconds(-5))))
+            let highFuture = try store.insert(NewJob(name: "high-future", queue: "a", priority: 9, runAt: now.adding(.seconds(3600))))
+            let midOld = try store.insert(NewJob(name: "mid-1", queue: "b", priority: 5, runAt: now.adding(.seconds(-2))))
+            let midNew = try store.insert(NewJob(name: "mid-2", queue: "b", priority: 5, runAt: now.adding(.seconds(-2))))
+            let owner = OwnerToken.random()
+            let claimed = try store.claim(limit: 10, lease: .seconds(30), owner: owner)
+            #expect(claimed.map(\.id) == [highEarly.id, highLate.id, midOld.id, midNew.id, low.id])
+            #expect(claimed.allSatisfy { $0.state == .running && $0.attempts == 1 && $0.lease?.owner == owner })
+            #expect(try store.job(highFuture.id)?.state == .pending)
+            #expect(try store.claim(lease: .seconds(30), owner: owner).isEmpty)
+            try expectConsistent(store)
+        }
     }
 
     @Test("claims from one queue take only that queue's jobs")
     func claimByQueue() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let past = Timestamp.now.adding(.seconds(-1))
-        for n in 0..<6 {
-            try store.insert(NewJob(name: "a\(n)", queue: n % 2 == 0 ? "alpha" : "alphabet", priority: UInt8(n), runAt: past))
+        try withStore() { store in
+            let past = Timestamp.now.adding(.seconds(-1))
+            for n in 0..<6 {
+                try store.insert(NewJob(name: "a\(n)", queue: n % 2 == 0 ? "alpha" : "alphabet", priority: UInt8(n), runAt: past))
+            }
+            let owner = OwnerToken.random()
+            let claimed = try store.claim(queue: "alpha", limit: 10, lease: .seconds(30), owner: owner)
+            #expect(claimed.map(\.name) == ["a4", "a2", "a0"])
+            #expect(try store.claim(queue: "beta", lease: .seconds(30), owner: owner).isEmpty)
+            #expect(try store.count(queue: "alphabet", state: .pending) == 3)
+            try expectConsistent(store)
         }
-        let owner = OwnerToken.random()
-        let claimed = try store.claim(queue: "alpha", limit: 10, lease: .seconds(30), owner: owner)
-        #expect(claimed.map(\.name) == ["a4", "a2", "a0"])
-        #expect(try store.claim(queue: "beta", lease: .seconds(30), owner: owner).isEmpty)
-        #expect(try store.count(queue: "alphabet", state: .pending) == 3)
-        try expectConsistent(store)
     }
 
     @Test("complete and fail need the claim's token; a failure retries at its time, then fails for good")
     func outcomes() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let job = try store.insert(NewJob(name: "flaky", maxAttempts: 2))
-        let owner = OwnerToken.random()
-        _ = try store.claim(lease: .seconds(30), owner: owner)
-        #expect { try store.complete(job.id, owner: .random()) } throws: { ($0 as? JobStoreError)?.code == .leaseLost }
-        let retryAt = Timestamp.now.adding(.seconds(-1))
-        let retried = try store.fail(job.id, owner: owner, error: "timeout talking to smtp", retryAt: retryAt)
-        #expect(retried.state == .pending && retried.runAt == retryAt && retried.lease == nil)
-        #expect(retried.errors.map(\.message) == ["timeout talking to smtp"])
-        #expect { try store.complete(job.id, owner: owner) } throws: { ($0 as? JobStoreError)?.code == .leaseLost }
-        let second = OwnerToken.random()
-        #expect(try store.claim(lease: .seconds(30), owner: second).first?.attempts == 2)
-        let failed = try store.fail(job.id, owner: second, error: "again", retryAt: Timestamp.now)
-        #expect(failed.state == .failed)
-        #expect(failed.errors.map(\.attempt) == [1, 2])
-        let back = try store.retry(failed.id)
-        #expect(back.state == .pending && back.maxAttempts == 3)
-        let third = OwnerToken.random()
-        _ = try store.claim(lease: .seconds(30), owner: third)
-        let done = try store.complete(job.id, owner: third, result: Array("sent".utf8))
-        #expect(done.state == .succeeded && done.result == Array("sent".utf8))
-        try expectConsistent(store)
+        try withStore() { store in
+            let job = try store.insert(NewJob(name: "flaky", maxAttempts: 2))
+            let owner = OwnerToken.random()
+            _ = try store.claim(lease: .seconds(30), owner: owner)
+            #expect { try store.complete(job.id, owner: .random()) } throws: { ($0 as? JobStoreError)?.code == .leaseLost }
+            let retryAt = Timestamp.now.adding(.seconds(-1))
+            let retried = try store.fail(job.id, owner: owner, error: "timeout talking to smtp", retryAt: retryAt)
+            #expect(retried.state == .pending && retried.runAt == retryAt && retried.lease == nil)
+            #expect(retried.errors.map(\.message) == ["timeout talking to smtp"])
+            #expect { try store.complete(job.id, owner: owner) } throws: { ($0 as? JobStoreError)?.code == .leaseLost }
+            let second = OwnerToken.random()
+            #expect(try store.claim(lease: .seconds(30), owner: second).first?.attempts == 2)
+            let failed = try store.fail(job.id, owner: second, error: "again", retryAt: Timestamp.now)
+            #expect(failed.state == .failed)
+            #expect(failed.errors.map(\.attempt) == [1, 2])
+            let back = try store.retry(failed.id)
+            #expect(back.state == .pending && back.maxAttempts == 3)
+            let third = OwnerToken.random()
+            _ = try store.claim(lease: .seconds(30), owner: third)
+            let done = try store.complete(job.id, owner: third, result: Array("sent".utf8))
+            #expect(done.state == .succeeded && done.result == Array("sent".utf8))
+            try expectConsistent(store)
+        }
     }
 
     @Test("rescue: an expired lease goes back to pending or fails; the old worker's outcome is refused (River #1302)")
     func rescue() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let retryable = try store.insert(NewJob(name: "r", maxAttempts: 3))
-        let lastTry = try store.insert(NewJob(name: "l", maxAttempts: 1))
-        let healthy = try store.insert(NewJob(name: "h"))
-        let deadWorker = OwnerToken.random()
-        _ = try store.claim(limit: 2, lease: .milliseconds(1), owner: deadWorker)
-        let aliveWorker = OwnerToken.random()
-        _ = try store.claim(limit: 1, lease: .seconds(600), owner: aliveWorker)
-        Thread.sleep(forTimeInterval: 0.01)
-        let rescued = try store.rescueExpiredLeases()
-        #expect(Set(rescued.map(\.id)) == [retryable.id, lastTry.id])
-        #expect(try store.job(retryable.id)?.state == .pending)
-        #expect(try store.job(lastTry.id)?.state == .failed)
-        #expect(try store.job(healthy.id)?.state == .running)
-        #expect(try store.job(retryable.id)?.errors.first?.message.contains("lease expired") == true)
-        // The dead worker wakes up and reports: refused, the rescued job is untouched.
-        #expect { try store.complete(retryable.id, owner: deadWorker) } throws: { ($0 as? JobStoreError)?.code == .leaseLost }
-        #expect(try store.job(retryable.id)?.state == .pending)
-        #expect(try store.rescueExpiredLeases().isEmpty)
-        try expectConsistent(store)
+        try withStore() { store in
+            let retryable = try store.insert(NewJob(name: "r", maxAttempts: 3))
+            let lastTry = try store.insert(NewJob(name: "l", maxAttempts: 1))
+            let healthy = try store.insert(NewJob(name: "h"))
+            let deadWorker = OwnerToken.random()
+            _ = try store.claim(limit: 2, lease: .milliseconds(1), owner: deadWorker)
+            let aliveWorker = OwnerToken.random()
+            _ = try store.claim(limit: 1, lease: .seconds(600), owner: aliveWorker)
+            Thread.sleep(forTimeInterval: 0.01)
+            let rescued = try store.rescueExpiredLeases()
+            #expect(Set(rescued.map(\.id)) == [retryable.id, lastTry.id])
+            #expect(try store.job(retryable.id)?.state == .pending)
+            #expect(try store.job(lastTry.id)?.state == .failed)
+            #expect(try store.job(healthy.id)?.state == .running)
+            #expect(try store.job(retryable.id)?.errors.first?.message.contains("lease expired") == true)
+            // The dead worker wakes up and reports: refused, the rescued job is untouched.
+            #expect { try store.complete(retryable.id, owner: deadWorker) } throws: { ($0 as? JobStoreError)?.code == .leaseLost }
+            #expect(try store.job(retryable.id)?.state == .pending)
+            #expect(try store.rescueExpiredLeases().isEmpty)
+            try expectConsistent(store)
+        }
     }
 
     @Test("cancel and prune")
     func cancelAndPrune() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let base = Timestamp(microseconds: 1_700_000_000_000_000)
-        let jobs = try store.insert((0..<30).map { NewJob(name: "j\($0)", createdAt: base.adding(.seconds($0))) })
-        for job in jobs { try store.cancel(job.id) }
-        #expect { try store.cancel(jobs[0].id) } throws: { ($0 as? JobStoreError)?.code == .illegalTransition }
-        #expect { try store.write { try $0.prune(state: .pending, createdBefore: .now, limit: 10) } } throws: {
-            ($0 as? JobStoreError)?.code == .illegalTransition
+        try withStore() { store in
+            let base = Timestamp(microseconds: 1_700_000_000_000_000)
+            let jobs = try store.insert((0..<30).map { NewJob(name: "j\($0)", createdAt: base.adding(.seconds($0))) })
+            for job in jobs { try store.cancel(job.id) }
+            #expect { try store.cancel(jobs[0].id) } throws: { ($0 as? JobStoreError)?.code == .illegalTransition }
+            #expect { try store.write { try $0.prune(state: .pending, createdBefore: .now, limit: 10) } } throws: {
+                ($0 as? JobStoreError)?.code == .illegalTransition
+            }
+            let pruned = try store.prune(state: .cancelled, createdBefore: base.adding(.seconds(25)), batchSize: 7)
+            #expect(pruned == 25)
+            #expect(try store.count(.cancelled) == 5)
+            #expect(try store.job(jobs[0].id) == nil)
+            #expect(try store.job(jobs[29].id) != nil)
+            try expectConsistent(store)
         }
-        let pruned = try store.prune(state: .cancelled, createdBefore: base.adding(.seconds(25)), batchSize: 7)
-        #expect(pruned == 25)
-        #expect(try store.count(.cancelled) == 5)
-        #expect(try store.job(jobs[0].id) == nil)
-        #expect(try store.job(jobs[29].id) != nil)
-        try expectConsistent(store)
     }
 
     @Test("async: concurrent workers claim every job exactly once")
     func concurrentClaims() async throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let total = 400
-        _ = try await store.insert((0..<total).map { NewJob(name: "j\($0)", priority: UInt8($0 % 4)) })
-        let claimed = try await withThrowingTaskGroup(of: [JobID].self) { group in
-            for _ in 0..<8 {
-                group.addTask {
-                    var mine: [JobID] = []
-                    let owner = OwnerToken.random()
-                    while true {
-                        let jobs = try await store.claim(limit: 3, lease: .seconds(60), owner: owner)
-                        if jobs.isEmpty { return mine }
-                        for job in jobs {
-                            try await store.complete(job.id, owner: owner)
-                            mine.append(job.id)
+        try await withStore() { store in
+            let total = 400
+            _ = try await store.insert((0..<total).map { NewJob(name: "j\($0)", priority: UInt8($0 % 4)) })
+            let claimed = try await withThrowingTaskGroup(of: [JobID].self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        var mine: [JobID] = []
+                        let owner = OwnerToken.random()
+                        while true {
+                            let jobs = try await store.claim(limit: 3, lease: .seconds(60), owner: owner)
+                            if jobs.isEmpty { return mine }
+                            for job in jobs {
+                                try await store.complete(job.id, owner: owner)
+                                mine.append(job.id)
+                            }
                         }
                     }
                 }
+                var all: [JobID] = []
+                for try await ids in group { all += ids }
+                return all
             }
-            var all: [JobID] = []
-            for try await ids in group { all += ids }
-            return all
+            #expect(claimed.count == total)
+            #expect(Set(claimed).count == total)
+            #expect(try store.count(.succeeded) == total)
+            try expectConsistent(store)
         }
-        #expect(claimed.count == total)
-        #expect(Set(claimed).count == total)
-        #expect(try store.count(.succeeded) == total)
-        try expectConsistent(store)
     }
 }

@@ -85,67 +85,65 @@ struct BadInputTests {
 
     @Test("bad fields, illegal transitions, unknown ids and malformed ids are refused and change nothing")
     func refusedOperations() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let job = try store.insert(NewJob(name: "a", queue: "q"))
-        try store.transition(job.id, to: .running)
-        try store.transition(job.id, to: .succeeded)
-        let before = try snapshot(store)
-        func code(_ body: () throws -> Void) -> JobStoreError.Code? {
-            do { try body() } catch { return (error as? JobStoreError)?.code }
-            return nil
+        try withStore() { store in
+            let job = try store.insert(NewJob(name: "a", queue: "q"))
+            try store.transition(job.id, to: .running)
+            try store.transition(job.id, to: .succeeded)
+            let before = try snapshot(store)
+            func code(_ body: () throws -> Void) -> JobStoreError.Code? {
+                do { try body() } catch { return (error as? JobStoreError)?.code }
+                return nil
+            }
+            let unknown = JobID(milliseconds: 5, counter: 0, random: 5)
+            #expect(code { try store.insert(NewJob(name: "")) } == .invalidField)
+            #expect(code { try store.insert(NewJob(name: String(repeating: "n", count: 256))) } == .invalidField)
+            #expect(code { try store.insert(NewJob(name: "x", queue: String(repeating: "q", count: 65))) } == .invalidField)
+            #expect(code { try store.insert(NewJob(name: "x", queue: "a\u{0}b")) } == .invalidField)
+            #expect(code { try store.insert(NewJob(name: "x", payload: [UInt8](repeating: 0, count: JobLimits.maxPayloadBytes + 1))) } == .invalidField)
+            #expect(code { try store.insert(NewJob(name: "x", uniqueKey: "")) } == .invalidField)
+            #expect(code { try store.insert(NewJob(name: "x", state: .running)) } == .illegalTransition)
+            #expect(code { try store.insert([NewJob(name: "ok"), NewJob(name: "x", id: job.id)]) } == .invalidField)  // whole batch refused
+            #expect(code { try store.transition(job.id, to: .pending) } == .illegalTransition)
+            #expect(code { try store.update(job.id) { $0.result = [UInt8](repeating: 0, count: JobLimits.maxResultBytes + 1) } } == .invalidField)
+            #expect(code { try store.transition(unknown, to: .running) } == .notFound)
+            #expect(code { try store.cancel(unknown) } == .notFound)
+            #expect(code { _ = try JobID(parsing: "not-an-id") } == .invalidID)
+            #expect(code { _ = try PageCursor(parsing: "12_zz") } == .invalidID)
+            let after = try snapshot(store)
+            #expect(after.0 == before.0)
+            #expect(after.1 == before.1)
+            try expectConsistent(store)
         }
-        let unknown = JobID(milliseconds: 5, counter: 0, random: 5)
-        #expect(code { try store.insert(NewJob(name: "")) } == .invalidField)
-        #expect(code { try store.insert(NewJob(name: String(repeating: "n", count: 256))) } == .invalidField)
-        #expect(code { try store.insert(NewJob(name: "x", queue: String(repeating: "q", count: 65))) } == .invalidField)
-        #expect(code { try store.insert(NewJob(name: "x", queue: "a\u{0}b")) } == .invalidField)
-        #expect(code { try store.insert(NewJob(name: "x", payload: [UInt8](repeating: 0, count: JobLimits.maxPayloadBytes + 1))) } == .invalidField)
-        #expect(code { try store.insert(NewJob(name: "x", uniqueKey: "")) } == .invalidField)
-        #expect(code { try store.insert(NewJob(name: "x", state: .running)) } == .illegalTransition)
-        #expect(code { try store.insert([NewJob(name: "ok"), NewJob(name: "x", id: job.id)]) } == .invalidField)  // whole batch refused
-        #expect(code { try store.transition(job.id, to: .pending) } == .illegalTransition)
-        #expect(code { try store.update(job.id) { $0.result = [UInt8](repeating: 0, count: JobLimits.maxResultBytes + 1) } } == .invalidField)
-        #expect(code { try store.transition(unknown, to: .running) } == .notFound)
-        #expect(code { try store.cancel(unknown) } == .notFound)
-        #expect(code { _ = try JobID(parsing: "not-an-id") } == .invalidID)
-        #expect(code { _ = try PageCursor(parsing: "12_zz") } == .invalidID)
-        let after = try snapshot(store)
-        #expect(after.0 == before.0)
-        #expect(after.1 == before.1)
-        try expectConsistent(store)
     }
 
     @Test("a corrupt record and a record of a newer format are clear errors naming the job (and both versions)")
     func damagedRecords() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let corrupt = try store.insert(NewJob(name: "corrupt", payload: [1, 2, 3]))
-        let newer = try store.insert(NewJob(name: "newer"))
-        try store.environment.write { txn in
-            var bytes = try #require(try txn.get(store.db.jobs, Keys.id(corrupt.id)))
-            bytes.removeLast(6)
-            try txn.put(store.db.jobs, Keys.id(corrupt.id), bytes)
-            var future = try #require(try txn.get(store.db.jobs, Keys.id(newer.id)))
-            future[0] = 9
-            try txn.put(store.db.jobs, Keys.id(newer.id), future)
+        try withStore() { store in
+            let corrupt = try store.insert(NewJob(name: "corrupt", payload: [1, 2, 3]))
+            let newer = try store.insert(NewJob(name: "newer"))
+            try store.environment.write { txn in
+                var bytes = try #require(try txn.get(store.db.jobs, Keys.id(corrupt.id)))
+                bytes.removeLast(6)
+                try txn.put(store.db.jobs, Keys.id(corrupt.id), bytes)
+                var future = try #require(try txn.get(store.db.jobs, Keys.id(newer.id)))
+                future[0] = 9
+                try txn.put(store.db.jobs, Keys.id(newer.id), future)
+            }
+            #expect { try store.uncachedJob(corrupt.id) } throws: { error in
+                guard let error = error as? JobStoreError else { return false }
+                return error.code == .corruptRecord && error.jobID == corrupt.id && error.description.contains("jobstore verify")
+            }
+            #expect { try store.uncachedJob(newer.id) } throws: { error in
+                guard let error = error as? JobStoreError else { return false }
+                return error.code == .newerFormat && error.description.contains("version 9") && error.description.contains("1…1")
+            }
+            // A change to a damaged job is refused; the rest of the store works.
+            #expect { try store.cancel(corrupt.id) } throws: { ($0 as? JobStoreError)?.code == .corruptRecord }
+            let fine = try store.insert(NewJob(name: "fine"))
+            #expect(try store.job(fine.id)?.name == "fine")
+            let problems = try store.verify()
+            #expect(Set(problems.filter { $0.kind == .badRecord }.compactMap(\.jobID)) == [corrupt.id, newer.id])
         }
-        #expect { try store.uncachedJob(corrupt.id) } throws: { error in
-            guard let error = error as? JobStoreError else { return false }
-            return error.code == .corruptRecord && error.jobID == corrupt.id && error.description.contains("jobstore verify")
-        }
-        #expect { try store.uncachedJob(newer.id) } throws: { error in
-            guard let error = error as? JobStoreError else { return false }
-            return error.code == .newerFormat && error.description.contains("version 9") && error.description.contains("1…1")
-        }
-        // A change to a damaged job is refused; the rest of the store works.
-        #expect { try store.cancel(corrupt.id) } throws: { ($0 as? JobStoreError)?.code == .corruptRecord }
-        let fine = try store.insert(NewJob(name: "fine"))
-        #expect(try store.job(fine.id)?.name == "fine")
-        let problems = try store.verify()
-        #expect(Set(problems.filter { $0.kind == .badRecord }.compactMap(\.jobID)) == [corrupt.id, newer.id])
     }
 
     @Test("a store of a newer format, an LMDB environment of another program and an empty directory are refused")

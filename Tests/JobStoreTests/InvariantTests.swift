@@ -97,39 +97,37 @@ struct InvariantTests {
 
     @Test("after every step, verify() is clean and the counters equal a recount", arguments: [1, 2, 3, 4] as [UInt64])
     func randomSequences(seed: UInt64) throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        var random = SplitMix64(seed: seed)
-        var owners: [JobID: OwnerToken] = [:]
-        for index in 0..<150 {
-            try step(store, &random, &owners)
-            let problems = try store.verify()
-            #expect(problems.isEmpty, "seed \(seed), step \(index): \(problems.prefix(3))")
-            #expect(try store.counts() == recount(store), "seed \(seed), step \(index)")
-            if !problems.isEmpty { return }
-            // The cache agrees with LMDB.
-            try store.forEachJob { job throws in
-                #expect(try store.job(job.id) == job)
-                return true
+        try withStore() { store in
+            var random = SplitMix64(seed: seed)
+            var owners: [JobID: OwnerToken] = [:]
+            for index in 0..<150 {
+                try step(store, &random, &owners)
+                let problems = try store.verify()
+                #expect(problems.isEmpty, "seed \(seed), step \(index): \(problems.prefix(3))")
+                #expect(try store.counts() == recount(store), "seed \(seed), step \(index)")
+                if !problems.isEmpty { return }
+                // The cache agrees with LMDB.
+                try store.forEachJob { job throws in
+                    #expect(try store.job(job.id) == job)
+                    return true
+                }
             }
         }
     }
 
     @Test("verify() finds a missing index entry, a stray one and a wrong counter")
     func verifyDetectsDamage() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let job = try store.insert(NewJob(name: "a"))
-        try store.environment.write { txn in
-            try txn.delete(store.db.readyAny, Keys.readyAny(job.priority, job.runAt, job.id))
-            try txn.put(store.db.lease, Keys.lease(.now, job.id), ())
-            try txn.put(store.db.meta, MetaKey.stateCounter(.failed), Counters.encode(3))
+        try withStore() { store in
+            let job = try store.insert(NewJob(name: "a"))
+            try store.environment.write { txn in
+                try txn.delete(store.db.readyAny, Keys.readyAny(job.priority, job.runAt, job.id))
+                try txn.put(store.db.lease, Keys.lease(.now, job.id), ())
+                try txn.put(store.db.meta, MetaKey.stateCounter(.failed), Counters.encode(3))
+            }
+            let kinds = try store.verify().map(\.kind)
+            #expect(kinds.contains(.missingIndexEntry))
+            #expect(kinds.contains(.strayIndexEntry))
+            #expect(kinds.contains(.wrongCounter))
         }
-        let kinds = try store.verify().map(\.kind)
-        #expect(kinds.contains(.missingIndexEntry))
-        #expect(kinds.contains(.strayIndexEntry))
-        #expect(kinds.contains(.wrongCounter))
     }
 }

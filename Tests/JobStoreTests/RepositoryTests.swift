@@ -4,8 +4,31 @@ import TestSupport
 
 @testable import JobStore
 
-func openStore(_ directory: TemporaryDirectory, _ options: JobStoreOptions = JobStoreOptions(durability: .noSync)) throws -> JobRepository {
+/// The options most tests use: a relaxed (noSync) store.
+let testOptions = JobStoreOptions(durability: .noSync)
+
+func openStore(_ directory: TemporaryDirectory, _ options: JobStoreOptions = testOptions) throws -> JobRepository {
     try JobRepository(path: directory.path, options: options)
+}
+
+/// Runs `body` with a fresh store in a temporary directory; closes it and removes the
+/// directory afterwards.
+func withStore<R>(_ options: JobStoreOptions = testOptions, _ name: String = #function, _ body: (JobRepository) throws -> R) throws -> R {
+    try withTemporaryDirectory(name) { directory in
+        let store = try openStore(directory, options)
+        defer { store.close() }
+        return try body(store)
+    }
+}
+
+/// Runs async `body` with a fresh store in a temporary directory; closes it and removes the
+/// directory afterwards.
+func withStore<R>(_ options: JobStoreOptions = testOptions, _ name: String = #function, _ body: (JobRepository) async throws -> R) async throws -> R {
+    try await withTemporaryDirectory(name) { directory in
+        let store = try openStore(directory, options)
+        defer { store.close() }
+        return try await body(store)
+    }
 }
 
 /// Fails the test if the store is inconsistent: any `verify()` problem.
@@ -18,153 +41,146 @@ func expectConsistent(_ store: JobRepository, sourceLocation: SourceLocation = #
 struct RepositoryTests {
     @Test("insert and read back every field; counts per state and queue")
     func insertAndRead() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let job = try store.insert(NewJob(
-            name: "send-email", queue: "mail", payload: Array("to: ada".utf8), priority: 7, maxAttempts: 3, tenant: "acme"))
-        #expect(job.state == .pending)
-        #expect(job.runAt == job.createdAt)
-        let read = try #require(try store.job(job.id))
-        #expect(read == job)
-        #expect(try store.uncachedJob(job.id) == job)
-        #expect(try store.count(.pending) == 1)
-        #expect(try store.count(queue: "mail", state: .pending) == 1)
-        #expect(try store.queueCounts() == ["mail": [.pending: 1]])
-        #expect(try store.job(JobID(milliseconds: 1, counter: 0, random: 0)) == nil)
-        try expectConsistent(store)
+        try withStore() { store in
+            let job = try store.insert(NewJob(
+                name: "send-email", queue: "mail", payload: Array("to: ada".utf8), priority: 7, maxAttempts: 3, tenant: "acme"))
+            #expect(job.state == .pending)
+            #expect(job.runAt == job.createdAt)
+            let read = try #require(try store.job(job.id))
+            #expect(read == job)
+            #expect(try store.uncachedJob(job.id) == job)
+            #expect(try store.count(.pending) == 1)
+            #expect(try store.count(queue: "mail", state: .pending) == 1)
+            #expect(try store.queueCounts() == ["mail": [.pending: 1]])
+            #expect(try store.job(JobID(milliseconds: 1, counter: 0, random: 0)) == nil)
+            try expectConsistent(store)
+        }
     }
 
     @Test("jobs in a state, oldest or newest first, paged with a keyset cursor")
     func listingAndPaging() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let base = Timestamp(microseconds: 1_700_000_000_000_000)
-        let jobs = try store.insert((0..<25).map { n in
-            NewJob(name: "job-\(n)", queue: "q", createdAt: base.adding(.microseconds(100 * n)))
-        })
-        for job in jobs.prefix(5) { try store.cancel(job.id) }
-        var seen: [JobID] = []
-        var cursor: PageCursor?
-        repeat {
-            let page = try store.jobs(in: .pending, limit: 7, after: cursor)
-            seen += page.jobs.map(\.id)
-            cursor = page.next
-        } while cursor != nil
-        #expect(seen == jobs.dropFirst(5).map(\.id))
-        let newest = try store.jobs(in: .pending, order: .newestFirst, limit: 3)
-        #expect(newest.jobs.map(\.id) == jobs.suffix(3).reversed().map(\.id))
-        let second = try store.jobs(in: .pending, order: .newestFirst, limit: 3, after: newest.next)
-        #expect(second.jobs.map(\.id) == Array(jobs[19...21].reversed()).map(\.id))
-        #expect(try store.jobs(in: .cancelled).jobs.count == 5)
-        #expect(try store.jobs(in: .running).jobs.isEmpty)
-        let cursorText = try #require(newest.next).description
-        #expect(try PageCursor(parsing: cursorText) == newest.next)
+        try withStore() { store in
+            let base = Timestamp(microseconds: 1_700_000_000_000_000)
+            let jobs = try store.insert((0..<25).map { n in
+                NewJob(name: "job-\(n)", queue: "q", createdAt: base.adding(.microseconds(100 * n)))
+            })
+            for job in jobs.prefix(5) { try store.cancel(job.id) }
+            var seen: [JobID] = []
+            var cursor: PageCursor?
+            repeat {
+                let page = try store.jobs(in: .pending, limit: 7, after: cursor)
+                seen += page.jobs.map(\.id)
+                cursor = page.next
+            } while cursor != nil
+            #expect(seen == jobs.dropFirst(5).map(\.id))
+            let newest = try store.jobs(in: .pending, order: .newestFirst, limit: 3)
+            #expect(newest.jobs.map(\.id) == jobs.suffix(3).reversed().map(\.id))
+            let second = try store.jobs(in: .pending, order: .newestFirst, limit: 3, after: newest.next)
+            #expect(second.jobs.map(\.id) == Array(jobs[19...21].reversed()).map(\.id))
+            #expect(try store.jobs(in: .cancelled).jobs.count == 5)
+            #expect(try store.jobs(in: .running).jobs.isEmpty)
+            let cursorText = try #require(newest.next).description
+            #expect(try PageCursor(parsing: cursorText) == newest.next)
+        }
     }
 
     @Test("jobs created in a time range")
     func timeRange() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let base = Timestamp(microseconds: 1_700_000_000_000_000)
-        let jobs = try store.insert((0..<100).map { n in NewJob(name: "j", createdAt: base.adding(.microseconds(100 * n))) })
-        let ids = try store.jobIDs(createdFrom: base.adding(.microseconds(1000)), until: base.adding(.microseconds(2000)))
-        #expect(ids == jobs[10..<20].map(\.id))
-        #expect(try store.jobs(createdFrom: base, until: base.adding(.microseconds(300))).map(\.id) == jobs[0..<3].map(\.id))
-        #expect(try store.jobIDs(createdFrom: base.adding(.seconds(1)), until: base.adding(.seconds(2))).isEmpty)
+        try withStore() { store in
+            let base = Timestamp(microseconds: 1_700_000_000_000_000)
+            let jobs = try store.insert((0..<100).map { n in NewJob(name: "j", createdAt: base.adding(.microseconds(100 * n))) })
+            let ids = try store.jobIDs(createdFrom: base.adding(.microseconds(1000)), until: base.adding(.microseconds(2000)))
+            #expect(ids == jobs[10..<20].map(\.id))
+            #expect(try store.jobs(createdFrom: base, until: base.adding(.microseconds(300))).map(\.id) == jobs[0..<3].map(\.id))
+            #expect(try store.jobIDs(createdFrom: base.adding(.seconds(1)), until: base.adding(.seconds(2))).isEmpty)
+        }
     }
 
     @Test("a unique key returns the live holder; a finished job releases it")
     func uniqueJobs() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let first = try store.insert(NewJob(name: "report", uniqueKey: "report:2026-11-23"))
-        let again = try store.insert(NewJob(name: "report", payload: [1], uniqueKey: "report:2026-11-23"))
-        #expect(again == first)
-        #expect(try store.count(.pending) == 1)
-        try store.cancel(first.id)
-        let fresh = try store.insert(NewJob(name: "report", uniqueKey: "report:2026-11-23"))
-        #expect(fresh.id != first.id)
-        // In one transaction too: the second insert sees the first.
-        let pair = try store.write { txn in
-            [try txn.insert(NewJob(name: "x", uniqueKey: "k")), try txn.insert(NewJob(name: "y", uniqueKey: "k"))]
+        try withStore() { store in
+            let first = try store.insert(NewJob(name: "report", uniqueKey: "report:2026-11-23"))
+            let again = try store.insert(NewJob(name: "report", payload: [1], uniqueKey: "report:2026-11-23"))
+            #expect(again == first)
+            #expect(try store.count(.pending) == 1)
+            try store.cancel(first.id)
+            let fresh = try store.insert(NewJob(name: "report", uniqueKey: "report:2026-11-23"))
+            #expect(fresh.id != first.id)
+            // In one transaction too: the second insert sees the first.
+            let pair = try store.write { txn in
+                [try txn.insert(NewJob(name: "x", uniqueKey: "k")), try txn.insert(NewJob(name: "y", uniqueKey: "k"))]
+            }
+            #expect(pair[0] == pair[1])
+            try expectConsistent(store)
         }
-        #expect(pair[0] == pair[1])
-        try expectConsistent(store)
     }
 
     @Test("update moves indexes and counters; an illegal state change is refused and changes nothing")
     func updateAndTransitions() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let job = try store.insert(NewJob(name: "a", queue: "one"))
-        let moved = try store.update(job.id) { job in
-            job.queue = "two"
-            job.priority = 9
+        try withStore() { store in
+            let job = try store.insert(NewJob(name: "a", queue: "one"))
+            let moved = try store.update(job.id) { job in
+                job.queue = "two"
+                job.priority = 9
+            }
+            #expect(moved.queue == "two" && moved.priority == 9)
+            #expect(try store.count(queue: "two", state: .pending) == 1)
+            #expect(try store.count(queue: "one", state: .pending) == 0)
+            let done = try store.transition(job.id, to: .running)
+            #expect(done.attempts == 1 && done.lease != nil)
+            try store.transition(job.id, to: .succeeded)
+            #expect {
+                try store.transition(job.id, to: .pending)
+            } throws: { error in
+                guard let error = error as? JobStoreError, error.code == .illegalTransition else { return false }
+                return error.description.contains("succeeded") && error.description.contains("pending") && error.jobID == job.id
+            }
+            #expect(try store.job(job.id)?.state == .succeeded)
+            #expect(try store.delete(job.id))
+            #expect(try !store.delete(job.id))
+            #expect(try store.counts().values.reduce(0, +) == 0)
+            try expectConsistent(store)
         }
-        #expect(moved.queue == "two" && moved.priority == 9)
-        #expect(try store.count(queue: "two", state: .pending) == 1)
-        #expect(try store.count(queue: "one", state: .pending) == 0)
-        let done = try store.transition(job.id, to: .running)
-        #expect(done.attempts == 1 && done.lease != nil)
-        try store.transition(job.id, to: .succeeded)
-        #expect {
-            try store.transition(job.id, to: .pending)
-        } throws: { error in
-            guard let error = error as? JobStoreError, error.code == .illegalTransition else { return false }
-            return error.description.contains("succeeded") && error.description.contains("pending") && error.jobID == job.id
-        }
-        #expect(try store.job(job.id)?.state == .succeeded)
-        #expect(try store.delete(job.id))
-        #expect(try !store.delete(job.id))
-        #expect(try store.counts().values.reduce(0, +) == 0)
-        try expectConsistent(store)
     }
 
     @Test("a write that throws changes nothing: no record, index, counter, cache entry or feed event")
     func abortedWrite() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let kept = try store.insert(NewJob(name: "kept"))
-        _ = try store.job(kept.id)  // cached
-        struct Refused: Error {}
-        #expect(throws: Refused.self) {
-            try store.write { txn in
-                try txn.insert(NewJob(name: "dropped"))
-                try txn.update(kept.id) { $0.priority = 99 }
-                throw Refused()
+        try withStore() { store in
+            let kept = try store.insert(NewJob(name: "kept"))
+            _ = try store.job(kept.id)  // cached
+            struct Refused: Error {}
+            #expect(throws: Refused.self) {
+                try store.write { txn in
+                    try txn.insert(NewJob(name: "dropped"))
+                    try txn.update(kept.id) { $0.priority = 99 }
+                    throw Refused()
+                }
             }
+            #expect(try store.count(.pending) == 1)
+            #expect(try store.job(kept.id)?.priority == 0)
+            #expect(try store.jobs(in: .pending).jobs.map(\.name) == ["kept"])
+            try expectConsistent(store)
         }
-        #expect(try store.count(.pending) == 1)
-        #expect(try store.job(kept.id)?.priority == 0)
-        #expect(try store.jobs(in: .pending).jobs.map(\.name) == ["kept"])
-        try expectConsistent(store)
     }
 
     @Test("streaming visits every job in short chunks")
     func streaming() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let jobs = try store.insert((0..<250).map { NewJob(name: "j\($0)") })
-        var seen: [JobID] = []
-        try store.forEachJob(chunkSize: 17) { job in
-            seen.append(job.id)
-            return true
+        try withStore() { store in
+            let jobs = try store.insert((0..<250).map { NewJob(name: "j\($0)") })
+            var seen: [JobID] = []
+            try store.forEachJob(chunkSize: 17) { job in
+                seen.append(job.id)
+                return true
+            }
+            #expect(seen == jobs.map(\.id))
+            var headers = 0
+            try store.forEachJobHeader(chunkSize: 10) { _, header in
+                #expect(header.state == .pending)
+                headers += 1
+                return headers < 42
+            }
+            #expect(headers == 42)
         }
-        #expect(seen == jobs.map(\.id))
-        var headers = 0
-        try store.forEachJobHeader(chunkSize: 10) { _, header in
-            #expect(header.state == .pending)
-            headers += 1
-            return headers < 42
-        }
-        #expect(headers == 42)
     }
 }
 
@@ -172,28 +188,37 @@ struct RepositoryTests {
 struct RestoreTests {
     @Test("restored jobs keep every field, are indexed and counted; duplicates and bad leases are refused")
     func restore() throws {
-        let directory = TemporaryDirectory()
-        let store = try openStore(directory)
-        defer { store.close() }
-        let now = Timestamp.now
-        let running = Job(
-            id: JobID(milliseconds: 10, counter: 0, random: 1), name: "r", queue: "q", state: .running, priority: 3,
-            createdAt: now, updatedAt: now, runAt: now, attempts: 1, maxAttempts: 5,
-            lease: Lease(expiresAt: now.adding(.seconds(60)), owner: .random()), uniqueKey: "k", payload: [1])
-        let done = Job(
-            id: JobID(milliseconds: 11, counter: 0, random: 1), name: "d", queue: "q", state: .succeeded, priority: 0,
-            createdAt: now, updatedAt: now, runAt: now, attempts: 1, maxAttempts: 5, payload: [], result: [9])
-        try store.write { txn in
-            try txn.restore(running)
-            try txn.restore(done)
+        try withStore() { store in
+            let now = Timestamp.now
+            let running = Job(
+                id: JobID(milliseconds: 10, counter: 0, random: 1), name: "r", queue: "q", state: .running, priority: 3,
+                createdAt: now, updatedAt: now, runAt: now, attempts: 1, maxAttempts: 5,
+                lease: Lease(expiresAt: now.adding(.seconds(60)), owner: .random()), uniqueKey: "k", payload: [1])
+            let done = Job(
+                id: JobID(milliseconds: 11, counter: 0, random: 1), name: "d", queue: "q", state: .succeeded, priority: 0,
+                createdAt: now, updatedAt: now, runAt: now, attempts: 1, maxAttempts: 5, payload: [], result: [9])
+            try store.write { txn in
+                try txn.restore(running)
+                try txn.restore(done)
+            }
+            #expect(try store.job(running.id) == running)
+            #expect(try store.counts()[.running] == 1 && store.counts()[.succeeded] == 1)
+            #expect { try store.write { try $0.restore(running) } } throws: { ($0 as? JobStoreError)?.code == .invalidField }
+            let leaseless = Job(
+                id: JobID(milliseconds: 12, counter: 0, random: 1), name: "x", queue: "q", state: .running, priority: 0,
+                createdAt: now, updatedAt: now, runAt: now, maxAttempts: 1, payload: [])
+            #expect { try store.write { try $0.restore(leaseless) } } throws: { ($0 as? JobStoreError)?.code == .invalidField }
+            try expectConsistent(store)
         }
-        #expect(try store.job(running.id) == running)
-        #expect(try store.counts()[.running] == 1 && store.counts()[.succeeded] == 1)
-        #expect { try store.write { try $0.restore(running) } } throws: { ($0 as? JobStoreError)?.code == .invalidField }
-        let leaseless = Job(
-            id: JobID(milliseconds: 12, counter: 0, random: 1), name: "x", queue: "q", state: .running, priority: 0,
-            createdAt: now, updatedAt: now, runAt: now, maxAttempts: 1, payload: [])
-        #expect { try store.write { try $0.restore(leaseless) } } throws: { ($0 as? JobStoreError)?.code == .invalidField }
-        try expectConsistent(store)
     }
+}
+
+/// Expects `body` to throw a ``JobStoreError`` with `code`.
+func expectCode<R>(_ code: JobStoreError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> R) {
+    #expect(sourceLocation: sourceLocation) { _ = try body() } throws: { ($0 as? JobStoreError)?.code == code }
+}
+
+/// Expects async `body` to throw a ``JobStoreError`` with `code`.
+func expectCode<R>(_ code: JobStoreError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> R) async {
+    await #expect(sourceLocation: sourceLocation) { _ = try await body() } throws: { ($0 as? JobStoreError)?.code == code }
 }

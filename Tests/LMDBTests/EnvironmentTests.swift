@@ -142,23 +142,22 @@ struct EnvironmentTests {
 
     @Test("info, statistics, reader table, stale-reader check and database names")
     func information() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items, tagsDefinition])
-        defer { env.close() }
-        let db = try env.database(items)
-        try env.write { txn in for i in 0..<100 { try txn.put(db, "key-\(i)", "value") } }
-        let info = try env.info()
-        #expect(info.mapSize == 1 << 30)
-        #expect(info.pageSize == 4096)
-        #expect(info.lastTransactionID >= 2)
-        #expect(info.usedBytes > 0)
-        let stats = try env.statistics(of: db)
-        #expect(stats.entries == 100)
-        #expect(stats.depth >= 1)
-        #expect(try env.databaseNames().sorted() == ["items", "tags"])
-        #expect(try env.clearStaleReaders() == 0)
-        _ = try env.read { _ in try env.readerTable() }
-        #expect(try env.readerTable().contains("pid"))
+        try withEnvironment(databases: [items, tagsDefinition]) { env in
+            let db = try env.database(items)
+            try env.write { txn in for i in 0..<100 { try txn.put(db, "key-\(i)", "value") } }
+            let info = try env.info()
+            #expect(info.mapSize == 1 << 30)
+            #expect(info.pageSize == 4096)
+            #expect(info.lastTransactionID >= 2)
+            #expect(info.usedBytes > 0)
+            let stats = try env.statistics(of: db)
+            #expect(stats.entries == 100)
+            #expect(stats.depth >= 1)
+            #expect(try env.databaseNames().sorted() == ["items", "tags"])
+            #expect(try env.clearStaleReaders() == 0)
+            _ = try env.read { _ in try env.readerTable() }
+            #expect(try env.readerTable().contains("pid"))
+        }
     }
 
     @Test("a hot copy, plain and compacted, is a complete store")

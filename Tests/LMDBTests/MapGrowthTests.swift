@@ -11,23 +11,22 @@ struct MapGrowthTests {
 
     @Test("sync writes grow a tiny map to over 100 times its size with no lost write")
     func syncGrowth() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, options: EnvironmentOptions(mapSize: Self.tinyMap), databases: [numbersDefinition])
-        defer { env.close() }
-        let numbers = try env.database(numbersDefinition)
-        let value = [UInt8](repeating: 7, count: 2000)
-        var runs = 0
-        for batch in UInt64(0)..<80 {
-            try env.write { txn in
-                runs += 1
-                for key in batch * 50..<(batch + 1) * 50 { try txn.put(numbers, key, value + [UInt8(key % 251)]) }
+        try withEnvironment(options: EnvironmentOptions(mapSize: Self.tinyMap), databases: [numbersDefinition]) { env in
+            let numbers = try env.database(numbersDefinition)
+            let value = [UInt8](repeating: 7, count: 2000)
+            var runs = 0
+            for batch in UInt64(0)..<80 {
+                try env.write { txn in
+                    runs += 1
+                    for key in batch * 50..<(batch + 1) * 50 { try txn.put(numbers, key, value + [UInt8(key % 251)]) }
+                }
             }
-        }
-        #expect(runs > 80, "some writes must have been re-run on a grown map")
-        #expect(try env.info().mapSize >= 100 * Self.tinyMap)
-        try env.read { txn throws in
-            #expect(try txn.count(numbers) == 4000)
-            for key in UInt64(0)..<4000 { #expect(try txn.get(numbers, key)?.last == UInt8(key % 251)) }
+            #expect(runs > 80, "some writes must have been re-run on a grown map")
+            #expect(try env.info().mapSize >= 100 * Self.tinyMap)
+            try env.read { txn throws in
+                #expect(try txn.count(numbers) == 4000)
+                for key in UInt64(0)..<4000 { #expect(try txn.get(numbers, key)?.last == UInt8(key % 251)) }
+            }
         }
     }
 
@@ -57,60 +56,58 @@ struct MapGrowthTests {
 
     @Test("readers on other threads keep reading while the map grows")
     func growthWithReaders() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, options: EnvironmentOptions(mapSize: Self.tinyMap), databases: [numbersDefinition])
-        defer { env.close() }
-        let numbers = try env.database(numbersDefinition)
-        try env.write { txn in try txn.put(numbers, 0, [UInt8](repeating: 1, count: 100)) }
-        let stop = Atomic<Bool>(false)
-        let reads = Atomic<Int>(0)
-        let failures = Atomic<Int>(0)
-        let group = DispatchGroup()
-        for _ in 0..<2 {
-            group.enter()
-            Thread {
-                while !stop.load(ordering: .relaxed) {
-                    do {
-                        let value = try env.read { txn in try txn.get(numbers, 0) }
-                        if value != [UInt8](repeating: 1, count: 100) { failures.add(1, ordering: .relaxed) }
-                        reads.add(1, ordering: .relaxed)
-                    } catch {
-                        failures.add(1, ordering: .relaxed)
+        try withEnvironment(options: EnvironmentOptions(mapSize: Self.tinyMap), databases: [numbersDefinition]) { env in
+            let numbers = try env.database(numbersDefinition)
+            try env.write { txn in try txn.put(numbers, 0, [UInt8](repeating: 1, count: 100)) }
+            let stop = Atomic<Bool>(false)
+            let reads = Atomic<Int>(0)
+            let failures = Atomic<Int>(0)
+            let group = DispatchGroup()
+            for _ in 0..<2 {
+                group.enter()
+                Thread {
+                    while !stop.load(ordering: .relaxed) {
+                        do {
+                            let value = try env.read { txn in try txn.get(numbers, 0) }
+                            if value != [UInt8](repeating: 1, count: 100) { failures.add(1, ordering: .relaxed) }
+                            reads.add(1, ordering: .relaxed)
+                        } catch {
+                            failures.add(1, ordering: .relaxed)
+                        }
                     }
-                }
-                group.leave()
-            }.start()
+                    group.leave()
+                }.start()
+            }
+            for key in UInt64(1)..<2000 {
+                try env.write { txn in try txn.put(numbers, key, [UInt8](repeating: 2, count: 3000)) }
+            }
+            stop.store(true, ordering: .relaxed)
+            group.wait()
+            #expect(failures.load(ordering: .relaxed) == 0)
+            #expect(reads.load(ordering: .relaxed) > 0)
+            #expect(try env.info().mapSize >= 100 * Self.tinyMap)
         }
-        for key in UInt64(1)..<2000 {
-            try env.write { txn in try txn.put(numbers, key, [UInt8](repeating: 2, count: 3000)) }
-        }
-        stop.store(true, ordering: .relaxed)
-        group.wait()
-        #expect(failures.load(ordering: .relaxed) == 0)
-        #expect(reads.load(ordering: .relaxed) > 0)
-        #expect(try env.info().mapSize >= 100 * Self.tinyMap)
     }
 
     @Test("a write inside a read on the same thread that fills the map is a clear error, not a deadlock")
     func growthBlockedByOwnRead() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, options: EnvironmentOptions(mapSize: Self.tinyMap), databases: [numbersDefinition])
-        defer { env.close() }
-        let numbers = try env.database(numbersDefinition)
-        _ = try onThread(timeout: 20) {
-            try env.read { _ in
-                #expect {
-                    try env.write { txn in
-                        for key in UInt64(0)..<200 { try txn.put(numbers, key, [UInt8](repeating: 1, count: 2000)) }
-                    }
-                } throws: { ($0 as? LMDBError)?.code == .mapFull }
+        try withEnvironment(options: EnvironmentOptions(mapSize: Self.tinyMap), databases: [numbersDefinition]) { env in
+            let numbers = try env.database(numbersDefinition)
+            _ = try onThread(timeout: 20) {
+                try env.read { _ in
+                    #expect {
+                        try env.write { txn in
+                            for key in UInt64(0)..<200 { try txn.put(numbers, key, [UInt8](repeating: 1, count: 2000)) }
+                        }
+                    } throws: { ($0 as? LMDBError)?.code == .mapFull }
+                }
             }
+            // Outside the read, the same write succeeds.
+            try env.write { txn in
+                for key in UInt64(0)..<200 { try txn.put(numbers, key, [UInt8](repeating: 1, count: 2000)) }
+            }
+            #expect(try env.read { try $0.count(numbers) } == 200)
         }
-        // Outside the read, the same write succeeds.
-        try env.write { txn in
-            for key in UInt64(0)..<200 { try txn.put(numbers, key, [UInt8](repeating: 1, count: 2000)) }
-        }
-        #expect(try env.read { try $0.count(numbers) } == 200)
     }
 
     @Test("a map grown by another process is adopted (MDB_MAP_RESIZED) for reads and writes")

@@ -12,143 +12,135 @@ let tagsDefinition = DatabaseDefinition<StringCodec, StringCodec>(name: "tags", 
 struct TransactionTests {
     @Test("returning commits, throwing aborts")
     func commitAndAbort() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items])
-        defer { env.close() }
-        let db = try env.database(items)
-        try env.write { txn in try txn.put(db, "kept", "1") }
-        struct Boom: Error {}
-        #expect(throws: Boom.self) {
-            try env.write { txn in
-                try txn.put(db, "dropped", "2")
-                throw Boom()
+        try withEnvironment(databases: [items]) { env in
+            let db = try env.database(items)
+            try env.write { txn in try txn.put(db, "kept", "1") }
+            struct Boom: Error {}
+            #expect(throws: Boom.self) {
+                try env.write { txn in
+                    try txn.put(db, "dropped", "2")
+                    throw Boom()
+                }
             }
-        }
-        try env.read { txn throws in
-            #expect(try txn.get(db, "kept") == "1")
-            #expect(try txn.get(db, "dropped") == nil)
+            try env.read { txn throws in
+                #expect(try txn.get(db, "kept") == "1")
+                #expect(try txn.get(db, "dropped") == nil)
+            }
         }
     }
 
     @Test("a nested transaction that throws rolls back alone; one that returns joins its parent")
     func nestedRollback() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items])
-        defer { env.close() }
-        let db = try env.database(items)
-        struct Boom: Error {}
-        try env.write { txn in
-            try txn.put(db, "parent", "p")
-            try txn.nested { child in try child.put(db, "child-ok", "c") }
-            #expect(throws: Boom.self) {
-                try txn.nested { child in
-                    try child.put(db, "child-failed", "x")
-                    try child.put(db, "parent", "overwritten")
-                    #expect(try child.get(db, "child-failed") == "x")
-                    throw Boom()
+        try withEnvironment(databases: [items]) { env in
+            let db = try env.database(items)
+            struct Boom: Error {}
+            try env.write { txn in
+                try txn.put(db, "parent", "p")
+                try txn.nested { child in try child.put(db, "child-ok", "c") }
+                #expect(throws: Boom.self) {
+                    try txn.nested { child in
+                        try child.put(db, "child-failed", "x")
+                        try child.put(db, "parent", "overwritten")
+                        #expect(try child.get(db, "child-failed") == "x")
+                        throw Boom()
+                    }
                 }
+                // The parent sees its own and the successful child's writes, not the failed child's.
+                #expect(try txn.get(db, "parent") == "p")
+                #expect(try txn.get(db, "child-failed") == nil)
+                #expect(try txn.get(db, "child-ok") == "c")
             }
-            // The parent sees its own and the successful child's writes, not the failed child's.
-            #expect(try txn.get(db, "parent") == "p")
-            #expect(try txn.get(db, "child-failed") == nil)
-            #expect(try txn.get(db, "child-ok") == "c")
-        }
-        try env.read { txn throws in
-            #expect(try txn.entries(db).map(\.key) == ["child-ok", "parent"])
+            try env.read { txn throws in
+                #expect(try txn.entries(db).map(\.key) == ["child-ok", "parent"])
+            }
         }
     }
 
     @Test("a parent used while its child is open is an error")
     func parentBusyDuringChild() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items])
-        defer { env.close() }
-        let db = try env.database(items)
-        try env.write { txn in
-            try txn.nested { _ in
-                #expect { try txn.put(db, "a", "b") } throws: { ($0 as? LMDBError)?.code == .childTransactionActive }
+        try withEnvironment(databases: [items]) { env in
+            let db = try env.database(items)
+            try env.write { txn in
+                try txn.nested { _ in
+                    #expect { try txn.put(db, "a", "b") } throws: { ($0 as? LMDBError)?.code == .childTransactionActive }
+                }
             }
         }
     }
 
     @Test("a transaction or cursor used after its closure is an error, not a crash")
     func escapedTransaction() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items])
-        defer { env.close() }
-        let db = try env.database(items)
-        let escapedRead = try env.read { $0 }
-        #expect { try escapedRead.get(db, "x") } throws: { ($0 as? LMDBError)?.code == .transactionEnded }
-        let escapedWrite = try env.write { $0 }
-        #expect { try escapedWrite.put(db, "x", "y") } throws: { ($0 as? LMDBError)?.code == .transactionEnded }
-        let escapedCursor = try env.read { txn in try txn.withCursor(db) { $0 } }
-        #expect { try escapedCursor.first() } throws: { ($0 as? LMDBError)?.code == .transactionEnded }
+        try withEnvironment(databases: [items]) { env in
+            let db = try env.database(items)
+            let escapedRead = try env.read { $0 }
+            #expect { try escapedRead.get(db, "x") } throws: { ($0 as? LMDBError)?.code == .transactionEnded }
+            let escapedWrite = try env.write { $0 }
+            #expect { try escapedWrite.put(db, "x", "y") } throws: { ($0 as? LMDBError)?.code == .transactionEnded }
+            let escapedCursor = try env.read { txn in try txn.withCursor(db) { $0 } }
+            #expect { try escapedCursor.first() } throws: { ($0 as? LMDBError)?.code == .transactionEnded }
+        }
     }
 
     @Test("writing while borrowed bytes are in scope is refused")
     func borrowGuard() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items])
-        defer { env.close() }
-        let db = try env.database(items)
-        try env.write { txn in try txn.put(db, "a", "1") }
-        try env.write { txn in
-            try txn.withValue(db, "a") { bytes in
-                #expect(bytes.map { Array($0) } == Array("1".utf8))
-                #expect { try txn.put(db, "b", "2") } throws: { ($0 as? LMDBError)?.code == .borrowedBytesInScope }
+        try withEnvironment(databases: [items]) { env in
+            let db = try env.database(items)
+            try env.write { txn in try txn.put(db, "a", "1") }
+            try env.write { txn in
+                try txn.withValue(db, "a") { bytes in
+                    #expect(bytes.map { Array($0) } == Array("1".utf8))
+                    #expect { try txn.put(db, "b", "2") } throws: { ($0 as? LMDBError)?.code == .borrowedBytesInScope }
+                }
+                try txn.forEach(db) { _, _ in
+                    #expect { try txn.delete(db, "a") } throws: { ($0 as? LMDBError)?.code == .borrowedBytesInScope }
+                    return false
+                }
+                try txn.put(db, "b", "2")  // fine once the borrow ended
             }
-            try txn.forEach(db) { _, _ in
-                #expect { try txn.delete(db, "a") } throws: { ($0 as? LMDBError)?.code == .borrowedBytesInScope }
-                return false
-            }
-            try txn.put(db, "b", "2")  // fine once the borrow ended
         }
     }
 
     @Test("a second write transaction on the same thread is an error, not a deadlock")
     func reentrantWrite() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items])
-        defer { env.close() }
-        let db = try env.database(items)
-        try onThread(timeout: 10) {
-            try env.write { txn in
-                try txn.put(db, "outer", "1")
-                #expect { try env.write { _ in } } throws: { ($0 as? LMDBError)?.code == .reentrantWrite }
-                // A read inside a write is fine (it sees the last commit, not this transaction).
-                #expect(try env.read { try $0.get(db, "outer") } == nil)
+        try withEnvironment(databases: [items]) { env in
+            let db = try env.database(items)
+            try onThread(timeout: 10) {
+                try env.write { txn in
+                    try txn.put(db, "outer", "1")
+                    #expect { try env.write { _ in } } throws: { ($0 as? LMDBError)?.code == .reentrantWrite }
+                    // A read inside a write is fine (it sees the last commit, not this transaction).
+                    #expect(try env.read { try $0.get(db, "outer") } == nil)
+                }
             }
         }
     }
 
     @Test("reads see a consistent snapshot while a write is in progress")
     func snapshotIsolation() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items])
-        defer { env.close() }
-        let db = try env.database(items)
-        try env.write { txn in try txn.put(db, "k", "old") }
-        try env.read { reader throws in
-            try onThread { try env.write { txn in try txn.put(db, "k", "new") } }
-            #expect(try reader.get(db, "k") == "old")
+        try withEnvironment(databases: [items]) { env in
+            let db = try env.database(items)
+            try env.write { txn in try txn.put(db, "k", "old") }
+            try env.read { reader throws in
+                try onThread { try env.write { txn in try txn.put(db, "k", "new") } }
+                #expect(try reader.get(db, "k") == "old")
+            }
+            #expect(try env.read { try $0.get(db, "k") } == "new")
         }
-        #expect(try env.read { try $0.get(db, "k") } == "new")
     }
 
     @Test("transaction ids advance with each commit")
     func transactionIDs() throws {
-        let directory = TemporaryDirectory()
-        let env = try Environment(path: directory.path, databases: [items])
-        defer { env.close() }
-        let db = try env.database(items)
-        let before = try env.info().lastTransactionID
-        let writeID = try env.write { txn in
-            try txn.put(db, "a", "b")
-            return try txn.id
+        try withEnvironment(databases: [items]) { env in
+            let db = try env.database(items)
+            let before = try env.info().lastTransactionID
+            let writeID = try env.write { txn in
+                try txn.put(db, "a", "b")
+                return try txn.id
+            }
+            #expect(writeID == before + 1)
+            #expect(try env.info().lastTransactionID == writeID)
+            #expect(try env.read { try $0.id } == writeID)
         }
-        #expect(writeID == before + 1)
-        #expect(try env.info().lastTransactionID == writeID)
-        #expect(try env.read { try $0.id } == writeID)
     }
 }
 
@@ -191,5 +183,31 @@ struct PrefixTests {
                 ($0 as? LMDBError)?.code == .invalidArgument
             }
         }
+    }
+}
+
+/// Runs `body` with a fresh environment in a temporary directory; closes it and removes the
+/// directory afterwards.
+func withEnvironment<R>(
+    options: EnvironmentOptions = EnvironmentOptions(), databases: [any AnyDatabaseDefinition], _ name: String = #function,
+    _ body: (Environment) throws -> R
+) throws -> R {
+    try withTemporaryDirectory(name) { directory in
+        let env = try Environment(path: directory.path, options: options, databases: databases)
+        defer { env.close() }
+        return try body(env)
+    }
+}
+
+/// Runs async `body` with a fresh environment in a temporary directory; closes it and removes
+/// the directory afterwards.
+func withEnvironment<R>(
+    options: EnvironmentOptions = EnvironmentOptions(), databases: [any AnyDatabaseDefinition], _ name: String = #function,
+    _ body: (Environment) async throws -> R
+) async throws -> R {
+    try await withTemporaryDirectory(name) { directory in
+        let env = try Environment(path: directory.path, options: options, databases: databases)
+        defer { env.close() }
+        return try await body(env)
     }
 }

@@ -71,3 +71,17 @@ public func killedChildOutput(_ executable: String, _ arguments: [String], after
     let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
 }
+
+/// Runs `body` with a fresh temporary directory, removed afterwards.
+public func withTemporaryDirectory<R>(_ name: String = #function, _ body: (TemporaryDirectory) throws -> R) rethrows -> R {
+    let directory = TemporaryDirectory(name)
+    return try withExtendedLifetime(directory) { try body(directory) }
+}
+
+/// Runs async `body` with a fresh temporary directory, removed afterwards.
+public func withTemporaryDirectory<R>(_ name: String = #function, _ body: (TemporaryDirectory) async throws -> R) async rethrows -> R {
+    let directory = TemporaryDirectory(name)
+    let result = try await body(directory)
+    withExtendedLifetime(directory) {}
+    return result
+}
