@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import JobStore
 
 /// `jobstore bench`: the JobBench workload (shared/jobbench-workload.md), one JSON object per phase.
@@ -14,6 +15,8 @@ struct Bench: AsyncParsableCommand {
 
     enum Phase: String, CaseIterable {
         case load, insertSingle = "insert-single", insertConcurrent = "insert-concurrent", get, getCached = "get-cached"
+        /// Not in the JobBench workload: get-cached while 8 tasks insert (the cache under its own process's writes).
+        case getCachedWriting = "get-cached-writing"
         case pendingOldest = "pending-oldest", countByState = "count-by-state", timeRange = "time-range"
         case scanFilter = "scan-filter", transition, transitionBatch = "transition-batch", claim
         case claimBatch = "claim-batch", claimConcurrent = "claim-concurrent"
@@ -52,7 +55,8 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let selected = Set((phases ?? Phase.allCases.map(\.rawValue).joined(separator: ",")).split(separator: ",").compactMap { Phase(rawValue: String($0)) })
+        let workload = Phase.allCases.filter { $0 != .getCachedWriting }
+        let selected = Set((phases ?? workload.map(\.rawValue).joined(separator: ",")).split(separator: ",").compactMap { Phase(rawValue: String($0)) })
         var runner = try BenchRunner(jobs: jobs, durability: durability, dir: dir, writeMap: writeMap)
         defer { runner.store.close() }
         for phase in Phase.allCases where phase == .load || selected.contains(phase) {
@@ -128,6 +132,7 @@ struct BenchRunner {
         case .insertConcurrent: try await insertConcurrent()
         case .get: try get(cached: false)
         case .getCached: try get(cached: true)
+        case .getCachedWriting: try await getCachedWhileWriting()
         case .pendingOldest: try pendingOldest()
         case .countByState: try countByState()
         case .timeRange: try timeRange()
@@ -217,6 +222,48 @@ struct BenchRunner {
             extra.append(("hit_rate", format(Double(hits) / Double(count), 4)))
         }
         emit(cached ? "get-cached" : "get", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies, extra: extra)
+    }
+
+    /// get-cached while 8 tasks insert jobs through the async writer: the figure is the hit rate
+    /// of reads of jobs nobody writes (it stays near 1 unless the process's own commits drop
+    /// the cache). Not part of JobBench (run it with --phases); the inserted jobs are deleted after.
+    mutating func getCachedWhileWriting() async throws {
+        let count = scaled(1_000_000)
+        var stream = JobBenchWorkload.Stream(seed: 1002)
+        let ids = (0..<count).map { _ in JobBenchWorkload.id(stream.next(below: total)) }
+        for id in ids where try store.job(id) == nil { throw BenchCheckFailure(description: "get-cached-writing: job \(id) not found") }
+        let before = store.cacheStatistics
+        let store = self.store
+        let stop = StopSignal()
+        let writers = (0..<8).map { writer in
+            Task {
+                var written: [JobID] = []
+                while !stop.isSet {
+                    written.append(try await store.insert(NewJob(name: "writer-\(writer)", queue: "bench-writes")).id)
+                }
+                return written
+            }
+        }
+        let clock = ContinuousClock()
+        var latencies: [Double] = []
+        latencies.reserveCapacity(count)
+        for id in ids {
+            let took = try clock.measure { _ = try store.job(id) }
+            latencies.append(took.seconds * 1e6)
+        }
+        stop.set()
+        var written: [JobID] = []
+        for writer in writers { written += try await writer.value }
+        let after = store.cacheStatistics
+        // Leave the store as the workload expects it for the phases after this one.
+        for start in stride(from: 0, to: written.count, by: 1000) {
+            let batch = Array(written[start..<min(written.count, start + 1000)])
+            try await store.write { txn in for id in batch { try txn.delete(id) } }
+        }
+        emit("get-cached-writing", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies, extra: [
+            ("hit_rate", format(Double(after.hits - before.hits) / Double(count), 4)),
+            ("invalidations", "\(after.invalidations - before.invalidations)"), ("concurrent_inserts", "\(written.count)"),
+        ])
     }
 
     func pendingOldest() throws {
@@ -419,4 +466,11 @@ struct BenchRunner {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         print(#"{"store":"jobstore","phase":"rss","jobs":\#(n),"durability":"\#(durability.rawValue)","ops":0,"seconds":0,"ops_per_s":0,"bytes":\#(usage.ru_maxrss * 1024)}"#)
     }
+}
+
+/// A flag the bench's writer tasks poll to stop.
+final class StopSignal: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

@@ -53,6 +53,10 @@ public final class Environment: @unchecked Sendable {
 
     let handle: OpaquePointer
     let id: UInt64
+    /// `options.readTransactionPoolSize` and `options.readOnly`, read on every transaction:
+    /// kept apart so the hot paths do not touch the options (which hold a `Logger`).
+    private let readPoolLimit: Int
+    private let isReadOnly: Bool
     let resizeLock = ReadWriteLock()
     let threadState = ThreadState()
     private let isClosed = Atomic<Bool>(false)
@@ -73,6 +77,8 @@ public final class Environment: @unchecked Sendable {
     public init(path: String, options: EnvironmentOptions = EnvironmentOptions(), databases: [any AnyDatabaseDefinition] = []) throws {
         self.path = path
         self.options = options
+        self.readPoolLimit = options.readTransactionPoolSize
+        self.isReadOnly = options.readOnly
         self.id = Environment.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
 
         if !options.readOnly {
@@ -316,7 +322,7 @@ public final class Environment: @unchecked Sendable {
         guard let pointer = txn.end() else { return }
         mdb_txn_reset(pointer)
         let kept = readPool.withLock { pool in
-            guard pool.count < options.readTransactionPoolSize else { return false }
+            guard pool.count < readPoolLimit else { return false }
             pool.append(TransactionHandle(pointer: pointer))
             return true
         }
@@ -347,7 +353,7 @@ public final class Environment: @unchecked Sendable {
     /// resize lock shared, begin a write transaction, run `attempt` (which must commit), and on
     /// a full or resized map abort, grow the map with no transaction active, and run it again.
     func withWriteAttempts<R>(_ attempt: (WriteTransaction) throws -> R) throws -> R {
-        if options.readOnly {
+        if isReadOnly {
             throw LMDBError(code: .readOnly, operation: "write", path: path, message: "the environment is open read-only")
         }
         if threadState.isWriting {

@@ -30,6 +30,8 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         public static let invalidField = Code("invalidField")
         /// An argument of a call is out of its range (a batch size of 0, say).
         public static let invalidArgument = Code("invalidArgument")
+        /// A pipeline definition is not a valid DAG (the message names the steps involved).
+        public static let invalidPipeline = Code("invalidPipeline")
         /// A stored record or index entry cannot be decoded.
         public static let corruptRecord = Code("corruptRecord")
         /// A record or store was written by a newer format version than this program reads.

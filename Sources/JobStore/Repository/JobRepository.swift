@@ -62,6 +62,8 @@ public final class JobRepository: Sendable {
     /// Orders the writes of this process, so the cache keeps the newest version (see ``JobCache``).
     let sequence = Atomic<UInt64>(0)
     let options: JobStoreOptions
+    /// `options.cache.enabled`, read on every read and write.
+    let cacheEnabled: Bool
 
     /// Opens the store at `path`, creating it unless the options say read-only.
     ///
@@ -71,6 +73,7 @@ public final class JobRepository: Sendable {
     ///   (with the ``LMDBError``) for other failures of the environment.
     public init(path: String, options: JobStoreOptions = JobStoreOptions()) throws {
         self.options = options
+        self.cacheEnabled = options.cache.enabled
         try JobStoreError.requirePositive(options.cache.maxEntries, "CacheOptions.maxEntries")
         try JobStoreError.requirePositive(options.cache.maxBytes, "CacheOptions.maxBytes")
         try JobStoreError.requirePositive(options.feedCapacity, "JobStoreOptions.feedCapacity")
@@ -182,7 +185,7 @@ public final class JobRepository: Sendable {
         guard !changes.isEmpty else { return (result, changes) }
         let transaction = try txn.id
         for index in changes.indices { changes[index].transaction = transaction }
-        if options.cache.enabled {
+        if cacheEnabled {
             let sequence = self.sequence.wrappingAdd(1, ordering: .relaxed).newValue
             let cached = cache.prepare(transaction: transaction, ids: changes.map(\.id))
             let cache = self.cache
@@ -212,12 +215,12 @@ public final class JobRepository: Sendable {
 
     /// The job with `id`, or `nil`. Answered from the cache when it holds the job.
     public func job(_ id: JobID) throws -> Job? {
-        if options.cache.enabled, let cached = cache.get(id, lastTransaction: try lastTransactionID()) {
+        if cacheEnabled, let cached = cache.get(id, lastTransaction: try lastTransactionID()) {
             return cached
         }
         return try reading { txn in
             let job = try self.job(id, in: txn)
-            if options.cache.enabled, let job {
+            if cacheEnabled, let job {
                 cache.fill(job, transaction: try txn.id, sequence: sequence.load(ordering: .relaxed))
             }
             return job

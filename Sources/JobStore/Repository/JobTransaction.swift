@@ -378,6 +378,7 @@ public final class JobTransaction {
     /// now) while attempts remain, otherwise failed; either way an error records the lost lease.
     /// The state and the lease are re-checked here, in the writing transaction.
     public func rescueExpiredLeases(limit: Int = 1000) throws -> [Job] {
+        guard limit > 0 else { return [] }
         var expired: [JobID] = []
         try txn.forEach(db.lease, in: .upTo(Keys.lease(now, JobID(high: 0, low: 0)))) { key, _ in
             expired.append(try Keys.trailingID(key, index: db.lease.name))
