@@ -18,6 +18,9 @@ extension Environment {
     /// - Important: `body` may run more than once (a batch re-run after the map grew, or after
     ///   another request of the batch failed). It must not have effects outside the transaction
     ///   that cannot be repeated. Requests of one batch see each other's changes in queue order.
+    /// - Important: Never wait (block a thread, or await) for an async write from inside a
+    ///   write closure of the same environment: the writer cannot begin its transaction until
+    ///   the enclosing one ends, so both wait forever. The layer cannot detect this deadlock.
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> T) async throws -> T {
         let writer = try writer()
