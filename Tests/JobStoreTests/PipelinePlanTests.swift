@@ -101,3 +101,19 @@ extension PipelinePlanTests {
         PipelineStep(name, job: NewJob(name: name), dependsOn: dependsOn)
     }
 }
+
+@Suite("Pipeline state: rolled up from the steps")
+struct PipelineStateTests {
+    @Test("running while any step is unfinished; then failed over cancelled over succeeded")
+    func rollUp() {
+        #expect(PipelineState(rollingUp: [.succeeded, .waiting, .failed]) == .running)
+        #expect(PipelineState(rollingUp: [.pending]) == .running)
+        #expect(PipelineState(rollingUp: [.succeeded, .running]) == .running)
+        #expect(PipelineState(rollingUp: [.succeeded, .succeeded]) == .succeeded)
+        #expect(PipelineState(rollingUp: [.succeeded, .failed, .cancelled]) == .failed)
+        #expect(PipelineState(rollingUp: [.cancelled, .succeeded]) == .cancelled)
+        for state in PipelineState.allCases { #expect(PipelineState(name: state.description) == state) }
+        #expect(PipelineState(name: "done") == nil)
+        #expect(!PipelineState.running.isTerminal && PipelineState.failed.isTerminal)
+    }
+}

@@ -170,3 +170,52 @@ public struct PipelinePlan: Sendable, Hashable {
         return Array(path[(visitedAt[current] ?? 0)...].reversed())
     }
 }
+
+/// The state of a pipeline, rolled up from its steps' jobs.
+public enum PipelineState: UInt8, CaseIterable, Sendable, Codable, CustomStringConvertible {
+    /// Some step has not finished (it is waiting, pending or running).
+    case running = 0
+    /// Every step succeeded.
+    case succeeded = 1
+    /// Every step finished and at least one failed for good (its dependents were cancelled).
+    case failed = 2
+    /// Every step finished, none failed, and at least one was cancelled.
+    case cancelled = 3
+
+    /// The lowercase name, as used in the admin tool and JSON.
+    public var description: String {
+        switch self {
+        case .running: "running"
+        case .succeeded: "succeeded"
+        case .failed: "failed"
+        case .cancelled: "cancelled"
+        }
+    }
+
+    /// Parses a lowercase name.
+    public init?(name: String) {
+        guard let state = PipelineState.allCases.first(where: { $0.description == name }) else { return nil }
+        self = state
+    }
+
+    /// Whether the pipeline has finished.
+    public var isTerminal: Bool { self != .running }
+
+    /// The pipeline state for steps in these states: running while any step is unfinished;
+    /// then failed if any step failed, cancelled if any was cancelled, else succeeded.
+    public init(rollingUp steps: some Sequence<JobState>) {
+        var failed = false
+        var cancelled = false
+        for state in steps {
+            switch state {
+            case .waiting, .pending, .running:
+                self = .running
+                return
+            case .failed: failed = true
+            case .cancelled: cancelled = true
+            case .succeeded: break
+            }
+        }
+        self = failed ? .failed : cancelled ? .cancelled : .succeeded
+    }
+}
