@@ -137,13 +137,7 @@ public final class Environment: @unchecked Sendable {
         }
         handle = env
         maxKeySize = Int(mdb_env_get_maxkeysize(env))
-        var dead: Int32 = 0
-        mdb_reader_check(env, &dead)  // clear readers left by crashed processes
-        if dead > 0 {
-            options.logger.notice(
-                "cleared reader slots left by dead processes",
-                metadata: ["path": "\(path)", "slots": "\(dead)"])
-        }
+        _ = try? Environment.clearDeadReaders(env, options: options, path: path)  // left by crashed processes
 
         do {
             databaseHandles = try Environment.openDatabases(databases, env: env, readOnly: options.readOnly, path: path)
@@ -534,8 +528,13 @@ public final class Environment: @unchecked Sendable {
     /// Clears reader slots left by processes that died (`mdb_reader_check`); returns how many.
     @discardableResult
     public func clearStaleReaders() throws -> Int {
+        try withOpenHandle { handle in try Environment.clearDeadReaders(handle, options: options, path: path) }
+    }
+
+    /// `mdb_reader_check` on `env`, logging what it cleared.
+    private static func clearDeadReaders(_ env: OpaquePointer, options: EnvironmentOptions, path: String) throws -> Int {
         var dead: Int32 = 0
-        try withOpenHandle { handle in try check(mdb_reader_check(handle, &dead), "mdb_reader_check", path: path) }
+        try check(mdb_reader_check(env, &dead), "mdb_reader_check", path: path)
         if dead > 0 {
             options.logger.notice("cleared reader slots left by dead processes", metadata: ["path": "\(path)", "slots": "\(dead)"])
         }

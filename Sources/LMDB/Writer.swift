@@ -95,8 +95,6 @@ final class Writer: @unchecked Sendable {
     private var stats = WriterStatistics()
     private weak var environment: Environment?
     private let options: WriterOptions
-    /// `options.maxBatchSize`, at least 1 (a batch of 0 would never drain the queue).
-    private let maxBatchSize: Int
     private var thread = pthread_t()
     /// What a commit costs lately: the maximum of recent `mdb_txn_commit` durations, decaying by
     /// 1/8 per commit, so one empty (flush-free) commit does not make a durable store look cheap.
@@ -106,7 +104,6 @@ final class Writer: @unchecked Sendable {
     init(environment: Environment, options: WriterOptions) {
         self.environment = environment
         self.options = options
-        self.maxBatchSize = max(1, options.maxBatchSize)
         let context = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { context in
             guard let context else { return nil }
@@ -170,15 +167,15 @@ final class Writer: @unchecked Sendable {
                 // next one (the two alternating half-batches of naive group commit).
                 if cohortNanoseconds > 0 && lastBatch > 1 && !stopping {
                     let deadline = monotonicNanoseconds() + min(cohortNanoseconds, lastBatchNanoseconds / 2)
-                    while arrivedSinceCompletion < lastBatch && queue.count < maxBatchSize && !stopping {
+                    while arrivedSinceCompletion < lastBatch && queue.count < options.maxBatchSize && !stopping {
                         if !lock.wait(untilNanoseconds: deadline) { break }
                     }
                 }
-                take = min(queue.count, maxBatchSize)
+                take = min(queue.count, options.maxBatchSize)
             } else {
                 // Commits are cheap: take half of the queue, so that callers resubmit while this
                 // batch runs and the writer never drains the queue and sleeps (lock-step).
-                take = min(maxBatchSize, max(1, (queue.count + 1) / 2))
+                take = min(options.maxBatchSize, max(1, (queue.count + 1) / 2))
             }
             let batch = Array(queue.prefix(take))
             queue.removeFirst(take)

@@ -165,12 +165,7 @@ public final class JobRepository: Sendable {
     ///   writer thread, which would then wait for itself: a deadlock).
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (JobTransaction) throws -> T) async throws -> T {
-        let (result, changes): (T, [JobChange])
-        do {
-            (result, changes) = try await environment.write { txn in try self.run(body, in: txn) }
-        } catch {
-            throw JobStoreError.wrapping(error)
-        }
+        let (result, changes) = try await wrappingErrors { try await environment.write { txn in try self.run(body, in: txn) } }
         feed.publish(changes)
         return result
     }
@@ -204,6 +199,11 @@ public final class JobRepository: Sendable {
     /// Runs `body`, turning an LMDB error into a ``JobStoreError`` (the store's one error type).
     func wrappingErrors<R>(_ body: () throws -> R) throws -> R {
         do { return try body() } catch { throw JobStoreError.wrapping(error) }
+    }
+
+    /// Runs async `body`, turning an LMDB error into a ``JobStoreError``.
+    func wrappingErrors<R>(_ body: () async throws -> R) async throws -> R {
+        do { return try await body() } catch { throw JobStoreError.wrapping(error) }
     }
 
     /// A read transaction of the store, with LMDB errors wrapped.

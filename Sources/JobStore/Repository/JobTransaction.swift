@@ -405,7 +405,7 @@ public final class JobTransaction {
     /// Deletes up to `limit` jobs in the terminal `state` created before `cutoff`, oldest first.
     /// Returns how many were deleted.
     public func prune(state: JobState, createdBefore cutoff: Timestamp, limit: Int) throws -> Int {
-        try JobStoreError.requirePositive(limit, "the prune limit")
+        try JobStoreError.requirePositive(limit, "the prune limit (batchSize)")
         guard state.isTerminal else {
             throw JobStoreError(.illegalTransition, "only succeeded, failed or cancelled jobs can be pruned, not \(state) ones")
         }

@@ -88,7 +88,6 @@ extension JobRepository {
     /// Deletes every job in the terminal `state` created before `cutoff`, in transactions of at
     /// most `batchSize` deletions (so no write holds the lock long). Returns how many were deleted.
     public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) throws -> Int {
-        try JobStoreError.requirePositive(batchSize, "batchSize")
         var total = 0
         while true {
             let deleted = try write { try $0.prune(state: state, createdBefore: cutoff, limit: batchSize) }
@@ -98,7 +97,6 @@ extension JobRepository {
     }
     /// Deletes every job in the terminal `state` created before `cutoff`, in bounded batches.
     public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) async throws -> Int {
-        try JobStoreError.requirePositive(batchSize, "batchSize")
         var total = 0
         while true {
             let deleted = try await write { try $0.prune(state: state, createdBefore: cutoff, limit: batchSize) }

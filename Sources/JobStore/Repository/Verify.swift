@@ -68,11 +68,13 @@ extension JobRepository {
             for (database, makeEntry) in db.keyOnlyIndexes {
                 let name = database.name
                 try txn.forEach(database) { key, _ in
-                    guard key.count >= 16 else {
-                        problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "\(name) has a \(key.count)-byte key"))
+                    let id: JobID
+                    do {
+                        id = try Keys.trailingID(key, index: name)
+                    } catch {
+                        problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "\(error)"))
                         return true
                     }
-                    let id = try Keys.trailingID(key, index: name)
                     problems += try strayCheck(makeEntry(Array(key)), id: id, name: name, txn)
                     return true
                 }
