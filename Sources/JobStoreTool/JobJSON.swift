@@ -89,7 +89,7 @@ struct JobJSON: Codable {
             runAt: Timestamp(microseconds: runAt), attempts: attempts, maxAttempts: maxAttempts, lease: parsedLease,
             errors: errors.map { JobErrorRecord(message: $0.message, attempt: $0.attempt, at: Timestamp(microseconds: $0.at)) },
             uniqueKey: uniqueKey,
-            pipeline: try pipeline.map { PipelineReference(pipeline: try JobID(parsing: $0.id), step: $0.step) },
+            pipeline: try pipeline.map { PipelineReference(pipeline: try PipelineID(parsing: $0.id), step: $0.step) },
             payload: Array(payloadBytes), result: resultBytes)
     }
 }

@@ -24,7 +24,7 @@ struct FormatTests {
             runAt: Timestamp(microseconds: 1_700_000_000_100_000), attempts: 2, maxAttempts: 5,
             lease: Lease(expiresAt: Timestamp(microseconds: 1_700_000_060_000_000), owner: OwnerToken(high: 0x0102_0304_0506_0708, low: 0x1112_1314_1516_1718)),
             errors: [JobErrorRecord(message: "timeout", attempt: 1, at: Timestamp(microseconds: 1_700_000_030_000_000))],
-            uniqueKey: "email:42", pipeline: PipelineReference(pipeline: try JobID(parsing: "0190a5c4-1b2e-7000-8123-456789abcdef"), step: 3),
+            uniqueKey: "email:42", pipeline: PipelineReference(pipeline: try PipelineID(parsing: "0190a5c4-1b2e-7000-8123-456789abcdef"), step: 3),
             payload: Array("hello".utf8), result: Array("ok".utf8)))
         // The encoder writes exactly the same bytes.
         #expect(RecordFormat.encode(job) == full)
@@ -101,7 +101,10 @@ struct BadInputTests {
             #expect(code { try store.insert(NewJob(name: "x", queue: "a\u{0}b")) } == .invalidField)
             #expect(code { try store.insert(NewJob(name: "x", payload: [UInt8](repeating: 0, count: JobLimits.maxPayloadBytes + 1))) } == .invalidField)
             #expect(code { try store.insert(NewJob(name: "x", uniqueKey: "")) } == .invalidField)
-            #expect(code { try store.insert(NewJob(name: "x", state: .running)) } == .illegalTransition)
+            let orphan = Job(
+                id: JobID(milliseconds: 6, counter: 0, random: 6), name: "x", queue: "q", state: .waiting, priority: 0,
+                createdAt: .now, updatedAt: .now, runAt: .now, maxAttempts: 1, payload: [])
+            #expect(code { try store.write { _ = try $0.restore(orphan) } } == .invalidField)  // waiting, but no pipeline step
             #expect(code { try store.insert([NewJob(name: "ok"), NewJob(name: "x", id: job.id)]) } == .invalidField)  // whole batch refused
             #expect(code { try store.transition(job.id, to: .pending) } == .illegalTransition)
             #expect(code { try store.update(job.id) { $0.result = [UInt8](repeating: 0, count: JobLimits.maxResultBytes + 1) } } == .invalidField)

@@ -22,12 +22,27 @@ public enum Schema {
     /// `idx.unique`: unique key (UTF-8) → id (16). Live (waiting, pending, running) jobs with a key.
     public static let unique = DatabaseDefinition<BytesCodec, BytesCodec>(name: "idx.unique")
 
-    /// Every database, opened together when a store opens.
-    public static let all: [any AnyDatabaseDefinition] = [meta, jobs, stateCreated, created, ready, readyAny, lease, unique]
+    /// `pipelines`: pipeline id (16) → pipeline record (``PipelineFormat``). Since format 2.
+    public static let pipelines = DatabaseDefinition<BytesCodec, BytesCodec>(name: "pipelines")
+    /// `pipeline_steps`: pipeline id (16) · step index (UInt16 BE) → step record (its job id,
+    /// remaining-dependency count, dependents, name). Since format 2.
+    public static let pipelineSteps = DatabaseDefinition<BytesCodec, BytesCodec>(name: "pipeline_steps")
+    /// `idx.pipeline_state_created`: state (1) · createdAt (8) · pipeline id (16) → empty. Every pipeline. Since format 2.
+    public static let pipelineStateCreated = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.pipeline_state_created")
 
-    /// The store format version, kept in `meta` under ``MetaKey/formatVersion``. Version 1: the
-    /// databases above and record format 1.
-    public static let formatVersion: UInt32 = 1
+    /// The databases of format 1.
+    static let formatOne: [any AnyDatabaseDefinition] = [meta, jobs, stateCreated, created, ready, readyAny, lease, unique]
+    /// The databases added by format 2 (pipelines).
+    static let pipelineDatabases: [any AnyDatabaseDefinition] = [pipelines, pipelineSteps, pipelineStateCreated]
+    /// Every database, opened together when a store opens.
+    public static let all: [any AnyDatabaseDefinition] = formatOne + pipelineDatabases
+
+    /// The store format version, kept in `meta` under ``MetaKey/formatVersion``. Version 1: jobs
+    /// (the first eight databases, record format 1). Version 2: plus pipelines (the last three
+    /// databases, ``PipelineFormat``). A version-1 store is upgraded when a program of version 2
+    /// first opens it writable: the new databases are created empty and the version is set, in
+    /// one transaction; nothing else changes.
+    public static let formatVersion: UInt32 = 2
 }
 
 /// Keys of the `meta` database.
@@ -40,6 +55,8 @@ enum MetaKey {
     static func queueCounter(_ queue: String, _ state: JobState) -> String { "counter/queue/\(state)/\(queue)" }
     /// Prefix of every queue counter of a state.
     static func queueCounterPrefix(_ state: JobState) -> String { "counter/queue/\(state)/" }
+    /// UInt64 LE: pipelines in a state. `counter/pipeline/<state>`.
+    static func pipelineCounter(_ state: PipelineState) -> String { "counter/pipeline/\(state)" }
     /// Prefix of every counter.
     static let counterPrefix = "counter/"
 
@@ -135,6 +152,45 @@ enum Keys {
 
     /// The unique key's bytes.
     static func unique(_ key: String) -> [UInt8] { Array(key.utf8) }
+
+    /// pipeline id · step index (UInt16 BE): 18 bytes.
+    static func step(_ pipeline: PipelineID, _ index: Int) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 18) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            pipeline.bits.store(into: raw, at: 0)
+            raw.storeBytes(of: UInt16(index).bigEndian, toByteOffset: 16, as: UInt16.self)
+            count = 18
+        }
+    }
+
+    /// The step index at the end of a `pipeline_steps` key.
+    static func stepIndex(_ key: UnsafeRawBufferPointer) throws -> Int {
+        guard key.count == 18 else {
+            throw JobStoreError(.corruptRecord, "a pipeline_steps key of \(key.count) bytes is not pipeline id · step", hint: "Run `jobstore verify`")
+        }
+        return Int(UInt16(bigEndian: key.loadUnaligned(fromByteOffset: 16, as: UInt16.self)))
+    }
+
+    /// The pipeline id of a `pipelines` or `pipeline_steps` key (its first 16 bytes).
+    static func pipelineID(_ key: UnsafeRawBufferPointer) throws -> PipelineID {
+        guard key.count >= 16, let bits = JobID(bytes: UnsafeRawBufferPointer(rebasing: key[0..<16])) else {
+            throw JobStoreError(.corruptRecord, "a pipeline key of \(key.count) bytes is too short for an id", hint: "Run `jobstore verify`")
+        }
+        return PipelineID(bits)
+    }
+
+    /// state · createdAt · pipeline id (25 bytes), the `idx.pipeline_state_created` key.
+    static func pipelineStateCreated(_ state: PipelineState, _ createdAt: Timestamp, _ id: PipelineID) -> [UInt8] {
+        var key = stateCreated(.waiting, createdAt, id.bits)
+        key[0] = state.rawValue
+        return key
+    }
+
+    /// The `idx.pipeline_state_created` range of the pipelines in `state` created before `cutoff`.
+    static func pipelineStateCreated(_ state: PipelineState, before cutoff: Timestamp) -> KeyRange<[UInt8]> {
+        func prefix(_ time: Timestamp) -> [UInt8] { Array(pipelineStateCreated(state, time, PipelineID(high: 0, low: 0)).prefix(9)) }
+        return .between(prefix(Timestamp(microseconds: .min)), prefix(cutoff))
+    }
 
     /// The id at the end of an index key of `index`.
     ///

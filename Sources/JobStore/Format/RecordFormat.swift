@@ -60,6 +60,11 @@ public enum RecordFormat {
                 .invalidField, "the result of job \(job.id) is \(result.count) bytes; the limit is \(JobLimits.maxResultBytes)",
                 jobID: job.id)
         }
+        if job.state == .waiting && job.pipeline == nil {
+            throw JobStoreError(
+                .invalidField, "job \(job.id) is waiting but is no pipeline step: nothing would ever release it", jobID: job.id,
+                hint: "Only a pipeline's steps wait (for their dependencies); make it pending")
+        }
         if job.state == .running && job.lease == nil {
             throw JobStoreError(.invalidField, "running job \(job.id) has no lease", jobID: job.id)
         }
@@ -88,7 +93,7 @@ public enum RecordFormat {
 
         return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
-            var writer = Writer(buffer: raw)
+            var writer = RecordWriter(buffer: raw)
             writer.put(currentVersion)
             writer.put(job.state.rawValue)
             writer.put(job.priority)
@@ -126,7 +131,7 @@ public enum RecordFormat {
     /// - Throws: `.newerFormat` for a record of a later version, `.corruptRecord` for bytes that
     ///   are not a valid record (with the offset where decoding failed).
     static func decode(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Job {
-        var reader = Reader(bytes: bytes, id: id)
+        var reader = RecordReader(bytes: bytes, subject: .job(id))
         let version = try reader.u8()
         try checkVersion(version, id: id)
         let stateRaw = try reader.u8()
@@ -153,7 +158,7 @@ public enum RecordFormat {
         var pipeline: PipelineReference?
         if flags & Flag.pipeline != 0 {
             let (high, low) = try reader.u128()
-            pipeline = PipelineReference(pipeline: JobID(high: high, low: low), step: try reader.u16())
+            pipeline = PipelineReference(pipeline: PipelineID(high: high, low: low), step: try reader.u16())
         }
         let payload = try reader.longBytes("payload")
         let result = flags & Flag.result != 0 ? try reader.longBytes("result") : nil
@@ -231,100 +236,5 @@ public enum RecordFormat {
         // Back up to a character boundary so the cut text stays valid UTF-8.
         while end > utf8.startIndex && (utf8[end] & 0xC0) == 0x80 { end = utf8.index(before: end) }
         return Substring(text)[..<end].utf8
-    }
-
-    private struct Writer {
-        let buffer: UnsafeMutableRawBufferPointer
-        var offset = 0
-
-        mutating func put<T: FixedWidthInteger>(_ value: T) {
-            buffer.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
-            offset += MemoryLayout<T>.size
-        }
-
-        /// 16 bytes, big-endian (ids and tokens are stored as in keys).
-        mutating func put128(_ high: UInt64, _ low: UInt64) {
-            buffer.storeBytes(of: high.bigEndian, toByteOffset: offset, as: UInt64.self)
-            buffer.storeBytes(of: low.bigEndian, toByteOffset: offset + 8, as: UInt64.self)
-            offset += 16
-        }
-
-        mutating func putBytes<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-            for byte in bytes {
-                buffer[offset] = byte
-                offset += 1
-            }
-        }
-
-        mutating func putShort<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-            put(UInt8(bytes.count))
-            putBytes(bytes)
-        }
-
-        mutating func putLong(_ bytes: [UInt8]) {
-            put(UInt32(bytes.count))
-            bytes.withUnsafeBytes { source in
-                if let base = source.baseAddress, source.count > 0 {
-                    (buffer.baseAddress! + offset).copyMemory(from: base, byteCount: source.count)
-                }
-            }
-            offset += bytes.count
-        }
-    }
-
-    private struct Reader {
-        let bytes: UnsafeRawBufferPointer
-        let id: JobID
-        var offset = 0
-
-        func corrupt(_ what: String) -> JobStoreError {
-            JobStoreError(
-                .corruptRecord, "the record of job \(id) is corrupt at byte \(offset): \(what)", jobID: id,
-                hint: "Run `jobstore verify` on the store; restore the job from a backup or delete it")
-        }
-
-        mutating func take(_ count: Int, _ what: String) throws -> UnsafeRawBufferPointer {
-            guard count >= 0, offset + count <= bytes.count else {
-                throw corrupt("\(what) needs \(count) bytes, \(bytes.count - offset) are left")
-            }
-            defer { offset += count }
-            return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
-        }
-
-        mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
-            T(littleEndian: try take(MemoryLayout<T>.size, "\(T.self)").loadUnaligned(as: T.self))
-        }
-
-        mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
-        mutating func u16() throws -> UInt16 { try integer(UInt16.self) }
-        mutating func u128() throws -> (UInt64, UInt64) {
-            let bytes = try take(16, "a 16-byte id")
-            return (
-                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
-                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-            )
-        }
-        mutating func i64() throws -> Int64 { try integer(Int64.self) }
-
-        mutating func string(_ count: Int, _ what: String) throws -> String {
-            let start = offset
-            let raw = try take(count, what)
-            guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
-                offset = start
-                throw corrupt("the \(what) is not valid UTF-8")
-            }
-            return text
-        }
-
-        mutating func shortString(_ what: String) throws -> String {
-            let count = Int(try u8())
-            if count == 0 { throw corrupt("the \(what) is empty") }
-            return try string(count, what)
-        }
-
-        mutating func longBytes(_ what: String) throws -> [UInt8] {
-            let count = Int(try integer(UInt32.self))
-            return Array(try take(count, what))
-        }
     }
 }

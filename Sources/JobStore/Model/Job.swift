@@ -121,19 +121,20 @@ public struct JobErrorRecord: Sendable, Hashable, Codable {
 
 /// The pipeline and step a job belongs to.
 public struct PipelineReference: Sendable, Hashable {
-    /// The pipeline's id (same layout as a job id).
-    public var pipeline: JobID
+    /// The pipeline's id.
+    public var pipeline: PipelineID
     /// The step's index in the pipeline.
     public var step: UInt16
 
     /// A reference.
-    public init(pipeline: JobID, step: UInt16) {
+    public init(pipeline: PipelineID, step: UInt16) {
         self.pipeline = pipeline
         self.step = step
     }
 }
 
-/// A job to insert: what the caller decides. The store fills in id (unless given), state,
+/// A job to insert: what the caller decides. The store fills in id (unless given), state
+/// (`pending`; a pipeline's steps start `waiting` until their dependencies succeed),
 /// timestamps and counters.
 public struct NewJob: Sendable, Hashable {
     /// See ``Job/name``.
@@ -150,12 +151,8 @@ public struct NewJob: Sendable, Hashable {
     public var maxAttempts: UInt16
     /// See ``Job/uniqueKey``: inserting a job whose key a live job holds returns that job instead.
     public var uniqueKey: String?
-    /// See ``Job/pipeline``.
-    public var pipeline: PipelineReference?
     /// The job's input.
     public var payload: [UInt8]
-    /// `pending` (default) or `waiting` (a pipeline step blocked on dependencies).
-    public var state: JobState
     /// A chosen id (for imports and reproducible workloads); `nil` makes a fresh time-ordered one.
     public var id: JobID?
     /// A chosen creation time; `nil` means now.
@@ -165,7 +162,7 @@ public struct NewJob: Sendable, Hashable {
     public init(
         name: String, queue: String = "default", payload: [UInt8] = [], priority: UInt8 = 0,
         runAt: Timestamp? = nil, maxAttempts: UInt16 = 20, tenant: String? = nil, uniqueKey: String? = nil,
-        pipeline: PipelineReference? = nil, state: JobState = .pending, id: JobID? = nil, createdAt: Timestamp? = nil
+        id: JobID? = nil, createdAt: Timestamp? = nil
     ) {
         self.name = name
         self.queue = queue
@@ -175,8 +172,6 @@ public struct NewJob: Sendable, Hashable {
         self.maxAttempts = maxAttempts
         self.tenant = tenant
         self.uniqueKey = uniqueKey
-        self.pipeline = pipeline
-        self.state = state
         self.id = id
         self.createdAt = createdAt
     }

@@ -6,7 +6,9 @@
 ///     │           │  └────────┘  └──▶ failed ──┐
 ///     ▼           ▼   (retry, rescue)           │ (manual retry)
 ///  cancelled ◀────┴─────── running              ▼
-///     └──────────────────────────────────────▶ pending
+///     └──────────────────────────────────────▶ pending (or waiting: a pipeline
+///                                                step whose dependencies have
+///                                                not all succeeded)
 /// ```
 public enum JobState: UInt8, CaseIterable, Sendable, Codable, CustomStringConvertible {
     /// A pipeline step blocked on its dependencies.
@@ -50,7 +52,8 @@ public enum JobState: UInt8, CaseIterable, Sendable, Codable, CustomStringConver
     /// - `pending` → `running` (claimed), `cancelled`.
     /// - `running` → `succeeded`, `failed`, `pending` (a retry at a backoff, or a rescue after
     ///   the lease expired; attempts + 1 happened at the claim), `cancelled`.
-    /// - `failed`, `cancelled` → `pending` (retried by hand).
+    /// - `failed`, `cancelled` → `pending` (retried by hand), `waiting` (a retried pipeline step
+    ///   whose dependencies have not all succeeded yet).
     /// - `succeeded` → nothing.
     public var allowedSuccessors: Set<JobState> {
         switch self {
@@ -58,7 +61,7 @@ public enum JobState: UInt8, CaseIterable, Sendable, Codable, CustomStringConver
         case .pending: [.running, .cancelled]
         case .running: [.succeeded, .failed, .pending, .cancelled]
         case .succeeded: []
-        case .failed, .cancelled: [.pending]
+        case .failed, .cancelled: [.pending, .waiting]
         }
     }
 

@@ -100,6 +100,10 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         JobStoreError(.notFound, "no job \(id)", jobID: id, hint: "Check the id; `jobstore jobs list` shows the jobs")
     }
 
+    static func notFound(_ id: PipelineID) -> JobStoreError {
+        JobStoreError(.notFound, "no pipeline \(id)", hint: "Check the id; `jobstore pipelines list` shows the pipelines")
+    }
+
     static func illegalTransition(_ id: JobID, from: JobState, to: JobState) -> JobStoreError {
         JobStoreError(
             .illegalTransition, "job \(id) cannot move from \(from) to \(to)", jobID: id,

@@ -201,21 +201,28 @@ public enum PipelineState: UInt8, CaseIterable, Sendable, Codable, CustomStringC
     /// Whether the pipeline has finished.
     public var isTerminal: Bool { self != .running }
 
-    /// The pipeline state for steps in these states: running while any step is unfinished;
-    /// then failed if any step failed, cancelled if any was cancelled, else succeeded.
+    /// The pipeline state for steps in these states (see ``init(stepCount:succeeded:failed:cancelled:)``).
     public init(rollingUp steps: some Sequence<JobState>) {
-        var failed = false
-        var cancelled = false
+        var counts = (all: 0, succeeded: 0, failed: 0, cancelled: 0)
         for state in steps {
+            counts.all += 1
             switch state {
-            case .waiting, .pending, .running:
-                self = .running
-                return
-            case .failed: failed = true
-            case .cancelled: cancelled = true
-            case .succeeded: break
+            case .waiting, .pending, .running: break
+            case .succeeded: counts.succeeded += 1
+            case .failed: counts.failed += 1
+            case .cancelled: counts.cancelled += 1
             }
         }
-        self = failed ? .failed : cancelled ? .cancelled : .succeeded
+        self.init(stepCount: counts.all, succeeded: counts.succeeded, failed: counts.failed, cancelled: counts.cancelled)
+    }
+
+    /// The rule, in this one place: running while any step is unfinished (waiting, pending,
+    /// running); then failed if any step failed, cancelled if any was cancelled, else succeeded.
+    public init(stepCount: Int, succeeded: Int, failed: Int, cancelled: Int) {
+        if succeeded + failed + cancelled < stepCount {
+            self = .running
+        } else {
+            self = failed > 0 ? .failed : cancelled > 0 ? .cancelled : .succeeded
+        }
     }
 }

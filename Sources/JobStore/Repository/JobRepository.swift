@@ -78,6 +78,7 @@ public final class JobRepository: Sendable {
         try JobStoreError.requirePositive(options.cache.maxBytes, "CacheOptions.maxBytes")
         try JobStoreError.requirePositive(options.feedCapacity, "JobStoreOptions.feedCapacity")
         do {
+            var databases = Schema.all
             if access(path + "/data.mdb", F_OK) == 0 {
                 // An existing environment: refuse one that is not ours before creating anything in it.
                 let probe = try Environment(path: path, options: EnvironmentOptions(readOnly: true))
@@ -88,8 +89,12 @@ public final class JobRepository: Sendable {
                         .notAJobStore, "\(path) is an LMDB environment of another program (databases: \(names.prefix(5).joined(separator: ", ")))",
                         hint: "Point JobStore at its own directory")
                 }
+                if options.environment.readOnly {
+                    // A format-1 store read-only: open the databases it has (it cannot be upgraded).
+                    databases = Schema.all.filter { names.contains($0.name) }
+                }
             }
-            environment = try Environment(path: path, options: options.environment, databases: Schema.all)
+            environment = try Environment(path: path, options: options.environment, databases: databases)
         } catch let error as LMDBError {
             throw JobRepository.storeError(error, path: path)
         }
@@ -114,8 +119,12 @@ public final class JobRepository: Sendable {
         }
     }
 
+    /// Checks the stored format version; a writable open creates it (a new store) or upgrades a
+    /// format-1 store to 2 (the pipeline databases, already created empty by the open, and the
+    /// new version, in one transaction).
     private static func checkFormat(_ env: Environment, _ db: Databases, readOnly: Bool, path: String) throws {
         let stored = try env.read { txn in try txn.get(db.meta, MetaKey.formatVersion) }
+        let current = withUnsafeBytes(of: Schema.formatVersion.littleEndian) { Array($0) }
         if let stored {
             guard stored.count == 4 else {
                 throw JobStoreError(.notAJobStore, "\(path) has a format version of \(stored.count) bytes")
@@ -126,6 +135,9 @@ public final class JobRepository: Sendable {
                     .newerFormat, "\(path) is a store of format version \(version); this program reads versions 1…\(Schema.formatVersion)",
                     hint: "Use a newer version of JobStore")
             }
+            if version < Schema.formatVersion && !readOnly {
+                try env.write { txn in try txn.put(db.meta, MetaKey.formatVersion, current) }
+            }
             return
         }
         if readOnly {
@@ -135,7 +147,7 @@ public final class JobRepository: Sendable {
             guard try txn.count(db.jobs) == 0 else {
                 throw JobStoreError(.notAJobStore, "\(path) has jobs but no format version")
             }
-            try txn.put(db.meta, MetaKey.formatVersion, withUnsafeBytes(of: Schema.formatVersion.littleEndian) { Array($0) })
+            try txn.put(db.meta, MetaKey.formatVersion, current)
         }
     }
 

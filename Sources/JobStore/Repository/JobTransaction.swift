@@ -10,6 +10,9 @@ struct Databases: Sendable {
     let readyAny: Database<BytesCodec, EmptyCodec>
     let lease: Database<BytesCodec, EmptyCodec>
     let unique: Database<BytesCodec, BytesCodec>
+    /// The pipeline databases; `nil` only for a format-1 store opened read-only (it has none,
+    /// and cannot be upgraded without writing).
+    let pipeline: PipelineDatabases?
 
     init(_ env: Environment) throws {
         meta = try env.database(Schema.meta)
@@ -20,6 +23,28 @@ struct Databases: Sendable {
         readyAny = try env.database(Schema.readyAny)
         lease = try env.database(Schema.lease)
         unique = try env.database(Schema.unique)
+        pipeline = try? PipelineDatabases(env)
+    }
+
+    /// The pipeline databases, which every writable store has.
+    func pipelines() throws -> PipelineDatabases {
+        guard let pipeline else {
+            throw JobStoreError(.newerFormat, "this store is of format 1 and open read-only: it has no pipeline databases", hint: "Open it writable once to upgrade it")
+        }
+        return pipeline
+    }
+}
+
+/// The open handles of the pipeline databases (format 2).
+struct PipelineDatabases: Sendable {
+    let records: Database<BytesCodec, BytesCodec>
+    let steps: Database<BytesCodec, BytesCodec>
+    let stateCreated: Database<BytesCodec, EmptyCodec>
+
+    init(_ env: Environment) throws {
+        records = try env.database(Schema.pipelines)
+        steps = try env.database(Schema.pipelineSteps)
+        stateCreated = try env.database(Schema.pipelineStateCreated)
     }
 }
 
@@ -91,6 +116,11 @@ public final class JobTransaction {
     public let now: Timestamp
     var changes: [JobChange] = []
     private var counterDeltas: [String: Int64] = [:]
+    /// Pipeline steps whose job changed between unfinished, succeeded, failed and cancelled, to be
+    /// advanced (see ``advancePipelines()``): a worklist, so a cascade through a 10,000-step
+    /// chain is a loop, not a recursion.
+    var pipelineWork: [(from: JobState, job: Job)] = []
+    var advancingPipelines = false
 
     init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
         self.txn = txn
@@ -115,27 +145,27 @@ public final class JobTransaction {
 
     // MARK: Inserting
 
-    /// Inserts a job. With a unique key that a live job holds, inserts nothing and returns that job.
+    /// Inserts a job, pending. With a unique key that a live job holds, inserts nothing and
+    /// returns that job.
     ///
     /// - Throws: `.invalidField` for a field out of its limits, `.invalidField` for a chosen id
-    ///   that exists, `.illegalTransition` for a state other than pending or waiting.
+    ///   that exists.
     @discardableResult
     public func insert(_ new: NewJob) throws -> Job {
         if let key = new.uniqueKey, let holder = try uniqueHolder(key) {
             return holder
         }
-        guard new.state == .pending || new.state == .waiting else {
-            throw JobStoreError(
-                .illegalTransition, "a new job starts pending or waiting, not \(new.state)",
-                hint: "Insert it pending and move it afterwards")
-        }
+        return try add(job(from: new, state: .pending, pipeline: nil))
+    }
+
+    /// The job a ``NewJob`` describes, created now (or at its chosen time).
+    func job(from new: NewJob, state: JobState, pipeline: PipelineReference?) -> Job {
         let createdAt = new.createdAt ?? now
         let id = new.id ?? ids.next(milliseconds: UInt64(max(0, createdAt.microseconds / 1000)))
-        let job = Job(
-            id: id, name: new.name, queue: new.queue, tenant: new.tenant, state: new.state, priority: new.priority,
+        return Job(
+            id: id, name: new.name, queue: new.queue, tenant: new.tenant, state: state, priority: new.priority,
             createdAt: createdAt, updatedAt: createdAt, runAt: new.runAt ?? createdAt, attempts: 0,
-            maxAttempts: max(1, new.maxAttempts), uniqueKey: new.uniqueKey, pipeline: new.pipeline, payload: new.payload)
-        return try add(job)
+            maxAttempts: max(1, new.maxAttempts), uniqueKey: new.uniqueKey, pipeline: pipeline, payload: new.payload)
     }
 
     /// Stores a complete job exactly as given, in any state — for imports, restores and
@@ -152,7 +182,7 @@ public final class JobTransaction {
         return try add(job)
     }
 
-    private func add(_ job: Job) throws -> Job {
+    func add(_ job: Job) throws -> Job {
         try RecordFormat.validate(job)
         do {
             try txn.put(db.jobs, Keys.id(job.id), RecordFormat.encode(job), options: .noOverwrite)
@@ -171,7 +201,7 @@ public final class JobTransaction {
         try jobs.map { try insert($0) }
     }
 
-    private func uniqueHolder(_ key: String) throws -> Job? {
+    func uniqueHolder(_ key: String) throws -> Job? {
         guard !key.isEmpty, key.utf8.count <= JobLimits.maxUniqueKeyBytes else { return nil }  // validate() reports it
         guard let idBytes = try txn.get(db.unique, Keys.unique(key)) else { return nil }
         let id = try idBytes.withUnsafeBytes { bytes -> JobID in
@@ -194,7 +224,7 @@ public final class JobTransaction {
     }
 
     /// Changes `old` (just read in this transaction) through `body`; see ``update(_:_:)-(JobID,_)``.
-    private func update(_ old: Job, _ body: (inout Job) throws -> Void) throws -> Job {
+    func update(_ old: Job, _ body: (inout Job) throws -> Void) throws -> Job {
         let id = old.id
         var new = old
         try body(&new)
@@ -231,9 +261,17 @@ public final class JobTransaction {
     }
 
     /// Deletes a job with its index entries. Returns false if there was none.
+    ///
+    /// - Throws: `.invalidArgument` for a pipeline step's job: it is deleted with its pipeline
+    ///   (``deletePipeline(_:)``).
     @discardableResult
     public func delete(_ id: JobID) throws -> Bool {
         guard let job = try job(id) else { return false }
+        if let step = job.pipeline {
+            throw JobStoreError(
+                .invalidArgument, "job \(id) is step \(step.step) of pipeline \(step.pipeline); deleting it alone would break the pipeline",
+                jobID: id, hint: "Delete the whole pipeline (deletePipeline, `jobstore pipelines delete`)")
+        }
         try remove(job)
         return true
     }
@@ -342,14 +380,18 @@ public final class JobTransaction {
         }
     }
 
-    /// Puts a failed or cancelled job back to pending, runnable now, with one more attempt allowed.
+    /// Puts a failed or cancelled job back to pending, runnable now, with one more attempt
+    /// allowed. A pipeline step some of whose dependencies have not succeeded goes to `waiting`
+    /// instead; either way, its cancelled dependents go back to waiting (see ``retryPipeline(_:)``).
     @discardableResult
     public func retry(_ id: JobID) throws -> Job {
-        try update(id) { job in
+        let job = try existing(id)
+        let blocked = try job.pipeline.map { try step($0).remainingDependencies > 0 } ?? false
+        return try update(job) { job in
             guard job.state == .failed || job.state == .cancelled else {
                 throw JobStoreError.illegalTransition(id, from: job.state, to: .pending)
             }
-            job.state = .pending
+            job.state = blocked ? .waiting : .pending
             job.runAt = now
             job.maxAttempts = max(job.maxAttempts, job.attempts &+ 1)
         }
@@ -403,20 +445,31 @@ public final class JobTransaction {
     }
 
     /// Deletes up to `limit` jobs in the terminal `state` created before `cutoff`, oldest first.
-    /// Returns how many were deleted.
+    /// Returns how many were deleted. Pipeline steps' jobs are left to their pipeline
+    /// (``prunePipelines(state:createdBefore:limit:)``).
     public func prune(state: JobState, createdBefore cutoff: Timestamp, limit: Int) throws -> Int {
+        try prune(state: state, createdBefore: cutoff, limit: limit, after: nil).deleted
+    }
+
+    /// ``prune(state:createdBefore:limit:)`` from after index key `after`; also returns the last
+    /// key looked at, so the next batch does not look at skipped pipeline jobs again.
+    func prune(state: JobState, createdBefore cutoff: Timestamp, limit: Int, after: [UInt8]?) throws -> (deleted: Int, last: [UInt8]?) {
         try JobStoreError.requirePositive(limit, "the prune limit (batchSize)")
         guard state.isTerminal else {
             throw JobStoreError(.illegalTransition, "only succeeded, failed or cancelled jobs can be pruned, not \(state) ones")
         }
-        var doomed: [JobID] = []
-        let range = Keys.stateCreated(state, before: cutoff)
+        var doomed: [Job] = []
+        var last: [UInt8]?
+        var range = Keys.stateCreated(state, before: cutoff)
+        if let after { range.lower = .exclusive(after) }
         try txn.forEach(db.stateCreated, in: range) { key, _ in
-            doomed.append(try Keys.trailingID(key, index: db.stateCreated.name))
+            let id = try Keys.trailingID(key, index: db.stateCreated.name)
+            last = Array(key)
+            if let job = try job(id), job.pipeline == nil { doomed.append(job) }
             return doomed.count < limit
         }
-        for id in doomed { try delete(id) }
-        return doomed.count
+        for job in doomed { try remove(job) }
+        return (doomed.count, last)
     }
 
     // MARK: Keeping record, indexes and counters in step
@@ -433,6 +486,10 @@ public final class JobTransaction {
             count(new, +1)
         }
         changes.append(JobChange(kind: .updated, id: new.id, job: new, previousState: old.state))
+        if new.pipeline != nil && StepOutcome(old.state) != StepOutcome(new.state) {
+            pipelineWork.append((old.state, new))
+            try advancePipelines()
+        }
     }
 
     func remove(_ job: Job) throws {
@@ -456,6 +513,10 @@ public final class JobTransaction {
         } else if case .unique(let key, _) = entry {
             try txn.delete(db.unique, key)
         }
+    }
+
+    func countPipeline(_ state: PipelineState, _ delta: Int64) {
+        counterDeltas[MetaKey.pipelineCounter(state), default: 0] += delta
     }
 
     private func count(_ job: Job, _ delta: Int64) {

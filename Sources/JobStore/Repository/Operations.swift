@@ -86,22 +86,28 @@ extension JobRepository {
     }
 
     /// Deletes every job in the terminal `state` created before `cutoff`, in transactions of at
-    /// most `batchSize` deletions (so no write holds the lock long). Returns how many were deleted.
+    /// most `batchSize` deletions (so no write holds the lock long). Returns how many were
+    /// deleted. Pipeline steps' jobs are left to their pipeline (``prunePipelines(state:createdBefore:batchSize:)``).
     public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) throws -> Int {
         var total = 0
+        var after: [UInt8]?
         while true {
-            let deleted = try write { try $0.prune(state: state, createdBefore: cutoff, limit: batchSize) }
-            total += deleted
-            if deleted < batchSize { return total }
+            let batch = try write { try $0.prune(state: state, createdBefore: cutoff, limit: batchSize, after: after) }
+            total += batch.deleted
+            guard batch.deleted == batchSize, let last = batch.last else { return total }
+            after = last
         }
     }
     /// Deletes every job in the terminal `state` created before `cutoff`, in bounded batches.
     public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) async throws -> Int {
         var total = 0
+        var after: [UInt8]?
         while true {
-            let deleted = try await write { try $0.prune(state: state, createdBefore: cutoff, limit: batchSize) }
-            total += deleted
-            if deleted < batchSize { return total }
+            let start = after
+            let batch = try await write { try $0.prune(state: state, createdBefore: cutoff, limit: batchSize, after: start) }
+            total += batch.deleted
+            guard batch.deleted == batchSize, let last = batch.last else { return total }
+            after = last
         }
     }
 }

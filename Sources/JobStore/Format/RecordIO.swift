@@ -1,0 +1,117 @@
+/// Little-endian field writing and bounds-checked reading, shared by the record codecs
+/// (``RecordFormat`` for jobs, ``PipelineFormat`` for pipelines and their steps).
+struct RecordWriter {
+    let buffer: UnsafeMutableRawBufferPointer
+    var offset = 0
+
+    mutating func put<T: FixedWidthInteger>(_ value: T) {
+        buffer.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
+        offset += MemoryLayout<T>.size
+    }
+
+    /// 16 bytes, big-endian (ids and tokens are stored as in keys).
+    mutating func put128(_ high: UInt64, _ low: UInt64) {
+        buffer.storeBytes(of: high.bigEndian, toByteOffset: offset, as: UInt64.self)
+        buffer.storeBytes(of: low.bigEndian, toByteOffset: offset + 8, as: UInt64.self)
+        offset += 16
+    }
+
+    mutating func putBytes<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        for byte in bytes {
+            buffer[offset] = byte
+            offset += 1
+        }
+    }
+
+    mutating func putShort<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        put(UInt8(bytes.count))
+        putBytes(bytes)
+    }
+
+    mutating func putLong(_ bytes: [UInt8]) {
+        put(UInt32(bytes.count))
+        bytes.withUnsafeBytes { source in
+            if let base = source.baseAddress, source.count > 0 {
+                (buffer.baseAddress! + offset).copyMemory(from: base, byteCount: source.count)
+            }
+        }
+        offset += bytes.count
+    }
+}
+
+struct RecordReader {
+    let bytes: UnsafeRawBufferPointer
+    /// Whose record it is, for errors (built only when one is thrown: decoding is a hot path).
+    let subject: RecordSubject
+    var offset = 0
+
+    func corrupt(_ what: String) -> JobStoreError {
+        JobStoreError(
+            .corruptRecord, "the record of \(subject) is corrupt at byte \(offset): \(what)", jobID: subject.jobID,
+            hint: "Run `jobstore verify` on the store; restore the record from a backup or delete it")
+    }
+
+    mutating func take(_ count: Int, _ what: String) throws -> UnsafeRawBufferPointer {
+        guard count >= 0, offset + count <= bytes.count else {
+            throw corrupt("\(what) needs \(count) bytes, \(bytes.count - offset) are left")
+        }
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
+    }
+
+    mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
+        T(littleEndian: try take(MemoryLayout<T>.size, "\(T.self)").loadUnaligned(as: T.self))
+    }
+
+    mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
+    mutating func u16() throws -> UInt16 { try integer(UInt16.self) }
+    mutating func u128() throws -> (UInt64, UInt64) {
+        let bytes = try take(16, "a 16-byte id")
+        return (
+            UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+            UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        )
+    }
+    mutating func i64() throws -> Int64 { try integer(Int64.self) }
+
+    mutating func string(_ count: Int, _ what: String) throws -> String {
+        let start = offset
+        let raw = try take(count, what)
+        guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+            offset = start
+            throw corrupt("the \(what) is not valid UTF-8")
+        }
+        return text
+    }
+
+    mutating func shortString(_ what: String) throws -> String {
+        let count = Int(try u8())
+        if count == 0 { throw corrupt("the \(what) is empty") }
+        return try string(count, what)
+    }
+
+    mutating func longBytes(_ what: String) throws -> [UInt8] {
+        let count = Int(try integer(UInt32.self))
+        return Array(try take(count, what))
+    }
+}
+
+/// Whose record a ``RecordReader`` reads.
+enum RecordSubject: CustomStringConvertible {
+    case job(JobID)
+    case pipeline(PipelineID)
+    case step(PipelineID, Int)
+
+    var jobID: JobID? {
+        if case .job(let id) = self { return id }
+        return nil
+    }
+
+    var description: String {
+        switch self {
+        case .job(let id): "job \(id)"
+        case .pipeline(let id): "pipeline \(id)"
+        case .step(let id, let index): "step \(index) of pipeline \(id)"
+        }
+    }
+}

@@ -1,0 +1,120 @@
+/// A pipeline's identity: 16 bytes laid out like a ``JobID`` (time-ordered, from the same
+/// generator, so no pipeline shares an id with a job). Printed and parsed as a UUID string.
+public struct PipelineID: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+    /// The first 8 bytes, big-endian (milliseconds, version, counter).
+    public let high: UInt64
+    /// The last 8 bytes, big-endian.
+    public let low: UInt64
+
+    /// An id from its two big-endian halves.
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    init(_ bits: JobID) { self.init(high: bits.high, low: bits.low) }
+
+    /// Reads an id from 16 stored bytes.
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard let bits = JobID(bytes: bytes) else { return nil }
+        self.init(bits)
+    }
+
+    /// Parses the UUID form (36 characters with dashes, or 32 hex digits).
+    ///
+    /// - Throws: ``JobStoreError`` `.invalidID` saying what is wrong with the text.
+    public init(parsing text: String) throws {
+        do {
+            self.init(try JobID(parsing: text))
+        } catch {
+            throw JobStoreError(
+                .invalidID, "'\(text)' is not a pipeline id",
+                hint: "A pipeline id is a UUID such as 0190a5c4-1b2e-7000-8123-456789abcdef")
+        }
+    }
+
+    /// The same 16 bytes as a ``JobID`` (the layout they share; for byte-level helpers).
+    var bits: JobID { JobID(high: high, low: low) }
+
+    /// The UUID string, lowercase.
+    public var description: String { bits.description }
+
+    public static func < (a: PipelineID, b: PipelineID) -> Bool { a.bits < b.bits }
+
+    public init(from decoder: any Decoder) throws {
+        try self.init(parsing: decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// A stored pipeline: one run of a ``PipelineDefinition``, with its state rolled up from its
+/// steps' jobs. The counts are kept in the record and changed in the transaction that changes
+/// a step, so the state is O(1) to read and to keep.
+public struct Pipeline: Sendable, Hashable, Identifiable {
+    /// The pipeline's id (time-ordered).
+    public var id: PipelineID
+    /// The definition's name, e.g. "release".
+    public var name: String
+    /// The definition's version this run used.
+    public var version: UInt32
+    /// Whether a step failing for good cancels every other unfinished step.
+    public var failFast: Bool
+    /// The rolled-up state (see ``PipelineState/init(stepCount:succeeded:failed:cancelled:)``).
+    public var state: PipelineState
+    /// When it was enqueued.
+    public var createdAt: Timestamp
+    /// When its record last changed.
+    public var updatedAt: Timestamp
+    /// When it finished (its last step became terminal); `nil` while running.
+    public var finishedAt: Timestamp?
+    /// How many steps it has.
+    public var stepCount: Int
+    /// Steps whose job succeeded.
+    public var succeededSteps: Int
+    /// Steps whose job failed for good.
+    public var failedSteps: Int
+    /// Steps whose job was cancelled.
+    public var cancelledSteps: Int
+
+    /// Steps still waiting, pending or running.
+    public var unfinishedSteps: Int { stepCount - succeededSteps - failedSteps - cancelledSteps }
+}
+
+/// One step of a stored pipeline: its name, its job, and the steps that depend on it.
+public struct PipelineStepRecord: Sendable, Hashable {
+    /// The step's index in its pipeline (its position in the definition).
+    public var index: Int
+    /// The step's name.
+    public var name: String
+    /// The id of the job that runs the step.
+    public var jobID: JobID
+    /// The indexes of the steps that depend on this one (its out-edges), ascending.
+    public var dependents: [Int]
+    /// How many of the step's dependencies have not succeeded yet. The step's job leaves
+    /// `waiting` when this reaches 0.
+    public var remainingDependencies: Int
+}
+
+/// A pipeline with its steps and their jobs, read from one snapshot.
+public struct PipelineDetails: Sendable, Hashable {
+    /// The pipeline.
+    public var pipeline: Pipeline
+    /// Its steps, by index.
+    public var steps: [PipelineStepRecord]
+    /// Per step (by index), its job.
+    public var jobs: [Job]
+
+    /// Per step (by index), the indexes of the steps it depends on, ascending: derived from the
+    /// stored out-edges in O(steps + edges).
+    public var dependencies: [[Int]] {
+        var result = [[Int]](repeating: [], count: steps.count)
+        for step in steps {
+            for dependent in step.dependents where dependent < result.count { result[dependent].append(step.index) }
+        }
+        return result
+    }
+}

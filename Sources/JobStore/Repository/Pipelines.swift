@@ -1,0 +1,311 @@
+import LMDB
+
+/// What a step's job state means for its pipeline: the four kinds the pipeline counts.
+enum StepOutcome: Equatable {
+    case unfinished, succeeded, failed, cancelled
+
+    init(_ state: JobState) {
+        switch state {
+        case .waiting, .pending, .running: self = .unfinished
+        case .succeeded: self = .succeeded
+        case .failed: self = .failed
+        case .cancelled: self = .cancelled
+        }
+    }
+}
+
+extension Pipeline {
+    /// Counts a step's job in (`delta` +1) or out of (−1) the pipeline's finished counts.
+    mutating func count(_ state: JobState, _ delta: Int) {
+        switch StepOutcome(state) {
+        case .unfinished: break
+        case .succeeded: succeededSteps += delta
+        case .failed: failedSteps += delta
+        case .cancelled: cancelledSteps += delta
+        }
+    }
+
+    /// The state the counts call for.
+    var rolledUpState: PipelineState {
+        PipelineState(stepCount: stepCount, succeeded: succeededSteps, failed: failedSteps, cancelled: cancelledSteps)
+    }
+}
+
+// MARK: - Enqueueing, advancing, cancelling and retrying pipelines, inside a write transaction
+
+extension JobTransaction {
+    /// Validates `definition` (``PipelinePlan``) and enqueues it: the pipeline record, one job
+    /// per step and the step records, in this transaction. Steps without dependencies start
+    /// `pending`, the others `waiting`. O(steps + edges).
+    ///
+    /// - Throws: `.invalidPipeline` for a definition that is not a valid DAG (nothing is
+    ///   written); `.invalidField` for a step's job field out of its limits, or a unique key
+    ///   that a live job holds.
+    @discardableResult
+    public func enqueue(_ definition: PipelineDefinition) throws -> Pipeline {
+        try enqueue(try PipelinePlan(validating: definition))
+    }
+
+    /// Enqueues a validated plan (see ``enqueue(_:)-(PipelineDefinition)``).
+    @discardableResult
+    public func enqueue(_ plan: PipelinePlan) throws -> Pipeline {
+        let definition = plan.definition
+        let tables = try db.pipelines()
+        let id = PipelineID(ids.next(milliseconds: UInt64(max(0, now.microseconds / 1000))))
+        var jobIDs: [JobID] = []
+        jobIDs.reserveCapacity(definition.steps.count)
+        for (index, step) in definition.steps.enumerated() {
+            if let key = step.job.uniqueKey, let holder = try uniqueHolder(key) {
+                throw JobStoreError(
+                    .invalidField, "step '\(step.name)' of pipeline '\(definition.name)' has unique key '\(key)', which live job \(holder.id) holds",
+                    jobID: holder.id)
+            }
+            let state: JobState = plan.dependencies[index].isEmpty ? .pending : .waiting
+            let job = try add(job(from: step.job, state: state, pipeline: PipelineReference(pipeline: id, step: UInt16(index))))
+            jobIDs.append(job.id)
+        }
+        for (index, step) in definition.steps.enumerated() {
+            let record = PipelineStepRecord(
+                index: index, name: step.name, jobID: jobIDs[index], dependents: plan.dependents[index].sorted(),
+                remainingDependencies: plan.dependencies[index].count)
+            try txn.put(tables.steps, Keys.step(id, index), PipelineFormat.encode(record))
+        }
+        let pipeline = Pipeline(
+            id: id, name: definition.name, version: definition.version, failFast: definition.failFast, state: .running,
+            createdAt: now, updatedAt: now, finishedAt: nil, stepCount: definition.steps.count, succeededSteps: 0,
+            failedSteps: 0, cancelledSteps: 0)
+        try txn.put(tables.records, Keys.id(id.bits), PipelineFormat.encode(pipeline))
+        try txn.put(tables.stateCreated, Keys.pipelineStateCreated(.running, now, id), ())
+        countPipeline(.running, +1)
+        return pipeline
+    }
+
+    /// The pipeline with `id` as this transaction sees it, or `nil`.
+    public func pipeline(_ id: PipelineID) throws -> Pipeline? {
+        let tables = try db.pipelines()
+        return try txn.withValue(tables.records, Keys.id(id.bits)) { bytes in
+            try bytes.map { try PipelineFormat.decode($0, id: id) }
+        }
+    }
+
+    func existingPipeline(_ id: PipelineID) throws -> Pipeline {
+        guard let pipeline = try pipeline(id) else { throw JobStoreError.notFound(id) }
+        return pipeline
+    }
+
+    /// The record of a step.
+    func step(_ reference: PipelineReference) throws -> PipelineStepRecord {
+        try step(reference.pipeline, Int(reference.step))
+    }
+
+    func step(_ pipeline: PipelineID, _ index: Int) throws -> PipelineStepRecord {
+        let tables = try db.pipelines()
+        let record = try txn.withValue(tables.steps, Keys.step(pipeline, index)) { bytes in
+            try bytes.map { try PipelineFormat.decodeStep($0, pipeline: pipeline, index: index) }
+        }
+        guard let record else {
+            throw JobStoreError(
+                .corruptRecord, "pipeline \(pipeline) has no step \(index), which a job refers to", hint: "Run `jobstore verify`")
+        }
+        return record
+    }
+
+    private func putStep(_ pipeline: PipelineID, _ record: PipelineStepRecord) throws {
+        try txn.put(try db.pipelines().steps, Keys.step(pipeline, record.index), PipelineFormat.encode(record))
+    }
+
+    /// The job of each step of a pipeline, in step order.
+    private func stepJobs(_ pipeline: Pipeline) throws -> [Job] {
+        try (0..<pipeline.stepCount).map { index in
+            let record = try step(pipeline.id, index)
+            guard let job = try job(record.jobID) else {
+                throw JobStoreError(
+                    .corruptRecord, "step \(index) of pipeline \(pipeline.id) runs job \(record.jobID), which does not exist",
+                    hint: "Run `jobstore verify`")
+            }
+            return job
+        }
+    }
+
+    // MARK: Advancing
+
+    /// Advances the pipelines of the steps in ``pipelineWork``, until none is left. Runs inside
+    /// ``replace(_:with:)``; the changes it makes (dependents released, cancelled or put back to
+    /// waiting) go through `replace` too and only add to the worklist, which the outermost call
+    /// drains.
+    func advancePipelines() throws {
+        guard !advancingPipelines else { return }
+        advancingPipelines = true
+        defer { advancingPipelines = false }
+        var next = 0
+        while next < pipelineWork.count {
+            let (from, job) = pipelineWork[next]
+            next += 1
+            try stepMoved(job, from: from)
+        }
+        pipelineWork.removeAll(keepingCapacity: true)
+    }
+
+    /// One step's job moved between unfinished, succeeded, failed and cancelled. Cost: its
+    /// out-degree (its dependents' records), plus the pipeline's small record.
+    private func stepMoved(_ job: Job, from old: JobState) throws {
+        guard let reference = job.pipeline else { return }
+        let record = try step(reference)
+        guard record.jobID == job.id else {
+            throw JobStoreError(
+                .corruptRecord, "job \(job.id) says it is step \(reference.step) of pipeline \(reference.pipeline), whose step runs job \(record.jobID)",
+                jobID: job.id, hint: "Run `jobstore verify`")
+        }
+        var pipeline = try existingPipeline(reference.pipeline)
+        let before = pipeline
+        pipeline.count(old, -1)
+        pipeline.count(job.state, +1)
+
+        switch (StepOutcome(old), StepOutcome(job.state)) {
+        case (_, .succeeded):
+            // Release each dependent whose dependencies have now all succeeded.
+            for index in record.dependents {
+                var dependent = try step(reference.pipeline, index)
+                guard dependent.remainingDependencies > 0 else {
+                    throw JobStoreError(
+                        .corruptRecord, "step \(index) of pipeline \(reference.pipeline) has no remaining dependency, yet step \(reference.step) just succeeded",
+                        hint: "Run `jobstore verify`")
+                }
+                dependent.remainingDependencies -= 1
+                try putStep(reference.pipeline, dependent)
+                if dependent.remainingDependencies == 0, let waiting = try self.job(dependent.jobID), waiting.state == .waiting {
+                    try update(waiting) { job in
+                        job.state = .pending
+                        job.runAt = max(job.runAt, now)
+                    }
+                }
+            }
+        case (.unfinished, .failed), (.unfinished, .cancelled):
+            // What depends on it can never run: cancel it (its own dependents follow through the worklist).
+            for index in record.dependents {
+                if let dependent = try self.job(try step(reference.pipeline, index).jobID), dependent.state == .waiting {
+                    try update(dependent) { $0.state = .cancelled }
+                }
+            }
+            if job.state == .failed && pipeline.failFast {
+                for other in try stepJobs(pipeline) where !other.state.isTerminal {
+                    try update(other) { $0.state = .cancelled }
+                }
+            }
+        case (.failed, .unfinished), (.cancelled, .unfinished):
+            // Retried: what was cancelled because of it waits for it again.
+            for index in record.dependents {
+                if let dependent = try self.job(try step(reference.pipeline, index).jobID),
+                    dependent.state == .cancelled || dependent.state == .failed
+                {
+                    try update(dependent) { $0.state = .waiting }
+                }
+            }
+        default:
+            break
+        }
+        // The counts of this step are already in `pipeline`; cascades above changed other steps,
+        // whose work items come later and re-read the record. So write it before they run.
+        try putPipeline(pipeline, replacing: before)
+    }
+
+    /// Stores a changed pipeline record: state rolled up from the counts, finishedAt, the state
+    /// index and counters moved with it.
+    private func putPipeline(_ new: Pipeline, replacing old: Pipeline) throws {
+        let tables = try db.pipelines()
+        var pipeline = new
+        pipeline.state = pipeline.rolledUpState
+        pipeline.updatedAt = now
+        if pipeline.state != old.state {
+            pipeline.finishedAt = pipeline.state.isTerminal ? now : nil
+            try txn.delete(tables.stateCreated, Keys.pipelineStateCreated(old.state, old.createdAt, old.id))
+            try txn.put(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, pipeline.id), ())
+            countPipeline(old.state, -1)
+            countPipeline(pipeline.state, +1)
+        }
+        try txn.put(tables.records, Keys.id(pipeline.id.bits), PipelineFormat.encode(pipeline))
+    }
+}
+
+// MARK: - Whole pipelines
+
+extension JobTransaction {
+    /// Cancels every unfinished step of a pipeline: waiting and pending ones, and running ones
+    /// (their lease is dropped, so their worker's outcome is refused with `.leaseLost`; the
+    /// scheduler cancels their tasks). The pipeline ends `cancelled` (or `failed`, if a step
+    /// had failed).
+    ///
+    /// - Throws: `.notFound`; `.illegalTransition` for a pipeline that has finished.
+    @discardableResult
+    public func cancelPipeline(_ id: PipelineID) throws -> Pipeline {
+        let pipeline = try existingPipeline(id)
+        guard !pipeline.state.isTerminal else {
+            throw JobStoreError(
+                .illegalTransition, "pipeline \(id) has already finished (\(pipeline.state)); there is nothing to cancel",
+                hint: "Retry it first to run it again")
+        }
+        for job in try stepJobs(pipeline) where !job.state.isTerminal {
+            // A step cancelled by an earlier one's cascade is terminal by now: re-read.
+            if let current = try self.job(job.id), !current.state.isTerminal {
+                try update(current) { $0.state = .cancelled }
+            }
+        }
+        return try existingPipeline(id)
+    }
+
+    /// Re-runs a pipeline's failed and cancelled steps and what depends on them, keeping what
+    /// succeeded: each such step whose dependencies all succeeded becomes pending (one more
+    /// attempt allowed), the others waiting.
+    ///
+    /// - Throws: `.notFound`; `.illegalTransition` for a pipeline without a failed or cancelled step.
+    @discardableResult
+    public func retryPipeline(_ id: PipelineID) throws -> Pipeline {
+        let pipeline = try existingPipeline(id)
+        guard pipeline.failedSteps + pipeline.cancelledSteps > 0 else {
+            throw JobStoreError(
+                .illegalTransition, "pipeline \(id) (\(pipeline.state)) has no failed or cancelled step to retry")
+        }
+        for index in 0..<pipeline.stepCount {
+            let record = try step(id, index)
+            // Re-read: retrying an earlier step may already have put this one back to waiting.
+            if let job = try self.job(record.jobID), job.state == .failed || job.state == .cancelled {
+                try retry(job.id)
+            }
+        }
+        return try existingPipeline(id)
+    }
+
+    /// Deletes a pipeline with its step records and its steps' jobs, in any state (the workers
+    /// of running steps get `.notFound` when they report). Returns false if there was none.
+    @discardableResult
+    public func deletePipeline(_ id: PipelineID) throws -> Bool {
+        guard let pipeline = try pipeline(id) else { return false }
+        let tables = try db.pipelines()
+        for index in 0..<pipeline.stepCount {
+            let record = try step(id, index)
+            if let job = try job(record.jobID) { try remove(job) }
+            try txn.delete(tables.steps, Keys.step(id, index))
+        }
+        try txn.delete(tables.records, Keys.id(id.bits))
+        try txn.delete(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, id))
+        countPipeline(pipeline.state, -1)
+        return true
+    }
+
+    /// Deletes up to `limit` pipelines in the finished `state` created before `cutoff`, oldest
+    /// first, each with its steps' jobs. Returns how many were deleted.
+    public func prunePipelines(state: PipelineState, createdBefore cutoff: Timestamp, limit: Int) throws -> Int {
+        try JobStoreError.requirePositive(limit, "the prune limit (batchSize)")
+        guard state.isTerminal else {
+            throw JobStoreError(.illegalTransition, "only finished pipelines can be pruned, not running ones")
+        }
+        let tables = try db.pipelines()
+        var doomed: [PipelineID] = []
+        try txn.forEach(tables.stateCreated, in: Keys.pipelineStateCreated(state, before: cutoff)) { key, _ in
+            doomed.append(PipelineID(try Keys.trailingID(key, index: tables.stateCreated.name)))
+            return doomed.count < limit
+        }
+        for id in doomed { try deletePipeline(id) }
+        return doomed.count
+    }
+}
