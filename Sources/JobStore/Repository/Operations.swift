@@ -111,3 +111,50 @@ extension JobRepository {
         }
     }
 }
+
+// Pipelines: each operation in its own transaction.
+
+extension JobRepository {
+    /// Validates and enqueues a pipeline (see ``JobTransaction/enqueue(_:)-(PipelineDefinition)``).
+    @discardableResult public func enqueue(_ definition: PipelineDefinition) throws -> Pipeline {
+        let plan = try PipelinePlan(validating: definition)  // before the write lock is taken
+        return try write { try $0.enqueue(plan) }
+    }
+    /// Validates and enqueues a pipeline (see ``JobTransaction/enqueue(_:)-(PipelineDefinition)``).
+    @discardableResult public func enqueue(_ definition: PipelineDefinition) async throws -> Pipeline {
+        let plan = try PipelinePlan(validating: definition)
+        return try await write { try $0.enqueue(plan) }
+    }
+
+    /// Cancels a pipeline's unfinished steps (see ``JobTransaction/cancelPipeline(_:)``).
+    @discardableResult public func cancelPipeline(_ id: PipelineID) throws -> Pipeline { try write { try $0.cancelPipeline(id) } }
+    /// Cancels a pipeline's unfinished steps (see ``JobTransaction/cancelPipeline(_:)``).
+    @discardableResult public func cancelPipeline(_ id: PipelineID) async throws -> Pipeline {
+        try await write { try $0.cancelPipeline(id) }
+    }
+
+    /// Re-runs a pipeline's failed and cancelled steps (see ``JobTransaction/retryPipeline(_:)``).
+    @discardableResult public func retryPipeline(_ id: PipelineID) throws -> Pipeline { try write { try $0.retryPipeline(id) } }
+    /// Re-runs a pipeline's failed and cancelled steps (see ``JobTransaction/retryPipeline(_:)``).
+    @discardableResult public func retryPipeline(_ id: PipelineID) async throws -> Pipeline {
+        try await write { try $0.retryPipeline(id) }
+    }
+
+    /// Deletes a pipeline with its steps' jobs; false if there was none.
+    @discardableResult public func deletePipeline(_ id: PipelineID) throws -> Bool { try write { try $0.deletePipeline(id) } }
+    /// Deletes a pipeline with its steps' jobs; false if there was none.
+    @discardableResult public func deletePipeline(_ id: PipelineID) async throws -> Bool {
+        try await write { try $0.deletePipeline(id) }
+    }
+
+    /// Deletes every pipeline in the finished `state` created before `cutoff`, with its steps'
+    /// jobs, at most `batchSize` pipelines per transaction. Returns how many were deleted.
+    public func prunePipelines(state: PipelineState, createdBefore cutoff: Timestamp, batchSize: Int = 100) throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try write { try $0.prunePipelines(state: state, createdBefore: cutoff, limit: batchSize) }
+            total += deleted
+            if deleted < batchSize { return total }
+        }
+    }
+}

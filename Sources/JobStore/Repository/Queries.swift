@@ -16,11 +16,17 @@ public struct PageCursor: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses the printed form.
     public init(parsing text: String) throws {
+        let (createdAt, id) = try PageCursor.parts(of: text)
+        self.init(createdAt: createdAt, id: try JobID(parsing: id))
+    }
+
+    /// The time and the id text of a printed cursor, `<createdAt µs>_<id>`.
+    static func parts(of text: String) throws -> (Timestamp, String) {
         let parts = text.split(separator: "_", maxSplits: 1)
         guard parts.count == 2, let micros = Int64(parts[0]) else {
             throw JobStoreError(.invalidField, "'\(text)' is not a page cursor", hint: "Pass the cursor a listing printed, e.g. 1700000000000000_<id>")
         }
-        self.init(createdAt: Timestamp(microseconds: micros), id: try JobID(parsing: String(parts[1])))
+        return (Timestamp(microseconds: micros), String(parts[1]))
     }
 
     public var description: String { "\(createdAt.microseconds)_\(id)" }
@@ -155,6 +161,11 @@ extension JobRepository {
             var all = [(db.meta.name, try txn.statistics(db.meta)), (db.jobs.name, try txn.statistics(db.jobs))]
             for (database, _) in db.keyOnlyIndexes { all.append((database.name, try txn.statistics(database))) }
             all.append((db.unique.name, try txn.statistics(db.unique)))
+            if let tables = db.pipeline {
+                all.append((tables.records.name, try txn.statistics(tables.records)))
+                all.append((tables.steps.name, try txn.statistics(tables.steps)))
+                all.append((tables.stateCreated.name, try txn.statistics(tables.stateCreated)))
+            }
             return all
         }
     }

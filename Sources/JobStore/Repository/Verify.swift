@@ -14,13 +14,25 @@ public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
         case wrongCounter
         /// The store's format version is missing or unreadable.
         case badFormatVersion
+        /// A pipeline's record, steps or rolled-up state disagree with its steps' jobs.
+        case badPipeline
     }
     /// What kind of problem.
     public var kind: Kind
     /// The job involved, if one is.
     public var jobID: JobID?
+    /// The pipeline involved, if one is.
+    public var pipelineID: PipelineID?
     /// What exactly is wrong.
     public var message: String
+
+    /// A problem.
+    public init(kind: Kind, jobID: JobID? = nil, pipelineID: PipelineID? = nil, message: String) {
+        self.kind = kind
+        self.jobID = jobID
+        self.pipelineID = pipelineID
+        self.message = message
+    }
 
     public var description: String { "\(kind.rawValue): \(message)" }
 }
@@ -28,7 +40,8 @@ public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
 extension JobRepository {
     /// Checks the whole store in one snapshot: every record decodes; every record has exactly its
     /// index entries (``IndexEntry/entries(of:)``, the same function writes use) and every index
-    /// entry belongs to a record; every counter equals a recount. Returns every problem found
+    /// entry belongs to a record; every counter equals a recount; every pipeline agrees with its
+    /// steps' jobs (see ``verifyPipelines(_:stepJobs:counters:)``). Returns every problem found
     /// (empty when the store is consistent).
     ///
     /// Holds one read transaction for its duration (a consistent snapshot), so on a live store
@@ -37,6 +50,7 @@ extension JobRepository {
         try reading { txn in
             var problems: [VerificationProblem] = []
             var counters: [String: Int64] = [:]
+            var stepJobs: [JobID: (step: PipelineReference, state: JobState)] = [:]
 
             if try txn.get(db.meta, MetaKey.formatVersion)?.count != 4 {
                 problems.append(VerificationProblem(kind: .badFormatVersion, jobID: nil, message: "meta has no 4-byte format_version"))
@@ -57,6 +71,7 @@ extension JobRepository {
                 }
                 counters[MetaKey.stateCounter(job.state), default: 0] += 1
                 counters[MetaKey.queueCounter(job.queue, job.state), default: 0] += 1
+                if let step = job.pipeline { stepJobs[id] = (step, job.state) }
                 for entry in IndexEntry.entries(of: job) where try !has(entry, txn) {
                     problems.append(VerificationProblem(
                         kind: .missingIndexEntry, jobID: id, message: "job \(id) (\(job.state)) lacks its \(db.name(of: entry)) entry"))
@@ -87,6 +102,8 @@ extension JobRepository {
                 problems += try strayCheck(.unique(key: Array(key), id: Array(value)), id: id, name: db.unique.name, txn)
                 return true
             }
+
+            problems += try verifyPipelines(txn, stepJobs: stepJobs, counters: &counters)
 
             // Counters.
             var stored: [String: Int64] = [:]
