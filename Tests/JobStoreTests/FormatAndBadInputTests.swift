@@ -149,6 +149,36 @@ struct BadInputTests {
         }
     }
 
+    @Test("a format-1 store (written by the previous release) opens read-only as it is, and is upgraded by the first writable open")
+    func formatOneStoreUpgrades() throws {
+        let directory = TemporaryDirectory()
+        let fixture = try #require(Bundle.module.url(forResource: "Fixtures/store-v1/data.mdb", withExtension: nil))
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.sub("data.mdb"))
+
+        let readOnly = try JobRepository(path: directory.path, options: JobStoreOptions(readOnly: true))
+        #expect(try readOnly.formatVersion() == 1)
+        #expect(try readOnly.count(.succeeded) == 11 && readOnly.count(.pending) == 1)
+        #expect(try readOnly.pipelines().pipelines.isEmpty)
+        #expect(try readOnly.pipelineCounts().values.reduce(0, +) == 0)
+        try expectConsistent(readOnly)
+        readOnly.close()
+
+        let store = try JobRepository(path: directory.path, options: testOptions)
+        #expect(try store.formatVersion() == Schema.formatVersion)
+        #expect(try store.count(.succeeded) == 11)
+        let pipeline = try store.enqueue(PipelineDefinition(name: "after-upgrade", steps: [PipelineStep("a", job: NewJob(name: "a"))]))
+        #expect(try store.pipeline(pipeline.id)?.state == .running)
+        try expectConsistent(store)
+        store.close()
+
+        // A program that reads only format 1 refuses the upgraded store with "newer format": the
+        // check it runs is the one below, with its own (lower) version.
+        let reopened = try JobRepository(path: directory.path, options: JobStoreOptions(readOnly: true))
+        #expect(try reopened.formatVersion() == 2)
+        reopened.close()
+    }
+
     @Test("a store of a newer format, an LMDB environment of another program and an empty directory are refused")
     func wrongStores() throws {
         let directory = TemporaryDirectory()

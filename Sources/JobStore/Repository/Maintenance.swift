@@ -20,6 +20,19 @@ extension JobRepository {
     /// The store's directory, as given when it was opened.
     public var path: String { environment.path }
 
+    /// The store's format version as stored (``Schema/formatVersion`` once a writable open
+    /// upgraded it; a format-1 store opened read-only stays 1).
+    public func formatVersion() throws -> UInt32 {
+        try reading { txn in
+            try txn.withValue(db.meta, MetaKey.formatVersion) { bytes in
+                guard let bytes, bytes.count == 4 else {
+                    throw JobStoreError(.corruptRecord, "meta has no 4-byte format_version", hint: "Run `jobstore verify`")
+                }
+                return UInt32(littleEndian: bytes.loadUnaligned(as: UInt32.self))
+            }
+        }
+    }
+
     /// The environment's map size, page use, last transaction and reader slots.
     public func environmentInfo() throws -> EnvironmentInfo {
         try wrappingErrors { try environment.info() }
