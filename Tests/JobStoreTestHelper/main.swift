@@ -18,7 +18,7 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | set-payload PATH ID TEXT)") }
+guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | pipeline-loop PATH | set-payload PATH ID TEXT)") }
 
 do {
     let store = try JobRepository(path: arguments[2], options: JobStoreOptions(mapSize: 1 << 20))
@@ -44,6 +44,36 @@ do {
             say(inserted[inserted.count - 1].id.description)
             batch += 1
             if pause > 0 { usleep(pause * 1000) }
+        }
+    case "pipeline-loop":
+        // Enqueues pipelines of 60 steps (a root, 50 in parallel, a chain of 9 after them) and
+        // runs their steps a few per transaction — some fail for good, cascading — printing each
+        // enqueued pipeline's id once committed. Killed with SIGKILL at a random moment.
+        var round = 0
+        while true {
+            var steps = [PipelineStep("root", job: NewJob(name: "root", maxAttempts: 1))]
+            steps += (0..<50).map { PipelineStep("wide-\($0)", job: NewJob(name: "wide", maxAttempts: 1), dependsOn: ["root"]) }
+            steps += (0..<9).map { n in
+                PipelineStep("chain-\(n)", job: NewJob(name: "chain", maxAttempts: 1), dependsOn: n == 0 ? (0..<50).map { "wide-\($0)" } : ["chain-\(n - 1)"])
+            }
+            let pipeline = try store.enqueue(PipelineDefinition(name: "crash-\(round)", steps: steps))
+            say(pipeline.id.description)
+            let owner = OwnerToken.random()
+            var claimed = 0
+            repeat {
+                claimed = try store.write { txn -> Int in
+                    let jobs = try txn.claim(limit: 7, lease: .seconds(60), owner: owner)
+                    for job in jobs {
+                        if job.id.low % 23 == 0 {
+                            try txn.fail(job.id, owner: owner, error: "unlucky", retryAt: nil)
+                        } else {
+                            try txn.complete(job.id, owner: owner)
+                        }
+                    }
+                    return jobs.count
+                }
+            } while claimed > 0
+            round += 1
         }
     case "set-payload":
         guard arguments.count == 5 else { fail("set-payload needs ID and TEXT") }

@@ -165,4 +165,23 @@ struct JobStoreCrashTests {
             #expect(counts[.succeeded] == counts.values.reduce(0, +) / 10, "each batch completed 2 of its 20 jobs")
         }
     }
+
+    @Test("a process killed with SIGKILL while pipelines advance: reopened, verify() is clean and every acknowledged pipeline is whole")
+    func killedWhileAdvancing() throws {
+        let directory = TemporaryDirectory()
+        for round in 0..<3 {
+            let path = directory.sub("round-\(round)")
+            let lines = try killedChildOutput("JobStoreTestHelper", ["pipeline-loop", path], after: Double.random(in: 0.3...0.9))
+            let acknowledged = try lines.map { try PipelineID(parsing: String($0)) }
+            #expect(!acknowledged.isEmpty, "the child committed no pipeline before it was killed")
+
+            let store = try JobRepository(path: path, options: JobStoreOptions(mapSize: 1 << 20))
+            defer { store.close() }
+            try expectConsistent(store)  // includes: no step waits with its dependencies done, none runs before them
+            for id in acknowledged {
+                let details = try #require(try store.pipelineDetails(id), "acknowledged pipeline \(id) is missing")
+                #expect(details.jobs.count == 60)
+            }
+        }
+    }
 }
