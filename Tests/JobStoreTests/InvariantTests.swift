@@ -20,8 +20,9 @@ struct SplitMix64: RandomNumberGenerator {
 @Suite("Invariants over random operation sequences")
 struct InvariantTests {
     /// One random step: an insert (sometimes unique, sometimes delayed), a claim, a completion or
-    /// failure (sometimes with a stale token), a cancel, retry, rescue, prune, update, delete, or
-    /// a batch of several in one transaction.
+    /// failure (sometimes with a stale token), a cancel, retry, rescue, prune, update, delete, a
+    /// batch of several in one transaction; or a random pipeline enqueued, cancelled, retried,
+    /// deleted or pruned (the job operations above also hit pipeline steps).
     func step(_ store: JobRepository, _ random: inout SplitMix64, _ owners: inout [JobID: OwnerToken]) throws {
         func anyJob(_ state: JobState? = nil) throws -> Job? {
             var candidates: [Job] = []
@@ -31,8 +32,12 @@ struct InvariantTests {
             }
             return candidates.isEmpty ? nil : candidates[Int(random.next() % UInt64(candidates.count))]
         }
+        func anyPipeline() throws -> Pipeline? {
+            let all = try store.pipelines(limit: 1000).pipelines
+            return all.isEmpty ? nil : all[Int(random.next() % UInt64(all.count))]
+        }
         let now = Timestamp.now
-        switch random.next() % 13 {
+        switch random.next() % 17 {
         case 0, 1, 2:
             let count = Int(random.next() % 4) + 1
             let jobs = (0..<count).map { _ in
@@ -73,6 +78,27 @@ struct InvariantTests {
                     job.queue = "q\(random.next() % 3)"
                 }
             }
+        case 13, 14:
+            // A random DAG: each step depends on a random subset of the earlier ones.
+            let count = Int(random.next() % 7) + 1
+            let steps = (0..<count).map { index in
+                PipelineStep(
+                    "s\(index)",
+                    job: NewJob(name: "step", queue: "q\(random.next() % 3)", maxAttempts: UInt16(random.next() % 2 + 1)),
+                    dependsOn: (0..<index).filter { _ in random.next() % 3 == 0 }.map { "s\($0)" })
+            }
+            try store.enqueue(PipelineDefinition(name: "random", steps: steps, failFast: random.next() % 4 == 0))
+        case 15:
+            if let pipeline = try anyPipeline() {
+                _ = try? (random.next() % 2 == 0 ? store.cancelPipeline(pipeline.id) : store.retryPipeline(pipeline.id))
+            }
+        case 16:
+            if random.next() % 2 == 0, let pipeline = try anyPipeline() {
+                try store.deletePipeline(pipeline.id)
+            } else {
+                let state = [PipelineState.succeeded, .failed, .cancelled][Int(random.next() % 3)]
+                _ = try store.prunePipelines(state: state, createdBefore: now, batchSize: 2)
+            }
         default:
             if let job = try anyJob() {
                 // Several changes in one transaction, one of which may be illegal and abort them all.
@@ -100,18 +126,22 @@ struct InvariantTests {
         try withStore() { store in
             var random = SplitMix64(seed: seed)
             var owners: [JobID: OwnerToken] = [:]
-            for index in 0..<150 {
+            var pipelineStatesSeen = Set<PipelineState>()
+            for index in 0..<200 {
                 try step(store, &random, &owners)
                 let problems = try store.verify()
                 #expect(problems.isEmpty, "seed \(seed), step \(index): \(problems.prefix(3))")
                 #expect(try store.counts() == recount(store), "seed \(seed), step \(index)")
                 if !problems.isEmpty { return }
+                for (state, count) in try store.pipelineCounts() where count > 0 { pipelineStatesSeen.insert(state) }
                 // The cache agrees with LMDB.
                 try store.forEachJob { job throws in
                     #expect(try store.job(job.id) == job)
                     return true
                 }
             }
+            // Some pipeline finished: the sequence did advance them.
+            #expect(pipelineStatesSeen.count >= 2, "seed \(seed): pipeline states seen: \(pipelineStatesSeen)")
         }
     }
 
