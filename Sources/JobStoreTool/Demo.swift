@@ -5,7 +5,7 @@ import JobStore
 /// `jobstore demo`: embeds a store, runs workers on it, then shows the admin tool on the result.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a short demonstration: enqueue jobs, run workers, inspect the store with the admin commands.")
+        abstract: "Run a short demonstration: enqueue jobs and a pipeline, run workers, inspect the store with the admin commands.")
 
     @Option(help: "Directory for the demo store (default: a new temporary directory, removed afterwards).")
     var dir: String?
@@ -40,6 +40,14 @@ struct Demo: AsyncParsableCommand {
         let report = try await store.insert(NewJob(name: "daily-report", queue: "media", uniqueKey: "report:today"))
         let again = try await store.insert(NewJob(name: "daily-report", queue: "media", uniqueKey: "report:today"))
         print("   \(inserted.count + 1) jobs inserted; a second 'report:today' returned the same job: \(again.id == report.id)")
+        let release = try await store.enqueue(PipelineDefinition(name: "release", version: 3, steps: [
+            PipelineStep("build", job: NewJob(name: "build", queue: "ci", payload: Array("make all".utf8))),
+            PipelineStep("test-linux", job: NewJob(name: "test", queue: "ci", payload: Array("linux".utf8), maxAttempts: 2), dependsOn: ["build"]),
+            PipelineStep("test-macos", job: NewJob(name: "test", queue: "ci", payload: Array("macos".utf8)), dependsOn: ["build"]),
+            PipelineStep("package", job: NewJob(name: "package", queue: "ci"), dependsOn: ["test-linux", "test-macos"]),
+            PipelineStep("deploy", job: NewJob(name: "deploy", queue: "ci", priority: 9), dependsOn: ["package"]),
+        ]))
+        print("   pipeline 'release' v3 enqueued (5 steps): build pending, the other steps waiting for their dependencies")
 
         print("\n2. A worker dies holding a job: its lease expires and the job is rescued.")
         let deadWorker = OwnerToken.random()
@@ -51,8 +59,9 @@ struct Demo: AsyncParsableCommand {
         print("   rescued \(rescued.map(\.name)) — back to \(rescued.first?.state.description ?? "?")")
 
         print("\n3. Three async workers claim (priority, then run time, then age) and complete jobs;")
-        print("   the first attempt at user3's email fails and is retried 100 ms later.")
-        let failedOnce = inserted[2].id
+        print("   the first attempts at user3's email and at the pipeline's linux tests fail and are retried 100 ms later;")
+        print("   each pipeline step is released in the transaction that completes its last dependency.")
+        let failedOnce: Set<String> = [inserted[2].id.description, "test:linux"]
         let completed = try await withThrowingTaskGroup(of: Int.self) { group in
             for worker in 1...3 {
                 group.addTask {
@@ -68,7 +77,7 @@ struct Demo: AsyncParsableCommand {
                         }
                         idle = 0
                         for job in jobs {
-                            if job.id == failedOnce && job.attempts == 1 {
+                            if job.attempts == 1 && (failedOnce.contains(job.id.description) || failedOnce.contains("\(job.name):\(String(decoding: job.payload, as: UTF8.self))")) {
                                 try await store.fail(job.id, owner: owner, error: "SMTP 451: try again later", retryAt: Timestamp.now.adding(.milliseconds(100)))
                                 print("   worker \(worker): \(job.name) #\(job.attempts) failed, retry scheduled")
                             } else {
@@ -105,6 +114,8 @@ struct Demo: AsyncParsableCommand {
         try Stats.parse([path]).run()
         print("\n$ jobstore jobs list \(path) --limit 20")
         try Jobs.List.parse([path, "--limit", "20"]).run()
+        print("\n$ jobstore pipelines show \(path) \(release.id)")
+        try Pipelines.Show.parse([path, release.id.description]).run()
         print("\n$ jobstore verify \(path)")
         try VerifyCommand.parse([path]).run()
         if dir != nil { print("\nThe store stays at \(path); try `jobstore jobs show \(path) <id>`.") }

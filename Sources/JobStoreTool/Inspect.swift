@@ -4,7 +4,7 @@ import JobStore
 
 /// `jobstore stats PATH`: the environment, every database, jobs per state and per queue.
 struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the environment, every database, and jobs per state and queue.")
+    static let configuration = CommandConfiguration(abstract: "Show the environment, every database, jobs per state and queue, and pipelines per state.")
 
     @OptionGroup var store: StoreOptions
 
@@ -19,6 +19,7 @@ struct Stats: ParsableCommand {
         var databases: [DatabaseJSON]
         var states: [String: Int]
         var queues: [String: [String: Int]]
+        var pipelines: [String: Int]
     }
 
     func run() throws {
@@ -29,6 +30,7 @@ struct Stats: ParsableCommand {
         let databases = try jobs.databaseStatistics()
         let counts = try jobs.counts()
         let queues = try jobs.queueCounts()
+        let pipelines = try jobs.pipelineCounts()
         if store.json {
             try printJSON(Output(
                 path: store.path, environment: info, fileBytes: fileBytes,
@@ -37,7 +39,8 @@ struct Stats: ParsableCommand {
                           leafPages: $0.statistics.leafPages, overflowPages: $0.statistics.overflowPages, bytes: $0.statistics.bytes)
                 },
                 states: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.description, $0.value) }),
-                queues: queues.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.description, $0.value) }) }))
+                queues: queues.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.description, $0.value) }) },
+                pipelines: Dictionary(uniqueKeysWithValues: pipelines.map { ($0.key.description, $0.value) })))
             return
         }
         print("Environment \(store.path)")
@@ -65,6 +68,11 @@ struct Stats: ParsableCommand {
             }
             print(byQueue.render())
         }
+        print("")
+        var byState = Table("pipeline state", "pipelines")
+        for state in PipelineState.allCases { byState.add([state.description, (pipelines[state] ?? 0).grouped]) }
+        byState.add(["total", pipelines.values.reduce(0, +).grouped])
+        print(byState.render())
     }
 }
 
@@ -164,7 +172,10 @@ struct Jobs: ParsableCommand {
                 ("updated", job.updatedAt.description), ("run at", job.runAt.description),
                 ("lease", job.lease.map { "until \($0.expiresAt), owner \($0.owner)" } ?? "-"),
                 ("unique key", job.uniqueKey ?? "-"),
-                ("pipeline", job.pipeline.map { "\($0.pipeline) step \($0.step)" } ?? "-"),
+                ("pipeline", try job.pipeline.map { reference in
+                    guard let (pipeline, step) = try jobs.pipelineStep(reference) else { return "\(reference.pipeline) step \(reference.step) (missing)" }
+                    return "\(pipeline.id) '\(pipeline.name)' v\(pipeline.version) (\(pipeline.state)), step \(step.index) '\(step.name)'"
+                } ?? "-"),
             ]
             lines.append(("payload", describe(job.payload)))
             if let result = job.result { lines.append(("result", describe(result))) }
@@ -188,7 +199,7 @@ struct Jobs: ParsableCommand {
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check records, every index and the counters; exit 1 listing every problem.")
+        abstract: "Check records, every index, the counters and every pipeline against its steps' jobs; exit 1 listing every problem.")
 
     @OptionGroup var store: StoreOptions
 
@@ -196,10 +207,12 @@ struct VerifyCommand: ParsableCommand {
         struct Problem: Encodable {
             var kind: String
             var job: String?
+            var pipeline: String?
             var message: String
         }
         var ok: Bool
         var jobs: Int
+        var pipelines: Int
         var problems: [Problem]
     }
 
@@ -210,12 +223,15 @@ struct VerifyCommand: ParsableCommand {
         let problems = try jobs.verify()
         progress.finish()
         let total = try jobs.counts().values.reduce(0, +)
+        let pipelines = try jobs.pipelineCounts().values.reduce(0, +)
         if store.json {
             try printJSON(Output(
-                ok: problems.isEmpty, jobs: total,
-                problems: problems.map { .init(kind: $0.kind.rawValue, job: $0.jobID?.description, message: $0.message) }))
+                ok: problems.isEmpty, jobs: total, pipelines: pipelines,
+                problems: problems.map {
+                    .init(kind: $0.kind.rawValue, job: $0.jobID?.description, pipeline: $0.pipelineID?.description, message: $0.message)
+                }))
         } else if problems.isEmpty {
-            print("ok: \(total.grouped) jobs; every record, index entry and counter is consistent")
+            print("ok: \(total.grouped) job\(total == 1 ? "" : "s") and \(pipelines.grouped) pipeline\(pipelines == 1 ? "" : "s"); every record, index entry, counter and pipeline is consistent")
         } else {
             for problem in problems { print(problem) }
             print("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")

@@ -2,13 +2,15 @@ import ArgumentParser
 import Foundation
 import JobStore
 
-/// `jobstore export PATH`: jobs as JSON lines.
+/// `jobstore export PATH`: jobs, then pipelines, as JSON lines.
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write jobs as JSON lines (stdout, or --output FILE).")
+    static let configuration = CommandConfiguration(
+        abstract: "Write jobs, then pipelines, as JSON lines (stdout, or --output FILE).",
+        discussion: "Pipeline lines carry \"kind\": \"pipeline\" and come after every job, so that `import` finds each pipeline's jobs in place.")
 
     @Argument(help: "The store's directory.")
     var path: String
-    @Option(help: "Only jobs in this state.")
+    @Option(help: "Only jobs in this state, and no pipeline (nor any pipeline step's job: those travel with their pipeline).")
     var state: String?
     @Option(help: "Write to this file instead of stdout.")
     var output: String?
@@ -29,46 +31,60 @@ struct Export: ParsableCommand {
         }
         var progress = Progress("exported")
         var count = 0
+        var pipelines = 0
         var buffer = ""
-        func emit(_ job: Job) throws {
-            buffer += try jsonLine(JobJSON(job)) + "\n"
-            count += 1
+        func emit(_ line: String) {
+            buffer += line + "\n"
             if buffer.utf8.count > 1 << 16 {
                 sink.write(Data(buffer.utf8))
                 buffer = ""
             }
-            progress.update(count)
+            progress.update(count + pipelines)
         }
         if let state = state.flatMap(JobState.init(name:)) {
             var cursor: PageCursor?
             repeat {
                 let page = try store.jobs(in: state, limit: 1000, after: cursor)
-                for job in page.jobs { try emit(job) }
+                for job in page.jobs where job.pipeline == nil {
+                    emit(try jsonLine(JobJSON(job)))
+                    count += 1
+                }
                 cursor = page.next
             } while cursor != nil
         } else {
             try store.forEachJob { job in
-                try emit(job)
+                emit(try jsonLine(JobJSON(job)))
+                count += 1
                 return true
             }
+            var cursor: PipelineCursor?
+            repeat {
+                let page = try store.pipelines(limit: 100, after: cursor)
+                for pipeline in page.pipelines {
+                    guard let details = try store.pipelineDetails(pipeline.id) else { continue }  // deleted meanwhile
+                    emit(try jsonLine(PipelineJSON(details)))
+                    pipelines += 1
+                }
+                cursor = page.next
+            } while cursor != nil
         }
         sink.write(Data(buffer.utf8))
         progress.finish()
-        if output != nil { print("exported \(count.grouped) jobs to \(output ?? "")") }
+        if output != nil { print("exported \(count.grouped) jobs and \(pipelines.grouped) pipelines to \(output ?? "")") }
     }
 }
 
 /// `jobstore import PATH FILE`: JSON lines in batches, reporting each committed batch.
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read jobs from JSON lines (as `export` writes them) in batches.",
-        discussion: "After each committed batch a line says how many jobs are committed and the last id: if the import is interrupted, everything up to that id is in the store.")
+        abstract: "Read jobs and pipelines from JSON lines (as `export` writes them) in batches.",
+        discussion: "After each committed batch a line says how many jobs and pipelines are committed and the last id: if the import is interrupted, everything up to that id is in the store. A pipeline's jobs must come before it (as `export` writes them); its counts, state and remaining dependencies are recounted from them.")
 
     @Argument(help: "The store's directory (created if missing).")
     var path: String
     @Argument(help: "The JSON-lines file ('-' for stdin).")
     var file: String
-    @Option(help: "Jobs per transaction.")
+    @Option(help: "Jobs or pipelines per transaction.")
     var batchSize = 1000
 
     func validate() throws {
@@ -81,37 +97,65 @@ struct Import: ParsableCommand {
         let store = try JobRepository(path: path, options: JobStoreOptions(cache: CacheOptions(enabled: false)))
         defer { store.close() }
         let decoder = JSONDecoder()
-        var batch: [Job] = []
-        var committed = 0
+        enum Item {
+            case job(Job)
+            case pipeline(PipelineExport)
+            var id: String {
+                switch self {
+                case .job(let job): job.id.description
+                case .pipeline(let pipeline): pipeline.id.description
+                }
+            }
+        }
+        struct Kind: Decodable { var kind: String? }
+        var batch: [Item] = []
+        var committed = (jobs: 0, pipelines: 0)
         var lineNumber = 0
+        func summary() -> String {
+            let jobs = "\(committed.jobs.grouped) job\(committed.jobs == 1 ? "" : "s")"
+            return committed.pipelines == 0 ? jobs : jobs + " and \(committed.pipelines.grouped) pipeline\(committed.pipelines == 1 ? "" : "s")"
+        }
         func commit() throws {
-            guard !batch.isEmpty else { return }
-            let jobs = batch
-            try store.write { txn in for job in jobs { try txn.restore(job) } }
-            committed += jobs.count
-            print("committed \(committed.grouped) jobs, last id \(jobs[jobs.count - 1].id)")
+            guard let last = batch.last else { return }
+            let items = batch
+            try store.write { txn in
+                for item in items {
+                    switch item {
+                    case .job(let job): try txn.restore(job)
+                    case .pipeline(let pipeline): try txn.restorePipeline(pipeline)
+                    }
+                }
+            }
+            for item in items {
+                if case .job = item { committed.jobs += 1 } else { committed.pipelines += 1 }
+            }
+            print("committed \(summary()), last id \(last.id)")
             batch = []
         }
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
             do {
-                batch.append(try decoder.decode(JobJSON.self, from: Data(line)).job())
+                switch try decoder.decode(Kind.self, from: Data(line)).kind {
+                case nil, "job"?: batch.append(.job(try decoder.decode(JobJSON.self, from: Data(line)).job()))
+                case "pipeline"?: batch.append(.pipeline(try decoder.decode(PipelineJSON.self, from: Data(line)).export()))
+                case let other?: throw CommandFailure("unknown kind '\(other)' (a line is a job or a pipeline)")
+                }
                 if batch.count == batchSize { try commit() }
             } catch let error as DecodingError {
-                throw CommandFailure("\(file) line \(lineNumber): not a job: \(describe(error)); \(committed.grouped) jobs were committed before it")
+                throw CommandFailure("\(file) line \(lineNumber): not a job or pipeline: \(describe(error)); \(summary()) were committed before it")
             } catch let error as JobStoreError {
-                throw CommandFailure("\(file) around line \(lineNumber): \(error); \(committed.grouped) jobs were committed before it")
+                throw CommandFailure("\(file) around line \(lineNumber): \(error); \(summary()) were committed before it")
             } catch let error as CommandFailure {
-                throw CommandFailure("\(file) line \(lineNumber): \(error); \(committed.grouped) jobs were committed before it")
+                throw CommandFailure("\(file) line \(lineNumber): \(error); \(summary()) were committed before it")
             }
         }
         do {
             try commit()
         } catch {
-            throw CommandFailure("\(file): \(error); \(committed.grouped) jobs were committed before it")
+            throw CommandFailure("\(file): \(error); \(summary()) were committed before it")
         }
-        print("imported \(committed.grouped) jobs")
+        print("imported \(summary())")
     }
 
     func describe(_ error: DecodingError) -> String {
@@ -128,16 +172,17 @@ struct Import: ParsableCommand {
 /// `jobstore prune PATH --state S --older-than D`.
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Delete finished jobs created longer ago than a duration, in bounded batches.")
+        abstract: "Delete finished jobs and pipelines created longer ago than a duration, in bounded batches.",
+        discussion: "A pipeline's steps' jobs are deleted with their pipeline (a finished pipeline in that state), never alone.")
 
     @OptionGroup var store: StoreOptions
     @Option(help: "succeeded, failed or cancelled.")
     var state: String
-    @Option(help: "Jobs created longer ago than this (e.g. 7d, 12h).")
+    @Option(help: "Jobs and pipelines created longer ago than this (e.g. 7d, 12h).")
     var olderThan: String
     @Flag(help: "Only count what would be deleted.")
     var dryRun = false
-    @Option(help: "Deletions per transaction.")
+    @Option(help: "Job deletions per transaction (pipelines: a tenth of it, at least 1).")
     var batchSize = 1000
 
     func validate() throws {
@@ -149,30 +194,53 @@ struct Prune: ParsableCommand {
     }
 
     func run() throws {
-        guard let state = JobState(name: state) else { throw ValidationError("bad state") }
+        guard let state = JobState(name: state), let pipelineState = PipelineState(name: self.state) else {
+            throw ValidationError("bad state")
+        }
         let cutoff = Timestamp.now.adding(.zero - (try parseDuration(olderThan)))
         let jobs = try store.open(writable: !dryRun)
         defer { jobs.close() }
-        let count = dryRun ? try jobs.count(state, createdBefore: cutoff) : try jobs.prune(state: state, createdBefore: cutoff, batchSize: batchSize)
+        let (count, pipelines) = dryRun
+            ? (try jobs.count(state, createdBefore: cutoff), try jobs.countPipelines(pipelineState, createdBefore: cutoff))
+            : (try jobs.prune(state: state, createdBefore: cutoff, batchSize: batchSize),
+               try jobs.prunePipelines(state: pipelineState, createdBefore: cutoff, batchSize: max(1, batchSize / 10)))
         if store.json {
-            try printJSON(["state": state.description, "created_before": cutoff.description, dryRun ? "would_delete" : "deleted": "\(count)"])
+            try printJSON([
+                "state": state.description, "created_before": cutoff.description, dryRun ? "would_delete" : "deleted": "\(count)",
+                dryRun ? "would_delete_pipelines" : "deleted_pipelines": "\(pipelines)",
+            ])
         } else {
-            print("\(dryRun ? "would delete" : "deleted") \(count.grouped) \(state) job\(count == 1 ? "" : "s") created before \(cutoff)")
+            print("\(dryRun ? "would delete" : "deleted") \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") created before \(cutoff)")
         }
     }
 }
 
 /// Applies one change to each id (each in its own transaction), reporting each — a line of text,
-/// or with `--json` a JSON line `{"id", "ok", "state" | "error"}`; exit 1 if any failed.
-func changeEach(_ options: StoreOptions, _ texts: [String], verb: String, _ change: (JobRepository, JobID) throws -> Job) throws {
+/// or with `--json` a JSON line `{"id", "ok", "state" | "error"}`; exit 1 if any failed. With a
+/// `pipeline` change, an id that is not a job's but a pipeline's gets that change.
+func changeEach(
+    _ options: StoreOptions, _ texts: [String], verb: String, _ change: (JobRepository, JobID) throws -> Job,
+    pipeline changePipeline: ((JobRepository, PipelineID) throws -> Pipeline)? = nil
+) throws {
     let ids = try parseIDs(texts)
     let jobs = try options.open(writable: true)
     defer { jobs.close() }
     var failures = 0
     for id in ids {
         do {
-            let job = try change(jobs, id)
-            print(options.json ? try jsonLine(["id": id.description, "ok": "true", "state": job.state.description]) : "\(id): \(verb), now \(job.state)")
+            let pipelineID = PipelineID(high: id.high, low: id.low)
+            let (kind, state): (String, String)
+            if let changePipeline, try jobs.job(id) == nil {
+                guard try jobs.pipeline(pipelineID) != nil else {
+                    throw CommandFailure("no job or pipeline \(id) in \(options.path)")
+                }
+                (kind, state) = ("pipeline", try changePipeline(jobs, pipelineID).state.description)
+            } else {
+                (kind, state) = ("job", try change(jobs, id).state.description)
+            }
+            print(options.json
+                ? try jsonLine(["id": id.description, "ok": "true", "kind": kind, "state": state])
+                : "\(id): \(kind == "pipeline" ? "pipeline " : "")\(verb), now \(state)")
         } catch {
             failures += 1
             if options.json { print(try jsonLine(["id": id.description, "ok": "false", "error": "\(error)"])) }
@@ -218,20 +286,28 @@ struct Requeue: ParsableCommand {
 
 /// `jobstore cancel PATH ID …`.
 struct Cancel: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel waiting, pending or running jobs.")
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel waiting, pending or running jobs, or every unfinished step of a pipeline.",
+        discussion: "Cancelling a pipeline step also cancels the steps that depend on it.")
     @OptionGroup var store: StoreOptions
-    @Argument(help: "Job ids.")
+    @Argument(help: "Job or pipeline ids.")
     var ids: [String]
 
-    func run() throws { try changeEach(store, ids, verb: "cancelled") { try $0.cancel($1) } }
+    func run() throws {
+        try changeEach(store, ids, verb: "cancelled", { try $0.cancel($1) }, pipeline: { try $0.cancelPipeline($1) })
+    }
 }
 
 /// `jobstore retry PATH ID …`.
 struct Retry: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Put failed or cancelled jobs back to pending, with one more attempt.")
+    static let configuration = CommandConfiguration(
+        abstract: "Put failed or cancelled jobs back to pending, with one more attempt; or re-run a pipeline's failed and cancelled steps.",
+        discussion: "A pipeline step whose dependencies have not all succeeded goes back to waiting instead; the steps it cancelled wait for it again.")
     @OptionGroup var store: StoreOptions
-    @Argument(help: "Job ids.")
+    @Argument(help: "Job or pipeline ids.")
     var ids: [String]
 
-    func run() throws { try changeEach(store, ids, verb: "retried") { try $0.retry($1) } }
+    func run() throws {
+        try changeEach(store, ids, verb: "retried", { try $0.retry($1) }, pipeline: { try $0.retryPipeline($1) })
+    }
 }

@@ -211,6 +211,76 @@ struct AdminToolTests {
         #expect(try jobstore("verify", directory.path).status == 0)
     }
 
+    @Test("pipelines list/show (table, DAG, --dot, --json), stats per state, cancel and retry by pipeline id, export/import carry pipelines")
+    func pipelines() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        let (pipeline, buildJob) = try {
+            let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
+            defer { store.close() }
+            let pipeline = try store.enqueue(PipelineDefinition(name: "release", version: 3, steps: [
+                PipelineStep("build", job: NewJob(name: "build", queue: "ci", maxAttempts: 1)),
+                PipelineStep("test", job: NewJob(name: "test", queue: "ci"), dependsOn: ["build"]),
+                PipelineStep("lint", job: NewJob(name: "lint", queue: "lint")),
+                PipelineStep("package", job: NewJob(name: "package", queue: "ci"), dependsOn: ["test", "lint"]),
+            ]))
+            let owner = OwnerToken.random()
+            let build = try #require(try store.claim(queue: "ci", lease: .seconds(60), owner: owner).first)
+            try store.fail(build.id, owner: owner, error: "compiler crashed", retryAt: nil)
+            return (pipeline, build)
+        }()
+        let id = pipeline.id.description
+
+        let list = try jobstore("pipelines", "list", path)
+        #expect(list.status == 0 && list.out.contains(id) && list.out.contains("release"))
+        let listJSON = try json(jobstore("pipelines", "list", path, "--state", "running", "--json").out)
+        #expect((listJSON["pipelines"] as? [[String: Any]])?.first?["id"] as? String == id)
+
+        let show = try jobstore("pipelines", "show", path, id)
+        #expect(show.status == 0)
+        #expect(show.out.contains("layer 0") && show.out.contains("layer 2"))
+        #expect(show.out.contains("✘ build [failed]") && show.out.contains("package [cancelled]  ◀─ test, lint"))
+        let dot = try jobstore("pipelines", "show", path, id, "--dot")
+        #expect(dot.out.hasPrefix("digraph") && dot.out.contains("s0 -> s1;") && dot.out.contains("s2 -> s3;"))
+        let shown = try json(jobstore("pipelines", "show", path, id, "--json").out)
+        #expect(shown["state"] as? String == "running" && (shown["steps"] as? [Any])?.count == 4)
+
+        let jobShow = try jobstore("jobs", "show", path, buildJob.id.description)
+        #expect(jobShow.out.contains("'release' v3") && jobShow.out.contains("step 0 'build'"))
+        let stats = try json(jobstore("stats", path, "--json").out)
+        #expect((stats["pipelines"] as? [String: Int])?["running"] == 1)
+
+        // Bad input: a job id given as a pipeline id, an unknown id, a malformed one.
+        let asJob = try jobstore("pipelines", "show", path, buildJob.id.description)
+        #expect(asJob.status == 1 && asJob.err.contains("is a job, not a pipeline"))
+        let unknown = try jobstore("pipelines", "show", path, "0190a5c4-1b2e-7000-8123-456789abcdef")
+        #expect(unknown.status == 1 && unknown.err.contains("no pipeline"))
+        let malformed = try jobstore("pipelines", "show", path, "release")
+        #expect(malformed.status == 2 && malformed.err.contains("not a pipeline id"))
+        #expect(try jobstore("pipelines", "list", path, "--state", "stuck").status == 2)
+        let neither = try jobstore("cancel", path, "0190a5c4-1b2e-7000-8123-456789abcdef")
+        #expect(neither.status == 1 && neither.err.contains("no job or pipeline"))
+
+        // Export now (running, one failed step), import into a new store: the same pipeline.
+        let exported = try jobstore("export", path)
+        #expect(exported.status == 0 && exported.out.contains("\"kind\":\"pipeline\""))
+        let imported = try jobstore("import", directory.sub("copy"), "-", stdin: exported.out)
+        #expect(imported.status == 0 && imported.out.contains("imported 4 jobs and 1 pipeline"))
+        #expect(try jobstore("verify", directory.sub("copy")).status == 0)
+        let copied = try json(jobstore("pipelines", "show", directory.sub("copy"), id, "--json").out)
+        #expect(copied["steps"] as? NSArray == shown["steps"] as? NSArray)
+        #expect(copied["failed_steps"] as? Int == 1 && copied["cancelled_steps"] as? Int == 2)
+
+        // Retry by pipeline id re-runs the failed build and what it cancelled; cancel ends it.
+        let retried = try jobstore("retry", path, id)
+        #expect(retried.status == 0 && retried.out.contains("pipeline retried, now running"))
+        let states = try json(jobstore("pipelines", "show", path, id, "--json").out)["steps"] as? [[String: Any]]
+        #expect(states?.map { $0["state"] as? String } == ["pending", "waiting", "pending", "waiting"])
+        let cancelled = try jobstore("cancel", path, id, "--json")
+        #expect(cancelled.status == 0 && cancelled.out.contains("\"kind\":\"pipeline\"") && cancelled.out.contains("\"state\":\"cancelled\""))
+        #expect(try jobstore("verify", path).out.contains("1 pipeline"))
+    }
+
     @Test("readers and top run on a store; top's JSON lines carry the counts")
     func readersAndTop() throws {
         let directory = TemporaryDirectory()

@@ -227,6 +227,15 @@ public enum RecordFormat {
             runAt: Timestamp(microseconds: i64(24)), leaseUntil: leaseUntil)
     }
 
+    /// Whether a record is a pipeline step's job (its pipeline flag), read in place.
+    static func isPipelineStep(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Bool {
+        guard bytes.count >= headerSize else {
+            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes, shorter than its header", jobID: id)
+        }
+        try checkVersion(bytes[0], id: id)
+        return bytes[3] & Flag.pipeline != 0
+    }
+
     // MARK: Helpers
 
     private static func truncated(_ text: String, to limit: Int) -> Substring.UTF8View {

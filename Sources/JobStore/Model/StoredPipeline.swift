@@ -117,4 +117,27 @@ public struct PipelineDetails: Sendable, Hashable {
         }
         return result
     }
+
+    /// The steps in layers, for drawing the DAG: layer 0 holds the steps without dependencies,
+    /// layer k the steps whose longest chain of dependencies has k steps; each layer in step
+    /// order. O(steps + edges) (Kahn's algorithm over the stored out-edges).
+    public var layers: [[Int]] {
+        let dependencies = self.dependencies
+        var remaining = dependencies.map(\.count)
+        var depth = [Int](repeating: 0, count: steps.count)
+        var queue = remaining.indices.filter { remaining[$0] == 0 }
+        var next = 0
+        while next < queue.count {
+            let index = queue[next]
+            next += 1
+            for dependent in steps[index].dependents where dependent < steps.count {
+                depth[dependent] = max(depth[dependent], depth[index] + 1)
+                remaining[dependent] -= 1
+                if remaining[dependent] == 0 { queue.append(dependent) }
+            }
+        }
+        var layers = [[Int]](repeating: [], count: (depth.max() ?? -1) + 1)
+        for index in queue { layers[depth[index]].append(index) }  // steps on a cycle (corrupt store) are left out
+        return layers.map { $0.sorted() }
+    }
 }

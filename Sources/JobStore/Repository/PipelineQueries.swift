@@ -112,6 +112,20 @@ extension JobRepository {
         }
     }
 
+    /// How many pipelines in the finished `state` were created before `cutoff` (what
+    /// `prunePipelines` would delete).
+    public func countPipelines(_ state: PipelineState, createdBefore cutoff: Timestamp) throws -> Int {
+        guard let tables = db.pipeline else { return 0 }
+        return try reading { txn in
+            var count = 0
+            try txn.forEach(tables.stateCreated, in: Keys.pipelineStateCreated(state, before: cutoff)) { _, _ in
+                count += 1
+                return true
+            }
+            return count
+        }
+    }
+
     /// How many pipelines are in each state (every state present, zeros included): counters, O(1).
     public func pipelineCounts() throws -> [PipelineState: Int] {
         try reading { txn in
@@ -120,6 +134,20 @@ extension JobRepository {
                 counts[state] = Int(try Counters.read(txn, db.meta, MetaKey.pipelineCounter(state)))
             }
             return counts
+        }
+    }
+}
+
+extension JobRepository {
+    /// The step a job runs, by its reference (``Job/pipeline``), with its pipeline; `nil` if either is gone.
+    public func pipelineStep(_ reference: PipelineReference) throws -> (pipeline: Pipeline, step: PipelineStepRecord)? {
+        try reading { txn in
+            guard let tables = db.pipeline, let pipeline = try pipeline(reference.pipeline, in: txn) else { return nil }
+            let index = Int(reference.step)
+            let step = try txn.withValue(tables.steps, Keys.step(reference.pipeline, index)) { bytes in
+                try bytes.map { try PipelineFormat.decodeStep($0, pipeline: reference.pipeline, index: index) }
+            }
+            return step.map { (pipeline, $0) }
         }
     }
 }

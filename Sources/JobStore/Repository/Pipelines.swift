@@ -309,3 +309,116 @@ extension JobTransaction {
         return doomed.count
     }
 }
+
+// MARK: - Restoring (imports)
+
+/// A pipeline as exported: what ``JobTransaction/restorePipeline(_:)`` needs to rebuild it
+/// around its steps' jobs.
+public struct PipelineExport: Sendable, Hashable, Codable {
+    /// One step: its name, its job's id, and the indexes of the steps that depend on it.
+    public struct Step: Sendable, Hashable, Codable {
+        public var name: String
+        public var job: JobID
+        public var dependents: [Int]
+
+        /// A step.
+        public init(name: String, job: JobID, dependents: [Int]) {
+            self.name = name
+            self.job = job
+            self.dependents = dependents
+        }
+    }
+    public var id: PipelineID
+    public var name: String
+    public var version: UInt32
+    public var failFast: Bool
+    public var createdAt: Timestamp
+    /// When it finished; kept if the recounted state is finished too.
+    public var finishedAt: Timestamp?
+    public var steps: [Step]
+
+    /// An exported pipeline.
+    public init(
+        id: PipelineID, name: String, version: UInt32, failFast: Bool, createdAt: Timestamp, finishedAt: Timestamp? = nil, steps: [Step]
+    ) {
+        self.id = id
+        self.name = name
+        self.version = version
+        self.failFast = failFast
+        self.createdAt = createdAt
+        self.finishedAt = finishedAt
+        self.steps = steps
+    }
+
+    /// The export of a pipeline read with ``JobRepository/pipelineDetails(_:)``.
+    public init(_ details: PipelineDetails) {
+        let pipeline = details.pipeline
+        self.init(
+            id: pipeline.id, name: pipeline.name, version: pipeline.version, failFast: pipeline.failFast,
+            createdAt: pipeline.createdAt, finishedAt: pipeline.finishedAt,
+            steps: details.steps.map { Step(name: $0.name, job: $0.jobID, dependents: $0.dependents) })
+    }
+}
+
+extension JobTransaction {
+    /// Rebuilds a pipeline around its steps' jobs, which must already be in the store (an export
+    /// lists the jobs first): the definition is validated as at enqueue (names, limits, no
+    /// cycle); the counts, the rolled-up state and each step's remaining dependencies are
+    /// recounted from the jobs' states, so nothing in the export can make them disagree.
+    ///
+    /// - Throws: `.invalidPipeline` for a structure that is not a valid DAG; `.invalidField` for a
+    ///   pipeline id that exists, or a step whose job is missing or is not that step.
+    @discardableResult
+    public func restorePipeline(_ export: PipelineExport) throws -> Pipeline {
+        let tables = try db.pipelines()
+        guard try pipeline(export.id) == nil else {
+            throw JobStoreError(.invalidField, "a pipeline with id \(export.id) exists", hint: "Import into an empty store, or delete the pipeline first")
+        }
+        var dependsOn = [[String]](repeating: [], count: export.steps.count)
+        for (index, step) in export.steps.enumerated() {
+            for dependent in step.dependents {
+                guard export.steps.indices.contains(dependent) else {
+                    throw JobStoreError(.invalidPipeline, "pipeline \(export.id): step '\(step.name)' lists step \(dependent) as a dependent, which does not exist")
+                }
+                dependsOn[dependent].append(export.steps[index].name)
+            }
+        }
+        let plan = try PipelinePlan(validating: PipelineDefinition(
+            name: export.name, version: export.version,
+            steps: export.steps.enumerated().map { PipelineStep($0.element.name, job: NewJob(name: "-"), dependsOn: dependsOn[$0.offset]) },
+            failFast: export.failFast))
+        var states: [JobState] = []
+        for (index, step) in export.steps.enumerated() {
+            guard let job = try job(step.job) else {
+                throw JobStoreError(.invalidField, "step '\(step.name)' of pipeline \(export.id) runs job \(step.job), which is not in the store", hint: "Import the jobs before their pipelines (export writes them first)")
+            }
+            guard job.pipeline == PipelineReference(pipeline: export.id, step: UInt16(index)) else {
+                throw JobStoreError(.invalidField, "job \(step.job) is not step \(index) of pipeline \(export.id)", jobID: step.job)
+            }
+            states.append(job.state)
+        }
+        var pipeline = Pipeline(
+            id: export.id, name: export.name, version: export.version, failFast: export.failFast, state: .running,
+            createdAt: export.createdAt, updatedAt: now, finishedAt: nil, stepCount: export.steps.count,
+            succeededSteps: 0, failedSteps: 0, cancelledSteps: 0)
+        for state in states { pipeline.count(state, +1) }
+        pipeline.state = pipeline.rolledUpState
+        pipeline.finishedAt = pipeline.state.isTerminal ? export.finishedAt ?? now : nil
+        for (index, step) in export.steps.enumerated() {
+            let remaining = plan.dependencies[index].filter { states[$0] != .succeeded }.count
+            if (states[index] == .waiting) == (remaining == 0) && !(states[index].isTerminal && states[index] != .succeeded) {
+                throw JobStoreError(
+                    .invalidField,
+                    "step '\(step.name)' of pipeline \(export.id) is \(states[index]) with \(remaining) of its dependencies not succeeded",
+                    jobID: step.job, hint: "A step waits exactly while some dependency has not succeeded")
+            }
+            let record = PipelineStepRecord(
+                index: index, name: step.name, jobID: step.job, dependents: step.dependents.sorted(), remainingDependencies: remaining)
+            try txn.put(tables.steps, Keys.step(export.id, index), PipelineFormat.encode(record))
+        }
+        try txn.put(tables.records, Keys.id(export.id.bits), PipelineFormat.encode(pipeline))
+        try txn.put(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, export.id), ())
+        countPipeline(pipeline.state, +1)
+        return pipeline
+    }
+}

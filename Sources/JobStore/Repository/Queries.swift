@@ -142,13 +142,16 @@ extension JobRepository {
         }
     }
 
-    /// How many jobs in `state` were created before `cutoff` (what `prune` would delete).
+    /// How many jobs in `state` were created before `cutoff`, pipeline steps' jobs left out
+    /// (what `prune` would delete). Reads each record's flags in place.
     public func count(_ state: JobState, createdBefore cutoff: Timestamp) throws -> Int {
         let range = Keys.stateCreated(state, before: cutoff)
         return try reading { txn in
             var count = 0
-            try txn.forEach(db.stateCreated, in: range) { _, _ in
-                count += 1
+            try txn.forEach(db.stateCreated, in: range) { key, _ in
+                let id = try Keys.trailingID(key, index: db.stateCreated.name)
+                let isStep = try txn.withValue(db.jobs, Keys.id(id)) { bytes in try bytes.map { try RecordFormat.isPipelineStep($0, id: id) } }
+                if isStep == false { count += 1 }
                 return true
             }
             return count

@@ -1,0 +1,244 @@
+import ArgumentParser
+import Foundation
+import JobStore
+
+/// A pipeline as JSON: the form of `pipelines show --json`, `pipelines list --json`, and the
+/// pipeline lines of `export`/`import` (`"kind": "pipeline"`). Times are microseconds since the
+/// epoch. On import the counts, state and remaining dependencies are recounted from the jobs.
+struct PipelineJSON: Codable {
+    struct StepJSON: Codable {
+        var index: Int
+        var name: String
+        var job: String
+        var state: String?
+        var dependsOn: [Int]?
+        var dependents: [Int]
+        var remainingDependencies: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case index, name, job, state, dependents
+            case dependsOn = "depends_on", remainingDependencies = "remaining_dependencies"
+        }
+    }
+
+    var kind = "pipeline"
+    var id: String
+    var name: String
+    var version: UInt32
+    var failFast: Bool
+    var state: String?
+    var createdAt: Int64
+    var updatedAt: Int64?
+    var finishedAt: Int64?
+    var stepCount: Int?
+    var succeededSteps, failedSteps, cancelledSteps: Int?
+    var steps: [StepJSON]?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, id, name, version, state, steps
+        case failFast = "fail_fast", createdAt = "created_at", updatedAt = "updated_at", finishedAt = "finished_at"
+        case stepCount = "step_count", succeededSteps = "succeeded_steps", failedSteps = "failed_steps", cancelledSteps = "cancelled_steps"
+    }
+
+    /// A pipeline's record (its steps left out, as in listings).
+    init(_ pipeline: Pipeline) {
+        id = pipeline.id.description
+        name = pipeline.name
+        version = pipeline.version
+        failFast = pipeline.failFast
+        state = pipeline.state.description
+        createdAt = pipeline.createdAt.microseconds
+        updatedAt = pipeline.updatedAt.microseconds
+        finishedAt = pipeline.finishedAt?.microseconds
+        stepCount = pipeline.stepCount
+        succeededSteps = pipeline.succeededSteps
+        failedSteps = pipeline.failedSteps
+        cancelledSteps = pipeline.cancelledSteps
+    }
+
+    /// A pipeline with its steps.
+    init(_ details: PipelineDetails) {
+        self.init(details.pipeline)
+        let dependencies = details.dependencies
+        steps = details.steps.map { step in
+            StepJSON(
+                index: step.index, name: step.name, job: step.jobID.description, state: details.jobs[step.index].state.description,
+                dependsOn: dependencies[step.index], dependents: step.dependents, remainingDependencies: step.remainingDependencies)
+        }
+    }
+
+    /// What `import` restores; throws a message naming the bad field.
+    func export() throws -> PipelineExport {
+        guard let steps else { throw CommandFailure("pipeline \(id) has no 'steps'") }
+        return PipelineExport(
+            id: try PipelineID(parsing: id), name: name, version: version, failFast: failFast,
+            createdAt: Timestamp(microseconds: createdAt), finishedAt: finishedAt.map(Timestamp.init(microseconds:)),
+            steps: try steps.map { PipelineExport.Step(name: $0.name, job: try JobID(parsing: $0.job), dependents: $0.dependents) })
+    }
+}
+
+/// `jobstore pipelines …`: list and show pipelines.
+struct Pipelines: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List and show pipelines.",
+        subcommands: [List.self, Show.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List pipelines by creation time, a page at a time.",
+            discussion: "With --state the listing reads idx.pipeline_state_created, otherwise the pipelines database (ids are time-ordered).")
+
+        @OptionGroup var store: StoreOptions
+        @Option(help: "Only pipelines in this state: \(PipelineState.allCases.map(\.description).joined(separator: ", ")).")
+        var state: String?
+        @Option(help: "At most this many pipelines.")
+        var limit = 50
+        @Flag(help: "Newest first.")
+        var newestFirst = false
+        @Option(help: "Continue after this cursor (printed at the end of the previous page).")
+        var after: String?
+
+        func validate() throws {
+            if let state, PipelineState(name: state) == nil {
+                throw ValidationError("'\(state)' is not a pipeline state; states: \(PipelineState.allCases.map(\.description).joined(separator: ", "))")
+            }
+            if limit < 1 { throw ValidationError("--limit must be at least 1") }
+        }
+
+        struct Output: Encodable {
+            var pipelines: [PipelineJSON]
+            var next: String?
+        }
+
+        func run() throws {
+            let cursor: PipelineCursor?
+            do { cursor = try after.map(PipelineCursor.init(parsing:)) } catch { throw ValidationError("\(error)") }
+            let jobs = try store.open()
+            defer { jobs.close() }
+            let page = try jobs.pipelines(
+                in: state.flatMap(PipelineState.init(name:)), order: newestFirst ? .newestFirst : .oldestFirst, limit: limit, after: cursor)
+            if store.json {
+                try printJSON(Output(pipelines: page.pipelines.map(PipelineJSON.init), next: page.next?.description))
+                return
+            }
+            var table = Table("id", "name", "version", "state", "steps done", "created", "finished")
+            for pipeline in page.pipelines {
+                table.add([
+                    pipeline.id.description, pipeline.name, "\(pipeline.version)", pipeline.state.description,
+                    "\(pipeline.stepCount - pipeline.unfinishedSteps)/\(pipeline.stepCount)", pipeline.createdAt.description,
+                    pipeline.finishedAt?.description ?? "-",
+                ])
+            }
+            print(table.render())
+            if let next = page.next {
+                print("next page: --after \(next)")
+            } else {
+                print("(\(page.pipelines.count) pipeline\(page.pipelines.count == 1 ? "" : "s"))")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a pipeline: its steps and their jobs' states, and its DAG drawn layer by layer.",
+            discussion: "--dot prints the DAG for Graphviz instead (e.g. `jobstore pipelines show PATH ID --dot | dot -Tsvg > p.svg`).")
+
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The pipeline's id.")
+        var id: String
+        @Flag(help: "Print the DAG in Graphviz's DOT language.")
+        var dot = false
+
+        func run() throws {
+            let id: PipelineID
+            do { id = try PipelineID(parsing: self.id) } catch { throw ValidationError("\(error)") }
+            let jobs = try store.open()
+            defer { jobs.close() }
+            guard let details = try jobs.pipelineDetails(id) else {
+                if let job = try jobs.job(JobID(high: id.high, low: id.low)) {
+                    let step = job.pipeline.map { ", step \($0.step) of pipeline \($0.pipeline)" } ?? ""
+                    throw CommandFailure("\(id) is a job, not a pipeline (\(job.name)\(step)); see `jobstore jobs show`")
+                }
+                throw CommandFailure("no pipeline \(id) in \(store.path)")
+            }
+            if store.json {
+                try printJSON(PipelineJSON(details))
+            } else if dot {
+                print(dotGraph(details))
+            } else {
+                print(describe(details))
+            }
+        }
+    }
+}
+
+/// The step table and the layered DAG of a pipeline, as text.
+func describe(_ details: PipelineDetails) -> String {
+    let pipeline = details.pipeline
+    var lines = [
+        "pipeline   \(pipeline.id)",
+        "name       \(pipeline.name) (version \(pipeline.version))\(pipeline.failFast ? ", fail-fast" : "")",
+        "state      \(pipeline.state): \(pipeline.succeededSteps) succeeded, \(pipeline.failedSteps) failed, \(pipeline.cancelledSteps) cancelled, \(pipeline.unfinishedSteps) unfinished of \(pipeline.stepCount)",
+        "created    \(pipeline.createdAt)",
+        "finished   \(pipeline.finishedAt?.description ?? "-")",
+        "",
+    ]
+    let dependencies = details.dependencies
+    var table = Table("#", "step", "state", "job", "queue", "tries", "waits for")
+    for step in details.steps {
+        let job = details.jobs[step.index]
+        table.add([
+            "\(step.index)", step.name, job.state.description, job.id.description, job.queue, "\(job.attempts)/\(job.maxAttempts)",
+            step.remainingDependencies == 0 ? "-" : "\(step.remainingDependencies) of \(dependencies[step.index].count)",
+        ])
+    }
+    lines.append(table.render())
+    lines.append("")
+    lines.append("DAG, layer by layer (each step after the steps it depends on):")
+    for (depth, layer) in details.layers.enumerated() {
+        for (position, index) in layer.enumerated() {
+            let state = details.jobs[index].state
+            let label = "\(symbol(state)) \(details.steps[index].name) [\(state)]"
+            let after = dependencies[index].map { details.steps[$0].name }
+            let prefix = position == 0 ? "layer \(depth)".padding(toLength: 9, withPad: " ", startingAt: 0) : String(repeating: " ", count: 9)
+            lines.append(prefix + (after.isEmpty ? label : label + "  ◀─ " + after.joined(separator: ", ")))
+        }
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// A one-character mark of a job state, for the DAG drawing.
+func symbol(_ state: JobState) -> String {
+    switch state {
+    case .waiting: "…"
+    case .pending: "○"
+    case .running: "◐"
+    case .succeeded: "✔"
+    case .failed: "✘"
+    case .cancelled: "⊘"
+    }
+}
+
+/// The DAG in Graphviz's DOT language: one node per step (labelled with its state, coloured by
+/// it), one edge per dependency.
+func dotGraph(_ details: PipelineDetails) -> String {
+    func escaped(_ text: String) -> String { text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
+    func quoted(_ text: String) -> String { "\"" + escaped(text) + "\"" }
+    let colors: [JobState: String] = [
+        .waiting: "white", .pending: "lightyellow", .running: "lightblue", .succeeded: "palegreen", .failed: "salmon", .cancelled: "lightgray",
+    ]
+    var lines = [
+        "digraph \(quoted("\(details.pipeline.name) v\(details.pipeline.version)")) {",
+        "  rankdir=LR;",
+        "  node [shape=box, style=filled];",
+    ]
+    for step in details.steps {
+        let state = details.jobs[step.index].state
+        lines.append("  s\(step.index) [label=\"\(escaped(step.name))\\n\(state)\", fillcolor=\(colors[state] ?? "white")];")
+    }
+    for step in details.steps {
+        for dependent in step.dependents { lines.append("  s\(step.index) -> s\(dependent);") }
+    }
+    lines.append("}")
+    return lines.joined(separator: "\n")
+}
