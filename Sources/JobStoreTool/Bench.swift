@@ -20,6 +20,9 @@ struct Bench: AsyncParsableCommand {
         case pendingOldest = "pending-oldest", countByState = "count-by-state", timeRange = "time-range"
         case scanFilter = "scan-filter", transition, transitionBatch = "transition-batch", claim
         case claimBatch = "claim-batch", claimConcurrent = "claim-concurrent"
+        /// Not in the JobBench workload: pipelines of 100, 1,000 and 10,000 steps validated,
+        /// enqueued and run to the end (a chain and a fan-out/fan-in), per step.
+        case pipelines
     }
 
     enum BenchDurability: String, ExpressibleByArgument, CaseIterable {
@@ -55,7 +58,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let workload = Phase.allCases.filter { $0 != .getCachedWriting }
+        let workload = Phase.allCases.filter { $0 != .getCachedWriting && $0 != .pipelines }
         let selected = Set((phases ?? workload.map(\.rawValue).joined(separator: ",")).split(separator: ",").compactMap { Phase(rawValue: String($0)) })
         var runner = try BenchRunner(jobs: jobs, durability: durability, dir: dir, writeMap: writeMap)
         defer { runner.store.close() }
@@ -142,6 +145,79 @@ struct BenchRunner {
         case .claim: try claim()
         case .claimBatch: try claimBatch()
         case .claimConcurrent: try await claimConcurrent()
+        case .pipelines: try pipelines()
+        }
+    }
+
+    /// Per shape (chain, fan-out/fan-in) and size (100, 1,000, 10,000 steps): the median over
+    /// several runs of validation (``PipelinePlan``), of the enqueue transaction, and of running
+    /// every step (claim + complete, which advances the pipeline) in one transaction; each also
+    /// per step, to show the costs grow linearly; and, as a baseline, as many plain jobs claimed
+    /// and completed the same way. The pipelines and jobs are deleted afterwards.
+    func pipelines() throws {
+        for shape in ["chain", "fan"] {
+            for size in [100, 1_000, 10_000] {
+                let definition = PipelineDefinition(name: "bench-\(shape)", steps: (0..<size).map { index in
+                    let dependsOn: [String] = switch (shape, index) {
+                    case (_, 0): []
+                    case ("chain", _): ["s\(index - 1)"]
+                    case (_, size - 1): (1..<size - 1).map { "s\($0)" }
+                    default: ["s0"]
+                    }
+                    return PipelineStep("s\(index)", job: NewJob(name: "step", queue: "bench-pipelines", maxAttempts: 1), dependsOn: dependsOn)
+                })
+                var validate: [Double] = []
+                var enqueue: [Double] = []
+                var runSteps: [Double] = []
+                var runPlain: [Double] = []
+                for _ in 0..<max(3, 30_000 / size) {
+                    // The baseline: as many plain jobs, claimed and completed the same way.
+                    try store.write { txn in
+                        for _ in 0..<size { try txn.insert(NewJob(name: "plain", queue: "bench-plain", maxAttempts: 1)) }
+                    }
+                    let plainOwner = OwnerToken.random()
+                    var plain: [JobID] = []
+                    runPlain.append(try timed {
+                        try store.write { txn in
+                            while let job = try txn.claim(queue: "bench-plain", lease: .seconds(60), owner: plainOwner).first {
+                                try txn.complete(job.id, owner: plainOwner)
+                                plain.append(job.id)
+                            }
+                        }
+                    })
+                    let done = plain
+                    try store.write { txn in for id in done { try txn.delete(id) } }
+
+                    var plan: PipelinePlan?
+                    validate.append(try timed { plan = try PipelinePlan(validating: definition) })
+                    guard let plan else { throw BenchCheckFailure(description: "pipelines: no plan") }
+                    var pipeline: Pipeline?
+                    enqueue.append(try timed { pipeline = try store.write { try $0.enqueue(plan) } })
+                    let owner = OwnerToken.random()
+                    var ran = 0
+                    runSteps.append(try timed {
+                        try store.write { txn in
+                            while let job = try txn.claim(queue: "bench-pipelines", lease: .seconds(60), owner: owner).first {
+                                try txn.complete(job.id, owner: owner)
+                                ran += 1
+                            }
+                        }
+                    })
+                    guard let id = pipeline?.id, ran == size, try store.pipeline(id)?.state == .succeeded else {
+                        throw BenchCheckFailure(description: "pipelines: a \(shape) of \(size) steps ran \(ran) steps and did not succeed")
+                    }
+                    try store.deletePipeline(id)
+                }
+                func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+                let (v, e, r, p) = (median(validate), median(enqueue), median(runSteps), median(runPlain))
+                emit("pipelines-\(shape)-\(size)", ops: size, seconds: v + e, extra: [
+                    ("runs", "\(validate.count)"),
+                    ("validate_us", format(v * 1e6, 1)), ("enqueue_us", format(e * 1e6, 1)), ("run_us", format(r * 1e6, 1)),
+                    ("validate_us_per_step", format(v * 1e6 / Double(size), 3)), ("enqueue_us_per_step", format(e * 1e6 / Double(size), 3)),
+                    ("run_us_per_step", format(r * 1e6 / Double(size), 3)),
+                    ("plain_run_us_per_job", format(p * 1e6 / Double(size), 3)),
+                ])
+            }
         }
     }
 
