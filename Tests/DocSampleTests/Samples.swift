@@ -39,11 +39,31 @@ enum DocumentSamples {
         let oldest = try store.jobs(in: .pending, limit: 100)              // keyset paging: pass oldest.next
         let counts = try store.counts()                                   // O(1)
         let lastDay = try store.jobs(createdFrom: Timestamp.now.adding(.seconds(-86_400)), until: .now)
-        let problems = try store.verify()                                 // records, indexes, counters
+        let problems = try store.verify()                                 // records, indexes, counters, pipelines
     }
 
     /// README.md, Swift block 2.
     static func sample2() async throws {
+
+        let store = try JobRepository(path: "/var/lib/myapp/jobs")
+
+        // A DAG of steps, each run by one job; validated before anything is written.
+        let release = try await store.enqueue(PipelineDefinition(name: "release", version: 3, steps: [
+            PipelineStep("build", job: NewJob(name: "build", queue: "ci")),
+            PipelineStep("test-linux", job: NewJob(name: "test", queue: "ci", payload: Array("linux".utf8)), dependsOn: ["build"]),
+            PipelineStep("test-macos", job: NewJob(name: "test", queue: "ci", payload: Array("macos".utf8)), dependsOn: ["build"]),
+            PipelineStep("package", job: NewJob(name: "package", queue: "ci"), dependsOn: ["test-linux", "test-macos"]),
+        ]))
+        // "build" is pending; the others wait. Workers claim and complete steps like any job: completing
+        // a step releases the steps whose dependencies have now all succeeded, in the same transaction.
+        let details = try store.pipelineDetails(release.id)          // the pipeline, its steps, their jobs
+        let running = try store.pipelines(in: .running, limit: 50)     // keyset paging: pass running.next
+        let perState = try store.pipelineCounts()                      // O(1)
+        try await store.retryPipeline(release.id)   // after a failure: re-run the failed and cancelled steps
+    }
+
+    /// README.md, Swift block 3.
+    static func sample3() async throws {
 
 
         let env = try Environment(path: "/var/lib/myapp/store", databases: [Schema.notes, Schema.byTag])
@@ -98,7 +118,27 @@ try await store.write { txn in
 let oldest = try store.jobs(in: .pending, limit: 100)              // keyset paging: pass oldest.next
 let counts = try store.counts()                                   // O(1)
 let lastDay = try store.jobs(createdFrom: Timestamp.now.adding(.seconds(-86_400)), until: .now)
-let problems = try store.verify()                                 // records, indexes, counters
+let problems = try store.verify()                                 // records, indexes, counters, pipelines
+
+"""#),
+    ("README.md", #"""
+import JobStore
+
+let store = try JobRepository(path: "/var/lib/myapp/jobs")
+
+// A DAG of steps, each run by one job; validated before anything is written.
+let release = try await store.enqueue(PipelineDefinition(name: "release", version: 3, steps: [
+    PipelineStep("build", job: NewJob(name: "build", queue: "ci")),
+    PipelineStep("test-linux", job: NewJob(name: "test", queue: "ci", payload: Array("linux".utf8)), dependsOn: ["build"]),
+    PipelineStep("test-macos", job: NewJob(name: "test", queue: "ci", payload: Array("macos".utf8)), dependsOn: ["build"]),
+    PipelineStep("package", job: NewJob(name: "package", queue: "ci"), dependsOn: ["test-linux", "test-macos"]),
+]))
+// "build" is pending; the others wait. Workers claim and complete steps like any job: completing
+// a step releases the steps whose dependencies have now all succeeded, in the same transaction.
+let details = try store.pipelineDetails(release.id)          // the pipeline, its steps, their jobs
+let running = try store.pipelines(in: .running, limit: 50)     // keyset paging: pass running.next
+let perState = try store.pipelineCounts()                      // O(1)
+try await store.retryPipeline(release.id)   // after a failure: re-run the failed and cancelled steps
 
 """#),
     ("README.md", #"""

@@ -149,6 +149,38 @@ struct BadInputTests {
         }
     }
 
+    @Test("the pipeline and step record examples of docs/FORMAT.md decode, and encode back byte for byte")
+    func pipelineRecordExamples() throws {
+        let time: [UInt8] = [0x00, 0x40, 0x1e, 0x18, 0x24, 0x0a, 0x06, 0x00]
+        let record: [UInt8] = [0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00] + time + time + [UInt8](repeating: 0, count: 8)
+            + [0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00] + [0x02] + Array("ci".utf8)
+        let id = PipelineID(high: 1, low: 2)
+        let pipeline = try record.withUnsafeBytes { try PipelineFormat.decode($0, id: id) }
+        #expect(pipeline.name == "ci" && pipeline.version == 2 && pipeline.state == .running && pipeline.finishedAt == nil)
+        #expect(pipeline.createdAt == Timestamp(microseconds: 1_700_000_000_000_000) && pipeline.stepCount == 3 && pipeline.succeededSteps == 1)
+        #expect(PipelineFormat.encode(pipeline) == record)
+
+        let job = try JobID(parsing: "0190a5c4-1b2e-7000-8123-456789abcdef")
+        let stepBytes: [UInt8] = [0x01, 0x00, 0x00, 0x00] + Keys.id(job) + [0x02, 0x00, 0x01, 0x00, 0x02, 0x00] + [0x05] + Array("build".utf8)
+        let step = try stepBytes.withUnsafeBytes { try PipelineFormat.decodeStep($0, pipeline: id, index: 0) }
+        #expect(step == PipelineStepRecord(index: 0, name: "build", jobID: job, dependents: [1, 2], remainingDependencies: 0))
+        #expect(PipelineFormat.encode(step) == stepBytes)
+
+        // Damage is an error naming the record, never a crash: truncated, a newer version, unknown flags.
+        #expect { try Array(record.dropLast()).withUnsafeBytes { try PipelineFormat.decode($0, id: id) } } throws: {
+            ($0 as? JobStoreError)?.code == .corruptRecord && "\($0)".contains("pipeline \(id)")
+        }
+        var newer = record
+        newer[0] = 2
+        #expect { try newer.withUnsafeBytes { try PipelineFormat.decode($0, id: id) } } throws: { ($0 as? JobStoreError)?.code == .newerFormat }
+        var flags = stepBytes
+        flags[0] = 0
+        #expect { try flags.withUnsafeBytes { try PipelineFormat.decodeStep($0, pipeline: id, index: 0) } } throws: { ($0 as? JobStoreError)?.code == .corruptRecord }
+        var unknownFlag = record
+        unknownFlag[2] = 0x80
+        #expect { try unknownFlag.withUnsafeBytes { try PipelineFormat.decode($0, id: id) } } throws: { ($0 as? JobStoreError)?.code == .corruptRecord }
+    }
+
     @Test("a format-1 store (written by the previous release) opens read-only as it is, and is upgraded by the first writable open")
     func formatOneStoreUpgrades() throws {
         let directory = TemporaryDirectory()
