@@ -7,10 +7,13 @@ import json, shlex, shutil, subprocess
 
 J = '.build/debug/jobstore'
 S = '/tmp/admin-demo'
-for path in [S, '/tmp/admin-backup', '/tmp/admin-import']:
+P = '/tmp/admin-pipelines'
+for path in [S, P, '/tmp/admin-backup', '/tmp/admin-import', '/tmp/admin-import-pipelines']:
     shutil.rmtree(path, ignore_errors=True)
 subprocess.run([J, 'bench', '--jobs', '1000', '--durability', 'relaxed', '--dir', S, '--phases', 'insert-single,claim'],
                check=True, capture_output=True)
+# A store with two finished pipelines (one succeeded, one failed): the demo's.
+subprocess.run([J, 'demo', '--dir', P], check=True, capture_output=True)
 
 
 def run(args, stdin=None, maxlines=40):
@@ -30,6 +33,9 @@ def first(state):
 
 
 pending, failed, running = first('pending'), first('failed'), first('running')
+pipelines = json.loads(subprocess.run([J, 'pipelines', 'list', P, '--json'], capture_output=True, text=True).stdout)['pipelines']
+nightly = next(p['id'] for p in pipelines if p['name'] == 'nightly-import')
+step_job = json.loads(subprocess.run([J, 'pipelines', 'show', P, nightly, '--json'], capture_output=True, text=True).stdout)['steps'][3]['job']
 sections = []
 
 
@@ -44,20 +50,29 @@ add("jobs list", "Jobs by creation time, answered from the indexes (`idx.state_c
     run(['jobs', 'list', S, '--state', 'pending', '--limit', '1', '--json'], maxlines=60))
 add("jobs show", "Every field of one job; the payload as text when it is printable UTF-8, otherwise as hex; the error history.",
     run(['jobs', 'show', S, pending], maxlines=20))
-add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount. Exit 0 when clean, 1 with every problem listed (with the job ids). It reads one consistent snapshot.",
+add("pipelines list", "Pipelines by creation time, a page at a time: with `--state` (running, succeeded, failed, cancelled) from `idx.pipeline_state_created`, otherwise from the `pipelines` database (ids are time-ordered). `--newest-first`, `--limit`, `--after CURSOR` as for jobs. The store here is the demo's (`jobstore demo --dir PATH`).",
+    run(['pipelines', 'list', P]), run(['pipelines', 'list', P, '--state', 'failed', '--json'], maxlines=25))
+add("pipelines show", "One pipeline: its record, the step table (each step's job, state, tries, and how many dependencies it still waits for), and its DAG drawn layer by layer — layer k holds the steps whose longest chain of dependencies has k steps, each with its state and the steps it waits for. `--dot` prints the DAG for Graphviz (`… --dot | dot -Tsvg > p.svg`), `--json` the pipeline with its steps. `jobs show` of a step's job names its pipeline and step, and a step cancelled by the pipeline says why in its error history.",
+    run(['pipelines', 'show', P, nightly]), run(['pipelines', 'show', P, nightly, '--dot']),
+    run(['jobs', 'show', P, step_job], maxlines=20))
+add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount; every pipeline agrees with its steps' jobs (counts, state, remaining dependencies, each step's job pointing back). Exit 0 when clean, 1 with every problem listed (with the job ids). It reads one consistent snapshot.",
     run(['verify', S]), run(['verify', S, '--json']))
 add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty directory, safe while other processes write; `--compact` leaves out free pages.",
     run(['backup', S, '/tmp/admin-backup', '--compact']), run(['backup', S, '/tmp/admin-backup']))
-add("export and import", "`export` writes JSON lines (one job per line, payloads in base64, times in µs); `import` reads them in batches and prints a line after each committed batch, so an interrupted import says what is safe.",
+add("export and import", "`export` writes JSON lines (one job per line, payloads in base64, times in µs), then one line per pipeline (`\"kind\": \"pipeline\"`, its steps with their jobs' ids); `--state` exports only the jobs in that state that are no pipeline step. `import` reads them in batches and prints a line after each committed batch, so an interrupted import says what is safe; a pipeline's counts, state and remaining dependencies are recounted from its jobs.",
     run(['export', S, '--state', 'failed'], maxlines=2),
     run(['export', S, '--output', '/tmp/admin-jobs.jsonl']),
-    run(['import', '/tmp/admin-import', '/tmp/admin-jobs.jsonl', '--batch-size', '400']))
-add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created longer ago than a duration, in bounded batches; `--dry-run` only counts.",
+    run(['import', '/tmp/admin-import', '/tmp/admin-jobs.jsonl', '--batch-size', '400']),
+    run(['export', P, '--output', '/tmp/admin-pipelines.jsonl']),
+    run(['import', '/tmp/admin-import-pipelines', '/tmp/admin-pipelines.jsonl']))
+add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created longer ago than a duration, in bounded batches, and the finished pipelines in that state with their steps' jobs (a step's job is never deleted alone); `--dry-run` only counts.",
     run(['prune', S, '--state', 'succeeded', '--older-than', '30d', '--dry-run']),
     run(['prune', S, '--state', 'succeeded', '--older-than', '30d']))
 add("requeue, cancel, retry", "`requeue --stuck` rescues running jobs whose lease expired (their worker died); `requeue ID…` puts jobs back in line now; `cancel ID…`; `retry ID…` gives failed or cancelled jobs one more attempt. Each id is reported; exit 1 if any could not be changed.",
     run(['requeue', S, '--stuck']), run(['requeue', S, running]), run(['cancel', S, pending]),
     run(['retry', S, pending, failed]), run(['cancel', S, pending, '0190a5c4-1b2e-7000-8123-456789abcdef']))
+add("cancel and retry a pipeline", "`cancel` and `retry` take pipeline ids too. `retry` re-runs a pipeline's failed and cancelled steps and what they cancelled, keeping what succeeded: a step whose dependencies all succeeded becomes pending, the others wait. `cancel` cancels every unfinished step (running ones too: their workers' outcomes are refused).",
+    run(['retry', P, nightly]), run(['pipelines', 'show', P, nightly], maxlines=25), run(['cancel', P, nightly, '--json']))
 add("readers", "LMDB's reader table; `--clear-stale` frees slots of processes that died.",
     run(['readers', S, '--clear-stale']))
 add("top", "A live view of jobs per state, their change per second and commits per second, refreshed in place on a terminal (`--interval`, `--iterations`). From a pipe it prints one view per refresh:",
@@ -66,7 +81,9 @@ add("Bad input", "Each gets one line on stderr saying what to do, the documented
     run(['stats', '/tmp/no-such-store']), run(['stats', '/tmp']), run(['jobs', 'show', S, 'not-an-id']),
     run(['jobs', 'show', S, '0190a5c4-1b2e-7000-8123-456789abcdef']),
     run(['prune', S, '--state', 'succeeded', '--older-than', '7 days']),
-    run(['backup', S, '/tmp/admin-backup']), run(['jobs', 'list', S, '--state', 'sleeping']))
+    run(['backup', S, '/tmp/admin-backup']), run(['jobs', 'list', S, '--state', 'sleeping']),
+    run(['pipelines', 'show', P, step_job]), run(['pipelines', 'show', P, '0190a5c4-1b2e-7000-8123-456789abcdef']),
+    run(['pipelines', 'show', P, 'nightly-import']), run(['retry', P, pipelines[0]['id']]))
 
 head = '''# The admin tool: `jobstore`
 
@@ -84,9 +101,11 @@ with `--json`.
 The examples below are real output (regenerate with `python3 scripts/admin-doc.py`), on a store
 made with `jobstore bench --jobs 1000 --durability relaxed --dir /tmp/admin-demo --phases insert-single,claim`
 (1,000 jobs loaded in JobBench's state mix, 10 inserted, 20 claimed and completed).
-Commands: `stats`, `jobs list`, `jobs show`, `verify`, `backup`, `export`, `import`, `prune`,
-`requeue`, `cancel`, `retry`, `readers`, `top`, and `demo` and `bench` (see the README).
-Pipelines get `pipelines list` and `pipelines show` with the scheduler.
+The pipeline examples run on the store `jobstore demo --dir /tmp/admin-pipelines` leaves (two
+finished pipelines: `release`, succeeded, and `nightly-import`, whose `transform` step failed).
+Commands: `stats`, `jobs list`, `jobs show`, `pipelines list`, `pipelines show`, `verify`,
+`backup`, `export`, `import`, `prune`, `requeue`, `cancel`, `retry`, `readers`, `top`, and `demo`
+and `bench` (see the README).
 
 '''
 open('docs/ADMIN.md', 'w').write(head + "\n".join(sections))

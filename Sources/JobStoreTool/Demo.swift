@@ -40,7 +40,7 @@ struct Demo: AsyncParsableCommand {
         let report = try await store.insert(NewJob(name: "daily-report", queue: "media", uniqueKey: "report:today"))
         let again = try await store.insert(NewJob(name: "daily-report", queue: "media", uniqueKey: "report:today"))
         print("   \(inserted.count + 1) jobs inserted; a second 'report:today' returned the same job: \(again.id == report.id)")
-        let release = try await store.enqueue(PipelineDefinition(name: "release", version: 3, steps: [
+        _ = try await store.enqueue(PipelineDefinition(name: "release", version: 3, steps: [
             PipelineStep("build", job: NewJob(name: "build", queue: "ci", payload: Array("make all".utf8))),
             PipelineStep("test-linux", job: NewJob(name: "test", queue: "ci", payload: Array("linux".utf8), maxAttempts: 2), dependsOn: ["build"]),
             PipelineStep("test-macos", job: NewJob(name: "test", queue: "ci", payload: Array("macos".utf8)), dependsOn: ["build"]),
@@ -48,6 +48,13 @@ struct Demo: AsyncParsableCommand {
             PipelineStep("deploy", job: NewJob(name: "deploy", queue: "ci", priority: 9), dependsOn: ["package"]),
         ]))
         print("   pipeline 'release' v3 enqueued (5 steps): build pending, the other steps waiting for their dependencies")
+        let nightly = try await store.enqueue(PipelineDefinition(name: "nightly-import", steps: [
+            PipelineStep("fetch", job: NewJob(name: "fetch", queue: "etl")),
+            PipelineStep("transform", job: NewJob(name: "transform", queue: "etl", maxAttempts: 1), dependsOn: ["fetch"]),
+            PipelineStep("thumbnails", job: NewJob(name: "thumbnails", queue: "etl"), dependsOn: ["fetch"]),
+            PipelineStep("publish", job: NewJob(name: "publish", queue: "etl"), dependsOn: ["transform", "thumbnails"]),
+        ]))
+        print("   pipeline 'nightly-import' enqueued (4 steps); its 'transform' step will fail for good")
 
         print("\n2. A worker dies holding a job: its lease expires and the job is rescued.")
         let deadWorker = OwnerToken.random()
@@ -60,7 +67,8 @@ struct Demo: AsyncParsableCommand {
 
         print("\n3. Three async workers claim (priority, then run time, then age) and complete jobs;")
         print("   the first attempts at user3's email and at the pipeline's linux tests fail and are retried 100 ms later;")
-        print("   each pipeline step is released in the transaction that completes its last dependency.")
+        print("   each pipeline step is released in the transaction that completes its last dependency;")
+        print("   a step that fails for good cancels what depends on it, and its pipeline ends failed.")
         let failedOnce: Set<String> = [inserted[2].id.description, "test:linux"]
         let completed = try await withThrowingTaskGroup(of: Int.self) { group in
             for worker in 1...3 {
@@ -77,7 +85,10 @@ struct Demo: AsyncParsableCommand {
                         }
                         idle = 0
                         for job in jobs {
-                            if job.attempts == 1 && (failedOnce.contains(job.id.description) || failedOnce.contains("\(job.name):\(String(decoding: job.payload, as: UTF8.self))")) {
+                            if job.name == "transform" {
+                                try await store.fail(job.id, owner: owner, error: "schema mismatch in column 7", retryAt: nil)
+                                print("   worker \(worker): \(job.name) failed for good: 'publish' is cancelled")
+                            } else if job.attempts == 1 && (failedOnce.contains(job.id.description) || failedOnce.contains("\(job.name):\(String(decoding: job.payload, as: UTF8.self))")) {
                                 try await store.fail(job.id, owner: owner, error: "SMTP 451: try again later", retryAt: Timestamp.now.adding(.milliseconds(100)))
                                 print("   worker \(worker): \(job.name) #\(job.attempts) failed, retry scheduled")
                             } else {
@@ -109,13 +120,15 @@ struct Demo: AsyncParsableCommand {
         let seen = await events.value
         print("   The change feed saw \(seen[.inserted] ?? 0) inserts and \(seen[.updated] ?? 0) updates.")
 
-        print("\n6. The admin tool on the result (`jobstore stats`, `jobs list`, `verify`):\n")
+        print("\n6. The admin tool on the result (`jobstore stats`, `jobs list`, `pipelines list`, `pipelines show`, `verify`):\n")
         print("$ jobstore stats \(path)")
         try Stats.parse([path]).run()
         print("\n$ jobstore jobs list \(path) --limit 20")
         try Jobs.List.parse([path, "--limit", "20"]).run()
-        print("\n$ jobstore pipelines show \(path) \(release.id)")
-        try Pipelines.Show.parse([path, release.id.description]).run()
+        print("\n$ jobstore pipelines list \(path)")
+        try Pipelines.List.parse([path]).run()
+        print("\n$ jobstore pipelines show \(path) \(nightly.id)")
+        try Pipelines.Show.parse([path, nightly.id.description]).run()
         print("\n$ jobstore verify \(path)")
         try VerifyCommand.parse([path]).run()
         if dir != nil { print("\nThe store stays at \(path); try `jobstore jobs show \(path) <id>`.") }

@@ -121,7 +121,7 @@ struct Pipelines: ParsableCommand {
                 try printJSON(Output(pipelines: page.pipelines.map(PipelineJSON.init), next: page.next?.description))
                 return
             }
-            var table = Table("id", "name", "version", "state", "steps done", "created", "finished")
+            var table = Table("id", "name", "version", "state", "steps finished", "created", "finished at")
             for pipeline in page.pipelines {
                 table.add([
                     pipeline.id.description, pipeline.name, "\(pipeline.version)", pipeline.state.description,

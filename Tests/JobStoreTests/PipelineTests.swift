@@ -96,6 +96,8 @@ struct PipelineTests {
             try run(store, "a", succeed: false)
             #expect(try stepStates(store, pipeline.id) == ["a": .failed, "b": .cancelled, "c": .cancelled, "d": .pending, "e": .cancelled])
             #expect(try store.pipeline(pipeline.id)?.state == .running)  // d still runs
+            let c = try #require(try store.pipelineDetails(pipeline.id)).jobs[2]
+            #expect(c.errors.last?.message.hasPrefix("cancelled: step 'b'") == true)  // says why
             try expectConsistent(store)
             try run(store, "d")
             let failed = try #require(try store.pipeline(pipeline.id))

@@ -224,6 +224,7 @@ public final class JobTransaction {
     }
 
     /// Changes `old` (just read in this transaction) through `body`; see ``update(_:_:)-(JobID,_)``.
+    @discardableResult
     func update(_ old: Job, _ body: (inout Job) throws -> Void) throws -> Job {
         let id = old.id
         var new = old

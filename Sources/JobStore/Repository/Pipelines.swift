@@ -182,14 +182,15 @@ extension JobTransaction {
             }
         case (.unfinished, .failed), (.unfinished, .cancelled):
             // What depends on it can never run: cancel it (its own dependents follow through the worklist).
+            let reason = "cancelled: step '\(record.name)' (job \(job.id)), which it depends on, \(job.state == .failed ? "failed" : "was cancelled")"
             for index in record.dependents {
                 if let dependent = try self.job(try step(reference.pipeline, index).jobID), dependent.state == .waiting {
-                    try update(dependent) { $0.state = .cancelled }
+                    try cancel(dependent, reason: reason)
                 }
             }
             if job.state == .failed && pipeline.failFast {
                 for other in try stepJobs(pipeline) where !other.state.isTerminal {
-                    try update(other) { $0.state = .cancelled }
+                    try cancel(other, reason: "cancelled: step '\(record.name)' (job \(job.id)) failed and the pipeline is fail-fast")
                 }
             }
         case (.failed, .unfinished), (.cancelled, .unfinished):
@@ -207,6 +208,15 @@ extension JobTransaction {
         // The counts of this step are already in `pipeline`; cascades above changed other steps,
         // whose work items come later and re-read the record. So write it before they run.
         try putPipeline(pipeline, replacing: before)
+    }
+
+    /// Cancels a step's job on the pipeline's behalf, saying why in its error history (so
+    /// `jobstore jobs show` tells an operator what cancelled it).
+    private func cancel(_ job: Job, reason: String) throws {
+        try update(job) { job in
+            job.state = .cancelled
+            job.errors.append(JobErrorRecord(message: reason, attempt: job.attempts, at: now))
+        }
     }
 
     /// Stores a changed pipeline record: state rolled up from the counts, finishedAt, the state
@@ -247,7 +257,7 @@ extension JobTransaction {
         for job in try stepJobs(pipeline) where !job.state.isTerminal {
             // A step cancelled by an earlier one's cascade is terminal by now: re-read.
             if let current = try self.job(job.id), !current.state.isTerminal {
-                try update(current) { $0.state = .cancelled }
+                try cancel(current, reason: "cancelled with its pipeline")
             }
         }
         return try existingPipeline(id)
