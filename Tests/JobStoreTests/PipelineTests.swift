@@ -173,6 +173,24 @@ struct PipelineTests {
         }
     }
 
+    @Test("a waiting step cannot be released by hand, a step cannot change pipeline, and nothing is written when refused")
+    func stepsMoveOnlyWithTheirDependencies() throws {
+        try withStore { store in
+            let pipeline = try store.enqueue(PipelineDefinition(name: "p", steps: [step("a"), step("b", ["a"])]))
+            let details = try #require(try store.pipelineDetails(pipeline.id))
+            let (a, b) = (details.jobs[0], details.jobs[1])
+            expectCode(.illegalTransition) { try store.transition(b.id, to: .pending) }
+            expectCode(.illegalTransition) { try store.requeue(b.id) }
+            expectCode(.invalidField) { try store.update(b.id) { $0.pipeline = nil } }
+            expectCode(.invalidField) { try store.update(a.id) { $0.pipeline = PipelineReference(pipeline: pipeline.id, step: 1) } }
+            try store.cancel(b.id)
+            try store.retry(b.id)  // a has not succeeded: b waits again
+            #expect(try stepStates(store, pipeline.id) == ["a": .pending, "b": .waiting])
+            try store.update(b.id) { $0.priority = 9 }  // other fields change as for any job
+            try expectConsistent(store)
+        }
+    }
+
     @Test("each invalid definition is its own error and writes nothing")
     func invalidDefinitionsWriteNothing() throws {
         try withStore { store in

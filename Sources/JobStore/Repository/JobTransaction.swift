@@ -235,6 +235,22 @@ public final class JobTransaction {
         if new.state != old.state && !old.state.canMove(to: new.state) {
             throw JobStoreError.illegalTransition(id, from: old.state, to: new.state)
         }
+        if new.pipeline != old.pipeline {
+            throw JobStoreError(.invalidField, "the pipeline step of job \(id) cannot change", jobID: id)
+        }
+        if let reference = new.pipeline, new.state != old.state,
+            new.state == .waiting || (new.state == .pending && (old.state == .waiting || old.state.isTerminal))
+        {
+            // A step waits exactly while some dependency has not succeeded: nothing may release
+            // it early, or make it wait for nothing.
+            let step = try step(reference)
+            if (new.state == .waiting) != (step.remainingDependencies > 0) {
+                throw JobStoreError(
+                    .illegalTransition,
+                    "job \(id) is step '\(step.name)' of pipeline \(reference.pipeline), and \(step.remainingDependencies) of its dependencies have not succeeded: it cannot be \(new.state)",
+                    jobID: id, hint: new.state == .pending ? "It is released when its dependencies succeed; retry the pipeline to re-run failed ones" : nil)
+            }
+        }
         if new.state != .running { new.lease = nil }
         new.updatedAt = now
         try replace(old, with: new)
