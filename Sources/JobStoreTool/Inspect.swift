@@ -100,18 +100,12 @@ struct Jobs: ParsableCommand {
         var since: String?
         @Option(help: "Only jobs created before (same forms as --since).")
         var until: String?
-        @Option(help: "At most this many jobs.")
-        var limit = 50
-        @Flag(help: "Newest first.")
-        var newestFirst = false
-        @Option(help: "Continue after this cursor (printed at the end of the previous page).")
-        var after: String?
+        @OptionGroup var paging: PagingOptions
 
         func validate() throws {
             if let state, JobState(name: state) == nil {
                 throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
             }
-            if limit < 1 { throw ValidationError("--limit must be at least 1") }
         }
 
         struct Output: Encodable {
@@ -123,11 +117,10 @@ struct Jobs: ParsableCommand {
             let filter = JobFilter(
                 state: state.flatMap(JobState.init(name:)), createdFrom: try since.map(parseTime),
                 createdUntil: try until.map(parseTime), queue: queue)
-            let cursor: PageCursor?
-            do { cursor = try after.map(PageCursor.init(parsing:)) } catch { throw ValidationError("\(error)") }
+            let cursor = try paging.cursor(PageCursor.init(parsing:))
             let jobs = try store.open()
             defer { jobs.close() }
-            let page = try jobs.jobs(matching: filter, order: newestFirst ? .newestFirst : .oldestFirst, limit: limit, after: cursor)
+            let page = try jobs.jobs(matching: filter, order: paging.order, limit: paging.limit, after: cursor)
             if store.json {
                 try printJSON(Output(jobs: page.jobs.map(JobJSON.init), next: page.next?.description))
                 return
@@ -140,11 +133,7 @@ struct Jobs: ParsableCommand {
                 ])
             }
             print(table.render())
-            if let next = page.next {
-                print("next page: --after \(next)")
-            } else {
-                print("(\(page.jobs.count) job\(page.jobs.count == 1 ? "" : "s"))")
-            }
+            print(paging.footer(next: page.next, count: page.jobs.count, noun: "job"))
         }
     }
 

@@ -144,3 +144,30 @@ func parseIDs(_ texts: [String]) throws -> [JobID] {
         do { return try JobID(parsing: text) } catch { throw ValidationError("\(error)") }
     }
 }
+
+/// The paging options of every listing: `--limit`, `--newest-first`, `--after CURSOR`.
+struct PagingOptions: ParsableArguments {
+    @Option(help: "At most this many rows.")
+    var limit = 50
+    @Flag(help: "Newest first.")
+    var newestFirst = false
+    @Option(help: "Continue after this cursor (printed at the end of the previous page).")
+    var after: String?
+
+    func validate() throws {
+        if limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
+    var order: ListOrder { newestFirst ? .newestFirst : .oldestFirst }
+
+    /// `--after` parsed by `parse`; a malformed cursor is a usage error.
+    func cursor<Cursor>(_ parse: (String) throws -> Cursor) throws -> Cursor? {
+        do { return try after.map(parse) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// The line after a page's table: how to get the next page, or how many rows the last one had.
+    func footer(next: (some CustomStringConvertible)?, count: Int, noun: String) -> String {
+        if let next { return "next page: --after \(next)" }
+        return "(\(count) \(noun)\(count == 1 ? "" : "s"))"
+    }
+}

@@ -91,18 +91,12 @@ struct Pipelines: ParsableCommand {
         @OptionGroup var store: StoreOptions
         @Option(help: "Only pipelines in this state: \(PipelineState.allCases.map(\.description).joined(separator: ", ")).")
         var state: String?
-        @Option(help: "At most this many pipelines.")
-        var limit = 50
-        @Flag(help: "Newest first.")
-        var newestFirst = false
-        @Option(help: "Continue after this cursor (printed at the end of the previous page).")
-        var after: String?
+        @OptionGroup var paging: PagingOptions
 
         func validate() throws {
             if let state, PipelineState(name: state) == nil {
                 throw ValidationError("'\(state)' is not a pipeline state; states: \(PipelineState.allCases.map(\.description).joined(separator: ", "))")
             }
-            if limit < 1 { throw ValidationError("--limit must be at least 1") }
         }
 
         struct Output: Encodable {
@@ -111,12 +105,10 @@ struct Pipelines: ParsableCommand {
         }
 
         func run() throws {
-            let cursor: PipelineCursor?
-            do { cursor = try after.map(PipelineCursor.init(parsing:)) } catch { throw ValidationError("\(error)") }
+            let cursor = try paging.cursor(PipelineCursor.init(parsing:))
             let jobs = try store.open()
             defer { jobs.close() }
-            let page = try jobs.pipelines(
-                in: state.flatMap(PipelineState.init(name:)), order: newestFirst ? .newestFirst : .oldestFirst, limit: limit, after: cursor)
+            let page = try jobs.pipelines(in: state.flatMap(PipelineState.init(name:)), order: paging.order, limit: paging.limit, after: cursor)
             if store.json {
                 try printJSON(Output(pipelines: page.pipelines.map(PipelineJSON.init), next: page.next?.description))
                 return
@@ -130,11 +122,7 @@ struct Pipelines: ParsableCommand {
                 ])
             }
             print(table.render())
-            if let next = page.next {
-                print("next page: --after \(next)")
-            } else {
-                print("(\(page.pipelines.count) pipeline\(page.pipelines.count == 1 ? "" : "s"))")
-            }
+            print(paging.footer(next: page.next, count: page.pipelines.count, noun: "pipeline"))
         }
     }
 
