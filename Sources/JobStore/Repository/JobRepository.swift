@@ -130,6 +130,9 @@ public final class JobRepository: Sendable {
                 throw JobStoreError(.notAJobStore, "\(path) has a format version of \(stored.count) bytes")
             }
             let version = stored.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            if version == 0 {
+                throw JobStoreError(.notAJobStore, "\(path) has format version 0, which no JobStore writes", hint: "Run `jobstore verify`; restore the store from a backup")
+            }
             if version > Schema.formatVersion {
                 throw JobStoreError(
                     .newerFormat, "\(path) is a store of format version \(version); this program reads versions 1…\(Schema.formatVersion)",
