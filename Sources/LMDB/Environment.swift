@@ -58,6 +58,11 @@ public final class Environment: @unchecked Sendable {
     private let readPoolLimit: Int
     private let isReadOnly: Bool
     let resizeLock = ReadWriteLock()
+    /// Held from just before an outermost commit until its completion handlers have run, so the
+    /// handlers of this process's commits run in commit order whatever thread committed (see
+    /// ``WriteTransaction/onCompletion(_:)``). Taken only while holding LMDB's write lock, and
+    /// handlers never wait for anything, so it cannot deadlock.
+    let commitOrder = Mutex<Void>(())
     let threadState = ThreadState()
     private let isClosed = Atomic<Bool>(false)
     private let readPool = Mutex<[TransactionHandle]>([])

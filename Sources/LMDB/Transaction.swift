@@ -478,12 +478,13 @@ public final class WriteTransaction: Transaction {
     }
 
     /// Registers `handler` to learn how the transaction ends, on the thread that ends it:
-    /// `true` right after the outermost transaction committed (so the handlers of the commits
-    /// of one thread, such as the writer thread, run in commit order), `false` before it is
-    /// aborted (while it still holds LMDB's write lock) or after its commit failed. A
-    /// nested transaction passes its handlers to its parent when it commits.
+    /// `true` right after the outermost transaction committed, `false` before it is aborted
+    /// (while it still holds LMDB's write lock) or after its commit failed. A nested
+    /// transaction passes its handlers to its parent when it commits.
     ///
-    /// Handlers must be quick and must not use the environment.
+    /// The handlers of this process's commits run in commit order, whichever threads
+    /// committed: the next commit waits until the handlers of the one before have returned.
+    /// So handlers must be quick, must not wait for anything, and must not use the environment.
     public func onCompletion(_ handler: @escaping (_ committed: Bool) -> Void) {
         completionHandlers.append(handler)
     }
@@ -499,17 +500,29 @@ public final class WriteTransaction: Transaction {
         guard let txn = end() else {
             throw LMDBError(code: .transactionEnded, operation: "mdb_txn_commit", message: "the transaction has already ended")
         }
-        let rc = mdb_txn_commit(txn)
-        if rc != 0 {
-            complete(false)
-            throw failure(rc, "mdb_txn_commit", "")
-        }
         if let parent {
+            let rc = mdb_txn_commit(txn)
+            if rc != 0 {
+                complete(false)
+                throw failure(rc, "mdb_txn_commit", "")
+            }
             parent.completionHandlers += completionHandlers
             completionHandlers = []
-        } else {
-            complete(true)
+            return
         }
+        if completionHandlers.isEmpty {
+            let rc = mdb_txn_commit(txn)
+            if rc != 0 { throw failure(rc, "mdb_txn_commit", "") }
+            return
+        }
+        // Still holding LMDB's write lock: no other commit of this process can be between its
+        // commit and its handlers, so taking `commitOrder` here orders the handlers as the commits.
+        let rc = environment.commitOrder.withLock { _ in
+            let rc = mdb_txn_commit(txn)
+            complete(rc == 0)
+            return rc
+        }
+        if rc != 0 { throw failure(rc, "mdb_txn_commit", "") }
     }
 
     /// Aborts if the transaction is still open (the handle is consumed first).

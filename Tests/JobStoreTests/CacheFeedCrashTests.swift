@@ -118,6 +118,41 @@ struct FeedTests {
         }
     }
 
+    @Test("events arrive in commit order when threads and tasks write at once", arguments: [true, false])
+    func commitOrderAcrossThreads(cache: Bool) async throws {
+        var options = testOptions
+        options.cache.enabled = cache
+        options.feedCapacity = 100_000
+        try await withStore(options) { store in
+            let feed = store.changes()
+            let perWriter = 300
+            // 4 threads writing synchronously (each on its own thread) and 4 tasks through the writer thread.
+            let threads = (0..<4).map { writer in
+                Thread.detachedResult {
+                    for n in 0..<perWriter { try store.insert(NewJob(name: "sync-\(writer)-\(n)")) }
+                }
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        for n in 0..<perWriter { try await store.insert(NewJob(name: "async-\(writer)-\(n)")) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for thread in threads { try thread.value() }
+            var transactions: [Int] = []
+            for await event in feed {
+                guard case .change(let change) = event else { Issue.record("unexpected \(event)"); break }
+                transactions.append(change.transaction)
+                if transactions.count == 8 * perWriter { break }
+            }
+            #expect(transactions.count == 8 * perWriter)
+            let outOfOrder = zip(transactions, transactions.dropFirst()).filter { $0 > $1 }.count
+            #expect(outOfOrder == 0, "\(outOfOrder) events arrived after an event of a later transaction")
+        }
+    }
+
     @Test("a subscriber that falls behind gets an overflow event counting what it missed")
     func overflow() async throws {
         let directory = TemporaryDirectory()

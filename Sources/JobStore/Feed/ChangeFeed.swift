@@ -19,9 +19,9 @@ public struct JobChange: Sendable, Hashable {
     public var job: Job?
     /// The state before the change; `nil` for an insertion.
     public var previousState: JobState?
-    /// The LMDB transaction that committed the change. Changes of one transaction arrive together
-    /// and in order; transactions committed by different threads may arrive out of order — sort
-    /// by this id when the order matters.
+    /// The LMDB transaction that committed the change. Changes arrive in commit order: those of
+    /// one transaction together and in order, transactions in the order they committed (their
+    /// ids increase; another process's commits take ids too, so ids may skip).
     public var transaction: Int = 0
 }
 
@@ -39,9 +39,9 @@ public enum JobFeedEvent: Sendable, Hashable {
 /// Overflow policy: each subscriber has a buffer of `capacity` events. When it is full, newer
 /// changes are dropped (never older ones, never blocking the writer), counted, and the
 /// subscriber receives one `.overflow(missed:)` event before the next change that fits.
-/// Changes of one transaction are delivered together and in order, after the commit; each
-/// carries its transaction id (``JobChange/transaction``), since transactions committed by
-/// different threads may be published out of order.
+/// Changes are published by the committing thread right after the commit, in commit order
+/// (whatever thread committed): those of one transaction together and in order. Each carries
+/// its transaction id (``JobChange/transaction``). Only this process's commits are published.
 final class ChangeFeed: Sendable {
     private final class Subscriber: Sendable {
         let continuation: AsyncStream<JobFeedEvent>.Continuation

@@ -163,14 +163,12 @@ public final class JobRepository: Sendable {
     // MARK: Writing
 
     /// Runs `body` in one write transaction on this thread; everything it does commits together.
-    /// Committed changes then reach the cache and the change feed.
+    /// Committed changes reach the cache and the change feed before this returns.
     ///
     /// - Important: `body` may run more than once (see ``LMDB/Environment/write(_:)-(WriteTransaction)->R``).
     @discardableResult
     public func write<T>(_ body: (JobTransaction) throws -> T) throws -> T {
-        let (result, changes) = try wrappingErrors { try environment.write { txn in try self.run(body, in: txn) } }
-        feed.publish(changes)
-        return result
+        try wrappingErrors { try environment.write { txn in try self.run(body, in: txn) } }
     }
 
     /// Runs `body` in a write transaction on the writer thread (group commit) and returns once it
@@ -180,35 +178,40 @@ public final class JobRepository: Sendable {
     ///   writer thread, which would then wait for itself: a deadlock).
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (JobTransaction) throws -> T) async throws -> T {
-        let (result, changes) = try await wrappingErrors { try await environment.write { txn in try self.run(body, in: txn) } }
-        feed.publish(changes)
-        return result
+        try await wrappingErrors { try await environment.write { txn in try self.run(body, in: txn) } }
     }
 
-    /// Runs `body`, writes the counters, and hands the transaction's changes to the cache: they
-    /// are applied when (and only if) the transaction commits, on the committing thread.
-    private func run<T>(_ body: (JobTransaction) throws -> T, in txn: WriteTransaction) throws -> (T, [JobChange]) {
+    /// Runs `body`, writes the counters, and hands the transaction's changes to the cache and
+    /// the change feed: they are applied when (and only if) the transaction commits, on the
+    /// committing thread, in commit order (``LMDB/WriteTransaction/onCompletion(_:)``).
+    private func run<T>(_ body: (JobTransaction) throws -> T, in txn: WriteTransaction) throws -> T {
         let jobs = JobTransaction(txn: txn, db: db, ids: ids, now: .now)
         let result = try body(jobs)
         try jobs.flushCounters()
         var changes = jobs.changes
-        guard !changes.isEmpty else { return (result, changes) }
+        guard !changes.isEmpty else { return result }
         let transaction = try txn.id
         for index in changes.indices { changes[index].transaction = transaction }
+        let feed = self.feed
+        let committed = changes
         if cacheEnabled {
             let sequence = self.sequence.wrappingAdd(1, ordering: .relaxed).newValue
             let cached = cache.prepare(transaction: transaction, ids: changes.map(\.id))
             let cache = self.cache
-            let committed = changes
             txn.onCompletion { didCommit in
                 if didCommit {
                     cache.commit(committed, transaction: transaction, sequence: sequence, cached: cached)
+                    feed.publish(committed)
                 } else {
                     cache.abandon(transaction: transaction)
                 }
             }
+        } else {
+            txn.onCompletion { didCommit in
+                if didCommit { feed.publish(committed) }
+            }
         }
-        return (result, changes)
+        return result
     }
 
     /// Runs `body`, turning an LMDB error into a ``JobStoreError`` (the store's one error type).
