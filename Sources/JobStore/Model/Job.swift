@@ -194,3 +194,12 @@ public enum JobLimits {
     /// Most error records kept (the oldest are dropped).
     public static let maxErrors = 10
 }
+
+/// What ``JobTransaction/claimBatch(queue:limit:lease:owner:)`` claimed, and when to look again.
+public struct ClaimBatch: Sendable {
+    /// The claimed jobs, now running, in claim order.
+    public var jobs: [Job]
+    /// When fewer jobs than asked were ready: the earliest runAt of the queue's pending jobs
+    /// whose time has not come (`nil` if there is none, or if the claim was full).
+    public var nextRunAt: Timestamp?
+}

@@ -301,10 +301,18 @@ public final class JobTransaction {
     ///
     /// Cost: O(log n) per claimed job, plus one seek per priority level that has only future jobs.
     public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) throws -> [Job] {
-        guard limit > 0 else { return [] }
+        try claimBatch(queue: queue, limit: limit, lease: lease, owner: owner).jobs
+    }
+
+    /// ``claim(queue:limit:lease:owner:)``, also telling when to look again: when fewer than
+    /// `limit` jobs were ready, the earliest `runAt` among the queue's pending jobs whose time
+    /// has not come (found on the way: the first future entry of each priority level).
+    public func claimBatch(queue: String? = nil, limit: Int, lease: Duration, owner: OwnerToken) throws -> ClaimBatch {
+        guard limit > 0 else { return ClaimBatch(jobs: [], nextRunAt: nil) }
         let prefix = queue.map(Keys.readyQueuePrefix) ?? []
         let index = queue == nil ? db.readyAny : db.ready
         var chosen: [JobID] = []
+        var nextRunAt: Timestamp?
         try txn.withCursor(index) { cursor in
             var found = try prefix.isEmpty ? cursor.first() : cursor.seek(prefix: prefix)
             while found && chosen.count < limit {
@@ -316,9 +324,9 @@ public final class JobTransaction {
                 if runAt <= now {
                     chosen.append(id)
                     found = try cursor.next()
-                } else if level == 255 {
-                    break  // the lowest priority has only future jobs
                 } else {
+                    nextRunAt = min(nextRunAt ?? runAt, runAt)
+                    if level == 255 { break }  // the lowest priority has only future jobs
                     // Every later job of this priority is in the future: jump to the next priority.
                     found = try cursor.seek(atLeast: prefix + [level + 1])
                 }
@@ -328,7 +336,7 @@ public final class JobTransaction {
             }
         }
         let expiry = now.adding(lease)
-        return try chosen.map { id in
+        let jobs = try chosen.map { id in
             try update(id) { job in
                 guard job.state == .pending else {
                     throw JobStoreError(
@@ -340,6 +348,7 @@ public final class JobTransaction {
                 job.lease = Lease(expiresAt: expiry, owner: owner)
             }
         }
+        return ClaimBatch(jobs: jobs, nextRunAt: jobs.count < limit ? nextRunAt : nil)
     }
 
     /// Checks that `owner` still holds the running job's lease.
@@ -386,6 +395,29 @@ public final class JobTransaction {
     @discardableResult
     public func extendLease(_ id: JobID, owner: OwnerToken, until expiry: Timestamp) throws -> Job {
         try update(try leased(id, by: owner)) { job in job.lease?.expiresAt = expiry }
+    }
+
+    /// Puts a running job held by `owner` back to pending until `until`, without counting the
+    /// attempt (attempts − 1): the handler asked to run it later (a snooze).
+    ///
+    /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
+    @discardableResult
+    public func snooze(_ id: JobID, owner: OwnerToken, until: Timestamp) throws -> Job {
+        try update(try leased(id, by: owner)) { job in
+            job.state = .pending
+            job.runAt = until
+            job.attempts = job.attempts > 0 ? job.attempts - 1 : 0
+        }
+    }
+
+    /// Gives a running job held by `owner` back, runnable now, without counting the attempt: its
+    /// worker stops (a graceful shutdown) before the job finished, so another may take it at once
+    /// instead of waiting for the lease to expire.
+    ///
+    /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
+    @discardableResult
+    public func release(_ id: JobID, owner: OwnerToken) throws -> Job {
+        try snooze(id, owner: owner, until: now)
     }
 
     /// Cancels a waiting, pending or running job.
