@@ -7,12 +7,15 @@ let package = Package(
     products: [
         .library(name: "LMDB", targets: ["LMDB"]),
         .library(name: "JobStore", targets: ["JobStore"]),
+        .library(name: "JobScheduler", targets: ["JobScheduler"]),
         .executable(name: "jobstore", targets: ["jobstore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The C library: Debian's liblmdb-dev, found through pkg-config.
@@ -32,6 +35,17 @@ let package = Package(
         ),
         // Jobs and their persistence: records, indexes, counters, cache, change feed.
         .target(name: "JobStore", dependencies: ["LMDB", .product(name: "Logging", package: "swift-log")]),
+        // The in-process scheduler: runs a store's jobs and pipelines with the program's handlers.
+        // It sees the store through its own `SchedulerBackend` protocol (no LMDB type).
+        .target(
+            name: "JobScheduler",
+            dependencies: [
+                "JobStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The admin tool (bench and demo are subcommands). It sees the store through `JobStore` alone.
         .executableTarget(
             name: "jobstore",

@@ -1,0 +1,86 @@
+import JobStore
+
+extension JobRepository: SchedulerBackend {
+    public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
+        try await write { txn in
+            var finished: [Job?] = []
+            finished.reserveCapacity(outcomes.count)
+            for outcome in outcomes {
+                do {
+                    switch outcome.kind {
+                    case .succeeded(let result):
+                        finished.append(try txn.complete(outcome.id, owner: outcome.owner, result: result))
+                    case .failed(let error, let retryAt):
+                        finished.append(try txn.fail(outcome.id, owner: outcome.owner, error: error, retryAt: retryAt))
+                    case .snoozed(let until):
+                        finished.append(try txn.snooze(outcome.id, owner: outcome.owner, until: until))
+                    case .released:
+                        finished.append(try txn.release(outcome.id, owner: outcome.owner))
+                    }
+                } catch let error as JobStoreError where error.code == .leaseLost || error.code == .notFound {
+                    // Checked before anything of this outcome was written: the others still commit.
+                    finished.append(nil)
+                }
+            }
+            var claimed: [Job] = []
+            var filled = Set<String>()
+            var nextRunAt: Timestamp?
+            for request in requests where request.limit > 0 {
+                let batch = try txn.claimBatch(queue: request.queue, limit: request.limit, lease: lease, owner: owner)
+                claimed += batch.jobs
+                if batch.jobs.count == request.limit { filled.insert(request.queue) }
+                if let next = batch.nextRunAt { nextRunAt = min(nextRunAt ?? next, next) }
+            }
+            return FinishResponse(finished: finished, claimed: claimed, filledQueues: filled, nextRunAt: nextRunAt)
+        }
+    }
+
+    public func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
+        try await write { txn in
+            var lost: [JobID] = []
+            for lease in leases {
+                do {
+                    try txn.extendLease(lease.id, owner: lease.owner, until: until)
+                } catch let error as JobStoreError where error.code == .leaseLost || error.code == .notFound {
+                    lost.append(lease.id)
+                }
+            }
+            return lost
+        }
+    }
+
+    public func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await insert(jobs) }
+
+    public func queueDepths() async throws -> [String: [JobState: Int]] { try queueCounts() }
+
+    public func workSignals() -> AsyncStream<WorkSignal> {
+        let (stream, continuation) = AsyncStream<WorkSignal>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
+        let feed = changes()
+        let commits = commitSignals()
+        let fromFeed = Task {
+            for await event in feed {
+                switch event {
+                case .overflow:
+                    continuation.yield(.workAvailable)
+                case .change(let change):
+                    if change.job?.state == .pending {
+                        continuation.yield(.workAvailable)
+                    } else if change.previousState == .running && change.job?.state != .running
+                        && (change.kind == .deleted || change.job?.state == .cancelled)
+                    {
+                        continuation.yield(.cancelled(change.id))
+                    }
+                }
+            }
+            continuation.finish()  // the store closed
+        }
+        let fromOtherProcesses = Task {
+            for await _ in commits { continuation.yield(.workAvailable) }
+        }
+        continuation.onTermination = { _ in
+            fromFeed.cancel()
+            fromOtherProcesses.cancel()
+        }
+        return stream
+    }
+}

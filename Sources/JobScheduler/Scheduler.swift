@@ -1,0 +1,427 @@
+import JobStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The in-process scheduler: claims a store's ready jobs — pipeline steps included — and runs
+/// them with the program's handlers, under leases, with retries, cancellation and a graceful
+/// shutdown. A swift-service-lifecycle `Service`.
+///
+/// ```swift
+/// var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: 16))
+/// scheduler.handle(queue: "mail") { context in
+///     try await sendEmail(context.job.payload)
+/// }
+/// scheduler.handle(job: "resize", queue: "media") { context in
+///     if await rateLimited() { context.snooze(for: .seconds(10)); return }
+///     try await resize(context.job.payload)
+/// }
+/// try await scheduler.run()  // until cancelled or a graceful shutdown (ServiceGroup)
+/// ```
+///
+/// How it works: one loop owns the running jobs. It sleeps until something happens — a handler
+/// finished, the store signalled new work (a commit of this or another process), the earliest
+/// delayed job's runAt came, a lease was lost, a shutdown — then, in **one** transaction,
+/// writes every outcome gathered meanwhile and claims as many ready jobs as handlers are free
+/// (per queue and overall). It never polls: with nothing to do it uses no CPU.
+public struct Scheduler<Backend: SchedulerBackend>: Service {
+    /// The store.
+    public let backend: Backend
+    /// How it runs.
+    public let options: SchedulerOptions
+    /// Where it logs (silent by default); handlers get it with the job's metadata.
+    public let logger: Logger
+    private var queueHandlers: [String: JobHandler] = [:]
+    private var jobHandlers: [String: [String: JobHandler]] = [:]
+
+    /// A scheduler of `backend`'s jobs; register handlers, then ``run()``.
+    public init(backend: Backend, options: SchedulerOptions = SchedulerOptions(), logger: Logger? = nil) {
+        self.backend = backend
+        self.options = options
+        self.logger = logger ?? Logger(label: "jobstore.scheduler", factory: { _ in SwiftLogNoOpLogHandler() })
+    }
+
+    /// Runs every job of `queue` (that has no handler of its own name, see ``handle(job:queue:_:)``) with `handler`.
+    public mutating func handle(queue: String, _ handler: @escaping JobHandler) {
+        queueHandlers[queue] = handler
+    }
+
+    /// Runs the jobs named `name` in `queue` with `handler`.
+    public mutating func handle(job name: String, queue: String = "default", _ handler: @escaping JobHandler) {
+        jobHandlers[queue, default: [:]][name] = handler
+    }
+
+    /// Runs until the task is cancelled or a graceful shutdown is triggered: then it stops
+    /// claiming, lets running handlers finish for up to ``SchedulerOptions/shutdownTimeout``,
+    /// cancels the rest and gives their jobs back (pending at once, the attempt not counted).
+    ///
+    /// - Throws: ``SchedulerError`` for bad options or no handler; a store error that makes going
+    ///   on impossible (the store closed).
+    public func run() async throws {
+        try options.validate()
+        let queues = Set(queueHandlers.keys).union(jobHandlers.keys).sorted()
+        guard !queues.isEmpty else {
+            throw SchedulerError("no handler is registered: call handle(queue:_:) or handle(job:queue:_:) before run()")
+        }
+        let (queueHandlers, jobHandlers) = (self.queueHandlers, self.jobHandlers)
+        let engine = SchedulerEngine(
+            backend: backend, options: options, logger: logger, queues: queues,
+            handler: { job in jobHandlers[job.queue]?[job.name] ?? queueHandlers[job.queue] })
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await engine.run()
+            } onCancel: {
+                engine.post(.stop(graceful: false))
+            }
+        } onGracefulShutdown: {
+            engine.post(.stop(graceful: true))
+        }
+    }
+}
+
+/// The scheduler's loop and what feeds it.
+final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
+    enum HandlerEnd: Sendable {
+        case returned
+        case threw(String, cancelled: Bool)
+    }
+
+    enum Event: Sendable {
+        case finished(JobID, HandlerEnd)
+        case wake
+        case timer(Timestamp)
+        case cancelled(JobID)
+        case leaseLost(JobID)
+        case stop(graceful: Bool)
+        case deadline
+    }
+
+    /// Why the scheduler cancelled a handler's task.
+    enum CancelReason {
+        case jobCancelled, leaseLost, shutdown
+    }
+
+    struct Running {
+        let job: Job
+        let owner: OwnerToken
+        let context: JobContext
+        let task: Task<Void, Never>
+        let started: ContinuousClock.Instant
+        var cancelReason: CancelReason?
+    }
+
+    let backend: Backend
+    let options: SchedulerOptions
+    let logger: Logger
+    let queues: [String]
+    let handler: @Sendable (Job) -> JobHandler?
+    let metrics = SchedulerMetrics()
+    private let inbox = Mutex<[Event]>([])
+    private let doorbell = Doorbell()
+    /// The leases of the running jobs, for the lease-extending task.
+    private let held = Mutex<[JobID: OwnerToken]>([:])
+
+    init(backend: Backend, options: SchedulerOptions, logger: Logger, queues: [String], handler: @escaping @Sendable (Job) -> JobHandler?) {
+        self.backend = backend
+        self.options = options
+        self.logger = logger
+        self.queues = queues
+        self.handler = handler
+    }
+
+    /// Hands an event to the loop and wakes it.
+    func post(_ event: Event) {
+        inbox.withLock { $0.append(event) }
+        doorbell.ring()
+    }
+
+    // MARK: The loop
+
+    func run() async throws {
+        logger.info("scheduler started", metadata: [
+            "queues": "\(queues.joined(separator: ","))", "max_concurrency": "\(options.maxConcurrency)",
+        ])
+        let helpers = [
+            Task { [self] in
+                for await signal in backend.workSignals() {
+                    switch signal {
+                    case .workAvailable: post(.wake)
+                    case .cancelled(let id): post(.cancelled(id))
+                    }
+                }
+            },
+            Task { [self] in await extendLeases() },
+            Task { [self] in await rescuePeriodically() },
+        ]
+        defer { for helper in helpers { helper.cancel() } }
+
+        var running: [JobID: Running] = [:]
+        var perQueue: [String: Int] = [:]
+        var outcomes: [(outcome: JobOutcome, queue: String)] = []
+        var mayHaveWork = true
+        var stopping = false
+        var timer: (at: Timestamp, task: Task<Void, Never>)?
+        var deadline: Task<Void, Never>?
+        var rotation = 0
+        var failures = 0
+        defer {
+            timer?.task.cancel()
+            deadline?.cancel()
+        }
+
+        func cancel(_ id: JobID, _ reason: CancelReason) {
+            guard running[id] != nil, running[id]?.cancelReason == nil else { return }
+            running[id]?.cancelReason = reason
+            running[id]?.task.cancel()
+        }
+
+        while true {
+            for event in inbox.withLock({ events in defer { events = [] }; return events }) {
+                switch event {
+                case .finished(let id, let end):
+                    guard let run = running.removeValue(forKey: id) else { continue }
+                    perQueue[run.job.queue, default: 1] -= 1
+                    held.withLock { _ = $0.removeValue(forKey: id) }
+                    metrics.record("job_duration", queue: run.job.queue, nanoseconds: nanoseconds(run.started.duration(to: .now)))
+                    if let kind = outcome(of: run, end) {
+                        outcomes.append((JobOutcome(id: id, owner: run.owner, kind: kind), run.job.queue))
+                    }
+                    mayHaveWork = true  // a handler is free; a finished pipeline step may release others
+                case .wake:
+                    mayHaveWork = true
+                case .timer(let at):
+                    if timer?.at == at { timer = nil }
+                    mayHaveWork = true
+                case .cancelled(let id):
+                    cancel(id, .jobCancelled)
+                case .leaseLost(let id):
+                    cancel(id, .leaseLost)
+                case .stop(let graceful):
+                    if !stopping {
+                        stopping = true
+                        logger.info("scheduler stopping", metadata: ["running": "\(running.count)", "graceful": "\(graceful)"])
+                        let timeout = options.shutdownTimeout
+                        deadline = Task { [self] in
+                            try? await Task.sleep(for: graceful ? timeout : .zero)
+                            post(.deadline)
+                        }
+                    } else if !graceful {
+                        deadline?.cancel()
+                        post(.deadline)
+                    }
+                case .deadline:
+                    for id in Array(running.keys) { cancel(id, .shutdown) }
+                }
+            }
+
+            let requests = stopping || !mayHaveWork ? [] : claimRequests(running: running.count, perQueue: perQueue, rotation: &rotation)
+            if !outcomes.isEmpty || !requests.isEmpty {
+                let owner = OwnerToken.random()
+                let started = ContinuousClock.now
+                let response: FinishResponse
+                do {
+                    response = try await backend.finish(outcomes.map(\.outcome), claiming: requests, lease: options.lease, owner: owner)
+                    failures = 0
+                } catch {
+                    failures += 1
+                    if let error = error as? JobStoreError, error.code == .closed {
+                        logger.error("the store closed under the scheduler", metadata: ["error": "\(error)"])
+                        for id in Array(running.keys) { cancel(id, .shutdown) }
+                        throw error
+                    }
+                    let pause = Duration.milliseconds(min(5000, 50 << min(failures, 7)))
+                    logger.error("writing outcomes and claiming failed; retrying", metadata: ["error": "\(error)", "pause": "\(pause)"])
+                    try? await Task.sleep(for: pause)
+                    continue
+                }
+                metrics.record("commit_duration", queue: "all", nanoseconds: nanoseconds(started.duration(to: .now)))
+                record(outcomes, response.finished)
+                outcomes = []
+                let now = Timestamp.now
+                for job in response.claimed {
+                    metrics.count("claimed", queue: job.queue)
+                    metrics.record("job_wait", queue: job.queue, nanoseconds: (now.microseconds - max(job.runAt, job.createdAt).microseconds) * 1000)
+                    guard let handler = handler(job) else {
+                        outcomes.append((JobOutcome(
+                            id: job.id, owner: owner,
+                            kind: .failed(error: "no handler is registered for job '\(job.name)' in queue '\(job.queue)'", retryAt: nil)), job.queue))
+                        logger.error("no handler for a claimed job", metadata: ["job": "\(job.id)", "job_name": "\(job.name)", "queue": "\(job.queue)"])
+                        continue
+                    }
+                    running[job.id] = start(job, owner: owner, handler: handler)
+                    perQueue[job.queue, default: 0] += 1
+                }
+                if !requests.isEmpty {
+                    mayHaveWork = !response.filledQueues.isEmpty || !outcomes.isEmpty
+                    if let next = response.nextRunAt, timer.map({ next < $0.at }) ?? true {
+                        timer?.task.cancel()
+                        let delay = Duration.microseconds(max(0, next.microseconds - Timestamp.now.microseconds))
+                        timer = (next, Task { [self] in
+                            guard (try? await Task.sleep(for: delay)) != nil else { return }
+                            post(.timer(next))
+                        })
+                    }
+                }
+                continue  // events may have come during the write
+            }
+            if stopping && running.isEmpty { break }
+            await doorbell.wait()
+        }
+        logger.info("scheduler stopped")
+    }
+
+    /// What to write for a finished handler run; `nil` when nothing should be (its job was
+    /// cancelled or its lease lost, so the store would refuse it anyway).
+    private func outcome(of run: Running, _ end: HandlerEnd) -> JobOutcome.Kind? {
+        let (request, result) = run.context.requested
+        switch (end, run.cancelReason) {
+        case (.threw, .shutdown?):
+            return .released
+        case (.threw, .jobCancelled?), (.threw, .leaseLost?):
+            metrics.count(run.cancelReason == .leaseLost ? "lease_lost" : "cancelled", queue: run.job.queue)
+            return nil
+        case (.threw(let message, _), nil):
+            let retryAt = Timestamp.now.adding(options.retry.delay(afterAttempt: Int(run.job.attempts)))
+            run.context.logger.debug("handler failed", metadata: ["error": "\(message)", "retry_at": "\(retryAt)"])
+            return .failed(error: message, retryAt: retryAt)
+        case (.returned, _):
+            switch request {
+            case .retry(let at, let reason)?: return .failed(error: reason, retryAt: at)
+            case .snooze(let until)?: return .snoozed(until: until)
+            case .discard(let reason)?: return .failed(error: reason, retryAt: nil)
+            case nil: return .succeeded(result: result)
+            }
+        }
+    }
+
+    /// Counts what the store did with each outcome.
+    private func record(_ outcomes: [(outcome: JobOutcome, queue: String)], _ finished: [Job?]) {
+        for ((outcome, queue), job) in zip(outcomes, finished) {
+            guard let job else {
+                metrics.count("lease_lost", queue: queue)
+                continue
+            }
+            switch (outcome.kind, job.state) {
+            case (.succeeded, _): metrics.count("succeeded", queue: queue)
+            case (.failed, .failed): metrics.count("failed", queue: queue)
+            case (.failed, _): metrics.count("retried", queue: queue)
+            case (.snoozed, _): metrics.count("snoozed", queue: queue)
+            case (.released, _): metrics.count("released", queue: queue)
+            }
+        }
+    }
+
+    /// Per queue, as many jobs as it has free handlers, within the free handlers overall; the
+    /// queue that goes first rotates, so no queue starves the others of the global limit.
+    private func claimRequests(running: Int, perQueue: [String: Int], rotation: inout Int) -> [ClaimRequest] {
+        var free = options.maxConcurrency - running
+        guard free > 0 else { return [] }
+        var requests: [ClaimRequest] = []
+        for offset in queues.indices {
+            let queue = queues[(rotation + offset) % queues.count]
+            let limit = min(free, (options.queueConcurrency[queue] ?? options.maxConcurrency) - perQueue[queue, default: 0])
+            guard limit > 0 else { continue }
+            requests.append(ClaimRequest(queue: queue, limit: limit))
+            free -= limit
+            if free == 0 { break }
+        }
+        rotation &+= 1
+        return requests
+    }
+
+    private func start(_ job: Job, owner: OwnerToken, handler: @escaping JobHandler) -> Running {
+        let context = JobContext(job: job, logger: logger)
+        held.withLock { $0[job.id] = owner }
+        let task = Task { [self] in
+            let end: HandlerEnd
+            do {
+                try await handler(context)
+                end = .returned
+            } catch {
+                end = .threw("\(error)", cancelled: error is CancellationError || Task.isCancelled)
+            }
+            post(.finished(job.id, end))
+        }
+        return Running(job: job, owner: owner, context: context, task: task, started: .now, cancelReason: nil)
+    }
+
+    // MARK: Helpers running beside the loop
+
+    /// Every third of a lease, extends the leases of the running jobs; a lost one stops its handler.
+    private func extendLeases() async {
+        let period = options.lease / 3
+        while !Task.isCancelled {
+            guard (try? await Task.sleep(for: period)) != nil else { return }
+            let leases = held.withLock { $0.map { HeldLease(id: $0.key, owner: $0.value) } }
+            guard !leases.isEmpty else { continue }
+            do {
+                for id in try await backend.extendLeases(leases, until: Timestamp.now.adding(options.lease)) {
+                    logger.notice("a running job's lease was lost; stopping its handler", metadata: ["job": "\(id)"])
+                    post(.leaseLost(id))
+                }
+            } catch {
+                logger.error("extending leases failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// At start and every rescue interval: rescues jobs whose lease expired (their process died),
+    /// and records the queue depths.
+    private func rescuePeriodically() async {
+        while !Task.isCancelled {
+            do {
+                var rescued: [Job] = []
+                repeat {
+                    rescued = try await backend.rescueExpiredLeases(limit: 1000)
+                    for job in rescued { metrics.count("rescued", queue: job.queue) }
+                    if !rescued.isEmpty {
+                        logger.notice("rescued jobs whose lease expired", metadata: ["count": "\(rescued.count)"])
+                        post(.wake)
+                    }
+                } while rescued.count == 1000
+                for (queue, states) in try await backend.queueDepths() where queues.contains(queue) {
+                    for state in JobState.allCases { metrics.depth(queue: queue, state: state, states[state] ?? 0) }
+                }
+            } catch {
+                logger.error("rescuing expired leases failed", metadata: ["error": "\(error)"])
+            }
+            guard (try? await Task.sleep(for: options.rescueInterval)) != nil else { return }
+        }
+    }
+}
+
+func nanoseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+}
+
+/// Wakes one waiting task; a ring while nobody waits is kept for the next wait. The wait does
+/// not end on task cancellation (the loop must go on collecting its handlers' ends).
+final class Doorbell: Sendable {
+    private let state = Mutex<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func ring() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.rung = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Bool in
+                if state.rung {
+                    state.rung = false
+                    return true
+                }
+                state.waiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import JobStore
+
+/// What the scheduler needs from a store, and nothing more: no LMDB type crosses it, so another
+/// store (a PostgreSQL backend) can implement it and run the same scheduler and tests.
+/// ``JobStore/JobRepository`` implements it.
+public protocol SchedulerBackend: Sendable {
+    /// In **one** transaction: applies `outcomes` (each checked against its owner token: a job
+    /// whose lease was lost is reported, not an error), then claims up to each request's limit
+    /// of ready jobs of its queue under a lease of `lease` held by `owner`. Finishing a job and
+    /// claiming the next thus cost one commit.
+    func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse
+    /// Extends the leases of these running jobs to `until`; returns the ids of those whose lease
+    /// was lost (rescued, cancelled, deleted or reclaimed), whose handlers must stop.
+    func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID]
+    /// Moves up to `limit` running jobs whose lease expired back to pending (or failed when out
+    /// of attempts), each with an error saying so.
+    func rescueExpiredLeases(limit: Int) async throws -> [Job]
+    /// Inserts jobs.
+    func enqueue(_ jobs: [NewJob]) async throws -> [Job]
+    /// Cancels a waiting, pending or running job.
+    func cancel(_ id: JobID) async throws -> Job
+    /// Per queue, how many jobs are in each state (for the queue-depth gauges).
+    func queueDepths() async throws -> [String: [JobState: Int]]
+    /// Signals of new work (a job became pending, here or in another process) and of running
+    /// jobs cancelled; the stream ends when the store closes.
+    func workSignals() -> AsyncStream<WorkSignal>
+}
+
+/// How many jobs of a queue to claim.
+public struct ClaimRequest: Sendable, Hashable {
+    /// The queue.
+    public var queue: String
+    /// At most this many.
+    public var limit: Int
+
+    /// A request.
+    public init(queue: String, limit: Int) {
+        self.queue = queue
+        self.limit = limit
+    }
+}
+
+/// How a run of a job ended, to be written by ``SchedulerBackend/finish(_:claiming:lease:owner:)``.
+public struct JobOutcome: Sendable {
+    /// How it ended.
+    public enum Kind: Sendable {
+        /// Succeeded, with an optional result.
+        case succeeded(result: [UInt8]?)
+        /// Failed with `error`: pending again at `retryAt` while attempts remain, or failed for
+        /// good when `retryAt` is `nil` or no attempt remains.
+        case failed(error: String, retryAt: Timestamp?)
+        /// Run again at `until`; the attempt does not count.
+        case snoozed(until: Timestamp)
+        /// Given back unfinished (the scheduler stops): pending now; the attempt does not count.
+        case released
+    }
+    /// The job.
+    public var id: JobID
+    /// The token of the claim that ran it.
+    public var owner: OwnerToken
+    /// How it ended.
+    public var kind: Kind
+
+    /// An outcome.
+    public init(id: JobID, owner: OwnerToken, kind: Kind) {
+        self.id = id
+        self.owner = owner
+        self.kind = kind
+    }
+}
+
+/// A running job's lease as its runner holds it.
+public struct HeldLease: Sendable, Hashable {
+    /// The job.
+    public var id: JobID
+    /// The claim's token.
+    public var owner: OwnerToken
+
+    /// A held lease.
+    public init(id: JobID, owner: OwnerToken) {
+        self.id = id
+        self.owner = owner
+    }
+}
+
+/// What ``SchedulerBackend/finish(_:claiming:lease:owner:)`` did.
+public struct FinishResponse: Sendable {
+    /// Per outcome, in order: the job as stored after it, or `nil` when its lease was lost
+    /// (rescued, cancelled, deleted or claimed again meanwhile; the outcome was dropped).
+    public var finished: [Job?]
+    /// The claimed jobs, now running.
+    public var claimed: [Job]
+    /// The queues whose claim returned as many jobs as asked (they may hold more ready ones).
+    public var filledQueues: Set<String>
+    /// The earliest runAt, among the requested queues that were not filled, of a pending job
+    /// whose time has not come: when to claim again if nothing else happens.
+    public var nextRunAt: Timestamp?
+
+    /// A response.
+    public init(finished: [Job?], claimed: [Job], filledQueues: Set<String>, nextRunAt: Timestamp?) {
+        self.finished = finished
+        self.claimed = claimed
+        self.filledQueues = filledQueues
+        self.nextRunAt = nextRunAt
+    }
+}
+
+/// A signal from the store to the scheduler.
+public enum WorkSignal: Sendable, Hashable {
+    /// A job may have become claimable (inserted, released, retried; or another process wrote).
+    case workAvailable
+    /// A running job was cancelled or deleted: its handler should stop.
+    case cancelled(JobID)
+}

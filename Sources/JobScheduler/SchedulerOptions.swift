@@ -1,0 +1,53 @@
+import JobStore
+
+/// How a scheduler runs.
+public struct SchedulerOptions: Sendable {
+    /// The most handlers running at once, over every queue.
+    public var maxConcurrency: Int
+    /// The most handlers running at once per queue; a queue not listed may use up to
+    /// ``maxConcurrency``.
+    public var queueConcurrency: [String: Int]
+    /// How long a claim holds a job. While its handler runs, the lease is extended every third
+    /// of it; a process that dies leaves its jobs to be rescued when their leases expire.
+    public var lease: Duration
+    /// How failed attempts are retried.
+    public var retry: RetryPolicy
+    /// How often expired leases are rescued (also once at start) and queue depths measured.
+    public var rescueInterval: Duration
+    /// On a graceful shutdown, how long running handlers may finish before they are cancelled
+    /// and their jobs given back (pending at once, the attempt not counted).
+    public var shutdownTimeout: Duration
+
+    /// Options; the defaults suit most programs.
+    public init(
+        maxConcurrency: Int = 8, queueConcurrency: [String: Int] = [:], lease: Duration = .seconds(30),
+        retry: RetryPolicy = RetryPolicy(), rescueInterval: Duration = .seconds(30), shutdownTimeout: Duration = .seconds(30)
+    ) {
+        self.maxConcurrency = maxConcurrency
+        self.queueConcurrency = queueConcurrency
+        self.lease = lease
+        self.retry = retry
+        self.rescueInterval = rescueInterval
+        self.shutdownTimeout = shutdownTimeout
+    }
+
+    func validate() throws {
+        func positive(_ duration: Duration, _ name: String) throws {
+            if duration <= .zero { throw SchedulerError("SchedulerOptions.\(name) must be positive, not \(duration)") }
+        }
+        if maxConcurrency < 1 { throw SchedulerError("SchedulerOptions.maxConcurrency must be at least 1, not \(maxConcurrency)") }
+        for (queue, limit) in queueConcurrency where limit < 1 {
+            throw SchedulerError("SchedulerOptions.queueConcurrency['\(queue)'] must be at least 1, not \(limit)")
+        }
+        try positive(lease, "lease")
+        try positive(rescueInterval, "rescueInterval")
+        if shutdownTimeout < .zero { throw SchedulerError("SchedulerOptions.shutdownTimeout must not be negative") }
+    }
+}
+
+/// A scheduler set up wrongly (bad options, no handler at all).
+public struct SchedulerError: Error, CustomStringConvertible {
+    /// What is wrong and what to do.
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
