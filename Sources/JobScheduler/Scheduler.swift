@@ -158,7 +158,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         var running: [JobID: Running] = [:]
         var perQueue: [String: Int] = [:]
         var outcomes: [(outcome: JobOutcome, queue: String)] = []
-        var mayHaveWork = true
+        /// The queues that may hold ready jobs: all after a wake-up, until a claim of the queue
+        /// comes back short.
+        var mayHaveWork = Set(queues)
         var stopping = false
         var timer: (at: Timestamp, task: Task<Void, Never>)?
         var deadline: Task<Void, Never>?
@@ -186,12 +188,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     if let kind = outcome(of: run, end) {
                         outcomes.append((JobOutcome(id: id, owner: run.owner, kind: kind), run.job.queue))
                     }
-                    mayHaveWork = true  // a handler is free; a finished pipeline step may release others
                 case .wake:
-                    mayHaveWork = true
+                    mayHaveWork = Set(queues)
                 case .timer(let at):
                     if timer?.at == at { timer = nil }
-                    mayHaveWork = true
+                    mayHaveWork = Set(queues)
                 case .cancelled(let id):
                     cancel(id, .jobCancelled)
                 case .leaseLost(let id):
@@ -214,10 +215,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 }
             }
 
-            let requests = stopping || !mayHaveWork ? [] : claimRequests(running: running.count, perQueue: perQueue, rotation: &rotation)
+            let requests = stopping ? [] : claimRequests(mayHaveWork, running: running.count, perQueue: perQueue, rotation: &rotation)
             if !outcomes.isEmpty || !requests.isEmpty {
                 let owner = OwnerToken.random()
                 let started = ContinuousClock.now
+                logger.trace("finish-and-claim", metadata: ["outcomes": "\(outcomes.count)", "requests": "\(requests.map { "\($0.queue):\($0.limit)" })"])
                 let response: FinishResponse
                 do {
                     response = try await backend.finish(outcomes.map(\.outcome), claiming: requests, lease: options.lease, owner: owner)
@@ -235,6 +237,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     continue
                 }
                 metrics.record("commit_duration", queue: "all", nanoseconds: nanoseconds(started.duration(to: .now)))
+                logger.trace("finished and claimed", metadata: [
+                    "claimed": "\(response.claimed.count)", "filled": "\(response.filledQueues)", "next_run_at": "\(response.nextRunAt.map(String.init(describing:)) ?? "-")",
+                ])
                 record(outcomes, response.finished)
                 outcomes = []
                 let now = Timestamp.now
@@ -252,7 +257,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     perQueue[job.queue, default: 0] += 1
                 }
                 if !requests.isEmpty {
-                    mayHaveWork = !response.filledQueues.isEmpty || !outcomes.isEmpty
+                    for request in requests where !response.filledQueues.contains(request.queue) {
+                        mayHaveWork.remove(request.queue)
+                    }
                     if let next = response.nextRunAt, timer.map({ next < $0.at }) ?? true {
                         timer?.task.cancel()
                         let delay = Duration.microseconds(max(0, next.microseconds - Timestamp.now.microseconds))
@@ -311,21 +318,23 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         }
     }
 
-    /// Per queue, as many jobs as it has free handlers, within the free handlers overall; the
-    /// queue that goes first rotates, so no queue starves the others of the global limit.
-    private func claimRequests(running: Int, perQueue: [String: Int], rotation: inout Int) -> [ClaimRequest] {
+    /// For each queue that may hold ready jobs, as many as it has free handlers, the free
+    /// handlers overall shared evenly among them; the queue that goes first rotates, so none
+    /// starves the others.
+    private func claimRequests(_ candidates: Set<String>, running: Int, perQueue: [String: Int], rotation: inout Int) -> [ClaimRequest] {
         var free = options.maxConcurrency - running
-        guard free > 0 else { return [] }
-        var requests: [ClaimRequest] = []
-        for offset in queues.indices {
-            let queue = queues[(rotation + offset) % queues.count]
-            let limit = min(free, (options.queueConcurrency[queue] ?? options.maxConcurrency) - perQueue[queue, default: 0])
-            guard limit > 0 else { continue }
-            requests.append(ClaimRequest(queue: queue, limit: limit))
-            free -= limit
-            if free == 0 { break }
+        guard free > 0, !candidates.isEmpty else { return [] }
+        let order = queues.indices.map { queues[(rotation + $0) % queues.count] }.filter { queue in
+            candidates.contains(queue) && (options.queueConcurrency[queue] ?? options.maxConcurrency) > perQueue[queue, default: 0]
         }
         rotation &+= 1
+        var requests: [ClaimRequest] = []
+        for (position, queue) in order.enumerated() where free > 0 {
+            let share = max(1, free / (order.count - position))
+            let limit = min(share, (options.queueConcurrency[queue] ?? options.maxConcurrency) - perQueue[queue, default: 0])
+            requests.append(ClaimRequest(queue: queue, limit: limit))
+            free -= limit
+        }
         return requests
     }
 

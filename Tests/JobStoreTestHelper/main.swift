@@ -18,7 +18,7 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | pipeline-loop PATH | set-payload PATH ID TEXT)") }
+guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | pipeline-loop PATH | insert PATH NAME QUEUE | claim-and-hang PATH COUNT LEASE_MS QUEUE | set-payload PATH ID TEXT)") }
 
 do {
     let store = try JobRepository(path: arguments[2], options: JobStoreOptions(mapSize: 1 << 20))
@@ -75,6 +75,22 @@ do {
             } while claimed > 0
             round += 1
         }
+    case "insert":
+        // insert PATH NAME QUEUE: one pending job, from another process.
+        guard arguments.count == 5 else { fail("insert needs NAME and QUEUE") }
+        let job = try store.insert(NewJob(name: arguments[3], queue: arguments[4]))
+        store.close()
+        say(job.id.description)
+    case "claim-and-hang":
+        // claim-and-hang PATH COUNT LEASE_MS QUEUE: claims jobs under a short lease, prints their
+        // ids, then hangs holding them (a worker that stopped) until it is killed.
+        guard arguments.count == 6, let count = Int(arguments[3]), let lease = Int64(arguments[4]) else {
+            fail("claim-and-hang needs COUNT, LEASE_MS and QUEUE")
+        }
+        let claimed = try store.claim(queue: arguments[5], limit: count, lease: .milliseconds(lease), owner: .random())
+        for job in claimed { say(job.id.description) }
+        say("claimed")
+        while true { sleep(60) }
     case "set-payload":
         guard arguments.count == 5 else { fail("set-payload needs ID and TEXT") }
         let id = try JobID(parsing: arguments[3])
