@@ -46,11 +46,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // The admin tool (bench and demo are subcommands). It sees the store through `JobStore` alone.
+        // The admin tool (bench and demo are subcommands). It sees the store through `JobStore`
+        // (and runs jobs through `JobScheduler` in `demo` and `bench --burndown`).
         .executableTarget(
             name: "jobstore",
             dependencies: [
                 "JobStore",
+                "JobScheduler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/JobStoreTool"

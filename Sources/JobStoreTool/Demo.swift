@@ -1,136 +1,152 @@
 import ArgumentParser
 import Foundation
+import JobScheduler
 import JobStore
+import Synchronization
 
-/// `jobstore demo`: embeds a store, runs workers on it, then shows the admin tool on the result.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `jobstore demo`: embeds a store, runs the scheduler on a pipeline and 10,000 jobs, then shows
+/// the admin tool on the result.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a short demonstration: enqueue jobs and a pipeline, run workers, inspect the store with the admin commands.")
+        abstract: "Run the demonstration: a store, the scheduler running a release pipeline and 10,000 jobs, then the admin tool on the result.")
 
-    @Option(help: "Directory for the demo store (default: a new temporary directory, removed afterwards).")
+    @Option(help: "Directory for the demo store (default: a new temporary directory, kept and named at the end).")
     var dir: String?
+    @Option(help: "How many standalone jobs to enqueue.")
+    var jobs = 10_000
+    @Option(help: "Handlers running at once.")
+    var concurrency = 16
+
+    func validate() throws {
+        if jobs < 10 { throw ValidationError("--jobs must be at least 10") }
+        if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+    }
 
     func run() async throws {
-        let path = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("jobstore-demo-\(UUID().uuidString)").path
-        defer { if dir == nil { try? FileManager.default.removeItem(atPath: path) } }
+        let path = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("jobstore-demo-\(UUID().uuidString.prefix(8))").path
         if FileManager.default.fileExists(atPath: path + "/data.mdb") {
             throw ValidationError("\(path) already holds a store; give a new directory")
         }
-        print("== JobStore demo (\(JobRepository.storageLibraryVersion)), store at \(path)\n")
-        let store = try JobRepository(path: path)
-        let feed = store.changes()
-        let events = Task {
-            var counts: [JobChange.Kind: Int] = [:]
-            for await event in feed {
-                if case .change(let change) = event { counts[change.kind, default: 0] += 1 }
-            }
-            return counts
-        }
+        print("== JobStore demo: a store at \(path) (\(JobRepository.storageLibraryVersion))\n")
+        let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
 
-        print("1. Enqueue jobs in two queues, with priorities, a delay and a unique key.")
-        var new: [NewJob] = []
-        for n in 1...6 {
-            new.append(NewJob(name: "send-email", queue: "mail", payload: Array("to: user\(n)@example.com".utf8), priority: UInt8(n % 3), maxAttempts: 3))
-        }
-        for n in 1...4 {
-            new.append(NewJob(name: "resize-image", queue: "media", payload: Array("photo-\(n).jpg".utf8), priority: 5))
-        }
-        new.append(NewJob(name: "send-digest", queue: "mail", runAt: Timestamp.now.adding(.seconds(3600))))
-        let inserted = try await store.insert(new)
-        let report = try await store.insert(NewJob(name: "daily-report", queue: "media", uniqueKey: "report:today"))
-        let again = try await store.insert(NewJob(name: "daily-report", queue: "media", uniqueKey: "report:today"))
-        print("   \(inserted.count + 1) jobs inserted; a second 'report:today' returned the same job: \(again.id == report.id)")
-        _ = try await store.enqueue(PipelineDefinition(name: "release", version: 3, steps: [
-            PipelineStep("build", job: NewJob(name: "build", queue: "ci", payload: Array("make all".utf8))),
-            PipelineStep("test-linux", job: NewJob(name: "test", queue: "ci", payload: Array("linux".utf8), maxAttempts: 2), dependsOn: ["build"]),
+        print("1. Enqueue a release pipeline (8 steps: build, 4 test suites in parallel, then package,")
+        print("   sign and publish), a nightly import whose 'transform' step will fail for good, and")
+        print("   \(jobs.grouped) standalone jobs: mixed priorities, 10 % delayed by up to 2 s, 5 % failing once.")
+        let release = try await store.enqueue(PipelineDefinition(name: "release", version: 3, steps: [
+            PipelineStep("build", job: NewJob(name: "build", queue: "ci")),
+            PipelineStep("test-unit", job: NewJob(name: "test", queue: "ci", payload: Array("unit".utf8)), dependsOn: ["build"]),
+            PipelineStep("test-integration", job: NewJob(name: "test", queue: "ci", payload: Array("integration".utf8), maxAttempts: 3), dependsOn: ["build"]),
+            PipelineStep("test-linux", job: NewJob(name: "test", queue: "ci", payload: Array("linux".utf8)), dependsOn: ["build"]),
             PipelineStep("test-macos", job: NewJob(name: "test", queue: "ci", payload: Array("macos".utf8)), dependsOn: ["build"]),
-            PipelineStep("package", job: NewJob(name: "package", queue: "ci"), dependsOn: ["test-linux", "test-macos"]),
-            PipelineStep("deploy", job: NewJob(name: "deploy", queue: "ci", priority: 9), dependsOn: ["package"]),
+            PipelineStep("package", job: NewJob(name: "package", queue: "ci"), dependsOn: ["test-unit", "test-integration", "test-linux", "test-macos"]),
+            PipelineStep("sign", job: NewJob(name: "sign", queue: "ci"), dependsOn: ["package"]),
+            PipelineStep("publish", job: NewJob(name: "publish", queue: "ci", priority: 9), dependsOn: ["sign"]),
         ]))
-        print("   pipeline 'release' v3 enqueued (5 steps): build pending, the other steps waiting for their dependencies")
         let nightly = try await store.enqueue(PipelineDefinition(name: "nightly-import", steps: [
-            PipelineStep("fetch", job: NewJob(name: "fetch", queue: "etl")),
-            PipelineStep("transform", job: NewJob(name: "transform", queue: "etl", maxAttempts: 1), dependsOn: ["fetch"]),
-            PipelineStep("thumbnails", job: NewJob(name: "thumbnails", queue: "etl"), dependsOn: ["fetch"]),
-            PipelineStep("publish", job: NewJob(name: "publish", queue: "etl"), dependsOn: ["transform", "thumbnails"]),
+            PipelineStep("fetch", job: NewJob(name: "fetch", queue: "ci")),
+            PipelineStep("transform", job: NewJob(name: "transform", queue: "ci", maxAttempts: 2), dependsOn: ["fetch"]),
+            PipelineStep("thumbnails", job: NewJob(name: "thumbnails", queue: "ci"), dependsOn: ["fetch"]),
+            PipelineStep("load", job: NewJob(name: "load", queue: "ci"), dependsOn: ["transform"]),
+            PipelineStep("report", job: NewJob(name: "report", queue: "ci"), dependsOn: ["load", "thumbnails"]),
         ]))
-        print("   pipeline 'nightly-import' enqueued (4 steps); its 'transform' step will fail for good")
-
-        print("\n2. A worker dies holding a job: its lease expires and the job is rescued.")
-        let deadWorker = OwnerToken.random()
-        guard let orphan = try await store.claim(queue: "media", lease: .milliseconds(50), owner: deadWorker).first else {
-            throw CommandFailure("no media job to claim")
-        }
-        try await Task.sleep(for: .milliseconds(80))
-        let rescued = try await store.rescueExpiredLeases()
-        print("   rescued \(rescued.map(\.name)) — back to \(rescued.first?.state.description ?? "?")")
-
-        print("\n3. Three async workers claim (priority, then run time, then age) and complete jobs;")
-        print("   the first attempts at user3's email and at the pipeline's linux tests fail and are retried 100 ms later;")
-        print("   each pipeline step is released in the transaction that completes its last dependency;")
-        print("   a step that fails for good cancels what depends on it, and its pipeline ends failed.")
-        let failedOnce: Set<String> = [inserted[2].id.description, "test:linux"]
-        let completed = try await withThrowingTaskGroup(of: Int.self) { group in
-            for worker in 1...3 {
-                group.addTask {
-                    let owner = OwnerToken.random()
-                    var done = 0
-                    var idle = 0
-                    while idle < 5 {
-                        let jobs = try await store.claim(limit: 2, lease: .seconds(30), owner: owner)
-                        if jobs.isEmpty {
-                            idle += 1
-                            try await Task.sleep(for: .milliseconds(50))
-                            continue
-                        }
-                        idle = 0
-                        for job in jobs {
-                            if job.name == "transform" {
-                                try await store.fail(job.id, owner: owner, error: "schema mismatch in column 7", retryAt: nil)
-                                print("   worker \(worker): \(job.name) failed for good: 'publish' is cancelled")
-                            } else if job.attempts == 1 && (failedOnce.contains(job.id.description) || failedOnce.contains("\(job.name):\(String(decoding: job.payload, as: UTF8.self))")) {
-                                try await store.fail(job.id, owner: owner, error: "SMTP 451: try again later", retryAt: Timestamp.now.adding(.milliseconds(100)))
-                                print("   worker \(worker): \(job.name) #\(job.attempts) failed, retry scheduled")
-                            } else {
-                                try await store.complete(job.id, owner: owner, result: Array("ok".utf8))
-                                print("   worker \(worker): \(job.name) [\(job.queue), priority \(job.priority)] done")
-                                done += 1
-                            }
-                        }
-                    }
-                    return done
-                }
+        var generator = SystemRandomNumberGenerator()
+        let now = Timestamp.now
+        var batch: [NewJob] = []
+        for n in 0..<jobs {
+            let queue = ["mail", "media", "reports"][n % 3]
+            let delayed = n % 10 == 7
+            batch.append(NewJob(
+                name: n % 20 == 3 ? "flaky" : "\(queue)-job", queue: queue, payload: Array("item \(n)".utf8),
+                priority: UInt8.random(in: 0...9, using: &generator),
+                runAt: delayed ? now.adding(.milliseconds(Int64.random(in: 100...2000, using: &generator))) : nil, maxAttempts: 3))
+            if batch.count == 1000 {
+                try await store.insert(batch)
+                batch = []
             }
-            var total = 0
-            for try await done in group { total += done }
-            return total
         }
-        print("   \(completed) jobs completed")
+        try await store.insert(batch)
 
-        print("\n4. The dead worker comes back and reports its job: refused, the job is not overwritten.")
-        do {
-            try await store.complete(orphan.id, owner: deadWorker)
-        } catch let error as JobStoreError where error.code == .leaseLost {
-            print("   \(error.message)")
+        print("\n2. The scheduler runs them: \(concurrency) handlers at once, retries after 50 ms, 100 ms, …;")
+        print("   each pipeline step starts when its dependencies succeeded (in the transaction that completed them).\n")
+        var scheduler = Scheduler(
+            backend: store,
+            options: SchedulerOptions(
+                maxConcurrency: concurrency, queueConcurrency: ["ci": 4], retry: RetryPolicy(base: .milliseconds(50), jitter: 0.2)))
+        let work: JobHandler = { context in
+            if context.job.name == "flaky" && context.attempt == 1 { throw DemoFailure("connection reset (first attempt)") }
         }
-
-        let writer = store.writerStatistics
-        print("\n5. Every write went through the writer thread: \(writer.requests) requests in \(writer.commits) commits.")
+        for queue in ["mail", "media", "reports"] { scheduler.handle(queue: queue, work) }
+        scheduler.handle(queue: "ci") { context in
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 40...120)))  // steps take a moment
+            if context.job.name == "transform" { throw DemoFailure("schema mismatch in column 7") }
+            if context.job.name == "test" && context.attempt == 1 && context.job.payload == Array("integration".utf8) {
+                throw DemoFailure("flaky integration test")
+            }
+        }
+        let service = Task { try await scheduler.run() }
+        let started = ContinuousClock.now
+        try await showProgress(store, started: started)
+        service.cancel()
+        try await service.value
+        let seconds = (ContinuousClock.now - started).seconds
+        let total = try store.counts().values.reduce(0, +)
+        print("   all \(total.grouped) jobs finished in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / seconds).grouped) jobs/s).")
         store.close()
-        let seen = await events.value
-        print("   The change feed saw \(seen[.inserted] ?? 0) inserts and \(seen[.updated] ?? 0) updates.")
 
-        print("\n6. The admin tool on the result (`jobstore stats`, `jobs list`, `pipelines list`, `pipelines show`, `verify`):\n")
+        print("\n3. The admin tool on the result:\n")
         print("$ jobstore stats \(path)")
         try Stats.parse([path]).run()
-        print("\n$ jobstore jobs list \(path) --limit 20")
-        try Jobs.List.parse([path, "--limit", "20"]).run()
         print("\n$ jobstore pipelines list \(path)")
         try Pipelines.List.parse([path]).run()
+        print("\n$ jobstore pipelines show \(path) \(release.id)")
+        try Pipelines.Show.parse([path, release.id.description]).run()
         print("\n$ jobstore pipelines show \(path) \(nightly.id)")
         try Pipelines.Show.parse([path, nightly.id.description]).run()
         print("\n$ jobstore verify \(path)")
         try VerifyCommand.parse([path]).run()
-        if dir != nil { print("\nThe store stays at \(path); try `jobstore jobs show \(path) <id>`.") }
+        print("""
+
+            The store stays at \(path). More:
+              jobstore jobs list \(path) --state failed      the job that failed for good, and why: jobs show ID
+              jobstore pipelines show \(path) \(nightly.id) --dot | dot -Tsvg > nightly.svg
+              jobstore retry \(path) \(nightly.id)           re-run the failed step and what it cancelled
+            """)
     }
+
+    /// Prints the counts per state while the scheduler works (in place on a terminal, a line a
+    /// second otherwise), until no job is waiting, pending or running.
+    func showProgress(_ store: JobRepository, started: ContinuousClock.Instant) async throws {
+        let terminal = isatty(1) == 1
+        var lastLine = ContinuousClock.now
+        var lastFinished = 0
+        var lastTime = started
+        while true {
+            try await Task.sleep(for: .milliseconds(250))
+            let counts = try store.counts()
+            let finished = (counts[.succeeded] ?? 0) + (counts[.failed] ?? 0) + (counts[.cancelled] ?? 0)
+            let unfinished = (counts[.waiting] ?? 0) + (counts[.pending] ?? 0) + (counts[.running] ?? 0)
+            let now = ContinuousClock.now
+            let rate = Double(finished - lastFinished) / max(0.001, (now - lastTime).seconds)
+            (lastFinished, lastTime) = (finished, now)
+            let line = "   \(finished.grouped) finished, \(Int(rate).grouped) jobs/s · "
+                + JobState.allCases.map { "\($0) \((counts[$0] ?? 0).grouped)" }.joined(separator: " · ")
+            if terminal {
+                FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line + (unfinished == 0 ? "\n" : "")).utf8))
+            } else if unfinished == 0 || now - lastLine >= .seconds(1) {
+                print(line)
+                lastLine = now
+            }
+            if unfinished == 0 { return }
+        }
+    }
+}
+
+struct DemoFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
