@@ -157,6 +157,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
         var running: [JobID: Running] = [:]
         var perQueue: [String: Int] = [:]
+        /// Claimed jobs not started yet (``SchedulerOptions/prefetch``), per queue in claim order.
+        var buffered: [String: [(job: Job, owner: OwnerToken)]] = [:]
+        var bufferedCount = 0
         var outcomes: [(outcome: JobOutcome, queue: String)] = []
         /// The queues that may hold ready jobs: all after a wake-up, until a claim of the queue
         /// comes back short.
@@ -172,9 +175,32 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         }
 
         func cancel(_ id: JobID, _ reason: CancelReason) {
+            if let queue = buffered.first(where: { $0.value.contains { $0.job.id == id } })?.key {
+                // Claimed but not started: drop it (the store already ended or lost it).
+                buffered[queue]?.removeAll { $0.job.id == id }
+                bufferedCount -= 1
+                held.withLock { _ = $0.removeValue(forKey: id) }
+                return
+            }
             guard running[id] != nil, running[id]?.cancelReason == nil else { return }
             running[id]?.cancelReason = reason
             running[id]?.task.cancel()
+        }
+
+        /// Starts buffered jobs while handlers are free, overall and per queue.
+        func startBuffered() {
+            guard bufferedCount > 0 else { return }
+            for queue in queues {
+                while running.count < options.maxConcurrency, perQueue[queue, default: 0] < limit(queue),
+                    let (job, owner) = buffered[queue]?.first
+                {
+                    buffered[queue]?.removeFirst()
+                    bufferedCount -= 1
+                    guard let handler = handler(job) else { continue }  // checked when claimed
+                    running[job.id] = start(job, owner: owner, handler: handler)
+                    perQueue[queue, default: 0] += 1
+                }
+            }
         }
 
         while true {
@@ -214,8 +240,21 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     for id in Array(running.keys) { cancel(id, .shutdown) }
                 }
             }
+            if stopping && bufferedCount > 0 {
+                // Give back what was claimed but not started.
+                for (queue, jobs) in buffered {
+                    for (job, owner) in jobs {
+                        outcomes.append((JobOutcome(id: job.id, owner: owner, kind: .released), queue))
+                        held.withLock { _ = $0.removeValue(forKey: job.id) }
+                    }
+                }
+                buffered = [:]
+                bufferedCount = 0
+            }
+            startBuffered()
 
-            let requests = stopping ? [] : claimRequests(mayHaveWork, running: running.count, perQueue: perQueue, rotation: &rotation)
+            let requests = stopping
+                ? [] : claimRequests(mayHaveWork, running: running.count, perQueue: perQueue, buffered: buffered, rotation: &rotation)
             if !outcomes.isEmpty || !requests.isEmpty {
                 let owner = OwnerToken.random()
                 let started = ContinuousClock.now
@@ -253,9 +292,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         logger.error("no handler for a claimed job", metadata: ["job": "\(job.id)", "job_name": "\(job.name)", "queue": "\(job.queue)"])
                         continue
                     }
-                    running[job.id] = start(job, owner: owner, handler: handler)
-                    perQueue[job.queue, default: 0] += 1
+                    buffered[job.queue, default: []].append((job, owner))
+                    bufferedCount += 1
+                    held.withLock { $0[job.id] = owner }
                 }
+                startBuffered()
                 if !requests.isEmpty {
                     for request in requests where !response.filledQueues.contains(request.queue) {
                         mayHaveWork.remove(request.queue)
@@ -318,20 +359,27 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         }
     }
 
-    /// For each queue that may hold ready jobs, as many as it has free handlers, the free
-    /// handlers overall shared evenly among them; the queue that goes first rotates, so none
-    /// starves the others.
-    private func claimRequests(_ candidates: Set<String>, running: Int, perQueue: [String: Int], rotation: inout Int) -> [ClaimRequest] {
-        var free = options.maxConcurrency - running
-        guard free > 0, !candidates.isEmpty else { return [] }
-        let order = queues.indices.map { queues[(rotation + $0) % queues.count] }.filter { queue in
-            candidates.contains(queue) && (options.queueConcurrency[queue] ?? options.maxConcurrency) > perQueue[queue, default: 0]
+    /// The most handlers of `queue` running at once.
+    private func limit(_ queue: String) -> Int { options.queueConcurrency[queue] ?? options.maxConcurrency }
+
+    /// For each queue that may hold ready jobs, as many as it has free handlers plus the
+    /// prefetch, less what it has buffered; the free room overall shared evenly among them. The
+    /// queue that goes first rotates, so none starves the others.
+    private func claimRequests(
+        _ candidates: Set<String>, running: Int, perQueue: [String: Int], buffered: [String: [(job: Job, owner: OwnerToken)]],
+        rotation: inout Int
+    ) -> [ClaimRequest] {
+        func room(_ queue: String) -> Int {
+            limit(queue) + options.prefetch - perQueue[queue, default: 0] - (buffered[queue]?.count ?? 0)
         }
+        var free = options.maxConcurrency + options.prefetch - running - buffered.values.reduce(0) { $0 + $1.count }
+        guard free > 0, !candidates.isEmpty else { return [] }
+        let order = queues.indices.map { queues[(rotation + $0) % queues.count] }.filter { candidates.contains($0) && room($0) > 0 }
         rotation &+= 1
         var requests: [ClaimRequest] = []
         for (position, queue) in order.enumerated() where free > 0 {
             let share = max(1, free / (order.count - position))
-            let limit = min(share, (options.queueConcurrency[queue] ?? options.maxConcurrency) - perQueue[queue, default: 0])
+            let limit = min(share, room(queue))
             requests.append(ClaimRequest(queue: queue, limit: limit))
             free -= limit
         }
@@ -340,7 +388,6 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
     private func start(_ job: Job, owner: OwnerToken, handler: @escaping JobHandler) -> Running {
         let context = JobContext(job: job, logger: logger)
-        held.withLock { $0[job.id] = owner }
         let task = Task { [self] in
             let end: HandlerEnd
             do {

@@ -233,6 +233,32 @@ struct SchedulerTests {
         }
     }
 
+    @Test("jobs claimed ahead (prefetch) but not started are given back at once when the scheduler stops")
+    func prefetchedJobsReleased() async throws {
+        try await withStore { store, _ in
+            let jobs = try await store.insert((0..<10).map { _ in NewJob(name: "slow", queue: "q") })
+            let recorder = Recorder()
+            var options = testOptions(concurrency: 1)
+            options.prefetch = 3
+            options.shutdownTimeout = .zero
+            var scheduler = Scheduler(backend: store, options: options)
+            scheduler.handle(queue: "q") { context in
+                recorder.record("start", context.job)
+                try await Task.sleep(for: .seconds(3600))
+            }
+            try await running(scheduler) {
+                try await recorder.wait(for: 1, "start")
+                #expect(try store.count(.running) == 4)  // one started, three waiting in the process
+            }
+            #expect(recorder.events("start").count == 1)
+            for job in jobs {
+                let given = try #require(try store.job(job.id))
+                #expect(given.state == .pending && given.attempts == 0 && given.lease == nil)
+            }
+            try expectConsistent(store)
+        }
+    }
+
     @Test("an idle scheduler wakes for a job another process enqueues")
     func wakesForAnotherProcess() async throws {
         try await withStore { store, directory in
