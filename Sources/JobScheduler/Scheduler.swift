@@ -94,6 +94,23 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         case leaseLost(JobID)
         case stop(graceful: Bool)
         case deadline
+        case committed(Commit)
+        case retry
+    }
+
+    /// An outcome to write, with its job's queue (for the metrics).
+    struct PendingOutcome: Sendable {
+        var outcome: JobOutcome
+        var queue: String
+    }
+
+    /// A finish-and-claim transaction that ended, with what it carried.
+    struct Commit: Sendable {
+        var outcomes: [PendingOutcome]
+        var requests: [ClaimRequest]
+        var owner: OwnerToken
+        var started: ContinuousClock.Instant
+        var result: Result<FinishResponse, any Error>
     }
 
     /// Why the scheduler cancelled a handler's task.
@@ -160,7 +177,12 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         /// Claimed jobs not started yet (``SchedulerOptions/prefetch``), per queue in claim order.
         var buffered: [String: [(job: Job, owner: OwnerToken)]] = [:]
         var bufferedCount = 0
-        var outcomes: [(outcome: JobOutcome, queue: String)] = []
+        var outcomes: [PendingOutcome] = []
+        /// Whether a finish-and-claim transaction is being written. Meanwhile the loop goes on
+        /// starting buffered jobs and gathering their outcomes for the next one, so with short
+        /// jobs each commit carries many.
+        var writing = false
+        var paused = false
         /// The queues that may hold ready jobs: all after a wake-up, until a claim of the queue
         /// comes back short.
         var mayHaveWork = Set(queues)
@@ -212,7 +234,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     held.withLock { _ = $0.removeValue(forKey: id) }
                     metrics.record("job_duration", queue: run.job.queue, nanoseconds: nanoseconds(run.started.duration(to: .now)))
                     if let kind = outcome(of: run, end) {
-                        outcomes.append((JobOutcome(id: id, owner: run.owner, kind: kind), run.job.queue))
+                        outcomes.append(PendingOutcome(outcome: JobOutcome(id: id, owner: run.owner, kind: kind), queue: run.job.queue))
                     }
                 case .wake:
                     mayHaveWork = Set(queues)
@@ -238,67 +260,56 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     }
                 case .deadline:
                     for id in Array(running.keys) { cancel(id, .shutdown) }
-                }
-            }
-            if stopping && bufferedCount > 0 {
-                // Give back what was claimed but not started.
-                for (queue, jobs) in buffered {
-                    for (job, owner) in jobs {
-                        outcomes.append((JobOutcome(id: job.id, owner: owner, kind: .released), queue))
-                        held.withLock { _ = $0.removeValue(forKey: job.id) }
-                    }
-                }
-                buffered = [:]
-                bufferedCount = 0
-            }
-            startBuffered()
-
-            let requests = stopping
-                ? [] : claimRequests(mayHaveWork, running: running.count, perQueue: perQueue, buffered: buffered, rotation: &rotation)
-            if !outcomes.isEmpty || !requests.isEmpty {
-                let owner = OwnerToken.random()
-                let started = ContinuousClock.now
-                logger.trace("finish-and-claim", metadata: ["outcomes": "\(outcomes.count)", "requests": "\(requests.map { "\($0.queue):\($0.limit)" })"])
-                let response: FinishResponse
-                do {
-                    response = try await backend.finish(outcomes.map(\.outcome), claiming: requests, lease: options.lease, owner: owner)
-                    failures = 0
-                } catch {
-                    failures += 1
-                    if let error = error as? JobStoreError, error.code == .closed {
-                        logger.error("the store closed under the scheduler", metadata: ["error": "\(error)"])
-                        for id in Array(running.keys) { cancel(id, .shutdown) }
-                        throw error
-                    }
-                    let pause = Duration.milliseconds(min(5000, 50 << min(failures, 7)))
-                    logger.error("writing outcomes and claiming failed; retrying", metadata: ["error": "\(error)", "pause": "\(pause)"])
-                    try? await Task.sleep(for: pause)
-                    continue
-                }
-                metrics.record("commit_duration", queue: "all", nanoseconds: nanoseconds(started.duration(to: .now)))
-                logger.trace("finished and claimed", metadata: [
-                    "claimed": "\(response.claimed.count)", "filled": "\(response.filledQueues)", "next_run_at": "\(response.nextRunAt.map(String.init(describing:)) ?? "-")",
-                ])
-                record(outcomes, response.finished)
-                outcomes = []
-                let now = Timestamp.now
-                for job in response.claimed {
-                    metrics.count("claimed", queue: job.queue)
-                    metrics.record("job_wait", queue: job.queue, nanoseconds: (now.microseconds - max(job.runAt, job.createdAt).microseconds) * 1000)
-                    guard let handler = handler(job) else {
-                        outcomes.append((JobOutcome(
-                            id: job.id, owner: owner,
-                            kind: .failed(error: "no handler is registered for job '\(job.name)' in queue '\(job.queue)'", retryAt: nil)), job.queue))
-                        logger.error("no handler for a claimed job", metadata: ["job": "\(job.id)", "job_name": "\(job.name)", "queue": "\(job.queue)"])
+                case .retry:
+                    paused = false
+                case .committed(let commit):
+                    writing = false
+                    let response: FinishResponse
+                    switch commit.result {
+                    case .success(let value):
+                        response = value
+                        failures = 0
+                    case .failure(let error):
+                        outcomes = commit.outcomes + outcomes  // written by the next attempt
+                        failures += 1
+                        if let error = error as? JobStoreError, error.code == .closed {
+                            logger.error("the store closed under the scheduler", metadata: ["error": "\(error)"])
+                            for id in Array(running.keys) { cancel(id, .shutdown) }
+                            throw error
+                        }
+                        let pause = Duration.milliseconds(min(5000, 50 << min(failures, 7)))
+                        logger.error("writing outcomes and claiming failed; retrying", metadata: ["error": "\(error)", "pause": "\(pause)"])
+                        paused = true
+                        Task { [self] in
+                            try? await Task.sleep(for: pause)
+                            post(.retry)
+                        }
                         continue
                     }
-                    buffered[job.queue, default: []].append((job, owner))
-                    bufferedCount += 1
-                    held.withLock { $0[job.id] = owner }
-                }
-                startBuffered()
-                if !requests.isEmpty {
-                    for request in requests where !response.filledQueues.contains(request.queue) {
+                    metrics.record("commit_duration", queue: "all", nanoseconds: nanoseconds(commit.started.duration(to: .now)))
+                    logger.trace("finished and claimed", metadata: [
+                        "finished": "\(commit.outcomes.count)", "claimed": "\(response.claimed.count)", "filled": "\(response.filledQueues)",
+                        "next_run_at": "\(response.nextRunAt.map(String.init(describing:)) ?? "-")",
+                    ])
+                    record(commit.outcomes, response.finished)
+                    let now = Timestamp.now
+                    for job in response.claimed {
+                        metrics.count("claimed", queue: job.queue)
+                        metrics.record("job_wait", queue: job.queue, nanoseconds: (now.microseconds - max(job.runAt, job.createdAt).microseconds) * 1000)
+                        guard handler(job) != nil else {
+                            outcomes.append(PendingOutcome(
+                                outcome: JobOutcome(
+                                    id: job.id, owner: commit.owner,
+                                    kind: .failed(error: "no handler is registered for job '\(job.name)' in queue '\(job.queue)'", retryAt: nil)),
+                                queue: job.queue))
+                            logger.error("no handler for a claimed job", metadata: ["job": "\(job.id)", "job_name": "\(job.name)", "queue": "\(job.queue)"])
+                            continue
+                        }
+                        buffered[job.queue, default: []].append((job, commit.owner))
+                        bufferedCount += 1
+                        held.withLock { $0[job.id] = commit.owner }
+                    }
+                    for request in commit.requests where !response.filledQueues.contains(request.queue) {
                         mayHaveWork.remove(request.queue)
                     }
                     if let next = response.nextRunAt, timer.map({ next < $0.at }) ?? true {
@@ -310,9 +321,44 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         })
                     }
                 }
-                continue  // events may have come during the write
             }
-            if stopping && running.isEmpty { break }
+            if stopping && bufferedCount > 0 {
+                // Give back what was claimed but not started.
+                for (queue, jobs) in buffered {
+                    for (job, owner) in jobs {
+                        outcomes.append(PendingOutcome(outcome: JobOutcome(id: job.id, owner: owner, kind: .released), queue: queue))
+                        held.withLock { _ = $0.removeValue(forKey: job.id) }
+                    }
+                }
+                buffered = [:]
+                bufferedCount = 0
+            }
+            startBuffered()
+
+            if !writing && !paused {
+                let requests = stopping
+                    ? [] : claimRequests(mayHaveWork, running: running.count, perQueue: perQueue, buffered: buffered, rotation: &rotation)
+                if !outcomes.isEmpty || !requests.isEmpty {
+                    // Written beside the loop: it goes on starting buffered jobs meanwhile.
+                    let carried = outcomes
+                    outcomes = []
+                    writing = true
+                    let owner = OwnerToken.random()
+                    logger.trace("finish-and-claim", metadata: ["outcomes": "\(carried.count)", "requests": "\(requests.map { "\($0.queue):\($0.limit)" })"])
+                    Task { [self] in
+                        let started = ContinuousClock.now
+                        let result: Result<FinishResponse, any Error>
+                        do {
+                            result = .success(try await backend.finish(carried.map(\.outcome), claiming: requests, lease: options.lease, owner: owner))
+                        } catch {
+                            result = .failure(error)
+                        }
+                        post(.committed(Commit(outcomes: carried, requests: requests, owner: owner, started: started, result: result)))
+                    }
+                    continue
+                }
+            }
+            if stopping && running.isEmpty && bufferedCount == 0 && outcomes.isEmpty && !writing { break }
             await doorbell.wait()
         }
         logger.info("scheduler stopped")
@@ -343,8 +389,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     /// Counts what the store did with each outcome.
-    private func record(_ outcomes: [(outcome: JobOutcome, queue: String)], _ finished: [Job?]) {
-        for ((outcome, queue), job) in zip(outcomes, finished) {
+    private func record(_ outcomes: [PendingOutcome], _ finished: [Job?]) {
+        for (pending, job) in zip(outcomes, finished) {
+            let (outcome, queue) = (pending.outcome, pending.queue)
             guard let job else {
                 metrics.count("lease_lost", queue: queue)
                 continue

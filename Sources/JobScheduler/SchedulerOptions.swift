@@ -23,14 +23,14 @@ public struct SchedulerOptions: Sendable {
     /// and their jobs given back (pending at once, the attempt not counted).
     public var shutdownTimeout: Duration
 
-    /// Options; the defaults suit most programs. `prefetch` defaults to `maxConcurrency`.
+    /// Options; the defaults suit most programs. `prefetch` defaults to 64.
     public init(
         maxConcurrency: Int = 8, queueConcurrency: [String: Int] = [:], prefetch: Int? = nil, lease: Duration = .seconds(30),
         retry: RetryPolicy = RetryPolicy(), rescueInterval: Duration = .seconds(30), shutdownTimeout: Duration = .seconds(30)
     ) {
         self.maxConcurrency = maxConcurrency
         self.queueConcurrency = queueConcurrency
-        self.prefetch = prefetch ?? maxConcurrency
+        self.prefetch = prefetch ?? 64
         self.lease = lease
         self.retry = retry
         self.rescueInterval = rescueInterval

@@ -45,6 +45,21 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Open the store with MDB_WRITEMAP (an experiment; see EnvironmentOptions.writeMap).")
     var writeMap = false
 
+    @Flag(help: "Instead of JobBench: insert --jobs no-op jobs, then burn them down with the scheduler (per --concurrency), printing jobs/s every 2 s and a JSON summary.")
+    var burndown = false
+
+    @Option(help: "With --burndown: comma-separated handler counts, one run each.")
+    var concurrency = "1,8"
+
+    @Option(help: "With --burndown: jobs claimed beyond the free handlers (default: the concurrency).")
+    var prefetch: Int?
+
+    @Option(help: "With --burndown: instead of inserting first, a producer inserts this many jobs/s (one per commit) for --seconds while the scheduler works; reports enqueue-to-start latency.")
+    var producerRate: Int?
+
+    @Option(help: "With --producer-rate: how long the producer runs.")
+    var seconds = 10
+
     func validate() throws {
         guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
         if let phases {
@@ -58,6 +73,15 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if burndown {
+            let counts = concurrency.split(separator: ",").compactMap { Int($0) }
+            guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--concurrency takes positive counts, e.g. 1,8") }
+            try await Burndown(
+                jobs: jobs, durability: durability, dir: dir, concurrencies: counts, prefetch: prefetch, producerRate: producerRate,
+                seconds: seconds
+            ).run()
+            return
+        }
         let workload = Phase.allCases.filter { $0 != .getCachedWriting && $0 != .pipelines }
         let selected = Set((phases ?? workload.map(\.rawValue).joined(separator: ",")).split(separator: ",").compactMap { Phase(rawValue: String($0)) })
         var runner = try BenchRunner(jobs: jobs, durability: durability, dir: dir, writeMap: writeMap)

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import JobScheduler
+import JobStore
+import Synchronization
+
+/// `jobstore bench --burndown`: the scheduler's throughput and latency, like River's `river bench`.
+struct Burndown {
+    let jobs: Int
+    let durability: Bench.BenchDurability
+    let dir: String
+    let concurrencies: [Int]
+    let prefetch: Int?
+    let producerRate: Int?
+    let seconds: Int
+
+    func run() async throws {
+        for concurrency in concurrencies {
+            let path = "\(dir)/burndown-\(durability.rawValue)-\(concurrency)"
+            if let producerRate {
+                try await produceAndWork(path: path, concurrency: concurrency, rate: producerRate)
+            } else {
+                try await burnDown(path: path, concurrency: concurrency)
+            }
+        }
+    }
+
+    func open(_ path: String) throws -> JobRepository {
+        var options = JobStoreOptions(durability: durability.lmdb, mapSize: 1 << 32)
+        options.cache.enabled = false  // every job is read once, by its claim
+        return try JobRepository(path: path, options: options)
+    }
+
+    func scheduler(_ store: JobRepository, concurrency: Int, _ handler: @escaping JobHandler) -> Scheduler<JobRepository> {
+        var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: concurrency, prefetch: prefetch))
+        scheduler.handle(queue: "bench", handler)
+        return scheduler
+    }
+
+    /// Inserts `jobs` no-op jobs, then runs them all, printing progress every 2 s and a summary.
+    func burnDown(path: String, concurrency: Int) async throws {
+        let store = try open(path)
+        defer { store.close() }
+        var inserted = 0
+        let insertStart = ContinuousClock.now
+        while inserted < jobs {
+            let count = min(10_000, jobs - inserted)
+            try await store.insert((0..<count).map { _ in NewJob(name: "noop", queue: "bench", maxAttempts: 1) })
+            inserted += count
+        }
+        let insertSeconds = (ContinuousClock.now - insertStart).seconds
+        let commitsBefore = store.writerStatistics.commits
+        let service = Task { try await scheduler(store, concurrency: concurrency) { _ in }.run() }
+        var last = (done: 0, at: ContinuousClock.now)
+        let startWall = Timestamp.now
+        while true {
+            try await Task.sleep(for: .seconds(2))
+            let done = try store.count(.succeeded)
+            let now = ContinuousClock.now
+            let rate = Double(done - last.done) / (now - last.at).seconds
+            FileHandle.standardError.write(Data("burndown \(durability.rawValue) c=\(concurrency): \(done.grouped) of \(jobs.grouped), \(Int(rate).grouped) jobs/s\n".utf8))
+            last = (done, now)
+            if done >= jobs { break }
+        }
+        // The exact end: the last job's finish time, from the records.
+        service.cancel()
+        try await service.value
+        let commits = store.writerStatistics.commits - commitsBefore
+        var latencies: [Double] = []
+        latencies.reserveCapacity(jobs)
+        var lastFinish = startWall.microseconds
+        try store.forEachJob { job in
+            latencies.append(Double(job.updatedAt.microseconds - job.createdAt.microseconds) / 1000)
+            lastFinish = max(lastFinish, job.updatedAt.microseconds)
+            return true
+        }
+        let elapsed = Double(lastFinish - startWall.microseconds) / 1e6
+        summary("burndown", concurrency: concurrency, seconds: elapsed, commits: commits, latencies: &latencies, label: "enqueue_to_finish_ms", extra: [
+            ("insert_jobs_per_s", "\(Int(Double(jobs) / insertSeconds))"),
+        ])
+    }
+
+    /// A producer inserts one job at a time at `rate` jobs/s for `seconds` while the scheduler
+    /// works; reports the latency from enqueue to the handler's start.
+    func produceAndWork(path: String, concurrency: Int, rate: Int) async throws {
+        let store = try open(path)
+        defer { store.close() }
+        let latencies = Mutex<[Double]>([])
+        let total = rate * seconds
+        let commitsBefore = store.writerStatistics.commits
+        let service = Task {
+            try await scheduler(store, concurrency: concurrency) { context in
+                let waited = Double(Timestamp.now.microseconds - context.job.createdAt.microseconds) / 1000
+                latencies.withLock { $0.append(waited) }
+            }.run()
+        }
+        let start = ContinuousClock.now
+        for n in 0..<total {
+            try await Task.sleep(until: start + .microseconds(Int64(n) * 1_000_000 / Int64(rate)), clock: .continuous)
+            try await store.insert(NewJob(name: "noop", queue: "bench", maxAttempts: 1))
+        }
+        while try store.count(.succeeded) < total { try await Task.sleep(for: .milliseconds(50)) }
+        let elapsed = (ContinuousClock.now - start).seconds
+        service.cancel()
+        try await service.value
+        var measured = latencies.withLock { $0 }
+        summary("produce-and-work", concurrency: concurrency, seconds: elapsed, commits: store.writerStatistics.commits - commitsBefore,
+                latencies: &measured, label: "enqueue_to_start_ms", extra: [("producer_rate", "\(rate)")], count: total)
+    }
+
+    func summary(
+        _ mode: String, concurrency: Int, seconds: Double, commits: Int, latencies: inout [Double], label: String,
+        extra: [(String, String)], count: Int? = nil
+    ) {
+        latencies.sort()
+        func percentile(_ p: Double) -> String {
+            String(format: "%.2f", latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))])
+        }
+        let jobs = count ?? self.jobs
+        var fields: [(String, String)] = [
+            ("store", "\"jobstore\""), ("mode", "\"\(mode)\""), ("jobs", "\(jobs)"), ("durability", "\"\(durability.rawValue)\""),
+            ("concurrency", "\(concurrency)"), ("prefetch", "\(SchedulerOptions(maxConcurrency: concurrency, prefetch: prefetch).prefetch)"), ("seconds", String(format: "%.3f", seconds)),
+            ("jobs_per_s", "\(Int(Double(jobs) / max(seconds, 1e-9)))"), ("commits", "\(commits)"),
+            ("jobs_per_commit", String(format: "%.1f", Double(jobs) / Double(max(1, commits)))),
+            ("\(label)_p50", percentile(0.5)), ("\(label)_p95", percentile(0.95)), ("\(label)_p99", percentile(0.99)),
+        ]
+        fields += extra
+        print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+    }
+}
