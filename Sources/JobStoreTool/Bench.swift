@@ -60,6 +60,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "With --producer-rate: how long the producer runs.")
     var seconds = 10
 
+    @Option(help: "With --burndown: instead, run an idle scheduler this many seconds and report the CPU time it used.")
+    var idle: Int?
+
     func validate() throws {
         guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
         if let phases {
@@ -78,7 +81,7 @@ struct Bench: AsyncParsableCommand {
             guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--concurrency takes positive counts, e.g. 1,8") }
             try await Burndown(
                 jobs: jobs, durability: durability, dir: dir, concurrencies: counts, prefetch: prefetch, producerRate: producerRate,
-                seconds: seconds
+                seconds: seconds, idleSeconds: idle
             ).run()
             return
         }

@@ -4,6 +4,10 @@ import JobScheduler
 import JobStore
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `jobstore bench --burndown`: the scheduler's throughput and latency, like River's `river bench`.
 struct Burndown {
     let jobs: Int
@@ -13,8 +17,13 @@ struct Burndown {
     let prefetch: Int?
     let producerRate: Int?
     let seconds: Int
+    let idleSeconds: Int?
 
     func run() async throws {
+        if let idle = idleSeconds {
+            try await measureIdle(seconds: idle)
+            return
+        }
         for concurrency in concurrencies {
             let path = "\(dir)/burndown-\(durability.rawValue)-\(concurrency)"
             if let producerRate {
@@ -106,6 +115,26 @@ struct Burndown {
         var measured = latencies.withLock { $0 }
         summary("produce-and-work", concurrency: concurrency, seconds: elapsed, commits: store.writerStatistics.commits - commitsBefore,
                 latencies: &measured, label: "enqueue_to_start_ms", extra: [("producer_rate", "\(rate)")], count: total)
+    }
+
+    /// Runs a scheduler with nothing to do for `seconds` and reports the CPU time the process
+    /// used meanwhile (user + system, from getrusage): an idle scheduler should use none.
+    func measureIdle(seconds: Int) async throws {
+        let store = try open("\(dir)/idle")
+        defer { store.close() }
+        let service = Task { try await scheduler(store, concurrency: 8) { _ in }.run() }
+        try await Task.sleep(for: .seconds(1))  // started: first claim and rescue done
+        func cpu() -> Double {
+            var usage = rusage()
+            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        }
+        let before = cpu()
+        try await Task.sleep(for: .seconds(seconds))
+        let used = cpu() - before
+        service.cancel()
+        try await service.value
+        print(#"{"store":"jobstore","mode":"idle","durability":"\#(durability.rawValue)","seconds":\#(seconds),"cpu_seconds":\#(String(format: "%.4f", used)),"cpu_percent":\#(String(format: "%.4f", used / Double(seconds) * 100))}"#)
     }
 
     func summary(
