@@ -49,6 +49,12 @@ extension JobRepository: SchedulerBackend {
         }
     }
 
+    public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
+        let jobs = try await prune(state: state, finishedBefore: cutoff)
+        let pipelines = try PipelineState(name: state.description).map { try prunePipelines(state: $0, finishedBefore: cutoff) } ?? 0
+        return (jobs, pipelines)
+    }
+
     public func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await insert(jobs) }
 
     public func queueDepths() async throws -> [String: [JobState: Int]] { try queueCounts() }

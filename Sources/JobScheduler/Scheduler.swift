@@ -469,7 +469,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     /// At start and every rescue interval: rescues jobs whose lease expired (their process died),
-    /// and records the queue depths.
+    /// prunes what the retention lets go, and records the queue depths.
     private func rescuePeriodically() async {
         while !Task.isCancelled {
             do {
@@ -482,6 +482,13 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         post(.wake)
                     }
                 } while rescued.count == 1000
+                for (state, age) in options.retention.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                    let (jobs, pipelines) = try await backend.pruneFinished(state, before: Timestamp.now.adding(.zero - age))
+                    if jobs + pipelines > 0 {
+                        metrics.count("pruned", queue: "all", by: jobs)
+                        logger.info("pruned finished jobs", metadata: ["state": "\(state)", "jobs": "\(jobs)", "pipelines": "\(pipelines)"])
+                    }
+                }
                 for (queue, states) in try await backend.queueDepths() where queues.contains(queue) {
                     for state in JobState.allCases { metrics.depth(queue: queue, state: state, states[state] ?? 0) }
                 }

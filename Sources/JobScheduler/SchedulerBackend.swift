@@ -15,6 +15,10 @@ public protocol SchedulerBackend: Sendable {
     /// Moves up to `limit` running jobs whose lease expired back to pending (or failed when out
     /// of attempts), each with an error saying so.
     func rescueExpiredLeases(limit: Int) async throws -> [Job]
+    /// Deletes the jobs in the finished `state` that finished before `cutoff`, and the pipelines
+    /// in that state that did (with their steps' jobs), in bounded transactions; returns how
+    /// many of each.
+    func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int)
     /// Inserts jobs.
     func enqueue(_ jobs: [NewJob]) async throws -> [Job]
     /// Cancels a waiting, pending or running job.

@@ -10,7 +10,7 @@ final class SchedulerMetrics: Sendable {
     private let gauges = Mutex<[String: Gauge]>([:])
 
     /// `jobstore_scheduler_jobs_<event>_total{queue}`: claimed, succeeded, failed (for good),
-    /// retried, snoozed, released, rescued, cancelled, lease_lost.
+    /// retried, snoozed, released, rescued, cancelled, lease_lost, pruned (queue "all").
     func count(_ event: String, queue: String, by amount: Int = 1) {
         let key = event + "\u{0}" + queue
         let counter = counters.withLock { counters in

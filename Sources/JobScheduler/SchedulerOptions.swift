@@ -19,6 +19,11 @@ public struct SchedulerOptions: Sendable {
     public var retry: RetryPolicy
     /// How often expired leases are rescued (also once at start) and queue depths measured.
     public var rescueInterval: Duration
+    /// Retention: per finished state, how long after finishing a job (and a pipeline in that
+    /// state, with its steps' jobs) is kept before the periodic pass (every ``rescueInterval``)
+    /// deletes it. The default keeps succeeded and cancelled ones a day and failed ones a week
+    /// (River's defaults); `[:]` keeps everything.
+    public var retention: [JobState: Duration]
     /// On a graceful shutdown, how long running handlers may finish before they are cancelled
     /// and their jobs given back (pending at once, the attempt not counted).
     public var shutdownTimeout: Duration
@@ -26,7 +31,9 @@ public struct SchedulerOptions: Sendable {
     /// Options; the defaults suit most programs. `prefetch` defaults to 64.
     public init(
         maxConcurrency: Int = 8, queueConcurrency: [String: Int] = [:], prefetch: Int? = nil, lease: Duration = .seconds(30),
-        retry: RetryPolicy = RetryPolicy(), rescueInterval: Duration = .seconds(30), shutdownTimeout: Duration = .seconds(30)
+        retry: RetryPolicy = RetryPolicy(), rescueInterval: Duration = .seconds(30),
+        retention: [JobState: Duration] = [.succeeded: .seconds(86_400), .cancelled: .seconds(86_400), .failed: .seconds(7 * 86_400)],
+        shutdownTimeout: Duration = .seconds(30)
     ) {
         self.maxConcurrency = maxConcurrency
         self.queueConcurrency = queueConcurrency
@@ -34,6 +41,7 @@ public struct SchedulerOptions: Sendable {
         self.lease = lease
         self.retry = retry
         self.rescueInterval = rescueInterval
+        self.retention = retention
         self.shutdownTimeout = shutdownTimeout
     }
 
@@ -48,6 +56,10 @@ public struct SchedulerOptions: Sendable {
         if prefetch < 0 { throw SchedulerError("SchedulerOptions.prefetch must not be negative, not \(prefetch)") }
         try positive(lease, "lease")
         try positive(rescueInterval, "rescueInterval")
+        for (state, age) in retention {
+            if !state.isTerminal { throw SchedulerError("SchedulerOptions.retention can keep only finished states, not \(state)") }
+            if age < .zero { throw SchedulerError("SchedulerOptions.retention[.\(state)] must not be negative") }
+        }
         if shutdownTimeout < .zero { throw SchedulerError("SchedulerOptions.shutdownTimeout must not be negative") }
     }
 }

@@ -172,14 +172,16 @@ struct Import: ParsableCommand {
 /// `jobstore prune PATH --state S --older-than D`.
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Delete finished jobs and pipelines created longer ago than a duration, in bounded batches.",
-        discussion: "A pipeline's steps' jobs are deleted with their pipeline (a finished pipeline in that state), never alone.")
+        abstract: "Delete finished jobs and pipelines created, or finished, longer ago than a time, in bounded batches.",
+        discussion: "--older-than selects by creation time, --finished-before by when they finished (idx.finished). A pipeline's steps' jobs are deleted with their pipeline (a finished pipeline in that state), never alone.")
 
     @OptionGroup var store: StoreOptions
     @Option(help: "succeeded, failed or cancelled.")
     var state: String
     @Option(help: "Jobs and pipelines created longer ago than this (e.g. 7d, 12h).")
-    var olderThan: String
+    var olderThan: String?
+    @Option(help: "Jobs and pipelines that finished before this: a duration ago (7d) or a time (2026-11-23, 2026-11-23T10:00:00Z).")
+    var finishedBefore: String?
     @Flag(help: "Only count what would be deleted.")
     var dryRun = false
     @Option(help: "Job deletions per transaction (pipelines: a tenth of it, at least 1).")
@@ -189,7 +191,11 @@ struct Prune: ParsableCommand {
         guard let parsed = JobState(name: state), parsed.isTerminal else {
             throw ValidationError("--state must be succeeded, failed or cancelled, not '\(state)'")
         }
-        _ = try parseDuration(olderThan)
+        guard (olderThan == nil) != (finishedBefore == nil) else {
+            throw ValidationError("give either --older-than (creation time) or --finished-before (finish time)")
+        }
+        if let olderThan { _ = try parseDuration(olderThan) }
+        if let finishedBefore { _ = try parseTime(finishedBefore) }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
     }
 
@@ -197,20 +203,32 @@ struct Prune: ParsableCommand {
         guard let state = JobState(name: state), let pipelineState = PipelineState(name: self.state) else {
             throw ValidationError("bad state")
         }
-        let cutoff = Timestamp.now.adding(.zero - (try parseDuration(olderThan)))
+        let byFinish = finishedBefore != nil
+        let cutoff = try finishedBefore.map(parseTime) ?? Timestamp.now.adding(.zero - (try parseDuration(olderThan ?? "0s")))
         let jobs = try store.open(writable: !dryRun)
         defer { jobs.close() }
-        let (count, pipelines) = dryRun
-            ? (try jobs.count(state, createdBefore: cutoff), try jobs.countPipelines(pipelineState, createdBefore: cutoff))
-            : (try jobs.prune(state: state, createdBefore: cutoff, batchSize: batchSize),
-               try jobs.prunePipelines(state: pipelineState, createdBefore: cutoff, batchSize: max(1, batchSize / 10)))
+        let pipelineBatch = max(1, batchSize / 10)
+        let (count, pipelines): (Int, Int)
+        switch (dryRun, byFinish) {
+        case (true, false): (count, pipelines) = (try jobs.count(state, createdBefore: cutoff), try jobs.countPipelines(pipelineState, createdBefore: cutoff))
+        case (true, true): (count, pipelines) = (try jobs.count(state, finishedBefore: cutoff), try jobs.countPipelines(pipelineState, finishedBefore: cutoff))
+        case (false, false):
+            (count, pipelines) = (
+                try jobs.prune(state: state, createdBefore: cutoff, batchSize: batchSize),
+                try jobs.prunePipelines(state: pipelineState, createdBefore: cutoff, batchSize: pipelineBatch))
+        case (false, true):
+            (count, pipelines) = (
+                try jobs.prune(state: state, finishedBefore: cutoff, batchSize: batchSize),
+                try jobs.prunePipelines(state: pipelineState, finishedBefore: cutoff, batchSize: pipelineBatch))
+        }
+        let selector = byFinish ? "finished_before" : "created_before"
         if store.json {
             try printJSON([
-                "state": state.description, "created_before": cutoff.description, dryRun ? "would_delete" : "deleted": "\(count)",
+                "state": state.description, selector: cutoff.description, dryRun ? "would_delete" : "deleted": "\(count)",
                 dryRun ? "would_delete_pipelines" : "deleted_pipelines": "\(pipelines)",
             ])
         } else {
-            print("\(dryRun ? "would delete" : "deleted") \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") created before \(cutoff)")
+            print("\(dryRun ? "would delete" : "deleted") \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") \(byFinish ? "finished" : "created") before \(cutoff)")
         }
     }
 }

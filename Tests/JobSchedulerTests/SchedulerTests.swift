@@ -259,6 +259,35 @@ struct SchedulerTests {
         }
     }
 
+    @Test("retention: the periodic pass deletes jobs and pipelines finished longer ago than their state's retention")
+    func retention() async throws {
+        try await withStore { store, _ in
+            let done = try await store.insert(NewJob(name: "done", queue: "q"))
+            let kept = try await store.insert(NewJob(name: "kept", queue: "q"))
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "p", steps: [PipelineStep("s", job: NewJob(name: "s", queue: "q"))]))
+            try await store.update(kept.id) { $0.maxAttempts = 1 }
+            let recorder = Recorder()
+            var scheduler = Scheduler(backend: store, options: testOptions())
+            scheduler.handle(queue: "q") { context in
+                recorder.record("ran", context.job)
+                if context.job.name == "kept" { throw TestFailure("fails for good") }
+            }
+            try await running(scheduler) { try await recorder.wait(for: 3, "ran") }
+            try await waitUntil(store, "the pipeline to finish") { try store.pipeline(pipeline.id)?.state == .succeeded }
+            // Succeeded ones go at once, failed ones are kept a week.
+            var options = testOptions()
+            options.retention = [.succeeded: .zero, .failed: .seconds(7 * 86_400)]
+            var pruner = Scheduler(backend: store, options: options)
+            pruner.handle(queue: "q") { _ in }
+            try await running(pruner) {
+                try await waitUntil(store, "the succeeded job pruned") { try store.job(done.id) == nil && store.pipeline(pipeline.id) == nil }
+            }
+            #expect(try store.job(kept.id)?.state == .failed)
+            #expect(try store.counts().values.reduce(0, +) == 1)
+            try expectConsistent(store)
+        }
+    }
+
     @Test("an idle scheduler wakes for a job another process enqueues")
     func wakesForAnotherProcess() async throws {
         try await withStore { store, directory in

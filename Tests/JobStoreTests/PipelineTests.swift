@@ -235,6 +235,35 @@ struct PipelineTests {
         }
     }
 
+    @Test("pruning by finish time: jobs by when they finished (idx.finished), pipelines by their finishedAt")
+    func pruneByFinishTime() throws {
+        try withStore { store in
+            // Created long ago, finished now: created-time pruning takes them, finish-time pruning does not yet.
+            let old = Timestamp.now.adding(.seconds(-86_400))
+            let early = try store.insert(NewJob(name: "early", createdAt: old))
+            try store.transition(early.id, to: .cancelled)
+            let pipeline = try store.enqueue(PipelineDefinition(name: "p", steps: [step("a")]))
+            try run(store, "a")
+            let finishedAt = try #require(try store.pipeline(pipeline.id)?.finishedAt)
+            #expect(try store.count(.cancelled, finishedBefore: old) == 0)
+            #expect(try store.count(.cancelled, finishedBefore: .now.adding(.seconds(1))) == 1)
+            #expect(try store.prune(state: .cancelled, finishedBefore: old) == 0)
+            #expect(try store.countPipelines(.succeeded, finishedBefore: finishedAt) == 0)
+            #expect(try store.countPipelines(.succeeded, finishedBefore: finishedAt.adding(.microseconds(1))) == 1)
+            #expect(try store.prunePipelines(state: .succeeded, finishedBefore: finishedAt) == 0)
+            try expectConsistent(store)
+            #expect(try store.prune(state: .cancelled, finishedBefore: .now.adding(.seconds(1))) == 1)
+            #expect(try store.prunePipelines(state: .succeeded, finishedBefore: .now.adding(.seconds(1))) == 1)
+            #expect(try store.counts().values.reduce(0, +) == 0)
+            // A retried job leaves idx.finished, and comes back with its new finish time.
+            let again = try store.insert(NewJob(name: "again"))
+            try store.cancel(again.id)
+            try store.retry(again.id)
+            #expect(try store.count(.cancelled, finishedBefore: .now.adding(.seconds(1))) == 0)
+            try expectConsistent(store)
+        }
+    }
+
     @Test("pipelines by state, oldest or newest first, paged; all pipelines in id order")
     func listing() throws {
         try withStore { store in

@@ -22,6 +22,9 @@ public enum Schema {
     /// `idx.unique`: unique key (UTF-8) → id (16). Live (waiting, pending, running) jobs with a key.
     public static let unique = DatabaseDefinition<BytesCodec, BytesCodec>(name: "idx.unique")
 
+    /// `idx.finished`: state (1) · updatedAt (8) · id (16) → empty. Finished (succeeded, failed,
+    /// cancelled) jobs, by when they finished (their last change). Since format 2.
+    public static let finished = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.finished")
     /// `pipelines`: pipeline id (16) → pipeline record (``PipelineFormat``). Since format 2.
     public static let pipelines = DatabaseDefinition<BytesCodec, BytesCodec>(name: "pipelines")
     /// `pipeline_steps`: pipeline id (16) · step index (UInt16 BE) → step record (its job id,
@@ -29,19 +32,22 @@ public enum Schema {
     public static let pipelineSteps = DatabaseDefinition<BytesCodec, BytesCodec>(name: "pipeline_steps")
     /// `idx.pipeline_state_created`: state (1) · createdAt (8) · pipeline id (16) → empty. Every pipeline. Since format 2.
     public static let pipelineStateCreated = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.pipeline_state_created")
+    /// `idx.pipeline_finished`: state (1) · finishedAt (8) · pipeline id (16) → empty. Finished pipelines. Since format 2.
+    public static let pipelineFinished = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.pipeline_finished")
 
     /// The databases of format 1.
     static let formatOne: [any AnyDatabaseDefinition] = [meta, jobs, stateCreated, created, ready, readyAny, lease, unique]
-    /// The databases added by format 2 (pipelines).
-    static let pipelineDatabases: [any AnyDatabaseDefinition] = [pipelines, pipelineSteps, pipelineStateCreated]
+    /// The databases added by format 2 (finished jobs by finish time, pipelines).
+    static let formatTwo: [any AnyDatabaseDefinition] = [finished, pipelines, pipelineSteps, pipelineStateCreated, pipelineFinished]
     /// Every database, opened together when a store opens.
-    public static let all: [any AnyDatabaseDefinition] = formatOne + pipelineDatabases
+    public static let all: [any AnyDatabaseDefinition] = formatOne + formatTwo
 
     /// The store format version, kept in `meta` under ``MetaKey/formatVersion``. Version 1: jobs
-    /// (the first eight databases, record format 1). Version 2: plus pipelines (the last three
-    /// databases, ``PipelineFormat``). A version-1 store is upgraded when a program of version 2
-    /// first opens it writable: the new databases are created empty and the version is set, in
-    /// one transaction; nothing else changes.
+    /// (the first eight databases, record format 1). Version 2: plus finished jobs by finish time
+    /// and pipelines (the last five databases, ``PipelineFormat``). A version-1 store is upgraded
+    /// when a program of version 2 first opens it writable: the new databases are created, the
+    /// finished jobs entered in `idx.finished`, and the version set, in one transaction; no
+    /// record changes.
     public static let formatVersion: UInt32 = 2
 }
 
@@ -184,6 +190,17 @@ enum Keys {
         var key = stateCreated(.waiting, createdAt, id.bits)
         key[0] = state.rawValue
         return key
+    }
+
+    /// state · updatedAt · id (25 bytes), the `idx.finished` key of a finished job (the
+    /// `idx.state_created` layout, with the finish time).
+    static func finished(_ state: JobState, _ finishedAt: Timestamp, _ id: JobID) -> [UInt8] {
+        stateCreated(state, finishedAt, id)
+    }
+
+    /// state · finishedAt · pipeline id, the `idx.pipeline_finished` key of a finished pipeline.
+    static func pipelineFinished(_ state: PipelineState, _ finishedAt: Timestamp, _ id: PipelineID) -> [UInt8] {
+        pipelineStateCreated(state, finishedAt, id)
     }
 
     /// The `idx.pipeline_state_created` range of the pipelines in `state` created before `cutoff`.

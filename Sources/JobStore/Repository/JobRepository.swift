@@ -139,7 +139,10 @@ public final class JobRepository: Sendable {
                     hint: "Use a newer version of JobStore")
             }
             if version < Schema.formatVersion && !readOnly {
-                try env.write { txn in try txn.put(db.meta, MetaKey.formatVersion, current) }
+                try env.write { txn in
+                    try upgradeFromFormatOne(txn, db)
+                    try txn.put(db.meta, MetaKey.formatVersion, current)
+                }
             }
             return
         }
@@ -151,6 +154,24 @@ public final class JobRepository: Sendable {
                 throw JobStoreError(.notAJobStore, "\(path) has jobs but no format version")
             }
             try txn.put(db.meta, MetaKey.formatVersion, current)
+        }
+    }
+
+    /// Format 1 → 2: enters every finished job in `idx.finished` (the pipeline databases start
+    /// empty). Idempotent, so an upgrade cut short by a crash is simply done again.
+    private static func upgradeFromFormatOne(_ txn: WriteTransaction, _ db: Databases) throws {
+        guard let finished = db.finished else { return }
+        for state in JobState.allCases where state.isTerminal {
+            var keys: [[UInt8]] = []
+            try txn.forEach(db.stateCreated, in: .between([state.rawValue], [state.rawValue + 1])) { key, _ in
+                let id = try Keys.trailingID(key, index: db.stateCreated.name)
+                let updatedAt = try txn.withValue(db.jobs, Keys.id(id)) { bytes in
+                    try bytes.map { try RecordFormat.header($0, id: id).updatedAt }
+                }
+                if let updatedAt { keys.append(Keys.finished(state, updatedAt, id)) }
+                return true
+            }
+            for key in keys { try txn.put(finished, key, ()) }
         }
     }
 

@@ -10,6 +10,8 @@ struct Databases: Sendable {
     let readyAny: Database<BytesCodec, EmptyCodec>
     let lease: Database<BytesCodec, EmptyCodec>
     let unique: Database<BytesCodec, BytesCodec>
+    /// `idx.finished`; `nil` only for a format-1 store opened read-only.
+    let finished: Database<BytesCodec, EmptyCodec>?
     /// The pipeline databases; `nil` only for a format-1 store opened read-only (it has none,
     /// and cannot be upgraded without writing).
     let pipeline: PipelineDatabases?
@@ -23,6 +25,7 @@ struct Databases: Sendable {
         readyAny = try env.database(Schema.readyAny)
         lease = try env.database(Schema.lease)
         unique = try env.database(Schema.unique)
+        finished = try? env.database(Schema.finished)
         pipeline = try? PipelineDatabases(env)
     }
 
@@ -40,11 +43,13 @@ struct PipelineDatabases: Sendable {
     let records: Database<BytesCodec, BytesCodec>
     let steps: Database<BytesCodec, BytesCodec>
     let stateCreated: Database<BytesCodec, EmptyCodec>
+    let finished: Database<BytesCodec, EmptyCodec>
 
     init(_ env: Environment) throws {
         records = try env.database(Schema.pipelines)
         steps = try env.database(Schema.pipelineSteps)
         stateCreated = try env.database(Schema.pipelineStateCreated)
+        finished = try env.database(Schema.pipelineFinished)
     }
 }
 
@@ -56,6 +61,7 @@ enum IndexEntry: Hashable {
     case ready([UInt8])
     case readyAny([UInt8])
     case lease([UInt8])
+    case finished([UInt8])
     case unique(key: [UInt8], id: [UInt8])
 
     static func entries(of job: Job) -> [IndexEntry] {
@@ -73,13 +79,17 @@ enum IndexEntry: Hashable {
         if !job.state.isTerminal, let key = job.uniqueKey {
             entries.append(.unique(key: Keys.unique(key), id: Keys.id(job.id)))
         }
+        if job.state.isTerminal {
+            entries.append(.finished(Keys.finished(job.state, job.updatedAt, job.id)))
+        }
         return entries
     }
 }
 
 extension Databases {
     /// The key-only index database holding `entry` and its key; `nil` for a unique-key entry,
-    /// the one index whose value (the job id) is not empty.
+    /// the one index whose value (the job id) is not empty, and for a finished entry in a
+    /// format-1 store opened read-only (it has no `idx.finished`).
     func location(of entry: IndexEntry) -> (database: Database<BytesCodec, EmptyCodec>, key: [UInt8])? {
         switch entry {
         case .stateCreated(let key): (stateCreated, key)
@@ -87,20 +97,29 @@ extension Databases {
         case .ready(let key): (ready, key)
         case .readyAny(let key): (readyAny, key)
         case .lease(let key): (lease, key)
+        case .finished(let key): finished.map { ($0, key) }
         case .unique: nil
         }
     }
 
     /// Every key-only index, with how to rebuild an entry from one of its keys.
     var keyOnlyIndexes: [(database: Database<BytesCodec, EmptyCodec>, entry: ([UInt8]) -> IndexEntry)] {
-        [
+        var indexes: [(database: Database<BytesCodec, EmptyCodec>, entry: ([UInt8]) -> IndexEntry)] = [
             (stateCreated, IndexEntry.stateCreated), (created, IndexEntry.created), (ready, IndexEntry.ready),
             (readyAny, IndexEntry.readyAny), (lease, IndexEntry.lease),
         ]
+        if let finished { indexes.append((finished, IndexEntry.finished)) }
+        return indexes
     }
 
     /// The name of the database holding `entry`.
-    func name(of entry: IndexEntry) -> String { location(of: entry)?.database.name ?? unique.name }
+    func name(of entry: IndexEntry) -> String {
+        switch entry {
+        case .unique: unique.name
+        case .finished: Schema.finished.name
+        default: location(of: entry)?.database.name ?? "?"
+        }
+    }
 }
 
 /// A write transaction of a job store, handed to the closure of ``JobRepository/write(_:)-(JobTransaction)->T``.
@@ -497,22 +516,33 @@ public final class JobTransaction {
     /// Returns how many were deleted. Pipeline steps' jobs are left to their pipeline
     /// (``prunePipelines(state:createdBefore:limit:)``).
     public func prune(state: JobState, createdBefore cutoff: Timestamp, limit: Int) throws -> Int {
-        try prune(state: state, createdBefore: cutoff, limit: limit, after: nil).deleted
+        try prune(state: state, by: .created, before: cutoff, limit: limit, after: nil).deleted
     }
 
-    /// ``prune(state:createdBefore:limit:)`` from after index key `after`; also returns the last
-    /// key looked at, so the next batch does not look at skipped pipeline jobs again.
-    func prune(state: JobState, createdBefore cutoff: Timestamp, limit: Int, after: [UInt8]?) throws -> (deleted: Int, last: [UInt8]?) {
+    /// Deletes up to `limit` jobs in the terminal `state` that finished (last changed) before
+    /// `cutoff`, earliest first, from `idx.finished`. Returns how many were deleted. Pipeline
+    /// steps' jobs are left to their pipeline (``prunePipelines(state:finishedBefore:limit:)``).
+    public func prune(state: JobState, finishedBefore cutoff: Timestamp, limit: Int) throws -> Int {
+        try prune(state: state, by: .finished, before: cutoff, limit: limit, after: nil).deleted
+    }
+
+    /// Which time a prune selects by.
+    enum PruneTime: Sendable { case created, finished }
+
+    /// A prune by `time` from after index key `after`; also returns the last key looked at, so
+    /// the next batch does not look at skipped pipeline jobs again.
+    func prune(state: JobState, by time: PruneTime, before cutoff: Timestamp, limit: Int, after: [UInt8]?) throws -> (deleted: Int, last: [UInt8]?) {
         try JobStoreError.requirePositive(limit, "the prune limit (batchSize)")
         guard state.isTerminal else {
             throw JobStoreError(.illegalTransition, "only succeeded, failed or cancelled jobs can be pruned, not \(state) ones")
         }
+        let index = time == .created ? db.stateCreated : try writableLocation(of: .finished([])).database
         var doomed: [Job] = []
         var last: [UInt8]?
-        var range = Keys.stateCreated(state, before: cutoff)
+        var range = Keys.stateCreated(state, before: cutoff)  // idx.finished has the same layout
         if let after { range.lower = .exclusive(after) }
-        try txn.forEach(db.stateCreated, in: range) { key, _ in
-            let id = try Keys.trailingID(key, index: db.stateCreated.name)
+        try txn.forEach(index, in: range) { key, _ in
+            let id = try Keys.trailingID(key, index: index.name)
             last = Array(key)
             if let job = try job(id), job.pipeline == nil { doomed.append(job) }
             return doomed.count < limit
@@ -549,19 +579,29 @@ public final class JobTransaction {
     }
 
     private func put(_ entry: IndexEntry) throws {
-        if let (database, key) = db.location(of: entry) {
-            try txn.put(database, key, ())
-        } else if case .unique(let key, let id) = entry {
+        if case .unique(let key, let id) = entry {
             try txn.put(db.unique, key, id)
+        } else {
+            let (database, key) = try writableLocation(of: entry)
+            try txn.put(database, key, ())
         }
     }
 
     private func remove(_ entry: IndexEntry) throws {
-        if let (database, key) = db.location(of: entry) {
-            try txn.delete(database, key)
-        } else if case .unique(let key, _) = entry {
+        if case .unique(let key, _) = entry {
             try txn.delete(db.unique, key)
+        } else {
+            let (database, key) = try writableLocation(of: entry)
+            try txn.delete(database, key)
         }
+    }
+
+    /// Where a key-only entry goes; a writable store has every index (it was upgraded on open).
+    func writableLocation(of entry: IndexEntry) throws -> (database: Database<BytesCodec, EmptyCodec>, key: [UInt8]) {
+        guard let location = db.location(of: entry) else {
+            throw JobStoreError(.newerFormat, "this store has no \(db.name(of: entry)) index", hint: "Open it writable once to upgrade it")
+        }
+        return location
     }
 
     func countPipeline(_ state: PipelineState, _ delta: Int64) {

@@ -89,22 +89,42 @@ extension JobRepository {
     /// most `batchSize` deletions (so no write holds the lock long). Returns how many were
     /// deleted. Pipeline steps' jobs are left to their pipeline (``prunePipelines(state:createdBefore:batchSize:)``).
     public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) throws -> Int {
+        try prune(state: state, by: .created, before: cutoff, batchSize: batchSize)
+    }
+    /// Deletes every job in the terminal `state` created before `cutoff`, in bounded batches.
+    public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) async throws -> Int {
+        try await prune(state: state, by: .created, before: cutoff, batchSize: batchSize)
+    }
+
+    /// Deletes every job in the terminal `state` that finished (last changed) before `cutoff`, in
+    /// bounded batches, from `idx.finished` — retention by age since finishing. Returns how many
+    /// were deleted. Pipeline steps' jobs are left to their pipeline (``prunePipelines(state:finishedBefore:batchSize:)``).
+    public func prune(state: JobState, finishedBefore cutoff: Timestamp, batchSize: Int = 1000) throws -> Int {
+        try prune(state: state, by: .finished, before: cutoff, batchSize: batchSize)
+    }
+    /// Deletes every job in the terminal `state` that finished before `cutoff`, in bounded batches.
+    public func prune(state: JobState, finishedBefore cutoff: Timestamp, batchSize: Int = 1000) async throws -> Int {
+        try await prune(state: state, by: .finished, before: cutoff, batchSize: batchSize)
+    }
+
+    private func prune(state: JobState, by time: JobTransaction.PruneTime, before cutoff: Timestamp, batchSize: Int) throws -> Int {
         var total = 0
         var after: [UInt8]?
         while true {
-            let batch = try write { try $0.prune(state: state, createdBefore: cutoff, limit: batchSize, after: after) }
+            let start = after
+            let batch = try write { try $0.prune(state: state, by: time, before: cutoff, limit: batchSize, after: start) }
             total += batch.deleted
             guard batch.deleted == batchSize, let last = batch.last else { return total }
             after = last
         }
     }
-    /// Deletes every job in the terminal `state` created before `cutoff`, in bounded batches.
-    public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) async throws -> Int {
+
+    private func prune(state: JobState, by time: JobTransaction.PruneTime, before cutoff: Timestamp, batchSize: Int) async throws -> Int {
         var total = 0
         var after: [UInt8]?
         while true {
             let start = after
-            let batch = try await write { try $0.prune(state: state, createdBefore: cutoff, limit: batchSize, after: start) }
+            let batch = try await write { try $0.prune(state: state, by: time, before: cutoff, limit: batchSize, after: start) }
             total += batch.deleted
             guard batch.deleted == batchSize, let last = batch.last else { return total }
             after = last
@@ -150,9 +170,20 @@ extension JobRepository {
     /// Deletes every pipeline in the finished `state` created before `cutoff`, with its steps'
     /// jobs, at most `batchSize` pipelines per transaction. Returns how many were deleted.
     public func prunePipelines(state: PipelineState, createdBefore cutoff: Timestamp, batchSize: Int = 100) throws -> Int {
+        try inBatches(batchSize) { txn in try txn.prunePipelines(state: state, createdBefore: cutoff, limit: batchSize) }
+    }
+
+    /// Deletes every pipeline in the finished `state` that finished before `cutoff`, with its
+    /// steps' jobs, at most `batchSize` pipelines per transaction. Returns how many were deleted.
+    public func prunePipelines(state: PipelineState, finishedBefore cutoff: Timestamp, batchSize: Int = 100) throws -> Int {
+        try inBatches(batchSize) { txn in try txn.prunePipelines(state: state, finishedBefore: cutoff, limit: batchSize) }
+    }
+
+    /// Runs `batch` in transactions until one deletes fewer than `batchSize`; the total deleted.
+    private func inBatches(_ batchSize: Int, _ batch: (JobTransaction) throws -> Int) throws -> Int {
         var total = 0
         while true {
-            let deleted = try write { try $0.prunePipelines(state: state, createdBefore: cutoff, limit: batchSize) }
+            let deleted = try write(batch)
             total += deleted
             if deleted < batchSize { return total }
         }

@@ -113,12 +113,24 @@ extension JobRepository {
     }
 
     /// How many pipelines in the finished `state` were created before `cutoff` (what
-    /// `prunePipelines` would delete).
+    /// `prunePipelines(state:createdBefore:)` would delete).
     public func countPipelines(_ state: PipelineState, createdBefore cutoff: Timestamp) throws -> Int {
+        try countPipelines(in: \.stateCreated, state, before: cutoff)
+    }
+
+    /// How many pipelines in the finished `state` finished before `cutoff` (what
+    /// `prunePipelines(state:finishedBefore:)` would delete).
+    public func countPipelines(_ state: PipelineState, finishedBefore cutoff: Timestamp) throws -> Int {
+        try countPipelines(in: \.finished, state, before: cutoff)
+    }
+
+    private func countPipelines(
+        in index: KeyPath<PipelineDatabases, Database<BytesCodec, EmptyCodec>>, _ state: PipelineState, before cutoff: Timestamp
+    ) throws -> Int {
         guard let tables = db.pipeline else { return 0 }
         return try reading { txn in
             var count = 0
-            try txn.forEach(tables.stateCreated, in: Keys.pipelineStateCreated(state, before: cutoff)) { _, _ in
+            try txn.forEach(tables[keyPath: index], in: Keys.pipelineStateCreated(state, before: cutoff)) { _, _ in
                 count += 1
                 return true
             }

@@ -230,6 +230,8 @@ extension JobTransaction {
             pipeline.finishedAt = pipeline.state.isTerminal ? now : nil
             try txn.delete(tables.stateCreated, Keys.pipelineStateCreated(old.state, old.createdAt, old.id))
             try txn.put(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, pipeline.id), ())
+            if let finishedAt = old.finishedAt { try txn.delete(tables.finished, Keys.pipelineFinished(old.state, finishedAt, old.id)) }
+            if let finishedAt = pipeline.finishedAt { try txn.put(tables.finished, Keys.pipelineFinished(pipeline.state, finishedAt, pipeline.id), ()) }
             countPipeline(old.state, -1)
             countPipeline(pipeline.state, +1)
         }
@@ -298,6 +300,7 @@ extension JobTransaction {
         }
         try txn.delete(tables.records, Keys.id(id.bits))
         try txn.delete(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, id))
+        if let finishedAt = pipeline.finishedAt { try txn.delete(tables.finished, Keys.pipelineFinished(pipeline.state, finishedAt, id)) }
         countPipeline(pipeline.state, -1)
         return true
     }
@@ -305,14 +308,31 @@ extension JobTransaction {
     /// Deletes up to `limit` pipelines in the finished `state` created before `cutoff`, oldest
     /// first, each with its steps' jobs. Returns how many were deleted.
     public func prunePipelines(state: PipelineState, createdBefore cutoff: Timestamp, limit: Int) throws -> Int {
+        try prunePipelines(state: state, limit: limit) { tables in
+            (tables.stateCreated, Keys.pipelineStateCreated(state, before: cutoff))
+        }
+    }
+
+    /// Deletes up to `limit` pipelines in the finished `state` that finished before `cutoff`,
+    /// earliest first, each with its steps' jobs. Returns how many were deleted.
+    public func prunePipelines(state: PipelineState, finishedBefore cutoff: Timestamp, limit: Int) throws -> Int {
+        try prunePipelines(state: state, limit: limit) { tables in
+            (tables.finished, Keys.pipelineStateCreated(state, before: cutoff))  // the same key layout
+        }
+    }
+
+    private func prunePipelines(
+        state: PipelineState, limit: Int,
+        range: (PipelineDatabases) -> (index: Database<BytesCodec, EmptyCodec>, range: KeyRange<[UInt8]>)
+    ) throws -> Int {
         try JobStoreError.requirePositive(limit, "the prune limit (batchSize)")
         guard state.isTerminal else {
             throw JobStoreError(.illegalTransition, "only finished pipelines can be pruned, not running ones")
         }
-        let tables = try db.pipelines()
+        let (index, keys) = range(try db.pipelines())
         var doomed: [PipelineID] = []
-        try txn.forEach(tables.stateCreated, in: Keys.pipelineStateCreated(state, before: cutoff)) { key, _ in
-            doomed.append(PipelineID(try Keys.trailingID(key, index: tables.stateCreated.name)))
+        try txn.forEach(index, in: keys) { key, _ in
+            doomed.append(PipelineID(try Keys.trailingID(key, index: index.name)))
             return doomed.count < limit
         }
         for id in doomed { try deletePipeline(id) }
@@ -428,6 +448,7 @@ extension JobTransaction {
         }
         try txn.put(tables.records, Keys.id(export.id.bits), PipelineFormat.encode(pipeline))
         try txn.put(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, export.id), ())
+        if let finishedAt = pipeline.finishedAt { try txn.put(tables.finished, Keys.pipelineFinished(pipeline.state, finishedAt, export.id), ()) }
         countPipeline(pipeline.state, +1)
         return pipeline
     }

@@ -143,13 +143,24 @@ extension JobRepository {
     }
 
     /// How many jobs in `state` were created before `cutoff`, pipeline steps' jobs left out
-    /// (what `prune` would delete). Reads each record's flags in place.
+    /// (what `prune(state:createdBefore:)` would delete). Reads each record's flags in place.
     public func count(_ state: JobState, createdBefore cutoff: Timestamp) throws -> Int {
-        let range = Keys.stateCreated(state, before: cutoff)
+        try countPrunable(db.stateCreated, state, before: cutoff)
+    }
+
+    /// How many jobs in `state` finished before `cutoff`, pipeline steps' jobs left out (what
+    /// `prune(state:finishedBefore:)` would delete).
+    public func count(_ state: JobState, finishedBefore cutoff: Timestamp) throws -> Int {
+        guard let finished = db.finished else { return 0 }
+        return try countPrunable(finished, state, before: cutoff)
+    }
+
+    private func countPrunable(_ index: Database<BytesCodec, EmptyCodec>, _ state: JobState, before cutoff: Timestamp) throws -> Int {
+        let range = Keys.stateCreated(state, before: cutoff)  // idx.finished has the same layout
         return try reading { txn in
             var count = 0
-            try txn.forEach(db.stateCreated, in: range) { key, _ in
-                let id = try Keys.trailingID(key, index: db.stateCreated.name)
+            try txn.forEach(index, in: range) { key, _ in
+                let id = try Keys.trailingID(key, index: index.name)
                 let isStep = try txn.withValue(db.jobs, Keys.id(id)) { bytes in try bytes.map { try RecordFormat.isPipelineStep($0, id: id) } }
                 if isStep == false { count += 1 }
                 return true
@@ -168,6 +179,7 @@ extension JobRepository {
                 all.append((tables.records.name, try txn.statistics(tables.records)))
                 all.append((tables.steps.name, try txn.statistics(tables.steps)))
                 all.append((tables.stateCreated.name, try txn.statistics(tables.stateCreated)))
+                all.append((tables.finished.name, try txn.statistics(tables.finished)))
             }
             return all
         }

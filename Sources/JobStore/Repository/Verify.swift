@@ -137,8 +137,13 @@ extension JobRepository {
     }
 
     private func has(_ entry: IndexEntry, _ txn: Transaction) throws -> Bool {
-        if let (database, key) = db.location(of: entry) { return try txn.contains(database, key) }
-        guard case .unique(let key, let id) = entry else { return false }
-        return try txn.get(db.unique, key) == id
+        switch entry {
+        case .unique(let key, let id):
+            return try txn.get(db.unique, key) == id
+        default:
+            // No location: a format-1 store read-only, which has no idx.finished yet.
+            guard let (database, key) = db.location(of: entry) else { return true }
+            return try txn.contains(database, key)
+        }
     }
 }

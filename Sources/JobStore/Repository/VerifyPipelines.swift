@@ -34,18 +34,26 @@ extension JobRepository {
                 if try !txn.contains(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, id)) {
                     problem(id, "pipeline \(id) (\(pipeline.state)) lacks its \(tables.stateCreated.name) entry", kind: .missingIndexEntry)
                 }
+                if let finishedAt = pipeline.finishedAt, try !txn.contains(tables.finished, Keys.pipelineFinished(pipeline.state, finishedAt, id)) {
+                    problem(id, "pipeline \(id) (\(pipeline.state)) lacks its \(tables.finished.name) entry", kind: .missingIndexEntry)
+                }
             } catch {
                 problem(id, "\(error)", kind: .badRecord)
             }
             return true
         }
-        try txn.forEach(tables.stateCreated) { key, _ in
-            let listed = try? PipelineID(Keys.trailingID(key, index: tables.stateCreated.name))
-            let pipeline = listed.flatMap { pipelines[$0] }
-            if pipeline.map({ Keys.pipelineStateCreated($0.state, $0.createdAt, $0.id) }) != Array(key) {
-                problem(listed, "\(tables.stateCreated.name) has an entry for pipeline \(listed.map(String.init(describing:)) ?? "?") that no record calls for", kind: .strayIndexEntry)
+        let indexes: [(Database<BytesCodec, EmptyCodec>, (Pipeline) -> [UInt8]?)] = [
+            (tables.stateCreated, { Keys.pipelineStateCreated($0.state, $0.createdAt, $0.id) }),
+            (tables.finished, { pipeline in pipeline.finishedAt.map { Keys.pipelineFinished(pipeline.state, $0, pipeline.id) } }),
+        ]
+        for (index, keyOf) in indexes {
+            try txn.forEach(index) { key, _ in
+                let listed = try? PipelineID(Keys.trailingID(key, index: index.name))
+                if listed.flatMap({ pipelines[$0] }).flatMap(keyOf) != Array(key) {
+                    problem(listed, "\(index.name) has an entry for pipeline \(listed.map(String.init(describing:)) ?? "?") that no record calls for", kind: .strayIndexEntry)
+                }
+                return true
             }
-            return true
         }
 
         // Step records, a pipeline at a time (keys are pipeline id · step index, so each
