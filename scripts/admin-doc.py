@@ -65,7 +65,8 @@ add("export and import", "`export` writes JSON lines (one job per line, payloads
     run(['import', '/tmp/admin-import', '/tmp/admin-jobs.jsonl', '--batch-size', '400']),
     run(['export', P, '--output', '/tmp/admin-pipelines.jsonl']),
     run(['import', '/tmp/admin-import-pipelines', '/tmp/admin-pipelines.jsonl']))
-add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created longer ago than a duration, in bounded batches, and the finished pipelines in that state with their steps' jobs (a step's job is never deleted alone); `--dry-run` only counts.",
+add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created longer ago than a duration (`--older-than`), or that finished before a time (`--finished-before`, a duration ago or a date: retention by age since finishing, from `idx.finished`), in bounded batches, and the finished pipelines in that state with their steps' jobs (a step's job is never deleted alone); `--dry-run` only counts.",
+    run(['prune', P, '--state', 'failed', '--finished-before', '0s', '--dry-run']),
     run(['prune', S, '--state', 'succeeded', '--older-than', '30d', '--dry-run']),
     run(['prune', S, '--state', 'succeeded', '--older-than', '30d']))
 add("requeue, cancel, retry", "`requeue --stuck` rescues running jobs whose lease expired (their worker died); `requeue ID…` puts jobs back in line now; `cancel ID…`; `retry ID…` gives failed or cancelled jobs one more attempt. Each id is reported; exit 1 if any could not be changed.",
