@@ -212,7 +212,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         /// Starts buffered jobs while handlers are free, overall and per queue.
         func startBuffered() {
             guard bufferedCount > 0 else { return }
-            for queue in queues {
+            for offset in queues.indices {
+                let queue = queues[(rotation + offset) % queues.count]  // rotated, as claims are
                 while running.count < options.maxConcurrency, perQueue[queue, default: 0] < limit(queue),
                     let (job, owner) = buffered[queue]?.first
                 {

@@ -281,6 +281,20 @@ struct AdminToolTests {
         #expect(try jobstore("verify", path).out.contains("1 pipeline"))
     }
 
+    @Test("demo: the scheduler runs a pipeline and the jobs to the end; the store it leaves verifies, with nothing unfinished")
+    func demo() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("demo")
+        let run = try jobstore("demo", "--dir", path, "--jobs", "200")
+        #expect(run.status == 0, "\(run.err)")
+        #expect(run.out.contains("all 213 jobs finished") && run.out.contains("layer 2") && run.out.contains("ok: 213 jobs and 2 pipelines"))
+        let stats = try json(jobstore("stats", path, "--json").out)
+        let states = try #require(stats["states"] as? [String: Int])
+        #expect(states["pending"] == 0 && states["waiting"] == 0 && states["running"] == 0)
+        #expect(states["failed"] == 1 && states["cancelled"] == 2)  // the nightly import's transform, and what it cancelled
+        #expect((stats["pipelines"] as? [String: Int]) == ["running": 0, "succeeded": 1, "failed": 1, "cancelled": 0])
+    }
+
     @Test("readers and top run on a store; top's JSON lines carry the counts")
     func readersAndTop() throws {
         let directory = TemporaryDirectory()
