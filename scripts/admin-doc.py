@@ -55,6 +55,8 @@ add("pipelines list", "Pipelines by creation time, a page at a time: with `--sta
 add("pipelines show", "One pipeline: its record, the step table (each step's job, state, tries, and how many dependencies it still waits for), and its DAG drawn layer by layer — layer k holds the steps whose longest chain of dependencies has k steps, each with its state and the steps it waits for. `--dot` prints the DAG for Graphviz (`… --dot | dot -Tsvg > p.svg`), `--json` the pipeline with its steps. `jobs show` of a step's job names its pipeline and step, and a step cancelled by the pipeline says why in its error history.",
     run(['pipelines', 'show', P, nightly]), run(['pipelines', 'show', P, nightly, '--dot']),
     run(['jobs', 'show', P, step_job], maxlines=20))
+add("queues", "Every queue that has jobs or is paused: its jobs per state (the counters), whether it is paused, and how long its longest-waiting ready job has waited. `queues pause PATH QUEUE` stops every scheduler on the store from claiming the queue's jobs (running ones finish; jobs can still be enqueued) until `queues resume`; the schedulers see the commit at once.",
+    run(['queues', P]), run(['queues', 'pause', P, 'mail']), run(['queues', P, '--json'], maxlines=30), run(['queues', 'resume', P, 'mail']))
 add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount; every pipeline agrees with its steps' jobs (counts, state, remaining dependencies, each step's job pointing back). Exit 0 when clean, 1 with every problem listed (with the job ids). It reads one consistent snapshot.",
     run(['verify', S]), run(['verify', S, '--json']))
 add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty directory, safe while other processes write; `--compact` leaves out free pages.",
@@ -104,7 +106,7 @@ made with `jobstore bench --jobs 1000 --durability relaxed --dir /tmp/admin-demo
 (1,000 jobs loaded in JobBench's state mix, 10 inserted, 20 claimed and completed).
 The pipeline examples run on the store `jobstore demo --dir /tmp/admin-pipelines` leaves (two
 finished pipelines: `release`, succeeded, and `nightly-import`, whose `transform` step failed).
-Commands: `stats`, `jobs list`, `jobs show`, `pipelines list`, `pipelines show`, `verify`,
+Commands: `stats`, `jobs list`, `jobs show`, `pipelines list`, `pipelines show`, `queues`, `verify`,
 `backup`, `export`, `import`, `prune`, `requeue`, `cancel`, `retry`, `readers`, `top`, and `demo`
 and `bench` (see the README).
 

@@ -18,7 +18,7 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | pipeline-loop PATH | insert PATH NAME QUEUE | claim-and-hang PATH COUNT LEASE_MS QUEUE | set-payload PATH ID TEXT)") }
+guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | pipeline-loop PATH | insert PATH NAME QUEUE | pause PATH QUEUE | resume PATH QUEUE | claim-and-hang PATH COUNT LEASE_MS QUEUE | set-payload PATH ID TEXT)") }
 
 do {
     let store = try JobRepository(path: arguments[2], options: JobStoreOptions(mapSize: 1 << 20))
@@ -81,6 +81,12 @@ do {
         let job = try store.insert(NewJob(name: arguments[3], queue: arguments[4]))
         store.close()
         say(job.id.description)
+    case "pause", "resume":
+        // pause|resume PATH QUEUE, from another process.
+        guard arguments.count == 4 else { fail("\(arguments[1]) needs QUEUE") }
+        if arguments[1] == "pause" { try store.pause(queue: arguments[3]) } else { try store.resume(queue: arguments[3]) }
+        store.close()
+        say("ok")
     case "claim-and-hang":
         // claim-and-hang PATH COUNT LEASE_MS QUEUE: claims jobs under a short lease, prints their
         // ids, then hangs holding them (a worker that stopped) until it is killed.

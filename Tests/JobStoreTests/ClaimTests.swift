@@ -143,4 +143,29 @@ struct ClaimTests {
             try expectConsistent(store)
         }
     }
+
+    @Test("a paused queue gives no job to any claim until resumed; queues() lists counts, pause and the longest wait")
+    func pauseAndResume() throws {
+        try withStore { store in
+            let mail = try store.insert(NewJob(name: "m", queue: "mail", createdAt: Timestamp.now.adding(.seconds(-5))))
+            let other = try store.insert(NewJob(name: "o", queue: "other"))
+            try store.pause(queue: "mail")
+            try store.pause(queue: "mail")  // idempotent
+            let owner = OwnerToken.random()
+            #expect(try store.claim(queue: "mail", lease: .seconds(60), owner: owner).isEmpty)
+            #expect(try store.claim(limit: 10, lease: .seconds(60), owner: owner).map(\.id) == [other.id])  // from any queue: skipped
+            let summaries = try store.queues()
+            #expect(summaries.map(\.name) == ["mail", "other"])
+            #expect(summaries[0].pausedAt != nil && summaries[0].counts == [.pending: 1])
+            #expect(summaries[0].oldestReadyAt == mail.runAt)
+            #expect(summaries[1].pausedAt == nil && summaries[1].oldestReadyAt == nil)  // its job runs
+            try store.resume(queue: "mail")
+            #expect(try store.claim(queue: "mail", lease: .seconds(60), owner: owner).map(\.id) == [mail.id])
+            try store.pause(queue: "empty")
+            #expect(try store.queues().first { $0.name == "empty" }?.pausedAt != nil)  // a paused queue with no job is listed
+            expectCode(.invalidArgument) { try store.pause(queue: "") }
+            expectCode(.invalidArgument) { try store.resume(queue: String(repeating: "q", count: 65)) }
+            try expectConsistent(store)
+        }
+    }
 }

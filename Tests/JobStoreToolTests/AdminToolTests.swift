@@ -295,6 +295,23 @@ struct AdminToolTests {
         #expect((stats["pipelines"] as? [String: Int]) == ["running": 0, "succeeded": 1, "failed": 1, "cancelled": 0])
     }
 
+    @Test("queues: list with counts, pause and resume (table and JSON); bad queue names refused")
+    func queues() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        _ = try makeStore(path)
+        let list = try jobstore("queues", path)
+        #expect(list.status == 0 && list.out.contains("mail") && list.out.contains("reports") && list.out.contains("longest wait"))
+        #expect(try jobstore("queues", "pause", path, "mail").out == "queue mail paused\n")
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(jobstore("queues", "list", path, "--json").out.utf8)) as? [[String: Any]])
+        #expect(listed.first { $0["name"] as? String == "mail" }?["paused"] as? Bool == true)
+        #expect(listed.first { $0["name"] as? String == "reports" }?["paused"] as? Bool == false)
+        #expect(try jobstore("queues", "resume", path, "mail").status == 0)
+        let bad = try jobstore("queues", "pause", path, "")
+        #expect(bad.status == 1 && bad.err.contains("not a queue name"))
+        #expect(try jobstore("verify", path).status == 0)
+    }
+
     @Test("readers and top run on a store; top's JSON lines carry the counts")
     func readersAndTop() throws {
         let directory = TemporaryDirectory()

@@ -65,6 +65,10 @@ enum MetaKey {
     static func pipelineCounter(_ state: PipelineState) -> String { "counter/pipeline/\(state)" }
     /// Prefix of every counter.
     static let counterPrefix = "counter/"
+    /// Int64 LE (µs): when the queue was paused. Present while it is paused. `queue/paused/<queue>`.
+    static func pausedQueue(_ queue: String) -> String { pausedQueuePrefix + queue }
+    /// Prefix of every paused-queue key.
+    static let pausedQueuePrefix = "queue/paused/"
 
     /// The queue named by a queue-counter key of `state` (the key starts with ``queueCounterPrefix(_:)``).
     static func queue(fromCounterKey key: UnsafeRawBufferPointer, state: JobState) -> String {

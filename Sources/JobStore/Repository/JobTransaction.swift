@@ -316,7 +316,8 @@ public final class JobTransaction {
 
     /// Claims up to `limit` ready jobs — pending, `runAt` come — of `queue` (or of any queue when
     /// `nil`): highest priority first, then earliest `runAt`, then oldest. Each becomes running
-    /// with attempts + 1 and a lease until now + `lease` held by `owner`.
+    /// with attempts + 1 and a lease until now + `lease` held by `owner`. Paused queues give
+    /// none (``pause(queue:)``).
     ///
     /// Cost: O(log n) per claimed job, plus one seek per priority level that has only future jobs.
     public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) throws -> [Job] {
@@ -328,6 +329,10 @@ public final class JobTransaction {
     /// has not come (found on the way: the first future entry of each priority level).
     public func claimBatch(queue: String? = nil, limit: Int, lease: Duration, owner: OwnerToken) throws -> ClaimBatch {
         guard limit > 0 else { return ClaimBatch(jobs: [], nextRunAt: nil) }
+        if let queue, try isPaused(queue) { return ClaimBatch(jobs: [], nextRunAt: nil) }
+        // From every queue: skip the jobs of paused ones (reading each candidate's queue only
+        // while some queue is paused).
+        let paused = queue == nil ? try pausedQueues() : []
         let prefix = queue.map(Keys.readyQueuePrefix) ?? []
         let index = queue == nil ? db.readyAny : db.ready
         var chosen: [JobID] = []
@@ -341,7 +346,7 @@ public final class JobTransaction {
                     return (level, runAt, try Keys.trailingID(key, index: index.name))
                 }
                 if runAt <= now {
-                    chosen.append(id)
+                    if try paused.isEmpty || !paused.contains(existing(id).queue) { chosen.append(id) }
                     found = try cursor.next()
                 } else {
                     nextRunAt = min(nextRunAt ?? runAt, runAt)

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import JobStore
+
+/// `jobstore queues …`: list queues, pause and resume them.
+struct Queues: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List queues (jobs per state, paused or not, the longest wait of a ready job); pause and resume them.",
+        subcommands: [List.self, Pause.self, Resume.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every queue that has jobs or is paused.")
+        @OptionGroup var store: StoreOptions
+
+        struct Output: Encodable {
+            var name: String
+            var paused: Bool
+            var pausedAt: Int64?
+            var counts: [String: Int]
+            var oldestReadyAt: Int64?
+            var oldestReadyWaitSeconds: Double?
+
+            enum CodingKeys: String, CodingKey {
+                case name, paused, counts
+                case pausedAt = "paused_at", oldestReadyAt = "oldest_ready_at", oldestReadyWaitSeconds = "oldest_ready_wait_seconds"
+            }
+        }
+
+        func run() throws {
+            let jobs = try store.open()
+            defer { jobs.close() }
+            let queues = try jobs.queues()
+            let now = Timestamp.now
+            func wait(_ queue: QueueSummary) -> Double? {
+                queue.oldestReadyAt.map { Double(now.microseconds - $0.microseconds) / 1e6 }
+            }
+            if store.json {
+                try printJSON(queues.map {
+                    Output(
+                        name: $0.name, paused: $0.pausedAt != nil, pausedAt: $0.pausedAt?.microseconds,
+                        counts: Dictionary(uniqueKeysWithValues: $0.counts.map { ($0.key.description, $0.value) }),
+                        oldestReadyAt: $0.oldestReadyAt?.microseconds, oldestReadyWaitSeconds: wait($0))
+                })
+                return
+            }
+            var table = Table(["queue", "paused"] + JobState.allCases.map(\.description) + ["longest wait"])
+            for queue in queues {
+                table.add([queue.name, queue.pausedAt.map { "since \($0)" } ?? "-"]
+                    + JobState.allCases.map { (queue.counts[$0] ?? 0).grouped }
+                    + [wait(queue).map { String(format: "%.1f s", $0) } ?? "-"])
+            }
+            print(table.render())
+            print("(\(queues.count) queue\(queues.count == 1 ? "" : "s"))")
+        }
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pause a queue: no scheduler on the store claims its jobs until it is resumed; running jobs finish.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The queue.")
+        var queue: String
+
+        func run() throws {
+            let jobs = try store.open(writable: true)
+            defer { jobs.close() }
+            try jobs.pause(queue: queue)
+            print(store.json ? try jsonLine(["queue": queue, "paused": "true"]) : "queue \(queue) paused")
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume a paused queue; schedulers see the commit and claim its jobs.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The queue.")
+        var queue: String
+
+        func run() throws {
+            let jobs = try store.open(writable: true)
+            defer { jobs.close() }
+            try jobs.resume(queue: queue)
+            print(store.json ? try jsonLine(["queue": queue, "paused": "false"]) : "queue \(queue) resumed")
+        }
+    }
+}
