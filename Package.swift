@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "LMDBTestHelper", "TestSupport"]),
         .executableTarget(
             name: "JobStoreTestHelper",
-            dependencies: ["JobStore"],
+            dependencies: ["JobStore", "JobScheduler"],
             path: "Tests/JobStoreTestHelper"
         ),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "JobStoreTestHelper", "TestSupport"], resources: [.copy("Fixtures")]),

@@ -57,6 +57,14 @@ extension JobRepository: SchedulerBackend {
 
     public func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await insert(jobs) }
 
+    public func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
+        try await write { try $0.register(schedule) }
+    }
+
+    public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
+        try await write { try $0.enqueue(tick: tick, of: name, next: next, job: job) }
+    }
+
     public func queueDepths() async throws -> [String: [JobState: Int]] { try queueCounts() }
 
     public func workSignals() -> AsyncStream<WorkSignal> {

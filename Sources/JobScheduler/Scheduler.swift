@@ -33,6 +33,7 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
     public let logger: Logger
     private var queueHandlers: [String: JobHandler] = [:]
     private var jobHandlers: [String: [String: JobHandler]] = [:]
+    private var periodic: [PeriodicJob] = []
 
     /// A scheduler of `backend`'s jobs; register handlers, then ``run()``.
     public init(backend: Backend, options: SchedulerOptions = SchedulerOptions(), logger: Logger? = nil) {
@@ -51,6 +52,14 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
         jobHandlers[queue, default: [:]][name] = handler
     }
 
+    /// Registers a periodic job (see ``schedule(_:cron:timeZone:missedTicks:job:)``).
+    mutating func add(_ job: PeriodicJob) throws {
+        guard !periodic.contains(where: { $0.name == job.name }) else {
+            throw SchedulerError("schedule '\(job.name)' is registered twice")
+        }
+        periodic.append(job)
+    }
+
     /// Runs until the task is cancelled or a graceful shutdown is triggered: then it stops
     /// claiming, lets running handlers finish for up to ``SchedulerOptions/shutdownTimeout``,
     /// cancels the rest and gives their jobs back (pending at once, the attempt not counted).
@@ -60,12 +69,12 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
     public func run() async throws {
         try options.validate()
         let queues = Set(queueHandlers.keys).union(jobHandlers.keys).sorted()
-        guard !queues.isEmpty else {
-            throw SchedulerError("no handler is registered: call handle(queue:_:) or handle(job:queue:_:) before run()")
+        guard !queues.isEmpty || !periodic.isEmpty else {
+            throw SchedulerError("no handler or schedule is registered: call handle(queue:_:), handle(job:queue:_:) or schedule(…) before run()")
         }
         let (queueHandlers, jobHandlers) = (self.queueHandlers, self.jobHandlers)
         let engine = SchedulerEngine(
-            backend: backend, options: options, logger: logger, queues: queues,
+            backend: backend, options: options, logger: logger, queues: queues, periodic: periodic,
             handler: { job in jobHandlers[job.queue]?[job.name] ?? queueHandlers[job.queue] })
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
@@ -131,6 +140,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     let options: SchedulerOptions
     let logger: Logger
     let queues: [String]
+    let periodic: [PeriodicJob]
     let handler: @Sendable (Job) -> JobHandler?
     let metrics = SchedulerMetrics()
     private let inbox = Mutex<[Event]>([])
@@ -138,11 +148,15 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     /// The leases of the running jobs, for the lease-extending task.
     private let held = Mutex<[JobID: OwnerToken]>([:])
 
-    init(backend: Backend, options: SchedulerOptions, logger: Logger, queues: [String], handler: @escaping @Sendable (Job) -> JobHandler?) {
+    init(
+        backend: Backend, options: SchedulerOptions, logger: Logger, queues: [String], periodic: [PeriodicJob],
+        handler: @escaping @Sendable (Job) -> JobHandler?
+    ) {
         self.backend = backend
         self.options = options
         self.logger = logger
         self.queues = queues
+        self.periodic = periodic
         self.handler = handler
     }
 
@@ -169,6 +183,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             },
             Task { [self] in await extendLeases() },
             Task { [self] in await rescuePeriodically() },
+            Task { [self] in await enqueuePeriodicJobs() },
         ]
         defer { for helper in helpers { helper.cancel() } }
 
@@ -211,7 +226,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
         /// Starts buffered jobs while handlers are free, overall and per queue.
         func startBuffered() {
-            guard bufferedCount > 0 else { return }
+            guard bufferedCount > 0, !queues.isEmpty else { return }
             for offset in queues.indices {
                 let queue = queues[(rotation + offset) % queues.count]  // rotated, as claims are
                 while running.count < options.maxConcurrency, perQueue[queue, default: 0] < limit(queue),
@@ -421,7 +436,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             limit(queue) + options.prefetch - perQueue[queue, default: 0] - (buffered[queue]?.count ?? 0)
         }
         var free = options.maxConcurrency + options.prefetch - running - buffered.values.reduce(0) { $0 + $1.count }
-        guard free > 0, !candidates.isEmpty else { return [] }
+        guard free > 0, !candidates.isEmpty, !queues.isEmpty else { return [] }
         let order = queues.indices.map { queues[(rotation + $0) % queues.count] }.filter { candidates.contains($0) && room($0) > 0 }
         rotation &+= 1
         var requests: [ClaimRequest] = []
@@ -497,6 +512,50 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 logger.error("rescuing expired leases failed", metadata: ["error": "\(error)"])
             }
             guard (try? await Task.sleep(for: options.rescueInterval)) != nil else { return }
+        }
+    }
+}
+
+extension SchedulerEngine {
+    /// Registers the periodic jobs in the store (running a missed tick once where asked), then
+    /// sleeps until the earliest next tick and enqueues it — exactly once per tick across
+    /// processes, since the store checks the schedule's last tick in the enqueuing transaction.
+    func enqueuePeriodicJobs() async {
+        guard !periodic.isEmpty else { return }
+        var next: [String: Timestamp] = [:]
+        for job in periodic {
+            let now = Timestamp.now
+            do {
+                let stored = try await backend.register(ScheduleRecord(
+                    name: job.name, timing: job.timingText, timeZone: job.timeZoneText, queue: job.job.queue, jobName: job.job.name,
+                    missedTicks: job.missedTicks, nextTick: job.next(after: now)))
+                if job.missedTicks == .runOnce, let last = stored.lastTick, let missed = job.latestTick(after: last, notAfter: now),
+                    try await backend.enqueue(tick: missed, of: job.name, next: job.next(after: now), job: job.job(for: missed)) != nil
+                {
+                    logger.notice("ran a missed tick once", metadata: ["schedule": "\(job.name)", "tick": "\(missed)"])
+                }
+                next[job.name] = job.next(after: now)
+            } catch {
+                logger.error("registering a periodic job failed", metadata: ["schedule": "\(job.name)", "error": "\(error)"])
+            }
+        }
+        while !Task.isCancelled, let earliest = next.values.min() {
+            let delay = Duration.microseconds(max(0, earliest.microseconds - Timestamp.now.microseconds))
+            guard (try? await Task.sleep(for: delay)) != nil else { return }
+            let now = Timestamp.now
+            for job in periodic {
+                guard let tick = next[job.name], tick <= now else { continue }
+                let following = job.next(after: max(tick, now))
+                do {
+                    if try await backend.enqueue(tick: tick, of: job.name, next: following, job: job.job(for: tick)) != nil {
+                        logger.debug("enqueued a periodic job", metadata: ["schedule": "\(job.name)", "tick": "\(tick)"])
+                    }
+                    next[job.name] = following
+                } catch {
+                    logger.error("enqueuing a periodic job failed; retrying at the next pass", metadata: ["schedule": "\(job.name)", "error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
         }
     }
 }

@@ -19,6 +19,13 @@ public protocol SchedulerBackend: Sendable {
     /// in that state that did (with their steps' jobs), in bounded transactions; returns how
     /// many of each.
     func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int)
+    /// Registers (or updates) a periodic job, keeping the last tick already recorded; returns the
+    /// stored registration.
+    func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord
+    /// In one transaction: enqueues `job` for `tick` of schedule `name` unless a job was already
+    /// enqueued for this tick or a later one (by any process), and records the tick and `next`.
+    /// Returns the job, or `nil` when the tick was taken.
+    func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job?
     /// Inserts jobs.
     func enqueue(_ jobs: [NewJob]) async throws -> [Job]
     /// Cancels a waiting, pending or running job.

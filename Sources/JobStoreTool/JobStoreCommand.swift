@@ -17,7 +17,7 @@ struct JobStoreCommand: AsyncParsableCommand {
             Exit codes: 0 success; 1 a failure was found or a runtime error occurred; 2 usage error.
             """,
         subcommands: [
-            Stats.self, Jobs.self, Pipelines.self, Queues.self, VerifyCommand.self, Backup.self, Export.self, Import.self, Prune.self,
+            Stats.self, Jobs.self, Pipelines.self, Queues.self, Schedules.self, VerifyCommand.self, Backup.self, Export.self, Import.self, Prune.self,
             Requeue.self, Cancel.self, Retry.self, Readers.self, Top.self, Demo.self, Bench.self,
         ]
     )

@@ -1,5 +1,6 @@
 // A child process for the JobStore tests: inserts batches while the test kills it, or changes
 // a job of a store the test has open (to prove the cache notices another process's writes).
+import JobScheduler
 import JobStore
 
 #if canImport(Glibc)
@@ -81,6 +82,29 @@ do {
         let job = try store.insert(NewJob(name: arguments[3], queue: arguments[4]))
         store.close()
         say(job.id.description)
+    case "schedule":
+        // schedule PATH NAME INTERVAL_MS COUNT: runs a scheduler whose only work is a periodic job
+        // every INTERVAL_MS, until the schedule's last tick is COUNT ticks past the first one
+        // this process saw; prints "done".
+        guard arguments.count == 6, let interval = Int64(arguments[4]), let count = Int64(arguments[5]) else {
+            fail("schedule needs NAME, INTERVAL_MS and COUNT")
+        }
+        var scheduler = Scheduler(backend: store)
+        try scheduler.schedule(arguments[3], every: .milliseconds(interval), job: NewJob(name: "tick", queue: "ticks"))
+        let service = Task { try await scheduler.run() }
+        let start = Timestamp.now.microseconds
+        while true {
+            try await Task.sleep(for: .milliseconds(interval))
+            if let last = try store.schedules().first(where: { $0.name == arguments[3] })?.lastTick?.microseconds,
+                last - start >= count * interval * 1000
+            {
+                break
+            }
+        }
+        service.cancel()
+        try await service.value
+        store.close()
+        say("done")
     case "pause", "resume":
         // pause|resume PATH QUEUE, from another process.
         guard arguments.count == 4 else { fail("\(arguments[1]) needs QUEUE") }

@@ -312,6 +312,25 @@ struct AdminToolTests {
         #expect(try jobstore("verify", path).status == 0)
     }
 
+    @Test("schedules: the periodic jobs registered in the store, table and JSON")
+    func schedules() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        do {
+            let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
+            defer { store.close() }
+            try store.write { txn in
+                try txn.register(ScheduleRecord(
+                    name: "nightly-report", timing: "0 3 * * *", timeZone: "Europe/Paris", queue: "reports", jobName: "report",
+                    missedTicks: .runOnce, nextTick: Timestamp(microseconds: 1_800_000_000_000_000)))
+            }
+        }
+        let table = try jobstore("schedules", path)
+        #expect(table.status == 0 && table.out.contains("nightly-report") && table.out.contains("0 3 * * *") && table.out.contains("run-once"))
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(jobstore("schedules", path, "--json").out.utf8)) as? [[String: Any]])
+        #expect(listed.first?["time_zone"] as? String == "Europe/Paris" && listed.first?["next_tick"] as? Int64 == 1_800_000_000_000_000)
+    }
+
     @Test("readers and top run on a store; top's JSON lines carry the counts")
     func readersAndTop() throws {
         let directory = TemporaryDirectory()

@@ -69,6 +69,10 @@ enum MetaKey {
     static func pausedQueue(_ queue: String) -> String { pausedQueuePrefix + queue }
     /// Prefix of every paused-queue key.
     static let pausedQueuePrefix = "queue/paused/"
+    /// A periodic job's registration (``ScheduleFormat``). `schedule/<name>`.
+    static func schedule(_ name: String) -> String { schedulePrefix + name }
+    /// Prefix of every schedule key.
+    static let schedulePrefix = "schedule/"
 
     /// The queue named by a queue-counter key of `state` (the key starts with ``queueCounterPrefix(_:)``).
     static func queue(fromCounterKey key: UnsafeRawBufferPointer, state: JobState) -> String {

@@ -101,6 +101,7 @@ enum RecordSubject: CustomStringConvertible {
     case job(JobID)
     case pipeline(PipelineID)
     case step(PipelineID, Int)
+    case schedule(String)
 
     var jobID: JobID? {
         if case .job(let id) = self { return id }
@@ -112,6 +113,7 @@ enum RecordSubject: CustomStringConvertible {
         case .job(let id): "job \(id)"
         case .pipeline(let id): "pipeline \(id)"
         case .step(let id, let index): "step \(index) of pipeline \(id)"
+        case .schedule(let name): "schedule '\(name)'"
         }
     }
 }

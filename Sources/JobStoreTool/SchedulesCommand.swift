@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import JobStore
+
+/// `jobstore schedules PATH`: the periodic jobs registered in the store.
+struct Schedules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the periodic jobs schedulers registered in the store, with their last and next run.")
+
+    @OptionGroup var store: StoreOptions
+
+    struct Output: Encodable {
+        var name, timing, timeZone, queue, job, missedTicks: String
+        var lastTick, nextTick: Int64?
+        var updatedAt: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case name, timing, queue, job
+            case timeZone = "time_zone", missedTicks = "missed_ticks", lastTick = "last_tick", nextTick = "next_tick", updatedAt = "updated_at"
+        }
+    }
+
+    func run() throws {
+        let jobs = try store.open()
+        defer { jobs.close() }
+        let schedules = try jobs.schedules()
+        if store.json {
+            try printJSON(schedules.map {
+                Output(
+                    name: $0.name, timing: $0.timing, timeZone: $0.timeZone, queue: $0.queue, job: $0.jobName,
+                    missedTicks: $0.missedTicks.description, lastTick: $0.lastTick?.microseconds, nextTick: $0.nextTick?.microseconds,
+                    updatedAt: $0.updatedAt.microseconds)
+            })
+            return
+        }
+        var table = Table("schedule", "timing", "time zone", "queue", "job", "missed ticks", "last run", "next run")
+        for schedule in schedules {
+            table.add([
+                schedule.name, schedule.timing, schedule.timeZone, schedule.queue, schedule.jobName, schedule.missedTicks.description,
+                schedule.lastTick?.description ?? "-", schedule.nextTick?.description ?? "-",
+            ])
+        }
+        print(table.render())
+        print("(\(schedules.count) schedule\(schedules.count == 1 ? "" : "s"))")
+    }
+}
