@@ -8,6 +8,7 @@ import json, shlex, shutil, subprocess
 J = '.build/debug/jobstore'
 S = '/tmp/admin-demo'
 P = '/tmp/admin-pipelines'
+SCHEDULED = P  # the demo registers two schedules
 for path in [S, P, '/tmp/admin-backup', '/tmp/admin-import', '/tmp/admin-import-pipelines']:
     shutil.rmtree(path, ignore_errors=True)
 subprocess.run([J, 'bench', '--jobs', '1000', '--durability', 'relaxed', '--dir', S, '--phases', 'insert-single,claim'],
@@ -57,6 +58,8 @@ add("pipelines show", "One pipeline: its record, the step table (each step's job
     run(['jobs', 'show', P, step_job], maxlines=20))
 add("queues", "Every queue that has jobs or is paused: its jobs per state (the counters), whether it is paused, and how long its longest-waiting ready job has waited. `queues pause PATH QUEUE` stops every scheduler on the store from claiming the queue's jobs (running ones finish; jobs can still be enqueued) until `queues resume`; the schedulers see the commit at once.",
     run(['queues', P]), run(['queues', 'pause', P, 'mail']), run(['queues', P, '--json'], maxlines=30), run(['queues', 'resume', P, 'mail']))
+add("schedules", "The periodic jobs schedulers registered in the store: timing, time zone, the job they enqueue, the missed-tick policy, the last tick any process enqueued and the next one. The demo's scheduler registered these two with `schedule(\"nightly-import\", cron: \"0 3 * * *\", timeZone: \"Europe/Paris\", missedTicks: .runOnce, …)` and `schedule(\"weekly-report\", cron: \"@weekly\", …)`.",
+    run(['schedules', SCHEDULED]), run(['schedules', SCHEDULED, '--json'], maxlines=30))
 add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount; every pipeline agrees with its steps' jobs (counts, state, remaining dependencies, each step's job pointing back). Exit 0 when clean, 1 with every problem listed (with the job ids). It reads one consistent snapshot.",
     run(['verify', S]), run(['verify', S, '--json']))
 add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty directory, safe while other processes write; `--compact` leaves out free pages.",

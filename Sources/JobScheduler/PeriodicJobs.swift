@@ -75,8 +75,9 @@ public struct PeriodicJob: Sendable {
     }
 
     var timeZoneText: String {
-        if case .cron(_, let timeZone) = timing { return timeZone.identifier }
-        return "UTC"
+        guard case .cron(_, let timeZone) = timing else { return "UTC" }
+        // Foundation on Linux names UTC "GMT"; keep the name people write.
+        return timeZone.identifier == "GMT" ? "UTC" : timeZone.identifier
     }
 }
 

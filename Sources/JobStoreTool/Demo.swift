@@ -88,6 +88,11 @@ struct Demo: AsyncParsableCommand {
                 throw DemoFailure("flaky integration test")
             }
         }
+        // Periodic jobs: registered in the store (see `jobstore schedules`); none is due during the demo.
+        try scheduler.schedule(
+            "nightly-import", cron: "0 3 * * *", timeZone: "Europe/Paris", missedTicks: .runOnce,
+            job: NewJob(name: "fetch", queue: "ci"))
+        try scheduler.schedule("weekly-report", cron: "@weekly", job: NewJob(name: "reports-job", queue: "reports"))
         let service = Task { try await scheduler.run() }
         let started = ContinuousClock.now
         try await showProgress(store, started: started)
@@ -115,6 +120,8 @@ struct Demo: AsyncParsableCommand {
               jobstore jobs list \(path) --state failed      the job that failed for good, and why: jobs show ID
               jobstore pipelines show \(path) \(nightly.id) --dot | dot -Tsvg > nightly.svg
               jobstore retry \(path) \(nightly.id)           re-run the failed step and what it cancelled
+              jobstore schedules \(path)                     the periodic jobs the scheduler registered
+              jobstore queues \(path)                        each queue's jobs per state; pause and resume
             """)
     }
 

@@ -78,6 +78,11 @@ enum DocumentSamples {
             if context.attempt > 3 { context.discard(reason: "gave up after three tries"); return }
             context.snooze(for: .seconds(30))  // run again later; this attempt does not count
         }
+        // Periodic jobs: exactly one job per tick, however many processes run this scheduler.
+        try scheduler.schedule("nightly-report", cron: "0 3 * * *", timeZone: "Europe/Paris", missedTicks: .runOnce,
+                               job: NewJob(name: "report", queue: "mail"))
+        try scheduler.schedule("heartbeat", every: .seconds(60), job: NewJob(name: "ping", queue: "mail"))
+        try await store.pause(queue: "media")  // no process claims its jobs until resume(queue:)
         // A swift-service-lifecycle Service: SIGTERM stops claiming, lets running handlers finish
         // (SchedulerOptions.shutdownTimeout), then gives the rest back to the store at once.
         let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))
@@ -179,6 +184,11 @@ scheduler.handle(job: "resize", queue: "media") { context in
     if context.attempt > 3 { context.discard(reason: "gave up after three tries"); return }
     context.snooze(for: .seconds(30))  // run again later; this attempt does not count
 }
+// Periodic jobs: exactly one job per tick, however many processes run this scheduler.
+try scheduler.schedule("nightly-report", cron: "0 3 * * *", timeZone: "Europe/Paris", missedTicks: .runOnce,
+                       job: NewJob(name: "report", queue: "mail"))
+try scheduler.schedule("heartbeat", every: .seconds(60), job: NewJob(name: "ping", queue: "mail"))
+try await store.pause(queue: "media")  // no process claims its jobs until resume(queue:)
 // A swift-service-lifecycle Service: SIGTERM stops claiming, lets running handlers finish
 // (SchedulerOptions.shutdownTimeout), then gives the rest back to the store at once.
 let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))
