@@ -6,7 +6,7 @@ import JobStore
 struct Queues: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List queues (jobs per state, paused or not, the longest wait of a ready job); pause and resume them.",
-        subcommands: [List.self, Pause.self, Resume.self], defaultSubcommand: List.self)
+        subcommands: [List.self, Pause.self, Resume.self, Limit.self, Unlimit.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List every queue that has jobs or is paused.")
@@ -19,10 +19,23 @@ struct Queues: ParsableCommand {
             var counts: [String: Int]
             var oldestReadyAt: Int64?
             var oldestReadyWaitSeconds: Double?
+            var rateLimit: RateLimitJSON?
+
+            struct RateLimitJSON: Encodable {
+                var starts: Int
+                var periodSeconds: Double
+                var tokens: Double
+
+                enum CodingKeys: String, CodingKey {
+                    case starts, tokens
+                    case periodSeconds = "period_seconds"
+                }
+            }
 
             enum CodingKeys: String, CodingKey {
                 case name, paused, counts
                 case pausedAt = "paused_at", oldestReadyAt = "oldest_ready_at", oldestReadyWaitSeconds = "oldest_ready_wait_seconds"
+                case rateLimit = "rate_limit"
             }
         }
 
@@ -39,15 +52,17 @@ struct Queues: ParsableCommand {
                     Output(
                         name: $0.name, paused: $0.pausedAt != nil, pausedAt: $0.pausedAt?.microseconds,
                         counts: Dictionary(uniqueKeysWithValues: $0.counts.map { ($0.key.description, $0.value) }),
-                        oldestReadyAt: $0.oldestReadyAt?.microseconds, oldestReadyWaitSeconds: wait($0))
+                        oldestReadyAt: $0.oldestReadyAt?.microseconds, oldestReadyWaitSeconds: wait($0),
+                        rateLimit: $0.rateLimit.map { .init(starts: $0.starts, periodSeconds: $0.period.seconds, tokens: $0.tokens) })
                 })
                 return
             }
-            var table = Table(["queue", "paused"] + JobState.allCases.map(\.description) + ["longest wait"])
+            var table = Table(["queue", "paused"] + JobState.allCases.map(\.description) + ["longest wait", "rate limit"])
             for queue in queues {
                 table.add([queue.name, queue.pausedAt.map { "since \($0)" } ?? "-"]
                     + JobState.allCases.map { (queue.counts[$0] ?? 0).grouped }
-                    + [wait(queue).map { String(format: "%.1f s", $0) } ?? "-"])
+                    + [wait(queue).map { String(format: "%.1f s", $0) } ?? "-",
+                       queue.rateLimit.map { "\($0.starts) per \($0.period) (\(Int($0.tokens)) left)" } ?? "-"])
             }
             print(table.render())
             print("(\(queues.count) queue\(queues.count == 1 ? "" : "s"))")
@@ -80,6 +95,45 @@ struct Queues: ParsableCommand {
             defer { jobs.close() }
             try jobs.resume(queue: queue)
             print(store.json ? try jsonLine(["queue": queue, "paused": "false"]) : "queue \(queue) resumed")
+        }
+    }
+
+    struct Limit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Limit a queue to N job starts per period, across every process on the store (a token bucket kept in the store).")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The queue.")
+        var queue: String
+        @Option(help: "Job starts allowed per period (also the largest burst).")
+        var starts: Int
+        @Option(help: "The period, e.g. 1s, 1m, 1h.")
+        var per: String
+
+        func validate() throws {
+            if starts < 1 { throw ValidationError("--starts must be at least 1") }
+            _ = try parseDuration(per)
+        }
+
+        func run() throws {
+            let jobs = try store.open(writable: true)
+            defer { jobs.close() }
+            let period = try parseDuration(per)
+            try jobs.setRateLimit(queue: queue, starts: starts, per: period)
+            print(store.json ? try jsonLine(["queue": queue, "starts": "\(starts)", "period_seconds": "\(period.seconds)"]) : "queue \(queue): at most \(starts) starts per \(per)")
+        }
+    }
+
+    struct Unlimit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a queue's rate limit.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The queue.")
+        var queue: String
+
+        func run() throws {
+            let jobs = try store.open(writable: true)
+            defer { jobs.close() }
+            try jobs.removeRateLimit(queue: queue)
+            print(store.json ? try jsonLine(["queue": queue, "rate_limit": "none"]) : "queue \(queue): no rate limit")
         }
     }
 }

@@ -83,6 +83,7 @@ enum DocumentSamples {
                                job: NewJob(name: "report", queue: "mail"))
         try scheduler.schedule("heartbeat", every: .seconds(60), job: NewJob(name: "ping", queue: "mail"))
         try await store.pause(queue: "media")  // no process claims its jobs until resume(queue:)
+        try store.setRateLimit(queue: "mail", starts: 100, per: .seconds(60))  // across every process
         // A swift-service-lifecycle Service: SIGTERM stops claiming, lets running handlers finish
         // (SchedulerOptions.shutdownTimeout), then gives the rest back to the store at once.
         let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))
@@ -189,6 +190,7 @@ try scheduler.schedule("nightly-report", cron: "0 3 * * *", timeZone: "Europe/Pa
                        job: NewJob(name: "report", queue: "mail"))
 try scheduler.schedule("heartbeat", every: .seconds(60), job: NewJob(name: "ping", queue: "mail"))
 try await store.pause(queue: "media")  // no process claims its jobs until resume(queue:)
+try store.setRateLimit(queue: "mail", starts: 100, per: .seconds(60))  // across every process
 // A swift-service-lifecycle Service: SIGTERM stops claiming, lets running handlers finish
 // (SchedulerOptions.shutdownTimeout), then gives the rest back to the store at once.
 let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))

@@ -105,6 +105,20 @@ do {
         try await service.value
         store.close()
         say("done")
+    case "claim-loop":
+        // claim-loop PATH QUEUE MILLISECONDS: claims (and completes) jobs of QUEUE one at a time
+        // as fast as it can for MILLISECONDS, printing each claim's time (µs); then "done".
+        guard arguments.count == 5, let milliseconds = Int64(arguments[4]) else { fail("claim-loop needs QUEUE and MILLISECONDS") }
+        let end = Timestamp.now.adding(.milliseconds(milliseconds))
+        let owner = OwnerToken.random()
+        while Timestamp.now < end {
+            for job in try store.claim(queue: arguments[3], lease: .seconds(60), owner: owner) {
+                say("\(job.updatedAt.microseconds)")
+                try store.complete(job.id, owner: owner)
+            }
+        }
+        store.close()
+        say("done")
     case "pause", "resume":
         // pause|resume PATH QUEUE, from another process.
         guard arguments.count == 4 else { fail("\(arguments[1]) needs QUEUE") }

@@ -168,4 +168,67 @@ struct ClaimTests {
             try expectConsistent(store)
         }
     }
+
+    @Test("a rate limit lets through its bucket, then tells when the next token comes; claims from any queue obey it too")
+    func rateLimit() throws {
+        try withStore { store in
+            let jobs = try store.insert((0..<10).map { _ in NewJob(name: "call-api", queue: "api") })
+            let free = try store.insert(NewJob(name: "free", queue: "free"))
+            try store.setRateLimit(queue: "api", starts: 4, per: .seconds(3600))
+            let owner = OwnerToken.random()
+            let first = try store.write { try $0.claimBatch(queue: "api", limit: 10, lease: .seconds(60), owner: owner) }
+            #expect(first.jobs.map(\.id) == Array(jobs.prefix(4)).map(\.id))
+            let next = try #require(first.nextRunAt)  // the next token: in a quarter of the period
+            #expect(next.microseconds - Timestamp.now.microseconds > 800_000_000 && next.microseconds - Timestamp.now.microseconds <= 900_000_000)
+            #expect(try store.claim(queue: "api", limit: 10, lease: .seconds(60), owner: owner).isEmpty)
+            #expect(try store.claim(limit: 10, lease: .seconds(60), owner: owner).map(\.id) == [free.id])  // any queue: api held back
+            let limit = try #require(try store.queues().first { $0.name == "api" }?.rateLimit)
+            #expect(limit.starts == 4 && limit.tokens < 0.01)
+            try store.removeRateLimit(queue: "api")
+            #expect(try store.claim(queue: "api", limit: 10, lease: .seconds(60), owner: owner).count == 6)
+            expectCode(.invalidArgument) { try store.setRateLimit(queue: "api", starts: 0, per: .seconds(1)) }
+            expectCode(.invalidArgument) { try store.setRateLimit(queue: "api", starts: 1, per: .zero) }
+            try expectConsistent(store)
+        }
+    }
+
+    @Test("a rate limit is never exceeded by two processes claiming as fast as they can")
+    func rateLimitAcrossProcesses() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        let (starts, periodMs) = (20, 200)
+        do {
+            let store = try JobRepository(path: path, options: testOptions)
+            defer { store.close() }
+            try store.insert((0..<2000).map { _ in NewJob(name: "call", queue: "api") })
+            try store.setRateLimit(queue: "api", starts: starts, per: .milliseconds(Int64(periodMs)))
+        }
+        @Sendable func claimLoop() throws -> [Int64] {
+            let child = Process()
+            child.executableURL = try helperExecutable("JobStoreTestHelper")
+            child.arguments = ["claim-loop", path, "api", "1000"]
+            let output = Pipe()
+            child.standardOutput = output
+            try child.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            child.waitUntilExit()
+            guard text.hasSuffix("done\n") else { throw TestFailure("claim-loop did not finish: \(text.suffix(200))") }
+            return text.split(separator: "\n").dropLast().compactMap { Int64($0) }
+        }
+        let other = Thread.detachedResult { try claimLoop() }
+        let mine = try claimLoop()
+        let times = (mine + (try other.value())).sorted()
+        let period = Int64(periodMs) * 1000
+        #expect(mine.count > 0 && times.count > mine.count, "both processes claimed")
+        // A token bucket of `starts`: in any window of one period, at most 2 · starts (a full burst, then the refill).
+        var start = 0
+        var worst = 0
+        for end in times.indices {
+            while times[end] - times[start] >= period { start += 1 }
+            worst = max(worst, end - start + 1)
+        }
+        #expect(worst <= 2 * starts, "\(worst) starts within one period")
+        let span = Double((times.last ?? 0) - (times.first ?? 0))
+        #expect(Double(times.count) <= Double(starts) * (1 + span / Double(period)) + 1)
+    }
 }

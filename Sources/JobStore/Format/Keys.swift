@@ -69,6 +69,10 @@ enum MetaKey {
     static func pausedQueue(_ queue: String) -> String { pausedQueuePrefix + queue }
     /// Prefix of every paused-queue key.
     static let pausedQueuePrefix = "queue/paused/"
+    /// A queue's rate limit and token bucket (``RateLimit``). `queue/rate/<queue>`.
+    static func rateLimit(_ queue: String) -> String { rateLimitPrefix + queue }
+    /// Prefix of every rate-limit key.
+    static let rateLimitPrefix = "queue/rate/"
     /// A periodic job's registration (``ScheduleFormat``). `schedule/<name>`.
     static func schedule(_ name: String) -> String { schedulePrefix + name }
     /// Prefix of every schedule key.

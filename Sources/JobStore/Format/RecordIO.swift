@@ -102,6 +102,7 @@ enum RecordSubject: CustomStringConvertible {
     case pipeline(PipelineID)
     case step(PipelineID, Int)
     case schedule(String)
+    case rateLimit(String)
 
     var jobID: JobID? {
         if case .job(let id) = self { return id }
@@ -114,6 +115,7 @@ enum RecordSubject: CustomStringConvertible {
         case .pipeline(let id): "pipeline \(id)"
         case .step(let id, let index): "step \(index) of pipeline \(id)"
         case .schedule(let name): "schedule '\(name)'"
+        case .rateLimit(let queue): "the rate limit of queue '\(queue)'"
         }
     }
 }

@@ -326,13 +326,15 @@ public final class JobTransaction {
 
     /// ``claim(queue:limit:lease:owner:)``, also telling when to look again: when fewer than
     /// `limit` jobs were ready, the earliest `runAt` among the queue's pending jobs whose time
-    /// has not come (found on the way: the first future entry of each priority level).
+    /// has not come (found on the way: the first future entry of each priority level); when a
+    /// rate limit held jobs back, the time of its next token, if earlier.
     public func claimBatch(queue: String? = nil, limit: Int, lease: Duration, owner: OwnerToken) throws -> ClaimBatch {
         guard limit > 0 else { return ClaimBatch(jobs: [], nextRunAt: nil) }
-        if let queue, try isPaused(queue) { return ClaimBatch(jobs: [], nextRunAt: nil) }
-        // From every queue: skip the jobs of paused ones (reading each candidate's queue only
-        // while some queue is paused).
-        let paused = queue == nil ? try pausedQueues() : []
+        // Paused queues give nothing; rate-limited ones no more than their tokens. From every
+        // queue, each candidate's queue is read only while some queue is paused or limited.
+        var gate = try claimGate(queue)
+        if let queue, gate.paused.contains(queue) { return ClaimBatch(jobs: [], nextRunAt: nil) }
+        var throttled: Timestamp?  // when a rate-limited queue gets its next token
         let prefix = queue.map(Keys.readyQueuePrefix) ?? []
         let index = queue == nil ? db.readyAny : db.ready
         var chosen: [JobID] = []
@@ -346,7 +348,13 @@ public final class JobTransaction {
                     return (level, runAt, try Keys.trailingID(key, index: index.name))
                 }
                 if runAt <= now {
-                    if try paused.isEmpty || !paused.contains(existing(id).queue) { chosen.append(id) }
+                    let jobQueue = try queue ?? (gate.checksQueues ? existing(id).queue : "")
+                    if !gate.checksQueues || gate.admit(jobQueue) {
+                        chosen.append(id)
+                    } else if let bucket = gate.buckets[jobQueue], !gate.paused.contains(jobQueue) {
+                        throttled = min(throttled ?? bucket.nextTokenAt, bucket.nextTokenAt)
+                        if queue != nil { break }  // this queue's tokens are spent
+                    }
                     found = try cursor.next()
                 } else {
                     nextRunAt = min(nextRunAt ?? runAt, runAt)
@@ -372,7 +380,9 @@ public final class JobTransaction {
                 job.lease = Lease(expiresAt: expiry, owner: owner)
             }
         }
-        return ClaimBatch(jobs: jobs, nextRunAt: jobs.count < limit ? nextRunAt : nil)
+        try save(gate)
+        let next = [jobs.count < limit ? nextRunAt : nil, throttled].compactMap { $0 }.min()
+        return ClaimBatch(jobs: jobs, nextRunAt: next)
     }
 
     /// Checks that `owner` still holds the running job's lease.

@@ -12,6 +12,92 @@ public struct QueueSummary: Sendable, Hashable {
     /// The earliest runAt among its pending jobs whose time has come: the job that has waited
     /// longest to start. `nil` when none is ready.
     public var oldestReadyAt: Timestamp?
+    /// Its rate limit, if it has one.
+    public var rateLimit: RateLimit?
+}
+
+/// At most `starts` job starts (claims) of a queue per `period`, across every process on the
+/// store: a token bucket of `starts` tokens, refilled continuously at `starts` per `period`, kept
+/// in the store and updated in each claim's transaction. A full bucket allows a burst of
+/// `starts`; over any stretch of time T, at most `starts · (1 + T / period)` jobs start.
+///
+/// Stored in `meta` under `queue/rate/<queue>` (32 bytes): version (1), reserved (3 bytes),
+/// starts (UInt32 LE), period (Int64 LE, µs), tokens (Float64 LE), refilled at (Int64 LE, µs).
+public struct RateLimit: Sendable, Hashable {
+    /// Job starts allowed per period (the bucket's size).
+    public var starts: Int
+    /// The period.
+    public var period: Duration
+    /// Tokens left at `refilledAt`.
+    public var tokens: Double
+    /// When the tokens were last counted.
+    public var refilledAt: Timestamp
+
+    var periodMicroseconds: Int64 { period.components.seconds * 1_000_000 + period.components.attoseconds / 1_000_000_000_000 }
+
+    /// The bucket at `now`: refilled for the time since `refilledAt`, never above `starts`.
+    func refilled(at now: Timestamp) -> RateLimit {
+        var bucket = self
+        let elapsed = Double(max(0, now.microseconds - refilledAt.microseconds))
+        bucket.tokens = min(Double(starts), tokens + elapsed * Double(starts) / Double(max(1, periodMicroseconds)))
+        bucket.refilledAt = now
+        return bucket
+    }
+
+    /// When the bucket holds a whole token again.
+    var nextTokenAt: Timestamp {
+        let missing = max(0, 1 - tokens)
+        return Timestamp(microseconds: refilledAt.microseconds + Int64((missing * Double(periodMicroseconds) / Double(max(1, starts))).rounded(.up)))
+    }
+
+    func encode() -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 32) { buffer, initialized in
+            var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
+            writer.put(UInt8(1))
+            writer.put(UInt8(0))
+            writer.put(UInt16(0))
+            writer.put(UInt32(starts))
+            writer.put(periodMicroseconds)
+            writer.put(tokens.bitPattern)
+            writer.put(refilledAt.microseconds)
+            initialized = writer.offset
+        }
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer, queue: String) throws -> RateLimit {
+        var reader = RecordReader(bytes: bytes, subject: .rateLimit(queue))
+        guard try reader.u8() == 1 else { throw reader.corrupt("unknown record version") }
+        _ = try reader.u8()
+        _ = try reader.u16()
+        let starts = Int(try reader.integer(UInt32.self))
+        let period = try reader.i64()
+        let tokens = Double(bitPattern: try reader.integer(UInt64.self))
+        let refilledAt = Timestamp(microseconds: try reader.i64())
+        guard reader.offset == bytes.count, starts > 0, period > 0, tokens.isFinite else { throw reader.corrupt("not a rate limit") }
+        return RateLimit(starts: starts, period: .microseconds(period), tokens: tokens, refilledAt: refilledAt)
+    }
+}
+
+/// What a claim lets through: not the jobs of paused queues, and no more starts than the rate
+/// limits' buckets hold. Loaded once per claim; the buckets it used are written back.
+struct ClaimGate {
+    var paused: Set<String> = []
+    var buckets: [String: RateLimit] = [:]
+    var used = Set<String>()
+
+    /// Whether a claim must read a candidate's queue to judge it.
+    var checksQueues: Bool { !paused.isEmpty || !buckets.isEmpty }
+
+    /// Lets a job of `queue` through, taking a token if the queue is rate-limited.
+    mutating func admit(_ queue: String) -> Bool {
+        if paused.contains(queue) { return false }
+        guard var bucket = buckets[queue] else { return true }
+        guard bucket.tokens >= 1 else { return false }
+        bucket.tokens -= 1
+        buckets[queue] = bucket
+        used.insert(queue)
+        return true
+    }
 }
 
 extension JobTransaction {
@@ -37,14 +123,54 @@ extension JobTransaction {
         try txn.contains(db.meta, MetaKey.pausedQueue(queue))
     }
 
-    /// Every paused queue's name, for a claim from any queue.
-    func pausedQueues() throws -> Set<String> {
-        var paused = Set<String>()
+    /// Limits the job starts of `queue` to `starts` per `period` across every process (see
+    /// ``RateLimit``); the bucket starts full. Replaces a limit the queue had.
+    public func setRateLimit(queue: String, starts: Int, per period: Duration) throws {
+        try JobStoreError.requireQueueName(queue)
+        guard starts > 0, starts <= Int(UInt32.max), period >= .milliseconds(1) else {
+            throw JobStoreError(.invalidArgument, "a rate limit is 1 or more starts per 1 ms or more, not \(starts) per \(period)")
+        }
+        let limit = RateLimit(starts: starts, period: period, tokens: Double(starts), refilledAt: now)
+        try txn.put(db.meta, MetaKey.rateLimit(queue), limit.encode())
+    }
+
+    /// Removes `queue`'s rate limit (none is fine).
+    public func removeRateLimit(queue: String) throws {
+        try JobStoreError.requireQueueName(queue)
+        try txn.delete(db.meta, MetaKey.rateLimit(queue))
+    }
+
+    /// `queue`'s rate limit as this transaction sees it, or `nil`.
+    public func rateLimit(_ queue: String) throws -> RateLimit? {
+        try txn.withValue(db.meta, MetaKey.rateLimit(queue)) { bytes in try bytes.map { try RateLimit.decode($0, queue: queue) } }
+    }
+
+    /// The gate of a claim from `queue` (or from every queue): paused queues and rate buckets,
+    /// refilled to now.
+    func claimGate(_ queue: String?) throws -> ClaimGate {
+        var gate = ClaimGate()
+        if let queue {
+            if try isPaused(queue) { gate.paused.insert(queue) }
+            if let limit = try rateLimit(queue) { gate.buckets[queue] = limit.refilled(at: now) }
+            return gate
+        }
         try txn.forEach(db.meta, prefix: Array(MetaKey.pausedQueuePrefix.utf8)) { key, _ in
-            paused.insert(String(decoding: key.dropFirst(MetaKey.pausedQueuePrefix.utf8.count), as: UTF8.self))
+            gate.paused.insert(String(decoding: key.dropFirst(MetaKey.pausedQueuePrefix.utf8.count), as: UTF8.self))
             return true
         }
-        return paused
+        try txn.forEach(db.meta, prefix: Array(MetaKey.rateLimitPrefix.utf8)) { key, value in
+            let name = String(decoding: key.dropFirst(MetaKey.rateLimitPrefix.utf8.count), as: UTF8.self)
+            gate.buckets[name] = try RateLimit.decode(value, queue: name).refilled(at: now)
+            return true
+        }
+        return gate
+    }
+
+    /// Writes back the buckets a claim took tokens from.
+    func save(_ gate: ClaimGate) throws {
+        for queue in gate.used {
+            if let bucket = gate.buckets[queue] { try txn.put(db.meta, MetaKey.rateLimit(queue), bucket.encode()) }
+        }
     }
 }
 
@@ -58,6 +184,13 @@ extension JobStoreError {
 }
 
 extension JobRepository {
+    /// Limits `queue` to `starts` job starts per `period` (see ``JobTransaction/setRateLimit(queue:starts:per:)``).
+    public func setRateLimit(queue: String, starts: Int, per period: Duration) throws {
+        try write { try $0.setRateLimit(queue: queue, starts: starts, per: period) }
+    }
+    /// Removes `queue`'s rate limit.
+    public func removeRateLimit(queue: String) throws { try write { try $0.removeRateLimit(queue: queue) } }
+
     /// Pauses `queue` (see ``JobTransaction/pause(queue:)``).
     public func pause(queue: String) throws { try write { try $0.pause(queue: queue) } }
     /// Pauses `queue` (see ``JobTransaction/pause(queue:)``).
@@ -79,11 +212,17 @@ extension JobRepository {
                 paused[name] = Timestamp(microseconds: try Counters.decode(value, key: MetaKey.pausedQueue(name)))
                 return true
             }
+            var limits: [String: RateLimit] = [:]
+            try txn.forEach(db.meta, prefix: Array(MetaKey.rateLimitPrefix.utf8)) { key, value in
+                let name = String(decoding: key.dropFirst(MetaKey.rateLimitPrefix.utf8.count), as: UTF8.self)
+                limits[name] = try RateLimit.decode(value, queue: name)
+                return true
+            }
             let now = Timestamp.now
-            return try Set(counts.keys).union(paused.keys).sorted().map { name in
+            return try Set(counts.keys).union(paused.keys).union(limits.keys).sorted().map { name in
                 QueueSummary(
                     name: name, counts: counts[name] ?? [:], pausedAt: paused[name],
-                    oldestReadyAt: try oldestReady(name, before: now, txn))
+                    oldestReadyAt: try oldestReady(name, before: now, txn), rateLimit: limits[name]?.refilled(at: now))
             }
         }
     }
