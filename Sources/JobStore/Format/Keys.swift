@@ -65,6 +65,8 @@ enum MetaKey {
     static func pipelineCounter(_ state: PipelineState) -> String { "counter/pipeline/\(state)" }
     /// Prefix of every counter.
     static let counterPrefix = "counter/"
+    /// Prefix of every key that controls a queue (paused, rate limit).
+    static let queueControlPrefix = "queue/"
     /// Int64 LE (µs): when the queue was paused. Present while it is paused. `queue/paused/<queue>`.
     static func pausedQueue(_ queue: String) -> String { pausedQueuePrefix + queue }
     /// Prefix of every paused-queue key.
