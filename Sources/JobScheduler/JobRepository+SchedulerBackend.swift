@@ -51,7 +51,10 @@ extension JobRepository: SchedulerBackend {
 
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
         let jobs = try await prune(state: state, finishedBefore: cutoff)
-        let pipelines = try PipelineState(name: state.description).map { try prunePipelines(state: $0, finishedBefore: cutoff) } ?? 0
+        var pipelines = 0
+        if let pipelineState = PipelineState(name: state.description) {
+            pipelines = try await prunePipelines(state: pipelineState, finishedBefore: cutoff)
+        }
         return (jobs, pipelines)
     }
 

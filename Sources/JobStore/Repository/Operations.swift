@@ -179,6 +179,17 @@ extension JobRepository {
         try inBatches(batchSize) { txn in try txn.prunePipelines(state: state, finishedBefore: cutoff, limit: batchSize) }
     }
 
+    /// Deletes every pipeline in the finished `state` that finished before `cutoff`, in bounded
+    /// batches on the writer thread (see ``prunePipelines(state:finishedBefore:batchSize:)-(_,_,Int)``).
+    public func prunePipelines(state: PipelineState, finishedBefore cutoff: Timestamp, batchSize: Int = 100) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await write { try $0.prunePipelines(state: state, finishedBefore: cutoff, limit: batchSize) }
+            total += deleted
+            if deleted < batchSize { return total }
+        }
+    }
+
     /// Runs `batch` in transactions until one deletes fewer than `batchSize`; the total deleted.
     private func inBatches(_ batchSize: Int, _ batch: (JobTransaction) throws -> Int) throws -> Int {
         var total = 0
