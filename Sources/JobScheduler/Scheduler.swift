@@ -117,6 +117,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     struct Commit: Sendable {
         var outcomes: [PendingOutcome]
         var requests: [ClaimRequest]
+        /// The loop's wake-up count when the transaction was started.
+        var wakes: Int
         var owner: OwnerToken
         var started: ContinuousClock.Instant
         var result: Result<FinishResponse, any Error>
@@ -185,7 +187,23 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             Task { [self] in await rescuePeriodically() },
             Task { [self] in await enqueuePeriodicJobs() },
         ]
-        defer { for helper in helpers { helper.cancel() } }
+        do {
+            try await loop()
+        } catch {
+            await stop(helpers)
+            throw error
+        }
+        await stop(helpers)
+        logger.info("scheduler stopped")
+    }
+
+    /// Cancels the helper tasks and waits for them, so no write of theirs lands after `run()` returned.
+    private func stop(_ helpers: [Task<Void, Never>]) async {
+        for helper in helpers { helper.cancel() }
+        for helper in helpers { await helper.value }
+    }
+
+    private func loop() async throws {
 
         var running: [JobID: Running] = [:]
         var perQueue: [String: Int] = [:]
@@ -201,6 +219,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         /// The queues that may hold ready jobs: all after a wake-up, until a claim of the queue
         /// comes back short.
         var mayHaveWork = Set(queues)
+        /// Wake-ups so far: a claim that came back short clears a queue's "may have work" only if
+        /// no wake-up came after the claim was started (else the wake-up would be lost).
+        var wakes = 0
         var stopping = false
         var timer: (at: Timestamp, task: Task<Void, Never>)?
         var deadline: Task<Void, Never>?
@@ -254,9 +275,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     }
                 case .wake:
                     mayHaveWork = Set(queues)
+                    wakes += 1
                 case .timer(let at):
                     if timer?.at == at { timer = nil }
                     mayHaveWork = Set(queues)
+                    wakes += 1
                 case .cancelled(let id):
                     cancel(id, .jobCancelled)
                 case .leaseLost(let id):
@@ -325,7 +348,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         bufferedCount += 1
                         held.withLock { $0[job.id] = commit.owner }
                     }
-                    for request in commit.requests where !response.filledQueues.contains(request.queue) {
+                    for request in commit.requests where !response.filledQueues.contains(request.queue) && wakes == commit.wakes {
                         mayHaveWork.remove(request.queue)
                     }
                     if let next = response.nextRunAt, timer.map({ next < $0.at }) ?? true {
@@ -360,6 +383,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     outcomes = []
                     writing = true
                     let owner = OwnerToken.random()
+                    let wakesAtStart = wakes
                     logger.trace("finish-and-claim", metadata: ["outcomes": "\(carried.count)", "requests": "\(requests.map { "\($0.queue):\($0.limit)" })"])
                     Task { [self] in
                         let started = ContinuousClock.now
@@ -369,7 +393,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         } catch {
                             result = .failure(error)
                         }
-                        post(.committed(Commit(outcomes: carried, requests: requests, owner: owner, started: started, result: result)))
+                        post(.committed(Commit(
+                            outcomes: carried, requests: requests, wakes: wakesAtStart, owner: owner, started: started, result: result)))
                     }
                     continue
                 }
@@ -377,7 +402,6 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             if stopping && running.isEmpty && bufferedCount == 0 && outcomes.isEmpty && !writing { break }
             await doorbell.wait()
         }
-        logger.info("scheduler stopped")
     }
 
     /// What to write for a finished handler run; `nil` when nothing should be (its job was
@@ -485,7 +509,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     /// At start and every rescue interval: rescues jobs whose lease expired (their process died),
-    /// prunes what the retention lets go, and records the queue depths.
+    /// prunes what the retention lets go, records the queue depths, and wakes the loop to look
+    /// for work (a safety net for a missed signal).
     private func rescuePeriodically() async {
         while !Task.isCancelled {
             do {
@@ -511,6 +536,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             } catch {
                 logger.error("rescuing expired leases failed", metadata: ["error": "\(error)"])
             }
+            // A safety net: look for work once per interval even if no signal came (a store
+            // written through the map gives no inotify event).
+            post(.wake)
             guard (try? await Task.sleep(for: options.rescueInterval)) != nil else { return }
         }
     }
