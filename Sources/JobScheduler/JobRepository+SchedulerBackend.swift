@@ -1,6 +1,8 @@
 import JobStore
 
+/// The store's side of the scheduler: each requirement is documented on ``SchedulerBackend``.
 extension JobRepository: SchedulerBackend {
+    /// See ``SchedulerBackend/finish(_:claiming:lease:owner:)``: one write transaction.
     public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         try await write { txn in
             var finished: [Job?] = []
@@ -35,6 +37,7 @@ extension JobRepository: SchedulerBackend {
         }
     }
 
+    /// See ``SchedulerBackend/extendLeases(_:until:)``: one write transaction.
     public func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
         try await write { txn in
             var lost: [JobID] = []
@@ -49,6 +52,7 @@ extension JobRepository: SchedulerBackend {
         }
     }
 
+    /// See ``SchedulerBackend/pruneFinished(_:before:)``: jobs, then pipelines, in bounded batches.
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
         let jobs = try await prune(state: state, finishedBefore: cutoff)
         var pipelines = 0
@@ -58,18 +62,24 @@ extension JobRepository: SchedulerBackend {
         return (jobs, pipelines)
     }
 
+    /// See ``SchedulerBackend/enqueue(_:)``.
     public func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await insert(jobs) }
 
+    /// See ``SchedulerBackend/register(_:)``.
     public func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
         try await write { try $0.register(schedule) }
     }
 
+    /// See ``SchedulerBackend/enqueue(tick:of:next:job:)``: one write transaction.
     public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
         try await write { try $0.enqueue(tick: tick, of: name, next: next, job: job) }
     }
 
+    /// See ``SchedulerBackend/queueDepths()``: the queue counters.
     public func queueDepths() async throws -> [String: [JobState: Int]] { try queueCounts() }
 
+    /// See ``SchedulerBackend/workSignals()``: this process's change feed (a job became pending,
+    /// a running job was cancelled or deleted) and ``JobRepository/commitSignals()`` for other processes.
     public func workSignals() -> AsyncStream<WorkSignal> {
         let (stream, continuation) = AsyncStream<WorkSignal>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
         let feed = changes()

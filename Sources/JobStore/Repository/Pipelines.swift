@@ -347,8 +347,11 @@ extension JobTransaction {
 public struct PipelineExport: Sendable, Hashable, Codable {
     /// One step: its name, its job's id, and the indexes of the steps that depend on it.
     public struct Step: Sendable, Hashable, Codable {
+        /// The step's name.
         public var name: String
+        /// The id of the step's job (imported before the pipeline).
         public var job: JobID
+        /// The indexes of the steps that depend on this one.
         public var dependents: [Int]
 
         /// A step.
@@ -358,13 +361,19 @@ public struct PipelineExport: Sendable, Hashable, Codable {
             self.dependents = dependents
         }
     }
+    /// The pipeline's id.
     public var id: PipelineID
+    /// The definition's name.
     public var name: String
+    /// The definition's version.
     public var version: UInt32
+    /// Whether a failure cancels every unfinished step.
     public var failFast: Bool
+    /// When it was enqueued.
     public var createdAt: Timestamp
     /// When it finished; kept if the recounted state is finished too.
     public var finishedAt: Timestamp?
+    /// Its steps, by index.
     public var steps: [Step]
 
     /// An exported pipeline.
