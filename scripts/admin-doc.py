@@ -68,9 +68,9 @@ add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty direc
 add("export and import", "`export` writes JSON lines (one job per line, payloads in base64, times in µs), then one line per pipeline (`\"kind\": \"pipeline\"`, its steps with their jobs' ids); `--state` exports only the jobs in that state that are no pipeline step. `import` reads them in batches and prints a line after each committed batch, so an interrupted import says what is safe; a pipeline's counts, state and remaining dependencies are recounted from its jobs.",
     run(['export', S, '--state', 'failed'], maxlines=2),
     run(['export', S, '--output', '/tmp/admin-jobs.jsonl']),
-    run(['import', '/tmp/admin-import', '/tmp/admin-jobs.jsonl', '--batch-size', '400']),
+    run(['import', '/tmp/admin-import', '/tmp/admin-jobs.jsonl', '--batch-size', '400', '--create']),
     run(['export', P, '--output', '/tmp/admin-pipelines.jsonl']),
-    run(['import', '/tmp/admin-import-pipelines', '/tmp/admin-pipelines.jsonl']))
+    run(['import', '/tmp/admin-import-pipelines', '/tmp/admin-pipelines.jsonl', '--create']))
 add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created longer ago than a duration (`--older-than`), or that finished before a time (`--finished-before`, a duration ago or a date: retention by age since finishing, from `idx.finished`), in bounded batches, and the finished pipelines in that state with their steps' jobs (a step's job is never deleted alone); `--dry-run` only counts.",
     run(['prune', P, '--state', 'failed', '--finished-before', '0s', '--dry-run']),
     run(['prune', S, '--state', 'succeeded', '--older-than', '30d', '--dry-run']),

@@ -106,6 +106,9 @@ struct Jobs: ParsableCommand {
             if let state, JobState(name: state) == nil {
                 throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
             }
+            if let since, let until, try parseTime(since) >= parseTime(until) {
+                throw ValidationError("--since \(since) is not before --until \(until): nothing could match")
+            }
         }
 
         struct Output: Encodable {
@@ -294,6 +297,13 @@ struct Top: ParsableCommand {
     var interval = "1s"
     @Option(help: "Stop after this many refreshes (default: until interrupted).")
     var iterations: Int?
+
+    func validate() throws {
+        if try parseDuration(interval) < .milliseconds(100) {
+            throw ValidationError("--interval must be at least 100ms, not \(interval)")
+        }
+        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1") }
+    }
 
     func run() throws {
         let every = try parseDuration(interval)

@@ -67,6 +67,10 @@ struct StoreOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ValidationError("\(path) does not exist; give the directory of a store")
         }
+        if path.hasSuffix("data.mdb") || path.hasSuffix("lock.mdb") {
+            let directory = (path as NSString).deletingLastPathComponent
+            throw ValidationError("\(path) is a file of a store; give its directory: \(directory.isEmpty ? "." : directory)")
+        }
         guard FileManager.default.fileExists(atPath: path + "/data.mdb") else {
             throw CommandFailure("\(path) is not a job store (it has no data.mdb)")
         }

@@ -135,7 +135,14 @@ func parseTime(_ text: String) throws -> Timestamp {
         fields.tm_min = numbers[4]
         fields.tm_sec = numbers[5]
     }
-    return Timestamp(microseconds: Int64(timegm(&fields)) * 1_000_000)
+    let requested = fields
+    let seconds = timegm(&fields)  // normalizes: 2026-13-45 would roll into 2027
+    guard fields.tm_year == requested.tm_year, fields.tm_mon == requested.tm_mon, fields.tm_mday == requested.tm_mday,
+        fields.tm_hour == requested.tm_hour, fields.tm_min == requested.tm_min, fields.tm_sec == requested.tm_sec
+    else {
+        throw ValidationError("'\(text)' is not a real date and time (month 1–12, a day the month has, 00:00:00–23:59:59)")
+    }
+    return Timestamp(microseconds: Int64(seconds) * 1_000_000)
 }
 
 /// Parses job ids given on the command line; a malformed one is a usage error.

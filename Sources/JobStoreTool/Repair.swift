@@ -80,16 +80,21 @@ struct Import: ParsableCommand {
         abstract: "Read jobs and pipelines from JSON lines (as `export` writes them) in batches.",
         discussion: "After each committed batch a line says how many jobs and pipelines are committed and the last id: if the import is interrupted, everything up to that id is in the store. A pipeline's jobs must come before it (as `export` writes them); its counts, state and remaining dependencies are recounted from them.")
 
-    @Argument(help: "The store's directory (created if missing).")
+    @Argument(help: "The store's directory.")
     var path: String
     @Argument(help: "The JSON-lines file ('-' for stdin).")
     var file: String
     @Option(help: "Jobs or pipelines per transaction.")
     var batchSize = 1000
+    @Flag(help: "Create the store if the directory holds none (so a mistyped path is an error, not a new store).")
+    var create = false
 
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if file != "-" && !FileManager.default.fileExists(atPath: file) { throw ValidationError("\(file) does not exist") }
+        if !create && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
+            throw ValidationError("\(path) holds no store; give --create to make one there")
+        }
     }
 
     func run() throws {
@@ -106,6 +111,12 @@ struct Import: ParsableCommand {
                 case .pipeline(let pipeline): pipeline.id.description
                 }
             }
+        }
+        var lines: [Int] = []  // the line of each item of the batch
+        /// Where a failed batch went wrong: the line of the job the error names, if it names one.
+        func place(of error: JobStoreError) -> String {
+            let index = error.jobID.flatMap { id in batch.firstIndex { $0.id == id.description } }
+            return index.map { "line \(lines[$0])" } ?? "in the batch ending at line \(lineNumber)"
         }
         struct Kind: Decodable { var kind: String? }
         var batch: [Item] = []
@@ -129,8 +140,10 @@ struct Import: ParsableCommand {
             for item in items {
                 if case .job = item { committed.jobs += 1 } else { committed.pipelines += 1 }
             }
-            print("committed \(summary()), last id \(last.id)")
+            // Written at once (not buffered), so an interrupted import has said what is safe.
+            FileHandle.standardOutput.write(Data("committed \(summary()), last id \(last.id)\n".utf8))
             batch = []
+            lines = []
         }
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -141,21 +154,22 @@ struct Import: ParsableCommand {
                 case "pipeline"?: batch.append(.pipeline(try decoder.decode(PipelineJSON.self, from: Data(line)).export()))
                 case let other?: throw CommandFailure("unknown kind '\(other)' (a line is a job or a pipeline)")
                 }
+                lines.append(lineNumber)
                 if batch.count == batchSize { try commit() }
             } catch let error as DecodingError {
                 throw CommandFailure("\(file) line \(lineNumber): not a job or pipeline: \(describe(error)); \(summary()) were committed before it")
             } catch let error as JobStoreError {
-                throw CommandFailure("\(file) around line \(lineNumber): \(error); \(summary()) were committed before it")
+                throw CommandFailure("\(file) \(place(of: error)): \(error); \(summary()) were committed before it")
             } catch let error as CommandFailure {
                 throw CommandFailure("\(file) line \(lineNumber): \(error); \(summary()) were committed before it")
             }
         }
         do {
             try commit()
-        } catch {
-            throw CommandFailure("\(file): \(error); \(summary()) were committed before it")
+        } catch let error as JobStoreError {
+            throw CommandFailure("\(file) \(place(of: error)): \(error); \(summary()) were committed before it")
         }
-        print("imported \(summary())")
+        FileHandle.standardOutput.write(Data("imported \(summary())\n".utf8))
     }
 
     func describe(_ error: DecodingError) -> String {

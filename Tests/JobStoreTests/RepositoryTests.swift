@@ -78,6 +78,10 @@ struct RepositoryTests {
             let second = try store.jobs(in: .pending, order: .newestFirst, limit: 3, after: newest.next)
             #expect(second.jobs.map(\.id) == Array(jobs[19...21].reversed()).map(\.id))
             #expect(try store.jobs(in: .cancelled).jobs.count == 5)
+            // A page that ends exactly at the last job has no next cursor.
+            let exact = try store.jobs(in: .pending, limit: 10)
+            let last = try store.jobs(in: .pending, limit: 10, after: exact.next)
+            #expect(exact.next != nil && last.jobs.count == 10 && last.next == nil)
             #expect(try store.jobs(in: .running).jobs.isEmpty)
             let cursorText = try #require(newest.next).description
             #expect(try PageCursor(parsing: cursorText) == newest.next)

@@ -32,6 +32,13 @@ func json(_ text: String) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
 }
 
+/// Expects a command to fail with `status` and `fragment` in its one-line error, without a crash.
+func expectError(_ result: (status: Int32, out: String, err: String), _ status: Int32, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(result.status == status, "status \(result.status): \(result.err)", sourceLocation: sourceLocation)
+    #expect(result.err.contains(fragment), "stderr: \(result.err)", sourceLocation: sourceLocation)
+    #expect(!result.err.contains("Fatal error") && !result.err.contains("Stack trace"), sourceLocation: sourceLocation)
+}
+
 /// A store with a few jobs in every interesting state; returns the jobs by name.
 func makeStore(_ path: String) throws -> [String: Job] {
     let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
@@ -165,7 +172,7 @@ struct AdminToolTests {
         let lines = exported.out.split(separator: "\n")
         #expect(lines.count == 12)
         try exported.out.write(toFile: directory.sub("jobs.jsonl"), atomically: true, encoding: .utf8)
-        let imported = try jobstore("import", directory.sub("copy"), directory.sub("jobs.jsonl"), "--batch-size", "5")
+        let imported = try jobstore("import", directory.sub("copy"), directory.sub("jobs.jsonl"), "--batch-size", "5", "--create")
         #expect(imported.status == 0, "\(imported.err)")
         #expect(imported.out.components(separatedBy: "committed").count - 1 == 3)  // 5 + 5 + 2
         #expect(imported.out.contains("committed 12 jobs, last id"))
@@ -182,7 +189,7 @@ struct AdminToolTests {
         #expect(try jobstore("export", directory.sub("source"), "--state", "cancelled").out.split(separator: "\n").count == 1)
 
         let broken = lines.prefix(7).joined(separator: "\n") + "\n{\"id\": \"nope\"}\n" + lines.suffix(2).joined(separator: "\n")
-        let failed = try jobstore("import", directory.sub("partial"), "-", "--batch-size", "5", stdin: broken)
+        let failed = try jobstore("import", directory.sub("partial"), "-", "--batch-size", "5", "--create", stdin: broken)
         #expect(failed.status == 1)
         #expect(failed.out.contains("committed 5 jobs"))
         #expect(failed.err.contains("line 8") && failed.err.contains("5 jobs were committed"))
@@ -264,7 +271,7 @@ struct AdminToolTests {
         // Export now (running, one failed step), import into a new store: the same pipeline.
         let exported = try jobstore("export", path)
         #expect(exported.status == 0 && exported.out.contains("\"kind\":\"pipeline\""))
-        let imported = try jobstore("import", directory.sub("copy"), "-", stdin: exported.out)
+        let imported = try jobstore("import", directory.sub("copy"), "-", "--create", stdin: exported.out)
         #expect(imported.status == 0 && imported.out.contains("imported 4 jobs and 1 pipeline"))
         #expect(try jobstore("verify", directory.sub("copy")).status == 0)
         let copied = try json(jobstore("pipelines", "show", directory.sub("copy"), id, "--json").out)
@@ -335,13 +342,34 @@ struct AdminToolTests {
         #expect(listed.first?["time_zone"] as? String == "Europe/Paris" && listed.first?["next_tick"] as? Int64 == 1_800_000_000_000_000)
     }
 
+    @Test("operator papercuts: an exactly full page has no next cursor; impossible dates, empty ranges, a 0s refresh and a data.mdb path are usage errors; import needs --create for a new store and names the line of a duplicate")
+    func papercuts() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        _ = try makeStore(path)
+        let pending = try json(jobstore("jobs", "list", path, "--state", "pending", "--json").out)["jobs"] as? [Any]
+        let count = try #require(pending?.count)
+        let exact = try jobstore("jobs", "list", path, "--state", "pending", "--limit", "\(count)")
+        #expect(exact.status == 0 && !exact.out.contains("next page"))
+        #expect(try jobstore("jobs", "list", path, "--state", "pending", "--limit", "\(count - 1)").out.contains("next page"))
+        expectError(try jobstore("jobs", "list", path, "--since", "2026-13-45"), 2, "not a real date")
+        expectError(try jobstore("jobs", "list", path, "--since", "2026-11-24", "--until", "2026-11-23"), 2, "is not before")
+        expectError(try jobstore("top", path, "--interval", "0s"), 2, "at least 100ms")
+        expectError(try jobstore("stats", path + "/data.mdb"), 2, "give its directory")
+        expectError(try jobstore("import", directory.sub("typo"), "-", stdin: ""), 2, "--create")
+        #expect(!FileManager.default.fileExists(atPath: directory.sub("typo") + "/data.mdb"))
+        let line = try jobstore("export", path).out.split(separator: "\n").first.map(String.init) ?? ""
+        let duplicate = try jobstore("import", path, "-", "--batch-size", "1000", stdin: line + "\n")
+        #expect(duplicate.status == 1 && duplicate.err.contains("line 1:") && duplicate.err.contains("exists"))
+    }
+
     @Test("readers and top run on a store; top's JSON lines carry the counts")
     func readersAndTop() throws {
         let directory = TemporaryDirectory()
         _ = try makeStore(directory.path)
         let readers = try jobstore("readers", directory.path, "--clear-stale")
         #expect(readers.status == 0 && readers.out.contains("cleared 0 stale"))
-        let top = try jobstore("top", directory.path, "--iterations", "2", "--interval", "10ms", "--json")
+        let top = try jobstore("top", directory.path, "--iterations", "2", "--interval", "100ms", "--json")
         #expect(top.status == 0)
         let lines = top.out.split(separator: "\n")
         #expect(lines.count == 2)
@@ -353,11 +381,6 @@ struct AdminToolTests {
         let directory = TemporaryDirectory()
         let jobs = try makeStore(directory.sub("store"))
         let store = directory.sub("store")
-        func expectError(_ result: (status: Int32, out: String, err: String), _ status: Int32, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
-            #expect(result.status == status, "status \(result.status): \(result.err)", sourceLocation: sourceLocation)
-            #expect(result.err.contains(fragment), "stderr: \(result.err)", sourceLocation: sourceLocation)
-            #expect(!result.err.contains("Fatal error") && !result.err.contains("Stack trace"), sourceLocation: sourceLocation)
-        }
         expectError(try jobstore("stats", directory.sub("missing")), 2, "does not exist")
         #expect(!FileManager.default.fileExists(atPath: directory.sub("missing")))
         try FileManager.default.createDirectory(atPath: directory.sub("empty"), withIntermediateDirectories: true)

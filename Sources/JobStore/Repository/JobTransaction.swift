@@ -206,7 +206,9 @@ public final class JobTransaction {
         do {
             try txn.put(db.jobs, Keys.id(job.id), RecordFormat.encode(job), options: .noOverwrite)
         } catch LMDBError.Code.keyExists {
-            throw JobStoreError(.invalidField, "a job with id \(job.id) exists", jobID: job.id, hint: "Leave the id out to get a fresh one")
+            throw JobStoreError(
+                .invalidField, "a job with id \(job.id) exists", jobID: job.id,
+                hint: "Import into another store, or delete the job first; NewJob without an id gets a fresh one")
         }
         for entry in IndexEntry.entries(of: job) { try put(entry) }
         count(job, +1)

@@ -73,7 +73,8 @@ extension JobRepository {
         }
     }
 
-    /// The pipelines in `state` (or in every state) ordered by creation time, a page at a time:
+    /// The pipelines in `state` (or in every state) ordered by creation time, a page at a time
+    /// (`next` is set only when another pipeline follows the page):
     /// from `idx.pipeline_state_created` (or, without a state, the `pipelines` database, whose
     /// time-ordered ids are creation order). O(log n + limit).
     public func pipelines(
@@ -95,7 +96,7 @@ extension JobRepository {
                         throw JobStoreError(.corruptRecord, "\(tables.stateCreated.name) lists pipeline \(id), which has no record", hint: "Run `jobstore verify`")
                     }
                     pipelines.append(pipeline)
-                    return pipelines.count < limit
+                    return pipelines.count <= limit  // one more than the page: is there a next page?
                 }
             } else {
                 var range = KeyRange<[UInt8]>.all
@@ -104,10 +105,12 @@ extension JobRepository {
                 }
                 try txn.forEach(tables.records, in: range, reverse: reverse) { key, value in
                     pipelines.append(try PipelineFormat.decode(value, id: try Keys.pipelineID(key)))
-                    return pipelines.count < limit
+                    return pipelines.count <= limit
                 }
             }
-            let next = pipelines.count == limit ? pipelines.last.map { PipelineCursor(createdAt: $0.createdAt, id: $0.id) } : nil
+            let more = pipelines.count > limit
+            if more { pipelines.removeLast() }
+            let next = more ? pipelines.last.map { PipelineCursor(createdAt: $0.createdAt, id: $0.id) } : nil
             return PipelinePage(pipelines: pipelines, next: next)
         }
     }

@@ -99,7 +99,8 @@ extension JobRepository {
         try jobs(matching: JobFilter(state: state), order: order, limit: limit, after: after)
     }
 
-    /// The jobs matching `filter`, by creation time, a page at a time. With a state, the range is
+    /// The jobs matching `filter`, by creation time, a page at a time (`next` is set only when
+    /// another job follows the page). With a state, the range is
     /// read from `idx.state_created`; without, from `idx.created` — never a scan of the records.
     /// A queue or tenant filter is applied to the indexed range (it skips the range's other jobs).
     public func jobs(matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) throws -> JobPage {
@@ -134,10 +135,12 @@ extension JobRepository {
                     failure = error
                     return false
                 }
-                return jobs.count < limit
+                return jobs.count <= limit  // one more than the page: is there a next page?
             }
             if let failure { throw failure }
-            let next = jobs.count == limit ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil
+            let more = jobs.count > limit
+            if more { jobs.removeLast() }
+            let next = more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil
             return JobPage(jobs: jobs, next: next)
         }
     }
