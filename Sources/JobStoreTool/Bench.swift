@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 import JobStore
 
-/// `jobstore bench`: the JobBench workload (shared/jobbench-workload.md), one JSON object per phase.
+/// `jobstore bench`: the JobBench workload (docs/JOBBENCH.md), one JSON object per phase.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the JobBench workload on a fresh store and print one JSON line per phase.",

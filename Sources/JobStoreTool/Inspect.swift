@@ -259,7 +259,7 @@ struct Backup: ParsableCommand {
         progress.finish()
         let bytes = ((try? manager.attributesOfItem(atPath: destination + "/data.mdb"))?[.size] as? Int) ?? 0
         if store.json {
-            try printJSON(["destination": destination, "bytes": "\(bytes)", "compact": "\(compact)"])
+            try printJSON(["destination": .string(destination), "bytes": .count(bytes), "compact": .bool(compact)] as [String: JSONValue])
         } else {
             print("copied \(store.path) to \(destination) (\(bytes.bytes)\(compact ? ", compacted" : ""))")
         }
@@ -280,7 +280,7 @@ struct Readers: ParsableCommand {
         let cleared = clearStale ? try jobs.clearStaleReaders() : 0
         let table = try jobs.readerTable()
         if store.json {
-            try printJSON(["readers": table, "cleared": "\(cleared)"])
+            try printJSON(["readers": .string(table), "cleared": .count(cleared)] as [String: JSONValue])
             return
         }
         print(table.trimmingCharacters(in: .newlines))
@@ -331,7 +331,9 @@ struct Top: ParsableCommand {
                 commits = String(format: "%.1f commits/s", Double(transaction - previous.transaction) / max(seconds, 0.001))
             }
             if store.json {
-                print(try jsonLine(["transaction": "\(transaction)"].merging(counts.map { ($0.key.description, "\($0.value)") }) { a, _ in a }))
+                var line: [String: JSONValue] = ["transaction": .count(transaction)]
+                for state in JobState.allCases { line[state.description] = .count(counts[state] ?? 0) }
+                print(try jsonLine(line))
             } else {
                 if terminal { print("\u{1B}[H\u{1B}[2J", terminator: "") }
                 print("\(store.path) — transaction \(transaction) \(commits)")

@@ -1,6 +1,6 @@
 import JobStore
 
-/// The JobBench data generator (shared/jobbench-workload.md): every store loads identical data,
+/// The JobBench data generator (docs/JOBBENCH.md): every store loads identical data,
 /// and any job can be regenerated from its number alone.
 struct JobBenchWorkload {
     static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15

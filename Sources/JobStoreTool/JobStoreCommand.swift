@@ -16,6 +16,7 @@ struct JobStoreCommand: AsyncParsableCommand {
             so they are safe on a store another process is writing.
             Exit codes: 0 success; 1 a failure was found or a runtime error occurred; 2 usage error.
             """,
+        version: "0.3.0 (store format \(Schema.formatVersion))",
         subcommands: [
             Stats.self, Jobs.self, Pipelines.self, Queues.self, Schedules.self, VerifyCommand.self, Backup.self, Export.self, Import.self, Prune.self,
             Requeue.self, Cancel.self, Retry.self, Readers.self, Top.self, Demo.self, Bench.self,

@@ -178,3 +178,32 @@ struct PagingOptions: ParsableArguments {
         return "(\(count) \(noun)\(count == 1 ? "" : "s"))"
     }
 }
+
+/// A JSON value with its type kept (numbers and booleans are not strings), for the small
+/// objects commands print with `--json`.
+enum JSONValue: Encodable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral {
+    case string(String)
+    case int(Int64)
+    case double(Double)
+    case bool(Bool)
+    case null
+
+    init(stringLiteral value: String) { self = .string(value) }
+    init(integerLiteral value: Int) { self = .int(Int64(value)) }
+    init(booleanLiteral value: Bool) { self = .bool(value) }
+    init(floatLiteral value: Double) { self = .double(value) }
+
+    /// A count.
+    static func count(_ value: Int) -> JSONValue { .int(Int64(value)) }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
+        case .null: try container.encodeNil()
+        }
+    }
+}

@@ -80,7 +80,7 @@ struct Queues: ParsableCommand {
             let jobs = try store.open(writable: true)
             defer { jobs.close() }
             try jobs.pause(queue: queue)
-            print(store.json ? try jsonLine(["queue": queue, "paused": "true"]) : "queue \(queue) paused")
+            print(store.json ? try jsonLine(["queue": .string(queue), "paused": true] as [String: JSONValue]) : "queue \(queue) paused")
         }
     }
 
@@ -94,7 +94,7 @@ struct Queues: ParsableCommand {
             let jobs = try store.open(writable: true)
             defer { jobs.close() }
             try jobs.resume(queue: queue)
-            print(store.json ? try jsonLine(["queue": queue, "paused": "false"]) : "queue \(queue) resumed")
+            print(store.json ? try jsonLine(["queue": .string(queue), "paused": false] as [String: JSONValue]) : "queue \(queue) resumed")
         }
     }
 
@@ -119,7 +119,7 @@ struct Queues: ParsableCommand {
             defer { jobs.close() }
             let period = try parseDuration(per)
             try jobs.setRateLimit(queue: queue, starts: starts, per: period)
-            print(store.json ? try jsonLine(["queue": queue, "starts": "\(starts)", "period_seconds": "\(period.seconds)"]) : "queue \(queue): at most \(starts) starts per \(per)")
+            print(store.json ? try jsonLine(["queue": .string(queue), "starts": .count(starts), "period_seconds": .double(period.seconds)] as [String: JSONValue]) : "queue \(queue): at most \(starts) starts per \(per)")
         }
     }
 
@@ -133,7 +133,7 @@ struct Queues: ParsableCommand {
             let jobs = try store.open(writable: true)
             defer { jobs.close() }
             try jobs.removeRateLimit(queue: queue)
-            print(store.json ? try jsonLine(["queue": queue, "rate_limit": "none"]) : "queue \(queue): no rate limit")
+            print(store.json ? try jsonLine(["queue": .string(queue), "rate_limit": .null] as [String: JSONValue]) : "queue \(queue): no rate limit")
         }
     }
 }

@@ -238,9 +238,10 @@ struct Prune: ParsableCommand {
         let selector = byFinish ? "finished_before" : "created_before"
         if store.json {
             try printJSON([
-                "state": state.description, selector: cutoff.description, dryRun ? "would_delete" : "deleted": "\(count)",
-                dryRun ? "would_delete_pipelines" : "deleted_pipelines": "\(pipelines)",
-            ])
+                "state": .string(state.description), selector: .string(cutoff.description),
+                selector + "_us": .int(cutoff.microseconds), dryRun ? "would_delete" : "deleted": .count(count),
+                dryRun ? "would_delete_pipelines" : "deleted_pipelines": .count(pipelines),
+            ] as [String: JSONValue])
         } else {
             print("\(dryRun ? "would delete" : "deleted") \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") \(byFinish ? "finished" : "created") before \(cutoff)")
         }
@@ -271,11 +272,11 @@ func changeEach(
                 (kind, state) = ("job", try change(jobs, id).state.description)
             }
             print(options.json
-                ? try jsonLine(["id": id.description, "ok": "true", "kind": kind, "state": state])
+                ? try jsonLine(["id": .string(id.description), "ok": true, "kind": .string(kind), "state": .string(state)] as [String: JSONValue])
                 : "\(id): \(kind == "pipeline" ? "pipeline " : "")\(verb), now \(state)")
         } catch {
             failures += 1
-            if options.json { print(try jsonLine(["id": id.description, "ok": "false", "error": "\(error)"])) }
+            if options.json { print(try jsonLine(["id": .string(id.description), "ok": false, "error": .string("\(error)")] as [String: JSONValue])) }
             FileHandle.standardError.write(Data("jobstore: \(id): \(error)\n".utf8))
         }
     }

@@ -361,6 +361,13 @@ struct AdminToolTests {
         let line = try jobstore("export", path).out.split(separator: "\n").first.map(String.init) ?? ""
         let duplicate = try jobstore("import", path, "-", "--batch-size", "1000", stdin: line + "\n")
         #expect(duplicate.status == 1 && duplicate.err.contains("line 1:") && duplicate.err.contains("exists"))
+        // Typed JSON: counts are numbers, flags booleans.
+        let pruned = try json(jobstore("prune", path, "--state", "cancelled", "--older-than", "0s", "--dry-run", "--json").out)
+        #expect(pruned["would_delete"] as? Int == 1 && pruned["created_before_us"] is Int)
+        let first = try #require(pending?.first as? [String: Any])
+        let cancelled = try json(jobstore("cancel", path, try #require(first["id"] as? String), "--json").out)
+        #expect(cancelled["ok"] as? Bool == true)
+        #expect(try jobstore("--version").out.hasPrefix("0."))
     }
 
     @Test("readers and top run on a store; top's JSON lines carry the counts")
