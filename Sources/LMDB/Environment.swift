@@ -123,7 +123,11 @@ public final class Environment: @unchecked Sendable {
             throw LMDBError(code: .system, operation: "mdb_env_create", path: path, message: "no handle returned")
         }
         do {
-            try check(mdb_env_set_mapsize(env, options.mapSize), "mdb_env_set_mapsize", path: path)
+            // 0: an existing environment keeps the size recorded in it (LMDB reads it when none is
+            // set); a new one starts at 1 GiB.
+            let exists = access(canonical + "/data.mdb", F_OK) == 0
+            let mapSize = options.mapSize > 0 ? options.mapSize : exists ? 0 : 1 << 30
+            if mapSize > 0 { try check(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize", path: path) }
             try check(mdb_env_set_maxdbs(env, MDB_dbi(options.maxDatabases)), "mdb_env_set_maxdbs", path: path)
             try check(mdb_env_set_maxreaders(env, UInt32(options.maxReaders)), "mdb_env_set_maxreaders", path: path)
             var flags = UInt32(MDB_NOTLS)

@@ -64,9 +64,10 @@ public struct WriterOptions: Sendable, Hashable {
 
 /// Options for opening an ``Environment``.
 public struct EnvironmentOptions: Sendable {
-    /// The initial map size in bytes (address space, not disk), at least 1. The map grows by
-    /// itself when it fills.
-    public var mapSize: Int = 1 << 30
+    /// The map size in bytes (address space, not disk). 0 (the default): the size recorded in an
+    /// existing environment, or 1 GiB for a new one. A size given explicitly is used (at least what
+    /// the data needs) and recorded by the next commit. The map grows by itself when it fills.
+    public var mapSize: Int = 0
     /// The most named databases the environment can hold (`mdb_env_set_maxdbs`), 0…32,767.
     public var maxDatabases: Int = 32
     /// The size of the reader table, shared by every process that opens the environment
@@ -99,7 +100,7 @@ public struct EnvironmentOptions: Sendable {
 
     /// Options with the given values.
     public init(
-        mapSize: Int = 1 << 30, maxDatabases: Int = 32, maxReaders: Int = 126,
+        mapSize: Int = 0, maxDatabases: Int = 32, maxReaders: Int = 126,
         durability: Durability = .full, readOnly: Bool = false, writer: WriterOptions = WriterOptions(),
         logger: Logger? = nil
     ) {
@@ -122,7 +123,7 @@ public struct EnvironmentOptions: Sendable {
                     message: "EnvironmentOptions.\(field) is \(value); it must be \(range)")
             }
         }
-        try require(mapSize >= 1, "mapSize", mapSize, "at least 1 byte")
+        try require(mapSize >= 0, "mapSize", mapSize, "0 (the environment's own) or a size in bytes")
         try require((0...32_767).contains(maxDatabases), "maxDatabases", maxDatabases, "0…32767")
         try require((1...32_767).contains(maxReaders), "maxReaders", maxReaders, "1…32767")
         try require(readTransactionPoolSize >= 0, "readTransactionPoolSize", readTransactionPoolSize, "0 or more")

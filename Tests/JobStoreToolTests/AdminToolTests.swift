@@ -368,6 +368,11 @@ struct AdminToolTests {
         let cancelled = try json(jobstore("cancel", path, try #require(first["id"] as? String), "--json").out)
         #expect(cancelled["ok"] as? Bool == true)
         #expect(try jobstore("--version").out.hasPrefix("0."))
+        // stats shows the store's own map size, not the size the tool would have opened with.
+        let big = directory.sub("big")
+        try JobRepository(path: big, options: JobStoreOptions(mapSize: 1 << 32)).close()
+        let environment = try json(jobstore("stats", big, "--json").out)["environment"] as? [String: Any]
+        #expect(environment?["mapSize"] as? Int == 1 << 32)
     }
 
     @Test("readers and top run on a store; top's JSON lines carry the counts")

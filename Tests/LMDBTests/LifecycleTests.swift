@@ -20,7 +20,7 @@ struct LifecycleTests {
             options.maxDatabases = -3
             cases.append(("maxDatabases", options))
             options = EnvironmentOptions()
-            options.mapSize = 0
+            options.mapSize = -1
             cases.append(("mapSize", options))
             for (field, options) in cases {
                 #expect { try Environment(path: directory.path, options: options, databases: [items]) } throws: { error in

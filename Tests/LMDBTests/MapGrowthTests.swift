@@ -135,4 +135,22 @@ struct MapGrowthTests {
         #expect(try env.read { try $0.get(numbers, 2)?.count } == 100_000)
         #expect(try env.info().mapSize >= childMapSize)
     }
+
+    @Test("mapSize 0 keeps an existing environment's recorded map size; an explicit size is used")
+    func adoptsRecordedMapSize() throws {
+        let directory = TemporaryDirectory()
+        let items = DatabaseDefinition<StringCodec, StringCodec>(name: "items")
+        do {
+            let env = try Environment(path: directory.path, options: EnvironmentOptions(mapSize: 1 << 32), databases: [items])
+            try env.write { txn in try txn.put(env.database(items), "a", "b") }
+            env.close()
+        }
+        let adopted = try Environment(path: directory.path, databases: [items])
+        #expect(try adopted.info().mapSize == 1 << 32)
+        adopted.close()
+        let fresh = TemporaryDirectory()
+        let new = try Environment(path: fresh.path, databases: [items])
+        #expect(try new.info().mapSize == 1 << 30)
+        new.close()
+    }
 }

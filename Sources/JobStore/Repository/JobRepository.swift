@@ -28,7 +28,7 @@ public struct JobStoreOptions: Sendable {
 
     /// Options with the given values.
     public init(
-        durability: Durability = .full, readOnly: Bool = false, cache: CacheOptions = CacheOptions(), mapSize: Int = 1 << 30,
+        durability: Durability = .full, readOnly: Bool = false, cache: CacheOptions = CacheOptions(), mapSize: Int = 0,
         logger: Logger? = nil
     ) {
         environment.durability = durability
