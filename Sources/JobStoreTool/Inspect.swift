@@ -20,6 +20,8 @@ struct Stats: ParsableCommand {
         var states: [String: Int]
         var queues: [String: [String: Int]]
         var pipelines: [String: Int]
+        var expiredLeases: Int
+        var longestReadyWaitSeconds: Double?
     }
 
     func run() throws {
@@ -31,6 +33,9 @@ struct Stats: ParsableCommand {
         let counts = try jobs.counts()
         let queues = try jobs.queueCounts()
         let pipelines = try jobs.pipelineCounts()
+        let expired = try jobs.expiredLeaseCount()
+        let oldestReady = try jobs.queues().compactMap(\.oldestReadyAt).min()
+        let longestWait = oldestReady.map { Double(Timestamp.now.microseconds - $0.microseconds) / 1e6 }
         if store.json {
             try printJSON(Output(
                 path: store.path, environment: info, fileBytes: fileBytes,
@@ -40,7 +45,8 @@ struct Stats: ParsableCommand {
                 },
                 states: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.description, $0.value) }),
                 queues: queues.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.description, $0.value) }) },
-                pipelines: Dictionary(uniqueKeysWithValues: pipelines.map { ($0.key.description, $0.value) })))
+                pipelines: Dictionary(uniqueKeysWithValues: pipelines.map { ($0.key.description, $0.value) }),
+                expiredLeases: expired, longestReadyWaitSeconds: longestWait))
             return
         }
         print("Environment \(store.path)")
@@ -49,6 +55,8 @@ struct Stats: ParsableCommand {
         print("  file size        \(fileBytes.bytes)")
         print("  last transaction \(info.lastTransactionID)")
         print("  readers          \(info.readersInUse) of \(info.maxReaders)")
+        print("  expired leases   \(expired.grouped)\(expired > 0 ? " (their workers stopped: `jobstore requeue --stuck`, or a scheduler, puts them back)" : "")")
+        print("  longest wait     \(longestWait.map { String(format: "%.1f s (the oldest ready job)", $0) } ?? "- (no job is ready)")")
         print("")
         var table = Table("database", "entries", "depth", "branch", "leaf", "overflow", "size")
         for (name, stats) in databases {
@@ -123,20 +131,25 @@ struct Jobs: ParsableCommand {
             let cursor = try paging.cursor(PageCursor.init(parsing:))
             let jobs = try store.open()
             defer { jobs.close() }
-            let page = try jobs.jobs(matching: filter, order: paging.order, limit: paging.limit, after: cursor)
+            var unreadable = 0
+            let page = try jobs.jobs(matching: filter, order: paging.order, limit: paging.limit, after: cursor) { error in
+                unreadable += 1
+                FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
+            }
             if store.json {
                 try printJSON(Output(jobs: page.jobs.map(JobJSON.init), next: page.next?.description))
-                return
+            } else {
+                var table = Table("id", "state", "queue", "name", "prio", "tries", "created", "run at")
+                for job in page.jobs {
+                    table.add([
+                        job.id.description, job.state.description, job.queue, job.name, "\(job.priority)",
+                        "\(job.attempts)/\(job.maxAttempts)", job.createdAt.description, job.runAt.description,
+                    ])
+                }
+                print(table.render())
+                print(paging.footer(next: page.next, count: page.jobs.count, noun: "job"))
             }
-            var table = Table("id", "state", "queue", "name", "prio", "tries", "created", "run at")
-            for job in page.jobs {
-                table.add([
-                    job.id.description, job.state.description, job.queue, job.name, "\(job.priority)",
-                    "\(job.attempts)/\(job.maxAttempts)", job.createdAt.description, job.runAt.description,
-                ])
-            }
-            print(table.render())
-            print(paging.footer(next: page.next, count: page.jobs.count, noun: "job"))
+            if unreadable > 0 { throw ExitCode(1) }  // listed the rest; the skipped ones are on stderr
         }
     }
 

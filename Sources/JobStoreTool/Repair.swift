@@ -25,9 +25,17 @@ struct Export: ParsableCommand {
         let store = try StoreOptions.parse([path]).open()
         defer { store.close() }
         var sink = FileHandle.standardOutput
-        if let output {
-            guard FileManager.default.createFile(atPath: output, contents: nil) else { throw CommandFailure("cannot create \(output)") }
-            sink = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        // To a file: written to a temporary file beside it and renamed at the end, so an
+        // interrupted export never leaves a file ending in half a line.
+        let partial = output.map { $0 + ".partial" }
+        if let partial {
+            guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw CommandFailure("cannot create \(partial)") }
+            sink = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
+        }
+        var unreadable = 0
+        func report(_ error: JobStoreError) {
+            unreadable += 1
+            FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
         }
         var progress = Progress("exported")
         var count = 0
@@ -44,7 +52,7 @@ struct Export: ParsableCommand {
         if let state = state.flatMap(JobState.init(name:)) {
             var cursor: PageCursor?
             repeat {
-                let page = try store.jobs(in: state, limit: 1000, after: cursor)
+                let page = try store.jobs(matching: JobFilter(state: state), limit: 1000, after: cursor, unreadable: report)
                 for job in page.jobs where job.pipeline == nil {
                     emit(try jsonLine(JobJSON(job)))
                     count += 1
@@ -52,7 +60,7 @@ struct Export: ParsableCommand {
                 cursor = page.next
             } while cursor != nil
         } else {
-            try store.forEachJob { job in
+            try store.forEachJob(unreadable: report) { job in
                 emit(try jsonLine(JobJSON(job)))
                 count += 1
                 return true
@@ -70,7 +78,15 @@ struct Export: ParsableCommand {
         }
         sink.write(Data(buffer.utf8))
         progress.finish()
-        if output != nil { print("exported \(count.grouped) jobs and \(pipelines.grouped) pipelines to \(output ?? "")") }
+        if let output, let partial {
+            try sink.close()
+            _ = try? FileManager.default.removeItem(atPath: output)
+            try FileManager.default.moveItem(atPath: partial, toPath: output)
+            print("exported \(count.grouped) jobs and \(pipelines.grouped) pipelines to \(output)")
+        }
+        if unreadable > 0 {
+            throw CommandFailure("\(unreadable) unreadable record\(unreadable == 1 ? " was" : "s were") skipped (listed above); the rest was exported")
+        }
     }
 }
 

@@ -256,6 +256,7 @@ struct AdminToolTests {
         #expect(jobShow.out.contains("'release' v3") && jobShow.out.contains("step 0 'build'"))
         let stats = try json(jobstore("stats", path, "--json").out)
         #expect((stats["pipelines"] as? [String: Int])?["running"] == 1)
+        #expect(stats["expiredLeases"] as? Int == 0 && stats["longestReadyWaitSeconds"] is Double)
 
         // Bad input: a job id given as a pipeline id, an unknown id, a malformed one.
         let asJob = try jobstore("pipelines", "show", path, buildJob.id.description)
@@ -373,6 +374,27 @@ struct AdminToolTests {
         try JobRepository(path: big, options: JobStoreOptions(mapSize: 1 << 32)).close()
         let environment = try json(jobstore("stats", big, "--json").out)["environment"] as? [String: Any]
         #expect(environment?["mapSize"] as? Int == 1 << 32)
+    }
+
+    @Test("a corrupt record: jobs list and export skip it, name it on stderr, keep the rest, exit 1; export --output never leaves a partial file")
+    func corruptRecordSkipped() throws {
+        let directory = TemporaryDirectory()
+        let jobs = try makeStore(directory.path)
+        let victim = try #require(jobs["job-6"])
+        let env = try Environment(path: directory.path, databases: JobStore.Schema.all)
+        try env.write { txn in
+            let records = try env.database(JobStore.Schema.jobs)
+            try victim.id.withBytes { key in try txn.put(records, Array(key), [1, 2, 3]) }  // cut to 3 bytes
+        }
+        env.close()
+        let list = try jobstore("jobs", "list", directory.path)
+        #expect(list.status == 1 && list.err.contains(victim.id.description) && list.out.contains("(11 jobs)"))
+        let output = directory.sub("export.jsonl")
+        let export = try jobstore("export", directory.path, "--output", output)
+        #expect(export.status == 1 && export.err.contains(victim.id.description) && export.err.contains("1 unreadable record was skipped"))
+        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 11)
+        #expect(!FileManager.default.fileExists(atPath: output + ".partial"))
     }
 
     @Test("readers and top run on a store; top's JSON lines carry the counts")

@@ -104,6 +104,15 @@ extension JobRepository {
     /// read from `idx.state_created`; without, from `idx.created` — never a scan of the records.
     /// A queue or tenant filter is applied to the indexed range (it skips the range's other jobs).
     public func jobs(matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) throws -> JobPage {
+        try jobs(matching: filter, order: order, limit: limit, after: after, unreadable: nil)
+    }
+
+    /// ``jobs(matching:order:limit:after:)``, handing each listed job whose record cannot be
+    /// decoded to `unreadable` (if given) and going on, instead of failing the page.
+    public func jobs(
+        matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil,
+        unreadable: ((JobStoreError) -> Void)?
+    ) throws -> JobPage {
         let earliest = filter.createdFrom ?? Timestamp(microseconds: .min)
         let latest = filter.createdUntil ?? Timestamp(microseconds: .max)
         func key(_ time: Timestamp, _ id: JobID) -> [UInt8] {
@@ -131,6 +140,8 @@ extension JobRepository {
                         throw JobStoreError(.corruptRecord, "an index lists job \(id), which has no record", jobID: id, hint: "Run `jobstore verify`")
                     }
                     if filter.matches(job) { jobs.append(job) }
+                } catch let error as JobStoreError where unreadable != nil && (error.code == .corruptRecord || error.code == .newerFormat) {
+                    unreadable?(error)
                 } catch {
                     failure = error
                     return false
@@ -209,6 +220,20 @@ extension JobRepository {
         return try jobs(ids).compactMap { $0 }
     }
 
+    /// How many running jobs hold a lease that expired before now — their worker stopped, and
+    /// `rescueExpiredLeases` (or a scheduler) will put them back. O(log n + that many).
+    public func expiredLeaseCount() throws -> Int {
+        let range = KeyRange<[UInt8]>.upTo(Keys.lease(.now, JobID(high: 0, low: 0)))
+        return try reading { txn in
+            var count = 0
+            try txn.forEach(db.lease, in: range) { _, _ in
+                count += 1
+                return true
+            }
+            return count
+        }
+    }
+
     // MARK: Counts, O(1)
 
     /// How many jobs are in `state` (a counter, O(1)).
@@ -255,6 +280,22 @@ extension JobRepository {
     /// from `body` to stop. Jobs changed during the walk are seen as of their chunk's snapshot.
     public func forEachJob(chunkSize: Int = 1000, _ body: (Job) throws -> Bool) throws {
         try forEachRecord(chunkSize: chunkSize) { id, bytes in try body(try RecordFormat.decode(bytes, id: id)) }
+    }
+
+    /// ``forEachJob(chunkSize:_:)``, handing each record that cannot be decoded (corrupt, or of a
+    /// newer format) to `unreadable` instead of stopping: for exports and repairs that must save
+    /// what can be saved.
+    public func forEachJob(chunkSize: Int = 1000, unreadable: (JobStoreError) -> Void, _ body: (Job) throws -> Bool) throws {
+        try forEachRecord(chunkSize: chunkSize) { id, bytes in
+            let job: Job
+            do {
+                job = try RecordFormat.decode(bytes, id: id)
+            } catch let error as JobStoreError {
+                unreadable(error)
+                return true
+            }
+            return try body(job)
+        }
     }
 
     /// Visits the fixed header of every job, reading state, priority, times and attempts straight
