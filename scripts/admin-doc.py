@@ -78,6 +78,9 @@ add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created lon
 add("requeue, cancel, retry", "`requeue --stuck` rescues running jobs whose lease expired (their worker died); `requeue ID…` puts jobs back in line now; `cancel ID…`; `retry ID…` gives failed or cancelled jobs one more attempt. Each id is reported; exit 1 if any could not be changed.",
     run(['requeue', S, '--stuck']), run(['requeue', S, running]), run(['cancel', S, pending]),
     run(['retry', S, pending, failed]), run(['cancel', S, pending, '0190a5c4-1b2e-7000-8123-456789abcdef']))
+add("bulk actions by filter", "`cancel`, `retry`, `requeue` and `delete` also select by filter — `--state`, `--queue`, `--name`, `--created-before`, `--finished-before` (a time or a duration ago) — or take ids from stdin (`-`). `--dry-run` counts first; the changes go in transactions of `--batch-size`; jobs the action does not apply to (their state, or a pipeline step's job for `delete`) are skipped and counted.",
+    run(['cancel', S, '--state', 'pending', '--queue', 'q1', '--dry-run']), run(['cancel', S, '--state', 'pending', '--queue', 'q1']),
+    run(['retry', S, '--state', 'cancelled', '--queue', 'q1', '--json']), run(['delete', S, '--state', 'failed', '--dry-run']))
 add("cancel and retry a pipeline", "`cancel` and `retry` take pipeline ids too. `retry` re-runs a pipeline's failed and cancelled steps and what they cancelled, keeping what succeeded: a step whose dependencies all succeeded becomes pending, the others wait. `cancel` cancels every unfinished step (running ones too: their workers' outcomes are refused).",
     run(['retry', P, nightly]), run(['pipelines', 'show', P, nightly], maxlines=25), run(['cancel', P, nightly, '--json']))
 add("readers", "LMDB's reader table; `--clear-stale` frees slots of processes that died.",

@@ -299,25 +299,37 @@ func changeEach(
     if failures > 0 { throw ExitCode(1) }
 }
 
-/// `jobstore requeue PATH (--stuck | ID …)`.
+/// `jobstore requeue PATH (--stuck | ID… | - | filters)`.
 struct Requeue: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Put jobs back in line: running jobs whose lease expired (--stuck), or the given ones.",
-        discussion: "A running job goes back to pending (its worker's outcome will be refused); a pending one becomes runnable now; a failed or cancelled one is retried.")
+        abstract: "Put jobs back in line: running jobs whose lease expired (--stuck), the given ones, or those a filter selects.",
+        discussion: "A running job goes back to pending (its worker's outcome will be refused); a pending one becomes runnable now; a failed or cancelled one is retried. Filters: --state, --queue, --name, --created-before, --finished-before; --dry-run counts first.")
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup var selection: BulkSelection
     @Flag(help: "Every running job whose lease expired (its worker died).")
     var stuck = false
-    @Argument(help: "Job ids.")
+    @Argument(help: "Job ids, or '-' to read them from stdin.")
     var ids: [String] = []
 
     func validate() throws {
-        if stuck == !ids.isEmpty { throw ValidationError("give either --stuck or job ids") }
+        if stuck {
+            if !ids.isEmpty || selection.filtered { throw ValidationError("--stuck takes no ids and no filters") }
+        } else {
+            try requireIDsOrFilters(ids, selection)
+        }
     }
 
     func run() throws {
+        if selection.filtered {
+            try changeAll(store, selection, verb: "requeue") { txn, id in
+                _ = try txn.requeue(id)
+                return true
+            }
+            return
+        }
         if !stuck {
-            try changeEach(store, ids, verb: "requeued") { try $0.requeue($1) }
+            try changeEach(store, try givenIDs(ids), verb: "requeued") { try $0.requeue($1) }
             return
         }
         let jobs = try store.open(writable: true)
@@ -333,30 +345,50 @@ struct Requeue: ParsableCommand {
     }
 }
 
-/// `jobstore cancel PATH ID …`.
+/// `jobstore cancel PATH (ID… | - | filters)`.
 struct Cancel: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Cancel waiting, pending or running jobs, or every unfinished step of a pipeline.",
-        discussion: "Cancelling a pipeline step also cancels the steps that depend on it.")
+        abstract: "Cancel waiting, pending or running jobs (by id or filter), or every unfinished step of a pipeline.",
+        discussion: "Cancelling a pipeline step also cancels the steps that depend on it. Filters: --state, --queue, --name, --created-before, --finished-before; --dry-run counts first.")
     @OptionGroup var store: StoreOptions
-    @Argument(help: "Job or pipeline ids.")
-    var ids: [String]
+    @OptionGroup var selection: BulkSelection
+    @Argument(help: "Job or pipeline ids, or '-' to read them from stdin.")
+    var ids: [String] = []
+
+    func validate() throws { try requireIDsOrFilters(ids, selection) }
 
     func run() throws {
-        try changeEach(store, ids, verb: "cancelled", { try $0.cancel($1) }, pipeline: { try $0.cancelPipeline($1) })
+        if selection.filtered {
+            try changeAll(store, selection, verb: "cancel") { txn, id in
+                _ = try txn.cancel(id)
+                return true
+            }
+        } else {
+            try changeEach(store, try givenIDs(ids), verb: "cancelled", { try $0.cancel($1) }, pipeline: { try $0.cancelPipeline($1) })
+        }
     }
 }
 
-/// `jobstore retry PATH ID …`.
+/// `jobstore retry PATH (ID… | - | filters)`.
 struct Retry: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Put failed or cancelled jobs back to pending, with one more attempt; or re-run a pipeline's failed and cancelled steps.",
-        discussion: "A pipeline step whose dependencies have not all succeeded goes back to waiting instead; the steps it cancelled wait for it again.")
+        abstract: "Put failed or cancelled jobs back to pending (by id or filter), with one more attempt; or re-run a pipeline's failed and cancelled steps.",
+        discussion: "A pipeline step whose dependencies have not all succeeded goes back to waiting instead; the steps it cancelled wait for it again. Filters: --state, --queue, --name, --created-before, --finished-before; --dry-run counts first.")
     @OptionGroup var store: StoreOptions
-    @Argument(help: "Job or pipeline ids.")
-    var ids: [String]
+    @OptionGroup var selection: BulkSelection
+    @Argument(help: "Job or pipeline ids, or '-' to read them from stdin.")
+    var ids: [String] = []
+
+    func validate() throws { try requireIDsOrFilters(ids, selection) }
 
     func run() throws {
-        try changeEach(store, ids, verb: "retried", { try $0.retry($1) }, pipeline: { try $0.retryPipeline($1) })
+        if selection.filtered {
+            try changeAll(store, selection, verb: "retry") { txn, id in
+                _ = try txn.retry(id)
+                return true
+            }
+        } else {
+            try changeEach(store, try givenIDs(ids), verb: "retried", { try $0.retry($1) }, pipeline: { try $0.retryPipeline($1) })
+        }
     }
 }

@@ -397,6 +397,37 @@ struct AdminToolTests {
         #expect(!FileManager.default.fileExists(atPath: output + ".partial"))
     }
 
+    @Test("bulk actions by filter (state, queue, name, time) with --dry-run first, ids from stdin, and delete")
+    func bulkActions() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        let jobs = try makeStore(path)
+        func pending(_ queue: String) throws -> Int {
+            try json(jobstore("stats", path, "--json").out)["queues"].flatMap { ($0 as? [String: [String: Int]])?[queue]?["pending"] } ?? 0
+        }
+        let mailPending = try pending("mail")
+        let dry = try jobstore("cancel", path, "--state", "pending", "--queue", "mail", "--dry-run")
+        #expect(dry.status == 0 && dry.out.contains("would try to cancel \(mailPending) jobs"))
+        #expect(try pending("mail") == mailPending)  // nothing changed
+        let cancelled = try json(jobstore("cancel", path, "--state", "pending", "--queue", "mail", "--json").out)
+        #expect(cancelled["changed"] as? Int == mailPending && cancelled["skipped"] as? Int == 0)
+        #expect(try pending("mail") == 0)
+        // Retry by name: one job; a filter that matches jobs the action does not apply to skips them.
+        let retried = try jobstore("retry", path, "--name", "job-1")
+        #expect(retried.status == 0 && retried.out.hasPrefix("retried 1 job"))
+        let requeue = try jobstore("requeue", path, "--state", "succeeded")
+        #expect(requeue.out.contains("skipped"))
+        // Ids from stdin; then delete by filter.
+        let viaStdin = try jobstore("cancel", path, "-", stdin: jobs["job-5"]!.id.description + "\n")
+        #expect(viaStdin.status == 0 && viaStdin.out.contains("cancelled, now cancelled"))
+        let deleted = try jobstore("delete", path, "--state", "cancelled")
+        #expect(deleted.status == 0 && deleted.out.hasPrefix("deleted"))
+        #expect(try json(jobstore("stats", path, "--json").out)["states"].flatMap { ($0 as? [String: Int])?["cancelled"] } == 0)
+        expectError(try jobstore("delete", path), 2, "give job ids")
+        expectError(try jobstore("cancel", path, "--state", "sleeping"), 2, "is not a state")
+        #expect(try jobstore("verify", path).status == 0)
+    }
+
     @Test("readers and top run on a store; top's JSON lines carry the counts")
     func readersAndTop() throws {
         let directory = TemporaryDirectory()
