@@ -475,7 +475,7 @@ struct AdminToolTests {
         expectError(try jobstore("jobs", "list", store, "--since", "yesterday"), 2, "not a time")
         expectError(try jobstore("prune", store, "--state", "succeeded", "--older-than", "7 days"), 2, "not a duration")
         expectError(try jobstore("prune", store, "--state", "pending", "--older-than", "7d"), 2, "must be succeeded")
-        expectError(try jobstore("requeue", store), 2, "either --stuck or job ids")
+        expectError(try jobstore("requeue", store), 2, "give job ids")
         expectError(try jobstore("stats"), 2, "Missing expected argument")
         expectError(try jobstore("frobnicate"), 2, "Unexpected argument")
 
