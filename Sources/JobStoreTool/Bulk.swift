@@ -58,9 +58,9 @@ struct BulkSelection: ParsableArguments {
 func givenIDs(_ ids: [String]) throws -> [String] { ids == ["-"] ? try idsFromStandardInput() : ids }
 
 /// Checks that a bulk command got ids or filters, not both.
-func requireIDsOrFilters(_ ids: [String], _ selection: BulkSelection) throws {
+func requireIDsOrFilters(_ ids: [String], _ selection: BulkSelection, or alternative: String = "") throws {
     if ids.isEmpty == !selection.filtered {
-        throw ValidationError("give job ids (or '-' to read them from stdin) or filters (--state, --queue, --name, …), not both, not neither")
+        throw ValidationError("give job ids (or '-' to read them from stdin) or filters (--state, --queue, --name, …)\(alternative), not both, not neither")
     }
 }
 

@@ -316,7 +316,7 @@ struct Requeue: ParsableCommand {
         if stuck {
             if !ids.isEmpty || selection.filtered { throw ValidationError("--stuck takes no ids and no filters") }
         } else {
-            try requireIDsOrFilters(ids, selection)
+            try requireIDsOrFilters(ids, selection, or: ", or --stuck")
         }
     }
 
