@@ -293,10 +293,29 @@ struct Readers: ParsableCommand {
         let cleared = clearStale ? try jobs.clearStaleReaders() : 0
         let table = try jobs.readerTable()
         if store.json {
-            try printJSON(["readers": .string(table), "cleared": .count(cleared)] as [String: JSONValue])
+            struct Reader: Encodable {
+                var pid: Int
+                var thread: String
+                /// The snapshot the slot holds, or `nil` when the slot is idle.
+                var transaction: Int?
+                /// This tool's own slot.
+                var this: Bool
+            }
+            struct Output: Encodable {
+                var readers: [Reader]
+                var cleared: Int
+            }
+            // LMDB's text: a header line, then "pid thread txnid" per slot ("-" when idle).
+            let readers = table.split(separator: "\n").dropFirst().compactMap { line -> Reader? in
+                let fields = line.split(separator: " ")
+                guard fields.count == 3, let pid = Int(fields[0]) else { return nil }
+                return Reader(pid: pid, thread: String(fields[1]), transaction: Int(fields[2]), this: pid == Int(getpid()))
+            }
+            try printJSON(Output(readers: readers, cleared: cleared))
             return
         }
         print(table.trimmingCharacters(in: .newlines))
+        print("(process \(getpid()) is this tool)")
         if clearStale { print("cleared \(cleared) stale reader slot\(cleared == 1 ? "" : "s")") }
     }
 }

@@ -434,6 +434,8 @@ struct AdminToolTests {
         _ = try makeStore(directory.path)
         let readers = try jobstore("readers", directory.path, "--clear-stale")
         #expect(readers.status == 0 && readers.out.contains("cleared 0 stale"))
+        let listed = try #require(try json(jobstore("readers", directory.path, "--json").out)["readers"] as? [[String: Any]])
+        #expect(listed.contains { $0["this"] as? Bool == true && $0["pid"] is Int })
         let top = try jobstore("top", directory.path, "--iterations", "2", "--interval", "100ms", "--json")
         #expect(top.status == 0)
         let lines = top.out.split(separator: "\n")
