@@ -61,7 +61,7 @@ add("queues", "Every queue that has jobs or is paused: its jobs per state (the c
     run(['queues', P, '--json'], maxlines=30), run(['queues', 'resume', P, 'mail']), run(['queues', 'unlimit', P, 'reports']))
 add("schedules", "The periodic jobs schedulers registered in the store: timing, time zone, the job they enqueue, the missed-tick policy, the last tick any process enqueued and the next one. The demo's scheduler registered these two with `schedule(\"nightly-import\", cron: \"0 3 * * *\", timeZone: \"Europe/Paris\", missedTicks: .runOnce, …)` and `schedule(\"weekly-report\", cron: \"@weekly\", …)`.",
     run(['schedules', SCHEDULED]), run(['schedules', SCHEDULED, '--json'], maxlines=30))
-add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount; every pipeline agrees with its steps' jobs (counts, state, remaining dependencies, each step's job pointing back). Exit 0 when clean, 1 with every problem listed (with the job ids). It reads one consistent snapshot.",
+add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount; every pipeline agrees with its steps' jobs (counts, state, remaining dependencies, each step's job pointing back). It walks the store in chunks (`--chunk-size`, 10,000) so a live store's file does not grow; a suspected problem is checked again in a fresh snapshot before it is reported. Exit 0 when clean, 1 with every problem listed (with the job ids). It reads one consistent snapshot.",
     run(['verify', S]), run(['verify', S, '--json']))
 add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty directory, safe while other processes write; `--compact` leaves out free pages.",
     run(['backup', S, '/tmp/admin-backup', '--compact']), run(['backup', S, '/tmp/admin-backup']))
@@ -99,7 +99,7 @@ head = '''# The admin tool: `jobstore`
 
 `jobstore` inspects and repairs a store — also while another process writes to it: commands
 that only read open the store read-only and keep their read transactions short (`verify`
-excepted: it needs one consistent snapshot). Every command prints a table for people, or JSON
+walks the store in chunks of 10,000 entries, each its own snapshot). Every command prints a table for people, or JSON
 with `--json`.
 
 | exit code | meaning |

@@ -207,6 +207,8 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Check records, every index, the counters and every pipeline against its steps' jobs; exit 1 listing every problem.")
 
     @OptionGroup var store: StoreOptions
+    @Option(help: "Records or index entries per read transaction (a short snapshot each, so a live store's file does not grow).")
+    var chunkSize = 10_000
 
     struct Output: Encodable {
         struct Problem: Encodable {
@@ -225,7 +227,7 @@ struct VerifyCommand: ParsableCommand {
         let jobs = try store.open()
         defer { jobs.close() }
         let progress = Progress("verifying")
-        let problems = try jobs.verify()
+        let problems = try jobs.verify(chunkSize: chunkSize)
         progress.finish()
         let total = try jobs.counts().values.reduce(0, +)
         let pipelines = try jobs.pipelineCounts().values.reduce(0, +)

@@ -160,4 +160,49 @@ struct InvariantTests {
             #expect(kinds.contains(.wrongCounter))
         }
     }
+
+    @Test("verify() in chunks finds the same problems as in one pass, each once")
+    func chunkedVerifyFindsTheSame() throws {
+        try withStore() { store in
+            let jobs = try store.insert((0..<50).map { NewJob(name: "j\($0)", queue: "q\($0 % 3)") })
+            try store.environment.write { txn in
+                try txn.delete(store.db.created, Keys.created(jobs[7].createdAt, jobs[7].id))
+                try txn.put(store.db.lease, Keys.lease(.now, jobs[20].id), ())
+                try txn.put(store.db.meta, MetaKey.stateCounter(.failed), Counters.encode(3))
+            }
+            let whole = try store.verify(chunkSize: 1_000_000)
+            let chunked = try store.verify(chunkSize: 1)
+            #expect(whole.count == 3)
+            #expect(Set(chunked) == Set(whole) && chunked.count == whole.count)
+        }
+    }
+
+    @Test("verify() on a store being written reports nothing: what a chunk saw mid-change is checked again")
+    func verifyWhileWriting() throws {
+        try withStore() { store in
+            try store.insert((0..<1000).map { NewJob(name: "j\($0)", queue: "q\($0 % 4)") })
+            let stop = StopFlag()
+            let writer = Thread.detachedResult {
+                let owner = OwnerToken.random()
+                var rounds = 0
+                while !stop.isSet {
+                    try store.write { txn in
+                        try txn.insert((0..<20).map { NewJob(name: "more-\(rounds)-\($0)", queue: "q\($0 % 4)") })
+                        for job in try txn.claim(limit: 10, lease: .seconds(60), owner: owner) { try txn.complete(job.id, owner: owner) }
+                    }
+                    rounds += 1
+                }
+                return rounds
+            }
+            var runs = 0
+            while runs < 3 {
+                let problems = try store.verify(chunkSize: 128)
+                #expect(problems.isEmpty, "verify under writes reported: \(problems.prefix(3))")
+                runs += 1
+            }
+            stop.set()
+            #expect(try writer.value() > 0)
+            try expectConsistent(store)
+        }
+    }
 }

@@ -227,6 +227,18 @@ public enum RecordFormat {
             runAt: Timestamp(microseconds: i64(24)), leaseUntil: leaseUntil)
     }
 
+    /// A record's state and queue, read in place (the queue is the second variable field): what a
+    /// counter recount needs, without decoding the rest.
+    static func stateAndQueue(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> (JobState, String) {
+        let header = try header(bytes, id: id)
+        let nameLength = bytes.count > headerSize ? Int(bytes[headerSize]) : 0
+        let queueAt = headerSize + 1 + nameLength
+        guard queueAt < bytes.count else { return (header.state, try decode(bytes, id: id).queue) }  // let decode say what is wrong
+        let queueLength = Int(bytes[queueAt])
+        guard queueAt + 1 + queueLength <= bytes.count else { return (header.state, try decode(bytes, id: id).queue) }
+        return (header.state, String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(queueAt + 1)..<(queueAt + 1 + queueLength)]), as: UTF8.self))
+    }
+
     /// Whether a record is a pipeline step's job (its pipeline flag), read in place.
     static func isPipelineStep(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Bool {
         guard bytes.count >= headerSize else {

@@ -38,90 +38,183 @@ public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension JobRepository {
-    /// Checks the whole store in one snapshot: every record decodes; every record has exactly its
-    /// index entries (``IndexEntry/entries(of:)``, the same function writes use) and every index
-    /// entry belongs to a record; every counter equals a recount; every pipeline agrees with its
-    /// steps' jobs (see ``verifyPipelines(_:stepJobs:counters:)``). Returns every problem found
-    /// (empty when the store is consistent).
+    /// Checks the whole store: every record decodes; every record has exactly its index entries
+    /// (``IndexEntry/entries(of:)``, the same function writes use) and every index entry belongs
+    /// to a record; every counter equals a recount; every pipeline agrees with its steps' jobs
+    /// (see ``verifyPipelines(_:counters:)``). Returns every problem found (empty when the store is
+    /// consistent).
     ///
-    /// Holds one read transaction for its duration (a consistent snapshot), so on a live store
-    /// the file may grow while it runs.
-    public func verify() throws -> [VerificationProblem] {
-        try reading { txn in
-            var problems: [VerificationProblem] = []
-            var counters: [String: Int64] = [:]
-            var stepJobs: [JobID: (step: PipelineReference, state: JobState)] = [:]
+    /// Safe on a live store: records and indexes are walked in chunks of `chunkSize`, each in its
+    /// own short read transaction, so no snapshot is held long (a long one makes the file grow
+    /// under writes). Whatever looks wrong in a chunk — a change may have landed between two
+    /// chunks — is checked again in a fresh snapshot before it is reported; counters are recounted
+    /// in one snapshot only when the chunked recount disagrees with them.
+    public func verify(chunkSize: Int = 10_000) throws -> [VerificationProblem] {
+        try JobStoreError.requirePositive(chunkSize, "chunkSize")
+        var problems: [VerificationProblem] = []
+        var counters: [String: Int64] = [:]
+        var suspectJobs = Set<JobID>()
+        var suspectEntries: [(entry: IndexEntry, id: JobID, name: String)] = []
 
-            if try txn.get(db.meta, MetaKey.formatVersion)?.count != 4 {
-                problems.append(VerificationProblem(kind: .badFormatVersion, jobID: nil, message: "meta has no 4-byte format_version"))
+        // Records → their index entries (and, for a pipeline step, its step record).
+        try forEachChunk(of: db.jobs, chunkSize: chunkSize) { txn, key, value in
+            guard let id = JobID(bytes: key) else {
+                problems.append(VerificationProblem(kind: .badRecord, message: "a jobs key of \(key.count) bytes is not an id"))
+                return
             }
+            guard let job = try? RecordFormat.decode(value, id: id) else {
+                suspectJobs.insert(id)
+                return
+            }
+            counters[MetaKey.stateCounter(job.state), default: 0] += 1
+            counters[MetaKey.queueCounter(job.queue, job.state), default: 0] += 1
+            if try !recordProblems(job, txn).isEmpty { suspectJobs.insert(id) }
+        }
 
-            // Records → their index entries.
-            try txn.forEach(db.jobs) { key, value in
-                guard let id = JobID(bytes: key) else {
-                    problems.append(VerificationProblem(kind: .badRecord, jobID: nil, message: "a jobs key of \(key.count) bytes is not an id"))
-                    return true
+        // Index entries → records that call for them.
+        var indexes = db.keyOnlyIndexes.map { index in (index.database, index.entry) }
+        let unique = db.unique
+        for (database, makeEntry) in indexes {
+            let name = database.name
+            try forEachChunk(of: database, chunkSize: chunkSize) { txn, key, _ in
+                guard let id = try? Keys.trailingID(key, index: name) else {
+                    problems.append(VerificationProblem(kind: .strayIndexEntry, message: "a key of \(key.count) bytes in \(name) is too short to end with a job id"))
+                    return
                 }
-                let job: Job
+                let entry = makeEntry(Array(key))
+                if try !strayCheck(entry, id: id, name: name, txn).isEmpty { suspectEntries.append((entry, id, name)) }
+            }
+        }
+        indexes = []
+        try forEachChunk(of: unique, chunkSize: chunkSize) { txn, key, value in
+            guard let id = JobID(bytes: value) else {
+                problems.append(VerificationProblem(kind: .strayIndexEntry, message: "\(unique.name) holds a \(value.count)-byte value"))
+                return
+            }
+            let entry = IndexEntry.unique(key: Array(key), id: Array(value))
+            if try !strayCheck(entry, id: id, name: unique.name, txn).isEmpty { suspectEntries.append((entry, id, unique.name)) }
+        }
+
+        // The suspects, again, in one fresh snapshot: what is still wrong is reported.
+        try reading { txn in
+            for id in suspectJobs.sorted() {
+                guard let bytes = try txn.get(db.jobs, Keys.id(id)) else { continue }  // deleted meanwhile
                 do {
-                    job = try RecordFormat.decode(value, id: id)
+                    let job = try bytes.withUnsafeBytes { try RecordFormat.decode($0, id: id) }
+                    problems += try recordProblems(job, txn)
                 } catch {
                     problems.append(VerificationProblem(kind: .badRecord, jobID: id, message: "\(error)"))
-                    return true
-                }
-                counters[MetaKey.stateCounter(job.state), default: 0] += 1
-                counters[MetaKey.queueCounter(job.queue, job.state), default: 0] += 1
-                if let step = job.pipeline { stepJobs[id] = (step, job.state) }
-                for entry in IndexEntry.entries(of: job) where try !has(entry, txn) {
-                    problems.append(VerificationProblem(
-                        kind: .missingIndexEntry, jobID: id, message: "job \(id) (\(job.state)) lacks its \(db.name(of: entry)) entry"))
-                }
-                return true
-            }
-
-            // Index entries → records that call for them.
-            for (database, makeEntry) in db.keyOnlyIndexes {
-                let name = database.name
-                try txn.forEach(database) { key, _ in
-                    let id: JobID
-                    do {
-                        id = try Keys.trailingID(key, index: name)
-                    } catch {
-                        problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "\(error)"))
-                        return true
-                    }
-                    problems += try strayCheck(makeEntry(Array(key)), id: id, name: name, txn)
-                    return true
                 }
             }
-            try txn.forEach(db.unique) { key, value in
-                guard let id = JobID(bytes: value) else {
-                    problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: nil, message: "\(db.unique.name) holds a \(value.count)-byte value"))
-                    return true
-                }
-                problems += try strayCheck(.unique(key: Array(key), id: Array(value)), id: id, name: db.unique.name, txn)
-                return true
+            for (entry, id, name) in suspectEntries where try isStored(entry, txn) {
+                problems += try strayCheck(entry, id: id, name: name, txn)
             }
+        }
 
-            problems += try verifyPipelines(txn, stepJobs: stepJobs, counters: &counters)
-
-            // Counters.
+        // Format version, pipelines and counters: one snapshot (pipelines are few; counters are
+        // recounted from the records in it only if the chunked recount disagrees).
+        problems += try reading { txn in
+            var problems: [VerificationProblem] = []
+            if try txn.get(db.meta, MetaKey.formatVersion)?.count != 4 {
+                problems.append(VerificationProblem(kind: .badFormatVersion, message: "meta has no 4-byte format_version"))
+            }
+            var pipelineCounters: [String: Int64] = [:]
+            problems += try verifyPipelines(txn, counters: &pipelineCounters)
             var stored: [String: Int64] = [:]
             try txn.forEach(db.meta, prefix: Array(MetaKey.counterPrefix.utf8)) { key, value in
                 let name = String(decoding: key, as: UTF8.self)
                 do {
                     stored[name] = try Counters.decode(value, key: name)
                 } catch {
-                    problems.append(VerificationProblem(kind: .wrongCounter, jobID: nil, message: "\(error)"))
+                    problems.append(VerificationProblem(kind: .wrongCounter, message: "\(error)"))
                 }
                 return true
             }
-            for name in Set(stored.keys).union(counters.keys).sorted() where stored[name, default: 0] != counters[name, default: 0] {
+            var recount = counters.merging(pipelineCounters) { a, _ in a }
+            if Set(stored.keys).union(recount.keys).contains(where: { stored[$0, default: 0] != recount[$0, default: 0] }) {
+                // Jobs may have changed between chunks: recount them in this snapshot, reading only
+                // each record's state and queue (a short snapshot: a tenth of a full decode).
+                recount = pipelineCounters
+                var perQueue: [JobState: [String: Int64]] = [:]
+                try txn.forEach(db.jobs) { key, value in
+                    if let id = JobID(bytes: key), let (state, queue) = try? RecordFormat.stateAndQueue(value, id: id) {
+                        perQueue[state, default: [:]][queue, default: 0] += 1
+                    }
+                    return true
+                }
+                for (state, queues) in perQueue {
+                    recount[MetaKey.stateCounter(state)] = queues.values.reduce(0, +)
+                    for (queue, count) in queues { recount[MetaKey.queueCounter(queue, state)] = count }
+                }
+            }
+            for name in Set(stored.keys).union(recount.keys).sorted() where stored[name, default: 0] != recount[name, default: 0] {
                 problems.append(VerificationProblem(
-                    kind: .wrongCounter, jobID: nil,
-                    message: "\(name) is \(stored[name, default: 0]), a recount finds \(counters[name, default: 0])"))
+                    kind: .wrongCounter, message: "\(name) is \(stored[name, default: 0]), a recount finds \(recount[name, default: 0])"))
             }
             return problems
+        }
+        return problems
+    }
+
+    /// What is wrong with a decoded record, in `txn`: a missing index entry, or a pipeline step
+    /// whose step record does not run it.
+    private func recordProblems(_ job: Job, _ txn: Transaction) throws -> [VerificationProblem] {
+        var problems: [VerificationProblem] = []
+        for entry in IndexEntry.entries(of: job) where try !has(entry, txn) {
+            problems.append(VerificationProblem(
+                kind: .missingIndexEntry, jobID: job.id, message: "job \(job.id) (\(job.state)) lacks its \(db.name(of: entry)) entry"))
+        }
+        if let step = job.pipeline {
+            let runsIt = try db.pipeline.map { tables in
+                try txn.withValue(tables.steps, Keys.step(step.pipeline, Int(step.step))) { bytes in
+                    try bytes.map { try PipelineFormat.decodeStep($0, pipeline: step.pipeline, index: Int(step.step)).jobID == job.id } ?? false
+                }
+            } ?? false
+            if !runsIt {
+                problems.append(VerificationProblem(
+                    kind: .badPipeline, jobID: job.id, pipelineID: step.pipeline,
+                    message: "job \(job.id) says it is step \(step.step) of pipeline \(step.pipeline), which has no such step"))
+            }
+        }
+        return problems
+    }
+
+    /// Visits every entry of `database` in chunks of `chunkSize`, each chunk in its own read
+    /// transaction (resuming after the last key seen), so no snapshot is held long.
+    private func forEachChunk<Value>(
+        of database: Database<BytesCodec, Value>, chunkSize: Int,
+        _ body: (Transaction, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        var after: [UInt8]?
+        while true {
+            var seen = 0
+            try reading { txn in
+                try txn.withCursor(database) { cursor in
+                    var found: Bool
+                    if let last = after {
+                        found = try cursor.seek(atLeast: last)
+                        if found, try cursor.withCurrent({ key, _ in key.elementsEqual(last) }) { found = try cursor.next() }
+                    } else {
+                        found = try cursor.first()
+                    }
+                    while found && seen < chunkSize {
+                        try cursor.withCurrent { key, value in
+                            try body(txn, key, value)
+                            after = Array(key)
+                        }
+                        seen += 1
+                        found = try cursor.next()
+                    }
+                }
+            }
+            if seen < chunkSize { return }
+        }
+    }
+
+    private func isStored(_ entry: IndexEntry, _ txn: Transaction) throws -> Bool {
+        switch entry {
+        case .unique(let key, let id): return try txn.get(db.unique, key) == id
+        default: return try has(entry, txn)
         }
     }
 

@@ -6,19 +6,14 @@ extension JobRepository {
     /// step records 0 ..< stepCount, whose jobs exist and point back; the finished counts, the
     /// rolled-up state and finishedAt equal a recount of the steps' jobs; each step's
     /// remaining-dependency count equals a recount, and no step waits with none left or runs
-    /// with some left; every job that says it is a step is one. Adds the pipeline counters'
-    /// recount to `counters`.
-    func verifyPipelines(
-        _ txn: Transaction, stepJobs: [JobID: (step: PipelineReference, state: JobState)], counters: inout [String: Int64]
-    ) throws -> [VerificationProblem] {
+    /// with some left. (That every job that says it is a step is one is checked with the
+    /// records.) Adds the pipeline counters' recount to `counters`.
+    func verifyPipelines(_ txn: Transaction, counters: inout [String: Int64]) throws -> [VerificationProblem] {
         var problems: [VerificationProblem] = []
         func problem(_ id: PipelineID?, _ message: String, job: JobID? = nil, kind: VerificationProblem.Kind = .badPipeline) {
             problems.append(VerificationProblem(kind: kind, jobID: job, pipelineID: id, message: message))
         }
-        guard let tables = db.pipeline else {
-            for (id, (step, _)) in stepJobs { problem(step.pipeline, "job \(id) is a pipeline step, but this store has no pipeline databases", job: id) }
-            return problems
-        }
+        guard let tables = db.pipeline else { return problems }
 
         // Pipeline records, and their index entries.
         var pipelines: [PipelineID: Pipeline] = [:]
@@ -58,7 +53,6 @@ extension JobRepository {
 
         // Step records, a pipeline at a time (keys are pipeline id · step index, so each
         // pipeline's steps are contiguous and in order).
-        var claimed = Set<JobID>()
         var current: (id: PipelineID, steps: [PipelineStepRecord])?
         func finish() {
             guard let (id, steps) = current else { return }
@@ -77,15 +71,15 @@ extension JobRepository {
             }
             var states: [JobState] = []
             for step in steps {
-                claimed.insert(step.jobID)
-                guard let (reference, state) = stepJobs[step.jobID] else {
-                    problem(id, "step \(step.index) of pipeline \(id) runs job \(step.jobID), which does not exist", job: step.jobID)
+                guard let job = try? job(step.jobID, in: txn) else {
+                    problem(id, "step \(step.index) of pipeline \(id) runs job \(step.jobID), which does not exist or cannot be read", job: step.jobID)
                     return
                 }
-                if reference != PipelineReference(pipeline: id, step: UInt16(step.index)) {
-                    problem(id, "step \(step.index) of pipeline \(id) runs job \(step.jobID), which says it is step \(reference.step) of pipeline \(reference.pipeline)", job: step.jobID)
+                if job.pipeline != PipelineReference(pipeline: id, step: UInt16(step.index)) {
+                    let says = job.pipeline.map { "step \($0.step) of pipeline \($0.pipeline)" } ?? "no pipeline step"
+                    problem(id, "step \(step.index) of pipeline \(id) runs job \(step.jobID), which says it is \(says)", job: step.jobID)
                 }
-                states.append(state)
+                states.append(job.state)
             }
             var remaining = [Int](repeating: 0, count: steps.count)
             for step in steps {
@@ -149,9 +143,6 @@ extension JobRepository {
         finish()
         for pipeline in pipelines.values { check(pipeline, []) }  // records without a single step
 
-        for (id, (step, _)) in stepJobs where !claimed.contains(id) {
-            problem(step.pipeline, "job \(id) says it is step \(step.step) of pipeline \(step.pipeline), which has no such step", job: id)
-        }
         return problems
     }
 }
