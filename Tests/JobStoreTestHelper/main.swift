@@ -119,6 +119,23 @@ do {
         }
         store.close()
         say("done")
+    case "work":
+        // work PATH QUEUE: runs a scheduler (4 handlers) on QUEUE, printing the id of each job it
+        // runs, until the store has no pending or running job of the queue; then "done".
+        guard arguments.count == 4 else { fail("work needs QUEUE") }
+        let queue = arguments[3]
+        var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: 4, prefetch: 8))
+        scheduler.handle(queue: queue) { context in say(context.job.id.description) }
+        let service = Task { try await scheduler.run() }
+        while true {
+            try await Task.sleep(for: .milliseconds(50))
+            let counts = try store.queueCounts()[queue] ?? [:]
+            if (counts[.pending] ?? 0) + (counts[.running] ?? 0) == 0 { break }
+        }
+        service.cancel()
+        try await service.value
+        store.close()
+        say("done")
     case "pause", "resume":
         // pause|resume PATH QUEUE, from another process.
         guard arguments.count == 4 else { fail("\(arguments[1]) needs QUEUE") }
