@@ -144,6 +144,12 @@ public final class Environment: @unchecked Sendable {
             mdb_env_close(env)
             throw error
         }
+        do {
+            try Environment.checkNotTruncated(env, canonical: canonical, path: path)
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
         handle = env
         maxKeySize = Int(mdb_env_get_maxkeysize(env))
         _ = try? Environment.clearDeadReaders(env, options: options, path: path)  // left by crashed processes
@@ -175,6 +181,23 @@ public final class Environment: @unchecked Sendable {
             throw LMDBError(
                 code: .system, returnCode: code, operation: "mkdir", path: String(directory),
                 message: String(cString: strerror(code)))
+        }
+    }
+
+    /// Refuses a data file shorter than its last committed page: LMDB maps the file, and reading
+    /// a page past its end would kill the process (SIGBUS) instead of failing.
+    private static func checkNotTruncated(_ env: OpaquePointer, canonical: String, path: String) throws {
+        var info = MDB_envinfo()
+        var stats = MDB_stat()
+        guard mdb_env_info(env, &info) == 0, mdb_env_stat(env, &stats) == 0 else { return }
+        var file = stat()
+        guard stat(canonical + "/data.mdb", &file) == 0 else { return }
+        let needed = (info.me_last_pgno + 1) * Int(stats.ms_psize)
+        if Int(file.st_size) < needed {
+            throw LMDBError(
+                code: .corrupted, operation: "open", path: path,
+                message: "data.mdb is \(file.st_size) bytes, but its last committed page ends at byte \(needed): the file was truncated",
+                hint: "Restore the store from a backup (`jobstore backup` makes consistent copies of a live store)")
         }
     }
 

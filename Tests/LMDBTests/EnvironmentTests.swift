@@ -243,4 +243,28 @@ struct WriteMapTests {
             }
         }
     }
+
+    @Test("a truncated data file is refused at open with a clear error, not a crash; restored, it opens again")
+    func truncatedFile() throws {
+        let directory = TemporaryDirectory()
+        let items = DatabaseDefinition<StringCodec, BytesCodec>(name: "items")
+        do {
+            let env = try Environment(path: directory.path, databases: [items])
+            try env.write { txn in
+                for n in 0..<2000 { try txn.put(env.database(items), "key-\(n)", [UInt8](repeating: UInt8(n % 251), count: 300)) }
+            }
+            env.close()
+        }
+        let file = directory.path + "/data.mdb"
+        let whole = try Data(contentsOf: URL(fileURLWithPath: file))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: file))
+        #expect { try Environment(path: directory.path, databases: [items]) } throws: { error in
+            guard let error = error as? LMDBError else { return false }
+            return error.code == .corrupted && error.message.contains("truncated") && error.hint?.contains("backup") == true
+        }
+        try whole.write(to: URL(fileURLWithPath: file))
+        let env = try Environment(path: directory.path, databases: [items])
+        #expect(try env.read { txn in try txn.count(env.database(items)) } == 2000)
+        env.close()
+    }
 }
