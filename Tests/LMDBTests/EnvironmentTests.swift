@@ -267,4 +267,34 @@ struct WriteMapTests {
         #expect(try env.read { txn in try txn.count(env.database(items)) } == 2000)
         env.close()
     }
+
+    @Test("a full reader table is a clear error for the read that does not fit, and reads work again once a slot frees")
+    func readerTableFull() throws {
+        let directory = TemporaryDirectory()
+        let items = DatabaseDefinition<StringCodec, StringCodec>(name: "items")
+        let env = try Environment(path: directory.path, options: EnvironmentOptions(maxReaders: 1), databases: [items])
+        defer { env.close() }
+        try env.write { txn in try txn.put(env.database(items), "a", "b") }
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let holder = Thread {
+            _ = try? env.read { txn -> String? in
+                holding.signal()
+                release.wait()  // keeps the only reader slot
+                return try txn.get(env.database(items), "a")
+            }
+            done.signal()
+        }
+        holder.start()
+        holding.wait()
+        #expect { try env.read { txn in try txn.get(env.database(items), "a") } } throws: { error in
+            guard let error = error as? LMDBError else { return false }
+            return error.code == .readersFull && error.hint != nil
+        }
+        release.signal()
+        done.wait()
+        // The holder's slot is free again (pooled for reuse): reads work.
+        #expect(try env.read { txn in try txn.get(env.database(items), "a") } == "b")
+    }
 }
