@@ -47,10 +47,22 @@ public struct LMDBError: Error, Sendable, CustomStringConvertible {
 
     /// Builds the error for an LMDB return value `rc` (non-zero).
     init(returnCode rc: Int32, operation: String, database: String? = nil, path: String? = nil) {
-        let text = String(cString: mdb_strerror(rc))
+        var text = String(cString: mdb_strerror(rc))
+        var hint: String?
+        // A write that found no room: LMDB says ENOSPC, or EIO for a short write. Say so.
+        if rc == ENOSPC || rc == EIO, let path {
+            var fs = statvfs()
+            if statvfs(path, &fs) == 0 {
+                let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+                if rc == ENOSPC || free < 16 << 20 {
+                    text += " — the disk holding the store is full (\(free / 1024) KiB free)"
+                    hint = "Nothing of this write was committed; free space on that disk (or move the store), then write again"
+                }
+            }
+        }
         self.init(
             code: Code(returnCode: rc), returnCode: rc, operation: operation,
-            database: database, path: path, message: text)
+            database: database, path: path, message: text, hint: hint)
     }
 
     public var description: String {
