@@ -77,10 +77,7 @@ struct Queues: ParsableCommand {
         var queue: String
 
         func run() throws {
-            let jobs = try store.open(writable: true)
-            defer { jobs.close() }
-            try jobs.pause(queue: queue)
-            print(store.json ? try jsonLine(["queue": .string(queue), "paused": true] as [String: JSONValue]) : "queue \(queue) paused")
+            try changeQueue(store, queue, json: ["paused": true], text: "queue \(queue) paused") { try $0.pause(queue: queue) }
         }
     }
 
@@ -91,10 +88,7 @@ struct Queues: ParsableCommand {
         var queue: String
 
         func run() throws {
-            let jobs = try store.open(writable: true)
-            defer { jobs.close() }
-            try jobs.resume(queue: queue)
-            print(store.json ? try jsonLine(["queue": .string(queue), "paused": false] as [String: JSONValue]) : "queue \(queue) resumed")
+            try changeQueue(store, queue, json: ["paused": false], text: "queue \(queue) resumed") { try $0.resume(queue: queue) }
         }
     }
 
@@ -115,11 +109,11 @@ struct Queues: ParsableCommand {
         }
 
         func run() throws {
-            let jobs = try store.open(writable: true)
-            defer { jobs.close() }
             let period = try parseDuration(per)
-            try jobs.setRateLimit(queue: queue, starts: starts, per: period)
-            print(store.json ? try jsonLine(["queue": .string(queue), "starts": .count(starts), "period_seconds": .double(period.seconds)] as [String: JSONValue]) : "queue \(queue): at most \(starts) starts per \(per)")
+            try changeQueue(
+                store, queue, json: ["starts": .count(starts), "period_seconds": .double(period.seconds)],
+                text: "queue \(queue): at most \(starts) starts per \(per)"
+            ) { try $0.setRateLimit(queue: queue, starts: starts, per: period) }
         }
     }
 
@@ -130,10 +124,16 @@ struct Queues: ParsableCommand {
         var queue: String
 
         func run() throws {
-            let jobs = try store.open(writable: true)
-            defer { jobs.close() }
-            try jobs.removeRateLimit(queue: queue)
-            print(store.json ? try jsonLine(["queue": .string(queue), "rate_limit": .null] as [String: JSONValue]) : "queue \(queue): no rate limit")
+            try changeQueue(store, queue, json: ["rate_limit": .null], text: "queue \(queue): no rate limit") { try $0.removeRateLimit(queue: queue) }
         }
     }
+}
+
+/// Applies a change to a queue in the store opened writable, then says what it did: `text`, or
+/// with `--json` the queue's name and `json`.
+func changeQueue(_ store: StoreOptions, _ queue: String, json: [String: JSONValue], text: String, _ change: (JobRepository) throws -> Void) throws {
+    let jobs = try store.open(writable: true)
+    defer { jobs.close() }
+    try change(jobs)
+    print(store.json ? try jsonLine(json.merging(["queue": .string(queue)]) { a, _ in a }) : text)
 }
