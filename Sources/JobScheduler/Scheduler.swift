@@ -353,9 +353,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     }
                     if let next = response.nextRunAt, timer.map({ next < $0.at }) ?? true {
                         timer?.task.cancel()
-                        let delay = Duration.microseconds(max(0, next.microseconds - Timestamp.now.microseconds))
                         timer = (next, Task { [self] in
-                            guard (try? await Task.sleep(for: delay)) != nil else { return }
+                            guard (try? await Task.sleep(for: next.delayFromNow)) != nil else { return }
                             post(.timer(next))
                         })
                     }
@@ -568,8 +567,7 @@ extension SchedulerEngine {
             }
         }
         while !Task.isCancelled, let earliest = next.values.min() {
-            let delay = Duration.microseconds(max(0, earliest.microseconds - Timestamp.now.microseconds))
-            guard (try? await Task.sleep(for: delay)) != nil else { return }
+            guard (try? await Task.sleep(for: earliest.delayFromNow)) != nil else { return }
             let now = Timestamp.now
             for job in periodic {
                 guard let tick = next[job.name], tick <= now else { continue }
@@ -586,6 +584,11 @@ extension SchedulerEngine {
             }
         }
     }
+}
+
+extension Timestamp {
+    /// How long until this time (zero if it has come).
+    var delayFromNow: Duration { .microseconds(max(0, microseconds - Timestamp.now.microseconds)) }
 }
 
 func nanoseconds(_ duration: Duration) -> Int64 {

@@ -161,15 +161,8 @@ extension JobTransaction {
             if let limit = try rateLimit(queue) { gate.buckets[queue] = limit.refilled(at: now) }
             return gate
         }
-        try txn.forEach(db.meta, prefix: Array(MetaKey.pausedQueuePrefix.utf8)) { key, _ in
-            gate.paused.insert(String(decoding: key.dropFirst(MetaKey.pausedQueuePrefix.utf8.count), as: UTF8.self))
-            return true
-        }
-        try txn.forEach(db.meta, prefix: Array(MetaKey.rateLimitPrefix.utf8)) { key, value in
-            let name = String(decoding: key.dropFirst(MetaKey.rateLimitPrefix.utf8.count), as: UTF8.self)
-            gate.buckets[name] = try RateLimit.decode(value, queue: name).refilled(at: now)
-            return true
-        }
+        gate.paused = Set(try db.pausedQueues(txn).keys)
+        gate.buckets = try db.rateLimits(txn).mapValues { $0.refilled(at: now) }
         return gate
     }
 
@@ -178,6 +171,31 @@ extension JobTransaction {
         for queue in gate.used {
             if let bucket = gate.buckets[queue] { try txn.put(db.meta, MetaKey.rateLimit(queue), bucket.encode()) }
         }
+    }
+}
+
+extension Databases {
+    /// Every `meta` entry under `prefix`, by the name that follows the prefix, decoded.
+    func metaEntries<T>(_ txn: Transaction, prefix: String, _ decode: (String, UnsafeRawBufferPointer) throws -> T) throws -> [String: T] {
+        var entries: [String: T] = [:]
+        try txn.forEach(meta, prefix: Array(prefix.utf8)) { key, value in
+            let name = String(decoding: key.dropFirst(prefix.utf8.count), as: UTF8.self)
+            entries[name] = try decode(name, value)
+            return true
+        }
+        return entries
+    }
+
+    /// The paused queues, with when each was paused.
+    func pausedQueues(_ txn: Transaction) throws -> [String: Timestamp] {
+        try metaEntries(txn, prefix: MetaKey.pausedQueuePrefix) { name, value in
+            Timestamp(microseconds: try Counters.decode(value, key: MetaKey.pausedQueue(name)))
+        }
+    }
+
+    /// The rate-limited queues' buckets, as stored.
+    func rateLimits(_ txn: Transaction) throws -> [String: RateLimit] {
+        try metaEntries(txn, prefix: MetaKey.rateLimitPrefix) { name, value in try RateLimit.decode(value, queue: name) }
     }
 }
 
@@ -213,18 +231,8 @@ extension JobRepository {
     public func queues() throws -> [QueueSummary] {
         let counts = try queueCounts()
         return try reading { txn in
-            var paused: [String: Timestamp] = [:]
-            try txn.forEach(db.meta, prefix: Array(MetaKey.pausedQueuePrefix.utf8)) { key, value in
-                let name = String(decoding: key.dropFirst(MetaKey.pausedQueuePrefix.utf8.count), as: UTF8.self)
-                paused[name] = Timestamp(microseconds: try Counters.decode(value, key: MetaKey.pausedQueue(name)))
-                return true
-            }
-            var limits: [String: RateLimit] = [:]
-            try txn.forEach(db.meta, prefix: Array(MetaKey.rateLimitPrefix.utf8)) { key, value in
-                let name = String(decoding: key.dropFirst(MetaKey.rateLimitPrefix.utf8.count), as: UTF8.self)
-                limits[name] = try RateLimit.decode(value, queue: name)
-                return true
-            }
+            let paused = try db.pausedQueues(txn)
+            let limits = try db.rateLimits(txn)
             let now = Timestamp.now
             return try Set(counts.keys).union(paused.keys).union(limits.keys).sorted().map { name in
                 QueueSummary(

@@ -100,13 +100,8 @@ extension JobRepository {
     /// Every registered schedule, by name.
     public func schedules() throws -> [ScheduleRecord] {
         try reading { txn in
-            var records: [ScheduleRecord] = []
-            try txn.forEach(db.meta, prefix: Array(MetaKey.schedulePrefix.utf8)) { key, value in
-                let name = String(decoding: key.dropFirst(MetaKey.schedulePrefix.utf8.count), as: UTF8.self)
-                records.append(try ScheduleFormat.decode(value, name: name))
-                return true
-            }
-            return records
+            try db.metaEntries(txn, prefix: MetaKey.schedulePrefix) { name, value in try ScheduleFormat.decode(value, name: name) }
+                .values.sorted { $0.name < $1.name }
         }
     }
 }

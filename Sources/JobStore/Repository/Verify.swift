@@ -106,7 +106,7 @@ extension JobRepository {
                     problems.append(VerificationProblem(kind: .badRecord, jobID: id, message: "\(error)"))
                 }
             }
-            for (entry, id, name) in suspectEntries where try isStored(entry, txn) {
+            for (entry, id, name) in suspectEntries where try has(entry, txn) {
                 problems += try strayCheck(entry, id: id, name: name, txn)
             }
         }
@@ -208,13 +208,6 @@ extension JobRepository {
                 }
             }
             if seen < chunkSize { return }
-        }
-    }
-
-    private func isStored(_ entry: IndexEntry, _ txn: Transaction) throws -> Bool {
-        switch entry {
-        case .unique(let key, let id): return try txn.get(db.unique, key) == id
-        default: return try has(entry, txn)
         }
     }
 
