@@ -108,26 +108,41 @@ extension JobRepository {
     }
 
     private func prune(state: JobState, by time: JobTransaction.PruneTime, before cutoff: Timestamp, batchSize: Int) throws -> Int {
-        var total = 0
-        var after: [UInt8]?
-        while true {
-            let start = after
-            let batch = try write { try $0.prune(state: state, by: time, before: cutoff, limit: batchSize, after: start) }
-            total += batch.deleted
-            guard batch.deleted == batchSize, let last = batch.last else { return total }
-            after = last
-        }
+        try inBatches(batchSize) { txn, after in try txn.prune(state: state, by: time, before: cutoff, limit: batchSize, after: after) }
     }
 
     private func prune(state: JobState, by time: JobTransaction.PruneTime, before cutoff: Timestamp, batchSize: Int) async throws -> Int {
+        try await inBatches(batchSize) { txn, after in try txn.prune(state: state, by: time, before: cutoff, limit: batchSize, after: after) }
+    }
+
+    /// Runs `batch` in one transaction after another until one deletes fewer than `batchSize`,
+    /// each resuming after the last index key the one before looked at (`nil`: from the start);
+    /// the total deleted. A batch that deletes what it found may return no key: the next one
+    /// starts over, where nothing it deleted is left.
+    func inBatches(_ batchSize: Int, _ batch: (JobTransaction, [UInt8]?) throws -> (deleted: Int, last: [UInt8]?)) throws -> Int {
         var total = 0
         var after: [UInt8]?
         while true {
             let start = after
-            let batch = try await write { try $0.prune(state: state, by: time, before: cutoff, limit: batchSize, after: start) }
-            total += batch.deleted
-            guard batch.deleted == batchSize, let last = batch.last else { return total }
-            after = last
+            let done = try write { try batch($0, start) }
+            total += done.deleted
+            if done.deleted < batchSize { return total }
+            after = done.last
+        }
+    }
+
+    /// ``inBatches(_:_:)-(_,(JobTransaction,[UInt8]?)->_)`` on the writer thread.
+    func inBatches(
+        _ batchSize: Int, _ batch: @escaping @Sendable (JobTransaction, [UInt8]?) throws -> (deleted: Int, last: [UInt8]?)
+    ) async throws -> Int {
+        var total = 0
+        var after: [UInt8]?
+        while true {
+            let start = after
+            let done = try await write { try batch($0, start) }
+            total += done.deleted
+            if done.deleted < batchSize { return total }
+            after = done.last
         }
     }
 }
@@ -170,33 +185,18 @@ extension JobRepository {
     /// Deletes every pipeline in the finished `state` created before `cutoff`, with its steps'
     /// jobs, at most `batchSize` pipelines per transaction. Returns how many were deleted.
     public func prunePipelines(state: PipelineState, createdBefore cutoff: Timestamp, batchSize: Int = 100) throws -> Int {
-        try inBatches(batchSize) { txn in try txn.prunePipelines(state: state, createdBefore: cutoff, limit: batchSize) }
+        try inBatches(batchSize) { txn, _ in (try txn.prunePipelines(state: state, createdBefore: cutoff, limit: batchSize), nil) }
     }
 
     /// Deletes every pipeline in the finished `state` that finished before `cutoff`, with its
     /// steps' jobs, at most `batchSize` pipelines per transaction. Returns how many were deleted.
     public func prunePipelines(state: PipelineState, finishedBefore cutoff: Timestamp, batchSize: Int = 100) throws -> Int {
-        try inBatches(batchSize) { txn in try txn.prunePipelines(state: state, finishedBefore: cutoff, limit: batchSize) }
+        try inBatches(batchSize) { txn, _ in (try txn.prunePipelines(state: state, finishedBefore: cutoff, limit: batchSize), nil) }
     }
 
     /// Deletes every pipeline in the finished `state` that finished before `cutoff`, in bounded
-    /// batches on the writer thread (see ``prunePipelines(state:finishedBefore:batchSize:)-(_,_,Int)``).
+    /// batches on the writer thread.
     public func prunePipelines(state: PipelineState, finishedBefore cutoff: Timestamp, batchSize: Int = 100) async throws -> Int {
-        var total = 0
-        while true {
-            let deleted = try await write { try $0.prunePipelines(state: state, finishedBefore: cutoff, limit: batchSize) }
-            total += deleted
-            if deleted < batchSize { return total }
-        }
-    }
-
-    /// Runs `batch` in transactions until one deletes fewer than `batchSize`; the total deleted.
-    private func inBatches(_ batchSize: Int, _ batch: (JobTransaction) throws -> Int) throws -> Int {
-        var total = 0
-        while true {
-            let deleted = try write(batch)
-            total += deleted
-            if deleted < batchSize { return total }
-        }
+        try await inBatches(batchSize) { txn, _ in (try txn.prunePipelines(state: state, finishedBefore: cutoff, limit: batchSize), nil) }
     }
 }
