@@ -45,6 +45,14 @@ struct PipelineDatabases: Sendable {
     let stateCreated: Database<BytesCodec, EmptyCodec>
     let finished: Database<BytesCodec, EmptyCodec>
 
+    /// Every index entry a pipeline has — its state · createdAt entry, and while finished its
+    /// state · finishedAt entry — in one place: writes and `verify()` both use it.
+    func entries(of pipeline: Pipeline) -> [(database: Database<BytesCodec, EmptyCodec>, key: [UInt8])] {
+        var entries = [(stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, pipeline.id))]
+        if let finishedAt = pipeline.finishedAt { entries.append((finished, Keys.pipelineFinished(pipeline.state, finishedAt, pipeline.id))) }
+        return entries
+    }
+
     init(_ env: Environment) throws {
         records = try env.database(Schema.pipelines)
         steps = try env.database(Schema.pipelineSteps)

@@ -74,9 +74,7 @@ extension JobTransaction {
             id: id, name: definition.name, version: definition.version, failFast: definition.failFast, state: .running,
             createdAt: now, updatedAt: now, finishedAt: nil, stepCount: definition.steps.count, succeededSteps: 0,
             failedSteps: 0, cancelledSteps: 0)
-        try txn.put(tables.records, Keys.id(id.bits), PipelineFormat.encode(pipeline))
-        try txn.put(tables.stateCreated, Keys.pipelineStateCreated(.running, now, id), ())
-        countPipeline(.running, +1)
+        try store(pipeline, replacing: nil)
         return pipeline
     }
 
@@ -222,20 +220,34 @@ extension JobTransaction {
     /// Stores a changed pipeline record: state rolled up from the counts, finishedAt, the state
     /// index and counters moved with it.
     private func putPipeline(_ new: Pipeline, replacing old: Pipeline) throws {
-        let tables = try db.pipelines()
         var pipeline = new
         pipeline.state = pipeline.rolledUpState
         pipeline.updatedAt = now
-        if pipeline.state != old.state {
-            pipeline.finishedAt = pipeline.state.isTerminal ? now : nil
-            try txn.delete(tables.stateCreated, Keys.pipelineStateCreated(old.state, old.createdAt, old.id))
-            try txn.put(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, pipeline.id), ())
-            if let finishedAt = old.finishedAt { try txn.delete(tables.finished, Keys.pipelineFinished(old.state, finishedAt, old.id)) }
-            if let finishedAt = pipeline.finishedAt { try txn.put(tables.finished, Keys.pipelineFinished(pipeline.state, finishedAt, pipeline.id), ()) }
-            countPipeline(old.state, -1)
-            countPipeline(pipeline.state, +1)
+        if pipeline.state != old.state { pipeline.finishedAt = pipeline.state.isTerminal ? now : nil }
+        try store(pipeline, replacing: old)
+    }
+
+    /// Writes a pipeline's record (`nil`: removes it) and moves its index entries
+    /// (``PipelineDatabases/entries(of:)``) and counter with it, as `replace` does for a job.
+    func store(_ new: Pipeline?, replacing old: Pipeline?) throws {
+        let tables = try db.pipelines()
+        let before = old.map(tables.entries) ?? []
+        let after = new.map(tables.entries) ?? []
+        for (index, key) in before where !after.contains(where: { $0.database.name == index.name && $0.key == key }) {
+            try txn.delete(index, key)
         }
-        try txn.put(tables.records, Keys.id(pipeline.id.bits), PipelineFormat.encode(pipeline))
+        for (index, key) in after where !before.contains(where: { $0.database.name == index.name && $0.key == key }) {
+            try txn.put(index, key, ())
+        }
+        if old?.state != new?.state {
+            if let old { countPipeline(old.state, -1) }
+            if let new { countPipeline(new.state, +1) }
+        }
+        if let new {
+            try txn.put(tables.records, Keys.id(new.id.bits), PipelineFormat.encode(new))
+        } else if let old {
+            try txn.delete(tables.records, Keys.id(old.id.bits))
+        }
     }
 }
 
@@ -298,10 +310,7 @@ extension JobTransaction {
             if let job = try job(record.jobID) { try remove(job) }
             try txn.delete(tables.steps, Keys.step(id, index))
         }
-        try txn.delete(tables.records, Keys.id(id.bits))
-        try txn.delete(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, id))
-        if let finishedAt = pipeline.finishedAt { try txn.delete(tables.finished, Keys.pipelineFinished(pipeline.state, finishedAt, id)) }
-        countPipeline(pipeline.state, -1)
+        try store(nil, replacing: pipeline)
         return true
     }
 
@@ -455,10 +464,7 @@ extension JobTransaction {
                 index: index, name: step.name, jobID: step.job, dependents: step.dependents.sorted(), remainingDependencies: remaining)
             try txn.put(tables.steps, Keys.step(export.id, index), PipelineFormat.encode(record))
         }
-        try txn.put(tables.records, Keys.id(export.id.bits), PipelineFormat.encode(pipeline))
-        try txn.put(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, export.id), ())
-        if let finishedAt = pipeline.finishedAt { try txn.put(tables.finished, Keys.pipelineFinished(pipeline.state, finishedAt, export.id), ()) }
-        countPipeline(pipeline.state, +1)
+        try store(pipeline, replacing: nil)
         return pipeline
     }
 }

@@ -26,25 +26,19 @@ extension JobRepository {
                 let pipeline = try PipelineFormat.decode(value, id: id)
                 pipelines[id] = pipeline
                 counters[MetaKey.pipelineCounter(pipeline.state), default: 0] += 1
-                if try !txn.contains(tables.stateCreated, Keys.pipelineStateCreated(pipeline.state, pipeline.createdAt, id)) {
-                    problem(id, "pipeline \(id) (\(pipeline.state)) lacks its \(tables.stateCreated.name) entry", kind: .missingIndexEntry)
-                }
-                if let finishedAt = pipeline.finishedAt, try !txn.contains(tables.finished, Keys.pipelineFinished(pipeline.state, finishedAt, id)) {
-                    problem(id, "pipeline \(id) (\(pipeline.state)) lacks its \(tables.finished.name) entry", kind: .missingIndexEntry)
+                for (index, key) in tables.entries(of: pipeline) where try !txn.contains(index, key) {
+                    problem(id, "pipeline \(id) (\(pipeline.state)) lacks its \(index.name) entry", kind: .missingIndexEntry)
                 }
             } catch {
                 problem(id, "\(error)", kind: .badRecord)
             }
             return true
         }
-        let indexes: [(Database<BytesCodec, EmptyCodec>, (Pipeline) -> [UInt8]?)] = [
-            (tables.stateCreated, { Keys.pipelineStateCreated($0.state, $0.createdAt, $0.id) }),
-            (tables.finished, { pipeline in pipeline.finishedAt.map { Keys.pipelineFinished(pipeline.state, $0, pipeline.id) } }),
-        ]
-        for (index, keyOf) in indexes {
+        for index in [tables.stateCreated, tables.finished] {
             try txn.forEach(index) { key, _ in
                 let listed = try? PipelineID(Keys.trailingID(key, index: index.name))
-                if listed.flatMap({ pipelines[$0] }).flatMap(keyOf) != Array(key) {
+                let calledFor = listed.flatMap { pipelines[$0] }.map { tables.entries(of: $0) } ?? []
+                if !calledFor.contains(where: { $0.database.name == index.name && $0.key.elementsEqual(key) }) {
                     problem(listed, "\(index.name) has an entry for pipeline \(listed.map(String.init(describing:)) ?? "?") that no record calls for", kind: .strayIndexEntry)
                 }
                 return true
