@@ -375,7 +375,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
             if !writing && !paused {
                 let requests = stopping
-                    ? [] : claimRequests(mayHaveWork, running: running.count, perQueue: perQueue, buffered: buffered, rotation: &rotation)
+                    ? [] : claimRequests(
+                        mayHaveWork, running: running.count, perQueue: perQueue, buffered: buffered, bufferedCount: bufferedCount,
+                        rotation: &rotation)
                 if !outcomes.isEmpty || !requests.isEmpty {
                     // Written beside the loop: it goes on starting buffered jobs meanwhile.
                     let carried = outcomes
@@ -453,12 +455,12 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     /// queue that goes first rotates, so none starves the others.
     private func claimRequests(
         _ candidates: Set<String>, running: Int, perQueue: [String: Int], buffered: [String: [(job: Job, owner: OwnerToken)]],
-        rotation: inout Int
+        bufferedCount: Int, rotation: inout Int
     ) -> [ClaimRequest] {
         func room(_ queue: String) -> Int {
             limit(queue) + options.prefetch - perQueue[queue, default: 0] - (buffered[queue]?.count ?? 0)
         }
-        var free = options.maxConcurrency + options.prefetch - running - buffered.values.reduce(0) { $0 + $1.count }
+        var free = options.maxConcurrency + options.prefetch - running - bufferedCount
         guard free > 0, !candidates.isEmpty, !queues.isEmpty else { return [] }
         let order = queues.indices.map { queues[(rotation + $0) % queues.count] }.filter { candidates.contains($0) && room($0) > 0 }
         rotation &+= 1
