@@ -207,8 +207,38 @@ struct BadInputTests {
         // A program that reads only format 1 refuses the upgraded store with "newer format": the
         // check it runs is the one below, with its own (lower) version.
         let reopened = try JobRepository(path: directory.path, options: JobStoreOptions(readOnly: true))
-        #expect(try reopened.formatVersion() == 2)
+        #expect(try reopened.formatVersion() == Schema.formatVersion)
         reopened.close()
+    }
+
+    @Test("a format-2 store (written by the previous release) reads read-only without history, and the first writable open adds the event databases")
+    func formatTwoStoreUpgrades() throws {
+        let directory = TemporaryDirectory()
+        let fixture = try #require(Bundle.module.url(forResource: "Fixtures/store-v2/data.mdb", withExtension: nil))
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.sub("data.mdb"))
+
+        let readOnly = try JobRepository(path: directory.path, options: JobStoreOptions(readOnly: true))
+        #expect(try readOnly.formatVersion() == 2)
+        #expect(try readOnly.count(.succeeded) == 30 && readOnly.count(.failed) == 1 && readOnly.count(.cancelled) == 2)
+        #expect(try readOnly.pipelines().pipelines.map(\.name).sorted() == ["nightly-import", "release"])
+        let failed = try #require(try readOnly.jobs(in: .failed, limit: 1).jobs.first)
+        #expect(try readOnly.events(of: failed.id).events.isEmpty)
+        #expect(try readOnly.history().entries.isEmpty)
+        try expectConsistent(readOnly)
+        readOnly.close()
+
+        let store = try JobRepository(path: directory.path, options: testOptions)
+        #expect(try store.formatVersion() == Schema.formatVersion)
+        #expect(try store.count(.succeeded) == 30)
+        // A job from before the upgrade starts its timeline with its next change.
+        try store.retry(failed.id)
+        #expect(try store.events(of: failed.id).events.map(\.kind) == [.requeued])
+        // It is a step of the failed pipeline: the steps it cancelled wait for it again, in the same commit.
+        let history = try store.history().entries
+        #expect(history.first?.jobID == failed.id && history.allSatisfy { $0.event.kind == .requeued })
+        try expectConsistent(store)
+        store.close()
     }
 
     @Test("a store of a newer format, an LMDB environment of another program and an empty directory are refused")

@@ -301,7 +301,7 @@ struct PipelineTests {
                 let b = try txn.existing(details.jobs[1].id)
                 var moved = b
                 moved.state = .pending
-                try txn.replace(b, with: moved)
+                try txn.replace(b, with: moved, recording: .changed)
             }
             let problems = try store.verify()
             #expect(problems.contains { $0.kind == .badPipeline && $0.pipelineID == pipeline.id && $0.message.contains("pending with 1") })

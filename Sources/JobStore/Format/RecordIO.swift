@@ -103,10 +103,14 @@ enum RecordSubject: CustomStringConvertible {
     case step(PipelineID, Int)
     case schedule(String)
     case rateLimit(String)
+    case timeline(JobID)
+    case history(HistoryPosition)
 
     var jobID: JobID? {
-        if case .job(let id) = self { return id }
-        return nil
+        switch self {
+        case .job(let id), .timeline(let id): id
+        default: nil
+        }
     }
 
     var description: String {
@@ -116,6 +120,8 @@ enum RecordSubject: CustomStringConvertible {
         case .step(let id, let index): "step \(index) of pipeline \(id)"
         case .schedule(let name): "schedule '\(name)'"
         case .rateLimit(let queue): "the rate limit of queue '\(queue)'"
+        case .timeline(let id): "the timeline of job \(id)"
+        case .history(let position): "history entry \(position)"
         }
     }
 }

@@ -119,9 +119,9 @@ public final class JobRepository: Sendable {
         }
     }
 
-    /// Checks the stored format version; a writable open creates it (a new store) or upgrades a
-    /// format-1 store to 2 (the pipeline databases, already created empty by the open, and the
-    /// new version, in one transaction).
+    /// Checks the stored format version; a writable open creates it (a new store) or upgrades an
+    /// older store (the newer databases, already created empty by the open, `idx.finished` filled
+    /// for a format-1 store, and the new version, in one transaction).
     private static func checkFormat(_ env: Environment, _ db: Databases, readOnly: Bool, path: String) throws {
         let stored = try env.read { txn in try txn.get(db.meta, MetaKey.formatVersion) }
         let current = withUnsafeBytes(of: Schema.formatVersion.littleEndian) { Array($0) }
@@ -139,8 +139,9 @@ public final class JobRepository: Sendable {
                     hint: "Use a newer version of JobStore")
             }
             if version < Schema.formatVersion && !readOnly {
+                // The open created the newer databases empty; format 2 also needs idx.finished filled.
                 try env.write { txn in
-                    try upgradeFromFormatOne(txn, db)
+                    if version == 1 { try upgradeFromFormatOne(txn, db) }
                     try txn.put(db.meta, MetaKey.formatVersion, current)
                 }
             }

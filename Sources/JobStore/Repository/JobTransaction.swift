@@ -15,6 +15,8 @@ struct Databases: Sendable {
     /// The pipeline databases; `nil` only for a format-1 store opened read-only (it has none,
     /// and cannot be upgraded without writing).
     let pipeline: PipelineDatabases?
+    /// `job_events` and `history`; `nil` only for a store of format 1 or 2 opened read-only.
+    let events: EventDatabases?
 
     init(_ env: Environment) throws {
         meta = try env.database(Schema.meta)
@@ -27,6 +29,7 @@ struct Databases: Sendable {
         unique = try env.database(Schema.unique)
         finished = try? env.database(Schema.finished)
         pipeline = try? PipelineDatabases(env)
+        events = try? EventDatabases(env)
     }
 
     /// The pipeline databases, which every writable store has.
@@ -58,6 +61,19 @@ struct PipelineDatabases: Sendable {
         steps = try env.database(Schema.pipelineSteps)
         stateCreated = try env.database(Schema.pipelineStateCreated)
         finished = try env.database(Schema.pipelineFinished)
+    }
+}
+
+/// The open handles of the event databases (format 3).
+struct EventDatabases: Sendable {
+    /// `job_events`: each job's timeline.
+    let timelines: Database<BytesCodec, BytesCodec>
+    /// `history`: every event in commit order.
+    let history: Database<BytesCodec, BytesCodec>
+
+    init(_ env: Environment) throws {
+        timelines = try env.database(Schema.jobEvents)
+        history = try env.database(Schema.history)
     }
 }
 
@@ -148,6 +164,9 @@ public final class JobTransaction {
     /// chain is a loop, not a recursion.
     var pipelineWork: [(from: JobState, job: Job)] = []
     var advancingPipelines = false
+    /// The last position given out in the history by this transaction (read from the history
+    /// at the first event).
+    private var historyClock: HistoryPosition?
 
     init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
         self.txn = txn
@@ -220,6 +239,7 @@ public final class JobTransaction {
         }
         for entry in IndexEntry.entries(of: job) { try put(entry) }
         count(job, +1)
+        try record(.inserted, job)
         changes.append(JobChange(kind: .inserted, id: job.id, job: job, previousState: nil))
         return job
     }
@@ -253,8 +273,9 @@ public final class JobTransaction {
     }
 
     /// Changes `old` (just read in this transaction) through `body`; see ``update(_:_:)-(JobID,_)``.
+    /// The job's timeline records `event`, or what the change itself says (``JobEvent/kind(from:to:)``).
     @discardableResult
-    func update(_ old: Job, _ body: (inout Job) throws -> Void) throws -> Job {
+    func update(_ old: Job, recording event: JobEvent.Kind? = nil, _ body: (inout Job) throws -> Void) throws -> Job {
         let id = old.id
         var new = old
         try body(&new)
@@ -282,7 +303,7 @@ public final class JobTransaction {
         }
         if new.state != .running { new.lease = nil }
         new.updatedAt = now
-        try replace(old, with: new)
+        try replace(old, with: new, recording: event ?? JobEvent.kind(from: old, to: new))
         return new
     }
 
@@ -318,7 +339,7 @@ public final class JobTransaction {
                 .invalidArgument, "job \(id) is step \(step.step) of pipeline \(step.pipeline); deleting it alone would break the pipeline",
                 jobID: id, hint: "Delete the whole pipeline (deletePipeline, `jobstore pipelines delete`)")
         }
-        try remove(job)
+        try remove(job, recording: .deleted)
         return true
     }
 
@@ -447,7 +468,12 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func snooze(_ id: JobID, owner: OwnerToken, until: Timestamp) throws -> Job {
-        try update(try leased(id, by: owner)) { job in
+        try giveBack(id, owner: owner, until: until, recording: .snoozed)
+    }
+
+    /// Puts a running job held by `owner` back to pending until `until`, the attempt not counted.
+    private func giveBack(_ id: JobID, owner: OwnerToken, until: Timestamp, recording event: JobEvent.Kind) throws -> Job {
+        try update(try leased(id, by: owner), recording: event) { job in
             job.state = .pending
             job.runAt = until
             job.attempts = job.attempts > 0 ? job.attempts - 1 : 0
@@ -461,7 +487,7 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func release(_ id: JobID, owner: OwnerToken) throws -> Job {
-        try snooze(id, owner: owner, until: now)
+        try giveBack(id, owner: owner, until: now, recording: .released)
     }
 
     /// Cancels a waiting, pending or running job.
@@ -500,7 +526,7 @@ public final class JobTransaction {
         case .failed, .cancelled:
             return try retry(id)
         case .running, .pending:
-            return try update(job) { job in
+            return try update(job, recording: .requeued) { job in
                 job.state = .pending
                 job.runAt = now
             }
@@ -520,7 +546,7 @@ public final class JobTransaction {
             return expired.count < limit
         }
         return try expired.map { id in
-            try update(id) { job in
+            try update(try existing(id), recording: .rescued) { job in
                 guard job.state == .running, let lease = job.lease, lease.expiresAt < now else {
                     throw JobStoreError(.corruptRecord, "the lease index lists job \(id), which is \(job.state)", jobID: id)
                 }
@@ -572,13 +598,13 @@ public final class JobTransaction {
             if let job = try job(id), job.pipeline == nil { doomed.append(job) }
             return doomed.count < limit
         }
-        for job in doomed { try remove(job) }
+        for job in doomed { try remove(job, recording: .pruned) }
         return (doomed.count, last)
     }
 
     // MARK: Keeping record, indexes and counters in step
 
-    func replace(_ old: Job, with new: Job) throws {
+    func replace(_ old: Job, with new: Job, recording event: JobEvent.Kind) throws {
         try RecordFormat.validate(new)
         try txn.put(db.jobs, Keys.id(new.id), RecordFormat.encode(new))
         let before = IndexEntry.entries(of: old)
@@ -589,6 +615,7 @@ public final class JobTransaction {
             count(old, -1)
             count(new, +1)
         }
+        try record(event, new)
         changes.append(JobChange(kind: .updated, id: new.id, job: new, previousState: old.state))
         if new.pipeline != nil && StepOutcome(old.state) != StepOutcome(new.state) {
             pipelineWork.append((old.state, new))
@@ -596,11 +623,51 @@ public final class JobTransaction {
         }
     }
 
-    func remove(_ job: Job) throws {
+    /// Deletes a job with its index entries and timeline; the history records `event` (deleted or pruned).
+    func remove(_ job: Job, recording event: JobEvent.Kind) throws {
         try txn.delete(db.jobs, Keys.id(job.id))
         for entry in IndexEntry.entries(of: job) { try remove(entry) }
         count(job, -1)
+        try record(event, job)
         changes.append(JobChange(kind: .deleted, id: job.id, job: nil, previousState: job.state))
+    }
+
+    /// Records an event of `job` (as it is after the change; before it, for a deletion): appended
+    /// to its timeline (the oldest dropped when full; the timeline deleted with the job) and to
+    /// the store's history, at the next position after the history's last.
+    private func record(_ kind: JobEvent.Kind, _ job: Job) throws {
+        guard let events = db.events else {
+            throw JobStoreError(.newerFormat, "this store has no event databases", hint: "Open it writable once to upgrade it")
+        }
+        let event = JobEvent.recording(kind, job, at: now)
+        let key = Keys.id(job.id)
+        if kind == .deleted || kind == .pruned {
+            try txn.delete(events.timelines, key)
+        } else if kind == .inserted {
+            try txn.put(events.timelines, key, EventFormat.appending(event, to: nil, id: job.id))
+        } else {
+            let timeline = try txn.withValue(events.timelines, key) { try EventFormat.appending(event, to: $0, id: job.id) }
+            try txn.put(events.timelines, key, timeline)
+        }
+        let position = try nextHistoryPosition(events.history)
+        try txn.put(events.history, EventFormat.historyKey(position), EventFormat.encodeHistory(job.id, event), options: .append)
+    }
+
+    /// The history position after the last one given out: the transaction's time, or — when
+    /// the history already holds that time or a later one (the clock went back) — the last
+    /// position's time with the next sequence number. So positions only grow, in commit order.
+    private func nextHistoryPosition(_ history: Database<BytesCodec, BytesCodec>) throws -> HistoryPosition {
+        let last = try historyClock ?? txn.withCursor(history) { cursor in
+            try cursor.last() ? try cursor.withCurrent { key, _ in try EventFormat.position(fromKey: key) } : nil
+        }
+        var next = HistoryPosition(time: now, sequence: 0)
+        if let last, last.time >= now {
+            next = last.sequence == .max
+                ? HistoryPosition(time: last.time.adding(.microseconds(1)), sequence: 0)
+                : HistoryPosition(time: last.time, sequence: last.sequence + 1)
+        }
+        historyClock = next
+        return next
     }
 
     private func put(_ entry: IndexEntry) throws {

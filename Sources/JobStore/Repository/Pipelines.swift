@@ -303,11 +303,16 @@ extension JobTransaction {
     /// of running steps get `.notFound` when they report). Returns false if there was none.
     @discardableResult
     public func deletePipeline(_ id: PipelineID) throws -> Bool {
+        try deletePipeline(id, recording: .deleted)
+    }
+
+    /// Deletes a pipeline; its steps' jobs' deletions are recorded as `event` (deleted or pruned).
+    private func deletePipeline(_ id: PipelineID, recording event: JobEvent.Kind) throws -> Bool {
         guard let pipeline = try pipeline(id) else { return false }
         let tables = try db.pipelines()
         for index in 0..<pipeline.stepCount {
             let record = try step(id, index)
-            if let job = try job(record.jobID) { try remove(job) }
+            if let job = try job(record.jobID) { try remove(job, recording: event) }
             try txn.delete(tables.steps, Keys.step(id, index))
         }
         try store(nil, replacing: pipeline)
@@ -344,7 +349,7 @@ extension JobTransaction {
             doomed.append(PipelineID(try Keys.trailingID(key, index: index.name)))
             return doomed.count < limit
         }
-        for id in doomed { try deletePipeline(id) }
+        for id in doomed { try deletePipeline(id, recording: .pruned) }
         return doomed.count
     }
 }

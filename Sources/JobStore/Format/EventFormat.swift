@@ -1,0 +1,184 @@
+/// The event codecs: every byte of a job's timeline (`job_events`) and of the store's history
+/// (`history`), in this one file. docs/FORMAT.md is its prose twin.
+///
+/// An event (13 bytes, then the fields its flags announce):
+///
+/// | offset | size | field |
+/// |-------:|-----:|-------|
+/// | 0  | 1 | kind (``JobEvent/Kind``) |
+/// | 1  | 1 | the job's state after the event |
+/// | 2  | 2 | attempts after the event (UInt16 LE) |
+/// | 4  | 8 | at (Int64 LE, µs) |
+/// | 12 | 1 | flags: bit 0 owner, bit 1 until, bit 2 message; other bits 0 |
+/// | 13 | … | owner (16 bytes, big-endian), until (Int64 LE, µs), message (UInt16 LE length + UTF-8, at most 256 bytes), each if flagged |
+///
+/// A timeline (the value under a job id in `job_events`): version (1) · dropped (UInt32 LE:
+/// older events no longer kept) · count (UInt8, at most 32) · the events, oldest first.
+///
+/// A history entry: key `clock (8, ordered) · sequence (UInt32 BE)`; value version (1) · job id
+/// (16) · the event.
+enum EventFormat {
+    static let currentVersion: UInt8 = 1
+    static let eventHeaderSize = 13
+    static let timelineHeaderSize = 6
+    static let historyKeySize = 12
+
+    private static let ownerFlag: UInt8 = 1, untilFlag: UInt8 = 2, messageFlag: UInt8 = 4
+
+    // MARK: Events
+
+    static func size(of event: JobEvent) -> Int {
+        eventHeaderSize + (event.owner == nil ? 0 : 16) + (event.until == nil ? 0 : 8)
+            + (event.message.map { 2 + $0.utf8.count } ?? 0)
+    }
+
+    static func write(_ event: JobEvent, to writer: inout RecordWriter) {
+        writer.put(event.kind.rawValue)
+        writer.put(event.state.rawValue)
+        writer.put(event.attempts)
+        writer.put(event.at.microseconds)
+        writer.put((event.owner == nil ? 0 : ownerFlag) | (event.until == nil ? 0 : untilFlag) | (event.message == nil ? 0 : messageFlag))
+        if let owner = event.owner { writer.put128(owner.high, owner.low) }
+        if let until = event.until { writer.put(until.microseconds) }
+        if let message = event.message {
+            writer.put(UInt16(message.utf8.count))
+            writer.putBytes(message.utf8)
+        }
+    }
+
+    static func encode(_ event: JobEvent) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: size(of: event)) { buffer, initialized in
+            var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
+            write(event, to: &writer)
+            initialized = writer.offset
+        }
+    }
+
+    static func readEvent(_ reader: inout RecordReader) throws -> JobEvent {
+        let rawKind = try reader.u8()
+        guard let kind = JobEvent.Kind(rawValue: rawKind) else { throw reader.corrupt("event kind \(rawKind) is unknown") }
+        let rawState = try reader.u8()
+        guard let state = JobState(rawValue: rawState) else { throw reader.corrupt("event state \(rawState) is unknown") }
+        let attempts = try reader.u16()
+        let at = Timestamp(microseconds: try reader.i64())
+        let flags = try reader.u8()
+        guard flags & ~(ownerFlag | untilFlag | messageFlag) == 0 else { throw reader.corrupt("event flags \(flags) has unknown bits") }
+        var event = JobEvent(kind: kind, at: at, state: state, attempts: attempts)
+        if flags & ownerFlag != 0 {
+            let (high, low) = try reader.u128()
+            event.owner = OwnerToken(high: high, low: low)
+        }
+        if flags & untilFlag != 0 { event.until = Timestamp(microseconds: try reader.i64()) }
+        if flags & messageFlag != 0 {
+            let count = Int(try reader.u16())
+            guard count <= JobEvent.maxMessageBytes else { throw reader.corrupt("an event message of \(count) bytes (at most \(JobEvent.maxMessageBytes))") }
+            event.message = try reader.string(count, "event message")
+        }
+        return event
+    }
+
+    /// The size of the event starting at `offset`, from its flags alone (to drop it unread).
+    static func eventSize(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+        guard offset + eventHeaderSize <= bytes.count else { return nil }
+        let flags = bytes[offset + 12]
+        var size = eventHeaderSize + (flags & ownerFlag != 0 ? 16 : 0) + (flags & untilFlag != 0 ? 8 : 0)
+        if flags & messageFlag != 0 {
+            guard offset + size + 2 <= bytes.count else { return nil }
+            size += 2 + Int(UInt16(bytes[offset + size]) | UInt16(bytes[offset + size + 1]) << 8)
+        }
+        return offset + size <= bytes.count ? size : nil
+    }
+
+    // MARK: Timelines
+
+    /// A timeline holding `stored` (the job's current timeline bytes, if any) plus `event`: the
+    /// oldest event is dropped when the timeline is full. Appends without decoding the events.
+    static func appending(_ event: JobEvent, to stored: UnsafeRawBufferPointer?, id: JobID) throws -> [UInt8] {
+        var dropped: UInt32 = 0
+        var count = 0
+        var kept = UnsafeRawBufferPointer(start: nil, count: 0)
+        if let stored {
+            var reader = RecordReader(bytes: stored, subject: .timeline(id))
+            try checkVersion(&reader, "the timeline of job \(id)")
+            dropped = try reader.integer(UInt32.self)
+            count = Int(try reader.u8())
+            kept = UnsafeRawBufferPointer(rebasing: stored[timelineHeaderSize...])
+            if count >= JobEvent.timelineLimit {
+                guard let first = eventSize(stored, at: timelineHeaderSize) else { throw reader.corrupt("its first event runs past the end") }
+                kept = UnsafeRawBufferPointer(rebasing: kept[first...])
+                count -= 1
+                dropped &+= 1
+            }
+        }
+        return [UInt8](unsafeUninitializedCapacity: timelineHeaderSize + kept.count + size(of: event)) { buffer, initialized in
+            var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
+            writer.put(currentVersion)
+            writer.put(dropped)
+            writer.put(UInt8(count + 1))
+            writer.putBytes(kept)
+            write(event, to: &writer)
+            initialized = writer.offset
+        }
+    }
+
+    static func decodeTimeline(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> JobTimeline {
+        var reader = RecordReader(bytes: bytes, subject: .timeline(id))
+        try checkVersion(&reader, "the timeline of job \(id)")
+        let dropped = Int(try reader.integer(UInt32.self))
+        let count = Int(try reader.u8())
+        guard count <= JobEvent.timelineLimit else { throw reader.corrupt("\(count) events (at most \(JobEvent.timelineLimit))") }
+        var events: [JobEvent] = []
+        events.reserveCapacity(count)
+        for _ in 0..<count { events.append(try readEvent(&reader)) }
+        guard reader.offset == bytes.count else { throw reader.corrupt("\(bytes.count - reader.offset) bytes left over") }
+        return JobTimeline(events: events, dropped: dropped)
+    }
+
+    /// Reads the record version of `what` (a timeline or a history entry): 1, or an error.
+    private static func checkVersion(_ reader: inout RecordReader, _ what: @autoclosure () -> String) throws {
+        let version = try reader.u8()
+        guard version == currentVersion else {
+            throw version > currentVersion
+                ? JobStoreError(.newerFormat, "\(what()) is of record version \(version); this program reads version 1", hint: "Use a newer version of JobStore")
+                : reader.corrupt("record version \(version) does not exist")
+        }
+    }
+
+    // MARK: History
+
+    static func historyKey(_ position: HistoryPosition) -> [UInt8] {
+        var key = [UInt8](repeating: 0, count: historyKeySize)
+        key.withUnsafeMutableBytes { buffer in
+            buffer.storeBytes(of: Keys.orderedTime(position.time), toByteOffset: 0, as: UInt64.self)
+            buffer.storeBytes(of: position.sequence.bigEndian, toByteOffset: 8, as: UInt32.self)
+        }
+        return key
+    }
+
+    static func position(fromKey key: UnsafeRawBufferPointer) throws -> HistoryPosition {
+        guard key.count == historyKeySize else {
+            throw JobStoreError(.corruptRecord, "a history key of \(key.count) bytes (12 expected)", hint: "Run `jobstore verify`")
+        }
+        return HistoryPosition(time: Keys.time(from: key, at: 0), sequence: UInt32(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+    }
+
+    static func encodeHistory(_ id: JobID, _ event: JobEvent) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 17 + size(of: event)) { buffer, initialized in
+            var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
+            writer.put(currentVersion)
+            writer.put128(id.high, id.low)
+            write(event, to: &writer)
+            initialized = writer.offset
+        }
+    }
+
+    static func decodeHistory(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws -> HistoryEntry {
+        let position = try position(fromKey: key)
+        var reader = RecordReader(bytes: value, subject: .history(position))
+        try checkVersion(&reader, "history entry \(position)")
+        let (high, low) = try reader.u128()
+        let event = try readEvent(&reader)
+        guard reader.offset == value.count else { throw reader.corrupt("\(value.count - reader.offset) bytes left over") }
+        return HistoryEntry(position: position, jobID: JobID(high: high, low: low), event: event)
+    }
+}

@@ -1,0 +1,215 @@
+/// One entry of a job's timeline: what happened to it, when, and the state it left the job in.
+///
+/// Every change of a job records one, in the same transaction as the change: in the job's own
+/// timeline (``JobRepository/events(of:)``, the newest ``JobEvent/timelineLimit`` kept) and in the
+/// store's history (``JobRepository/history(after:since:limit:)``, in commit order, kept until
+/// pruned). docs/FORMAT.md gives their bytes.
+public struct JobEvent: Sendable, Hashable {
+    /// What happened.
+    public enum Kind: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+        /// Inserted (enqueued, imported or restored).
+        case inserted = 1
+        /// Claimed by a worker: ``JobEvent/owner`` holds the lease until ``JobEvent/until``.
+        case claimed = 2
+        /// Its worker extended the lease until ``JobEvent/until`` (a heartbeat).
+        case leaseExtended = 3
+        /// Finished successfully.
+        case succeeded = 4
+        /// An attempt failed with ``JobEvent/message`` and no attempt is left: failed for good.
+        case failed = 5
+        /// An attempt failed with ``JobEvent/message``; it runs again at ``JobEvent/until``.
+        case retried = 6
+        /// Its lease expired (its worker died or stalled) and it was taken back: pending again,
+        /// or failed when no attempt is left.
+        case rescued = 7
+        /// Cancelled.
+        case cancelled = 8
+        /// Its worker asked to run it again at ``JobEvent/until``, the attempt not counted.
+        case snoozed = 9
+        /// Its worker gave it back unfinished (a graceful shutdown), runnable at once.
+        case released = 10
+        /// Put back in line by hand (retry, requeue).
+        case requeued = 11
+        /// A pipeline step whose dependencies all succeeded: runnable (waiting → pending), or
+        /// waiting again because a dependency was retried.
+        case unblocked = 12
+        /// Changed otherwise (a field set by a program or an operator).
+        case changed = 13
+        /// Deleted (by hand, or with its pipeline). Recorded in the history only.
+        case deleted = 14
+        /// Deleted by retention. Recorded in the history only.
+        case pruned = 15
+
+        /// The kind's name, as the admin tool prints it (`lease-extended`).
+        public var description: String {
+            switch self {
+            case .inserted: "inserted"
+            case .claimed: "claimed"
+            case .leaseExtended: "lease-extended"
+            case .succeeded: "succeeded"
+            case .failed: "failed"
+            case .retried: "retried"
+            case .rescued: "rescued"
+            case .cancelled: "cancelled"
+            case .snoozed: "snoozed"
+            case .released: "released"
+            case .requeued: "requeued"
+            case .unblocked: "unblocked"
+            case .changed: "changed"
+            case .deleted: "deleted"
+            case .pruned: "pruned"
+            }
+        }
+
+        /// The kind named `name` (its ``description``), or `nil`.
+        public init?(name: String) {
+            guard let kind = Kind.allCases.first(where: { $0.description == name }) else { return nil }
+            self = kind
+        }
+    }
+
+    /// The most events a job's timeline keeps; older ones are dropped (and counted).
+    public static let timelineLimit = 32
+    /// The longest error message an event keeps, in UTF-8 bytes (the job's own error list keeps
+    /// the whole message).
+    public static let maxMessageBytes = 256
+
+    /// What happened.
+    public var kind: Kind
+    /// When (the time of the transaction that made the change).
+    public var at: Timestamp
+    /// The job's state after the event (for a deletion: before it).
+    public var state: JobState
+    /// The job's attempts after the event.
+    public var attempts: UInt16
+    /// For a claim: the worker's lease token.
+    public var owner: OwnerToken?
+    /// For a claim or a lease extension: the lease's expiry; for a retry or a snooze: when the
+    /// job runs next.
+    public var until: Timestamp?
+    /// For a failure, a retry or a rescue: the error (at most ``maxMessageBytes``).
+    public var message: String?
+
+    /// An event with the given fields; `message` is cut to ``maxMessageBytes`` on a character boundary.
+    public init(
+        kind: Kind, at: Timestamp, state: JobState, attempts: UInt16, owner: OwnerToken? = nil, until: Timestamp? = nil,
+        message: String? = nil
+    ) {
+        self.kind = kind
+        self.at = at
+        self.state = state
+        self.attempts = attempts
+        self.owner = owner
+        self.until = until
+        self.message = message.map { JobEvent.truncated($0) }
+    }
+
+    static func truncated(_ message: String) -> String {
+        guard message.utf8.count > maxMessageBytes else { return message }
+        var cut = ""
+        for character in message {
+            if cut.utf8.count + character.utf8.count > maxMessageBytes { break }
+            cut.append(character)
+        }
+        return cut
+    }
+
+    /// The event a change from `old` to `new` records when the operation did not name one: a
+    /// claim, a lease extension, an outcome, a cancellation, a pipeline step released.
+    static func kind(from old: Job, to new: Job) -> Kind {
+        switch (old.state, new.state) {
+        case (.running, .running): old.lease?.owner != new.lease?.owner ? .claimed : old.lease != new.lease ? .leaseExtended : .changed
+        case (_, .running): .claimed
+        case (_, .succeeded): .succeeded
+        case (.running, .failed): .failed
+        case (_, .cancelled): .cancelled
+        case (.waiting, .pending), (.pending, .waiting): .unblocked
+        case (.failed, _), (.cancelled, _): .requeued
+        case (.running, .pending): new.errors.count > old.errors.count ? .retried : .released
+        default: .changed
+        }
+    }
+
+    /// The event recording that `new` (just changed from `old`) is now as it is.
+    static func recording(_ kind: Kind, _ job: Job, at now: Timestamp) -> JobEvent {
+        var event = JobEvent(kind: kind, at: now, state: job.state, attempts: job.attempts)
+        switch kind {
+        case .claimed:
+            event.owner = job.lease?.owner
+            event.until = job.lease?.expiresAt
+        case .leaseExtended:
+            event.until = job.lease?.expiresAt
+        case .retried, .snoozed:
+            event.until = job.runAt
+        default:
+            break
+        }
+        if [.failed, .retried, .rescued, .cancelled].contains(kind), let error = job.errors.last, error.at == now {
+            event.message = truncated(error.message)
+        }
+        return event
+    }
+}
+
+/// A job's timeline: its newest events, oldest first.
+public struct JobTimeline: Sendable, Hashable {
+    /// The events kept, oldest first (at most ``JobEvent/timelineLimit``).
+    public var events: [JobEvent]
+    /// How many older events were dropped to keep the timeline bounded.
+    public var dropped: Int
+
+    /// A timeline of these events.
+    public init(events: [JobEvent] = [], dropped: Int = 0) {
+        self.events = events
+        self.dropped = dropped
+    }
+}
+
+/// Where an event sits in the store's history: the history's clock (never going back, even if
+/// the system clock does) and the event's place among those of the same microsecond. Positions
+/// increase in commit order; printed as `<µs>.<sequence>`, the form `--after` takes back.
+public struct HistoryPosition: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The history clock, in microseconds since the epoch.
+    public var time: Timestamp
+    /// The event's number within `time`.
+    public var sequence: UInt32
+
+    /// A position.
+    public init(time: Timestamp, sequence: UInt32) {
+        self.time = time
+        self.sequence = sequence
+    }
+
+    /// Parses `<µs>.<sequence>` as ``description`` prints it.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let micros = Int64(parts[0]), let sequence = UInt32(parts[1]) else {
+            throw JobStoreError(.invalidArgument, "'\(text)' is not a history position (<microseconds>.<sequence>, as history prints it)")
+        }
+        self.init(time: Timestamp(microseconds: micros), sequence: sequence)
+    }
+
+    public static func < (a: HistoryPosition, b: HistoryPosition) -> Bool {
+        (a.time, a.sequence) < (b.time, b.sequence)
+    }
+
+    public var description: String { "\(time.microseconds).\(sequence)" }
+}
+
+/// One event of the store's history: which job, and what happened to it.
+public struct HistoryEntry: Sendable, Hashable {
+    /// Where it sits in the history (commit order).
+    public var position: HistoryPosition
+    /// The job.
+    public var jobID: JobID
+    /// What happened.
+    public var event: JobEvent
+}
+
+/// A page of the store's history.
+public struct HistoryPage: Sendable {
+    /// The events, in commit order.
+    public var entries: [HistoryEntry]
+    /// Where the next page starts (pass it as `after`); `nil` when this page reached the end.
+    public var next: HistoryPosition?
+}
