@@ -62,6 +62,11 @@ extension JobRepository: SchedulerBackend {
         return (jobs, pipelines)
     }
 
+    /// See ``SchedulerBackend/pruneHistory(before:)``.
+    public func pruneHistory(before cutoff: Timestamp) async throws -> Int {
+        try await pruneHistory(before: cutoff, batchSize: 10_000)
+    }
+
     /// See ``SchedulerBackend/enqueue(_:)``.
     public func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await insert(jobs) }
 

@@ -531,6 +531,10 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         logger.info("pruned finished jobs", metadata: ["state": "\(state)", "jobs": "\(jobs)", "pipelines": "\(pipelines)"])
                     }
                 }
+                if let age = options.historyRetention {
+                    let events = try await backend.pruneHistory(before: Timestamp.now.adding(.zero - age))
+                    if events > 0 { logger.info("pruned the history", metadata: ["events": "\(events)"]) }
+                }
                 for (queue, states) in try await backend.queueDepths() where queues.contains(queue) {
                     for state in JobState.allCases { metrics.depth(queue: queue, state: state, states[state] ?? 0) }
                 }

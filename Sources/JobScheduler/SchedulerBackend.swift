@@ -19,6 +19,9 @@ public protocol SchedulerBackend: Sendable {
     /// in that state that did (with their steps' jobs), in bounded transactions; returns how
     /// many of each.
     func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int)
+    /// Deletes the events of the store's history recorded before `cutoff`, in bounded
+    /// transactions; returns how many.
+    func pruneHistory(before cutoff: Timestamp) async throws -> Int
     /// Registers (or updates) a periodic job, keeping the last tick already recorded; returns the
     /// stored registration.
     func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord

@@ -24,6 +24,10 @@ public struct SchedulerOptions: Sendable {
     /// deletes it. The default keeps succeeded and cancelled ones a day and failed ones a week
     /// (River's defaults); `[:]` keeps everything.
     public var retention: [JobState: Duration]
+    /// How long the store's history (every job's events in commit order, `jobstore jobs
+    /// history`) keeps an event before the periodic pass deletes it; `nil` keeps it all. A job's
+    /// own timeline lives as long as the job. Default: a week, the longest default retention.
+    public var historyRetention: Duration?
     /// On a graceful shutdown, how long running handlers may finish before they are cancelled
     /// and their jobs given back (pending at once, the attempt not counted).
     public var shutdownTimeout: Duration
@@ -33,7 +37,7 @@ public struct SchedulerOptions: Sendable {
         maxConcurrency: Int = 8, queueConcurrency: [String: Int] = [:], prefetch: Int? = nil, lease: Duration = .seconds(30),
         retry: RetryPolicy = RetryPolicy(), rescueInterval: Duration = .seconds(30),
         retention: [JobState: Duration] = [.succeeded: .seconds(86_400), .cancelled: .seconds(86_400), .failed: .seconds(7 * 86_400)],
-        shutdownTimeout: Duration = .seconds(30)
+        historyRetention: Duration? = .seconds(7 * 86_400), shutdownTimeout: Duration = .seconds(30)
     ) {
         self.maxConcurrency = maxConcurrency
         self.queueConcurrency = queueConcurrency
@@ -42,6 +46,7 @@ public struct SchedulerOptions: Sendable {
         self.retry = retry
         self.rescueInterval = rescueInterval
         self.retention = retention
+        self.historyRetention = historyRetention
         self.shutdownTimeout = shutdownTimeout
     }
 
@@ -60,6 +65,7 @@ public struct SchedulerOptions: Sendable {
             if !state.isTerminal { throw SchedulerError("SchedulerOptions.retention can keep only finished states, not \(state)") }
             if age < .zero { throw SchedulerError("SchedulerOptions.retention[.\(state)] must not be negative") }
         }
+        if let historyRetention, historyRetention < .zero { throw SchedulerError("SchedulerOptions.historyRetention must not be negative") }
         if shutdownTimeout < .zero { throw SchedulerError("SchedulerOptions.shutdownTimeout must not be negative") }
     }
 }

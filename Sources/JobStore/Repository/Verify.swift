@@ -16,6 +16,8 @@ public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
         case badFormatVersion
         /// A pipeline's record, steps or rolled-up state disagree with its steps' jobs.
         case badPipeline
+        /// A job's timeline or a history entry cannot be read, or a timeline disagrees with its job.
+        case badEvent
     }
     /// What kind of problem.
     public var kind: Kind
@@ -41,7 +43,8 @@ extension JobRepository {
     /// Checks the whole store: every record decodes; every record has exactly its index entries
     /// (``IndexEntry/entries(of:)``, the same function writes use) and every index entry belongs
     /// to a record; every counter equals a recount; every pipeline agrees with its steps' jobs
-    /// (see ``verifyPipelines(_:counters:)``). Returns every problem found (empty when the store is
+    /// (see ``verifyPipelines(_:counters:)``); every timeline and history entry reads, and each
+    /// timeline belongs to a job whose state its last event recorded. Returns every problem found (empty when the store is
     /// consistent).
     ///
     /// Safe on a live store: records and indexes are walked in chunks of `chunkSize`, each in its
@@ -110,6 +113,8 @@ extension JobRepository {
                 problems += try strayCheck(entry, id: id, name: name, txn)
             }
         }
+
+        problems += try verifyEvents(chunkSize: chunkSize)
 
         // Format version, pipelines and counters: one snapshot (pipelines are few; counters are
         // recounted from the records in it only if the chunked recount disagrees).
@@ -181,7 +186,7 @@ extension JobRepository {
 
     /// Visits every entry of `database` in chunks of `chunkSize`, each chunk in its own read
     /// transaction (resuming after the last key seen), so no snapshot is held long.
-    private func forEachChunk<Value>(
+    func forEachChunk<Value>(
         of database: Database<BytesCodec, Value>, chunkSize: Int,
         _ body: (Transaction, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {

@@ -1,0 +1,257 @@
+import Foundation
+import LMDB
+import Testing
+
+@testable import JobStore
+
+@Suite("Event history: each job's timeline and the store's history")
+struct HistoryTests {
+    @Test("the timeline of a job that failed, was retried, rescued and succeeded, and the history in commit order")
+    func failRetryRescueSucceed() throws {
+        try withStore { store in
+            let job = try store.insert(NewJob(name: "charge", queue: "billing", maxAttempts: 5))
+            let first = OwnerToken.random(), second = OwnerToken.random(), third = OwnerToken.random()
+
+            let claimed = try #require(try store.claim(queue: "billing", lease: .seconds(60), owner: first).first)
+            let retryAt = Timestamp.now.adding(.milliseconds(-1))
+            try store.fail(job.id, owner: first, error: "card declined", retryAt: retryAt)
+            _ = try store.claim(queue: "billing", lease: .milliseconds(1), owner: second)
+            Thread.sleep(forTimeInterval: 0.01)
+            #expect(try store.rescueExpiredLeases().map(\.id) == [job.id])
+            _ = try store.claim(queue: "billing", lease: .seconds(60), owner: third)
+            let extended = Timestamp.now.adding(.seconds(120))
+            try store.write { try $0.extendLease(job.id, owner: third, until: extended) }
+            let done = try store.complete(job.id, owner: third)
+
+            let timeline = try store.events(of: job.id)
+            #expect(timeline.dropped == 0)
+            #expect(timeline.events.map(\.kind) == [.inserted, .claimed, .retried, .claimed, .rescued, .claimed, .leaseExtended, .succeeded])
+            #expect(timeline.events.map(\.state) == [.pending, .running, .pending, .running, .pending, .running, .running, .succeeded])
+            #expect(timeline.events.map(\.attempts) == [0, 1, 1, 2, 2, 3, 3, 3])
+            let events = timeline.events
+            #expect(events[1].owner == first && events[1].until == claimed.lease?.expiresAt)
+            #expect(events[2].message == "card declined" && events[2].until == retryAt)
+            #expect(events[3].owner == second)
+            #expect(events[4].message?.hasPrefix("lease expired at") == true && events[4].owner == nil)
+            #expect(events[6].until == extended)
+            #expect(events[7].at == done.updatedAt)
+            #expect(zip(events, events.dropFirst()).allSatisfy { $0.at <= $1.at })
+
+            // The history has the same events, in commit order, with growing positions.
+            let history = try store.history()
+            #expect(history.next == nil)
+            #expect(history.entries.map(\.event) == events)
+            #expect(history.entries.allSatisfy { $0.jobID == job.id })
+            #expect(zip(history.entries, history.entries.dropFirst()).allSatisfy { $0.position < $1.position })
+            try expectConsistent(store)
+        }
+    }
+
+    @Test("history pages: after a position, since a time, and a limit below 1 refused")
+    func historyPaging() throws {
+        try withStore { store in
+            for index in 0..<7 { try store.insert(NewJob(name: "job-\(index)")) }
+            let middle = Timestamp.now
+            Thread.sleep(forTimeInterval: 0.002)
+            let late = try store.insert(NewJob(name: "late"))
+
+            var seen: [HistoryEntry] = []
+            var after: HistoryPosition?
+            repeat {
+                let page = try store.history(after: after, limit: 3)
+                seen += page.entries
+                after = page.next
+                #expect(page.entries.count <= 3)
+            } while after != nil
+            let all = try store.history().entries
+            #expect(seen.count == 8 && seen == all)
+            #expect(try store.history(since: middle).entries.map(\.jobID) == [late.id])
+            #expect(try store.lastHistoryPosition() == seen.last?.position)
+            expectCode(.invalidArgument) { try store.history(limit: 0) }
+            #expect(throws: JobStoreError.self) { try HistoryPosition(parsing: "12x.3") }
+            #expect(try HistoryPosition(parsing: seen[2].position.description) == seen[2].position)
+        }
+    }
+
+    @Test("a timeline keeps its newest 32 events and counts the dropped ones")
+    func timelineIsBounded() throws {
+        try withStore { store in
+            let job = try store.insert(NewJob(name: "long"))
+            let owner = OwnerToken.random()
+            _ = try store.claim(lease: .seconds(60), owner: owner)
+            var expiries: [Timestamp] = []
+            for index in 0..<40 {
+                let expiry = Timestamp(microseconds: 4_000_000_000_000_000 + Int64(index))
+                expiries.append(expiry)
+                try store.write { try $0.extendLease(job.id, owner: owner, until: expiry) }
+            }
+            let timeline = try store.events(of: job.id)
+            // 42 events: inserted, claimed, 40 extensions; the newest 32 are the last 32 extensions.
+            #expect(timeline.dropped == 10)
+            #expect(timeline.events.count == JobEvent.timelineLimit)
+            #expect(timeline.events.map(\.until) == expiries.suffix(32).map { $0 })
+            #expect(try store.history().entries.count == 42)
+            try expectConsistent(store)
+        }
+    }
+
+    @Test("snoozed, released, requeued, cancelled and changed jobs say so; deleted and pruned ones leave their last event in the history only")
+    func otherKinds() throws {
+        try withStore { store in
+            let owner = OwnerToken.random()
+            let a = try store.insert(NewJob(name: "a"))
+            _ = try store.claim(lease: .seconds(60), owner: owner)
+            try store.write { try $0.snooze(a.id, owner: owner, until: .now) }
+            _ = try store.claim(lease: .seconds(60), owner: owner)
+            try store.write { try $0.release(a.id, owner: owner) }
+            _ = try store.claim(lease: .seconds(60), owner: owner)
+            try store.requeue(a.id)
+            try store.update(a.id) { $0.priority = 9 }
+            try store.cancel(a.id)
+            #expect(try store.events(of: a.id).events.map(\.kind) == [
+                .inserted, .claimed, .snoozed, .claimed, .released, .claimed, .requeued, .changed, .cancelled,
+            ])
+            try store.retry(a.id)
+            #expect(try store.events(of: a.id).events.last?.kind == .requeued)
+            try store.cancel(a.id)
+
+            let b = try store.insert(NewJob(name: "b"))
+            try store.cancel(b.id)
+            #expect(try store.delete(a.id))
+            #expect(try store.prune(state: .cancelled, createdBefore: .now.adding(.seconds(1))) == 1)
+            #expect(try store.events(of: a.id).events.isEmpty && store.events(of: b.id).events.isEmpty)
+            let tail = try store.history().entries.suffix(2)
+            #expect(tail.map(\.jobID) == [a.id, b.id])
+            #expect(tail.map(\.event.kind) == [.deleted, .pruned])
+            #expect(tail.map(\.event.state) == [.cancelled, .cancelled])
+            try expectConsistent(store)
+        }
+    }
+
+    @Test("a pipeline's steps record being unblocked, and being cancelled because a dependency failed, with the reason")
+    func pipelineEvents() throws {
+        try withStore { store in
+            let pipeline = try store.enqueue(PipelineDefinition(name: "etl", steps: [
+                PipelineStep("extract", job: NewJob(name: "extract", maxAttempts: 1)),
+                PipelineStep("load", job: NewJob(name: "load"), dependsOn: ["extract"]),
+                PipelineStep("report", job: NewJob(name: "report"), dependsOn: ["load"]),
+            ]))
+            let jobs = try #require(try store.pipelineDetails(pipeline.id)).jobs
+            let owner = OwnerToken.random()
+            _ = try store.claim(lease: .seconds(60), owner: owner)
+            try store.complete(jobs[0].id, owner: owner)
+            #expect(try store.events(of: jobs[1].id).events.map(\.kind) == [.inserted, .unblocked])
+            #expect(try store.events(of: jobs[1].id).events.map(\.state) == [.waiting, .pending])
+            _ = try store.claim(lease: .seconds(60), owner: owner)
+            try store.fail(jobs[1].id, owner: owner, error: "disk full", retryAt: nil)
+            let report = try store.events(of: jobs[2].id).events
+            #expect(report.map(\.kind) == [.inserted, .cancelled])
+            #expect(report.last?.message?.contains("step 'load'") == true)
+            try expectConsistent(store)
+        }
+    }
+
+    @Test("positions keep growing when the history already holds a later time (the clock went back)")
+    func clockGoesBack() throws {
+        try withStore { store in
+            try store.insert(NewJob(name: "before"))
+            let future = HistoryPosition(time: Timestamp.now.adding(.seconds(3600)), sequence: 7)
+            let events = try #require(store.db.events)
+            let stray = try #require(try store.history().entries.first)
+            try store.environment.write { txn in
+                try txn.put(events.history, EventFormat.historyKey(future), EventFormat.encodeHistory(stray.jobID, stray.event))
+            }
+            let after = try store.write { txn in
+                [try txn.insert(NewJob(name: "one")), try txn.insert(NewJob(name: "two"))]
+            }
+            let tail = try store.history(after: future).entries
+            #expect(tail.map(\.jobID) == after.map(\.id))
+            #expect(tail.map(\.position) == [
+                HistoryPosition(time: future.time, sequence: 8), HistoryPosition(time: future.time, sequence: 9),
+            ])
+        }
+    }
+
+    @Test("pruning the history deletes only events recorded before the cutoff, in batches")
+    func pruneHistory() async throws {
+        try await withStore { store in
+            for index in 0..<25 { try await store.insert(NewJob(name: "old-\(index)")) }
+            let cutoff = Timestamp.now
+            try await Task.sleep(for: .milliseconds(2))
+            let kept = try await store.insert(NewJob(name: "new"))
+            #expect(try await store.pruneHistory(before: cutoff, batchSize: 10) == 25)
+            #expect(try store.history().entries.map(\.jobID) == [kept.id])
+            #expect(try await store.pruneHistory(before: cutoff) == 0)
+            // The jobs keep their own timelines.
+            #expect(try store.count(.pending) == 26)
+            #expect(try store.events(of: try #require(try store.jobs(in: .pending, limit: 1).jobs.first).id).events.count == 1)
+        }
+    }
+
+    @Test("an error message is cut to 256 bytes on a character boundary; every field round-trips")
+    func eventCodec() throws {
+        let long = String(repeating: "é", count: 200)  // 400 bytes
+        let event = JobEvent(
+            kind: .claimed, at: Timestamp(microseconds: -5), state: .running, attempts: 65_535, owner: OwnerToken(high: 1, low: 2),
+            until: Timestamp(microseconds: .max), message: long)
+        #expect(event.message?.utf8.count == 256 && event.message == String(repeating: "é", count: 128))
+        let bytes = EventFormat.encode(event)
+        #expect(bytes.count == 13 + 16 + 8 + 2 + 256)
+        var reader = RecordReader(bytes: UnsafeRawBufferPointer(start: nil, count: 0), subject: .timeline(JobID(high: 0, low: 0)))
+        let decoded = try bytes.withUnsafeBytes { buffer in
+            reader = RecordReader(bytes: buffer, subject: .timeline(JobID(high: 0, low: 0)))
+            return try EventFormat.readEvent(&reader)
+        }
+        #expect(decoded == event)
+        let id = JobID(high: 9, low: 9)
+        let history = EventFormat.encodeHistory(id, event)
+        let key = EventFormat.historyKey(HistoryPosition(time: .now, sequence: 3))
+        let entry = try key.withUnsafeBytes { k in try history.withUnsafeBytes { v in try EventFormat.decodeHistory(key: k, value: v) } }
+        #expect(entry.jobID == id && entry.event == event && entry.position.sequence == 3)
+    }
+
+    @Test("damaged timelines and history entries: clear errors, and verify reports each")
+    func damagedEvents() throws {
+        try withStore { store in
+            let job = try store.insert(NewJob(name: "victim"))
+            let gone = try store.insert(NewJob(name: "gone"))
+            let events = try #require(store.db.events)
+            let timeline = try #require(try store.environment.read { try $0.get(events.timelines, Keys.id(job.id)) })
+
+            // Each damage, and the error a read gives.
+            var unknownKind = timeline
+            unknownKind[6] = 99
+            var newer = timeline
+            newer[0] = 2
+            var short = timeline
+            short.removeLast()
+            var unknownFlag = timeline
+            unknownFlag[6 + 12] = 0x80
+            for (bytes, code, text) in [
+                (unknownKind, JobStoreError.Code.corruptRecord, "kind 99"), (newer, .newerFormat, "record version 2"),
+                (short, .corruptRecord, "needs"), (unknownFlag, .corruptRecord, "flags"),
+            ] {
+                #expect { try bytes.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: job.id) } } throws: { error in
+                    (error as? JobStoreError)?.code == code && "\(error)".contains(text) && "\(error)".contains("\(job.id)")
+                }
+            }
+
+            let moved = try store.insert(NewJob(name: "moved"))
+            try store.environment.write { txn in
+                try txn.put(events.timelines, Keys.id(job.id), short)
+                // A timeline whose job is gone, one that disagrees with its job, a bad history entry.
+                _ = try txn.delete(store.db.jobs, Keys.id(gone.id))
+                var cancelled = moved
+                cancelled.state = .cancelled
+                try txn.put(store.db.jobs, Keys.id(moved.id), RecordFormat.encode(cancelled))
+                try txn.put(events.history, EventFormat.historyKey(HistoryPosition(time: .now.adding(.seconds(60)), sequence: 0)), [1, 2, 3])
+            }
+            let problems = try store.verify().filter { $0.kind == .badEvent }
+            #expect(problems.count == 4)
+            #expect(problems.contains { $0.jobID == job.id && $0.message.contains("needs") })
+            #expect(problems.contains { $0.jobID == gone.id && $0.message.contains("does not exist") })
+            #expect(problems.contains { $0.jobID == moved.id && $0.message.contains("ends with inserted leaving it pending, but the job is cancelled") })
+            #expect(problems.contains { $0.message.contains("history entry") })
+        }
+    }
+}
