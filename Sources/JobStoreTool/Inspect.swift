@@ -91,8 +91,8 @@ extension Table {
 /// `jobstore jobs …`: list and show jobs.
 struct Jobs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List and show jobs.",
-        subcommands: [List.self, Show.self])
+        abstract: "List and show jobs; print the history of their events.",
+        subcommands: [List.self, Show.self, History.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -166,8 +166,11 @@ struct Jobs: ParsableCommand {
             let jobs = try store.open()
             defer { jobs.close() }
             guard let job = try jobs.job(id) else { throw CommandFailure("no job \(id) in \(store.path)") }
+            let timeline = try jobs.events(of: id)
             if store.json {
-                try printJSON(JobJSON(job))
+                var json = JobJSON(job)
+                json.timeline = TimelineJSON(timeline)
+                try printJSON(json)
                 return
             }
             var lines: [(String, String)] = [
@@ -190,6 +193,8 @@ struct Jobs: ParsableCommand {
             }
             print("errors       \(job.errors.isEmpty ? "-" : "")")
             for error in job.errors { print("  attempt \(error.attempt) at \(error.at): \(error.message)") }
+            print("timeline     \(timeline.events.isEmpty ? "- (none recorded: the job is from before format 3)" : "")")
+            for line in timelineLines(timeline) { print(line) }
         }
 
         func describe(_ bytes: [UInt8]) -> String {

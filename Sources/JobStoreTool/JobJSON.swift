@@ -37,9 +37,11 @@ struct JobJSON: Codable {
     var payload: String
     var payloadText: String?
     var result: String?
+    /// The job's timeline: in `jobs show --json` only (an import records its own events).
+    var timeline: TimelineJSON?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, queue, tenant, state, priority, attempts, lease, errors, pipeline, payload, result
+        case id, name, queue, tenant, state, priority, attempts, lease, errors, pipeline, payload, result, timeline
         case createdAt = "created_at", updatedAt = "updated_at", runAt = "run_at", maxAttempts = "max_attempts"
         case uniqueKey = "unique_key", payloadText = "payload_text"
     }

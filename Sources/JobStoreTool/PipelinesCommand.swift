@@ -14,10 +14,14 @@ struct PipelineJSON: Codable {
         var dependsOn: [Int]?
         var dependents: [Int]
         var remainingDependencies: Int?
+        /// `pipelines show --json` only: the step's last run from its job's timeline (µs).
+        var queuedMicroseconds: Int64?
+        var ranMicroseconds: Int64?
 
         enum CodingKeys: String, CodingKey {
             case index, name, job, state, dependents
             case dependsOn = "depends_on", remainingDependencies = "remaining_dependencies"
+            case queuedMicroseconds = "queued_us", ranMicroseconds = "ran_us"
         }
     }
 
@@ -56,14 +60,17 @@ struct PipelineJSON: Codable {
         cancelledSteps = pipeline.cancelledSteps
     }
 
-    /// A pipeline with its steps.
-    init(_ details: PipelineDetails) {
+    /// A pipeline with its steps; with their jobs' timelines, each step's last run.
+    init(_ details: PipelineDetails, timelines: [JobTimeline]? = nil) {
         self.init(details.pipeline)
         let dependencies = details.dependencies
+        let now = Timestamp.now
         steps = details.steps.map { step in
-            StepJSON(
+            let run = timelines?[step.index].lastRun(now: now)
+            return StepJSON(
                 index: step.index, name: step.name, job: step.jobID.description, state: details.jobs[step.index].state.description,
-                dependsOn: dependencies[step.index], dependents: step.dependents, remainingDependencies: step.remainingDependencies)
+                dependsOn: dependencies[step.index], dependents: step.dependents, remainingDependencies: step.remainingDependencies,
+                queuedMicroseconds: run?.queued.map(\.microseconds), ranMicroseconds: run.map(\.ran.microseconds))
         }
     }
 
@@ -149,19 +156,23 @@ struct Pipelines: ParsableCommand {
                 }
                 throw CommandFailure("no pipeline \(id) in \(store.path)")
             }
-            if store.json {
-                try printJSON(PipelineJSON(details))
-            } else if dot {
+            if dot {
                 print(dotGraph(details))
+                return
+            }
+            let timelines = try details.jobs.map { try jobs.events(of: $0.id) }
+            if store.json {
+                try printJSON(PipelineJSON(details, timelines: timelines))
             } else {
-                print(describe(details))
+                print(describe(details, timelines: timelines))
             }
         }
     }
 }
 
-/// The step table and the layered DAG of a pipeline, as text.
-func describe(_ details: PipelineDetails) -> String {
+/// The step table (with each step's last run from its job's timeline) and the layered DAG of a
+/// pipeline, as text.
+func describe(_ details: PipelineDetails, timelines: [JobTimeline]) -> String {
     let pipeline = details.pipeline
     var lines = [
         "pipeline   \(pipeline.id)",
@@ -172,12 +183,15 @@ func describe(_ details: PipelineDetails) -> String {
         "",
     ]
     let dependencies = details.dependencies
-    var table = Table("#", "step", "state", "job", "queue", "tries", "waits for")
+    var table = Table("#", "step", "state", "job", "queue", "tries", "waits for", "queued", "ran")
+    let now = Timestamp.now
     for step in details.steps {
         let job = details.jobs[step.index]
+        let run = timelines[step.index].lastRun(now: now)
         table.add([
             "\(step.index)", step.name, job.state.description, job.id.description, job.queue, "\(job.attempts)/\(job.maxAttempts)",
             step.remainingDependencies == 0 ? "-" : "\(step.remainingDependencies) of \(dependencies[step.index].count)",
+            run?.queued?.short ?? "-", run.map { $0.ran.short + ($0.ended ? "" : " so far") } ?? "-",
         ])
     }
     lines.append(table.render())

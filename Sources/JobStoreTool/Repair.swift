@@ -202,64 +202,91 @@ struct Import: ParsableCommand {
 /// `jobstore prune PATH --state S --older-than D`.
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Delete finished jobs and pipelines created, or finished, longer ago than a time, in bounded batches.",
-        discussion: "--older-than selects by creation time, --finished-before by when they finished (idx.finished). A pipeline's steps' jobs are deleted with their pipeline (a finished pipeline in that state), never alone.")
+        abstract: "Delete finished jobs and pipelines created, or finished, longer ago than a time, and old history events, in bounded batches.",
+        discussion: """
+            --older-than selects by creation time, --finished-before by when they finished (idx.finished). A pipeline's \
+            steps' jobs are deleted with their pipeline (a finished pipeline in that state), never alone. \
+            --history-before deletes the history's events recorded before a time (jobs keep their own timelines); \
+            it can be given alone or with a job prune.
+            """)
 
     @OptionGroup var store: StoreOptions
     @Option(help: "succeeded, failed or cancelled.")
-    var state: String
+    var state: String?
     @Option(help: "Jobs and pipelines created longer ago than this (e.g. 7d, 12h).")
     var olderThan: String?
     @Option(help: "Jobs and pipelines that finished before this: a duration ago (7d) or a time (2026-11-23, 2026-11-23T10:00:00Z).")
     var finishedBefore: String?
+    @Option(help: "History events recorded before this: a duration ago (7d) or a time.")
+    var historyBefore: String?
     @Flag(help: "Only count what would be deleted.")
     var dryRun = false
-    @Option(help: "Job deletions per transaction (pipelines: a tenth of it, at least 1).")
+    @Option(help: "Job deletions per transaction (pipelines: a tenth of it, at least 1; history events: ten times it).")
     var batchSize = 1000
 
     func validate() throws {
-        guard let parsed = JobState(name: state), parsed.isTerminal else {
-            throw ValidationError("--state must be succeeded, failed or cancelled, not '\(state)'")
-        }
-        guard (olderThan == nil) != (finishedBefore == nil) else {
-            throw ValidationError("give either --older-than (creation time) or --finished-before (finish time)")
+        if let state {
+            guard let parsed = JobState(name: state), parsed.isTerminal else {
+                throw ValidationError("--state must be succeeded, failed or cancelled, not '\(state)'")
+            }
+            guard (olderThan == nil) != (finishedBefore == nil) else {
+                throw ValidationError("give either --older-than (creation time) or --finished-before (finish time)")
+            }
+        } else if olderThan != nil || finishedBefore != nil {
+            throw ValidationError("--older-than and --finished-before need --state")
+        } else if historyBefore == nil {
+            throw ValidationError("give --state with --older-than or --finished-before, or --history-before, or both")
         }
         if let olderThan { _ = try parseDuration(olderThan) }
         if let finishedBefore { _ = try parseTime(finishedBefore) }
+        if let historyBefore { _ = try parseTime(historyBefore) }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
     }
 
     func run() throws {
-        guard let state = JobState(name: state), let pipelineState = PipelineState(name: self.state) else {
-            throw ValidationError("bad state")
-        }
-        let byFinish = finishedBefore != nil
-        let cutoff = try finishedBefore.map(parseTime) ?? Timestamp.now.adding(.zero - (try parseDuration(olderThan ?? "0s")))
         let jobs = try store.open(writable: !dryRun)
         defer { jobs.close() }
-        let pipelineBatch = max(1, batchSize / 10)
-        let (count, pipelines): (Int, Int)
-        switch (dryRun, byFinish) {
-        case (true, false): (count, pipelines) = (try jobs.count(state, createdBefore: cutoff), try jobs.countPipelines(pipelineState, createdBefore: cutoff))
-        case (true, true): (count, pipelines) = (try jobs.count(state, finishedBefore: cutoff), try jobs.countPipelines(pipelineState, finishedBefore: cutoff))
-        case (false, false):
-            (count, pipelines) = (
-                try jobs.prune(state: state, createdBefore: cutoff, batchSize: batchSize),
-                try jobs.prunePipelines(state: pipelineState, createdBefore: cutoff, batchSize: pipelineBatch))
-        case (false, true):
-            (count, pipelines) = (
-                try jobs.prune(state: state, finishedBefore: cutoff, batchSize: batchSize),
-                try jobs.prunePipelines(state: pipelineState, finishedBefore: cutoff, batchSize: pipelineBatch))
+        var output: [String: JSONValue] = [:]
+        var lines: [String] = []
+        let verb = dryRun ? "would delete" : "deleted"
+        let key = dryRun ? "would_delete" : "deleted"
+        if let name = self.state, let state = JobState(name: name), let pipelineState = PipelineState(name: name) {
+            let byFinish = finishedBefore != nil
+            let cutoff = try finishedBefore.map(parseTime) ?? Timestamp.now.adding(.zero - (try parseDuration(olderThan ?? "0s")))
+            let pipelineBatch = max(1, batchSize / 10)
+            let (count, pipelines): (Int, Int)
+            switch (dryRun, byFinish) {
+            case (true, false): (count, pipelines) = (try jobs.count(state, createdBefore: cutoff), try jobs.countPipelines(pipelineState, createdBefore: cutoff))
+            case (true, true): (count, pipelines) = (try jobs.count(state, finishedBefore: cutoff), try jobs.countPipelines(pipelineState, finishedBefore: cutoff))
+            case (false, false):
+                (count, pipelines) = (
+                    try jobs.prune(state: state, createdBefore: cutoff, batchSize: batchSize),
+                    try jobs.prunePipelines(state: pipelineState, createdBefore: cutoff, batchSize: pipelineBatch))
+            case (false, true):
+                (count, pipelines) = (
+                    try jobs.prune(state: state, finishedBefore: cutoff, batchSize: batchSize),
+                    try jobs.prunePipelines(state: pipelineState, finishedBefore: cutoff, batchSize: pipelineBatch))
+            }
+            let selector = byFinish ? "finished_before" : "created_before"
+            output["state"] = .string(state.description)
+            output[selector] = .string(cutoff.description)
+            output[selector + "_us"] = .int(cutoff.microseconds)
+            output[key] = .count(count)
+            output[key + "_pipelines"] = .count(pipelines)
+            lines.append("\(verb) \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") \(byFinish ? "finished" : "created") before \(cutoff)")
         }
-        let selector = byFinish ? "finished_before" : "created_before"
+        if let historyBefore {
+            let cutoff = try parseTime(historyBefore)
+            let events = dryRun ? try jobs.countHistory(before: cutoff) : try jobs.pruneHistory(before: cutoff, batchSize: batchSize * 10)
+            output["history_before"] = .string(cutoff.description)
+            output["history_before_us"] = .int(cutoff.microseconds)
+            output[key + "_events"] = .count(events)
+            lines.append("\(verb) \(events.grouped) history event\(events == 1 ? "" : "s") recorded before \(cutoff)")
+        }
         if store.json {
-            try printJSON([
-                "state": .string(state.description), selector: .string(cutoff.description),
-                selector + "_us": .int(cutoff.microseconds), dryRun ? "would_delete" : "deleted": .count(count),
-                dryRun ? "would_delete_pipelines" : "deleted_pipelines": .count(pipelines),
-            ] as [String: JSONValue])
+            try printJSON(output)
         } else {
-            print("\(dryRun ? "would delete" : "deleted") \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") \(byFinish ? "finished" : "created") before \(cutoff)")
+            for line in lines { print(line) }
         }
     }
 }

@@ -251,6 +251,10 @@ struct AdminToolTests {
         #expect(dot.out.hasPrefix("digraph") && dot.out.contains("s0 -> s1;") && dot.out.contains("s2 -> s3;"))
         let shown = try json(jobstore("pipelines", "show", path, id, "--json").out)
         #expect(shown["state"] as? String == "running" && (shown["steps"] as? [Any])?.count == 4)
+        // Each step's last run, from its job's timeline: build ran (and failed); the others never started.
+        let steps = try #require(shown["steps"] as? [[String: Any]])
+        #expect(steps[0]["ran_us"] is Int && steps[0]["queued_us"] is Int && steps[1]["ran_us"] == nil)
+        #expect(show.out.contains("queued") && (show.out.contains(" ms") || show.out.contains(" µs")))
 
         let jobShow = try jobstore("jobs", "show", path, buildJob.id.description)
         #expect(jobShow.out.contains("'release' v3") && jobShow.out.contains("step 0 'build'"))
@@ -276,7 +280,11 @@ struct AdminToolTests {
         #expect(imported.status == 0 && imported.out.contains("imported 4 jobs and 1 pipeline"))
         #expect(try jobstore("verify", directory.sub("copy")).status == 0)
         let copied = try json(jobstore("pipelines", "show", directory.sub("copy"), id, "--json").out)
-        #expect(copied["steps"] as? NSArray == shown["steps"] as? NSArray)
+        // The same steps; their run times differ (an import starts each job's timeline anew).
+        func withoutTimes(_ pipeline: [String: Any]) -> NSArray? {
+            (pipeline["steps"] as? [[String: Any]])?.map { $0.filter { !$0.key.hasSuffix("_us") } } as NSArray?
+        }
+        #expect(withoutTimes(copied) == withoutTimes(shown) && withoutTimes(copied)?.count == 4)
         #expect(copied["failed_steps"] as? Int == 1 && copied["cancelled_steps"] as? Int == 2)
 
         // Retry by pipeline id re-runs the failed build and what it cancelled; cancel ends it.
@@ -522,5 +530,82 @@ struct AdminToolTests {
         }
         #expect(totals == totals.sorted(), "a reader never sees the store go back in time")
         #expect(totals.allSatisfy { $0 % 20 == 0 }, "batches are seen whole")
+    }
+
+    @Test("event history: jobs show prints the timeline, jobs history pages, filters and follows, pipelines show step times, prune --history-before")
+    func history() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        let jobs = try makeStore(path)
+        let failed = try #require(jobs.values.first { $0.state == .failed })
+
+        let show = try jobstore("jobs", "show", path, failed.id.description)
+        #expect(show.status == 0)
+        #expect(show.out.contains("timeline"))
+        let timelineLines = show.out.split(separator: "\n").drop { !$0.hasPrefix("timeline") }.dropFirst()
+        #expect(timelineLines.map { $0.split(separator: " ", omittingEmptySubsequences: true)[1] } == ["inserted", "changed", "claimed", "failed"])
+        #expect(show.out.contains("smtp timeout"))
+        let shown = try json(jobstore("jobs", "show", path, failed.id.description, "--json").out)
+        let events = try #require((shown["timeline"] as? [String: Any])?["events"] as? [[String: Any]])
+        #expect(events.map { $0["kind"] as? String } == ["inserted", "changed", "claimed", "failed"])
+        #expect(events.last?["message"] as? String == "smtp timeout" && events[2]["owner"] is String)
+
+        // The whole history, in commit order: 12 inserts, then the changes.
+        let all = try jobstore("jobs", "history", path, "--json")
+        let lines = try all.out.split(separator: "\n").map { try json(String($0)) }
+        #expect(lines.count > 12 && lines.prefix(12).allSatisfy { $0["kind"] as? String == "inserted" })
+        let positions = try lines.map { try HistoryPosition(parsing: try #require($0["position"] as? String)) }
+        #expect(positions == positions.sorted() && Set(positions).count == positions.count)
+        // A page, and the next from where it says.
+        let page = try jobstore("jobs", "history", path, "--limit", "5")
+        let more = try #require(page.out.split(separator: "\n").last)
+        #expect(page.out.split(separator: "\n").count == 6 && more.hasPrefix("more: --after "))
+        let rest = try jobstore("jobs", "history", path, "--after", String(more.dropFirst("more: --after ".count)), "--json")
+        #expect(rest.out.split(separator: "\n").count == lines.count - 5)
+        let failures = try jobstore("jobs", "history", path, "--kind", "failed,cancelled", "--json").out.split(separator: "\n")
+        #expect(try failures.map { try json(String($0))["kind"] as? String ?? "" }.sorted() == ["cancelled", "failed"])
+        #expect(try jobstore("jobs", "history", path, "--since", "1h").out.split(separator: "\n").count == lines.count)
+
+        // --follow prints what another process commits afterwards.
+        let output = directory.sub("follow.txt")
+        FileManager.default.createFile(atPath: output, contents: nil)
+        let follower = Process()
+        follower.executableURL = try helperExecutable("jobstore")
+        follower.arguments = ["jobs", "history", path, "--follow", "--kind", "inserted", "--json"]
+        follower.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        try follower.run()
+        defer {
+            kill(follower.processIdentifier, SIGKILL)
+            follower.waitUntilExit()
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        let late = try {
+            let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
+            defer { store.close() }
+            return try store.insert(NewJob(name: "late"))
+        }()
+        var followed = ""
+        for _ in 0..<100 where !followed.contains(late.id.description) {
+            Thread.sleep(forTimeInterval: 0.05)
+            followed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        }
+        #expect(followed.contains(late.id.description))
+        #expect(followed.split(separator: "\n").count == 13)
+
+        // Pruning the history, dry run first.
+        let dry = try json(jobstore("prune", path, "--history-before", "0s", "--dry-run", "--json").out)
+        #expect(dry["would_delete_events"] as? Int == lines.count + 1)
+        let pruned = try json(jobstore("prune", path, "--history-before", "0s", "--json").out)
+        #expect(pruned["deleted_events"] as? Int == lines.count + 1)
+        #expect(try jobstore("jobs", "history", path).out.isEmpty)
+        #expect(try jobstore("jobs", "show", path, failed.id.description).out.contains("smtp timeout"))
+
+        // Bad input.
+        expectError(try jobstore("jobs", "history", path, "--since", "1h", "--after", "1.0"), 2, "not both")
+        expectError(try jobstore("jobs", "history", path, "--after", "yesterday"), 2, "not a history position")
+        expectError(try jobstore("jobs", "history", path, "--kind", "exploded"), 2, "not an event kind")
+        expectError(try jobstore("jobs", "history", path, "--limit", "0"), 2, "at least 1")
+        expectError(try jobstore("prune", path), 2, "--history-before")
+        expectError(try jobstore("prune", path, "--older-than", "1d"), 2, "need --state")
     }
 }

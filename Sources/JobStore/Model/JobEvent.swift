@@ -85,7 +85,7 @@ public struct JobEvent: Sendable, Hashable {
     /// For a claim: the worker's lease token.
     public var owner: OwnerToken?
     /// For a claim or a lease extension: the lease's expiry; for a retry or a snooze: when the
-    /// job runs next.
+    /// job runs next; for any other event that leaves the job pending for later: when it may run.
     public var until: Timestamp?
     /// For a failure, a retry or a rescue: the error (at most ``maxMessageBytes``).
     public var message: String?
@@ -139,13 +139,17 @@ public struct JobEvent: Sendable, Hashable {
             event.until = job.lease?.expiresAt
         case .leaseExtended:
             event.until = job.lease?.expiresAt
-        case .retried, .snoozed:
+        case .snoozed:
             event.until = job.runAt
+        case .inserted, .unblocked, .requeued, .released, .changed:
+            // Pending for later (a delayed job): when it may run.
+            if job.state == .pending && job.runAt > now { event.until = job.runAt }
+        case .retried, .failed, .rescued, .cancelled:
+            if kind == .retried { event.until = job.runAt }
+            // The error this change recorded, if it recorded one.
+            if let error = job.errors.last, error.at == now { event.message = truncated(error.message) }
         default:
             break
-        }
-        if [.failed, .retried, .rescued, .cancelled].contains(kind), let error = job.errors.last, error.at == now {
-            event.message = truncated(error.message)
         }
         return event
     }
@@ -162,6 +166,31 @@ public struct JobTimeline: Sendable, Hashable {
     public init(events: [JobEvent] = [], dropped: Int = 0) {
         self.events = events
         self.dropped = dropped
+    }
+}
+
+extension JobTimeline {
+    /// How the job's last run went, read from its timeline: how long it was ready before it
+    /// started, and how long the run took (until now, if it still runs).
+    public struct LastRun: Sendable, Hashable {
+        /// From when it was ready (made pending, or its delay over) to its last claim; `nil`
+        /// when the timeline does not show it becoming ready (dropped, or from before format 3).
+        public var queued: Duration?
+        /// From its last claim to the end of that run, or to now while it runs.
+        public var ran: Duration
+        /// Whether that run has ended (the job left running).
+        public var ended: Bool
+    }
+
+    /// The job's last run, or `nil` if its timeline holds no claim.
+    public func lastRun(now: Timestamp = .now) -> LastRun? {
+        guard let claim = events.lastIndex(where: { $0.kind == .claimed }) else { return nil }
+        let start = events[claim].at
+        let end = events[(claim + 1)...].first { $0.state != .running }
+        let ready = events[..<claim].last { $0.state == .pending }.map { max($0.at, $0.until ?? $0.at) }
+        return LastRun(
+            queued: ready.map { start.microseconds > $0.microseconds ? .microseconds(start.microseconds - $0.microseconds) : .zero },
+            ran: .microseconds(max(0, (end?.at ?? now).microseconds - start.microseconds)), ended: end != nil)
     }
 }
 

@@ -57,6 +57,20 @@ extension JobRepository {
         }
     }
 
+    /// How many of the history's events were recorded before `cutoff` (what
+    /// ``pruneHistory(before:batchSize:)`` would delete). Counts the keys of that range: O(k).
+    public func countHistory(before cutoff: Timestamp) throws -> Int {
+        guard let events = db.events else { return 0 }
+        var count = 0
+        try reading { txn in
+            try txn.forEach(events.history, in: .upTo(EventFormat.historyKey(HistoryPosition(time: cutoff, sequence: 0)))) { _, _ in
+                count += 1
+                return true
+            }
+        }
+        return count
+    }
+
     /// Deletes the history's events recorded before `cutoff` (its clock), oldest first, at most
     /// `batchSize` per transaction. Returns how many were deleted. Jobs' own timelines are kept
     /// with their jobs (and go when the job is deleted).

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import JobStore
+
+/// An event as JSON: in `jobs show --json` (the job's timeline) and, with its position and job,
+/// one line of `jobs history --json`. Times are microseconds since the epoch.
+struct EventJSON: Codable {
+    var position: String?
+    var job: String?
+    var kind: String
+    var at: Int64
+    var state: String
+    var attempts: UInt16
+    var owner: String?
+    var until: Int64?
+    var message: String?
+
+    init(_ event: JobEvent, position: HistoryPosition? = nil, job: JobID? = nil) {
+        self.position = position?.description
+        self.job = job?.description
+        kind = event.kind.description
+        at = event.at.microseconds
+        state = event.state.description
+        attempts = event.attempts
+        owner = event.owner?.description
+        until = event.until?.microseconds
+        message = event.message
+    }
+}
+
+/// A job's timeline as JSON.
+struct TimelineJSON: Codable {
+    var events: [EventJSON]
+    var dropped: Int
+
+    init(_ timeline: JobTimeline) {
+        events = timeline.events.map { EventJSON($0) }
+        dropped = timeline.dropped
+    }
+}
+
+/// What an event adds to its kind, for people: the owner and lease of a claim, when a retry
+/// runs, the error.
+func details(_ event: JobEvent) -> String {
+    var parts: [String] = []
+    switch event.kind {
+    case .claimed:
+        if let owner = event.owner { parts.append("owner \(owner)") }
+        if let until = event.until { parts.append("lease until \(until)") }
+    case .leaseExtended:
+        if let until = event.until { parts.append("until \(until)") }
+    default:
+        if let until = event.until { parts.append("runs at \(until)") }
+    }
+    if let message = event.message { parts.append(message) }
+    return parts.joined(separator: "; ")
+}
+
+/// A job's timeline as text lines: time, event, state, attempts, details.
+func timelineLines(_ timeline: JobTimeline) -> [String] {
+    var lines: [String] = []
+    if timeline.dropped > 0 { lines.append("  (\(timeline.dropped) older event\(timeline.dropped == 1 ? "" : "s") dropped)") }
+    for event in timeline.events {
+        let text = "  \(event.at)  \(event.kind.description.padding(toLength: 14, withPad: " ", startingAt: 0)) \(event.state.description.padding(toLength: 9, withPad: " ", startingAt: 0)) try \(event.attempts)"
+        let more = details(event)
+        lines.append(more.isEmpty ? text : text + "  " + more)
+    }
+    return lines
+}
+
+extension Duration {
+    /// Whole microseconds.
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+
+    /// A short human form: "850 µs", "12.3 ms", "4.20 s", "3m05s", "2h07m".
+    var short: String {
+        let micros = Double(microseconds)
+        switch micros {
+        case ..<1000: return String(format: "%.0f µs", micros)
+        case ..<1_000_000: return String(format: "%.1f ms", micros / 1e3)
+        case ..<60_000_000: return String(format: "%.2f s", micros / 1e6)
+        case ..<3_600_000_000: return "\(Int(micros / 60e6))m" + String(format: "%02ds", Int(micros / 1e6) % 60)
+        default: return "\(Int(micros / 3600e6))h" + String(format: "%02dm", Int(micros / 60e6) % 60)
+        }
+    }
+}
+
+extension Jobs {
+    /// `jobstore jobs history PATH`: every job's events in commit order, from the history index.
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the events of all jobs in commit order, from the history index (to rebuild what happened after an incident).",
+            discussion: """
+                Each line: the event's position (pass it to --after to go on from there), time, job, event, the state it \
+                left the job in, attempts, and details. The history keeps events until pruned (the scheduler's \
+                historyRetention, a week by default; `jobstore prune --history`). --follow keeps printing new events \
+                as any process commits them.
+                """)
+
+        @OptionGroup var store: StoreOptions
+        @Option(help: "Start at events recorded at or after: 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago (2h).")
+        var since: String?
+        @Option(help: "Start after this position (printed with each event).")
+        var after: String?
+        @Option(help: "Only events of these kinds, comma-separated: \(JobEvent.Kind.allCases.map(\.description).joined(separator: ", ")).")
+        var kind: String?
+        @Option(help: "At most this many events (without --follow); the last line then says where to go on.")
+        var limit = 1000
+        @Flag(help: "After the events so far, keep printing new ones as they are committed (stop with Ctrl-C).")
+        var follow = false
+
+        func validate() throws {
+            if limit < 1 { throw ValidationError("--limit must be at least 1") }
+            if since != nil && after != nil { throw ValidationError("give --since or --after, not both") }
+            if let after { do { _ = try HistoryPosition(parsing: after) } catch { throw ValidationError("\(error)") } }
+            if let since { _ = try parseTime(since) }
+            _ = try kinds()
+        }
+
+        func kinds() throws -> Set<JobEvent.Kind>? {
+            guard let kind else { return nil }
+            return Set(try kind.split(separator: ",").map { name in
+                guard let kind = JobEvent.Kind(name: String(name)) else {
+                    throw ValidationError("'\(name)' is not an event kind; kinds: \(JobEvent.Kind.allCases.map(\.description).joined(separator: ", "))")
+                }
+                return kind
+            })
+        }
+
+        func run() async throws {
+            let jobs = try store.open()
+            defer { jobs.close() }
+            let kinds = try kinds()
+            var after = try self.after.map(HistoryPosition.init(parsing:))
+            let since = try self.since.map(parseTime)
+            var printed = 0
+            var signal = follow ? jobs.commitSignals().makeAsyncIterator() : nil
+            while true {
+                let page = try jobs.history(after: after, since: after == nil ? since : nil, limit: 1000)
+                for entry in page.entries where kinds?.contains(entry.event.kind) ?? true {
+                    if !follow && printed == limit {
+                        if !store.json { print("more: --after \(after?.description ?? "")") }
+                        return
+                    }
+                    print(store.json ? try jsonLine(EventJSON(entry.event, position: entry.position, job: entry.jobID)) : line(entry))
+                    printed += 1
+                    after = entry.position
+                }
+                after = page.entries.last?.position ?? after
+                fflush(nil)  // each page out at once, also into a pipe
+                if page.next != nil { continue }
+                if !follow { return }
+                // Wait for a commit of any process (inotify), or poll each second where there is none.
+                if await signal?.next() == nil { try await Task.sleep(for: .seconds(1)) }
+            }
+        }
+
+        func line(_ entry: HistoryEntry) -> String {
+            let event = entry.event
+            let columns = [
+                entry.position.description.padding(toLength: 20, withPad: " ", startingAt: 0), event.at.description, entry.jobID.description,
+                event.kind.description.padding(toLength: 14, withPad: " ", startingAt: 0), event.state.description.padding(toLength: 9, withPad: " ", startingAt: 0),
+                "try \(event.attempts)",
+            ]
+            let more = details(event)
+            return columns.joined(separator: "  ") + (more.isEmpty ? "" : "  " + more)
+        }
+    }
+}
