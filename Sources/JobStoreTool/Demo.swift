@@ -100,6 +100,7 @@ struct Demo: AsyncParsableCommand {
         try await service.value
         let seconds = (ContinuousClock.now - started).seconds
         let total = try store.counts().values.reduce(0, +)
+        let failedStep = try store.pipelineDetails(nightly.id)?.jobs.first { $0.state == .failed }
         print("   all \(total.grouped) jobs finished in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / seconds).grouped) jobs/s).")
         store.close()
 
@@ -112,6 +113,10 @@ struct Demo: AsyncParsableCommand {
         try Pipelines.Show.parse([path, release.id.description]).run()
         print("\n$ jobstore pipelines show \(path) \(nightly.id)")
         try Pipelines.Show.parse([path, nightly.id.description]).run()
+        if let failedStep {
+            print("\n$ jobstore jobs show \(path) \(failedStep.id)      (its timeline: each attempt, who ran it, why it failed)")
+            try Jobs.Show.parse([path, failedStep.id.description]).run()
+        }
         print("\n$ jobstore verify \(path)")
         try VerifyCommand.parse([path]).run()
         print("""
@@ -120,6 +125,7 @@ struct Demo: AsyncParsableCommand {
               jobstore jobs list \(path) --state failed      the job that failed for good, and why: jobs show ID
               jobstore pipelines show \(path) \(nightly.id) --dot | dot -Tsvg > nightly.svg
               jobstore retry \(path) \(nightly.id)           re-run the failed step and what it cancelled
+              jobstore jobs history \(path) --kind retried,failed   every job's events in commit order (--follow, --since)
               jobstore schedules \(path)                     the periodic jobs the scheduler registered
               jobstore queues \(path)                        each queue's jobs per state; pause and resume
             """)

@@ -243,7 +243,7 @@ struct VerifyCommand: ParsableCommand {
                     .init(kind: $0.kind.rawValue, job: $0.jobID?.description, pipeline: $0.pipelineID?.description, message: $0.message)
                 }))
         } else if problems.isEmpty {
-            print("ok: \(total.grouped) job\(total == 1 ? "" : "s") and \(pipelines.grouped) pipeline\(pipelines == 1 ? "" : "s"); every record, index entry, counter and pipeline is consistent")
+            print("ok: \(total.grouped) job\(total == 1 ? "" : "s") and \(pipelines.grouped) pipeline\(pipelines == 1 ? "" : "s"); every record, index entry, counter, pipeline and event is consistent")
         } else {
             for problem in problems { print(problem) }
             print("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")

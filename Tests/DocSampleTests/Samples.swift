@@ -42,7 +42,11 @@ enum DocumentSamples {
         let oldest = try store.jobs(in: .pending, limit: 100)              // keyset paging: pass oldest.next
         let counts = try store.counts()                                   // O(1)
         let lastDay = try store.jobs(createdFrom: Timestamp.now.adding(.seconds(-86_400)), until: .now)
-        let problems = try store.verify()                                 // records, indexes, counters, pipelines
+        let problems = try store.verify()                                 // records, indexes, counters, pipelines, events
+
+        // What happened: each job's timeline, and every job's events in commit order.
+        for event in try store.events(of: job.id).events { print(event.at, event.kind, event.state) }
+        let page = try store.history(since: Timestamp.now.adding(.seconds(-3600)), limit: 1000)  // go on with after: page.next
     }
 
     /// README.md, Swift block 2.
@@ -146,7 +150,11 @@ try await store.write { txn in
 let oldest = try store.jobs(in: .pending, limit: 100)              // keyset paging: pass oldest.next
 let counts = try store.counts()                                   // O(1)
 let lastDay = try store.jobs(createdFrom: Timestamp.now.adding(.seconds(-86_400)), until: .now)
-let problems = try store.verify()                                 // records, indexes, counters, pipelines
+let problems = try store.verify()                                 // records, indexes, counters, pipelines, events
+
+// What happened: each job's timeline, and every job's events in commit order.
+for event in try store.events(of: job.id).events { print(event.at, event.kind, event.state) }
+let page = try store.history(since: Timestamp.now.adding(.seconds(-3600)), limit: 1000)  // go on with after: page.next
 
 """#),
     ("README.md", #"""

@@ -210,6 +210,43 @@ struct HistoryTests {
         #expect(entry.jobID == id && entry.event == event && entry.position.sequence == 3)
     }
 
+    @Test("the timeline and history entry written by hand from docs/FORMAT.md decode field by field")
+    func fixtures() throws {
+        func fixture(_ name: String) throws -> [UInt8] {
+            let url = try #require(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil))
+            return Array(try Data(contentsOf: url))
+        }
+        let t = Timestamp(microseconds: 1_700_000_000_000_000)
+        let owner = OwnerToken(high: 0x0102_0304_0506_0708, low: 0x090a_0b0c_0d0e_0f10)
+        let expected = [
+            JobEvent(kind: .inserted, at: t, state: .pending, attempts: 0),
+            JobEvent(kind: .claimed, at: t.adding(.milliseconds(100)), state: .running, attempts: 1, owner: owner, until: t.adding(.milliseconds(30_100))),
+            JobEvent(kind: .retried, at: t.adding(.milliseconds(200)), state: .pending, attempts: 1, until: t.adding(.milliseconds(1200)), message: "timeout"),
+        ]
+        let id = JobID(high: 1, low: 2)
+        let timelineBytes = try fixture("timeline-v1.bin")
+        let timeline = try timelineBytes.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: id) }
+        #expect(timeline == JobTimeline(events: expected, dropped: 5))
+        // Appending to a full timeline drops the oldest without decoding the rest.
+        var full = JobTimeline(events: Array(repeating: expected[1], count: 31) + [expected[2]], dropped: 5)
+        var bytes = try EventFormat.appending(full.events[0], to: nil, id: id)
+        for event in full.events.dropFirst() { bytes = try bytes.withUnsafeBytes { try EventFormat.appending(event, to: $0, id: id) } }
+        bytes = try bytes.withUnsafeBytes { try EventFormat.appending(expected[0], to: $0, id: id) }
+        full.events = Array(full.events.dropFirst()) + [expected[0]]
+        full.dropped = 1
+        #expect(try bytes.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: id) } == full)
+
+        let history = try fixture("history-v1.bin")
+        let entry = try history.withUnsafeBytes { raw in
+            try EventFormat.decodeHistory(key: UnsafeRawBufferPointer(rebasing: raw[..<12]), value: UnsafeRawBufferPointer(rebasing: raw[12...]))
+        }
+        #expect(entry.position == HistoryPosition(time: t.adding(.milliseconds(200)), sequence: 7))
+        #expect(entry.jobID.description == "0190a5c4-1b2e-7000-8123-456789abcdef")
+        #expect(entry.event == expected[2])
+        #expect(EventFormat.historyKey(entry.position) + EventFormat.encodeHistory(entry.jobID, entry.event) == history)
+        #expect(EventFormat.encode(expected[0]) + EventFormat.encode(expected[1]) + EventFormat.encode(expected[2]) == Array(timelineBytes[6...]))
+    }
+
     @Test("damaged timelines and history entries: clear errors, and verify reports each")
     func damagedEvents() throws {
         try withStore { store in
