@@ -271,4 +271,23 @@ struct BadInputTests {
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.sub("empty")).isEmpty)
     }
+
+    @Test("verify reads every paused queue, rate limit and schedule in meta, and reports each damaged one")
+    func damagedControls() throws {
+        try withStore { store in
+            try store.pause(queue: "mail")
+            try store.setRateLimit(queue: "api", starts: 10, per: .seconds(1))
+            try expectConsistent(store)
+            try store.environment.write { txn in
+                try txn.put(store.db.meta, MetaKey.pausedQueue("mail"), [1, 2, 3])
+                try txn.put(store.db.meta, MetaKey.rateLimit("api"), [1])
+                try txn.put(store.db.meta, MetaKey.schedule("nightly"), [9, 9])
+            }
+            let problems = try store.verify()
+            #expect(problems.count == 3 && problems.allSatisfy { $0.kind == .badRecord })
+            for key in ["queue/paused/mail", "queue/rate/api", "schedule/nightly"] {
+                #expect(problems.contains { $0.message.hasPrefix("meta \(key):") }, "\(problems)")
+            }
+        }
+    }
 }

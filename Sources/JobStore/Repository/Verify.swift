@@ -44,7 +44,8 @@ extension JobRepository {
     /// (``IndexEntry/entries(of:)``, the same function writes use) and every index entry belongs
     /// to a record; every counter equals a recount; every pipeline agrees with its steps' jobs
     /// (see ``verifyPipelines(_:counters:)``); every timeline and history entry reads, and each
-    /// timeline belongs to a job whose state its last event recorded. Returns every problem found (empty when the store is
+    /// timeline belongs to a job whose state its last event recorded; every paused queue, rate
+    /// limit and schedule in `meta` reads. Returns every problem found (empty when the store is
     /// consistent).
     ///
     /// Safe on a live store: records and indexes are walked in chunks of `chunkSize`, each in its
@@ -123,6 +124,7 @@ extension JobRepository {
             if try txn.get(db.meta, MetaKey.formatVersion)?.count != 4 {
                 problems.append(VerificationProblem(kind: .badFormatVersion, message: "meta has no 4-byte format_version"))
             }
+            problems += try controlProblems(txn)
             var pipelineCounters: [String: Int64] = [:]
             problems += try verifyPipelines(txn, counters: &pipelineCounters)
             var stored: [String: Int64] = [:]
@@ -157,6 +159,28 @@ extension JobRepository {
                     kind: .wrongCounter, message: "\(name) is \(stored[name, default: 0]), a recount finds \(recount[name, default: 0])"))
             }
             return problems
+        }
+        return problems
+    }
+
+    /// The queue controls and schedules in `meta` that cannot be read: each paused-queue time,
+    /// rate limit and schedule record on its own, so one bad entry hides no other.
+    private func controlProblems(_ txn: Transaction) throws -> [VerificationProblem] {
+        var problems: [VerificationProblem] = []
+        let checks: [(prefix: String, decode: (String, UnsafeRawBufferPointer) throws -> Void)] = [
+            (MetaKey.pausedQueuePrefix, { name, value in _ = try Counters.decode(value, key: MetaKey.pausedQueue(name)) }),
+            (MetaKey.rateLimitPrefix, { name, value in _ = try RateLimit.decode(value, queue: name) }),
+            (MetaKey.schedulePrefix, { name, value in _ = try ScheduleFormat.decode(value, name: name) }),
+        ]
+        for (prefix, decode) in checks {
+            try txn.forEach(db.meta, prefix: Array(prefix.utf8)) { key, value in
+                do {
+                    try decode(String(decoding: key.dropFirst(prefix.utf8.count), as: UTF8.self), value)
+                } catch {
+                    problems.append(VerificationProblem(kind: .badRecord, message: "meta \(String(decoding: key, as: UTF8.self)): \(error)"))
+                }
+                return true
+            }
         }
         return problems
     }
