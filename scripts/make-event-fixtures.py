@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes Tests/JobStoreTests/Fixtures/timeline-v1.bin and history-v1.bin by hand, following
-docs/FORMAT.md ("Events (format 3)") alone, so the tests check the page against the code."""
+"""Writes Tests/JobStoreTests/Fixtures/record-v2-timeline.bin and history-v1.bin by hand,
+following docs/FORMAT.md ("Job record, version 2" and "Events") alone, so the tests check the
+page against the code."""
 import struct, pathlib
 
 out = pathlib.Path(__file__).resolve().parent.parent / "Tests/JobStoreTests/Fixtures"
@@ -24,11 +25,14 @@ events = [
     event(2, 2, 1, T + 100_000, owner=owner, until=T + 30_100_000),  # claimed: owner, lease until
     event(6, 1, 1, T + 200_000, until=T + 1_200_000, message="timeout"),  # retried: runs at, error
 ]
-timeline = struct.pack("<BIB", 1, 5, len(events)) + b"".join(events)  # version 1, 5 dropped, 3 events
-(out / "timeline-v1.bin").write_bytes(timeline)
+timeline = struct.pack("<IB", 5, len(events)) + b"".join(events)  # 5 dropped, 3 events
+# Version 2 = the version-1 fields (the minimal fixture's), the timeline block, its length.
+v1 = (out / "record-v1-minimal.bin").read_bytes()
+record = bytes([2]) + v1[1:] + timeline + struct.pack("<H", len(timeline))
+(out / "record-v2-timeline.bin").write_bytes(record)
 
 job_id = bytes.fromhex("0190a5c41b2e70008123456789abcdef")
 history_value = struct.pack("<B", 1) + job_id + events[2]
 history_key = struct.pack(">QI", (T + 200_000) ^ (1 << 63), 7)
 (out / "history-v1.bin").write_bytes(history_key + history_value)  # key (12 bytes) then value
-print(len(timeline), "and", len(history_key + history_value), "bytes written")
+print(len(record), "and", len(history_key + history_value), "bytes written")

@@ -197,9 +197,9 @@ struct HistoryTests {
         #expect(event.message?.utf8.count == 256 && event.message == String(repeating: "é", count: 128))
         let bytes = EventFormat.encode(event)
         #expect(bytes.count == 13 + 16 + 8 + 2 + 256)
-        var reader = RecordReader(bytes: UnsafeRawBufferPointer(start: nil, count: 0), subject: .timeline(JobID(high: 0, low: 0)))
+        var reader = RecordReader(bytes: UnsafeRawBufferPointer(start: nil, count: 0), subject: .job(JobID(high: 0, low: 0)))
         let decoded = try bytes.withUnsafeBytes { buffer in
-            reader = RecordReader(bytes: buffer, subject: .timeline(JobID(high: 0, low: 0)))
+            reader = RecordReader(bytes: buffer, subject: .job(JobID(high: 0, low: 0)))
             return try EventFormat.readEvent(&reader)
         }
         #expect(decoded == event)
@@ -210,12 +210,8 @@ struct HistoryTests {
         #expect(entry.jobID == id && entry.event == event && entry.position.sequence == 3)
     }
 
-    @Test("the timeline and history entry written by hand from docs/FORMAT.md decode field by field")
+    @Test("the version-2 record and history entry written by hand from docs/FORMAT.md decode field by field")
     func fixtures() throws {
-        func fixture(_ name: String) throws -> [UInt8] {
-            let url = try #require(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil))
-            return Array(try Data(contentsOf: url))
-        }
         let t = Timestamp(microseconds: 1_700_000_000_000_000)
         let owner = OwnerToken(high: 0x0102_0304_0506_0708, low: 0x090a_0b0c_0d0e_0f10)
         let expected = [
@@ -224,11 +220,20 @@ struct HistoryTests {
             JobEvent(kind: .retried, at: t.adding(.milliseconds(200)), state: .pending, attempts: 1, until: t.adding(.milliseconds(1200)), message: "timeout"),
         ]
         let id = JobID(high: 1, low: 2)
-        let timelineBytes = try fixture("timeline-v1.bin")
-        let timeline = try timelineBytes.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: id) }
+        let record = try fixture("record-v2-timeline.bin")
+        // The job's fields are those of the version-1 minimal fixture; the timeline follows them.
+        let minimal = try fixture("record-v1-minimal.bin")
+        let job = try record.withUnsafeBytes { try RecordFormat.decode($0, id: id) }
+        #expect(job == (try minimal.withUnsafeBytes { try RecordFormat.decode($0, id: id) }))
+        let block = try #require(try record.withUnsafeBytes { try RecordFormat.timeline($0, id: id).map { Array($0) } })
+        let timeline = try block.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: id) }
         #expect(timeline == JobTimeline(events: expected, dropped: 5))
+        #expect(RecordFormat.encode(job, timeline: block) == record)
+        #expect(EventFormat.encode(expected[0]) + EventFormat.encode(expected[1]) + EventFormat.encode(expected[2]) == Array(block.dropFirst(5)))
+        #expect(try minimal.withUnsafeBytes { try RecordFormat.timeline($0, id: id) } == nil)
+
         // Appending to a full timeline drops the oldest without decoding the rest.
-        var full = JobTimeline(events: Array(repeating: expected[1], count: 31) + [expected[2]], dropped: 5)
+        var full = JobTimeline(events: Array(repeating: expected[1], count: 31) + [expected[2]], dropped: 0)
         var bytes = try EventFormat.appending(full.events[0], to: nil, id: id)
         for event in full.events.dropFirst() { bytes = try bytes.withUnsafeBytes { try EventFormat.appending(event, to: $0, id: id) } }
         bytes = try bytes.withUnsafeBytes { try EventFormat.appending(expected[0], to: $0, id: id) }
@@ -244,49 +249,49 @@ struct HistoryTests {
         #expect(entry.jobID.description == "0190a5c4-1b2e-7000-8123-456789abcdef")
         #expect(entry.event == expected[2])
         #expect(EventFormat.historyKey(entry.position) + EventFormat.encodeHistory(entry.jobID, entry.event) == history)
-        #expect(EventFormat.encode(expected[0]) + EventFormat.encode(expected[1]) + EventFormat.encode(expected[2]) == Array(timelineBytes[6...]))
     }
 
     @Test("damaged timelines and history entries: clear errors, and verify reports each")
     func damagedEvents() throws {
         try withStore { store in
             let job = try store.insert(NewJob(name: "victim"))
-            let gone = try store.insert(NewJob(name: "gone"))
+            let moved = try store.insert(NewJob(name: "moved"))
             let events = try #require(store.db.events)
-            let timeline = try #require(try store.environment.read { try $0.get(events.timelines, Keys.id(job.id)) })
+            let record = try #require(try store.environment.read { try $0.get(store.db.jobs, Keys.id(job.id)) })
+            let block = try #require(try record.withUnsafeBytes { try RecordFormat.timeline($0, id: job.id).map { Array($0) } })
 
-            // Each damage, and the error a read gives.
-            var unknownKind = timeline
-            unknownKind[6] = 99
-            var newer = timeline
-            newer[0] = 2
-            var short = timeline
+            // Each damage of a timeline block, and the error a read gives.
+            var unknownKind = block
+            unknownKind[5] = 99
+            var short = block
             short.removeLast()
-            var unknownFlag = timeline
-            unknownFlag[6 + 12] = 0x80
-            for (bytes, code, text) in [
-                (unknownKind, JobStoreError.Code.corruptRecord, "kind 99"), (newer, .newerFormat, "record version 2"),
-                (short, .corruptRecord, "needs"), (unknownFlag, .corruptRecord, "flags"),
-            ] {
+            var unknownFlag = block
+            unknownFlag[5 + 12] = 0x80
+            var tooMany = block
+            tooMany[4] = 40
+            for (bytes, text) in [(unknownKind, "kind 99"), (short, "needs"), (unknownFlag, "flags"), (tooMany, "40 events")] {
                 #expect { try bytes.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: job.id) } } throws: { error in
-                    (error as? JobStoreError)?.code == code && "\(error)".contains(text) && "\(error)".contains("\(job.id)")
+                    (error as? JobStoreError)?.code == .corruptRecord && "\(error)".contains(text) && "\(error)".contains("\(job.id)")
                 }
             }
+            // A record whose trailing length points before its header.
+            var badLength = record
+            badLength[badLength.count - 2] = 0xFF
+            badLength[badLength.count - 1] = 0xFF
+            expectCode(.corruptRecord) { try badLength.withUnsafeBytes { try RecordFormat.decode($0, id: job.id) } }
 
-            let moved = try store.insert(NewJob(name: "moved"))
             try store.environment.write { txn in
-                try txn.put(events.timelines, Keys.id(job.id), short)
-                // A timeline whose job is gone, one that disagrees with its job, a bad history entry.
-                _ = try txn.delete(store.db.jobs, Keys.id(gone.id))
+                try txn.put(store.db.jobs, Keys.id(job.id), RecordFormat.encode(job, timeline: short))
+                // A record whose timeline ends in another state than the record's.
                 var cancelled = moved
                 cancelled.state = .cancelled
-                try txn.put(store.db.jobs, Keys.id(moved.id), RecordFormat.encode(cancelled))
+                try txn.put(store.db.jobs, Keys.id(moved.id), RecordFormat.encode(cancelled, timeline: block))
                 try txn.put(events.history, EventFormat.historyKey(HistoryPosition(time: .now.adding(.seconds(60)), sequence: 0)), [1, 2, 3])
             }
+            expectCode(.corruptRecord) { try store.events(of: job.id) }
             let problems = try store.verify().filter { $0.kind == .badEvent }
-            #expect(problems.count == 4)
+            #expect(problems.count == 3, "\(problems)")
             #expect(problems.contains { $0.jobID == job.id && $0.message.contains("needs") })
-            #expect(problems.contains { $0.jobID == gone.id && $0.message.contains("does not exist") })
             #expect(problems.contains { $0.jobID == moved.id && $0.message.contains("ends with inserted leaving it pending, but the job is cancelled") })
             #expect(problems.contains { $0.message.contains("history entry") })
         }

@@ -1,5 +1,5 @@
-/// The event codecs: every byte of a job's timeline (`job_events`) and of the store's history
-/// (`history`), in this one file. docs/FORMAT.md is its prose twin.
+/// The event codecs: every byte of a job's timeline (the last field of its record, version 2)
+/// and of the store's history (`history`), in this one file. docs/FORMAT.md is its prose twin.
 ///
 /// An event (13 bytes, then the fields its flags announce):
 ///
@@ -12,15 +12,16 @@
 /// | 12 | 1 | flags: bit 0 owner, bit 1 until, bit 2 message; other bits 0 |
 /// | 13 | … | owner (16 bytes, big-endian), until (Int64 LE, µs), message (UInt16 LE length + UTF-8, at most 256 bytes), each if flagged |
 ///
-/// A timeline (the value under a job id in `job_events`): version (1) · dropped (UInt32 LE:
-/// older events no longer kept) · count (UInt8, at most 32) · the events, oldest first.
+/// A timeline block (the last field of a job record of version 2, after its UInt16 LE length):
+/// dropped (UInt32 LE: older events no longer kept) · count (UInt8, at most 32) · the events,
+/// oldest first.
 ///
 /// A history entry: key `clock (8, ordered) · sequence (UInt32 BE)`; value version (1) · job id
 /// (16) · the event.
 enum EventFormat {
     static let currentVersion: UInt8 = 1
     static let eventHeaderSize = 13
-    static let timelineHeaderSize = 6
+    static let timelineHeaderSize = 5
     static let historyKeySize = 12
 
     private static let ownerFlag: UInt8 = 1, untilFlag: UInt8 = 2, messageFlag: UInt8 = 4
@@ -91,15 +92,15 @@ enum EventFormat {
 
     // MARK: Timelines
 
-    /// A timeline holding `stored` (the job's current timeline bytes, if any) plus `event`: the
-    /// oldest event is dropped when the timeline is full. Appends without decoding the events.
+    /// A timeline block holding the events of `stored` (the record's current block, if any)
+    /// plus `event`: the oldest is dropped when the block holds ``JobEvent/timelineLimit``.
+    /// Appends without decoding the events kept.
     static func appending(_ event: JobEvent, to stored: UnsafeRawBufferPointer?, id: JobID) throws -> [UInt8] {
         var dropped: UInt32 = 0
         var count = 0
         var kept = UnsafeRawBufferPointer(start: nil, count: 0)
         if let stored {
-            var reader = RecordReader(bytes: stored, subject: .timeline(id))
-            try checkVersion(&reader, "the timeline of job \(id)")
+            var reader = RecordReader(bytes: stored, subject: .job(id))
             dropped = try reader.integer(UInt32.self)
             count = Int(try reader.u8())
             kept = UnsafeRawBufferPointer(rebasing: stored[timelineHeaderSize...])
@@ -112,7 +113,6 @@ enum EventFormat {
         }
         return [UInt8](unsafeUninitializedCapacity: timelineHeaderSize + kept.count + size(of: event)) { buffer, initialized in
             var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
-            writer.put(currentVersion)
             writer.put(dropped)
             writer.put(UInt8(count + 1))
             writer.putBytes(kept)
@@ -121,20 +121,20 @@ enum EventFormat {
         }
     }
 
+    /// Decodes a timeline block (``RecordFormat/timeline(_:id:)`` finds it in a record).
     static func decodeTimeline(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> JobTimeline {
-        var reader = RecordReader(bytes: bytes, subject: .timeline(id))
-        try checkVersion(&reader, "the timeline of job \(id)")
+        var reader = RecordReader(bytes: bytes, subject: .job(id))
         let dropped = Int(try reader.integer(UInt32.self))
         let count = Int(try reader.u8())
-        guard count <= JobEvent.timelineLimit else { throw reader.corrupt("\(count) events (at most \(JobEvent.timelineLimit))") }
+        guard count <= JobEvent.timelineLimit else { throw reader.corrupt("a timeline of \(count) events (at most \(JobEvent.timelineLimit))") }
         var events: [JobEvent] = []
         events.reserveCapacity(count)
         for _ in 0..<count { events.append(try readEvent(&reader)) }
-        guard reader.offset == bytes.count else { throw reader.corrupt("\(bytes.count - reader.offset) bytes left over") }
+        guard reader.offset == bytes.count else { throw reader.corrupt("\(bytes.count - reader.offset) bytes left over after the timeline") }
         return JobTimeline(events: events, dropped: dropped)
     }
 
-    /// Reads the record version of `what` (a timeline or a history entry): 1, or an error.
+    /// Reads the record version of `what` (a history entry): 1, or an error.
     private static func checkVersion(_ reader: inout RecordReader, _ what: @autoclosure () -> String) throws {
         let version = try reader.u8()
         guard version == currentVersion else {

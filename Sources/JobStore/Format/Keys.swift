@@ -35,8 +35,6 @@ public enum Schema {
     /// `idx.pipeline_finished`: state (1) · finishedAt (8) · pipeline id (16) → empty. Finished pipelines. Since format 2.
     public static let pipelineFinished = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.pipeline_finished")
 
-    /// `job_events`: job id (16) → the job's timeline, its newest events (``EventFormat``). Since format 3.
-    public static let jobEvents = DatabaseDefinition<BytesCodec, BytesCodec>(name: "job_events")
     /// `history`: history clock (8) · sequence (UInt32 BE) → job id · event (``EventFormat``):
     /// every job's events in commit order, kept until pruned. Since format 3.
     public static let history = DatabaseDefinition<BytesCodec, BytesCodec>(name: "history")
@@ -45,8 +43,8 @@ public enum Schema {
     static let formatOne: [any AnyDatabaseDefinition] = [meta, jobs, stateCreated, created, ready, readyAny, lease, unique]
     /// The databases added by format 2 (finished jobs by finish time, pipelines).
     static let formatTwo: [any AnyDatabaseDefinition] = [finished, pipelines, pipelineSteps, pipelineStateCreated, pipelineFinished]
-    /// The databases added by format 3 (each job's timeline, the store's history).
-    static let formatThree: [any AnyDatabaseDefinition] = [jobEvents, history]
+    /// The database added by format 3 (the store's history; each job's timeline is in its record).
+    static let formatThree: [any AnyDatabaseDefinition] = [history]
     /// Every database, opened together when a store opens.
     public static let all: [any AnyDatabaseDefinition] = formatOne + formatTwo + formatThree
 
@@ -55,9 +53,10 @@ public enum Schema {
     /// and pipelines (the next five databases, ``PipelineFormat``). A version-1 store is upgraded
     /// when a program of version 2 first opens it writable: the new databases are created, the
     /// finished jobs entered in `idx.finished`, and the version set, in one transaction; no
-    /// record changes. Version 3: plus each job's timeline and the store's history (the last
-    /// two databases, ``EventFormat``), created empty when an older store is first opened
-    /// writable: jobs from before have no timeline.
+    /// record changes. Version 3: plus the store's history (the last database, ``EventFormat``),
+    /// created empty when an older store is first opened writable, and job records of version
+    /// 2, which end with the job's timeline; a version-1 record (a job from before) reads as a
+    /// job without a timeline and is rewritten as version 2 at its next change.
     public static let formatVersion: UInt32 = 3
 }
 

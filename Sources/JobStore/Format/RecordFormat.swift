@@ -5,7 +5,7 @@
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0  | 1 | format version (1) |
+/// | 0  | 1 | format version (2; 1 has no timeline) |
 /// | 1  | 1 | state (``JobState`` raw value) |
 /// | 2  | 1 | priority |
 /// | 3  | 1 | flags: bit 0 tenant, 1 unique key, 2 pipeline, 3 result, 4 lease |
@@ -15,13 +15,14 @@
 /// | 16 | 8 | updatedAt |
 /// | 24 | 8 | runAt |
 /// | 32 | 8 | lease expiry (0 without a lease) |
-/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8) |
+/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8); version 2: the timeline block (``EventFormat``), then its length (UInt16 LE) as the record's last two bytes |
 ///
 /// Bracketed fields are present when their flag is set. The fixed header lets state, priority,
-/// times and attempts be read straight from LMDB's page without decoding the rest.
+/// times and attempts be read straight from LMDB's page without decoding the rest; the trailing
+/// length finds the timeline without decoding the fields before it.
 public enum RecordFormat {
     /// The version this program writes. Every older version stays readable.
-    public static let currentVersion: UInt8 = 1
+    public static let currentVersion: UInt8 = 2
     /// Size of the fixed header.
     static let headerSize = 40
 
@@ -70,9 +71,10 @@ public enum RecordFormat {
         }
     }
 
-    /// Encodes a job (already validated) into a record of the current version. Error messages
+    /// Encodes a job (already validated) into a record of the current version, with `timeline`
+    /// (a timeline block, ``EventFormat/appending(_:to:id:)``; empty for none). Error messages
     /// are cut to their limit and only the last ``JobLimits/maxErrors`` errors are kept.
-    static func encode(_ job: Job) -> [UInt8] {
+    static func encode(_ job: Job, timeline: [UInt8] = []) -> [UInt8] {
         let errors = job.errors.suffix(JobLimits.maxErrors).map { error -> (JobErrorRecord, Substring.UTF8View) in
             (error, truncated(error.message, to: JobLimits.maxErrorMessageBytes))
         }
@@ -83,6 +85,7 @@ public enum RecordFormat {
         if job.pipeline != nil { size += 18 }
         if let result = job.result { size += 4 + result.count }
         for (_, message) in errors { size += 12 + message.count }
+        size += timeline.count + 2
 
         var flags: UInt8 = 0
         if job.tenant != nil { flags |= Flag.tenant }
@@ -122,6 +125,8 @@ public enum RecordFormat {
                 writer.put(UInt16(message.count))
                 writer.putBytes(message)
             }
+            writer.putBytes(timeline)
+            writer.put(UInt16(timeline.count))
             initialized = writer.offset
         }
     }
@@ -171,8 +176,11 @@ public enum RecordFormat {
             let length = Int(try reader.u16())
             errors.append(JobErrorRecord(message: try reader.string(length, "error message"), attempt: attempt, at: at))
         }
-        guard reader.offset == bytes.count else {
-            throw reader.corrupt("\(bytes.count - reader.offset) bytes left over after the last field")
+        let end = version >= 2 ? try timelineRange(bytes, id: id).lowerBound : bytes.count
+        guard reader.offset == end else {
+            throw reader.offset < end
+                ? reader.corrupt("\(end - reader.offset) bytes left over after the errors")
+                : reader.corrupt("the fields run into the timeline, which starts at byte \(end)")
         }
         if flags & ~(Flag.tenant | Flag.uniqueKey | Flag.pipeline | Flag.result | Flag.lease) != 0 {
             throw reader.corrupt("unknown flag bits \(flags)")
@@ -181,6 +189,30 @@ public enum RecordFormat {
             id: id, name: name, queue: queue, tenant: tenant, state: state, priority: priority, createdAt: createdAt,
             updatedAt: updatedAt, runAt: runAt, attempts: attempts, maxAttempts: maxAttempts, lease: lease, errors: errors,
             uniqueKey: uniqueKey, pipeline: pipeline, payload: payload, result: result)
+    }
+
+    /// Where a version-2 record's timeline block lies: the bytes before its trailing length.
+    private static func timelineRange(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Range<Int> {
+        guard bytes.count >= headerSize + 2 else {
+            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes, too short for a version-2 record", jobID: id)
+        }
+        let length = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 2, as: UInt16.self)))
+        guard length <= bytes.count - 2 - headerSize else {
+            throw JobStoreError(
+                .corruptRecord, "the record of job \(id) says its timeline is \(length) bytes, longer than the record", jobID: id,
+                hint: "Run `jobstore verify` on the store; restore the record from a backup or delete it")
+        }
+        return (bytes.count - 2 - length)..<(bytes.count - 2)
+    }
+
+    /// A record's timeline block, read in place (its trailing length says where it starts):
+    /// `nil` for a version-1 record or an empty block.
+    static func timeline(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> UnsafeRawBufferPointer? {
+        guard bytes.count >= 1 else { throw JobStoreError(.corruptRecord, "the record of job \(id) is empty", jobID: id) }
+        try checkVersion(bytes[0], id: id)
+        guard bytes[0] >= 2 else { return nil }
+        let range = try timelineRange(bytes, id: id)
+        return range.isEmpty ? nil : UnsafeRawBufferPointer(rebasing: bytes[range])
     }
 
     static func checkVersion(_ version: UInt8, id: JobID) throws {

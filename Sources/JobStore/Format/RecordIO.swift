@@ -103,12 +103,11 @@ enum RecordSubject: CustomStringConvertible {
     case step(PipelineID, Int)
     case schedule(String)
     case rateLimit(String)
-    case timeline(JobID)
     case history(HistoryPosition)
 
     var jobID: JobID? {
         switch self {
-        case .job(let id), .timeline(let id): id
+        case .job(let id): id
         default: nil
         }
     }
@@ -120,7 +119,6 @@ enum RecordSubject: CustomStringConvertible {
         case .step(let id, let index): "step \(index) of pipeline \(id)"
         case .schedule(let name): "schedule '\(name)'"
         case .rateLimit(let queue): "the rate limit of queue '\(queue)'"
-        case .timeline(let id): "the timeline of job \(id)"
         case .history(let position): "history entry \(position)"
         }
     }

@@ -1,7 +1,7 @@
 import LMDB
 
-// Each job's timeline (`job_events`) and the store's history (`history`), read and pruned.
-// They are written by JobTransaction.record, with every change of a job.
+// Each job's timeline (the end of its record) and the store's history (`history`), read and
+// pruned. They are written with every change of a job (JobTransaction.recordBytes and record).
 
 extension JobRepository {
     /// The job's timeline: its newest events (at most ``JobEvent/timelineLimit``), oldest first,
@@ -12,9 +12,8 @@ extension JobRepository {
     }
 
     func events(of id: JobID, in txn: Transaction) throws -> JobTimeline {
-        guard let events = db.events else { return JobTimeline() }
-        return try txn.withValue(events.timelines, Keys.id(id)) { bytes in
-            try bytes.map { try EventFormat.decodeTimeline($0, id: id) } ?? JobTimeline()
+        try txn.withValue(db.jobs, Keys.id(id)) { bytes in
+            try bytes.flatMap { try RecordFormat.timeline($0, id: id) }.map { try EventFormat.decodeTimeline($0, id: id) } ?? JobTimeline()
         }
     }
 

@@ -15,7 +15,7 @@ struct Databases: Sendable {
     /// The pipeline databases; `nil` only for a format-1 store opened read-only (it has none,
     /// and cannot be upgraded without writing).
     let pipeline: PipelineDatabases?
-    /// `job_events` and `history`; `nil` only for a store of format 1 or 2 opened read-only.
+    /// `history`; `nil` only for a store of format 1 or 2 opened read-only.
     let events: EventDatabases?
 
     init(_ env: Environment) throws {
@@ -64,15 +64,12 @@ struct PipelineDatabases: Sendable {
     }
 }
 
-/// The open handles of the event databases (format 3).
+/// The open handle of the history database (format 3).
 struct EventDatabases: Sendable {
-    /// `job_events`: each job's timeline.
-    let timelines: Database<BytesCodec, BytesCodec>
     /// `history`: every event in commit order.
     let history: Database<BytesCodec, BytesCodec>
 
     init(_ env: Environment) throws {
-        timelines = try env.database(Schema.jobEvents)
         history = try env.database(Schema.history)
     }
 }
@@ -230,8 +227,9 @@ public final class JobTransaction {
 
     func add(_ job: Job) throws -> Job {
         try RecordFormat.validate(job)
+        let event = JobEvent.recording(.inserted, job, at: now)
         do {
-            try txn.put(db.jobs, Keys.id(job.id), RecordFormat.encode(job), options: .noOverwrite)
+            try txn.put(db.jobs, Keys.id(job.id), try recordBytes(job, event: event, inserting: true), options: .noOverwrite)
         } catch LMDBError.Code.keyExists {
             throw JobStoreError(
                 .invalidField, "a job with id \(job.id) exists", jobID: job.id,
@@ -239,7 +237,7 @@ public final class JobTransaction {
         }
         for entry in IndexEntry.entries(of: job) { try put(entry) }
         count(job, +1)
-        try record(.inserted, job)
+        try record(event, of: job.id)
         changes.append(JobChange(kind: .inserted, id: job.id, job: job, previousState: nil))
         return job
     }
@@ -606,7 +604,8 @@ public final class JobTransaction {
 
     func replace(_ old: Job, with new: Job, recording event: JobEvent.Kind) throws {
         try RecordFormat.validate(new)
-        try txn.put(db.jobs, Keys.id(new.id), RecordFormat.encode(new))
+        let recorded = JobEvent.recording(event, new, at: now)
+        try txn.put(db.jobs, Keys.id(new.id), try recordBytes(new, event: recorded, inserting: false))
         let before = IndexEntry.entries(of: old)
         let after = IndexEntry.entries(of: new)
         for entry in before where !after.contains(entry) { try remove(entry) }
@@ -615,7 +614,7 @@ public final class JobTransaction {
             count(old, -1)
             count(new, +1)
         }
-        try record(event, new)
+        try record(recorded, of: new.id)
         changes.append(JobChange(kind: .updated, id: new.id, job: new, previousState: old.state))
         if new.pipeline != nil && StepOutcome(old.state) != StepOutcome(new.state) {
             pipelineWork.append((old.state, new))
@@ -623,34 +622,36 @@ public final class JobTransaction {
         }
     }
 
-    /// Deletes a job with its index entries and timeline; the history records `event` (deleted or pruned).
+    /// Deletes a job (its timeline with it) and its index entries; the history records `event`
+    /// (deleted or pruned).
     func remove(_ job: Job, recording event: JobEvent.Kind) throws {
         try txn.delete(db.jobs, Keys.id(job.id))
         for entry in IndexEntry.entries(of: job) { try remove(entry) }
         count(job, -1)
-        try record(event, job)
+        try record(JobEvent.recording(event, job, at: now), of: job.id)
         changes.append(JobChange(kind: .deleted, id: job.id, job: nil, previousState: job.state))
     }
 
-    /// Records an event of `job` (as it is after the change; before it, for a deletion): appended
-    /// to its timeline (the oldest dropped when full; the timeline deleted with the job) and to
-    /// the store's history, at the next position after the history's last.
-    private func record(_ kind: JobEvent.Kind, _ job: Job) throws {
+    /// Records an event in the store's history, at the next position after the history's last
+    /// (the job's own timeline is written with its record: ``recordBytes(_:event:)``).
+    private func record(_ event: JobEvent, of id: JobID) throws {
         guard let events = db.events else {
-            throw JobStoreError(.newerFormat, "this store has no event databases", hint: "Open it writable once to upgrade it")
-        }
-        let event = JobEvent.recording(kind, job, at: now)
-        let key = Keys.id(job.id)
-        if kind == .deleted || kind == .pruned {
-            try txn.delete(events.timelines, key)
-        } else if kind == .inserted {
-            try txn.put(events.timelines, key, EventFormat.appending(event, to: nil, id: job.id))
-        } else {
-            let timeline = try txn.withValue(events.timelines, key) { try EventFormat.appending(event, to: $0, id: job.id) }
-            try txn.put(events.timelines, key, timeline)
+            throw JobStoreError(.newerFormat, "this store has no history database", hint: "Open it writable once to upgrade it")
         }
         let position = try nextHistoryPosition(events.history)
-        try txn.put(events.history, EventFormat.historyKey(position), EventFormat.encodeHistory(job.id, event), options: .append)
+        try txn.put(events.history, EventFormat.historyKey(position), EventFormat.encodeHistory(id, event), options: .append)
+    }
+
+    /// The record of `job` with `event` appended to the timeline its stored record holds (none
+    /// for an insert).
+    private func recordBytes(_ job: Job, event: JobEvent, inserting: Bool) throws -> [UInt8] {
+        let key = Keys.id(job.id)
+        let timeline = inserting
+            ? try EventFormat.appending(event, to: nil, id: job.id)
+            : try txn.withValue(db.jobs, key) { stored in
+                try EventFormat.appending(event, to: try stored.flatMap { try RecordFormat.timeline($0, id: job.id) }, id: job.id)
+            }
+        return RecordFormat.encode(job, timeline: timeline)
     }
 
     /// The history position after the last one given out: the transaction's time, or — when

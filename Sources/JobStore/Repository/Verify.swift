@@ -43,8 +43,8 @@ extension JobRepository {
     /// Checks the whole store: every record decodes; every record has exactly its index entries
     /// (``IndexEntry/entries(of:)``, the same function writes use) and every index entry belongs
     /// to a record; every counter equals a recount; every pipeline agrees with its steps' jobs
-    /// (see ``verifyPipelines(_:counters:)``); every timeline and history entry reads, and each
-    /// timeline belongs to a job whose state its last event recorded; every paused queue, rate
+    /// (see ``verifyPipelines(_:counters:)``); every job's timeline and every history entry
+    /// reads, and each timeline ends in the state of its job; every paused queue, rate
     /// limit and schedule in `meta` reads. Returns every problem found (empty when the store is
     /// consistent).
     ///
@@ -73,6 +73,7 @@ extension JobRepository {
             counters[MetaKey.stateCounter(job.state), default: 0] += 1
             counters[MetaKey.queueCounter(job.queue, job.state), default: 0] += 1
             if try !recordProblems(job, txn).isEmpty { suspectJobs.insert(id) }
+            problems += timelineProblems(value, job)
         }
 
         // Index entries → records that call for them.
@@ -115,7 +116,7 @@ extension JobRepository {
             }
         }
 
-        problems += try verifyEvents(chunkSize: chunkSize)
+        problems += try verifyHistory(chunkSize: chunkSize)
 
         // Format version, pipelines and counters: one snapshot (pipelines are few; counters are
         // recounted from the records in it only if the chunked recount disagrees).
