@@ -8,7 +8,14 @@ let package = Package(
         .library(name: "LMDB", targets: ["LMDB"]),
         .library(name: "JobStore", targets: ["JobStore"]),
         .library(name: "JobScheduler", targets: ["JobScheduler"]),
+        .library(name: "JobStoreDashboard", targets: ["JobStoreDashboard"]),
         .executable(name: "jobstore", targets: ["jobstore"]),
+    ],
+    traits: [
+        .trait(
+            name: "Dashboard",
+            description: "`jobstore serve`, the web dashboard, on Hummingbird (adds swift-nio and Hummingbird to the tool's build: minutes on a first build)."),
+        .default(enabledTraits: ["Dashboard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -16,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // The dashboard only (JobStoreDashboard): a program that embeds JobStore never builds it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The C library: Debian's liblmdb-dev, found through pkg-config.
@@ -46,6 +56,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The web dashboard (`jobstore serve`, or mounted in a program's own Hummingbird app):
+        // reads a store, read-only unless told otherwise. Its own module, so neither JobStore nor
+        // JobScheduler depends on Hummingbird.
+        .target(
+            name: "JobStoreDashboard",
+            dependencies: [
+                "JobStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The admin tool (bench and demo are subcommands). It sees the store through `JobStore`
         // (and runs jobs through `JobScheduler` in `demo` and `bench --burndown`).
         .executableTarget(
@@ -53,6 +75,7 @@ let package = Package(
             dependencies: [
                 "JobStore",
                 "JobScheduler",
+                .target(name: "JobStoreDashboard", condition: .when(traits: ["Dashboard"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/JobStoreTool"
@@ -86,6 +109,14 @@ let package = Package(
                 "JobStore", "LMDB", "JobScheduler",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // The dashboard's routes through Hummingbird's test client (no socket).
+        .testTarget(
+            name: "JobStoreDashboardTests",
+            dependencies: [
+                "JobStoreDashboard", "JobStore", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
         // Runs the built `jobstore` binary against stores it makes.
         .testTarget(name: "JobStoreToolTests", dependencies: ["JobStore", "LMDB", "jobstore", "JobStoreTestHelper", "TestSupport"]),

@@ -39,30 +39,13 @@ struct TimelineJSON: Codable {
     }
 }
 
-/// What an event adds to its kind, for people: the owner and lease of a claim, when a retry
-/// runs, the error.
-func details(_ event: JobEvent) -> String {
-    var parts: [String] = []
-    switch event.kind {
-    case .claimed:
-        if let owner = event.owner { parts.append("owner \(owner)") }
-        if let until = event.until { parts.append("lease until \(until)") }
-    case .leaseExtended:
-        if let until = event.until { parts.append("until \(until)") }
-    default:
-        if let until = event.until { parts.append("runs at \(until)") }
-    }
-    if let message = event.message { parts.append(message) }
-    return parts.joined(separator: "; ")
-}
-
 /// A job's timeline as text lines: time, event, state, attempts, details.
 func timelineLines(_ timeline: JobTimeline) -> [String] {
     var lines: [String] = []
     if timeline.dropped > 0 { lines.append("  (\(timeline.dropped) older event\(timeline.dropped == 1 ? "" : "s") dropped)") }
     for event in timeline.events {
         let text = "  \(event.at)  \(event.kind.description.padding(toLength: 14, withPad: " ", startingAt: 0)) \(event.state.description.padding(toLength: 9, withPad: " ", startingAt: 0)) try \(event.attempts)"
-        let more = details(event)
+        let more = event.details
         lines.append(more.isEmpty ? text : text + "  " + more)
     }
     return lines
@@ -162,7 +145,7 @@ extension Jobs {
                 event.kind.description.padding(toLength: 14, withPad: " ", startingAt: 0), event.state.description.padding(toLength: 9, withPad: " ", startingAt: 0),
                 "try \(event.attempts)",
             ]
-            let more = details(event)
+            let more = event.details
             return columns.joined(separator: "  ") + (more.isEmpty ? "" : "  " + more)
         }
     }

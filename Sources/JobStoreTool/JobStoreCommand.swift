@@ -20,8 +20,17 @@ struct JobStoreCommand: AsyncParsableCommand {
         subcommands: [
             Stats.self, Jobs.self, Pipelines.self, Queues.self, Schedules.self, VerifyCommand.self, Backup.self, Export.self, Import.self, Prune.self,
             Requeue.self, Cancel.self, Retry.self, Delete.self, Readers.self, Top.self, Demo.self, Bench.self,
-        ]
+        ] + optionalCommands
     )
+
+    /// Commands built only with a package trait: `serve` with `Dashboard` (the default).
+    static var optionalCommands: [any ParsableCommand.Type] {
+        #if Dashboard
+        [Serve.self]
+        #else
+        []
+        #endif
+    }
 
     static func main() async {
         do {

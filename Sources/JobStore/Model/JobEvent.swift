@@ -155,6 +155,25 @@ public struct JobEvent: Sendable, Hashable {
     }
 }
 
+extension JobEvent {
+    /// What the event adds to its kind, for people: who claimed the job and until when, when a
+    /// retry runs, the error. Empty when it adds nothing.
+    public var details: String {
+        var parts: [String] = []
+        switch kind {
+        case .claimed:
+            if let owner { parts.append("owner \(owner)") }
+            if let until { parts.append("lease until \(until)") }
+        case .leaseExtended:
+            if let until { parts.append("until \(until)") }
+        default:
+            if let until { parts.append("runs at \(until)") }
+        }
+        if let message { parts.append(message) }
+        return parts.joined(separator: "; ")
+    }
+}
+
 /// A job's timeline: its newest events, oldest first.
 public struct JobTimeline: Sendable, Hashable {
     /// The events kept, oldest first (at most ``JobEvent/timelineLimit``).

@@ -1,0 +1,387 @@
+import Foundation
+import Hummingbird
+import JobStore
+import Logging
+import NIOCore
+import Synchronization
+
+/// How a dashboard serves a store.
+public struct DashboardOptions: Sendable {
+    /// Whether the pages offer actions (retry, cancel, requeue, prune). Off by default: the
+    /// dashboard is then strictly read-only and says so on every page.
+    public var allowWrites: Bool
+    /// The secret an action must carry (header `X-JobStore-Token`, or the cookie set by
+    /// `/login?token=…` together with the page's CSRF field). Required with ``allowWrites``.
+    public var token: String?
+    /// Where the dashboard is mounted in a program's own router (e.g. `/jobstore`); every link
+    /// starts with it. Empty for `jobstore serve`.
+    public var pathPrefix: String
+    /// Rows per page of a listing when the request does not say; a request may ask for at most
+    /// ``maxPageSize``.
+    public var pageSize: Int
+    /// The most rows a page may show, whatever the request asks.
+    public var maxPageSize: Int
+    /// More Prometheus text appended to `/metrics`: a program running the scheduler passes its
+    /// swift-metrics backend's output here (e.g. swift-prometheus's registry).
+    public var metricsAppendix: (@Sendable () -> String)?
+
+    /// Options; the defaults are a read-only dashboard at the root.
+    public init(
+        allowWrites: Bool = false, token: String? = nil, pathPrefix: String = "", pageSize: Int = 50, maxPageSize: Int = 200,
+        metricsAppendix: (@Sendable () -> String)? = nil
+    ) {
+        self.allowWrites = allowWrites
+        self.token = token
+        self.pathPrefix = pathPrefix
+        self.pageSize = pageSize
+        self.maxPageSize = maxPageSize
+        self.metricsAppendix = metricsAppendix
+    }
+}
+
+/// A dashboard that is set up wrongly (actions without a token, a bad prefix).
+public struct DashboardError: Error, CustomStringConvertible {
+    /// What is wrong and what to do.
+    public let description: String
+}
+
+/// The web dashboard of a store: an overview with live counts and throughput, jobs and
+/// pipelines with keyset paging, each job's fields, errors and timeline, each pipeline's DAG as
+/// SVG, `/metrics` for Prometheus, and — only with ``DashboardOptions/allowWrites`` and the
+/// token — actions.
+///
+/// Serve it alone (``serve(store:host:port:options:logger:onRunning:)``, what `jobstore serve`
+/// does), or mount it in a program's own Hummingbird router:
+///
+/// ```swift
+/// let dashboard = try Dashboard(store: store, options: DashboardOptions(pathPrefix: "/jobstore"))
+/// dashboard.addRoutes(to: router.group("/jobstore"))
+/// ```
+public final class Dashboard: Sendable {
+    let store: JobRepository
+    let options: DashboardOptions
+    let throughput: Throughput
+    /// The CSRF value forms carry with the token cookie; new at each start.
+    let csrf: String
+
+    /// A dashboard of `store` (opened read-only, unless actions are allowed).
+    ///
+    /// - Throws: ``DashboardError`` for actions allowed without a token, or a prefix that does
+    ///   not start with `/`.
+    public init(store: JobRepository, options: DashboardOptions = DashboardOptions()) throws {
+        if options.allowWrites && (options.token ?? "").count < 16 {
+            throw DashboardError(description: "actions (allowWrites) need a token of at least 16 characters")
+        }
+        if !options.pathPrefix.isEmpty && (!options.pathPrefix.hasPrefix("/") || options.pathPrefix.hasSuffix("/")) {
+            throw DashboardError(description: "pathPrefix must start with / and not end with it, not '\(options.pathPrefix)'")
+        }
+        if options.pageSize < 1 || options.maxPageSize < options.pageSize {
+            throw DashboardError(description: "pageSize must be 1…maxPageSize")
+        }
+        self.store = store
+        self.options = options
+        self.throughput = Throughput()
+        self.csrf = Dashboard.randomToken()
+    }
+
+    /// A random token of 32 hex digits.
+    public static func randomToken() -> String {
+        (0..<2).map { _ in String(UInt64.random(in: .min ... .max), radix: 16).leftPadded(to: 16) }.joined()
+    }
+
+    /// Adds the dashboard's routes to `router` (a program's router, or a group of it at
+    /// ``DashboardOptions/pathPrefix``).
+    public func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
+        router.get("/") { _, _ in self.respond { try self.overviewPage() } }
+        router.get("/jobs") { request, _ in self.respond { try self.jobsPage(query(request)) } }
+        router.get("/jobs/:id") { request, context in
+            self.respond { try self.jobPage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
+        }
+        router.get("/pipelines") { request, _ in self.respond { try self.pipelinesPage(query(request)) } }
+        router.get("/pipelines/:id") { _, context in self.respond { try self.pipelinePage(context.parameters.get("id") ?? "") } }
+        router.get("/events") { _, _ in self.eventStream() }
+        router.get("/metrics") { _, _ in self.respond { Response.text(try self.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") } }
+        router.get("/login") { request, _ in self.login(request) }
+        for action in JobAction.allCases {
+            router.post("/jobs/:id/\(action.rawValue)") { request, context in
+                await self.act(request, id: context.parameters.get("id") ?? "", action: action)
+            }
+        }
+        router.post("/prune") { request, _ in await self.prune(request) }
+    }
+
+    /// Serves the dashboard of `store` on `host`:`port` until the task is cancelled or the
+    /// process gets SIGINT or SIGTERM. `onRunning` gets the bound port (useful with port 0).
+    public static func serve(
+        store: JobRepository, host: String = "127.0.0.1", port: Int = 8080, options: DashboardOptions = DashboardOptions(),
+        logger: Logger = Logger(label: "jobstore.dashboard"), onRunning: (@Sendable (Int) -> Void)? = nil
+    ) async throws {
+        let dashboard = try Dashboard(store: store, options: options)
+        let router = Router()
+        dashboard.addRoutes(to: router)
+        let app = Application(
+            router: router, configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "jobstore"),
+            onServerRunning: { channel in onRunning?(channel.localAddress?.port ?? port) }, logger: logger)
+        try await app.runService()
+    }
+
+    // MARK: Responses
+
+    /// Runs a page builder, turning a bad request into a 400 page and a store failure into a
+    /// 503 page (the store went away, a newer format, a damaged record): never a crash.
+    func respond(_ body: () throws -> Response) -> Response {
+        do {
+            return try body()
+        } catch let error as PageError {
+            return page(status: error.status, title: error.title, body: "<p class=error>\(html(error.message))</p>")
+        } catch {
+            return page(
+                status: .serviceUnavailable, title: "The store cannot be read",
+                body: "<p class=error>\(html("\(error)"))</p><p>The dashboard goes on serving; reload when the store is back.</p>")
+        }
+    }
+
+    /// A link inside the dashboard.
+    func link(_ path: String) -> String { options.pathPrefix + path }
+
+    // MARK: Live updates
+
+    /// Server-Sent Events: an `update` event whenever LMDB's last transaction id changes
+    /// (checked every 250 ms: a read of the lock file's shared memory, no transaction), carrying
+    /// the overview's counts and chart; a comment every 10 s keeps proxies and dead
+    /// connections in check.
+    func eventStream() -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                var last = -1
+                var quiet = 0
+                while !Task.isCancelled {
+                    let transaction = (try? self.store.environmentInfo().lastTransactionID) ?? last
+                    if transaction != last {
+                        last = transaction
+                        quiet = 0
+                        let update = (try? self.liveUpdate(transaction: transaction)) ?? "{}"
+                        try await writer.write(ByteBuffer(string: "event: update\ndata: \(update)\n\n"))
+                    } else if quiet >= 40 {
+                        quiet = 0
+                        try await writer.write(ByteBuffer(string: ": still here\n\n"))
+                    }
+                    quiet += 1
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    /// The JSON of one live update: the transaction, the counts per state, and the overview's
+    /// fragments (queue table rows, chart) as HTML.
+    func liveUpdate(transaction: Int) throws -> String {
+        let counts = try store.counts()
+        throughput.refresh(from: store)
+        let payload: [String: String] = [
+            "transaction": "\(transaction)",
+            "states": stateCountsHTML(counts),
+            "queues": try queueRowsHTML(),
+            "chart": throughput.chartSVG(),
+            "pipelines": pipelineCountsHTML(try store.pipelineCounts()),
+        ]
+        let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: Metrics
+
+    /// `/metrics` in Prometheus's text format: jobs per state and per queue and state (the
+    /// store's O(1) counters), pipelines per state, the store's size, readers and last
+    /// transaction, and whatever ``DashboardOptions/metricsAppendix`` adds.
+    func metrics() throws -> String {
+        var lines: [String] = []
+        func family(_ name: String, _ type: String, _ help: String) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) \(type)")
+        }
+        family("jobstore_jobs", "gauge", "Jobs in each state.")
+        let counts = try store.counts()
+        for state in JobState.allCases { lines.append("jobstore_jobs{state=\"\(state)\"} \(counts[state] ?? 0)") }
+        family("jobstore_queue_jobs", "gauge", "Jobs of each queue in each state.")
+        for (queue, states) in try store.queueCounts().sorted(by: { $0.key < $1.key }) {
+            for state in JobState.allCases {
+                lines.append("jobstore_queue_jobs{queue=\"\(prometheusEscaped(queue))\",state=\"\(state)\"} \(states[state] ?? 0)")
+            }
+        }
+        family("jobstore_pipelines", "gauge", "Pipelines in each state.")
+        let pipelines = try store.pipelineCounts()
+        for state in PipelineState.allCases { lines.append("jobstore_pipelines{state=\"\(state)\"} \(pipelines[state] ?? 0)") }
+        let info = try store.environmentInfo()
+        family("jobstore_store_used_bytes", "gauge", "Bytes of the store's data file in use.")
+        lines.append("jobstore_store_used_bytes \(info.usedBytes)")
+        family("jobstore_store_map_bytes", "gauge", "The store's map size.")
+        lines.append("jobstore_store_map_bytes \(info.mapSize)")
+        family("jobstore_store_readers", "gauge", "Reader slots in use.")
+        lines.append("jobstore_store_readers \(info.readersInUse)")
+        family("jobstore_store_last_transaction", "counter", "LMDB's last committed transaction id.")
+        lines.append("jobstore_store_last_transaction \(info.lastTransactionID)")
+        var text = lines.joined(separator: "\n") + "\n"
+        if let appendix = options.metricsAppendix?() { text += appendix.hasSuffix("\n") || appendix.isEmpty ? appendix : appendix + "\n" }
+        return text
+    }
+
+    // MARK: Actions
+
+    /// The actions a job page offers with ``DashboardOptions/allowWrites``.
+    enum JobAction: String, CaseIterable {
+        case retry, cancel, requeue
+    }
+
+    /// Why an action is refused, or `nil` when the request may act: the dashboard allows
+    /// writes, and the request carries the token in `X-JobStore-Token`, or the token cookie
+    /// with the page's CSRF field.
+    func refusal(_ request: Request, form: [String: String]) -> Response? {
+        guard options.allowWrites, let token = options.token else {
+            return page(
+                status: .forbidden, title: "Read-only",
+                body: "<p class=error>This dashboard is read-only: it was started without --allow-writes.</p>")
+        }
+        if request.headers.contains(where: { $0.name.canonicalName == "x-jobstore-token" && constantTimeEqual($0.value, token) }) {
+            return nil
+        }
+        if let cookie = cookies(request)["jobstore_token"], constantTimeEqual(cookie, token), let field = form["csrf"],
+            constantTimeEqual(field, csrf)
+        {
+            return nil
+        }
+        return page(
+            status: .forbidden, title: "Not allowed",
+            body: "<p class=error>An action needs the token: the X-JobStore-Token header, or open \(html(link("/login")))?token=… once in this browser.</p>")
+    }
+
+    /// `/login?token=…`: with the right token, sets the token cookie (HttpOnly, SameSite=Strict)
+    /// and goes to the overview.
+    func login(_ request: Request) -> Response {
+        guard options.allowWrites, let token = options.token else {
+            return page(status: .forbidden, title: "Read-only", body: "<p class=error>This dashboard is read-only: there is nothing to log in to.</p>")
+        }
+        guard let given = query(request)["token"], constantTimeEqual(given, token) else {
+            return page(status: .forbidden, title: "Not allowed", body: "<p class=error>That is not the token this dashboard printed at start.</p>")
+        }
+        return Response(
+            status: .seeOther,
+            headers: [
+                .location: link("/"),
+                .setCookie: "jobstore_token=\(token); HttpOnly; SameSite=Strict; Path=\(options.pathPrefix.isEmpty ? "/" : options.pathPrefix)",
+            ])
+    }
+
+    func act(_ request: Request, id text: String, action: JobAction) async -> Response {
+        let form = await formFields(request)
+        if let refused = refusal(request, form: form) { return refused }
+        return respond {
+            let id = try parseJobID(text)
+            let job: Job
+            switch action {
+            case .retry: job = try store.retry(id)
+            case .cancel: job = try store.cancel(id)
+            case .requeue: job = try store.requeue(id)
+            }
+            return Response(status: .seeOther, headers: [.location: link("/jobs/\(id)?done=\(action.rawValue)d,+now+\(job.state)")])
+        }
+    }
+
+    /// `POST /prune` with `state` and `days`: deletes the finished jobs and pipelines in that
+    /// state that finished more than that many days ago.
+    func prune(_ request: Request) async -> Response {
+        let form = await formFields(request)
+        if let refused = refusal(request, form: form) { return refused }
+        return respond {
+            guard let name = form["state"], let state = JobState(name: name), state.isTerminal, let pipelineState = PipelineState(name: name) else {
+                throw PageError.badRequest("state must be succeeded, failed or cancelled")
+            }
+            guard let days = form["days"].flatMap(Int.init), days >= 0, days <= 36_500 else {
+                throw PageError.badRequest("days must be a whole number of days, 0…36500")
+            }
+            let cutoff = Timestamp.now.adding(.seconds(-days * 86_400))
+            let jobs = try store.prune(state: state, finishedBefore: cutoff)
+            let pipelines = try store.prunePipelines(state: pipelineState, finishedBefore: cutoff)
+            return page(
+                status: .ok, title: "Pruned",
+                body: "<p>Deleted \(jobs) \(state) job(s) and \(pipelines) pipeline(s) that finished before \(cutoff).</p><p><a href=\"\(link("/"))\">Overview</a></p>")
+        }
+    }
+
+    /// The fields of a URL-encoded form body (at most 64 KiB).
+    func formFields(_ request: Request) async -> [String: String] {
+        guard let buffer = try? await request.body.collect(upTo: 1 << 16) else { return [:] }
+        return parseForm(String(buffer: buffer))
+    }
+}
+
+/// A page that cannot be shown because of the request (400) or because the thing is not there (404).
+struct PageError: Error {
+    var status: HTTPResponse.Status
+    var title: String
+    var message: String
+
+    static func badRequest(_ message: String) -> PageError { PageError(status: .badRequest, title: "Bad request", message: message) }
+    static func notFound(_ message: String) -> PageError { PageError(status: .notFound, title: "Not found", message: message) }
+}
+
+extension Response {
+    /// A response with `text` as its body.
+    static func text(_ text: String, status: HTTPResponse.Status = .ok, contentType: String) -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+// MARK: Small parsers
+
+/// A job id from a URL, or a 400.
+func parseJobID(_ text: String) throws -> JobID {
+    do { return try JobID(parsing: text) } catch { throw PageError.badRequest("'\(text)' is not a job id: \(error)") }
+}
+
+/// A request's query parameters, percent-decoded by Hummingbird (the last value of a repeated one).
+func query(_ request: Request) -> [String: String] {
+    var fields: [String: String] = [:]
+    for (key, value) in request.uri.queryParameters { fields[String(key)] = String(value) }
+    return fields
+}
+
+/// The fields of `a=1&b=x+y` (percent-decoded; `+` is a space).
+func parseForm(_ text: String) -> [String: String] {
+    var fields: [String: String] = [:]
+    for pair in text.split(separator: "&") {
+        let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+        if let key = parts.first, !key.isEmpty { fields[key] = parts.count > 1 ? parts[1] : "" }
+    }
+    return fields
+}
+
+/// The cookies of a request.
+func cookies(_ request: Request) -> [String: String] {
+    var result: [String: String] = [:]
+    for header in request.headers[values: .cookie] {
+        for pair in header.split(separator: ";") {
+            let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { result[String(parts[0])] = String(parts[1]) }
+        }
+    }
+    return result
+}
+
+/// Compares secrets in time independent of where they differ.
+func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    guard x.count == y.count else { return false }
+    return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+}
+
+/// A label value escaped for Prometheus's text format.
+func prometheusEscaped(_ text: String) -> String {
+    text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+}
+
+extension String {
+    func leftPadded(to length: Int) -> String { count >= length ? self : String(repeating: "0", count: length - count) + self }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import JobStore
+import Synchronization
+
+/// Jobs finished per 10-second bucket over the last 10 minutes, counted from the store's
+/// history: each refresh reads only the events after the last one it counted (a seek, then
+/// those entries), so its cost follows the write rate, never the store's size.
+final class Throughput: Sendable {
+    static let bucketSeconds: Int64 = 10
+    static let buckets = 60
+    /// The most history entries one refresh reads (a burst larger than that is caught up over
+    /// the next refreshes).
+    static let maxEntriesPerRefresh = 200_000
+
+    struct State {
+        /// Bucket start (µs) → (succeeded, failed).
+        var counts: [Int64: (succeeded: Int, failed: Int)] = [:]
+        var after: HistoryPosition?
+        var started = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Counts the history events since the last refresh (at the first, those of the last 10
+    /// minutes).
+    func refresh(from store: JobRepository) {
+        state.withLock { state in
+            let now = Timestamp.now.microseconds
+            let window = Self.bucketSeconds * 1_000_000 * Int64(Self.buckets)
+            var read = 0
+            do {
+                while read < Self.maxEntriesPerRefresh {
+                    let page = try store.history(
+                        after: state.after, since: state.started ? nil : Timestamp(microseconds: now - window), limit: 10_000)
+                    state.started = true
+                    for entry in page.entries {
+                        let bucket = entry.event.at.microseconds - entry.event.at.microseconds % (Self.bucketSeconds * 1_000_000)
+                        switch entry.event.kind {
+                        case .succeeded: state.counts[bucket, default: (0, 0)].succeeded += 1
+                        case .failed: state.counts[bucket, default: (0, 0)].failed += 1
+                        default: break
+                        }
+                    }
+                    read += page.entries.count
+                    state.after = page.entries.last?.position ?? state.after
+                    if page.next == nil { break }
+                }
+            } catch {
+                // A store that cannot be read shows the chart it had; the pages say what is wrong.
+            }
+            state.counts = state.counts.filter { $0.key >= now - window - Self.bucketSeconds * 1_000_000 }
+        }
+    }
+
+    /// The last 10 minutes as an inline SVG line chart: succeeded (green) and failed (red) jobs
+    /// per 10 seconds.
+    func chartSVG(now: Timestamp = .now) -> String {
+        let counts = state.withLock { $0.counts }
+        let step = Self.bucketSeconds * 1_000_000
+        let last = now.microseconds - now.microseconds % step
+        let starts = (0..<Self.buckets).map { last - Int64(Self.buckets - 1 - $0) * step }
+        let succeeded = starts.map { counts[$0]?.succeeded ?? 0 }
+        let failed = starts.map { counts[$0]?.failed ?? 0 }
+        let peak = max(1, (succeeded + failed).max() ?? 1)
+        let width = 720.0, height = 160.0, left = 56.0, bottom = 20.0
+        func x(_ index: Int) -> Double { left + Double(index) * (width - left - 8) / Double(Self.buckets - 1) }
+        func y(_ value: Int) -> Double { (height - bottom) - Double(value) / Double(peak) * (height - bottom - 10) }
+        func line(_ values: [Int], _ color: String) -> String {
+            let points = values.enumerated().map { String(format: "%.1f,%.1f", x($0.offset), y($0.element)) }.joined(separator: " ")
+            return "<polyline fill=none stroke=\"\(color)\" stroke-width=2 points=\"\(points)\"/>"
+        }
+        let total = succeeded.reduce(0, +), failures = failed.reduce(0, +)
+        return """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" role=img aria-label="jobs finished per 10 seconds">
+            <rect x="\(left)" y="10" width="\(width - left - 8)" height="\(height - bottom - 10)" fill="#fff" stroke="#e3e3e3"/>
+            <text x="\(left - 6)" y="16" font-size="11" text-anchor="end">\(peak)</text>
+            <text x="\(left - 6)" y="\(height - bottom)" font-size="11" text-anchor="end">0</text>
+            <text x="\(left)" y="\(height - 4)" font-size="11">−10 min</text>
+            <text x="\(width - 8)" y="\(height - 4)" font-size="11" text-anchor="end">now</text>
+            \(line(succeeded, "#2e9d3a"))\(line(failed, "#d93025"))
+            <text x="\(left + 8)" y="26" font-size="11" fill="#2e9d3a">succeeded \(total) (\(String(format: "%.1f", Double(total) / 600)) /s)</text>
+            <text x="\(left + 200)" y="26" font-size="11" fill="#d93025">failed \(failures)</text>
+            </svg>
+            """
+    }
+}
+
+extension Dashboard {
+    /// A pipeline's DAG as inline SVG: one column per layer (a step sits one column after the
+    /// deepest step it depends on), each step a box coloured by its job's state, an arrow per
+    /// dependency; each box links to its job.
+    func dagSVG(_ details: PipelineDetails) -> String {
+        let layers = details.layers
+        let boxWidth = 150.0, boxHeight = 38.0, columnGap = 60.0, rowGap = 16.0, margin = 12.0
+        var position: [Int: (x: Double, y: Double)] = [:]
+        for (column, layer) in layers.enumerated() {
+            for (row, index) in layer.enumerated() {
+                position[index] = (margin + Double(column) * (boxWidth + columnGap), margin + Double(row) * (boxHeight + rowGap))
+            }
+        }
+        let tallest = layers.map(\.count).max() ?? 1
+        let width = margin * 2 + Double(layers.count) * boxWidth + Double(max(0, layers.count - 1)) * columnGap
+        let height = margin * 2 + Double(tallest) * boxHeight + Double(max(0, tallest - 1)) * rowGap
+        var edges: [String] = []
+        for step in details.steps {
+            guard let from = position[step.index] else { continue }
+            for dependent in step.dependents {
+                guard let to = position[dependent] else { continue }
+                edges.append(String(
+                    format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#7a8899\" stroke-width=\"1.5\" marker-end=\"url(#arrow)\"/>",
+                    from.x + boxWidth, from.y + boxHeight / 2, to.x - 2, to.y + boxHeight / 2))
+            }
+        }
+        let boxes = details.steps.compactMap { step -> String? in
+            guard let at = position[step.index] else { return nil }
+            let job = details.jobs[step.index]
+            let name = step.name.count > 20 ? String(step.name.prefix(19)) + "…" : step.name
+            return """
+                <a href="\(link("/jobs/\(job.id)"))"><g><title>\(html(step.name)): \(job.state)</title>
+                <rect x="\(at.x)" y="\(at.y)" width="\(boxWidth)" height="\(boxHeight)" rx="6" fill="\(color(job.state))" stroke="#4b5563"/>
+                <text x="\(at.x + 8)" y="\(at.y + 16)" font-size="12" font-weight="600">\(html(name))</text>
+                <text x="\(at.x + 8)" y="\(at.y + 31)" font-size="11">\(job.state)</text></g></a>
+                """
+        }
+        return """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" role=img aria-label="pipeline DAG">
+            <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#7a8899"/></marker></defs>
+            \(edges.joined(separator: "\n"))
+            \(boxes.joined(separator: "\n"))
+            </svg>
+            """
+    }
+}

@@ -1,0 +1,386 @@
+import Foundation
+import Hummingbird
+import JobStore
+
+/// Text escaped for HTML (element content and attribute values).
+func html(_ text: String) -> String {
+    var escaped = ""
+    escaped.reserveCapacity(text.utf8.count)
+    for character in text {
+        switch character {
+        case "&": escaped += "&amp;"
+        case "<": escaped += "&lt;"
+        case ">": escaped += "&gt;"
+        case "\"": escaped += "&quot;"
+        case "'": escaped += "&#39;"
+        default: escaped.append(character)
+        }
+    }
+    return escaped
+}
+
+/// A query value escaped for a URL.
+func urlEscaped(_ text: String) -> String {
+    var allowed = CharacterSet.alphanumerics
+    allowed.insert(charactersIn: "-_.~")
+    return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+}
+
+/// The colour of a state, shared by tables, the chart and the DAG.
+func color(_ state: JobState) -> String {
+    switch state {
+    case .waiting: "#d9d9d9"
+    case .pending: "#ffe08a"
+    case .running: "#8ec5ff"
+    case .succeeded: "#8fd694"
+    case .failed: "#ff8a80"
+    case .cancelled: "#bdbdbd"
+    }
+}
+
+extension Dashboard {
+    /// A whole page: the navigation, the read-only or actions banner, `body`.
+    func page(status: HTTPResponse.Status = .ok, title: String, body: String, live: Bool = false) -> Response {
+        let banner = options.allowWrites
+            ? "<div class=banner-writes>Actions are enabled (started with --allow-writes); they need the token.</div>"
+            : "<div class=banner>Read-only: this dashboard changes nothing in the store.</div>"
+        let script = live ? """
+            <script>
+            const source = new EventSource("\(link("/events"))");
+            source.addEventListener("update", (message) => {
+              const update = JSON.parse(message.data);
+              for (const id of ["states", "queues", "chart", "pipelines"]) {
+                const element = document.getElementById(id);
+                if (element && update[id] !== undefined) element.innerHTML = update[id];
+              }
+              const transaction = document.getElementById("transaction");
+              if (transaction) transaction.textContent = update.transaction;
+            });
+            </script>
+            """ : ""
+        let document = """
+            <!doctype html>
+            <html lang=en><head><meta charset=utf-8><meta name=viewport content="width=device-width, initial-scale=1">
+            <title>\(html(title)) · JobStore</title>
+            <style>
+            body { font: 14px/1.45 system-ui, sans-serif; margin: 0; color: #1d1d1f; background: #fafafa; }
+            header { background: #1d2b3a; color: #fff; padding: 10px 20px; display: flex; gap: 18px; align-items: baseline; }
+            header a { color: #cfe3ff; text-decoration: none; } header strong { font-size: 16px; margin-right: 12px; }
+            main { padding: 16px 20px; max-width: 1200px; }
+            .banner { background: #eef3f8; border-bottom: 1px solid #d6e0ea; padding: 6px 20px; font-size: 13px; }
+            .banner-writes { background: #fff4e5; border-bottom: 1px solid #ffd8a8; padding: 6px 20px; font-size: 13px; }
+            table { border-collapse: collapse; margin: 8px 0 16px; background: #fff; }
+            th, td { border: 1px solid #e3e3e3; padding: 4px 9px; text-align: left; vertical-align: top; }
+            th { background: #f2f4f7; font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+            .state { padding: 1px 7px; border-radius: 9px; font-size: 12px; }
+            .error { color: #b3261e; } .muted { color: #6b7280; } pre { background: #fff; border: 1px solid #e3e3e3; padding: 8px; overflow-x: auto; }
+            .cards { display: flex; gap: 12px; flex-wrap: wrap; } .card { background: #fff; border: 1px solid #e3e3e3; padding: 8px 14px; min-width: 90px; }
+            .card b { display: block; font-size: 20px; } form.inline { display: inline; } nav.pager { margin: 8px 0; }
+            </style></head><body>
+            <header><strong>JobStore</strong><a href="\(link("/"))">Overview</a><a href="\(link("/jobs"))">Jobs</a><a href="\(link("/pipelines"))">Pipelines</a><a href="\(link("/metrics"))">Metrics</a>
+            <span class=muted style="margin-left:auto;color:#9fb3c8">\(html(store.path))</span></header>
+            \(banner)
+            <main><h1>\(html(title))</h1>
+            \(body)
+            </main>\(script)</body></html>
+            """
+        return Response.text(document, status: status, contentType: "text/html; charset=utf-8")
+    }
+
+    func stateBadge(_ state: JobState) -> String {
+        "<span class=state style=\"background:\(color(state))\">\(state)</span>"
+    }
+
+    // MARK: Overview
+
+    func overviewPage() throws -> Response {
+        let counts = try store.counts()
+        let info = try store.environmentInfo()
+        throughput.refresh(from: store)
+        let body = """
+            <div id=states class=cards>\(stateCountsHTML(counts))</div>
+            <h2>Finished per 10 seconds, last 10 minutes</h2>
+            <div id=chart>\(throughput.chartSVG())</div>
+            <h2>Queues</h2>
+            <table><thead><tr><th>queue</th><th>paused</th>\(JobState.allCases.map { "<th>\($0)</th>" }.joined())<th>oldest ready since</th><th>rate limit</th></tr></thead>
+            <tbody id=queues>\(try queueRowsHTML())</tbody></table>
+            <h2>Pipelines</h2>
+            <div id=pipelines class=cards>\(pipelineCountsHTML(try store.pipelineCounts()))</div>
+            <h2>Store</h2>
+            <table>
+            <tr><th>directory</th><td>\(html(store.path))</td></tr>
+            <tr><th>used</th><td>\(bytes(info.usedBytes)) of a \(bytes(info.mapSize)) map</td></tr>
+            <tr><th>readers</th><td>\(info.readersInUse) of \(info.maxReaders)</td></tr>
+            <tr><th>last transaction</th><td id=transaction>\(info.lastTransactionID)</td></tr>
+            <tr><th>format</th><td>\(try store.formatVersion())</td></tr>
+            </table>
+            \(pruneForm())
+            <p class=muted>Live: counts, queues and the chart follow every commit (Server-Sent Events on LMDB's last transaction id).</p>
+            """
+        return page(title: "Overview", body: body, live: true)
+    }
+
+    func stateCountsHTML(_ counts: [JobState: Int]) -> String {
+        JobState.allCases.map { state in
+            "<a class=card href=\"\(link("/jobs?state=\(state)"))\" style=\"border-top:4px solid \(color(state));text-decoration:none;color:inherit\"><b>\(counts[state] ?? 0)</b>\(state)</a>"
+        }.joined()
+    }
+
+    func pipelineCountsHTML(_ counts: [PipelineState: Int]) -> String {
+        PipelineState.allCases.map { state in
+            "<a class=card href=\"\(link("/pipelines?state=\(state)"))\" style=\"text-decoration:none;color:inherit\"><b>\(counts[state] ?? 0)</b>\(state)</a>"
+        }.joined()
+    }
+
+    func queueRowsHTML() throws -> String {
+        let queues = try store.queues()
+        if queues.isEmpty { return "<tr><td colspan=10 class=muted>no queue has jobs</td></tr>" }
+        return queues.map { queue in
+            let cells = JobState.allCases.map { state in
+                "<td class=num><a href=\"\(link("/jobs?state=\(state)&queue=\(urlEscaped(queue.name))"))\">\(queue.counts[state] ?? 0)</a></td>"
+            }.joined()
+            let rate = queue.rateLimit.map { "\($0.starts) per \($0.period)" } ?? "-"
+            return "<tr><td>\(html(queue.name))</td><td>\(queue.pausedAt.map { "since \($0)" } ?? "no")</td>\(cells)<td>\(queue.oldestReadyAt.map { "\($0)" } ?? "-")</td><td>\(html(rate))</td></tr>"
+        }.joined()
+    }
+
+    func pruneForm() -> String {
+        guard options.allowWrites else { return "" }
+        let states = ["succeeded", "failed", "cancelled"].map { "<option>\($0)</option>" }.joined()
+        return """
+            <h2>Prune</h2>
+            <form method=post action="\(link("/prune"))"><input type=hidden name=csrf value="\(csrf)">
+            Delete <select name=state>\(states)</select> jobs and pipelines that finished more than
+            <input name=days type=number min=0 value=7 style="width:5em"> days ago <button>Prune</button></form>
+            """
+    }
+
+    // MARK: Jobs
+
+    /// The limit a request asks for, within the dashboard's bounds (a page never loads more).
+    func limit(_ query: [String: String]) throws -> Int {
+        guard let text = query["limit"] else { return options.pageSize }
+        guard let limit = Int(text), limit >= 1 else { throw PageError.badRequest("limit must be a whole number from 1, not '\(text)'") }
+        return min(limit, options.maxPageSize)
+    }
+
+    func jobsPage(_ query: [String: String]) throws -> Response {
+        var filter = JobFilter()
+        if let text = query["state"], !text.isEmpty {
+            guard let state = JobState(name: text) else {
+                throw PageError.badRequest("'\(text)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
+            }
+            filter.state = state
+        }
+        if let queue = query["queue"], !queue.isEmpty { filter.queue = queue }
+        if let since = query["since"], !since.isEmpty { filter.createdFrom = try parseTime(since, "since") }
+        if let until = query["until"], !until.isEmpty { filter.createdUntil = try parseTime(until, "until") }
+        let after: PageCursor?
+        do { after = try query["after"].map { try PageCursor(parsing: $0) } } catch {
+            throw PageError.badRequest("'after' is not a page cursor: \(error)")
+        }
+        let order: ListOrder = query["order"] == "newest" ? .newestFirst : .oldestFirst
+        let page = try store.jobs(matching: filter, order: order, limit: try limit(query), after: after)
+
+        var rows = page.jobs.map { job in
+            """
+            <tr><td><a href="\(link("/jobs/\(job.id)"))">\(job.id)</a></td><td>\(stateBadge(job.state))</td><td>\(html(job.queue))</td>
+            <td>\(html(job.name))</td><td class=num>\(job.priority)</td><td class=num>\(job.attempts)/\(job.maxAttempts)</td><td>\(job.createdAt)</td><td>\(job.runAt)</td></tr>
+            """
+        }.joined(separator: "\n")
+        if page.jobs.isEmpty { rows = "<tr><td colspan=8 class=muted>no job matches</td></tr>" }
+        func keep(_ key: String) -> String { query[key].map { "&\(key)=\(urlEscaped($0))" } ?? "" }
+        let base = "/jobs?" + ["state", "queue", "since", "until", "order", "limit"].map(keep).joined()
+        let next = page.next.map { "<a href=\"\(link(base + "&after=\(urlEscaped($0.description))"))\">next page →</a>" } ?? "<span class=muted>last page</span>"
+        let states = ([""] + JobState.allCases.map(\.description)).map { name in
+            "<option value=\"\(name)\"\(filter.state?.description == name ? " selected" : "")>\(name.isEmpty ? "any state" : name)</option>"
+        }.joined()
+        let body = """
+            <form method=get action="\(link("/jobs"))">
+            <select name=state>\(states)</select>
+            <input name=queue placeholder=queue value="\(html(filter.queue ?? ""))">
+            <input name=since placeholder="since (2h, 2026-11-23)" value="\(html(query["since"] ?? ""))">
+            <input name=until placeholder="until" value="\(html(query["until"] ?? ""))">
+            <select name=order><option value=oldest>oldest first</option><option value=newest\(order == .newestFirst ? " selected" : "")>newest first</option></select>
+            <button>Filter</button></form>
+            <table><thead><tr><th>id</th><th>state</th><th>queue</th><th>name</th><th>prio</th><th>tries</th><th>created</th><th>run at</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            <nav class=pager>\(next)</nav>
+            """
+        return self.page(title: "Jobs", body: body)
+    }
+
+    func jobPage(_ text: String, notice: String?) throws -> Response {
+        let id = try parseJobID(text)
+        guard let job = try store.job(id) else { throw PageError.notFound("no job \(id) in this store") }
+        let timeline = try store.events(of: id)
+        var rows: [(String, String)] = [
+            ("id", "\(job.id)"), ("name", html(job.name)), ("queue", html(job.queue)), ("tenant", html(job.tenant ?? "-")),
+            ("state", stateBadge(job.state)), ("priority", "\(job.priority)"), ("attempts", "\(job.attempts) of \(job.maxAttempts)"),
+            ("created", "\(job.createdAt)"), ("updated", "\(job.updatedAt)"), ("run at", "\(job.runAt)"),
+            ("lease", job.lease.map { "until \($0.expiresAt), owner \($0.owner)" } ?? "-"), ("unique key", html(job.uniqueKey ?? "-")),
+        ]
+        if let reference = job.pipeline {
+            let step = try store.pipelineStep(reference)
+            rows.append((
+                "pipeline",
+                "<a href=\"\(link("/pipelines/\(reference.pipeline)"))\">\(html(step?.pipeline.name ?? "\(reference.pipeline)"))</a>, step \(reference.step)\(step.map { " '\(html($0.step.name))'" } ?? "")"
+            ))
+        }
+        rows.append(("payload", describe(job.payload)))
+        if let result = job.result { rows.append(("result", describe(result))) }
+        let errors = job.errors.isEmpty
+            ? "<p class=muted>none</p>"
+            : "<table><tr><th>attempt</th><th>at</th><th>message</th></tr>" + job.errors.map {
+                "<tr><td class=num>\($0.attempt)</td><td>\($0.at)</td><td>\(html($0.message))</td></tr>"
+            }.joined() + "</table>"
+        let events = timeline.events.isEmpty
+            ? "<p class=muted>none recorded (the job is from before store format 3)</p>"
+            : (timeline.dropped > 0 ? "<p class=muted>\(timeline.dropped) older events dropped</p>" : "")
+                + "<table><tr><th>at</th><th>event</th><th>state</th><th>attempts</th><th>details</th></tr>"
+                + timeline.events.map { event in
+                    "<tr><td>\(event.at)</td><td>\(event.kind)</td><td>\(stateBadge(event.state))</td><td class=num>\(event.attempts)</td><td>\(html(event.details))</td></tr>"
+                }.joined() + "</table>"
+        let body = """
+            \(notice.map { "<p><b>\(html($0))</b></p>" } ?? "")
+            <table>\(rows.map { "<tr><th>\($0.0)</th><td>\($0.1)</td></tr>" }.joined())</table>
+            \(actions(job))
+            <h2>Errors</h2>\(errors)
+            <h2>Timeline</h2>\(events)
+            """
+        return page(title: "Job \(job.name)", body: body)
+    }
+
+    func actions(_ job: Job) -> String {
+        guard options.allowWrites else { return "" }
+        var offered: [JobAction] = []
+        switch job.state {
+        case .failed, .cancelled: offered = [.retry]
+        case .running: offered = [.requeue, .cancel]
+        case .pending: offered = [.cancel]
+        case .waiting: offered = [.cancel]
+        case .succeeded: offered = []
+        }
+        return offered.map { action in
+            "<form class=inline method=post action=\"\(link("/jobs/\(job.id)/\(action.rawValue)"))\"><input type=hidden name=csrf value=\"\(csrf)\"><button>\(action.rawValue.capitalized)</button></form>"
+        }.joined(separator: " ")
+    }
+
+    func describe(_ bytes: [UInt8]) -> String {
+        if bytes.isEmpty { return "<span class=muted>(empty)</span>" }
+        if let text = String(validating: bytes, as: UTF8.self), !text.unicodeScalars.contains(where: { $0.value < 32 && $0 != "\n" && $0 != "\t" }) {
+            return "\(bytes.count) bytes, text:<pre>\(html(text))</pre>"
+        }
+        let shown = bytes.prefix(512)
+        var lines: [String] = []
+        for start in stride(from: 0, to: shown.count, by: 16) {
+            let row = shown.dropFirst(start).prefix(16)
+            lines.append(String(format: "%04x  ", start) + row.map { String(format: "%02x", $0) }.joined(separator: " "))
+        }
+        return "\(bytes.count) bytes, hex\(bytes.count > 512 ? " (the first 512)" : ""):<pre>\(lines.joined(separator: "\n"))</pre>"
+    }
+
+    // MARK: Pipelines
+
+    func pipelinesPage(_ query: [String: String]) throws -> Response {
+        var state: PipelineState?
+        if let text = query["state"], !text.isEmpty {
+            guard let parsed = PipelineState(name: text) else {
+                throw PageError.badRequest("'\(text)' is not a pipeline state; states: \(PipelineState.allCases.map(\.description).joined(separator: ", "))")
+            }
+            state = parsed
+        }
+        let after: PipelineCursor?
+        do { after = try query["after"].map { try PipelineCursor(parsing: $0) } } catch {
+            throw PageError.badRequest("'after' is not a page cursor: \(error)")
+        }
+        let page = try store.pipelines(in: state, order: query["order"] == "newest" ? .newestFirst : .oldestFirst, limit: try limit(query), after: after)
+        var rows = page.pipelines.map { pipeline in
+            """
+            <tr><td><a href="\(link("/pipelines/\(pipeline.id)"))">\(pipeline.id)</a></td><td>\(html(pipeline.name))</td><td class=num>\(pipeline.version)</td>
+            <td>\(pipeline.state)</td><td class=num>\(pipeline.stepCount - pipeline.unfinishedSteps)/\(pipeline.stepCount)</td><td>\(pipeline.createdAt)</td><td>\(pipeline.finishedAt.map { "\($0)" } ?? "-")</td></tr>
+            """
+        }.joined(separator: "\n")
+        if page.pipelines.isEmpty { rows = "<tr><td colspan=7 class=muted>no pipeline matches</td></tr>" }
+        let base = "/pipelines?" + (state.map { "state=\($0)&" } ?? "")
+        let next = page.next.map { "<a href=\"\(link(base + "after=\(urlEscaped($0.description))"))\">next page →</a>" } ?? "<span class=muted>last page</span>"
+        let filters = ([nil] + PipelineState.allCases.map { Optional($0) }).map { option in
+            "<a href=\"\(link("/pipelines" + (option.map { "?state=\($0)" } ?? "")))\">\(option.map(\.description) ?? "all")</a>"
+        }.joined(separator: " · ")
+        let body = """
+            <p>\(filters)</p>
+            <table><thead><tr><th>id</th><th>name</th><th>version</th><th>state</th><th>steps finished</th><th>created</th><th>finished</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            <nav class=pager>\(next)</nav>
+            """
+        return self.page(title: state.map { "Pipelines: \($0)" } ?? "Pipelines", body: body)
+    }
+
+    func pipelinePage(_ text: String) throws -> Response {
+        let id: PipelineID
+        do { id = try PipelineID(parsing: text) } catch { throw PageError.badRequest("'\(text)' is not a pipeline id: \(error)") }
+        guard let details = try store.pipelineDetails(id) else { throw PageError.notFound("no pipeline \(id) in this store") }
+        let pipeline = details.pipeline
+        let timelines = try details.jobs.map { try store.events(of: $0.id) }
+        let now = Timestamp.now
+        let dependencies = details.dependencies
+        let rows = details.steps.map { step in
+            let job = details.jobs[step.index]
+            let run = timelines[step.index].lastRun(now: now)
+            let waits = step.remainingDependencies == 0 ? "-" : "\(step.remainingDependencies) of \(dependencies[step.index].count)"
+            return """
+                <tr><td class=num>\(step.index)</td><td>\(html(step.name))</td><td>\(stateBadge(job.state))</td><td><a href="\(link("/jobs/\(job.id)"))">\(job.id)</a></td>
+                <td class=num>\(job.attempts)/\(job.maxAttempts)</td><td>\(waits)</td><td class=num>\(run?.queued.map(short) ?? "-")</td><td class=num>\(run.map { short($0.ran) + ($0.ended ? "" : " so far") } ?? "-")</td></tr>
+                """
+        }.joined(separator: "\n")
+        let body = """
+            <p>\(html(pipeline.name)) version \(pipeline.version)\(pipeline.failFast ? ", fail-fast" : "") — <b>\(pipeline.state)</b>:
+            \(pipeline.succeededSteps) succeeded, \(pipeline.failedSteps) failed, \(pipeline.cancelledSteps) cancelled, \(pipeline.unfinishedSteps) unfinished of \(pipeline.stepCount).
+            Created \(pipeline.createdAt)\(pipeline.finishedAt.map { ", finished \($0)" } ?? "").</p>
+            <div id=dag>\(dagSVG(details))</div>
+            <table><thead><tr><th>#</th><th>step</th><th>state</th><th>job</th><th>tries</th><th>waits for</th><th>queued</th><th>ran</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            """
+        return page(title: "Pipeline \(pipeline.name)", body: body)
+    }
+
+    // MARK: Helpers
+
+    func bytes(_ count: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    /// A point in time from a query: `2026-11-23`, `2026-11-23T10:00:00Z`, or a duration ago (`90m`, `2h`, `7d`).
+    func parseTime(_ text: String, _ name: String) throws -> Timestamp {
+        let units: [(String, Int64)] = [("ms", 1_000), ("s", 1_000_000), ("m", 60_000_000), ("h", 3_600_000_000), ("d", 86_400_000_000), ("w", 604_800_000_000)]
+        for (unit, micros) in units.sorted(by: { $0.0.count > $1.0.count }) where text.hasSuffix(unit) {
+            if let number = Int64(text.dropLast(unit.count)), number >= 0, number < Int64.max / micros {
+                return Timestamp(microseconds: Timestamp.now.microseconds - number * micros)
+            }
+        }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = text.count == 10 ? [.withFullDate] : [.withInternetDateTime]
+        guard let date = formatter.date(from: text) else {
+            throw PageError.badRequest("\(name) '\(text)' is not a time: write 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago such as 2h")
+        }
+        return Timestamp(microseconds: Int64(date.timeIntervalSince1970 * 1_000_000))
+    }
+}
+
+/// A short human duration: "850 µs", "12.3 ms", "4.20 s", "3m05s".
+func short(_ duration: Duration) -> String {
+    let micros = Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) / 1e12
+    switch micros {
+    case ..<1000: return String(format: "%.0f µs", micros)
+    case ..<1_000_000: return String(format: "%.1f ms", micros / 1e3)
+    case ..<60_000_000: return String(format: "%.2f s", micros / 1e6)
+    default: return "\(Int(micros / 60e6))m" + String(format: "%02ds", Int(micros / 1e6) % 60)
+    }
+}

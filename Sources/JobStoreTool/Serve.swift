@@ -1,0 +1,48 @@
+#if Dashboard
+import ArgumentParser
+import Foundation
+import JobStore
+import JobStoreDashboard
+
+/// `jobstore serve PATH`: the web dashboard.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the web dashboard of a store (read-only unless --allow-writes).",
+        discussion: """
+            Opens the store read-only and serves an overview (counts, queues, throughput, live by Server-Sent \
+            Events), jobs and pipelines with paging, each job's fields, errors and timeline, each pipeline's DAG, and \
+            /metrics for Prometheus. With --allow-writes the pages offer retry, cancel, requeue and prune, each \
+            needing the token printed at start (or JOBSTORE_DASHBOARD_TOKEN): send it as the X-JobStore-Token \
+            header, or open /login?token=… once in a browser.
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "The address to listen on (loopback unless you say otherwise).")
+    var host = "127.0.0.1"
+    @Option(help: "The port (0 picks a free one; the address is printed).")
+    var port = 8080
+    @Flag(help: "Offer actions (retry, cancel, requeue, prune), each needing the token.")
+    var allowWrites = false
+
+    func validate() throws {
+        if port < 0 || port > 65_535 { throw ValidationError("--port must be 0…65535, not \(port)") }
+    }
+
+    func run() async throws {
+        let jobs = try store.open(writable: allowWrites)
+        defer { jobs.close() }
+        var options = DashboardOptions(allowWrites: allowWrites)
+        if allowWrites {
+            let token = ProcessInfo.processInfo.environment["JOBSTORE_DASHBOARD_TOKEN"] ?? Dashboard.randomToken()
+            if token.count < 16 { throw ValidationError("JOBSTORE_DASHBOARD_TOKEN must have at least 16 characters") }
+            options.token = token
+        }
+        let host = self.host, allowWrites = self.allowWrites, token = options.token
+        try await Dashboard.serve(store: jobs, host: host, port: port, options: options) { port in
+            print("serving \(jobs.path) at http://\(host):\(port)/ (\(allowWrites ? "actions allowed with the token" : "read-only"))")
+            if let token { print("token: \(token)  (header X-JobStore-Token, or open http://\(host):\(port)/login?token=\(token))") }
+            fflush(nil)
+        }
+    }
+}
+#endif
