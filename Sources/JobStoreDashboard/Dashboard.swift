@@ -127,13 +127,18 @@ public final class Dashboard: Sendable {
 
     // MARK: Responses
 
-    /// Runs a page builder, turning a bad request into a 400 page and a store failure into a
-    /// 503 page (the store went away, a newer format, a damaged record): never a crash.
+    /// Runs a page builder, turning a bad request into a 400 page, what the store refuses into a
+    /// 404 or 409 page, and a store failure into a 503 page (the store went away, a newer
+    /// format, a damaged record): never a crash.
     func respond(_ body: () throws -> Response) -> Response {
         do {
             return try body()
         } catch let error as PageError {
             return page(status: error.status, title: error.title, body: "<p class=error>\(html(error.message))</p>")
+        } catch let error as JobStoreError where [.illegalTransition, .notFound, .invalidArgument, .invalidField, .leaseLost].contains(error.code) {
+            // The request asked for what the store refuses (a job already cancelled, say): say why.
+            let status: HTTPResponse.Status = error.code == .notFound ? .notFound : error.code == .illegalTransition || error.code == .leaseLost ? .conflict : .badRequest
+            return page(status: status, title: "Not done", body: "<p class=error>\(html("\(error)"))</p>")
         } catch {
             return page(
                 status: .serviceUnavailable, title: "The store cannot be read",
@@ -187,7 +192,7 @@ public final class Dashboard: Sendable {
             "chart": throughput.chartSVG(),
             "pipelines": pipelineCountsHTML(try store.pipelineCounts()),
         ]
-        let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])
+        let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -233,6 +238,15 @@ public final class Dashboard: Sendable {
     /// The actions a job page offers with ``DashboardOptions/allowWrites``.
     enum JobAction: String, CaseIterable {
         case retry, cancel, requeue
+
+        /// What the job page says after it: "retried".
+        var done: String {
+            switch self {
+            case .retry: "retried"
+            case .cancel: "cancelled"
+            case .requeue: "requeued"
+            }
+        }
     }
 
     /// Why an action is refused, or `nil` when the request may act: the dashboard allows
@@ -285,7 +299,7 @@ public final class Dashboard: Sendable {
             case .cancel: job = try store.cancel(id)
             case .requeue: job = try store.requeue(id)
             }
-            return Response(status: .seeOther, headers: [.location: link("/jobs/\(id)?done=\(action.rawValue)d,+now+\(job.state)")])
+            return Response(status: .seeOther, headers: [.location: link("/jobs/\(id)?done=\(action.done),%20now%20\(job.state)")])
         }
     }
 
