@@ -106,7 +106,8 @@ let package = Package(
         .testTarget(
             name: "DocSampleTests",
             dependencies: [
-                "JobStore", "LMDB", "JobScheduler",
+                "JobStore", "LMDB", "JobScheduler", "JobStoreDashboard",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),

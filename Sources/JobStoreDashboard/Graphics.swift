@@ -78,8 +78,8 @@ final class Throughput: Sendable {
             <text x="\(left)" y="\(height - 4)" font-size="11">−10 min</text>
             <text x="\(width - 8)" y="\(height - 4)" font-size="11" text-anchor="end">now</text>
             \(line(succeeded, "#2e9d3a"))\(line(failed, "#d93025"))
-            <text x="\(left + 8)" y="26" font-size="11" fill="#2e9d3a">succeeded \(total) (\(String(format: "%.1f", Double(total) / 600)) /s)</text>
-            <text x="\(left + 200)" y="26" font-size="11" fill="#d93025">failed \(failures)</text>
+            <text x="\(left + 8)" y="26" font-size="11" fill="#2e9d3a">succeeded \(total) in 10 min (peak \(String(format: "%.0f", Double(succeeded.max() ?? 0) / Double(Self.bucketSeconds)))/s)</text>
+            <text x="\(left + 260)" y="26" font-size="11" fill="#d93025">failed \(failures)</text>
             </svg>
             """
     }

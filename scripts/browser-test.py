@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""The dashboard in a real browser.
+
+Serves a demo store with `jobstore serve`, drives headless Chromium through the DevTools
+protocol (over --remote-debugging-pipe: no extra package) over every page, checking their key
+elements after their scripts ran, follows links as a user would, checks that a commit of another
+process reaches an open page by Server-Sent Events without a reload, and takes screenshots.
+
+    python3 scripts/browser-test.py [--screenshots DIR]
+
+Needs Debian's `chromium`; without it, says so and exits 0 (CI installs it).
+"""
+import base64, json, os, shutil, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JOBSTORE = os.path.join(ROOT, '.build', 'debug', 'jobstore')
+
+
+class Browser:
+    """Chromium driven through the DevTools protocol on file descriptors 3 and 4."""
+
+    def __init__(self, binary, profile):
+        to_browser_r, self.to_browser = os.pipe()
+        self.from_browser, from_browser_w = os.pipe()
+
+        def wire():
+            os.dup2(to_browser_r, 3)
+            os.dup2(from_browser_w, 4)
+
+        self.process = subprocess.Popen(
+            [binary, '--headless=new', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--remote-debugging-pipe',
+             f'--user-data-dir={profile}', '--window-size=1280,900', 'about:blank'],
+            preexec_fn=wire, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self.buffer = b''
+        self.next_id = 0
+        target = self.call('Target.createTarget', {'url': 'about:blank'})['targetId']
+        self.session = self.call('Target.attachToTarget', {'targetId': target, 'flatten': True})['sessionId']
+        self.call('Page.enable', session=True)
+        self.call('Emulation.setDeviceMetricsOverride', {'width': 1280, 'height': 900, 'deviceScaleFactor': 1, 'mobile': False}, session=True)
+
+    def call(self, method, params=None, session=False, timeout=30):
+        self.next_id += 1
+        message = {'id': self.next_id, 'method': method, 'params': params or {}}
+        if session:
+            message['sessionId'] = self.session
+        os.write(self.to_browser, json.dumps(message).encode() + b'\0')
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            while b'\0' in self.buffer:
+                raw, self.buffer = self.buffer.split(b'\0', 1)
+                reply = json.loads(raw)
+                if reply.get('id') == self.next_id:
+                    if 'error' in reply:
+                        raise RuntimeError(f'{method}: {reply["error"]}')
+                    return reply.get('result', {})
+            chunk = os.read(self.from_browser, 1 << 20)
+            if not chunk:
+                raise RuntimeError('the browser closed its pipe')
+            self.buffer += chunk
+        raise RuntimeError(f'{method}: no answer within {timeout} s')
+
+    def evaluate(self, expression):
+        result = self.call('Runtime.evaluate', {'expression': expression, 'returnByValue': True}, session=True)
+        if 'exceptionDetails' in result:
+            raise RuntimeError(f'{expression}: {result["exceptionDetails"]}')
+        return result['result'].get('value')
+
+    def open(self, url):
+        self.call('Page.navigate', {'url': url}, session=True)
+        for _ in range(200):
+            if self.evaluate('document.readyState') == 'complete' and self.evaluate('location.href') == url:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f'{url} did not load')
+
+    def screenshot(self, path):
+        data = self.call('Page.captureScreenshot', {'format': 'png', 'captureBeyondViewport': False}, session=True)['data']
+        with open(path, 'wb') as file:
+            file.write(base64.b64decode(data))
+
+    def close(self):
+        try:
+            self.call('Browser.close', timeout=5)
+        except Exception:
+            pass
+        self.process.kill()
+        self.process.wait()
+
+
+def fail(message):
+    print(f'browser test FAILED: {message}', file=sys.stderr)
+    sys.exit(1)
+
+
+def main():
+    shots = sys.argv[sys.argv.index('--screenshots') + 1] if '--screenshots' in sys.argv else None
+    binary = shutil.which('chromium') or shutil.which('chromium-browser')
+    if not binary:
+        print('browser test skipped: chromium is not installed (apt-get install -y chromium)')
+        return
+    if not os.path.exists(JOBSTORE):
+        subprocess.run(['swift', 'build', '--product', 'jobstore'], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix='jobstore-browser-')
+    shots = shots or os.path.join(work, 'screenshots')
+    os.makedirs(shots, exist_ok=True)
+    store = os.path.join(work, 'store')
+    subprocess.run([JOBSTORE, 'demo', '--dir', store, '--jobs', '2000'], check=True, stdout=subprocess.DEVNULL)
+    log = open(os.path.join(work, 'serve.log'), 'w+')
+    server = subprocess.Popen([JOBSTORE, 'serve', store, '--port', '0'], stdout=log, stderr=subprocess.STDOUT)
+    browser = None
+    try:
+        base = None
+        for _ in range(100):
+            log.seek(0)
+            for line in log.read().splitlines():
+                if line.startswith('serving ') and ' at ' in line:
+                    base = line.split(' at ')[1].split(' ')[0].rstrip('/')
+            if base:
+                break
+            time.sleep(0.1)
+        if not base:
+            fail('jobstore serve did not start')
+        browser = Browser(binary, os.path.join(work, 'profile'))
+        print(f'serving at {base}, {subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()}')
+
+        def expect(path, *texts):
+            browser.open(base + path)
+            html = browser.evaluate('document.documentElement.outerHTML')
+            for text in texts:
+                if text not in html:
+                    fail(f'{path} lacks {text!r}')
+            print(f'ok  {path}')
+            return html
+
+        expect('/', 'Overview', 'Read-only: this dashboard changes nothing', 'jobs finished per 10 seconds', '<polyline', 'Queues', 'reports')
+        expect('/jobs?state=succeeded', '<table>', 'next page →')
+        expect('/jobs?state=failed', 'transform')
+        expect('/pipelines', 'release', 'nightly-import')
+        expect('/metrics', 'jobstore_jobs{state="succeeded"}')
+        expect('/jobs?state=exploded', 'is not a state')
+
+        # Follow links as a user would: the failed pipeline from the list, then a step of it.
+        expect('/pipelines?state=failed', 'nightly-import')
+        pipeline = browser.evaluate('document.querySelector(\'a[href^="/pipelines/0"]\').getAttribute("href")')
+        browser.evaluate('document.querySelector(\'a[href^="/pipelines/0"]\').click()')
+        time.sleep(0.5)
+        if not browser.evaluate('location.pathname').startswith('/pipelines/0'):
+            fail('clicking a pipeline did not open it')
+        html = expect(pipeline, 'aria-label="pipeline DAG"', 'transform', 'cancelled', 'queued')
+        browser.evaluate('[...document.querySelectorAll("svg a")].find(a => a.textContent.includes("transform")).dispatchEvent(new MouseEvent("click", {bubbles: true}))')
+        time.sleep(0.5)
+        job = browser.evaluate('location.pathname')
+        if not job.startswith('/jobs/'):
+            fail(f'clicking the transform box in the DAG did not open its job (at {job})')
+        expect(job, 'Timeline', 'schema mismatch in column 7', 'claimed', 'retried')
+
+        # Live: the open overview follows another process's commit, without a reload.
+        browser.open(base + '/')
+        browser.evaluate('window.loadedOnce = true')
+        before = int(browser.evaluate('document.getElementById("transaction").textContent'))
+        line = json.dumps({'id': '0190a5c4-1b2e-7000-8123-456789abcdef', 'name': 'live', 'queue': 'browser', 'state': 'pending',
+                           'priority': 0, 'created_at': 1, 'updated_at': 1, 'run_at': 1, 'attempts': 0, 'max_attempts': 1,
+                           'errors': [], 'payload': ''})
+        subprocess.run([JOBSTORE, 'import', store, '-'], input=line, text=True, check=True, stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            after = int(browser.evaluate('document.getElementById("transaction").textContent'))
+            queues = browser.evaluate('document.getElementById("queues").textContent')
+            if after > before and 'browser' in queues:
+                break
+            time.sleep(0.1)
+        else:
+            fail(f'the open page did not follow the commit (transaction {before} → {after})')
+        if not browser.evaluate('window.loadedOnce === true'):
+            fail('the page reloaded instead of updating in place')
+        print(f'ok  live update: transaction {before} → {after}, the new queue shown without a reload')
+
+        for name, path in [('overview', '/'), ('jobs', '/jobs?state=succeeded'), ('job', job), ('pipeline', pipeline)]:
+            browser.open(base + path)
+            time.sleep(0.3)
+            browser.screenshot(os.path.join(shots, f'{name}.png'))
+        print(f'screenshots in {shots}: {" ".join(sorted(os.listdir(shots)))}')
+        print('browser test passed')
+    finally:
+        if browser:
+            browser.close()
+        server.kill()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
