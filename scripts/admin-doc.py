@@ -79,6 +79,8 @@ add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created lon
     run(['prune', P, '--history-before', '1h', '--dry-run']),
     run(['prune', S, '--state', 'succeeded', '--older-than', '30d', '--dry-run']),
     run(['prune', S, '--state', 'succeeded', '--older-than', '30d']))
+add("serve", "The web dashboard (docs/DASHBOARD.md): read-only unless `--allow-writes`, bound to 127.0.0.1 unless `--host` says otherwise; `--port 0` picks a free port and prints it.",
+    run(['serve', '--help'], maxlines=30))
 add("requeue, cancel, retry", "`requeue --stuck` rescues running jobs whose lease expired (their worker died); `requeue ID…` puts jobs back in line now; `cancel ID…`; `retry ID…` gives failed or cancelled jobs one more attempt. Each id is reported; exit 1 if any could not be changed.",
     run(['requeue', S, '--stuck']), run(['requeue', S, running]), run(['cancel', S, pending]),
     run(['retry', S, pending, failed]), run(['cancel', S, pending, '0190a5c4-1b2e-7000-8123-456789abcdef']))

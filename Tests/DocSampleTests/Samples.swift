@@ -121,8 +121,17 @@ enum DocumentSamples {
         let recent = try env.read { txn in try txn.entries(notes, in: .from(1), reverse: true, limit: 10) }
     }
 
-    /// docs/DASHBOARD.md, Swift block 5.
+    /// README.md, Swift block 5.
     static func sample5() async throws {
+
+        let store = try JobRepository(path: "/var/lib/myapp/jobs")
+        let router = Router()
+        try Dashboard(store: store, options: DashboardOptions(pathPrefix: "/jobstore")).addRoutes(to: router.group("/jobstore"))
+        try await Application(router: router).runService()
+    }
+
+    /// docs/DASHBOARD.md, Swift block 6.
+    static func sample6() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
         let dashboard = try Dashboard(store: store, options: DashboardOptions(
@@ -247,6 +256,17 @@ try await env.write { txn in try txn.put(notes, 2, "call Ada") }
 
 // Reads never block; the transaction is valid only inside the closure.
 let recent = try env.read { txn in try txn.entries(notes, in: .from(1), reverse: true, limit: 10) }
+
+"""#),
+    ("README.md", #"""
+import Hummingbird
+import JobStore
+import JobStoreDashboard
+
+let store = try JobRepository(path: "/var/lib/myapp/jobs")
+let router = Router()
+try Dashboard(store: store, options: DashboardOptions(pathPrefix: "/jobstore")).addRoutes(to: router.group("/jobstore"))
+try await Application(router: router).runService()
 
 """#),
     ("docs/DASHBOARD.md", #"""

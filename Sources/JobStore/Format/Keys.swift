@@ -97,18 +97,23 @@ enum MetaKey {
 
 /// Counters in `meta`: UInt64 little-endian values, encoded and decoded only here.
 enum Counters {
-    static func encode(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(value).littleEndian) { Array($0) } }
+    static func encode(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: value).littleEndian) { Array($0) } }
 
-    /// Decodes a stored counter; `key` names it in the error.
+    /// Decodes a stored 8-byte value (a counter, or a time); `key` names it in the error.
     static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> Int64 {
         guard bytes.count == 8 else {
             throw JobStoreError(.corruptRecord, "counter \(key) holds \(bytes.count) bytes, not 8", hint: "Run `jobstore verify`")
         }
-        return Int64(UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
+        return Int64(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
     }
 
+    /// A counter's value (0 when absent). A negative one is damage, never a count.
     static func read(_ txn: Transaction, _ meta: Database<StringCodec, BytesCodec>, _ key: String) throws -> Int64 {
-        try txn.withValue(meta, key) { bytes in try bytes.map { try decode($0, key: key) } ?? 0 }
+        let value = try txn.withValue(meta, key) { bytes in try bytes.map { try decode($0, key: key) } ?? 0 }
+        guard value >= 0 else {
+            throw JobStoreError(.corruptRecord, "counter \(key) holds \(value), which no count can be", hint: "Run `jobstore verify`")
+        }
+        return value
     }
 }
 
