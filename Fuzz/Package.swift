@@ -14,9 +14,11 @@ let package = Package(
         // which (job-record, pipeline-record, events, keys, meta-records).
         .executableTarget(
             name: "JobStoreFuzzer",
-            dependencies: [.product(name: "JobStore", package: "JobStore")],
+            dependencies: ["CFuzz", .product(name: "JobStore", package: "JobStore")],
             path: "Sources/JobStoreFuzzer"
         ),
+        // The declaration of libFuzzer's driver.
+        .target(name: "CFuzz", path: "Sources/CFuzz"),
     ],
     swiftLanguageModes: [.v6]
 )
