@@ -19,7 +19,7 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | pipeline-loop PATH | insert PATH NAME QUEUE | pause PATH QUEUE | resume PATH QUEUE | claim-and-hang PATH COUNT LEASE_MS QUEUE | set-payload PATH ID TEXT)") }
+guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | mixed-loop PATH | pipeline-loop PATH | insert PATH NAME QUEUE | pause PATH QUEUE | resume PATH QUEUE | claim-and-hang PATH COUNT LEASE_MS QUEUE | set-payload PATH ID TEXT)") }
 
 do {
     let store = try JobRepository(path: arguments[2], options: JobStoreOptions(mapSize: 1 << 20))
@@ -45,6 +45,54 @@ do {
             say(inserted[inserted.count - 1].id.description)
             batch += 1
             if pause > 0 { usleep(pause * 1000) }
+        }
+    case "mixed-loop":
+        // A random mix of every kind of write, each printed once committed ("job ID STATE",
+        // "pipeline ID"): single inserts, batches, claims completed, claims failed and retried,
+        // pipelines enqueued and their steps run, cancels, and prunes of succeeded jobs (framed by
+        // "prune-begin" and "prune-end", so a pruned job's absence is accounted for). Killed with
+        // SIGKILL at a random moment.
+        while true {
+            let owner = OwnerToken.random()
+            switch Int.random(in: 0..<8) {
+            case 0:
+                let job = try store.insert(NewJob(name: "single", queue: "m", payload: Array(repeating: 7, count: Int.random(in: 0...2000))))
+                say("job \(job.id) pending")
+            case 1:
+                for job in try store.insert((0..<10).map { NewJob(name: "batch-\($0)", queue: "m", priority: UInt8($0)) }) {
+                    say("job \(job.id) pending")
+                }
+            case 2:
+                let done = try store.write { txn in
+                    try txn.claim(queue: "m", limit: 3, lease: .seconds(60), owner: owner).map { try txn.complete($0.id, owner: owner) }
+                }
+                for job in done { say("job \(job.id) succeeded") }
+            case 3:
+                if let job = try store.claim(queue: "m", lease: .seconds(60), owner: owner).first {
+                    let retried = try store.fail(job.id, owner: owner, error: "flaky", retryAt: .now)
+                    say("job \(retried.id) \(retried.state)")
+                }
+            case 4:
+                let pipeline = try store.enqueue(PipelineDefinition(name: "mixed", steps: [
+                    PipelineStep("a", job: NewJob(name: "a", queue: "p")),
+                    PipelineStep("b", job: NewJob(name: "b", queue: "p"), dependsOn: ["a"]),
+                    PipelineStep("c", job: NewJob(name: "c", queue: "p"), dependsOn: ["a"]),
+                ]))
+                say("pipeline \(pipeline.id)")
+            case 5:
+                let done = try store.write { txn in
+                    try txn.claim(queue: "p", limit: 2, lease: .seconds(60), owner: owner).map { try txn.complete($0.id, owner: owner) }
+                }
+                for job in done { say("job \(job.id) succeeded") }
+            case 6:
+                if let job = try store.jobs(in: .pending, limit: 1).jobs.first, job.pipeline == nil {
+                    say("job \(try store.cancel(job.id).id) cancelled")
+                }
+            default:
+                say("prune-begin")
+                try store.prune(state: .succeeded, finishedBefore: .now.adding(.seconds(1)))
+                say("prune-end")
+            }
         }
     case "pipeline-loop":
         // Enqueues pipelines of 60 steps (a root, 50 in parallel, a chain of 9 after them) and

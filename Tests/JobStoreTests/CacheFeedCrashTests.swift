@@ -219,4 +219,47 @@ struct JobStoreCrashTests {
             }
         }
     }
+
+    /// Kill rounds of the mixed crash test: 3 in `swift test`, more from JOBSTORE_CRASH_ROUNDS
+    /// (`scripts/crash-loop.sh`).
+    static let mixedRounds = ProcessInfo.processInfo.environment["JOBSTORE_CRASH_ROUNDS"].flatMap(Int.init) ?? 3
+
+    @Test("a process killed at random instants in a mix of every kind of write: verify() is clean and every acknowledged change is there")
+    func killedInMixedWrites() throws {
+        let directory = TemporaryDirectory()
+        var checked = 0
+        for round in 0..<Self.mixedRounds {
+            let path = directory.sub("round-\(round)")
+            let lines = try killedChildOutput("JobStoreTestHelper", ["mixed-loop", path], after: Double.random(in: 0.15...0.9))
+            let store = try JobRepository(path: path, options: JobStoreOptions(mapSize: 1 << 20))
+            defer { store.close() }
+            try expectConsistent(store)
+            // The last acknowledged state of each job, and whether a prune began after it.
+            var acknowledged: [JobID: (state: String, line: Int)] = [:]
+            var lastPruneBegin = -1
+            var pipelines: [PipelineID] = []
+            for (number, line) in lines.enumerated() {
+                let parts = line.split(separator: " ").map(String.init)
+                switch parts.first {
+                case "job": acknowledged[try JobID(parsing: parts[1])] = (parts[2], number)
+                case "pipeline": pipelines.append(try PipelineID(parsing: parts[1]))
+                case "prune-begin": lastPruneBegin = number
+                default: break
+                }
+            }
+            for (id, ack) in acknowledged {
+                guard let job = try store.job(id) else {
+                    #expect(ack.line < lastPruneBegin, "acknowledged job \(id) (\(ack.state)) is missing and no prune began after it")
+                    continue
+                }
+                if ack.state == "succeeded" || ack.state == "cancelled" {
+                    #expect(job.state.description == ack.state, "job \(id) was acknowledged \(ack.state), is \(job.state)")
+                }
+                checked += 1
+            }
+            for id in pipelines { #expect(try store.pipelineDetails(id)?.jobs.count == 3, "acknowledged pipeline \(id) is not whole") }
+            checked += pipelines.count
+        }
+        print("mixed crash test: \(Self.mixedRounds) kills survived, \(checked) acknowledged jobs and pipelines checked")
+    }
 }
