@@ -52,6 +52,13 @@ do {
         // pipelines enqueued and their steps run, cancels, and prunes of succeeded jobs (framed by
         // "prune-begin" and "prune-end", so a pruned job's absence is accounted for). Killed with
         // SIGKILL at a random moment.
+        /// Claims and completes up to `limit` jobs of `queue` in one transaction, printing each.
+        func completeSome(queue: String, limit: Int, owner: OwnerToken) throws {
+            let done = try store.write { txn in
+                try txn.claim(queue: queue, limit: limit, lease: .seconds(60), owner: owner).map { try txn.complete($0.id, owner: owner) }
+            }
+            for job in done { say("job \(job.id) succeeded") }
+        }
         while true {
             let owner = OwnerToken.random()
             switch Int.random(in: 0..<8) {
@@ -63,10 +70,7 @@ do {
                     say("job \(job.id) pending")
                 }
             case 2:
-                let done = try store.write { txn in
-                    try txn.claim(queue: "m", limit: 3, lease: .seconds(60), owner: owner).map { try txn.complete($0.id, owner: owner) }
-                }
-                for job in done { say("job \(job.id) succeeded") }
+                try completeSome(queue: "m", limit: 3, owner: owner)
             case 3:
                 if let job = try store.claim(queue: "m", lease: .seconds(60), owner: owner).first {
                     let retried = try store.fail(job.id, owner: owner, error: "flaky", retryAt: .now)
@@ -80,10 +84,7 @@ do {
                 ]))
                 say("pipeline \(pipeline.id)")
             case 5:
-                let done = try store.write { txn in
-                    try txn.claim(queue: "p", limit: 2, lease: .seconds(60), owner: owner).map { try txn.complete($0.id, owner: owner) }
-                }
-                for job in done { say("job \(job.id) succeeded") }
+                try completeSome(queue: "p", limit: 2, owner: owner)
             case 6:
                 if let job = try store.jobs(in: .pending, limit: 1).jobs.first, job.pipeline == nil {
                     say("job \(try store.cancel(job.id).id) cancelled")
