@@ -87,7 +87,7 @@ extension Jobs {
         var after: String?
         @Option(help: "Only events of these kinds, comma-separated: \(JobEvent.Kind.allCases.map(\.description).joined(separator: ", ")).")
         var kind: String?
-        @Option(help: "At most this many events (without --follow); the last line then says where to go on.")
+        @Option(parsing: .unconditional, help: "At most this many events (without --follow); the last line then says where to go on.")
         var limit = 1000
         @Flag(help: "After the events so far, keep printing new ones as they are committed (stop with Ctrl-C).")
         var follow = false

@@ -22,6 +22,8 @@ struct Stats: ParsableCommand {
         var pipelines: [String: Int]
         var expiredLeases: Int
         var longestReadyWaitSeconds: Double?
+        var freePages: Int
+        var otherReadTransactions: Int
     }
 
     func run() throws {
@@ -36,6 +38,8 @@ struct Stats: ParsableCommand {
         let expired = try jobs.expiredLeaseCount()
         let oldestReady = try jobs.queues().compactMap(\.oldestReadyAt).min()
         let longestWait = oldestReady.map { Double(Timestamp.now.microseconds - $0.microseconds) / 1e6 }
+        let freePages = try jobs.freePages()
+        let othersReading = try jobs.readers().filter { $0.pid != Int(getpid()) && $0.transaction != nil }.count
         if store.json {
             try printJSON(Output(
                 path: store.path, environment: info, fileBytes: fileBytes,
@@ -46,7 +50,7 @@ struct Stats: ParsableCommand {
                 states: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.description, $0.value) }),
                 queues: queues.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.description, $0.value) }) },
                 pipelines: Dictionary(uniqueKeysWithValues: pipelines.map { ($0.key.description, $0.value) }),
-                expiredLeases: expired, longestReadyWaitSeconds: longestWait))
+                expiredLeases: expired, longestReadyWaitSeconds: longestWait, freePages: freePages, otherReadTransactions: othersReading))
             return
         }
         print("Environment \(store.path)")
@@ -54,7 +58,8 @@ struct Stats: ParsableCommand {
         print("  used             \(info.usedBytes.bytes) (\((info.lastPageNumber + 1).grouped) pages of \(info.pageSize) B)")
         print("  file size        \(fileBytes.bytes)")
         print("  last transaction \(info.lastTransactionID)")
-        print("  readers          \(info.readersInUse) of \(info.maxReaders)")
+        print("  free pages       \(freePages.grouped) (\((freePages * info.pageSize).bytes) reused before the file grows)")
+        print("  readers          \(othersReading) other read transaction\(othersReading == 1 ? "" : "s") now; \(info.readersInUse) of \(info.maxReaders) slots used (this command's included)")
         print("  expired leases   \(expired.grouped)\(expired > 0 ? " (their workers stopped: `jobstore requeue --stuck`, or a scheduler, puts them back)" : "")")
         print("  longest wait     \(longestWait.map { String(format: "%.1f s (the oldest ready job)", $0) } ?? "- (no job is ready)")")
         print("")
@@ -312,11 +317,8 @@ struct Readers: ParsableCommand {
                 var readers: [Reader]
                 var cleared: Int
             }
-            // LMDB's text: a header line, then "pid thread txnid" per slot ("-" when idle).
-            let readers = table.split(separator: "\n").dropFirst().compactMap { line -> Reader? in
-                let fields = line.split(separator: " ")
-                guard fields.count == 3, let pid = Int(fields[0]) else { return nil }
-                return Reader(pid: pid, thread: String(fields[1]), transaction: Int(fields[2]), this: pid == Int(getpid()))
+            let readers = try jobs.readers().map {
+                Reader(pid: $0.pid, thread: $0.thread, transaction: $0.transaction, this: $0.pid == Int(getpid()))
             }
             try printJSON(Output(readers: readers, cleared: cleared))
             return

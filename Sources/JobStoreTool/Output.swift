@@ -154,7 +154,7 @@ func parseIDs(_ texts: [String]) throws -> [JobID] {
 
 /// The paging options of every listing: `--limit`, `--newest-first`, `--after CURSOR`.
 struct PagingOptions: ParsableArguments {
-    @Option(help: "At most this many rows.")
+    @Option(parsing: .unconditional, help: "At most this many rows.")
     var limit = 50
     @Flag(help: "Newest first.")
     var newestFirst = false

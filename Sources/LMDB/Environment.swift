@@ -557,6 +557,40 @@ public final class Environment: @unchecked Sendable {
         return lines.text
     }
 
+    /// The reader table's slots (parsed from ``readerTable()``): each slot's process, thread, and
+    /// the snapshot it holds (`nil` while it is idle, between read transactions).
+    public func readers() throws -> [ReaderSlot] {
+        // LMDB's text: a header line, then "pid thread txnid" per slot ("-" when idle).
+        try readerTable().split(separator: "\n").dropFirst().compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count == 3, let pid = Int(fields[0]) else { return nil }
+            return ReaderSlot(pid: pid, thread: String(fields[1]), transaction: Int(fields[2]))
+        }
+    }
+
+    /// The pages on LMDB's free list (`mdb_stat -f`'s "Free pages"): freed by past commits,
+    /// reused by later ones before the file grows. Read from the free-list database in one
+    /// read transaction.
+    public func freePages() throws -> Int {
+        try read { txn in
+            var cursor: OpaquePointer?
+            try check(mdb_cursor_open(try txn.handle, 0, &cursor), "mdb_cursor_open", database: "free list", path: path)
+            defer { mdb_cursor_close(cursor) }
+            var key = MDB_val(), value = MDB_val()
+            var total = 0
+            var rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
+            while rc == MDB_SUCCESS {
+                // Each value is a list of page numbers whose first word is their count.
+                if value.mv_size >= MemoryLayout<Int>.size, let data = value.mv_data {
+                    total += data.loadUnaligned(as: Int.self)
+                }
+                rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            }
+            if rc != MDB_NOTFOUND { try check(rc, "mdb_cursor_get", database: "free list", path: path) }
+            return total
+        }
+    }
+
     /// Clears reader slots left by processes that died (`mdb_reader_check`); returns how many.
     @discardableResult
     public func clearStaleReaders() throws -> Int {
@@ -643,6 +677,16 @@ struct TransactionHandle: @unchecked Sendable {
 }
 
 /// What `mdb_env_info` and `mdb_env_stat` say about an environment.
+/// One slot of LMDB's reader table.
+public struct ReaderSlot: Sendable, Hashable, Codable {
+    /// The process that holds the slot.
+    public var pid: Int
+    /// Its thread, as LMDB prints it.
+    public var thread: String
+    /// The snapshot (transaction id) the slot holds, or `nil` while it is idle.
+    public var transaction: Int?
+}
+
 public struct EnvironmentInfo: Sendable, Hashable, Codable {
     /// The map size in bytes (address space reserved; grows on demand).
     public var mapSize: Int
@@ -654,7 +698,8 @@ public struct EnvironmentInfo: Sendable, Hashable, Codable {
     public var lastTransactionID: Int
     /// The size of the reader table.
     public var maxReaders: Int
-    /// Reader slots in use (including reset, pooled ones).
+    /// The reader slots used so far (LMDB's high-water mark, `me_numreaders`, idle and pooled
+    /// slots included); ``Environment/readers()`` tells which hold a snapshot now.
     public var readersInUse: Int
 
     /// Bytes of the map in use.

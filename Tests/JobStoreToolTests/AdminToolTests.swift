@@ -89,6 +89,21 @@ struct AdminToolTests {
         #expect(databases.contains { $0["name"] as? String == "jobs" && $0["entries"] as? Int == 12 })
         let queues = try #require(parsed["queues"] as? [String: [String: Int]])
         #expect(Set(queues.keys) == ["mail", "reports"])
+        // Free pages as mdb_stat -f counts them; no other process reads.
+        #expect(parsed["otherReadTransactions"] as? Int == 0)
+        let freePages = try #require(parsed["freePages"] as? Int)
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/mdb_stat") {
+            let mdbStat = Process()
+            mdbStat.executableURL = URL(fileURLWithPath: "/usr/bin/mdb_stat")
+            mdbStat.arguments = ["-f", directory.path]
+            let pipe = Pipe()
+            mdbStat.standardOutput = pipe
+            try mdbStat.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            mdbStat.waitUntilExit()
+            #expect(text.contains("Free pages: \(freePages)"), "mdb_stat -f says: \(text)")
+        }
+        #expect(table.out.contains("free pages") && table.out.contains("0 other read transactions now"))
     }
 
     @Test("jobs list: by state, queue and time, newest first, keyset paging; jobs show: every field")
@@ -457,6 +472,8 @@ struct AdminToolTests {
         let jobs = try makeStore(directory.sub("store"))
         let store = directory.sub("store")
         expectError(try jobstore("stats", directory.sub("missing")), 2, "does not exist")
+        expectError(try jobstore("jobs", "list", store, "--limit", "-5"), 2, "--limit must be at least 1")
+        expectError(try jobstore("jobs", "history", store, "--limit", "-5"), 2, "--limit must be at least 1")
         #expect(!FileManager.default.fileExists(atPath: directory.sub("missing")))
         try FileManager.default.createDirectory(atPath: directory.sub("empty"), withIntermediateDirectories: true)
         expectError(try jobstore("stats", directory.sub("empty")), 1, "not a job store")

@@ -13,6 +13,8 @@ public typealias WriterOptions = LMDB.WriterOptions
 public typealias EnvironmentInfo = LMDB.EnvironmentInfo
 /// Entries, depth and pages of one database.
 public typealias DatabaseStatistics = LMDB.DatabaseStatistics
+/// One slot of LMDB's reader table.
+public typealias ReaderSlot = LMDB.ReaderSlot
 /// Counters of the writer thread (requests, commits, batch sizes).
 public typealias WriterStatistics = LMDB.WriterStatistics
 
@@ -48,6 +50,16 @@ extension JobRepository {
     /// LMDB's reader table (pid, thread, transaction of each slot), as `mdb_stat -r` prints it.
     public func readerTable() throws -> String {
         try wrappingErrors { try environment.readerTable() }
+    }
+
+    /// The reader table's slots: process, thread, and the snapshot each holds (`nil` when idle).
+    public func readers() throws -> [ReaderSlot] {
+        try wrappingErrors { try environment.readers() }
+    }
+
+    /// The pages on LMDB's free list: freed by past commits, reused before the file grows.
+    public func freePages() throws -> Int {
+        try wrappingErrors { try environment.freePages() }
     }
 
     /// Frees the reader slots of processes that died; returns how many.
