@@ -117,7 +117,21 @@ extension Jobs {
             var after = try self.after.map(HistoryPosition.init(parsing:))
             let since = try self.since.map(parseTime)
             var printed = 0
-            var signal = follow ? jobs.commitSignals().makeAsyncIterator() : nil
+            // Wake-ups for --follow: each commit of any process (inotify on the data file), and
+            // once a second — inotify can report a commit's first page write before the commit
+            // is visible, and a store written through its map gives no event at all.
+            let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let feeders = follow ? [
+                Task { for await _ in jobs.commitSignals() { wake.yield() } },
+                Task {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(1))
+                        wake.yield()
+                    }
+                },
+            ] : []
+            defer { for feeder in feeders { feeder.cancel() } }
+            var wakeup = wakeups.makeAsyncIterator()
             while true {
                 let page = try jobs.history(after: after, since: after == nil ? since : nil, limit: 1000)
                 for entry in page.entries where kinds?.contains(entry.event.kind) ?? true {
@@ -133,8 +147,7 @@ extension Jobs {
                 fflush(nil)  // each page out at once, also into a pipe
                 if page.next != nil { continue }
                 if !follow { return }
-                // Wait for a commit of any process (inotify), or poll each second where there is none.
-                if await signal?.next() == nil { try await Task.sleep(for: .seconds(1)) }
+                _ = await wakeup.next()
             }
         }
 

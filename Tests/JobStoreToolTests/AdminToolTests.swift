@@ -602,7 +602,7 @@ struct AdminToolTests {
             return try store.insert(NewJob(name: "late"))
         }()
         var followed = ""
-        for _ in 0..<100 where !followed.contains(late.id.description) {
+        for _ in 0..<300 where !followed.contains(late.id.description) {
             Thread.sleep(forTimeInterval: 0.05)
             followed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         }
