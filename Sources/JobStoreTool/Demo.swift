@@ -129,6 +129,9 @@ struct Demo: AsyncParsableCommand {
               jobstore schedules \(path)                     the periodic jobs the scheduler registered
               jobstore queues \(path)                        each queue's jobs per state; pause and resume
             """)
+        #if Dashboard
+        print("  jobstore serve \(path)                         the web dashboard, live, at http://127.0.0.1:8080/")
+        #endif
     }
 
     /// Prints the counts per state while the scheduler works (in place on a terminal, a line a
