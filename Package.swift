@@ -34,23 +34,25 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        // The project's lock for shared state (a pthread mutex ThreadSanitizer can see).
+        .target(name: "Locking"),
         // A safe, typed Swift face of LMDB. Knows nothing of jobs.
         .target(
             name: "LMDB",
             dependencies: [
-                "CLMDB",
+                "CLMDB", "Locking",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         // Jobs and their persistence: records, indexes, counters, cache, change feed.
-        .target(name: "JobStore", dependencies: ["LMDB", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "JobStore", dependencies: ["LMDB", "Locking", .product(name: "Logging", package: "swift-log")]),
         // The in-process scheduler: runs a store's jobs and pipelines with the program's handlers.
         // It sees the store through its own `SchedulerBackend` protocol (no LMDB type).
         .target(
             name: "JobScheduler",
             dependencies: [
-                "JobStore",
+                "JobStore", "Locking",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -62,7 +64,7 @@ let package = Package(
         .target(
             name: "JobStoreDashboard",
             dependencies: [
-                "JobStore",
+                "JobStore", "Locking",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import JobStore
 import Logging
+import Locking
 import Synchronization
 
 /// A job handler: runs one job. Return to succeed; throw to fail the attempt (it is retried
@@ -23,7 +24,7 @@ public final class JobContext: Sendable {
         case snooze(until: Timestamp)
         case discard(reason: String)
     }
-    private let state = Mutex<(request: Request?, result: [UInt8]?)>((nil, nil))
+    private let state = Lock<(request: Request?, result: [UInt8]?)>((nil, nil))
 
     init(job: Job, logger: Logger) {
         self.job = job

@@ -1,6 +1,7 @@
 import JobStore
 import Logging
 import ServiceLifecycle
+import Locking
 import Synchronization
 
 /// The in-process scheduler: claims a store's ready jobs — pipeline steps included — and runs
@@ -145,10 +146,10 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     let periodic: [PeriodicJob]
     let handler: @Sendable (Job) -> JobHandler?
     let metrics = SchedulerMetrics()
-    private let inbox = Mutex<[Event]>([])
+    private let inbox = Lock<[Event]>([])
     private let doorbell = Doorbell()
     /// The leases of the running jobs, for the lease-extending task.
-    private let held = Mutex<[JobID: OwnerToken]>([:])
+    private let held = Lock<[JobID: OwnerToken]>([:])
 
     init(
         backend: Backend, options: SchedulerOptions, logger: Logger, queues: [String], periodic: [PeriodicJob],
@@ -604,7 +605,7 @@ func nanoseconds(_ duration: Duration) -> Int64 {
 /// Wakes one waiting task; a ring while nobody waits is kept for the next wait. The wait does
 /// not end on task cancellation (the loop must go on collecting its handlers' ends).
 final class Doorbell: Sendable {
-    private let state = Mutex<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let state = Lock<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
     func ring() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in

@@ -1,13 +1,14 @@
 import JobStore
 import Metrics
+import Locking
 import Synchronization
 
 /// The scheduler's swift-metrics instruments, made once per name and queue. With no metrics
 /// backend bootstrapped they cost next to nothing.
 final class SchedulerMetrics: Sendable {
-    private let counters = Mutex<[String: Counter]>([:])
-    private let timers = Mutex<[String: Metrics.Timer]>([:])
-    private let gauges = Mutex<[String: Gauge]>([:])
+    private let counters = Lock<[String: Counter]>([:])
+    private let timers = Lock<[String: Metrics.Timer]>([:])
+    private let gauges = Lock<[String: Gauge]>([:])
 
     /// `jobstore_scheduler_jobs_<event>_total{queue}`: claimed, succeeded, failed (for good),
     /// retried, snoozed, released, rescued, cancelled, lease_lost, pruned (queue "all").

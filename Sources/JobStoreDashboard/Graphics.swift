@@ -1,5 +1,6 @@
 import Foundation
 import JobStore
+import Locking
 import Synchronization
 
 /// Jobs finished per 10-second bucket over the last 10 minutes, counted from the store's
@@ -19,7 +20,7 @@ final class Throughput: Sendable {
         var started = false
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     /// Counts the history events since the last refresh (at the first, those of the last 10
     /// minutes).

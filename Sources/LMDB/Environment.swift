@@ -1,5 +1,6 @@
 import CLMDB
 import Logging
+import Locking
 import Synchronization
 
 #if canImport(Glibc)
@@ -40,7 +41,7 @@ import Glibc
 public final class Environment: @unchecked Sendable {
     // @unchecked Sendable: `handle` is thread-safe per LMDB's rules as applied here (one write
     // transaction at a time on one thread, read transactions with MDB_NOTLS, map resizes under
-    // `resizeLock` exclusively); every other mutable state is behind a Mutex or is atomic.
+    // `resizeLock` exclusively); every other mutable state is behind a Lock (Locking) or is atomic.
 
     /// The environment's directory, as given.
     public let path: String
@@ -62,12 +63,12 @@ public final class Environment: @unchecked Sendable {
     /// handlers of this process's commits run in commit order whatever thread committed (see
     /// ``WriteTransaction/onCompletion(_:)``). Taken only while holding LMDB's write lock, and
     /// handlers never wait for anything, so it cannot deadlock.
-    let commitOrder = Mutex<Void>(())
+    let commitOrder = Lock<Void>(())
     let threadState = ThreadState()
     private let isClosed = Atomic<Bool>(false)
-    private let readPool = Mutex<[TransactionHandle]>([])
+    private let readPool = Lock<[TransactionHandle]>([])
     private let databaseHandles: [String: (handle: MDB_dbi, flags: DatabaseFlags)]
-    private let writerState = Mutex<Writer?>(nil)
+    private let writerState = Lock<Writer?>(nil)
 
     private static let nextID = Atomic<UInt64>(1)
     private static let registry = OpenRegistry()

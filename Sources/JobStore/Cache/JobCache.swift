@@ -1,4 +1,5 @@
 import Logging
+import Locking
 import Synchronization
 
 /// The cache's limits.
@@ -81,7 +82,7 @@ final class JobCache: Sendable {
 
     let options: CacheOptions
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     init(options: CacheOptions, logger: Logger) {
         self.options = options

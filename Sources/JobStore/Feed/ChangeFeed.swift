@@ -1,3 +1,4 @@
+import Locking
 import Synchronization
 
 /// One committed change to a job, as the cache and the change feed see it.
@@ -49,7 +50,7 @@ final class ChangeFeed: Sendable {
         init(_ continuation: AsyncStream<JobFeedEvent>.Continuation) { self.continuation = continuation }
     }
 
-    private let subscribers = Mutex<[Int: Subscriber]>([:])
+    private let subscribers = Lock<[Int: Subscriber]>([:])
     private let nextID = Atomic<Int>(0)
     private let hasSubscribers = Atomic<Bool>(false)
 

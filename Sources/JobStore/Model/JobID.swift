@@ -1,3 +1,4 @@
+import Locking
 import Synchronization
 
 #if canImport(Glibc)
@@ -103,7 +104,7 @@ extension String {
 /// in one millisecond (the 12-bit counter; past 4,096 in one millisecond the next millisecond is
 /// borrowed).
 public final class JobIDGenerator: Sendable {
-    private let state = Mutex<(milliseconds: UInt64, counter: UInt16)>((0, 0))
+    private let state = Lock<(milliseconds: UInt64, counter: UInt16)>((0, 0))
 
     /// A generator.
     public init() {}
