@@ -22,7 +22,14 @@ public final class Lock<Value>: @unchecked Sendable {
     /// A lock guarding `value`.
     public init(_ value: Value) {
         self.value = value
-        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        #if os(Linux)
+        // Spin briefly before sleeping, as Synchronization.Mutex does: the sections are short.
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        #endif
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
     }
 
     deinit {
