@@ -89,17 +89,17 @@ let package = Package(
             path: "Tests/LMDBTestHelper"
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "LMDBTestHelper", "TestSupport"]),
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "Locking", "LMDBTestHelper", "TestSupport"]),
         .executableTarget(
             name: "JobStoreTestHelper",
             dependencies: ["JobStore", "JobScheduler"],
             path: "Tests/JobStoreTestHelper"
         ),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "JobStoreTestHelper", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Locking", "JobStoreTestHelper", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "JobSchedulerTests",
             dependencies: [
-                "JobScheduler", "JobStore", "JobStoreTestHelper", "TestSupport",
+                "JobScheduler", "JobStore", "Locking", "JobStoreTestHelper", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "JobStoreDashboardTests",
             dependencies: [
-                "JobStoreDashboard", "JobStore", "TestSupport",
+                "JobStoreDashboard", "JobStore", "Locking", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),

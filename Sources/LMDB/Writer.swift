@@ -24,7 +24,10 @@ extension Environment {
     @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (WriteTransaction) throws -> T) async throws -> T {
         let writer = try writer()
-        return try await withUnsafeThrowingContinuation { continuation in
+        // A checked continuation: ThreadSanitizer sees its hand-over from the writer thread to the
+        // awaiting task (an unsafe one, resumed from a long-lived thread, is reported as a race
+        // even in a control that shares nothing else — docs/RELIABILITY.md).
+        return try await withCheckedThrowingContinuation { continuation in
             let request = WriteRequest(body: body, continuation: continuation)
             writer.submit(request)
         }
@@ -40,7 +43,7 @@ final class WriteRequest: @unchecked Sendable {
     /// The error this request threw in the last run, if it did.
     var failure: Error?
 
-    init<T: Sendable>(body: @escaping @Sendable (WriteTransaction) throws -> T, continuation: UnsafeContinuation<T, Error>) {
+    init<T: Sendable>(body: @escaping @Sendable (WriteTransaction) throws -> T, continuation: CheckedContinuation<T, Error>) {
         let box = ResultBox<T>()
         runBody = { txn in box.value = try body(txn) }
         finish = { error in

@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import JobScheduler
 import JobStore
 import ServiceLifecycle
@@ -12,7 +13,7 @@ struct SchedulerTests {
     func exactlyOnce() async throws {
         try await withStore { store, _ in
             let jobs = try await store.insert((0..<10_000).map { NewJob(name: "work", queue: $0 % 2 == 0 ? "a" : "b", priority: UInt8($0 % 4)) })
-            let runs = Mutex<[JobID: Int]>([:])
+            let runs = Lock<[JobID: Int]>([:])
             let concurrent = Atomic<Int>(0)
             let peak = Atomic<Int>(0)
             let recorder = Recorder()

@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import JobScheduler
 import JobStore
 import Synchronization
@@ -13,7 +14,7 @@ final class Recorder: Sendable {
         var job: Job
         var at: Timestamp
     }
-    private let state = Mutex<(entries: [Entry], waiters: [(id: Int, condition: @Sendable ([Entry]) -> Bool, continuation: CheckedContinuation<Void, Never>)])>(([], []))
+    private let state = Lock<(entries: [Entry], waiters: [(id: Int, condition: @Sendable ([Entry]) -> Bool, continuation: CheckedContinuation<Void, Never>)])>(([], []))
     private let nextWaiter = Atomic<Int>(0)
 
     func record(_ event: String, _ job: Job) {

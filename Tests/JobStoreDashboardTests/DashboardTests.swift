@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Glibc
 import Hummingbird
 import HummingbirdTesting
@@ -234,7 +235,7 @@ struct DashboardTests {
 
 /// The port a server bound, handed from its `onRunning`.
 final class PortBox: Sendable {
-    private let value = Mutex<Int?>(nil)
+    private let value = Lock<Int?>(nil)
     func set(_ port: Int) { value.withLock { $0 = port } }
     func wait() async throws -> Int {
         for _ in 0..<500 {

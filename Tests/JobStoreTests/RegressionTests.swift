@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import LMDB
 import Synchronization
 import Testing
@@ -274,7 +275,7 @@ final class StopFlag: Sendable {
 /// The result of a thread started by ``Thread/detachedResult(_:)``.
 final class ThreadResult<T: Sendable>: Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private let slot = Mutex<Result<T, Error>?>(nil)
+    private let slot = Lock<Result<T, Error>?>(nil)
 
     func set(_ result: Result<T, Error>) {
         slot.withLock { $0 = result }

@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Synchronization
 import Testing
 
@@ -24,7 +25,7 @@ func withTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () 
 
 /// Hands out a value once: the first `take()` gets it, later ones get nil.
 final class FirstOnly<Value: Sendable>: Sendable {
-    let continuation = Mutex<Value?>(nil)
+    let continuation = Lock<Value?>(nil)
     func take() -> Value? { continuation.withLock { $0.take() } }
 }
 
