@@ -238,11 +238,11 @@ final class PortBox: Sendable {
     private let value = Lock<Int?>(nil)
     func set(_ port: Int) { value.withLock { $0 = port } }
     func wait() async throws -> Int {
-        for _ in 0..<500 {
+        for _ in 0..<3000 {
             if let port = value.withLock({ $0 }) { return port }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw DashboardError(description: "the server did not start within 5 s")
+        throw DashboardError(description: "the server did not start within 30 s")
     }
 }
 
@@ -257,7 +257,7 @@ final class EventStreamReader {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)  // generous: the suite may run under ThreadSanitizer
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -269,7 +269,7 @@ final class EventStreamReader {
 
     deinit { close(socket) }
 
-    /// The next event (the text up to a blank line that contains `event:`), within 10 s.
+    /// The next event (the text up to a blank line that contains `event:`), within 30 s.
     func nextEvent() throws -> String {
         while true {
             if let range = buffer.range(of: "event: update"), let end = buffer[range.lowerBound...].range(of: "\n\n") {

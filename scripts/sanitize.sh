@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite under a sanitizer, in its own build directory; fails on any report.
+#
+#   scripts/sanitize.sh thread      ThreadSanitizer (the project's locks are pthread mutexes it sees)
+#   scripts/sanitize.sh address     AddressSanitizer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:-thread}
+bash scripts/ensure-lmdb.sh
+started=$SECONDS
+swift build --build-tests --sanitize="$kind" --scratch-path ".build-$kind-sanitizer" > "/tmp/jobstore-$kind-build.log" 2>&1 \
+    || { tail -30 "/tmp/jobstore-$kind-build.log"; exit 1; }
+echo "built with -sanitize=$kind in $((SECONDS - started)) s"
+started=$SECONDS
+log=/tmp/jobstore-$kind-sanitizer.log
+status=0
+swift test --sanitize="$kind" --scratch-path ".build-$kind-sanitizer" --skip-build > "$log" 2>&1 || status=$?
+reports=$(grep -c "WARNING: ThreadSanitizer\|ERROR: AddressSanitizer\|ERROR: LeakSanitizer" "$log" || true)
+grep -E "Test run with" "$log" | tail -1
+echo "$kind sanitizer: $reports report(s) in $((SECONDS - started)) s (log: $log)"
+[[ $status -eq 0 && $reports -eq 0 ]]
