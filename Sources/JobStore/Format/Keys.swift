@@ -102,7 +102,7 @@ enum Counters {
     /// Decodes a stored 8-byte value (a counter, or a time); `key` names it in the error.
     static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> Int64 {
         guard bytes.count == 8 else {
-            throw JobStoreError(.corruptRecord, "counter \(key) holds \(bytes.count) bytes, not 8", hint: "Run `jobstore verify`")
+            throw JobStoreError(.corruptRecord, "meta \(key) holds \(bytes.count) bytes, not 8", hint: "Run `jobstore verify`")
         }
         return Int64(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
     }
