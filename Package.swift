@@ -58,13 +58,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // What people type and read (durations, times, byte counts, payloads), shared by the
+        // admin tool and the dashboard so both accept and print the same.
+        .target(name: "JobStoreText", dependencies: ["JobStore"]),
         // The web dashboard (`jobstore serve`, or mounted in a program's own Hummingbird app):
         // reads a store, read-only unless told otherwise. Its own module, so neither JobStore nor
         // JobScheduler depends on Hummingbird.
         .target(
             name: "JobStoreDashboard",
             dependencies: [
-                "JobStore", "Locking",
+                "JobStore", "JobStoreText", "Locking",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -77,6 +80,7 @@ let package = Package(
             dependencies: [
                 "JobStore",
                 "JobScheduler",
+                "JobStoreText",
                 .target(name: "JobStoreDashboard", condition: .when(traits: ["Dashboard"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -86,7 +86,7 @@ public final class Dashboard: Sendable {
 
     /// A random token of 32 hex digits.
     public static func randomToken() -> String {
-        (0..<2).map { _ in String(UInt64.random(in: .min ... .max), radix: 16).leftPadded(to: 16) }.joined()
+        String(format: "%016llx%016llx", UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
     }
 
     /// Adds the dashboard's routes to `router` (a program's router, or a group of it at
@@ -394,8 +394,4 @@ func constantTimeEqual(_ a: String, _ b: String) -> Bool {
 /// A label value escaped for Prometheus's text format.
 func prometheusEscaped(_ text: String) -> String {
     text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-}
-
-extension String {
-    func leftPadded(to length: Int) -> String { count >= length ? self : String(repeating: "0", count: length - count) + self }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import JobStore
+import JobStoreText
 
 /// Text escaped for HTML (element content and attribute values).
 func html(_ text: String) -> String {
@@ -109,7 +110,7 @@ extension Dashboard {
             <h2>Store</h2>
             <table>
             <tr><th>directory</th><td>\(html(store.path))</td></tr>
-            <tr><th>used</th><td>\(bytes(info.usedBytes)) of a \(bytes(info.mapSize)) map</td></tr>
+            <tr><th>used</th><td>\(Readable.bytes(info.usedBytes)) of a \(Readable.bytes(info.mapSize)) map</td></tr>
             <tr><th>readers</th><td>\(info.readersInUse) of \(info.maxReaders)</td></tr>
             <tr><th>last transaction</th><td id=transaction>\(info.lastTransactionID)</td></tr>
             <tr><th>format</th><td>\(try store.formatVersion())</td></tr>
@@ -268,16 +269,8 @@ extension Dashboard {
 
     func describe(_ bytes: [UInt8]) -> String {
         if bytes.isEmpty { return "<span class=muted>(empty)</span>" }
-        if let text = String(validating: bytes, as: UTF8.self), !text.unicodeScalars.contains(where: { $0.value < 32 && $0 != "\n" && $0 != "\t" }) {
-            return "\(bytes.count) bytes, text:<pre>\(html(text))</pre>"
-        }
-        let shown = bytes.prefix(512)
-        var lines: [String] = []
-        for start in stride(from: 0, to: shown.count, by: 16) {
-            let row = shown.dropFirst(start).prefix(16)
-            lines.append(String(format: "%04x  ", start) + row.map { String(format: "%02x", $0) }.joined(separator: " "))
-        }
-        return "\(bytes.count) bytes, hex\(bytes.count > 512 ? " (the first 512)" : ""):<pre>\(lines.joined(separator: "\n"))</pre>"
+        if let text = Readable.text(bytes) { return "\(bytes.count) bytes, text:<pre>\(html(text))</pre>" }
+        return "\(bytes.count) bytes, hex:<pre>\(html(Readable.hexDump(bytes)))</pre>"
     }
 
     // MARK: Pipelines
@@ -326,11 +319,11 @@ extension Dashboard {
         let dependencies = details.dependencies
         let rows = details.steps.map { step in
             let job = details.jobs[step.index]
-            let run = timelines[step.index].lastRun(now: now)
+            let run = Readable.lastRun(timelines[step.index].lastRun(now: now))
             let waits = step.remainingDependencies == 0 ? "-" : "\(step.remainingDependencies) of \(dependencies[step.index].count)"
             return """
                 <tr><td class=num>\(step.index)</td><td>\(html(step.name))</td><td>\(stateBadge(job.state))</td><td><a href="\(link("/jobs/\(job.id)"))">\(job.id)</a></td>
-                <td class=num>\(job.attempts)/\(job.maxAttempts)</td><td>\(waits)</td><td class=num>\(run?.queued.map(short) ?? "-")</td><td class=num>\(run.map { short($0.ran) + ($0.ended ? "" : " so far") } ?? "-")</td></tr>
+                <td class=num>\(job.attempts)/\(job.maxAttempts)</td><td>\(waits)</td><td class=num>\(run.queued)</td><td class=num>\(run.ran)</td></tr>
                 """
         }.joined(separator: "\n")
         let body = """
@@ -346,41 +339,8 @@ extension Dashboard {
 
     // MARK: Helpers
 
-    func bytes(_ count: Int) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
-    }
-
-    /// A point in time from a query: `2026-11-23`, `2026-11-23T10:00:00Z`, or a duration ago (`90m`, `2h`, `7d`).
+    /// A point in time from a query (``Readable/parseTime(_:now:)``), or a 400 naming the field.
     func parseTime(_ text: String, _ name: String) throws -> Timestamp {
-        let units: [(String, Int64)] = [("ms", 1_000), ("s", 1_000_000), ("m", 60_000_000), ("h", 3_600_000_000), ("d", 86_400_000_000), ("w", 604_800_000_000)]
-        for (unit, micros) in units.sorted(by: { $0.0.count > $1.0.count }) where text.hasSuffix(unit) {
-            if let number = Int64(text.dropLast(unit.count)), number >= 0, number < Int64.max / micros {
-                return Timestamp(microseconds: Timestamp.now.microseconds - number * micros)
-            }
-        }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = text.count == 10 ? [.withFullDate] : [.withInternetDateTime]
-        guard let date = formatter.date(from: text) else {
-            throw PageError.badRequest("\(name) '\(text)' is not a time: write 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago such as 2h")
-        }
-        return Timestamp(microseconds: Int64(date.timeIntervalSince1970 * 1_000_000))
-    }
-}
-
-/// A short human duration: "850 µs", "12.3 ms", "4.20 s", "3m05s".
-func short(_ duration: Duration) -> String {
-    let micros = Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) / 1e12
-    switch micros {
-    case ..<1000: return String(format: "%.0f µs", micros)
-    case ..<1_000_000: return String(format: "%.1f ms", micros / 1e3)
-    case ..<60_000_000: return String(format: "%.2f s", micros / 1e6)
-    default: return "\(Int(micros / 60e6))m" + String(format: "%02ds", Int(micros / 1e6) % 60)
+        do { return try Readable.parseTime(text) } catch { throw PageError.badRequest("\(name): \(error.description)") }
     }
 }

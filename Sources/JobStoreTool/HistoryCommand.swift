@@ -54,18 +54,6 @@ func timelineLines(_ timeline: JobTimeline) -> [String] {
 extension Duration {
     /// Whole microseconds.
     var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
-
-    /// A short human form: "850 µs", "12.3 ms", "4.20 s", "3m05s", "2h07m".
-    var short: String {
-        let micros = Double(microseconds)
-        switch micros {
-        case ..<1000: return String(format: "%.0f µs", micros)
-        case ..<1_000_000: return String(format: "%.1f ms", micros / 1e3)
-        case ..<60_000_000: return String(format: "%.2f s", micros / 1e6)
-        case ..<3_600_000_000: return "\(Int(micros / 60e6))m" + String(format: "%02ds", Int(micros / 1e6) % 60)
-        default: return "\(Int(micros / 3600e6))h" + String(format: "%02dm", Int(micros / 60e6) % 60)
-        }
-    }
 }
 
 extension Jobs {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import JobStoreText
 
 /// `jobstore stats PATH`: the environment, every database, jobs per state and per queue.
 struct Stats: ParsableCommand {
@@ -204,8 +205,8 @@ struct Jobs: ParsableCommand {
 
         func describe(_ bytes: [UInt8]) -> String {
             if bytes.isEmpty { return "(empty)" }
-            if let text = printableText(bytes) { return "\(bytes.count) bytes, text:\n" + text }
-            return "\(bytes.count) bytes, hex:\n" + hexDump(bytes)
+            if let text = Readable.text(bytes) { return "\(bytes.count) bytes, text:\n" + text }
+            return "\(bytes.count) bytes, hex:\n" + Readable.hexDump(bytes)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import JobStore
+import JobStoreText
 
 /// A job as JSON: the form of `jobs show --json`, `jobs list --json`, `export` and `import`.
 /// Times are microseconds since the epoch; payload and result are base64, with a text copy when
@@ -63,7 +64,7 @@ struct JobJSON: Codable {
         uniqueKey = job.uniqueKey
         pipeline = job.pipeline.map { PipelineJSON(id: $0.pipeline.description, step: $0.step) }
         payload = Data(job.payload).base64EncodedString()
-        payloadText = printableText(job.payload)
+        payloadText = Readable.text(job.payload)
         result = job.result.map { Data($0).base64EncodedString() }
     }
 
@@ -96,22 +97,3 @@ struct JobJSON: Codable {
     }
 }
 
-/// The bytes as text if they are valid UTF-8 without control characters (other than newline
-/// and tab), otherwise `nil`.
-func printableText(_ bytes: [UInt8]) -> String? {
-    guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
-    let printable = text.unicodeScalars.allSatisfy { $0 == "\n" || $0 == "\t" || !($0.properties.generalCategory == .control) }
-    return printable ? text : nil
-}
-
-/// Bytes as hex, 16 per line with offsets (like `xxd`), for payloads that are not text.
-func hexDump(_ bytes: [UInt8], limit: Int = 512) -> String {
-    var lines: [String] = []
-    for offset in stride(from: 0, to: min(bytes.count, limit), by: 16) {
-        let chunk = bytes[offset..<min(offset + 16, bytes.count)]
-        let hex = chunk.map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: " ")
-        lines.append(String(offset, radix: 16).leftPadded(to: 8) + "  " + hex)
-    }
-    if bytes.count > limit { lines.append("… \(bytes.count - limit) more bytes") }
-    return lines.joined(separator: "\n")
-}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import JobStoreText
 
 #if canImport(Glibc)
 import Glibc
@@ -86,17 +87,8 @@ extension Int {
         return self < 0 ? "-" + result : result
     }
 
-    /// Bytes in a human unit: "563.8 MiB".
-    var bytes: String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(self)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(self) B" : String(format: "%.1f %@", value, units[unit])
-    }
+    /// Bytes in a human unit: "563.8 MiB" (``Readable/bytes(_:)``).
+    var bytes: String { Readable.bytes(self) }
 }
 
 extension Duration {
@@ -104,45 +96,14 @@ extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
-/// Parses a duration: a number and a unit — ms, s, m, h, d, w — e.g. `7d`, `90m`, `500ms`.
+/// ``Readable/parseDuration(_:)``, a malformed one a usage error.
 func parseDuration(_ text: String) throws -> Duration {
-    let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
-    for (unit, milliseconds) in units.sorted(by: { $0.0.count > $1.0.count }) where text.hasSuffix(unit) {
-        if let number = Int64(text.dropLast(unit.count)), number >= 0 {
-            return .milliseconds(number * milliseconds)
-        }
-    }
-    throw ValidationError("'\(text)' is not a duration; write a number and a unit: ms, s, m, h, d or w (e.g. 7d, 12h, 30m)")
+    do { return try Readable.parseDuration(text) } catch { throw ValidationError(error.description) }
 }
 
-/// Parses a point in time: an ISO 8601 date (`2026-11-23`) or UTC date-time
-/// (`2026-11-23T10:00:00Z`), or a duration meaning that long ago (`2h`).
+/// ``Readable/parseTime(_:now:)``, a malformed one a usage error.
 func parseTime(_ text: String) throws -> Timestamp {
-    if let duration = try? parseDuration(text) {
-        return Timestamp.now.adding(.zero - duration)
-    }
-    let parts = text.split(whereSeparator: { "-T:Z".contains($0) }).map(String.init)
-    let numbers = parts.compactMap { Int32($0) }
-    guard numbers.count == parts.count, numbers.count == 3 || (numbers.count == 6 && text.hasSuffix("Z")) else {
-        throw ValidationError("'\(text)' is not a time; write 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago such as 2h")
-    }
-    var fields = tm()
-    fields.tm_year = numbers[0] - 1900
-    fields.tm_mon = numbers[1] - 1
-    fields.tm_mday = numbers[2]
-    if numbers.count == 6 {
-        fields.tm_hour = numbers[3]
-        fields.tm_min = numbers[4]
-        fields.tm_sec = numbers[5]
-    }
-    let requested = fields
-    let seconds = timegm(&fields)  // normalizes: 2026-13-45 would roll into 2027
-    guard fields.tm_year == requested.tm_year, fields.tm_mon == requested.tm_mon, fields.tm_mday == requested.tm_mday,
-        fields.tm_hour == requested.tm_hour, fields.tm_min == requested.tm_min, fields.tm_sec == requested.tm_sec
-    else {
-        throw ValidationError("'\(text)' is not a real date and time (month 1–12, a day the month has, 00:00:00–23:59:59)")
-    }
-    return Timestamp(microseconds: Int64(seconds) * 1_000_000)
+    do { return try Readable.parseTime(text) } catch { throw ValidationError(error.description) }
 }
 
 /// Parses job ids given on the command line; a malformed one is a usage error.

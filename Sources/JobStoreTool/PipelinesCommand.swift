@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import JobStoreText
 
 /// A pipeline as JSON: the form of `pipelines show --json`, `pipelines list --json`, and the
 /// pipeline lines of `export`/`import` (`"kind": "pipeline"`). Times are microseconds since the
@@ -187,11 +188,11 @@ func describe(_ details: PipelineDetails, timelines: [JobTimeline]) -> String {
     let now = Timestamp.now
     for step in details.steps {
         let job = details.jobs[step.index]
-        let run = timelines[step.index].lastRun(now: now)
+        let run = Readable.lastRun(timelines[step.index].lastRun(now: now))
         table.add([
             "\(step.index)", step.name, job.state.description, job.id.description, job.queue, "\(job.attempts)/\(job.maxAttempts)",
             step.remainingDependencies == 0 ? "-" : "\(step.remainingDependencies) of \(dependencies[step.index].count)",
-            run?.queued?.short ?? "-", run.map { $0.ran.short + ($0.ended ? "" : " so far") } ?? "-",
+            run.queued, run.ran,
         ])
     }
     lines.append(table.render())
