@@ -49,11 +49,7 @@ extension JobRepository {
     /// reader that wants only what happens from now on starts (`jobstore jobs history --follow`).
     public func lastHistoryPosition() throws -> HistoryPosition? {
         guard let events = db.events else { return nil }
-        return try reading { txn in
-            try txn.withCursor(events.history) { cursor in
-                try cursor.last() ? try cursor.withCurrent { key, _ in try EventFormat.position(fromKey: key) } : nil
-            }
-        }
+        return try reading { txn in try events.lastPosition(in: txn) }
     }
 
     /// How many of the history's events were recorded before `cutoff` (what
@@ -62,7 +58,7 @@ extension JobRepository {
         guard let events = db.events else { return 0 }
         var count = 0
         try reading { txn in
-            try txn.forEach(events.history, in: .upTo(EventFormat.historyKey(HistoryPosition(time: cutoff, sequence: 0)))) { _, _ in
+            try txn.forEach(events.history, in: EventDatabases.keys(before: cutoff)) { _, _ in
                 count += 1
                 return true
             }
@@ -92,7 +88,7 @@ extension JobTransaction {
         try JobStoreError.requirePositive(limit, "the prune limit (batchSize)")
         guard let events = db.events else { return 0 }
         var doomed: [[UInt8]] = []
-        try txn.forEach(events.history, in: .upTo(EventFormat.historyKey(HistoryPosition(time: cutoff, sequence: 0)))) { key, _ in
+        try txn.forEach(events.history, in: EventDatabases.keys(before: cutoff)) { key, _ in
             doomed.append(Array(key))
             return doomed.count < limit
         }

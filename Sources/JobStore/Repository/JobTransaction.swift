@@ -72,6 +72,18 @@ struct EventDatabases: Sendable {
     init(_ env: Environment) throws {
         history = try env.database(Schema.history)
     }
+
+    /// The position of the history's newest event in `txn`, or `nil` when it is empty.
+    func lastPosition(in txn: Transaction) throws -> HistoryPosition? {
+        try txn.withCursor(history) { cursor in
+            try cursor.last() ? try cursor.withCurrent { key, _ in try EventFormat.position(fromKey: key) } : nil
+        }
+    }
+
+    /// The keys of the events recorded before `cutoff` (by the history clock).
+    static func keys(before cutoff: Timestamp) -> KeyRange<[UInt8]> {
+        .upTo(EventFormat.historyKey(HistoryPosition(time: cutoff, sequence: 0)))
+    }
 }
 
 /// What a job contributes to the indexes: every (database, key, value) entry, in one place.
@@ -638,7 +650,7 @@ public final class JobTransaction {
         guard let events = db.events else {
             throw JobStoreError(.newerFormat, "this store has no history database", hint: "Open it writable once to upgrade it")
         }
-        let position = try nextHistoryPosition(events.history)
+        let position = try nextHistoryPosition(events)
         try txn.put(events.history, EventFormat.historyKey(position), EventFormat.encodeHistory(id, event), options: .append)
     }
 
@@ -657,10 +669,8 @@ public final class JobTransaction {
     /// The history position after the last one given out: the transaction's time, or — when
     /// the history already holds that time or a later one (the clock went back) — the last
     /// position's time with the next sequence number. So positions only grow, in commit order.
-    private func nextHistoryPosition(_ history: Database<BytesCodec, BytesCodec>) throws -> HistoryPosition {
-        let last = try historyClock ?? txn.withCursor(history) { cursor in
-            try cursor.last() ? try cursor.withCurrent { key, _ in try EventFormat.position(fromKey: key) } : nil
-        }
+    private func nextHistoryPosition(_ events: EventDatabases) throws -> HistoryPosition {
+        let last = try historyClock ?? events.lastPosition(in: txn)
         var next = HistoryPosition(time: now, sequence: 0)
         if let last, last.time >= now {
             next = last.sequence == .max
