@@ -130,7 +130,9 @@ public struct JobEvent: Sendable, Hashable {
         }
     }
 
-    /// The event recording that `new` (just changed from `old`) is now as it is.
+    /// The event of `kind` recording `job` as a change (or an insert, or a deletion) left it at
+    /// `now`: the lease of a claim, when a retried, snoozed or delayed job runs, the error the
+    /// change recorded.
     static func recording(_ kind: Kind, _ job: Job, at now: Timestamp) -> JobEvent {
         var event = JobEvent(kind: kind, at: now, state: job.state, attempts: job.attempts)
         switch kind {
