@@ -46,6 +46,9 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         public static let alreadyOpen = Code("alreadyOpen")
         /// Any other LMDB error (``JobStoreError/underlying`` says which).
         public static let storage = Code("storage")
+        /// Another backend's database (PostgreSQL) failed or could not be reached; the message
+        /// says which and what it said.
+        public static let backend = Code("backend")
 
         /// Lets a `catch` clause match a code: `catch JobStoreError.Code.notFound { … }`.
         public static func ~= (pattern: Code, error: any Error) -> Bool {
@@ -64,7 +67,13 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
     /// The LMDB error behind a `.storage`, `.closed` or `.alreadyOpen` error.
     public let underlying: LMDBError?
 
-    init(_ code: Code, _ message: String, jobID: JobID? = nil, hint: String? = nil, underlying: LMDBError? = nil) {
+    /// An error of `code`: `message` says what went wrong, `hint` what to do. For other
+    /// backends of the scheduler, which report the same codes as the embedded store.
+    public init(_ code: Code, _ message: String, jobID: JobID? = nil, hint: String? = nil) {
+        self.init(code, message, jobID: jobID, hint: hint, underlying: nil)
+    }
+
+    init(_ code: Code, _ message: String, jobID: JobID? = nil, hint: String? = nil, underlying: LMDBError?) {
         self.code = code
         self.message = message
         self.jobID = jobID
@@ -104,7 +113,8 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         JobStoreError(.notFound, "no pipeline \(id)", hint: "Check the id; `jobstore pipelines list` shows the pipelines")
     }
 
-    static func illegalTransition(_ id: JobID, from: JobState, to: JobState) -> JobStoreError {
+    /// A move of job `id` from `from` to `to` that ``JobState/canMove(to:)`` forbids, with the moves allowed.
+    public static func illegalTransition(_ id: JobID, from: JobState, to: JobState) -> JobStoreError {
         JobStoreError(
             .illegalTransition, "job \(id) cannot move from \(from) to \(to)", jobID: id,
             hint: from.allowedSuccessors.isEmpty

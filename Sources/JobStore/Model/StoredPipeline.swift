@@ -82,6 +82,50 @@ public struct Pipeline: Sendable, Hashable, Identifiable {
 
     /// Steps still waiting, pending or running.
     public var unfinishedSteps: Int { stepCount - succeededSteps - failedSteps - cancelledSteps }
+
+    /// A pipeline with these fields (for backends and restores; a program enqueues a
+    /// ``PipelineDefinition`` instead).
+    public init(
+        id: PipelineID, name: String, version: UInt32, failFast: Bool, state: PipelineState, createdAt: Timestamp,
+        updatedAt: Timestamp, finishedAt: Timestamp?, stepCount: Int, succeededSteps: Int, failedSteps: Int, cancelledSteps: Int
+    ) {
+        self.id = id
+        self.name = name
+        self.version = version
+        self.failFast = failFast
+        self.state = state
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.finishedAt = finishedAt
+        self.stepCount = stepCount
+        self.succeededSteps = succeededSteps
+        self.failedSteps = failedSteps
+        self.cancelledSteps = cancelledSteps
+    }
+
+    /// Counts a step's job in (`delta` +1) or out of (−1) the finished counts, by what its
+    /// `state` means for the pipeline (waiting, pending and running count as unfinished).
+    public mutating func count(_ state: JobState, _ delta: Int) {
+        switch StepOutcome(state) {
+        case .unfinished: break
+        case .succeeded: succeededSteps += delta
+        case .failed: failedSteps += delta
+        case .cancelled: cancelledSteps += delta
+        }
+    }
+
+    /// The state its counts call for.
+    public var rolledUpState: PipelineState {
+        PipelineState(stepCount: stepCount, succeeded: succeededSteps, failed: failedSteps, cancelled: cancelledSteps)
+    }
+
+    /// Stored at `now` after its counts changed: the state rolled up from them, and finishedAt
+    /// set when it finishes (cleared when a retry reopens it).
+    public mutating func settle(at now: Timestamp, previousState: PipelineState) {
+        state = rolledUpState
+        updatedAt = now
+        if state != previousState { finishedAt = state.isTerminal ? now : nil }
+    }
 }
 
 /// One step of a stored pipeline: its name, its job, and the steps that depend on it.
@@ -97,6 +141,15 @@ public struct PipelineStepRecord: Sendable, Hashable {
     /// How many of the step's dependencies have not succeeded yet. The step's job leaves
     /// `waiting` when this reaches 0.
     public var remainingDependencies: Int
+
+    /// A step record.
+    public init(index: Int, name: String, jobID: JobID, dependents: [Int], remainingDependencies: Int) {
+        self.index = index
+        self.name = name
+        self.jobID = jobID
+        self.dependents = dependents
+        self.remainingDependencies = remainingDependencies
+    }
 }
 
 /// A pipeline with its steps and their jobs, read from one snapshot.

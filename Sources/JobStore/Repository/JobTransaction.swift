@@ -215,12 +215,8 @@ public final class JobTransaction {
 
     /// The job a ``NewJob`` describes, created now (or at its chosen time).
     func job(from new: NewJob, state: JobState, pipeline: PipelineReference?) -> Job {
-        let createdAt = new.createdAt ?? now
-        let id = new.id ?? ids.next(milliseconds: UInt64(max(0, createdAt.microseconds / 1000)))
-        return Job(
-            id: id, name: new.name, queue: new.queue, tenant: new.tenant, state: state, priority: new.priority,
-            createdAt: createdAt, updatedAt: createdAt, runAt: new.runAt ?? createdAt, attempts: 0,
-            maxAttempts: max(1, new.maxAttempts), uniqueKey: new.uniqueKey, pipeline: pipeline, payload: new.payload)
+        let id = new.id ?? ids.next(milliseconds: UInt64(max(0, (new.createdAt ?? now).microseconds / 1000)))
+        return Job(new, id: id, now: now, state: state, pipeline: pipeline)
     }
 
     /// Stores a complete job exactly as given, in any state — for imports, restores and
@@ -238,7 +234,7 @@ public final class JobTransaction {
     }
 
     func add(_ job: Job) throws -> Job {
-        try RecordFormat.validate(job)
+        try job.validate()
         let event = JobEvent.recording(.inserted, job, at: now)
         do {
             try txn.put(db.jobs, Keys.id(job.id), try recordBytes(job, event: event, inserting: true), options: .noOverwrite)
@@ -289,15 +285,7 @@ public final class JobTransaction {
         let id = old.id
         var new = old
         try body(&new)
-        guard new.id == old.id, new.createdAt == old.createdAt else {
-            throw JobStoreError(.invalidField, "the id and creation time of job \(id) cannot change", jobID: id)
-        }
-        if new.state != old.state && !old.state.canMove(to: new.state) {
-            throw JobStoreError.illegalTransition(id, from: old.state, to: new.state)
-        }
-        if new.pipeline != old.pipeline {
-            throw JobStoreError(.invalidField, "the pipeline step of job \(id) cannot change", jobID: id)
-        }
+        try old.checkChange(to: new)
         if let reference = new.pipeline, new.state != old.state,
             new.state == .waiting || (new.state == .pending && (old.state == .waiting || old.state.isTerminal))
         {
@@ -311,8 +299,7 @@ public final class JobTransaction {
                     jobID: id, hint: new.state == .pending ? "It is released when its dependencies succeed; retry the pipeline to re-run failed ones" : nil)
             }
         }
-        if new.state != .running { new.lease = nil }
-        new.updatedAt = now
+        new.settle(at: now)
         try replace(old, with: new, recording: event ?? JobEvent.kind(from: old, to: new))
         return new
     }
@@ -327,8 +314,7 @@ public final class JobTransaction {
             job.state = state
             switch state {
             case .running:
-                job.attempts &+= 1
-                job.lease = Lease(expiresAt: now.adding(lease), owner: .random())
+                job.claim(at: now, until: now.adding(lease), owner: .random())
             case .pending:
                 job.runAt = now
             default:
@@ -416,9 +402,7 @@ public final class JobTransaction {
                         .corruptRecord, "the ready index lists job \(id), which is \(job.state)", jobID: id,
                         hint: "Run `jobstore verify`")
                 }
-                job.state = .running
-                job.attempts &+= 1
-                job.lease = Lease(expiresAt: expiry, owner: owner)
+                job.claim(at: now, until: expiry, owner: owner)
             }
         }
         try save(gate)
@@ -429,12 +413,7 @@ public final class JobTransaction {
     /// Checks that `owner` still holds the running job's lease.
     private func leased(_ id: JobID, by owner: OwnerToken) throws -> Job {
         let job = try existing(id)
-        guard job.state == .running, job.lease?.owner == owner else {
-            throw JobStoreError(
-                .leaseLost,
-                "job \(id) is \(job.state)\(job.state == .running ? " under another lease" : ""); this worker's claim of it ended",
-                jobID: id, hint: "The job was rescued, cancelled or claimed again; drop this run's outcome")
-        }
+        try job.requireLease(owner)
         return job
     }
 
@@ -443,10 +422,7 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func complete(_ id: JobID, owner: OwnerToken, result: [UInt8]? = nil) throws -> Job {
-        try update(try leased(id, by: owner)) { job in
-            job.state = .succeeded
-            job.result = result
-        }
+        try update(try leased(id, by: owner)) { $0.succeed(result: result) }
     }
 
     /// Records a failed attempt of a running job, if `owner` still holds its lease: back to
@@ -455,15 +431,7 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) throws -> Job {
-        try update(try leased(id, by: owner)) { job in
-            job.errors.append(JobErrorRecord(message: error, attempt: job.attempts, at: now))
-            if let retryAt, job.attempts < job.maxAttempts {
-                job.state = .pending
-                job.runAt = retryAt
-            } else {
-                job.state = .failed
-            }
-        }
+        try update(try leased(id, by: owner)) { $0.fail(error, at: now, retryAt: retryAt) }
     }
 
     /// Extends the lease of a running job held by `owner` (a heartbeat).
@@ -483,11 +451,7 @@ public final class JobTransaction {
 
     /// Puts a running job held by `owner` back to pending until `until`, the attempt not counted.
     private func giveBack(_ id: JobID, owner: OwnerToken, until: Timestamp, recording event: JobEvent.Kind) throws -> Job {
-        try update(try leased(id, by: owner), recording: event) { job in
-            job.state = .pending
-            job.runAt = until
-            job.attempts = job.attempts > 0 ? job.attempts - 1 : 0
-        }
+        try update(try leased(id, by: owner), recording: event) { $0.giveBack(until: until) }
     }
 
     /// Gives a running job held by `owner` back, runnable now, without counting the attempt: its
@@ -503,10 +467,7 @@ public final class JobTransaction {
     /// Cancels a waiting, pending or running job.
     @discardableResult
     public func cancel(_ id: JobID) throws -> Job {
-        try update(id) { job in
-            guard !job.state.isTerminal else { throw JobStoreError.illegalTransition(id, from: job.state, to: .cancelled) }
-            job.state = .cancelled
-        }
+        try update(id) { try $0.cancel() }
     }
 
     /// Puts a failed or cancelled job back to pending, runnable now, with one more attempt
@@ -516,14 +477,7 @@ public final class JobTransaction {
     public func retry(_ id: JobID) throws -> Job {
         let job = try existing(id)
         let blocked = try job.pipeline.map { try step($0).remainingDependencies > 0 } ?? false
-        return try update(job) { job in
-            guard job.state == .failed || job.state == .cancelled else {
-                throw JobStoreError.illegalTransition(id, from: job.state, to: .pending)
-            }
-            job.state = blocked ? .waiting : .pending
-            job.runAt = now
-            job.maxAttempts = max(job.maxAttempts, job.attempts &+ 1)
-        }
+        return try update(job) { try $0.retry(at: now, blocked: blocked) }
     }
 
     /// Puts a job back in line, runnable now: a running job returns to pending (its lease is
@@ -560,15 +514,7 @@ public final class JobTransaction {
                 guard job.state == .running, let lease = job.lease, lease.expiresAt < now else {
                     throw JobStoreError(.corruptRecord, "the lease index lists job \(id), which is \(job.state)", jobID: id)
                 }
-                job.errors.append(JobErrorRecord(
-                    message: "lease expired at \(lease.expiresAt) (the worker stopped or lost its lease)",
-                    attempt: job.attempts, at: now))
-                if job.attempts < job.maxAttempts {
-                    job.state = .pending
-                    job.runAt = now
-                } else {
-                    job.state = .failed
-                }
+                job.rescue(at: now, leaseExpiredAt: lease.expiresAt)
             }
         }
     }

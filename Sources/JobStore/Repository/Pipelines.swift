@@ -1,10 +1,19 @@
 import LMDB
 
-/// What a step's job state means for its pipeline: the four kinds the pipeline counts.
-enum StepOutcome: Equatable {
-    case unfinished, succeeded, failed, cancelled
+/// What a step's job state means for its pipeline: the four kinds the pipeline counts. A move
+/// between two of them advances the pipeline.
+public enum StepOutcome: Equatable, Sendable {
+    /// Waiting, pending or running.
+    case unfinished
+    /// Succeeded: its dependents may run.
+    case succeeded
+    /// Failed for good: its dependents are cancelled.
+    case failed
+    /// Cancelled: its dependents are cancelled.
+    case cancelled
 
-    init(_ state: JobState) {
+    /// What `state` means for the pipeline.
+    public init(_ state: JobState) {
         switch state {
         case .waiting, .pending, .running: self = .unfinished
         case .succeeded: self = .succeeded
@@ -14,22 +23,6 @@ enum StepOutcome: Equatable {
     }
 }
 
-extension Pipeline {
-    /// Counts a step's job in (`delta` +1) or out of (−1) the pipeline's finished counts.
-    mutating func count(_ state: JobState, _ delta: Int) {
-        switch StepOutcome(state) {
-        case .unfinished: break
-        case .succeeded: succeededSteps += delta
-        case .failed: failedSteps += delta
-        case .cancelled: cancelledSteps += delta
-        }
-    }
-
-    /// The state the counts call for.
-    var rolledUpState: PipelineState {
-        PipelineState(stepCount: stepCount, succeeded: succeededSteps, failed: failedSteps, cancelled: cancelledSteps)
-    }
-}
 
 // MARK: - Enqueueing, advancing, cancelling and retrying pipelines, inside a write transaction
 
@@ -211,19 +204,14 @@ extension JobTransaction {
     /// Cancels a step's job on the pipeline's behalf, saying why in its error history (so
     /// `jobstore jobs show` tells an operator what cancelled it).
     private func cancel(_ job: Job, reason: String) throws {
-        try update(job) { job in
-            job.state = .cancelled
-            job.errors.append(JobErrorRecord(message: reason, attempt: job.attempts, at: now))
-        }
+        try update(job) { $0.cancelForPipeline(at: now, reason: reason) }
     }
 
     /// Stores a changed pipeline record: state rolled up from the counts, finishedAt, the state
     /// index and counters moved with it.
     private func putPipeline(_ new: Pipeline, replacing old: Pipeline) throws {
         var pipeline = new
-        pipeline.state = pipeline.rolledUpState
-        pipeline.updatedAt = now
-        if pipeline.state != old.state { pipeline.finishedAt = pipeline.state.isTerminal ? now : nil }
+        pipeline.settle(at: now, previousState: old.state)
         try store(pipeline, replacing: old)
     }
 

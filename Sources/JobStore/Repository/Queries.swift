@@ -46,6 +46,12 @@ public struct JobPage: Sendable {
     public var jobs: [Job]
     /// Where the next page starts, or `nil` when this page is the last.
     public var next: PageCursor?
+
+    /// A page.
+    public init(jobs: [Job], next: PageCursor?) {
+        self.jobs = jobs
+        self.next = next
+    }
 }
 
 /// What a listing selects: a state, a creation-time range, a queue, a tenant (all optional).

@@ -1,0 +1,34 @@
+import JobStore
+
+/// A store the scheduler runs on, with the queries and operations a program uses beside it:
+/// the embedded ``JobStore/JobRepository`` (LMDB) and `PostgresJobStore` (module
+/// `JobStorePostgres`) both implement it, so code written against it — and the conformance
+/// tests — run on either, and moving from one process to a fleet is a change of one line.
+///
+/// Each requirement behaves as the embedded store's method of the same name documents.
+public protocol JobStoreBackend: SchedulerBackend {
+    /// Inserts a job, pending (or returns the live job holding its unique key).
+    func insert(_ job: NewJob) async throws -> Job
+    /// The job with `id`, or `nil`.
+    func job(_ id: JobID) async throws -> Job?
+    /// How many jobs are in `state`: O(1).
+    func count(_ state: JobState) async throws -> Int
+    /// How many jobs are in each state: O(1) each.
+    func counts() async throws -> [JobState: Int]
+    /// The jobs in `state` by creation time, a page at a time (keyset paging: `after` is the
+    /// previous page's `next`).
+    func jobs(in state: JobState, order: ListOrder, limit: Int, after: PageCursor?) async throws -> JobPage
+    /// The jobs created in `start..<end`, oldest first, at most `limit`.
+    func jobs(createdFrom start: Timestamp, until end: Timestamp, limit: Int) async throws -> [Job]
+    /// Validates and enqueues a pipeline: its steps without dependencies pending, the others waiting.
+    func enqueue(_ definition: PipelineDefinition) async throws -> Pipeline
+    /// The pipeline with `id`, or `nil`.
+    func pipeline(_ id: PipelineID) async throws -> Pipeline?
+    /// Puts a failed or cancelled job back to pending (a pipeline step with an unfinished
+    /// dependency to waiting), one more attempt allowed.
+    func retry(_ id: JobID) async throws -> Job
+    /// Cancels a pipeline's unfinished steps.
+    func cancelPipeline(_ id: PipelineID) async throws -> Pipeline
+}
+
+extension JobRepository: JobStoreBackend {}

@@ -1,0 +1,125 @@
+/// What happens to a job at each step of its life, in one place, so that every backend of the
+/// scheduler (this LMDB store, the PostgreSQL one) moves jobs the same way. Each rule changes a
+/// ``Job`` value; the backend stores it, with its indexes and counters, in the same transaction.
+extension Job {
+    /// The job a ``NewJob`` describes, created at `now` (or at its chosen time) with `id` unless
+    /// it chose one.
+    public init(_ new: NewJob, id: JobID, now: Timestamp, state: JobState, pipeline: PipelineReference?) {
+        let createdAt = new.createdAt ?? now
+        self.init(
+            id: new.id ?? id, name: new.name, queue: new.queue, tenant: new.tenant, state: state, priority: new.priority,
+            createdAt: createdAt, updatedAt: createdAt, runAt: new.runAt ?? createdAt, attempts: 0,
+            maxAttempts: max(1, new.maxAttempts), uniqueKey: new.uniqueKey, pipeline: pipeline, payload: new.payload)
+    }
+
+    /// Checks every field against ``JobLimits`` and the state against the rest (a running job has
+    /// a lease; only a pipeline step waits).
+    ///
+    /// - Throws: ``JobStoreError`` `.invalidField` naming the field and its limit.
+    public func validate() throws { try RecordFormat.validate(self) }
+
+    /// Checks that `owner` still holds this running job's lease.
+    ///
+    /// - Throws: `.leaseLost` if the job was rescued, cancelled or claimed again meanwhile.
+    public func requireLease(_ owner: OwnerToken) throws {
+        guard state == .running, lease?.owner == owner else {
+            throw JobStoreError(
+                .leaseLost,
+                "job \(id) is \(state)\(state == .running ? " under another lease" : ""); this worker's claim of it ended",
+                jobID: id, hint: "The job was rescued, cancelled or claimed again; drop this run's outcome")
+        }
+    }
+
+    /// Checks that `new` is a legal change of `self`: same id, creation time and pipeline step,
+    /// and a state move ``JobState/canMove(to:)`` allows.
+    public func checkChange(to new: Job) throws {
+        guard new.id == id, new.createdAt == createdAt else {
+            throw JobStoreError(.invalidField, "the id and creation time of job \(id) cannot change", jobID: id)
+        }
+        if new.state != state && !state.canMove(to: new.state) {
+            throw JobStoreError.illegalTransition(id, from: state, to: new.state)
+        }
+        if new.pipeline != pipeline {
+            throw JobStoreError(.invalidField, "the pipeline step of job \(id) cannot change", jobID: id)
+        }
+    }
+
+    /// Claimed at `now`: running, one more attempt, under a lease until `expiry` held by `owner`.
+    public mutating func claim(at now: Timestamp, until expiry: Timestamp, owner: OwnerToken) {
+        state = .running
+        attempts &+= 1
+        lease = Lease(expiresAt: expiry, owner: owner)
+        updatedAt = now
+    }
+
+    /// Its run succeeded with `result`.
+    public mutating func succeed(result: [UInt8]?) {
+        state = .succeeded
+        self.result = result
+    }
+
+    /// Its run failed with `error` at `now`: pending again at `retryAt` while attempts remain (and
+    /// `retryAt` is given), otherwise failed.
+    public mutating func fail(_ error: String, at now: Timestamp, retryAt: Timestamp?) {
+        errors.append(JobErrorRecord(message: error, attempt: attempts, at: now))
+        if let retryAt, attempts < maxAttempts {
+            state = .pending
+            runAt = retryAt
+        } else {
+            state = .failed
+        }
+    }
+
+    /// Given back unfinished (a snooze, or a release at shutdown): pending at `until`, the
+    /// attempt not counted.
+    public mutating func giveBack(until: Timestamp) {
+        state = .pending
+        runAt = until
+        attempts = attempts > 0 ? attempts - 1 : 0
+    }
+
+    /// Cancelled; a finished job cannot be.
+    ///
+    /// - Throws: `.illegalTransition` for a succeeded, failed or cancelled job.
+    public mutating func cancel() throws {
+        guard !state.isTerminal else { throw JobStoreError.illegalTransition(id, from: state, to: .cancelled) }
+        state = .cancelled
+    }
+
+    /// Its lease (which expired at `expiresAt`) was found lost at `now`: pending again while
+    /// attempts remain, otherwise failed; an error says so either way.
+    public mutating func rescue(at now: Timestamp, leaseExpiredAt expiresAt: Timestamp) {
+        errors.append(JobErrorRecord(
+            message: "lease expired at \(expiresAt) (the worker stopped or lost its lease)", attempt: attempts, at: now))
+        if attempts < maxAttempts {
+            state = .pending
+            runAt = now
+        } else {
+            state = .failed
+        }
+    }
+
+    /// Retried by hand at `now`: pending (or waiting, for a pipeline step with a dependency that
+    /// has not succeeded: `blocked`), runnable now, one more attempt allowed.
+    ///
+    /// - Throws: `.illegalTransition` unless the job failed or was cancelled.
+    public mutating func retry(at now: Timestamp, blocked: Bool) throws {
+        guard state == .failed || state == .cancelled else { throw JobStoreError.illegalTransition(id, from: state, to: .pending) }
+        state = blocked ? .waiting : .pending
+        runAt = now
+        maxAttempts = max(maxAttempts, attempts &+ 1)
+    }
+
+    /// Cancelled by its pipeline at `now` (a dependency failed or was cancelled, or a fail-fast
+    /// pipeline failed), `reason` kept in its errors so an operator sees what cancelled it.
+    public mutating func cancelForPipeline(at now: Timestamp, reason: String) {
+        state = .cancelled
+        errors.append(JobErrorRecord(message: reason, attempt: attempts, at: now))
+    }
+
+    /// Stored at `now` after a change: a job that is not running holds no lease.
+    public mutating func settle(at now: Timestamp) {
+        if state != .running { lease = nil }
+        updatedAt = now
+    }
+}
