@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "JobStore", targets: ["JobStore"]),
         .library(name: "JobScheduler", targets: ["JobScheduler"]),
         .library(name: "JobStoreDashboard", targets: ["JobStoreDashboard"]),
+        .library(name: "JobStorePostgres", targets: ["JobStorePostgres"]),
         .executable(name: "jobstore", targets: ["jobstore"]),
     ],
     traits: [
@@ -26,6 +27,8 @@ let package = Package(
         // The dashboard only (JobStoreDashboard): a program that embeds JobStore never builds it.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // The PostgreSQL backend only (JobStorePostgres): a program that embeds JobStore never builds it.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The C library: Debian's liblmdb-dev, found through pkg-config.
@@ -73,6 +76,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The scheduler's second backend: jobs and pipelines in PostgreSQL, for programs that run
+        // on several machines. Its own module, so neither JobStore nor JobScheduler depends on
+        // postgres-nio.
+        .target(
+            name: "JobStorePostgres",
+            dependencies: [
+                "JobStore", "JobScheduler", "Locking",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The admin tool (bench and demo are subcommands). It sees the store through `JobStore`
         // (and runs jobs through `JobScheduler` in `demo` and `bench --burndown`).
         .executableTarget(
@@ -92,7 +106,7 @@ let package = Package(
             dependencies: ["LMDB"],
             path: "Tests/LMDBTestHelper"
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["JobStore", "JobScheduler", "Locking"], path: "Tests/TestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "Locking", "LMDBTestHelper", "TestSupport"]),
         .executableTarget(
             name: "JobStoreTestHelper",
@@ -124,6 +138,15 @@ let package = Package(
                 "JobStoreDashboard", "JobStore", "Locking", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
+        // The behaviour tests of the store and the scheduler, written once and run against both
+        // backends (LMDB always; PostgreSQL when JOBSTORE_POSTGRES_URL names a server).
+        .testTarget(
+            name: "ConformanceTests",
+            dependencies: [
+                "JobScheduler", "JobStore", "JobStorePostgres", "Locking", "TestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         // Runs the built `jobstore` binary against stores it makes.
         .testTarget(name: "JobStoreToolTests", dependencies: ["JobStore", "LMDB", "jobstore", "JobStoreTestHelper", "TestSupport"]),

@@ -282,7 +282,7 @@ public enum RecordFormat {
 
     // MARK: Helpers
 
-    private static func truncated(_ text: String, to limit: Int) -> Substring.UTF8View {
+    static func truncated(_ text: String, to limit: Int) -> Substring.UTF8View {
         let utf8 = text.utf8
         guard utf8.count > limit else { return Substring(text).utf8 }
         var end = utf8.index(utf8.startIndex, offsetBy: limit)

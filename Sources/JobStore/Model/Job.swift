@@ -202,4 +202,10 @@ public struct ClaimBatch: Sendable {
     /// When fewer jobs than asked were ready: the earliest runAt of the queue's pending jobs
     /// whose time has not come (`nil` if there is none, or if the claim was full).
     public var nextRunAt: Timestamp?
+
+    /// A claim's result.
+    public init(jobs: [Job], nextRunAt: Timestamp?) {
+        self.jobs = jobs
+        self.nextRunAt = nextRunAt
+    }
 }

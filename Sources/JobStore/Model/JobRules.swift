@@ -123,3 +123,18 @@ extension Job {
         updatedAt = now
     }
 }
+
+extension Job {
+    /// Its errors as a store keeps them: the last ``JobLimits/maxErrors``, each message cut to
+    /// ``JobLimits/maxErrorMessageBytes`` bytes (at a character boundary).
+    public var storedErrors: [JobErrorRecord] { Job.storedErrors(errors) }
+
+    /// `errors` as a store keeps them (see ``storedErrors``).
+    public static func storedErrors(_ errors: [JobErrorRecord]) -> [JobErrorRecord] {
+        errors.suffix(JobLimits.maxErrors).map { error in
+            var kept = error
+            kept.message = String(Substring(RecordFormat.truncated(error.message, to: JobLimits.maxErrorMessageBytes)))
+            return kept
+        }
+    }
+}

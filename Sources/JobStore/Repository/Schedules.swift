@@ -49,6 +49,25 @@ public struct ScheduleRecord: Sendable, Hashable {
     }
 }
 
+extension ScheduleRecord {
+    /// Checks the fields a registration needs: a name of 1…200 bytes, a timing, time zone and
+    /// job name of 1…255 bytes, a valid queue name.
+    ///
+    /// - Throws: `.invalidArgument` naming the field.
+    public func validate() throws {
+        let bytes = name.utf8.count
+        guard bytes > 0, bytes <= 200 else {
+            throw JobStoreError(.invalidArgument, "a schedule name is 1…200 bytes of UTF-8, not \(bytes)")
+        }
+        for (text, field) in [(timing, "timing"), (timeZone, "time zone"), (jobName, "job name")] {
+            guard !text.isEmpty, text.utf8.count <= 255 else {
+                throw JobStoreError(.invalidArgument, "the \(field) of schedule '\(name)' must be 1…255 bytes")
+            }
+        }
+        try JobStoreError.requireQueueName(queue)
+    }
+}
+
 extension JobTransaction {
     /// The registration of schedule `name`, or `nil`.
     public func schedule(_ name: String) throws -> ScheduleRecord? {
@@ -59,16 +78,7 @@ extension JobTransaction {
     /// already recorded in the store is kept. Returns the stored record.
     @discardableResult
     public func register(_ schedule: ScheduleRecord) throws -> ScheduleRecord {
-        let bytes = schedule.name.utf8.count
-        guard bytes > 0, bytes <= 200 else {
-            throw JobStoreError(.invalidArgument, "a schedule name is 1…200 bytes of UTF-8, not \(bytes)")
-        }
-        for (text, field) in [(schedule.timing, "timing"), (schedule.timeZone, "time zone"), (schedule.jobName, "job name")] {
-            guard !text.isEmpty, text.utf8.count <= 255 else {
-                throw JobStoreError(.invalidArgument, "the \(field) of schedule '\(schedule.name)' must be 1…255 bytes")
-            }
-        }
-        try JobStoreError.requireQueueName(schedule.queue)
+        try schedule.validate()
         var record = schedule
         record.lastTick = try self.schedule(schedule.name)?.lastTick ?? schedule.lastTick
         record.updatedAt = now

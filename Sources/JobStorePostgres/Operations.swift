@@ -1,0 +1,276 @@
+import JobScheduler
+import JobStore
+import PostgresNIO
+
+// The store's operations, each one transaction: what the scheduler needs (SchedulerBackend),
+// then what a program uses beside it (JobStoreBackend). Each behaves as the embedded store's
+// method of the same name documents.
+
+extension PostgresJobStore {
+    /// See ``JobScheduler/SchedulerBackend/finish(_:claiming:lease:owner:)``: one transaction;
+    /// the finished jobs are locked in id order first, so concurrent finishers do not deadlock.
+    public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
+        try await transaction("finish \(outcomes.count) jobs and claim more") { txn in
+            let locked = try await txn.rows(Statements.lockJobs(outcomes.map(\.id)), JobRow.decode)
+            var current = Dictionary(locked.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            var finished: [Job?] = []
+            for outcome in outcomes {
+                guard let job = current[outcome.id], (try? job.requireLease(outcome.owner)) != nil else {
+                    finished.append(nil)  // its lease was lost: the others still commit
+                    continue
+                }
+                let done = try await txn.update(job) { job in
+                    switch outcome.kind {
+                    case .succeeded(let result): job.succeed(result: result)
+                    case .failed(let error, let retryAt): job.fail(error, at: txn.now, retryAt: retryAt)
+                    case .snoozed(let until): job.giveBack(until: until)
+                    case .released: job.giveBack(until: txn.now)
+                    }
+                }
+                current[outcome.id] = done
+                finished.append(done)
+            }
+            var claimed: [Job] = []
+            var filled = Set<String>()
+            var nextRunAt: Timestamp?
+            for request in requests where request.limit > 0 {
+                let batch = try await txn.claim(queue: request.queue, limit: request.limit, lease: lease, owner: owner)
+                claimed += batch.jobs
+                if batch.jobs.count == request.limit { filled.insert(request.queue) }
+                if let next = batch.nextRunAt { nextRunAt = min(nextRunAt ?? next, next) }
+            }
+            return FinishResponse(finished: finished, claimed: claimed, filledQueues: filled, nextRunAt: nextRunAt)
+        }
+    }
+
+    /// Claims up to `limit` ready jobs of `queue` (see ``JobStore/JobTransaction/claimBatch(queue:limit:lease:owner:)``).
+    public func claim(queue: String, limit: Int = 1, lease: Duration, owner: OwnerToken) async throws -> [Job] {
+        try await transaction("claim jobs") { try await $0.claim(queue: queue, limit: limit, lease: lease, owner: owner).jobs }
+    }
+
+    /// Marks a running job succeeded if `owner` holds its lease.
+    ///
+    /// - Throws: `.leaseLost` if the job was rescued, cancelled or claimed again meanwhile.
+    @discardableResult
+    public func complete(_ id: JobID, owner: OwnerToken, result: [UInt8]? = nil) async throws -> Job {
+        try await transaction("complete job \(id)") { txn in
+            try await txn.update(try await txn.leased(id, by: owner)) { $0.succeed(result: result) }
+        }
+    }
+
+    /// Records a failed attempt (see ``JobStore/Job/fail(_:at:retryAt:)``).
+    @discardableResult
+    public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) async throws -> Job {
+        try await transaction("fail job \(id)") { txn in
+            try await txn.update(try await txn.leased(id, by: owner)) { $0.fail(error, at: txn.now, retryAt: retryAt) }
+        }
+    }
+
+    /// See ``JobScheduler/SchedulerBackend/extendLeases(_:until:)``.
+    public func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
+        try await transaction("extend \(leases.count) leases") { txn in
+            let jobs = try await txn.rows(Statements.lockJobs(leases.map(\.id)), JobRow.decode)
+            let current = Dictionary(jobs.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            var lost: [JobID] = []
+            for lease in leases {
+                guard let job = current[lease.id], (try? job.requireLease(lease.owner)) != nil else {
+                    lost.append(lease.id)
+                    continue
+                }
+                try await txn.update(job) { $0.lease?.expiresAt = until }
+            }
+            return lost
+        }
+    }
+
+    /// See ``JobScheduler/SchedulerBackend/rescueExpiredLeases(limit:)``.
+    public func rescueExpiredLeases(limit: Int = 1000) async throws -> [Job] {
+        try await transaction("rescue expired leases") { txn in
+            var rescued: [Job] = []
+            for job in try await txn.rows(Statements.expiredLeases(now: txn.now, limit: limit), JobRow.decode) {
+                guard let lease = job.lease else { continue }
+                rescued.append(try await txn.update(job) { $0.rescue(at: txn.now, leaseExpiredAt: lease.expiresAt) })
+            }
+            return rescued
+        }
+    }
+
+    /// See ``JobScheduler/SchedulerBackend/pruneFinished(_:before:)``: batches of 1,000 jobs
+    /// (100 pipelines), each its own transaction.
+    public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
+        var jobs = 0
+        while true {
+            let deleted = try await transaction("prune \(state) jobs") { txn in
+                try await txn.rows(Statements.pruneJobs(state, before: cutoff, limit: 1000)) { try $0.decode(Int64.self) }.first ?? 0
+            }
+            jobs += Int(deleted)
+            if deleted < 1000 { break }
+        }
+        var pipelines = 0
+        if let pipelineState = PipelineState(name: state.description), pipelineState.isTerminal {
+            while true {
+                let deleted = try await transaction("prune \(state) pipelines") { txn in
+                    try await txn.rows(Statements.prunePipelines(pipelineState, before: cutoff, limit: 100)) { try $0.decode(Int64.self) }.first ?? 0
+                }
+                pipelines += Int(deleted)
+                if deleted < 100 { break }
+            }
+        }
+        return (jobs, pipelines)
+    }
+
+    /// See ``JobScheduler/SchedulerBackend/pruneHistory(before:)``: this backend keeps no event
+    /// history yet (docs/POSTGRES.md), so there is nothing to prune.
+    public func pruneHistory(before cutoff: Timestamp) async throws -> Int { 0 }
+
+    /// See ``JobScheduler/SchedulerBackend/register(_:)``.
+    public func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
+        try schedule.validate()
+        return try await transaction("register schedule '\(schedule.name)'") { txn in
+            var record = schedule
+            record.lastTick = try await txn.rows(Statements.schedule(schedule.name), ScheduleRow.decode).first?.lastTick ?? schedule.lastTick
+            record.updatedAt = txn.now
+            try await txn.run(Statements.upsert(record))
+            return record
+        }
+    }
+
+    /// See ``JobScheduler/SchedulerBackend/enqueue(tick:of:next:job:)``: the schedule's row is
+    /// locked, so each tick gets exactly one job across processes.
+    public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
+        try await transaction("enqueue a tick of schedule '\(name)'") { txn in
+            guard var record = try await txn.rows(Statements.schedule(name), ScheduleRow.decode).first else {
+                throw JobStoreError(.notFound, "no schedule '\(name)' is registered", hint: "Register it first (Scheduler.schedule)")
+            }
+            if let last = record.lastTick, last >= tick { return nil }
+            let inserted = try await txn.insert([job])[0]
+            record.lastTick = tick
+            record.nextTick = next
+            record.updatedAt = txn.now
+            try await txn.run(Statements.upsert(record))
+            return inserted
+        }
+    }
+
+    /// Inserts jobs in one transaction (one statement); see ``JobStore/JobTransaction/insert(_:)-(NewJob)``.
+    @discardableResult
+    public func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await insert(jobs) }
+
+    /// Inserts jobs in one transaction (one statement).
+    @discardableResult
+    public func insert(_ jobs: [NewJob]) async throws -> [Job] {
+        try await transaction("insert \(jobs.count) jobs") { try await $0.insert(jobs) }
+    }
+
+    /// Inserts a job, pending (or returns the live job holding its unique key).
+    @discardableResult
+    public func insert(_ job: NewJob) async throws -> Job {
+        try await transaction("insert a job") { try await $0.insert([job])[0] }
+    }
+
+    /// Cancels a waiting, pending or running job (a running one's scheduler is told by a
+    /// notification, and stops its handler).
+    @discardableResult
+    public func cancel(_ id: JobID) async throws -> Job {
+        try await transaction("cancel job \(id)") { txn in try await txn.update(try await txn.existing(id)) { try $0.cancel() } }
+    }
+
+    /// Puts a failed or cancelled job back to pending (see ``JobStore/Job/retry(at:blocked:)``).
+    @discardableResult
+    public func retry(_ id: JobID) async throws -> Job {
+        try await transaction("retry job \(id)") { try await $0.retry(id) }
+    }
+
+    /// Changes a job through `body` (see ``JobStore/JobTransaction/update(_:_:)``).
+    @discardableResult
+    public func update(_ id: JobID, _ body: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job {
+        try await transaction("update job \(id)") { txn in try await txn.update(try await txn.existing(id), body) }
+    }
+
+    /// Deletes a job; false if there was none.
+    ///
+    /// - Throws: `.invalidArgument` for a pipeline step's job (it goes with its pipeline).
+    @discardableResult
+    public func delete(_ id: JobID) async throws -> Bool {
+        try await transaction("delete job \(id)") { txn in
+            guard let job = try await txn.job(id) else { return false }
+            if let reference = job.pipeline {
+                throw JobStoreError(
+                    .invalidArgument, "job \(id) is step \(reference.step) of pipeline \(reference.pipeline); it is deleted with its pipeline",
+                    jobID: id)
+            }
+            try await txn.run(Statements.delete(id))
+            return true
+        }
+    }
+
+    /// See ``JobScheduler/SchedulerBackend/queueDepths()``: the counter rows, summed per queue.
+    public func queueDepths() async throws -> [String: [JobState: Int]] {
+        try await transaction("read the queue counts") { txn in
+            var depths: [String: [JobState: Int]] = [:]
+            for (queue, state, count) in try await txn.rows(Statements.queueCounts(), { try $0.decode((String, Int16, Int64).self) }) {
+                guard let state = JobState(rawValue: UInt8(clamping: state)) else { continue }
+                depths[queue, default: [:]][state] = Int(count)
+            }
+            return depths
+        }
+    }
+
+    // MARK: Queries
+
+    /// The job with `id`, or `nil`.
+    public func job(_ id: JobID) async throws -> Job? {
+        try await transaction("read job \(id)") { try await $0.rows(Statements.job(id, locked: false), JobRow.decode).first }
+    }
+
+    /// How many jobs are in `state`: the sum of at most 16 counter rows per queue.
+    public func count(_ state: JobState) async throws -> Int {
+        try await transaction("count \(state) jobs") { Int(try await $0.rows(Statements.count(state)) { try $0.decode(Int64.self) }.first ?? 0) }
+    }
+
+    /// How many jobs are in each state.
+    public func counts() async throws -> [JobState: Int] {
+        try await transaction("count jobs") { txn in
+            var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
+            for (state, count) in try await txn.rows(Statements.counts(), { try $0.decode((Int16, Int64).self) }) {
+                if let state = JobState(rawValue: UInt8(clamping: state)) { counts[state] = Int(count) }
+            }
+            return counts
+        }
+    }
+
+    /// The jobs in `state` by creation time, a page at a time (keyset paging on (createdAt, id)).
+    public func jobs(in state: JobState, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) async throws -> JobPage {
+        guard limit > 0 else { return JobPage(jobs: [], next: nil) }
+        return try await transaction("list \(state) jobs") { txn in
+            var jobs = try await txn.rows(Statements.jobs(in: state, newestFirst: order == .newestFirst, limit: limit, after: after), JobRow.decode)
+            let more = jobs.count > limit
+            if more { jobs.removeLast() }
+            return JobPage(jobs: jobs, next: more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil)
+        }
+    }
+
+    /// The jobs created in `start..<end`, oldest first, at most `limit`.
+    public func jobs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = 1000) async throws -> [Job] {
+        try await transaction("list jobs by creation time") { try await $0.rows(Statements.jobs(createdFrom: start, until: end, limit: limit), JobRow.decode) }
+    }
+
+    /// Validates and enqueues a pipeline (see ``JobStore/PipelinePlan``): nothing is written
+    /// for a definition that is not a valid DAG.
+    @discardableResult
+    public func enqueue(_ definition: PipelineDefinition) async throws -> Pipeline {
+        let plan = try PipelinePlan(validating: definition)
+        return try await transaction("enqueue pipeline '\(definition.name)'") { try await $0.enqueue(plan) }
+    }
+
+    /// The pipeline with `id`, or `nil`.
+    public func pipeline(_ id: PipelineID) async throws -> Pipeline? {
+        try await transaction("read pipeline \(id)") { try await $0.rows(Statements.pipeline(id, locked: false), PipelineRow.decode).first }
+    }
+
+    /// Cancels a pipeline's unfinished steps.
+    @discardableResult
+    public func cancelPipeline(_ id: PipelineID) async throws -> Pipeline {
+        try await transaction("cancel pipeline \(id)") { try await $0.cancelPipeline(id) }
+    }
+}

@@ -1,0 +1,297 @@
+import JobStore
+import Logging
+import PostgresNIO
+
+/// One transaction of a ``PostgresJobStore``, inside its closure: the embedded store's
+/// ``JobStore/JobTransaction`` rules (``JobStore/Job`` changes from `JobRules.swift`), applied to
+/// rows. A job is read `FOR UPDATE` before it changes, so concurrent transactions on the same
+/// job take turns; pipelines advance in the transaction that finishes a step.
+final class PostgresTransaction {
+    let connection: PostgresConnection
+    let store: PostgresJobStore
+    /// The time of this transaction (one clock reading for all its changes).
+    let now = Timestamp.now
+    /// Steps whose job moved between unfinished, succeeded, failed and cancelled, to advance
+    /// their pipelines (a worklist, as in the embedded store: a cascade is a loop).
+    private var pipelineWork: [(from: JobState, job: Job)] = []
+    private var advancingPipelines = false
+
+    init(_ connection: PostgresConnection, store: PostgresJobStore) {
+        self.connection = connection
+        self.store = store
+    }
+
+    // MARK: Statements
+
+    func run(_ query: PostgresQuery) async throws {
+        try await connection.query(query, logger: store.logger)
+    }
+
+    func rows<T>(_ query: PostgresQuery, _ decode: (PostgresRow) throws -> T) async throws -> [T] {
+        var result: [T] = []
+        for try await row in try await connection.query(query, logger: store.logger) { result.append(try decode(row)) }
+        return result
+    }
+
+    // MARK: Jobs
+
+    /// The job with `id`, locked for this transaction, or `nil`.
+    func job(_ id: JobID) async throws -> Job? {
+        try await rows(Statements.job(id, locked: true), JobRow.decode).first
+    }
+
+    func existing(_ id: JobID) async throws -> Job {
+        guard let job = try await job(id) else {
+            throw JobStoreError(.notFound, "no job \(id)", jobID: id, hint: "Check the id; it may have been deleted or pruned")
+        }
+        return job
+    }
+
+    /// The running job with `id` whose lease `owner` holds.
+    func leased(_ id: JobID, by owner: OwnerToken) async throws -> Job {
+        let job = try await existing(id)
+        try job.requireLease(owner)
+        return job
+    }
+
+    /// Inserts jobs, pending, in one statement; a job whose unique key a live job holds (in the
+    /// store, or earlier in `jobs`) is not inserted: that job is returned in its place.
+    func insert(_ jobs: [NewJob]) async throws -> [Job] {
+        var result: [Job] = []
+        var fresh: [Job] = []
+        var holders: [String: Job] = [:]
+        for new in jobs {
+            if let key = new.uniqueKey, let holder = try await uniqueHolder(key, among: holders) {
+                result.append(holder)
+                continue
+            }
+            let job = Job(new, id: nextID(new.createdAt ?? now), now: now, state: .pending, pipeline: nil)
+            try job.validate()
+            if let key = job.uniqueKey { holders[key] = job }
+            fresh.append(job)
+            result.append(job)
+        }
+        try await add(fresh)
+        return result
+    }
+
+    /// Inserts complete new jobs (validated) in one statement.
+    func add(_ jobs: [Job]) async throws {
+        guard !jobs.isEmpty else { return }
+        do {
+            try await run(Statements.insert(jobs))
+        } catch let error as PSQLError where error.serverInfo?[.constraintName] == "jobstore_jobs_pkey" {
+            throw JobStoreError(
+                .invalidField, "a job with a chosen id exists: \(error.serverInfo?[.detail] ?? "")",
+                hint: "NewJob without an id gets a fresh one")
+        }
+    }
+
+    /// The live job holding unique key `key`: one inserted earlier in this call, or in the store.
+    func uniqueHolder(_ key: String, among inserted: [String: Job] = [:]) async throws -> Job? {
+        if let holder = inserted[key] { return holder }
+        return try await rows(Statements.uniqueHolder(key), JobRow.decode).first
+    }
+
+    func nextID(_ time: Timestamp) -> JobID {
+        store.ids.next(milliseconds: UInt64(max(0, time.microseconds / 1000)))
+    }
+
+    /// Changes `old` (read locked in this transaction) through `body` and stores it, under the
+    /// embedded store's rules: a legal move, the pipeline's word on waiting, no lease unless
+    /// running, the errors kept as the store keeps them; then advances its pipeline.
+    @discardableResult
+    func update(_ old: Job, _ body: (inout Job) throws -> Void) async throws -> Job {
+        var new = old
+        try body(&new)
+        try old.checkChange(to: new)
+        if let reference = new.pipeline, new.state != old.state,
+            new.state == .waiting || (new.state == .pending && (old.state == .waiting || old.state.isTerminal))
+        {
+            // A step waits exactly while some dependency has not succeeded.
+            let step = try await step(reference.pipeline, Int(reference.step))
+            if (new.state == .waiting) != (step.remainingDependencies > 0) {
+                throw JobStoreError(
+                    .illegalTransition,
+                    "job \(old.id) is step '\(step.name)' of pipeline \(reference.pipeline), and \(step.remainingDependencies) of its dependencies have not succeeded: it cannot be \(new.state)",
+                    jobID: old.id)
+            }
+        }
+        new.settle(at: now)
+        new.errors = new.storedErrors
+        try new.validate()
+        try await run(try Statements.update(new))
+        if new.pipeline != nil && StepOutcome(old.state) != StepOutcome(new.state) {
+            pipelineWork.append((old.state, new))
+            try await advancePipelines()
+        }
+        return new
+    }
+
+    /// Claims up to `limit` ready jobs of `queue` (see ``Statements/claim(queue:limit:now:expiry:owner:)``),
+    /// in claim order; when fewer were ready, also when the queue's next delayed job is due.
+    func claim(queue: String, limit: Int, lease: Duration, owner: OwnerToken) async throws -> ClaimBatch {
+        guard limit > 0 else { return ClaimBatch(jobs: [], nextRunAt: nil) }
+        var jobs = try await rows(
+            Statements.claim(queue: queue, limit: limit, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
+        jobs.sort { ($0.priority, $1.runAt, $1.createdAt, $1.id) > ($1.priority, $0.runAt, $0.createdAt, $0.id) }
+        var next: Timestamp?
+        if jobs.count < limit {
+            next = try await rows(Statements.nextRunAt(queue: queue, now: now)) { try $0.decode(Int64?.self) }
+                .first?.map(Timestamp.init(microseconds:))
+        }
+        return ClaimBatch(jobs: jobs, nextRunAt: next)
+    }
+
+    // MARK: Pipelines
+
+    func pipeline(_ id: PipelineID) async throws -> Pipeline? {
+        try await rows(Statements.pipeline(id, locked: true), PipelineRow.decode).first
+    }
+
+    func existingPipeline(_ id: PipelineID) async throws -> Pipeline {
+        guard let pipeline = try await pipeline(id) else {
+            throw JobStoreError(.notFound, "no pipeline \(id)", hint: "Check the id; it may have been deleted or pruned")
+        }
+        return pipeline
+    }
+
+    func step(_ pipeline: PipelineID, _ index: Int) async throws -> PipelineStepRecord {
+        guard let step = try await rows(Statements.step(pipeline, index), StepRow.decode).first else {
+            throw JobStoreError(.corruptRecord, "pipeline \(pipeline) has no step \(index) in PostgreSQL")
+        }
+        return step
+    }
+
+    /// Enqueues a validated plan: the pipeline row, one job per step (those without
+    /// dependencies pending, the others waiting) and the step rows.
+    func enqueue(_ plan: PipelinePlan) async throws -> Pipeline {
+        let definition = plan.definition
+        let bits = nextID(now)
+        let id = PipelineID(high: bits.high, low: bits.low)
+        var jobs: [Job] = []
+        var keys: [String: Job] = [:]
+        for (index, step) in definition.steps.enumerated() {
+            if let key = step.job.uniqueKey, let holder = try await uniqueHolder(key, among: keys) {
+                throw JobStoreError(
+                    .invalidField, "step '\(step.name)' of pipeline '\(definition.name)' has unique key '\(key)', which live job \(holder.id) holds",
+                    jobID: holder.id)
+            }
+            let job = Job(
+                step.job, id: nextID(step.job.createdAt ?? now), now: now, state: plan.dependencies[index].isEmpty ? .pending : .waiting,
+                pipeline: PipelineReference(pipeline: id, step: UInt16(index)))
+            try job.validate()
+            if let key = job.uniqueKey { keys[key] = job }
+            jobs.append(job)
+        }
+        let pipeline = Pipeline(
+            id: id, name: definition.name, version: definition.version, failFast: definition.failFast, state: .running,
+            createdAt: now, updatedAt: now, finishedAt: nil, stepCount: definition.steps.count, succeededSteps: 0,
+            failedSteps: 0, cancelledSteps: 0)
+        try await run(Statements.insert(pipeline))
+        try await add(jobs)
+        let steps = definition.steps.enumerated().map { index, step in
+            PipelineStepRecord(
+                index: index, name: step.name, jobID: jobs[index].id, dependents: plan.dependents[index].sorted(),
+                remainingDependencies: plan.dependencies[index].count)
+        }
+        try await run(Statements.insert(steps, of: id))
+        return pipeline
+    }
+
+    /// Advances the pipelines of the steps in the worklist until none is left (the changes it
+    /// makes go through ``update(_:_:)`` and only add to the list, which the outermost call drains).
+    private func advancePipelines() async throws {
+        guard !advancingPipelines else { return }
+        advancingPipelines = true
+        defer { advancingPipelines = false }
+        var next = 0
+        while next < pipelineWork.count {
+            let (from, job) = pipelineWork[next]
+            next += 1
+            try await stepMoved(job, from: from)
+        }
+        pipelineWork.removeAll(keepingCapacity: true)
+    }
+
+    /// One step's job moved between unfinished, succeeded, failed and cancelled: the embedded
+    /// store's `stepMoved`, on rows.
+    private func stepMoved(_ job: Job, from old: JobState) async throws {
+        guard let reference = job.pipeline else { return }
+        let record = try await step(reference.pipeline, Int(reference.step))
+        var pipeline = try await existingPipeline(reference.pipeline)
+        let before = pipeline
+        pipeline.count(old, -1)
+        pipeline.count(job.state, +1)
+        switch (StepOutcome(old), StepOutcome(job.state)) {
+        case (_, .succeeded):
+            // Release each dependent whose dependencies have now all succeeded.
+            for index in record.dependents {
+                var dependent = try await step(reference.pipeline, index)
+                dependent.remainingDependencies = max(0, dependent.remainingDependencies - 1)
+                try await run(Statements.setRemaining(reference.pipeline, index, dependent.remainingDependencies))
+                if dependent.remainingDependencies == 0, let waiting = try await self.job(dependent.jobID), waiting.state == .waiting {
+                    try await update(waiting) { job in
+                        job.state = .pending
+                        job.runAt = max(job.runAt, now)
+                    }
+                }
+            }
+        case (.unfinished, .failed), (.unfinished, .cancelled):
+            // What depends on it can never run: cancel it (its own dependents follow through the worklist).
+            let reason = "cancelled: step '\(record.name)' (job \(job.id)), which it depends on, \(job.state == .failed ? "failed" : "was cancelled")"
+            for index in record.dependents {
+                if let dependent = try await self.job(try await step(reference.pipeline, index).jobID), dependent.state == .waiting {
+                    try await update(dependent) { $0.cancelForPipeline(at: now, reason: reason) }
+                }
+            }
+            if job.state == .failed && pipeline.failFast {
+                for other in try await rows(Statements.stepJobs(reference.pipeline), JobRow.decode) where !other.state.isTerminal {
+                    try await update(other) {
+                        $0.cancelForPipeline(at: now, reason: "cancelled: step '\(record.name)' (job \(job.id)) failed and the pipeline is fail-fast")
+                    }
+                }
+            }
+        case (.failed, .unfinished), (.cancelled, .unfinished):
+            // Retried: what was cancelled because of it waits for it again.
+            for index in record.dependents {
+                if let dependent = try await self.job(try await step(reference.pipeline, index).jobID),
+                    dependent.state == .cancelled || dependent.state == .failed
+                {
+                    try await update(dependent) { $0.state = .waiting }
+                }
+            }
+        default:
+            break
+        }
+        pipeline.settle(at: now, previousState: before.state)
+        try await run(Statements.update(pipeline))
+    }
+
+    /// Puts a failed or cancelled job back (see ``JobStore/Job/retry(at:blocked:)``).
+    func retry(_ id: JobID) async throws -> Job {
+        let job = try await existing(id)
+        var blocked = false
+        if let reference = job.pipeline {
+            blocked = try await step(reference.pipeline, Int(reference.step)).remainingDependencies > 0
+        }
+        return try await update(job) { try $0.retry(at: now, blocked: blocked) }
+    }
+
+    /// Cancels every unfinished step of a pipeline (see ``JobStore/JobTransaction/cancelPipeline(_:)``).
+    func cancelPipeline(_ id: PipelineID) async throws -> Pipeline {
+        let pipeline = try await existingPipeline(id)
+        guard !pipeline.state.isTerminal else {
+            throw JobStoreError(
+                .illegalTransition, "pipeline \(id) has already finished (\(pipeline.state)); there is nothing to cancel",
+                hint: "Retry it first to run it again")
+        }
+        for job in try await rows(Statements.stepJobs(id), JobRow.decode) where !job.state.isTerminal {
+            // A step cancelled by an earlier one's cascade is terminal by now: re-read.
+            if let current = try await self.job(job.id), !current.state.isTerminal {
+                try await update(current) { $0.cancelForPipeline(at: now, reason: "cancelled with its pipeline") }
+            }
+        }
+        return try await existingPipeline(id)
+    }
+}

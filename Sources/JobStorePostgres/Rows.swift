@@ -1,0 +1,152 @@
+import Foundation
+import JobStore
+import PostgresNIO
+
+// The store's values as PostgreSQL columns and back: ids as `uuid`, times as `bigint` µs,
+// states as `smallint`, errors as `jsonb`, payloads as `bytea`.
+
+extension UUID {
+    /// The 16 bytes of a job id, as stored in its record (big-endian halves).
+    init(_ id: JobID) { self = UUID(high: id.high, low: id.low) }
+    /// The 16 bytes of a pipeline id.
+    init(_ id: PipelineID) { self = UUID(high: id.high, low: id.low) }
+    /// The 16 bytes of a lease's owner token.
+    init(_ owner: OwnerToken) { self = UUID(high: owner.high, low: owner.low) }
+
+    init(high: UInt64, low: UInt64) {
+        var bytes = uuid_t(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &bytes) { raw in
+            raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        self.init(uuid: bytes)
+    }
+
+    /// The two big-endian halves.
+    var halves: (high: UInt64, low: UInt64) {
+        withUnsafeBytes(of: uuid) { raw in
+            (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+             UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+    }
+}
+
+extension JobID {
+    init(_ uuid: UUID) { self.init(high: uuid.halves.high, low: uuid.halves.low) }
+}
+
+extension PipelineID {
+    init(_ uuid: UUID) { self.init(high: uuid.halves.high, low: uuid.halves.low) }
+}
+
+extension OwnerToken {
+    init(_ uuid: UUID) { self.init(high: uuid.halves.high, low: uuid.halves.low) }
+}
+
+/// A job row (columns ``Statements/jobColumns``) decoded into a ``JobStore/Job``.
+enum JobRow {
+    static func decode(_ row: PostgresRow) throws -> Job {
+        let cells = row.makeRandomAccess()
+        let id = JobID(try cells[0].decode(UUID.self))
+        func state(_ raw: Int16) throws -> JobState {
+            guard let state = JobState(rawValue: UInt8(clamping: raw)), raw >= 0 else {
+                throw JobStoreError(.corruptRecord, "job \(id) has state \(raw) in PostgreSQL, which is no job state", jobID: id)
+            }
+            return state
+        }
+        let leaseExpiry = try cells[11].decode(Int64?.self)
+        let leaseOwner = try cells[12].decode(UUID?.self)
+        let pipeline = try cells[15].decode(UUID?.self)
+        let step = try cells[16].decode(Int32?.self)
+        return Job(
+            id: id, name: try cells[1].decode(String.self), queue: try cells[2].decode(String.self),
+            tenant: try cells[3].decode(String?.self), state: try state(try cells[4].decode(Int16.self)),
+            priority: UInt8(clamping: try cells[5].decode(Int16.self)),
+            createdAt: Timestamp(microseconds: try cells[6].decode(Int64.self)),
+            updatedAt: Timestamp(microseconds: try cells[7].decode(Int64.self)),
+            runAt: Timestamp(microseconds: try cells[8].decode(Int64.self)),
+            attempts: UInt16(clamping: try cells[9].decode(Int32.self)), maxAttempts: UInt16(clamping: try cells[10].decode(Int32.self)),
+            lease: leaseExpiry.flatMap { expiry in leaseOwner.map { Lease(expiresAt: Timestamp(microseconds: expiry), owner: OwnerToken($0)) } },
+            errors: try errors(try cells[13].decode(String.self), of: id),
+            uniqueKey: try cells[14].decode(String?.self),
+            pipeline: pipeline.flatMap { pipeline in step.map { PipelineReference(pipeline: PipelineID(pipeline), step: UInt16(clamping: $0)) } },
+            payload: Array((try cells[17].decode(ByteBuffer.self)).readableBytesView),
+            result: try cells[18].decode(ByteBuffer?.self).map { Array($0.readableBytesView) })
+    }
+
+    /// A job's errors as stored: the kept ones (``JobStore/Job/storedErrors``) as a JSON array of
+    /// `{"message", "attempt", "at"}` (µs).
+    static func errorsJSON(_ errors: [JobErrorRecord]) throws -> String {
+        let kept = Job.storedErrors(errors)
+        return String(decoding: try JSONEncoder().encode(kept.map(StoredError.init)), as: UTF8.self)
+    }
+
+    private static func errors(_ json: String, of id: JobID) throws -> [JobErrorRecord] {
+        do {
+            return try JSONDecoder().decode([StoredError].self, from: Data(json.utf8)).map(\.record)
+        } catch {
+            throw JobStoreError(.corruptRecord, "the errors of job \(id) in PostgreSQL are not readable: \(error)", jobID: id)
+        }
+    }
+
+    /// One error in the `errors` column.
+    private struct StoredError: Codable {
+        var message: String
+        var attempt: UInt16
+        var at: Int64
+
+        init(_ record: JobErrorRecord) {
+            message = record.message
+            attempt = record.attempt
+            at = record.at.microseconds
+        }
+
+        var record: JobErrorRecord { JobErrorRecord(message: message, attempt: attempt, at: Timestamp(microseconds: at)) }
+    }
+}
+
+/// A pipeline row (columns ``Statements/pipelineColumns``).
+enum PipelineRow {
+    static func decode(_ row: PostgresRow) throws -> Pipeline {
+        let cells = row.makeRandomAccess()
+        let id = PipelineID(try cells[0].decode(UUID.self))
+        let raw = try cells[4].decode(Int16.self)
+        guard raw >= 0, let state = PipelineState(rawValue: UInt8(clamping: raw)) else {
+            throw JobStoreError(.corruptRecord, "pipeline \(id) has state \(raw) in PostgreSQL, which is no pipeline state")
+        }
+        return Pipeline(
+            id: id, name: try cells[1].decode(String.self), version: UInt32(clamping: try cells[2].decode(Int64.self)),
+            failFast: try cells[3].decode(Bool.self), state: state,
+            createdAt: Timestamp(microseconds: try cells[5].decode(Int64.self)),
+            updatedAt: Timestamp(microseconds: try cells[6].decode(Int64.self)),
+            finishedAt: try cells[7].decode(Int64?.self).map(Timestamp.init(microseconds:)),
+            stepCount: Int(try cells[8].decode(Int32.self)), succeededSteps: Int(try cells[9].decode(Int32.self)),
+            failedSteps: Int(try cells[10].decode(Int32.self)), cancelledSteps: Int(try cells[11].decode(Int32.self)))
+    }
+}
+
+/// A step row (columns ``Statements/stepColumns``).
+enum StepRow {
+    static func decode(_ row: PostgresRow) throws -> PipelineStepRecord {
+        let cells = row.makeRandomAccess()
+        return PipelineStepRecord(
+            index: Int(try cells[0].decode(Int32.self)), name: try cells[1].decode(String.self),
+            jobID: JobID(try cells[2].decode(UUID.self)), dependents: try cells[3].decode([Int32].self).map(Int.init),
+            remainingDependencies: Int(try cells[4].decode(Int32.self)))
+    }
+}
+
+/// A schedule row (columns ``Statements/scheduleColumns``).
+enum ScheduleRow {
+    static func decode(_ row: PostgresRow) throws -> ScheduleRecord {
+        let cells = row.makeRandomAccess()
+        return ScheduleRecord(
+            name: try cells[0].decode(String.self), timing: try cells[1].decode(String.self),
+            timeZone: try cells[2].decode(String.self), queue: try cells[3].decode(String.self),
+            jobName: try cells[4].decode(String.self),
+            missedTicks: MissedTickPolicy(rawValue: UInt8(clamping: try cells[5].decode(Int16.self))) ?? .skip,
+            lastTick: try cells[6].decode(Int64?.self).map(Timestamp.init(microseconds:)),
+            nextTick: try cells[7].decode(Int64?.self).map(Timestamp.init(microseconds:)),
+            updatedAt: Timestamp(microseconds: try cells[8].decode(Int64.self)))
+    }
+}

@@ -1,0 +1,444 @@
+import Foundation
+import JobStore
+import PostgresNIO
+
+/// The PostgreSQL schema of a job store: every table, index, trigger and migration — and, below
+/// (``Statements``), every statement that reads and writes them — in this one file.
+/// docs/POSTGRES.md explains each choice.
+///
+/// Times are `bigint` microseconds since 1970 (a ``JobStore/Timestamp``, exact, as the embedded
+/// store keeps them); states are the `smallint` raw values of ``JobStore/JobState``
+/// (0 waiting, 1 pending, 2 running, 3 succeeded, 4 failed, 5 cancelled).
+enum Schema {
+    /// The version this program writes. A database migrated by a newer program is refused.
+    static let version: Int64 = 1
+
+    /// The key of the advisory lock held (for the migrating transaction) while the schema is
+    /// checked and migrated, so two processes starting at once do not race.
+    static let migrationLock: Int64 = 0x6a6f_6273_746f_7265  // "jobstore"
+
+    /// The table that records the schema version (created before anything else).
+    static let meta = """
+        CREATE TABLE IF NOT EXISTS jobstore_meta (
+            key text PRIMARY KEY,
+            value bigint NOT NULL
+        )
+        """
+
+    /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
+    static let migrations: [[String]] = [version1]
+
+    /// Version 1: jobs, counters, pipelines, steps, schedules; the triggers that keep the
+    /// counters and send the wake-ups.
+    static let version1: [String] = [
+        """
+        CREATE TABLE jobstore_jobs (
+            id uuid PRIMARY KEY,
+            name text NOT NULL,
+            queue text NOT NULL,
+            tenant text,
+            state smallint NOT NULL,
+            priority smallint NOT NULL,
+            created_at bigint NOT NULL,
+            updated_at bigint NOT NULL,
+            run_at bigint NOT NULL,
+            attempts integer NOT NULL,
+            max_attempts integer NOT NULL,
+            lease_expires_at bigint,
+            lease_owner uuid,
+            errors jsonb NOT NULL DEFAULT '[]',
+            unique_key text,
+            pipeline_id uuid,
+            pipeline_step integer,
+            payload bytea NOT NULL,
+            result bytea
+        )
+        """,
+        // The claim: the ready jobs of a queue in claim order (priority, then runAt, then age),
+        // and nothing else — a partial index stays small however many jobs have finished.
+        "CREATE INDEX jobstore_jobs_ready ON jobstore_jobs (queue, priority DESC, run_at, created_at, id) WHERE state = 1",
+        // When a queue's next delayed job is due (the scheduler's sleep).
+        "CREATE INDEX jobstore_jobs_due ON jobstore_jobs (queue, run_at) WHERE state = 1",
+        // Listings by state and creation time (keyset paging), and by creation time alone.
+        "CREATE INDEX jobstore_jobs_state_created ON jobstore_jobs (state, created_at, id)",
+        "CREATE INDEX jobstore_jobs_created ON jobstore_jobs (created_at, id)",
+        // Rescue: running jobs by lease expiry.
+        "CREATE INDEX jobstore_jobs_leases ON jobstore_jobs (lease_expires_at) WHERE state = 2",
+        // Retention: finished jobs by the time they finished (their last change).
+        "CREATE INDEX jobstore_jobs_finished ON jobstore_jobs (state, updated_at) WHERE state >= 3 AND pipeline_id IS NULL",
+        // Unique jobs: one live (unfinished) job per key.
+        "CREATE UNIQUE INDEX jobstore_jobs_unique ON jobstore_jobs (unique_key) WHERE unique_key IS NOT NULL AND state < 3",
+        // A pipeline's steps' jobs, to delete them with it.
+        "CREATE INDEX jobstore_jobs_pipeline ON jobstore_jobs (pipeline_id) WHERE pipeline_id IS NOT NULL",
+        // Counts per queue and state, O(1) to read: kept by the triggers below in the same
+        // transaction as the rows. Striped over 16 slots (by server process) so that concurrent
+        // transactions rarely wait on one counter row; a count is the sum of at most 16 rows.
+        """
+        CREATE TABLE jobstore_counts (
+            queue text NOT NULL,
+            state smallint NOT NULL,
+            slot smallint NOT NULL,
+            n bigint NOT NULL,
+            PRIMARY KEY (queue, state, slot)
+        )
+        """,
+        """
+        CREATE TABLE jobstore_pipelines (
+            id uuid PRIMARY KEY,
+            name text NOT NULL,
+            version bigint NOT NULL,
+            fail_fast boolean NOT NULL,
+            state smallint NOT NULL,
+            created_at bigint NOT NULL,
+            updated_at bigint NOT NULL,
+            finished_at bigint,
+            step_count integer NOT NULL,
+            succeeded_steps integer NOT NULL,
+            failed_steps integer NOT NULL,
+            cancelled_steps integer NOT NULL
+        )
+        """,
+        "CREATE INDEX jobstore_pipelines_state_created ON jobstore_pipelines (state, created_at, id)",
+        "CREATE INDEX jobstore_pipelines_finished ON jobstore_pipelines (state, finished_at) WHERE finished_at IS NOT NULL",
+        """
+        CREATE TABLE jobstore_pipeline_steps (
+            pipeline_id uuid NOT NULL REFERENCES jobstore_pipelines (id) ON DELETE CASCADE,
+            step integer NOT NULL,
+            name text NOT NULL,
+            job_id uuid NOT NULL,
+            dependents integer[] NOT NULL,
+            remaining integer NOT NULL,
+            PRIMARY KEY (pipeline_id, step)
+        )
+        """,
+        """
+        CREATE TABLE jobstore_schedules (
+            name text PRIMARY KEY,
+            timing text NOT NULL,
+            time_zone text NOT NULL,
+            queue text NOT NULL,
+            job_name text NOT NULL,
+            missed_ticks smallint NOT NULL,
+            last_tick bigint,
+            next_tick bigint,
+            updated_at bigint NOT NULL
+        )
+        """,
+        // The triggers: per statement, over its transition tables, so a claim of 100 jobs
+        // changes each counter once, not 100 times. The rows are upserted in (queue, state)
+        // order, so two transactions that share a slot lock its rows in the same order.
+        """
+        CREATE FUNCTION jobstore_jobs_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobstore_counts AS c (queue, state, slot, n)
+            SELECT queue, state, pg_backend_pid() % 16, count(*) FROM new_rows
+            GROUP BY queue, state ORDER BY queue, state
+            ON CONFLICT (queue, state, slot) DO UPDATE SET n = c.n + excluded.n;
+            IF EXISTS (SELECT 1 FROM new_rows WHERE state = 1) THEN
+                PERFORM pg_notify('jobstore', 'work');
+            END IF;
+            RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE FUNCTION jobstore_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobstore_counts AS c (queue, state, slot, n)
+            SELECT queue, state, pg_backend_pid() % 16, sum(d) FROM (
+                SELECT n.queue, n.state, 1 AS d FROM new_rows n JOIN old_rows o USING (id)
+                WHERE n.state <> o.state OR n.queue <> o.queue
+                UNION ALL
+                SELECT o.queue, o.state, -1 FROM new_rows n JOIN old_rows o USING (id)
+                WHERE n.state <> o.state OR n.queue <> o.queue) moved
+            GROUP BY queue, state HAVING sum(d) <> 0 ORDER BY queue, state
+            ON CONFLICT (queue, state, slot) DO UPDATE SET n = c.n + excluded.n;
+            IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o USING (id)
+                       WHERE n.state = 1 AND (o.state <> 1 OR n.run_at <> o.run_at)) THEN
+                PERFORM pg_notify('jobstore', 'work');
+            END IF;
+            PERFORM pg_notify('jobstore', 'cancel ' || n.id::text)
+            FROM new_rows n JOIN old_rows o USING (id) WHERE o.state = 2 AND n.state = 5;
+            RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE FUNCTION jobstore_jobs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobstore_counts AS c (queue, state, slot, n)
+            SELECT queue, state, pg_backend_pid() % 16, -count(*) FROM old_rows
+            GROUP BY queue, state ORDER BY queue, state
+            ON CONFLICT (queue, state, slot) DO UPDATE SET n = c.n + excluded.n;
+            PERFORM pg_notify('jobstore', 'cancel ' || id::text) FROM old_rows WHERE state = 2;
+            RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE TRIGGER jobstore_jobs_inserted AFTER INSERT ON jobstore_jobs
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobstore_jobs_inserted()
+        """,
+        """
+        CREATE TRIGGER jobstore_jobs_updated AFTER UPDATE ON jobstore_jobs
+            REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobstore_jobs_updated()
+        """,
+        """
+        CREATE TRIGGER jobstore_jobs_deleted AFTER DELETE ON jobstore_jobs
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobstore_jobs_deleted()
+        """,
+    ]
+}
+
+/// Every statement the PostgreSQL backend runs, built with bound parameters (never spliced
+/// text, except the fixed column lists below).
+enum Statements {
+    /// The columns of a job row, in the order ``JobRow`` decodes them.
+    static let jobColumns = """
+        id, name, queue, tenant, state, priority, created_at, updated_at, run_at, attempts, max_attempts, \
+        lease_expires_at, lease_owner, errors::text, unique_key, pipeline_id, pipeline_step, payload, result
+        """
+
+    /// The columns of a pipeline row, in the order ``PipelineRow`` decodes them.
+    static let pipelineColumns = """
+        id, name, version, fail_fast, state, created_at, updated_at, finished_at, step_count, succeeded_steps, \
+        failed_steps, cancelled_steps
+        """
+
+    // MARK: Schema
+
+    static func lockMigrations() -> PostgresQuery { "SELECT pg_advisory_xact_lock(\(Schema.migrationLock))" }
+    static func schemaVersion() -> PostgresQuery { "SELECT value FROM jobstore_meta WHERE key = 'schema_version'" }
+    static func setSchemaVersion(_ version: Int64) -> PostgresQuery {
+        """
+        INSERT INTO jobstore_meta (key, value) VALUES ('schema_version', \(version))
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value
+        """
+    }
+
+    // MARK: Jobs
+
+    /// Inserts jobs in one statement: each column an array, unnested row by row. Absent text
+    /// and ids travel as '' and the nil UUID (neither is a valid value) and become NULL.
+    static func insert(_ jobs: [Job]) -> PostgresQuery {
+        let none = UUID(high: 0, low: 0)
+        return """
+            INSERT INTO jobstore_jobs (id, name, queue, tenant, state, priority, created_at, updated_at, run_at, attempts,
+                max_attempts, errors, unique_key, pipeline_id, pipeline_step, payload)
+            SELECT id, name, queue, NULLIF(tenant, ''), state, priority, created_at, created_at, run_at, 0, max_attempts,
+                '[]', NULLIF(unique_key, ''), NULLIF(pipeline_id, \(none)), NULLIF(pipeline_step, -1), payload
+            FROM unnest(\(jobs.map { UUID($0.id) }), \(jobs.map(\.name)), \(jobs.map(\.queue)), \(jobs.map { $0.tenant ?? "" }),
+                \(jobs.map { Int16($0.state.rawValue) }), \(jobs.map { Int16($0.priority) }), \(jobs.map(\.createdAt.microseconds)),
+                \(jobs.map(\.runAt.microseconds)), \(jobs.map { Int32($0.maxAttempts) }), \(jobs.map { $0.uniqueKey ?? "" }),
+                \(jobs.map { $0.pipeline.map { UUID($0.pipeline) } ?? none }), \(jobs.map { $0.pipeline.map { Int32($0.step) } ?? -1 }),
+                \(jobs.map { ByteBuffer(bytes: $0.payload) }))
+                AS t(id, name, queue, tenant, state, priority, created_at, run_at, max_attempts, unique_key, pipeline_id,
+                     pipeline_step, payload)
+            """
+    }
+
+    /// Stores every field of a changed job but its id and creation time.
+    static func update(_ job: Job) throws -> PostgresQuery {
+        """
+        UPDATE jobstore_jobs SET name = \(job.name), queue = \(job.queue), tenant = \(job.tenant),
+            state = \(Int16(job.state.rawValue)), priority = \(Int16(job.priority)), updated_at = \(job.updatedAt.microseconds),
+            run_at = \(job.runAt.microseconds), attempts = \(Int32(job.attempts)), max_attempts = \(Int32(job.maxAttempts)),
+            lease_expires_at = \(job.lease?.expiresAt.microseconds), lease_owner = \(job.lease.map { UUID($0.owner) }),
+            errors = \(try JobRow.errorsJSON(job.errors))::jsonb, unique_key = \(job.uniqueKey),
+            payload = \(ByteBuffer(bytes: job.payload)), result = \(job.result.map { ByteBuffer(bytes: $0) })
+        WHERE id = \(UUID(job.id))
+        """
+    }
+
+    static func job(_ id: JobID, locked: Bool) -> PostgresQuery {
+        "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE id = \(UUID(id))\(unescaped: locked ? " FOR UPDATE" : "")"
+    }
+
+    /// Jobs by id, locked for the transaction, in id order (so concurrent transactions lock
+    /// them in the same order).
+    static func lockJobs(_ ids: [JobID]) -> PostgresQuery {
+        "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE id = ANY(\(ids.map(UUID.init))) ORDER BY id FOR UPDATE"
+    }
+
+    static func delete(_ id: JobID) -> PostgresQuery { "DELETE FROM jobstore_jobs WHERE id = \(UUID(id))" }
+
+    /// The live job holding a unique key.
+    static func uniqueHolder(_ key: String) -> PostgresQuery {
+        "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE unique_key = \(key) AND state < 3"
+    }
+
+    /// Claims up to `limit` ready jobs of `queue` in claim order (priority, then runAt, then
+    /// age): the candidates are locked with SKIP LOCKED, so concurrent claimers never wait on
+    /// each other nor take the same job; one statement, on the partial index of ready jobs.
+    static func claim(queue: String, limit: Int, now: Timestamp, expiry: Timestamp, owner: OwnerToken) -> PostgresQuery {
+        """
+        UPDATE jobstore_jobs j SET state = 2, attempts = j.attempts + 1, lease_expires_at = \(expiry.microseconds),
+            lease_owner = \(UUID(owner)), updated_at = \(now.microseconds)
+        FROM (SELECT id FROM jobstore_jobs
+              WHERE state = 1 AND queue = \(queue) AND run_at <= \(now.microseconds)
+              ORDER BY priority DESC, run_at, created_at, id
+              LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED) picked
+        WHERE j.id = picked.id
+        RETURNING \(unescaped: jobColumns.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", "))
+        """
+    }
+
+    /// The earliest runAt of the queue's pending jobs whose time has not come.
+    static func nextRunAt(queue: String, now: Timestamp) -> PostgresQuery {
+        "SELECT min(run_at) FROM jobstore_jobs WHERE state = 1 AND queue = \(queue) AND run_at > \(now.microseconds)"
+    }
+
+    /// Running jobs whose lease expired before `now`, locked (skipping those another rescuer holds).
+    static func expiredLeases(now: Timestamp, limit: Int) -> PostgresQuery {
+        """
+        SELECT \(unescaped: jobColumns) FROM jobstore_jobs
+        WHERE state = 2 AND lease_expires_at < \(now.microseconds)
+        ORDER BY lease_expires_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED
+        """
+    }
+
+    // MARK: Counts and listings
+
+    static func count(_ state: JobState) -> PostgresQuery {
+        "SELECT coalesce(sum(n), 0)::bigint FROM jobstore_counts WHERE state = \(Int16(state.rawValue))"
+    }
+
+    static func counts() -> PostgresQuery { "SELECT state, sum(n)::bigint FROM jobstore_counts GROUP BY state" }
+
+    static func queueCounts() -> PostgresQuery {
+        "SELECT queue, state, sum(n)::bigint FROM jobstore_counts GROUP BY queue, state HAVING sum(n) <> 0"
+    }
+
+    /// A page of the jobs in `state` by (createdAt, id), after a cursor, one row more than the page.
+    static func jobs(in state: JobState, newestFirst: Bool, limit: Int, after: PageCursor?) -> PostgresQuery {
+        let order = newestFirst ? "DESC" : "ASC"
+        if let after {
+            return """
+                SELECT \(unescaped: jobColumns) FROM jobstore_jobs
+                WHERE state = \(Int16(state.rawValue))
+                  AND (created_at, id) \(unescaped: newestFirst ? "<" : ">") (\(after.createdAt.microseconds), \(UUID(after.id)))
+                ORDER BY created_at \(unescaped: order), id \(unescaped: order) LIMIT \(Int64(limit) + 1)
+                """
+        }
+        return """
+            SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE state = \(Int16(state.rawValue))
+            ORDER BY created_at \(unescaped: order), id \(unescaped: order) LIMIT \(Int64(limit) + 1)
+            """
+    }
+
+    static func jobs(createdFrom start: Timestamp, until end: Timestamp, limit: Int) -> PostgresQuery {
+        """
+        SELECT \(unescaped: jobColumns) FROM jobstore_jobs
+        WHERE created_at >= \(start.microseconds) AND created_at < \(end.microseconds)
+        ORDER BY created_at, id LIMIT \(Int64(limit))
+        """
+    }
+
+    // MARK: Retention
+
+    /// Deletes up to `limit` jobs (not pipeline steps) in a finished state that finished before
+    /// `cutoff`, on the partial index of finished jobs; returns how many.
+    static func pruneJobs(_ state: JobState, before cutoff: Timestamp, limit: Int) -> PostgresQuery {
+        """
+        WITH gone AS (
+            DELETE FROM jobstore_jobs WHERE id IN (
+                SELECT id FROM jobstore_jobs
+                WHERE state = \(Int16(state.rawValue)) AND pipeline_id IS NULL AND updated_at < \(cutoff.microseconds)
+                ORDER BY updated_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
+            RETURNING 1)
+        SELECT count(*)::bigint FROM gone
+        """
+    }
+
+    /// Deletes up to `limit` pipelines in a finished state that finished before `cutoff`, with
+    /// their steps' jobs (the steps go with the pipeline: ON DELETE CASCADE); returns their ids.
+    static func prunePipelines(_ state: PipelineState, before cutoff: Timestamp, limit: Int) -> PostgresQuery {
+        """
+        WITH gone AS (
+            DELETE FROM jobstore_pipelines WHERE id IN (
+                SELECT id FROM jobstore_pipelines
+                WHERE state = \(Int16(state.rawValue)) AND finished_at < \(cutoff.microseconds)
+                ORDER BY finished_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
+            RETURNING id),
+        jobs AS (DELETE FROM jobstore_jobs WHERE pipeline_id IN (SELECT id FROM gone))
+        SELECT count(*)::bigint FROM gone
+        """
+    }
+
+    // MARK: Pipelines
+
+    static func insert(_ pipeline: Pipeline) -> PostgresQuery {
+        """
+        INSERT INTO jobstore_pipelines (\(unescaped: pipelineColumns)) VALUES (
+            \(UUID(pipeline.id)), \(pipeline.name), \(Int64(pipeline.version)), \(pipeline.failFast), \(Int16(pipeline.state.rawValue)),
+            \(pipeline.createdAt.microseconds), \(pipeline.updatedAt.microseconds), \(pipeline.finishedAt?.microseconds),
+            \(Int32(pipeline.stepCount)), \(Int32(pipeline.succeededSteps)), \(Int32(pipeline.failedSteps)), \(Int32(pipeline.cancelledSteps)))
+        """
+    }
+
+    static func update(_ pipeline: Pipeline) -> PostgresQuery {
+        """
+        UPDATE jobstore_pipelines SET state = \(Int16(pipeline.state.rawValue)), updated_at = \(pipeline.updatedAt.microseconds),
+            finished_at = \(pipeline.finishedAt?.microseconds), succeeded_steps = \(Int32(pipeline.succeededSteps)),
+            failed_steps = \(Int32(pipeline.failedSteps)), cancelled_steps = \(Int32(pipeline.cancelledSteps))
+        WHERE id = \(UUID(pipeline.id))
+        """
+    }
+
+    static func pipeline(_ id: PipelineID, locked: Bool) -> PostgresQuery {
+        "SELECT \(unescaped: pipelineColumns) FROM jobstore_pipelines WHERE id = \(UUID(id))\(unescaped: locked ? " FOR UPDATE" : "")"
+    }
+
+    static func insert(_ steps: [PipelineStepRecord], of pipeline: PipelineID) -> PostgresQuery {
+        // Each step's dependents travel as one text ("{1,2}"): arrays of arrays must be rectangular.
+        """
+        INSERT INTO jobstore_pipeline_steps (pipeline_id, step, name, job_id, dependents, remaining)
+        SELECT \(UUID(pipeline)), step, name, job_id, dependents::integer[], remaining
+        FROM unnest(\(steps.map { Int32($0.index) }), \(steps.map(\.name)), \(steps.map { UUID($0.jobID) }),
+                    \(steps.map { "{" + $0.dependents.map(String.init).joined(separator: ",") + "}" }),
+                    \(steps.map { Int32($0.remainingDependencies) }))
+            AS t(step, name, job_id, dependents, remaining)
+        """
+    }
+
+    /// The columns of a step row, in the order ``StepRow`` decodes them.
+    static let stepColumns = "step, name, job_id, dependents, remaining"
+
+    static func step(_ pipeline: PipelineID, _ index: Int) -> PostgresQuery {
+        "SELECT \(unescaped: stepColumns) FROM jobstore_pipeline_steps WHERE pipeline_id = \(UUID(pipeline)) AND step = \(Int32(index)) FOR UPDATE"
+    }
+
+    static func steps(_ pipeline: PipelineID) -> PostgresQuery {
+        "SELECT \(unescaped: stepColumns) FROM jobstore_pipeline_steps WHERE pipeline_id = \(UUID(pipeline)) ORDER BY step"
+    }
+
+    static func setRemaining(_ pipeline: PipelineID, _ index: Int, _ remaining: Int) -> PostgresQuery {
+        "UPDATE jobstore_pipeline_steps SET remaining = \(Int32(remaining)) WHERE pipeline_id = \(UUID(pipeline)) AND step = \(Int32(index))"
+    }
+
+    /// The jobs of a pipeline's steps, locked, in id order.
+    static func stepJobs(_ pipeline: PipelineID) -> PostgresQuery {
+        "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE pipeline_id = \(UUID(pipeline)) ORDER BY id FOR UPDATE"
+    }
+
+    // MARK: Schedules
+
+    /// The columns of a schedule row, in the order ``ScheduleRow`` decodes them.
+    static let scheduleColumns = "name, timing, time_zone, queue, job_name, missed_ticks, last_tick, next_tick, updated_at"
+
+    static func schedule(_ name: String) -> PostgresQuery {
+        "SELECT \(unescaped: scheduleColumns) FROM jobstore_schedules WHERE name = \(name) FOR UPDATE"
+    }
+
+    static func upsert(_ schedule: ScheduleRecord) -> PostgresQuery {
+        """
+        INSERT INTO jobstore_schedules (\(unescaped: scheduleColumns)) VALUES (
+            \(schedule.name), \(schedule.timing), \(schedule.timeZone), \(schedule.queue), \(schedule.jobName),
+            \(Int16(schedule.missedTicks.rawValue)), \(schedule.lastTick?.microseconds), \(schedule.nextTick?.microseconds),
+            \(schedule.updatedAt.microseconds))
+        ON CONFLICT (name) DO UPDATE SET timing = excluded.timing, time_zone = excluded.time_zone, queue = excluded.queue,
+            job_name = excluded.job_name, missed_ticks = excluded.missed_ticks, last_tick = excluded.last_tick,
+            next_tick = excluded.next_tick, updated_at = excluded.updated_at
+        """
+    }
+}

@@ -1,0 +1,367 @@
+import Foundation
+import JobScheduler
+import JobStore
+import Locking
+import Synchronization
+import Testing
+import TestSupport
+
+/// The behaviour of the scheduler and of the store, written once and run on every backend: what
+/// a program sees must not depend on where its jobs live.
+@Suite("Conformance: the same behaviour on LMDB and on PostgreSQL", .serialized)
+struct ConformanceTests {
+    @Test("every job runs exactly once when nothing fails (2,000 jobs, two queues, 8 handlers at once)", arguments: Backend.available)
+    func exactlyOnce(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let jobs = try await store.enqueue((0..<2_000).map { NewJob(name: "work", queue: $0 % 2 == 0 ? "a" : "b", priority: UInt8($0 % 4)) })
+            let runs = Lock<[JobID: Int]>([:])
+            let concurrent = Atomic<Int>(0)
+            let peak = Atomic<Int>(0)
+            let handler: JobHandler = { context in
+                let now = concurrent.wrappingAdd(1, ordering: .relaxed).newValue
+                peak.max(now, ordering: .relaxed)
+                runs.withLock { $0[context.job.id, default: 0] += 1 }
+                concurrent.wrappingSubtract(1, ordering: .relaxed)
+            }
+            try await withScheduler(store, options: testOptions(concurrency: 8), ["a": handler, "b": handler]) {
+                try await waitUntil("2,000 succeeded") { try await store.count(.succeeded) == 2_000 }
+            }
+            let counts = runs.withLock { $0 }
+            #expect(counts.count == 2_000 && counts.values.allSatisfy { $0 == 1 })
+            #expect(Set(counts.keys) == Set(jobs.map(\.id)))
+            #expect(peak.load(ordering: .relaxed) <= 8)
+            let depths = try await store.queueDepths()
+            #expect(depths["a"]?[.succeeded] == 1_000 && depths["b"]?[.succeeded] == 1_000)
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("with one handler, jobs run by priority, then runAt, then age", arguments: Backend.available)
+    func priorityOrder(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let jobs = try await store.enqueue((0..<40).map { NewJob(name: "p", queue: "q", priority: UInt8(($0 * 7) % 5)) })
+            let recorder = Recorder()
+            try await withScheduler(store, options: testOptions(concurrency: 1), ["q": { recorder.record("ran", $0.job) }]) {
+                try await recorder.wait(for: 40, "ran")
+            }
+            let expected = jobs.sorted { ($0.priority, $1.createdAt, $1.id) > ($1.priority, $0.createdAt, $0.id) }.map(\.id)
+            #expect(recorder.events("ran").map(\.job.id) == expected)
+        }
+    }
+
+    @Test("no delayed job starts before its runAt, and the scheduler wakes for it by itself", arguments: Backend.available)
+    func delayedJobs(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let base = Timestamp.now
+            let delays = [300, 100, 200, 0, 150]
+            _ = try await store.enqueue(delays.map { NewJob(name: "later", queue: "q", runAt: base.adding(.milliseconds($0))) })
+            let recorder = Recorder()
+            try await withScheduler(store, ["q": { recorder.record("ran", $0.job) }]) { try await recorder.wait(for: delays.count, "ran") }
+            for entry in recorder.events("ran") {
+                #expect(entry.at >= entry.job.runAt, "job due at \(entry.job.runAt) started at \(entry.at)")
+            }
+        }
+    }
+
+    @Test("a failing handler is retried with backoff while attempts remain, each error kept; then the job fails", arguments: Backend.available)
+    func retriesWithBackoff(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let flaky = try await store.insert(NewJob(name: "flaky", queue: "q", maxAttempts: 3))
+            let doomed = try await store.insert(NewJob(name: "doomed", queue: "q", maxAttempts: 2))
+            let recorder = Recorder()
+            var options = testOptions()
+            options.retry = RetryPolicy(base: .milliseconds(50), jitter: 0)
+            try await withScheduler(store, options: options, ["q": { context in
+                recorder.record("attempt", context.job)
+                if context.job.name == "doomed" || context.attempt < 3 { throw TestFailure("boom \(context.attempt)") }
+            }]) {
+                try await waitForState(store, flaky.id, .succeeded)
+                try await waitForState(store, doomed.id, .failed)
+            }
+            let attempts = recorder.events("attempt").filter { $0.job.id == flaky.id }
+            #expect(attempts.map(\.job.attempts) == [1, 2, 3])
+            #expect(attempts[1].at.microseconds - attempts[0].at.microseconds >= 50_000)
+            #expect(attempts[2].at.microseconds - attempts[1].at.microseconds >= 100_000)
+            let done = try #require(try await store.job(flaky.id))
+            #expect(done.errors.map(\.message) == ["boom 1", "boom 2"] && done.errors.map(\.attempt) == [1, 2])
+            #expect(done.lease == nil)
+            let failed = try #require(try await store.job(doomed.id))
+            #expect(failed.state == .failed && failed.errors.count == 2)
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("a handler can snooze (the attempt does not count), discard, or set a result; an unknown job name fails clearly", arguments: Backend.available)
+    func handlerDecisions(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let snoozer = try await store.insert(NewJob(name: "snooze", queue: "q", maxAttempts: 1))
+            let discarded = try await store.insert(NewJob(name: "discard", queue: "q", maxAttempts: 5))
+            let unknown = try await store.insert(NewJob(name: "mystery", queue: "named"))
+            let recorder = Recorder()
+            try await withScheduler(store, ["q": { context in
+                recorder.record(context.job.name, context.job)
+                switch context.job.name {
+                case "snooze" where recorder.events("snooze").count == 1: context.snooze(for: .milliseconds(30))
+                case "discard": context.discard(reason: "bad input: no such account")
+                default: context.setResult(Array("done".utf8))
+                }
+            }], named: [("known", "named", { _ in })]) {
+                try await waitForState(store, snoozer.id, .succeeded)
+                try await waitForState(store, discarded.id, .failed)
+                try await waitForState(store, unknown.id, .failed)
+            }
+            #expect(try await store.job(unknown.id)?.errors.last?.message.contains("no handler is registered for job 'mystery'") == true)
+            let snoozed = try #require(try await store.job(snoozer.id))
+            #expect(snoozed.attempts == 1 && snoozed.result == Array("done".utf8))
+            let dropped = try #require(try await store.job(discarded.id))
+            #expect(dropped.errors.last?.message == "bad input: no such account" && dropped.attempts == 1)
+        }
+    }
+
+    @Test("a diamond runs in dependency order, its independent steps at the same time; a failing step cascades", arguments: Backend.available)
+    func pipelines(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            func step(_ name: String, _ dependsOn: [String] = [], attempts: UInt16 = 3) -> PipelineStep {
+                PipelineStep(name, job: NewJob(name: name, queue: "ci", maxAttempts: attempts), dependsOn: dependsOn)
+            }
+            let diamond = try await store.enqueue(PipelineDefinition(name: "diamond", steps: [
+                step("build"), step("test-a", ["build"]), step("test-b", ["build"]), step("package", ["test-a", "test-b"]),
+            ]))
+            let broken = try await store.enqueue(PipelineDefinition(name: "broken", steps: [
+                step("fetch"), step("transform", ["fetch"], attempts: 1), step("publish", ["transform"]), step("archive", ["fetch"]),
+            ]))
+            #expect(try await store.count(.waiting) == 6)
+            #expect(try await store.count(.pending) == 2)
+            let recorder = Recorder()
+            try await withScheduler(store, ["ci": { context in
+                let name = context.job.name
+                recorder.record("start:\(name)", context.job)
+                if name == "test-a" || name == "test-b" {
+                    // Each test step waits until the other started: they run at the same time, or this hangs.
+                    let other = name == "test-a" ? "start:test-b" : "start:test-a"
+                    try await recorder.wait(until: { $0.contains { $0.event == other } }, other)
+                }
+                if name == "transform" { throw TestFailure("schema mismatch") }
+                recorder.record("end:\(name)", context.job)
+            }]) {
+                try await waitUntil("both pipelines finished") {
+                    let first = try await store.pipeline(diamond.id)?.state.isTerminal == true
+                    let second = try await store.pipeline(broken.id)?.state.isTerminal == true
+                    return first && second
+                }
+            }
+            let events = recorder.entries.map(\.event)
+            func index(_ event: String) -> Int { events.firstIndex(of: event) ?? -1 }
+            #expect(index("end:build") < index("start:test-a") && index("end:build") < index("start:test-b"))
+            #expect(index("end:test-a") < index("start:package") && index("end:test-b") < index("start:package"))
+            let done = try #require(try await store.pipeline(diamond.id))
+            #expect(done.state == .succeeded && done.succeededSteps == 4 && done.finishedAt != nil)
+            let failed = try #require(try await store.pipeline(broken.id))
+            #expect(failed.state == .failed && failed.failedSteps == 1 && failed.cancelledSteps == 1 && failed.succeededSteps == 2)
+            #expect(!events.contains("start:publish"))  // cancelled by the cascade, never run
+            #expect(events.contains("end:archive"))      // independent of the failure: ran
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("retrying a failed step puts its cancelled dependents back to waiting, and the pipeline runs to success", arguments: Backend.available)
+    func pipelineRetry(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "etl", steps: [
+                PipelineStep("extract", job: NewJob(name: "extract", queue: "etl", maxAttempts: 1)),
+                PipelineStep("load", job: NewJob(name: "load", queue: "etl"), dependsOn: ["extract"]),
+            ]))
+            let attempts = Atomic<Int>(0)
+            try await withScheduler(store, ["etl": { context in
+                if context.job.name == "extract" && attempts.wrappingAdd(1, ordering: .relaxed).oldValue == 0 { throw TestFailure("source down") }
+            }]) {
+                try await waitUntil("the pipeline to fail") { try await store.pipeline(pipeline.id)?.state == .failed }
+                let extract = try #require(try await store.jobs(in: .failed, order: .oldestFirst, limit: 10, after: nil).jobs.first)
+                let load = try #require(try await store.jobs(in: .cancelled, order: .oldestFirst, limit: 10, after: nil).jobs.first)
+                #expect(load.errors.last?.message.contains("step 'extract'") == true)
+                // Retried by hand while its dependency has not succeeded, the dependent waits.
+                #expect(try await store.retry(load.id).state == .waiting)
+                _ = try await store.retry(extract.id)
+                try await waitUntil("the pipeline to succeed") { try await store.pipeline(pipeline.id)?.state == .succeeded }
+            }
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("cancelling a running job cancels its handler; cancelling a pipeline cancels its unfinished steps", arguments: Backend.available)
+    func cancellation(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let long = try await store.insert(NewJob(name: "long", queue: "q"))
+            let recorder = Recorder()
+            try await withScheduler(store, ["q": waitingForCancellation(recorder)]) {
+                try await recorder.wait(for: 1, "start")
+                _ = try await store.cancel(long.id)
+                try await recorder.wait(for: 1, "cancelled")
+            }
+            #expect(try await store.job(long.id)?.state == .cancelled)
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "p", steps: [
+                PipelineStep("a", job: NewJob(name: "a", queue: "idle")),
+                PipelineStep("b", job: NewJob(name: "b", queue: "idle"), dependsOn: ["a"]),
+            ]))
+            let cancelled = try await store.cancelPipeline(pipeline.id)
+            #expect(cancelled.state == .cancelled && cancelled.cancelledSteps == 2 && cancelled.finishedAt != nil)
+            await #expect(throws: JobStoreError.self) { try await store.cancelPipeline(pipeline.id) }
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("a graceful shutdown lets running handlers finish, then gives back the ones that do not: nothing lost, leases released", arguments: Backend.available)
+    func gracefulShutdown(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let quick = try await store.enqueue((0..<3).map { _ in NewJob(name: "quick", queue: "q") })
+            let stuck = try await store.enqueue((0..<2).map { _ in NewJob(name: "stuck", queue: "q") })
+            let recorder = Recorder()
+            var options = testOptions()
+            options.shutdownTimeout = .milliseconds(300)
+            try await withService(store, options: options, ["q": { context in
+                recorder.record("start", context.job)
+                if context.job.name == "quick" {
+                    // Finishes only once the shutdown began: a job in flight that completes.
+                    try await recorder.wait(until: { $0.contains { $0.event == "shutdown" } }, "the shutdown")
+                    return
+                }
+                try await Task.sleep(for: .seconds(3600))  // ignores the shutdown until cancelled
+            }]) { group in
+                try await recorder.wait(for: 5, "start")
+                await group.triggerGracefulShutdown()
+                recorder.record("shutdown", quick[0])
+            }
+            for job in quick { #expect(try await store.job(job.id)?.state == .succeeded) }
+            for job in stuck {
+                let given = try #require(try await store.job(job.id))
+                #expect(given.state == .pending && given.lease == nil && given.attempts == 0, "\(given.state), attempts \(given.attempts)")
+            }
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("jobs whose worker died are rescued once their lease expires and run again, each once", arguments: Backend.available)
+    func rescue(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let jobs = try await store.enqueue((0..<5).map { _ in NewJob(name: "orphan", queue: "q") })
+            // A worker claims three under a short lease, then dies (it never reports).
+            let dead = try await store.finish([], claiming: [ClaimRequest(queue: "q", limit: 3)], lease: .milliseconds(50), owner: .random())
+            #expect(dead.claimed.count == 3 && dead.filledQueues == ["q"])
+            let orphaned = Set(dead.claimed.map(\.id))
+            let recorder = Recorder()
+            var options = testOptions()
+            options.rescueInterval = .milliseconds(100)
+            try await withScheduler(store, options: options, ["q": { recorder.record("ran", $0.job) }]) {
+                try await recorder.wait(for: 5, "ran")
+            }
+            let ran = recorder.events("ran")
+            #expect(Set(ran.map(\.job.id)) == Set(jobs.map(\.id)) && ran.count == 5)
+            for entry in ran where orphaned.contains(entry.job.id) {
+                #expect(entry.job.attempts == 2 && entry.job.errors.last?.message.contains("lease expired") == true)
+            }
+            // The dead worker's late report is refused: its lease is gone.
+            let late = try await store.finish(
+                dead.claimed.map { JobOutcome(id: $0.id, owner: $0.lease!.owner, kind: .succeeded(result: nil)) },
+                claiming: [], lease: .seconds(1), owner: .random())
+            #expect(late.finished.allSatisfy { $0 == nil })
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("unique keys: a second insert returns the live holder; once it finished, the key is free again", arguments: Backend.available)
+    func uniqueJobs(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let first = try await store.insert(NewJob(name: "report", queue: "q", uniqueKey: "report-2026-11"))
+            let again = try await store.insert(NewJob(name: "report", queue: "q", uniqueKey: "report-2026-11"))
+            #expect(again.id == first.id)
+            let batch = try await store.enqueue([
+                NewJob(name: "x", queue: "q", uniqueKey: "k"), NewJob(name: "x", queue: "q", uniqueKey: "k"),
+            ])
+            #expect(batch[0].id == batch[1].id)
+            #expect(try await store.count(.pending) == 2)
+            _ = try await store.cancel(first.id)
+            let fresh = try await store.insert(NewJob(name: "report", queue: "q", uniqueKey: "report-2026-11"))
+            #expect(fresh.id != first.id)
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("bad input gets the embedded store's errors: limits, unknown ids, illegal moves, lost leases, invalid pipelines", arguments: Backend.available)
+    func badInput(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            func code(_ body: () async throws -> Void) async -> JobStoreError.Code? {
+                do {
+                    try await body()
+                    return nil
+                } catch let error as JobStoreError {
+                    return error.code
+                } catch {
+                    return nil
+                }
+            }
+            #expect(await code { _ = try await store.insert(NewJob(name: "", queue: "q")) } == .invalidField)
+            #expect(await code { _ = try await store.insert(NewJob(name: "n", queue: String(repeating: "q", count: 65))) } == .invalidField)
+            #expect(await code { _ = try await store.insert(NewJob(name: "n", payload: [UInt8](repeating: 0, count: JobLimits.maxPayloadBytes + 1))) } == .invalidField)
+            #expect(await code { _ = try await store.cancel(JobID(high: 1, low: 2)) } == .notFound)
+            let job = try await store.insert(NewJob(name: "n", queue: "q"))
+            #expect(await code { _ = try await store.insert(NewJob(name: "n", queue: "q", id: job.id)) } == .invalidField)
+            #expect(await code { _ = try await store.retry(job.id) } == .illegalTransition)
+            _ = try await store.cancel(job.id)
+            #expect(await code { _ = try await store.cancel(job.id) } == .illegalTransition)
+            #expect(await code {
+                _ = try await store.enqueue(PipelineDefinition(name: "loop", steps: [
+                    PipelineStep("a", job: NewJob(name: "a"), dependsOn: ["b"]), PipelineStep("b", job: NewJob(name: "b"), dependsOn: ["a"]),
+                ]))
+            } == .invalidPipeline)
+            // Nothing of the refused inputs was written.
+            #expect(try await store.counts().values.reduce(0, +) == 1)
+            let claimed = try await store.finish([], claiming: [ClaimRequest(queue: "none", limit: 5)], lease: .seconds(5), owner: .random())
+            #expect(claimed.claimed.isEmpty && claimed.filledQueues.isEmpty)
+            try await expectConsistent(store)
+        }
+    }
+
+    @Test("listings: pages by state in both orders cover every job once, in (createdAt, id) order; a creation-time range", arguments: Backend.available)
+    func listings(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let base = Timestamp(microseconds: 1_700_000_000_000_000)
+            let jobs = try await store.enqueue((0..<250).map {
+                NewJob(name: "l", queue: "q", createdAt: base.adding(.milliseconds(($0 * 37) % 250)))
+            })
+            let ordered = jobs.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+            #expect(try await recount(store)[.pending]?.map(\.id) == ordered.map(\.id))
+            var newest: [JobID] = []
+            var cursor: PageCursor?
+            repeat {
+                let page = try await store.jobs(in: .pending, order: .newestFirst, limit: 100, after: cursor)
+                newest += page.jobs.map(\.id)
+                cursor = page.next
+            } while cursor != nil
+            #expect(newest == ordered.reversed().map(\.id))
+            let range = try await store.jobs(createdFrom: base.adding(.milliseconds(100)), until: base.adding(.milliseconds(110)), limit: 1000)
+            #expect(range.map(\.id) == ordered.filter { $0.createdAt >= base.adding(.milliseconds(100)) && $0.createdAt < base.adding(.milliseconds(110)) }.map(\.id))
+            #expect(try await store.jobs(in: .failed, order: .oldestFirst, limit: 10, after: nil).jobs.isEmpty)
+        }
+    }
+
+    @Test("retention deletes finished jobs and pipelines older than the cutoff, and nothing else", arguments: Backend.available)
+    func retention(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let done = try await store.enqueue((0..<3).map { _ in NewJob(name: "done", queue: "q") })
+            let live = try await store.insert(NewJob(name: "live", queue: "q"))
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "p", steps: [PipelineStep("s", job: NewJob(name: "s", queue: "q"))]))
+            let owner = OwnerToken.random()
+            let claimed = try await store.finish([], claiming: [ClaimRequest(queue: "q", limit: 10)], lease: .seconds(30), owner: owner)
+            let finishing = claimed.claimed.filter { $0.id != live.id }
+            _ = try await store.finish(
+                finishing.map { JobOutcome(id: $0.id, owner: owner, kind: .succeeded(result: nil)) }, claiming: [], lease: .seconds(30), owner: owner)
+            #expect(try await store.pipeline(pipeline.id)?.state == .succeeded)
+            let pruned = try await store.pruneFinished(.succeeded, before: Timestamp.now.adding(.seconds(1)))
+            #expect(pruned.jobs == 3 && pruned.pipelines == 1)
+            for job in done { #expect(try await store.job(job.id) == nil) }
+            #expect(try await store.pipeline(pipeline.id) == nil)
+            #expect(try await store.job(live.id)?.state == .running)
+            try await expectConsistent(store)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import JobScheduler
+import JobStore
+@testable import JobStorePostgres
+import PostgresNIO
+import ServiceLifecycle
+import Testing
+import TestSupport
+
+/// The backends every conformance test runs on.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case lmdb, postgres
+    var testDescription: String { self == .lmdb ? "LMDB" : "PostgreSQL" }
+
+    /// The backends this run can test: LMDB always, PostgreSQL when ``postgresURL`` is set (the
+    /// test `postgresConfigured` says so when it is not).
+    static var available: [Backend] { postgresURL == nil ? [.lmdb] : [.lmdb, .postgres] }
+}
+
+/// The PostgreSQL server the PostgreSQL cases use (`scripts/postgres.sh start` starts a private
+/// one and prints the line that sets it); without it those cases are skipped, saying so.
+let postgresURL = ProcessInfo.processInfo.environment["JOBSTORE_POSTGRES_URL"]
+
+/// What a run without a server says.
+let postgresSkipped = "PostgreSQL cases skipped: set JOBSTORE_POSTGRES_URL (`eval \"$(scripts/postgres.sh start)\"` starts a private server and sets it)"
+
+/// Opens a fresh, empty store of `backend` for one test: LMDB in a new temporary directory;
+/// PostgreSQL in a new database on the server of ``postgresURL``, dropped afterwards.
+func withBackend<R>(_ backend: Backend, _ name: String = #function, _ body: (any JobStoreBackend) async throws -> R) async throws -> R {
+    switch backend {
+    case .lmdb:
+        return try await withTemporaryDirectory(name) { directory in
+            let store = try JobRepository(path: directory.path, options: JobStoreOptions(durability: .noSync))
+            defer { store.close() }
+            return try await body(store)
+        }
+    case .postgres:
+        guard let postgresURL else { throw TestFailure(postgresSkipped) }
+        return try await withTestDatabase(postgresURL) { url in
+            let store = try await PostgresJobStore(url: url)
+            do {
+                let result = try await body(store)
+                await store.close()
+                return result
+            } catch {
+                await store.close()
+                throw error
+            }
+        }
+    }
+}
+
+/// Runs `body` with the URL of a new database on the server `serverURL` names, dropping it after.
+func withTestDatabase<R>(_ serverURL: String, _ body: (String) async throws -> R) async throws -> R {
+    let name = "jobstore_test_\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+    try await onServer(serverURL) { try await $0.query("CREATE DATABASE \(unescaped: name)") }
+    guard var parts = URLComponents(string: serverURL) else { throw TestFailure("bad URL \(serverURL)") }
+    parts.path = "/\(name)"
+    let url = parts.string ?? serverURL
+    do {
+        let result = try await body(url)
+        try await onServer(serverURL) { try await $0.query("DROP DATABASE \(unescaped: name) WITH (FORCE)") }
+        return result
+    } catch {
+        try? await onServer(serverURL) { try await $0.query("DROP DATABASE \(unescaped: name) WITH (FORCE)") }
+        throw error
+    }
+}
+
+/// Runs `body` with a client of the server `url` names.
+func onServer(_ url: String, _ body: (PostgresClient) async throws -> Void) async throws {
+    let (configuration, _) = try PostgresJobStore.configuration(url: url, options: PostgresStoreOptions())
+    let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "test"))
+    let running = Task { await client.run() }
+    defer { running.cancel() }
+    try await body(client)
+}
+
+/// Runs a scheduler on `store` with `handlers` (queue → handler) while `body` runs, then stops
+/// it and waits until it stopped.
+func withScheduler<R>(
+    _ store: any JobStoreBackend, options: SchedulerOptions = testOptions(), _ handlers: [String: JobHandler],
+    named: [(job: String, queue: String, handler: JobHandler)] = [], _ body: () async throws -> R
+) async throws -> R {
+    try await withScheduler(opened: store, options: options, handlers, named: named, body)
+}
+
+private func withScheduler<B: JobStoreBackend, R>(
+    opened store: B, options: SchedulerOptions, _ handlers: [String: JobHandler], named: [(job: String, queue: String, handler: JobHandler)],
+    _ body: () async throws -> R
+) async throws -> R {
+    var scheduler = Scheduler(backend: store, options: options)
+    for (queue, handler) in handlers { scheduler.handle(queue: queue, handler) }
+    for (job, queue, handler) in named { scheduler.handle(job: job, queue: queue, handler) }
+    return try await running(scheduler, body)
+}
+
+/// Runs a scheduler on `store` as a service, for `body` to shut it down gracefully.
+func withService(_ store: any JobStoreBackend, options: SchedulerOptions, _ handlers: [String: JobHandler], _ body: (ServiceGroup) async throws -> Void) async throws {
+    try await withService(opened: store, options: options, handlers, body)
+}
+
+private func withService<B: JobStoreBackend>(
+    opened store: B, options: SchedulerOptions, _ handlers: [String: JobHandler], _ body: (ServiceGroup) async throws -> Void
+) async throws {
+    var scheduler = Scheduler(backend: store, options: options)
+    for (queue, handler) in handlers { scheduler.handle(queue: queue, handler) }
+    let group = ServiceGroup(services: [scheduler], logger: Logger(label: "test"))
+    let service = Task { try await group.run() }
+    do {
+        try await body(group)
+    } catch {
+        await group.triggerGracefulShutdown()
+        _ = await service.result
+        throw error
+    }
+    try await service.value
+}
+
+/// Options for tests: quick retries, short intervals.
+func testOptions(concurrency: Int = 8) -> SchedulerOptions {
+    SchedulerOptions(
+        maxConcurrency: concurrency, lease: .seconds(30), retry: RetryPolicy(base: .milliseconds(20), jitter: 0),
+        rescueInterval: .seconds(30), shutdownTimeout: .seconds(5))
+}
+
+/// Waits until `condition` holds, checking every 10 ms; fails after 60 s (a hang detector, not
+/// a timing: the backends have no common change feed to wait on).
+func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(60)
+    while try await !condition() {
+        if ContinuousClock.now > deadline { throw TestFailure("waited 60 s for \(what) (a hang)") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// Waits for a job to reach `state`.
+func waitForState(_ store: any JobStoreBackend, _ id: JobID, _ state: JobState) async throws {
+    try await waitUntil("job \(id) to be \(state)") { try await store.job(id)?.state == state }
+}
+
+/// Every job of the store, listed state by state a page at a time: the recount the O(1)
+/// counters must equal.
+func recount(_ store: any JobStoreBackend) async throws -> [JobState: [Job]] {
+    var all: [JobState: [Job]] = [:]
+    for state in JobState.allCases {
+        var cursor: PageCursor?
+        repeat {
+            let page = try await store.jobs(in: state, order: .oldestFirst, limit: 37, after: cursor)
+            all[state, default: []] += page.jobs
+            cursor = page.next
+        } while cursor != nil
+    }
+    return all
+}
+
+/// Fails the test unless every counter equals a recount of the listings (and, on LMDB, unless
+/// `verify()` finds every record, index entry and counter in step).
+func expectConsistent(_ store: any JobStoreBackend, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    if let repository = store as? JobRepository {
+        let problems = try repository.verify()
+        #expect(problems.isEmpty, "verify found: \(problems.prefix(5))", sourceLocation: sourceLocation)
+    }
+    let listed = try await recount(store)
+    let counts = try await store.counts()
+    for state in JobState.allCases {
+        #expect(counts[state] == listed[state]?.count ?? 0, "\(state): counter \(counts[state] ?? -1), listed \(listed[state]?.count ?? 0)", sourceLocation: sourceLocation)
+    }
+}
