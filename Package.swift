@@ -139,12 +139,22 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
+        // A scheduler process on a PostgreSQL store, for the multi-process tests.
+        .executableTarget(
+            name: "PostgresTestHelper",
+            dependencies: [
+                "JobStorePostgres", "JobScheduler", "JobStore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/PostgresTestHelper"
+        ),
         // The behaviour tests of the store and the scheduler, written once and run against both
         // backends (LMDB always; PostgreSQL when JOBSTORE_POSTGRES_URL names a server).
         .testTarget(
             name: "ConformanceTests",
             dependencies: [
-                "JobScheduler", "JobStore", "JobStorePostgres", "Locking", "TestSupport",
+                "JobScheduler", "JobStore", "JobStorePostgres", "Locking", "TestSupport", "PostgresTestHelper",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),

@@ -147,13 +147,15 @@ public final class PostgresJobStore: JobStoreBackend {
             attempt += 1
             do {
                 return try await client.withConnection { connection in
-                    try await connection.query("BEGIN", logger: logger)
+                    _ = try await connection.answer("BEGIN", logger: logger)
                     do {
                         let value = try await body(PostgresTransaction(connection, store: self))
-                        try await connection.query("COMMIT", logger: logger)
+                        _ = try await connection.answer("COMMIT", logger: logger)
                         return value
                     } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: logger)
+                        // A connection the server closed has rolled back already, and a query
+                        // sent on it may never be answered (postgres-nio 1.33): send none.
+                        if !PostgresJobStore.isConnectionLost(error) { _ = try? await connection.answer("ROLLBACK", logger: logger) }
                         throw error
                     }
                 }
@@ -178,11 +180,27 @@ public final class PostgresJobStore: JobStoreBackend {
         }
     }
 
+    /// Whether `error` says the connection is gone (closed by either side, reset, or the server
+    /// shutting down: SQLSTATE classes 08 and 57).
+    static func isConnectionLost(_ error: any Error) -> Bool {
+        if error is ConnectionClosed { return true }
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown: return true
+        case .server:
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("08") || state.hasPrefix("57")
+        default: return false
+        }
+    }
+
     /// A failure of PostgreSQL or of the connection to it, said in words.
     func backendError(_ what: String, _ error: any Error) -> JobStoreError {
         if let error = error as? JobStoreError { return error }
         guard let error = error as? PSQLError else {
-            return JobStoreError(.backend, "could not \(what) in PostgreSQL at \(location): \(error)")
+            return JobStoreError(
+                .backend, "could not \(what) in PostgreSQL at \(location): \(error)",
+                hint: PostgresJobStore.isConnectionLost(error) ? "Check that the server runs; the scheduler retries on its own" : nil)
         }
         if let info = error.serverInfo {
             let detail = [info[.message], info[.detail]].compactMap { $0 }.joined(separator: ": ")

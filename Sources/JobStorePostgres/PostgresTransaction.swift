@@ -1,4 +1,5 @@
 import JobStore
+import Locking
 import Logging
 import PostgresNIO
 
@@ -24,12 +25,12 @@ final class PostgresTransaction {
     // MARK: Statements
 
     func run(_ query: PostgresQuery) async throws {
-        try await connection.query(query, logger: store.logger)
+        _ = try await connection.answer(query, logger: store.logger)
     }
 
     func rows<T>(_ query: PostgresQuery, _ decode: (PostgresRow) throws -> T) async throws -> [T] {
         var result: [T] = []
-        for try await row in try await connection.query(query, logger: store.logger) { result.append(try decode(row)) }
+        for try await row in try await connection.answer(query, logger: store.logger) { result.append(try decode(row)) }
         return result
     }
 
@@ -294,4 +295,36 @@ final class PostgresTransaction {
         }
         return try await existingPipeline(id)
     }
+}
+
+extension PostgresConnection {
+    /// Sends `query` and returns its rows, or throws once the connection closes: a query sent on a
+    /// connection the server is terminating (a restart) is otherwise never answered nor failed
+    /// (postgres-nio 1.33), and its transaction would wait forever. The abandoned query's task
+    /// ends when postgres-nio fails it, if ever.
+    func answer(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        let connection = self
+        return try await withCheckedThrowingContinuation { continuation in
+            let pending = Lock<CheckedContinuation<PostgresRowSequence, any Error>?>(continuation)
+            @Sendable func finish(_ result: Result<PostgresRowSequence, any Error>) {
+                pending.withLock { continuation in
+                    defer { continuation = nil }
+                    return continuation
+                }?.resume(with: result)
+            }
+            Task {
+                do {
+                    finish(.success(try await connection.query(query, logger: logger)))
+                } catch {
+                    finish(.failure(error))
+                }
+            }
+            connection.closeFuture.whenComplete { _ in finish(.failure(ConnectionClosed())) }
+        }
+    }
+}
+
+/// What ``PostgresConnection/answer(_:logger:)`` throws when the connection closed first.
+struct ConnectionClosed: Error, CustomStringConvertible {
+    var description: String { "the connection closed before the server answered" }
 }

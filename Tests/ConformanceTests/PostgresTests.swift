@@ -112,3 +112,93 @@ struct PostgresTests {
         }
     }
 }
+
+/// Scheduler processes and server restarts: what a fleet on one database goes through.
+@Suite("PostgreSQL backend: processes and restarts", .serialized)
+struct PostgresProcessTests {
+    @Test("two scheduler processes burn down 20,000 jobs: every job runs exactly once, and both took part",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func twoProcesses() async throws {
+        try await withTestDatabase(try #require(postgresURL)) { url in
+            let store = try await PostgresJobStore(url: url)
+            _ = try await store.insert((0..<20_000).map { NewJob(name: "work", queue: "q", priority: UInt8($0 % 3)) })
+            try await withTemporaryDirectory { directory in
+                let children = try (0..<2).map { index -> Process in
+                    let child = Process()
+                    child.executableURL = try helperExecutable("PostgresTestHelper")
+                    child.arguments = ["run", url, "q"]
+                    // To a file, not a pipe: 20,000 lines would fill a pipe nobody reads meanwhile.
+                    FileManager.default.createFile(atPath: directory.sub("out-\(index)"), contents: nil)
+                    child.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.sub("out-\(index)")))
+                    try child.run()
+                    return child
+                }
+                try await waitUntil("20,000 succeeded") { try await store.count(.succeeded) == 20_000 }
+                for child in children {
+                    kill(child.processIdentifier, SIGTERM)
+                    child.waitUntilExit()
+                    #expect(child.terminationStatus == 0)
+                }
+                let ran = try (0..<2).map { index in
+                    try String(contentsOfFile: directory.sub("out-\(index)"), encoding: .utf8).split(separator: "\n").filter { $0 != "ready" }
+                }
+                #expect(ran[0].count + ran[1].count == 20_000, "\(ran[0].count) + \(ran[1].count) runs")
+                #expect(Set(ran[0] + ran[1]).count == 20_000)
+                #expect(!ran[0].isEmpty && !ran[1].isEmpty)
+            }
+            try await expectConsistent(store)
+            await store.close()
+        }
+    }
+
+    @Test("the server restarts in the middle of a burn-down: the scheduler rides it out and every job succeeds, none twice",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func serverRestart() async throws {
+        // A server of its own (other tests use the shared one meanwhile, and must not see it restart).
+        let port = 58_000 + Int(getpid() % 1000)
+        let environment = ["JOBSTORE_PG_DIR=/tmp/jobstore-postgres-restart-\(getpid())", "JOBSTORE_PG_PORT=\(port)"]
+        let script = packageRoot.appendingPathComponent("scripts/postgres.sh").path
+        try #require(try spawnAndWait("/bin/bash", [script, "start"], environment: environment) == 0)
+        defer { _ = try? spawnAndWait("/bin/bash", [script, "stop"], environment: environment) }
+        try await withTestDatabase("postgres://jobstore@127.0.0.1:\(port)/postgres") { url in
+            let store = try await PostgresJobStore(url: url)
+            let jobs = try await store.insert((0..<5_000).map { NewJob(name: "work", queue: "q", priority: UInt8($0 % 3)) })
+            let runs = Lock<[JobID: Int]>([:])
+            // A claim whose commit the restart cut off after it committed leaves its jobs running
+            // under a lease nobody holds: short leases and rescues bring them back soon.
+            var options = testOptions()
+            options.lease = .seconds(3)
+            options.rescueInterval = .milliseconds(500)
+            try await withScheduler(store, options: options, ["q": { context in runs.withLock { $0[context.job.id, default: 0] += 1 } }]) {
+                try await waitUntil("a fifth done") { runs.withLock { $0.count } >= 1_000 }
+                #expect(try spawnAndWait("/bin/bash", [script, "restart"], environment: environment) == 0)
+                try await waitUntil("5,000 succeeded") { (try? await store.count(.succeeded)) == 5_000 }
+            }
+            let counts = runs.withLock { $0 }
+            #expect(Set(counts.keys) == Set(jobs.map(\.id)))
+            #expect(counts.values.allSatisfy { $0 == 1 }, "\(counts.values.filter { $0 > 1 }.count) jobs ran more than once")
+            try await expectConsistent(store)
+            await store.close()
+        }
+    }
+}
+
+/// Runs a program and waits for it with `waitpid`: Foundation's `Process.waitUntilExit` waits
+/// for the child's output to close as well, and the server that `pg_ctl restart` starts keeps
+/// it open for its whole life. Returns the exit status.
+func spawnAndWait(_ path: String, _ arguments: [String], environment: [String] = []) throws -> Int32 {
+    var pid: pid_t = 0
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    let overridden = Set(environment.map { $0.prefix { $0 != "=" } })
+    let inherited = ProcessInfo.processInfo.environment.filter { !overridden.contains(Substring($0.key)) }.map { "\($0.key)=\($0.value)" }
+    let envp = (inherited + environment).map { strdup($0) } + [nil]
+    defer { for arg in argv + envp { free(arg) } }
+    let status = posix_spawn(&pid, path, nil, nil, argv, envp)
+    guard status == 0 else { throw TestFailure("could not start \(path): error \(status)") }
+    var result: Int32 = 0
+    while waitpid(pid, &result, 0) == -1 && errno == EINTR {}
+    return (result >> 8) & 0xff
+}
+
+/// The package's root directory (for its scripts).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
