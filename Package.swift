@@ -16,6 +16,9 @@ let package = Package(
         .trait(
             name: "Dashboard",
             description: "`jobstore serve`, the web dashboard, on Hummingbird (adds swift-nio and Hummingbird to the tool's build: minutes on a first build)."),
+        .trait(
+            name: "Postgres",
+            description: "`jobstore bench --backend postgres`: the tool on the PostgreSQL backend too (adds postgres-nio, swift-crypto and swift-nio-ssl to the tool's build: about a minute more on a first build here)."),
         .default(enabledTraits: ["Dashboard"]),
     ],
     dependencies: [
@@ -96,6 +99,7 @@ let package = Package(
                 "JobScheduler",
                 "JobStoreText",
                 .target(name: "JobStoreDashboard", condition: .when(traits: ["Dashboard"])),
+                .target(name: "JobStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/JobStoreTool"

@@ -14,12 +14,13 @@ extension PostgresJobStore {
             let locked = try await txn.rows(Statements.lockJobs(outcomes.map(\.id)), JobRow.decode)
             var current = Dictionary(locked.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             var finished: [Job?] = []
+            var batch: [Job] = []  // jobs outside pipelines: stored in one statement below
             for outcome in outcomes {
                 guard let job = current[outcome.id], (try? job.requireLease(outcome.owner)) != nil else {
                     finished.append(nil)  // its lease was lost: the others still commit
                     continue
                 }
-                let done = try await txn.update(job) { job in
+                let apply = { (job: inout Job) in
                     switch outcome.kind {
                     case .succeeded(let result): job.succeed(result: result)
                     case .failed(let error, let retryAt): job.fail(error, at: txn.now, retryAt: retryAt)
@@ -27,9 +28,17 @@ extension PostgresJobStore {
                     case .released: job.giveBack(until: txn.now)
                     }
                 }
+                let done: Job
+                if job.pipeline == nil {
+                    done = try txn.changed(job, apply)
+                    batch.append(done)
+                } else {
+                    done = try await txn.update(job, apply)  // advances its pipeline
+                }
                 current[outcome.id] = done
                 finished.append(done)
             }
+            if !batch.isEmpty { try await txn.run(Statements.saveOutcomes(batch)) }
             var claimed: [Job] = []
             var filled = Set<String>()
             var nextRunAt: Timestamp?
@@ -66,19 +75,21 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/extendLeases(_:until:)``.
+    /// See ``JobScheduler/SchedulerBackend/extendLeases(_:until:)``: one statement for all.
     public func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
         try await transaction("extend \(leases.count) leases") { txn in
             let jobs = try await txn.rows(Statements.lockJobs(leases.map(\.id)), JobRow.decode)
             let current = Dictionary(jobs.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             var lost: [JobID] = []
+            var extended: [Job] = []
             for lease in leases {
                 guard let job = current[lease.id], (try? job.requireLease(lease.owner)) != nil else {
                     lost.append(lease.id)
                     continue
                 }
-                try await txn.update(job) { $0.lease?.expiresAt = until }
+                extended.append(try txn.changed(job) { $0.lease?.expiresAt = until })
             }
+            if !extended.isEmpty { try await txn.run(Statements.saveOutcomes(extended)) }
             return lost
         }
     }

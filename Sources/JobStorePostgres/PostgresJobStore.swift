@@ -14,6 +14,10 @@ public struct PostgresStoreOptions: Sendable {
     /// When no notification came for this long, wake the schedulers anyway (a notification is
     /// lost when the listening connection drops; this bounds how late a job can start then).
     public var fallbackWakeUp: Duration = .seconds(10)
+    /// Whether a commit waits until PostgreSQL has flushed it to disk (`synchronous_commit`, on
+    /// by default). Off, a server crash may lose the last few hundred milliseconds of commits —
+    /// never corrupt anything; like the embedded store's relaxed durability.
+    public var synchronousCommit = true
     /// Where the store logs (connection losses, retried transactions).
     public var logger = Logger(label: "jobstore.postgres")
 
@@ -113,6 +117,7 @@ public final class PostgresJobStore: JobStoreBackend {
             host: host, port: port, username: parts.user ?? "postgres", password: parts.password, database: database, tls: tls)
         configuration.options.maximumConnections = max(2, options.maximumConnections)
         configuration.options.connectTimeout = options.connectTimeout
+        if !options.synchronousCommit { configuration.options.additionalStartupParameters.append(("options", "-c synchronous_commit=off")) }
         return (configuration, location)
     }
 

@@ -103,9 +103,7 @@ final class PostgresTransaction {
     /// running, the errors kept as the store keeps them; then advances its pipeline.
     @discardableResult
     func update(_ old: Job, _ body: (inout Job) throws -> Void) async throws -> Job {
-        var new = old
-        try body(&new)
-        try old.checkChange(to: new)
+        let new = try changed(old, body)
         if let reference = new.pipeline, new.state != old.state,
             new.state == .waiting || (new.state == .pending && (old.state == .waiting || old.state.isTerminal))
         {
@@ -118,14 +116,24 @@ final class PostgresTransaction {
                     jobID: old.id)
             }
         }
-        new.settle(at: now)
-        new.errors = new.storedErrors
-        try new.validate()
         try await run(try Statements.update(new))
         if new.pipeline != nil && StepOutcome(old.state) != StepOutcome(new.state) {
             pipelineWork.append((old.state, new))
             try await advancePipelines()
         }
+        return new
+    }
+
+    /// `old` changed through `body` under the rules every store keeps — a legal move, no lease
+    /// unless running, the errors kept as stored, every field in its limits — not yet stored.
+    /// (The pipeline's word on waiting is ``update(_:_:)``'s: only steps wait.)
+    func changed(_ old: Job, _ body: (inout Job) throws -> Void) throws -> Job {
+        var new = old
+        try body(&new)
+        try old.checkChange(to: new)
+        new.settle(at: now)
+        new.errors = new.storedErrors
+        try new.validate()
         return new
     }
 

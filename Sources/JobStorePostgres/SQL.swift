@@ -250,6 +250,25 @@ enum Statements {
         """
     }
 
+    /// Stores what a run's outcome changes — state, times, attempts, lease, errors, result — of
+    /// many jobs in one statement (the finish of a batch). Absent leases and results travel as
+    /// flags beside placeholder values.
+    static func saveOutcomes(_ jobs: [Job]) throws -> PostgresQuery {
+        """
+        UPDATE jobstore_jobs j SET state = t.state, updated_at = t.updated_at, run_at = t.run_at, attempts = t.attempts,
+            lease_expires_at = CASE WHEN t.leased THEN t.lease_expires_at END,
+            lease_owner = CASE WHEN t.leased THEN t.lease_owner END,
+            errors = t.errors::jsonb, result = CASE WHEN t.has_result THEN t.result END
+        FROM unnest(\(jobs.map { UUID($0.id) }), \(jobs.map { Int16($0.state.rawValue) }), \(jobs.map(\.updatedAt.microseconds)),
+                    \(jobs.map(\.runAt.microseconds)), \(jobs.map { Int32($0.attempts) }), \(jobs.map { $0.lease != nil }),
+                    \(jobs.map { $0.lease?.expiresAt.microseconds ?? 0 }), \(jobs.map { UUID($0.lease?.owner ?? OwnerToken(high: 0, low: 0)) }),
+                    \(try jobs.map { try JobRow.errorsJSON($0.errors) }), \(jobs.map { $0.result != nil }),
+                    \(jobs.map { ByteBuffer(bytes: $0.result ?? []) }))
+            AS t(id, state, updated_at, run_at, attempts, leased, lease_expires_at, lease_owner, errors, has_result, result)
+        WHERE j.id = t.id
+        """
+    }
+
     static func job(_ id: JobID, locked: Bool) -> PostgresQuery {
         "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE id = \(UUID(id))\(unescaped: locked ? " FOR UPDATE" : "")"
     }

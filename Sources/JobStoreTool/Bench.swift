@@ -36,8 +36,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "full: every commit durable when it returns; relaxed: commits not flushed (MDB_NOSYNC).")
     var durability = BenchDurability.full
 
-    @Option(help: "Directory for a fresh store (created; refused if it already holds one).")
-    var dir: String
+    @Option(help: "Directory for a fresh store (created; refused if it already holds one). Not with --backend postgres.")
+    var dir = ""
 
     @Option(help: "Comma-separated phases to run after load (default: all).")
     var phases: String?
@@ -63,13 +63,30 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "With --burndown: instead, run an idle scheduler this many seconds and report the CPU time it used.")
     var idle: Int?
 
+    /// Which store a burn-down runs on.
+    enum Backend: String, ExpressibleByArgument, CaseIterable {
+        case lmdb, postgres
+    }
+
+    @Option(help: "With --burndown: lmdb (the embedded store in --dir) or postgres (the PostgreSQL backend at --url; needs a build with --traits Postgres). full durability is synchronous_commit on, relaxed off.")
+    var backend = Backend.lmdb
+
+    @Option(help: "With --backend postgres: the database, e.g. postgres://user@localhost:5432/bench (it must hold no jobs).")
+    var url: String?
+
     func validate() throws {
         guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
+        if backend == .postgres {
+            guard burndown else { throw ValidationError("--backend postgres runs the burn-down only: add --burndown") }
+            guard url != nil else { throw ValidationError("--backend postgres needs --url postgres://user@host:port/database") }
+            guard producerRate == nil, idle == nil else { throw ValidationError("--producer-rate and --idle run on the embedded store only") }
+        }
         if let phases {
             for name in phases.split(separator: ",") where Phase(rawValue: String(name)) == nil {
                 throw ValidationError("unknown phase '\(name)'; phases: \(Phase.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
+        if backend == .lmdb && dir.isEmpty { throw ValidationError("give --dir, a directory for a fresh store") }
         if FileManager.default.fileExists(atPath: dir + "/data.mdb") {
             throw ValidationError("\(dir) already holds a store; give an empty or new directory")
         }
@@ -81,7 +98,7 @@ struct Bench: AsyncParsableCommand {
             guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--concurrency takes positive counts, e.g. 1,8") }
             try await Burndown(
                 jobs: jobs, durability: durability, dir: dir, concurrencies: counts, prefetch: prefetch, producerRate: producerRate,
-                seconds: seconds, idleSeconds: idle
+                seconds: seconds, idleSeconds: idle, postgresURL: backend == .postgres ? url : nil
             ).run()
             return
         }

@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import JobScheduler
 import JobStore
+#if Postgres
+import JobStorePostgres
+#endif
 import Synchronization
 
 #if canImport(Glibc)
@@ -19,17 +22,25 @@ struct Burndown {
     let seconds: Int
     let idleSeconds: Int?
 
+    /// With a URL: burn down on the PostgreSQL backend there instead (`--backend postgres`).
+    let postgresURL: String?
+
     func run() async throws {
         if let idle = idleSeconds {
             try await measureIdle(seconds: idle)
             return
         }
         for concurrency in concurrencies {
-            let path = "\(dir)/burndown-\(durability.rawValue)-\(concurrency)"
-            if let producerRate {
+            if let postgresURL {
+                try await burnDownOnPostgres(url: postgresURL, concurrency: concurrency)
+            } else if let producerRate {
+                let path = "\(dir)/burndown-\(durability.rawValue)-\(concurrency)"
                 try await produceAndWork(path: path, concurrency: concurrency, rate: producerRate)
             } else {
-                try await burnDown(path: path, concurrency: concurrency)
+                let store = try open("\(dir)/burndown-\(durability.rawValue)-\(concurrency)")
+                defer { store.close() }
+                let commitsBefore = store.writerStatistics.commits
+                try await burnDown(store, concurrency: concurrency, backend: "lmdb") { store.writerStatistics.commits - commitsBefore }
             }
         }
     }
@@ -40,52 +51,78 @@ struct Burndown {
         return try JobRepository(path: path, options: options)
     }
 
-    func scheduler(_ store: JobRepository, concurrency: Int, _ handler: @escaping JobHandler) -> Scheduler<JobRepository> {
+    func scheduler<B: SchedulerBackend>(_ store: B, concurrency: Int, _ handler: @escaping JobHandler) -> Scheduler<B> {
         var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: concurrency, prefetch: prefetch))
         scheduler.handle(queue: "bench", handler)
         return scheduler
     }
 
+    /// The burn-down on PostgreSQL: `synchronous_commit` on for full durability, off for relaxed.
+    /// The database must hold no jobs (the burn-down counts every succeeded job as its own); the
+    /// run's jobs are deleted after it, so the next concurrency starts empty again.
+    func burnDownOnPostgres(url: String, concurrency: Int) async throws {
+        #if Postgres
+        var options = PostgresStoreOptions()
+        options.synchronousCommit = durability == .full
+        let store = try await PostgresJobStore(url: url, options: options)
+        do {
+            let existing = try await store.counts().values.reduce(0, +)
+            guard existing == 0 else {
+                throw ValidationError("the database at \(store.location) holds \(existing) jobs; give an empty database (the burn-down deletes its jobs after each run)")
+            }
+            try await burnDown(store, concurrency: concurrency, backend: "postgres") { nil }
+            _ = try await store.pruneFinished(.succeeded, before: Timestamp.now.adding(.seconds(3600)))
+            await store.close()
+        } catch {
+            await store.close()
+            throw error
+        }
+        #else
+        throw ValidationError("this jobstore was built without the PostgreSQL backend: build it with `swift build --traits Postgres` (or `--traits Dashboard,Postgres`)")
+        #endif
+    }
+
     /// Inserts `jobs` no-op jobs, then runs them all, printing progress every 2 s and a summary.
-    func burnDown(path: String, concurrency: Int) async throws {
-        let store = try open(path)
-        defer { store.close() }
+    /// `commits` says how many commits the run took, where the store counts them.
+    func burnDown<B: JobStoreBackend>(_ store: B, concurrency: Int, backend: String, commits: () -> Int?) async throws {
         var inserted = 0
         let insertStart = ContinuousClock.now
         while inserted < jobs {
             let count = min(10_000, jobs - inserted)
-            try await store.insert((0..<count).map { _ in NewJob(name: "noop", queue: "bench", maxAttempts: 1) })
+            _ = try await store.enqueue((0..<count).map { _ in NewJob(name: "noop", queue: "bench", maxAttempts: 1) })
             inserted += count
         }
         let insertSeconds = (ContinuousClock.now - insertStart).seconds
-        let commitsBefore = store.writerStatistics.commits
         let service = Task { try await scheduler(store, concurrency: concurrency) { _ in }.run() }
         var last = (done: 0, at: ContinuousClock.now)
         let startWall = Timestamp.now
         while true {
             try await Task.sleep(for: .seconds(2))
-            let done = try store.count(.succeeded)
+            let done = try await store.count(.succeeded)
             let now = ContinuousClock.now
             let rate = Double(done - last.done) / (now - last.at).seconds
-            FileHandle.standardError.write(Data("burndown \(durability.rawValue) c=\(concurrency): \(done.grouped) of \(jobs.grouped), \(Int(rate).grouped) jobs/s\n".utf8))
+            FileHandle.standardError.write(Data("burndown \(backend) \(durability.rawValue) c=\(concurrency): \(done.grouped) of \(jobs.grouped), \(Int(rate).grouped) jobs/s\n".utf8))
             last = (done, now)
             if done >= jobs { break }
         }
         // The exact end: the last job's finish time, from the records.
         service.cancel()
         try await service.value
-        let commits = store.writerStatistics.commits - commitsBefore
         var latencies: [Double] = []
         latencies.reserveCapacity(jobs)
         var lastFinish = startWall.microseconds
-        try store.forEachJob { job in
-            latencies.append(Double(job.updatedAt.microseconds - job.createdAt.microseconds) / 1000)
-            lastFinish = max(lastFinish, job.updatedAt.microseconds)
-            return true
-        }
+        var cursor: PageCursor?
+        repeat {
+            let page = try await store.jobs(in: .succeeded, order: .oldestFirst, limit: 10_000, after: cursor)
+            for job in page.jobs {
+                latencies.append(Double(job.updatedAt.microseconds - job.createdAt.microseconds) / 1000)
+                lastFinish = max(lastFinish, job.updatedAt.microseconds)
+            }
+            cursor = page.next
+        } while cursor != nil
         let elapsed = Double(lastFinish - startWall.microseconds) / 1e6
-        summary("burndown", concurrency: concurrency, seconds: elapsed, commits: commits, latencies: &latencies, label: "enqueue_to_finish_ms", extra: [
-            ("insert_jobs_per_s", "\(Int(Double(jobs) / insertSeconds))"),
+        summary("burndown", concurrency: concurrency, seconds: elapsed, commits: commits(), latencies: &latencies, label: "enqueue_to_finish_ms", extra: [
+            ("backend", "\"\(backend)\""), ("insert_jobs_per_s", "\(Int(Double(jobs) / insertSeconds))"),
         ])
     }
 
@@ -138,7 +175,7 @@ struct Burndown {
     }
 
     func summary(
-        _ mode: String, concurrency: Int, seconds: Double, commits: Int, latencies: inout [Double], label: String,
+        _ mode: String, concurrency: Int, seconds: Double, commits: Int?, latencies: inout [Double], label: String,
         extra: [(String, String)], count: Int? = nil
     ) {
         latencies.sort()
@@ -149,8 +186,8 @@ struct Burndown {
         var fields: [(String, String)] = [
             ("store", "\"jobstore\""), ("mode", "\"\(mode)\""), ("jobs", "\(jobs)"), ("durability", "\"\(durability.rawValue)\""),
             ("concurrency", "\(concurrency)"), ("prefetch", "\(SchedulerOptions(maxConcurrency: concurrency, prefetch: prefetch).prefetch)"), ("seconds", String(format: "%.3f", seconds)),
-            ("jobs_per_s", "\(Int(Double(jobs) / max(seconds, 1e-9)))"), ("commits", "\(commits)"),
-            ("jobs_per_commit", String(format: "%.1f", Double(jobs) / Double(max(1, commits)))),
+            ("jobs_per_s", "\(Int(Double(jobs) / max(seconds, 1e-9)))"), ("commits", commits.map { "\($0)" } ?? "null"),
+            ("jobs_per_commit", commits.map { String(format: "%.1f", Double(jobs) / Double(max(1, $0))) } ?? "null"),
             ("\(label)_p50", percentile(0.5)), ("\(label)_p95", percentile(0.95)), ("\(label)_p99", percentile(0.99)),
         ]
         fields += extra
