@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(
             name: "DocSampleTests",
             dependencies: [
-                "JobStore", "LMDB", "JobScheduler", "JobStoreDashboard",
+                "JobStore", "LMDB", "JobScheduler", "JobStoreDashboard", "JobStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

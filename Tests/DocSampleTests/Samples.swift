@@ -5,6 +5,7 @@ import Hummingbird
 import JobScheduler
 import JobStore
 import JobStoreDashboard
+import JobStorePostgres
 import LMDB
 import Logging
 import ServiceLifecycle
@@ -130,8 +131,15 @@ enum DocumentSamples {
         try await Application(router: router).runService()
     }
 
-    /// docs/DASHBOARD.md, Swift block 6.
+    /// README.md, Swift block 6.
     static func sample6() async throws {
+
+        let fleetStore = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
+        var fleetScheduler = Scheduler(backend: fleetStore)  // the same handlers, options and service
+    }
+
+    /// docs/DASHBOARD.md, Swift block 7.
+    static func sample7() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
         let dashboard = try Dashboard(store: store, options: DashboardOptions(
@@ -141,6 +149,16 @@ enum DocumentSamples {
         router.get("/health") { _, _ in "ok" }
         dashboard.addRoutes(to: router.group("/jobs"))
         try await Application(router: router).runService()
+    }
+
+    /// docs/POSTGRES.md, Swift block 8.
+    static func sample8() async throws {
+
+        // was: let store = try JobRepository(path: "/var/lib/myapp/jobs")
+        let store = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
+        var scheduler = Scheduler(backend: store)
+        scheduler.handle(queue: "mail") { context in print("sending", context.job.id) }
+        try await scheduler.run()
     }
 
     /// Each sample's document and text, as it was when this file was generated.
@@ -269,6 +287,14 @@ try Dashboard(store: store, options: DashboardOptions(pathPrefix: "/jobstore")).
 try await Application(router: router).runService()
 
 """#),
+    ("README.md", #"""
+import JobScheduler
+import JobStorePostgres
+
+let fleetStore = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
+var fleetScheduler = Scheduler(backend: fleetStore)  // the same handlers, options and service
+
+"""#),
     ("docs/DASHBOARD.md", #"""
 import Hummingbird
 import JobStore
@@ -282,6 +308,17 @@ let router = Router()
 router.get("/health") { _, _ in "ok" }
 dashboard.addRoutes(to: router.group("/jobs"))
 try await Application(router: router).runService()
+
+"""#),
+    ("docs/POSTGRES.md", #"""
+import JobScheduler
+import JobStorePostgres
+
+// was: let store = try JobRepository(path: "/var/lib/myapp/jobs")
+let store = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
+var scheduler = Scheduler(backend: store)
+scheduler.handle(queue: "mail") { context in print("sending", context.job.id) }
+try await scheduler.run()
 
 """#),
     ]
