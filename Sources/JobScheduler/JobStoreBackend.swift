@@ -29,6 +29,14 @@ public protocol JobStoreBackend: SchedulerBackend {
     func retry(_ id: JobID) async throws -> Job
     /// Cancels a pipeline's unfinished steps.
     func cancelPipeline(_ id: PipelineID) async throws -> Pipeline
+    /// Pauses a queue: no process claims its jobs until it is resumed.
+    func pause(queue: String) async throws
+    /// Resumes a paused queue.
+    func resume(queue: String) async throws
+    /// Limits a queue to `starts` job starts per `period`, across processes.
+    func setRateLimit(queue: String, starts: Int, per period: Duration) async throws
+    /// Removes a queue's rate limit.
+    func removeRateLimit(queue: String) async throws
 }
 
 extension JobRepository: JobStoreBackend {}

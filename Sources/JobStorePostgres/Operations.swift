@@ -227,6 +227,43 @@ extension PostgresJobStore {
         }
     }
 
+    // MARK: Queue control
+
+    /// Pauses `queue`: its jobs are not claimed (by any process) until it is resumed; running
+    /// ones finish.
+    public func pause(queue: String) async throws {
+        try JobStoreError.requireQueueName(queue)
+        try await transaction("pause queue '\(queue)'") { try await $0.run(Statements.pause(queue, at: $0.now)) }
+    }
+
+    /// Resumes a paused queue, and wakes the schedulers.
+    public func resume(queue: String) async throws {
+        try JobStoreError.requireQueueName(queue)
+        try await transaction("resume queue '\(queue)'") { txn in
+            try await txn.run(Statements.resume(queue))
+            try await txn.run(Statements.wake())
+        }
+    }
+
+    /// Limits `queue` to `starts` job starts per `period`, across processes (a token bucket,
+    /// full at first).
+    public func setRateLimit(queue: String, starts: Int, per period: Duration) async throws {
+        try JobStoreError.requireQueueName(queue)
+        try await transaction("limit queue '\(queue)'") { txn in
+            try await txn.run(Statements.setRateLimit(queue, try RateLimit(starts: starts, per: period, at: txn.now)))
+            try await txn.run(Statements.wake())
+        }
+    }
+
+    /// Removes `queue`'s rate limit, and wakes the schedulers.
+    public func removeRateLimit(queue: String) async throws {
+        try JobStoreError.requireQueueName(queue)
+        try await transaction("remove the rate limit of queue '\(queue)'") { txn in
+            try await txn.run(Statements.setRateLimit(queue, nil))
+            try await txn.run(Statements.wake())
+        }
+    }
+
     // MARK: Queries
 
     /// The job with `id`, or `nil`.

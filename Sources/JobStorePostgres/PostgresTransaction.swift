@@ -141,13 +141,29 @@ final class PostgresTransaction {
     /// in claim order; when fewer were ready, also when the queue's next delayed job is due.
     func claim(queue: String, limit: Int, lease: Duration, owner: OwnerToken) async throws -> ClaimBatch {
         guard limit > 0 else { return ClaimBatch(jobs: [], nextRunAt: nil) }
+        // A paused queue gives nothing; a rate-limited one no more than its whole tokens.
+        var allowed = limit
+        var bucket: RateLimit?
+        if let control = try await rows(Statements.queueControl(queue), QueueRow.decode).first {
+            if control.pausedAt != nil { return ClaimBatch(jobs: [], nextRunAt: nil) }
+            if let limit = control.limit?.refilled(at: now) {
+                bucket = limit
+                allowed = min(allowed, Int(limit.tokens.rounded(.down)))
+                if allowed == 0 { return ClaimBatch(jobs: [], nextRunAt: limit.nextTokenAt) }
+            }
+        }
         var jobs = try await rows(
-            Statements.claim(queue: queue, limit: limit, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
+            Statements.claim(queue: queue, limit: allowed, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
         jobs.sort { ($0.priority, $1.runAt, $1.createdAt, $1.id) > ($1.priority, $0.runAt, $0.createdAt, $0.id) }
         var next: Timestamp?
-        if jobs.count < limit {
+        if jobs.count < allowed {
             next = try await rows(Statements.nextRunAt(queue: queue, now: now)) { try $0.decode(Int64?.self) }
                 .first?.map(Timestamp.init(microseconds:))
+        }
+        if var bucket {
+            bucket.tokens -= Double(jobs.count)
+            try await run(Statements.setRateLimit(queue, bucket))
+            if allowed < limit && jobs.count == allowed { next = min(next ?? bucket.nextTokenAt, bucket.nextTokenAt) }
         }
         return ClaimBatch(jobs: jobs, nextRunAt: next)
     }

@@ -150,3 +150,16 @@ enum ScheduleRow {
             updatedAt: Timestamp(microseconds: try cells[8].decode(Int64.self)))
     }
 }
+
+/// A queue's control row (columns ``Statements/queueColumns``): when it was paused, and its
+/// rate limit's bucket.
+enum QueueRow {
+    static func decode(_ row: PostgresRow) throws -> (pausedAt: Timestamp?, limit: RateLimit?) {
+        let cells = row.makeRandomAccess()
+        let paused = try cells[0].decode(Int64?.self).map(Timestamp.init(microseconds:))
+        guard let starts = try cells[1].decode(Int32?.self), let period = try cells[2].decode(Int64?.self),
+            let tokens = try cells[3].decode(Double?.self), let refilled = try cells[4].decode(Int64?.self)
+        else { return (paused, nil) }
+        return (paused, RateLimit(starts: Int(starts), period: .microseconds(period), tokens: tokens, refilledAt: Timestamp(microseconds: refilled)))
+    }
+}

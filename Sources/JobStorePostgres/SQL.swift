@@ -11,7 +11,7 @@ import PostgresNIO
 /// (0 waiting, 1 pending, 2 running, 3 succeeded, 4 failed, 5 cancelled).
 enum Schema {
     /// The version this program writes. A database migrated by a newer program is refused.
-    static let version: Int64 = 1
+    static let version: Int64 = 2
 
     /// The key of the advisory lock held (for the migrating transaction) while the schema is
     /// checked and migrated, so two processes starting at once do not race.
@@ -26,7 +26,23 @@ enum Schema {
         """
 
     /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
-    static let migrations: [[String]] = [version1]
+    static let migrations: [[String]] = [version1, version2]
+
+    /// Version 2: queue control — a paused queue's pause time, a rate limit's token bucket (as
+    /// the embedded store keeps them in its meta database). A claim reads its queue's row
+    /// `FOR UPDATE`, so concurrent claims spend a bucket's tokens one after the other.
+    static let version2: [String] = [
+        """
+        CREATE TABLE jobstore_queues (
+            queue text PRIMARY KEY,
+            paused_at bigint,
+            rate_starts integer,
+            rate_period bigint,
+            rate_tokens double precision,
+            rate_refilled_at bigint
+        )
+        """,
+    ]
 
     /// Version 1: jobs, counters, pipelines, steps, schedules; the triggers that keep the
     /// counters and send the wake-ups.
@@ -439,6 +455,41 @@ enum Statements {
     static func stepJobs(_ pipeline: PipelineID) -> PostgresQuery {
         "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE pipeline_id = \(UUID(pipeline)) ORDER BY id FOR UPDATE"
     }
+
+    // MARK: Queue control
+
+    /// The columns of a queue row, in the order ``QueueRow`` decodes them.
+    static let queueColumns = "paused_at, rate_starts, rate_period, rate_tokens, rate_refilled_at"
+
+    /// A queue's control row, locked (a rate-limited claim spends its tokens).
+    static func queueControl(_ queue: String) -> PostgresQuery {
+        "SELECT \(unescaped: queueColumns) FROM jobstore_queues WHERE queue = \(queue) FOR UPDATE"
+    }
+
+    /// Pauses a queue (keeping the first pause's time).
+    static func pause(_ queue: String, at now: Timestamp) -> PostgresQuery {
+        """
+        INSERT INTO jobstore_queues (queue, paused_at) VALUES (\(queue), \(now.microseconds))
+        ON CONFLICT (queue) DO UPDATE SET paused_at = coalesce(jobstore_queues.paused_at, excluded.paused_at)
+        """
+    }
+
+    static func resume(_ queue: String) -> PostgresQuery {
+        "UPDATE jobstore_queues SET paused_at = NULL WHERE queue = \(queue)"
+    }
+
+    /// Sets (or, with `nil`, removes) a queue's rate limit bucket.
+    static func setRateLimit(_ queue: String, _ limit: RateLimit?) -> PostgresQuery {
+        """
+        INSERT INTO jobstore_queues (queue, rate_starts, rate_period, rate_tokens, rate_refilled_at)
+        VALUES (\(queue), \(limit.map { Int32($0.starts) }), \(limit?.periodMicroseconds), \(limit?.tokens), \(limit?.refilledAt.microseconds))
+        ON CONFLICT (queue) DO UPDATE SET rate_starts = excluded.rate_starts, rate_period = excluded.rate_period,
+            rate_tokens = excluded.rate_tokens, rate_refilled_at = excluded.rate_refilled_at
+        """
+    }
+
+    /// Wakes every scheduler (a queue was resumed or its limit changed).
+    static func wake() -> PostgresQuery { "SELECT pg_notify('jobstore', 'work')" }
 
     // MARK: Schedules
 

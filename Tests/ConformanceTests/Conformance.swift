@@ -268,6 +268,39 @@ struct ConformanceTests {
         }
     }
 
+    @Test("a paused queue's jobs wait while other queues run; resumed, they run", arguments: Backend.available)
+    func pauseAndResume(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            try await store.pause(queue: "held")
+            let recorder = Recorder()
+            try await withScheduler(store, ["held": { recorder.record("held", $0.job) }, "free": { recorder.record("free", $0.job) }]) {
+                let waiting = try await store.insert(NewJob(name: "w", queue: "held"))
+                _ = try await store.insert(NewJob(name: "f", queue: "free"))
+                // The scheduler saw both inserts (it ran the later one) and left the paused queue alone.
+                try await recorder.wait(for: 1, "free")
+                #expect(recorder.events("held").isEmpty)
+                #expect(try await store.job(waiting.id)?.state == .pending)
+                try await store.resume(queue: "held")
+                try await recorder.wait(for: 1, "held")
+            }
+        }
+    }
+
+    @Test("a rate-limited queue runs all its jobs, no faster than its limit: the scheduler sleeps until the next token", arguments: Backend.available)
+    func rateLimited(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            _ = try await store.enqueue((0..<15).map { _ in NewJob(name: "call", queue: "api") })
+            try await store.setRateLimit(queue: "api", starts: 5, per: .milliseconds(300))
+            await #expect(throws: JobStoreError.self) { try await store.setRateLimit(queue: "api", starts: 0, per: .seconds(1)) }
+            let recorder = Recorder()
+            try await withScheduler(store, ["api": { recorder.record("ran", $0.job) }]) { try await recorder.wait(for: 15, "ran") }
+            let times = recorder.events("ran").map(\.at.microseconds)
+            // A burst of 5, then 5 per 300 ms: the 15th starts at least 600 ms after the first.
+            #expect(times.max()! - times.min()! >= 590_000)
+            try await store.removeRateLimit(queue: "api")
+        }
+    }
+
     @Test("unique keys: a second insert returns the live holder; once it finished, the key is free again", arguments: Backend.available)
     func uniqueJobs(_ backend: Backend) async throws {
         try await withBackend(backend) { store in

@@ -52,6 +52,15 @@ struct PostgresTests {
                 for try await version in try await client.query("SELECT value FROM jobstore_meta WHERE key = 'schema_version'").decode(Int64.self) {
                     #expect(version == Schema.version)
                 }
+                // A version-1 database (before queue control) is migrated on open.
+                try await client.query("DROP TABLE jobstore_queues")
+                try await client.query("UPDATE jobstore_meta SET value = 1 WHERE key = 'schema_version'")
+            }
+            let migrated = try await PostgresJobStore(url: url)
+            try await migrated.pause(queue: "q")
+            #expect(try await migrated.count(.pending) == 1)
+            await migrated.close()
+            try await onServer(url) { client in
                 // A newer program's schema is refused, not used.
                 try await client.query("UPDATE jobstore_meta SET value = 99 WHERE key = 'schema_version'")
             }

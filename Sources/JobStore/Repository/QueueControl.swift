@@ -33,10 +33,29 @@ public struct RateLimit: Sendable, Hashable {
     /// When the tokens were last counted.
     public var refilledAt: Timestamp
 
-    var periodMicroseconds: Int64 { period.components.seconds * 1_000_000 + period.components.attoseconds / 1_000_000_000_000 }
+    /// A bucket with these fields, as stored.
+    public init(starts: Int, period: Duration, tokens: Double, refilledAt: Timestamp) {
+        self.starts = starts
+        self.period = period
+        self.tokens = tokens
+        self.refilledAt = refilledAt
+    }
+
+    /// A new limit of `starts` job starts per `period`, its bucket full at `now`.
+    ///
+    /// - Throws: `.invalidArgument` unless 1 or more starts per 1 ms or more.
+    public init(starts: Int, per period: Duration, at now: Timestamp) throws {
+        guard starts > 0, starts <= Int(UInt32.max), period >= .milliseconds(1) else {
+            throw JobStoreError(.invalidArgument, "a rate limit is 1 or more starts per 1 ms or more, not \(starts) per \(period)")
+        }
+        self.init(starts: starts, period: period, tokens: Double(starts), refilledAt: now)
+    }
+
+    /// The period in microseconds.
+    public var periodMicroseconds: Int64 { period.components.seconds * 1_000_000 + period.components.attoseconds / 1_000_000_000_000 }
 
     /// The bucket at `now`: refilled for the time since `refilledAt`, never above `starts`.
-    func refilled(at now: Timestamp) -> RateLimit {
+    public func refilled(at now: Timestamp) -> RateLimit {
         var bucket = self
         let elapsed = Double(max(0, now.microseconds - refilledAt.microseconds))
         bucket.tokens = min(Double(starts), tokens + elapsed * Double(starts) / Double(max(1, periodMicroseconds)))
@@ -45,7 +64,7 @@ public struct RateLimit: Sendable, Hashable {
     }
 
     /// When the bucket holds a whole token again.
-    var nextTokenAt: Timestamp {
+    public var nextTokenAt: Timestamp {
         let missing = max(0, 1 - tokens)
         return Timestamp(microseconds: refilledAt.microseconds + Int64((missing * Double(periodMicroseconds) / Double(max(1, starts))).rounded(.up)))
     }
@@ -127,10 +146,7 @@ extension JobTransaction {
     /// ``RateLimit``); the bucket starts full. Replaces a limit the queue had.
     public func setRateLimit(queue: String, starts: Int, per period: Duration) throws {
         try JobStoreError.requireQueueName(queue)
-        guard starts > 0, starts <= Int(UInt32.max), period >= .milliseconds(1) else {
-            throw JobStoreError(.invalidArgument, "a rate limit is 1 or more starts per 1 ms or more, not \(starts) per \(period)")
-        }
-        let limit = RateLimit(starts: starts, period: period, tokens: Double(starts), refilledAt: now)
+        let limit = try RateLimit(starts: starts, per: period, at: now)
         try txn.put(db.meta, MetaKey.rateLimit(queue), limit.encode())
     }
 
@@ -200,7 +216,10 @@ extension Databases {
 }
 
 extension JobStoreError {
-    static func requireQueueName(_ queue: String) throws {
+    /// Checks a queue name: 1…``JobLimits/maxQueueBytes`` bytes of UTF-8 without NUL.
+    ///
+    /// - Throws: `.invalidArgument` saying so.
+    public static func requireQueueName(_ queue: String) throws {
         let bytes = queue.utf8.count
         guard bytes > 0, bytes <= JobLimits.maxQueueBytes, !queue.utf8.contains(0) else {
             throw JobStoreError(.invalidArgument, "'\(queue)' is not a queue name: 1…\(JobLimits.maxQueueBytes) bytes of UTF-8 without NUL")
