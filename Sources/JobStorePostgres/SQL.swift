@@ -500,6 +500,8 @@ enum Statements {
         "SELECT \(unescaped: scheduleColumns) FROM jobstore_schedules WHERE name = \(name) FOR UPDATE"
     }
 
+    /// Registers or updates a schedule. The last tick only moves forward: two processes
+    /// registering at once (neither saw the other's row) must not undo a tick already enqueued.
     static func upsert(_ schedule: ScheduleRecord) -> PostgresQuery {
         """
         INSERT INTO jobstore_schedules (\(unescaped: scheduleColumns)) VALUES (
@@ -507,7 +509,8 @@ enum Statements {
             \(Int16(schedule.missedTicks.rawValue)), \(schedule.lastTick?.microseconds), \(schedule.nextTick?.microseconds),
             \(schedule.updatedAt.microseconds))
         ON CONFLICT (name) DO UPDATE SET timing = excluded.timing, time_zone = excluded.time_zone, queue = excluded.queue,
-            job_name = excluded.job_name, missed_ticks = excluded.missed_ticks, last_tick = excluded.last_tick,
+            job_name = excluded.job_name, missed_ticks = excluded.missed_ticks,
+            last_tick = greatest(jobstore_schedules.last_tick, excluded.last_tick),
             next_tick = excluded.next_tick, updated_at = excluded.updated_at
         """
     }

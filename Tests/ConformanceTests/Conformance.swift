@@ -294,10 +294,34 @@ struct ConformanceTests {
             await #expect(throws: JobStoreError.self) { try await store.setRateLimit(queue: "api", starts: 0, per: .seconds(1)) }
             let recorder = Recorder()
             try await withScheduler(store, ["api": { recorder.record("ran", $0.job) }]) { try await recorder.wait(for: 15, "ran") }
-            let times = recorder.events("ran").map(\.at.microseconds)
-            // A burst of 5, then 5 per 300 ms: the 15th starts at least 600 ms after the first.
-            #expect(times.max()! - times.min()! >= 590_000)
+            // The claim times (each job's updatedAt as its handler got it: the time the limit is
+            // counted at). A burst of 5, then 5 per 300 ms: the 15th claimed 600 ms after the first.
+            let times = recorder.events("ran").map(\.job.updatedAt.microseconds)
+            #expect(times.max()! - times.min()! >= 599_000)
             try await store.removeRateLimit(queue: "api")
+        }
+    }
+
+    @Test("two schedulers with the same periodic job enqueue exactly one job per tick", arguments: Backend.available)
+    func oneJobPerTick(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let recorder = Recorder()
+            let tick = [(name: "ticker", interval: Duration.milliseconds(50), job: NewJob(name: "tick", queue: "ticks"))]
+            try await withScheduler(store, ["ticks": { recorder.record("tick", $0.job) }], every: tick) {
+                try await withScheduler(store, ["ticks": { recorder.record("tick", $0.job) }], every: tick) {
+                    try await recorder.wait(for: 15, "tick")
+                }
+            }
+            var perTick: [Timestamp: Int] = [:]
+            for (_, jobs) in try await recount(store) {
+                for job in jobs where job.name == "tick" { perTick[job.runAt, default: 0] += 1 }
+            }
+            #expect(perTick.count >= 15)
+            #expect(perTick.values.allSatisfy { $0 == 1 }, "ticks enqueued twice: \(perTick.filter { $0.value > 1 }.count)")
+            #expect(perTick.keys.allSatisfy { $0.microseconds % 50_000 == 0 })  // on multiples of the interval
+            // Each job ran once.
+            let ran = recorder.events("tick").map(\.job.id)
+            #expect(Set(ran).count == ran.count)
         }
     }
 

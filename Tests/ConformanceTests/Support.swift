@@ -80,18 +80,20 @@ func onServer(_ url: String, _ body: (PostgresClient) async throws -> Void) asyn
 /// it and waits until it stopped.
 func withScheduler<R>(
     _ store: any JobStoreBackend, options: SchedulerOptions = testOptions(), _ handlers: [String: JobHandler],
-    named: [(job: String, queue: String, handler: JobHandler)] = [], _ body: () async throws -> R
+    named: [(job: String, queue: String, handler: JobHandler)] = [], every: [(name: String, interval: Duration, job: NewJob)] = [],
+    _ body: () async throws -> R
 ) async throws -> R {
-    try await withScheduler(opened: store, options: options, handlers, named: named, body)
+    try await withScheduler(opened: store, options: options, handlers, named: named, every: every, body)
 }
 
 private func withScheduler<B: JobStoreBackend, R>(
     opened store: B, options: SchedulerOptions, _ handlers: [String: JobHandler], named: [(job: String, queue: String, handler: JobHandler)],
-    _ body: () async throws -> R
+    every: [(name: String, interval: Duration, job: NewJob)], _ body: () async throws -> R
 ) async throws -> R {
     var scheduler = Scheduler(backend: store, options: options)
     for (queue, handler) in handlers { scheduler.handle(queue: queue, handler) }
     for (job, queue, handler) in named { scheduler.handle(job: job, queue: queue, handler) }
+    for (name, interval, job) in every { try scheduler.schedule(name, every: interval, job: job) }
     return try await running(scheduler, body)
 }
 
