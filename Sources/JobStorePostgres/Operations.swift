@@ -316,6 +316,28 @@ extension PostgresJobStore {
         try await transaction("read pipeline \(id)") { try await $0.rows(Statements.pipeline(id, locked: false), PipelineRow.decode).first }
     }
 
+    /// A pipeline with its steps and their jobs, from one transaction (REPEATABLE READ: one
+    /// snapshot); `nil` if there is none.
+    ///
+    /// - Throws: `.corruptRecord` if a step or a step's job is missing.
+    public func pipelineDetails(_ id: PipelineID) async throws -> PipelineDetails? {
+        try await transaction("read pipeline \(id) with its steps") { txn in
+            try await txn.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            guard let pipeline = try await txn.rows(Statements.pipeline(id, locked: false), PipelineRow.decode).first else { return nil }
+            let steps = try await txn.rows(Statements.steps(id), StepRow.decode)
+            let jobs = Dictionary(try await txn.rows(Statements.stepJobsForReading(id), JobRow.decode).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            guard steps.count == pipeline.stepCount, steps.enumerated().allSatisfy({ $0.offset == $0.element.index }) else {
+                throw JobStoreError(.corruptRecord, "pipeline \(id) has \(steps.count) step rows of \(pipeline.stepCount)")
+            }
+            return PipelineDetails(pipeline: pipeline, steps: steps, jobs: try steps.map { step in
+                guard let job = jobs[step.jobID] else {
+                    throw JobStoreError(.corruptRecord, "step \(step.index) of pipeline \(id) runs job \(step.jobID), which does not exist")
+                }
+                return job
+            })
+        }
+    }
+
     /// Cancels a pipeline's unfinished steps.
     @discardableResult
     public func cancelPipeline(_ id: PipelineID) async throws -> Pipeline {

@@ -447,6 +447,11 @@ enum Statements {
         "SELECT \(unescaped: stepColumns) FROM jobstore_pipeline_steps WHERE pipeline_id = \(UUID(pipeline)) ORDER BY step"
     }
 
+    /// The jobs of a pipeline's steps, unlocked (for reading).
+    static func stepJobsForReading(_ pipeline: PipelineID) -> PostgresQuery {
+        "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE pipeline_id = \(UUID(pipeline))"
+    }
+
     static func setRemaining(_ pipeline: PipelineID, _ index: Int, _ remaining: Int) -> PostgresQuery {
         "UPDATE jobstore_pipeline_steps SET remaining = \(Int32(remaining)) WHERE pipeline_id = \(UUID(pipeline)) AND step = \(Int32(index))"
     }

@@ -158,6 +158,11 @@ struct ConformanceTests {
             #expect(done.state == .succeeded && done.succeededSteps == 4 && done.finishedAt != nil)
             let failed = try #require(try await store.pipeline(broken.id))
             #expect(failed.state == .failed && failed.failedSteps == 1 && failed.cancelledSteps == 1 && failed.succeededSteps == 2)
+            let details = try #require(try await store.pipelineDetails(broken.id))
+            #expect(details.steps.map(\.name) == ["fetch", "transform", "publish", "archive"])
+            #expect(details.jobs.map(\.state) == [.succeeded, .failed, .cancelled, .succeeded])
+            #expect(details.dependencies == [[], [0], [1], [0]] && details.layers == [[0], [1, 3], [2]])
+            #expect(try await store.pipelineDetails(PipelineID(high: 1, low: 1)) == nil)
             #expect(!events.contains("start:publish"))  // cancelled by the cascade, never run
             #expect(events.contains("end:archive"))      // independent of the failure: ran
             try await expectConsistent(store)

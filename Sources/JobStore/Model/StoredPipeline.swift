@@ -161,6 +161,13 @@ public struct PipelineDetails: Sendable, Hashable {
     /// Per step (by index), its job.
     public var jobs: [Job]
 
+    /// A pipeline's details, read by a backend.
+    public init(pipeline: Pipeline, steps: [PipelineStepRecord], jobs: [Job]) {
+        self.pipeline = pipeline
+        self.steps = steps
+        self.jobs = jobs
+    }
+
     /// Per step (by index), the indexes of the steps it depends on, ascending: derived from the
     /// stored out-edges in O(steps + edges).
     public var dependencies: [[Int]] {
