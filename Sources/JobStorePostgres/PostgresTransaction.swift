@@ -326,25 +326,39 @@ extension PostgresConnection {
     /// connection the server is terminating (a restart) is otherwise never answered nor failed
     /// (postgres-nio 1.33), and its transaction would wait forever. The abandoned query's task
     /// ends when postgres-nio fails it, if ever.
+    ///
+    /// The answer travels through `Lock`-guarded state that the waiting task reads after it is
+    /// resumed, so ThreadSanitizer sees the hand-over (a value passed through the continuation
+    /// alone crosses the concurrency runtime, which it does not see into).
     func answer(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
         let connection = self
-        return try await withCheckedThrowingContinuation { continuation in
-            let pending = Lock<CheckedContinuation<PostgresRowSequence, any Error>?>(continuation)
-            @Sendable func finish(_ result: Result<PostgresRowSequence, any Error>) {
-                pending.withLock { continuation in
-                    defer { continuation = nil }
-                    return continuation
-                }?.resume(with: result)
-            }
-            Task {
-                do {
-                    finish(.success(try await connection.query(query, logger: logger)))
-                } catch {
-                    finish(.failure(error))
-                }
-            }
-            connection.closeFuture.whenComplete { _ in finish(.failure(ConnectionClosed())) }
+        let state = Lock<(answer: Result<PostgresRowSequence, any Error>?, waiter: CheckedContinuation<Void, Never>?)>((nil, nil))
+        @Sendable func finish(_ answer: Result<PostgresRowSequence, any Error>) {
+            state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard state.answer == nil else { return nil }  // the first answer counts
+                state.answer = answer
+                defer { state.waiter = nil }
+                return state.waiter
+            }?.resume()
         }
+        Task {
+            do {
+                finish(.success(try await connection.query(query, logger: logger)))
+            } catch {
+                finish(.failure(error))
+            }
+        }
+        connection.closeFuture.whenComplete { _ in finish(.failure(ConnectionClosed())) }
+        await withCheckedContinuation { waiter in
+            let answered = state.withLock { state in
+                if state.answer != nil { return true }
+                state.waiter = waiter
+                return false
+            }
+            if answered { waiter.resume() }
+        }
+        guard let answer = state.withLock({ $0.answer }) else { throw ConnectionClosed() }
+        return try answer.get()
     }
 }
 
