@@ -11,12 +11,11 @@ extension PostgresJobStore {
     /// the finished jobs are locked in id order first, so concurrent finishers do not deadlock.
     public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         try await transaction("finish \(outcomes.count) jobs and claim more") { txn in
-            let locked = try await txn.rows(Statements.lockJobs(outcomes.map(\.id)), JobRow.decode)
-            var current = Dictionary(locked.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            var current = try await txn.held(outcomes.map { HeldLease(id: $0.id, owner: $0.owner) })
             var finished: [Job?] = []
             var batch: [Job] = []  // jobs outside pipelines: stored in one statement below
             for outcome in outcomes {
-                guard let job = current[outcome.id], (try? job.requireLease(outcome.owner)) != nil else {
+                guard let job = current.removeValue(forKey: outcome.id) else {
                     finished.append(nil)  // its lease was lost: the others still commit
                     continue
                 }
@@ -35,7 +34,6 @@ extension PostgresJobStore {
                 } else {
                     done = try await txn.update(job, apply)  // advances its pipeline
                 }
-                current[outcome.id] = done
                 finished.append(done)
             }
             if !batch.isEmpty { try await txn.run(Statements.saveOutcomes(batch)) }
@@ -78,12 +76,11 @@ extension PostgresJobStore {
     /// See ``JobScheduler/SchedulerBackend/extendLeases(_:until:)``: one statement for all.
     public func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
         try await transaction("extend \(leases.count) leases") { txn in
-            let jobs = try await txn.rows(Statements.lockJobs(leases.map(\.id)), JobRow.decode)
-            let current = Dictionary(jobs.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let current = try await txn.held(leases)
             var lost: [JobID] = []
             var extended: [Job] = []
             for lease in leases {
-                guard let job = current[lease.id], (try? job.requireLease(lease.owner)) != nil else {
+                guard let job = current[lease.id] else {
                     lost.append(lease.id)
                     continue
                 }
@@ -109,25 +106,25 @@ extension PostgresJobStore {
     /// See ``JobScheduler/SchedulerBackend/pruneFinished(_:before:)``: batches of 1,000 jobs
     /// (100 pipelines), each its own transaction.
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
-        var jobs = 0
-        while true {
-            let deleted = try await transaction("prune \(state) jobs") { txn in
-                try await txn.rows(Statements.pruneJobs(state, before: cutoff, limit: 1000)) { try $0.decode(Int64.self) }.first ?? 0
-            }
-            jobs += Int(deleted)
-            if deleted < 1000 { break }
-        }
+        let jobs = try await deleteInBatches("prune \(state) jobs", of: 1000) { Statements.pruneJobs(state, before: cutoff, limit: $0) }
         var pipelines = 0
         if let pipelineState = PipelineState(name: state.description), pipelineState.isTerminal {
-            while true {
-                let deleted = try await transaction("prune \(state) pipelines") { txn in
-                    try await txn.rows(Statements.prunePipelines(pipelineState, before: cutoff, limit: 100)) { try $0.decode(Int64.self) }.first ?? 0
-                }
-                pipelines += Int(deleted)
-                if deleted < 100 { break }
+            pipelines = try await deleteInBatches("prune \(state) pipelines", of: 100) {
+                Statements.prunePipelines(pipelineState, before: cutoff, limit: $0)
             }
         }
         return (jobs, pipelines)
+    }
+
+    /// Runs `statement` (a delete of at most `size` rows that returns how many it deleted) in one
+    /// transaction after another until one deletes fewer than `size`; the total.
+    private func deleteInBatches(_ what: String, of size: Int, _ statement: @escaping (Int) -> PostgresQuery) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await transaction(what) { txn in Int(try await txn.rows(statement(size)) { try $0.decode(Int64.self) }.first ?? 0) }
+            total += deleted
+            if deleted < size { return total }
+        }
     }
 
     /// See ``JobScheduler/SchedulerBackend/pruneHistory(before:)``: this backend keeps no event

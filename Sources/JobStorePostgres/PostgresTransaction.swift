@@ -1,3 +1,4 @@
+import JobScheduler
 import JobStore
 import Locking
 import Logging
@@ -55,6 +56,18 @@ final class PostgresTransaction {
         return job
     }
 
+    /// The running jobs among `leases` that their owner still holds, locked for this transaction
+    /// (in id order, so concurrent transactions lock them in the same order and cannot
+    /// deadlock), by id. A job missing here was deleted, or its lease was lost.
+    func held(_ leases: [HeldLease]) async throws -> [JobID: Job] {
+        let owners = Dictionary(leases.map { ($0.id, $0.owner) }, uniquingKeysWith: { first, _ in first })
+        var held: [JobID: Job] = [:]
+        for job in try await rows(Statements.lockJobs(leases.map(\.id)), JobRow.decode) {
+            if let owner = owners[job.id], (try? job.requireLease(owner)) != nil { held[job.id] = job }
+        }
+        return held
+    }
+
     /// Inserts jobs, pending, in one statement; a job whose unique key a live job holds (in the
     /// store, or earlier in `jobs`) is not inserted: that job is returned in its place.
     func insert(_ jobs: [NewJob]) async throws -> [Job] {
@@ -104,17 +117,9 @@ final class PostgresTransaction {
     @discardableResult
     func update(_ old: Job, _ body: (inout Job) throws -> Void) async throws -> Job {
         let new = try changed(old, body)
-        if let reference = new.pipeline, new.state != old.state,
-            new.state == .waiting || (new.state == .pending && (old.state == .waiting || old.state.isTerminal))
-        {
-            // A step waits exactly while some dependency has not succeeded.
+        if let reference = old.stepToCheck(new) {
             let step = try await step(reference.pipeline, Int(reference.step))
-            if (new.state == .waiting) != (step.remainingDependencies > 0) {
-                throw JobStoreError(
-                    .illegalTransition,
-                    "job \(old.id) is step '\(step.name)' of pipeline \(reference.pipeline), and \(step.remainingDependencies) of its dependencies have not succeeded: it cannot be \(new.state)",
-                    jobID: old.id)
-            }
+            try old.checkStep(new, step: step.name, remaining: step.remainingDependencies)
         }
         try await run(try Statements.update(new))
         if new.pipeline != nil && StepOutcome(old.state) != StepOutcome(new.state) {
@@ -128,10 +133,7 @@ final class PostgresTransaction {
     /// unless running, the errors kept as stored, every field in its limits — not yet stored.
     /// (The pipeline's word on waiting is ``update(_:_:)``'s: only steps wait.)
     func changed(_ old: Job, _ body: (inout Job) throws -> Void) throws -> Job {
-        var new = old
-        try body(&new)
-        try old.checkChange(to: new)
-        new.settle(at: now)
+        var new = try old.changed(at: now, body)
         new.errors = new.storedErrors
         try new.validate()
         return new

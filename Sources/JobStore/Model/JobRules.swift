@@ -30,9 +30,20 @@ extension Job {
         }
     }
 
+    /// This job changed through `body` at `now`, as every store changes one: the change must be
+    /// legal (``checkChange(to:)``), and a job that is not running holds no lease. Not yet
+    /// stored; a pipeline step's change is also checked against its step (``stepToCheck(_:)``).
+    public func changed(at now: Timestamp, _ body: (inout Job) throws -> Void) throws -> Job {
+        var new = self
+        try body(&new)
+        try checkChange(to: new)
+        new.settle(at: now)
+        return new
+    }
+
     /// Checks that `new` is a legal change of `self`: same id, creation time and pipeline step,
     /// and a state move ``JobState/canMove(to:)`` allows.
-    public func checkChange(to new: Job) throws {
+    func checkChange(to new: Job) throws {
         guard new.id == id, new.createdAt == createdAt else {
             throw JobStoreError(.invalidField, "the id and creation time of job \(id) cannot change", jobID: id)
         }
@@ -44,12 +55,34 @@ extension Job {
         }
     }
 
-    /// Claimed at `now`: running, one more attempt, under a lease until `expiry` held by `owner`.
-    public mutating func claim(at now: Timestamp, until expiry: Timestamp, owner: OwnerToken) {
+    /// The pipeline step `new` (this job changed) is, if the change must be checked against
+    /// its step: a step waits exactly while some dependency has not succeeded, so a move to
+    /// waiting, or to pending from waiting or a finished state, needs the step's count.
+    public func stepToCheck(_ new: Job) -> PipelineReference? {
+        guard let reference = new.pipeline, new.state != state,
+            new.state == .waiting || (new.state == .pending && (state == .waiting || state.isTerminal))
+        else { return nil }
+        return reference
+    }
+
+    /// Checks the change to `new` against its step (``stepToCheck(_:)``), named `step`, with
+    /// `remaining` dependencies not yet succeeded: nothing may release it early, or make it
+    /// wait for nothing.
+    ///
+    /// - Throws: `.illegalTransition` saying how many dependencies are left.
+    public func checkStep(_ new: Job, step: String, remaining: Int) throws {
+        guard (new.state == .waiting) != (remaining > 0), let reference = new.pipeline else { return }
+        throw JobStoreError(
+            .illegalTransition,
+            "job \(id) is step '\(step)' of pipeline \(reference.pipeline), and \(remaining) of its dependencies have not succeeded: it cannot be \(new.state)",
+            jobID: id, hint: new.state == .pending ? "It is released when its dependencies succeed; retry the pipeline to re-run failed ones" : nil)
+    }
+
+    /// Claimed: running, one more attempt, under a lease until `expiry` held by `owner`.
+    public mutating func claim(until expiry: Timestamp, owner: OwnerToken) {
         state = .running
         attempts &+= 1
         lease = Lease(expiresAt: expiry, owner: owner)
-        updatedAt = now
     }
 
     /// Its run succeeded with `result`.
@@ -118,7 +151,7 @@ extension Job {
     }
 
     /// Stored at `now` after a change: a job that is not running holds no lease.
-    public mutating func settle(at now: Timestamp) {
+    mutating func settle(at now: Timestamp) {
         if state != .running { lease = nil }
         updatedAt = now
     }

@@ -282,24 +282,11 @@ public final class JobTransaction {
     /// The job's timeline records `event`, or what the change itself says (``JobEvent/kind(from:to:)``).
     @discardableResult
     func update(_ old: Job, recording event: JobEvent.Kind? = nil, _ body: (inout Job) throws -> Void) throws -> Job {
-        let id = old.id
-        var new = old
-        try body(&new)
-        try old.checkChange(to: new)
-        if let reference = new.pipeline, new.state != old.state,
-            new.state == .waiting || (new.state == .pending && (old.state == .waiting || old.state.isTerminal))
-        {
-            // A step waits exactly while some dependency has not succeeded: nothing may release
-            // it early, or make it wait for nothing.
+        let new = try old.changed(at: now, body)
+        if let reference = old.stepToCheck(new) {
             let step = try step(reference)
-            if (new.state == .waiting) != (step.remainingDependencies > 0) {
-                throw JobStoreError(
-                    .illegalTransition,
-                    "job \(id) is step '\(step.name)' of pipeline \(reference.pipeline), and \(step.remainingDependencies) of its dependencies have not succeeded: it cannot be \(new.state)",
-                    jobID: id, hint: new.state == .pending ? "It is released when its dependencies succeed; retry the pipeline to re-run failed ones" : nil)
-            }
+            try old.checkStep(new, step: step.name, remaining: step.remainingDependencies)
         }
-        new.settle(at: now)
         try replace(old, with: new, recording: event ?? JobEvent.kind(from: old, to: new))
         return new
     }
@@ -314,7 +301,7 @@ public final class JobTransaction {
             job.state = state
             switch state {
             case .running:
-                job.claim(at: now, until: now.adding(lease), owner: .random())
+                job.claim(until: now.adding(lease), owner: .random())
             case .pending:
                 job.runAt = now
             default:
@@ -402,7 +389,7 @@ public final class JobTransaction {
                         .corruptRecord, "the ready index lists job \(id), which is \(job.state)", jobID: id,
                         hint: "Run `jobstore verify`")
                 }
-                job.claim(at: now, until: expiry, owner: owner)
+                job.claim(until: expiry, owner: owner)
             }
         }
         try save(gate)
