@@ -1,3 +1,4 @@
+import Foundation
 import JobScheduler
 import JobStore
 import PostgresNIO
@@ -50,8 +51,10 @@ extension PostgresJobStore {
         }
     }
 
-    /// Claims up to `limit` ready jobs of `queue` (see ``JobStore/JobTransaction/claimBatch(queue:limit:lease:owner:)``).
-    public func claim(queue: String, limit: Int = 1, lease: Duration, owner: OwnerToken) async throws -> [Job] {
+    /// Claims up to `limit` ready jobs of `queue`, or of any queue when `nil` (see
+    /// ``JobStore/JobTransaction/claimBatch(queue:limit:lease:owner:)``; from every queue, a job
+    /// another process takes at the same instant is skipped, so fewer may come back).
+    public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) async throws -> [Job] {
         try await transaction("claim jobs") { try await $0.claim(queue: queue, limit: limit, lease: lease, owner: owner).jobs }
     }
 
@@ -176,6 +179,35 @@ extension PostgresJobStore {
         try await transaction("insert a job") { try await $0.insert([job])[0] }
     }
 
+    /// Stores complete jobs exactly as given, in any state, in one transaction (one statement)
+    /// — for imports, restores and reproducible workloads (see ``JobStore/JobTransaction/restore(_:)``).
+    ///
+    /// - Throws: `.invalidField` for a field out of its limits, a running job without a lease,
+    ///   an id that exists or a unique key a live job holds; `.invalidArgument` for a pipeline
+    ///   step (pipelines are enqueued whole). Nothing is stored then.
+    public func restore(_ jobs: [Job]) async throws {
+        try await transaction("restore \(jobs.count) jobs") { try await $0.restore(jobs) }
+    }
+
+    /// Moves a job to `state` by hand, with the side effects that state needs (see
+    /// ``JobStore/Job/transition(to:at:lease:)``).
+    @discardableResult
+    public func transition(_ id: JobID, to state: JobState, lease: Duration = .seconds(300)) async throws -> Job {
+        try await transition([id], to: state, lease: lease)[0]
+    }
+
+    /// Moves jobs to `state` in one transaction (each as ``transition(_:to:lease:)``); all or none.
+    @discardableResult
+    public func transition(_ ids: [JobID], to state: JobState, lease: Duration = .seconds(300)) async throws -> [Job] {
+        try await transaction("move \(ids.count) jobs to \(state)") { txn in
+            var moved: [Job] = []
+            for id in ids {
+                moved.append(try await txn.update(try await txn.existing(id)) { try $0.transition(to: state, at: txn.now, lease: lease) })
+            }
+            return moved
+        }
+    }
+
     /// Cancels a waiting, pending or running job (a running one's scheduler is told by a
     /// notification, and stops its handler).
     @discardableResult
@@ -298,6 +330,25 @@ extension PostgresJobStore {
     /// The jobs created in `start..<end`, oldest first, at most `limit`.
     public func jobs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = 1000) async throws -> [Job] {
         try await transaction("list jobs by creation time") { try await $0.rows(Statements.jobs(createdFrom: start, until: end, limit: limit), JobRow.decode) }
+    }
+
+    /// The ids of the jobs created in `start..<end`, oldest first, at most `limit`.
+    public func jobIDs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = .max) async throws -> [JobID] {
+        try await transaction("list job ids by creation time") { txn in
+            try await txn.rows(Statements.jobIDs(createdFrom: start, until: end, limit: limit)) { JobID(try $0.decode(UUID.self)) }
+        }
+    }
+
+    /// How many jobs are in each state, counted row by row — a full scan, O(n): what
+    /// ``counts()`` (the counters, O(1)) must always equal. For checks, not for hot paths.
+    public func recount() async throws -> [JobState: Int] {
+        try await transaction("recount jobs") { txn in
+            var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
+            for (state, count) in try await txn.rows(Statements.recount(), { try $0.decode((Int16, Int64).self) }) {
+                if let state = JobState(rawValue: UInt8(clamping: state)) { counts[state] = Int(count) }
+            }
+            return counts
+        }
     }
 
     /// Validates and enqueues a pipeline (see ``JobStore/PipelinePlan``): nothing is written

@@ -1,3 +1,4 @@
+import Foundation
 import JobScheduler
 import JobStore
 import Locking
@@ -141,12 +142,14 @@ final class PostgresTransaction {
 
     /// Claims up to `limit` ready jobs of `queue` (see ``Statements/claim(queue:limit:now:expiry:owner:)``),
     /// in claim order; when fewer were ready, also when the queue's next delayed job is due.
-    func claim(queue: String, limit: Int, lease: Duration, owner: OwnerToken) async throws -> ClaimBatch {
+    /// From every queue when `queue` is `nil` (``claimFromEveryQueue(limit:lease:owner:)``).
+    func claim(queue: String?, limit: Int, lease: Duration, owner: OwnerToken) async throws -> ClaimBatch {
         guard limit > 0 else { return ClaimBatch(jobs: [], nextRunAt: nil) }
+        guard let queue else { return ClaimBatch(jobs: try await claimFromEveryQueue(limit: limit, lease: lease, owner: owner), nextRunAt: nil) }
         // A paused queue gives nothing; a rate-limited one no more than its whole tokens.
         var allowed = limit
         var bucket: RateLimit?
-        if let control = try await rows(Statements.queueControl(queue), QueueRow.decode).first {
+        if let control = try await rows(Statements.queueControl(queue)) { try QueueRow.decode($0) }.first {
             if control.pausedAt != nil { return ClaimBatch(jobs: [], nextRunAt: nil) }
             if let limit = control.limit?.refilled(at: now) {
                 bucket = limit
@@ -168,6 +171,60 @@ final class PostgresTransaction {
             if allowed < limit && jobs.count == allowed { next = min(next ?? bucket.nextTokenAt, bucket.nextTokenAt) }
         }
         return ClaimBatch(jobs: jobs, nextRunAt: next)
+    }
+
+    /// Claims up to `limit` ready jobs of any queue in claim order (priority, then runAt, then
+    /// age), as the embedded store's claim without a queue does: paused queues give none,
+    /// rate-limited ones no more than their whole tokens. A candidate another transaction takes
+    /// meanwhile is skipped, so fewer than `limit` may come back while more are ready.
+    func claimFromEveryQueue(limit: Int, lease: Duration, owner: OwnerToken) async throws -> [Job] {
+        var buckets: [String: RateLimit] = [:]
+        var caps: [(queue: String, cap: Int)] = []
+        for (queue, control) in try await rows(Statements.queueControls(), { row in
+            (try row.makeRandomAccess()[0].decode(String.self), try QueueRow.decode(row, from: 1))
+        }) {
+            if control.pausedAt != nil {
+                caps.append((queue, 0))
+            } else if let limit = control.limit?.refilled(at: now) {
+                buckets[queue] = limit
+                caps.append((queue, Int(limit.tokens.rounded(.down))))
+            }
+        }
+        let candidates = try await rows(Statements.claimCandidates(limit: limit, caps: caps, now: now)) { row in
+            JobID(try row.decode((UUID, String).self).0)
+        }
+        guard !candidates.isEmpty else { return [] }
+        var jobs = try await rows(Statements.claim(candidates, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
+        jobs.sort { ($0.priority, $1.runAt, $1.createdAt, $1.id) > ($1.priority, $0.runAt, $0.createdAt, $0.id) }
+        for (queue, var bucket) in buckets.sorted(by: { $0.key < $1.key }) {
+            let started = jobs.count { $0.queue == queue }
+            guard started > 0 else { continue }
+            bucket.tokens -= Double(started)
+            try await run(Statements.setRateLimit(queue, bucket))
+        }
+        return jobs
+    }
+
+    /// Stores complete jobs exactly as given (see ``JobStore/JobTransaction/restore(_:)``), in one
+    /// statement: each validated, and a live one's unique key must be free.
+    func restore(_ jobs: [Job]) async throws {
+        var holders: [String: Job] = [:]
+        for job in jobs {
+            try job.validate()
+            if let step = job.pipeline {
+                throw JobStoreError(
+                    .invalidArgument, "job \(job.id) is step \(step.step) of pipeline \(step.pipeline); a step is not restored alone",
+                    jobID: job.id, hint: "Enqueue the pipeline again")
+            }
+            if !job.state.isTerminal, let key = job.uniqueKey {
+                if let holder = try await uniqueHolder(key, among: holders) {
+                    throw JobStoreError(
+                        .invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
+                }
+                holders[key] = job
+            }
+        }
+        try await add(jobs)
     }
 
     // MARK: Pipelines

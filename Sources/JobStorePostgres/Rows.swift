@@ -154,11 +154,12 @@ enum ScheduleRow {
 /// A queue's control row (columns ``Statements/queueColumns``): when it was paused, and its
 /// rate limit's bucket.
 enum QueueRow {
-    static func decode(_ row: PostgresRow) throws -> (pausedAt: Timestamp?, limit: RateLimit?) {
+    /// The queue columns (``Statements/queueColumns``) from column `first` on.
+    static func decode(_ row: PostgresRow, from first: Int = 0) throws -> (pausedAt: Timestamp?, limit: RateLimit?) {
         let cells = row.makeRandomAccess()
-        let paused = try cells[0].decode(Int64?.self).map(Timestamp.init(microseconds:))
-        guard let starts = try cells[1].decode(Int32?.self), let period = try cells[2].decode(Int64?.self),
-            let tokens = try cells[3].decode(Double?.self), let refilled = try cells[4].decode(Int64?.self)
+        let paused = try cells[first].decode(Int64?.self).map(Timestamp.init(microseconds:))
+        guard let starts = try cells[first + 1].decode(Int32?.self), let period = try cells[first + 2].decode(Int64?.self),
+            let tokens = try cells[first + 3].decode(Double?.self), let refilled = try cells[first + 4].decode(Int64?.self)
         else { return (paused, nil) }
         return (paused, RateLimit(starts: Int(starts), period: .microseconds(period), tokens: tokens, refilledAt: Timestamp(microseconds: refilled)))
     }

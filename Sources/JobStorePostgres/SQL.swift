@@ -215,6 +215,10 @@ enum Statements {
         lease_expires_at, lease_owner, errors::text, unique_key, pipeline_id, pipeline_step, payload, result
         """
 
+    /// ``jobColumns`` of the table named `j`.
+    static let prefixedJobColumns = jobColumns.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        .joined(separator: ", ")
+
     /// The columns of a pipeline row, in the order ``PipelineRow`` decodes them.
     static let pipelineColumns = """
         id, name, version, fail_fast, state, created_at, updated_at, finished_at, step_count, succeeded_steps, \
@@ -234,22 +238,28 @@ enum Statements {
 
     // MARK: Jobs
 
-    /// Inserts jobs in one statement: each column an array, unnested row by row. Absent text
-    /// and ids travel as '' and the nil UUID (neither is a valid value) and become NULL.
-    static func insert(_ jobs: [Job]) -> PostgresQuery {
+    /// Inserts complete jobs in one statement: each column an array, unnested row by row.
+    /// Absent values travel as placeholders beside a flag ('' for text, the nil UUID for ids,
+    /// −1 for a step: none is a valid value) and become NULL.
+    static func insert(_ jobs: [Job]) throws -> PostgresQuery {
         let none = UUID(high: 0, low: 0)
         return """
             INSERT INTO jobstore_jobs (id, name, queue, tenant, state, priority, created_at, updated_at, run_at, attempts,
-                max_attempts, errors, unique_key, pipeline_id, pipeline_step, payload)
-            SELECT id, name, queue, NULLIF(tenant, ''), state, priority, created_at, created_at, run_at, 0, max_attempts,
-                '[]', NULLIF(unique_key, ''), NULLIF(pipeline_id, \(none)), NULLIF(pipeline_step, -1), payload
+                max_attempts, lease_expires_at, lease_owner, errors, unique_key, pipeline_id, pipeline_step, payload, result)
+            SELECT id, name, queue, NULLIF(tenant, ''), state, priority, created_at, updated_at, run_at, attempts, max_attempts,
+                CASE WHEN leased THEN lease_expires_at END, CASE WHEN leased THEN lease_owner END, errors::jsonb,
+                NULLIF(unique_key, ''), NULLIF(pipeline_id, \(none)), NULLIF(pipeline_step, -1), payload,
+                CASE WHEN has_result THEN result END
             FROM unnest(\(jobs.map { UUID($0.id) }), \(jobs.map(\.name)), \(jobs.map(\.queue)), \(jobs.map { $0.tenant ?? "" }),
                 \(jobs.map { Int16($0.state.rawValue) }), \(jobs.map { Int16($0.priority) }), \(jobs.map(\.createdAt.microseconds)),
-                \(jobs.map(\.runAt.microseconds)), \(jobs.map { Int32($0.maxAttempts) }), \(jobs.map { $0.uniqueKey ?? "" }),
-                \(jobs.map { $0.pipeline.map { UUID($0.pipeline) } ?? none }), \(jobs.map { $0.pipeline.map { Int32($0.step) } ?? -1 }),
-                \(jobs.map { ByteBuffer(bytes: $0.payload) }))
-                AS t(id, name, queue, tenant, state, priority, created_at, run_at, max_attempts, unique_key, pipeline_id,
-                     pipeline_step, payload)
+                \(jobs.map(\.updatedAt.microseconds)), \(jobs.map(\.runAt.microseconds)), \(jobs.map { Int32($0.attempts) }),
+                \(jobs.map { Int32($0.maxAttempts) }), \(jobs.map { $0.lease != nil }), \(jobs.map { $0.lease?.expiresAt.microseconds ?? 0 }),
+                \(jobs.map { UUID($0.lease?.owner ?? OwnerToken(high: 0, low: 0)) }), \(try jobs.map { try JobRow.errorsJSON($0.errors) }),
+                \(jobs.map { $0.uniqueKey ?? "" }), \(jobs.map { $0.pipeline.map { UUID($0.pipeline) } ?? none }),
+                \(jobs.map { $0.pipeline.map { Int32($0.step) } ?? -1 }), \(jobs.map { ByteBuffer(bytes: $0.payload) }),
+                \(jobs.map { $0.result != nil }), \(jobs.map { ByteBuffer(bytes: $0.result ?? []) }))
+                AS t(id, name, queue, tenant, state, priority, created_at, updated_at, run_at, attempts, max_attempts, leased,
+                     lease_expires_at, lease_owner, errors, unique_key, pipeline_id, pipeline_step, payload, has_result, result)
             """
     }
 
@@ -314,7 +324,35 @@ enum Statements {
               ORDER BY priority DESC, run_at, created_at, id
               LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED) picked
         WHERE j.id = picked.id
-        RETURNING \(unescaped: jobColumns.split(separator: ",").map { "j." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", "))
+        RETURNING \(unescaped: prefixedJobColumns)
+        """
+    }
+
+    /// Claims from every queue: the candidates are each queue's best ready jobs (on the ready
+    /// index, at most `limit` per queue, fewer for a queue capped in `caps` — 0 for a paused
+    /// one, its whole tokens for a rate-limited one), merged in claim order. The queues with
+    /// pending jobs come from the counters, so the cost is O(queues · limit), never a sort of
+    /// every ready job. Not locked: ``claim(_:now:expiry:owner:)`` locks what it takes.
+    static func claimCandidates(limit: Int, caps: [(queue: String, cap: Int)], now: Timestamp) -> PostgresQuery {
+        """
+        SELECT c.id, c.queue FROM (SELECT queue FROM jobstore_counts WHERE state = 1 GROUP BY queue HAVING sum(n) > 0) q
+        LEFT JOIN unnest(\(caps.map(\.queue)), \(caps.map { Int64($0.cap) })) AS caps(queue, cap) ON caps.queue = q.queue
+        CROSS JOIN LATERAL (
+            SELECT id, queue, priority, run_at, created_at FROM jobstore_jobs j
+            WHERE j.state = 1 AND j.queue = q.queue AND j.run_at <= \(now.microseconds)
+            ORDER BY priority DESC, run_at, created_at, id LIMIT least(\(Int64(limit)), coalesce(caps.cap, \(Int64(limit))))) c
+        ORDER BY c.priority DESC, c.run_at, c.created_at, c.id LIMIT \(Int64(limit))
+        """
+    }
+
+    /// Claims the chosen jobs that are still ready, skipping any another transaction holds.
+    static func claim(_ ids: [JobID], now: Timestamp, expiry: Timestamp, owner: OwnerToken) -> PostgresQuery {
+        """
+        UPDATE jobstore_jobs j SET state = 2, attempts = j.attempts + 1, lease_expires_at = \(expiry.microseconds),
+            lease_owner = \(UUID(owner)), updated_at = \(now.microseconds)
+        FROM (SELECT id FROM jobstore_jobs WHERE id = ANY(\(ids.map(UUID.init))) AND state = 1 FOR UPDATE SKIP LOCKED) picked
+        WHERE j.id = picked.id
+        RETURNING \(unescaped: prefixedJobColumns)
         """
     }
 
@@ -368,6 +406,17 @@ enum Statements {
         ORDER BY created_at, id LIMIT \(Int64(limit))
         """
     }
+
+    static func jobIDs(createdFrom start: Timestamp, until end: Timestamp, limit: Int) -> PostgresQuery {
+        """
+        SELECT id FROM jobstore_jobs
+        WHERE created_at >= \(start.microseconds) AND created_at < \(end.microseconds)
+        ORDER BY created_at, id LIMIT \(Int64(limit))
+        """
+    }
+
+    /// The jobs per state counted row by row (a full scan: what the counters must equal).
+    static func recount() -> PostgresQuery { "SELECT state, count(*)::bigint FROM jobstore_jobs GROUP BY state" }
 
     // MARK: Retention
 
@@ -469,6 +518,11 @@ enum Statements {
     /// A queue's control row, locked (a rate-limited claim spends its tokens).
     static func queueControl(_ queue: String) -> PostgresQuery {
         "SELECT \(unescaped: queueColumns) FROM jobstore_queues WHERE queue = \(queue) FOR UPDATE"
+    }
+
+    /// Every queue's pause and rate limit, locked (for a claim from every queue).
+    static func queueControls() -> PostgresQuery {
+        "SELECT queue, \(unescaped: queueColumns) FROM jobstore_queues ORDER BY queue FOR UPDATE"
     }
 
     /// Pauses a queue (keeping the first pause's time).

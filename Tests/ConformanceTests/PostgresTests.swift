@@ -120,6 +120,92 @@ struct PostgresTests {
             await operator_.close()
         }
     }
+
+    @Test("restored jobs, moves by hand, ids by creation time, a recount and claims from every queue (one paused, one rate-limited) give what the embedded store gives",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func sameAsEmbedded() async throws {
+        try await withTestDatabase(try #require(postgresURL)) { url in
+            let pg = try await PostgresJobStore(url: url)
+            defer { Task { await pg.close() } }
+            try await withTemporaryDirectory { directory in
+                let lmdb = try JobRepository(path: directory.path, options: JobStoreOptions(durability: .noSync))
+                defer { lmdb.close() }
+                // 60 jobs in 3 queues, 4 priorities and 5 states, an hour old, ids in creation order.
+                let base = Timestamp.now.adding(.seconds(-3600)).microseconds / 1000 * 1000
+                let states: [JobState] = [.pending, .running, .succeeded, .failed, .cancelled]
+                let jobs = (0..<60).map { n -> Job in
+                    let created = Timestamp(microseconds: base + Int64(n) * 1000)
+                    let state = states[n % 5]
+                    return Job(
+                        id: JobID(milliseconds: UInt64(created.microseconds / 1000), counter: 0, random: UInt64(n)), name: "job-\(n)",
+                        queue: "q\(n % 3)", tenant: n % 2 == 0 ? "t" : nil, state: state, priority: UInt8(n % 4), createdAt: created,
+                        updatedAt: created, runAt: created, attempts: state == .pending ? 0 : 1, maxAttempts: 3,
+                        lease: state == .running ? Lease(expiresAt: created.adding(.seconds(86_400)), owner: .random()) : nil,
+                        errors: state == .failed ? [JobErrorRecord(message: "boom \(n)", attempt: 1, at: created)] : [],
+                        uniqueKey: n % 7 == 0 ? "key-\(n)" : nil, payload: [UInt8(n)], result: state == .succeeded ? [1, 2] : nil)
+                }
+                try await pg.restore(jobs)
+                try await lmdb.write { txn in for job in jobs { try txn.restore(job) } }
+                for job in jobs { #expect(try await pg.job(job.id) == job, "job \(job.name) came back changed") }
+
+                // A restore that cannot be whole stores nothing.
+                let fresh = Job(
+                    id: JobID(milliseconds: UInt64(base / 1000) + 100, counter: 0, random: 1), name: "fresh", queue: "q0", state: .pending,
+                    priority: 0, createdAt: Timestamp(microseconds: base + 100_000), updatedAt: Timestamp(microseconds: base + 100_000),
+                    runAt: Timestamp(microseconds: base + 100_000), maxAttempts: 1, payload: [])
+                await #expect(throws: JobStoreError.self) { try await pg.restore([fresh, jobs[3]]) }
+                var taken = fresh
+                taken.id = JobID(milliseconds: UInt64(base / 1000) + 101, counter: 0, random: 2)
+                taken.uniqueKey = "key-0"  // job 0 is pending: its key is live
+                await #expect(throws: JobStoreError.self) { try await pg.restore([taken]) }
+                var step = fresh
+                step.pipeline = PipelineReference(pipeline: PipelineID(high: 1, low: 1), step: 0)
+                await #expect(throws: JobStoreError.self) { try await pg.restore([step]) }
+                #expect(try await pg.job(fresh.id) == nil)
+                #expect(try await pg.recount() == pg.counts())
+                #expect(try await pg.counts() == lmdb.counts())
+
+                let from = Timestamp(microseconds: base + 10_000), until = Timestamp(microseconds: base + 30_000)
+                #expect(try await pg.jobIDs(createdFrom: from, until: until) == lmdb.jobIDs(createdFrom: from, until: until))
+                #expect(try await pg.jobIDs(createdFrom: from, until: until).count == 20)
+
+                // Moves by hand: legal ones take effect as in the embedded store, illegal ones are refused.
+                let pending = jobs[5].id, succeeded = jobs[2].id
+                let moved = try await pg.transition([pending], to: .running)
+                #expect(moved[0].state == .running && moved[0].attempts == 1 && moved[0].lease != nil)
+                #expect(try await pg.transition(pending, to: .succeeded).lease == nil)
+                try await lmdb.transition(pending, to: .running)
+                try await lmdb.transition(pending, to: .succeeded)
+                do {
+                    try await pg.transition(succeeded, to: .running)
+                    Issue.record("a succeeded job was moved to running")
+                } catch let error as JobStoreError {
+                    #expect(error.code == .illegalTransition)
+                }
+
+                // Claims from every queue, 4 at a time: the same jobs in the same order.
+                for store in [lmdb as any JobStoreBackend, pg] {
+                    try await store.pause(queue: "q1")
+                    try await store.setRateLimit(queue: "q2", starts: 2, per: .seconds(3600))
+                }
+                var lmdbOrder: [String] = []
+                var pgOrder: [String] = []
+                while case let batch = try await lmdb.claim(limit: 4, lease: .seconds(60), owner: .random()), !batch.isEmpty {
+                    lmdbOrder += batch.map(\.name)
+                }
+                while case let batch = try await pg.claim(limit: 4, lease: .seconds(60), owner: .random()), !batch.isEmpty {
+                    pgOrder += batch.map(\.name)
+                }
+                #expect(pgOrder == lmdbOrder)
+                #expect(pgOrder.count > 4 && pgOrder.filter { $0.hasPrefix("job-") }.allSatisfy { name in
+                    let n = Int(name.dropFirst(4)) ?? 0
+                    return n % 3 != 1
+                })
+                #expect(try await pg.recount() == pg.counts())
+                #expect(try await pg.counts() == lmdb.counts())
+            }
+        }
+    }
 }
 
 /// Scheduler processes and server restarts: what a fleet on one database goes through.

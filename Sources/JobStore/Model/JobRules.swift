@@ -78,6 +78,22 @@ extension Job {
             jobID: id, hint: new.state == .pending ? "It is released when its dependencies succeed; retry the pipeline to re-run failed ones" : nil)
     }
 
+    /// Moved to `state` by hand (an operator's or a program's move, not a run's outcome) at
+    /// `now`, with the side effects that state needs: to `running`, a claim (attempts + 1, a
+    /// lease of `lease` for a new random owner); to `pending`, runnable now; leaving `running`,
+    /// the lease is dropped (by ``changed(at:_:)``).
+    ///
+    /// - Throws: `.illegalTransition` for a move ``JobState/canMove(to:)`` forbids.
+    public mutating func transition(to state: JobState, at now: Timestamp, lease: Duration) throws {
+        guard self.state.canMove(to: state) else { throw JobStoreError.illegalTransition(id, from: self.state, to: state) }
+        self.state = state
+        switch state {
+        case .running: claim(until: now.adding(lease), owner: .random())
+        case .pending: runAt = now
+        default: break
+        }
+    }
+
     /// Claimed: running, one more attempt, under a lease until `expiry` held by `owner`.
     public mutating func claim(until expiry: Timestamp, owner: OwnerToken) {
         state = .running

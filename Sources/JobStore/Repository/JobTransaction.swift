@@ -291,23 +291,11 @@ public final class JobTransaction {
         return new
     }
 
-    /// Moves a job to `state` with the side effects that state needs: to `running`, a claim
-    /// (attempts + 1, a lease of `lease` for a new random owner); to `pending`, runnable now;
-    /// leaving `running`, the lease is dropped.
+    /// Moves a job to `state` with the side effects that state needs
+    /// (``Job/transition(to:at:lease:)``).
     @discardableResult
     public func transition(_ id: JobID, to state: JobState, lease: Duration = .seconds(300)) throws -> Job {
-        try update(id) { job in
-            guard job.state.canMove(to: state) else { throw JobStoreError.illegalTransition(id, from: job.state, to: state) }
-            job.state = state
-            switch state {
-            case .running:
-                job.claim(until: now.adding(lease), owner: .random())
-            case .pending:
-                job.runAt = now
-            default:
-                break
-            }
-        }
+        try update(id) { try $0.transition(to: state, at: now, lease: lease) }
     }
 
     /// Deletes a job with its index entries. Returns false if there was none.
