@@ -170,13 +170,15 @@ extension PostgresJobStore {
     /// Inserts jobs in one transaction (one statement).
     @discardableResult
     public func insert(_ jobs: [NewJob]) async throws -> [Job] {
-        try await transaction("insert \(jobs.count) jobs") { try await $0.insert(jobs) }
+        // Without unique keys to look up first, the insert is one statement.
+        if jobs.allSatisfy({ $0.uniqueKey == nil }) { return try await statement("insert \(jobs.count) jobs") { try await $0.insert(jobs) } }
+        return try await transaction("insert \(jobs.count) jobs") { try await $0.insert(jobs) }
     }
 
     /// Inserts a job, pending (or returns the live job holding its unique key).
     @discardableResult
     public func insert(_ job: NewJob) async throws -> Job {
-        try await transaction("insert a job") { try await $0.insert([job])[0] }
+        try await insert([job])[0]
     }
 
     /// Stores complete jobs exactly as given, in any state, in one transaction (one statement)
@@ -186,6 +188,8 @@ extension PostgresJobStore {
     ///   an id that exists or a unique key a live job holds; `.invalidArgument` for a pipeline
     ///   step (pipelines are enqueued whole). Nothing is stored then.
     public func restore(_ jobs: [Job]) async throws {
+        // Without unique keys to check first, the restore is one statement.
+        if jobs.allSatisfy({ $0.uniqueKey == nil }) { return try await statement("restore \(jobs.count) jobs") { try await $0.restore(jobs) } }
         try await transaction("restore \(jobs.count) jobs") { try await $0.restore(jobs) }
     }
 
@@ -246,7 +250,7 @@ extension PostgresJobStore {
 
     /// See ``JobScheduler/SchedulerBackend/queueDepths()``: the counter rows, summed per queue.
     public func queueDepths() async throws -> [String: [JobState: Int]] {
-        try await transaction("read the queue counts") { txn in
+        try await statement("read the queue counts") { txn in
             var depths: [String: [JobState: Int]] = [:]
             for (queue, state, count) in try await txn.rows(Statements.queueCounts(), { try $0.decode((String, Int16, Int64).self) }) {
                 guard let state = JobState(rawValue: UInt8(clamping: state)) else { continue }
@@ -262,7 +266,7 @@ extension PostgresJobStore {
     /// ones finish.
     public func pause(queue: String) async throws {
         try JobStoreError.requireQueueName(queue)
-        try await transaction("pause queue '\(queue)'") { try await $0.run(Statements.pause(queue, at: $0.now)) }
+        try await statement("pause queue '\(queue)'") { try await $0.run(Statements.pause(queue, at: $0.now)) }
     }
 
     /// Resumes a paused queue, and wakes the schedulers.
@@ -297,17 +301,17 @@ extension PostgresJobStore {
 
     /// The job with `id`, or `nil`.
     public func job(_ id: JobID) async throws -> Job? {
-        try await transaction("read job \(id)") { try await $0.rows(Statements.job(id, locked: false), JobRow.decode).first }
+        try await statement("read job \(id)") { try await $0.rows(Statements.job(id, locked: false), JobRow.decode).first }
     }
 
     /// How many jobs are in `state`: the sum of at most 16 counter rows per queue.
     public func count(_ state: JobState) async throws -> Int {
-        try await transaction("count \(state) jobs") { Int(try await $0.rows(Statements.count(state)) { try $0.decode(Int64.self) }.first ?? 0) }
+        try await statement("count \(state) jobs") { Int(try await $0.rows(Statements.count(state)) { try $0.decode(Int64.self) }.first ?? 0) }
     }
 
     /// How many jobs are in each state.
     public func counts() async throws -> [JobState: Int] {
-        try await transaction("count jobs") { txn in
+        try await statement("count jobs") { txn in
             var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
             for (state, count) in try await txn.rows(Statements.counts(), { try $0.decode((Int16, Int64).self) }) {
                 if let state = JobState(rawValue: UInt8(clamping: state)) { counts[state] = Int(count) }
@@ -319,7 +323,7 @@ extension PostgresJobStore {
     /// The jobs in `state` by creation time, a page at a time (keyset paging on (createdAt, id)).
     public func jobs(in state: JobState, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) async throws -> JobPage {
         guard limit > 0 else { return JobPage(jobs: [], next: nil) }
-        return try await transaction("list \(state) jobs") { txn in
+        return try await statement("list \(state) jobs") { txn in
             var jobs = try await txn.rows(Statements.jobs(in: state, newestFirst: order == .newestFirst, limit: limit, after: after), JobRow.decode)
             let more = jobs.count > limit
             if more { jobs.removeLast() }
@@ -329,12 +333,12 @@ extension PostgresJobStore {
 
     /// The jobs created in `start..<end`, oldest first, at most `limit`.
     public func jobs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = 1000) async throws -> [Job] {
-        try await transaction("list jobs by creation time") { try await $0.rows(Statements.jobs(createdFrom: start, until: end, limit: limit), JobRow.decode) }
+        try await statement("list jobs by creation time") { try await $0.rows(Statements.jobs(createdFrom: start, until: end, limit: limit), JobRow.decode) }
     }
 
     /// The ids of the jobs created in `start..<end`, oldest first, at most `limit`.
     public func jobIDs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = .max) async throws -> [JobID] {
-        try await transaction("list job ids by creation time") { txn in
+        try await statement("list job ids by creation time") { txn in
             try await txn.rows(Statements.jobIDs(createdFrom: start, until: end, limit: limit)) { JobID(try $0.decode(UUID.self)) }
         }
     }
@@ -342,13 +346,18 @@ extension PostgresJobStore {
     /// How many jobs are in each state, counted row by row — a full scan, O(n): what
     /// ``counts()`` (the counters, O(1)) must always equal. For checks, not for hot paths.
     public func recount() async throws -> [JobState: Int] {
-        try await transaction("recount jobs") { txn in
+        try await statement("recount jobs") { txn in
             var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
             for (state, count) in try await txn.rows(Statements.recount(), { try $0.decode((Int16, Int64).self) }) {
                 if let state = JobState(rawValue: UInt8(clamping: state)) { counts[state] = Int(count) }
             }
             return counts
         }
+    }
+
+    /// The bytes the store's tables and their indexes take on the server's disk.
+    public func storageBytes() async throws -> Int {
+        try await statement("measure the tables") { Int(try await $0.rows(Statements.storageBytes()) { try $0.decode(Int64.self) }.first ?? 0) }
     }
 
     /// Validates and enqueues a pipeline (see ``JobStore/PipelinePlan``): nothing is written
@@ -361,7 +370,7 @@ extension PostgresJobStore {
 
     /// The pipeline with `id`, or `nil`.
     public func pipeline(_ id: PipelineID) async throws -> Pipeline? {
-        try await transaction("read pipeline \(id)") { try await $0.rows(Statements.pipeline(id, locked: false), PipelineRow.decode).first }
+        try await statement("read pipeline \(id)") { try await $0.rows(Statements.pipeline(id, locked: false), PipelineRow.decode).first }
     }
 
     /// A pipeline with its steps and their jobs, from one transaction (REPEATABLE READ: one

@@ -147,23 +147,36 @@ public final class PostgresJobStore: JobStoreBackend {
     /// retried (up to 10 times); other PostgreSQL errors become ``JobStore/JobStoreError`` `.backend`,
     /// saying `what` failed.
     func transaction<T: Sendable>(_ what: String, _ body: (PostgresTransaction) async throws -> T) async throws -> T {
+        try await withRetries(what) { connection in
+            _ = try await connection.answer("BEGIN", logger: logger)
+            do {
+                let value = try await body(PostgresTransaction(connection, store: self))
+                _ = try await connection.answer("COMMIT", logger: logger)
+                return value
+            } catch {
+                // A connection the server closed has rolled back already, and a query
+                // sent on it may never be answered (postgres-nio 1.33): send none.
+                if !PostgresJobStore.isConnectionLost(error) { _ = try? await connection.answer("ROLLBACK", logger: logger) }
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body`, which sends exactly one statement, on its own: PostgreSQL runs a lone
+    /// statement as a transaction of its own, so this is ``transaction(_:_:)`` without the
+    /// BEGIN and COMMIT round trips (a point read takes one round trip instead of three).
+    func statement<T: Sendable>(_ what: String, _ body: (PostgresTransaction) async throws -> T) async throws -> T {
+        try await withRetries(what) { connection in try await body(PostgresTransaction(connection, store: self)) }
+    }
+
+    /// Runs `body` on a pooled connection; retries it as ``transaction(_:_:)`` says, and turns
+    /// other PostgreSQL errors into `.backend` ones.
+    private func withRetries<T: Sendable>(_ what: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try await client.withConnection { connection in
-                    _ = try await connection.answer("BEGIN", logger: logger)
-                    do {
-                        let value = try await body(PostgresTransaction(connection, store: self))
-                        _ = try await connection.answer("COMMIT", logger: logger)
-                        return value
-                    } catch {
-                        // A connection the server closed has rolled back already, and a query
-                        // sent on it may never be answered (postgres-nio 1.33): send none.
-                        if !PostgresJobStore.isConnectionLost(error) { _ = try? await connection.answer("ROLLBACK", logger: logger) }
-                        throw error
-                    }
-                }
+                return try await client.withConnection { try await body($0) }
             } catch let error as PSQLError where attempt < 10 && PostgresJobStore.isRetryable(error) {
                 logger.debug("retrying a transaction", metadata: ["what": "\(what)", "sqlstate": "\(error.serverInfo?[.sqlState] ?? "")"])
                 continue

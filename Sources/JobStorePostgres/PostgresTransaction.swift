@@ -400,6 +400,9 @@ extension PostgresConnection {
                 return state.waiter
             }?.resume()
         }
+        let watch = ConnectionWatch.of(self)
+        guard let ticket = watch.add({ finish(.failure(ConnectionClosed())) }) else { throw ConnectionClosed() }
+        defer { watch.remove(ticket) }
         Task {
             do {
                 finish(.success(try await connection.query(query, logger: logger)))
@@ -407,7 +410,6 @@ extension PostgresConnection {
                 finish(.failure(error))
             }
         }
-        connection.closeFuture.whenComplete { _ in finish(.failure(ConnectionClosed())) }
         await withCheckedContinuation { waiter in
             let answered = state.withLock { state in
                 if state.answer != nil { return true }
@@ -418,6 +420,56 @@ extension PostgresConnection {
         }
         guard let answer = state.withLock({ $0.answer }) else { throw ConnectionClosed() }
         return try answer.get()
+    }
+}
+
+/// Whether a connection closed, and what waits on its answers: one callback on its
+/// `closeFuture` per connection (a callback per query would pile up on a pooled connection's
+/// future, which completes only when the connection closes — a leak).
+final class ConnectionWatch: Sendable {
+    private let state = Lock<(closed: Bool, waiters: [Int: @Sendable () -> Void], next: Int)>((false, [:], 0))
+
+    /// The watches of the open connections.
+    private static let open = Lock<[ObjectIdentifier: ConnectionWatch]>([:])
+
+    /// The watch of `connection`, made (and hooked to its close) on its first query.
+    static func of(_ connection: PostgresConnection) -> ConnectionWatch {
+        let key = ObjectIdentifier(connection)
+        let (watch, isNew) = open.withLock { open -> (ConnectionWatch, Bool) in
+            if let watch = open[key] { return (watch, false) }
+            let watch = ConnectionWatch()
+            open[key] = watch
+            return (watch, true)
+        }
+        // Outside the lock: a future that already completed runs the callback at once.
+        if isNew {
+            connection.closeFuture.whenComplete { _ in
+                open.withLock { open in if open[key] === watch { open[key] = nil } }
+                watch.close()
+            }
+        }
+        return watch
+    }
+
+    /// Registers `closed` to run when the connection closes; `nil` if it has.
+    func add(_ closed: @escaping @Sendable () -> Void) -> Int? {
+        state.withLock { state in
+            guard !state.closed else { return nil }
+            state.next += 1
+            state.waiters[state.next] = closed
+            return state.next
+        }
+    }
+
+    func remove(_ ticket: Int) { state.withLock { _ = $0.waiters.removeValue(forKey: ticket) } }
+
+    private func close() {
+        let waiters = state.withLock { state in
+            state.closed = true
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter() }
     }
 }
 

@@ -418,6 +418,11 @@ enum Statements {
     /// The jobs per state counted row by row (a full scan: what the counters must equal).
     static func recount() -> PostgresQuery { "SELECT state, count(*)::bigint FROM jobstore_jobs GROUP BY state" }
 
+    /// The bytes on disk of the store's tables with their indexes and TOAST.
+    static func storageBytes() -> PostgresQuery {
+        "SELECT coalesce(sum(pg_total_relation_size(oid)), 0)::bigint FROM pg_class WHERE relkind = 'r' AND relname LIKE 'jobstore\\_%'"
+    }
+
     // MARK: Retention
 
     /// Deletes up to `limit` jobs (not pipeline steps) in a finished state that finished before

@@ -68,16 +68,15 @@ struct Bench: AsyncParsableCommand {
         case lmdb, postgres
     }
 
-    @Option(help: "With --burndown: lmdb (the embedded store in --dir) or postgres (the PostgreSQL backend at --url; needs a build with --traits Postgres). full durability is synchronous_commit on, relaxed off.")
+    @Option(help: "lmdb (the embedded store in --dir) or postgres (the PostgreSQL backend at --url; needs a build with --traits Postgres): JobBench or, with --burndown, the burn-down. On PostgreSQL full durability is synchronous_commit on, relaxed off.")
     var backend = Backend.lmdb
 
-    @Option(help: "With --backend postgres: the database, e.g. postgres://user@localhost:5432/bench (it must hold no jobs).")
+    @Option(help: "With --backend postgres: the database, e.g. postgres://user@localhost:5432/bench (it must hold no jobs; JobBench leaves its jobs there, the burn-down deletes them).")
     var url: String?
 
     func validate() throws {
         guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
         if backend == .postgres {
-            guard burndown else { throw ValidationError("--backend postgres runs the burn-down only: add --burndown") }
             guard url != nil else { throw ValidationError("--backend postgres needs --url postgres://user@host:port/database") }
             guard producerRate == nil, idle == nil else { throw ValidationError("--producer-rate and --idle run on the embedded store only") }
         }
@@ -104,6 +103,10 @@ struct Bench: AsyncParsableCommand {
         }
         let workload = Phase.allCases.filter { $0 != .getCachedWriting && $0 != .pipelines }
         let selected = Set((phases ?? workload.map(\.rawValue).joined(separator: ",")).split(separator: ",").compactMap { Phase(rawValue: String($0)) })
+        if backend == .postgres, let url {
+            try await runOnPostgres(url: url, selected: selected)
+            return
+        }
         var runner = try BenchRunner(jobs: jobs, durability: durability, dir: dir, writeMap: writeMap)
         defer { runner.store.close() }
         for phase in Phase.allCases where phase == .load || selected.contains(phase) {
@@ -115,6 +118,23 @@ struct Bench: AsyncParsableCommand {
         try runner.finalChecks()
         runner.emitSize()
     }
+
+    /// JobBench on the PostgreSQL backend (``PostgresBenchRunner``).
+    func runOnPostgres(url: String, selected: Set<Phase>) async throws {
+        #if Postgres
+        var runner = try await PostgresBenchRunner(jobs: jobs, durability: durability, url: url)
+        do {
+            for phase in Phase.allCases where phase == .load || selected.contains(phase) { try await runner.run(phase) }
+            try await runner.finish()
+            await runner.store.close()
+        } catch {
+            await runner.store.close()
+            throw error
+        }
+        #else
+        throw ValidationError("this jobstore was built without the PostgreSQL backend: build it with --traits Postgres")
+        #endif
+    }
 }
 
 /// A failed correctness check: the run exits 1.
@@ -122,8 +142,62 @@ struct BenchCheckFailure: Error, CustomStringConvertible {
     let description: String
 }
 
-struct BenchRunner {
+/// What every bench runner (one per backend) shares: the workload's scaling, the timing, and
+/// the JSON line per phase.
+protocol BenchReporting {
+    /// The workload's N.
+    var n: Int { get }
+    var durability: Bench.BenchDurability { get }
+    /// The `store` field of each line.
+    var storeName: String { get }
+}
+
+extension BenchReporting {
+    /// A count of the workload scaled to N.
+    func scaled(_ count: Int) -> Int { max(1, Int((Double(count) * Double(n) / 1_000_000).rounded())) }
+
+    func emit(_ phase: String, ops: Int, seconds: Double, latencies: [Double]? = nil, extra: [(String, String)] = []) {
+        var fields: [(String, String)] = [
+            ("store", "\"\(storeName)\""), ("phase", "\"\(phase)\""), ("jobs", "\(n)"), ("durability", "\"\(durability.rawValue)\""),
+            ("ops", "\(ops)"), ("seconds", format(seconds, 4)), ("ops_per_s", format(seconds > 0 ? Double(ops) / seconds : 0, 0)),
+        ]
+        if var latencies, !latencies.isEmpty {
+            latencies.sort()
+            func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+            fields += [("p50_us", format(percentile(0.5), 2)), ("p99_us", format(percentile(0.99), 2))]
+        }
+        fields += extra
+        print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+    }
+
+    /// The `size` (bytes on disk, per job of `total`) and `rss` (peak resident memory of this process) lines.
+    func emitSize(bytes: Int, total: Int) {
+        emit("size", ops: total, seconds: 0, extra: [("bytes", "\(bytes)"), ("bytes_per_job", format(Double(bytes) / Double(max(1, total)), 1))])
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        emit("rss", ops: 0, seconds: 0, extra: [("bytes", "\(usage.ru_maxrss * 1024)")])
+    }
+
+    func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+
+    /// Times `body`, in seconds.
+    func timed(_ body: () throws -> Void) rethrows -> Double {
+        let start = ContinuousClock.now
+        try body()
+        return (ContinuousClock.now - start).seconds
+    }
+
+    /// Times `body`, in seconds.
+    func timed(_ body: () async throws -> Void) async rethrows -> Double {
+        let start = ContinuousClock.now
+        try await body()
+        return (ContinuousClock.now - start).seconds
+    }
+}
+
+struct BenchRunner: BenchReporting {
     let n: Int
+    let storeName = "jobstore"
     let durability: Bench.BenchDurability
     let dir: String
     let store: JobRepository
@@ -140,34 +214,6 @@ struct BenchRunner {
         options.cache = CacheOptions(enabled: true, maxEntries: jobs + jobs / 10, maxBytes: 2 << 30)
         store = try JobRepository(path: dir, options: options)
         total = 0
-    }
-
-    /// A count of the workload scaled to N.
-    func scaled(_ count: Int) -> Int { max(1, Int((Double(count) * Double(n) / 1_000_000).rounded())) }
-
-    // MARK: Output
-
-    func emit(_ phase: String, ops: Int, seconds: Double, latencies: [Double]? = nil, extra: [(String, String)] = []) {
-        var fields: [(String, String)] = [
-            ("store", "\"jobstore\""), ("phase", "\"\(phase)\""), ("jobs", "\(n)"), ("durability", "\"\(durability.rawValue)\""),
-            ("ops", "\(ops)"), ("seconds", format(seconds, 4)), ("ops_per_s", format(seconds > 0 ? Double(ops) / seconds : 0, 0)),
-        ]
-        if var latencies, !latencies.isEmpty {
-            latencies.sort()
-            func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-            fields += [("p50_us", format(percentile(0.5), 2)), ("p99_us", format(percentile(0.99), 2))]
-        }
-        fields += extra
-        print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
-    }
-
-    func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
-
-    /// Times `body`, in seconds.
-    func timed(_ body: () throws -> Void) rethrows -> Double {
-        let start = ContinuousClock.now
-        try body()
-        return (ContinuousClock.now - start).seconds
     }
 
     // MARK: Phases
@@ -581,10 +627,7 @@ struct BenchRunner {
         // Bytes allocated on disk (a write-mapped file is sparse up to the map size).
         var status = stat()
         let bytes = stat(dir + "/data.mdb", &status) == 0 ? Int(status.st_blocks) * 512 : 0
-        print(#"{"store":"jobstore","phase":"size","jobs":\#(n),"durability":"\#(durability.rawValue)","ops":\#(total),"seconds":0,"ops_per_s":0,"bytes":\#(bytes),"bytes_per_job":\#(format(Double(bytes) / Double(max(1, total)), 1))}"#)
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        print(#"{"store":"jobstore","phase":"rss","jobs":\#(n),"durability":"\#(durability.rawValue)","ops":0,"seconds":0,"ops_per_s":0,"bytes":\#(usage.ru_maxrss * 1024)}"#)
+        emitSize(bytes: bytes, total: total)
     }
 }
 
