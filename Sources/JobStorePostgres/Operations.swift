@@ -13,31 +13,21 @@ extension PostgresJobStore {
     public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         try await transaction("finish \(outcomes.count) jobs and claim more") { txn in
             var current = try await txn.held(outcomes.map { HeldLease(id: $0.id, owner: $0.owner) })
-            var finished: [Job?] = []
-            var batch: [Job] = []  // jobs outside pipelines: stored in one statement below
+            var changes: [(old: Job, body: (inout Job) throws -> Void)] = []
             for outcome in outcomes {
-                guard let job = current.removeValue(forKey: outcome.id) else {
-                    finished.append(nil)  // its lease was lost: the others still commit
-                    continue
-                }
-                let apply = { (job: inout Job) in
+                // A job whose lease was lost is left out: the others still commit.
+                guard let job = current.removeValue(forKey: outcome.id) else { continue }
+                changes.append((job, { (job: inout Job) in
                     switch outcome.kind {
                     case .succeeded(let result): job.succeed(result: result)
                     case .failed(let error, let retryAt): job.fail(error, at: txn.now, retryAt: retryAt)
                     case .snoozed(let until): job.giveBack(until: until)
                     case .released: job.giveBack(until: txn.now)
                     }
-                }
-                let done: Job
-                if job.pipeline == nil {
-                    done = try txn.changed(job, apply)
-                    batch.append(done)
-                } else {
-                    done = try await txn.update(job, apply)  // advances its pipeline
-                }
-                finished.append(done)
+                }))
             }
-            if !batch.isEmpty { try await txn.run(Statements.saveOutcomes(batch)) }
+            let done = Dictionary(uniqueKeysWithValues: try await txn.updateAll(changes).map { ($0.id, $0) })
+            let finished = outcomes.map { done[$0.id] }
             var claimed: [Job] = []
             var filled = Set<String>()
             var nextRunAt: Timestamp?
@@ -203,12 +193,16 @@ extension PostgresJobStore {
     /// Moves jobs to `state` in one transaction (each as ``transition(_:to:lease:)``); all or none.
     @discardableResult
     public func transition(_ ids: [JobID], to state: JobState, lease: Duration = .seconds(300)) async throws -> [Job] {
-        try await transaction("move \(ids.count) jobs to \(state)") { txn in
-            var moved: [Job] = []
-            for id in ids {
-                moved.append(try await txn.update(try await txn.existing(id)) { try $0.transition(to: state, at: txn.now, lease: lease) })
+        guard Set(ids).count == ids.count else {
+            throw JobStoreError(.invalidArgument, "the ids to move name a job more than once", hint: "Give each id once")
+        }
+        return try await transaction("move \(ids.count) jobs to \(state)") { txn in
+            let found = Dictionary(try await txn.rows(Statements.lockJobs(ids), JobRow.decode).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let jobs = try ids.map { id in
+                guard let job = found[id] else { throw JobStoreError(.notFound, "no job \(id)", jobID: id, hint: "Check the id; it may have been deleted or pruned") }
+                return job
             }
-            return moved
+            return try await txn.updateAll(jobs.map { job in (job, { try $0.transition(to: state, at: txn.now, lease: lease) }) })
         }
     }
 

@@ -130,6 +130,26 @@ final class PostgresTransaction {
         return new
     }
 
+    /// Changes jobs (each read locked in this transaction) through their bodies, in order, as
+    /// ``update(_:_:)`` does: the jobs outside pipelines are stored together in one statement
+    /// (``Statements/saveOutcomes(_:)``: every field a run or a move changes), pipeline steps
+    /// one by one, each advancing its pipeline. Returns the changed jobs in the same order.
+    func updateAll(_ changes: [(old: Job, body: (inout Job) throws -> Void)]) async throws -> [Job] {
+        var result: [Job] = []
+        var batch: [Job] = []
+        for (old, body) in changes {
+            if old.pipeline == nil {
+                let new = try changed(old, body)
+                batch.append(new)
+                result.append(new)
+            } else {
+                result.append(try await update(old, body))
+            }
+        }
+        if !batch.isEmpty { try await run(Statements.saveOutcomes(batch)) }
+        return result
+    }
+
     /// `old` changed through `body` under the rules every store keeps — a legal move, no lease
     /// unless running, the errors kept as stored, every field in its limits — not yet stored.
     /// (The pipeline's word on waiting is ``update(_:_:)``'s: only steps wait.)
@@ -175,8 +195,8 @@ final class PostgresTransaction {
 
     /// Claims up to `limit` ready jobs of any queue in claim order (priority, then runAt, then
     /// age), as the embedded store's claim without a queue does: paused queues give none,
-    /// rate-limited ones no more than their whole tokens. A candidate another transaction takes
-    /// meanwhile is skipped, so fewer than `limit` may come back while more are ready.
+    /// rate-limited ones no more than their whole tokens
+    /// (``Statements/claimFromEveryQueue(limit:caps:now:expiry:owner:)``).
     func claimFromEveryQueue(limit: Int, lease: Duration, owner: OwnerToken) async throws -> [Job] {
         var buckets: [String: RateLimit] = [:]
         var caps: [(queue: String, cap: Int)] = []
@@ -190,11 +210,8 @@ final class PostgresTransaction {
                 caps.append((queue, Int(limit.tokens.rounded(.down))))
             }
         }
-        let candidates = try await rows(Statements.claimCandidates(limit: limit, caps: caps, now: now)) { row in
-            JobID(try row.decode((UUID, String).self).0)
-        }
-        guard !candidates.isEmpty else { return [] }
-        var jobs = try await rows(Statements.claim(candidates, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
+        var jobs = try await rows(
+            Statements.claimFromEveryQueue(limit: limit, caps: caps, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
         jobs.sort { ($0.priority, $1.runAt, $1.createdAt, $1.id) > ($1.priority, $0.runAt, $0.createdAt, $0.id) }
         for (queue, var bucket) in buckets.sorted(by: { $0.key < $1.key }) {
             let started = jobs.count { $0.queue == queue }

@@ -276,8 +276,8 @@ enum Statements {
         """
     }
 
-    /// Stores what a run's outcome changes — state, times, attempts, lease, errors, result — of
-    /// many jobs in one statement (the finish of a batch). Absent leases and results travel as
+    /// Stores what a run's outcome or a move by hand changes — state, times, attempts, lease,
+    /// errors, result — of many jobs in one statement (the finish of a batch). Absent leases and results travel as
     /// flags beside placeholder values.
     static func saveOutcomes(_ jobs: [Job]) throws -> PostgresQuery {
         """
@@ -328,29 +328,25 @@ enum Statements {
         """
     }
 
-    /// Claims from every queue: the candidates are each queue's best ready jobs (on the ready
-    /// index, at most `limit` per queue, fewer for a queue capped in `caps` — 0 for a paused
-    /// one, its whole tokens for a rate-limited one), merged in claim order. The queues with
-    /// pending jobs come from the counters, so the cost is O(queues · limit), never a sort of
-    /// every ready job. Not locked: ``claim(_:now:expiry:owner:)`` locks what it takes.
-    static func claimCandidates(limit: Int, caps: [(queue: String, cap: Int)], now: Timestamp) -> PostgresQuery {
-        """
-        SELECT c.id, c.queue FROM (SELECT queue FROM jobstore_counts WHERE state = 1 GROUP BY queue HAVING sum(n) > 0) q
-        LEFT JOIN unnest(\(caps.map(\.queue)), \(caps.map { Int64($0.cap) })) AS caps(queue, cap) ON caps.queue = q.queue
-        CROSS JOIN LATERAL (
-            SELECT id, queue, priority, run_at, created_at FROM jobstore_jobs j
-            WHERE j.state = 1 AND j.queue = q.queue AND j.run_at <= \(now.microseconds)
-            ORDER BY priority DESC, run_at, created_at, id LIMIT least(\(Int64(limit)), coalesce(caps.cap, \(Int64(limit))))) c
-        ORDER BY c.priority DESC, c.run_at, c.created_at, c.id LIMIT \(Int64(limit))
-        """
-    }
-
-    /// Claims the chosen jobs that are still ready, skipping any another transaction holds.
-    static func claim(_ ids: [JobID], now: Timestamp, expiry: Timestamp, owner: OwnerToken) -> PostgresQuery {
+    /// Claims up to `limit` ready jobs from every queue in claim order, in one statement: each
+    /// queue's best ready jobs are locked on the ready index (at most `limit` per queue, fewer
+    /// for a queue capped in `caps` — 0 for a paused one, its whole tokens for a rate-limited
+    /// one — skipping rows another transaction holds), merged, and the first `limit` claimed.
+    /// The queues with pending jobs come from the counters, so the cost is O(queues · limit),
+    /// never a sort of every ready job. The candidates not taken stay locked until the
+    /// transaction ends (concurrent claimers pass over them, as over each other's).
+    static func claimFromEveryQueue(limit: Int, caps: [(queue: String, cap: Int)], now: Timestamp, expiry: Timestamp, owner: OwnerToken) -> PostgresQuery {
         """
         UPDATE jobstore_jobs j SET state = 2, attempts = j.attempts + 1, lease_expires_at = \(expiry.microseconds),
             lease_owner = \(UUID(owner)), updated_at = \(now.microseconds)
-        FROM (SELECT id FROM jobstore_jobs WHERE id = ANY(\(ids.map(UUID.init))) AND state = 1 FOR UPDATE SKIP LOCKED) picked
+        FROM (SELECT c.id FROM (SELECT queue FROM jobstore_counts WHERE state = 1 GROUP BY queue HAVING sum(n) > 0) q
+              LEFT JOIN unnest(\(caps.map(\.queue)), \(caps.map { Int64($0.cap) })) AS caps(queue, cap) ON caps.queue = q.queue
+              CROSS JOIN LATERAL (
+                  SELECT id, priority, run_at, created_at FROM jobstore_jobs r
+                  WHERE r.state = 1 AND r.queue = q.queue AND r.run_at <= \(now.microseconds)
+                  ORDER BY priority DESC, run_at, created_at, id LIMIT least(\(Int64(limit)), coalesce(caps.cap, \(Int64(limit))))
+                  FOR UPDATE SKIP LOCKED) c
+              ORDER BY c.priority DESC, c.run_at, c.created_at, c.id LIMIT \(Int64(limit))) picked
         WHERE j.id = picked.id
         RETURNING \(unescaped: prefixedJobColumns)
         """

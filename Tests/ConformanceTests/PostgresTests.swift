@@ -182,6 +182,14 @@ struct PostgresTests {
                 } catch let error as JobStoreError {
                     #expect(error.code == .illegalTransition)
                 }
+                // A batch moves all or none: an illegal move, an unknown id or an id named twice stops it.
+                let (a, b) = (jobs[10].id, jobs[15].id)  // pending, in queues q1 and q0
+                for bad in [[a, b, succeeded], [a, JobID(milliseconds: 1, counter: 0, random: 1)], [a, a]] {
+                    await #expect(throws: JobStoreError.self) { try await pg.transition(bad, to: .running) }
+                    #expect(try await pg.job(a)?.state == .pending)
+                }
+                #expect(try await pg.transition([a, b], to: .cancelled).map(\.state) == [.cancelled, .cancelled])
+                for id in [a, b] { try await lmdb.transition(id, to: .cancelled) }
 
                 // Claims from every queue, 4 at a time: the same jobs in the same order.
                 for store in [lmdb as any JobStoreBackend, pg] {
