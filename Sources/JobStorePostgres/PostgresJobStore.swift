@@ -18,6 +18,16 @@ public struct PostgresStoreOptions: Sendable {
     /// by default). Off, a server crash may lose the last few hundred milliseconds of commits —
     /// never corrupt anything; like the embedded store's relaxed durability.
     public var synchronousCommit = true
+    /// How long a pooled connection may sit unused before the pool closes it (beyond the first).
+    ///
+    /// Also a memory bound: postgres-nio's pool (1.33) keeps a timer task for this long after
+    /// every release of a connection, about 0.8 KB each — at 4,000 statements/s the 60 s it
+    /// defaults to hold some 190 MB; 10 s hold 30 MB.
+    public var idleConnectionTimeout: Duration = .seconds(10)
+    /// How often an idle connection is checked with a `SELECT 1`, so that a connection a
+    /// firewall or the network dropped is found before a statement needs it; `nil` for never.
+    /// A memory bound too, like ``idleConnectionTimeout`` (another timer per release).
+    public var keepAliveFrequency: Duration? = .seconds(10)
     /// Where the store logs (connection losses, retried transactions).
     public var logger = Logger(label: "jobstore.postgres")
 
@@ -117,6 +127,8 @@ public final class PostgresJobStore: JobStoreBackend {
             host: host, port: port, username: parts.user ?? "postgres", password: parts.password, database: database, tls: tls)
         configuration.options.maximumConnections = max(2, options.maximumConnections)
         configuration.options.connectTimeout = options.connectTimeout
+        configuration.options.connectionIdleTimeout = options.idleConnectionTimeout
+        configuration.options.keepAliveBehavior = options.keepAliveFrequency.map { .init(frequency: $0) }
         if !options.synchronousCommit { configuration.options.additionalStartupParameters.append(("options", "-c synchronous_commit=off")) }
         return (configuration, location)
     }

@@ -124,8 +124,14 @@ struct Bench: AsyncParsableCommand {
         #if Postgres
         var runner = try await PostgresBenchRunner(jobs: jobs, durability: durability, url: url)
         do {
-            for phase in Phase.allCases where phase == .load || selected.contains(phase) { try await runner.run(phase) }
+            for phase in Phase.allCases where phase == .load || selected.contains(phase) {
+                // Progress on stderr: a phase here takes minutes where it takes seconds on LMDB.
+                FileHandle.standardError.write(Data("\(phase.rawValue)…\n".utf8))
+                try await runner.run(phase)
+            }
+            FileHandle.standardError.write(Data("checks…\n".utf8))
             try await runner.finish()
+            FileHandle.standardError.write(Data("closing…\n".utf8))
             await runner.store.close()
         } catch {
             await runner.store.close()

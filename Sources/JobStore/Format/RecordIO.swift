@@ -51,9 +51,11 @@ struct RecordReader {
             hint: "Run `jobstore verify` on the store; restore the record from a backup or delete it")
     }
 
-    mutating func take(_ count: Int, _ what: String) throws -> UnsafeRawBufferPointer {
+    /// The next `count` bytes; `what` names them in the error, built only then (decoding is a
+    /// hot path).
+    mutating func take(_ count: Int, _ what: @autoclosure () -> String) throws -> UnsafeRawBufferPointer {
         guard count >= 0, offset + count <= bytes.count else {
-            throw corrupt("\(what) needs \(count) bytes, \(bytes.count - offset) are left")
+            throw corrupt("\(what()) needs \(count) bytes, \(bytes.count - offset) are left")
         }
         defer { offset += count }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
