@@ -87,17 +87,22 @@ public class Transaction {
     public func withValue<Key, Value, R>(
         _ database: Database<Key, Value>, _ key: Key.Value, _ body: (UnsafeRawBufferPointer?) throws -> R
     ) throws -> R {
+        try Key.withEncoded(key) { keyBytes in try withValue(database, rawKey: keyBytes, body) }
+    }
+
+    /// ``withValue(_:_:_:)`` with the key given as its stored bytes (no encoding, no copy).
+    public func withValue<Key, Value, R>(
+        _ database: Database<Key, Value>, rawKey keyBytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R
+    ) throws -> R {
         let txn = try handle
         try checkDatabase(database)
-        return try Key.withEncoded(key) { keyBytes in
-            try checkKey(keyBytes, database, operation: "mdb_get")
-            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-            var data = MDB_val()
-            let rc = mdb_get(txn, database.handle, &keyValue, &data)
-            if rc == MDB_NOTFOUND { return try borrow { try body(nil) } }
-            try check(rc, "mdb_get", database: database.name, path: environment.path)
-            return try borrow { try body(UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)) }
-        }
+        try checkKey(keyBytes, database, operation: "mdb_get")
+        var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+        var data = MDB_val()
+        let rc = mdb_get(txn, database.handle, &keyValue, &data)
+        if rc == MDB_NOTFOUND { return try borrow { try body(nil) } }
+        try check(rc, "mdb_get", database: database.name, path: environment.path)
+        return try borrow { try body(UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)) }
     }
 
     /// Whether `key` is present.

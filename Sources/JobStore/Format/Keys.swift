@@ -65,13 +65,18 @@ enum MetaKey {
     /// UInt32 LE: the store format version.
     static let formatVersion = "format_version"
     /// UInt64 LE: jobs in a state. `counter/state/<state>`.
-    static func stateCounter(_ state: JobState) -> String { "counter/state/\(state)" }
+    static func stateCounter(_ state: JobState) -> String { stateCounterKeys[Int(state.rawValue)] }
+    /// Every state's counter key, built once (the counts are read and written on hot paths);
+    /// the raw values are 0, 1, 2… in `allCases` order.
+    private static let stateCounterKeys = JobState.allCases.map { "counter/state/\($0)" }
     /// UInt64 LE: jobs of a queue in a state. `counter/queue/<state>/<queue>`.
     static func queueCounter(_ queue: String, _ state: JobState) -> String { "counter/queue/\(state)/\(queue)" }
     /// Prefix of every queue counter of a state.
     static func queueCounterPrefix(_ state: JobState) -> String { "counter/queue/\(state)/" }
     /// UInt64 LE: pipelines in a state. `counter/pipeline/<state>`.
-    static func pipelineCounter(_ state: PipelineState) -> String { "counter/pipeline/\(state)" }
+    static func pipelineCounter(_ state: PipelineState) -> String { pipelineCounterKeys[Int(state.rawValue)] }
+    /// Every pipeline state's counter key, built once (raw values are 0, 1, 2…, as for jobs).
+    private static let pipelineCounterKeys = PipelineState.allCases.map { "counter/pipeline/\($0)" }
     /// Prefix of every counter.
     static let counterPrefix = "counter/"
     /// Prefix of every key that controls a queue (paused, rate limit).

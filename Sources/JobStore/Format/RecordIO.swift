@@ -79,6 +79,9 @@ struct RecordReader {
     mutating func string(_ count: Int, _ what: String) throws -> String {
         let start = offset
         let raw = try take(count, what)
+        // ASCII (names, queues, tenants nearly always are) is valid UTF-8 as it stands: decoding
+        // it skips the generic validation, which instantiates type metadata on every call.
+        if raw.allSatisfy({ $0 < 0x80 }) { return String(decoding: raw, as: UTF8.self) }
         guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
             offset = start
             throw corrupt("the \(what) is not valid UTF-8")

@@ -277,11 +277,7 @@ public final class JobRepository: Sendable {
         try reading { txn in try self.job(id, in: txn) }
     }
 
-    func job(_ id: JobID, in txn: Transaction) throws -> Job? {
-        try id.withBytes { key in
-            try txn.withValue(db.jobs, Array(key)) { bytes in try bytes.map { try RecordFormat.decode($0, id: id) } }
-        }
-    }
+    func job(_ id: JobID, in txn: Transaction) throws -> Job? { try db.job(id, in: txn) }
 
     func lastTransactionID() throws -> Int { try wrappingErrors { try environment.lastCommittedTransactionID() } }
 

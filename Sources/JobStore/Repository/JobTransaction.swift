@@ -32,6 +32,14 @@ struct Databases: Sendable {
         events = try? EventDatabases(env)
     }
 
+    /// The job with `id` as `txn` sees it, or `nil`: decoded straight from the mapped page,
+    /// the id's bytes the key (no copy).
+    func job(_ id: JobID, in txn: Transaction) throws -> Job? {
+        try id.withBytes { key in
+            try txn.withValue(jobs, rawKey: key) { bytes in try bytes.map { try RecordFormat.decode($0, id: id) } }
+        }
+    }
+
     /// The pipeline databases, which every writable store has.
     func pipelines() throws -> PipelineDatabases {
         guard let pipeline else {
@@ -187,11 +195,7 @@ public final class JobTransaction {
     // MARK: Reading inside the transaction
 
     /// The job with `id` as this transaction sees it, or `nil`.
-    public func job(_ id: JobID) throws -> Job? {
-        try id.withBytes { key in
-            try txn.withValue(db.jobs, Array(key)) { bytes in try bytes.map { try RecordFormat.decode($0, id: id) } }
-        }
-    }
+    public func job(_ id: JobID) throws -> Job? { try db.job(id, in: txn) }
 
     func existing(_ id: JobID) throws -> Job {
         guard let job = try job(id) else { throw JobStoreError.notFound(id) }

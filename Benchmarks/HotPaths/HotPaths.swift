@@ -1,0 +1,157 @@
+// The store's hot paths, one benchmark each, on a store of 100,000 jobs shaped like JobBench's
+// (10 % pending, 5 % running, 80 % succeeded, 5 % failed; 256-byte payloads), relaxed
+// durability so that the disk does not hide the CPU cost:
+//
+//   swift package --package-path Benchmarks benchmark                      # every benchmark
+//   swift package --package-path Benchmarks benchmark --filter 'get.*'     # some
+//
+// Figures: wall time and throughput per operation, and mallocs per operation (the targets:
+// none on a cached read, none per row of an index iteration). docs/BENCHMARKS.md has them.
+import Benchmark
+import Foundation
+@_spi(Benchmarks) import JobStore
+
+/// The shared store, filled once.
+final class Fixture: @unchecked Sendable {
+    static let shared = Fixture()
+    let directory: String
+    let store: JobRepository
+    let ids: [JobID]
+    let jobs = 100_000
+    var next = 0
+
+    init() {
+        directory = NSTemporaryDirectory() + "jobstore-hotpaths-\(getpid())"
+        try? FileManager.default.removeItem(atPath: directory)
+        var options = JobStoreOptions(durability: .noSync, mapSize: 1 << 32)
+        options.cache = CacheOptions(enabled: true, maxEntries: 200_000, maxBytes: 1 << 30)
+        do {
+            store = try JobRepository(path: directory, options: options)
+            var ids: [JobID] = []
+            var random = SystemRandomNumberGenerator()
+            for start in stride(from: 0, to: jobs, by: 1000) {
+                let batch = (start..<start + 1000).map { n in
+                    NewJob(name: "job-\(n)", queue: "q\(n % 8)", payload: (0..<256).map { _ in UInt8.random(in: 0...255, using: &random) },
+                           priority: UInt8(n % 10), tenant: "t\(n % 16)")
+                }
+                ids += try store.write { try $0.insert(batch) }.map(\.id)
+            }
+            // 90 % claimed; of those, 5 % of all stay running, 5 % fail, the rest succeed.
+            let owner = OwnerToken.random()
+            for start in stride(from: 0, to: jobs * 9 / 10, by: 1000) {
+                try store.write { txn in
+                    for (offset, job) in try txn.claim(limit: 1000, lease: .seconds(86_400), owner: owner).enumerated() {
+                        let n = start + offset
+                        if n % 18 == 0 { continue }
+                        if n % 18 == 1 { try txn.fail(job.id, owner: owner, error: "failed", retryAt: nil) } else { try txn.complete(job.id, owner: owner) }
+                    }
+                }
+            }
+            self.ids = ids
+        } catch {
+            fatalError("the hot-path fixture could not be built: \(error)")  // a benchmark setup, not a store path
+        }
+    }
+
+    /// A random job's id.
+    func randomID() -> JobID { ids[Int.random(in: 0..<ids.count)] }
+
+    /// A new pending job (to keep the claims fed).
+    func newJob() -> NewJob {
+        next += 1
+        return NewJob(name: "fresh-\(next)", queue: "q\(next % 8)", payload: Array(repeating: 7, count: 256), priority: UInt8(next % 10))
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal], scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 200_000)
+
+    Benchmark("record encode") { benchmark in
+        let fixture = Fixture.shared
+        let job = try fixture.store.uncachedJob(fixture.ids[0])!
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.encode(job)) }
+    }
+
+    Benchmark("record decode") { benchmark in
+        let fixture = Fixture.shared
+        let job = try fixture.store.uncachedJob(fixture.ids[0])!
+        let bytes = BenchmarkHooks.encode(job)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try bytes.withUnsafeBytes { blackHole(try BenchmarkHooks.decode($0, id: job.id)) }
+        }
+    }
+
+    Benchmark("get (uncached)") { benchmark in
+        let fixture = Fixture.shared
+        let id = fixture.randomID()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try fixture.store.uncachedJob(id)) }
+    }
+
+    Benchmark("get (cached)") { benchmark in
+        let fixture = Fixture.shared
+        let id = fixture.randomID()
+        _ = try fixture.store.job(id)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try fixture.store.job(id)) }
+    }
+
+    Benchmark("page of 100 pending (pending-oldest)") { benchmark in
+        let store = Fixture.shared.store
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try store.jobs(in: .pending, limit: 100)) }
+    }
+
+    Benchmark("count by state") { benchmark in
+        let store = Fixture.shared.store
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try store.counts()) }
+    }
+
+    Benchmark("ids created in a range of 1,000 (time-range)") { benchmark in
+        let fixture = Fixture.shared
+        let first = try fixture.store.uncachedJob(fixture.ids[50_000])!.createdAt
+        let last = try fixture.store.uncachedJob(fixture.ids[51_000])!.createdAt
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try fixture.store.jobIDs(createdFrom: first, until: last)) }
+    }
+
+    Benchmark("claim one and complete it (one transaction)") { benchmark in
+        let fixture = Fixture.shared
+        let owner = OwnerToken.random()
+        for _ in benchmark.scaledIterations {
+            benchmark.stopMeasurement()
+            try fixture.store.insert(fixture.newJob())
+            benchmark.startMeasurement()
+            try fixture.store.write { txn in
+                for job in try txn.claim(limit: 1, lease: .seconds(60), owner: owner) { try txn.complete(job.id, owner: owner) }
+            }
+        }
+    }
+
+    Benchmark("claim 100 and complete them (one transaction)", configuration: .init(maxIterations: 2_000)) { benchmark in
+        let fixture = Fixture.shared
+        let owner = OwnerToken.random()
+        for _ in benchmark.scaledIterations {
+            benchmark.stopMeasurement()
+            try fixture.store.insert((0..<100).map { _ in fixture.newJob() })
+            benchmark.startMeasurement()
+            try fixture.store.write { txn in
+                for job in try txn.claim(limit: 100, lease: .seconds(60), owner: owner) { try txn.complete(job.id, owner: owner) }
+            }
+        }
+    }
+
+    Benchmark("insert a batch of 1,000", configuration: .init(maxIterations: 200)) { benchmark in
+        let fixture = Fixture.shared
+        for _ in benchmark.scaledIterations {
+            benchmark.stopMeasurement()
+            let batch = (0..<1000).map { _ in fixture.newJob() }
+            benchmark.startMeasurement()
+            try fixture.store.insert(batch)
+        }
+    }
+}
