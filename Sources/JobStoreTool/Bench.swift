@@ -42,6 +42,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Comma-separated phases to run after load (default: all).")
     var phases: String?
 
+    @Option(name: .customLong("repeat"), help: "Run each selected read phase (get, get-cached, pending-oldest, count-by-state, time-range, scan-filter) this many times, a line each: for profiling one path.")
+    var repetitions = 1
+
     @Flag(help: "Open the store with MDB_WRITEMAP (an experiment; see EnvironmentOptions.writeMap).")
     var writeMap = false
 
@@ -76,6 +79,7 @@ struct Bench: AsyncParsableCommand {
 
     func validate() throws {
         guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
+        guard repetitions >= 1 else { throw ValidationError("--repeat must be at least 1") }
         if backend == .postgres {
             guard url != nil else { throw ValidationError("--backend postgres needs --url postgres://user@host:port/database") }
             guard producerRate == nil, idle == nil else { throw ValidationError("--producer-rate and --idle run on the embedded store only") }
@@ -109,8 +113,9 @@ struct Bench: AsyncParsableCommand {
         }
         var runner = try BenchRunner(jobs: jobs, durability: durability, dir: dir, writeMap: writeMap)
         defer { runner.store.close() }
+        let reads: Set<Phase> = [.get, .getCached, .pendingOldest, .countByState, .timeRange, .scanFilter]
         for phase in Phase.allCases where phase == .load || selected.contains(phase) {
-            try await runner.run(phase)
+            for _ in 0..<(reads.contains(phase) ? repetitions : 1) { try await runner.run(phase) }
             // Untimed: flush what a relaxed phase left to the kernel, so the next phase does not
             // pay for this one's deferred writeback.
             try runner.store.sync()

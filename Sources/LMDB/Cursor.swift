@@ -52,6 +52,7 @@ public final class Cursor<Key: ByteCodec, Value: ByteCodec> {
     /// Moves the cursor with `operation`; with `key`, passes it as the operation's key.
     @discardableResult
     func position(_ operation: MDB_cursor_op, key: [UInt8]? = nil, value: [UInt8]? = nil) throws -> Bool {
+        if key == nil && value == nil { return try move(operation) }
         let cursor = try handle
         var keyValue = MDB_val()
         var dataValue = MDB_val()
@@ -80,6 +81,25 @@ public final class Cursor<Key: ByteCodec, Value: ByteCodec> {
         if !returnsBoth || currentKey.mv_data == nil {
             try check(mdb_cursor_get(cursor, &currentKey, &currentValue, MDB_GET_CURRENT), "mdb_cursor_get", database: database.name)
         }
+        generation = transaction.writeGeneration
+        isPositioned = true
+        return true
+    }
+
+    /// ``position(_:key:value:)`` for an operation that takes no input (first, last, next,
+    /// previous, current): the per-row step of every iteration, kept free of closures.
+    private func move(_ operation: MDB_cursor_op) throws -> Bool {
+        let cursor = try handle
+        var keyValue = MDB_val()
+        var dataValue = MDB_val()
+        let rc = mdb_cursor_get(cursor, &keyValue, &dataValue, operation)
+        if rc == MDB_NOTFOUND {
+            isPositioned = false
+            return false
+        }
+        try check(rc, "mdb_cursor_get", database: database.name, path: transaction.environment.path)
+        currentKey = keyValue
+        currentValue = dataValue
         generation = transaction.writeGeneration
         isPositioned = true
         return true

@@ -144,7 +144,7 @@ extension JobRepository {
     /// How many pipelines are in each state (every state present, zeros included): counters, O(1).
     public func pipelineCounts() throws -> [PipelineState: Int] {
         try reading { txn in
-            var counts: [PipelineState: Int] = [:]
+            var counts = [PipelineState: Int](minimumCapacity: PipelineState.allCases.count)
             for state in PipelineState.allCases {
                 counts[state] = Int(try Counters.read(txn, db.meta, MetaKey.pipelineCounter(state)))
             }

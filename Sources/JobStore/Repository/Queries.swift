@@ -250,8 +250,8 @@ extension JobRepository {
     /// How many jobs are in each state (every state present, zeros included).
     public func counts() throws -> [JobState: Int] {
         try reading { txn in
-            var counts: [JobState: Int] = [:]
-            for state in JobState.allCases {
+            var counts = [JobState: Int](minimumCapacity: JobState.every.count)
+            for state in JobState.every {
                 counts[state] = Int(try Counters.read(txn, db.meta, MetaKey.stateCounter(state)))
             }
             return counts
