@@ -98,6 +98,10 @@ public final class Cursor<Key: ByteCodec, Value: ByteCodec> {
             return false
         }
         try check(rc, "mdb_cursor_get", database: database.name, path: transaction.environment.path)
+        if keyValue.mv_data == nil {
+            // Some operations (MDB_FIRST_DUP, MDB_LAST_DUP) return the value only.
+            try check(mdb_cursor_get(cursor, &keyValue, &dataValue, MDB_GET_CURRENT), "mdb_cursor_get", database: database.name)
+        }
         currentKey = keyValue
         currentValue = dataValue
         generation = transaction.writeGeneration

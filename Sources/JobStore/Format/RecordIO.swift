@@ -62,7 +62,10 @@ struct RecordReader {
     }
 
     mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
-        T(littleEndian: try take(MemoryLayout<T>.size, "\(T.self)").loadUnaligned(as: T.self))
+        let size = MemoryLayout<T>.size
+        guard offset + size <= bytes.count else { throw corrupt("\(T.self) needs \(size) bytes, \(bytes.count - offset) are left") }
+        defer { offset += size }
+        return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 
     mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
