@@ -16,7 +16,7 @@ let package = Package(
         .executableTarget(
             name: "WriteThroughput",
             dependencies: [.product(name: "LMDB", package: "JobStore")],
-            path: "WriteThroughput"
+            path: "Tools/WriteThroughput"
         ),
         // The store's hot paths, one benchmark each (`swift package benchmark`, see docs/BENCHMARKS.md).
         .executableTarget(
