@@ -175,7 +175,7 @@ public final class JobTransaction {
     /// The time of this transaction (one clock reading for all its changes).
     public let now: Timestamp
     var changes: [JobChange] = []
-    private var counterDeltas: [String: Int64] = [:]
+    private var counterDeltas: [CounterKey: Int64] = [:]
     /// Pipeline steps whose job changed between unfinished, succeeded, failed and cancelled, to be
     /// advanced (see ``advancePipelines()``): a worklist, so a cascade through a 10,000-step
     /// chain is a loop, not a recursion.
@@ -633,17 +633,34 @@ public final class JobTransaction {
     }
 
     func countPipeline(_ state: PipelineState, _ delta: Int64) {
-        counterDeltas[MetaKey.pipelineCounter(state), default: 0] += delta
+        counterDeltas[.pipeline(state), default: 0] += delta
     }
 
     private func count(_ job: Job, _ delta: Int64) {
-        counterDeltas[MetaKey.stateCounter(job.state), default: 0] += delta
-        counterDeltas[MetaKey.queueCounter(job.queue, job.state), default: 0] += delta
+        counterDeltas[.state(job.state), default: 0] += delta
+        counterDeltas[.queue(job.queue, job.state), default: 0] += delta
+    }
+
+    /// A counter a transaction changes, named without building its meta key (one string per
+    /// counter at the commit, not two per changed job).
+    private enum CounterKey: Hashable {
+        case state(JobState)
+        case queue(String, JobState)
+        case pipeline(PipelineState)
+
+        var metaKey: String {
+            switch self {
+            case .state(let state): MetaKey.stateCounter(state)
+            case .queue(let queue, let state): MetaKey.queueCounter(queue, state)
+            case .pipeline(let state): MetaKey.pipelineCounter(state)
+            }
+        }
     }
 
     /// Writes the counters changed by this transaction (once per counter, however many jobs changed it).
     func flushCounters() throws {
-        for (key, delta) in counterDeltas where delta != 0 {
+        for (counter, delta) in counterDeltas where delta != 0 {
+            let key = counter.metaKey
             let current = try Counters.read(txn, db.meta, key)
             let updated = current + delta
             if updated < 0 {
