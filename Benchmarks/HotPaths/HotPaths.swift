@@ -13,44 +13,41 @@ import Foundation
 
 /// The shared store, filled once.
 final class Fixture: @unchecked Sendable {
-    static let shared = Fixture()
+    /// Built on first use; a failure (a full disk, say) fails every benchmark with its error.
+    static let shared = Result { try Fixture() }
     let directory: String
     let store: JobRepository
     let ids: [JobID]
     let jobs = 100_000
     var next = 0
 
-    init() {
+    init() throws {
         directory = NSTemporaryDirectory() + "jobstore-hotpaths-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         var options = JobStoreOptions(durability: .noSync, mapSize: 1 << 32)
         options.cache = CacheOptions(enabled: true, maxEntries: 200_000, maxBytes: 1 << 30)
-        do {
-            store = try JobRepository(path: directory, options: options)
-            var ids: [JobID] = []
-            var random = SystemRandomNumberGenerator()
-            for start in stride(from: 0, to: jobs, by: 1000) {
-                let batch = (start..<start + 1000).map { n in
-                    NewJob(name: "job-\(n)", queue: "q\(n % 8)", payload: (0..<256).map { _ in UInt8.random(in: 0...255, using: &random) },
-                           priority: UInt8(n % 10), tenant: "t\(n % 16)")
-                }
-                ids += try store.write { try $0.insert(batch) }.map(\.id)
+        store = try JobRepository(path: directory, options: options)
+        var ids: [JobID] = []
+        var random = SystemRandomNumberGenerator()
+        for start in stride(from: 0, to: jobs, by: 1000) {
+            let batch = (start..<start + 1000).map { n in
+                NewJob(name: "job-\(n)", queue: "q\(n % 8)", payload: (0..<256).map { _ in UInt8.random(in: 0...255, using: &random) },
+                       priority: UInt8(n % 10), tenant: "t\(n % 16)")
             }
-            // 90 % claimed; of those, 5 % of all stay running, 5 % fail, the rest succeed.
-            let owner = OwnerToken.random()
-            for start in stride(from: 0, to: jobs * 9 / 10, by: 1000) {
-                try store.write { txn in
-                    for (offset, job) in try txn.claim(limit: 1000, lease: .seconds(86_400), owner: owner).enumerated() {
-                        let n = start + offset
-                        if n % 18 == 0 { continue }
-                        if n % 18 == 1 { try txn.fail(job.id, owner: owner, error: "failed", retryAt: nil) } else { try txn.complete(job.id, owner: owner) }
-                    }
-                }
-            }
-            self.ids = ids
-        } catch {
-            fatalError("the hot-path fixture could not be built: \(error)")  // a benchmark setup, not a store path
+            ids += try store.write { try $0.insert(batch) }.map(\.id)
         }
+        // 90 % claimed; of those, 5 % of all stay running, 5 % fail, the rest succeed.
+        let owner = OwnerToken.random()
+        for start in stride(from: 0, to: jobs * 9 / 10, by: 1000) {
+            try store.write { txn in
+                for (offset, job) in try txn.claim(limit: 1000, lease: .seconds(86_400), owner: owner).enumerated() {
+                    let n = start + offset
+                    if n % 18 == 0 { continue }
+                    if n % 18 == 1 { try txn.fail(job.id, owner: owner, error: "failed", retryAt: nil) } else { try txn.complete(job.id, owner: owner) }
+                }
+            }
+        }
+        self.ids = ids
     }
 
     /// A random job's id.
@@ -68,14 +65,14 @@ let benchmarks: @Sendable () -> Void = {
         metrics: [.wallClock, .throughput, .mallocCountTotal], scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 200_000)
 
     Benchmark("record encode") { benchmark in
-        let fixture = Fixture.shared
+        let fixture = try Fixture.shared.get()
         let job = try fixture.store.uncachedJob(fixture.ids[0])!
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.encode(job)) }
     }
 
     Benchmark("record decode") { benchmark in
-        let fixture = Fixture.shared
+        let fixture = try Fixture.shared.get()
         let job = try fixture.store.uncachedJob(fixture.ids[0])!
         let bytes = BenchmarkHooks.encode(job)
         benchmark.startMeasurement()
@@ -85,14 +82,14 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("get (uncached)") { benchmark in
-        let fixture = Fixture.shared
+        let fixture = try Fixture.shared.get()
         let id = fixture.randomID()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { blackHole(try fixture.store.uncachedJob(id)) }
     }
 
     Benchmark("get (cached)") { benchmark in
-        let fixture = Fixture.shared
+        let fixture = try Fixture.shared.get()
         let id = fixture.randomID()
         _ = try fixture.store.job(id)
         benchmark.startMeasurement()
@@ -100,19 +97,19 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("page of 100 pending (pending-oldest)") { benchmark in
-        let store = Fixture.shared.store
+        let store = try Fixture.shared.get().store
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { blackHole(try store.jobs(in: .pending, limit: 100)) }
     }
 
     Benchmark("count by state") { benchmark in
-        let store = Fixture.shared.store
+        let store = try Fixture.shared.get().store
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { blackHole(try store.counts()) }
     }
 
     Benchmark("ids created in a range of 1,000 (time-range)") { benchmark in
-        let fixture = Fixture.shared
+        let fixture = try Fixture.shared.get()
         let first = try fixture.store.uncachedJob(fixture.ids[50_000])!.createdAt
         let last = try fixture.store.uncachedJob(fixture.ids[51_000])!.createdAt
         benchmark.startMeasurement()
@@ -122,7 +119,7 @@ let benchmarks: @Sendable () -> Void = {
     // The writes consume the fixture's 10,000 pending jobs (or add their own before the
     // measurement starts): the iteration limits keep each run within them.
     Benchmark("claim one and complete it (one transaction)", configuration: .init(maxIterations: 9_000)) { benchmark in
-        let fixture = Fixture.shared
+        let fixture = try Fixture.shared.get()
         let owner = OwnerToken.random()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -133,7 +130,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("claim 100 and complete them (one transaction)", configuration: .init(maxIterations: 90)) { benchmark in
-        let fixture = Fixture.shared
+        let fixture = try Fixture.shared.get()
         let owner = OwnerToken.random()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -144,7 +141,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("insert a batch of 1,000", configuration: .init(maxIterations: 100)) { benchmark in
-        let fixture = Fixture.shared
+        let fixture = try Fixture.shared.get()
         let batches = (0..<benchmark.scaledIterations.count).map { _ in (0..<1000).map { _ in fixture.newJob() } }
         benchmark.startMeasurement()
         for batch in batches { try fixture.store.insert(batch) }
