@@ -11,6 +11,9 @@ import Benchmark
 import Foundation
 @_spi(Benchmarks) import JobStore
 
+/// The fixture's directory, removed when the benchmark process exits.
+nonisolated(unsafe) var fixtureDirectory: String?
+
 /// The shared store, filled once.
 final class Fixture: @unchecked Sendable {
     /// Built on first use; a failure (a full disk, say) fails every benchmark with its error.
@@ -24,6 +27,8 @@ final class Fixture: @unchecked Sendable {
     init() throws {
         directory = NSTemporaryDirectory() + "jobstore-hotpaths-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
+        fixtureDirectory = directory
+        atexit { if let directory = fixtureDirectory { try? FileManager.default.removeItem(atPath: directory) } }
         var options = JobStoreOptions(durability: .noSync, mapSize: 1 << 32)
         options.cache = CacheOptions(enabled: true, maxEntries: 200_000, maxBytes: 1 << 30)
         store = try JobRepository(path: directory, options: options)
