@@ -20,7 +20,18 @@ echo "built with -sanitize=$kind in $((SECONDS - started)) s"
 started=$SECONDS
 log=/tmp/jobstore-$kind-sanitizer.log
 status=0
-swift test --sanitize="$kind" --scratch-path ".build-$kind-sanitizer" --skip-build > "$log" 2>&1 || status=$?
+# A known, not yet understood hang (2026-11-28: once under AddressSanitizer, once in a
+# PostgreSQL JobBench run): the process goes idle with every task suspended. Rather than let it
+# eat CI's 90 minutes, a run over 15 minutes is stopped, the tests in flight are named, and the
+# suite runs once more; a second hang fails.
+for attempt in 1 2; do
+    status=0
+    timeout 900 swift test --sanitize="$kind" --scratch-path ".build-$kind-sanitizer" --skip-build > "$log" 2>&1 || status=$?
+    [[ $status -ne 124 ]] && break
+    echo "$kind sanitizer run $attempt hung (no end after 15 min); tests in flight:"
+    comm -23 <(grep -a '◇ Test "' "$log" | sed 's/.*Test "\(.*\)" started.*/\1/' | sort -u) \
+             <(grep -aE '[✔✘] Test "' "$log" | sed 's/.*Test "\([^"]*\)".*/\1/' | sort -u) | sed 's/^/  /'
+done
 reports=$(grep -c "WARNING: ThreadSanitizer\|ERROR: AddressSanitizer\|ERROR: LeakSanitizer" "$log" || true)
 grep -E "Test run with" "$log" | tail -1
 echo "$kind sanitizer: $reports report(s) in $((SECONDS - started)) s (log: $log)"
