@@ -123,24 +123,15 @@ let benchmarks: @Sendable () -> Void = {
 
     // The writes consume the fixture's 10,000 pending jobs (or add their own before the
     // measurement starts): the iteration limits keep each run within them.
-    Benchmark("claim one and complete it (one transaction)", configuration: .init(maxIterations: 9_000)) { benchmark in
-        let fixture = try Fixture.shared.get()
-        let owner = OwnerToken.random()
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            try fixture.store.write { txn in
-                for job in try txn.claim(limit: 1, lease: .seconds(60), owner: owner) { try txn.complete(job.id, owner: owner) }
-            }
-        }
-    }
-
-    Benchmark("claim 100 and complete them (one transaction)", configuration: .init(maxIterations: 90)) { benchmark in
-        let fixture = try Fixture.shared.get()
-        let owner = OwnerToken.random()
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            try fixture.store.write { txn in
-                for job in try txn.claim(limit: 100, lease: .seconds(60), owner: owner) { try txn.complete(job.id, owner: owner) }
+    for (name, limit) in [("claim one and complete it (one transaction)", 1), ("claim 100 and complete them (one transaction)", 100)] {
+        Benchmark(name, configuration: .init(maxIterations: 9_000 / limit)) { benchmark in
+            let fixture = try Fixture.shared.get()
+            let owner = OwnerToken.random()
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                try fixture.store.write { txn in
+                    for job in try txn.claim(limit: limit, lease: .seconds(60), owner: owner) { try txn.complete(job.id, owner: owner) }
+                }
             }
         }
     }

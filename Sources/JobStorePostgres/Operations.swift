@@ -197,12 +197,7 @@ extension PostgresJobStore {
             throw JobStoreError(.invalidArgument, "the ids to move name a job more than once", hint: "Give each id once")
         }
         return try await transaction("move \(ids.count) jobs to \(state)") { txn in
-            let found = Dictionary(try await txn.rows(Statements.lockJobs(ids), JobRow.decode).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-            let jobs = try ids.map { id in
-                guard let job = found[id] else { throw JobStoreError(.notFound, "no job \(id)", jobID: id, hint: "Check the id; it may have been deleted or pruned") }
-                return job
-            }
-            return try await txn.updateAll(jobs.map { job in (job, { try $0.transition(to: state, at: txn.now, lease: lease) }) })
+            try await txn.updateAll(try await txn.existing(ids).map { job in (job, { try $0.transition(to: state, at: txn.now, lease: lease) }) })
         }
     }
 
@@ -305,13 +300,7 @@ extension PostgresJobStore {
 
     /// How many jobs are in each state.
     public func counts() async throws -> [JobState: Int] {
-        try await statement("count jobs") { txn in
-            var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
-            for (state, count) in try await txn.rows(Statements.counts(), { try $0.decode((Int16, Int64).self) }) {
-                if let state = JobState(rawValue: UInt8(clamping: state)) { counts[state] = Int(count) }
-            }
-            return counts
-        }
+        try await stateCounts("count jobs", Statements.counts())
     }
 
     /// The jobs in `state` by creation time, a page at a time (keyset paging on (createdAt, id)).
@@ -340,9 +329,14 @@ extension PostgresJobStore {
     /// How many jobs are in each state, counted row by row — a full scan, O(n): what
     /// ``counts()`` (the counters, O(1)) must always equal. For checks, not for hot paths.
     public func recount() async throws -> [JobState: Int] {
-        try await statement("recount jobs") { txn in
+        try await stateCounts("recount jobs", Statements.recount())
+    }
+
+    /// Every state's count (zeros included) from `query`'s (state, count) rows.
+    private func stateCounts(_ what: String, _ query: PostgresQuery) async throws -> [JobState: Int] {
+        try await statement(what) { txn in
             var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
-            for (state, count) in try await txn.rows(Statements.recount(), { try $0.decode((Int16, Int64).self) }) {
+            for (state, count) in try await txn.rows(query, { try $0.decode((Int16, Int64).self) }) {
                 if let state = JobState(rawValue: UInt8(clamping: state)) { counts[state] = Int(count) }
             }
             return counts

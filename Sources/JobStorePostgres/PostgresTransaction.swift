@@ -44,10 +44,23 @@ final class PostgresTransaction {
     }
 
     func existing(_ id: JobID) async throws -> Job {
-        guard let job = try await job(id) else {
-            throw JobStoreError(.notFound, "no job \(id)", jobID: id, hint: "Check the id; it may have been deleted or pruned")
-        }
+        guard let job = try await job(id) else { throw Self.notFound(id) }
         return job
+    }
+
+    /// The jobs with these ids, in the same order, locked for this transaction (in id order).
+    ///
+    /// - Throws: `.notFound` for an id without a job.
+    func existing(_ ids: [JobID]) async throws -> [Job] {
+        let found = Dictionary(try await rows(Statements.lockJobs(ids), JobRow.decode).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        return try ids.map { id in
+            guard let job = found[id] else { throw Self.notFound(id) }
+            return job
+        }
+    }
+
+    static func notFound(_ id: JobID) -> JobStoreError {
+        JobStoreError(.notFound, "no job \(id)", jobID: id, hint: "Check the id; it may have been deleted or pruned")
     }
 
     /// The running job with `id` whose lease `owner` holds.
@@ -179,15 +192,14 @@ final class PostgresTransaction {
         }
         var jobs = try await rows(
             Statements.claim(queue: queue, limit: allowed, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
-        jobs.sort { ($0.priority, $1.runAt, $1.createdAt, $1.id) > ($1.priority, $0.runAt, $0.createdAt, $0.id) }
+        jobs.sort(by: Self.claimOrder)
         var next: Timestamp?
         if jobs.count < allowed {
             next = try await rows(Statements.nextRunAt(queue: queue, now: now)) { try $0.decode(Int64?.self) }
                 .first?.map(Timestamp.init(microseconds:))
         }
-        if var bucket {
-            bucket.tokens -= Double(jobs.count)
-            try await run(Statements.setRateLimit(queue, bucket))
+        if let bucket {
+            try await spend(bucket, of: queue, on: jobs.count)
             if allowed < limit && jobs.count == allowed { next = min(next ?? bucket.nextTokenAt, bucket.nextTokenAt) }
         }
         return ClaimBatch(jobs: jobs, nextRunAt: next)
@@ -212,14 +224,24 @@ final class PostgresTransaction {
         }
         var jobs = try await rows(
             Statements.claimFromEveryQueue(limit: limit, caps: caps, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
-        jobs.sort { ($0.priority, $1.runAt, $1.createdAt, $1.id) > ($1.priority, $0.runAt, $0.createdAt, $0.id) }
-        for (queue, var bucket) in buckets.sorted(by: { $0.key < $1.key }) {
+        jobs.sort(by: Self.claimOrder)
+        for (queue, bucket) in buckets.sorted(by: { $0.key < $1.key }) {
             let started = jobs.count { $0.queue == queue }
-            guard started > 0 else { continue }
-            bucket.tokens -= Double(started)
-            try await run(Statements.setRateLimit(queue, bucket))
+            if started > 0 { try await spend(bucket, of: queue, on: started) }
         }
         return jobs
+    }
+
+    /// Claim order: highest priority first, then earliest runAt, then oldest, then id.
+    static func claimOrder(_ a: Job, _ b: Job) -> Bool {
+        (a.priority, b.runAt, b.createdAt, b.id) > (b.priority, a.runAt, a.createdAt, a.id)
+    }
+
+    /// Takes `started` tokens from `queue`'s refilled bucket and stores it.
+    private func spend(_ bucket: RateLimit, of queue: String, on started: Int) async throws {
+        var bucket = bucket
+        bucket.tokens -= Double(started)
+        try await run(Statements.setRateLimit(queue, bucket))
     }
 
     /// Stores complete jobs exactly as given (see ``JobStore/JobTransaction/restore(_:)``), in one

@@ -191,6 +191,52 @@ extension BenchReporting {
 
     func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
 
+    /// The insert-concurrent phase's driver: 8 producer tasks insert jobs `first ..< first + count`
+    /// (each insert its own call to `insert`); emits the line.
+    func insertConcurrently(first: Int, count: Int, _ insert: @escaping @Sendable (NewJob) async throws -> Void) async throws {
+        let start = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for producer in 0..<8 {
+                group.addTask {
+                    var latencies: [Double] = []
+                    for number in stride(from: first + producer, to: first + count, by: 8) {
+                        let job = JobBenchWorkload.newJob(number)
+                        let began = ContinuousClock.now
+                        try await insert(job)
+                        latencies.append((ContinuousClock.now - began).seconds * 1e6)
+                    }
+                    return latencies
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        emit("insert-concurrent", ops: count, seconds: (ContinuousClock.now - start).seconds, latencies: latencies)
+    }
+
+    /// The claim-concurrent phase's driver: 8 worker tasks, each with its own owner token, call
+    /// `claimAndComplete` (one claim and its completion, each its own call) until `count` jobs
+    /// are done between them. Returns the claimed ids and the wall time.
+    func claimConcurrently(count: Int, _ claimAndComplete: @escaping @Sendable (OwnerToken) async throws -> JobID) async throws -> ([JobID], Double) {
+        let start = ContinuousClock.now
+        let claimed = try await withThrowingTaskGroup(of: [JobID].self) { group in
+            for worker in 0..<8 {
+                let share = count / 8 + (worker < count % 8 ? 1 : 0)
+                group.addTask {
+                    let owner = OwnerToken.random()
+                    var mine: [JobID] = []
+                    while mine.count < share { mine.append(try await claimAndComplete(owner)) }
+                    return mine
+                }
+            }
+            var all: [JobID] = []
+            for try await part in group { all += part }
+            return all
+        }
+        return (claimed, (ContinuousClock.now - start).seconds)
+    }
+
     /// Times `body`, in seconds.
     func timed(_ body: () throws -> Void) rethrows -> Double {
         let start = ContinuousClock.now
@@ -348,29 +394,9 @@ struct BenchRunner: BenchReporting {
 
     mutating func insertConcurrent() async throws {
         let count = scaled(20_000)
-        let first = total
         let store = store
-        let start = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for producer in 0..<8 {
-                group.addTask {
-                    var latencies: [Double] = []
-                    for number in stride(from: first + producer, to: first + count, by: 8) {
-                        let job = JobBenchWorkload.newJob(number)
-                        let began = ContinuousClock.now
-                        try await store.insert(job)
-                        latencies.append((ContinuousClock.now - began).seconds * 1e6)
-                    }
-                    return latencies
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
-        }
-        let wall = (ContinuousClock.now - start).seconds
+        try await insertConcurrently(first: total, count: count) { try await store.insert($0) }
         total += count
-        emit("insert-concurrent", ops: count, seconds: wall, latencies: latencies)
     }
 
     func get(cached: Bool) throws {
@@ -579,28 +605,13 @@ struct BenchRunner: BenchReporting {
     mutating func claimConcurrent() async throws {
         let count = scaled(20_000)
         let store = store
-        let start = ContinuousClock.now
-        let claimed = try await withThrowingTaskGroup(of: [JobID].self) { group in
-            for worker in 0..<8 {
-                let share = count / 8 + (worker < count % 8 ? 1 : 0)
-                group.addTask {
-                    var mine: [JobID] = []
-                    let owner = OwnerToken.random()
-                    while mine.count < share {
-                        guard let job = try await store.claim(limit: 1, lease: .seconds(300), owner: owner).first else {
-                            throw BenchCheckFailure(description: "claim-concurrent found no ready job")
-                        }
-                        try await store.complete(job.id, owner: owner)
-                        mine.append(job.id)
-                    }
-                    return mine
-                }
+        let (claimed, wall) = try await claimConcurrently(count: count) { owner in
+            guard let job = try await store.claim(limit: 1, lease: .seconds(300), owner: owner).first else {
+                throw BenchCheckFailure(description: "claim-concurrent found no ready job")
             }
-            var all: [JobID] = []
-            for try await part in group { all += part }
-            return all
+            try await store.complete(job.id, owner: owner)
+            return job.id
         }
-        let wall = (ContinuousClock.now - start).seconds
         try checkClaimed(claimed, phase: "claim-concurrent")
         emit("claim-concurrent", ops: count, seconds: wall)
     }

@@ -76,29 +76,9 @@ struct PostgresBenchRunner: BenchReporting {
 
     mutating func insertConcurrent() async throws {
         let count = scaled(20_000)
-        let first = total
         let store = store
-        let start = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for producer in 0..<8 {
-                group.addTask {
-                    var latencies: [Double] = []
-                    for number in stride(from: first + producer, to: first + count, by: 8) {
-                        let job = JobBenchWorkload.newJob(number)
-                        let began = ContinuousClock.now
-                        try await store.insert(job)
-                        latencies.append((ContinuousClock.now - began).seconds * 1e6)
-                    }
-                    return latencies
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
-        }
-        let wall = (ContinuousClock.now - start).seconds
+        try await insertConcurrently(first: total, count: count) { try await store.insert($0) }
         total += count
-        emit("insert-concurrent", ops: count, seconds: wall, latencies: latencies)
     }
 
     func get() async throws {
@@ -254,31 +234,18 @@ struct PostgresBenchRunner: BenchReporting {
     mutating func claimConcurrent() async throws {
         let count = scaled(20_000)
         let store = store
-        let start = ContinuousClock.now
-        let claimed = try await withThrowingTaskGroup(of: [JobID].self) { group in
-            for worker in 0..<8 {
-                let share = count / 8 + (worker < count % 8 ? 1 : 0)
-                group.addTask {
-                    var mine: [JobID] = []
-                    let owner = OwnerToken.random()
-                    while mine.count < share {
-                        // From every queue, a job another worker takes at the same instant is
-                        // skipped: an empty answer while jobs are ready is a lost race, not the end.
-                        guard let job = try await store.claim(limit: 1, lease: .seconds(300), owner: owner).first else {
-                            guard try await store.count(.pending) > 0 else { throw BenchCheckFailure(description: "claim-concurrent found no ready job") }
-                            continue
-                        }
-                        try await store.complete(job.id, owner: owner)
-                        mine.append(job.id)
-                    }
-                    return mine
+        let (claimed, wall) = try await claimConcurrently(count: count) { owner in
+            while true {
+                // From every queue, a job another worker takes at the same instant is skipped:
+                // an empty answer while jobs are ready is a lost race, not the end.
+                guard let job = try await store.claim(limit: 1, lease: .seconds(300), owner: owner).first else {
+                    guard try await store.count(.pending) > 0 else { throw BenchCheckFailure(description: "claim-concurrent found no ready job") }
+                    continue
                 }
+                try await store.complete(job.id, owner: owner)
+                return job.id
             }
-            var all: [JobID] = []
-            for try await part in group { all += part }
-            return all
         }
-        let wall = (ContinuousClock.now - start).seconds
         try await checkClaimed(claimed, phase: "claim-concurrent")
         emit("claim-concurrent", ops: count, seconds: wall)
     }

@@ -52,20 +52,26 @@ public final class Cursor<Key: ByteCodec, Value: ByteCodec> {
     /// Moves the cursor with `operation`; with `key`, passes it as the operation's key.
     @discardableResult
     func position(_ operation: MDB_cursor_op, key: [UInt8]? = nil, value: [UInt8]? = nil) throws -> Bool {
-        if key == nil && value == nil { return try move(operation) }
         let cursor = try handle
         var keyValue = MDB_val()
         var dataValue = MDB_val()
-        let rc: Int32 = try withOptionalBytes(key) { keyBytes in
-            try withOptionalBytes(value) { valueBytes in
-                if let keyBytes {
-                    try transaction.checkKey(keyBytes, database, operation: "mdb_cursor_get")
-                    keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+        let rc: Int32
+        if key == nil && value == nil {
+            // The per-row step of every iteration (next, previous, first, last): no bytes to
+            // lend, so no closures (they were most of a range scan's cost).
+            rc = mdb_cursor_get(cursor, &keyValue, &dataValue, operation)
+        } else {
+            rc = try withOptionalBytes(key) { keyBytes in
+                try withOptionalBytes(value) { valueBytes in
+                    if let keyBytes {
+                        try transaction.checkKey(keyBytes, database, operation: "mdb_cursor_get")
+                        keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+                    }
+                    if let valueBytes {
+                        dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+                    }
+                    return mdb_cursor_get(cursor, &keyValue, &dataValue, operation)
                 }
-                if let valueBytes {
-                    dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
-                }
-                return mdb_cursor_get(cursor, &keyValue, &dataValue, operation)
             }
         }
         if rc == MDB_NOTFOUND {
@@ -81,29 +87,6 @@ public final class Cursor<Key: ByteCodec, Value: ByteCodec> {
         if !returnsBoth || currentKey.mv_data == nil {
             try check(mdb_cursor_get(cursor, &currentKey, &currentValue, MDB_GET_CURRENT), "mdb_cursor_get", database: database.name)
         }
-        generation = transaction.writeGeneration
-        isPositioned = true
-        return true
-    }
-
-    /// ``position(_:key:value:)`` for an operation that takes no input (first, last, next,
-    /// previous, current): the per-row step of every iteration, kept free of closures.
-    private func move(_ operation: MDB_cursor_op) throws -> Bool {
-        let cursor = try handle
-        var keyValue = MDB_val()
-        var dataValue = MDB_val()
-        let rc = mdb_cursor_get(cursor, &keyValue, &dataValue, operation)
-        if rc == MDB_NOTFOUND {
-            isPositioned = false
-            return false
-        }
-        try check(rc, "mdb_cursor_get", database: database.name, path: transaction.environment.path)
-        if keyValue.mv_data == nil {
-            // Some operations (MDB_FIRST_DUP, MDB_LAST_DUP) return the value only.
-            try check(mdb_cursor_get(cursor, &keyValue, &dataValue, MDB_GET_CURRENT), "mdb_cursor_get", database: database.name)
-        }
-        currentKey = keyValue
-        currentValue = dataValue
         generation = transaction.writeGeneration
         isPositioned = true
         return true
