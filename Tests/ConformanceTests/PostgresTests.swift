@@ -15,7 +15,7 @@ struct PostgresTests {
     func badURLs() async throws {
         for url in ["mysql://x@localhost/db", "postgres://", "not a url", "postgres://u@localhost/db?sslmode=sometimes"] {
             do {
-                _ = try await PostgresJobStore(url: url)
+                _ = try await PostgresJobStore(url: url, options: .forTests)
                 Issue.record("\(url) was accepted")
             } catch let error as JobStoreError {
                 #expect(error.code == .invalidArgument && error.hint?.contains("postgres://") == true, "\(url): \(error)")
@@ -39,13 +39,13 @@ struct PostgresTests {
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func migration() async throws {
         try await withTestDatabase(try #require(postgresURL)) { url in
-            async let first = PostgresJobStore(url: url)
-            async let second = PostgresJobStore(url: url)
+            async let first = PostgresJobStore(url: url, options: .forTests)
+            async let second = PostgresJobStore(url: url, options: .forTests)
             let (a, b) = try await (first, second)
             _ = try await a.insert(NewJob(name: "kept", queue: "q"))
             await a.close()
             await b.close()
-            let again = try await PostgresJobStore(url: url)
+            let again = try await PostgresJobStore(url: url, options: .forTests)
             #expect(try await again.count(.pending) == 1)
             await again.close()
             try await onServer(url) { client in
@@ -56,7 +56,7 @@ struct PostgresTests {
                 try await client.query("DROP TABLE jobstore_queues")
                 try await client.query("UPDATE jobstore_meta SET value = 1 WHERE key = 'schema_version'")
             }
-            let migrated = try await PostgresJobStore(url: url)
+            let migrated = try await PostgresJobStore(url: url, options: .forTests)
             try await migrated.pause(queue: "q")
             #expect(try await migrated.count(.pending) == 1)
             await migrated.close()
@@ -65,7 +65,7 @@ struct PostgresTests {
                 try await client.query("UPDATE jobstore_meta SET value = 99 WHERE key = 'schema_version'")
             }
             do {
-                _ = try await PostgresJobStore(url: url)
+                _ = try await PostgresJobStore(url: url, options: .forTests)
                 Issue.record("opened a schema of version 99")
             } catch let error as JobStoreError {
                 #expect(error.code == .newerFormat && error.message.contains("99"))
@@ -77,8 +77,8 @@ struct PostgresTests {
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func twoSchedulers() async throws {
         try await withTestDatabase(try #require(postgresURL)) { url in
-            let first = try await PostgresJobStore(url: url)
-            let second = try await PostgresJobStore(url: url)
+            let first = try await PostgresJobStore(url: url, options: .forTests)
+            let second = try await PostgresJobStore(url: url, options: .forTests)
             defer { Task { await first.close(); await second.close() } }
             // Idle first: the second store's insert wakes the first's scheduler (NOTIFY).
             let recorder = Recorder()
@@ -106,8 +106,8 @@ struct PostgresTests {
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func cancelAcrossStores() async throws {
         try await withTestDatabase(try #require(postgresURL)) { url in
-            let worker = try await PostgresJobStore(url: url)
-            let operator_ = try await PostgresJobStore(url: url)
+            let worker = try await PostgresJobStore(url: url, options: .forTests)
+            let operator_ = try await PostgresJobStore(url: url, options: .forTests)
             let long = try await operator_.insert(NewJob(name: "long", queue: "q"))
             let recorder = Recorder()
             try await withScheduler(worker, ["q": waitingForCancellation(recorder)]) {
@@ -125,7 +125,7 @@ struct PostgresTests {
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func sameAsEmbedded() async throws {
         try await withTestDatabase(try #require(postgresURL)) { url in
-            let pg = try await PostgresJobStore(url: url)
+            let pg = try await PostgresJobStore(url: url, options: .forTests)
             defer { Task { await pg.close() } }
             try await withTemporaryDirectory { directory in
                 let lmdb = try JobRepository(path: directory.path, options: JobStoreOptions(durability: .noSync))
@@ -223,7 +223,7 @@ struct PostgresProcessTests {
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func twoProcesses() async throws {
         try await withTestDatabase(try #require(postgresURL)) { url in
-            let store = try await PostgresJobStore(url: url)
+            let store = try await PostgresJobStore(url: url, options: .forTests)
             _ = try await store.insert((0..<20_000).map { NewJob(name: "work", queue: "q", priority: UInt8($0 % 3)) })
             try await withTemporaryDirectory { directory in
                 let children = try (0..<2).map { index -> Process in
@@ -264,7 +264,7 @@ struct PostgresProcessTests {
         try #require(try spawnAndWait("/bin/bash", [script, "start"], environment: environment) == 0)
         defer { _ = try? spawnAndWait("/bin/bash", [script, "stop"], environment: environment) }
         try await withTestDatabase("postgres://jobstore@127.0.0.1:\(port)/postgres") { url in
-            let store = try await PostgresJobStore(url: url)
+            let store = try await PostgresJobStore(url: url, options: .forTests)
             let jobs = try await store.insert((0..<5_000).map { NewJob(name: "work", queue: "q", priority: UInt8($0 % 3)) })
             let runs = Lock<[JobID: Int]>([:])
             // A claim whose commit the restart cut off after it committed leaves its jobs running

@@ -37,7 +37,7 @@ func withBackend<R>(_ backend: Backend, _ name: String = #function, _ body: (any
     case .postgres:
         guard let postgresURL else { throw TestFailure(postgresSkipped) }
         return try await withTestDatabase(postgresURL) { url in
-            let store = try await PostgresJobStore(url: url)
+            let store = try await PostgresJobStore(url: url, options: .forTests)
             do {
                 let result = try await body(store)
                 await store.close()
@@ -167,5 +167,16 @@ func expectConsistent(_ store: any JobStoreBackend, sourceLocation: SourceLocati
     let counts = try await store.counts()
     for state in JobState.allCases {
         #expect(counts[state] == listed[state]?.count ?? 0, "\(state): counter \(counts[state] ?? -1), listed \(listed[state]?.count ?? 0)", sourceLocation: sourceLocation)
+    }
+}
+
+extension PostgresStoreOptions {
+    /// What the tests open stores with: a connect timeout long enough for a server and a test
+    /// process both slowed by a sanitizer while the whole suite runs in parallel (the default
+    /// 10 s was once exceeded opening a store under ThreadSanitizer in CI).
+    static var forTests: PostgresStoreOptions {
+        var options = PostgresStoreOptions()
+        options.connectTimeout = .seconds(60)
+        return options
     }
 }
