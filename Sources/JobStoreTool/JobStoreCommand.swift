@@ -86,7 +86,28 @@ struct StoreOptions: ParsableArguments {
         }
         var options = JobStoreOptions(readOnly: !writable, cache: CacheOptions(enabled: false))
         options.environment.readTransactionPoolSize = 2
-        return try JobRepository(path: path, options: options)
+        if !writable, let file = unwritableLock() {
+            // Even a reader writes LMDB's lock file. Another user's store, or a read-only copy:
+            // read it without the lock rather than not at all, and say what that risks.
+            options.environment.withoutLock = true
+            warn("""
+                this user may not write \(file), so \(path) is read without LMDB's lock: a process \
+                writing the store meanwhile is not seen and may change pages this command reads. \
+                For a live store, run as its owner.
+                """)
+        }
+        do {
+            return try JobRepository(path: path, options: options)
+        } catch let error as JobStoreError where error.underlying?.code == .permissionDenied {
+            throw CommandFailure("cannot write to \(path): \(error.underlying?.message ?? "permission denied"). Run as the store's owner")
+        }
+    }
+
+    /// The lock file (or, without one, the directory) this user may not write, if so.
+    private func unwritableLock() -> String? {
+        let lock = path + "/lock.mdb"
+        if access(lock, F_OK) == 0 { return access(lock, W_OK) == 0 ? nil : lock }
+        return access(path, W_OK) == 0 ? nil : path
     }
 }
 

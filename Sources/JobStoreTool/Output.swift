@@ -168,3 +168,8 @@ enum JSONValue: Encodable, ExpressibleByStringLiteral, ExpressibleByIntegerLiter
         }
     }
 }
+
+/// A warning on stderr: `jobstore: warning: …`.
+func warn(_ text: String) {
+    FileHandle.standardError.write(Data("jobstore: warning: \(text)\n".utf8))
+}

@@ -138,8 +138,18 @@ public final class Environment: @unchecked Sendable {
             case .noSync: flags |= UInt32(MDB_NOSYNC)
             }
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            if options.withoutLock { flags |= UInt32(MDB_NOLOCK) }
             if options.writeMap && !options.readOnly { flags |= UInt32(MDB_WRITEMAP) }
-            try check(mdb_env_open(env, canonical, flags, mode_t(options.fileMode)), "mdb_env_open", path: path)
+            let rc = mdb_env_open(env, canonical, flags, mode_t(options.fileMode))
+            if rc == EACCES || rc == EROFS {
+                throw LMDBError(
+                    code: .permissionDenied, returnCode: rc, operation: "mdb_env_open", path: path,
+                    message: "\(String(cString: strerror(rc))): this process may not write \(Environment.unwritable(canonical, readOnly: options.readOnly))",
+                    hint: options.readOnly
+                        ? "Even a reader writes LMDB's lock file: run as the store's owner, or open without the lock (EnvironmentOptions.withoutLock) if nothing writes the store meanwhile"
+                        : "Run as the store's owner, or give this user write access to the directory and its two files")
+            }
+            try check(rc, "mdb_env_open", path: path)
         } catch {
             // lmdb.h: if mdb_env_open fails, mdb_env_close must be called to discard the handle.
             mdb_env_close(env)
@@ -167,6 +177,21 @@ public final class Environment: @unchecked Sendable {
 
     deinit {
         closeNow()
+    }
+
+    /// Which of the environment's files (or its directory) this process may not write, and who
+    /// owns it: for the error of an open that was refused.
+    static func unwritable(_ directory: String, readOnly: Bool) -> String {
+        func owner(_ path: String) -> String {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return "" }
+            if let entry = getpwuid(info.st_uid), let name = entry.pointee.pw_name { return " (owned by \(String(cString: name)))" }
+            return " (owned by uid \(info.st_uid))"
+        }
+        let files = (readOnly ? ["lock.mdb"] : ["lock.mdb", "data.mdb"]).map { directory + "/" + $0 }
+        for file in files where access(file, F_OK) == 0 && access(file, W_OK) != 0 { return file + owner(file) }
+        if access(directory, W_OK) != 0 { return "the directory " + directory + owner(directory) }
+        return "the files of " + directory + " (a read-only file system?)"
     }
 
     private static func createDirectory(_ path: String) throws {

@@ -77,6 +77,12 @@ public struct EnvironmentOptions: Sendable {
     public var durability: Durability = .full
     /// Open read-only: never creates anything, and every write is an error.
     public var readOnly: Bool = false
+    /// `MDB_NOLOCK`, for a read-only open only: the lock file is neither created nor opened, so
+    /// a store in a directory this process may not write (another user's, or a read-only copy)
+    /// can be read. LMDB's reader table is then not used: a process writing the store at the same
+    /// time does not see this reader and may reuse pages it is reading. Only for a store no one
+    /// writes meanwhile, or a short look (the admin tool warns when it falls back to this).
+    public var withoutLock: Bool = false
     /// How many reset read transactions to keep for reuse.
     public var readTransactionPoolSize: Int = 32
     /// The file mode of new data and lock files.
@@ -128,5 +134,11 @@ public struct EnvironmentOptions: Sendable {
         try require((1...32_767).contains(maxReaders), "maxReaders", maxReaders, "1…32767")
         try require(readTransactionPoolSize >= 0, "readTransactionPoolSize", readTransactionPoolSize, "0 or more")
         try require(writer.maxBatchSize >= 1, "writer.maxBatchSize", writer.maxBatchSize, "at least 1")
+        if withoutLock && !readOnly {
+            throw LMDBError(
+                code: .invalidArgument, operation: "open", path: path,
+                message: "EnvironmentOptions.withoutLock is only for a read-only open",
+                hint: "Set readOnly as well; a writer always needs the lock file")
+        }
     }
 }

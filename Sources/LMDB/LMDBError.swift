@@ -169,6 +169,9 @@ extension LMDBError {
         public static let notAnEnvironment = Code("notAnEnvironment")
         /// An argument is out of range (e.g. a database definition with contradictory flags).
         public static let invalidArgument = Code("invalidArgument")
+        /// The process may not open the environment's files as it needs to (`EACCES`, `EROFS`):
+        /// another user's store, or a read-only directory or file system.
+        public static let permissionDenied = Code("permissionDenied")
 
         init(returnCode rc: Int32) {
             switch rc {

@@ -7,8 +7,13 @@ import TestSupport
 /// Runs the built `jobstore` binary; returns its exit status, stdout and stderr.
 @discardableResult
 func jobstore(_ arguments: String..., stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    try run(try helperExecutable("jobstore"), arguments, stdin: stdin)
+}
+
+/// Runs a program; returns its exit status, stdout and stderr.
+func run(_ executable: URL, _ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
-    process.executableURL = try helperExecutable("jobstore")
+    process.executableURL = executable
     process.arguments = arguments
     let out = Pipe()
     let err = Pipe()
@@ -397,6 +402,36 @@ struct AdminToolTests {
         try JobRepository(path: big, options: JobStoreOptions(mapSize: 1 << 32)).close()
         let environment = try json(jobstore("stats", big, "--json").out)["environment"] as? [String: Any]
         #expect(environment?["mapSize"] as? Int == 1 << 32)
+    }
+
+    @Test("a store this user may not write: read commands read it without the lock file and warn; a write says whose it is; nothing changes")
+    func unwritableStore() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        _ = try makeStore(path)
+        let tool = try helperExecutable("jobstore")
+        var asOtherUser: ([String]) throws -> (status: Int32, out: String, err: String)
+        if getuid() == 0 {
+            // Root may write anything: run the tool as nobody instead.
+            chmod(directory.path, 0o755)
+            asOtherUser = { try run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=nobody", "--regid=nogroup", "--clear-groups", tool.path] + $0) }
+        } else {
+            for file in ["data.mdb", "lock.mdb"] { chmod(path + "/" + file, 0o444) }
+            chmod(path, 0o555)
+            asOtherUser = { try run(tool, $0) }
+        }
+        defer { chmod(path, 0o755) }
+        let before = try jobstore("export", path).out
+        let stats = try asOtherUser(["stats", path, "--json"])
+        #expect(stats.status == 0 && stats.err.contains("read without LMDB's lock"), "\(stats.err)")
+        #expect(try json(stats.out)["states"] != nil)
+        let list = try asOtherUser(["jobs", "list", path, "--state", "pending"])
+        #expect(list.status == 0 && list.out.contains("pending"))
+        #expect(try asOtherUser(["verify", path]).status == 0)
+        expectError(try asOtherUser(["queues", "pause", path, "mail"]), 1, "cannot write to \(path)")
+        expectError(try asOtherUser(["cancel", path, "--state", "pending"]), 1, "Run as the store's owner")
+        #expect(try jobstore("export", path).out == before)
+        #expect(try jobstore("verify", path).status == 0)
     }
 
     @Test("a corrupt record: jobs list and export skip it, name it on stderr, keep the rest, exit 1; export --output never leaves a partial file")

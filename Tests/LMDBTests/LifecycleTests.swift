@@ -22,6 +22,9 @@ struct LifecycleTests {
             options = EnvironmentOptions()
             options.mapSize = -1
             cases.append(("mapSize", options))
+            options = EnvironmentOptions()
+            options.withoutLock = true  // a writer without the lock file would corrupt the store
+            cases.append(("withoutLock", options))
             for (field, options) in cases {
                 #expect { try Environment(path: directory.path, options: options, databases: [items]) } throws: { error in
                     guard let error = error as? LMDBError else { return false }

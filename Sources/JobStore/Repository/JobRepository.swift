@@ -81,7 +81,9 @@ public final class JobRepository: Sendable {
             var databases = Schema.all
             if access(path + "/data.mdb", F_OK) == 0 {
                 // An existing environment: refuse one that is not ours before creating anything in it.
-                let probe = try Environment(path: path, options: EnvironmentOptions(readOnly: true))
+                var probing = EnvironmentOptions(readOnly: true)
+                probing.withoutLock = options.environment.withoutLock
+                let probe = try Environment(path: path, options: probing)
                 let names = try probe.databaseNames()
                 probe.close()
                 if !names.isEmpty && !names.contains(Schema.meta.name) {
