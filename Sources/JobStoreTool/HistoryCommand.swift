@@ -3,16 +3,19 @@ import Foundation
 import JobStore
 
 /// An event as JSON: in `jobs show --json` (the job's timeline) and, with its position and job,
-/// one line of `jobs history --json`. Times are microseconds since the epoch.
+/// one line of `jobs history --json`. Times are microseconds since the epoch, each with an
+/// ISO 8601 copy beside it.
 struct EventJSON: Codable {
     var position: String?
     var job: String?
     var kind: String
     var at: Int64
+    var atISO: String?
     var state: String
     var attempts: UInt16
     var owner: String?
     var until: Int64?
+    var untilISO: String?
     var message: String?
 
     init(_ event: JobEvent, position: HistoryPosition? = nil, job: JobID? = nil) {
@@ -20,10 +23,12 @@ struct EventJSON: Codable {
         self.job = job?.description
         kind = event.kind.description
         at = event.at.microseconds
+        atISO = event.at.iso
         state = event.state.description
         attempts = event.attempts
         owner = event.owner?.description
         until = event.until?.microseconds
+        untilISO = event.until?.iso
         message = event.message
     }
 }

@@ -48,9 +48,7 @@ struct Stats: ParsableCommand {
                     .init(name: $0.name, entries: $0.statistics.entries, depth: $0.statistics.depth, branchPages: $0.statistics.branchPages,
                           leafPages: $0.statistics.leafPages, overflowPages: $0.statistics.overflowPages, bytes: $0.statistics.bytes)
                 },
-                states: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.description, $0.value) }),
-                queues: queues.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.description, $0.value) }) },
-                pipelines: Dictionary(uniqueKeysWithValues: pipelines.map { ($0.key.description, $0.value) }),
+                states: byName(counts), queues: queues.mapValues(byName), pipelines: byName(pipelines),
                 expiredLeases: expired, longestReadyWaitSeconds: longestWait, freePages: freePages, otherReadTransactions: othersReading))
             return
         }

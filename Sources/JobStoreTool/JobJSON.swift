@@ -3,17 +3,50 @@ import JobStore
 import JobStoreText
 
 /// A job as JSON: the form of `jobs show --json`, `jobs list --json`, `export` and `import`.
-/// Times are microseconds since the epoch; payload and result are base64, with a text copy when
-/// they are printable UTF-8 (for people; `import` reads the base64).
+/// Times are microseconds since the epoch, each with an ISO 8601 copy beside it (`…_iso`);
+/// payload and result are base64, with a text copy when they are printable UTF-8. The copies are
+/// for people: `import` reads the microseconds and the base64.
 struct JobJSON: Codable {
     struct LeaseJSON: Codable {
         var expiresAt: Int64
+        var expiresAtISO: String?
         var owner: String
+
+        enum CodingKeys: String, CodingKey {
+            case owner
+            case expiresAt = "expires_at", expiresAtISO = "expires_at_iso"
+            case legacyExpiresAt = "expiresAt"  // exports of version 0.3 and before
+        }
+
+        init(expiresAt: Timestamp, owner: String) {
+            self.expiresAt = expiresAt.microseconds
+            expiresAtISO = expiresAt.iso
+            self.owner = owner
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            owner = try container.decode(String.self, forKey: .owner)
+            expiresAt = try container.decodeIfPresent(Int64.self, forKey: .expiresAt) ?? container.decode(Int64.self, forKey: .legacyExpiresAt)
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(owner, forKey: .owner)
+            try container.encode(expiresAt, forKey: .expiresAt)
+            try container.encodeIfPresent(expiresAtISO, forKey: .expiresAtISO)
+        }
     }
     struct ErrorJSON: Codable {
         var message: String
         var attempt: UInt16
         var at: Int64
+        var atISO: String?
+
+        enum CodingKeys: String, CodingKey {
+            case message, attempt, at
+            case atISO = "at_iso"
+        }
     }
     struct PipelineJSON: Codable {
         var id: String
@@ -29,6 +62,7 @@ struct JobJSON: Codable {
     var createdAt: Int64
     var updatedAt: Int64
     var runAt: Int64
+    var createdAtISO, updatedAtISO, runAtISO: String?
     var attempts: UInt16
     var maxAttempts: UInt16
     var lease: LeaseJSON?
@@ -45,6 +79,7 @@ struct JobJSON: Codable {
         case id, name, queue, tenant, state, priority, attempts, lease, errors, pipeline, payload, result, timeline
         case createdAt = "created_at", updatedAt = "updated_at", runAt = "run_at", maxAttempts = "max_attempts"
         case uniqueKey = "unique_key", payloadText = "payload_text"
+        case createdAtISO = "created_at_iso", updatedAtISO = "updated_at_iso", runAtISO = "run_at_iso"
     }
 
     init(_ job: Job) {
@@ -57,10 +92,13 @@ struct JobJSON: Codable {
         createdAt = job.createdAt.microseconds
         updatedAt = job.updatedAt.microseconds
         runAt = job.runAt.microseconds
+        createdAtISO = job.createdAt.iso
+        updatedAtISO = job.updatedAt.iso
+        runAtISO = job.runAt.iso
         attempts = job.attempts
         maxAttempts = job.maxAttempts
-        lease = job.lease.map { LeaseJSON(expiresAt: $0.expiresAt.microseconds, owner: $0.owner.description) }
-        errors = job.errors.map { ErrorJSON(message: $0.message, attempt: $0.attempt, at: $0.at.microseconds) }
+        lease = job.lease.map { LeaseJSON(expiresAt: $0.expiresAt, owner: $0.owner.description) }
+        errors = job.errors.map { ErrorJSON(message: $0.message, attempt: $0.attempt, at: $0.at.microseconds, atISO: $0.at.iso) }
         uniqueKey = job.uniqueKey
         pipeline = job.pipeline.map { PipelineJSON(id: $0.pipeline.description, step: $0.step) }
         payload = Data(job.payload).base64EncodedString()

@@ -41,16 +41,32 @@ extension String {
 
 /// Prints a value as pretty, key-sorted JSON.
 func printJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    print(String(decoding: try jsonEncoder([.prettyPrinted]).encode(value), as: UTF8.self))
 }
 
 /// One-line JSON (for JSON-lines output).
 func jsonLine<T: Encodable>(_ value: T) throws -> String {
+    String(decoding: try jsonEncoder([]).encode(value), as: UTF8.self)
+}
+
+/// The encoder of every `--json`: keys sorted and in snake_case (a property `expiredLeases` is
+/// `expired_leases`; dictionary keys such as queue names are left as they are).
+private func jsonEncoder(_ formatting: JSONEncoder.OutputFormatting) -> JSONEncoder {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try encoder.encode(value), as: UTF8.self)
+    encoder.outputFormatting = formatting.union([.sortedKeys, .withoutEscapingSlashes])
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    return encoder
+}
+
+extension Timestamp {
+    /// ISO 8601 in UTC with microseconds (`2026-11-23T10:00:00.000123Z`): the copy printed
+    /// beside each time's raw microseconds in JSON.
+    var iso: String { description }
+}
+
+/// Counts by state name with every state present, zeros included.
+func byName<State: CaseIterable & Hashable & CustomStringConvertible>(_ counts: [State: Int]) -> [String: Int] {
+    Dictionary(uniqueKeysWithValues: State.allCases.map { ($0.description, counts[$0] ?? 0) })
 }
 
 /// Progress of a long operation on stderr, only when stderr is a terminal; at most 10 updates a second.

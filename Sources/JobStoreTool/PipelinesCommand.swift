@@ -5,7 +5,7 @@ import JobStoreText
 
 /// A pipeline as JSON: the form of `pipelines show --json`, `pipelines list --json`, and the
 /// pipeline lines of `export`/`import` (`"kind": "pipeline"`). Times are microseconds since the
-/// epoch. On import the counts, state and remaining dependencies are recounted from the jobs.
+/// epoch, each with an ISO 8601 copy beside it (`…_iso`, not read by import). On import the counts, state and remaining dependencies are recounted from the jobs.
 struct PipelineJSON: Codable {
     struct StepJSON: Codable {
         var index: Int
@@ -35,6 +35,7 @@ struct PipelineJSON: Codable {
     var createdAt: Int64
     var updatedAt: Int64?
     var finishedAt: Int64?
+    var createdAtISO, updatedAtISO, finishedAtISO: String?
     var stepCount: Int?
     var succeededSteps, failedSteps, cancelledSteps: Int?
     var steps: [StepJSON]?
@@ -42,6 +43,7 @@ struct PipelineJSON: Codable {
     enum CodingKeys: String, CodingKey {
         case kind, id, name, version, state, steps
         case failFast = "fail_fast", createdAt = "created_at", updatedAt = "updated_at", finishedAt = "finished_at"
+        case createdAtISO = "created_at_iso", updatedAtISO = "updated_at_iso", finishedAtISO = "finished_at_iso"
         case stepCount = "step_count", succeededSteps = "succeeded_steps", failedSteps = "failed_steps", cancelledSteps = "cancelled_steps"
     }
 
@@ -55,6 +57,9 @@ struct PipelineJSON: Codable {
         createdAt = pipeline.createdAt.microseconds
         updatedAt = pipeline.updatedAt.microseconds
         finishedAt = pipeline.finishedAt?.microseconds
+        createdAtISO = pipeline.createdAt.iso
+        updatedAtISO = pipeline.updatedAt.iso
+        finishedAtISO = pipeline.finishedAt?.iso
         stepCount = pipeline.stepCount
         succeededSteps = pipeline.succeededSteps
         failedSteps = pipeline.failedSteps

@@ -16,8 +16,10 @@ struct Queues: ParsableCommand {
             var name: String
             var paused: Bool
             var pausedAt: Int64?
+            var pausedAtISO: String?
             var counts: [String: Int]
             var oldestReadyAt: Int64?
+            var oldestReadyAtISO: String?
             var oldestReadyWaitSeconds: Double?
             var rateLimit: RateLimitJSON?
 
@@ -35,6 +37,7 @@ struct Queues: ParsableCommand {
             enum CodingKeys: String, CodingKey {
                 case name, paused, counts
                 case pausedAt = "paused_at", oldestReadyAt = "oldest_ready_at", oldestReadyWaitSeconds = "oldest_ready_wait_seconds"
+                case pausedAtISO = "paused_at_iso", oldestReadyAtISO = "oldest_ready_at_iso"
                 case rateLimit = "rate_limit"
             }
         }
@@ -50,9 +53,9 @@ struct Queues: ParsableCommand {
             if store.json {
                 try printJSON(queues.map {
                     Output(
-                        name: $0.name, paused: $0.pausedAt != nil, pausedAt: $0.pausedAt?.microseconds,
-                        counts: Dictionary(uniqueKeysWithValues: $0.counts.map { ($0.key.description, $0.value) }),
-                        oldestReadyAt: $0.oldestReadyAt?.microseconds, oldestReadyWaitSeconds: wait($0),
+                        name: $0.name, paused: $0.pausedAt != nil, pausedAt: $0.pausedAt?.microseconds, pausedAtISO: $0.pausedAt?.iso,
+                        counts: byName($0.counts), oldestReadyAt: $0.oldestReadyAt?.microseconds, oldestReadyAtISO: $0.oldestReadyAt?.iso,
+                        oldestReadyWaitSeconds: wait($0),
                         rateLimit: $0.rateLimit.map { .init(starts: $0.starts, periodSeconds: $0.period.seconds, tokens: $0.tokens) })
                 })
                 return

@@ -269,8 +269,8 @@ struct Prune: ParsableCommand {
             }
             let selector = byFinish ? "finished_before" : "created_before"
             output["state"] = .string(state.description)
-            output[selector] = .string(cutoff.description)
-            output[selector + "_us"] = .int(cutoff.microseconds)
+            output[selector] = .int(cutoff.microseconds)
+            output[selector + "_iso"] = .string(cutoff.iso)
             output[key] = .count(count)
             output[key + "_pipelines"] = .count(pipelines)
             lines.append("\(verb) \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") \(byFinish ? "finished" : "created") before \(cutoff)")
@@ -278,8 +278,8 @@ struct Prune: ParsableCommand {
         if let historyBefore {
             let cutoff = try parseTime(historyBefore)
             let events = dryRun ? try jobs.countHistory(before: cutoff) : try jobs.pruneHistory(before: cutoff, batchSize: batchSize * 10)
-            output["history_before"] = .string(cutoff.description)
-            output["history_before_us"] = .int(cutoff.microseconds)
+            output["history_before"] = .int(cutoff.microseconds)
+            output["history_before_iso"] = .string(cutoff.iso)
             output[key + "_events"] = .count(events)
             lines.append("\(verb) \(events.grouped) history event\(events == 1 ? "" : "s") recorded before \(cutoff)")
         }

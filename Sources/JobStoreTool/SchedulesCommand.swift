@@ -13,10 +13,13 @@ struct Schedules: ParsableCommand {
         var name, timing, timeZone, queue, job, missedTicks: String
         var lastTick, nextTick: Int64?
         var updatedAt: Int64
+        var lastTickISO, nextTickISO: String?
+        var updatedAtISO: String
 
         enum CodingKeys: String, CodingKey {
             case name, timing, queue, job
             case timeZone = "time_zone", missedTicks = "missed_ticks", lastTick = "last_tick", nextTick = "next_tick", updatedAt = "updated_at"
+            case lastTickISO = "last_tick_iso", nextTickISO = "next_tick_iso", updatedAtISO = "updated_at_iso"
         }
     }
 
@@ -29,7 +32,8 @@ struct Schedules: ParsableCommand {
                 Output(
                     name: $0.name, timing: $0.timing, timeZone: $0.timeZone, queue: $0.queue, job: $0.jobName,
                     missedTicks: $0.missedTicks.description, lastTick: $0.lastTick?.microseconds, nextTick: $0.nextTick?.microseconds,
-                    updatedAt: $0.updatedAt.microseconds)
+                    updatedAt: $0.updatedAt.microseconds, lastTickISO: $0.lastTick?.iso, nextTickISO: $0.nextTick?.iso,
+                    updatedAtISO: $0.updatedAt.iso)
             })
             return
         }

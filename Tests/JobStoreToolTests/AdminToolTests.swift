@@ -7,6 +7,12 @@ import TestSupport
 /// Runs the built `jobstore` binary; returns its exit status, stdout and stderr.
 @discardableResult
 func jobstore(_ arguments: String..., stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    try jobstore(arguments, stdin: stdin)
+}
+
+/// ``jobstore(_:stdin:)`` with the arguments in an array.
+@discardableResult
+func jobstore(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
     try run(try helperExecutable("jobstore"), arguments, stdin: stdin)
 }
 
@@ -95,8 +101,8 @@ struct AdminToolTests {
         let queues = try #require(parsed["queues"] as? [String: [String: Int]])
         #expect(Set(queues.keys) == ["mail", "reports"])
         // Free pages as mdb_stat -f counts them; no other process reads.
-        #expect(parsed["otherReadTransactions"] as? Int == 0)
-        let freePages = try #require(parsed["freePages"] as? Int)
+        #expect(parsed["other_read_transactions"] as? Int == 0)
+        let freePages = try #require(parsed["free_pages"] as? Int)
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/mdb_stat") {
             let mdbStat = Process()
             mdbStat.executableURL = URL(fileURLWithPath: "/usr/bin/mdb_stat")
@@ -280,7 +286,7 @@ struct AdminToolTests {
         #expect(jobShow.out.contains("'release' v3") && jobShow.out.contains("step 0 'build'"))
         let stats = try json(jobstore("stats", path, "--json").out)
         #expect((stats["pipelines"] as? [String: Int])?["running"] == 1)
-        #expect(stats["expiredLeases"] as? Int == 0 && stats["longestReadyWaitSeconds"] is Double)
+        #expect(stats["expired_leases"] as? Int == 0 && stats["longest_ready_wait_seconds"] is Double)
 
         // Bad input: a job id given as a pipeline id, an unknown id, a malformed one.
         let asJob = try jobstore("pipelines", "show", path, buildJob.id.description)
@@ -392,7 +398,7 @@ struct AdminToolTests {
         #expect(duplicate.status == 1 && duplicate.err.contains("line 1:") && duplicate.err.contains("exists"))
         // Typed JSON: counts are numbers, flags booleans.
         let pruned = try json(jobstore("prune", path, "--state", "cancelled", "--older-than", "0s", "--dry-run", "--json").out)
-        #expect(pruned["would_delete"] as? Int == 1 && pruned["created_before_us"] is Int)
+        #expect(pruned["would_delete"] as? Int == 1 && pruned["created_before"] is Int && pruned["created_before_iso"] is String)
         let first = try #require(pending?.first as? [String: Any])
         let cancelled = try json(jobstore("cancel", path, try #require(first["id"] as? String), "--json").out)
         #expect(cancelled["ok"] as? Bool == true)
@@ -401,7 +407,7 @@ struct AdminToolTests {
         let big = directory.sub("big")
         try JobRepository(path: big, options: JobStoreOptions(mapSize: 1 << 32)).close()
         let environment = try json(jobstore("stats", big, "--json").out)["environment"] as? [String: Any]
-        #expect(environment?["mapSize"] as? Int == 1 << 32)
+        #expect(environment?["map_size"] as? Int == 1 << 32)
     }
 
     @Test("a store this user may not write: read commands read it without the lock file and warn; a write says whose it is; nothing changes")
@@ -484,6 +490,57 @@ struct AdminToolTests {
         expectError(try jobstore("delete", path), 2, "give job ids")
         expectError(try jobstore("cancel", path, "--state", "sleeping"), 2, "is not a state")
         #expect(try jobstore("verify", path).status == 0)
+    }
+
+    @Test("--json of every command: snake_case keys, an ISO 8601 copy beside every time in microseconds, every state's count present even when 0")
+    func jsonConventions() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        let jobs = try makeStore(path)
+        do {
+            let store = try JobRepository(path: path)
+            defer { store.close() }
+            _ = try store.insert(NewJob(name: "camel", queue: "camelCase"))
+        }
+        try jobstore("queues", "pause", path, "mail")
+        let running = try #require(jobs.values.first { $0.name == "job-3" })
+        let commands: [[String]] = [
+            ["stats", path], ["jobs", "list", path], ["jobs", "show", path, running.id.description], ["jobs", "history", path, "--limit", "5"],
+            ["queues", path], ["schedules", path], ["verify", path], ["readers", path], ["pipelines", "list", path], ["top", path, "--iterations", "1"],
+            ["prune", path, "--state", "succeeded", "--older-than", "1d", "--history-before", "1d", "--dry-run"], ["export", path],
+        ]
+        var times = 0
+        func check(_ value: Any, _ where: String) {
+            if let array = value as? [Any] { for item in array { check(item, `where`) } }
+            guard let object = value as? [String: Any] else { return }
+            for (key, item) in object {
+                #expect(key.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" }, "\(`where`): key '\(key)' is not snake_case")
+                let isTime = key.hasSuffix("_at") || key.hasSuffix("_before") || ["at", "until", "last_tick", "next_tick"].contains(key)
+                if isTime, let microseconds = item as? Int {
+                    times += 1
+                    let iso = object[key + "_iso"] as? String
+                    #expect(iso == Timestamp(microseconds: Int64(microseconds)).description, "\(`where`): \(key) has no ISO copy")
+                }
+                if key != "queues" || item is [Any] { check(item, `where` + "." + key) }  // stats' queues are keyed by name
+            }
+        }
+        for command in commands {
+            let result = try jobstore(command + (command[0] == "export" ? [] : ["--json"]))
+            #expect(result.status == 0, "\(command): \(result.err)")
+            let documents = ["export", "top"].contains(command[0]) || command.contains("history")
+                ? result.out.split(separator: "\n").map(String.init) : [result.out]
+            for document in documents {
+                check(try JSONSerialization.jsonObject(with: Data(document.utf8)), command.joined(separator: " "))
+            }
+        }
+        #expect(times > 20)
+        let stats = try json(jobstore("stats", path, "--json").out)
+        let camel = try #require((stats["queues"] as? [String: [String: Int]])?["camelCase"])
+        #expect(camel.count == 6 && camel["failed"] == 0 && camel["pending"] == 1)
+        #expect((stats["states"] as? [String: Int])?.count == 6 && (stats["pipelines"] as? [String: Int])?.count == 4)
+        let queues = try #require(try JSONSerialization.jsonObject(with: Data(jobstore("queues", path, "--json").out.utf8)) as? [[String: Any]])
+        #expect(queues.allSatisfy { ($0["counts"] as? [String: Int])?.count == 6 })
+        #expect(queues.first { $0["name"] as? String == "mail" }?["paused_at_iso"] is String)
     }
 
     @Test("readers and top run on a store; top's JSON lines carry the counts")
