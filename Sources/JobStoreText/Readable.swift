@@ -73,6 +73,22 @@ public enum Readable {
         }
     }
 
+    /// A time relative to `now`, as tables show it: "now" (within a second), "45s ago", "3m ago",
+    /// "5h ago", "12d ago"; "in 59m" for a time ahead.
+    public static func relative(_ time: Timestamp, now: Timestamp = .now) -> String {
+        let micros = time.microseconds - now.microseconds
+        let seconds = abs(micros) / 1_000_000
+        let amount: String
+        switch seconds {
+        case 0: return "now"
+        case ..<60: amount = "\(seconds)s"
+        case ..<3600: amount = "\(seconds / 60)m"
+        case ..<(48 * 3600): amount = "\(seconds / 3600)h"
+        default: amount = "\(seconds / 86_400)d"
+        }
+        return micros < 0 ? amount + " ago" : "in " + amount
+    }
+
     /// A job's last run as two cells, how long it was queued and how long it ran ("… so far"
     /// while it runs); "-" for what the timeline does not show.
     public static func lastRun(_ run: JobTimeline.LastRun?) -> (queued: String, ran: String) {

@@ -69,6 +69,7 @@ struct Stats: ParsableCommand {
         print(table.render())
         print("")
         var states = Table("state", "jobs")
+        states.states = [0]
         for state in JobState.allCases { states.add([state.description, (counts[state] ?? 0).grouped]) }
         states.add(["total", counts.values.reduce(0, +).grouped])
         print(states.render())
@@ -113,6 +114,8 @@ struct Jobs: ParsableCommand {
         @Option(help: "Only jobs created before (same forms as --since).")
         var until: String?
         @OptionGroup var paging: PagingOptions
+        @Flag(help: "Print times in UTC instead of relative to now (\"3m ago\").")
+        var utc = false
 
         func validate() throws {
             if let state, JobState(name: state) == nil {
@@ -143,11 +146,17 @@ struct Jobs: ParsableCommand {
             if store.json {
                 try printJSON(Output(jobs: page.jobs.map(JobJSON.init), next: page.next?.description))
             } else {
+                // Run at only where it is still ahead of the job: pending or waiting.
                 var table = Table("id", "state", "queue", "name", "prio", "tries", "created", "run at")
+                table.states = [1]
+                table.shrinkable = [3, 2]
+                let now = Timestamp.now
                 for job in page.jobs {
+                    let waits = job.state == .pending || job.state == .waiting
                     table.add([
                         job.id.description, job.state.description, job.queue, job.name, "\(job.priority)",
-                        "\(job.attempts)/\(job.maxAttempts)", job.createdAt.description, job.runAt.description,
+                        "\(job.attempts)/\(job.maxAttempts)", shown(job.createdAt, utc: utc, now: now),
+                        waits ? shown(job.runAt, utc: utc, now: now) : "-",
                     ])
                 }
                 print(table.render())
@@ -180,9 +189,9 @@ struct Jobs: ParsableCommand {
             var lines: [(String, String)] = [
                 ("id", job.id.description), ("name", job.name), ("queue", job.queue), ("tenant", job.tenant ?? "-"),
                 ("state", job.state.description), ("priority", "\(job.priority)"),
-                ("attempts", "\(job.attempts) of \(job.maxAttempts)"), ("created", job.createdAt.description),
-                ("updated", job.updatedAt.description), ("run at", job.runAt.description),
-                ("lease", job.lease.map { "until \($0.expiresAt), owner \($0.owner)" } ?? "-"),
+                ("attempts", "\(job.attempts) of \(job.maxAttempts)"), ("created", both(job.createdAt)),
+                ("updated", both(job.updatedAt)), ("run at", both(job.runAt)),
+                ("lease", job.lease.map { "until \(both($0.expiresAt)), owner \($0.owner)" } ?? "-"),
                 ("unique key", job.uniqueKey ?? "-"),
                 ("pipeline", try job.pipeline.map { reference in
                     guard let (pipeline, step) = try jobs.pipelineStep(reference) else { return "\(reference.pipeline) step \(reference.step) (missing)" }
@@ -200,6 +209,9 @@ struct Jobs: ParsableCommand {
             print("timeline     \(timeline.events.isEmpty ? "- (none recorded: the job is from before format 3)" : "")")
             for line in timelineLines(timeline) { print(line) }
         }
+
+        /// A time in UTC and relative to now: "2026-11-23T10:00:00.000000Z (3m ago)".
+        func both(_ time: Timestamp) -> String { "\(time) (\(Readable.relative(time)))" }
 
         func describe(_ bytes: [UInt8]) -> String {
             if bytes.isEmpty { return "(empty)" }

@@ -7,28 +7,71 @@ import JobStoreText
 import Glibc
 #endif
 
-/// A plain-text table: a header row and aligned columns (numbers right-aligned).
+/// A plain-text table: a header row and aligned columns (numbers right-aligned). On a terminal
+/// (``Terminal``), state names in the `states` columns are coloured, and the `shrinkable` columns
+/// are cut (with "…") so that each line fits the window.
 struct Table {
     var headers: [String]
     var rows: [[String]] = []
+    /// Columns holding job or pipeline state names, coloured on a terminal.
+    var states: Set<Int> = []
+    /// Columns that may be cut to fit the terminal, the first cut first.
+    var shrinkable: [Int] = []
 
     init(_ headers: String...) { self.headers = headers }
 
     mutating func add(_ cells: [String]) { rows.append(cells) }
 
-    func render() -> String {
-        let widths = headers.indices.map { column in
+    func render(width: Int? = Terminal.width, colour: Bool = Terminal.colour) -> String {
+        var widths = headers.indices.map { column in
             ([headers[column]] + rows.map { column < $0.count ? $0[column] : "" }).map(\.count).max() ?? 0
         }
-        func line(_ cells: [String]) -> String {
+        if let width {
+            for column in shrinkable {
+                let excess = widths.reduce(0, +) + 2 * (widths.count - 1) - width
+                guard excess > 0 else { break }
+                let floor = min(widths[column], max(headers[column].count, 6))  // never below the header or 6
+                widths[column] = max(floor, widths[column] - excess)
+            }
+        }
+        func line(_ cells: [String], header: Bool) -> String {
             cells.enumerated().map { column, cell in
+                let cell = cell.count > widths[column] ? String(cell.prefix(widths[column] - 1)) + "…" : cell
                 let pad = String(repeating: " ", count: max(0, widths[column] - cell.count))
                 let numeric = !cell.isEmpty && cell.allSatisfy { $0.isNumber || $0 == "," || $0 == "." }
-                return numeric ? pad + cell : cell + pad
+                let shown = colour && !header && states.contains(column) ? Terminal.coloured(state: cell) : cell
+                return numeric ? pad + shown : shown + pad
             }.joined(separator: "  ").trimmingTrailingSpaces()
         }
-        return ([line(headers)] + rows.map(line)).joined(separator: "\n")
+        return ([line(headers, header: true)] + rows.map { line($0, header: false) }).joined(separator: "\n")
     }
+}
+
+/// What stdout is: a terminal gets colours (unless `NO_COLOR` is set, https://no-color.org) and
+/// tables cut to its width; a pipe or file gets neither.
+enum Terminal {
+    static let isTerminal = isatty(1) == 1
+    static let colour = isTerminal && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+
+    /// The window's width in columns, on a terminal.
+    static var width: Int? {
+        guard isTerminal else { return nil }
+        var size = winsize()
+        return ioctl(1, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : nil
+    }
+
+    /// A job or pipeline state's name in its colour: failed red, succeeded green, running cyan,
+    /// pending yellow, waiting magenta, cancelled dim; anything else as it is.
+    static func coloured(state name: String) -> String {
+        let codes = ["failed": "31", "succeeded": "32", "running": "36", "pending": "33", "waiting": "35", "cancelled": "2"]
+        guard let code = codes[name] else { return name }
+        return "\u{1B}[\(code)m\(name)\u{1B}[0m"
+    }
+}
+
+/// A time as tables show it: relative to now ("3m ago", "in 59m"), or with `utc` the full UTC time.
+func shown(_ time: Timestamp, utc: Bool, now: Timestamp = .now) -> String {
+    utc ? time.description : Readable.relative(time, now: now)
 }
 
 extension String {

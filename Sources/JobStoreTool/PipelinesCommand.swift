@@ -105,6 +105,8 @@ struct Pipelines: ParsableCommand {
         @Option(help: "Only pipelines in this state: \(PipelineState.allCases.map(\.description).joined(separator: ", ")).")
         var state: String?
         @OptionGroup var paging: PagingOptions
+        @Flag(help: "Print times in UTC instead of relative to now (\"3m ago\").")
+        var utc = false
 
         func validate() throws {
             if let state, PipelineState(name: state) == nil {
@@ -126,12 +128,15 @@ struct Pipelines: ParsableCommand {
                 try printJSON(Output(pipelines: page.pipelines.map(PipelineJSON.init), next: page.next?.description))
                 return
             }
-            var table = Table("id", "name", "version", "state", "steps finished", "created", "finished at")
+            var table = Table("id", "name", "version", "state", "steps done", "created", "finished")
+            table.states = [3]
+            table.shrinkable = [1]
+            let now = Timestamp.now
             for pipeline in page.pipelines {
                 table.add([
                     pipeline.id.description, pipeline.name, "\(pipeline.version)", pipeline.state.description,
-                    "\(pipeline.stepCount - pipeline.unfinishedSteps)/\(pipeline.stepCount)", pipeline.createdAt.description,
-                    pipeline.finishedAt?.description ?? "-",
+                    "\(pipeline.stepCount - pipeline.unfinishedSteps)/\(pipeline.stepCount)", shown(pipeline.createdAt, utc: utc, now: now),
+                    pipeline.finishedAt.map { shown($0, utc: utc, now: now) } ?? "-",
                 ])
             }
             print(table.render())
@@ -184,12 +189,13 @@ func describe(_ details: PipelineDetails, timelines: [JobTimeline]) -> String {
         "pipeline   \(pipeline.id)",
         "name       \(pipeline.name) (version \(pipeline.version))\(pipeline.failFast ? ", fail-fast" : "")",
         "state      \(pipeline.state): \(pipeline.succeededSteps) succeeded, \(pipeline.failedSteps) failed, \(pipeline.cancelledSteps) cancelled, \(pipeline.unfinishedSteps) unfinished of \(pipeline.stepCount)",
-        "created    \(pipeline.createdAt)",
-        "finished   \(pipeline.finishedAt?.description ?? "-")",
+        "created    \(pipeline.createdAt) (\(Readable.relative(pipeline.createdAt)))",
+        "finished   \(pipeline.finishedAt.map { "\($0) (\(Readable.relative($0)))" } ?? "-")",
         "",
     ]
     let dependencies = details.dependencies
     var table = Table("#", "step", "state", "job", "queue", "tries", "waits for", "queued", "ran")
+    table.states = [2]
     let now = Timestamp.now
     for step in details.steps {
         let job = details.jobs[step.index]

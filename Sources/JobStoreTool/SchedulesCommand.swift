@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import JobStoreText
 
 /// `jobstore schedules PATH`: the periodic jobs registered in the store.
 struct Schedules: ParsableCommand {
@@ -41,7 +42,7 @@ struct Schedules: ParsableCommand {
         for schedule in schedules {
             table.add([
                 schedule.name, schedule.timing, schedule.timeZone, schedule.queue, schedule.jobName, schedule.missedTicks.description,
-                schedule.lastTick?.description ?? "-", schedule.nextTick?.description ?? "-",
+                schedule.lastTick.map { Readable.relative($0) } ?? "-", schedule.nextTick.map { Readable.relative($0) } ?? "-",
             ])
         }
         print(table.render())

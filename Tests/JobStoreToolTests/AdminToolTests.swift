@@ -543,6 +543,37 @@ struct AdminToolTests {
         #expect(queues.first { $0["name"] as? String == "mail" }?["paused_at_iso"] is String)
     }
 
+    @Test("tables for people: relative times (--utc for UTC), states coloured on a terminal only, NO_COLOR respected, jobs list cut to the terminal's width")
+    func tablesForPeople() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        _ = try makeStore(path)
+        do {
+            let store = try JobRepository(path: path)
+            defer { store.close() }
+            _ = try store.insert(NewJob(name: String(repeating: "long-name-", count: 8), queue: "mail", runAt: .now.adding(.seconds(3600))))
+        }
+        let piped = try jobstore("jobs", "list", path)
+        #expect(piped.status == 0 && !piped.out.contains("\u{1B}["))
+        #expect(piped.out.contains("d ago") && piped.out.contains("in 59m") && piped.out.contains(String(repeating: "long-name-", count: 8)))
+        #expect(try jobstore("jobs", "list", path, "--utc").out.contains("2023-11-14T22:13:2"))
+        // On a terminal (a pseudo-terminal of script(1), 100 columns wide).
+        let script = URL(fileURLWithPath: "/usr/bin/script")
+        guard FileManager.default.isExecutableFile(atPath: script.path) else { return }  // util-linux's script: in every Debian
+        let tool = try helperExecutable("jobstore").path
+        func onTerminal(_ command: String, noColor: Bool = false) throws -> [String] {
+            let result = try run(script, ["-qec", "stty cols 100; \(noColor ? "NO_COLOR=1" : "env -u NO_COLOR") \(tool) \(command)", "/dev/null"])
+            #expect(result.status == 0, "\(result.err)")
+            return result.out.split(separator: "\r\n").map(String.init)
+        }
+        let lines = try onTerminal("jobs list \(path)")
+        #expect(lines.contains { $0.contains("\u{1B}[33mpending\u{1B}[0m") })
+        let visible = lines.map { $0.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression) }
+        #expect(visible.allSatisfy { $0.count <= 100 }, "\(visible.map(\.count).max() ?? 0) columns")
+        #expect(visible.contains { $0.contains("long-n") && $0.contains("…") }, "\(visible)")
+        #expect(try onTerminal("jobs list \(path)", noColor: true).allSatisfy { !$0.contains("\u{1B}[") })
+    }
+
     @Test("readers and top run on a store; top's JSON lines carry the counts")
     func readersAndTop() throws {
         let directory = TemporaryDirectory()
