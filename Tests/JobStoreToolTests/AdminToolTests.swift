@@ -574,7 +574,7 @@ struct AdminToolTests {
         #expect(try onTerminal("jobs list \(path)", noColor: true).allSatisfy { !$0.contains("\u{1B}[") })
     }
 
-    @Test("readers and top run on a store; top's JSON lines carry the counts")
+    @Test("readers and top run on a store; top's JSON lines carry states, rates, queues and expired leases; on a terminal q quits and the screen comes back")
     func readersAndTop() throws {
         let directory = TemporaryDirectory()
         _ = try makeStore(directory.path)
@@ -586,7 +586,22 @@ struct AdminToolTests {
         #expect(top.status == 0)
         let lines = top.out.split(separator: "\n")
         #expect(lines.count == 2)
-        #expect(try json(String(lines[0]))["pending"] != nil)
+        let first = try json(String(lines[0]))
+        let second = try json(String(lines[1]))
+        #expect((first["states"] as? [String: Int])?.count == 6 && first["change_per_second"] == nil)
+        #expect((second["change_per_second"] as? [String: Double])?.count == 6 && second["commits_per_second"] is Double)
+        let queues = try #require(second["queues"] as? [[String: Any]])
+        #expect(Set(queues.compactMap { $0["name"] as? String }) == ["mail", "reports"] && queues.allSatisfy { $0["finished_per_second"] is Double })
+        #expect(first["expired_leases"] as? Int == 1)
+        // On a terminal: the alternate screen, queues, a footer, and q quits long before the 50 refreshes.
+        let script = URL(fileURLWithPath: "/usr/bin/script")
+        guard FileManager.default.isExecutableFile(atPath: script.path) else { return }
+        let tool = try helperExecutable("jobstore").path
+        let live = try run(script, ["-qec", "stty cols 100 rows 30; \(tool) top \(directory.path) --interval 100ms --iterations 50", "/dev/null"], stdin: "q")
+        #expect(live.status == 0)
+        #expect(live.out.contains("\u{1B}[?1049h") && live.out.hasSuffix("\u{1B}[?1049l"))  // the shell's screen back
+        #expect(live.out.contains("q quits") && live.out.contains("reports") && live.out.contains("expired lease"))
+        #expect(live.out.components(separatedBy: "q quits").count - 1 < 50)
     }
 
     @Test("bad input: one line on stderr, the documented exit code, nothing changed on disk")
