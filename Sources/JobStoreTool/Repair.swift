@@ -104,6 +104,8 @@ struct Import: ParsableCommand {
     var batchSize = 1000
     @Flag(help: "Create the store if the directory holds none (so a mistyped path is an error, not a new store).")
     var create = false
+    @Flag(help: "Print each progress line and the summary as a JSON object.")
+    var json = false
 
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
@@ -114,7 +116,7 @@ struct Import: ParsableCommand {
     }
 
     func run() throws {
-        let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+        let input = try LineReader(path: file == "-" ? nil : file)
         let store = try JobRepository(path: path, options: JobStoreOptions(cache: CacheOptions(enabled: false)))
         defer { store.close() }
         let decoder = JSONDecoder()
@@ -157,11 +159,19 @@ struct Import: ParsableCommand {
                 if case .job = item { committed.jobs += 1 } else { committed.pipelines += 1 }
             }
             // Written at once (not buffered), so an interrupted import has said what is safe.
-            FileHandle.standardOutput.write(Data("committed \(summary()), last id \(last.id)\n".utf8))
+            report("committed \(summary()), last id \(last.id)", ["last_id": .string(last.id)])
             batch = []
             lines = []
         }
-        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        /// A progress line, or with --json the counts and `extra` as one JSON object.
+        func report(_ text: String, _ extra: [String: JSONValue]) {
+            var object = extra
+            object["jobs"] = .count(committed.jobs)
+            object["pipelines"] = .count(committed.pipelines)
+            let line = json ? (try? jsonLine(object)) ?? text : text
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        }
+        while let line = try input.next() {
             lineNumber += 1
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
             do {
@@ -185,7 +195,7 @@ struct Import: ParsableCommand {
         } catch let error as JobStoreError {
             throw CommandFailure("\(file) \(place(of: error)): \(error); \(summary()) were committed before it")
         }
-        FileHandle.standardOutput.write(Data("imported \(summary())\n".utf8))
+        report("imported \(summary())", ["done": true])
     }
 
     func describe(_ error: DecodingError) -> String {
@@ -195,6 +205,53 @@ struct Import: ParsableCommand {
             "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
         case .dataCorrupted(let context): context.debugDescription
         @unknown default: "\(error)"
+        }
+    }
+}
+
+/// The lines of a file or of stdin, read a block at a time (a file of any size is never held in
+/// memory whole). Lines come without their newline.
+final class LineReader {
+    private let descriptor: Int32
+    private let name: String
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var ended = false
+
+    /// Opens `path`, or stdin when `nil`.
+    init(path: String?) throws {
+        name = path ?? "stdin"
+        if let path {
+            descriptor = open(path, O_RDONLY)
+            if descriptor < 0 { throw CommandFailure("cannot read \(path): \(String(cString: strerror(errno)))") }
+        } else {
+            descriptor = 0
+        }
+    }
+
+    deinit { if descriptor != 0 { close(descriptor) } }
+
+    /// The next line, or `nil` at the end of the input.
+    func next() throws -> ArraySlice<UInt8>? {
+        while true {
+            if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                defer { start = newline + 1 }
+                return buffer[start..<newline]
+            }
+            if ended {
+                guard start < buffer.count else { return nil }
+                defer { start = buffer.count }
+                return buffer[start...]
+            }
+            buffer.removeFirst(start)
+            start = 0
+            var block = [UInt8](repeating: 0, count: 1 << 16)
+            let count = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw CommandFailure("cannot read \(name): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { ended = true } else { buffer += block.prefix(count) }
         }
     }
 }

@@ -219,6 +219,27 @@ struct AdminToolTests {
         #expect(failed.status == 1)
         #expect(failed.out.contains("committed 5 jobs"))
         #expect(failed.err.contains("line 8") && failed.err.contains("5 jobs were committed"))
+
+        // Streamed: the first batch is committed and reported while the input is still open.
+        let process = Process()
+        process.executableURL = try helperExecutable("jobstore")
+        process.arguments = ["import", directory.sub("streamed"), "-", "--batch-size", "5", "--create", "--json"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(Data((lines.prefix(6).joined(separator: "\n") + "\n").utf8))
+        let first = output.fileHandleForReading.availableData  // blocks until the tool writes
+        let progress = try json(String(decoding: first, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "")
+        #expect(progress["jobs"] as? Int == 5 && progress["last_id"] is String)
+        input.fileHandleForWriting.write(Data((lines.dropFirst(6).joined(separator: "\n") + "\n").utf8))
+        try input.fileHandleForWriting.close()
+        let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let done = try json(rest.split(separator: "\n").last.map(String.init) ?? "")
+        #expect(done["done"] as? Bool == true && done["jobs"] as? Int == 12)
     }
 
     @Test("prune (dry run, then for real), requeue, cancel and retry")
