@@ -5,7 +5,7 @@ import JobStore
 /// Which jobs a bulk action takes: a filter (state, queue, name, creation or finish time), or ids
 /// read from stdin (`-`). Shared by `cancel`, `retry`, `requeue` and `delete`.
 struct BulkSelection: ParsableArguments {
-    @Option(help: "Only jobs in this state.")
+    @Option(help: "Only jobs in this state.", completion: .list(JobState.allCases.map(\.description)))
     var state: String?
     @Option(help: "Only jobs of this queue.")
     var queue: String?

@@ -78,7 +78,9 @@ extension Jobs {
         var since: String?
         @Option(help: "Start after this position (printed with each event).")
         var after: String?
-        @Option(help: "Only events of these kinds, comma-separated: \(JobEvent.Kind.allCases.map(\.description).joined(separator: ", ")).")
+        @Option(
+            help: "Only events of these kinds, comma-separated: \(JobEvent.Kind.allCases.map(\.description).joined(separator: ", ")).",
+            completion: .list(JobEvent.Kind.allCases.map(\.description)))
         var kind: String?
         @Option(parsing: .unconditional, help: "At most this many events (without --follow); the last line then says where to go on.")
         var limit = 1000

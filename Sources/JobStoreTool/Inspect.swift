@@ -105,7 +105,9 @@ struct Jobs: ParsableCommand {
             discussion: "With --state the listing reads idx.state_created, otherwise idx.created; --queue filters that range.")
 
         @OptionGroup var store: StoreOptions
-        @Option(help: "Only jobs in this state: \(JobState.allCases.map(\.description).joined(separator: ", ")).")
+        @Option(
+            help: "Only jobs in this state: \(JobState.allCases.map(\.description).joined(separator: ", ")).",
+            completion: .list(JobState.allCases.map(\.description)))
         var state: String?
         @Option(help: "Only jobs of this queue.")
         var queue: String?

@@ -102,7 +102,9 @@ struct Pipelines: ParsableCommand {
             discussion: "With --state the listing reads idx.pipeline_state_created, otherwise the pipelines database (ids are time-ordered).")
 
         @OptionGroup var store: StoreOptions
-        @Option(help: "Only pipelines in this state: \(PipelineState.allCases.map(\.description).joined(separator: ", ")).")
+        @Option(
+            help: "Only pipelines in this state: \(PipelineState.allCases.map(\.description).joined(separator: ", ")).",
+            completion: .list(PipelineState.allCases.map(\.description)))
         var state: String?
         @OptionGroup var paging: PagingOptions
         @Flag(help: "Print times in UTC instead of relative to now (\"3m ago\").")

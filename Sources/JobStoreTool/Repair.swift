@@ -10,7 +10,9 @@ struct Export: ParsableCommand {
 
     @Argument(help: "The store's directory.")
     var path: String
-    @Option(help: "Only jobs in this state, and no pipeline (nor any pipeline step's job: those travel with their pipeline).")
+    @Option(
+        help: "Only jobs in this state, and no pipeline (nor any pipeline step's job: those travel with their pipeline).",
+        completion: .list(JobState.allCases.map(\.description)))
     var state: String?
     @Option(help: "Write to this file instead of stdout.")
     var output: String?
@@ -268,7 +270,7 @@ struct Prune: ParsableCommand {
             """)
 
     @OptionGroup var store: StoreOptions
-    @Option(help: "succeeded, failed or cancelled.")
+    @Option(help: "succeeded, failed or cancelled.", completion: .list(["succeeded", "failed", "cancelled"]))
     var state: String?
     @Option(help: "Jobs and pipelines created longer ago than this (e.g. 7d, 12h).")
     var olderThan: String?

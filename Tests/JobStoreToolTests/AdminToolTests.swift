@@ -424,6 +424,8 @@ struct AdminToolTests {
         let cancelled = try json(jobstore("cancel", path, try #require(first["id"] as? String), "--json").out)
         #expect(cancelled["ok"] as? Bool == true)
         #expect(try jobstore("--version").out.hasPrefix("0."))
+        // Shell completions complete state names.
+        #expect(try jobstore("--generate-completion-script", "bash").out.contains("'waiting'$'\\n''pending'"))
         // stats shows the store's own map size, not the size the tool would have opened with.
         let big = directory.sub("big")
         try JobRepository(path: big, options: JobStoreOptions(mapSize: 1 << 32)).close()
