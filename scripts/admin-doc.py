@@ -9,7 +9,7 @@ J = '.build/debug/jobstore'
 S = '/tmp/admin-demo'
 P = '/tmp/admin-pipelines'
 SCHEDULED = P  # the demo registers two schedules
-for path in [S, P, '/tmp/admin-backup', '/tmp/admin-import', '/tmp/admin-import-pipelines']:
+for path in [S, P, '/tmp/admin-backup', '/tmp/admin-import', '/tmp/admin-import-pipelines', '/tmp/admin-import-json', '/tmp/admin-backup-json']:
     shutil.rmtree(path, ignore_errors=True)
 subprocess.run([J, 'bench', '--jobs', '1000', '--durability', 'relaxed', '--dir', S, '--phases', 'insert-single,claim'],
                check=True, capture_output=True)
@@ -68,7 +68,7 @@ add("verify", "Every record decodes; every record has exactly its index entries 
     run(['verify', S]), run(['verify', S, '--json']))
 add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty directory, safe while other processes write; `--compact` leaves out free pages.",
     run(['backup', S, '/tmp/admin-backup', '--compact']), run(['backup', S, '/tmp/admin-backup']))
-add("export and import", "`export` writes JSON lines (one job per line, payloads in base64, times in µs), then one line per pipeline (`\"kind\": \"pipeline\"`, its steps with their jobs' ids); `--state` exports only the jobs in that state that are no pipeline step. `import` reads them in batches and prints a line after each committed batch, so an interrupted import says what is safe; a pipeline's counts, state and remaining dependencies are recounted from its jobs.",
+add("export and import", "`export` writes JSON lines (one job per line, payloads in base64, times in µs), then one line per pipeline (`\"kind\": \"pipeline\"`, its steps with their jobs' ids); `--state` exports only the jobs in that state that are no pipeline step. `import` streams its input (a file or `-` for stdin) and commits it in batches, printing a line after each committed batch (at once, also into a pipe: an interrupted import says what is safe; `--json` prints them as objects); a pipeline's counts, state and remaining dependencies are recounted from its jobs. `import` into a directory that holds no store needs `--create`.",
     run(['export', S, '--state', 'failed'], maxlines=2),
     run(['export', S, '--output', '/tmp/admin-jobs.jsonl']),
     run(['import', '/tmp/admin-import', '/tmp/admin-jobs.jsonl', '--batch-size', '400', '--create']),
@@ -91,7 +91,7 @@ add("cancel and retry a pipeline", "`cancel` and `retry` take pipeline ids too. 
     run(['retry', P, nightly]), run(['pipelines', 'show', P, nightly], maxlines=25), run(['cancel', P, nightly, '--json']))
 add("readers", "LMDB's reader table; `--clear-stale` frees slots of processes that died.",
     run(['readers', S, '--clear-stale']))
-add("top", "A live view of jobs per state, their change per second and commits per second, refreshed in place on a terminal (`--interval`, `--iterations`). From a pipe it prints one view per refresh:",
+add("top", "A live view of jobs per state with their change per second, commits per second, the oldest ready job's wait, expired leases, and the busiest queues (as many as fit the window) with their finished jobs per second; rates are over a sliding `--window` (10s). On a terminal it takes the alternate screen (the shell's comes back on exit) and `q` quits; `--interval`, `--iterations`. From a pipe it prints one view per refresh; `--json` one object per refresh:",
     run(['top', S, '--iterations', '2', '--interval', '500ms']))
 add("Bad input", "Each gets one line on stderr saying what to do, the documented exit code, and nothing changes on disk.",
     run(['stats', '/tmp/no-such-store']), run(['stats', '/tmp']), run(['jobs', 'show', S, 'not-an-id']),
@@ -100,6 +100,99 @@ add("Bad input", "Each gets one line on stderr saying what to do, the documented
     run(['backup', S, '/tmp/admin-backup']), run(['jobs', 'list', S, '--state', 'sleeping']),
     run(['pipelines', 'show', P, step_job]), run(['pipelines', 'show', P, '0190a5c4-1b2e-7000-8123-456789abcdef']),
     run(['pipelines', 'show', P, 'nightly-import']), run(['retry', P, pipelines[0]['id']]))
+
+# JSON output: one schema per command, derived from the real output above and below.
+STATE_KEYS = {'waiting', 'pending', 'running', 'succeeded', 'failed', 'cancelled'}
+
+
+def kind(value):
+    return {bool: 'boolean', int: 'integer', float: 'number', str: 'string', type(None): 'null'}.get(type(value))
+
+
+def walk(value, path, rows, data_keys, seen):
+    """Adds (path, type) rows for value; objects keyed by data (state or queue names) are one row.
+    seen counts how often each path occurred (a key seen less often than its object is optional)."""
+    seen[path] = seen.get(path, 0) + 1
+    if isinstance(value, dict):
+        if path in data_keys or (value and set(value) <= STATE_KEYS):
+            label = data_keys.get(path, 'state')
+            inner = {kind(v) or ('object' if isinstance(v, dict) else 'array') for v in value.values()}
+            if path.endswith('second'):
+                inner = {'number'}
+            rows.setdefault(path, set()).add(f"object: {label} → {' or '.join(sorted(inner)) or 'integer'}")
+            for v in value.values():
+                if isinstance(v, dict):
+                    walk(v, path + '.*', rows, data_keys, seen)
+            return
+        if path:
+            rows.setdefault(path, set()).add('object')
+        for key, item in value.items():
+            walk(item, f"{path}.{key}" if path else key, rows, data_keys, seen)
+    elif isinstance(value, list):
+        rows.setdefault(path, set()).add('array')
+        for item in value:
+            walk(item, path + '[]', rows, data_keys, seen)
+    else:
+        measured = path.endswith('second') or path.endswith('seconds')  # rates and waits: 0.0 prints as 0
+        rows.setdefault(path, set()).add('number' if measured and kind(value) == 'integer' else kind(value))
+
+
+def schema(title, runs, lines=False, data_keys={}, extra=(), select=lambda document: True, note=''):
+    """The schema of a command's JSON, merged over the outputs of `runs` (argument lists), of the
+    documents `select` keeps."""
+    rows, seen, documents = {}, {}, []
+    for args in runs:
+        out = subprocess.run([J] + args, capture_output=True, text=True).stdout
+        documents += [json.loads(line) for line in out.splitlines() if line.strip()] if lines else [json.loads(out)]
+    documents = [document for document in documents if select(document)]
+    for document in documents:
+        walk(document, '', rows, data_keys, seen)
+    for path, types in extra:
+        rows.setdefault(path, set()).add(types)
+        seen.setdefault(path, 1)
+
+    def parent(path):
+        return path[:-2] if path.endswith('[]') else path.rsplit('.', 1)[0] if '.' in path else ''
+
+    def optional(path):
+        return not path.endswith('[]') and seen.get(path, 0) < seen.get(parent(path), 0)
+
+    table = "\n".join(f"| `{path}` | {', '.join(sorted(types))}{' (optional)' if optional(path) else ''} |"
+                      for path, types in sorted(rows.items()) if path)
+    top = 'one object per line' if lines else ('an array' if isinstance(documents[0], list) else 'one object')
+    sources = '; '.join(f"`jobstore {shlex.join(args)}`" for args in runs)
+    return f"### `jobstore {title}`{' ' + note if note else ''}\n\n{top}; from {sources}\n\n| key | type |\n|---|---|\n{table}\n"
+
+
+subprocess.run([J, 'queues', 'pause', P, 'mail'], capture_output=True)
+subprocess.run([J, 'queues', 'limit', P, 'reports', '--starts', '5', '--per', '1m'], capture_output=True)
+problem = (('problems[]', 'object'), ('problems[].kind', 'string'), ('problems[].message', 'string'),
+           ('problems[].job', 'string (optional)'), ('problems[].pipeline', 'string (optional)'))
+schemas = [
+    schema('stats', [['stats', S, '--json']], data_keys={'queues': 'queue name'}),
+    schema('jobs list', [['jobs', 'list', S, '--state', 'running', '--limit', '2', '--json'], ['jobs', 'list', P, '--state', 'failed', '--json']]),
+    schema('jobs show', [['jobs', 'show', S, running, '--json'], ['jobs', 'show', P, step_job, '--json']]),
+    schema('jobs history', [['jobs', 'history', P, '--kind', 'claimed,retried,failed', '--limit', '50', '--json']], lines=True),
+    schema('pipelines list', [['pipelines', 'list', P, '--json']]),
+    schema('pipelines show', [['pipelines', 'show', P, nightly, '--json']]),
+    schema('queues', [['queues', P, '--json']]),
+    schema('schedules', [['schedules', P, '--json']]),
+    schema('verify', [['verify', S, '--json']], extra=problem),
+    schema('export', note='(a job)', runs= [['export', P]], lines=True, select=lambda d: d.get('kind') != 'pipeline'),
+    schema('export', note='(a pipeline)', runs= [['export', P]], lines=True, select=lambda d: d.get('kind') == 'pipeline'),
+    schema('import', note='(after each batch; at the end with `done`)', runs= [['import', '/tmp/admin-import-json', '/tmp/admin-pipelines.jsonl', '--create', '--json']], lines=True),
+    schema('prune', [['prune', S, '--state', 'succeeded', '--older-than', '30d', '--history-before', '1d', '--dry-run', '--json']]),
+    schema('cancel|retry|requeue|delete --state …', runs= [['cancel', S, '--state', 'pending', '--queue', 'q2', '--json']], lines=True),
+    schema('cancel|retry|requeue|delete --state … --dry-run', note='(`would_` and the action: `would_cancel`, …)', runs=[['cancel', S, '--state', 'pending', '--queue', 'q3', '--dry-run', '--json']], lines=True),
+    schema('cancel|retry|requeue ID…', runs= [['retry', S, pending, failed, '--json']], lines=True),
+    schema('backup', [['backup', S, '/tmp/admin-backup-json', '--json']]),
+    schema('readers', [['readers', S, '--json']]),
+    schema('top', [['top', S, '--iterations', '2', '--interval', '200ms', '--json']], lines=True),
+]
+subprocess.run([J, 'queues', 'resume', P, 'mail'], capture_output=True)
+subprocess.run([J, 'queues', 'unlimit', P, 'reports'], capture_output=True)
+add("JSON output", "With `--json` every command prints JSON a program can consume: keys in snake_case; counts, sizes and flags as numbers and booleans; every state's count present, zeros included; each time in microseconds since the epoch (`created_at`) with an ISO 8601 copy beside it (`created_at_iso`, UTC, microseconds; `import` reads the microseconds and ignores the copies); a key whose value is absent (a job without a lease) is left out. Objects keyed by data (state names, queue names) are one row: `state → integer`. The tables below are derived from real output (`scripts/admin-doc.py`).",
+    *schemas)
 
 head = '''# The admin tool: `jobstore`
 
@@ -121,7 +214,12 @@ The pipeline examples run on the store `jobstore demo --dir /tmp/admin-pipelines
 finished pipelines: `release`, succeeded, and `nightly-import`, whose `transform` step failed).
 Commands: `stats`, `jobs list`, `jobs show`, `pipelines list`, `pipelines show`, `queues`, `verify`,
 `backup`, `export`, `import`, `prune`, `requeue`, `cancel`, `retry`, `readers`, `top`, and `demo`
-and `bench` (see the README).
+and `bench` (see the README). Tables show times relative to now (`--utc` for UTC in the
+listings), colour states on a terminal (never into a pipe; `NO_COLOR` turns it off) and cut long
+names to the terminal's width. A store this user may not write (another user's, a read-only
+copy) is read without LMDB's lock file, with a warning that a concurrent writer is then not
+seen; commands that write say whose the store is. [JSON output](#json-output) gives the shape
+of every command's `--json`.
 
 '''
 open('docs/ADMIN.md', 'w').write(head + "\n".join(sections))

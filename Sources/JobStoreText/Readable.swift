@@ -61,7 +61,7 @@ public enum Readable {
         return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
     }
 
-    /// A short duration: "850 µs", "12.3 ms", "4.20 s", "3m05s", "2h07m".
+    /// A short duration: "850 µs", "12.3 ms", "4.20 s", "3m05s", "2h07m", "1109d05h" (from 48 hours).
     public static func duration(_ duration: Duration) -> String {
         let micros = Double(duration.components.seconds) * 1e6 + Double(duration.components.attoseconds) / 1e12
         switch micros {
@@ -69,7 +69,8 @@ public enum Readable {
         case ..<1_000_000: return String(format: "%.1f ms", micros / 1e3)
         case ..<60_000_000: return String(format: "%.2f s", micros / 1e6)
         case ..<3_600_000_000: return "\(Int(micros / 60e6))m" + String(format: "%02ds", Int(micros / 1e6) % 60)
-        default: return "\(Int(micros / 3600e6))h" + String(format: "%02dm", Int(micros / 60e6) % 60)
+        case ..<172_800_000_000: return "\(Int(micros / 3600e6))h" + String(format: "%02dm", Int(micros / 60e6) % 60)
+        default: return "\(Int(micros / 86_400e6))d" + String(format: "%02dh", Int(micros / 3600e6) % 24)
         }
     }
 
