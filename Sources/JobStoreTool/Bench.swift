@@ -30,19 +30,19 @@ struct Bench: AsyncParsableCommand {
         var lmdb: Durability { self == .full ? .full : .noSync }
     }
 
-    @Option(help: "Jobs to load (the workload's N).")
+    @Option(parsing: .unconditional, help: "Jobs to load (the workload's N).")
     var jobs = 1_000_000
 
-    @Option(help: "full: every commit durable when it returns; relaxed: commits not flushed (MDB_NOSYNC).")
+    @Option(parsing: .unconditional, help: "full: every commit durable when it returns; relaxed: commits not flushed (MDB_NOSYNC).")
     var durability = BenchDurability.full
 
-    @Option(help: "Directory for a fresh store (created; refused if it already holds one). Not with --backend postgres.")
+    @Option(parsing: .unconditional, help: "Directory for a fresh store (created; refused if it already holds one). Not with --backend postgres.")
     var dir = ""
 
-    @Option(help: "Comma-separated phases to run after load (default: all).")
+    @Option(parsing: .unconditional, help: "Comma-separated phases to run after load (default: all).")
     var phases: String?
 
-    @Option(name: .customLong("repeat"), help: "Run each selected read phase (get, get-cached, pending-oldest, count-by-state, time-range, scan-filter) this many times, a line each: for profiling one path.")
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Run each selected read phase (get, get-cached, pending-oldest, count-by-state, time-range, scan-filter) this many times, a line each: for profiling one path.")
     var repetitions = 1
 
     @Flag(help: "Open the store with MDB_WRITEMAP (an experiment; see EnvironmentOptions.writeMap).")
@@ -51,19 +51,19 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Instead of JobBench: insert --jobs no-op jobs, then burn them down with the scheduler (per --concurrency), printing jobs/s every 2 s and a JSON summary.")
     var burndown = false
 
-    @Option(help: "With --burndown: comma-separated handler counts, one run each.")
+    @Option(parsing: .unconditional, help: "With --burndown: comma-separated handler counts, one run each.")
     var concurrency = "1,8"
 
-    @Option(help: "With --burndown: jobs claimed beyond the free handlers (default: the concurrency).")
+    @Option(parsing: .unconditional, help: "With --burndown: jobs claimed beyond the free handlers (default: the concurrency).")
     var prefetch: Int?
 
-    @Option(help: "With --burndown: instead of inserting first, a producer inserts this many jobs/s (one per commit) for --seconds while the scheduler works; reports enqueue-to-start latency.")
+    @Option(parsing: .unconditional, help: "With --burndown: instead of inserting first, a producer inserts this many jobs/s (one per commit) for --seconds while the scheduler works; reports enqueue-to-start latency.")
     var producerRate: Int?
 
-    @Option(help: "With --producer-rate: how long the producer runs.")
+    @Option(parsing: .unconditional, help: "With --producer-rate: how long the producer runs.")
     var seconds = 10
 
-    @Option(help: "With --burndown: instead, run an idle scheduler this many seconds and report the CPU time it used.")
+    @Option(parsing: .unconditional, help: "With --burndown: instead, run an idle scheduler this many seconds and report the CPU time it used.")
     var idle: Int?
 
     /// Which store a burn-down runs on.
@@ -71,10 +71,10 @@ struct Bench: AsyncParsableCommand {
         case lmdb, postgres
     }
 
-    @Option(help: "lmdb (the embedded store in --dir) or postgres (the PostgreSQL backend at --url; needs a build with --traits Postgres): JobBench or, with --burndown, the burn-down. On PostgreSQL full durability is synchronous_commit on, relaxed off.")
+    @Option(parsing: .unconditional, help: "lmdb (the embedded store in --dir) or postgres (the PostgreSQL backend at --url; needs a build with --traits Postgres): JobBench or, with --burndown, the burn-down. On PostgreSQL full durability is synchronous_commit on, relaxed off.")
     var backend = Backend.lmdb
 
-    @Option(help: "With --backend postgres: the database, e.g. postgres://user@localhost:5432/bench (it must hold no jobs; JobBench leaves its jobs there, the burn-down deletes them).")
+    @Option(parsing: .unconditional, help: "With --backend postgres: the database, e.g. postgres://user@localhost:5432/bench (it must hold no jobs; JobBench leaves its jobs there, the burn-down deletes them).")
     var url: String?
 
     func validate() throws {

@@ -5,19 +5,19 @@ import JobStore
 /// Which jobs a bulk action takes: a filter (state, queue, name, creation or finish time), or ids
 /// read from stdin (`-`). Shared by `cancel`, `retry`, `requeue` and `delete`.
 struct BulkSelection: ParsableArguments {
-    @Option(help: "Only jobs in this state.", completion: .list(JobState.allCases.map(\.description)))
+    @Option(parsing: .unconditional, help: "Only jobs in this state.", completion: .list(JobState.allCases.map(\.description)))
     var state: String?
-    @Option(help: "Only jobs of this queue.")
+    @Option(parsing: .unconditional, help: "Only jobs of this queue.")
     var queue: String?
-    @Option(help: "Only jobs with this name.")
+    @Option(parsing: .unconditional, help: "Only jobs with this name.")
     var name: String?
-    @Option(help: "Only jobs created before: a time (2026-11-23, 2026-11-23T10:00:00Z) or a duration ago (2h).")
+    @Option(parsing: .unconditional, help: "Only jobs created before: a time (2026-11-23, 2026-11-23T10:00:00Z) or a duration ago (2h).")
     var createdBefore: String?
-    @Option(help: "Only finished jobs that finished before (same forms).")
+    @Option(parsing: .unconditional, help: "Only finished jobs that finished before (same forms).")
     var finishedBefore: String?
     @Flag(help: "Only count what would change.")
     var dryRun = false
-    @Option(help: "Changes per transaction.")
+    @Option(parsing: .unconditional, help: "Changes per transaction.")
     var batchSize = 1000
 
     /// Whether any filter was given.

@@ -14,11 +14,11 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the demonstration: a store, the scheduler running a release pipeline and 10,000 jobs, then the admin tool on the result.")
 
-    @Option(help: "Directory for the demo store (default: a new temporary directory, kept and named at the end).")
+    @Option(parsing: .unconditional, help: "Directory for the demo store (default: a new temporary directory, kept and named at the end).")
     var dir: String?
-    @Option(help: "How many standalone jobs to enqueue.")
+    @Option(parsing: .unconditional, help: "How many standalone jobs to enqueue.")
     var jobs = 10_000
-    @Option(help: "Handlers running at once.")
+    @Option(parsing: .unconditional, help: "Handlers running at once.")
     var concurrency = 16
 
     func validate() throws {

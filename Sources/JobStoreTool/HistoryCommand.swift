@@ -74,9 +74,9 @@ extension Jobs {
                 """)
 
         @OptionGroup var store: StoreOptions
-        @Option(help: "Start at events recorded at or after: 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago (2h).")
+        @Option(parsing: .unconditional, help: "Start at events recorded at or after: 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago (2h).")
         var since: String?
-        @Option(help: "Start after this position (printed with each event).")
+        @Option(parsing: .unconditional, help: "Start after this position (printed with each event).")
         var after: String?
         @Option(
             help: "Only events of these kinds, comma-separated: \(JobEvent.Kind.allCases.map(\.description).joined(separator: ", ")).",

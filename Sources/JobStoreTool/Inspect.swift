@@ -109,11 +109,11 @@ struct Jobs: ParsableCommand {
             help: "Only jobs in this state: \(JobState.allCases.map(\.description).joined(separator: ", ")).",
             completion: .list(JobState.allCases.map(\.description)))
         var state: String?
-        @Option(help: "Only jobs of this queue.")
+        @Option(parsing: .unconditional, help: "Only jobs of this queue.")
         var queue: String?
-        @Option(help: "Only jobs created at or after: 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago (2h).")
+        @Option(parsing: .unconditional, help: "Only jobs created at or after: 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago (2h).")
         var since: String?
-        @Option(help: "Only jobs created before (same forms as --since).")
+        @Option(parsing: .unconditional, help: "Only jobs created before (same forms as --since).")
         var until: String?
         @OptionGroup var paging: PagingOptions
         @Flag(help: "Print times in UTC instead of relative to now (\"3m ago\").")
@@ -230,8 +230,12 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Check records, every index, the counters and every pipeline against its steps' jobs; exit 1 listing every problem.")
 
     @OptionGroup var store: StoreOptions
-    @Option(help: "Records or index entries per read transaction (a short snapshot each, so a live store's file does not grow).")
+    @Option(parsing: .unconditional, help: "Records or index entries per read transaction (a short snapshot each, so a live store's file does not grow).")
     var chunkSize = 10_000
+
+    func validate() throws {
+        if chunkSize < 1 { throw ValidationError("--chunk-size must be at least 1") }
+    }
 
     struct Output: Encodable {
         struct Problem: Encodable {
@@ -283,6 +287,7 @@ struct Backup: ParsableCommand {
     func run() throws {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
+        if destination.isEmpty { throw ValidationError("give the backup's destination directory") }
         if manager.fileExists(atPath: destination, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw ValidationError("\(destination) is a file; give a new or empty directory") }
             guard (try manager.contentsOfDirectory(atPath: destination)).isEmpty else {
@@ -291,7 +296,11 @@ struct Backup: ParsableCommand {
         }
         let jobs = try store.open()
         defer { jobs.close() }
-        try manager.createDirectory(atPath: destination, withIntermediateDirectories: true)
+        do {
+            try manager.createDirectory(atPath: destination, withIntermediateDirectories: true)
+        } catch {
+            throw CommandFailure("cannot create the directory \(destination): \(reason(error))")
+        }
         let progress = Progress("copying")
         try jobs.backup(to: destination, compact: compact)
         progress.finish()

@@ -178,7 +178,7 @@ struct PagingOptions: ParsableArguments {
     var limit = 50
     @Flag(help: "Newest first.")
     var newestFirst = false
-    @Option(help: "Continue after this cursor (printed at the end of the previous page).")
+    @Option(parsing: .unconditional, help: "Continue after this cursor (printed at the end of the previous page).")
     var after: String?
 
     func validate() throws {
@@ -231,4 +231,14 @@ enum JSONValue: Encodable, ExpressibleByStringLiteral, ExpressibleByIntegerLiter
 /// A warning on stderr: `jobstore: warning: …`.
 func warn(_ text: String) {
     FileHandle.standardError.write(Data("jobstore: warning: \(text)\n".utf8))
+}
+
+/// The system's reason for a Foundation file error ("No such file or directory"), not its
+/// NSError dump.
+func reason(_ error: Error) -> String {
+    let error = error as NSError
+    if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(underlying.code)))
+    }
+    return error.localizedDescription
 }

@@ -80,7 +80,11 @@ struct Queues: ParsableCommand {
         var queue: String
 
         func run() throws {
-            try changeQueue(store, queue, json: ["paused": true], text: "queue \(queue) paused") { try $0.pause(queue: queue) }
+            try changeQueue(store, queue, json: ["paused": true], text: "queue \(queue) paused", unchanged: "queue \(queue) was already paused") { txn in
+                let paused = (try? txn.isPaused(queue)) ?? false  // a bad name: pause says so
+                try txn.pause(queue: queue)
+                return !paused
+            }
         }
     }
 
@@ -91,7 +95,11 @@ struct Queues: ParsableCommand {
         var queue: String
 
         func run() throws {
-            try changeQueue(store, queue, json: ["paused": false], text: "queue \(queue) resumed") { try $0.resume(queue: queue) }
+            try changeQueue(store, queue, json: ["paused": false], text: "queue \(queue) resumed", unchanged: "queue \(queue) was not paused") { txn in
+                let paused = try txn.isPaused(queue)
+                try txn.resume(queue: queue)
+                return paused
+            }
         }
     }
 
@@ -101,9 +109,9 @@ struct Queues: ParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "The queue.")
         var queue: String
-        @Option(help: "Job starts allowed per period (also the largest burst).")
+        @Option(parsing: .unconditional, help: "Job starts allowed per period (also the largest burst).")
         var starts: Int
-        @Option(help: "The period, e.g. 1s, 1m, 1h.")
+        @Option(parsing: .unconditional, help: "The period, e.g. 1s, 1m, 1h.")
         var per: String
 
         func validate() throws {
@@ -116,7 +124,10 @@ struct Queues: ParsableCommand {
             try changeQueue(
                 store, queue, json: ["starts": .count(starts), "period_seconds": .double(period.seconds)],
                 text: "queue \(queue): at most \(starts) starts per \(per)"
-            ) { try $0.setRateLimit(queue: queue, starts: starts, per: period) }
+            ) { txn in
+                try txn.setRateLimit(queue: queue, starts: starts, per: period)
+                return true
+            }
         }
     }
 
@@ -127,16 +138,31 @@ struct Queues: ParsableCommand {
         var queue: String
 
         func run() throws {
-            try changeQueue(store, queue, json: ["rate_limit": .null], text: "queue \(queue): no rate limit") { try $0.removeRateLimit(queue: queue) }
+            try changeQueue(store, queue, json: ["rate_limit": .null], text: "queue \(queue): rate limit removed", unchanged: "queue \(queue) had no rate limit") { txn in
+                let limited = try txn.rateLimit(queue) != nil
+                try txn.removeRateLimit(queue: queue)
+                return limited
+            }
         }
     }
 }
 
-/// Applies a change to a queue in the store opened writable, then says what it did: `text`, or
-/// with `--json` the queue's name and `json`.
-func changeQueue(_ store: StoreOptions, _ queue: String, json: [String: JSONValue], text: String, _ change: (JobRepository) throws -> Void) throws {
+/// Applies a change to a queue in one transaction of the store opened writable; `change` says
+/// whether anything changed. Then says what it did: `text` (or `unchanged`), or with `--json`
+/// the queue's name, `changed`, and `json`.
+func changeQueue(
+    _ store: StoreOptions, _ queue: String, json: [String: JSONValue], text: String, unchanged: String? = nil,
+    _ change: (JobTransaction) throws -> Bool
+) throws {
     let jobs = try store.open(writable: true)
     defer { jobs.close() }
-    try change(jobs)
-    print(store.json ? try jsonLine(json.merging(["queue": .string(queue)]) { a, _ in a }) : text)
+    let changed: Bool
+    do {
+        changed = try jobs.write(change)
+    } catch let error as JobStoreError where error.code == .invalidArgument {
+        throw ValidationError(error.description)  // a bad name or limit: a usage error
+    }
+    print(store.json
+        ? try jsonLine(json.merging(["queue": .string(queue), "changed": .bool(changed)]) { a, _ in a })
+        : changed ? text : unchanged ?? text)
 }

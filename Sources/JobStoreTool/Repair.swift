@@ -14,12 +14,24 @@ struct Export: ParsableCommand {
         help: "Only jobs in this state, and no pipeline (nor any pipeline step's job: those travel with their pipeline).",
         completion: .list(JobState.allCases.map(\.description)))
     var state: String?
-    @Option(help: "Write to this file instead of stdout.")
+    @Option(parsing: .unconditional, help: "Write to this file instead of stdout.")
     var output: String?
 
     func validate() throws {
         if let state, JobState(name: state) == nil {
             throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
+        }
+        if let output {
+            // The file is replaced at the end: never a directory (a store's above all), never a store's file.
+            var isDirectory: ObjCBool = false
+            if output.isEmpty { throw ValidationError("--output needs a file name") }
+            if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ValidationError("\(output) is a directory; give --output a file name, e.g. \(output)/jobs.jsonl")
+            }
+            let name = (output as NSString).lastPathComponent
+            if name == "data.mdb" || name == "lock.mdb" {
+                throw ValidationError("\(output) would replace a store's \(name); give --output another file name")
+            }
         }
     }
 
@@ -82,8 +94,11 @@ struct Export: ParsableCommand {
         progress.finish()
         if let output, let partial {
             try sink.close()
-            _ = try? FileManager.default.removeItem(atPath: output)
-            try FileManager.default.moveItem(atPath: partial, toPath: output)
+            // rename(2) replaces a file in one step and refuses to replace a directory.
+            if rename(partial, output) != 0 {
+                let reason = String(cString: strerror(errno))
+                throw CommandFailure("cannot rename \(partial) to \(output): \(reason); the export is complete in \(partial)")
+            }
             print("exported \(count.grouped) jobs and \(pipelines.grouped) pipelines to \(output)")
         }
         if unreadable > 0 {
@@ -102,7 +117,7 @@ struct Import: ParsableCommand {
     var path: String
     @Argument(help: "The JSON-lines file ('-' for stdin).")
     var file: String
-    @Option(help: "Jobs or pipelines per transaction.")
+    @Option(parsing: .unconditional, help: "Jobs or pipelines per transaction.")
     var batchSize = 1000
     @Flag(help: "Create the store if the directory holds none (so a mistyped path is an error, not a new store).")
     var create = false
@@ -270,17 +285,17 @@ struct Prune: ParsableCommand {
             """)
 
     @OptionGroup var store: StoreOptions
-    @Option(help: "succeeded, failed or cancelled.", completion: .list(["succeeded", "failed", "cancelled"]))
+    @Option(parsing: .unconditional, help: "succeeded, failed or cancelled.", completion: .list(["succeeded", "failed", "cancelled"]))
     var state: String?
-    @Option(help: "Jobs and pipelines created longer ago than this (e.g. 7d, 12h).")
+    @Option(parsing: .unconditional, help: "Jobs and pipelines created longer ago than this (e.g. 7d, 12h).")
     var olderThan: String?
-    @Option(help: "Jobs and pipelines that finished before this: a duration ago (7d) or a time (2026-11-23, 2026-11-23T10:00:00Z).")
+    @Option(parsing: .unconditional, help: "Jobs and pipelines that finished before this: a duration ago (7d) or a time (2026-11-23, 2026-11-23T10:00:00Z).")
     var finishedBefore: String?
-    @Option(help: "History events recorded before this: a duration ago (7d) or a time.")
+    @Option(parsing: .unconditional, help: "History events recorded before this: a duration ago (7d) or a time.")
     var historyBefore: String?
     @Flag(help: "Only count what would be deleted.")
     var dryRun = false
-    @Option(help: "Job deletions per transaction (pipelines: a tenth of it, at least 1; history events: ten times it).")
+    @Option(parsing: .unconditional, help: "Job deletions per transaction (pipelines: a tenth of it, at least 1; history events: ten times it).")
     var batchSize = 1000
 
     func validate() throws {

@@ -17,9 +17,9 @@ struct Serve: AsyncParsableCommand {
             """)
 
     @OptionGroup var store: StoreOptions
-    @Option(help: "The address to listen on (loopback unless you say otherwise).")
+    @Option(parsing: .unconditional, help: "The address to listen on (loopback unless you say otherwise).")
     var host = "127.0.0.1"
-    @Option(help: "The port (0 picks a free one; the address is printed).")
+    @Option(parsing: .unconditional, help: "The port (0 picks a free one; the address is printed).")
     var port = 8080
     @Flag(help: "Offer actions (retry, cancel, requeue, prune), each needing the token.")
     var allowWrites = false

@@ -17,11 +17,11 @@ struct Top: ParsableCommand {
             """)
 
     @OptionGroup var store: StoreOptions
-    @Option(help: "Refresh interval (e.g. 1s, 500ms; at least 100ms).")
+    @Option(parsing: .unconditional, help: "Refresh interval (e.g. 1s, 500ms; at least 100ms).")
     var interval = "1s"
-    @Option(help: "Rates are the change over this much time, or since the start if shorter (e.g. 10s, 1m).")
+    @Option(parsing: .unconditional, help: "Rates are the change over this much time, or since the start if shorter (e.g. 10s, 1m).")
     var window = "10s"
-    @Option(help: "Stop after this many refreshes (default: until q or interrupted).")
+    @Option(parsing: .unconditional, help: "Stop after this many refreshes (default: until q or interrupted).")
     var iterations: Int?
 
     func validate() throws {
