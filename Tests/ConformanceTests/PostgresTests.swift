@@ -238,9 +238,7 @@ struct PostgresProcessTests {
                 }
                 try await waitUntil("20,000 succeeded") { try await store.count(.succeeded) == 20_000 }
                 for child in children {
-                    kill(child.processIdentifier, SIGTERM)
-                    child.waitUntilExit()
-                    #expect(child.terminationStatus == 0)
+                    #expect(try await stop(child) == 0)
                 }
                 let ran = try (0..<2).map { index in
                     try String(contentsOfFile: directory.sub("out-\(index)"), encoding: .utf8).split(separator: "\n").filter { $0 != "ready" }

@@ -52,6 +52,23 @@ public func onThread<T: Sendable>(timeout seconds: Double = 30, _ body: @escapin
     return try result.get()
 }
 
+/// Sends `signal` to a child and waits for it to exit, without blocking a thread of the
+/// concurrency pool (`Process.waitUntilExit` would hold one for as long as the child lives);
+/// after `limit` the child is killed and the wait fails, naming it. Returns its exit status.
+@discardableResult
+public func stop(_ child: Process, with signal: Int32 = SIGTERM, within limit: Duration = .seconds(60)) async throws -> Int32 {
+    kill(child.processIdentifier, signal)
+    let deadline = ContinuousClock.now + limit
+    while child.isRunning {
+        if ContinuousClock.now > deadline {
+            kill(child.processIdentifier, SIGKILL)
+            throw TestFailure("\(child.executableURL?.lastPathComponent ?? "the child") (pid \(child.processIdentifier)) did not exit within \(limit) of signal \(signal); killed")
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return child.terminationStatus
+}
+
 /// Runs a helper executable for `seconds`, kills it with SIGKILL, and returns the lines it
 /// printed in full (a line cut by the kill is dropped: only whole lines are acknowledgements).
 public func killedChildOutput(_ executable: String, _ arguments: [String], after seconds: Double) throws -> [String] {
