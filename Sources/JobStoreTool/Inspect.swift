@@ -38,7 +38,7 @@ struct Stats: ParsableCommand {
         let pipelines = try jobs.pipelineCounts()
         let expired = try jobs.expiredLeaseCount()
         let oldestReady = try jobs.queues().compactMap(\.oldestReadyAt).min()
-        let longestWait = oldestReady.map { Double(Timestamp.now.microseconds - $0.microseconds) / 1e6 }
+        let longestWait = oldestReady.map { seconds(since: $0) }
         let freePages = try jobs.freePages()
         let othersReading = try jobs.readers().filter { $0.pid != Int(getpid()) && $0.transaction != nil }.count
         if store.json {

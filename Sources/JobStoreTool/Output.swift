@@ -107,6 +107,11 @@ extension Timestamp {
     var iso: String { description }
 }
 
+/// Seconds from `time` to `now`: how long the oldest ready job has waited, in every command's output.
+func seconds(since time: Timestamp, now: Timestamp = .now) -> Double {
+    Double(now.microseconds - time.microseconds) / 1e6
+}
+
 /// Counts by state name with every state present, zeros included.
 func byName<State: CaseIterable & Hashable & CustomStringConvertible>(_ counts: [State: Int]) -> [String: Int] {
     Dictionary(uniqueKeysWithValues: State.allCases.map { ($0.description, counts[$0] ?? 0) })

@@ -48,7 +48,7 @@ struct Queues: ParsableCommand {
             let queues = try jobs.queues()
             let now = Timestamp.now
             func wait(_ queue: QueueSummary) -> Double? {
-                queue.oldestReadyAt.map { Double(now.microseconds - $0.microseconds) / 1e6 }
+                queue.oldestReadyAt.map { seconds(since: $0, now: now) }
             }
             if store.json {
                 try printJSON(queues.map {

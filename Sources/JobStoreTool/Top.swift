@@ -84,7 +84,7 @@ struct Top: ParsableCommand {
     }
 
     func longestWait(_ sample: Sample) -> Double? {
-        sample.queues.compactMap(\.oldestReadyAt).min().map { Double(Timestamp.now.microseconds - $0.microseconds) / 1e6 }
+        sample.queues.compactMap(\.oldestReadyAt).min().map { seconds(since: $0) }
     }
 
     func view(_ samples: [Sample], screen: LiveScreen?) -> String {
@@ -161,7 +161,7 @@ struct Top: ParsableCommand {
             queues: sample.queues.map { queue in
                 Line.QueueLine(
                     name: queue.name, paused: queue.pausedAt != nil, counts: byName(queue.counts),
-                    longestWaitSeconds: queue.oldestReadyAt.map { Double(now.microseconds - $0.microseconds) / 1e6 },
+                    longestWaitSeconds: queue.oldestReadyAt.map { seconds(since: $0, now: now) },
                     finishedPerSecond: rate(samples) { $0.finished(queue.name) })
             })
     }
