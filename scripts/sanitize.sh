@@ -34,5 +34,7 @@ for attempt in 1 2; do
 done
 reports=$(grep -c "WARNING: ThreadSanitizer\|ERROR: AddressSanitizer\|ERROR: LeakSanitizer" "$log" || true)
 grep -E "Test run with" "$log" | tail -1
+# A failed test's own lines (its issues and where they were recorded), so CI's output says why.
+grep -aE '✘|recorded an issue|Expectation failed|Issue recorded' "$log" | grep -v "Test run with" | head -40 || true
 echo "$kind sanitizer: $reports report(s) in $((SECONDS - started)) s (log: $log)"
 [[ $status -eq 0 && $reports -eq 0 ]]

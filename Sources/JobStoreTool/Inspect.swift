@@ -24,7 +24,8 @@ struct Stats: ParsableCommand {
         var expiredLeases: Int
         var longestReadyWaitSeconds: Double?
         var freePages: Int
-        var otherReadTransactions: Int
+        /// Absent when the store was read without its lock file (another user's store).
+        var otherReadTransactions: Int?
     }
 
     func run() throws {
@@ -40,7 +41,9 @@ struct Stats: ParsableCommand {
         let oldestReady = try jobs.queues().compactMap(\.oldestReadyAt).min()
         let longestWait = oldestReady.map { seconds(since: $0) }
         let freePages = try jobs.freePages()
-        let othersReading = try jobs.readers().filter { $0.pid != Int(getpid()) && $0.transaction != nil }.count
+        // Without the lock (another user's store) there is no reader table to count.
+        let othersReading = store.unwritableLock() != nil
+            ? nil : try jobs.readers().filter { $0.pid != Int(getpid()) && $0.transaction != nil }.count
         if store.json {
             try printJSON(Output(
                 path: store.path, environment: info, fileBytes: fileBytes,
@@ -58,7 +61,11 @@ struct Stats: ParsableCommand {
         print("  file size        \(fileBytes.bytes)")
         print("  last transaction \(info.lastTransactionID)")
         print("  free pages       \(freePages.grouped) (\((freePages * info.pageSize).bytes) reused before the file grows)")
-        print("  readers          \(othersReading) other read transaction\(othersReading == 1 ? "" : "s") now; \(info.readersInUse) of \(info.maxReaders) slots used (this command's included)")
+        if let othersReading {
+            print("  readers          \(othersReading) other read transaction\(othersReading == 1 ? "" : "s") now; \(info.readersInUse) of \(info.maxReaders) slots used (this command's included)")
+        } else {
+            print("  readers          unknown (read without the lock file, which holds the reader table)")
+        }
         print("  expired leases   \(expired.grouped)\(expired > 0 ? " (their workers stopped: `jobstore requeue --stuck`, or a scheduler, puts them back)" : "")")
         print("  longest wait     \(longestWait.map { String(format: "%.1f s (the oldest ready job)", $0) } ?? "- (no job is ready)")")
         print("")
@@ -322,7 +329,7 @@ struct Readers: ParsableCommand {
     var clearStale = false
 
     func run() throws {
-        let jobs = try store.open()
+        let jobs = try store.open(readerTable: true)
         defer { jobs.close() }
         let cleared = clearStale ? try jobs.clearStaleReaders() : 0
         let table = try jobs.readerTable()

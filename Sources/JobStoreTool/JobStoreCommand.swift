@@ -73,7 +73,9 @@ struct StoreOptions: ParsableArguments {
     var json = false
 
     /// Opens the store read-only (never creates anything) or for writing (an existing store only).
-    func open(writable: Bool = false) throws -> JobRepository {
+    /// A read-only open by a user who may not write the lock file reads without LMDB's lock (and
+    /// warns), unless `readerTable` says the command is about the lock file's reader table.
+    func open(writable: Bool = false, readerTable: Bool = false) throws -> JobRepository {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ValidationError("\(path) does not exist; give the directory of a store")
         }
@@ -86,6 +88,9 @@ struct StoreOptions: ParsableArguments {
         }
         var options = JobStoreOptions(readOnly: !writable, cache: CacheOptions(enabled: false))
         options.environment.readTransactionPoolSize = 2
+        if readerTable, let file = unwritableLock() {
+            throw CommandFailure("the reader table is kept in \(path)/lock.mdb, and this user may not write \(file). Run as the store's owner")
+        }
         if !writable, let file = unwritableLock() {
             // Even a reader writes LMDB's lock file. Another user's store, or a read-only copy:
             // read it without the lock rather than not at all, and say what that risks.
@@ -103,8 +108,9 @@ struct StoreOptions: ParsableArguments {
         }
     }
 
-    /// The lock file (or, without one, the directory) this user may not write, if so.
-    private func unwritableLock() -> String? {
+    /// The lock file (or, without one, the directory) this user may not write, if so: then a
+    /// read-only `open()` reads without LMDB's lock and sees no reader table.
+    func unwritableLock() -> String? {
         let lock = path + "/lock.mdb"
         if access(lock, F_OK) == 0 { return access(lock, W_OK) == 0 ? nil : lock }
         return access(path, W_OK) == 0 ? nil : path

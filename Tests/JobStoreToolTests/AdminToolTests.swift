@@ -453,7 +453,9 @@ struct AdminToolTests {
         let before = try jobstore("export", path).out
         let stats = try asOtherUser(["stats", path, "--json"])
         #expect(stats.status == 0 && stats.err.contains("read without LMDB's lock"), "\(stats.err)")
-        #expect(try json(stats.out)["states"] != nil)
+        #expect(try json(stats.out)["states"] != nil && json(stats.out)["other_read_transactions"] == nil)
+        #expect(try asOtherUser(["stats", path]).out.contains("readers          unknown"))
+        expectError(try asOtherUser(["readers", path]), 1, "reader table is kept in \(path)/lock.mdb")
         let list = try asOtherUser(["jobs", "list", path, "--state", "pending"])
         #expect(list.status == 0 && list.out.contains("pending"))
         #expect(try asOtherUser(["verify", path]).status == 0)
