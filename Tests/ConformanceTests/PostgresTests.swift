@@ -233,12 +233,20 @@ struct PostgresProcessTests {
                     // To a file, not a pipe: 20,000 lines would fill a pipe nobody reads meanwhile.
                     FileManager.default.createFile(atPath: directory.sub("out-\(index)"), contents: nil)
                     child.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.sub("out-\(index)")))
+                    FileManager.default.createFile(atPath: directory.sub("err-\(index)"), contents: nil)
+                    child.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.sub("err-\(index)")))
                     try child.run()
                     return child
                 }
                 try await waitUntil("20,000 succeeded") { try await store.count(.succeeded) == 20_000 }
-                for child in children {
-                    #expect(try await stop(child) == 0)
+                for (index, child) in children.enumerated() {
+                    do {
+                        #expect(try await stop(child) == 0)
+                    } catch {
+                        // Where its shutdown stopped: the scheduler's log and the helper's own lines.
+                        let log = (try? String(contentsOfFile: directory.sub("err-\(index)"), encoding: .utf8)) ?? ""
+                        Issue.record("\(error); its stderr ends:\n\(log.split(separator: "\n").suffix(10).joined(separator: "\n"))")
+                    }
                 }
                 let ran = try (0..<2).map { index in
                     try String(contentsOfFile: directory.sub("out-\(index)"), encoding: .utf8).split(separator: "\n").filter { $0 != "ready" }

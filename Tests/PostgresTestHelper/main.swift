@@ -24,13 +24,19 @@ do {
     let store = try await PostgresJobStore(url: arguments[2])
     var options = SchedulerOptions(maxConcurrency: 8)
     options.shutdownTimeout = .seconds(5)
-    var scheduler = Scheduler(backend: store, options: options)
+    // Its progress through a shutdown on stderr ("scheduler stopping", "scheduler stopped"),
+    // then the store's close: a test whose child does not exit says where it stopped.
+    var logger = Logger(label: "helper", factory: { StreamLogHandler.standardError(label: $0) })
+    logger.logLevel = .info
+    var scheduler = Scheduler(backend: store, options: options, logger: logger)
     scheduler.handle(queue: arguments[3]) { context in say(context.job.id.description) }
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(services: [.init(service: scheduler)], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "helper")))
     say("ready")
     try await group.run()
+    logger.info("closing the store")
     await store.close()
+    logger.info("store closed")
 } catch {
     FileHandle.standardError.write(Data("PostgresTestHelper: \(error)\n".utf8))
     exit(1)
