@@ -21,32 +21,39 @@ public enum Readable {
         throw Mistake(description: "'\(text)' is not a duration; write a number and a unit: ms, s, m, h, d or w (e.g. 7d, 12h, 30m)")
     }
 
-    /// A point in time: an ISO 8601 date (`2026-11-23`) or UTC date-time
-    /// (`2026-11-23T10:00:00Z`), or a duration meaning that long before `now` (`2h`).
+    /// A point in time, in any form the admin tool and the dashboard print one, so a time copied
+    /// from their output is accepted:
+    /// - an ISO 8601 date (`2026-11-23`, midnight UTC);
+    /// - an ISO 8601 date-time with `Z` or an offset, and up to six decimals of a second
+    ///   (`2026-11-23T10:00:00Z`, `2026-11-23T10:00:00.123456Z`, `2026-11-23T11:00:00+01:00`);
+    /// - microseconds since the Unix epoch, as JSON output gives times (`1763892000000000`);
+    /// - a duration meaning that long before `now` (`2h`).
     public static func parseTime(_ text: String, now: Timestamp = .now) throws(Mistake) -> Timestamp {
         if let ago = try? parseDuration(text) { return now.adding(.zero - ago) }
-        let parts = text.split(whereSeparator: { "-T:Z".contains($0) }).map(String.init)
-        let numbers = parts.compactMap { Int32($0) }
-        guard numbers.count == parts.count, numbers.count == 3 || (numbers.count == 6 && text.hasSuffix("Z")) else {
-            throw Mistake(description: "'\(text)' is not a time; write 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago such as 2h")
+        if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let micros = Int64(text) { return Timestamp(microseconds: micros) }
+        let form = /(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:([Zz])|([+-])(\d{2}):?(\d{2})))?/
+        guard let match = text.wholeMatch(of: form) else {
+            throw Mistake(description: "'\(text)' is not a time; write 2026-11-23, 2026-11-23T10:00:00Z (an offset such as +01:00 or decimals of a second may follow the seconds), microseconds since 1970, or a duration ago such as 2h")
         }
+        let number = { (part: Substring?) in part.flatMap { Int32($0) } ?? 0 }
         var fields = tm()
-        fields.tm_year = numbers[0] - 1900
-        fields.tm_mon = numbers[1] - 1
-        fields.tm_mday = numbers[2]
-        if numbers.count == 6 {
-            fields.tm_hour = numbers[3]
-            fields.tm_min = numbers[4]
-            fields.tm_sec = numbers[5]
-        }
+        fields.tm_year = number(match.1) - 1900
+        fields.tm_mon = number(match.2) - 1
+        fields.tm_mday = number(match.3)
+        fields.tm_hour = number(match.4)
+        fields.tm_min = number(match.5)
+        fields.tm_sec = number(match.6)
         let requested = fields
         let seconds = timegm(&fields)  // normalizes: 2026-13-45 would roll into 2027
+        let offsetMinutes = Int64(number(match.10) * 60 + number(match.11)) * (match.9 == "-" ? -1 : 1)
         guard fields.tm_year == requested.tm_year, fields.tm_mon == requested.tm_mon, fields.tm_mday == requested.tm_mday,
-            fields.tm_hour == requested.tm_hour, fields.tm_min == requested.tm_min, fields.tm_sec == requested.tm_sec
+            fields.tm_hour == requested.tm_hour, fields.tm_min == requested.tm_min, fields.tm_sec == requested.tm_sec,
+            number(match.10) < 24, number(match.11) < 60
         else {
-            throw Mistake(description: "'\(text)' is not a real date and time (month 1–12, a day the month has, 00:00:00–23:59:59)")
+            throw Mistake(description: "'\(text)' is not a real date and time (month 1–12, a day the month has, 00:00:00–23:59:59, an offset under 24:00)")
         }
-        return Timestamp(microseconds: Int64(seconds) * 1_000_000)
+        let fraction = match.7.map { Int64($0.padding(toLength: 6, withPad: "0", startingAt: 0)) ?? 0 } ?? 0
+        return Timestamp(microseconds: (Int64(seconds) - offsetMinutes * 60) * 1_000_000 + fraction)
     }
 
     /// Bytes in a binary unit: "563.8 MiB" ("512 B" below a KiB).

@@ -74,7 +74,7 @@ extension Jobs {
                 """)
 
         @OptionGroup var store: StoreOptions
-        @Option(parsing: .unconditional, help: "Start at events recorded at or after: 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago (2h).")
+        @Option(parsing: .unconditional, help: "Start at events recorded at or after: 2026-11-23, 2026-11-23T10:00:00Z, a time as --json or --utc prints it, or a duration ago (2h).")
         var since: String?
         @Option(parsing: .unconditional, help: "Start after this position (printed with each event).")
         var after: String?

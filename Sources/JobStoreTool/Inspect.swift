@@ -118,7 +118,7 @@ struct Jobs: ParsableCommand {
         var state: String?
         @Option(parsing: .unconditional, help: "Only jobs of this queue.")
         var queue: String?
-        @Option(parsing: .unconditional, help: "Only jobs created at or after: 2026-11-23, 2026-11-23T10:00:00Z, or a duration ago (2h).")
+        @Option(parsing: .unconditional, help: "Only jobs created at or after: 2026-11-23, 2026-11-23T10:00:00Z, a time as --json or --utc prints it, or a duration ago (2h).")
         var since: String?
         @Option(parsing: .unconditional, help: "Only jobs created before (same forms as --since).")
         var until: String?

@@ -566,6 +566,17 @@ struct AdminToolTests {
         let queues = try #require(try JSONSerialization.jsonObject(with: Data(jobstore("queues", path, "--json").out.utf8)) as? [[String: Any]])
         #expect(queues.allSatisfy { ($0["counts"] as? [String: Int])?.count == 6 })
         #expect(queues.first { $0["name"] as? String == "mail" }?["paused_at_iso"] is String)
+        // A time copied from the output is accepted back: µs, ISO with decimals, with an offset.
+        let shown = try json(jobstore("jobs", "show", path, running.id.description, "--json").out)
+        let micros = try #require(shown["created_at"] as? Int)
+        let iso = try #require(shown["created_at_iso"] as? String)
+        let local = Timestamp(microseconds: Int64(micros) + 5_400_000_000).description.replacingOccurrences(of: "Z", with: "+01:30")
+        for since in ["\(micros)", iso, local] {
+            let listed = try json(jobstore("jobs", "list", path, "--since", since, "--until", "\(micros + 1)", "--json").out)["jobs"] as? [[String: Any]]
+            #expect(listed?.compactMap { $0["id"] as? String } == [running.id.description], "--since \(since)")
+        }
+        expectError(try jobstore("jobs", "list", path, "--since", "2026-11-23T10:00:00+24:00"), 2, "not a real date")
+        expectError(try jobstore("jobs", "list", path, "--since", "2026-11-23T10:00:00"), 2, "an offset such as +01:00")
     }
 
     @Test("tables for people: relative times (--utc for UTC), states coloured on a terminal only, NO_COLOR respected, jobs list cut to the terminal's width")
