@@ -90,9 +90,7 @@ struct Bench: AsyncParsableCommand {
             }
         }
         if backend == .lmdb && dir.isEmpty { throw ValidationError("give --dir, a directory for a fresh store") }
-        if FileManager.default.fileExists(atPath: dir + "/data.mdb") {
-            throw ValidationError("\(dir) already holds a store; give an empty or new directory")
-        }
+        if !dir.isEmpty { try requireFreshStoreDirectory(dir) }
     }
 
     func run() async throws {

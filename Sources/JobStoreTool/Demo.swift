@@ -24,13 +24,11 @@ struct Demo: AsyncParsableCommand {
     func validate() throws {
         if jobs < 10 { throw ValidationError("--jobs must be at least 10") }
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+        if let dir { try requireFreshStoreDirectory(dir) }
     }
 
     func run() async throws {
         let path = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("jobstore-demo-\(UUID().uuidString.prefix(8))").path
-        if FileManager.default.fileExists(atPath: path + "/data.mdb") {
-            throw ValidationError("\(path) already holds a store; give a new directory")
-        }
         print("== JobStore demo: a store at \(path) (\(JobRepository.storageLibraryVersion))\n")
         let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
 

@@ -247,3 +247,14 @@ func reason(_ error: Error) -> String {
     }
     return error.localizedDescription
 }
+
+/// Refuses a `--dir` that cannot become a fresh store: a file, or a directory holding a store.
+func requireFreshStoreDirectory(_ path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        throw ValidationError("\(path) is a file; give a new or empty directory")
+    }
+    if FileManager.default.fileExists(atPath: path + "/data.mdb") {
+        throw ValidationError("\(path) already holds a store; give a new or empty directory")
+    }
+}

@@ -393,8 +393,9 @@ func changeEach(
                 : "\(id): \(kind == "pipeline" ? "pipeline " : "")\(verb), now \(state)")
         } catch {
             failures += 1
-            if options.json { print(try jsonLine(["id": .string(id.description), "ok": false, "error": .string("\(error)")] as [String: JSONValue])) }
-            FileHandle.standardError.write(Data("jobstore: \(id): \(error)\n".utf8))
+            let message = "\(error)"
+            if options.json { print(try jsonLine(["id": .string(id.description), "ok": false, "error": .string(message)] as [String: JSONValue])) }
+            FileHandle.standardError.write(Data("jobstore: \(message.contains(id.description) ? message : "\(id): \(message)")\n".utf8))  // the id once
         }
     }
     if failures > 0 { throw ExitCode(1) }
