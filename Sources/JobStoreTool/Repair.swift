@@ -150,7 +150,8 @@ struct Import: ParsableCommand {
         var lines: [Int] = []  // the line of each item of the batch
         /// Where a failed batch went wrong: the line of the job the error names, if it names one.
         func place(of error: JobStoreError) -> String {
-            let index = error.jobID.flatMap { id in batch.firstIndex { $0.id == id.description } }
+            // The last: of two lines with one id, the second is the one refused.
+            let index = error.jobID.flatMap { id in batch.lastIndex { $0.id == id.description } }
             return index.map { "line \(lines[$0])" } ?? "in the batch ending at line \(lineNumber)"
         }
         struct Kind: Decodable { var kind: String? }
@@ -200,7 +201,7 @@ struct Import: ParsableCommand {
                 lines.append(lineNumber)
                 if batch.count == batchSize { try commit() }
             } catch let error as DecodingError {
-                throw CommandFailure("\(file) line \(lineNumber): not a job or pipeline: \(describe(error)); \(summary()) were committed before it")
+                throw CommandFailure("\(file) line \(lineNumber): not a job or pipeline: \(describe(error, line)); \(summary()) were committed before it")
             } catch let error as JobStoreError {
                 throw CommandFailure("\(file) \(place(of: error)): \(error); \(summary()) were committed before it")
             } catch let error as CommandFailure {
@@ -215,14 +216,47 @@ struct Import: ParsableCommand {
         report("imported \(summary())", ["done": true])
     }
 
-    func describe(_ error: DecodingError) -> String {
+    func describe(_ error: DecodingError, _ line: ArraySlice<UInt8>) -> String {
         switch error {
         case .keyNotFound(let key, _): "missing field '\(key.stringValue)'"
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
             "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
-        case .dataCorrupted(let context): context.debugDescription
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty: context.debugDescription
+        // Foundation's decoder on Linux says only "not valid JSON", even of a number its field
+        // cannot hold: find out which.
+        case .dataCorrupted(let context): Import.whyCorrupt(line) ?? context.debugDescription
         @unknown default: "\(error)"
         }
+    }
+
+    /// What is wrong with a line the decoder found corrupt: where its JSON breaks, or the first
+    /// number its field cannot hold; `nil` if neither.
+    static func whyCorrupt(_ line: ArraySlice<UInt8>) -> String? {
+        let value: Any
+        do {
+            value = try JSONSerialization.jsonObject(with: Data(line))
+        } catch {
+            return "not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"))"
+        }
+        func badNumber(_ value: Any, _ path: [String]) -> String? {
+            if let array = value as? [Any] {
+                return array.indices.lazy.compactMap { badNumber(array[$0], path + ["\($0)"]) }.first
+            }
+            if let object = value as? [String: Any] {
+                return object.keys.sorted().lazy.compactMap { badNumber(object[$0] as Any, path + [$0]) }.first
+            }
+            guard let number = value as? NSNumber, !(value is Bool), let key = path.last else { return nil }
+            let range: ClosedRange<Double> = switch key {
+            case "priority": 0...255
+            case "attempts", "max_attempts", "attempt", "step": 0...65535
+            default: -9.2e18...9.2e18  // microseconds in an Int64
+            }
+            let double = number.doubleValue
+            guard double.rounded() != double || !range.contains(double) else { return nil }
+            let expected = range.upperBound > 1e6 ? "microseconds since 1970" : "\(Int(range.lowerBound))…\(Int(range.upperBound))"
+            return "field '\(path.joined(separator: "."))' is \(number); it must be a whole number, \(expected)"
+        }
+        return badNumber(value, [])
     }
 }
 

@@ -219,6 +219,21 @@ struct AdminToolTests {
         #expect(failed.status == 1)
         #expect(failed.out.contains("committed 5 jobs"))
         #expect(failed.err.contains("line 8") && failed.err.contains("5 jobs were committed"))
+        // Each bad line names its field or where its JSON breaks (Foundation alone says "not valid JSON").
+        let line = lines[0]
+        func set(_ field: String, _ value: String) -> String {
+            line.replacingOccurrences(of: "\"\(field)\":[0-9]+", with: "\"\(field)\":\(value)", options: .regularExpression)
+        }
+        for (bad, fragment) in [
+            (set("priority", "-1"), "field 'priority' is -1"),
+            (set("max_attempts", "99999999"), "field 'max_attempts' is 99999999"),
+            (set("created_at", "1.5"), "field 'created_at' is 1.5"),
+            (String(line.prefix(40)), "not valid JSON (Unexpected end of file"),
+            (line + "\n" + line, "line 2: a job with id"),
+        ] {
+            let result = try jobstore("import", directory.sub("bad-\(fragment.count)"), "-", "--create", stdin: bad)
+            expectError(result, 1, fragment)
+        }
 
         // Streamed: the first batch is committed and reported while the input is still open.
         let process = Process()
