@@ -105,16 +105,18 @@ let package = Package(
             path: "Sources/JobStoreTool"
         ),
         // A child process for the crash and multi-process tests.
+        // What each helper does first: exit when the test process that started it is gone.
+        .target(name: "ChildProcess", path: "Tests/ChildProcess"),
         .executableTarget(
             name: "LMDBTestHelper",
-            dependencies: ["LMDB"],
+            dependencies: ["LMDB", "ChildProcess"],
             path: "Tests/LMDBTestHelper"
         ),
         .target(name: "TestSupport", dependencies: ["JobStore", "JobScheduler", "Locking"], path: "Tests/TestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "Locking", "LMDBTestHelper", "TestSupport"]),
         .executableTarget(
             name: "JobStoreTestHelper",
-            dependencies: ["JobStore", "JobScheduler"],
+            dependencies: ["JobStore", "JobScheduler", "ChildProcess"],
             path: "Tests/JobStoreTestHelper"
         ),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Locking", "JobStoreTestHelper", "TestSupport"], resources: [.copy("Fixtures")]),
@@ -147,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "PostgresTestHelper",
             dependencies: [
-                "JobStorePostgres", "JobScheduler", "JobStore",
+                "JobStorePostgres", "JobScheduler", "JobStore", "ChildProcess",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],

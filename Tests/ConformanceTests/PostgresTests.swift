@@ -238,6 +238,7 @@ struct PostgresProcessTests {
                     try child.run()
                     return child
                 }
+                defer { for child in children where child.isRunning { kill(child.processIdentifier, SIGKILL) } }  // when the wait fails
                 try await waitUntil("20,000 succeeded") { try await store.count(.succeeded) == 20_000 }
                 for (index, child) in children.enumerated() {
                     do {

@@ -1,5 +1,6 @@
 // A child process for the JobStore tests: inserts batches while the test kills it, or changes
 // a job of a store the test has open (to prove the cache notices another process's writes).
+import ChildProcess
 import JobScheduler
 import JobStore
 
@@ -18,6 +19,7 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+exitWhenOrphaned()
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | mixed-loop PATH | pipeline-loop PATH | insert PATH NAME QUEUE | pause PATH QUEUE | resume PATH QUEUE | claim-and-hang PATH COUNT LEASE_MS QUEUE | set-payload PATH ID TEXT)") }
 

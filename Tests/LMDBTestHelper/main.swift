@@ -1,5 +1,6 @@
 // A child process for the LMDB tests: it writes to a store while the test kills it, or grows
 // the map of a store the test has open.
+import ChildProcess
 import LMDB
 
 #if canImport(Glibc)
@@ -14,6 +15,7 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+exitWhenOrphaned()
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else { fail("usage: LMDBTestHelper (write-loop|grow) PATH [COUNT]") }
 let path = arguments[2]

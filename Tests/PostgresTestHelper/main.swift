@@ -3,6 +3,7 @@
 // told to stop (SIGTERM: a graceful shutdown) or killed.
 //
 //   PostgresTestHelper run URL QUEUE
+import ChildProcess
 import Foundation
 import JobScheduler
 import JobStore
@@ -15,6 +16,7 @@ func say(_ line: String) {
     _ = text.withCString { write(1, $0, strlen($0)) }
 }
 
+exitWhenOrphaned()
 let arguments = CommandLine.arguments
 guard arguments.count == 4, arguments[1] == "run" else {
     FileHandle.standardError.write(Data("usage: PostgresTestHelper run URL QUEUE\n".utf8))
