@@ -135,7 +135,7 @@ struct Demo: AsyncParsableCommand {
     /// Prints the counts per state while the scheduler works (in place on a terminal, a line a
     /// second otherwise), until no job is waiting, pending or running.
     func showProgress(_ store: JobRepository, started: ContinuousClock.Instant) async throws {
-        let terminal = isatty(1) == 1
+        let terminal = Terminal.isTerminal
         var lastLine = ContinuousClock.now
         var lastFinished = 0
         var lastTime = started

@@ -55,9 +55,14 @@ enum Terminal {
 
     /// The window's width in columns, on a terminal.
     static var width: Int? {
-        guard isTerminal else { return nil }
+        guard isTerminal, let columns = window?.ws_col, columns > 0 else { return nil }
+        return Int(columns)
+    }
+
+    /// The window's size, if stdout is a terminal that says.
+    static var window: winsize? {
         var size = winsize()
-        return ioctl(1, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : nil
+        return ioctl(1, UInt(TIOCGWINSZ), &size) == 0 ? size : nil
     }
 
     /// A job or pipeline state's name in its colour: failed red, succeeded green, running cyan,

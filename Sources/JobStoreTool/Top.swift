@@ -170,14 +170,25 @@ struct Top: ParsableCommand {
 /// The terminal while `top` runs: the alternate screen (the shell's screen comes back on exit),
 /// keys read one at a time without echo, and both undone on exit, on q, and on Ctrl-C.
 final class LiveScreen {
-    nonisolated(unsafe) private static var saved = termios()
+    /// The terminal's settings before, in memory of our own: tcgetattr writes the C library's
+    /// whole `struct termios`, which AddressSanitizer caught overrunning a Swift global
+    /// `termios` (allocated 57 bytes there; glibc writes 60).
+    nonisolated(unsafe) private static let saved = LiveScreen.termiosBuffer()
     nonisolated(unsafe) private static var keysChanged = false
 
+    private static func termiosBuffer() -> UnsafeMutablePointer<termios> {
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 16)
+        bytes.initializeMemory(as: UInt8.self, repeating: 0, count: 256)
+        return bytes.assumingMemoryBound(to: termios.self)
+    }
+
     init() {
-        if isatty(0) == 1, tcgetattr(0, &LiveScreen.saved) == 0 {
-            var raw = LiveScreen.saved
-            raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
-            LiveScreen.keysChanged = tcsetattr(0, TCSANOW, &raw) == 0
+        if isatty(0) == 1, tcgetattr(0, LiveScreen.saved) == 0 {
+            let raw = LiveScreen.termiosBuffer()
+            defer { raw.deallocate() }
+            UnsafeMutableRawPointer(raw).copyMemory(from: LiveScreen.saved, byteCount: 256)
+            raw.pointee.c_lflag &= ~tcflag_t(ICANON | ECHO)
+            LiveScreen.keysChanged = tcsetattr(0, TCSANOW, raw) == 0
         }
         write("\u{1B}[?1049h\u{1B}[?25l")  // alternate screen, cursor hidden
         for signal in [SIGINT, SIGTERM, SIGHUP] {
@@ -190,8 +201,8 @@ final class LiveScreen {
 
     /// The window's height in lines (24 when unknown).
     var height: Int {
-        var size = winsize()
-        return ioctl(1, UInt(TIOCGWINSZ), &size) == 0 && size.ws_row > 0 ? Int(size.ws_row) : 24
+        guard let rows = Terminal.window?.ws_row, rows > 0 else { return 24 }
+        return Int(rows)
     }
 
     func draw(_ text: String) {
@@ -221,7 +232,7 @@ final class LiveScreen {
 
     /// Async-signal-safe: tcsetattr and write only.
     private static func undo() {
-        if keysChanged { tcsetattr(0, TCSANOW, &saved) }
+        if keysChanged { tcsetattr(0, TCSANOW, saved) }
         let text = "\u{1B}[?25h\u{1B}[?1049l"
         _ = text.withCString { Glibc.write(1, $0, strlen($0)) }
     }
