@@ -93,7 +93,8 @@ struct PostgresTests {
             let handler: JobHandler = { context in runs.withLock { $0[context.job.id, default: 0] += 1 } }
             try await withScheduler(first, ["q": handler]) {
                 try await withScheduler(second, ["q": handler]) {
-                    try await waitUntil("20,000 succeeded") { try await first.queueDepths()["q"]?[.succeeded] == 20_000 }
+                    // About 35 s under TSan; 60 s was not enough on a loaded machine.
+                    try await waitUntil("20,000 succeeded", within: .seconds(300)) { try await first.queueDepths()["q"]?[.succeeded] == 20_000 }
                 }
             }
             let counts = runs.withLock { $0 }
@@ -239,7 +240,7 @@ struct PostgresProcessTests {
                     return child
                 }
                 defer { for child in children where child.isRunning { kill(child.processIdentifier, SIGKILL) } }  // when the wait fails
-                try await waitUntil("20,000 succeeded") { try await store.count(.succeeded) == 20_000 }
+                try await waitUntil("20,000 succeeded", within: .seconds(300)) { try await store.count(.succeeded) == 20_000 }
                 for (index, child) in children.enumerated() {
                     do {
                         #expect(try await stop(child) == 0)

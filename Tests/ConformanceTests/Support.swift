@@ -126,12 +126,12 @@ func testOptions(concurrency: Int = 8) -> SchedulerOptions {
         rescueInterval: .seconds(30), shutdownTimeout: .seconds(5))
 }
 
-/// Waits until `condition` holds, checking every 10 ms; fails after 60 s (a hang detector, not
+/// Waits until `condition` holds, checking every 10 ms; fails after `limit` (a hang detector, not
 /// a timing: the backends have no common change feed to wait on).
-func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(60)
+func waitUntil(_ what: String, within limit: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
     while try await !condition() {
-        if ContinuousClock.now > deadline { throw TestFailure("waited 60 s for \(what) (a hang)") }
+        if ContinuousClock.now > deadline { throw TestFailure("waited \(limit) for \(what) (a hang)") }
         try await Task.sleep(for: .milliseconds(10))
     }
 }
