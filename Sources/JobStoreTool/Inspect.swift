@@ -67,7 +67,7 @@ struct Stats: ParsableCommand {
             print("  readers          unknown (read without the lock file, which holds the reader table)")
         }
         print("  expired leases   \(expired.grouped)\(expired > 0 ? " (their workers stopped: `jobstore requeue --stuck`, or a scheduler, puts them back)" : "")")
-        print("  longest wait     \(longestWait.map { String(format: "%.1f s (the oldest ready job)", $0) } ?? "- (no job is ready)")")
+        print("  longest wait     \(oldestReady.map { waited(since: $0) + " (the oldest ready job)" } ?? "- (no job is ready)")")
         print("")
         var table = Table("database", "entries", "depth", "branch", "leaf", "overflow", "size")
         for (name, stats) in databases {

@@ -117,6 +117,11 @@ func seconds(since time: Timestamp, now: Timestamp = .now) -> Double {
     Double(now.microseconds - time.microseconds) / 1e6
 }
 
+/// How long since `time`, for people ("3m05s", "1109d19h"): the oldest ready job's wait in tables.
+func waited(since time: Timestamp, now: Timestamp = .now) -> String {
+    Readable.duration(.microseconds(now.microseconds - time.microseconds))
+}
+
 /// Counts by state name with every state present, zeros included.
 func byName<State: CaseIterable & Hashable & CustomStringConvertible>(_ counts: [State: Int]) -> [String: Int] {
     Dictionary(uniqueKeysWithValues: State.allCases.map { ($0.description, counts[$0] ?? 0) })

@@ -47,15 +47,12 @@ struct Queues: ParsableCommand {
             defer { jobs.close() }
             let queues = try jobs.queues()
             let now = Timestamp.now
-            func wait(_ queue: QueueSummary) -> Double? {
-                queue.oldestReadyAt.map { seconds(since: $0, now: now) }
-            }
             if store.json {
                 try printJSON(queues.map {
                     Output(
                         name: $0.name, paused: $0.pausedAt != nil, pausedAt: $0.pausedAt?.microseconds, pausedAtISO: $0.pausedAt?.iso,
                         counts: byName($0.counts), oldestReadyAt: $0.oldestReadyAt?.microseconds, oldestReadyAtISO: $0.oldestReadyAt?.iso,
-                        oldestReadyWaitSeconds: wait($0),
+                        oldestReadyWaitSeconds: $0.oldestReadyAt.map { seconds(since: $0, now: now) },
                         rateLimit: $0.rateLimit.map { .init(starts: $0.starts, periodSeconds: $0.period.seconds, tokens: $0.tokens) })
                 })
                 return
@@ -64,7 +61,7 @@ struct Queues: ParsableCommand {
             for queue in queues {
                 table.add([queue.name, queue.pausedAt.map { "since \($0)" } ?? "-"]
                     + JobState.allCases.map { (queue.counts[$0] ?? 0).grouped }
-                    + [wait(queue).map { String(format: "%.1f s", $0) } ?? "-",
+                    + [queue.oldestReadyAt.map { waited(since: $0, now: now) } ?? "-",
                        queue.rateLimit.map { "\($0.starts) per \($0.period) (\(Int($0.tokens)) left)" } ?? "-"])
             }
             print(table.render())

@@ -104,7 +104,7 @@ struct Top: ParsableCommand {
         states.add(["total", sample.counts.values.reduce(0, +).grouped, ""])
         lines += states.render().split(separator: "\n").map(String.init)
         lines.append("")
-        let wait = longestWait(sample).map { "the oldest ready job has waited " + Readable.duration(.microseconds(Int64($0 * 1e6))) } ?? "no job is ready"
+        let wait = sample.queues.compactMap(\.oldestReadyAt).min().map { "the oldest ready job has waited " + waited(since: $0) } ?? "no job is ready"
         lines.append("\(wait); \(sample.expiredLeases.grouped) expired lease\(sample.expiredLeases == 1 ? "" : "s")"
             + (sample.expiredLeases > 0 ? " (a worker stopped: a scheduler rescues them)" : ""))
         lines.append("")
@@ -116,7 +116,7 @@ struct Top: ParsableCommand {
         var table = Table("queue", "paused", "pending", "running", "failed", "longest wait", "done/s")
         table.shrinkable = [0]
         for queue in queues.prefix(room) {
-            let wait = queue.oldestReadyAt.map { Readable.duration(.microseconds(Timestamp.now.microseconds - $0.microseconds)) }
+            let wait = queue.oldestReadyAt.map { waited(since: $0) }
             table.add([
                 queue.name, queue.pausedAt == nil ? "-" : "paused", (queue.counts[.pending] ?? 0).grouped, (queue.counts[.running] ?? 0).grouped,
                 (queue.counts[.failed] ?? 0).grouped, wait ?? "-",
