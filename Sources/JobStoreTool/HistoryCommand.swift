@@ -97,7 +97,9 @@ extension Jobs {
 
         func kinds() throws -> Set<JobEvent.Kind>? {
             guard let kind else { return nil }
-            return Set(try kind.split(separator: ",").map { name in
+            let names = kind.split(separator: ",")
+            if names.isEmpty { throw ValidationError("--kind needs at least one event kind, e.g. failed,rescued") }
+            return Set(try names.map { name in
                 guard let kind = JobEvent.Kind(name: String(name)) else {
                     throw ValidationError("'\(name)' is not an event kind; kinds: \(JobEvent.Kind.allCases.map(\.description).joined(separator: ", "))")
                 }

@@ -43,7 +43,9 @@ struct Export: ParsableCommand {
         // interrupted export never leaves a file ending in half a line.
         let partial = output.map { $0 + ".partial" }
         if let partial {
-            guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw CommandFailure("cannot create \(partial)") }
+            let created = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard created >= 0 else { throw CommandFailure("cannot create \(partial): \(String(cString: strerror(errno)))") }
+            close(created)
             sink = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
         }
         var unreadable = 0

@@ -711,12 +711,14 @@ struct AdminToolTests {
             (["demo", "--dir", directory.sub("file")], "is a file; give a new or empty directory"),
             (["demo", "--dir", store], "already holds a store"),
             (["bench", "--dir", directory.sub("file"), "--jobs", "1000"], "is a file"),
+            (["jobs", "history", store, "--kind", ","], "--kind needs at least one event kind"),
         ] {
             expectError(try jobstore(arguments), 2, fragment)
         }
         let unwritable = try jobstore("backup", store, "/proc/no-such/backup")
         expectError(unwritable, 1, "cannot create the directory /proc/no-such/backup")
         #expect(!unwritable.err.contains("NSCocoaErrorDomain"))
+        expectError(try jobstore("export", store, "--output", directory.sub("no-such/jobs.jsonl")), 1, "jobs.jsonl.partial: No such file or directory")
         let unknown = try jobstore("cancel", store, "0190a5c4-1b2e-7000-8123-456789abcdef")
         #expect(unknown.err.components(separatedBy: "0190a5c4-1b2e-7000-8123-456789abcdef").count == 2, "the id once: \(unknown.err)")
         #expect(try jobstore("queues", "resume", store, "never-paused").out == "queue never-paused was not paused\n")
