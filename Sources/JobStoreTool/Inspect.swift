@@ -283,7 +283,9 @@ struct VerifyCommand: ParsableCommand {
 
 /// `jobstore backup PATH DEST`: a consistent hot copy.
 struct Backup: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a consistent copy of a live store into an empty directory.")
+    static let configuration = CommandConfiguration(
+        abstract: "Write a consistent copy of a live store into an empty directory.",
+        discussion: "The copy is written into DESTINATION.partial and renamed to DESTINATION when whole: a backup cut short leaves DESTINATION.partial, never a store that looks complete.")
 
     @OptionGroup var store: StoreOptions
     @Argument(help: "The destination directory (created; must be empty if it exists).")
@@ -301,16 +303,31 @@ struct Backup: ParsableCommand {
                 throw ValidationError("\(destination) is not empty; give a new or empty directory")
             }
         }
+        // Copied into a sibling directory, renamed to the destination once whole: a backup cut
+        // short (killed, disk full) never leaves a destination that looks like a store.
+        let partial = (destination.hasSuffix("/") ? String(destination.dropLast()) : destination) + ".partial"
+        if manager.fileExists(atPath: partial) {
+            throw CommandFailure("\(partial) exists: a backup to \(destination) was cut short there (or runs now). Remove it, then back up again")
+        }
         let jobs = try store.open()
         defer { jobs.close() }
         do {
-            try manager.createDirectory(atPath: destination, withIntermediateDirectories: true)
+            try manager.createDirectory(atPath: partial, withIntermediateDirectories: true)
         } catch {
-            throw CommandFailure("cannot create the directory \(destination): \(reason(error))")
+            throw CommandFailure("cannot create the directory \(partial): \(reason(error))")
         }
         let progress = Progress("copying")
-        try jobs.backup(to: destination, compact: compact)
+        do {
+            try jobs.backup(to: partial, compact: compact)
+        } catch {
+            try? manager.removeItem(atPath: partial)
+            throw error
+        }
         progress.finish()
+        // rename(2) replaces an empty directory and never a non-empty one.
+        guard rename(partial, destination) == 0 else {
+            throw CommandFailure("cannot rename \(partial) to \(destination): \(String(cString: strerror(errno))); the backup is whole in \(partial)")
+        }
         let bytes = ((try? manager.attributesOfItem(atPath: destination + "/data.mdb"))?[.size] as? Int) ?? 0
         if store.json {
             try printJSON(["destination": .string(destination), "bytes": .count(bytes), "compact": .bool(compact)] as [String: JSONValue])
