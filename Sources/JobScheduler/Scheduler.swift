@@ -104,6 +104,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         case leaseLost(JobID)
         case stop(graceful: Bool)
         case deadline
+        /// A shutdown timeout after the deadline: stop waiting for what has not ended.
+        case abandon
         case committed(Commit)
         case retry
     }
@@ -198,10 +200,20 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         logger.info("scheduler stopped")
     }
 
-    /// Cancels the helper tasks and waits for them, so no write of theirs lands after `run()` returned.
+    /// How long a stopping scheduler waits, after the shutdown deadline, for cancelled handlers
+    /// and the last write, and then for each helper task: the shutdown timeout, at least 5 s.
+    /// Past it, what did not end is left behind (its jobs are rescued when their leases expire):
+    /// a handler that ignores cancellation, or a store that never answers, must not keep the
+    /// program from ending.
+    private var giveUpAfter: Duration { max(options.shutdownTimeout, .seconds(5)) }
+
+    /// Cancels the helper tasks and waits for them, so no write of theirs lands after `run()`
+    /// returned — each at most ``giveUpAfter``.
     private func stop(_ helpers: [Task<Void, Never>]) async {
         for helper in helpers { helper.cancel() }
-        for helper in helpers { await helper.value }
+        for helper in helpers where await !finished(helper, within: giveUpAfter) {
+            logger.error("a scheduler helper task did not stop within the shutdown timeout; going on without it")
+        }
     }
 
     private func loop() async throws {
@@ -226,11 +238,13 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         var stopping = false
         var timer: (at: Timestamp, task: Task<Void, Never>)?
         var deadline: Task<Void, Never>?
+        var abandon: Task<Void, Never>?
         var rotation = 0
         var failures = 0
         defer {
             timer?.task.cancel()
             deadline?.cancel()
+            abandon?.cancel()
         }
 
         func cancel(_ id: JobID, _ reason: CancelReason) {
@@ -300,6 +314,22 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     }
                 case .deadline:
                     for id in Array(running.keys) { cancel(id, .shutdown) }
+                    if abandon == nil {
+                        let grace = giveUpAfter
+                        abandon = Task { [self] in
+                            guard (try? await Task.sleep(for: grace)) != nil else { return }
+                            post(.abandon)
+                        }
+                    }
+                case .abandon:
+                    // A handler that ignores its cancellation, or a write the store never answers
+                    // (a stalled connection pool): stop anyway. The store keeps the jobs running
+                    // under their leases, and a scheduler rescues them when the leases expire.
+                    logger.error("scheduler stopping without waiting any longer", metadata: [
+                        "handlers_still_running": "\(running.count)", "write_pending": "\(writing)",
+                        "unwritten_outcomes": "\(outcomes.count)",
+                    ])
+                    return
                 case .retry:
                     paused = false
                 case .committed(let commit):

@@ -29,7 +29,10 @@ public struct SchedulerOptions: Sendable {
     /// own timeline lives as long as the job. Default: a week, the longest default retention.
     public var historyRetention: Duration?
     /// On a graceful shutdown, how long running handlers may finish before they are cancelled
-    /// and their jobs given back (pending at once, the attempt not counted).
+    /// and their jobs given back (pending at once, the attempt not counted). After that, the
+    /// scheduler waits as long again (at least 5 s) for the cancelled handlers and its last
+    /// write; what has still not ended then — a handler that ignores cancellation, a store that
+    /// does not answer — is left behind, and its jobs are rescued when their leases expire.
     public var shutdownTimeout: Duration
 
     /// Options; the defaults suit most programs. `prefetch` defaults to 64.

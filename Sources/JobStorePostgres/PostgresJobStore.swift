@@ -28,6 +28,10 @@ public struct PostgresStoreOptions: Sendable {
     /// firewall or the network dropped is found before a statement needs it; `nil` for never.
     /// A memory bound too, like ``idleConnectionTimeout`` (another timer per release).
     public var keepAliveFrequency: Duration? = .seconds(10)
+    /// How long ``PostgresJobStore/close()`` waits for the client to shut its connections down
+    /// before it returns without it (postgres-nio 1.33's client can stay suspended once cancelled
+    /// while its pool reconnects).
+    public var closeTimeout: Duration = .seconds(5)
     /// Where the store logs (connection losses, retried transactions).
     public var logger = Logger(label: "jobstore.postgres")
 
@@ -84,8 +88,9 @@ public final class PostgresJobStore: JobStoreBackend {
         }
     }
 
-    /// Stops the wake-ups (every ``workSignals()`` stream ends) and closes the connections.
-    /// Calls in flight fail; the store cannot be used after.
+    /// Stops the wake-ups (every ``workSignals()`` stream ends) and closes the connections,
+    /// waiting at most ``PostgresStoreOptions/closeTimeout`` for the client to stop. Calls in
+    /// flight fail; the store cannot be used after.
     public func close() async {
         let (subscribers, listener) = state.withLock { state in
             state.closed = true
@@ -95,7 +100,10 @@ public final class PostgresJobStore: JobStoreBackend {
         for subscriber in subscribers { subscriber.finish() }
         listener?.cancel()
         running.cancel()
-        await running.value
+        if await !finished(running, within: options.closeTimeout) {
+            // Seen when the database went away while the pool reconnected (vapor/postgres-nio#599).
+            logger.warning("the PostgreSQL client did not stop within \(options.closeTimeout) of close(); going on without it", metadata: ["location": "\(location)"])
+        }
     }
 
     deinit { running.cancel() }

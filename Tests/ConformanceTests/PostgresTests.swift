@@ -79,28 +79,61 @@ struct PostgresTests {
         try await withTestDatabase(try #require(postgresURL)) { url in
             let first = try await PostgresJobStore(url: url, options: .forTests)
             let second = try await PostgresJobStore(url: url, options: .forTests)
-            defer { Task { await first.close(); await second.close() } }
-            // Idle first: the second store's insert wakes the first's scheduler (NOTIFY).
-            let recorder = Recorder()
-            try await withScheduler(first, ["remote": { recorder.record("ran", $0.job) }]) {
-                try await Task.sleep(for: .milliseconds(100))
-                _ = try await second.insert(NewJob(name: "from-afar", queue: "remote"))
-                try await recorder.wait(for: 1, "ran")
+            // Both closed before the database is dropped, also when the test fails (a store left
+            // open kept reconnecting to the dropped database for the rest of the run).
+            do {
+                try await burnDown(first, second)
+            } catch {
+                await first.close()
+                await second.close()
+                throw error
             }
-            // Burn-down: both at once, 8 handlers each.
-            _ = try await first.insert((0..<20_000).map { NewJob(name: "work", queue: "q", priority: UInt8($0 % 3)) })
-            let runs = Lock<[JobID: Int]>([:])
-            let handler: JobHandler = { context in runs.withLock { $0[context.job.id, default: 0] += 1 } }
-            try await withScheduler(first, ["q": handler]) {
-                try await withScheduler(second, ["q": handler]) {
-                    // About 35 s under TSan; 60 s was not enough on a loaded machine.
-                    try await waitUntil("20,000 succeeded", within: .seconds(300)) { try await first.queueDepths()["q"]?[.succeeded] == 20_000 }
-                }
-            }
-            let counts = runs.withLock { $0 }
-            #expect(counts.count == 20_000 && counts.values.allSatisfy { $0 == 1 })
-            try await expectConsistent(second)
+            await first.close()
+            await second.close()
         }
+    }
+
+    private func burnDown(_ first: PostgresJobStore, _ second: PostgresJobStore) async throws {
+        // Idle first: the second store's insert wakes the first's scheduler (NOTIFY).
+        let recorder = Recorder()
+        try await withScheduler(first, ["remote": { recorder.record("ran", $0.job) }]) {
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await second.insert(NewJob(name: "from-afar", queue: "remote"))
+            try await recorder.wait(for: 1, "ran")
+        }
+        // Burn-down: both at once, 8 handlers each.
+        _ = try await first.insert((0..<20_000).map { NewJob(name: "work", queue: "q", priority: UInt8($0 % 3)) })
+        let runs = Lock<[JobID: Int]>([:])
+        let handler: JobHandler = { context in runs.withLock { $0[context.job.id, default: 0] += 1 } }
+        try await withScheduler(first, ["q": handler]) {
+            try await withScheduler(second, ["q": handler]) {
+                // About 35 s under TSan; 60 s was not enough on a loaded machine.
+                try await waitUntil("20,000 succeeded", within: .seconds(300)) { try await first.queueDepths()["q"]?[.succeeded] == 20_000 }
+            }
+        }
+        let counts = runs.withLock { $0 }
+        #expect(counts.count == 20_000 && counts.values.allSatisfy { $0 == 1 })
+        try await expectConsistent(second)
+    }
+
+    @Test("close() returns when the database went away under the store (its pool reconnecting to it): within closeTimeout, not never",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func closeAfterDatabaseDropped() async throws {
+        var options = PostgresStoreOptions.forTests
+        options.closeTimeout = .seconds(3)
+        let (store, listening) = try await withTestDatabase(try #require(postgresURL)) { url in
+            let store = try await PostgresJobStore(url: url, options: options)
+            _ = try await store.insert(NewJob(name: "a", queue: "q"))
+            let signals = store.workSignals()  // the listener leases a connection and LISTENs on it
+            let listening = Task { for await _ in signals {} }
+            try await Task.sleep(for: .milliseconds(300))
+            return (store, listening)
+        }  // dropped WITH (FORCE): its connections were terminated; the listener reconnects to a database that is gone
+        try await Task.sleep(for: .seconds(1))
+        let started = ContinuousClock.now
+        await store.close()
+        #expect(ContinuousClock.now - started < options.closeTimeout + .seconds(5))
+        _ = await listening.value  // close() ended the stream
     }
 
     @Test("a job cancelled through another store stops its handler in this one (the cancel notification)",

@@ -39,6 +39,29 @@ struct SchedulerTests {
         }
     }
 
+    @Test("a handler that ignores its cancellation does not keep the scheduler from stopping: run() returns after the grace, its job left running under its lease")
+    func handlerIgnoringCancellation() async throws {
+        try await withStore { store, _ in
+            let job = try await store.insert(NewJob(name: "stuck", queue: "q"))
+            let parked = Lock<CheckedContinuation<Void, Never>?>(nil)
+            var options = testOptions(concurrency: 1)
+            options.shutdownTimeout = .milliseconds(200)
+            var scheduler = Scheduler(backend: store, options: options)
+            scheduler.handle(queue: "q") { _ in
+                await withCheckedContinuation { continuation in parked.withLock { $0 = continuation } }  // deaf to cancellation
+            }
+            let service = Task { try await scheduler.run() }
+            while parked.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(10)) }  // not a store change: polled
+            let stopped = ContinuousClock.now
+            service.cancel()
+            try await service.value  // before: never returned
+            #expect(ContinuousClock.now - stopped < .seconds(20))  // the 5 s grace, then the helpers
+            #expect(try store.job(job.id)?.state == .running)  // rescued when its lease expires
+            parked.withLock { $0.take() }?.resume()
+            try expectConsistent(store)
+        }
+    }
+
     @Test("retention: the periodic pass deletes jobs and pipelines finished longer ago than their state's retention")
     func retention() async throws {
         try await withStore { store, _ in
