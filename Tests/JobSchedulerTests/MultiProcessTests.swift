@@ -50,4 +50,40 @@ struct MultiProcessTests {
             try expectConsistent(store)
         }
     }
+
+    @Test("a scheduler process killed with jobs in flight, three times: a scheduler here rescues and finishes the rest; every job ends succeeded, none left running, the store verifies")
+    func schedulerKilledWithJobsInFlight() async throws {
+        try await withStore { store, directory in
+            let total = 2_000
+            let jobs = try await store.insert((0..<total).map { NewJob(name: "flight-\($0)", queue: "flight") })
+            var started = 0
+            for round in 0..<3 {
+                let child = Process()
+                child.executableURL = try helperExecutable("JobStoreTestHelper")
+                child.arguments = ["work", directory.path, "flight", "500", "20"]  // 500 ms leases, jobs of up to 20 ms
+                let file = directory.sub("killed-\(round).out")
+                FileManager.default.createFile(atPath: file, contents: nil)
+                child.standardOutput = FileHandle(forWritingAtPath: file)
+                try child.run()
+                try await Task.sleep(for: .milliseconds(Int.random(in: 300...900)))
+                kill(child.processIdentifier, SIGKILL)
+                while child.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(child.terminationReason == .uncaughtSignal, "round \(round): the worker ended before the kill")
+                started += try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count
+                #expect(try store.verify().isEmpty, "round \(round)")
+            }
+            #expect(started > 0 && started < total, "the kills came while jobs remained: \(started) started")
+            // Here: the rescue finds the killed workers' expired leases; every job is finished.
+            var options = testOptions(concurrency: 8)
+            options.rescueInterval = .milliseconds(200)
+            var scheduler = Scheduler(backend: store, options: options)
+            scheduler.handle(queue: "flight") { _ in }
+            try await running(scheduler) {
+                try await waitUntil(store, "every job succeeded") { try store.count(.succeeded) == total }
+            }
+            #expect(try store.count(.running) == 0 && store.count(.pending) == 0)
+            for job in jobs { #expect(try store.job(job.id)?.state == .succeeded) }
+            try expectConsistent(store)
+        }
+    }
 }

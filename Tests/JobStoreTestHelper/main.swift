@@ -171,12 +171,21 @@ do {
         store.close()
         say("done")
     case "work":
-        // work PATH QUEUE: runs a scheduler (4 handlers) on QUEUE, printing the id of each job it
-        // runs, until the store has no pending or running job of the queue; then "done".
-        guard arguments.count == 4 else { fail("work needs QUEUE") }
+        // work PATH QUEUE [LEASE_MS JOB_MS]: runs a scheduler (4 handlers) on QUEUE, printing the
+        // id of each job it runs, until the store has no pending or running job of the queue;
+        // then "done". With LEASE_MS and JOB_MS: leases that long, and each job takes up to
+        // JOB_MS (at random), so that a kill finds jobs in flight.
+        guard arguments.count == 4 || arguments.count == 6 else { fail("work needs QUEUE [LEASE_MS JOB_MS]") }
         let queue = arguments[3]
-        var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: 4, prefetch: 8))
-        scheduler.handle(queue: queue) { context in say(context.job.id.description) }
+        let lease = arguments.count == 6 ? Int(arguments[4]).map { Duration.milliseconds($0) } : nil
+        let jobMilliseconds = arguments.count == 6 ? Int(arguments[5]) ?? 0 : 0
+        var options = SchedulerOptions(maxConcurrency: 4, prefetch: 8)
+        if let lease { options.lease = lease }
+        var scheduler = Scheduler(backend: store, options: options)
+        scheduler.handle(queue: queue) { context in
+            say(context.job.id.description)
+            if jobMilliseconds > 0 { try await Task.sleep(for: .milliseconds(Int.random(in: 0...jobMilliseconds))) }
+        }
         let service = Task { try await scheduler.run() }
         while true {
             try await Task.sleep(for: .milliseconds(50))
