@@ -88,6 +88,21 @@ struct CacheTests {
         #expect(try store.job(job.id)?.priority == 3)
         #expect(try store.job(job.id)?.payload == Array("after".utf8))
     }
+
+    @Test("counts are answered again only while nothing committed since: another process's insert and this process's own writes are counted at once")
+    func countsAcrossProcesses() throws {
+        let directory = TemporaryDirectory()
+        let store = try openStore(directory, JobStoreOptions())
+        defer { store.close() }
+        let job = try store.insert(NewJob(name: "here"))
+        #expect(try store.counts()[.pending] == 1)
+        #expect(try store.counts()[.pending] == 1)  // nothing committed since: the same counts
+        #expect(try runHelper(["insert", directory.path, "there", "default"]).status == 0)
+        #expect(try store.counts()[.pending] == 2 && store.count(.pending) == 2)
+        try store.transition(job.id, to: .running)
+        #expect(try store.counts()[.pending] == 1 && store.count(.running) == 1)
+        #expect(try store.verify().isEmpty)  // the counters equal a recount
+    }
 }
 
 @Suite("Change feed")

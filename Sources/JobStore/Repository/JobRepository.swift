@@ -1,4 +1,5 @@
 import LMDB
+import Locking
 import Logging
 import Synchronization
 
@@ -64,6 +65,9 @@ public final class JobRepository: Sendable {
     let options: JobStoreOptions
     /// `options.cache.enabled`, read on every read and write.
     let cacheEnabled: Bool
+    /// The counts per state as of a committed transaction, answered again while no commit (of
+    /// any process) has followed it: see ``counts()``.
+    let countsMemo = Lock<(transaction: Int, counts: [JobState: Int])?>(nil)
 
     /// Opens the store at `path`, creating it unless the options say read-only.
     ///

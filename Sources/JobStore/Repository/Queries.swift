@@ -242,17 +242,27 @@ extension JobRepository {
 
     // MARK: Counts, O(1)
 
-    /// How many jobs are in `state` (a counter, O(1)).
+    /// How many jobs are in `state` (a counter, O(1); see ``counts()``).
     public func count(_ state: JobState) throws -> Int {
-        try reading { txn in Int(try Counters.read(txn, db.meta, MetaKey.stateCounter(state))) }
+        try counts()[state] ?? 0
     }
 
-    /// How many jobs are in each state (every state present, zeros included).
+    /// How many jobs are in each state (every state present, zeros included): the six counters,
+    /// read in one snapshot, or — while no transaction of any process has committed since the
+    /// last read — those same counts again, without a read transaction. (The last committed
+    /// transaction's id is in LMDB's lock file, shared by every process; a commit changes it,
+    /// so a memo of another process's past is never served.)
     public func counts() throws -> [JobState: Int] {
-        try reading { txn in
+        let last = try lastTransactionID()
+        if let memo = countsMemo.withLock({ $0 }), memo.transaction == last { return memo.counts }
+        return try reading { txn in
             var counts = [JobState: Int](minimumCapacity: JobState.every.count)
             for state in JobState.every {
                 counts[state] = Int(try Counters.read(txn, db.meta, MetaKey.stateCounter(state)))
+            }
+            let transaction = try txn.id
+            countsMemo.withLock { memo in
+                if transaction >= memo?.transaction ?? .min { memo = (transaction, counts) }
             }
             return counts
         }
