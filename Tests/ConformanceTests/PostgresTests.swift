@@ -277,6 +277,12 @@ struct PostgresProcessTests {
                 for (index, child) in children.enumerated() {
                     do {
                         #expect(try await stop(child) == 0)
+                        // A shutdown guard that fired (it stops waiting for what does not end) is
+                        // not a failure, but worth seeing.
+                        let log = (try? String(contentsOfFile: directory.sub("err-\(index)"), encoding: .utf8)) ?? ""
+                        for line in log.split(separator: "\n") where line.contains("without waiting") || line.contains("did not stop within") {
+                            print("child \(index): \(line)")
+                        }
                     } catch {
                         // Where its shutdown stopped: the scheduler's log and the helper's own lines.
                         let log = (try? String(contentsOfFile: directory.sub("err-\(index)"), encoding: .utf8)) ?? ""
