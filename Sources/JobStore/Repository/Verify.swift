@@ -18,6 +18,9 @@ public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
         case badPipeline
         /// A job's timeline or a history entry cannot be read, or a timeline disagrees with its job.
         case badEvent
+        /// A page of LMDB's data file is damaged (``LMDB/Environment/checkPages()``): the store
+        /// cannot be walked safely; restore it from a backup, or `export` what still reads.
+        case badPage
     }
     /// What kind of problem.
     public var kind: Kind
@@ -40,7 +43,9 @@ public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension JobRepository {
-    /// Checks the whole store: every record decodes; every record has exactly its index entries
+    /// Checks the whole store: first the structure of every page of LMDB's file (a damaged page
+    /// is reported as ``VerificationProblem/Kind/badPage``, and nothing else is walked); then
+    /// every record decodes; every record has exactly its index entries
     /// (``IndexEntry/entries(of:)``, the same function writes use) and every index entry belongs
     /// to a record; every counter equals a recount; every pipeline agrees with its steps' jobs
     /// (see ``verifyPipelines(_:counters:)``); every job's timeline and every history entry
@@ -55,6 +60,10 @@ extension JobRepository {
     /// in one snapshot only when the chunked recount disagrees with them.
     public func verify(chunkSize: Int = 10_000) throws -> [VerificationProblem] {
         try JobStoreError.requirePositive(chunkSize, "chunkSize")
+        // First the file's page structure: LMDB trusts its pages, and a damaged one would crash
+        // the walk below instead of being reported.
+        let pages = try wrappingErrors { try environment.checkPages() }
+        if !pages.isEmpty { return pages.map { VerificationProblem(kind: .badPage, message: $0) } }
         var problems: [VerificationProblem] = []
         var counters: [String: Int64] = [:]
         var suspectJobs = Set<JobID>()

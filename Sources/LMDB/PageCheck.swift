@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// LMDB 0.9's on-disk layout, as lmdb/mdb.c defines it (the parts the check reads).
+private let pageHeaderSize = 16  // mp_pgno (8), mp_pad (2), mp_flags (2), mp_lower (2), mp_upper (2)
+private let nodeHeaderSize = 8  // mn_lo, mn_hi, mn_flags, mn_ksize (2 each)
+private let branchFlag: UInt16 = 0x01, leafFlag: UInt16 = 0x02, overflowFlag: UInt16 = 0x04, leaf2Flag: UInt16 = 0x20
+private let bigDataFlag: UInt16 = 0x01, subDataFlag: UInt16 = 0x02, dupDataFlag: UInt16 = 0x04
+private let metaMagic: UInt32 = 0xBEEF_C0DE
+private let noPage = UInt64.max  // P_INVALID: an empty database's root
+
+extension Environment {
+    /// Checks the structure of every page reachable from the current snapshot — page numbers,
+    /// page kinds, bounds of every node, child and overflow page numbers — reading the data
+    /// file itself, before LMDB follows any of it. LMDB keeps no checksums and trusts its pages:
+    /// a damaged page pointer makes it read outside the map and crash the process. A `verify`
+    /// that walks the databases through LMDB calls this first. Returns what is wrong (empty
+    /// when every page is sound); a read transaction pins the snapshot meanwhile.
+    public func checkPages() throws -> [String] {
+        // A writer may overwrite the snapshot's meta page (two commits later) before the check
+        // reads it; the pages stay pinned, but their roots are then lost: take a new snapshot.
+        for _ in 0..<3 {
+            if let problems = try checkPagesOnce() { return problems }
+        }
+        return []
+    }
+
+    private func checkPagesOnce() throws -> [String]? {
+        try read { txn in
+            let snapshot = UInt64(try txn.id)
+            let file = Glibc.open(path + "/data.mdb", O_RDONLY)
+            guard file >= 0 else {
+                throw LMDBError(returnCode: errno, operation: "open data.mdb to check its pages", path: path)
+            }
+            defer { Glibc.close(file) }
+            let size = Int(lseek(file, 0, SEEK_END))
+            guard size > 0 else { return ["\(path)/data.mdb is empty or cannot be read"] }
+            guard let map = mmap(nil, size, PROT_READ, MAP_SHARED, file, 0), map != MAP_FAILED else {
+                throw LMDBError(returnCode: errno, operation: "mmap data.mdb to check its pages", path: path)
+            }
+            defer { munmap(map, size) }
+            var walker = PageWalker(bytes: UnsafeRawBufferPointer(start: map, count: size))
+            guard walker.check(snapshot: snapshot) else { return nil }
+            return walker.problems
+        }
+    }
+}
+
+/// Walks the page trees of one meta page, bounds-checking everything before following it.
+private struct PageWalker {
+    let bytes: UnsafeRawBufferPointer
+    var pageSize = 4096
+    var lastPage: UInt64 = 0
+    var visited = Set<UInt64>()
+    var problems: [String] = []
+
+    init(bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+    }
+
+    func u16(_ offset: Int) -> UInt16 { bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self) }
+    func u32(_ offset: Int) -> UInt32 { bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+    func u64(_ offset: Int) -> UInt64 { bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+
+    mutating func problem(_ text: String) {
+        if problems.count < 100 { problems.append(text) }
+    }
+
+    /// The meta page of `snapshot` (page 0 or 1), then the free-page and main databases' trees,
+    /// and each named database's tree from its record in the main one. False when neither meta
+    /// page holds the snapshot any more (overwritten by later commits).
+    mutating func check(snapshot: UInt64) -> Bool {
+        // Each meta page: the page header, then MDB_meta — magic (4), version (4), address (8),
+        // map size (8), two MDB_db records (48 bytes each: pad (4) holds the page size in the
+        // first, flags (2), depth (2), branch, leaf, overflow pages, entries, root (8 each)),
+        // last page (8), transaction id (8).
+        guard bytes.count >= 2 * pageHeaderSize + 136 else {
+            problem("the data file is too short to hold its meta pages")
+            return true
+        }
+        pageSize = Int(u32(pageHeaderSize + 24))  // the free-page database's md_pad
+        guard pageSize >= 512, pageSize <= 65536, pageSize & (pageSize - 1) == 0, bytes.count >= 2 * pageSize else {
+            problem("the meta page gives a page size of \(pageSize) bytes")
+            return true
+        }
+        let meta = [0, 1].map { $0 * pageSize + pageHeaderSize }.first { u32($0) == metaMagic && u64($0 + 128) == snapshot }
+        guard let meta else { return false }
+        lastPage = u64(meta + 120)
+        guard (Int(exactly: lastPage).map { ($0 + 1) * pageSize } ?? .max) <= bytes.count else {
+            problem("the meta page's last page, \(lastPage), lies beyond the file's \(bytes.count / pageSize) pages")
+            return true
+        }
+        tree(root: u64(meta + 24 + 40), database: "the free-page list", depth: Int(u16(meta + 24 + 6)))
+        tree(root: u64(meta + 72 + 40), database: "the main database", depth: Int(u16(meta + 72 + 6)), holdsDatabases: true)
+        return true
+    }
+
+    /// One database's tree from `root`: every branch's children, every leaf's nodes.
+    mutating func tree(root: UInt64, database: String, depth: Int, holdsDatabases: Bool = false) {
+        guard root != noPage else { return }
+        var level: [UInt64] = [root]
+        var height = 0
+        while !level.isEmpty, problems.isEmpty {
+            height += 1
+            var next: [UInt64] = []
+            for number in level {
+                guard let page = page(number, in: database) else { continue }
+                let flags = u16(page + 10)
+                if flags & branchFlag != 0 {
+                    next += children(of: page, number, in: database)
+                } else if flags & leafFlag != 0 {
+                    leaf(page, number, in: database, holdsDatabases: holdsDatabases)
+                } else {
+                    problem("page \(number) of \(database) is neither a branch nor a leaf (flags 0x\(String(flags, radix: 16)))")
+                }
+            }
+            level = next
+        }
+        if problems.isEmpty, height != depth { problem("\(database) is \(height) pages deep, its record says \(depth)") }
+    }
+
+    /// The byte offset of page `number` after checking that it is one: in the file, not seen
+    /// before (no cycle, no page in two places), its header naming it.
+    mutating func page(_ number: UInt64, in database: String) -> Int? {
+        guard number >= 2, number <= lastPage else {
+            problem("\(database) refers to page \(number), outside pages 2…\(lastPage)")
+            return nil
+        }
+        guard visited.insert(number).inserted else {
+            problem("page \(number) is reached twice in \(database)")
+            return nil
+        }
+        let offset = Int(number) * pageSize
+        guard u64(offset) == number else {
+            problem("page \(number) of \(database) names itself \(u64(offset))")
+            return nil
+        }
+        let lower = Int(u16(offset + 12)), upper = Int(u16(offset + 14))
+        guard lower >= pageHeaderSize, lower <= upper, upper <= pageSize, (lower - pageHeaderSize) % 2 == 0 else {
+            problem("page \(number) of \(database) has free space \(lower)…\(upper), impossible in a \(pageSize)-byte page")
+            return nil
+        }
+        return offset
+    }
+
+    /// The nodes of a page, each checked to lie inside the page: (its offset, its header).
+    mutating func nodes(_ page: Int, _ number: UInt64, in database: String) -> [(offset: Int, size: Int, flags: UInt16, keySize: Int)] {
+        let count = (Int(u16(page + 12)) - pageHeaderSize) / 2
+        let upper = Int(u16(page + 14))
+        var result: [(Int, Int, UInt16, Int)] = []
+        for index in 0..<count {
+            let at = Int(u16(page + pageHeaderSize + 2 * index))
+            guard at >= upper, at + nodeHeaderSize <= pageSize else {
+                problem("node \(index) of page \(number) in \(database) starts at \(at), outside the page's nodes")
+                return []
+            }
+            let node = page + at
+            let size = Int(u16(node)) | Int(u16(node + 2)) << 16
+            let keySize = Int(u16(node + 6))
+            guard at + nodeHeaderSize + keySize <= pageSize else {
+                problem("node \(index) of page \(number) in \(database) has a \(keySize)-byte key running past the page")
+                return []
+            }
+            result.append((node, size, u16(node + 4), keySize))
+        }
+        return result
+    }
+
+    /// A branch page's children (a branch node's page number is mn_lo, mn_hi and mn_flags: 48 bits).
+    mutating func children(of page: Int, _ number: UInt64, in database: String) -> [UInt64] {
+        nodes(page, number, in: database).map { node in
+            UInt64(u16(node.offset)) | UInt64(u16(node.offset + 2)) << 16 | UInt64(node.flags) << 32
+        }
+    }
+
+    /// A leaf page's nodes: inline data inside the page, overflow pages in the file, and in the
+    /// main database each named database's tree.
+    mutating func leaf(_ page: Int, _ number: UInt64, in database: String, holdsDatabases: Bool) {
+        if u16(page + 10) & leaf2Flag != 0 { return }  // fixed-size keys, no node headers
+        for node in nodes(page, number, in: database) {
+            let data = node.offset + nodeHeaderSize + node.keySize
+            if node.flags & bigDataFlag != 0 {
+                guard data + 8 <= page + pageSize else { return problem("an overflow reference runs past page \(number) in \(database)") }
+                let first = u64(data)
+                let pages = (node.size + pageHeaderSize + pageSize - 1) / pageSize
+                guard first >= 2, first + UInt64(pages) - 1 <= lastPage else {
+                    return problem("a \(node.size)-byte value of \(database) on page \(number) points to overflow page \(first), outside the file")
+                }
+                guard u64(Int(first) * pageSize) == first, u16(Int(first) * pageSize + 10) & overflowFlag != 0 else {
+                    return problem("overflow page \(first) of \(database) (from page \(number)) is not an overflow page")
+                }
+                for overflow in first..<first + UInt64(pages) where !visited.insert(overflow).inserted {
+                    return problem("overflow page \(overflow) of \(database) is reached twice")
+                }
+                continue
+            }
+            guard data + node.size <= page + pageSize else {
+                return problem("a \(node.size)-byte value on page \(number) of \(database) runs past the page")
+            }
+            if node.flags & subDataFlag != 0, node.flags & dupDataFlag == 0, holdsDatabases, node.size == 48 {
+                // A named database's record: its tree, checked in turn.
+                let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(node.offset + nodeHeaderSize)..<data]), as: UTF8.self)
+                tree(root: u64(data + 40), database: "database '\(name)'", depth: Int(u16(data + 6)))
+            }
+        }
+    }
+}
