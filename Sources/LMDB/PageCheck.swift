@@ -7,6 +7,8 @@ private let pageHeaderSize = 16  // mp_pgno (8), mp_pad (2), mp_flags (2), mp_lo
 private let nodeHeaderSize = 8  // mn_lo, mn_hi, mn_flags, mn_ksize (2 each)
 private let branchFlag: UInt16 = 0x01, leafFlag: UInt16 = 0x02, overflowFlag: UInt16 = 0x04, leaf2Flag: UInt16 = 0x20
 private let bigDataFlag: UInt16 = 0x01, subDataFlag: UInt16 = 0x02, dupDataFlag: UInt16 = 0x04
+private let subPageFlag: UInt16 = 0x40
+private let duplicateSortFlag: UInt16 = 0x04  // MDB_DUPSORT, in a database record's md_flags
 private let metaMagic: UInt32 = 0xBEEF_C0DE
 private let noPage = UInt64.max  // P_INVALID: an empty database's root
 
@@ -91,13 +93,13 @@ private struct PageWalker {
             problem("the meta page's last page, \(lastPage), lies beyond the file's \(bytes.count / pageSize) pages")
             return true
         }
-        tree(root: u64(meta + 24 + 40), database: "the free-page list", depth: Int(u16(meta + 24 + 6)))
-        tree(root: u64(meta + 72 + 40), database: "the main database", depth: Int(u16(meta + 72 + 6)), holdsDatabases: true)
+        tree(root: u64(meta + 24 + 40), database: "the free-page list", depth: Int(u16(meta + 24 + 6)), duplicates: false)
+        tree(root: u64(meta + 72 + 40), database: "the main database", depth: Int(u16(meta + 72 + 6)), duplicates: false, holdsDatabases: true)
         return true
     }
 
     /// One database's tree from `root`: every branch's children, every leaf's nodes.
-    mutating func tree(root: UInt64, database: String, depth: Int, holdsDatabases: Bool = false) {
+    mutating func tree(root: UInt64, database: String, depth: Int, duplicates: Bool, holdsDatabases: Bool = false) {
         guard root != noPage else { return }
         var level: [UInt64] = [root]
         var height = 0
@@ -110,7 +112,7 @@ private struct PageWalker {
                 if flags & branchFlag != 0 {
                     next += children(of: page, number, in: database)
                 } else if flags & leafFlag != 0 {
-                    leaf(page, number, in: database, holdsDatabases: holdsDatabases)
+                    leaf(page, number, in: database, duplicates: duplicates, holdsDatabases: holdsDatabases)
                 } else {
                     problem("page \(number) of \(database) is neither a branch nor a leaf (flags 0x\(String(flags, radix: 16)))")
                 }
@@ -175,11 +177,17 @@ private struct PageWalker {
     }
 
     /// A leaf page's nodes: inline data inside the page, overflow pages in the file, and in the
-    /// main database each named database's tree.
-    mutating func leaf(_ page: Int, _ number: UInt64, in database: String, holdsDatabases: Bool) {
+    /// main database each named database's tree. A node's flags must fit its database: only a
+    /// duplicate-sorted one has duplicates (a sub-page or a sub-database), only the main one
+    /// names databases — LMDB would read a flipped flag's data as a page.
+    mutating func leaf(_ page: Int, _ number: UInt64, in database: String, duplicates: Bool, holdsDatabases: Bool) {
         if u16(page + 10) & leaf2Flag != 0 { return }  // fixed-size keys, no node headers
         for node in nodes(page, number, in: database) {
             let data = node.offset + nodeHeaderSize + node.keySize
+            let allowed: UInt16 = bigDataFlag | (duplicates ? dupDataFlag | subDataFlag : 0) | (holdsDatabases ? subDataFlag : 0)
+            guard node.flags & ~allowed == 0, node.flags & bigDataFlag == 0 || node.flags & (dupDataFlag | subDataFlag) == 0 else {
+                return problem("a node on page \(number) of \(database) has flags 0x\(String(node.flags, radix: 16)), impossible there")
+            }
             if node.flags & bigDataFlag != 0 {
                 guard data + 8 <= page + pageSize else { return problem("an overflow reference runs past page \(number) in \(database)") }
                 let first = u64(data)
@@ -198,10 +206,19 @@ private struct PageWalker {
             guard data + node.size <= page + pageSize else {
                 return problem("a \(node.size)-byte value on page \(number) of \(database) runs past the page")
             }
-            if node.flags & subDataFlag != 0, node.flags & dupDataFlag == 0, holdsDatabases, node.size == 48 {
-                // A named database's record: its tree, checked in turn.
-                let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(node.offset + nodeHeaderSize)..<data]), as: UTF8.self)
-                tree(root: u64(data + 40), database: "database '\(name)'", depth: Int(u16(data + 6)))
+            if node.flags & subDataFlag != 0 {
+                // A database record (48 bytes): a named database's, or a key's duplicates'.
+                guard node.size == 48 else { return problem("a database record on page \(number) of \(database) is \(node.size) bytes, not 48") }
+                let name = holdsDatabases && node.flags & dupDataFlag == 0
+                    ? "database '\(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(node.offset + nodeHeaderSize)..<data]), as: UTF8.self))'"
+                    : "the duplicates of a key in \(database)"
+                tree(root: u64(data + 40), database: name, depth: Int(u16(data + 6)), duplicates: holdsDatabases && node.flags & dupDataFlag == 0 && u16(data + 4) & duplicateSortFlag != 0)
+            } else if node.flags & dupDataFlag != 0 {
+                // A key's few duplicates, inline: a sub-page of the node's size.
+                let lower = Int(u16(data + 12)), upper = Int(u16(data + 14))
+                guard node.size >= pageHeaderSize, u16(data + 10) & subPageFlag != 0, lower >= pageHeaderSize, lower <= upper, upper <= node.size else {
+                    return problem("the duplicates of a key on page \(number) of \(database) are not a sound sub-page")
+                }
             }
         }
     }

@@ -65,7 +65,7 @@ struct PageCheckTests {
         #expect(problems.contains { $0.contains("refers to page") && $0.contains("outside pages") }, "\(problems)")
     }
 
-    @Test("a leaf page's bounds impossible, a node running past its page, a page naming another: each reported")
+    @Test("a leaf page's bounds impossible, a node running past its page, a page naming another, a node flagged as duplicates: each reported")
     func damagedLeaf() throws {
         let bounds = try check { data in
             for leaf in pages(data, flags: 0x02) {
@@ -85,5 +85,12 @@ struct PageCheckTests {
             for leaf in pages(data, flags: 0x02) { data[leaf] ^= 0x01 }  // mp_pgno
         }
         #expect(renamed.contains { $0.contains("names itself") }, "\(renamed)")
+        let flagged = try check { data in
+            for leaf in pages(data, flags: 0x02) {
+                let firstNode = Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: leaf + 16, as: UInt16.self) })
+                data[leaf + firstNode + 4] |= 0x04  // F_DUPDATA: LMDB would read the value as a sub-page
+            }
+        }
+        #expect(flagged.contains { $0.contains("impossible there") || $0.contains("sub-page") }, "\(flagged)")
     }
 }
