@@ -165,7 +165,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         // Runs the built `jobstore` binary against stores it makes.
-        .testTarget(name: "JobStoreToolTests", dependencies: ["JobStore", "LMDB", "jobstore", "JobStoreTestHelper", "TestSupport"]),
+        .testTarget(name: "JobStoreToolTests", dependencies: ["JobStore", "LMDB", "Locking", "jobstore", "JobStoreTestHelper", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

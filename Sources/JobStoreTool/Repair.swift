@@ -125,6 +125,8 @@ struct Import: ParsableCommand {
     var create = false
     @Flag(help: "Print each progress line and the summary as a JSON object.")
     var json = false
+    @Flag(help: "Commit nothing: check every line — each job against the store's rules, in a transaction rolled back; each pipeline decoded only (its jobs are not there) — and name every bad one.")
+    var dryRun = false
 
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
@@ -138,17 +140,7 @@ struct Import: ParsableCommand {
         let input = try LineReader(path: file == "-" ? nil : file)
         let store = try JobRepository(path: path, options: JobStoreOptions(cache: CacheOptions(enabled: false)))
         defer { store.close() }
-        let decoder = JSONDecoder()
-        enum Item {
-            case job(Job)
-            case pipeline(PipelineExport)
-            var id: String {
-                switch self {
-                case .job(let job): job.id.description
-                case .pipeline(let pipeline): pipeline.id.description
-                }
-            }
-        }
+        if dryRun { return try check(input, store) }
         var lines: [Int] = []  // the line of each item of the batch
         /// Where a failed batch went wrong: the line of the job the error names, if it names one.
         func place(of error: JobStoreError) -> String {
@@ -156,7 +148,6 @@ struct Import: ParsableCommand {
             let index = error.jobID.flatMap { id in batch.lastIndex { $0.id == id.description } }
             return index.map { "line \(lines[$0])" } ?? "in the batch ending at line \(lineNumber)"
         }
-        struct Kind: Decodable { var kind: String? }
         var batch: [Item] = []
         var committed = (jobs: 0, pipelines: 0)
         var lineNumber = 0
@@ -195,15 +186,9 @@ struct Import: ParsableCommand {
             lineNumber += 1
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
             do {
-                switch try decoder.decode(Kind.self, from: Data(line)).kind {
-                case nil, "job"?: batch.append(.job(try decoder.decode(JobJSON.self, from: Data(line)).job()))
-                case "pipeline"?: batch.append(.pipeline(try decoder.decode(PipelineJSON.self, from: Data(line)).export()))
-                case let other?: throw CommandFailure("unknown kind '\(other)' (a line is a job or a pipeline)")
-                }
+                batch.append(try Item(line))
                 lines.append(lineNumber)
                 if batch.count == batchSize { try commit() }
-            } catch let error as DecodingError {
-                throw CommandFailure("\(file) line \(lineNumber): not a job or pipeline: \(describe(error, line)); \(summary()) were committed before it")
             } catch let error as JobStoreError {
                 throw CommandFailure("\(file) \(place(of: error)): \(error); \(summary()) were committed before it")
             } catch let error as CommandFailure {
@@ -218,7 +203,67 @@ struct Import: ParsableCommand {
         report("imported \(summary())", ["done": true])
     }
 
-    func describe(_ error: DecodingError, _ line: ArraySlice<UInt8>) -> String {
+    /// `--dry-run`: every line decoded, each job restored in a transaction that is rolled back;
+    /// each bad line named on stderr; a summary; exit 1 if any line is bad.
+    func check(_ input: LineReader, _ store: JobRepository) throws {
+        struct RolledBack: Error {}
+        var (lineNumber, jobs, pipelines, bad) = (0, 0, 0, 0)
+        while let line = try input.next() {
+            lineNumber += 1
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
+            do {
+                switch try Item(line) {
+                case .job(let job):
+                    do {
+                        try store.write { txn in
+                            try txn.restore(job)
+                            throw RolledBack()
+                        }
+                    } catch is RolledBack {}
+                    jobs += 1
+                case .pipeline:
+                    pipelines += 1
+                }
+            } catch {
+                bad += 1
+                FileHandle.standardError.write(Data("jobstore: \(file) line \(lineNumber): \(error)\n".utf8))
+            }
+        }
+        let text = "checked \(lineNumber.grouped) lines: \(jobs.grouped) jobs and \(pipelines.grouped) pipelines would be imported, \(bad.grouped) bad line\(bad == 1 ? "" : "s"); nothing committed"
+        print(json ? try jsonLine(["lines": .count(lineNumber), "jobs": .count(jobs), "pipelines": .count(pipelines), "bad_lines": .count(bad)] as [String: JSONValue]) : text)
+        if bad > 0 { throw ExitCode(1) }
+    }
+
+    /// One line of an export: a job or a pipeline.
+    enum Item {
+        case job(Job)
+        case pipeline(PipelineExport)
+
+        var id: String {
+            switch self {
+            case .job(let job): job.id.description
+            case .pipeline(let pipeline): pipeline.id.description
+            }
+        }
+
+        /// Decodes a line; throws `CommandFailure` saying what is wrong with it, or a
+        /// `JobStoreError` for an id that is not one.
+        init(_ line: ArraySlice<UInt8>) throws {
+            struct Kind: Decodable { var kind: String? }
+            let decoder = JSONDecoder()
+            do {
+                switch try decoder.decode(Kind.self, from: Data(line)).kind {
+                case nil, "job"?: self = .job(try decoder.decode(JobJSON.self, from: Data(line)).job())
+                case "pipeline"?: self = .pipeline(try decoder.decode(PipelineJSON.self, from: Data(line)).export())
+                case let other?: throw CommandFailure("unknown kind '\(other)' (a line is a job or a pipeline)")
+                }
+            } catch let error as DecodingError {
+                throw CommandFailure("not a job or pipeline: \(Import.describe(error, line))")
+            }
+        }
+    }
+
+    static func describe(_ error: DecodingError, _ line: ArraySlice<UInt8>) -> String {
         switch error {
         case .keyNotFound(let key, _): "missing field '\(key.stringValue)'"
         case .typeMismatch(_, let context), .valueNotFound(_, let context):

@@ -1,6 +1,7 @@
 import Foundation
 import JobStore
 import LMDB
+import Locking
 import Testing
 import TestSupport
 
@@ -32,11 +33,19 @@ func run(_ executable: URL, _ arguments: [String], stdin: String? = nil) throws 
         try input.fileHandleForWriting.close()
     }
     try process.run()
-    // Read both pipes before waiting, so a full pipe cannot block the child.
+    // Both pipes read at once, before waiting: read one after the other, a child that fills
+    // the second (64 KiB of stderr) while the first is read would block, and so would we.
+    let errData = Lock(Data())
+    let errDone = DispatchSemaphore(value: 0)
+    Thread {
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        errData.withLock { $0 = data }
+        errDone.signal()
+    }.start()
     let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    errDone.wait()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.withLock { $0 }, as: UTF8.self))
 }
 
 func json(_ text: String) throws -> [String: Any] {

@@ -146,3 +146,47 @@ struct AdminToolKillTests {
         }
     }
 }
+
+/// The import parser under every truncation and many flipped bits of real export lines (issue
+/// 11's fuzzing of the admin tool's parser): each line is imported or named with its reason,
+/// never a crash; `--dry-run` runs them all in one process and commits nothing.
+@Suite("import's parser under mutated lines")
+struct ImportParserSweepTests {
+    @Test("every truncation (each 5th byte) and the low and high bit of each of the first 400 bytes of a job line, a leased job line and a pipeline line: imported or named, no crash, nothing committed")
+    func mutatedLines() throws {
+        let directory = TemporaryDirectory()
+        let source = directory.sub("source")
+        #expect(try jobstore("demo", "--dir", source, "--jobs", "20").status == 0)
+        let lines = try jobstore("export", source).out.split(separator: "\n").map { Array($0.utf8) }
+        let seeds = [
+            try #require(lines.first { String(decoding: $0, as: UTF8.self).contains("\"errors\":[{") }),
+            try #require(lines.first { !String(decoding: $0, as: UTF8.self).contains("\"pipeline\"") }),
+            try #require(lines.first { String(decoding: $0, as: UTF8.self).contains("\"kind\":\"pipeline\"") }),
+        ]
+        var mutated: [[UInt8]] = []
+        for seed in seeds {
+            for end in stride(from: 0, to: seed.count, by: 5) { mutated.append(Array(seed.prefix(end))) }
+            for index in 0..<min(400, seed.count) {
+                for bit in [UInt8(0x01), 0x80] {
+                    var line = seed
+                    line[index] ^= bit
+                    mutated.append(line)
+                }
+            }
+        }
+        let file = directory.sub("mutated.jsonl")
+        try Data(mutated.map { $0 + [0x0A] }.joined()).write(to: URL(fileURLWithPath: file))
+        let result = try jobstore("import", directory.sub("target"), file, "--create", "--dry-run", "--json")
+        #expect(result.status == 1, "some lines are bad: \(result.err.suffix(300))")
+        let summary = try json(result.out)
+        let (jobs, pipelines, bad) = (summary["jobs"] as? Int ?? -1, summary["pipelines"] as? Int ?? -1, summary["bad_lines"] as? Int ?? -1)
+        let named = result.err.split(separator: "\n")
+        #expect(named.count == bad && named.allSatisfy { $0.hasPrefix("jobstore: \(file) line ") })
+        #expect(jobs > 0 && bad > 0 && jobs + pipelines + bad >= mutated.count - 5, "\(jobs) + \(pipelines) + \(bad) of \(mutated.count)")
+        try checkStore(directory.sub("target")) { store in
+            let total = try store.counts().values.reduce(0, +)
+            #expect(total == 0)  // nothing committed
+        }
+        print("import --dry-run: \(mutated.count) mutated lines, \(jobs) jobs and \(pipelines) pipelines accepted, \(bad) named")
+    }
+}
