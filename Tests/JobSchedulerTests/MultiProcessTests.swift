@@ -56,22 +56,31 @@ struct MultiProcessTests {
         try await withStore { store, directory in
             let total = 2_000
             let jobs = try await store.insert((0..<total).map { NewJob(name: "flight-\($0)", queue: "flight") })
-            var started = 0
-            for round in 0..<3 {
-                let child = Process()
-                child.executableURL = try helperExecutable("JobStoreTestHelper")
-                child.arguments = ["work", directory.path, "flight", "500", "20"]  // 500 ms leases, jobs of up to 20 ms
-                let file = directory.sub("killed-\(round).out")
-                FileManager.default.createFile(atPath: file, contents: nil)
-                child.standardOutput = FileHandle(forWritingAtPath: file)
-                try child.run()
-                try await Task.sleep(for: .milliseconds(Int.random(in: 300...900)))
-                kill(child.processIdentifier, SIGKILL)
-                while child.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-                #expect(child.terminationReason == .uncaughtSignal, "round \(round): the worker ended before the kill")
-                started += try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count
-                #expect(try store.verify().isEmpty, "round \(round)")
+            // Each worker is killed once it has started 100–300 jobs (its output says so), watched
+            // from a thread of its own: under a sanitizer the concurrency pool is so busy that a
+            // timed sleep overshot, and the worker finished everything before the kill.
+            let (path, outputs) = (directory.path, (0..<3).map { directory.sub("killed-\($0).out") })
+            let (started, cut) = try onThread(timeout: 300) { () throws -> (Int, Int) in
+                var (started, cut) = (0, 0)
+                for file in outputs {
+                    let child = Process()
+                    child.executableURL = try helperExecutable("JobStoreTestHelper")
+                    child.arguments = ["work", path, "flight", "500", "20"]  // 500 ms leases, jobs of up to 20 ms
+                    FileManager.default.createFile(atPath: file, contents: nil)
+                    child.standardOutput = FileHandle(forWritingAtPath: file)
+                    try child.run()
+                    let lines = { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").count }
+                    let target = Int.random(in: 100...300)
+                    while child.isRunning && lines() < target { usleep(2_000) }
+                    kill(child.processIdentifier, SIGKILL)
+                    child.waitUntilExit()
+                    if child.terminationReason == .uncaughtSignal { cut += 1 }
+                    started += lines()
+                    #expect(try store.verify().isEmpty, "after kill \(cut)")
+                }
+                return (started, cut)
             }
+            #expect(cut == 3, "every worker was killed mid-run")
             // Runs were cut short (a job killed in its handler runs again, so `started` may pass
             // the total) and work remained for the scheduler below.
             let succeeded = try store.count(.succeeded)
