@@ -45,8 +45,7 @@ struct Export: ParsableCommand {
         if let partial {
             let created = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             guard created >= 0 else { throw CommandFailure("cannot create \(partial): \(String(cString: strerror(errno)))") }
-            close(created)
-            sink = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
+            sink = FileHandle(fileDescriptor: created, closeOnDealloc: true)
         }
         var unreadable = 0
         func report(_ error: JobStoreError) {
@@ -140,7 +139,8 @@ struct Import: ParsableCommand {
         let input = try LineReader(path: file == "-" ? nil : file)
         let store = try JobRepository(path: path, options: JobStoreOptions(cache: CacheOptions(enabled: false)))
         defer { store.close() }
-        if dryRun { return try check(input, store) }
+        let decoder = JSONDecoder()
+        if dryRun { return try check(input, store, decoder) }
         var lines: [Int] = []  // the line of each item of the batch
         /// Where a failed batch went wrong: the line of the job the error names, if it names one.
         func place(of error: JobStoreError) -> String {
@@ -184,9 +184,9 @@ struct Import: ParsableCommand {
         }
         while let line = try input.next() {
             lineNumber += 1
-            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
+            if Import.isBlank(line) { continue }
             do {
-                batch.append(try Item(line))
+                batch.append(try Item(line, decoder))
                 lines.append(lineNumber)
                 if batch.count == batchSize { try commit() }
             } catch let error as JobStoreError {
@@ -205,14 +205,14 @@ struct Import: ParsableCommand {
 
     /// `--dry-run`: every line decoded, each job restored in a transaction that is rolled back;
     /// each bad line named on stderr; a summary; exit 1 if any line is bad.
-    func check(_ input: LineReader, _ store: JobRepository) throws {
+    func check(_ input: LineReader, _ store: JobRepository, _ decoder: JSONDecoder) throws {
         struct RolledBack: Error {}
         var (lineNumber, jobs, pipelines, bad) = (0, 0, 0, 0)
         while let line = try input.next() {
             lineNumber += 1
-            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
+            if Import.isBlank(line) { continue }
             do {
-                switch try Item(line) {
+                switch try Item(line, decoder) {
                 case .job(let job):
                     do {
                         try store.write { txn in
@@ -248,9 +248,8 @@ struct Import: ParsableCommand {
 
         /// Decodes a line; throws `CommandFailure` saying what is wrong with it, or a
         /// `JobStoreError` for an id that is not one.
-        init(_ line: ArraySlice<UInt8>) throws {
+        init(_ line: ArraySlice<UInt8>, _ decoder: JSONDecoder) throws {
             struct Kind: Decodable { var kind: String? }
-            let decoder = JSONDecoder()
             do {
                 switch try decoder.decode(Kind.self, from: Data(line)).kind {
                 case nil, "job"?: self = .job(try decoder.decode(JobJSON.self, from: Data(line)).job())
@@ -261,6 +260,11 @@ struct Import: ParsableCommand {
                 throw CommandFailure("not a job or pipeline: \(Import.describe(error, line))")
             }
         }
+    }
+
+    /// A line of spaces (and a carriage return) only: skipped.
+    static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
+        line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }
     }
 
     static func describe(_ error: DecodingError, _ line: ArraySlice<UInt8>) -> String {

@@ -42,6 +42,9 @@ struct Top: ParsableCommand {
         var queues: [QueueSummary]
         var expiredLeases: Int
 
+        /// When the oldest ready job of any queue became ready.
+        var oldestReady: Timestamp? { queues.compactMap(\.oldestReadyAt).min() }
+
         func finished(_ queue: String) -> Int {
             let counts = queues.first { $0.name == queue }?.counts ?? [:]
             return (counts[.succeeded] ?? 0) + (counts[.failed] ?? 0) + (counts[.cancelled] ?? 0)
@@ -83,10 +86,6 @@ struct Top: ParsableCommand {
         return Double(value(last) - value(first)) / max((last.at - first.at).seconds, 0.001)
     }
 
-    func longestWait(_ sample: Sample) -> Double? {
-        sample.queues.compactMap(\.oldestReadyAt).min().map { seconds(since: $0) }
-    }
-
     func view(_ samples: [Sample], screen: LiveScreen?) -> String {
         guard let sample = samples.last else { return "" }
         let over = samples.count > 1 ? "rates over the last " + Readable.duration(sample.at - samples[0].at) : "rates from the next refresh"
@@ -104,7 +103,7 @@ struct Top: ParsableCommand {
         states.add(["total", sample.counts.values.reduce(0, +).grouped, ""])
         lines += states.render().split(separator: "\n").map(String.init)
         lines.append("")
-        let wait = sample.queues.compactMap(\.oldestReadyAt).min().map { "the oldest ready job has waited " + waited(since: $0) } ?? "no job is ready"
+        let wait = sample.oldestReady.map { "the oldest ready job has waited " + waited(since: $0) } ?? "no job is ready"
         lines.append("\(wait); \(sample.expiredLeases.grouped) expired lease\(sample.expiredLeases == 1 ? "" : "s")"
             + (sample.expiredLeases > 0 ? " (a worker stopped: a scheduler rescues them)" : ""))
         lines.append("")
@@ -154,7 +153,7 @@ struct Top: ParsableCommand {
         let now = Timestamp.now
         return Line(
             transaction: sample.transaction, commitsPerSecond: rate(samples, \.transaction), expiredLeases: sample.expiredLeases,
-            longestReadyWaitSeconds: longestWait(sample), states: byName(sample.counts),
+            longestReadyWaitSeconds: sample.oldestReady.map { seconds(since: $0, now: now) }, states: byName(sample.counts),
             changePerSecond: samples.count > 1
                 ? Dictionary(uniqueKeysWithValues: JobState.allCases.map { state in (state.description, rate(samples) { $0.counts[state] ?? 0 } ?? 0) })
                 : nil,

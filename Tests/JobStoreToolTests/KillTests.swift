@@ -3,21 +3,14 @@ import JobStore
 import Testing
 import TestSupport
 
-/// Runs `jobstore` and kills it with SIGKILL after `seconds` if it still runs; returns its
-/// stdout and whether the kill cut it short.
-func jobstoreKilled(_ arguments: [String], after seconds: Double) throws -> (out: String, killed: Bool) {
-    let process = Process()
-    process.executableURL = try helperExecutable("jobstore")
-    process.arguments = arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    Thread.sleep(forTimeInterval: seconds)
-    kill(process.processIdentifier, SIGKILL)
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (String(decoding: data, as: UTF8.self), process.terminationReason == .uncaughtSignal)
+/// A store of 20,000 pending jobs (four queues) with payloads of `payloadBytes`, for the tool to
+/// import from, back up or prune.
+func fillStore(_ path: String, payloadBytes: Int) throws {
+    let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
+    defer { store.close() }
+    for batch in 0..<10 {
+        _ = try store.insert((0..<2_000).map { NewJob(name: "job-\(batch)-\($0)", queue: "q\($0 % 4)", payload: [UInt8](repeating: 7, count: payloadBytes)) })
+    }
 }
 
 /// Opens a store the tool wrote, checks `verify()` is clean, and gives it to `body`.
@@ -36,13 +29,7 @@ struct AdminToolKillTests {
     func importKilled() throws {
         let directory = TemporaryDirectory()
         let source = directory.sub("source")
-        do {
-            let store = try JobRepository(path: source, options: JobStoreOptions(durability: .noSync))
-            defer { store.close() }
-            for batch in 0..<10 {
-                _ = try store.insert((0..<2_000).map { NewJob(name: "job-\(batch)-\($0)", queue: "q\($0 % 4)", payload: [UInt8](repeating: 7, count: 200)) })
-            }
-        }
+        try fillStore(source, payloadBytes: 200)
         let file = directory.sub("jobs.jsonl")
         #expect(try jobstore("export", source, "--output", file).status == 0)
         let ids = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map { line in
@@ -51,10 +38,10 @@ struct AdminToolKillTests {
         var cut = 0
         for round in 0..<4 {
             let target = directory.sub("import-\(round)")
-            let (out, killed) = try jobstoreKilled(["import", target, file, "--batch-size", "500", "--create"], after: Double.random(in: 0.1...1.5))
+            let (out, killed) = try runKilled("jobstore", ["import", target, file, "--batch-size", "500", "--create"], after: Double.random(in: 0.1...1.5))
             if killed { cut += 1 }
             // "committed 1,500 jobs, last id …": everything up to that id is safe.
-            let reported = out.split(separator: "\n").compactMap { line -> Int? in
+            let reported = out.compactMap { line -> Int? in
                 guard line.hasPrefix("committed ") else { return nil }
                 return Int(line.dropFirst(10).prefix { $0 != " " }.replacingOccurrences(of: ",", with: ""))
             }.last ?? 0
@@ -90,8 +77,8 @@ struct AdminToolKillTests {
                 }
                 _ = try store.insert((0..<300).map { NewJob(name: "keep-\($0)") })
             }
-            let (_, killed) = try jobstoreKilled(
-                ["prune", path, "--state", "succeeded", "--older-than", "0s", "--batch-size", "250"], after: Double.random(in: 0.05...0.4))
+            let (_, killed) = try runKilled(
+                "jobstore", ["prune", path, "--state", "succeeded", "--older-than", "0s", "--batch-size", "250"], after: Double.random(in: 0.05...0.4))
             if killed { cut += 1 }
             try checkStore(path) { store in
                 #expect(try store.count(.pending) == 300)
@@ -111,17 +98,11 @@ struct AdminToolKillTests {
     func backupKilled() throws {
         let directory = TemporaryDirectory()
         let source = directory.sub("source")
-        do {
-            let store = try JobRepository(path: source, options: JobStoreOptions(durability: .noSync))
-            defer { store.close() }
-            for _ in 0..<10 {
-                _ = try store.insert((0..<2_000).map { NewJob(name: "job-\($0)", payload: [UInt8](repeating: 3, count: 1_000)) })
-            }
-        }
+        try fillStore(source, payloadBytes: 1_000)
         var cut = 0
         for round in 0..<4 {
             let destination = directory.sub("backup-\(round)")
-            let (_, killed) = try jobstoreKilled(["backup", source, destination] + (round % 2 == 0 ? [] : ["--compact"]), after: Double.random(in: 0.02...0.08))
+            let (_, killed) = try runKilled("jobstore", ["backup", source, destination] + (round % 2 == 0 ? [] : ["--compact"]), after: Double.random(in: 0.02...0.08))
             if killed { cut += 1 }
             if FileManager.default.fileExists(atPath: destination + "/data.mdb") {
                 try checkStore(destination) { store in

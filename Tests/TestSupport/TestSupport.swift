@@ -69,9 +69,10 @@ public func stop(_ child: Process, with signal: Int32 = SIGTERM, within limit: D
     return child.terminationStatus
 }
 
-/// Runs a helper executable for `seconds`, kills it with SIGKILL, and returns the lines it
-/// printed in full (a line cut by the kill is dropped: only whole lines are acknowledgements).
-public func killedChildOutput(_ executable: String, _ arguments: [String], after seconds: Double) throws -> [String] {
+/// Runs an executable (a helper's name, or a path) and kills it with SIGKILL after `seconds`
+/// if it still runs; returns the lines it printed in full (a line cut by the kill is dropped:
+/// only whole lines are acknowledgements) and whether the kill cut it short.
+public func runKilled(_ executable: String, _ arguments: [String], after seconds: Double) throws -> (lines: [String], killed: Bool) {
     let child = Process()
     child.executableURL = try helperExecutable(executable)
     child.arguments = arguments
@@ -81,12 +82,16 @@ public func killedChildOutput(_ executable: String, _ arguments: [String], after
     try child.run()
     Thread.sleep(forTimeInterval: seconds)
     kill(child.processIdentifier, SIGKILL)
-    child.waitUntilExit()
-    guard child.terminationReason == .uncaughtSignal else {
-        throw TestFailure("\(executable) exited by itself (status \(child.terminationStatus)) before it was killed")
-    }
     let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+    child.waitUntilExit()
+    return (text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init), child.terminationReason == .uncaughtSignal)
+}
+
+/// ``runKilled(_:_:after:)`` for a child that must still run when killed: its whole lines.
+public func killedChildOutput(_ executable: String, _ arguments: [String], after seconds: Double) throws -> [String] {
+    let (lines, killed) = try runKilled(executable, arguments, after: seconds)
+    guard killed else { throw TestFailure("\(executable) exited by itself before it was killed") }
+    return lines
 }
 
 /// Runs `body` with a fresh temporary directory, removed afterwards.
