@@ -51,8 +51,11 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // CRC32C, the checksum that ends every job, pipeline and step record (C: SSE 4.2's
+        // crc32 instruction where the CPU has it).
+        .target(name: "CChecksum"),
         // Jobs and their persistence: records, indexes, counters, cache, change feed.
-        .target(name: "JobStore", dependencies: ["LMDB", "Locking", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "JobStore", dependencies: ["LMDB", "Locking", "CChecksum", .product(name: "Logging", package: "swift-log")]),
         // The in-process scheduler: runs a store's jobs and pipelines with the program's handlers.
         // It sees the store through its own `SchedulerBackend` protocol (no LMDB type).
         .target(
@@ -119,7 +122,7 @@ let package = Package(
             dependencies: ["JobStore", "JobScheduler", "ChildProcess"],
             path: "Tests/JobStoreTestHelper"
         ),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Locking", "JobStoreTestHelper", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "CChecksum", "Locking", "JobStoreTestHelper", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "JobSchedulerTests",
             dependencies: [

@@ -10,6 +10,15 @@ func fixture(_ name: String) throws -> [UInt8] {
     return Array(try Data(contentsOf: url))
 }
 
+/// A fresh copy of a committed store (`Fixtures/<name>/data.mdb`) in a temporary directory.
+func fixtureStore(_ name: String) throws -> TemporaryDirectory {
+    let directory = TemporaryDirectory()
+    let fixture = try #require(Bundle.module.url(forResource: "Fixtures/\(name)/data.mdb", withExtension: nil))
+    try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.sub("data.mdb"))
+    return directory
+}
+
 @Suite("Record format: fixtures, round trips, in-place header")
 struct FormatTests {
     let fullID = JobID(milliseconds: 1_700_000_000_000, counter: 0, random: 42)
@@ -26,15 +35,15 @@ struct FormatTests {
             errors: [JobErrorRecord(message: "timeout", attempt: 1, at: Timestamp(microseconds: 1_700_000_030_000_000))],
             uniqueKey: "email:42", pipeline: PipelineReference(pipeline: try PipelineID(parsing: "0190a5c4-1b2e-7000-8123-456789abcdef"), step: 3),
             payload: Array("hello".utf8), result: Array("ok".utf8)))
-        // The encoder writes the same bytes as version 2: version byte 2, and an empty timeline
-        // (its length, 0, as the last two bytes).
-        #expect(RecordFormat.encode(job) == [2] + full.dropFirst() + [0, 0])
+        // The encoder writes the same bytes as version 3: version byte 3, an empty timeline (its
+        // length, 0), and the seal as the last four bytes.
+        #expect(RecordFormat.encode(job) == sealed([3] + full.dropFirst() + [0, 0]))
 
         let minimal = try fixture("record-v1-minimal.bin")
         let small = try minimal.withUnsafeBytes { try RecordFormat.decode($0, id: fullID) }
         #expect(small.state == .pending && small.name == "n" && small.queue == "q" && small.payload.isEmpty)
         #expect(small.createdAt == Timestamp(microseconds: -5) && small.maxAttempts == 20 && small.tenant == nil)
-        #expect(RecordFormat.encode(small) == [2] + minimal.dropFirst() + [0, 0])
+        #expect(RecordFormat.encode(small) == sealed([3] + minimal.dropFirst() + [0, 0]))
     }
 
     @Test("the fixed header is read in place, matching the full decode")
@@ -139,7 +148,7 @@ struct BadInputTests {
             }
             #expect { try store.uncachedJob(newer.id) } throws: { error in
                 guard let error = error as? JobStoreError else { return false }
-                return error.code == .newerFormat && error.description.contains("version 9") && error.description.contains("1…2")
+                return error.code == .newerFormat && error.description.contains("version 9") && error.description.contains("1…3")
             }
             // A change to a damaged job is refused; the rest of the store works.
             #expect { try store.cancel(corrupt.id) } throws: { ($0 as? JobStoreError)?.code == .corruptRecord }
@@ -150,7 +159,7 @@ struct BadInputTests {
         }
     }
 
-    @Test("the pipeline and step record examples of docs/FORMAT.md decode, and encode back byte for byte")
+    @Test("the pipeline and step record examples of docs/FORMAT.md decode (version 1, and version 2 as written by hand), and encode back byte for byte")
     func pipelineRecordExamples() throws {
         let time: [UInt8] = [0x00, 0x40, 0x1e, 0x18, 0x24, 0x0a, 0x06, 0x00]
         let record: [UInt8] = [0x01, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00] + time + time + [UInt8](repeating: 0, count: 8)
@@ -159,20 +168,27 @@ struct BadInputTests {
         let pipeline = try record.withUnsafeBytes { try PipelineFormat.decode($0, id: id) }
         #expect(pipeline.name == "ci" && pipeline.version == 2 && pipeline.state == .running && pipeline.finishedAt == nil)
         #expect(pipeline.createdAt == Timestamp(microseconds: 1_700_000_000_000_000) && pipeline.stepCount == 3 && pipeline.succeededSteps == 1)
-        #expect(PipelineFormat.encode(pipeline) == record)
+        // Version 2 is version 1 with the version byte 2 and the seal.
+        let sealedRecord = try fixture("pipeline-v2.bin")
+        #expect(sealedRecord == sealed([2] + record.dropFirst()))
+        #expect(try sealedRecord.withUnsafeBytes { try PipelineFormat.decode($0, id: id) } == pipeline)
+        #expect(PipelineFormat.encode(pipeline) == sealedRecord)
 
         let job = try JobID(parsing: "0190a5c4-1b2e-7000-8123-456789abcdef")
         let stepBytes: [UInt8] = [0x01, 0x00, 0x00, 0x00] + Keys.id(job) + [0x02, 0x00, 0x01, 0x00, 0x02, 0x00] + [0x05] + Array("build".utf8)
         let step = try stepBytes.withUnsafeBytes { try PipelineFormat.decodeStep($0, pipeline: id, index: 0) }
         #expect(step == PipelineStepRecord(index: 0, name: "build", jobID: job, dependents: [1, 2], remainingDependencies: 0))
-        #expect(PipelineFormat.encode(step) == stepBytes)
+        let sealedStep = try fixture("step-v2.bin")
+        #expect(sealedStep == sealed([2] + stepBytes.dropFirst()))
+        #expect(try sealedStep.withUnsafeBytes { try PipelineFormat.decodeStep($0, pipeline: id, index: 0) } == step)
+        #expect(PipelineFormat.encode(step) == sealedStep)
 
         // Damage is an error naming the record, never a crash: truncated, a newer version, unknown flags.
         #expect { try Array(record.dropLast()).withUnsafeBytes { try PipelineFormat.decode($0, id: id) } } throws: {
             ($0 as? JobStoreError)?.code == .corruptRecord && "\($0)".contains("pipeline \(id)")
         }
         var newer = record
-        newer[0] = 2
+        newer[0] = 3
         #expect { try newer.withUnsafeBytes { try PipelineFormat.decode($0, id: id) } } throws: { ($0 as? JobStoreError)?.code == .newerFormat }
         var flags = stepBytes
         flags[0] = 0
@@ -184,10 +200,7 @@ struct BadInputTests {
 
     @Test("a format-1 store (written by the previous release) opens read-only as it is, and is upgraded by the first writable open")
     func formatOneStoreUpgrades() throws {
-        let directory = TemporaryDirectory()
-        let fixture = try #require(Bundle.module.url(forResource: "Fixtures/store-v1/data.mdb", withExtension: nil))
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.sub("data.mdb"))
+        let directory = try fixtureStore("store-v1")
 
         let readOnly = try JobRepository(path: directory.path, options: JobStoreOptions(readOnly: true))
         #expect(try readOnly.formatVersion() == 1)
@@ -214,10 +227,7 @@ struct BadInputTests {
 
     @Test("a format-2 store (written by the previous release) reads read-only without history, and the first writable open adds the event databases")
     func formatTwoStoreUpgrades() throws {
-        let directory = TemporaryDirectory()
-        let fixture = try #require(Bundle.module.url(forResource: "Fixtures/store-v2/data.mdb", withExtension: nil))
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.sub("data.mdb"))
+        let directory = try fixtureStore("store-v2")
 
         let readOnly = try JobRepository(path: directory.path, options: JobStoreOptions(readOnly: true))
         #expect(try readOnly.formatVersion() == 2)

@@ -228,7 +228,11 @@ struct HistoryTests {
         let block = try #require(try record.withUnsafeBytes { try RecordFormat.timeline($0, id: id).map { Array($0) } })
         let timeline = try block.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: id) }
         #expect(timeline == JobTimeline(events: expected, dropped: 5))
-        #expect(RecordFormat.encode(job, timeline: block) == record)
+        // This program writes it as version 3: the same bytes after the version byte, then the seal.
+        let sealed = try fixture("record-v3-sealed.bin")
+        #expect(RecordFormat.encode(job, timeline: block) == sealed)
+        #expect(try sealed.withUnsafeBytes { try RecordFormat.decode($0, id: id) } == job)
+        #expect(try sealed.withUnsafeBytes { try RecordFormat.timeline($0, id: id).map { Array($0) } } == block)
         #expect(EventFormat.encode(expected[0]) + EventFormat.encode(expected[1]) + EventFormat.encode(expected[2]) == Array(block.dropFirst(5)))
         #expect(try minimal.withUnsafeBytes { try RecordFormat.timeline($0, id: id) } == nil)
 

@@ -24,15 +24,25 @@ public enum Fuzzing {
         }
         switch target {
         case .jobRecord:
-            attempt { try RecordFormat.decode(bytes, id: id) }
             attempt { try RecordFormat.header(bytes, id: id) }
             attempt { try RecordFormat.stateAndQueue(bytes, id: id) }
             attempt { try RecordFormat.isPipelineStep(bytes, id: id) }
-            attempt { try RecordFormat.timeline(bytes, id: id).map { try EventFormat.decodeTimeline($0, id: id) } }
+            // As they are (a mutated sealed record fails its seal), then with the seal made to
+            // match, so the field decoders behind the seal see the mutations too.
+            for record in [Array(bytes), resealed(bytes)] {
+                record.withUnsafeBytes { bytes in
+                    attempt { try RecordFormat.decode(bytes, id: id) }
+                    attempt { try RecordFormat.timeline(bytes, id: id).map { try EventFormat.decodeTimeline($0, id: id) } }
+                }
+            }
         case .pipelineRecord:
             let pipeline = PipelineID(high: id.high, low: id.low)
-            attempt { try PipelineFormat.decode(bytes, id: pipeline) }
-            attempt { try PipelineFormat.decodeStep(bytes, pipeline: pipeline, index: 3) }
+            for record in [Array(bytes), resealed(bytes)] {
+                record.withUnsafeBytes { bytes in
+                    attempt { try PipelineFormat.decode(bytes, id: pipeline) }
+                    attempt { try PipelineFormat.decodeStep(bytes, pipeline: pipeline, index: 3) }
+                }
+            }
         case .events:
             attempt { try EventFormat.decodeTimeline(bytes, id: id) }
             attempt { try EventFormat.appending(JobEvent(kind: .changed, at: .now, state: .pending, attempts: 1), to: bytes, id: id) }
@@ -55,5 +65,17 @@ public enum Fuzzing {
             attempt { try ScheduleFormat.decode(bytes, name: "fuzz") }
         }
         return accepted
+    }
+
+    /// `bytes` with their last four bytes replaced by the seal of the rest (as they are when
+    /// shorter than a seal).
+    static func resealed(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        var record = Array(bytes)
+        guard record.count >= Seal.size else { return record }
+        record.withUnsafeMutableBytes { buffer in
+            var writer = RecordWriter(buffer: buffer, offset: buffer.count - Seal.size)
+            Seal.put(&writer)
+        }
+        return record
     }
 }

@@ -5,7 +5,7 @@
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0  | 1 | record version (1) |
+/// | 0  | 1 | record version (2; 1 has no seal) |
 /// | 1  | 1 | state (``PipelineState`` raw value) |
 /// | 2  | 1 | flags: bit 0 fail-fast, bit 1 finished |
 /// | 3  | 1 | reserved (0) |
@@ -18,25 +18,27 @@
 /// | 36 | 2 | failed steps (UInt16 LE) |
 /// | 38 | 2 | cancelled steps (UInt16 LE) |
 /// | 40 | … | name (UInt8 length + UTF-8) |
+/// | end − 4 | 4 | version 2: the seal (``Seal``, a CRC32C of every byte before it, UInt32 LE) |
 ///
 /// A step record is the value stored under pipeline id · step index (UInt16 BE) in
 /// `pipeline_steps`:
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0  | 1 | record version (1) |
+/// | 0  | 1 | record version (2; 1 has no seal) |
 /// | 1  | 1 | reserved (0) |
 /// | 2  | 2 | remaining dependencies: dependencies not yet succeeded (UInt16 LE) |
 /// | 4  | 16 | the step's job id (big-endian, as in keys) |
 /// | 20 | 2 | dependent count E (UInt16 LE) |
 /// | 22 | 2·E | the dependents' step indexes (UInt16 LE each), ascending |
 /// | 22 + 2·E | … | name (UInt8 length + UTF-8) |
+/// | end − 4 | 4 | version 2: the seal |
 ///
 /// A step's dependencies are not stored: they are the steps listing it as a dependent. So
 /// advancing a step rewrites only its dependents' small records, whatever their in-degree.
 enum PipelineFormat {
     /// The version this program writes (of both records).
-    static let currentVersion: UInt8 = 1
+    static let currentVersion: UInt8 = 2
     static let headerSize = 40
     static let stepHeaderSize = 22
 
@@ -46,7 +48,7 @@ enum PipelineFormat {
     }
 
     static func encode(_ pipeline: Pipeline) -> [UInt8] {
-        let size = headerSize + 1 + pipeline.name.utf8.count
+        let size = headerSize + 1 + pipeline.name.utf8.count + Seal.size
         var flags: UInt8 = 0
         if pipeline.failFast { flags |= Flag.failFast }
         if pipeline.finishedAt != nil { flags |= Flag.finished }
@@ -65,13 +67,15 @@ enum PipelineFormat {
             writer.put(UInt16(pipeline.failedSteps))
             writer.put(UInt16(pipeline.cancelledSteps))
             writer.putShort(pipeline.name.utf8)
+            Seal.put(&writer)
             initialized = writer.offset
         }
     }
 
-    static func decode(_ bytes: UnsafeRawBufferPointer, id: PipelineID) throws -> Pipeline {
+    static func decode(_ record: UnsafeRawBufferPointer, id: PipelineID) throws -> Pipeline {
+        let bytes = try body(record, .pipeline(id))
         var reader = RecordReader(bytes: bytes, subject: .pipeline(id))
-        try checkVersion(try reader.u8(), reader)
+        _ = try reader.u8()
         let stateRaw = try reader.u8()
         guard let state = PipelineState(rawValue: stateRaw) else { throw reader.corrupt("state byte \(stateRaw) is not a known state") }
         let flags = try reader.u8()
@@ -97,7 +101,7 @@ enum PipelineFormat {
     }
 
     static func encode(_ step: PipelineStepRecord) -> [UInt8] {
-        let size = stepHeaderSize + 2 * step.dependents.count + 1 + step.name.utf8.count
+        let size = stepHeaderSize + 2 * step.dependents.count + 1 + step.name.utf8.count + Seal.size
         return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
             writer.put(currentVersion)
@@ -107,13 +111,15 @@ enum PipelineFormat {
             writer.put(UInt16(step.dependents.count))
             for dependent in step.dependents { writer.put(UInt16(dependent)) }
             writer.putShort(step.name.utf8)
+            Seal.put(&writer)
             initialized = writer.offset
         }
     }
 
-    static func decodeStep(_ bytes: UnsafeRawBufferPointer, pipeline: PipelineID, index: Int) throws -> PipelineStepRecord {
+    static func decodeStep(_ record: UnsafeRawBufferPointer, pipeline: PipelineID, index: Int) throws -> PipelineStepRecord {
+        let bytes = try body(record, .step(pipeline, index))
         var reader = RecordReader(bytes: bytes, subject: .step(pipeline, index))
-        try checkVersion(try reader.u8(), reader)
+        _ = try reader.u8()
         _ = try reader.u8()
         let remaining = Int(try reader.u16())
         let (high, low) = try reader.u128()
@@ -127,12 +133,17 @@ enum PipelineFormat {
             index: index, name: name, jobID: JobID(high: high, low: low), dependents: dependents, remainingDependencies: remaining)
     }
 
-    private static func checkVersion(_ version: UInt8, _ reader: RecordReader) throws {
+    /// A record's bytes without its seal, once its version is known and its seal matches them
+    /// (version 2); a version-1 record as it is.
+    private static func body(_ record: UnsafeRawBufferPointer, _ subject: RecordSubject) throws -> UnsafeRawBufferPointer {
+        let reader = RecordReader(bytes: record, subject: subject)
+        guard let version = record.first else { throw reader.corrupt("the record is empty") }
         if version > currentVersion {
             throw JobStoreError(
-                .newerFormat, "the record of \(reader.subject) is of version \(version); this program reads versions 1…\(currentVersion)",
+                .newerFormat, "the record of \(subject) is of version \(version); this program reads versions 1…\(currentVersion)",
                 hint: "Use a newer version of JobStore to read this store")
         }
         if version == 0 { throw reader.corrupt("record version 0 does not exist") }
+        return version >= 2 ? try Seal.open(record, subject) : record
     }
 }

@@ -5,7 +5,7 @@
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0  | 1 | format version (2; 1 has no timeline) |
+/// | 0  | 1 | format version (3; 2 has no seal, 1 no timeline either) |
 /// | 1  | 1 | state (``JobState`` raw value) |
 /// | 2  | 1 | priority |
 /// | 3  | 1 | flags: bit 0 tenant, 1 unique key, 2 pipeline, 3 result, 4 lease |
@@ -15,14 +15,15 @@
 /// | 16 | 8 | updatedAt |
 /// | 24 | 8 | runAt |
 /// | 32 | 8 | lease expiry (0 without a lease) |
-/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8); version 2: the timeline block (``EventFormat``), then its length (UInt16 LE) as the record's last two bytes |
+/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8); version 2 and 3: the timeline block (``EventFormat``), then its length (UInt16 LE); version 3: the seal (``Seal``, a CRC32C of every byte before it, UInt32 LE) as the record's last four bytes |
 ///
 /// Bracketed fields are present when their flag is set. The fixed header lets state, priority,
-/// times and attempts be read straight from LMDB's page without decoding the rest; the trailing
-/// length finds the timeline without decoding the fields before it.
+/// times and attempts be read straight from LMDB's page without decoding the rest (such in-place
+/// reads do not check the seal; ``decode(_:id:)``, ``timeline(_:id:)`` and so `verify()` do); the
+/// trailing length finds the timeline without decoding the fields before it.
 public enum RecordFormat {
     /// The version this program writes. Every older version stays readable.
-    public static let currentVersion: UInt8 = 2
+    public static let currentVersion: UInt8 = 3
     /// Size of the fixed header.
     static let headerSize = 40
 
@@ -85,7 +86,7 @@ public enum RecordFormat {
         if job.pipeline != nil { size += 18 }
         if let result = job.result { size += 4 + result.count }
         for (_, message) in errors { size += 12 + message.count }
-        size += timeline.count + 2
+        size += timeline.count + 2 + Seal.size
 
         var flags: UInt8 = 0
         if job.tenant != nil { flags |= Flag.tenant }
@@ -127,6 +128,7 @@ public enum RecordFormat {
             }
             writer.putBytes(timeline)
             writer.put(UInt16(timeline.count))
+            Seal.put(&writer)
             initialized = writer.offset
         }
     }
@@ -134,8 +136,10 @@ public enum RecordFormat {
     /// Decodes a record stored under `id`.
     ///
     /// - Throws: `.newerFormat` for a record of a later version, `.corruptRecord` for bytes that
-    ///   are not a valid record (with the offset where decoding failed).
-    static func decode(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Job {
+    ///   are not a valid record (with the offset where decoding failed) or do not match its seal.
+    static func decode(_ record: UnsafeRawBufferPointer, id: JobID) throws -> Job {
+        // The seal first: a damaged record is named as such whichever field the damage hit.
+        let bytes = try body(record, id: id)
         // The fixed fields in one bounds check (decoding is the hot path of every read).
         let header = try header(bytes, id: id)
         let version = bytes[0]
@@ -182,10 +186,19 @@ public enum RecordFormat {
             uniqueKey: uniqueKey, pipeline: pipeline, payload: payload, result: result)
     }
 
-    /// Where a version-2 record's timeline block lies: the bytes before its trailing length.
+    /// A record's bytes without its seal, once its version is known and its seal matches them
+    /// (version 3); an older record as it is.
+    private static func body(_ record: UnsafeRawBufferPointer, id: JobID) throws -> UnsafeRawBufferPointer {
+        guard let version = record.first else { throw JobStoreError(.corruptRecord, "the record of job \(id) is empty", jobID: id) }
+        try checkVersion(version, id: id)
+        return version >= 3 ? try Seal.open(record, .job(id)) : record
+    }
+
+    /// Where a record's timeline block lies (version 2 and later, `bytes` without the seal): the
+    /// bytes before its trailing length.
     private static func timelineRange(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Range<Int> {
         guard bytes.count >= headerSize + 2 else {
-            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes, too short for a version-2 record", jobID: id)
+            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes (without its seal), too short for its header and timeline length", jobID: id)
         }
         let length = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 2, as: UInt16.self)))
         guard length <= bytes.count - 2 - headerSize else {
@@ -196,11 +209,10 @@ public enum RecordFormat {
         return (bytes.count - 2 - length)..<(bytes.count - 2)
     }
 
-    /// A record's timeline block, read in place (its trailing length says where it starts):
-    /// `nil` for a version-1 record or an empty block.
-    static func timeline(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> UnsafeRawBufferPointer? {
-        guard bytes.count >= 1 else { throw JobStoreError(.corruptRecord, "the record of job \(id) is empty", jobID: id) }
-        try checkVersion(bytes[0], id: id)
+    /// A record's timeline block, read in place (its trailing length says where it starts) once
+    /// the record's seal matches: `nil` for a version-1 record or an empty block.
+    static func timeline(_ record: UnsafeRawBufferPointer, id: JobID) throws -> UnsafeRawBufferPointer? {
+        let bytes = try body(record, id: id)
         guard bytes[0] >= 2 else { return nil }
         let range = try timelineRange(bytes, id: id)
         return range.isEmpty ? nil : UnsafeRawBufferPointer(rebasing: bytes[range])

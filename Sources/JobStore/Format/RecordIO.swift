@@ -1,3 +1,5 @@
+import CChecksum
+
 /// Little-endian field writing and bounds-checked reading, shared by the record codecs
 /// (``RecordFormat`` for jobs, ``PipelineFormat`` for pipelines and their steps).
 struct RecordWriter {
@@ -36,6 +38,48 @@ struct RecordWriter {
             }
         }
         offset += bytes.count
+    }
+}
+
+/// The seal that ends every job record (version 3), pipeline record and step record (version 2):
+/// a CRC32C of every byte before it, UInt32 LE, as the record's last four bytes. LMDB keeps no
+/// checksum, so without it a flipped bit in a record reads as a different, valid job.
+enum Seal {
+    static let size = 4
+
+    /// The CRC32C of `bytes` (CChecksum: SSE 4.2's instruction where the CPU has it).
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        jobstore_crc32c(0, bytes.baseAddress, bytes.count)
+    }
+
+    /// Writes the seal of the bytes before the writer's offset, at its offset.
+    static func put(_ writer: inout RecordWriter) {
+        writer.put(checksum(UnsafeRawBufferPointer(rebasing: writer.buffer[..<writer.offset])))
+    }
+
+    /// The bytes a sealed record seals (all but its last four), once its seal matches them.
+    ///
+    /// - Throws: `.corruptRecord` naming the record when it holds no more than a seal or its bytes
+    ///   do not give its seal (a bit changed on disk since it was written).
+    static func open(_ bytes: UnsafeRawBufferPointer, _ subject: @autoclosure () -> RecordSubject) throws -> UnsafeRawBufferPointer {
+        guard bytes.count > size else {
+            throw RecordReader(bytes: bytes, subject: subject()).corrupt("\(bytes.count) bytes cannot hold a version byte and a \(size)-byte checksum")
+        }
+        let body = UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - size)])
+        let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: body.count, as: UInt32.self))
+        let computed = checksum(body)
+        guard stored == computed else {
+            var reader = RecordReader(bytes: bytes, subject: subject())
+            reader.offset = body.count
+            throw reader.corrupt(
+                "its bytes do not match its checksum (stored \(hex(stored)), computed \(hex(computed))): the record changed on disk after it was written")
+        }
+        return body
+    }
+
+    private static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
     }
 }
 

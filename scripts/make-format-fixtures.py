@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Writes the record fixtures of Tests/JobStoreTests/Fixtures/ by hand, following
+docs/FORMAT.md alone, so the tests check the page against the code: record-v2-timeline.bin and
+history-v1.bin ("Job record" and "Events"), record-v3-sealed.bin, pipeline-v2.bin and
+step-v2.bin ("Seal")."""
+import struct, pathlib
+
+def crc32c(data):
+    """CRC32C (Castagnoli): reflected polynomial 0x82F63B78, initial and final value 0xFFFFFFFF."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+assert crc32c(b"123456789") == 0xE3069283
+
+def sealed(body):
+    """A record of a sealing version: its bytes, then their CRC32C as UInt32 LE."""
+    return body + struct.pack("<I", crc32c(body))
+
+out = pathlib.Path(__file__).resolve().parent.parent / "Tests/JobStoreTests/Fixtures"
+
+def event(kind, state, attempts, at, owner=None, until=None, message=None):
+    flags = (1 if owner is not None else 0) | (2 if until is not None else 0) | (4 if message is not None else 0)
+    data = struct.pack("<BBHqB", kind, state, attempts, at, flags)
+    if owner is not None:
+        data += owner  # 16 bytes, big-endian
+    if until is not None:
+        data += struct.pack("<q", until)
+    if message is not None:
+        text = message.encode()
+        data += struct.pack("<H", len(text)) + text
+    return data
+
+T = 1_700_000_000_000_000
+owner = bytes(range(1, 17))
+events = [
+    event(1, 1, 0, T),                                              # inserted, pending
+    event(2, 2, 1, T + 100_000, owner=owner, until=T + 30_100_000),  # claimed: owner, lease until
+    event(6, 1, 1, T + 200_000, until=T + 1_200_000, message="timeout"),  # retried: runs at, error
+]
+timeline = struct.pack("<IB", 5, len(events)) + b"".join(events)  # 5 dropped, 3 events
+# Version 2 = the version-1 fields (the minimal fixture's), the timeline block, its length.
+v1 = (out / "record-v1-minimal.bin").read_bytes()
+record = bytes([2]) + v1[1:] + timeline + struct.pack("<H", len(timeline))
+(out / "record-v2-timeline.bin").write_bytes(record)
+
+job_id = bytes.fromhex("0190a5c41b2e70008123456789abcdef")
+history_value = struct.pack("<B", 1) + job_id + events[2]
+history_key = struct.pack(">QI", (T + 200_000) ^ (1 << 63), 7)
+(out / "history-v1.bin").write_bytes(history_key + history_value)  # key (12 bytes) then value
+
+# Version 3 = version 2 with the version byte 3, then the seal.
+record_v3 = sealed(bytes([3]) + record[1:])
+(out / "record-v3-sealed.bin").write_bytes(record_v3)
+
+# The pipeline and step records of FORMAT.md's example, version 2 (sealed).
+time = struct.pack("<q", T)
+pipeline = sealed(struct.pack("<BBBBI", 2, 0, 0, 0, 2) + time + time + struct.pack("<q", 0)
+                  + struct.pack("<HHHH", 3, 1, 0, 0) + bytes([2]) + b"ci")
+(out / "pipeline-v2.bin").write_bytes(pipeline)
+step = sealed(struct.pack("<BBH", 2, 0, 0) + job_id + struct.pack("<HHH", 2, 1, 2) + bytes([5]) + b"build")
+(out / "step-v2.bin").write_bytes(step)
+for name, data in [("record-v2-timeline.bin", record), ("history-v1.bin", history_key + history_value),
+                   ("record-v3-sealed.bin", record_v3), ("pipeline-v2.bin", pipeline), ("step-v2.bin", step)]:
+    print(f"{name}: {len(data)} bytes, ends {data[-4:].hex(' ')}")
