@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "JobScheduler", targets: ["JobScheduler"]),
         .library(name: "JobStoreDashboard", targets: ["JobStoreDashboard"]),
         .library(name: "JobStorePostgres", targets: ["JobStorePostgres"]),
+        // The admin tool's export/import lines: no public API (the tool reaches it as its package),
+        // only the fuzzer's entry point (`@_spi(Fuzzing)`), for Fuzz/.
+        .library(name: "JobStoreLines", targets: ["JobStoreLines"]),
         .executable(name: "jobstore", targets: ["jobstore"]),
     ],
     traits: [
@@ -70,6 +73,9 @@ let package = Package(
         // What people type and read (durations, times, byte counts, payloads), shared by the
         // admin tool and the dashboard so both accept and print the same.
         .target(name: "JobStoreText", dependencies: ["JobStore"]),
+        // The JSON of jobs, pipelines and events that the admin tool prints, exports and imports,
+        // and the import's line parser (a library of its own so the fuzzer can reach it).
+        .target(name: "JobStoreLines", dependencies: ["JobStore", "JobStoreText"]),
         // The web dashboard (`jobstore serve`, or mounted in a program's own Hummingbird app):
         // reads a store, read-only unless told otherwise. Its own module, so neither JobStore nor
         // JobScheduler depends on Hummingbird.
@@ -101,6 +107,7 @@ let package = Package(
                 "JobStore",
                 "JobScheduler",
                 "JobStoreText",
+                "JobStoreLines",
                 .target(name: "JobStoreDashboard", condition: .when(traits: ["Dashboard"])),
                 .target(name: "JobStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -168,7 +175,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         // Runs the built `jobstore` binary against stores it makes.
-        .testTarget(name: "JobStoreToolTests", dependencies: ["JobStore", "LMDB", "Locking", "jobstore", "JobStoreTestHelper", "TestSupport"]),
+        .testTarget(name: "JobStoreToolTests", dependencies: ["JobStore", "JobStoreLines", "LMDB", "Locking", "jobstore", "JobStoreTestHelper", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

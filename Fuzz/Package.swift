@@ -10,11 +10,14 @@ let package = Package(
         .package(name: "JobStore", path: ".."),
     ],
     targets: [
-        // One libFuzzer target for every decoder of stored data; JOBSTORE_FUZZ_TARGET picks
-        // which (job-record, pipeline-record, events, keys, meta-records).
+        // One libFuzzer target for every decoder of stored data and the import's line parser;
+        // JOBSTORE_FUZZ_TARGET picks which (job-record, pipeline-record, events, keys,
+        // meta-records, import-line).
         .executableTarget(
             name: "JobStoreFuzzer",
-            dependencies: ["CFuzz", .product(name: "JobStore", package: "JobStore")],
+            dependencies: [
+                "CFuzz", .product(name: "JobStore", package: "JobStore"), .product(name: "JobStoreLines", package: "JobStore"),
+            ],
             path: "Sources/JobStoreFuzzer"
         ),
         // The declaration of libFuzzer's driver.

@@ -27,13 +27,21 @@ seeds = {
     'keys': [k for db in ['idx.state_created', 'idx.ready', 'idx.ready_any', 'idx.finished', 'pipeline_steps', 'idx.pipeline_state_created'] for k, _ in dump(db)],
     'meta-records': [v for k, v in dump('meta') if k.startswith((b'counter/', b'schedule/', b'queue/'))],
 }
-# A version-2 record's timeline block alone, for the events target.
+# A record's timeline block alone, for the events target (version 3: before the 4-byte seal).
 for record in seeds['job-record'][:40]:
-    if record[0] == 2:
-        length = int.from_bytes(record[-2:], 'little')
-        seeds['events'].append(record[len(record) - 2 - length:-2])
+    if record[0] in (2, 3):
+        end = len(record) - (4 if record[0] == 3 else 0)
+        length = int.from_bytes(record[end - 2:end], 'little')
+        seeds['events'].append(record[end - 2 - length:end - 2])
+# Lines of an export (jobs in every state, pipelines), for the import parser.
+exported = subprocess.run([os.path.join(root, '.build/debug/jobstore'), 'export', store], capture_output=True, check=True).stdout
+seeds['import-line'] = exported.splitlines()
 fixtures = os.path.join(root, 'Tests/JobStoreTests/Fixtures')
-pinned = {'job-record': ['record-v1-full.bin', 'record-v1-minimal.bin', 'record-v2-timeline.bin'], 'events': ['history-v1.bin']}
+pinned = {
+    'job-record': ['record-v1-full.bin', 'record-v1-minimal.bin', 'record-v2-timeline.bin', 'record-v3-sealed.bin'],
+    'pipeline-record': ['pipeline-v2.bin', 'step-v2.bin'],
+    'events': ['history-v1.bin'],
+}
 
 for target, values in seeds.items():
     directory = os.path.join(root, 'Fuzz/corpus', target)

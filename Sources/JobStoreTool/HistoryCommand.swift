@@ -1,48 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
-
-/// An event as JSON: in `jobs show --json` (the job's timeline) and, with its position and job,
-/// one line of `jobs history --json`. Times are microseconds since the epoch, each with an
-/// ISO 8601 copy beside it.
-struct EventJSON: Codable {
-    var position: String?
-    var job: String?
-    var kind: String
-    var at: Int64
-    var atISO: String?
-    var state: String
-    var attempts: UInt16
-    var owner: String?
-    var until: Int64?
-    var untilISO: String?
-    var message: String?
-
-    init(_ event: JobEvent, position: HistoryPosition? = nil, job: JobID? = nil) {
-        self.position = position?.description
-        self.job = job?.description
-        kind = event.kind.description
-        at = event.at.microseconds
-        atISO = event.at.iso
-        state = event.state.description
-        attempts = event.attempts
-        owner = event.owner?.description
-        until = event.until?.microseconds
-        untilISO = event.until?.iso
-        message = event.message
-    }
-}
-
-/// A job's timeline as JSON.
-struct TimelineJSON: Codable {
-    var events: [EventJSON]
-    var dropped: Int
-
-    init(_ timeline: JobTimeline) {
-        events = timeline.events.map { EventJSON($0) }
-        dropped = timeline.dropped
-    }
-}
+import JobStoreLines
 
 /// A job's timeline as text lines: time, event, state, attempts, details.
 func timelineLines(_ timeline: JobTimeline) -> [String] {
@@ -54,11 +13,6 @@ func timelineLines(_ timeline: JobTimeline) -> [String] {
         lines.append(more.isEmpty ? text : text + "  " + more)
     }
     return lines
-}
-
-extension Duration {
-    /// Whole microseconds.
-    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
 }
 
 extension Jobs {

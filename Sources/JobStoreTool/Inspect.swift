@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import JobStoreLines
 import JobStoreText
 
 /// `jobstore stats PATH`: the environment, every database, jobs per state and per queue.

@@ -106,12 +106,6 @@ private func jsonEncoder(_ formatting: JSONEncoder.OutputFormatting) -> JSONEnco
     return encoder
 }
 
-extension Timestamp {
-    /// ISO 8601 in UTC with microseconds (`2026-11-23T10:00:00.000123Z`): the copy printed
-    /// beside each time's raw microseconds in JSON.
-    var iso: String { description }
-}
-
 /// Seconds from `time` to `now`: how long the oldest ready job has waited, in every command's output.
 func seconds(since time: Timestamp, now: Timestamp = .now) -> Double {
     Double(now.microseconds - time.microseconds) / 1e6

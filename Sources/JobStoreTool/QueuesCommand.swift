@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import JobStoreLines
 
 /// `jobstore queues …`: list queues, pause and resume them.
 struct Queues: ParsableCommand {

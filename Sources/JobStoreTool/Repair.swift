@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import JobStoreLines
 
 /// `jobstore export PATH`: jobs, then pipelines, as JSON lines.
 struct Export: ParsableCommand {
@@ -148,7 +149,7 @@ struct Import: ParsableCommand {
             let index = error.jobID.flatMap { id in batch.lastIndex { $0.id == id.description } }
             return index.map { "line \(lines[$0])" } ?? "in the batch ending at line \(lineNumber)"
         }
-        var batch: [Item] = []
+        var batch: [ExportLine] = []
         var committed = (jobs: 0, pipelines: 0)
         var lineNumber = 0
         func summary() -> String {
@@ -184,14 +185,14 @@ struct Import: ParsableCommand {
         }
         while let line = try input.next() {
             lineNumber += 1
-            if Import.isBlank(line) { continue }
+            if ExportLine.isBlank(line) { continue }
             do {
-                batch.append(try Item(line, decoder))
+                batch.append(try ExportLine(line, decoder))
                 lines.append(lineNumber)
                 if batch.count == batchSize { try commit() }
             } catch let error as JobStoreError {
                 throw CommandFailure("\(file) \(place(of: error)): \(error); \(summary()) were committed before it")
-            } catch let error as CommandFailure {
+            } catch let error as LineError {
                 throw CommandFailure("\(file) line \(lineNumber): \(error); \(summary()) were committed before it")
             }
         }
@@ -210,9 +211,9 @@ struct Import: ParsableCommand {
         var (lineNumber, jobs, pipelines, bad) = (0, 0, 0, 0)
         while let line = try input.next() {
             lineNumber += 1
-            if Import.isBlank(line) { continue }
+            if ExportLine.isBlank(line) { continue }
             do {
-                switch try Item(line, decoder) {
+                switch try ExportLine(line, decoder) {
                 case .job(let job):
                     do {
                         try store.write { txn in
@@ -232,82 +233,6 @@ struct Import: ParsableCommand {
         let text = "checked \(lineNumber.grouped) lines: \(jobs.grouped) jobs and \(pipelines.grouped) pipelines would be imported, \(bad.grouped) bad line\(bad == 1 ? "" : "s"); nothing committed"
         print(json ? try jsonLine(["lines": .count(lineNumber), "jobs": .count(jobs), "pipelines": .count(pipelines), "bad_lines": .count(bad)] as [String: JSONValue]) : text)
         if bad > 0 { throw ExitCode(1) }
-    }
-
-    /// One line of an export: a job or a pipeline.
-    enum Item {
-        case job(Job)
-        case pipeline(PipelineExport)
-
-        var id: String {
-            switch self {
-            case .job(let job): job.id.description
-            case .pipeline(let pipeline): pipeline.id.description
-            }
-        }
-
-        /// Decodes a line; throws `CommandFailure` saying what is wrong with it, or a
-        /// `JobStoreError` for an id that is not one.
-        init(_ line: ArraySlice<UInt8>, _ decoder: JSONDecoder) throws {
-            struct Kind: Decodable { var kind: String? }
-            do {
-                switch try decoder.decode(Kind.self, from: Data(line)).kind {
-                case nil, "job"?: self = .job(try decoder.decode(JobJSON.self, from: Data(line)).job())
-                case "pipeline"?: self = .pipeline(try decoder.decode(PipelineJSON.self, from: Data(line)).export())
-                case let other?: throw CommandFailure("unknown kind '\(other)' (a line is a job or a pipeline)")
-                }
-            } catch let error as DecodingError {
-                throw CommandFailure("not a job or pipeline: \(Import.describe(error, line))")
-            }
-        }
-    }
-
-    /// A line of spaces (and a carriage return) only: skipped.
-    static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
-        line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }
-    }
-
-    static func describe(_ error: DecodingError, _ line: ArraySlice<UInt8>) -> String {
-        switch error {
-        case .keyNotFound(let key, _): "missing field '\(key.stringValue)'"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
-        case .dataCorrupted(let context) where !context.codingPath.isEmpty: context.debugDescription
-        // Foundation's decoder on Linux says only "not valid JSON", even of a number its field
-        // cannot hold: find out which.
-        case .dataCorrupted(let context): Import.whyCorrupt(line) ?? context.debugDescription
-        @unknown default: "\(error)"
-        }
-    }
-
-    /// What is wrong with a line the decoder found corrupt: where its JSON breaks, or the first
-    /// number its field cannot hold; `nil` if neither.
-    static func whyCorrupt(_ line: ArraySlice<UInt8>) -> String? {
-        let value: Any
-        do {
-            value = try JSONSerialization.jsonObject(with: Data(line))
-        } catch {
-            return "not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"))"
-        }
-        func badNumber(_ value: Any, _ path: [String]) -> String? {
-            if let array = value as? [Any] {
-                return array.indices.lazy.compactMap { badNumber(array[$0], path + ["\($0)"]) }.first
-            }
-            if let object = value as? [String: Any] {
-                return object.keys.sorted().lazy.compactMap { badNumber(object[$0] as Any, path + [$0]) }.first
-            }
-            guard let number = value as? NSNumber, !(value is Bool), let key = path.last else { return nil }
-            let range: ClosedRange<Double> = switch key {
-            case "priority": 0...255
-            case "attempts", "max_attempts", "attempt", "step": 0...65535
-            default: -9.2e18...9.2e18  // microseconds in an Int64
-            }
-            let double = number.doubleValue
-            guard double.rounded() != double || !range.contains(double) else { return nil }
-            let expected = range.upperBound > 1e6 ? "microseconds since 1970" : "\(Int(range.lowerBound))…\(Int(range.upperBound))"
-            return "field '\(path.joined(separator: "."))' is \(number); it must be a whole number, \(expected)"
-        }
-        return badNumber(value, [])
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import JobStoreLines
 import JobStoreText
 
 /// `jobstore schedules PATH`: the periodic jobs registered in the store.

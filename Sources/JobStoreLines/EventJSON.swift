@@ -1,0 +1,55 @@
+import Foundation
+import JobStore
+
+/// An event as JSON: in `jobs show --json` (the job's timeline) and, with its position and job,
+/// one line of `jobs history --json`. Times are microseconds since the epoch, each with an
+/// ISO 8601 copy beside it.
+package struct EventJSON: Codable {
+    package var position: String?
+    package var job: String?
+    package var kind: String
+    package var at: Int64
+    package var atISO: String?
+    package var state: String
+    package var attempts: UInt16
+    package var owner: String?
+    package var until: Int64?
+    package var untilISO: String?
+    package var message: String?
+
+    package init(_ event: JobEvent, position: HistoryPosition? = nil, job: JobID? = nil) {
+        self.position = position?.description
+        self.job = job?.description
+        kind = event.kind.description
+        at = event.at.microseconds
+        atISO = event.at.iso
+        state = event.state.description
+        attempts = event.attempts
+        owner = event.owner?.description
+        until = event.until?.microseconds
+        untilISO = event.until?.iso
+        message = event.message
+    }
+}
+
+/// A job's timeline as JSON.
+package struct TimelineJSON: Codable {
+    package var events: [EventJSON]
+    package var dropped: Int
+
+    package init(_ timeline: JobTimeline) {
+        events = timeline.events.map { EventJSON($0) }
+        dropped = timeline.dropped
+    }
+}
+
+extension Timestamp {
+    /// ISO 8601 in UTC with microseconds (`2026-11-23T10:00:00.000123Z`): the copy printed
+    /// beside each time's raw microseconds in JSON.
+    package var iso: String { description }
+}
+
+extension Duration {
+    /// Whole microseconds.
+    package var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+}
