@@ -40,7 +40,7 @@ fixtures = os.path.join(root, 'Tests/JobStoreTests/Fixtures')
 pinned = {
     'job-record': ['record-v1-full.bin', 'record-v1-minimal.bin', 'record-v2-timeline.bin', 'record-v3-sealed.bin'],
     'pipeline-record': ['pipeline-v2.bin', 'step-v2.bin'],
-    'events': ['history-v1.bin'],
+    'events': ['history-v1.bin', 'history-v2.bin'],
 }
 
 for target, values in seeds.items():

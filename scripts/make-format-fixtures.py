@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the record fixtures of Tests/JobStoreTests/Fixtures/ by hand, following
 docs/FORMAT.md alone, so the tests check the page against the code: record-v2-timeline.bin and
-history-v1.bin ("Job record" and "Events"), record-v3-sealed.bin, pipeline-v2.bin and
-step-v2.bin ("Seal")."""
+history-v1.bin ("Job record" and "Events"), record-v3-sealed.bin, pipeline-v2.bin,
+step-v2.bin and history-v2.bin ("Seal")."""
 import struct, pathlib
 
 def crc32c(data):
@@ -63,6 +63,10 @@ pipeline = sealed(struct.pack("<BBBBI", 2, 0, 0, 0, 2) + time + time + struct.pa
 (out / "pipeline-v2.bin").write_bytes(pipeline)
 step = sealed(struct.pack("<BBH", 2, 0, 0) + job_id + struct.pack("<HHH", 2, 1, 2) + bytes([5]) + b"build")
 (out / "step-v2.bin").write_bytes(step)
+# The same history entry, version 2 (sealed): the key, then the value.
+history_v2 = history_key + sealed(bytes([2]) + job_id + events[2])
+(out / "history-v2.bin").write_bytes(history_v2)
 for name, data in [("record-v2-timeline.bin", record), ("history-v1.bin", history_key + history_value),
-                   ("record-v3-sealed.bin", record_v3), ("pipeline-v2.bin", pipeline), ("step-v2.bin", step)]:
+                   ("record-v3-sealed.bin", record_v3), ("pipeline-v2.bin", pipeline), ("step-v2.bin", step),
+                   ("history-v2.bin", history_v2)]:
     print(f"{name}: {len(data)} bytes, ends {data[-4:].hex(' ')}")

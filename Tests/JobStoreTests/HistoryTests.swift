@@ -229,10 +229,10 @@ struct HistoryTests {
         let timeline = try block.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: id) }
         #expect(timeline == JobTimeline(events: expected, dropped: 5))
         // This program writes it as version 3: the same bytes after the version byte, then the seal.
-        let sealed = try fixture("record-v3-sealed.bin")
-        #expect(RecordFormat.encode(job, timeline: block) == sealed)
-        #expect(try sealed.withUnsafeBytes { try RecordFormat.decode($0, id: id) } == job)
-        #expect(try sealed.withUnsafeBytes { try RecordFormat.timeline($0, id: id).map { Array($0) } } == block)
+        let sealedRecord = try fixture("record-v3-sealed.bin")
+        #expect(RecordFormat.encode(job, timeline: block) == sealedRecord)
+        #expect(try sealedRecord.withUnsafeBytes { try RecordFormat.decode($0, id: id) } == job)
+        #expect(try sealedRecord.withUnsafeBytes { try RecordFormat.timeline($0, id: id).map { Array($0) } } == block)
         #expect(EventFormat.encode(expected[0]) + EventFormat.encode(expected[1]) + EventFormat.encode(expected[2]) == Array(block.dropFirst(5)))
         #expect(try minimal.withUnsafeBytes { try RecordFormat.timeline($0, id: id) } == nil)
 
@@ -252,7 +252,14 @@ struct HistoryTests {
         #expect(entry.position == HistoryPosition(time: t.adding(.milliseconds(200)), sequence: 7))
         #expect(entry.jobID.description == "0190a5c4-1b2e-7000-8123-456789abcdef")
         #expect(entry.event == expected[2])
-        #expect(EventFormat.historyKey(entry.position) + EventFormat.encodeHistory(entry.jobID, entry.event) == history)
+        // This program writes it as version 2: the same bytes after the version byte, then the seal.
+        let sealedHistory = try fixture("history-v2.bin")
+        #expect(sealedHistory == Array(history[..<12]) + sealed([2] + history[13...]))
+        #expect(EventFormat.historyKey(entry.position) + EventFormat.encodeHistory(entry.jobID, entry.event) == sealedHistory)
+        let sealedEntry = try sealedHistory.withUnsafeBytes { raw in
+            try EventFormat.decodeHistory(key: UnsafeRawBufferPointer(rebasing: raw[..<12]), value: UnsafeRawBufferPointer(rebasing: raw[12...]))
+        }
+        #expect(sealedEntry == entry)
     }
 
     @Test("damaged timelines and history entries: clear errors, and verify reports each")

@@ -22,7 +22,7 @@ func sealed(_ body: [UInt8]) -> [UInt8] {
     body + withUnsafeBytes(of: crc32cByBits(body).littleEndian) { Array($0) }
 }
 
-@Suite("Seals: every job, pipeline and step record ends with a CRC32C of its bytes")
+@Suite("Seals: every job, pipeline and step record and history entry ends with a CRC32C of its bytes")
 struct SealTests {
     @Test("CRC32C: the check value, and the instruction, the table and the definition agree on every length, alignment and split")
     func checksum() {
@@ -48,7 +48,7 @@ struct SealTests {
         }
     }
 
-    @Test("every single flipped bit of a sealed job, pipeline or step record is refused with a clear error, never read as another record")
+    @Test("every single flipped bit of a sealed job, pipeline or step record or history entry is refused with a clear error, never read as another")
     func everyFlippedBitIsRefused() throws {
         let id = JobID(high: 1, low: 2)
         let pipeline = PipelineID(high: 1, low: 2)
@@ -56,9 +56,14 @@ struct SealTests {
             ("record-v3-sealed.bin", { bytes in _ = try bytes.withUnsafeBytes { try RecordFormat.decode($0, id: id) } }),
             ("pipeline-v2.bin", { bytes in _ = try bytes.withUnsafeBytes { try PipelineFormat.decode($0, id: pipeline) } }),
             ("step-v2.bin", { bytes in _ = try bytes.withUnsafeBytes { try PipelineFormat.decodeStep($0, pipeline: pipeline, index: 0) } }),
+            // A history entry's value (its key, the first 12 bytes of the fixture, is an index: not sealed).
+            ("history-v2.bin", { bytes in
+                let key = EventFormat.historyKey(HistoryPosition(time: Timestamp(microseconds: 1_700_000_000_200_000), sequence: 7))
+                _ = try key.withUnsafeBytes { key in try bytes.withUnsafeBytes { try EventFormat.decodeHistory(key: key, value: $0) } }
+            }),
         ]
         for (name, decode) in decoders {
-            let record = try fixture(name)
+            let record = name.hasPrefix("history") ? Array(try fixture(name).dropFirst(EventFormat.historyKeySize)) : try fixture(name)
             try decode(record)
             var refused = 0, byChecksum = 0
             for bit in 0..<(record.count * 8) {

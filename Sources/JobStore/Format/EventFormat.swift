@@ -16,10 +16,12 @@
 /// dropped (UInt32 LE: older events no longer kept) · count (UInt8, at most 32) · the events,
 /// oldest first.
 ///
-/// A history entry: key `clock (8, ordered) · sequence (UInt32 BE)`; value version (1) · job id
-/// (16) · the event.
+/// A history entry: key `clock (8, ordered) · sequence (UInt32 BE)`; value version (2) · job id
+/// (16) · the event · the seal (``Seal``: a CRC32C of the bytes before it, UInt32 LE; version 1
+/// has none).
 enum EventFormat {
-    static let currentVersion: UInt8 = 1
+    /// The version of a history entry this program writes.
+    static let currentVersion: UInt8 = 2
     static let eventHeaderSize = 13
     static let timelineHeaderSize = 5
     static let historyKeySize = 12
@@ -134,16 +136,6 @@ enum EventFormat {
         return JobTimeline(events: events, dropped: dropped)
     }
 
-    /// Reads the record version of `what` (a history entry): 1, or an error.
-    private static func checkVersion(_ reader: inout RecordReader, _ what: @autoclosure () -> String) throws {
-        let version = try reader.u8()
-        guard version == currentVersion else {
-            throw version > currentVersion
-                ? JobStoreError(.newerFormat, "\(what()) is of record version \(version); this program reads version 1", hint: "Use a newer version of JobStore")
-                : reader.corrupt("record version \(version) does not exist")
-        }
-    }
-
     // MARK: History
 
     static func historyKey(_ position: HistoryPosition) -> [UInt8] {
@@ -163,22 +155,24 @@ enum EventFormat {
     }
 
     static func encodeHistory(_ id: JobID, _ event: JobEvent) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 17 + size(of: event)) { buffer, initialized in
+        [UInt8](unsafeUninitializedCapacity: 17 + size(of: event) + Seal.size) { buffer, initialized in
             var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
             writer.put(currentVersion)
             writer.put128(id.high, id.low)
             write(event, to: &writer)
+            Seal.put(&writer)
             initialized = writer.offset
         }
     }
 
     static func decodeHistory(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws -> HistoryEntry {
         let position = try position(fromKey: key)
-        var reader = RecordReader(bytes: value, subject: .history(position))
-        try checkVersion(&reader, "history entry \(position)")
+        let bytes = try Seal.body(of: value, .history(position), current: currentVersion, sealedSince: 2)
+        var reader = RecordReader(bytes: bytes, subject: .history(position))
+        reader.offset = 1
         let (high, low) = try reader.u128()
         let event = try readEvent(&reader)
-        guard reader.offset == value.count else { throw reader.corrupt("\(value.count - reader.offset) bytes left over") }
+        guard reader.offset == bytes.count else { throw reader.corrupt("\(bytes.count - reader.offset) bytes left over") }
         return HistoryEntry(position: position, jobID: JobID(high: high, low: low), event: event)
     }
 }

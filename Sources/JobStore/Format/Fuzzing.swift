@@ -49,7 +49,9 @@ public enum Fuzzing {
             if bytes.count >= EventFormat.historyKeySize {
                 let key = UnsafeRawBufferPointer(rebasing: bytes[..<EventFormat.historyKeySize])
                 let value = UnsafeRawBufferPointer(rebasing: bytes[EventFormat.historyKeySize...])
-                attempt { try EventFormat.decodeHistory(key: key, value: value) }
+                for entry in [Array(value), resealed(value)] {
+                    entry.withUnsafeBytes { value in attempt { try EventFormat.decodeHistory(key: key, value: value) } }
+                }
             }
             attempt { try EventFormat.position(fromKey: bytes) }
         case .keys:

@@ -57,9 +57,10 @@ public enum Schema {
     /// created empty when an older store is first opened writable, and job records of version
     /// 2, which end with the job's timeline; a version-1 record (a job from before) reads as a
     /// job without a timeline and is rewritten as version 2 at its next change. Version 4: job
-    /// records of version 3 and pipeline and step records of version 2, each ending with a
-    /// CRC32C of its bytes (``Seal``), so a damaged record is an error, never a different job;
-    /// no database is added, and older records stay readable and are sealed at their next change.
+    /// records of version 3, pipeline and step records and history entries of version 2, each
+    /// ending with a CRC32C of its bytes (``Seal``), so a damaged record is an error, never a
+    /// different job; no database is added, and older records stay readable and are sealed at
+    /// their next change.
     public static let formatVersion: UInt32 = 4
 }
 

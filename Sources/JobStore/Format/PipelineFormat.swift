@@ -136,14 +136,6 @@ enum PipelineFormat {
     /// A record's bytes without its seal, once its version is known and its seal matches them
     /// (version 2); a version-1 record as it is.
     private static func body(_ record: UnsafeRawBufferPointer, _ subject: RecordSubject) throws -> UnsafeRawBufferPointer {
-        let reader = RecordReader(bytes: record, subject: subject)
-        guard let version = record.first else { throw reader.corrupt("the record is empty") }
-        if version > currentVersion {
-            throw JobStoreError(
-                .newerFormat, "the record of \(subject) is of version \(version); this program reads versions 1…\(currentVersion)",
-                hint: "Use a newer version of JobStore to read this store")
-        }
-        if version == 0 { throw reader.corrupt("record version 0 does not exist") }
-        return version >= 2 ? try Seal.open(record, subject) : record
+        try Seal.body(of: record, subject, current: currentVersion, sealedSince: 2)
     }
 }

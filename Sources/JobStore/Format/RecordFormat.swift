@@ -189,9 +189,7 @@ public enum RecordFormat {
     /// A record's bytes without its seal, once its version is known and its seal matches them
     /// (version 3); an older record as it is.
     private static func body(_ record: UnsafeRawBufferPointer, id: JobID) throws -> UnsafeRawBufferPointer {
-        guard let version = record.first else { throw JobStoreError(.corruptRecord, "the record of job \(id) is empty", jobID: id) }
-        try checkVersion(version, id: id)
-        return version >= 3 ? try Seal.open(record, .job(id)) : record
+        try Seal.body(of: record, .job(id), current: currentVersion, sealedSince: 3)
     }
 
     /// Where a record's timeline block lies (version 2 and later, `bytes` without the seal): the
@@ -219,14 +217,7 @@ public enum RecordFormat {
     }
 
     static func checkVersion(_ version: UInt8, id: JobID) throws {
-        if version > currentVersion {
-            throw JobStoreError(
-                .newerFormat, "job \(id) is stored in record format version \(version); this program reads versions 1…\(currentVersion)",
-                jobID: id, hint: "Use a newer version of JobStore to read this store")
-        }
-        if version == 0 {
-            throw JobStoreError(.corruptRecord, "job \(id) has record format version 0, which does not exist", jobID: id)
-        }
+        try Seal.checkVersion(version, .job(id), current: currentVersion)
     }
 
     // MARK: Reading hot fields in place

@@ -41,7 +41,7 @@ struct RecordWriter {
     }
 }
 
-/// The seal that ends every job record (version 3), pipeline record and step record (version 2):
+/// The seal that ends every job record (version 3), pipeline and step record and history entry (version 2):
 /// a CRC32C of every byte before it, UInt32 LE, as the record's last four bytes. LMDB keeps no
 /// checksum, so without it a flipped bit in a record reads as a different, valid job.
 enum Seal {
@@ -75,6 +75,34 @@ enum Seal {
                 "its bytes do not match its checksum (stored \(hex(stored)), computed \(hex(computed))): the record changed on disk after it was written")
         }
         return body
+    }
+
+    /// A record's bytes without its seal, once its version (its first byte) is one this program
+    /// reads and — from version `sealedSince` on — its seal matches them; an older record as it
+    /// is. One place for every sealed kind: job, pipeline and step records, history entries.
+    static func body(
+        of record: UnsafeRawBufferPointer, _ subject: RecordSubject, current: UInt8, sealedSince: UInt8
+    ) throws -> UnsafeRawBufferPointer {
+        guard let version = record.first else { throw RecordReader(bytes: record, subject: subject).corrupt("the record is empty") }
+        try checkVersion(version, subject, current: current)
+        return version >= sealedSince ? try open(record, subject) : record
+    }
+
+    /// Refuses a record version this program does not read: a newer one (`.newerFormat`, naming
+    /// both versions) or 0 (`.corruptRecord`).
+    static func checkVersion(_ version: UInt8, _ subject: @autoclosure () -> RecordSubject, current: UInt8) throws {
+        if version > current {
+            let subject = subject()
+            throw JobStoreError(
+                .newerFormat, "the record of \(subject) is of version \(version); this program reads versions 1…\(current)",
+                jobID: subject.jobID, hint: "Use a newer version of JobStore to read this store")
+        }
+        if version == 0 {
+            let subject = subject()
+            throw JobStoreError(
+                .corruptRecord, "the record of \(subject) has version 0, which does not exist", jobID: subject.jobID,
+                hint: "Run `jobstore verify` on the store; restore the record from a backup or delete it")
+        }
     }
 
     private static func hex(_ value: UInt32) -> String {
