@@ -202,7 +202,7 @@ public enum RecordFormat {
         guard length <= bytes.count - 2 - headerSize else {
             throw JobStoreError(
                 .corruptRecord, "the record of job \(id) says its timeline is \(length) bytes, longer than the record", jobID: id,
-                hint: "Run `jobstore verify` on the store; restore the record from a backup or delete it")
+                hint: RecordReader.damagedHint)
         }
         return (bytes.count - 2 - length)..<(bytes.count - 2)
     }

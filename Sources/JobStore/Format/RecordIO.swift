@@ -101,7 +101,7 @@ enum Seal {
             let subject = subject()
             throw JobStoreError(
                 .corruptRecord, "the record of \(subject) has version 0, which does not exist", jobID: subject.jobID,
-                hint: "Run `jobstore verify` on the store; restore the record from a backup or delete it")
+                hint: RecordReader.damagedHint)
         }
     }
 
@@ -112,6 +112,12 @@ enum Seal {
 }
 
 struct RecordReader {
+    /// What to do about a damaged record: the hint of every `corruptRecord` error about one.
+    static let damagedHint = """
+        Run `jobstore verify` on the store. Restore it from a backup, or rebuild it without the damaged records: \
+        `jobstore export` skips and names each one, then `jobstore import` the rest into a new store
+        """
+
     let bytes: UnsafeRawBufferPointer
     /// Whose record it is, for errors (built only when one is thrown: decoding is a hot path).
     let subject: RecordSubject
@@ -120,7 +126,7 @@ struct RecordReader {
     func corrupt(_ what: String) -> JobStoreError {
         JobStoreError(
             .corruptRecord, "the record of \(subject) is corrupt at byte \(offset): \(what)", jobID: subject.jobID,
-            hint: "Run `jobstore verify` on the store; restore the record from a backup or delete it")
+            hint: RecordReader.damagedHint)
     }
 
     /// The next `count` bytes; `what` names them in the error, built only then (decoding is a
