@@ -125,11 +125,20 @@ struct Delete: ParsableCommand {
     @OptionGroup var selection: BulkSelection
     @Argument(help: "Job ids, or '-' to read them from stdin.")
     var ids: [String] = []
+    @Flag(help: "Delete jobs whose record cannot be read (verify names each as a bad record), with every index entry naming them, and recount the counters: every index and record is walked, so it takes a while on a large store. Ids only.")
+    var damaged = false
 
-    func validate() throws { try requireIDsOrFilters(ids, selection) }
+    func validate() throws {
+        if damaged && (selection.filtered || ids.isEmpty) {
+            throw ValidationError("--damaged takes the ids of damaged jobs (as `jobstore verify` names them), not filters")
+        }
+        try requireIDsOrFilters(ids, selection)
+    }
 
     func run() throws {
-        if selection.filtered {
+        if damaged {
+            try deleteDamaged(try parseIDs(try givenIDs(ids)))
+        } else if selection.filtered {
             try changeAll(store, selection, verb: "delete") { txn, id in try txn.delete(id) }
         } else {
             try changeEach(store, try givenIDs(ids), verb: "deleted") { store, id in
@@ -138,5 +147,27 @@ struct Delete: ParsableCommand {
                 return job
             }
         }
+    }
+
+    /// `--damaged`: each id's unreadable record and the index entries naming it, one
+    /// transaction each (a refusal, such as a record that reads, leaves the rest to go on).
+    func deleteDamaged(_ ids: [JobID]) throws {
+        let jobs = try store.open(writable: true)
+        defer { jobs.close() }
+        var failures = 0
+        for id in ids {
+            do {
+                let removed = try jobs.write { try $0.deleteDamaged(id) }
+                print(store.json
+                    ? try jsonLine(["id": .string(id.description), "ok": true, "index_entries_removed": .count(removed)] as [String: JSONValue])
+                    : "\(id): damaged record deleted, with the \(removed) index entr\(removed == 1 ? "y" : "ies") naming it; counters recounted")
+            } catch {
+                failures += 1
+                let message = "\(error)"
+                if store.json { print(try jsonLine(["id": .string(id.description), "ok": false, "error": .string(message)] as [String: JSONValue])) }
+                FileHandle.standardError.write(Data("jobstore: \(message.contains(id.description) ? message : "\(id): \(message)")\n".utf8))
+            }
+        }
+        if failures > 0 { throw ExitCode(1) }
     }
 }

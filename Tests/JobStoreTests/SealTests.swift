@@ -110,6 +110,30 @@ struct SealTests {
             let problems = try store.verify()
             #expect(problems.contains { $0.kind == .badRecord && $0.jobID == job.id && $0.message.contains("checksum") }, "\(problems)")
             #expect(problems.contains { $0.message.contains("pipeline \(pipeline.id)") && $0.message.contains("checksum") }, "\(problems)")
+
+            // delete cannot remove the damaged job (it reads the record); deleteDamaged can.
+            #expect { try store.delete(job.id) } throws: { ($0 as? JobStoreError)?.code == .corruptRecord }
+            let step = try #require(try store.environment.read { txn in
+                try txn.get(try store.db.pipelines().steps, Keys.step(pipeline.id, 0))
+            }.flatMap { bytes in try bytes.withUnsafeBytes { try PipelineFormat.decodeStep($0, pipeline: pipeline.id, index: 0) } })
+            #expect(throws: JobStoreError.self) { try store.deleteDamaged(other.id) }  // it reads
+            #expect(throws: JobStoreError.self) { try store.deleteDamaged(JobID(high: 9, low: 9)) }  // no such job
+            try store.write { txn in  // damage the step's job too: still refused, a step goes with its pipeline
+                var bytes = try #require(try txn.txn.get(store.db.jobs, Keys.id(step.jobID)))
+                bytes[bytes.count - 1] ^= 1
+                try txn.txn.put(store.db.jobs, Keys.id(step.jobID), bytes)
+            }
+            #expect { try store.deleteDamaged(step.jobID) } throws: { "\($0)".contains("step 0 of pipeline") }
+            let before = try store.counts()
+            #expect(try store.deleteDamaged(job.id) == 4)  // its state · created, created, ready and ready-any entries
+            #expect(try store.uncachedJob(job.id) == nil)
+            #expect(try store.counts()[.pending] == (before[.pending] ?? 0) - 1)
+            // What verify still finds is the damaged pipeline (so its counter's recount too) and its
+            // damaged step job, nothing else.
+            let left = try store.verify().filter {
+                !$0.message.contains(step.jobID.description) && !$0.message.contains(pipeline.id.description) && !$0.message.contains("counter/pipeline/")
+            }
+            #expect(left.isEmpty, "\(left)")
         }
     }
 

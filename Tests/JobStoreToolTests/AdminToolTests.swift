@@ -489,7 +489,7 @@ struct AdminToolTests {
         #expect(try jobstore("verify", path).status == 0)
     }
 
-    @Test("a corrupt record: jobs list and export skip it, name it on stderr, keep the rest, exit 1; export --output never leaves a partial file")
+    @Test("a corrupt record: jobs list and export skip it, name it on stderr, keep the rest, exit 1; export --output never leaves a partial file; delete --damaged removes it")
     func corruptRecordSkipped() throws {
         let directory = TemporaryDirectory()
         let jobs = try makeStore(directory.path)
@@ -508,6 +508,16 @@ struct AdminToolTests {
         let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 11)
         #expect(!FileManager.default.fileExists(atPath: output + ".partial"))
+
+        // The way out: delete cannot read the record; delete --damaged removes it and what names it.
+        expectError(try jobstore("delete", directory.path, victim.id.description), 1, "delete --damaged")
+        expectError(try jobstore("delete", directory.path, "--damaged", "--state", "pending"), 2, "--damaged takes the ids")
+        let readable = try #require(jobs["job-1"])
+        expectError(try jobstore("delete", directory.path, "--damaged", readable.id.description), 1, "it is not damaged")
+        let repaired = try jobstore("delete", directory.path, "--damaged", victim.id.description)
+        #expect(repaired.status == 0 && repaired.out.contains("damaged record deleted"), "\(repaired.err)")
+        #expect(try jobstore("verify", directory.path).status == 0)
+        #expect(try jobstore("jobs", "list", directory.path).out.contains("(11 jobs)"))
     }
 
     @Test("bulk actions by filter (state, queue, name, time) with --dry-run first, ids from stdin, and delete")

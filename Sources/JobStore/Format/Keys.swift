@@ -83,6 +83,8 @@ enum MetaKey {
     private static let pipelineCounterKeys = PipelineState.allCases.map { "counter/pipeline/\($0)" }
     /// Prefix of every counter.
     static let counterPrefix = "counter/"
+    /// Prefixes of the job counters: per state, and per queue and state.
+    static let jobCounterPrefixes = ["counter/state/", "counter/queue/"]
     /// Prefix of every key that controls a queue (paused, rate limit).
     static let queueControlPrefix = "queue/"
     /// Int64 LE (µs): when the queue was paused. Present while it is paused. `queue/paused/<queue>`.

@@ -196,7 +196,7 @@ public enum RecordFormat {
     /// bytes before its trailing length.
     private static func timelineRange(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Range<Int> {
         guard bytes.count >= headerSize + 2 else {
-            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes (without its seal), too short for its header and timeline length", jobID: id)
+            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes (without its seal), too short for its header and timeline length", jobID: id, hint: RecordReader.damagedHint)
         }
         let length = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 2, as: UInt16.self)))
         guard length <= bytes.count - 2 - headerSize else {
@@ -237,11 +237,11 @@ public enum RecordFormat {
     /// Reads the fixed header of a record.
     static func header(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Header {
         guard bytes.count >= headerSize else {
-            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes, shorter than its header", jobID: id)
+            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes, shorter than its header", jobID: id, hint: RecordReader.damagedHint)
         }
         try checkVersion(bytes[0], id: id)
         guard let state = JobState(rawValue: bytes[1]) else {
-            throw JobStoreError(.corruptRecord, "the record of job \(id) has state byte \(bytes[1])", jobID: id)
+            throw JobStoreError(.corruptRecord, "the record of job \(id) has state byte \(bytes[1])", jobID: id, hint: RecordReader.damagedHint)
         }
         func i64(_ offset: Int) -> Int64 { Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: Int64.self)) }
         let leaseUntil = bytes[3] & Flag.lease != 0 ? Timestamp(microseconds: i64(32)) : nil
@@ -268,7 +268,7 @@ public enum RecordFormat {
     /// Whether a record is a pipeline step's job (its pipeline flag), read in place.
     static func isPipelineStep(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Bool {
         guard bytes.count >= headerSize else {
-            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes, shorter than its header", jobID: id)
+            throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes, shorter than its header", jobID: id, hint: RecordReader.damagedHint)
         }
         try checkVersion(bytes[0], id: id)
         return bytes[3] & Flag.pipeline != 0

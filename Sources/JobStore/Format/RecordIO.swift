@@ -114,8 +114,8 @@ enum Seal {
 struct RecordReader {
     /// What to do about a damaged record: the hint of every `corruptRecord` error about one.
     static let damagedHint = """
-        Run `jobstore verify` on the store. Restore it from a backup, or rebuild it without the damaged records: \
-        `jobstore export` skips and names each one, then `jobstore import` the rest into a new store
+        Run `jobstore verify` on the store. Delete a damaged job with `jobstore delete --damaged ID` (deleteDamaged), \
+        or restore the store from a backup
         """
 
     let bytes: UnsafeRawBufferPointer

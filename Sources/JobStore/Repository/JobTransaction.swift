@@ -318,6 +318,98 @@ public final class JobTransaction {
         return true
     }
 
+    /// Deletes a job whose record cannot be read: a damaged record (`verify` reports it as
+    /// `badRecord`; its seal does not match, or its fields do not decode), which ``delete(_:)``
+    /// cannot remove, since it reads the record to find the job's index entries.
+    ///
+    /// Removes the record and every index entry that names the id, then recounts the job
+    /// counters from the records left. Each index and every record is walked: O(n), an
+    /// operator's repair, not a program's everyday call. No `deleted` event is recorded (what
+    /// the job was is unknown); its earlier history events stay until pruned.
+    ///
+    /// - Returns: how many index entries named the job (and were removed).
+    /// - Throws: `.notFound` when no record is stored under `id`; `.invalidArgument` when the
+    ///   record reads (delete the job with ``delete(_:)``) or a pipeline step names the job
+    ///   (delete the pipeline).
+    @discardableResult
+    public func deleteDamaged(_ id: JobID) throws -> Int {
+        let key = Keys.id(id)
+        let readable: Bool? = try txn.withValue(db.jobs, key) { bytes in bytes.map { (try? RecordFormat.decode($0, id: id)) != nil } }
+        guard let readable else {
+            throw JobStoreError(.notFound, "no job \(id)", jobID: id)
+        }
+        if readable {
+            throw JobStoreError(
+                .invalidArgument, "the record of job \(id) reads: it is not damaged", jobID: id, hint: "Delete it as any job (`jobstore delete`)")
+        }
+        if let tables = db.pipeline {
+            var step: (PipelineID, Int)?
+            try txn.forEach(tables.steps) { stepKey, value in
+                // A step record that cannot be read itself is verify's to report, not a reference.
+                if value.count >= 20, Array(value[4..<20]) == key, let pipeline = try? Keys.pipelineID(stepKey) {
+                    step = (pipeline, (try? Keys.stepIndex(stepKey)) ?? -1)
+                    return false
+                }
+                return true
+            }
+            if let (pipeline, index) = step {
+                throw JobStoreError(
+                    .invalidArgument, "job \(id) is step \(index) of pipeline \(pipeline); deleting it alone would break the pipeline",
+                    jobID: id, hint: "Delete the whole pipeline (`jobstore pipelines delete`)")
+            }
+        }
+        try txn.delete(db.jobs, key)
+        var removed = 0
+        var state: JobState?
+        for (database, _) in db.keyOnlyIndexes {
+            var named: [[UInt8]] = []
+            try txn.forEach(database) { indexKey, _ in
+                if indexKey.count >= 16 && indexKey.suffix(16).elementsEqual(key) { named.append(Array(indexKey)) }
+                return true
+            }
+            if database.name == db.stateCreated.name, let first = named.first?.first { state = JobState(rawValue: first) }
+            for indexKey in named { try txn.delete(database, indexKey) }
+            removed += named.count
+        }
+        var unique: [[UInt8]] = []
+        try txn.forEach(db.unique) { uniqueKey, value in
+            if value.elementsEqual(key) { unique.append(Array(uniqueKey)) }
+            return true
+        }
+        for uniqueKey in unique { try txn.delete(db.unique, uniqueKey) }
+        removed += unique.count
+        try recountJobCounters()
+        changes.append(JobChange(kind: .deleted, id: id, job: nil, previousState: state))
+        return removed
+    }
+
+    /// Rewrites the job counters (per state, and per queue and state) from the records as this
+    /// transaction sees them, reading each record's state and queue in place; the counter
+    /// changes this transaction had pending are in the records, so they are dropped.
+    private func recountJobCounters() throws {
+        var counts: [String: Int64] = [:]
+        try txn.forEach(db.jobs) { key, value in
+            if let id = JobID(bytes: key), let (state, queue) = try? RecordFormat.stateAndQueue(value, id: id) {
+                counts[MetaKey.stateCounter(state), default: 0] += 1
+                counts[MetaKey.queueCounter(queue, state), default: 0] += 1
+            }
+            return true
+        }
+        var stale: [String] = []
+        for prefix in MetaKey.jobCounterPrefixes {
+            try txn.forEach(db.meta, prefix: Array(prefix.utf8)) { key, _ in
+                stale.append(String(decoding: key, as: UTF8.self))
+                return true
+            }
+        }
+        for key in stale where counts[key] == nil { try txn.delete(db.meta, key) }
+        for (key, count) in counts { try txn.put(db.meta, key, Counters.encode(count)) }
+        counterDeltas = counterDeltas.filter { counter, _ in
+            if case .pipeline = counter { return true }
+            return false
+        }
+    }
+
     // MARK: Claims and their outcomes
 
     /// Claims up to `limit` ready jobs — pending, `runAt` come — of `queue` (or of any queue when

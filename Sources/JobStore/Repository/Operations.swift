@@ -35,6 +35,8 @@ extension JobRepository {
     @discardableResult public func delete(_ id: JobID) throws -> Bool { try write { try $0.delete(id) } }
     /// Deletes a job; false if there was none.
     @discardableResult public func delete(_ id: JobID) async throws -> Bool { try await write { try $0.delete(id) } }
+    /// ``JobTransaction/deleteDamaged(_:)`` in its own transaction.
+    @discardableResult public func deleteDamaged(_ id: JobID) throws -> Int { try write { try $0.deleteDamaged(id) } }
 
     /// Claims up to `limit` ready jobs (see ``JobTransaction/claim(queue:limit:lease:owner:)``).
     public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) throws -> [Job] {
