@@ -3,12 +3,15 @@
 # AddressSanitizer, starting from the
 # seed corpus in Fuzz/corpus/<target>/ (new inputs libFuzzer finds go to a scratch copy).
 #
-#   scripts/fuzz.sh [RUNS]        RUNS executions per target (default 100000); prints each count
+#   scripts/fuzz.sh [RUNS [TARGET…]]   RUNS executions per target (default 100000), every target
+#                                      or the ones named; prints each count
 #
 # A crash leaves libFuzzer's crash-* file in the current directory and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-100000}
+targets=("${@:2}")
+[ ${#targets[@]} -eq 0 ] && targets=(job-record pipeline-record events keys meta-records import-line)
 bash scripts/ensure-lmdb.sh
 started=$SECONDS
 (cd Fuzz && swift build -c release --product JobStoreFuzzer \
@@ -18,7 +21,7 @@ echo "built the fuzzer in $((SECONDS - started)) s"
 fuzzer=Fuzz/.build/release/JobStoreFuzzer
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in job-record pipeline-record events keys meta-records import-line; do
+for target in "${targets[@]}"; do
     mkdir -p "$scratch/$target"
     cp Fuzz/corpus/$target/* "$scratch/$target/" 2>/dev/null || true
     started=$SECONDS
