@@ -143,7 +143,9 @@ let benchmarks: @Sendable () -> Void = {
 
     // Eight callers at once, each inserting one job with its own async call: the writer thread
     // commits them together (one cohort, one transaction) — the hand-over's cost per caller.
-    Benchmark("group-commit-8-callers-insert-1-each", configuration: .init(maxIterations: 2_000)) { benchmark in
+    // Its malloc count moves a little with how the callers fall into cohorts (360–364 at p90).
+    let cohortTolerance: [BenchmarkMetric: BenchmarkThresholds] = [.mallocCountTotal: .init(relative: [.p90: 10.0], absolute: [.p90: 40])]
+    Benchmark("group-commit-8-callers-insert-1-each", configuration: .init(maxIterations: 2_000, thresholds: cohortTolerance)) { benchmark in
         let fixture = try Fixture.shared.get()
         let store = fixture.store
         let rounds = (0..<benchmark.scaledIterations.count).map { _ in (0..<8).map { _ in fixture.newJob() } }
