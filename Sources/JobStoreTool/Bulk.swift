@@ -163,9 +163,7 @@ struct Delete: ParsableCommand {
                     : "\(id): damaged record deleted, with the \(removed) index entr\(removed == 1 ? "y" : "ies") naming it; counters recounted")
             } catch {
                 failures += 1
-                let message = "\(error)"
-                if store.json { print(try jsonLine(["id": .string(id.description), "ok": false, "error": .string(message)] as [String: JSONValue])) }
-                FileHandle.standardError.write(Data("jobstore: \(message.contains(id.description) ? message : "\(id): \(message)")\n".utf8))
+                try reportFailure(id, error, json: store.json)
             }
         }
         if failures > 0 { throw ExitCode(1) }

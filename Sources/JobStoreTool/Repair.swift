@@ -403,12 +403,18 @@ func changeEach(
                 : "\(id): \(kind == "pipeline" ? "pipeline " : "")\(verb), now \(state)")
         } catch {
             failures += 1
-            let message = "\(error)"
-            if options.json { print(try jsonLine(["id": .string(id.description), "ok": false, "error": .string(message)] as [String: JSONValue])) }
-            FileHandle.standardError.write(Data("jobstore: \(message.contains(id.description) ? message : "\(id): \(message)")\n".utf8))  // the id once
+            try reportFailure(id, error, json: options.json)
         }
     }
     if failures > 0 { throw ExitCode(1) }
+}
+
+/// One id a command could not change: a JSON line (with --json) and the error on stderr,
+/// naming the id once.
+func reportFailure(_ id: JobID, _ error: any Error, json: Bool) throws {
+    let message = "\(error)"
+    if json { print(try jsonLine(["id": .string(id.description), "ok": false, "error": .string(message)] as [String: JSONValue])) }
+    FileHandle.standardError.write(Data("jobstore: \(message.contains(id.description) ? message : "\(id): \(message)")\n".utf8))
 }
 
 /// `jobstore requeue PATH (--stuck | ID… | - | filters)`.

@@ -153,6 +153,21 @@ extension Databases {
         return indexes
     }
 
+    /// The job counters (per state, and per queue and state, by meta key) recounted from the
+    /// records as `txn` sees them, reading only each record's state and queue in place (a
+    /// tenth of a full decode). `verify()` compares them; `deleteDamaged` writes them.
+    func recountJobCounters(in txn: Transaction) throws -> [String: Int64] {
+        var counts: [String: Int64] = [:]
+        try txn.forEach(jobs) { key, value in
+            if let id = JobID(bytes: key), let (state, queue) = try? RecordFormat.stateAndQueue(value, id: id) {
+                counts[MetaKey.stateCounter(state), default: 0] += 1
+                counts[MetaKey.queueCounter(queue, state), default: 0] += 1
+            }
+            return true
+        }
+        return counts
+    }
+
     /// The name of the database holding `entry`.
     func name(of entry: IndexEntry) -> String {
         switch entry {
@@ -346,11 +361,11 @@ public final class JobTransaction {
             var step: (PipelineID, Int)?
             try txn.forEach(tables.steps) { stepKey, value in
                 // A step record that cannot be read itself is verify's to report, not a reference.
-                if value.count >= 20, Array(value[4..<20]) == key, let pipeline = try? Keys.pipelineID(stepKey) {
-                    step = (pipeline, (try? Keys.stepIndex(stepKey)) ?? -1)
-                    return false
-                }
-                return true
+                guard let pipeline = try? Keys.pipelineID(stepKey), let index = try? Keys.stepIndex(stepKey),
+                    (try? PipelineFormat.decodeStep(value, pipeline: pipeline, index: index))?.jobID == id
+                else { return true }
+                step = (pipeline, index)
+                return false
             }
             if let (pipeline, index) = step {
                 throw JobStoreError(
@@ -387,14 +402,7 @@ public final class JobTransaction {
     /// transaction sees them, reading each record's state and queue in place; the counter
     /// changes this transaction had pending are in the records, so they are dropped.
     private func recountJobCounters() throws {
-        var counts: [String: Int64] = [:]
-        try txn.forEach(db.jobs) { key, value in
-            if let id = JobID(bytes: key), let (state, queue) = try? RecordFormat.stateAndQueue(value, id: id) {
-                counts[MetaKey.stateCounter(state), default: 0] += 1
-                counts[MetaKey.queueCounter(queue, state), default: 0] += 1
-            }
-            return true
-        }
+        let counts = try db.recountJobCounters(in: txn)
         var stale: [String] = []
         for prefix in MetaKey.jobCounterPrefixes {
             try txn.forEach(db.meta, prefix: Array(prefix.utf8)) { key, _ in

@@ -149,20 +149,9 @@ extension JobRepository {
             }
             var recount = counters.merging(pipelineCounters) { a, _ in a }
             if Set(stored.keys).union(recount.keys).contains(where: { stored[$0, default: 0] != recount[$0, default: 0] }) {
-                // Jobs may have changed between chunks: recount them in this snapshot, reading only
-                // each record's state and queue (a short snapshot: a tenth of a full decode).
-                recount = pipelineCounters
-                var perQueue: [JobState: [String: Int64]] = [:]
-                try txn.forEach(db.jobs) { key, value in
-                    if let id = JobID(bytes: key), let (state, queue) = try? RecordFormat.stateAndQueue(value, id: id) {
-                        perQueue[state, default: [:]][queue, default: 0] += 1
-                    }
-                    return true
-                }
-                for (state, queues) in perQueue {
-                    recount[MetaKey.stateCounter(state)] = queues.values.reduce(0, +)
-                    for (queue, count) in queues { recount[MetaKey.queueCounter(queue, state)] = count }
-                }
+                // Jobs may have changed between chunks: recount them in this snapshot (a short one:
+                // only each record's state and queue are read).
+                recount = try db.recountJobCounters(in: txn).merging(pipelineCounters) { a, _ in a }
             }
             for name in Set(stored.keys).union(recount.keys).sorted() where stored[name, default: 0] != recount[name, default: 0] {
                 problems.append(VerificationProblem(
