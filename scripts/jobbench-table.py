@@ -12,7 +12,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-PHASES = ["load", "insert-single", "insert-concurrent", "get", "get-cached", "pending-oldest",
+PHASES = ["load", "insert-single", "insert-concurrent", "get", "get-cached", "pending-oldest", "pending-oldest-jobs",
           "count-by-state", "time-range", "scan-filter", "transition", "transition-batch", "claim",
           "claim-batch", "claim-concurrent", "size", "rss"]
 

@@ -17,11 +17,13 @@ import CLMDB
 public final class Cursor<Key: ByteCodec, Value: ByteCodec> {
     let transaction: Transaction
     let database: Database<Key, Value>
-    private var pointer: OpaquePointer?
-    private(set) var currentKey = MDB_val()
-    private(set) var currentValue = MDB_val()
-    private var isPositioned = false
-    private var generation: UInt64
+    // Used by one thread at a time, read and written on every row: no dynamic exclusivity
+    // checks (see Transaction).
+    @exclusivity(unchecked) private var pointer: OpaquePointer?
+    @exclusivity(unchecked) private(set) var currentKey = MDB_val()
+    @exclusivity(unchecked) private(set) var currentValue = MDB_val()
+    @exclusivity(unchecked) private var isPositioned = false
+    @exclusivity(unchecked) private var generation: UInt64
 
     init(transaction: Transaction, database: Database<Key, Value>, handle: OpaquePointer) {
         self.transaction = transaction

@@ -138,63 +138,18 @@ public enum RecordFormat {
     /// - Throws: `.newerFormat` for a record of a later version, `.corruptRecord` for bytes that
     ///   are not a valid record (with the offset where decoding failed) or do not match its seal.
     static func decode(_ record: UnsafeRawBufferPointer, id: JobID) throws -> Job {
-        // The seal first: a damaged record is named as such whichever field the damage hit.
-        let bytes = try body(record, id: id)
-        // The fixed fields in one bounds check (decoding is the hot path of every read).
-        let header = try header(bytes, id: id)
-        let version = bytes[0]
-        let flags = bytes[3]
-        var reader = RecordReader(bytes: bytes, subject: .job(id))
-        reader.offset = headerSize
-        let name = try reader.shortString("name")
-        let queue = try reader.shortString("queue")
-        let tenant = flags & Flag.tenant != 0 ? try reader.shortString("tenant") : nil
-        let uniqueKey = flags & Flag.uniqueKey != 0 ? try reader.shortString("unique key") : nil
-        var lease: Lease?
-        if flags & Flag.lease != 0, let leaseUntil = header.leaseUntil {
-            let (high, low) = try reader.u128()
-            lease = Lease(expiresAt: leaseUntil, owner: OwnerToken(high: high, low: low))
-        }
-        var pipeline: PipelineReference?
-        if flags & Flag.pipeline != 0 {
-            let (high, low) = try reader.u128()
-            pipeline = PipelineReference(pipeline: PipelineID(high: high, low: low), step: try reader.u16())
-        }
-        let payload = try reader.longBytes("payload")
-        let result = flags & Flag.result != 0 ? try reader.longBytes("result") : nil
-        let errorCount = Int(try reader.u8())
-        var errors: [JobErrorRecord] = []
-        errors.reserveCapacity(errorCount)
-        for _ in 0..<errorCount {
-            let attempt = try reader.u16()
-            let at = Timestamp(microseconds: try reader.i64())
-            let length = Int(try reader.u16())
-            errors.append(JobErrorRecord(message: try reader.string(length, "error message"), attempt: attempt, at: at))
-        }
-        let end = version >= 2 ? try timelineRange(bytes, id: id).lowerBound : bytes.count
-        guard reader.offset == end else {
-            throw reader.offset < end
-                ? reader.corrupt("\(end - reader.offset) bytes left over after the errors")
-                : reader.corrupt("the fields run into the timeline, which starts at byte \(end)")
-        }
-        if flags & ~(Flag.tenant | Flag.uniqueKey | Flag.pipeline | Flag.result | Flag.lease) != 0 {
-            throw reader.corrupt("unknown flag bits \(flags)")
-        }
-        return Job(
-            id: id, name: name, queue: queue, tenant: tenant, state: header.state, priority: header.priority, createdAt: header.createdAt,
-            updatedAt: header.updatedAt, runAt: header.runAt, attempts: header.attempts, maxAttempts: header.maxAttempts, lease: lease, errors: errors,
-            uniqueKey: uniqueKey, pipeline: pipeline, payload: payload, result: result)
+        try JobRecordView(record, id: id).job()
     }
 
     /// A record's bytes without its seal, once its version is known and its seal matches them
     /// (version 3); an older record as it is.
-    private static func body(_ record: UnsafeRawBufferPointer, id: JobID) throws -> UnsafeRawBufferPointer {
+    static func body(_ record: UnsafeRawBufferPointer, id: JobID) throws -> UnsafeRawBufferPointer {
         try Seal.body(of: record, .job(id), current: currentVersion, sealedSince: 3)
     }
 
     /// Where a record's timeline block lies (version 2 and later, `bytes` without the seal): the
     /// bytes before its trailing length.
-    private static func timelineRange(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Range<Int> {
+    static func timelineRange(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> Range<Int> {
         guard bytes.count >= headerSize + 2 else {
             throw JobStoreError(.corruptRecord, "the record of job \(id) is \(bytes.count) bytes (without its seal), too short for its header and timeline length", jobID: id, hint: RecordReader.damagedHint)
         }

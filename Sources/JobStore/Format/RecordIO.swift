@@ -139,6 +139,13 @@ struct RecordReader {
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
     }
 
+    /// Steps over the next `count` bytes; returns where they start.
+    mutating func skip(_ count: Int, _ what: @autoclosure () -> String) throws -> Int {
+        let start = offset
+        _ = try take(count, what())
+        return start
+    }
+
     mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
         let size = MemoryLayout<T>.size
         guard offset + size <= bytes.count else { throw corrupt("\(T.self) needs \(size) bytes, \(bytes.count - offset) are left") }
@@ -157,28 +164,62 @@ struct RecordReader {
     }
     mutating func i64() throws -> Int64 { try integer(Int64.self) }
 
-    mutating func string(_ count: Int, _ what: String) throws -> String {
+    /// Where the next `count` bytes of text lie, once they are valid UTF-8.
+    mutating func text(_ count: Int, _ what: String) throws -> Range<Int> {
         let start = offset
         let raw = try take(count, what)
-        // ASCII (names, queues, tenants nearly always are) is valid UTF-8 as it stands: decoding
-        // it skips the generic validation, which instantiates type metadata on every call.
-        if raw.allSatisfy({ $0 < 0x80 }) { return String(decoding: raw, as: UTF8.self) }
-        guard let text = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+        guard RecordReader.isUTF8(raw) else {
             offset = start
             throw corrupt("the \(what) is not valid UTF-8")
         }
-        return text
+        return start..<offset
+    }
+
+    /// Where the next short text lies (a UInt8 length, then 1…255 bytes of UTF-8).
+    mutating func shortText(_ what: String) throws -> Range<Int> {
+        let count = Int(try u8())
+        if count == 0 { throw corrupt("the \(what) is empty") }
+        return try text(count, what)
+    }
+
+    /// Where the next long byte string lies (a UInt32 length, then the bytes).
+    mutating func longBytesRange(_ what: String) throws -> Range<Int> {
+        let count = Int(try integer(UInt32.self))
+        let start = try skip(count, what)
+        return start..<offset
+    }
+
+    mutating func string(_ count: Int, _ what: String) throws -> String {
+        RecordReader.string(bytes, try text(count, what))
     }
 
     mutating func shortString(_ what: String) throws -> String {
-        let count = Int(try u8())
-        if count == 0 { throw corrupt("the \(what) is empty") }
-        return try string(count, what)
+        RecordReader.string(bytes, try shortText(what))
     }
 
     mutating func longBytes(_ what: String) throws -> [UInt8] {
-        let count = Int(try integer(UInt32.self))
-        return Array(try take(count, what))
+        Array(UnsafeRawBufferPointer(rebasing: bytes[try longBytesRange(what)]))
+    }
+
+    /// Whether `raw` is valid UTF-8. ASCII (names, queues, tenants nearly always are) is checked
+    /// by a plain loop: the generic validation instantiates type metadata on every call.
+    static func isUTF8(_ raw: UnsafeRawBufferPointer) -> Bool {
+        var high: UInt64 = 0  // every byte's top bit, eight bytes at a time
+        var at = 0
+        while at + 8 <= raw.count {
+            high |= raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            at += 8
+        }
+        while at < raw.count {
+            high |= UInt64(raw[at])
+            at += 1
+        }
+        return high & 0x8080_8080_8080_8080 == 0 || String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) != nil
+    }
+
+    /// The text at `range` of `bytes`, already checked by ``isUTF8(_:)``.
+    static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }
 }
 

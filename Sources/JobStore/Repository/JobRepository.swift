@@ -283,6 +283,17 @@ public final class JobRepository: Sendable {
         try reading { txn in try self.job(id, in: txn) }
     }
 
+    /// Lends the job with `id` to `body` in place on LMDB's page (a ``JobRecordView``: fields read
+    /// when asked for, nothing copied unless `body` copies it), without the cache; `nil` when
+    /// there is no such job.
+    public func withJob<R>(_ id: JobID, _ body: (borrowing JobRecordView) throws -> R) throws -> R? {
+        try reading { txn in
+            try id.withBytes { key in
+                try txn.withValue(db.jobs, rawKey: key) { record in try record.map { try body(try JobRecordView($0, id: id)) } }
+            }
+        }
+    }
+
     func job(_ id: JobID, in txn: Transaction) throws -> Job? { try db.job(id, in: txn) }
 
     func lastTransactionID() throws -> Int { try wrappingErrors { try environment.lastCommittedTransactionID() } }

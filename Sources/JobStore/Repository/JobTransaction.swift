@@ -189,16 +189,19 @@ public final class JobTransaction {
     let ids: JobIDGenerator
     /// The time of this transaction (one clock reading for all its changes).
     public let now: Timestamp
-    var changes: [JobChange] = []
-    private var counterDeltas: [CounterKey: Int64] = [:]
+    // The state below changes on every write. A transaction is used by one thread and no access
+    // to it overlaps another, so the dynamic exclusivity checks of class properties are off (as
+    // in LMDB's Transaction).
+    @exclusivity(unchecked) var changes: [JobChange] = []
+    @exclusivity(unchecked) private var counterDeltas: [CounterKey: Int64] = [:]
     /// Pipeline steps whose job changed between unfinished, succeeded, failed and cancelled, to be
     /// advanced (see ``advancePipelines()``): a worklist, so a cascade through a 10,000-step
     /// chain is a loop, not a recursion.
-    var pipelineWork: [(from: JobState, job: Job)] = []
-    var advancingPipelines = false
+    @exclusivity(unchecked) var pipelineWork: [(from: JobState, job: Job)] = []
+    @exclusivity(unchecked) var advancingPipelines = false
     /// The last position given out in the history by this transaction (read from the history
     /// at the first event).
-    private var historyClock: HistoryPosition?
+    @exclusivity(unchecked) private var historyClock: HistoryPosition?
 
     init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
         self.txn = txn

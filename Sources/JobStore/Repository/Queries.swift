@@ -119,6 +119,45 @@ extension JobRepository {
         matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil,
         unreadable: ((JobStoreError) -> Void)?
     ) throws -> JobPage {
+        guard limit > 0 else { return JobPage(jobs: [], next: nil) }
+        var jobs: [Job] = []
+        jobs.reserveCapacity(min(limit, 1000) + 1)
+        try forEachView(matching: filter, order: order, after: after, unreadable: unreadable) { view in
+            jobs.append(view.job())
+            return jobs.count <= limit  // one more than the page: is there a next page?
+        }
+        let more = jobs.count > limit
+        if more { jobs.removeLast() }
+        let next = more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil
+        return JobPage(jobs: jobs, next: next)
+    }
+
+    /// The jobs matching `filter`, by creation time, each lent to `body` in place on LMDB's page
+    /// (a ``JobRecordView``) until it returns `false`: the same index range and checks as
+    /// ``jobs(matching:order:limit:after:)``, without building an owned ``Job`` per row — the
+    /// way to read many jobs fast. One read transaction (one snapshot) for the whole walk, so
+    /// keep `body` short; a damaged record throws `.corruptRecord`.
+    ///
+    /// ```swift
+    /// var bytes = 0
+    /// try store.forEachJob(matching: JobFilter(state: .pending)) { job in
+    ///     bytes += job.payloadCount
+    ///     return true
+    /// }
+    /// ```
+    public func forEachJob(
+        matching filter: JobFilter = JobFilter(), order: ListOrder = .oldestFirst, after: PageCursor? = nil,
+        _ body: (borrowing JobRecordView) throws -> Bool
+    ) throws {
+        try forEachView(matching: filter, order: order, after: after, unreadable: nil, body)
+    }
+
+    /// The one walk behind the listings: the filter's index range, each listed record checked and
+    /// lent as a view; an unreadable one handed to `unreadable` when given.
+    private func forEachView(
+        matching filter: JobFilter, order: ListOrder, after: PageCursor?, unreadable: ((JobStoreError) -> Void)?,
+        _ body: (borrowing JobRecordView) throws -> Bool
+    ) throws {
         let earliest = filter.createdFrom ?? Timestamp(microseconds: .min)
         let latest = filter.createdUntil ?? Timestamp(microseconds: .max)
         func key(_ time: Timestamp, _ id: JobID) -> [UInt8] {
@@ -135,30 +174,33 @@ extension JobRepository {
             if order == .oldestFirst { range.lower = .exclusive(position) } else { range.upper = .exclusive(position) }
         }
         let index = filter.state == nil ? db.created : db.stateCreated
-        return try reading { txn in
-            var jobs: [Job] = []
-            guard limit > 0 else { return JobPage(jobs: [], next: nil) }
+        try reading { txn in
             var failure: Error?
             try txn.forEach(index, in: range, reverse: order == .newestFirst) { key, _ in
                 do {
                     let id = try Keys.trailingID(key, index: index.name)
-                    guard let job = try job(id, in: txn) else {
+                    let more: Bool? = try id.withBytes { idBytes in
+                        try txn.withValue(db.jobs, rawKey: idBytes) { record in
+                            guard let record else { return nil }
+                            let view = try JobRecordView(record, id: id)
+                            if let queue = filter.queue, !view.isInQueue(queue) { return true }
+                            if let tenant = filter.tenant, !view.hasTenant(tenant) { return true }
+                            return try body(view)
+                        }
+                    }
+                    guard let more else {
                         throw JobStoreError(.corruptRecord, "an index lists job \(id), which has no record", jobID: id, hint: "Run `jobstore verify`")
                     }
-                    if filter.matches(job) { jobs.append(job) }
+                    return more
                 } catch let error as JobStoreError where unreadable != nil && (error.code == .corruptRecord || error.code == .newerFormat) {
                     unreadable?(error)
+                    return true
                 } catch {
                     failure = error
                     return false
                 }
-                return jobs.count <= limit  // one more than the page: is there a next page?
             }
             if let failure { throw failure }
-            let more = jobs.count > limit
-            if more { jobs.removeLast() }
-            let next = more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil
-            return JobPage(jobs: jobs, next: next)
         }
     }
 
