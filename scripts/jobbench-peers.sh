@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # JobBench on JobStore and its peers, side by side in one run (docs/BENCHMARKS.md, issue 10):
 # the JobStore release build, the hand-written C program on liblmdb (Benchmarks/peers: the
-# limit) and the one on SQLite (what a team would build instead), run alternately on the same N and durability, every line kept in one JSONL file, then
-# the table of medians and ratios (scripts/jobbench-table.py).
+# limit), the one on SQLite (what a team would build instead) and the Swift one on GRDB.swift
+# (what a Swift team would pick: Benchmarks/peers/grdb, its own package), run alternately on the
+# same N and durability, every line kept in one JSONL file, then the table of medians and ratios
+# (scripts/jobbench-table.py) and the charts (scripts/jobbench-chart.py, gnuplot: SVGs beside
+# the JSONL file).
 #
 #   scripts/jobbench-peers.sh [N=200000] [full|relaxed|both=both] [runs=3] [phases]
 #
-# $JOBBENCH_STORES picks the stores (default: jobstore c-lmdb c-sqlite). Needs liblmdb-dev and
-# libsqlite3-dev. Stores go in $JOBBENCH_DIR (default /var/tmp/jobbench: a disk, not a tmpfs), removed after each run.
+# $JOBBENCH_STORES picks the stores (default: jobstore c-lmdb c-sqlite grdb). Needs liblmdb-dev,
+# libsqlite3-dev and gnuplot-nox; the first build of the GRDB peer takes ~3 minutes. Stores go in $JOBBENCH_DIR (default /var/tmp/jobbench: a disk, not a tmpfs), removed after each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${1:-200000}
@@ -23,6 +26,11 @@ started=$SECONDS
 swift build -c release --product jobstore --scratch-path .build-rel > /tmp/jobbench-build.log 2>&1 || { tail -30 /tmp/jobbench-build.log; exit 1; }
 cc -O2 -Wall -o .build-rel/jobbench-lmdb Benchmarks/peers/jobbench-lmdb.c -llmdb -lpthread
 cc -O2 -Wall -o .build-rel/jobbench-sqlite Benchmarks/peers/jobbench-sqlite.c -lsqlite3 -lpthread
+stores=${JOBBENCH_STORES:-jobstore c-lmdb c-sqlite grdb}
+if [[ " $stores " == *" grdb "* ]]; then
+    swift build -c release --package-path Benchmarks/peers/grdb --scratch-path .build-rel/grdb > /tmp/jobbench-build.log 2>&1 \
+        || { tail -30 /tmp/jobbench-build.log; exit 1; }
+fi
 echo "built in $((SECONDS - started)) s" >&2
 
 phase_args=()
@@ -30,13 +38,14 @@ phase_args=()
 : > "$out"
 for run in $(seq "$runs"); do
     for durability in $durabilities; do
-        for store in ${JOBBENCH_STORES:-jobstore c-lmdb c-sqlite}; do
+        for store in $stores; do
             rm -rf "$dir/$store"
             mkdir -p "$dir"
             case $store in
             jobstore) .build-rel/release/jobstore bench --jobs "$jobs" --durability "$durability" --dir "$dir/$store" "${phase_args[@]}" >> "$out" ;;
             c-lmdb) .build-rel/jobbench-lmdb --jobs "$jobs" --durability "$durability" --dir "$dir/$store" "${phase_args[@]}" >> "$out" ;;
             c-sqlite) .build-rel/jobbench-sqlite --jobs "$jobs" --durability "$durability" --dir "$dir/$store" "${phase_args[@]}" >> "$out" ;;
+            grdb) .build-rel/grdb/release/jobbench-grdb --jobs "$jobs" --durability "$durability" --dir "$dir/$store" "${phase_args[@]}" >> "$out" ;;
             esac
             rm -rf "${dir:?}/$store"
             echo "run $run, $durability, $store: done at $((SECONDS - started)) s" >&2
@@ -45,3 +54,4 @@ for run in $(seq "$runs"); do
 done
 echo "every line: $out" >&2
 python3 scripts/jobbench-table.py "$out"
+if command -v gnuplot > /dev/null; then python3 scripts/jobbench-chart.py "${out%.jsonl}" "$out" >&2; fi
