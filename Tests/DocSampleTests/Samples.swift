@@ -43,6 +43,10 @@ enum DocumentSamples {
 
         // Indexed queries: never a scan.
         let oldest = try store.jobs(in: .pending, limit: 100)              // keyset paging: pass oldest.next
+        try store.forEachJob(matching: JobFilter(state: .pending, queue: "mail")) { job in
+            print(job.id, job.name, job.payloadCount)                     // fields read from the page as asked: no Job built
+            return true                                                   // false stops the walk
+        }
         let counts = try store.counts()                                   // O(1)
         let lastDay = try store.jobs(createdFrom: Timestamp.now.adding(.seconds(-86_400)), until: .now)
         let problems = try store.verify()                                 // records, indexes, counters, pipelines, events
@@ -190,6 +194,10 @@ try await store.write { txn in
 
 // Indexed queries: never a scan.
 let oldest = try store.jobs(in: .pending, limit: 100)              // keyset paging: pass oldest.next
+try store.forEachJob(matching: JobFilter(state: .pending, queue: "mail")) { job in
+    print(job.id, job.name, job.payloadCount)                     // fields read from the page as asked: no Job built
+    return true                                                   // false stops the walk
+}
 let counts = try store.counts()                                   // O(1)
 let lastDay = try store.jobs(createdFrom: Timestamp.now.adding(.seconds(-86_400)), until: .now)
 let problems = try store.verify()                                 // records, indexes, counters, pipelines, events

@@ -75,10 +75,6 @@ public struct JobFilter: Sendable, Hashable {
         self.queue = queue
         self.tenant = tenant
     }
-
-    func matches(_ job: Job) -> Bool {
-        (queue == nil || job.queue == queue) && (tenant == nil || job.tenant == tenant)
-    }
 }
 
 /// The fields at fixed offsets of a record, read without decoding the rest.

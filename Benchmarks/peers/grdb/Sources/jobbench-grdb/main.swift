@@ -8,8 +8,10 @@
 //   swift build -c release --package-path Benchmarks/peers/grdb
 //   .build/release/jobbench-grdb --jobs jb_N() --durability full|relaxed --dir PATH [--phases a,b,…]
 //
-// Durability: full is synchronous=FULL, relaxed synchronous=OFF. The concurrent phases are 8
-// threads calling the pool, each call its own write transaction (GRDB serialises writes).
+// Durability: full is synchronous=FULL, relaxed synchronous=OFF (set on the writer after the
+// pool opens: GRDB's WAL set-up makes it NORMAL, under which commits are not flushed). The
+// concurrent phases are 8 threads calling the pool, each call its own write transaction (GRDB
+// serialises writes).
 import Foundation
 import GRDB
 import JobBenchC
@@ -181,6 +183,9 @@ configuration.prepareDatabase { db in
     try db.execute(sql: "PRAGMA cache_size=-262144")
 }
 let pool = try DatabasePool(path: path, configuration: configuration)
+// Again on the writer: opening a pool sets WAL mode with synchronous=NORMAL after
+// prepareDatabase (GRDB's default), which would flush no commit.
+try pool.writeWithoutTransaction { db in try db.execute(sql: relaxed ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL") }
 try pool.write { db in try db.execute(sql: schema) }
 
 func insert(_ job: Job, _ db: Database) throws { try job.insert(db) }
