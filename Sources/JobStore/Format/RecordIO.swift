@@ -19,6 +19,17 @@ struct RecordWriter {
     }
 
     mutating func putBytes<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        // Text (a String's UTF-8) and arrays are contiguous: one copy, not a loop of bytes.
+        let copied = bytes.withContiguousStorageIfAvailable { source -> Int in
+            if let base = source.baseAddress, let target = buffer.baseAddress, source.count > 0 {
+                (target + offset).copyMemory(from: base, byteCount: source.count)
+            }
+            return source.count
+        }
+        if let copied {
+            offset += copied
+            return
+        }
         for byte in bytes {
             buffer[offset] = byte
             offset += 1

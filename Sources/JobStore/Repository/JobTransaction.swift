@@ -105,25 +105,38 @@ enum IndexEntry: Hashable {
     case finished([UInt8])
     case unique(key: [UInt8], id: [UInt8])
 
+    /// The index a kind of entry lives in, one kind per index.
+    enum Kind: CaseIterable {
+        case stateCreated, created, ready, readyAny, lease, unique, finished
+    }
+
+    /// Every kind, in the order entries are listed (kept once: `allCases` builds an array).
+    static let kinds = Kind.allCases
+
+    /// A job's entry in one index, if it has one there: the one definition of which index
+    /// entries a job has, used by writes and by `verify()`.
+    static func entry(_ kind: Kind, of job: Job) -> IndexEntry? {
+        switch kind {
+        case .stateCreated: .stateCreated(Keys.stateCreated(job.state, job.createdAt, job.id))
+        case .created: .created(Keys.created(job.createdAt, job.id))
+        case .ready: job.state == .pending ? .ready(Keys.ready(job.queue, job.priority, job.runAt, job.id)) : nil
+        case .readyAny: job.state == .pending ? .readyAny(Keys.readyAny(job.priority, job.runAt, job.id)) : nil
+        case .lease: job.state == .running ? job.lease.map { .lease(Keys.lease($0.expiresAt, job.id)) } : nil
+        case .unique: job.state.isTerminal ? nil : job.uniqueKey.map { .unique(key: Keys.unique($0), id: Keys.id(job.id)) }
+        case .finished: job.state.isTerminal ? .finished(Keys.finished(job.state, job.updatedAt, job.id)) : nil
+        }
+    }
+
+    /// Every index entry a job has.
     static func entries(of job: Job) -> [IndexEntry] {
-        var entries: [IndexEntry] = [
-            .stateCreated(Keys.stateCreated(job.state, job.createdAt, job.id)),
-            .created(Keys.created(job.createdAt, job.id)),
-        ]
-        if job.state == .pending {
-            entries.append(.ready(Keys.ready(job.queue, job.priority, job.runAt, job.id)))
-            entries.append(.readyAny(Keys.readyAny(job.priority, job.runAt, job.id)))
+        kinds.compactMap { entry($0, of: job) }
+    }
+
+    /// Calls `body` with every index entry a job has, without building a list (the write path).
+    static func forEachEntry(of job: Job, _ body: (IndexEntry) throws -> Void) rethrows {
+        for kind in kinds {
+            if let entry = entry(kind, of: job) { try body(entry) }
         }
-        if job.state == .running, let lease = job.lease {
-            entries.append(.lease(Keys.lease(lease.expiresAt, job.id)))
-        }
-        if !job.state.isTerminal, let key = job.uniqueKey {
-            entries.append(.unique(key: Keys.unique(key), id: Keys.id(job.id)))
-        }
-        if job.state.isTerminal {
-            entries.append(.finished(Keys.finished(job.state, job.updatedAt, job.id)))
-        }
-        return entries
     }
 }
 
@@ -265,7 +278,7 @@ public final class JobTransaction {
                 .invalidField, "a job with id \(job.id) exists", jobID: job.id,
                 hint: "Import into another store, or delete the job first; NewJob without an id gets a fresh one")
         }
-        for entry in IndexEntry.entries(of: job) { try put(entry) }
+        try IndexEntry.forEachEntry(of: job) { try put($0) }
         count(job, +1)
         try record(event, of: job.id)
         changes.append(JobChange(kind: .inserted, id: job.id, job: job, previousState: nil))
@@ -646,10 +659,14 @@ public final class JobTransaction {
         try RecordFormat.validate(new)
         let recorded = JobEvent.recording(event, new, at: now)
         try txn.put(db.jobs, Keys.id(new.id), try recordBytes(new, event: recorded, inserting: false))
-        let before = IndexEntry.entries(of: old)
-        let after = IndexEntry.entries(of: new)
-        for entry in before where !after.contains(entry) { try remove(entry) }
-        for entry in after where !before.contains(entry) { try put(entry) }
+        // Index by index, only the entries that moved; the creation-time entry never does (the
+        // id and creation time cannot change), so its key is not even built.
+        for kind in IndexEntry.kinds where kind != .created || old.createdAt != new.createdAt || old.id != new.id {
+            let before = IndexEntry.entry(kind, of: old), after = IndexEntry.entry(kind, of: new)
+            guard before != after else { continue }
+            if let before { try remove(before) }
+            if let after { try put(after) }
+        }
         if old.state != new.state || old.queue != new.queue {
             count(old, -1)
             count(new, +1)
@@ -666,7 +683,7 @@ public final class JobTransaction {
     /// (deleted or pruned).
     func remove(_ job: Job, recording event: JobEvent.Kind) throws {
         try txn.delete(db.jobs, Keys.id(job.id))
-        for entry in IndexEntry.entries(of: job) { try remove(entry) }
+        try IndexEntry.forEachEntry(of: job) { try remove($0) }
         count(job, -1)
         try record(JobEvent.recording(event, job, at: now), of: job.id)
         changes.append(JobChange(kind: .deleted, id: job.id, job: nil, previousState: job.state))
