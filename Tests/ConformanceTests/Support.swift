@@ -127,8 +127,10 @@ func testOptions(concurrency: Int = 8) -> SchedulerOptions {
 }
 
 /// Waits until `condition` holds, checking every 10 ms; fails after `limit` (a hang detector, not
-/// a timing: the backends have no common change feed to wait on).
-func waitUntil(_ what: String, within limit: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+/// a timing: the backends have no common change feed to wait on). 180 s: under ThreadSanitizer,
+/// with the whole suite running at once on a slow shared host, 2,000 jobs on PostgreSQL took
+/// longer than the 60 s this was (CI, 2026-11-29).
+func waitUntil(_ what: String, within limit: Duration = .seconds(180), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + limit
     while try await !condition() {
         if ContinuousClock.now > deadline { throw TestFailure("waited \(limit) for \(what) (a hang)") }
