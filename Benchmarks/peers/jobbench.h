@@ -67,15 +67,7 @@ static int load_state(int64_t n) {
 
 /* ---- the job, as a caller holds it (every field copied out of the store) ---- */
 
-typedef struct {
-    uint8_t id[16];
-    uint8_t state, priority, name_len, queue_len, tenant_len;
-    uint16_t attempts, max_attempts, payload_len;
-    int64_t created_at, updated_at, run_at, lease_expires_at;
-    uint8_t lease_owner[16];
-    char name[33], queue[65], tenant[65];
-    uint8_t payload[256];
-} job_t;
+#include "jobbench_job.h"
 
 static void make_job(int64_t n, int state, job_t *job) {
     memset(job, 0, sizeof *job);

@@ -2,8 +2,6 @@
 #include "../../../jobbench.h"
 #include "jobbench_peer.h"
 
-_Static_assert(sizeof(jb_job_t) == sizeof(job_t), "jb_job_t mirrors job_t");
-
 void jb_parse(int argc, char **argv, const char *store, const char **dir, const char **phases) {
     store_name = store;
     parse_options(argc, argv, dir, phases);
@@ -12,7 +10,7 @@ int64_t jb_N(void) { return N; }
 int64_t jb_total(void) { return total; }
 void jb_set_total(int64_t value) { total = value; }
 int jb_relaxed(void) { return strcmp(durability, "full") != 0; }
-void jb_make_job(int64_t n, int state, jb_job_t *job) { make_job(n, state, (job_t *)job); }
+void jb_make_job(int64_t n, int state, job_t *job) { make_job(n, state, job); }
 void jb_job_id(int64_t n, uint8_t id[16]) { job_id(n, id); }
 int jb_load_state(int64_t n) { return load_state(n); }
 int64_t jb_created_at(int64_t n) { return created_at(n); }

@@ -71,7 +71,7 @@ struct Job: FetchableRecord, PersistableRecord {
 
     /// Job number `n` of the workload, as the generator makes it.
     init(_ n: Int64, state: Int32) {
-        var job = jb_job_t()
+        var job = job_t()
         jb_make_job(n, state, &job)
         func text<T>(_ tuple: T, _ count: UInt8) -> String {
             withUnsafeBytes(of: tuple) { String(decoding: $0.prefix(Int(count)), as: UTF8.self) }

@@ -5,16 +5,7 @@
 
 enum { JB_WAITING, JB_PENDING, JB_RUNNING, JB_SUCCEEDED, JB_FAILED, JB_CANCELLED };
 
-/* A job as the generator makes it (the fields of jobbench.h's job_t). */
-typedef struct {
-    uint8_t id[16];
-    uint8_t state, priority, name_len, queue_len, tenant_len;
-    uint16_t attempts, max_attempts, payload_len;
-    int64_t created_at, updated_at, run_at, lease_expires_at;
-    uint8_t lease_owner[16];
-    char name[33], queue[65], tenant[65];
-    uint8_t payload[256];
-} jb_job_t;
+#include "../../../../jobbench_job.h"
 
 /* Parses the options (exits with the usage on a bad one) and names the store in every line. */
 void jb_parse(int argc, char **argv, const char *store, const char **dir, const char **phases);
@@ -22,7 +13,7 @@ int64_t jb_N(void);
 int64_t jb_total(void);
 void jb_set_total(int64_t total);
 int jb_relaxed(void);
-void jb_make_job(int64_t n, int state, jb_job_t *job);
+void jb_make_job(int64_t n, int state, job_t *job);
 void jb_job_id(int64_t n, uint8_t id[16]);
 int jb_load_state(int64_t n);
 int64_t jb_created_at(int64_t n);
