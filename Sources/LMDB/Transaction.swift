@@ -389,25 +389,32 @@ public final class WriteTransaction: Transaction {
     public func put<Key, Value>(
         _ database: Database<Key, Value>, _ key: Key.Value, _ value: Value.Value, options: PutOptions = []
     ) throws {
+        try Key.withEncoded(key) { keyBytes in
+            try Value.withEncoded(value) { valueBytes in try put(database, rawKey: keyBytes, rawValue: valueBytes, options: options) }
+        }
+    }
+
+    /// ``put(_:_:_:options:)`` with the key and value given as the bytes to store (no codec):
+    /// for callers that build them in a buffer of their own (LMDB copies them).
+    public func put<Key, Value>(
+        _ database: Database<Key, Value>, rawKey keyBytes: UnsafeRawBufferPointer, rawValue valueBytes: UnsafeRawBufferPointer,
+        options: PutOptions = []
+    ) throws {
         let txn = try writableHandle("mdb_put", database.name)
         try checkDatabase(database)
-        try Key.withEncoded(key) { keyBytes in
-            try checkKey(keyBytes, database, operation: "mdb_put")
-            try Value.withEncoded(value) { valueBytes in
-                try checkValue(valueBytes, database)
-                var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-                var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
-                let rc = mdb_put(txn, database.handle, &keyValue, &dataValue, options.rawValue)
-                if rc == 0 { return }
-                if rc == MDB_KEYEXIST && !options.isDisjoint(with: [.append, .appendDuplicate]) {
-                    throw LMDBError(
-                        code: .appendOutOfOrder, returnCode: rc, operation: "mdb_put(append)", database: database.name,
-                        path: environment.path, message: "the appended key or value does not sort after the last one",
-                        hint: "Append keys in ascending order, or put without append")
-                }
-                throw failure(rc, "mdb_put", database.name)
-            }
+        try checkKey(keyBytes, database, operation: "mdb_put")
+        try checkValue(valueBytes, database)
+        var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+        var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+        let rc = mdb_put(txn, database.handle, &keyValue, &dataValue, options.rawValue)
+        if rc == 0 { return }
+        if rc == MDB_KEYEXIST && !options.isDisjoint(with: [.append, .appendDuplicate]) {
+            throw LMDBError(
+                code: .appendOutOfOrder, returnCode: rc, operation: "mdb_put(append)", database: database.name,
+                path: environment.path, message: "the appended key or value does not sort after the last one",
+                hint: "Append keys in ascending order, or put without append")
         }
+        throw failure(rc, "mdb_put", database.name)
     }
 
     func checkValue<Key, Value>(_ value: UnsafeRawBufferPointer, _ database: Database<Key, Value>) throws {
@@ -422,16 +429,20 @@ public final class WriteTransaction: Transaction {
     /// Deletes `key` and all its values. Returns false if the key was absent.
     @discardableResult
     public func delete<Key, Value>(_ database: Database<Key, Value>, _ key: Key.Value) throws -> Bool {
+        try Key.withEncoded(key) { keyBytes in try delete(database, rawKey: keyBytes) }
+    }
+
+    /// ``delete(_:_:)`` with the key given as its stored bytes (no codec).
+    @discardableResult
+    public func delete<Key, Value>(_ database: Database<Key, Value>, rawKey keyBytes: UnsafeRawBufferPointer) throws -> Bool {
         let txn = try writableHandle("mdb_del", database.name)
         try checkDatabase(database)
-        return try Key.withEncoded(key) { keyBytes in
-            try checkKey(keyBytes, database, operation: "mdb_del")
-            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-            let rc = mdb_del(txn, database.handle, &keyValue, nil)
-            if rc == MDB_NOTFOUND { return false }
-            if rc != 0 { throw failure(rc, "mdb_del", database.name) }
-            return true
-        }
+        try checkKey(keyBytes, database, operation: "mdb_del")
+        var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+        let rc = mdb_del(txn, database.handle, &keyValue, nil)
+        if rc == MDB_NOTFOUND { return false }
+        if rc != 0 { throw failure(rc, "mdb_del", database.name) }
+        return true
     }
 
     /// Deletes one key–value pair of a `duplicateSort` database. Returns false if it was absent.

@@ -130,7 +130,11 @@ final class JobCache: Sendable {
     /// ids that were cached (they go back in on commit).
     func prepare(transaction: Int, ids: [JobID]) -> Set<JobID> {
         state.withLock { state in
-            state.pending[transaction, default: []].formUnion(ids)
+            if let blocked = state.pending[transaction] {
+                state.pending[transaction] = blocked.union(ids)
+            } else {
+                state.pending[transaction] = Set(ids)
+            }
             var cached = Set<JobID>()
             for id in ids where state.index[id] != nil {
                 cached.insert(id)

@@ -139,12 +139,14 @@ enum EventFormat {
     // MARK: History
 
     static func historyKey(_ position: HistoryPosition) -> [UInt8] {
-        var key = [UInt8](repeating: 0, count: historyKeySize)
-        key.withUnsafeMutableBytes { buffer in
-            buffer.storeBytes(of: Keys.orderedTime(position.time), toByteOffset: 0, as: UInt64.self)
-            buffer.storeBytes(of: position.sequence.bigEndian, toByteOffset: 8, as: UInt32.self)
+        withHistoryKey(position) { Array($0) }
+    }
+
+    /// Calls `body` with the history key of `position`, built on the stack.
+    static func withHistoryKey<R>(_ position: HistoryPosition, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: (Keys.orderedTime(position.time), position.sequence.bigEndian)) { key in
+            try body(UnsafeRawBufferPointer(rebasing: key[..<historyKeySize]))
         }
-        return key
     }
 
     static func position(fromKey key: UnsafeRawBufferPointer) throws -> HistoryPosition {

@@ -142,15 +142,71 @@ enum Keys {
 
     static func id(_ id: JobID) -> [UInt8] { id.withBytes { Array($0) } }
 
+    // Each key of a job's index entries is written by one function into a caller's buffer (the
+    // write path builds keys on the stack, `IndexEntry.writeKey`); the array builders below
+    // call the same functions.
+
+    /// The most bytes a job's index key can take: a ready key with a queue name as long as a
+    /// record can hold (255 bytes), longer than any unique key.
+    static let maxJobKeyBytes = 255 + 26
+
+    /// Writes state · time · id (25 bytes) at the start of `raw`; returns 25.
+    static func writeStateCreated(_ state: JobState, _ time: Timestamp, _ id: JobID, into raw: UnsafeMutableRawBufferPointer) -> Int {
+        raw[0] = state.rawValue
+        raw.storeBytes(of: orderedTime(time), toByteOffset: 1, as: UInt64.self)
+        id.store(into: raw, at: 9)
+        return 25
+    }
+
+    /// Writes time · id (24 bytes) at the start of `raw`; returns 24.
+    static func writeCreated(_ time: Timestamp, _ id: JobID, into raw: UnsafeMutableRawBufferPointer) -> Int {
+        raw.storeBytes(of: orderedTime(time), toByteOffset: 0, as: UInt64.self)
+        id.store(into: raw, at: 8)
+        return 24
+    }
+
+    /// Writes (255 − priority) · runAt · id (25 bytes) at `offset` of `raw`; returns 25.
+    static func writeReadyAny(_ priority: UInt8, _ runAt: Timestamp, _ id: JobID, into raw: UnsafeMutableRawBufferPointer, at offset: Int = 0) -> Int {
+        raw[offset] = 255 - priority
+        raw.storeBytes(of: orderedTime(runAt), toByteOffset: offset + 1, as: UInt64.self)
+        id.store(into: raw, at: offset + 9)
+        return 25
+    }
+
+    /// Writes queue · 0x00 · (255 − priority) · runAt · id at the start of `raw`; returns its length.
+    static func writeReady(_ queue: String, _ priority: UInt8, _ runAt: Timestamp, _ id: JobID, into raw: UnsafeMutableRawBufferPointer) throws -> Int {
+        let length = try writeText(queue, "queue", into: raw)
+        raw[length] = 0
+        return length + 1 + writeReadyAny(priority, runAt, id, into: raw, at: length + 1)
+    }
+
+    /// Writes a unique key's bytes at the start of `raw`; returns their count.
+    static func writeUnique(_ key: String, into raw: UnsafeMutableRawBufferPointer) throws -> Int {
+        try writeText(key, "unique key", into: raw)
+    }
+
+    /// Copies `text`'s UTF-8 (at most 255 bytes, the most a record holds) to the start of `raw`.
+    private static func writeText(_ text: String, _ field: String, into raw: UnsafeMutableRawBufferPointer) throws -> Int {
+        var text = text
+        return try text.withUTF8 { bytes in
+            guard bytes.count <= 255 else {
+                throw JobStoreError(.invalidField, "a \(field) of \(bytes.count) bytes is too long for an index key (at most 255)")
+            }
+            raw.copyMemory(from: UnsafeRawBufferPointer(bytes))
+            return bytes.count
+        }
+    }
+
+    /// An array of at most `capacity` bytes written by `write` (which returns how many it wrote).
+    static func bytes(_ capacity: Int, _ write: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+            count = try write(UnsafeMutableRawBufferPointer(buffer))
+        }
+    }
+
     /// state · createdAt · id (25 bytes).
     static func stateCreated(_ state: JobState, _ createdAt: Timestamp, _ id: JobID) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 25) { buffer, count in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
-            raw[0] = state.rawValue
-            raw.storeBytes(of: orderedTime(createdAt), toByteOffset: 1, as: UInt64.self)
-            id.store(into: raw, at: 9)
-            count = 25
-        }
+        bytes(25) { writeStateCreated(state, createdAt, id, into: $0) }
     }
 
     /// The 9-byte prefix state · createdAt (id omitted), for range bounds.
@@ -165,28 +221,12 @@ enum Keys {
 
     /// createdAt · id (24 bytes).
     static func created(_ createdAt: Timestamp, _ id: JobID) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 24) { buffer, count in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
-            raw.storeBytes(of: orderedTime(createdAt), toByteOffset: 0, as: UInt64.self)
-            id.store(into: raw, at: 8)
-            count = 24
-        }
+        bytes(24) { writeCreated(createdAt, id, into: $0) }
     }
 
     /// (255 − priority) · runAt · id (25 bytes): the queue-less ready key.
     static func readyAny(_ priority: UInt8, _ runAt: Timestamp, _ id: JobID) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 25) { buffer, count in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
-            raw[0] = 255 - priority
-            raw.storeBytes(of: orderedTime(runAt), toByteOffset: 1, as: UInt64.self)
-            id.store(into: raw, at: 9)
-            count = 25
-        }
-    }
-
-    /// queue · 0x00 · (255 − priority) · runAt · id.
-    static func ready(_ queue: String, _ priority: UInt8, _ runAt: Timestamp, _ id: JobID) -> [UInt8] {
-        readyQueuePrefix(queue) + readyAny(priority, runAt, id)
+        bytes(25) { writeReadyAny(priority, runAt, id, into: $0) }
     }
 
     /// queue · 0x00: the prefix of a queue's ready entries.

@@ -216,7 +216,10 @@ public final class JobRepository: Sendable {
         let jobs = JobTransaction(txn: txn, db: db, ids: ids, now: .now)
         let result = try body(jobs)
         try jobs.flushCounters()
+        // Taken out of the transaction, so setting the transaction id below changes the one copy
+        // in place rather than copying every change (and its job).
         var changes = jobs.changes
+        jobs.changes = []
         guard !changes.isEmpty else { return result }
         let transaction = try txn.id
         for index in changes.indices { changes[index].transaction = transaction }

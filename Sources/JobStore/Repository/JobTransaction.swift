@@ -113,30 +113,50 @@ enum IndexEntry: Hashable {
     /// Every kind, in the order entries are listed (kept once: `allCases` builds an array).
     static let kinds = Kind.allCases
 
-    /// A job's entry in one index, if it has one there: the one definition of which index
-    /// entries a job has, used by writes and by `verify()`.
-    static func entry(_ kind: Kind, of job: Job) -> IndexEntry? {
+    /// Writes the key of `job`'s entry in the `kind` index into `buffer` (at least
+    /// ``Keys/maxJobKeyBytes`` bytes) and returns its length, or `nil` when the job has no entry
+    /// there: the one definition of which index entries a job has. Writes build keys with it on
+    /// the stack; `verify()` through ``entry(_:of:)``. A unique-key entry's value is the job's id.
+    static func writeKey(_ kind: Kind, of job: Job, into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
         switch kind {
-        case .stateCreated: .stateCreated(Keys.stateCreated(job.state, job.createdAt, job.id))
-        case .created: .created(Keys.created(job.createdAt, job.id))
-        case .ready: job.state == .pending ? .ready(Keys.ready(job.queue, job.priority, job.runAt, job.id)) : nil
-        case .readyAny: job.state == .pending ? .readyAny(Keys.readyAny(job.priority, job.runAt, job.id)) : nil
-        case .lease: job.state == .running ? job.lease.map { .lease(Keys.lease($0.expiresAt, job.id)) } : nil
-        case .unique: job.state.isTerminal ? nil : job.uniqueKey.map { .unique(key: Keys.unique($0), id: Keys.id(job.id)) }
-        case .finished: job.state.isTerminal ? .finished(Keys.finished(job.state, job.updatedAt, job.id)) : nil
+        case .stateCreated: Keys.writeStateCreated(job.state, job.createdAt, job.id, into: buffer)
+        case .created: Keys.writeCreated(job.createdAt, job.id, into: buffer)
+        case .ready: job.state == .pending ? try Keys.writeReady(job.queue, job.priority, job.runAt, job.id, into: buffer) : nil
+        case .readyAny: job.state == .pending ? Keys.writeReadyAny(job.priority, job.runAt, job.id, into: buffer) : nil
+        case .lease: job.state == .running ? job.lease.map { Keys.writeCreated($0.expiresAt, job.id, into: buffer) } : nil
+        case .unique: job.state.isTerminal ? nil : try job.uniqueKey.map { try Keys.writeUnique($0, into: buffer) }
+        case .finished: job.state.isTerminal ? Keys.writeStateCreated(job.state, job.updatedAt, job.id, into: buffer) : nil
+        }
+    }
+
+    /// Calls `body` with the key of `job`'s entry in the `kind` index, built on the stack, or
+    /// with `nil` when the job has none there.
+    static func withKey<R>(_ kind: Kind, of job: Job, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+        try withUnsafeTemporaryAllocation(byteCount: Keys.maxJobKeyBytes, alignment: 8) { buffer in
+            try body(try writeKey(kind, of: job, into: buffer).map { UnsafeRawBufferPointer(rebasing: buffer[..<$0]) })
+        }
+    }
+
+    /// A job's entry in one index, if it has one there (``writeKey(_:of:into:)``, as an entry).
+    static func entry(_ kind: Kind, of job: Job) throws -> IndexEntry? {
+        try withKey(kind, of: job) { key in
+            guard let key else { return nil }
+            let bytes = Array(key)
+            return switch kind {
+            case .stateCreated: .stateCreated(bytes)
+            case .created: .created(bytes)
+            case .ready: .ready(bytes)
+            case .readyAny: .readyAny(bytes)
+            case .lease: .lease(bytes)
+            case .unique: .unique(key: bytes, id: Keys.id(job.id))
+            case .finished: .finished(bytes)
+            }
         }
     }
 
     /// Every index entry a job has.
-    static func entries(of job: Job) -> [IndexEntry] {
-        kinds.compactMap { entry($0, of: job) }
-    }
-
-    /// Calls `body` with every index entry a job has, without building a list (the write path).
-    static func forEachEntry(of job: Job, _ body: (IndexEntry) throws -> Void) rethrows {
-        for kind in kinds {
-            if let entry = entry(kind, of: job) { try body(entry) }
-        }
+    static func entries(of job: Job) throws -> [IndexEntry] {
+        try kinds.compactMap { try entry($0, of: job) }
     }
 }
 
@@ -152,6 +172,20 @@ extension Databases {
         case .readyAny(let key): (readyAny, key)
         case .lease(let key): (lease, key)
         case .finished(let key): finished.map { ($0, key) }
+        case .unique: nil
+        }
+    }
+
+    /// The key-only index of `kind`; `nil` for `.unique` (its values are ids) and for
+    /// `.finished` in a format-1 store opened read-only.
+    func keyOnlyIndex(_ kind: IndexEntry.Kind) -> Database<BytesCodec, EmptyCodec>? {
+        switch kind {
+        case .stateCreated: stateCreated
+        case .created: created
+        case .ready: ready
+        case .readyAny: readyAny
+        case .lease: lease
+        case .finished: finished
         case .unique: nil
         }
     }
@@ -272,13 +306,13 @@ public final class JobTransaction {
         try job.validate()
         let event = JobEvent.recording(.inserted, job, at: now)
         do {
-            try txn.put(db.jobs, Keys.id(job.id), try recordBytes(job, event: event, inserting: true), options: .noOverwrite)
+            try putRecord(try recordBytes(job, event: event, inserting: true), of: job.id, options: .noOverwrite)
         } catch LMDBError.Code.keyExists {
             throw JobStoreError(
                 .invalidField, "a job with id \(job.id) exists", jobID: job.id,
                 hint: "Import into another store, or delete the job first; NewJob without an id gets a fresh one")
         }
-        try IndexEntry.forEachEntry(of: job) { try put($0) }
+        for kind in IndexEntry.kinds { try putEntry(kind, of: job) }
         count(job, +1)
         try record(event, of: job.id)
         changes.append(JobChange(kind: .inserted, id: job.id, job: job, previousState: nil))
@@ -638,7 +672,7 @@ public final class JobTransaction {
         guard state.isTerminal else {
             throw JobStoreError(.illegalTransition, "only succeeded, failed or cancelled jobs can be pruned, not \(state) ones")
         }
-        let index = time == .created ? db.stateCreated : try writableLocation(of: .finished([])).database
+        let index = time == .created ? db.stateCreated : try writableIndex(.finished)
         var doomed: [Job] = []
         var last: [UInt8]?
         var range = Keys.stateCreated(state, before: cutoff)  // idx.finished has the same layout
@@ -658,14 +692,17 @@ public final class JobTransaction {
     func replace(_ old: Job, with new: Job, recording event: JobEvent.Kind) throws {
         try RecordFormat.validate(new)
         let recorded = JobEvent.recording(event, new, at: now)
-        try txn.put(db.jobs, Keys.id(new.id), try recordBytes(new, event: recorded, inserting: false))
+        try putRecord(try recordBytes(new, event: recorded, inserting: false), of: new.id)
         // Index by index, only the entries that moved; the creation-time entry never does (the
         // id and creation time cannot change), so its key is not even built.
         for kind in IndexEntry.kinds where kind != .created || old.createdAt != new.createdAt || old.id != new.id {
-            let before = IndexEntry.entry(kind, of: old), after = IndexEntry.entry(kind, of: new)
-            guard before != after else { continue }
-            if let before { try remove(before) }
-            if let after { try put(after) }
+            try IndexEntry.withKey(kind, of: old) { before in
+                try IndexEntry.withKey(kind, of: new) { after in
+                    if let before, let after, before.elementsEqual(after) { return }
+                    if let before { try removeEntry(kind, key: before) }
+                    if let after { try putEntry(kind, key: after, of: new) }
+                }
+            }
         }
         if old.state != new.state || old.queue != new.queue {
             count(old, -1)
@@ -683,7 +720,7 @@ public final class JobTransaction {
     /// (deleted or pruned).
     func remove(_ job: Job, recording event: JobEvent.Kind) throws {
         try txn.delete(db.jobs, Keys.id(job.id))
-        try IndexEntry.forEachEntry(of: job) { try remove($0) }
+        for kind in IndexEntry.kinds { try removeEntry(kind, of: job) }
         count(job, -1)
         try record(JobEvent.recording(event, job, at: now), of: job.id)
         changes.append(JobChange(kind: .deleted, id: job.id, job: nil, previousState: job.state))
@@ -696,19 +733,27 @@ public final class JobTransaction {
             throw JobStoreError(.newerFormat, "this store has no history database", hint: "Open it writable once to upgrade it")
         }
         let position = try nextHistoryPosition(events)
-        try txn.put(events.history, EventFormat.historyKey(position), EventFormat.encodeHistory(id, event), options: .append)
+        let value = EventFormat.encodeHistory(id, event)
+        try EventFormat.withHistoryKey(position) { key in
+            try value.withUnsafeBytes { try txn.put(events.history, rawKey: key, rawValue: $0, options: .append) }
+        }
     }
 
     /// The record of `job` with `event` appended to the timeline its stored record holds (none
     /// for an insert).
     private func recordBytes(_ job: Job, event: JobEvent, inserting: Bool) throws -> [UInt8] {
-        let key = Keys.id(job.id)
         let timeline = inserting
             ? try EventFormat.appending(event, to: nil, id: job.id)
-            : try txn.withValue(db.jobs, key) { stored in
-                try EventFormat.appending(event, to: try stored.flatMap { try RecordFormat.timeline($0, id: job.id) }, id: job.id)
+            : try job.id.withBytes { key in
+                try txn.withValue(db.jobs, rawKey: key) { stored in
+                    try EventFormat.appending(event, to: try stored.flatMap { try RecordFormat.timeline($0, id: job.id) }, id: job.id)
+                }
             }
         return RecordFormat.encode(job, timeline: timeline)
+    }
+
+    private func putRecord(_ record: [UInt8], of id: JobID, options: PutOptions = []) throws {
+        try id.withBytes { key in try record.withUnsafeBytes { try txn.put(db.jobs, rawKey: key, rawValue: $0, options: options) } }
     }
 
     /// The history position after the last one given out: the transaction's time, or — when
@@ -726,30 +771,43 @@ public final class JobTransaction {
         return next
     }
 
-    private func put(_ entry: IndexEntry) throws {
-        if case .unique(let key, let id) = entry {
-            try txn.put(db.unique, key, id)
-        } else {
-            let (database, key) = try writableLocation(of: entry)
-            try txn.put(database, key, ())
+    /// Puts `job`'s entry in the `kind` index, if it has one there.
+    private func putEntry(_ kind: IndexEntry.Kind, of job: Job) throws {
+        try IndexEntry.withKey(kind, of: job) { key in
+            if let key { try putEntry(kind, key: key, of: job) }
         }
     }
 
-    private func remove(_ entry: IndexEntry) throws {
-        if case .unique(let key, _) = entry {
-            try txn.delete(db.unique, key)
+    private func putEntry(_ kind: IndexEntry.Kind, key: UnsafeRawBufferPointer, of job: Job) throws {
+        if kind == .unique {
+            try job.id.withBytes { id in try txn.put(db.unique, rawKey: key, rawValue: id) }
         } else {
-            let (database, key) = try writableLocation(of: entry)
-            try txn.delete(database, key)
+            try txn.put(try writableIndex(kind), rawKey: key, rawValue: UnsafeRawBufferPointer(start: nil, count: 0))
         }
     }
 
-    /// Where a key-only entry goes; a writable store has every index (it was upgraded on open).
-    func writableLocation(of entry: IndexEntry) throws -> (database: Database<BytesCodec, EmptyCodec>, key: [UInt8]) {
-        guard let location = db.location(of: entry) else {
-            throw JobStoreError(.newerFormat, "this store has no \(db.name(of: entry)) index", hint: "Open it writable once to upgrade it")
+    /// Removes `job`'s entry from the `kind` index, if it has one there.
+    private func removeEntry(_ kind: IndexEntry.Kind, of job: Job) throws {
+        try IndexEntry.withKey(kind, of: job) { key in
+            if let key { try removeEntry(kind, key: key) }
         }
-        return location
+    }
+
+    private func removeEntry(_ kind: IndexEntry.Kind, key: UnsafeRawBufferPointer) throws {
+        if kind == .unique {
+            try txn.delete(db.unique, rawKey: key)
+        } else {
+            try txn.delete(try writableIndex(kind), rawKey: key)
+        }
+    }
+
+    /// The key-only index of `kind` (not `.unique`); a writable store has every index (it was
+    /// upgraded on open).
+    func writableIndex(_ kind: IndexEntry.Kind) throws -> Database<BytesCodec, EmptyCodec> {
+        guard let index = db.keyOnlyIndex(kind) else {
+            throw JobStoreError(.newerFormat, "this store has no \(kind) index", hint: "Open it writable once to upgrade it")
+        }
+        return index
     }
 
     func countPipeline(_ state: PipelineState, _ delta: Int64) {

@@ -46,7 +46,7 @@ extension JobRepository {
     /// Checks the whole store: first the structure of every page of LMDB's file (a damaged page
     /// is reported as ``VerificationProblem/Kind/badPage``, and nothing else is walked); then
     /// every record decodes; every record has exactly its index entries
-    /// (``IndexEntry/entries(of:)``, the same function writes use) and every index entry belongs
+    /// (``IndexEntry/entries(of:)``, from the key writer writes use) and every index entry belongs
     /// to a record; every counter equals a recount; every pipeline agrees with its steps' jobs
     /// (see ``verifyPipelines(_:counters:)``); every job's timeline and every history entry
     /// reads, and each timeline ends in the state of its job; every paused queue, rate
@@ -188,7 +188,7 @@ extension JobRepository {
     /// whose step record does not run it.
     private func recordProblems(_ job: Job, _ txn: Transaction) throws -> [VerificationProblem] {
         var problems: [VerificationProblem] = []
-        for entry in IndexEntry.entries(of: job) where try !has(entry, txn) {
+        for entry in try IndexEntry.entries(of: job) where try !has(entry, txn) {
             problems.append(VerificationProblem(
                 kind: .missingIndexEntry, jobID: job.id, message: "job \(job.id) (\(job.state)) lacks its \(db.name(of: entry)) entry"))
         }
@@ -243,7 +243,7 @@ extension JobRepository {
         guard let job = try? job(id, in: txn) else {
             return [VerificationProblem(kind: .strayIndexEntry, jobID: id, message: "\(name) lists job \(id), which has no readable record")]
         }
-        if !IndexEntry.entries(of: job).contains(entry) {
+        if try !IndexEntry.entries(of: job).contains(entry) {
             return [VerificationProblem(
                 kind: .strayIndexEntry, jobID: id, message: "\(name) has an entry for job \(id) (\(job.state)) that its record does not call for")]
         }
