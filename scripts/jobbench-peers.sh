@@ -9,7 +9,8 @@
 #
 #   scripts/jobbench-peers.sh [N=200000] [full|relaxed|both=both] [runs=3] [phases]
 #
-# $JOBBENCH_STORES picks the stores (default: jobstore c-lmdb c-sqlite grdb). Needs liblmdb-dev,
+# $JOBBENCH_STORES picks the stores (default: jobstore c-lmdb c-sqlite grdb; also
+# jobstore-writemap: JobStore with EnvironmentOptions.writeMap, MDB_WRITEMAP). Needs liblmdb-dev,
 # libsqlite3-dev and gnuplot-nox; the first build of the GRDB peer takes ~3 minutes. Stores go in $JOBBENCH_DIR (default /var/tmp/jobbench: a disk, not a tmpfs), removed after each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,7 @@ for run in $(seq "$runs"); do
             mkdir -p "$dir"
             case $store in
             jobstore) .build-rel/release/jobstore bench --jobs "$jobs" --durability "$durability" --dir "$dir/$store" "${phase_args[@]}" >> "$out" ;;
+            jobstore-writemap) .build-rel/release/jobstore bench --jobs "$jobs" --durability "$durability" --dir "$dir/$store" --write-map "${phase_args[@]}" >> "$out" ;;
             c-lmdb) .build-rel/jobbench-lmdb --jobs "$jobs" --durability "$durability" --dir "$dir/$store" "${phase_args[@]}" >> "$out" ;;
             c-sqlite) .build-rel/jobbench-sqlite --jobs "$jobs" --durability "$durability" --dir "$dir/$store" "${phase_args[@]}" >> "$out" ;;
             grdb) .build-rel/grdb/release/jobbench-grdb --jobs "$jobs" --durability "$durability" --dir "$dir/$store" "${phase_args[@]}" >> "$out" ;;

@@ -45,7 +45,7 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Run each selected read phase (get, get-cached, pending-oldest, count-by-state, time-range, scan-filter) this many times, a line each: for profiling one path.")
     var repetitions = 1
 
-    @Flag(help: "Open the store with MDB_WRITEMAP (an experiment; see EnvironmentOptions.writeMap).")
+    @Flag(help: "Open the store with MDB_WRITEMAP (EnvironmentOptions.writeMap); its lines say store \"jobstore-writemap\".")
     var writeMap = false
 
     @Flag(help: "Instead of JobBench: insert --jobs no-op jobs, then burn them down with the scheduler (per --concurrency), printing jobs/s every 2 s and a JSON summary.")
@@ -252,7 +252,8 @@ extension BenchReporting {
 
 struct BenchRunner: BenchReporting {
     let n: Int
-    let storeName = "jobstore"
+    /// "jobstore", or "jobstore-writemap" with `--write-map` (a store of its own in the tables).
+    let storeName: String
     let durability: Bench.BenchDurability
     let dir: String
     let store: JobRepository
@@ -262,6 +263,7 @@ struct BenchRunner: BenchReporting {
 
     init(jobs: Int, durability: Bench.BenchDurability, dir: String, writeMap: Bool) throws {
         n = jobs
+        storeName = writeMap ? "jobstore-writemap" : "jobstore"
         self.durability = durability
         self.dir = dir
         var options = JobStoreOptions(durability: durability.lmdb, mapSize: 1 << 32)

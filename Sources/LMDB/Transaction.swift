@@ -55,6 +55,11 @@ public class Transaction {
     /// Whether this is a read-only transaction.
     public var isReadOnly: Bool { true }
 
+    /// How many writes this transaction has made (puts, deletes, nested transactions begun).
+    /// LMDB keeps bytes it returned valid until the transaction's next write: bytes read while
+    /// this had a value stay valid as long as it keeps that value.
+    public var writeCount: UInt64 { writeGeneration }
+
     func checkDatabase<Key, Value>(_ database: Database<Key, Value>) throws {
         if database.environmentID != environment.id {
             throw LMDBError(

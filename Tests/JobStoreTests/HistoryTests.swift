@@ -95,6 +95,29 @@ struct HistoryTests {
         }
     }
 
+    @Test("a change appends to the timeline as stored, even when the job was read before another write to its record")
+    func timelineAfterInterleavedWrites() throws {
+        try withStore { store in
+            let a = try store.insert(NewJob(name: "a"))
+            let b = try store.insert(NewJob(name: "b"))
+            try store.write { txn in
+                let stale = try #require(try txn.job(a.id))
+                // Re-read and rewritten: the bytes the first read saw are no longer the record.
+                try txn.update(a.id) { $0.payload = [1] }
+                try txn.update(b.id) { $0.payload = [2] }
+                _ = try txn.job(a.id)
+                try txn.update(a.id) { $0.payload = [3] }
+                // A change of a job read before those writes (as a cascade does; the payload is in
+                // no index) appends to what is stored now, not to the timeline the first read saw.
+                try txn.update(stale, recording: .requeued) { $0.payload = [4] }
+            }
+            #expect(try store.events(of: a.id).events.map(\.kind) == [.inserted, .changed, .changed, .requeued])
+            #expect(try store.events(of: b.id).events.map(\.kind) == [.inserted, .changed])
+            #expect(try store.job(a.id)?.payload == [4])
+            try expectConsistent(store)
+        }
+    }
+
     @Test("snoozed, released, requeued, cancelled and changed jobs say so; deleted and pruned ones leave their last event in the history only")
     func otherKinds() throws {
         try withStore { store in

@@ -19,6 +19,8 @@ public struct JobRecordView: ~Copyable {
     private let payloadRange: Range<Int>, resultRange: Range<Int>?
     /// Where the errors start (their count byte), and how many there are.
     private let errorsAt: Int, errorCount: Int
+    /// The timeline block (record version 2 and later).
+    private let timelineRange: Range<Int>?
 
     /// The job's state.
     public let state: JobState
@@ -64,7 +66,8 @@ public struct JobRecordView: ~Copyable {
             _ = try reader.skip(10, "an error's attempt and time")
             _ = try reader.text(Int(try reader.u16()), "error message")
         }
-        let end = bytes[0] >= 2 ? try RecordFormat.timelineRange(bytes, id: id).lowerBound : bytes.count
+        let timeline = bytes[0] >= 2 ? try RecordFormat.timelineRange(bytes, id: id) : nil
+        let end = timeline?.lowerBound ?? bytes.count
         guard reader.offset == end else {
             throw reader.offset < end
                 ? reader.corrupt("\(end - reader.offset) bytes left over after the errors")
@@ -77,7 +80,7 @@ public struct JobRecordView: ~Copyable {
         self.bytes = bytes
         (nameRange, queueRange, tenantRange, uniqueKeyRange) = (name, queue, tenant, uniqueKey)
         (self.leaseOwner, self.pipelineAt, payloadRange, resultRange) = (leaseOwner, pipelineAt, payload, result)
-        (self.errorsAt, self.errorCount) = (errorsAt, errorCount)
+        (self.errorsAt, self.errorCount, timelineRange) = (errorsAt, errorCount, timeline)
         state = header.state
         priority = header.priority
         attempts = header.attempts
@@ -86,6 +89,13 @@ public struct JobRecordView: ~Copyable {
         updatedAt = header.updatedAt
         runAt = header.runAt
         leaseUntil = header.leaseUntil
+    }
+
+    /// The record's timeline block on the page (``EventFormat``), or `nil` when it has none:
+    /// what a change appends its event to.
+    var timeline: UnsafeRawBufferPointer? {
+        guard let timelineRange, !timelineRange.isEmpty else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[timelineRange])
     }
 
     // MARK: Fields

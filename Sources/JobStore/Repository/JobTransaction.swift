@@ -249,6 +249,10 @@ public final class JobTransaction {
     /// The last position given out in the history by this transaction (read from the history
     /// at the first event).
     @exclusivity(unchecked) private var historyClock: HistoryPosition?
+    /// The timeline of the record ``job(_:)`` read last, in place on LMDB's page, with the
+    /// transaction's write count then: while no write has happened since, the bytes are valid
+    /// and a change of that job appends to them without looking its record up again.
+    @exclusivity(unchecked) private var lastRead: (id: JobID, timeline: UnsafeRawBufferPointer?, writeCount: UInt64)?
 
     init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
         self.txn = txn
@@ -260,7 +264,16 @@ public final class JobTransaction {
     // MARK: Reading inside the transaction
 
     /// The job with `id` as this transaction sees it, or `nil`.
-    public func job(_ id: JobID) throws -> Job? { try db.job(id, in: txn) }
+    public func job(_ id: JobID) throws -> Job? {
+        try id.withBytes { key in
+            try txn.withValue(db.jobs, rawKey: key) { record in
+                guard let record else { return nil }
+                let view = try JobRecordView(record, id: id)
+                lastRead = (id, view.timeline, txn.writeCount)
+                return view.job()
+            }
+        }
+    }
 
     func existing(_ id: JobID) throws -> Job {
         guard let job = try job(id) else { throw JobStoreError.notFound(id) }
@@ -740,15 +753,20 @@ public final class JobTransaction {
     }
 
     /// The record of `job` with `event` appended to the timeline its stored record holds (none
-    /// for an insert).
+    /// for an insert): the one ``job(_:)`` just read, when no write came between.
     private func recordBytes(_ job: Job, event: JobEvent, inserting: Bool) throws -> [UInt8] {
-        let timeline = inserting
-            ? try EventFormat.appending(event, to: nil, id: job.id)
-            : try job.id.withBytes { key in
+        let timeline: [UInt8]
+        if inserting {
+            timeline = try EventFormat.appending(event, to: nil, id: job.id)
+        } else if let lastRead, lastRead.id == job.id, lastRead.writeCount == txn.writeCount {
+            timeline = try EventFormat.appending(event, to: lastRead.timeline, id: job.id)
+        } else {
+            timeline = try job.id.withBytes { key in
                 try txn.withValue(db.jobs, rawKey: key) { stored in
                     try EventFormat.appending(event, to: try stored.flatMap { try RecordFormat.timeline($0, id: job.id) }, id: job.id)
                 }
             }
+        }
         return RecordFormat.encode(job, timeline: timeline)
     }
 
