@@ -13,7 +13,8 @@ extension JobRepository {
     /// `read(2)`: no polling, no CPU while nothing is written. A store opened with
     /// ``EnvironmentOptions/writeMap`` writes through the map, which inotify does not see:
     /// there, and where inotify is unavailable, the stream ends at once (`nil` on the first
-    /// `next()`), and a caller should fall back to polling.
+    /// `next()`), and a caller should fall back to polling. For the same reason, commits of
+    /// another process that opened the store with `writeMap` give no value here.
     public func commitSignals() -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         guard !options.environment.writeMap, let watcher = FileWatcher(path: path + "/data.mdb") else {
