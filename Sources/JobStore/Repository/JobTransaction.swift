@@ -113,6 +113,40 @@ enum IndexEntry: Hashable {
     /// Every kind, in the order entries are listed (kept once: `allCases` builds an array).
     static let kinds = Kind.allCases
 
+    /// The entry of `kind` with `key`; `id`, the value, only for `.unique`.
+    init(_ kind: Kind, key: [UInt8], id: [UInt8] = []) {
+        self = switch kind {
+        case .stateCreated: .stateCreated(key)
+        case .created: .created(key)
+        case .ready: .ready(key)
+        case .readyAny: .readyAny(key)
+        case .lease: .lease(key)
+        case .unique: .unique(key: key, id: id)
+        case .finished: .finished(key)
+        }
+    }
+
+    /// The index the entry is in.
+    var kind: Kind {
+        switch self {
+        case .stateCreated: .stateCreated
+        case .created: .created
+        case .ready: .ready
+        case .readyAny: .readyAny
+        case .lease: .lease
+        case .unique: .unique
+        case .finished: .finished
+        }
+    }
+
+    /// The entry's key.
+    var key: [UInt8] {
+        switch self {
+        case .stateCreated(let key), .created(let key), .ready(let key), .readyAny(let key), .lease(let key), .finished(let key): key
+        case .unique(let key, _): key
+        }
+    }
+
     /// Writes the key of `job`'s entry in the `kind` index into `buffer` (at least
     /// ``Keys/maxJobKeyBytes`` bytes) and returns its length, or `nil` when the job has no entry
     /// there: the one definition of which index entries a job has. Writes build keys with it on
@@ -140,17 +174,7 @@ enum IndexEntry: Hashable {
     /// A job's entry in one index, if it has one there (``writeKey(_:of:into:)``, as an entry).
     static func entry(_ kind: Kind, of job: Job) throws -> IndexEntry? {
         try withKey(kind, of: job) { key in
-            guard let key else { return nil }
-            let bytes = Array(key)
-            return switch kind {
-            case .stateCreated: .stateCreated(bytes)
-            case .created: .created(bytes)
-            case .ready: .ready(bytes)
-            case .readyAny: .readyAny(bytes)
-            case .lease: .lease(bytes)
-            case .unique: .unique(key: bytes, id: Keys.id(job.id))
-            case .finished: .finished(bytes)
-            }
+            key.map { IndexEntry(kind, key: Array($0), id: kind == .unique ? Keys.id(job.id) : []) }
         }
     }
 
@@ -165,15 +189,7 @@ extension Databases {
     /// the one index whose value (the job id) is not empty, and for a finished entry in a
     /// format-1 store opened read-only (it has no `idx.finished`).
     func location(of entry: IndexEntry) -> (database: Database<BytesCodec, EmptyCodec>, key: [UInt8])? {
-        switch entry {
-        case .stateCreated(let key): (stateCreated, key)
-        case .created(let key): (created, key)
-        case .ready(let key): (ready, key)
-        case .readyAny(let key): (readyAny, key)
-        case .lease(let key): (lease, key)
-        case .finished(let key): finished.map { ($0, key) }
-        case .unique: nil
-        }
+        keyOnlyIndex(entry.kind).map { ($0, entry.key) }
     }
 
     /// The key-only index of `kind`; `nil` for `.unique` (its values are ids) and for
@@ -192,12 +208,7 @@ extension Databases {
 
     /// Every key-only index, with how to rebuild an entry from one of its keys.
     var keyOnlyIndexes: [(database: Database<BytesCodec, EmptyCodec>, entry: ([UInt8]) -> IndexEntry)] {
-        var indexes: [(database: Database<BytesCodec, EmptyCodec>, entry: ([UInt8]) -> IndexEntry)] = [
-            (stateCreated, IndexEntry.stateCreated), (created, IndexEntry.created), (ready, IndexEntry.ready),
-            (readyAny, IndexEntry.readyAny), (lease, IndexEntry.lease),
-        ]
-        if let finished { indexes.append((finished, IndexEntry.finished)) }
-        return indexes
+        IndexEntry.kinds.compactMap { kind in keyOnlyIndex(kind).map { (database: $0, entry: { IndexEntry(kind, key: $0) }) } }
     }
 
     /// The job counters (per state, and per queue and state, by meta key) recounted from the
