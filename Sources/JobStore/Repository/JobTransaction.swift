@@ -33,10 +33,15 @@ struct Databases: Sendable {
     }
 
     /// The job with `id` as `txn` sees it, or `nil`: decoded straight from the mapped page,
-    /// the id's bytes the key (no copy).
-    func job(_ id: JobID, in txn: Transaction) throws -> Job? {
+    /// the id's bytes the key (no copy). `reading` sees the record's view first.
+    func job(_ id: JobID, in txn: Transaction, reading: (borrowing JobRecordView) -> Void = { _ in }) throws -> Job? {
         try id.withBytes { key in
-            try txn.withValue(jobs, rawKey: key) { bytes in try bytes.map { try RecordFormat.decode($0, id: id) } }
+            try txn.withValue(jobs, rawKey: key) { bytes in
+                guard let bytes else { return nil }
+                let view = try JobRecordView(bytes, id: id)
+                reading(view)
+                return view.job()
+            }
         }
     }
 
@@ -276,14 +281,7 @@ public final class JobTransaction {
 
     /// The job with `id` as this transaction sees it, or `nil`.
     public func job(_ id: JobID) throws -> Job? {
-        try id.withBytes { key in
-            try txn.withValue(db.jobs, rawKey: key) { record in
-                guard let record else { return nil }
-                let view = try JobRecordView(record, id: id)
-                lastRead = (id, view.timeline, txn.writeCount)
-                return view.job()
-            }
-        }
+        try db.job(id, in: txn) { view in lastRead = (id, view.timeline, txn.writeCount) }
     }
 
     func existing(_ id: JobID) throws -> Job {
