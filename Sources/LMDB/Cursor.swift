@@ -40,7 +40,7 @@ public final class Cursor<Key: ByteCodec, Value: ByteCodec> {
         pointer = nil
     }
 
-    private var handle: OpaquePointer {
+    var handle: OpaquePointer {
         get throws {
             guard let pointer, transaction.pointer != nil else {
                 throw LMDBError(

@@ -249,22 +249,45 @@ public class Transaction {
                     found = try cursor.position(MDB_FIRST)
                 }
             }
-            while found {
-                let key = cursor.currentKey
-                if reverse, let lower {
-                    let order = compare(key, lower)
-                    if order < 0 || (order == 0 && !lower.inclusive) { return }
-                } else if !reverse, let upper {
-                    let order = compare(key, upper)
-                    if order > 0 || (order == 0 && !upper.inclusive) { return }
+            guard found else { return }
+            let stop = reverse ? lower : upper
+            try borrow {
+                try Transaction.scan(
+                    cursor: try cursor.handle, from: cursor.currentKey, cursor.currentValue, reverse: reverse,
+                    until: stop, txn: txn, database: database.handle, name: database.name, body)
+            }
+        }
+    }
+
+    /// The per-row loop of every range scan: not generic, so it runs specialised whatever the
+    /// database's codecs (through the generic cursor each step cost more than LMDB's own
+    /// `mdb_cursor_get`). Visits the entry at `key`–`value`, then each next (or previous) one,
+    /// while it is within `bound` (compared with the database's own comparison) and `body`
+    /// returns true.
+    private static func scan(
+        cursor: OpaquePointer, from key: MDB_val, _ value: MDB_val, reverse: Bool, until bound: EncodedBound?,
+        txn: OpaquePointer, database: MDB_dbi, name: String,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try (bound?.bytes ?? []).withUnsafeBytes { boundBytes in
+            var boundValue = MDB_val(mv_size: boundBytes.count, mv_data: UnsafeMutableRawPointer(mutating: boundBytes.baseAddress))
+            let inclusive = bound?.inclusive ?? true
+            var key = key, value = value
+            while true {
+                if bound != nil {
+                    // Positive when the key sorts after the bound.
+                    let order = mdb_cmp(txn, database, &key, &boundValue)
+                    if reverse ? (order < 0 || (order == 0 && !inclusive)) : (order > 0 || (order == 0 && !inclusive)) {
+                        return
+                    }
                 }
-                let keepGoing = try borrow {
-                    try body(
-                        UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
-                        UnsafeRawBufferPointer(start: cursor.currentValue.mv_data, count: cursor.currentValue.mv_size))
-                }
+                let keepGoing = try body(
+                    UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
+                    UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
                 if !keepGoing { return }
-                found = try cursor.position(reverse ? MDB_PREV : MDB_NEXT)
+                let rc = mdb_cursor_get(cursor, &key, &value, reverse ? MDB_PREV : MDB_NEXT)
+                if rc == MDB_NOTFOUND { return }
+                try check(rc, "mdb_cursor_get", database: name)
             }
         }
     }
