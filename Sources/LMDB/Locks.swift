@@ -88,9 +88,13 @@ final class ReadWriteLock: @unchecked Sendable {
 /// Stored in a pthread key per environment; the value is packed into the pointer's bits, so it
 /// costs no allocation.
 final class ThreadState: @unchecked Sendable {
-    private var key = pthread_key_t()
+    private let key: pthread_key_t
 
-    init() { pthread_key_create(&key, nil) }
+    init() {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        self.key = key
+    }
     deinit { pthread_key_delete(key) }
 
     private var raw: UInt {
