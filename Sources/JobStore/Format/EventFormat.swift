@@ -98,6 +98,14 @@ enum EventFormat {
     /// plus `event`: the oldest is dropped when the block holds ``JobEvent/timelineLimit``.
     /// Appends without decoding the events kept.
     static func appending(_ event: JobEvent, to stored: UnsafeRawBufferPointer?, id: JobID) throws -> [UInt8] {
+        try withAppended(event, to: stored, id: id) { Array($0) }
+    }
+
+    /// The block ``appending(_:to:id:)`` makes, in a temporary buffer (on the stack when small)
+    /// lent to `body`: the write path's form, with no array.
+    static func withAppended<R>(
+        _ event: JobEvent, to stored: UnsafeRawBufferPointer?, id: JobID, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R {
         var dropped: UInt32 = 0
         var count = 0
         var kept = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -113,13 +121,13 @@ enum EventFormat {
                 dropped &+= 1
             }
         }
-        return [UInt8](unsafeUninitializedCapacity: timelineHeaderSize + kept.count + size(of: event)) { buffer, initialized in
-            var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
+        return try withUnsafeTemporaryAllocation(byteCount: timelineHeaderSize + kept.count + size(of: event), alignment: 8) { buffer in
+            var writer = RecordWriter(buffer: buffer)
             writer.put(dropped)
             writer.put(UInt8(count + 1))
             writer.putBytes(kept)
             write(event, to: &writer)
-            initialized = writer.offset
+            return try body(UnsafeRawBufferPointer(rebasing: buffer[..<writer.offset]))
         }
     }
 
@@ -156,14 +164,21 @@ enum EventFormat {
         return HistoryPosition(time: Keys.time(from: key, at: 0), sequence: UInt32(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
     }
 
+    /// The history value of `event` of job `id`.
     static func encodeHistory(_ id: JobID, _ event: JobEvent) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 17 + size(of: event) + Seal.size) { buffer, initialized in
-            var writer = RecordWriter(buffer: UnsafeMutableRawBufferPointer(buffer))
+        withHistoryValue(id, event) { Array($0) }
+    }
+
+    /// The history value of `event` of job `id`, in a temporary buffer (on the stack when
+    /// small) lent to `body`.
+    static func withHistoryValue<R>(_ id: JobID, _ event: JobEvent, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 17 + size(of: event) + Seal.size, alignment: 8) { buffer in
+            var writer = RecordWriter(buffer: buffer)
             writer.put(currentVersion)
             writer.put128(id.high, id.low)
             write(event, to: &writer)
             Seal.put(&writer)
-            initialized = writer.offset
+            return try body(UnsafeRawBufferPointer(rebasing: buffer[..<writer.offset]))
         }
     }
 

@@ -76,16 +76,23 @@ public enum RecordFormat {
     /// (a timeline block, ``EventFormat/appending(_:to:id:)``; empty for none). Error messages
     /// are cut to their limit and only the last ``JobLimits/maxErrors`` errors are kept.
     static func encode(_ job: Job, timeline: [UInt8] = []) -> [UInt8] {
-        let errors = job.errors.suffix(JobLimits.maxErrors).map { error -> (JobErrorRecord, Substring.UTF8View) in
-            (error, truncated(error.message, to: JobLimits.maxErrorMessageBytes))
-        }
+        timeline.withUnsafeBytes { timeline in withEncoded(job, timeline: timeline) { Array($0) } }
+    }
+
+    /// Encodes a job as ``encode(_:timeline:)`` does, into a temporary buffer (on the stack when
+    /// small) lent to `body`: the write path's encoding, with no array to allocate (creating one
+    /// looked up its storage class's generic metadata at run time, a tenth of a load's work).
+    static func withEncoded<R>(_ job: Job, timeline: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        // A slice, read twice (sizes, then bytes): an array of (error, message) pairs cost an
+        // allocation and a tuple type's metadata lookup on every encode, errors or not.
+        let errors = job.errors.suffix(JobLimits.maxErrors)
         var size = headerSize + 1 + job.name.utf8.count + 1 + job.queue.utf8.count + 4 + job.payload.count + 1
         if let tenant = job.tenant { size += 1 + tenant.utf8.count }
         if let key = job.uniqueKey { size += 1 + key.utf8.count }
         if job.lease != nil { size += 16 }
         if job.pipeline != nil { size += 18 }
         if let result = job.result { size += 4 + result.count }
-        for (_, message) in errors { size += 12 + message.count }
+        for error in errors { size += 12 + truncated(error.message, to: JobLimits.maxErrorMessageBytes).count }
         size += timeline.count + 2 + Seal.size
 
         var flags: UInt8 = 0
@@ -95,8 +102,7 @@ public enum RecordFormat {
         if job.result != nil { flags |= Flag.result }
         if job.lease != nil { flags |= Flag.lease }
 
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            let raw = UnsafeMutableRawBufferPointer(buffer)
+        return try withUnsafeTemporaryAllocation(byteCount: size, alignment: 8) { raw in
             var writer = RecordWriter(buffer: raw)
             writer.put(currentVersion)
             writer.put(job.state.rawValue)
@@ -120,7 +126,8 @@ public enum RecordFormat {
             writer.putLong(job.payload)
             if let result = job.result { writer.putLong(result) }
             writer.put(UInt8(errors.count))
-            for (error, message) in errors {
+            for error in errors {
+                let message = truncated(error.message, to: JobLimits.maxErrorMessageBytes)
                 writer.put(error.attempt)
                 writer.put(error.at.microseconds)
                 writer.put(UInt16(message.count))
@@ -129,7 +136,7 @@ public enum RecordFormat {
             writer.putBytes(timeline)
             writer.put(UInt16(timeline.count))
             Seal.put(&writer)
-            initialized = writer.offset
+            return try body(UnsafeRawBufferPointer(rebasing: raw[..<writer.offset]))
         }
     }
 

@@ -1,7 +1,7 @@
 import LMDB
 
 // Each job's timeline (the end of its record) and the store's history (`history`), read and
-// pruned. They are written with every change of a job (JobTransaction.recordBytes and record).
+// pruned. They are written with every change of a job (JobTransaction.putRecord and record).
 
 extension JobRepository {
     /// The job's timeline: its newest events (at most ``JobEvent/timelineLimit``), oldest first,

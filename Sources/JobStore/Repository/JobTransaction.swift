@@ -256,7 +256,7 @@ public final class JobTransaction {
     // to it overlaps another, so the dynamic exclusivity checks of class properties are off (as
     // in LMDB's Transaction).
     @exclusivity(unchecked) var changes: [JobChange] = []
-    @exclusivity(unchecked) private var counterDeltas: [CounterKey: Int64] = [:]
+    @exclusivity(unchecked) private var counterDeltas = CounterDeltas()
     /// Pipeline steps whose job changed between unfinished, succeeded, failed and cancelled, to be
     /// advanced (see ``advancePipelines()``): a worklist, so a cascade through a 10,000-step
     /// chain is a loop, not a recursion.
@@ -328,7 +328,7 @@ public final class JobTransaction {
         try job.validate()
         let event = JobEvent.recording(.inserted, job, at: now)
         do {
-            try putRecord(try recordBytes(job, event: event, inserting: true), of: job.id, options: .noOverwrite)
+            try putRecord(job, event: event, inserting: true, options: .noOverwrite)
         } catch LMDBError.Code.keyExists {
             throw JobStoreError(
                 .invalidField, "a job with id \(job.id) exists", jobID: job.id,
@@ -484,10 +484,7 @@ public final class JobTransaction {
         }
         for key in stale where counts[key] == nil { try txn.delete(db.meta, key) }
         for (key, count) in counts { try txn.put(db.meta, key, Counters.encode(count)) }
-        counterDeltas = counterDeltas.filter { counter, _ in
-            if case .pipeline = counter { return true }
-            return false
-        }
+        counterDeltas.dropJobCounters()
     }
 
     // MARK: Claims and their outcomes
@@ -714,7 +711,7 @@ public final class JobTransaction {
     func replace(_ old: Job, with new: Job, recording event: JobEvent.Kind) throws {
         try RecordFormat.validate(new)
         let recorded = JobEvent.recording(event, new, at: now)
-        try putRecord(try recordBytes(new, event: recorded, inserting: false), of: new.id)
+        try putRecord(new, event: recorded, inserting: false)
         // Index by index, only the entries that moved; the creation-time entry never does (the
         // id and creation time cannot change), so its key is not even built.
         for kind in IndexEntry.kinds where kind != .created || old.createdAt != new.createdAt || old.id != new.id {
@@ -749,38 +746,42 @@ public final class JobTransaction {
     }
 
     /// Records an event in the store's history, at the next position after the history's last
-    /// (the job's own timeline is written with its record: ``recordBytes(_:event:)``).
+    /// (the job's own timeline is written with its record: ``putRecord(_:event:inserting:options:)``).
     private func record(_ event: JobEvent, of id: JobID) throws {
         guard let events = db.events else {
             throw JobStoreError(.newerFormat, "this store has no history database", hint: "Open it writable once to upgrade it")
         }
         let position = try nextHistoryPosition(events)
-        let value = EventFormat.encodeHistory(id, event)
-        try EventFormat.withHistoryKey(position) { key in
-            try value.withUnsafeBytes { try txn.put(events.history, rawKey: key, rawValue: $0, options: .append) }
+        try EventFormat.withHistoryValue(id, event) { value in
+            try EventFormat.withHistoryKey(position) { key in
+                try txn.put(events.history, rawKey: key, rawValue: value, options: .append)
+            }
         }
     }
 
-    /// The record of `job` with `event` appended to the timeline its stored record holds (none
-    /// for an insert): the one ``job(_:)`` just read, when no write came between.
-    private func recordBytes(_ job: Job, event: JobEvent, inserting: Bool) throws -> [UInt8] {
-        let timeline: [UInt8]
-        if inserting {
-            timeline = try EventFormat.appending(event, to: nil, id: job.id)
-        } else if let lastRead, lastRead.id == job.id, lastRead.writeCount == txn.writeCount {
-            timeline = try EventFormat.appending(event, to: lastRead.timeline, id: job.id)
-        } else {
-            timeline = try job.id.withBytes { key in
-                try txn.withValue(db.jobs, rawKey: key) { stored in
-                    try EventFormat.appending(event, to: try stored.flatMap { try RecordFormat.timeline($0, id: job.id) }, id: job.id)
+    /// Puts the record of `job` with `event` appended to the timeline its stored record holds
+    /// (none for an insert): the one ``job(_:)`` just read, when no write came between.
+    private func putRecord(_ job: Job, event: JobEvent, inserting: Bool, options: PutOptions = []) throws {
+        func put(appendingTo stored: UnsafeRawBufferPointer?) throws {
+            try EventFormat.withAppended(event, to: stored, id: job.id) { timeline in
+                try RecordFormat.withEncoded(job, timeline: timeline) { record in
+                    try job.id.withBytes { key in try txn.put(db.jobs, rawKey: key, rawValue: record, options: options) }
                 }
             }
         }
-        return RecordFormat.encode(job, timeline: timeline)
-    }
-
-    private func putRecord(_ record: [UInt8], of id: JobID, options: PutOptions = []) throws {
-        try id.withBytes { key in try record.withUnsafeBytes { try txn.put(db.jobs, rawKey: key, rawValue: $0, options: options) } }
+        if inserting {
+            try put(appendingTo: nil)
+        } else if let lastRead, lastRead.id == job.id, lastRead.writeCount == txn.writeCount {
+            try put(appendingTo: lastRead.timeline)
+        } else {
+            // Copied out: no write while bytes borrowed from the map are in scope.
+            let stored: [UInt8]? = try job.id.withBytes { key in
+                try txn.withValue(db.jobs, rawKey: key) { record in
+                    try record.flatMap { try RecordFormat.timeline($0, id: job.id) }.map { Array($0) }
+                }
+            }
+            if let stored { try stored.withUnsafeBytes { try put(appendingTo: $0) } } else { try put(appendingTo: nil) }
+        }
     }
 
     /// The history position after the last one given out: the transaction's time, or — when
@@ -838,34 +839,16 @@ public final class JobTransaction {
     }
 
     func countPipeline(_ state: PipelineState, _ delta: Int64) {
-        counterDeltas[.pipeline(state), default: 0] += delta
+        counterDeltas.pipelines[state, default: 0] += delta
     }
 
     private func count(_ job: Job, _ delta: Int64) {
-        counterDeltas[.state(job.state), default: 0] += delta
-        counterDeltas[.queue(job.queue, job.state), default: 0] += delta
-    }
-
-    /// A counter a transaction changes, named without building its meta key (one string per
-    /// counter at the commit, not two per changed job).
-    private enum CounterKey: Hashable {
-        case state(JobState)
-        case queue(String, JobState)
-        case pipeline(PipelineState)
-
-        var metaKey: String {
-            switch self {
-            case .state(let state): MetaKey.stateCounter(state)
-            case .queue(let queue, let state): MetaKey.queueCounter(queue, state)
-            case .pipeline(let state): MetaKey.pipelineCounter(state)
-            }
-        }
+        counterDeltas.add(delta, job.state, queue: job.queue)
     }
 
     /// Writes the counters changed by this transaction (once per counter, however many jobs changed it).
     func flushCounters() throws {
-        for (counter, delta) in counterDeltas where delta != 0 {
-            let key = counter.metaKey
+        try counterDeltas.forEachChange { key, delta in
             let current = try Counters.read(txn, db.meta, key)
             let updated = current + delta
             if updated < 0 {
@@ -877,6 +860,84 @@ public final class JobTransaction {
                 try txn.put(db.meta, key, Counters.encode(updated))
             }
         }
-        counterDeltas = [:]
+        counterDeltas = CounterDeltas()
+    }
+}
+
+/// The counter changes of one transaction, named without building their meta keys (one string
+/// per changed counter at the commit, not two per changed job), and on the per-job path without
+/// hashing: a slot per state, and per queue a slot per state, the queue found by comparing its
+/// name with the last one used (a transaction touches few queues).
+struct CounterDeltas {
+    /// One delta per job state.
+    struct PerState {
+        var waiting: Int64 = 0, pending: Int64 = 0, running: Int64 = 0
+        var succeeded: Int64 = 0, failed: Int64 = 0, cancelled: Int64 = 0
+
+        subscript(state: JobState) -> Int64 {
+            get {
+                switch state {
+                case .waiting: waiting
+                case .pending: pending
+                case .running: running
+                case .succeeded: succeeded
+                case .failed: failed
+                case .cancelled: cancelled
+                }
+            }
+            set {
+                switch state {
+                case .waiting: waiting = newValue
+                case .pending: pending = newValue
+                case .running: running = newValue
+                case .succeeded: succeeded = newValue
+                case .failed: failed = newValue
+                case .cancelled: cancelled = newValue
+                }
+            }
+        }
+    }
+
+    struct Queue {
+        let name: String
+        var deltas = PerState()
+    }
+
+    private var states = PerState()
+    private var queues: [Queue] = []
+    private var lastQueue = 0
+    /// Pipelines per state (rarer: a dictionary will do).
+    var pipelines: [PipelineState: Int64] = [:]
+
+    mutating func add(_ delta: Int64, _ state: JobState, queue: String) {
+        states[state] += delta
+        if lastQueue >= queues.count || queues[lastQueue].name != queue {
+            if let index = queues.firstIndex(where: { $0.name == queue }) {
+                lastQueue = index
+            } else {
+                queues.append(Queue(name: queue))
+                lastQueue = queues.count - 1
+            }
+        }
+        queues[lastQueue].deltas[state] += delta
+    }
+
+    /// Forgets the per-state and per-queue changes (they were recounted); keeps the pipelines'.
+    mutating func dropJobCounters() {
+        states = PerState()
+        queues = []
+    }
+
+    /// Hands each changed counter's meta key and its delta to `body` (zeros left out).
+    func forEachChange(_ body: (_ key: String, _ delta: Int64) throws -> Void) rethrows {
+        for state in JobState.allCases where states[state] != 0 {
+            try body(MetaKey.stateCounter(state), states[state])
+        }
+        for queue in queues {
+            for state in JobState.allCases where queue.deltas[state] != 0 {
+                try body(MetaKey.queueCounter(queue.name, state), queue.deltas[state])
+            }
+        }
+        for (state, delta) in pipelines where delta != 0 { try body(MetaKey.pipelineCounter(state), delta) }
     }
 }
