@@ -254,7 +254,7 @@ public class Transaction {
             try borrow {
                 try Transaction.scan(
                     cursor: try cursor.handle, from: cursor.currentKey, cursor.currentValue, reverse: reverse,
-                    until: stop, txn: txn, database: database.handle, name: database.name, body)
+                    until: stop, txn: txn, database: database.handle, name: database.name, path: environment.path, body)
             }
         }
     }
@@ -266,7 +266,7 @@ public class Transaction {
     /// returns true.
     private static func scan(
         cursor: OpaquePointer, from key: MDB_val, _ value: MDB_val, reverse: Bool, until bound: EncodedBound?,
-        txn: OpaquePointer, database: MDB_dbi, name: String,
+        txn: OpaquePointer, database: MDB_dbi, name: String, path: String,
         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
         try (bound?.bytes ?? []).withUnsafeBytes { boundBytes in
@@ -287,7 +287,7 @@ public class Transaction {
                 if !keepGoing { return }
                 let rc = mdb_cursor_get(cursor, &key, &value, reverse ? MDB_PREV : MDB_NEXT)
                 if rc == MDB_NOTFOUND { return }
-                try check(rc, "mdb_cursor_get", database: name)
+                try check(rc, "mdb_cursor_get", database: name, path: path)
             }
         }
     }
