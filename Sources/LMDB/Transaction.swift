@@ -252,9 +252,9 @@ public class Transaction {
             guard found else { return }
             let stop = reverse ? lower : upper
             try borrow {
-                try Transaction.scan(
+                try scan(
                     cursor: try cursor.handle, from: cursor.currentKey, cursor.currentValue, reverse: reverse,
-                    until: stop, txn: txn, database: database.handle, name: database.name, path: environment.path, body)
+                    until: stop, database: database.handle, name: database.name, body)
             }
         }
     }
@@ -264,11 +264,11 @@ public class Transaction {
     /// `mdb_cursor_get`). Visits the entry at `key`–`value`, then each next (or previous) one,
     /// while it is within `bound` (compared with the database's own comparison) and `body`
     /// returns true.
-    private static func scan(
+    private func scan(
         cursor: OpaquePointer, from key: MDB_val, _ value: MDB_val, reverse: Bool, until bound: EncodedBound?,
-        txn: OpaquePointer, database: MDB_dbi, name: String, path: String,
-        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+        database: MDB_dbi, name: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
+        let txn = try handle
         try (bound?.bytes ?? []).withUnsafeBytes { boundBytes in
             var boundValue = MDB_val(mv_size: boundBytes.count, mv_data: UnsafeMutableRawPointer(mutating: boundBytes.baseAddress))
             let inclusive = bound?.inclusive ?? true
@@ -287,7 +287,7 @@ public class Transaction {
                 if !keepGoing { return }
                 let rc = mdb_cursor_get(cursor, &key, &value, reverse ? MDB_PREV : MDB_NEXT)
                 if rc == MDB_NOTFOUND { return }
-                try check(rc, "mdb_cursor_get", database: name, path: path)
+                try check(rc, "mdb_cursor_get", database: name, path: environment.path)
             }
         }
     }

@@ -143,14 +143,15 @@ do {
             fail("schedule needs NAME, INTERVAL_MS and COUNT")
         }
         var scheduler = Scheduler(backend: store)
-        try scheduler.schedule(arguments[3], every: .milliseconds(interval), job: NewJob(name: "tick", queue: "ticks"))
+        let queue = "ticks"
+        try scheduler.schedule(arguments[3], every: .milliseconds(interval), job: NewJob(name: "tick", queue: queue))
         let service = Task { try await scheduler.run() }
         let start = Timestamp.now.microseconds
         while true {
             try await Task.sleep(for: .milliseconds(interval))
             if let last = try store.schedules().first(where: { $0.name == arguments[3] })?.lastTick?.microseconds,
                 last - start >= count * interval * 1000,
-                try store.queueCounts()["ticks", default: [:]].values.reduce(0, +) >= count
+                try store.queueCounts()[queue, default: [:]].values.reduce(0, +) >= count
             {
                 break
             }
