@@ -12,11 +12,15 @@ public struct JobRecordView: ~Copyable {
     /// The job's id.
     public let id: JobID
     /// The record without its seal.
-    private let bytes: UnsafeRawBufferPointer
-    private let nameRange: Range<Int>, queueRange: Range<Int>
-    private let tenantRange: Range<Int>?, uniqueKeyRange: Range<Int>?
+    @usableFromInline let bytes: UnsafeRawBufferPointer
+    // Inlinable where the accessors that take a closure read them: specialised in the caller's
+    // module rather than generic over the closure's result (an owned `Optional<R>` built through
+    // generic value witnesses on every call).
+    @usableFromInline let nameRange: Range<Int>, queueRange: Range<Int>
+    @usableFromInline let tenantRange: Range<Int>?, uniqueKeyRange: Range<Int>?
     private let leaseOwner: Int?, pipelineAt: Int?
-    private let payloadRange: Range<Int>, resultRange: Range<Int>?
+    @usableFromInline let payloadRange: Range<Int>
+    private let resultRange: Range<Int>?
     /// Where the errors start (their count byte), and how many there are.
     private let errorsAt: Int, errorCount: Int
     /// The timeline block (record version 2 and later).
@@ -117,6 +121,7 @@ public struct JobRecordView: ~Copyable {
     /// Calls `body` with a text field's UTF-8 bytes on the page (valid only during the call), or
     /// returns `nil` for a tenant or unique key the job does not have: text read without making
     /// a `String`.
+    @inlinable
     public func withUTF8<R, E: Error>(_ field: TextField, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R? {
         let range: Range<Int>? = switch field {
         case .name: nameRange
@@ -156,9 +161,10 @@ public struct JobRecordView: ~Copyable {
     }
 
     /// The payload's size in bytes.
-    public var payloadCount: Int { payloadRange.count }
+    @inlinable public var payloadCount: Int { payloadRange.count }
 
     /// Calls `body` with the payload's bytes on the page (valid only during the call).
+    @inlinable
     public func withPayload<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawBufferPointer(rebasing: bytes[payloadRange]))
     }

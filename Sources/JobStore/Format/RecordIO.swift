@@ -140,32 +140,42 @@ struct RecordReader {
             hint: RecordReader.damagedHint)
     }
 
-    /// The next `count` bytes; `what` names them in the error, built only then (decoding is a
-    /// hot path).
-    mutating func take(_ count: Int, _ what: @autoclosure () -> String) throws -> UnsafeRawBufferPointer {
-        guard count >= 0, offset + count <= bytes.count else {
-            throw corrupt("\(what()) needs \(count) bytes, \(bytes.count - offset) are left")
-        }
+    // The reading functions below are inlined into the codecs (one record is read through a
+    // dozen of them), and every error is built out of line: a call each, and a `String` for
+    // `what`, were a third of reading a record in place. `what` names the field in the error.
+
+    /// The next `count` bytes.
+    @inline(__always)
+    mutating func take(_ count: Int, _ what: StaticString) throws -> UnsafeRawBufferPointer {
+        guard count >= 0, offset + count <= bytes.count else { throw missing(count, "\(what)") }
         defer { offset += count }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
     }
 
     /// Steps over the next `count` bytes; returns where they start.
-    mutating func skip(_ count: Int, _ what: @autoclosure () -> String) throws -> Int {
+    @inline(__always)
+    mutating func skip(_ count: Int, _ what: StaticString) throws -> Int {
         let start = offset
-        _ = try take(count, what())
+        _ = try take(count, what)
         return start
     }
 
+    @inline(__always)
     mutating func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
         let size = MemoryLayout<T>.size
-        guard offset + size <= bytes.count else { throw corrupt("\(T.self) needs \(size) bytes, \(bytes.count - offset) are left") }
+        guard offset + size <= bytes.count else { throw missing(size, "\(T.self)") }
         defer { offset += size }
         return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 
-    mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
-    mutating func u16() throws -> UInt16 { try integer(UInt16.self) }
+    /// The error for a field that needs more bytes than are left.
+    @inline(never)
+    func missing(_ count: Int, _ what: String) -> JobStoreError {
+        corrupt("\(what) needs \(count) bytes, \(bytes.count - offset) are left")
+    }
+
+    @inline(__always) mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
+    @inline(__always) mutating func u16() throws -> UInt16 { try integer(UInt16.self) }
     mutating func u128() throws -> (UInt64, UInt64) {
         let bytes = try take(16, "a 16-byte id")
         return (
@@ -176,44 +186,51 @@ struct RecordReader {
     mutating func i64() throws -> Int64 { try integer(Int64.self) }
 
     /// Where the next `count` bytes of text lie, once they are valid UTF-8.
-    mutating func text(_ count: Int, _ what: String) throws -> Range<Int> {
+    @inline(__always)
+    mutating func text(_ count: Int, _ what: StaticString) throws -> Range<Int> {
         let start = offset
         let raw = try take(count, what)
-        guard RecordReader.isUTF8(raw) else {
-            offset = start
-            throw corrupt("the \(what) is not valid UTF-8")
-        }
+        guard RecordReader.isUTF8(raw) else { throw notUTF8(at: start, what) }
         return start..<offset
     }
 
+    @inline(never)
+    mutating func notUTF8(at start: Int, _ what: StaticString) -> JobStoreError {
+        offset = start
+        return corrupt("the \(what) is not valid UTF-8")
+    }
+
     /// Where the next short text lies (a UInt8 length, then 1…255 bytes of UTF-8).
-    mutating func shortText(_ what: String) throws -> Range<Int> {
+    @inline(__always)
+    mutating func shortText(_ what: StaticString) throws -> Range<Int> {
         let count = Int(try u8())
         if count == 0 { throw corrupt("the \(what) is empty") }
         return try text(count, what)
     }
 
     /// Where the next long byte string lies (a UInt32 length, then the bytes).
-    mutating func longBytesRange(_ what: String) throws -> Range<Int> {
+    @inline(__always)
+    mutating func longBytesRange(_ what: StaticString) throws -> Range<Int> {
         let count = Int(try integer(UInt32.self))
         let start = try skip(count, what)
         return start..<offset
     }
 
-    mutating func string(_ count: Int, _ what: String) throws -> String {
+    mutating func string(_ count: Int, _ what: StaticString) throws -> String {
         RecordReader.string(bytes, try text(count, what))
     }
 
-    mutating func shortString(_ what: String) throws -> String {
+    mutating func shortString(_ what: StaticString) throws -> String {
         RecordReader.string(bytes, try shortText(what))
     }
 
-    mutating func longBytes(_ what: String) throws -> [UInt8] {
+    mutating func longBytes(_ what: StaticString) throws -> [UInt8] {
         Array(UnsafeRawBufferPointer(rebasing: bytes[try longBytesRange(what)]))
     }
 
     /// Whether `raw` is valid UTF-8. ASCII (names, queues, tenants nearly always are) is checked
     /// by a plain loop: the generic validation instantiates type metadata on every call.
+    @inline(__always)
     static func isUTF8(_ raw: UnsafeRawBufferPointer) -> Bool {
         var high: UInt64 = 0  // every byte's top bit, eight bytes at a time
         var at = 0
@@ -225,7 +242,12 @@ struct RecordReader {
             high |= UInt64(raw[at])
             at += 1
         }
-        return high & 0x8080_8080_8080_8080 == 0 || String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) != nil
+        return high & 0x8080_8080_8080_8080 == 0 || isNonASCIIUTF8(raw)
+    }
+
+    @inline(never)
+    static func isNonASCIIUTF8(_ raw: UnsafeRawBufferPointer) -> Bool {
+        String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) != nil
     }
 
     /// The text at `range` of `bytes`, already checked by ``isUTF8(_:)``.
