@@ -31,10 +31,11 @@ struct SealTests {
         #expect(jobstore_crc32c_portable(0, check, check.count) == 0xE306_9283)
         #expect(crc32cByBits(check) == 0xE306_9283)
         var generator = SystemRandomNumberGenerator()
-        let data = (0..<600).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let data = (0..<3_100).map { _ in UInt8.random(in: 0...255, using: &generator) }
         data.withUnsafeBytes { raw in
             for start in 0..<9 {
-                for count in [0, 1, 7, 8, 9, 15, 16, 63, 64, 65, 200, 591 - start] {
+                // Around the three-stream blocks of 3 × 64 and 3 × 256 bytes, and both in one buffer.
+                for count in [0, 1, 7, 8, 9, 15, 16, 63, 64, 65, 191, 192, 193, 200, 591 - start, 767, 768, 769, 1_000, 3_091 - start] {
                     let piece = UnsafeRawBufferPointer(rebasing: raw[start..<(start + count)])
                     let expected = crc32cByBits(piece)
                     #expect(jobstore_crc32c(0, piece.baseAddress, count) == expected)
