@@ -254,7 +254,8 @@ public class Transaction {
             try borrow {
                 try scan(
                     cursor: try cursor.handle, from: cursor.currentKey, cursor.currentValue, reverse: reverse,
-                    until: stop, database: database.handle, name: database.name, body)
+                    until: stop, database: database.handle, bytewise: database.flags.isDisjoint(with: [.reverseKey, .integerKey]),
+                    name: database.name, body)
             }
         }
     }
@@ -262,11 +263,12 @@ public class Transaction {
     /// The per-row loop of every range scan: not generic, so it runs specialised whatever the
     /// database's codecs (through the generic cursor each step cost more than LMDB's own
     /// `mdb_cursor_get`). Visits the entry at `key`–`value`, then each next (or previous) one,
-    /// while it is within `bound` (compared with the database's own comparison) and `body`
-    /// returns true.
+    /// while it is within `bound` and `body` returns true. `bytewise`: the database orders keys
+    /// as LMDB's default comparison does, so the bound is compared here, inline (``compareBytes``);
+    /// otherwise with LMDB's comparison of the database.
     private func scan(
         cursor: OpaquePointer, from key: MDB_val, _ value: MDB_val, reverse: Bool, until bound: EncodedBound?,
-        database: MDB_dbi, name: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+        database: MDB_dbi, bytewise: Bool, name: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
         let txn = try handle
         try (bound?.bytes ?? []).withUnsafeBytes { boundBytes in
@@ -276,7 +278,12 @@ public class Transaction {
             while true {
                 if bound != nil {
                     // Positive when the key sorts after the bound.
-                    let order = mdb_cmp(txn, database, &key, &boundValue)
+                    let order: Int32
+                    if bytewise, let keyBytes = key.mv_data, let boundBase = boundBytes.baseAddress {
+                        order = Transaction.compareBytes(keyBytes, key.mv_size, boundBase, boundBytes.count)
+                    } else {
+                        order = mdb_cmp(txn, database, &key, &boundValue)
+                    }
                     if reverse ? (order < 0 || (order == 0 && !inclusive)) : (order > 0 || (order == 0 && !inclusive)) {
                         return
                     }
@@ -290,6 +297,27 @@ public class Transaction {
                 try check(rc, "mdb_cursor_get", database: name, path: environment.path)
             }
         }
+    }
+
+    /// LMDB's default key order (`mdb_cmp_memn`): the shared prefix's bytes, then the shorter
+    /// first. Eight bytes at a time as big-endian integers, inline: a scan's bound check per row
+    /// (keys of 20–30 bytes) through `mdb_cmp` and libc's `memcmp` was a quarter of the scan.
+    @inline(__always)
+    static func compareBytes(_ a: UnsafeRawPointer, _ aCount: Int, _ b: UnsafeRawPointer, _ bCount: Int) -> Int32 {
+        let shared = min(aCount, bCount)
+        var at = 0
+        while at + 8 <= shared {
+            let x = UInt64(bigEndian: a.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+            let y = UInt64(bigEndian: b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+            if x != y { return x < y ? -1 : 1 }
+            at += 8
+        }
+        while at < shared {
+            let x = a.load(fromByteOffset: at, as: UInt8.self), y = b.load(fromByteOffset: at, as: UInt8.self)
+            if x != y { return x < y ? -1 : 1 }
+            at += 1
+        }
+        return aCount < bCount ? -1 : aCount > bCount ? 1 : 0
     }
 
     /// Ends the transaction object (the closure returned): later use throws. Returns the handle.

@@ -1,3 +1,4 @@
+import CLMDB
 import Testing
 
 @testable import LMDB
@@ -129,6 +130,42 @@ struct DatabaseFlagTests {
             let limited = try txn.entries(db, in: .from(k(5)), limit: 4)
             #expect(limited.count == 4)
             #expect(limited.first?.key == k(5))
+        }
+    }
+
+    @Test("a range scan's inline bound check orders keys as LMDB's default comparison: bytes, then the shorter first")
+    func boundOrder() throws {
+        // Every pair from short strings over a small alphabet: equal prefixes, one a prefix of
+        // the other, a difference in the first, the eighth or the ninth byte, the empty key.
+        var keys: [[UInt8]] = [[], [0], [255], [1, 2], [1, 2, 3], Array(repeating: 7, count: 8), Array(repeating: 7, count: 9)]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let count = Int.random(in: 0...20, using: &generator)
+            keys.append((0..<count).map { _ in UInt8.random(in: 0...2, using: &generator) * 127 })
+        }
+        var scratch = keys[7]
+        scratch[8] = 8
+        keys.append(scratch)
+        let directory = TemporaryDirectory()
+        let (env, db) = try filled(FlagCase(flags: []), in: directory)
+        defer { env.close() }
+        try env.read { txn throws in
+            let handle = try txn.handle
+            for a in keys {
+                for b in keys {
+                    a.withUnsafeBytes { x in
+                        b.withUnsafeBytes { y in
+                            // LMDB's own comparison of the database is the reference.
+                            var first = MDB_val(mv_size: x.count, mv_data: UnsafeMutableRawPointer(mutating: x.baseAddress))
+                            var second = MDB_val(mv_size: y.count, mv_data: UnsafeMutableRawPointer(mutating: y.baseAddress))
+                            let lmdb = mdb_cmp(handle, db.handle, &first, &second)
+                            let empty = UnsafeRawPointer(bitPattern: 1)!  // an empty key's base may be nil: never read
+                            let inline = Transaction.compareBytes(x.baseAddress ?? empty, x.count, y.baseAddress ?? empty, y.count)
+                            #expect(lmdb.signum() == inline.signum(), "\(a) against \(b)")
+                        }
+                    }
+                }
+            }
         }
     }
 

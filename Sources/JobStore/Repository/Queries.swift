@@ -247,12 +247,24 @@ extension JobRepository {
     /// index: O(log n + rows).
     public func jobIDs(createdFrom start: Timestamp, until end: Timestamp, limit: Int = .max) throws -> [JobID] {
         let range = KeyRange<[UInt8]>.between(Keys.created(start, JobID(high: 0, low: 0)), Keys.created(end, JobID(high: 0, low: 0)))
+        let index = db.created
         return try reading { txn in
             var ids: [JobID] = []
             guard limit > 0 else { return ids }
-            try txn.forEach(db.created, in: range) { key, _ in
-                ids.append(try Keys.trailingID(key, index: db.created.name))
-                return ids.count < limit
+            // Gathered in a chunk on the stack and appended a chunk at a time: appending each row
+            // to the array (its uniqueness and capacity checks) was a third of the scan.
+            try withUnsafeTemporaryAllocation(of: JobID.self, capacity: 256) { chunk in
+                var filled = 0
+                try txn.forEach(index, in: range) { key, _ in
+                    chunk[filled] = try Keys.trailingID(key, index: index.name)  // JobID is trivial: no deinitialising
+                    filled += 1
+                    if filled == chunk.count {
+                        ids.append(contentsOf: chunk)
+                        filled = 0
+                    }
+                    return ids.count + filled < limit
+                }
+                ids.append(contentsOf: chunk[..<filled])
             }
             return ids
         }
