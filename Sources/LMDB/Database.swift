@@ -76,8 +76,8 @@ public struct Database<Key: ByteCodec, Value: ByteCodec>: Sendable {
     public let name: String
     /// The flags it was created with.
     public let flags: DatabaseFlags
-    let handle: MDB_dbi
-    let environmentID: UInt64
+    @usableFromInline let handle: MDB_dbi
+    @usableFromInline let environmentID: UInt64
 
     var isDuplicateSort: Bool { flags.contains(.duplicateSort) }
 }

@@ -19,7 +19,7 @@ public class Transaction {
     // checks of class properties (a quarter of a range scan's time) are turned off for them.
     @exclusivity(unchecked) var pointer: OpaquePointer?
     /// How many closures currently hold borrowed bytes.
-    @exclusivity(unchecked) var borrowDepth = 0
+    @exclusivity(unchecked) @usableFromInline var borrowDepth = 0
     /// Incremented by every write, so cursors know their cached positions are stale.
     @exclusivity(unchecked) var writeGeneration: UInt64 = 0
     /// Set while a nested child transaction is open; the parent may not be used.
@@ -61,22 +61,30 @@ public class Transaction {
     public var writeCount: UInt64 { writeGeneration }
 
     func checkDatabase<Key, Value>(_ database: Database<Key, Value>) throws {
-        if database.environmentID != environment.id {
+        try checkDatabase(environmentID: database.environmentID, name: database.name)
+    }
+
+    func checkDatabase(environmentID: UInt64, name: String) throws {
+        if environmentID != environment.id {
             throw LMDBError(
-                code: .wrongEnvironment, operation: "transaction", database: database.name, path: environment.path,
+                code: .wrongEnvironment, operation: "transaction", database: name, path: environment.path,
                 message: "the database handle belongs to another environment")
         }
     }
 
     func checkKey<Key, Value>(_ key: UnsafeRawBufferPointer, _ database: Database<Key, Value>, operation: String) throws {
+        try checkKey(key, name: database.name, flags: database.flags, operation: operation)
+    }
+
+    func checkKey(_ key: UnsafeRawBufferPointer, name: String, flags: DatabaseFlags, operation: String) throws {
         if key.count == 0 || key.count > environment.maxKeySize {
             throw LMDBError(
-                code: .invalidKeySize, operation: operation, database: database.name, path: environment.path,
+                code: .invalidKeySize, operation: operation, database: name, path: environment.path,
                 message: "a key of \(key.count) bytes; keys must be 1…\(environment.maxKeySize) bytes")
         }
-        if database.flags.contains(.integerKey) && key.count != 4 && key.count != 8 {
+        if flags.contains(.integerKey) && key.count != 4 && key.count != 8 {
             throw LMDBError(
-                code: .invalidKeySize, operation: operation, database: database.name, path: environment.path,
+                code: .invalidKeySize, operation: operation, database: name, path: environment.path,
                 message: "a key of \(key.count) bytes in an integerKey database; keys must be 4 or 8 bytes")
         }
     }
@@ -99,18 +107,31 @@ public class Transaction {
     }
 
     /// ``withValue(_:_:_:)`` with the key given as its stored bytes (no encoding, no copy).
+    @inlinable
     public func withValue<Key, Value, R>(
         _ database: Database<Key, Value>, rawKey keyBytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R
     ) throws -> R {
+        // Generic only here, specialised in the caller's module: unspecialised, each of the
+        // database's fields was read through its type metadata (a tenth of a page of 100 jobs).
+        let value = try value(
+            database.handle, environmentID: database.environmentID, name: database.name, flags: database.flags, rawKey: keyBytes)
+        return try borrow { try body(value) }
+    }
+
+    /// The bytes stored under `keyBytes` in the database `dbi` (`mdb_get`), or `nil`.
+    @usableFromInline
+    func value(
+        _ dbi: MDB_dbi, environmentID: UInt64, name: String, flags: DatabaseFlags, rawKey keyBytes: UnsafeRawBufferPointer
+    ) throws -> UnsafeRawBufferPointer? {
         let txn = try handle
-        try checkDatabase(database)
-        try checkKey(keyBytes, database, operation: "mdb_get")
+        try checkDatabase(environmentID: environmentID, name: name)
+        try checkKey(keyBytes, name: name, flags: flags, operation: "mdb_get")
         var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
         var data = MDB_val()
-        let rc = mdb_get(txn, database.handle, &keyValue, &data)
-        if rc == MDB_NOTFOUND { return try borrow { try body(nil) } }
-        try check(rc, "mdb_get", database: database.name, path: environment.path)
-        return try borrow { try body(UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)) }
+        let rc = mdb_get(txn, dbi, &keyValue, &data)
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc, "mdb_get", database: name, path: environment.path)
+        return UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)
     }
 
     /// Whether `key` is present.
@@ -119,6 +140,7 @@ public class Transaction {
     }
 
     /// Runs `body` while borrowed bytes are lent, so writes can refuse.
+    @inlinable
     func borrow<R>(_ body: () throws -> R) rethrows -> R {
         borrowDepth += 1
         defer { borrowDepth -= 1 }
