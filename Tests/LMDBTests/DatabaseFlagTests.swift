@@ -143,9 +143,7 @@ struct DatabaseFlagTests {
             let count = Int.random(in: 0...20, using: &generator)
             keys.append((0..<count).map { _ in UInt8.random(in: 0...2, using: &generator) * 127 })
         }
-        var scratch = keys[7]
-        scratch[8] = 8
-        keys.append(scratch)
+        keys.append(Array(repeating: 7, count: 8) + [8])  // differs from the 9-byte key in its ninth byte
         let directory = TemporaryDirectory()
         let (env, db) = try filled(FlagCase(flags: []), in: directory)
         defer { env.close() }
