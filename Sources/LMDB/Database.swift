@@ -80,6 +80,8 @@ public struct Database<Key: ByteCodec, Value: ByteCodec>: Sendable {
     @usableFromInline let environmentID: UInt64
 
     var isDuplicateSort: Bool { flags.contains(.duplicateSort) }
+    /// Keys in LMDB's default order (bytes, then the shorter first): neither `reverseKey` nor `integerKey`.
+    var ordersBytewise: Bool { flags.isDisjoint(with: [.reverseKey, .integerKey]) }
 }
 
 /// The statistics of one database (`MDB_stat`).

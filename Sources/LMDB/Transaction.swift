@@ -236,13 +236,8 @@ public class Transaction {
         }
         try withCursor(database) { cursor in
             let txn = try handle
-            // Positive when the key under the cursor sorts after `bound`.
             func compare(_ key: MDB_val, _ bound: EncodedBound) -> Int32 {
-                bound.bytes.withUnsafeBytes { bytes in
-                    var a = key
-                    var b = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
-                    return mdb_cmp(txn, database.handle, &a, &b)
-                }
+                bound.bytes.withUnsafeBytes { Transaction.order(key, $0, txn: txn, database: database.handle, bytewise: database.ordersBytewise) }
             }
             var found: Bool
             if reverse {
@@ -276,8 +271,7 @@ public class Transaction {
             try borrow {
                 try scan(
                     cursor: try cursor.handle, from: cursor.currentKey, cursor.currentValue, reverse: reverse,
-                    until: stop, database: database.handle, bytewise: database.flags.isDisjoint(with: [.reverseKey, .integerKey]),
-                    name: database.name, body)
+                    until: stop, database: database.handle, bytewise: database.ordersBytewise, name: database.name, body)
             }
         }
     }
@@ -285,27 +279,19 @@ public class Transaction {
     /// The per-row loop of every range scan: not generic, so it runs specialised whatever the
     /// database's codecs (through the generic cursor each step cost more than LMDB's own
     /// `mdb_cursor_get`). Visits the entry at `key`–`value`, then each next (or previous) one,
-    /// while it is within `bound` and `body` returns true. `bytewise`: the database orders keys
-    /// as LMDB's default comparison does, so the bound is compared here, inline (``compareBytes``);
-    /// otherwise with LMDB's comparison of the database.
+    /// while it is within `bound` and `body` returns true. `bytewise`: the database's
+    /// ``Database/ordersBytewise`` (see ``order(_:_:txn:database:bytewise:)``).
     private func scan(
         cursor: OpaquePointer, from key: MDB_val, _ value: MDB_val, reverse: Bool, until bound: EncodedBound?,
         database: MDB_dbi, bytewise: Bool, name: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
         let txn = try handle
         try (bound?.bytes ?? []).withUnsafeBytes { boundBytes in
-            var boundValue = MDB_val(mv_size: boundBytes.count, mv_data: UnsafeMutableRawPointer(mutating: boundBytes.baseAddress))
             let inclusive = bound?.inclusive ?? true
             var key = key, value = value
             while true {
                 if bound != nil {
-                    // Positive when the key sorts after the bound.
-                    let order: Int32
-                    if bytewise, let keyBytes = key.mv_data, let boundBase = boundBytes.baseAddress {
-                        order = Transaction.compareBytes(keyBytes, key.mv_size, boundBase, boundBytes.count)
-                    } else {
-                        order = mdb_cmp(txn, database, &key, &boundValue)
-                    }
+                    let order = Transaction.order(key, boundBytes, txn: txn, database: database, bytewise: bytewise)
                     if reverse ? (order < 0 || (order == 0 && !inclusive)) : (order > 0 || (order == 0 && !inclusive)) {
                         return
                     }
@@ -319,6 +305,21 @@ public class Transaction {
                 try check(rc, "mdb_cursor_get", database: name, path: environment.path)
             }
         }
+    }
+
+    /// How `key` sorts against `bound` in `database` (positive: after it): inline for a database
+    /// in LMDB's default order (`bytewise`, ``compareBytes``), else by LMDB's comparison of the
+    /// database. Every range scan's positioning and per-row bound check.
+    @inline(__always)
+    private static func order(
+        _ key: MDB_val, _ bound: UnsafeRawBufferPointer, txn: OpaquePointer, database: MDB_dbi, bytewise: Bool
+    ) -> Int32 {
+        if bytewise, let keyBytes = key.mv_data, let boundBytes = bound.baseAddress {
+            return compareBytes(keyBytes, key.mv_size, boundBytes, bound.count)
+        }
+        var key = key
+        var boundValue = MDB_val(mv_size: bound.count, mv_data: UnsafeMutableRawPointer(mutating: bound.baseAddress))
+        return mdb_cmp(txn, database, &key, &boundValue)
     }
 
     /// LMDB's default key order (`mdb_cmp_memn`): the shared prefix's bytes, then the shorter
