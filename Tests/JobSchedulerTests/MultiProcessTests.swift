@@ -58,9 +58,10 @@ struct MultiProcessTests {
             let jobs = try await store.insert((0..<total).map { NewJob(name: "flight-\($0)", queue: "flight") })
             // Each worker is killed once it has started 100–300 jobs (its output says so), watched
             // from a thread of its own: under a sanitizer the concurrency pool is so busy that a
-            // timed sleep overshot, and the worker finished everything before the kill.
+            // timed sleep overshot, and the worker finished everything before the kill (awaited,
+            // so the wait holds none of the pool's threads).
             let (path, outputs) = (directory.path, (0..<3).map { directory.sub("killed-\($0).out") })
-            let (started, cut) = try onThread(timeout: 300) { () throws -> (Int, Int) in
+            let (started, cut) = try await onOwnThread(timeout: 300) { () throws -> (Int, Int) in
                 var (started, cut) = (0, 0)
                 for file in outputs {
                     let child = Process()

@@ -222,11 +222,11 @@ struct DashboardTests {
         defer { server.cancel() }
         let bound = try await port.wait()
         let stream = try EventStreamReader(port: bound, path: "/events")
-        let first = try stream.nextEvent()
+        let first = try await stream.nextEvent()
         #expect(first.contains("event: update") && first.contains("\"states\""))
         let transaction = try #require(first.firstMatch(of: /"transaction":"(\d+)"/)?.1)
         try await store.insert(NewJob(name: "while-watching"))
-        let second = try stream.nextEvent()
+        let second = try await stream.nextEvent()
         let next = try #require(second.firstMatch(of: /"transaction":"(\d+)"/)?.1)
         #expect(Int(next)! > Int(transaction)!)
         #expect(second.contains("<b>251</b>pending"))
@@ -269,18 +269,24 @@ final class EventStreamReader {
 
     deinit { close(socket) }
 
-    /// The next event (the text up to a blank line that contains `event:`), within 30 s.
-    func nextEvent() throws -> String {
+    /// The next event (the text up to a blank line that contains `event:`), each read within
+    /// 30 s. The blocking read runs on a thread of its own: on a thread of the concurrency pool
+    /// it would hold one the server's stream needs to send the event (a two-core machine has two).
+    func nextEvent() async throws -> String {
         while true {
             if let range = buffer.range(of: "event: update"), let end = buffer[range.lowerBound...].range(of: "\n\n") {
                 let event = String(buffer[range.lowerBound..<end.upperBound])
                 buffer = String(buffer[end.upperBound...])
                 return event
             }
-            var chunk = [UInt8](repeating: 0, count: 65_536)
-            let count = recv(socket, &chunk, chunk.count, 0)
-            guard count > 0 else { throw DashboardError(description: "the event stream ended or timed out") }
-            buffer += String(decoding: chunk[..<count], as: UTF8.self)
+            let socket = self.socket
+            let chunk = try await onOwnThread { () throws -> [UInt8] in
+                var chunk = [UInt8](repeating: 0, count: 65_536)
+                let count = recv(socket, &chunk, chunk.count, 0)
+                guard count > 0 else { throw DashboardError(description: "the event stream ended or timed out") }
+                return Array(chunk[..<count])
+            }
+            buffer += String(decoding: chunk, as: UTF8.self)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Helpers shared by the test targets.
 
@@ -50,6 +51,22 @@ public func onThread<T: Sendable>(timeout seconds: Double = 30, _ body: @escapin
         throw TestFailure("the thread did not finish within \(seconds) s (a hang)")
     }
     return try result.get()
+}
+
+/// Runs `body` on a thread of its own and awaits it without holding a thread of the
+/// concurrency pool: for a blocking call (a socket read) in an async test, which would
+/// otherwise take one of the pool's few threads (two on a two-core machine) from the code
+/// under test, such as a server's stream, and stall both until the call's own timeout.
+/// Past `timeout` (seconds) the wait fails as a hang; the thread is left to end by itself.
+public func onOwnThread<T: Sendable>(timeout seconds: Double = 60, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let pending = Mutex<CheckedContinuation<T, Error>?>(continuation)
+        let resume = { @Sendable (result: Result<T, Error>) in pending.withLock { $0.take() }?.resume(with: result) }
+        Thread { resume(Result { try body() }) }.start()
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+            resume(.failure(TestFailure("the thread did not finish within \(seconds) s (a hang)")))
+        }
+    }
 }
 
 /// Sends `signal` to a child and waits for it to exit, without blocking a thread of the
