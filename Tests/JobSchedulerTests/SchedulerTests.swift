@@ -94,27 +94,26 @@ struct SchedulerTests {
     @Test("a queue paused by another process is honoured: its jobs wait while other queues run; resumed, they run")
     func pauseFromAnotherProcess() async throws {
         try await withStore { store, directory in
-            func helper(_ arguments: String...) throws {
+            func helper(_ arguments: String...) async throws {
                 let child = Process()
                 child.executableURL = try helperExecutable("JobStoreTestHelper")
                 child.arguments = arguments
                 try child.run()
-                child.waitUntilExit()
-                if child.terminationStatus != 0 { throw TestFailure("helper \(arguments) failed") }
+                if try await exitStatus(of: child) != 0 { throw TestFailure("helper \(arguments) failed") }
             }
             let recorder = Recorder()
             var scheduler = Scheduler(backend: store, options: testOptions())
             scheduler.handle(queue: "held") { recorder.record("held", $0.job) }
             scheduler.handle(queue: "free") { recorder.record("free", $0.job) }
             try await running(scheduler) {
-                try helper("pause", directory.path, "held")
+                try await helper("pause", directory.path, "held")
                 let waiting = try await store.insert(NewJob(name: "w", queue: "held"))
                 _ = try await store.insert(NewJob(name: "f", queue: "free"))
                 // The scheduler saw both inserts (it ran the later one) and left the paused queue alone.
                 try await recorder.wait(for: 1, "free")
                 #expect(recorder.events("held").isEmpty)
                 #expect(try store.job(waiting.id)?.state == .pending)
-                try helper("resume", directory.path, "held")
+                try await helper("resume", directory.path, "held")
                 try await recorder.wait(for: 1, "held")
             }
         }
@@ -133,8 +132,7 @@ struct SchedulerTests {
                 child.executableURL = try helperExecutable("JobStoreTestHelper")
                 child.arguments = ["insert", directory.path, "from-afar", "remote"]
                 try child.run()
-                child.waitUntilExit()
-                #expect(child.terminationStatus == 0)
+                #expect(try await exitStatus(of: child) == 0)
                 try await recorder.wait(for: 1, "ran")
             }
             #expect(recorder.events("ran").first?.job.name == "from-afar")

@@ -257,7 +257,7 @@ final class EventStreamReader {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)  // generous: the suite may run under ThreadSanitizer
+        var timeout = timeval(tv_sec: 120, tv_usec: 0)  // generous: the suite may run under a sanitizer
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -270,7 +270,7 @@ final class EventStreamReader {
     deinit { close(socket) }
 
     /// The next event (the text up to a blank line that contains `event:`), each read within
-    /// 30 s. The blocking read runs on a thread of its own: on a thread of the concurrency pool
+    /// 120 s. The blocking read runs on a thread of its own: on a thread of the concurrency pool
     /// it would hold one the server's stream needs to send the event (a two-core machine has two).
     func nextEvent() async throws -> String {
         while true {

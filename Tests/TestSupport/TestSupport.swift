@@ -75,11 +75,18 @@ public func onOwnThread<T: Sendable>(timeout seconds: Double = 60, _ body: @esca
 @discardableResult
 public func stop(_ child: Process, with signal: Int32 = SIGTERM, within limit: Duration = .seconds(60)) async throws -> Int32 {
     kill(child.processIdentifier, signal)
+    return try await exitStatus(of: child, within: limit, "of signal \(signal)")
+}
+
+/// Waits for a child to exit by itself, without blocking a thread of the concurrency pool;
+/// after `limit` it is killed and the wait fails, naming it. Returns its exit status.
+@discardableResult
+public func exitStatus(of child: Process, within limit: Duration = .seconds(120), _ context: String = "") async throws -> Int32 {
     let deadline = ContinuousClock.now + limit
     while child.isRunning {
         if ContinuousClock.now > deadline {
             kill(child.processIdentifier, SIGKILL)
-            throw TestFailure("\(child.executableURL?.lastPathComponent ?? "the child") (pid \(child.processIdentifier)) did not exit within \(limit) of signal \(signal); killed")
+            throw TestFailure("\(child.executableURL?.lastPathComponent ?? "the child") (pid \(child.processIdentifier)) did not exit within \(limit) \(context); killed")
         }
         try await Task.sleep(for: .milliseconds(20))
     }
