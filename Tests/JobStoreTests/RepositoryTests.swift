@@ -147,6 +147,32 @@ struct RepositoryTests {
         }
     }
 
+    @Test("records of very different sizes written in one transaction each read back whole (the transaction reuses one encoding buffer)")
+    func mixedSizesInOneTransaction() throws {
+        try withStore() { store in
+            let sizes = [3, 300_000, 0, 70_000, 1_500, 1_000_000, 12]
+            let payload = { (size: Int, seed: Int) in (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) } }
+            let jobs = try store.write { txn in
+                let inserted = try sizes.enumerated().map { index, size in
+                    try txn.insert(NewJob(name: "sized-\(index)", queue: "q\(index % 2)", payload: payload(size, index)))
+                }
+                // Then each changed in reverse order (small after large and large after small),
+                // appending to the timeline the record holds.
+                for job in inserted.reversed() {
+                    try txn.update(job.id) { $0.priority = UInt8(job.payload.count % 200) }
+                }
+                return inserted
+            }
+            for (index, job) in jobs.enumerated() {
+                let read = try #require(try store.uncachedJob(job.id))
+                #expect(read.payload == payload(sizes[index], index), "job \(index)")
+                #expect(read.name == "sized-\(index)" && read.priority == UInt8(sizes[index] % 200))
+                #expect(try store.events(of: job.id).events.map(\.kind) == [.inserted, .changed])
+            }
+            try expectConsistent(store)
+        }
+    }
+
     @Test("a write that throws changes nothing: no record, index, counter, cache entry or feed event")
     func abortedWrite() throws {
         try withStore() { store in

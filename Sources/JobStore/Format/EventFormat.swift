@@ -98,36 +98,54 @@ enum EventFormat {
     /// plus `event`: the oldest is dropped when the block holds ``JobEvent/timelineLimit``.
     /// Appends without decoding the events kept.
     static func appending(_ event: JobEvent, to stored: UnsafeRawBufferPointer?, id: JobID) throws -> [UInt8] {
-        try withAppended(event, to: stored, id: id) { Array($0) }
+        let append = try TimelineAppend(event, to: stored, id: id)
+        return [UInt8](unsafeUninitializedCapacity: append.size) { buffer, count in
+            count = append.write(into: UnsafeMutableRawBufferPointer(buffer))
+        }
     }
 
-    /// The block ``appending(_:to:id:)`` makes, in a temporary buffer (on the stack when small)
-    /// lent to `body`: the write path's form, with no array.
-    static func withAppended<R>(
-        _ event: JobEvent, to stored: UnsafeRawBufferPointer?, id: JobID, _ body: (UnsafeRawBufferPointer) throws -> R
-    ) throws -> R {
-        var dropped: UInt32 = 0
-        var count = 0
-        var kept = UnsafeRawBufferPointer(start: nil, count: 0)
-        if let stored {
-            var reader = RecordReader(bytes: stored, subject: .job(id))
-            dropped = try reader.integer(UInt32.self)
-            count = Int(try reader.u8())
-            kept = UnsafeRawBufferPointer(rebasing: stored[timelineHeaderSize...])
-            if count >= JobEvent.timelineLimit {
-                guard let first = eventSize(stored, at: timelineHeaderSize) else { throw reader.corrupt("its first event runs past the end") }
-                kept = UnsafeRawBufferPointer(rebasing: kept[first...])
-                count -= 1
-                dropped &+= 1
+    /// An event appended to a stored timeline block: what of the block is kept, planned before
+    /// the new block is written (its size first, so the write path can place it).
+    struct TimelineAppend {
+        let event: JobEvent
+        /// Events dropped from the timeline so far, this append's included.
+        let dropped: UInt32
+        /// Events the new block holds.
+        let count: Int
+        /// The stored events kept, bytes as they are.
+        let kept: UnsafeRawBufferPointer
+
+        init(_ event: JobEvent, to stored: UnsafeRawBufferPointer?, id: JobID) throws {
+            self.event = event
+            var dropped: UInt32 = 0
+            var count = 0
+            var kept = UnsafeRawBufferPointer(start: nil, count: 0)
+            if let stored {
+                var reader = RecordReader(bytes: stored, subject: .job(id))
+                dropped = try reader.integer(UInt32.self)
+                count = Int(try reader.u8())
+                kept = UnsafeRawBufferPointer(rebasing: stored[timelineHeaderSize...])
+                if count >= JobEvent.timelineLimit {
+                    guard let first = eventSize(stored, at: timelineHeaderSize) else { throw reader.corrupt("its first event runs past the end") }
+                    kept = UnsafeRawBufferPointer(rebasing: kept[first...])
+                    count -= 1
+                    dropped &+= 1
+                }
             }
+            (self.dropped, self.count, self.kept) = (dropped, count + 1, kept)
         }
-        return try withUnsafeTemporaryAllocation(byteCount: timelineHeaderSize + kept.count + size(of: event), alignment: 8) { buffer in
-            var writer = RecordWriter(buffer: buffer)
+
+        /// The new block's bytes.
+        var size: Int { timelineHeaderSize + kept.count + EventFormat.size(of: event) }
+
+        /// Writes the new block at the start of `raw` (at least ``size`` bytes); returns ``size``.
+        func write(into raw: UnsafeMutableRawBufferPointer) -> Int {
+            var writer = RecordWriter(buffer: raw)
             writer.put(dropped)
-            writer.put(UInt8(count + 1))
+            writer.put(UInt8(count))
             writer.putBytes(kept)
-            write(event, to: &writer)
-            return try body(UnsafeRawBufferPointer(rebasing: buffer[..<writer.offset]))
+            EventFormat.write(event, to: &writer)
+            return writer.offset
         }
     }
 
@@ -147,14 +165,16 @@ enum EventFormat {
     // MARK: History
 
     static func historyKey(_ position: HistoryPosition) -> [UInt8] {
-        withHistoryKey(position) { Array($0) }
+        [UInt8](unsafeUninitializedCapacity: historyKeySize) { buffer, count in
+            count = writeHistoryKey(position, into: UnsafeMutableRawBufferPointer(buffer))
+        }
     }
 
-    /// Calls `body` with the history key of `position`, built on the stack.
-    static func withHistoryKey<R>(_ position: HistoryPosition, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withUnsafeBytes(of: (Keys.orderedTime(position.time), position.sequence.bigEndian)) { key in
-            try body(UnsafeRawBufferPointer(rebasing: key[..<historyKeySize]))
-        }
+    /// Writes the history key of `position` (``historyKeySize`` bytes) at the start of `raw`; returns its length.
+    static func writeHistoryKey(_ position: HistoryPosition, into raw: UnsafeMutableRawBufferPointer) -> Int {
+        raw.storeBytes(of: Keys.orderedTime(position.time), toByteOffset: 0, as: UInt64.self)
+        raw.storeBytes(of: position.sequence.bigEndian, toByteOffset: 8, as: UInt32.self)
+        return historyKeySize
     }
 
     static func position(fromKey key: UnsafeRawBufferPointer) throws -> HistoryPosition {
@@ -166,20 +186,23 @@ enum EventFormat {
 
     /// The history value of `event` of job `id`.
     static func encodeHistory(_ id: JobID, _ event: JobEvent) -> [UInt8] {
-        withHistoryValue(id, event) { Array($0) }
+        [UInt8](unsafeUninitializedCapacity: historyValueSize(of: event)) { buffer, count in
+            count = writeHistoryValue(id, event, into: UnsafeMutableRawBufferPointer(buffer))
+        }
     }
 
-    /// The history value of `event` of job `id`, in a temporary buffer (on the stack when
-    /// small) lent to `body`.
-    static func withHistoryValue<R>(_ id: JobID, _ event: JobEvent, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withUnsafeTemporaryAllocation(byteCount: 17 + size(of: event) + Seal.size, alignment: 8) { buffer in
-            var writer = RecordWriter(buffer: buffer)
-            writer.put(currentVersion)
-            writer.put128(id.high, id.low)
-            write(event, to: &writer)
-            Seal.put(&writer)
-            return try body(UnsafeRawBufferPointer(rebasing: buffer[..<writer.offset]))
-        }
+    /// The bytes of the history value of `event`.
+    static func historyValueSize(of event: JobEvent) -> Int { 17 + size(of: event) + Seal.size }
+
+    /// Writes the history value of `event` of job `id` at the start of `raw` (at least
+    /// ``historyValueSize(of:)`` bytes); returns its length.
+    static func writeHistoryValue(_ id: JobID, _ event: JobEvent, into raw: UnsafeMutableRawBufferPointer) -> Int {
+        var writer = RecordWriter(buffer: raw)
+        writer.put(currentVersion)
+        writer.put128(id.high, id.low)
+        write(event, to: &writer)
+        Seal.put(&writer)
+        return writer.offset
     }
 
     static func decodeHistory(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws -> HistoryEntry {

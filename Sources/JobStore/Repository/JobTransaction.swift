@@ -269,6 +269,10 @@ public final class JobTransaction {
     /// transaction's write count then: while no write has happened since, the bytes are valid
     /// and a change of that job appends to them without looking its record up again.
     @exclusivity(unchecked) private var lastRead: (id: JobID, timeline: UnsafeRawBufferPointer?, writeCount: UInt64)?
+    /// Bytes reused for every record and history entry this transaction writes
+    /// (``scratch(_:)``), allocated at the first; each put copies them to LMDB's page before
+    /// the next encoding.
+    @exclusivity(unchecked) private var scratchBytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
     init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
         self.txn = txn
@@ -276,6 +280,8 @@ public final class JobTransaction {
         self.ids = ids
         self.now = now
     }
+
+    deinit { scratchBytes.deallocate() }
 
     // MARK: Reading inside the transaction
 
@@ -752,27 +758,23 @@ public final class JobTransaction {
             throw JobStoreError(.newerFormat, "this store has no history database", hint: "Open it writable once to upgrade it")
         }
         let position = try nextHistoryPosition(events)
-        try EventFormat.withHistoryValue(id, event) { value in
-            try EventFormat.withHistoryKey(position) { key in
-                try txn.put(events.history, rawKey: key, rawValue: value, options: .append)
-            }
-        }
+        // Key, then value, in the scratch bytes (the record put before copied them to its page).
+        let bytes = scratch(EventFormat.historyKeySize + EventFormat.historyValueSize(of: event))
+        let keyLength = EventFormat.writeHistoryKey(position, into: bytes)
+        let value = UnsafeMutableRawBufferPointer(rebasing: bytes[keyLength...])
+        let valueLength = EventFormat.writeHistoryValue(id, event, into: value)
+        try txn.put(
+            events.history, rawKey: UnsafeRawBufferPointer(rebasing: bytes[..<keyLength]),
+            rawValue: UnsafeRawBufferPointer(rebasing: value[..<valueLength]), options: .append)
     }
 
     /// Puts the record of `job` with `event` appended to the timeline its stored record holds
     /// (none for an insert): the one ``job(_:)`` just read, when no write came between.
     private func putRecord(_ job: Job, event: JobEvent, inserting: Bool, options: PutOptions = []) throws {
-        func put(appendingTo stored: UnsafeRawBufferPointer?) throws {
-            try EventFormat.withAppended(event, to: stored, id: job.id) { timeline in
-                try RecordFormat.withEncoded(job, timeline: timeline) { record in
-                    try job.id.withBytes { key in try txn.put(db.jobs, rawKey: key, rawValue: record, options: options) }
-                }
-            }
-        }
         if inserting {
-            try put(appendingTo: nil)
+            try putRecord(job, event: event, appendingTo: nil, options: options)
         } else if let lastRead, lastRead.id == job.id, lastRead.writeCount == txn.writeCount {
-            try put(appendingTo: lastRead.timeline)
+            try putRecord(job, event: event, appendingTo: lastRead.timeline, options: options)
         } else {
             // Copied out: no write while bytes borrowed from the map are in scope.
             let stored: [UInt8]? = try job.id.withBytes { key in
@@ -780,8 +782,38 @@ public final class JobTransaction {
                     try record.flatMap { try RecordFormat.timeline($0, id: job.id) }.map { Array($0) }
                 }
             }
-            if let stored { try stored.withUnsafeBytes { try put(appendingTo: $0) } } else { try put(appendingTo: nil) }
+            if let stored {
+                try stored.withUnsafeBytes { try putRecord(job, event: event, appendingTo: $0, options: options) }
+            } else {
+                try putRecord(job, event: event, appendingTo: nil, options: options)
+            }
         }
+    }
+
+    /// Encodes the record — id, then the new timeline, then the record with it — into
+    /// ``scratch`` and puts it. No closure holds `job` here: one did, and the optimiser copied
+    /// the whole `Job` for it (a retain and a release per text and array of the job).
+    private func putRecord(_ job: Job, event: JobEvent, appendingTo stored: UnsafeRawBufferPointer?, options: PutOptions) throws {
+        let timeline = try EventFormat.TimelineAppend(event, to: stored, id: job.id)
+        let recordSize = RecordFormat.encodedSize(job, timelineCount: timeline.size)
+        let bytes = scratch(16 + timeline.size + recordSize)
+        job.id.store(into: bytes, at: 0)
+        let timelineBytes = UnsafeMutableRawBufferPointer(rebasing: bytes[16..<16 + timeline.size])
+        _ = timeline.write(into: timelineBytes)
+        let record = UnsafeMutableRawBufferPointer(rebasing: bytes[(16 + timeline.size)...])
+        let length = RecordFormat.write(job, timeline: UnsafeRawBufferPointer(timelineBytes), into: record)
+        try txn.put(
+            db.jobs, rawKey: UnsafeRawBufferPointer(rebasing: bytes[..<16]),
+            rawValue: UnsafeRawBufferPointer(rebasing: record[..<length]), options: options)
+    }
+
+    /// At least `count` bytes of ``scratchBytes``, grown (and its bytes forgotten) when short.
+    private func scratch(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        if scratchBytes.count < count {
+            scratchBytes.deallocate()
+            scratchBytes = .allocate(byteCount: max(count, 2 * scratchBytes.count, 1024), alignment: 8)
+        }
+        return scratchBytes
     }
 
     /// The history position after the last one given out: the transaction's time, or — when
