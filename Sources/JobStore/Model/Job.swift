@@ -32,11 +32,19 @@ public struct Job: Sendable, Hashable, Identifiable {
     public var uniqueKey: String?
     /// The pipeline step this job is, if any.
     public var pipeline: PipelineReference?
-    /// The job's input, opaque bytes.
-    public var payload: [UInt8]
     /// The job's output once it succeeded, if the handler gave one.
     public var result: [UInt8]?
+    // `payload` is declared after `result` so that the initialiser Swift synthesises (labels in
+    // declaration order) differs from the public one below, which delegates to it. An
+    // initialiser that assigns each field made the optimiser build the job in a temporary,
+    // copy it whole (a retain per text and array) and destroy the temporary, on every
+    // construction: every read of a record and every insert. The synthesised one builds it in
+    // place.
+    /// The job's input, opaque bytes.
+    public var payload: [UInt8]
+}
 
+extension Job {
     /// A job with every field given.
     public init(
         id: JobID, name: String, queue: String, tenant: String? = nil, state: JobState, priority: UInt8,
@@ -44,23 +52,10 @@ public struct Job: Sendable, Hashable, Identifiable {
         lease: Lease? = nil, errors: [JobErrorRecord] = [], uniqueKey: String? = nil,
         pipeline: PipelineReference? = nil, payload: [UInt8], result: [UInt8]? = nil
     ) {
-        self.id = id
-        self.name = name
-        self.queue = queue
-        self.tenant = tenant
-        self.state = state
-        self.priority = priority
-        self.createdAt = createdAt
-        self.updatedAt = updatedAt
-        self.runAt = runAt
-        self.attempts = attempts
-        self.maxAttempts = maxAttempts
-        self.lease = lease
-        self.errors = errors
-        self.uniqueKey = uniqueKey
-        self.pipeline = pipeline
-        self.payload = payload
-        self.result = result
+        self.init(
+            id: id, name: name, queue: queue, tenant: tenant, state: state, priority: priority,
+            createdAt: createdAt, updatedAt: updatedAt, runAt: runAt, attempts: attempts, maxAttempts: maxAttempts,
+            lease: lease, errors: errors, uniqueKey: uniqueKey, pipeline: pipeline, result: result, payload: payload)
     }
 }
 
