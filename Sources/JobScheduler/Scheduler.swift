@@ -150,7 +150,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     let metrics = SchedulerMetrics()
     private let inbox = Lock<[Event]>([])
     private let doorbell = Doorbell()
-    /// The leases of the running jobs, for the lease-extending task.
+    /// The leases this scheduler holds, for the lease-extending task: from the claim until the
+    /// job's outcome is written (waiting to start, running, or finished and not yet written).
     private let held = Lock<[JobID: OwnerToken]>([:])
 
     init(
@@ -283,10 +284,12 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 case .finished(let id, let end):
                     guard let run = running.removeValue(forKey: id) else { continue }
                     perQueue[run.job.queue, default: 1] -= 1
-                    held.withLock { _ = $0.removeValue(forKey: id) }
                     metrics.record("job_duration", queue: run.job.queue, nanoseconds: nanoseconds(run.started.duration(to: .now)))
                     if let kind = outcome(of: run, end) {
+                        // Its lease stays held (and extended) until the outcome is written.
                         outcomes.append(PendingOutcome(outcome: JobOutcome(id: id, owner: run.owner, kind: kind), queue: run.job.queue))
+                    } else {
+                        held.withLock { _ = $0.removeValue(forKey: id) }
                     }
                 case .wake:
                     mayHaveWork = Set(queues)
@@ -362,8 +365,15 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         "next_run_at": "\(response.nextRunAt.map(String.init(describing:)) ?? "-")",
                     ])
                     record(commit.outcomes, response.finished)
+                    held.withLock { held in
+                        // Written: no longer this run's to extend (unless claimed again since, under another token).
+                        for pending in commit.outcomes where held[pending.outcome.id] == pending.outcome.owner {
+                            held.removeValue(forKey: pending.outcome.id)
+                        }
+                    }
                     let now = Timestamp.now
                     for job in response.claimed {
+                        held.withLock { $0[job.id] = commit.owner }
                         metrics.count("claimed", queue: job.queue)
                         metrics.record("job_wait", queue: job.queue, nanoseconds: (now.microseconds - max(job.runAt, job.createdAt).microseconds) * 1000)
                         guard handler(job) != nil else {
@@ -377,7 +387,6 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         }
                         buffered[job.queue, default: []].append((job, commit.owner))
                         bufferedCount += 1
-                        held.withLock { $0[job.id] = commit.owner }
                     }
                     for request in commit.requests where !response.filledQueues.contains(request.queue) && wakes == commit.wakes {
                         mayHaveWork.remove(request.queue)
@@ -396,7 +405,6 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 for (queue, jobs) in buffered {
                     for (job, owner) in jobs {
                         outcomes.append(PendingOutcome(outcome: JobOutcome(id: job.id, owner: owner, kind: .released), queue: queue))
-                        held.withLock { _ = $0.removeValue(forKey: job.id) }
                     }
                 }
                 buffered = [:]
@@ -522,7 +530,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
     // MARK: Helpers running beside the loop
 
-    /// Every third of a lease, extends the leases of the running jobs; a lost one stops its handler.
+    /// Every third of a lease, extends the leases this scheduler holds — of the jobs claimed and
+    /// waiting, running, or finished with the outcome not yet written; a lost one stops its handler.
     private func extendLeases() async {
         let period = options.lease / 3
         while !Task.isCancelled {
@@ -531,7 +540,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             guard !leases.isEmpty else { continue }
             do {
                 for id in try await backend.extendLeases(leases, until: Timestamp.now.adding(options.lease)) {
-                    logger.notice("a running job's lease was lost; stopping its handler", metadata: ["job": "\(id)"])
+                    logger.notice("a held job's lease was lost; stopping its handler", metadata: ["job": "\(id)"])
                     post(.leaseLost(id))
                 }
             } catch {
@@ -548,7 +557,10 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             do {
                 var rescued: [Job] = []
                 repeat {
-                    rescued = try await backend.rescueExpiredLeases(limit: 1000)
+                    // Not the jobs this scheduler holds: their leases expired only if it stalled
+                    // (a paused process, a starved thread pool, a slow write), and it runs them still.
+                    let own = held.withLock { Set($0.keys) }
+                    rescued = try await backend.rescueExpiredLeases(limit: 1000, sparing: own)
                     for job in rescued { metrics.count("rescued", queue: job.queue) }
                     if !rescued.isEmpty {
                         logger.notice("rescued jobs whose lease expired", metadata: ["count": "\(rescued.count)"])

@@ -9,12 +9,14 @@ public protocol SchedulerBackend: Sendable {
     /// of ready jobs of its queue under a lease of `lease` held by `owner`. Finishing a job and
     /// claiming the next thus cost one commit.
     func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse
-    /// Extends the leases of these running jobs to `until`; returns the ids of those whose lease
-    /// was lost (rescued, cancelled, deleted or reclaimed), whose handlers must stop.
+    /// Extends the leases of these running jobs to `until`, never shortening one (a later expiry
+    /// already written stays); returns the ids of those whose lease was lost (rescued,
+    /// cancelled, deleted or reclaimed), whose handlers must stop.
     func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID]
     /// Moves up to `limit` running jobs whose lease expired back to pending (or failed when out
-    /// of attempts), each with an error saying so.
-    func rescueExpiredLeases(limit: Int) async throws -> [Job]
+    /// of attempts), each with an error saying so; the jobs in `sparing` (the calling
+    /// scheduler's own) are passed over.
+    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job]
     /// Deletes the jobs in the finished `state` that finished before `cutoff`, and the pipelines
     /// in that state that did (with their steps' jobs), in bounded transactions; returns how
     /// many of each.

@@ -77,18 +77,18 @@ extension PostgresJobStore {
                     lost.append(lease.id)
                     continue
                 }
-                extended.append(try txn.changed(job) { $0.lease?.expiresAt = until })
+                extended.append(try txn.changed(job) { $0.extendLease(until: until) })
             }
             if !extended.isEmpty { try await txn.run(Statements.saveOutcomes(extended)) }
             return lost
         }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/rescueExpiredLeases(limit:)``.
-    public func rescueExpiredLeases(limit: Int = 1000) async throws -> [Job] {
+    /// See ``JobScheduler/SchedulerBackend/rescueExpiredLeases(limit:sparing:)``.
+    public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) async throws -> [Job] {
         try await transaction("rescue expired leases") { txn in
             var rescued: [Job] = []
-            for job in try await txn.rows(Statements.expiredLeases(now: txn.now, limit: limit), JobRow.decode) {
+            for job in try await txn.rows(Statements.expiredLeases(now: txn.now, limit: limit, sparing: sparing), JobRow.decode) {
                 guard let lease = job.lease else { continue }
                 rescued.append(try await txn.update(job) { $0.rescue(at: txn.now, leaseExpiredAt: lease.expiresAt) })
             }

@@ -357,11 +357,12 @@ enum Statements {
         "SELECT min(run_at) FROM jobstore_jobs WHERE state = 1 AND queue = \(queue) AND run_at > \(now.microseconds)"
     }
 
-    /// Running jobs whose lease expired before `now`, locked (skipping those another rescuer holds).
-    static func expiredLeases(now: Timestamp, limit: Int) -> PostgresQuery {
+    /// Running jobs whose lease expired before `now`, but those in `sparing`, locked (skipping
+    /// those another rescuer holds).
+    static func expiredLeases(now: Timestamp, limit: Int, sparing: Set<JobID>) -> PostgresQuery {
         """
         SELECT \(unescaped: jobColumns) FROM jobstore_jobs
-        WHERE state = 2 AND lease_expires_at < \(now.microseconds)
+        WHERE state = 2 AND lease_expires_at < \(now.microseconds) AND NOT (id = ANY(\(sparing.map(UUID.init))))
         ORDER BY lease_expires_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED
         """
     }

@@ -139,6 +139,57 @@ struct SchedulerTests {
         }
     }
 
+    @Test("a job whose outcome waits for a slow write keeps its lease: it is not rescued meanwhile and runs once")
+    func leaseHeldUntilOutcomeWritten() async throws {
+        try await withStore { store, _ in
+            let jobs = try await store.insert((0..<3).map { _ in NewJob(name: "quick", queue: "q") })
+            let backend = SlowBackend(store)
+            backend.nextOutcomesDelay.withLock { $0 = .seconds(5) }  // longer than the lease
+            let recorder = Recorder()
+            var options = testOptions()
+            options.lease = .seconds(2)
+            options.rescueInterval = .milliseconds(250)
+            var scheduler = Scheduler(backend: backend, options: options)
+            scheduler.handle(queue: "q") { recorder.record("ran", $0.job) }
+            try await running(scheduler) {
+                try await waitUntil(store, "3 succeeded") { try store.count(.succeeded) == 3 }
+            }
+            // Before: the finished jobs' leases were no longer extended, so the rescue pass took
+            // them back while their outcomes waited, and each ran twice.
+            #expect(recorder.events("ran").map(\.job.id).sorted() == jobs.map(\.id).sorted())
+            for job in jobs {
+                let stored = try #require(try store.job(job.id))
+                #expect(stored.attempts == 1 && stored.errors.isEmpty, "\(stored.attempts) \(stored.errors)")
+            }
+            try expectConsistent(store)
+        }
+    }
+
+    @Test("a lease extension that stalls past the lease does not let the scheduler's own rescue pass take the job it runs")
+    func rescuePassSparesOwnJobs() async throws {
+        try await withStore { store, _ in
+            let job = try await store.insert(NewJob(name: "long", queue: "q"))
+            let backend = SlowBackend(store)
+            backend.nextExtensionDelay.withLock { $0 = .seconds(5) }  // the periodic extension, stuck
+            let recorder = Recorder()
+            var options = testOptions()
+            options.lease = .seconds(2)
+            options.rescueInterval = .milliseconds(250)
+            var scheduler = Scheduler(backend: backend, options: options)
+            scheduler.handle(queue: "q") { context in
+                recorder.record("ran", context.job)
+                try await Task.sleep(for: .seconds(6))
+            }
+            try await running(scheduler) { try await waitForState(store, job.id, .succeeded) }
+            // Before: the rescue pass found the lease expired while the extension was stuck,
+            // put the job back to pending, and it ran a second time.
+            let stored = try #require(try store.job(job.id))
+            #expect(recorder.events("ran").count == 1, "\(recorder.events("ran").map { ($0.at, $0.job.attempts) }) \(stored.errors)")
+            #expect(stored.attempts == 1 && stored.errors.isEmpty, "\(stored.errors)")
+            try expectConsistent(store)
+        }
+    }
+
     @Test("a process holding leases is killed: once the leases expire a new scheduler rescues and runs its jobs, each once")
     func rescueAfterCrash() async throws {
         try await withStore { store, directory in

@@ -101,6 +101,12 @@ extension Job {
         lease = Lease(expiresAt: expiry, owner: owner)
     }
 
+    /// Its lease extended to `expiry` — never shortened: an extension computed before a later
+    /// one but written after it (a slow or stalled transaction) leaves the later expiry.
+    public mutating func extendLease(until expiry: Timestamp) {
+        if let current = lease?.expiresAt, current < expiry { lease?.expiresAt = expiry }
+    }
+
     /// Its run succeeded with `result`.
     public mutating func succeed(result: [UInt8]?) {
         state = .succeeded

@@ -588,10 +588,13 @@ public final class JobTransaction {
         try update(try leased(id, by: owner)) { $0.fail(error, at: now, retryAt: retryAt) }
     }
 
-    /// Extends the lease of a running job held by `owner` (a heartbeat).
+    /// Extends the lease of a running job held by `owner` to `expiry` (a heartbeat); a later
+    /// expiry already set stays (``Job/extendLease(until:)``).
+    ///
+    /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func extendLease(_ id: JobID, owner: OwnerToken, until expiry: Timestamp) throws -> Job {
-        try update(try leased(id, by: owner)) { job in job.lease?.expiresAt = expiry }
+        try update(try leased(id, by: owner)) { $0.extendLease(until: expiry) }
     }
 
     /// Puts a running job held by `owner` back to pending until `until`, without counting the
@@ -655,12 +658,15 @@ public final class JobTransaction {
 
     /// Rescues up to `limit` running jobs whose lease expired before now: back to pending (runnable
     /// now) while attempts remain, otherwise failed; either way an error records the lost lease.
-    /// The state and the lease are re-checked here, in the writing transaction.
-    public func rescueExpiredLeases(limit: Int = 1000) throws -> [Job] {
+    /// The state and the lease are re-checked here, in the writing transaction. The jobs in
+    /// `sparing` are passed over: a scheduler spares those it still runs itself, whose leases
+    /// expired only because it stalled (a paused process, a starved thread pool, a slow write).
+    public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) throws -> [Job] {
         guard limit > 0 else { return [] }
         var expired: [JobID] = []
         try txn.forEach(db.lease, in: .upTo(Keys.lease(now, JobID(high: 0, low: 0)))) { key, _ in
-            expired.append(try Keys.trailingID(key, index: db.lease.name))
+            let id = try Keys.trailingID(key, index: db.lease.name)
+            if !sparing.contains(id) { expired.append(id) }
             return expired.count < limit
         }
         return try expired.map { id in

@@ -1,0 +1,42 @@
+import JobScheduler
+import JobStore
+import Locking
+
+/// The embedded store behind a backend whose next write of outcomes, or next lease extension,
+/// can be held up — as a slow connection, a lock wait or a stalled process would hold it up.
+/// Everything else goes straight to the store.
+final class SlowBackend: SchedulerBackend {
+    let store: JobRepository
+    /// Consumed by the next `finish` that carries outcomes: it waits this long first.
+    let nextOutcomesDelay = Lock<Duration?>(nil)
+    /// Consumed by the next `extendLeases`: it waits this long first.
+    let nextExtensionDelay = Lock<Duration?>(nil)
+
+    init(_ store: JobRepository) { self.store = store }
+
+    func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
+        if !outcomes.isEmpty, let delay = nextOutcomesDelay.withLock({ $0.take() }) { try await Task.sleep(for: delay) }
+        return try await store.finish(outcomes, claiming: requests, lease: lease, owner: owner)
+    }
+
+    func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
+        if let delay = nextExtensionDelay.withLock({ $0.take() }) { try await Task.sleep(for: delay) }
+        return try await store.extendLeases(leases, until: until)
+    }
+
+    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job] {
+        try await store.rescueExpiredLeases(limit: limit, sparing: sparing)
+    }
+    func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
+        try await store.pruneFinished(state, before: cutoff)
+    }
+    func pruneHistory(before cutoff: Timestamp) async throws -> Int { try await store.pruneHistory(before: cutoff) }
+    func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord { try await store.register(schedule) }
+    func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
+        try await store.enqueue(tick: tick, of: name, next: next, job: job)
+    }
+    func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await store.enqueue(jobs) }
+    func cancel(_ id: JobID) async throws -> Job { try await store.cancel(id) }
+    func queueDepths() async throws -> [String: [JobState: Int]] { try await store.queueDepths() }
+    func workSignals() -> AsyncStream<WorkSignal> { store.workSignals() }
+}
