@@ -585,7 +585,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 logger.error("rescuing expired leases failed", metadata: ["error": "\(error)"])
             }
             // A safety net: look for work once per interval even if no signal came (a store
-            // written through the map gives no inotify event).
+            // whose commit signal was missed, or no inotify).
             post(.wake)
             guard (try? await Task.sleep(for: options.rescueInterval)) != nil else { return }
         }

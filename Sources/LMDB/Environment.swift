@@ -69,6 +69,15 @@ public final class Environment: @unchecked Sendable {
     private let readPool = Lock<[TransactionHandle]>([])
     private let databaseHandles: [String: (handle: MDB_dbi, flags: DatabaseFlags)]
     private let writerState = Lock<Writer?>(nil)
+    /// With ``EnvironmentOptions/writeMap``, the open ``commitSignalFile`` (written after each
+    /// commit that changed something); -1 otherwise.
+    private let commitSignalDescriptor: Int32
+
+    /// The file in the environment's directory that a write-mapped environment writes a byte to
+    /// after each commit that changed something. Writes through the map raise no inotify event,
+    /// so a process watching the directory for commits (`IN_MODIFY` of `data.mdb`) would miss
+    /// them; it watches this file too.
+    public static let commitSignalFile = "commit-signal"
 
     private static let nextID = Atomic<UInt64>(1)
     private static let registry = OpenRegistry()
@@ -171,12 +180,35 @@ public final class Environment: @unchecked Sendable {
             mdb_env_close(env)
             throw error
         }
+        commitSignalDescriptor = options.writeMap && !options.readOnly
+            ? Environment.openCommitSignal(canonical, mode: options.fileMode, logger: options.logger) : -1
         registered = false  // from here on, close() unregisters
         Environment.registry.opened(registration, self)
     }
 
     deinit {
         closeNow()
+    }
+
+    /// Opens (creating) the commit signal file; -1, logged, if it cannot: commits then raise no
+    /// event for other processes' watchers, which is what a write-mapped store did before.
+    private static func openCommitSignal(_ directory: String, mode: UInt32, logger: Logger) -> Int32 {
+        let descriptor = open(directory + "/" + commitSignalFile, O_WRONLY | O_CREAT | O_CLOEXEC, mode_t(mode))
+        if descriptor < 0 {
+            logger.warning(
+                "cannot open the commit signal file: other processes watching this store will not see its commits",
+                metadata: ["path": "\(directory)/\(commitSignalFile)", "error": "\(String(cString: strerror(errno)))"])
+        }
+        return descriptor
+    }
+
+    /// After a commit that changed something: with ``EnvironmentOptions/writeMap``, writes a byte
+    /// to ``commitSignalFile`` (the `IN_MODIFY` a watcher waits for); nothing otherwise (LMDB's
+    /// own `pwrite`s to `data.mdb` raise it).
+    func signalCommit() {
+        guard commitSignalDescriptor >= 0 else { return }
+        var byte: UInt8 = 1
+        _ = pwrite(commitSignalDescriptor, &byte, 1, 0)  // best effort: a missed signal delays a watcher, loses nothing
     }
 
     /// Which of the environment's files (or its directory) this process may not write, and who
@@ -679,6 +711,7 @@ public final class Environment: @unchecked Sendable {
             mdb_txn_abort(pooled.pointer)
         }
         mdb_env_close(handle)
+        if commitSignalDescriptor >= 0 { Glibc.close(commitSignalDescriptor) }
         Environment.registry.release(canonicalPath)
     }
 

@@ -94,6 +94,8 @@ public struct EnvironmentOptions: Sendable {
     /// impossible (``WriteTransaction/nested(_:)`` and ``WriteIsolation/nestedTransactions`` fail),
     /// a stray pointer write in the process can corrupt the store, the data file is extended to
     /// the map size (sparse), and every process opening the store must use the same setting.
+    /// Writes through the map raise no inotify event, so each commit that wrote something also
+    /// writes a byte to ``Environment/commitSignalFile`` for watchers in other processes.
     /// Off by default.
     public var writeMap: Bool = false
     /// Where the environment tells what an operator may want to know: the map grown (info),

@@ -611,6 +611,7 @@ public final class WriteTransaction: Transaction {
         if completionHandlers.isEmpty {
             let rc = mdb_txn_commit(txn)
             if rc != 0 { throw failure(rc, "mdb_txn_commit", "") }
+            if writeGeneration > 0 { environment.signalCommit() }
             return
         }
         // Still holding LMDB's write lock: no other commit of this process can be between its
@@ -621,6 +622,7 @@ public final class WriteTransaction: Transaction {
             return rc
         }
         if rc != 0 { throw failure(rc, "mdb_txn_commit", "") }
+        if writeGeneration > 0 { environment.signalCommit() }
     }
 
     /// Aborts if the transaction is still open (the handle is consumed first).

@@ -119,11 +119,15 @@ struct SchedulerTests {
         }
     }
 
-    @Test("an idle scheduler wakes for a job another process enqueues")
-    func wakesForAnotherProcess() async throws {
-        try await withStore { store, directory in
+    @Test(
+        "an idle scheduler wakes for a job another process enqueues (also when both write through the map, whose writes raise no inotify event of their own)",
+        arguments: [false, true])
+    func wakesForAnotherProcess(writeMap: Bool) async throws {
+        try await withStore(writeMap: writeMap) { store, directory in
             let recorder = Recorder()
-            var scheduler = Scheduler(backend: store, options: testOptions())
+            var options = testOptions()
+            options.rescueInterval = .seconds(3600)  // its once-per-interval look for work must not be what wakes it
+            var scheduler = Scheduler(backend: store, options: options)
             scheduler.handle(queue: "remote") { recorder.record("ran", $0.job) }
             try await running(scheduler) {
                 // Let the scheduler go idle first: its first claim found nothing.
@@ -131,6 +135,7 @@ struct SchedulerTests {
                 let child = Process()
                 child.executableURL = try helperExecutable("JobStoreTestHelper")
                 child.arguments = ["insert", directory.path, "from-afar", "remote"]
+                if writeMap { child.environment = ProcessInfo.processInfo.environment.merging(["JOBSTORE_TEST_WRITE_MAP": "1"]) { $1 } }
                 try child.run()
                 #expect(try await exitStatus(of: child) == 0)
                 try await recorder.wait(for: 1, "ran")

@@ -7,9 +7,13 @@ import Testing
 import TestSupport
 
 /// Opens a store in a new temporary directory.
-func withStore<R>(_ name: String = #function, _ body: (JobRepository, TemporaryDirectory) async throws -> R) async throws -> R {
+func withStore<R>(
+    _ name: String = #function, writeMap: Bool = false, _ body: (JobRepository, TemporaryDirectory) async throws -> R
+) async throws -> R {
     try await withTemporaryDirectory(name) { directory in
-        let store = try JobRepository(path: directory.path, options: JobStoreOptions(durability: .noSync))
+        var options = JobStoreOptions(durability: .noSync)
+        options.environment.writeMap = writeMap
+        let store = try JobRepository(path: directory.path, options: options)
         defer { store.close() }
         return try await body(store, directory)
     }

@@ -24,7 +24,10 @@ let arguments = CommandLine.arguments
 guard arguments.count >= 3 else { fail("usage: JobStoreTestHelper (insert-loop PATH [PAUSE_MS] | mixed-loop PATH | pipeline-loop PATH | insert PATH NAME QUEUE | pause PATH QUEUE | resume PATH QUEUE | claim-and-hang PATH COUNT LEASE_MS QUEUE | set-payload PATH ID TEXT)") }
 
 do {
-    let store = try JobRepository(path: arguments[2], options: JobStoreOptions(mapSize: 1 << 20))
+    var options = JobStoreOptions(mapSize: 1 << 20)
+    // Every process opening a store must agree on write-mapping: the test says so to its helper.
+    options.environment.writeMap = getenv("JOBSTORE_TEST_WRITE_MAP") != nil
+    let store = try JobRepository(path: arguments[2], options: options)
     switch arguments[1] {
     case "insert-loop":
         // Batches of 20 jobs, each batch also completing a claimed job; prints the last id of

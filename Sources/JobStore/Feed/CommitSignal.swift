@@ -1,3 +1,4 @@
+import LMDB
 import Synchronization
 
 #if canImport(Glibc)
@@ -9,15 +10,16 @@ extension JobRepository {
     /// this process's): a value after the data file was written, coalesced — several commits
     /// may give one value. For a scheduler to wake when another process enqueues work.
     ///
-    /// Built on Linux's inotify (`IN_MODIFY` on `data.mdb`), read by a thread blocked in
-    /// `read(2)`: no polling, no CPU while nothing is written. A store opened with
-    /// ``EnvironmentOptions/writeMap`` writes through the map, which inotify does not see:
-    /// there, and where inotify is unavailable, the stream ends at once (`nil` on the first
-    /// `next()`), and a caller should fall back to polling. For the same reason, commits of
-    /// another process that opened the store with `writeMap` give no value here.
+    /// Built on Linux's inotify (`IN_MODIFY` in the store's directory, of `data.mdb` or of the
+    /// commit signal file), read by a thread blocked in `read(2)`: no polling, no CPU while
+    /// nothing is written. A store opened with ``EnvironmentOptions/writeMap`` writes through the
+    /// map, which inotify does not see, so it writes a byte to
+    /// ``LMDB/Environment/commitSignalFile`` after each commit instead. Where inotify is
+    /// unavailable the stream ends at once (`nil` on the first `next()`), and a caller should
+    /// fall back to polling.
     public func commitSignals() -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        guard !options.environment.writeMap, let watcher = FileWatcher(path: path + "/data.mdb") else {
+        guard let watcher = FileWatcher(directory: path, files: ["data.mdb", Environment.commitSignalFile]) else {
             continuation.finish()
             return stream
         }
@@ -27,39 +29,61 @@ extension JobRepository {
     }
 }
 
-/// A thread blocked in `read(2)` on an inotify descriptor watching one file for writes.
+/// A thread blocked in `read(2)` on an inotify descriptor watching a directory for writes to
+/// some of its files. The directory, not the files: a file created after the watch began (the
+/// commit signal file of a write-mapped process that opened the store later) is seen too.
 final class FileWatcher: Sendable {
     private let descriptor: Int32
     private let watch: Int32
+    private let files: Set<String>
     private let stopped = Atomic<Bool>(false)
 
-    init?(path: String) {
+    init?(directory: String, files: Set<String>) {
         let fd = inotify_init1(Int32(IN_CLOEXEC))
         guard fd >= 0 else { return nil }
-        let wd = inotify_add_watch(fd, path, UInt32(IN_MODIFY))
+        let wd = inotify_add_watch(fd, directory, UInt32(IN_MODIFY))
         guard wd >= 0 else {
             close(fd)
             return nil
         }
         descriptor = fd
         watch = wd
+        self.files = files
     }
 
-    /// Calls `changed` after each batch of writes, on the watcher's own thread, until ``stop()``.
-    /// False if no thread could be started.
+    /// Calls `changed` after each batch of events that wrote one of the files, on the watcher's
+    /// own thread, until ``stop()``. False if no thread could be started.
     func start(_ changed: @escaping @Sendable () -> Void) -> Bool {
         let started = startThread { [self] in
-            var buffer = [UInt8](repeating: 0, count: 4096)
+            // Room for many events; each is a header and the file's name, NUL-padded.
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: MemoryLayout<inotify_event>.alignment)
+            defer { buffer.deallocate() }
             while !stopped.load(ordering: .acquiring) {
-                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                let count = read(descriptor, buffer.baseAddress, buffer.count)
                 if count < 0 && errno == EINTR { continue }
                 if count <= 0 || stopped.load(ordering: .acquiring) { break }
-                changed()
+                if FileWatcher.names(in: UnsafeRawBufferPointer(rebasing: buffer[..<count])).contains(where: files.contains) {
+                    changed()
+                }
             }
             close(descriptor)
         }
         if !started { close(descriptor) }
         return started
+    }
+
+    /// The file names of the events `read(2)` returned.
+    static func names(in events: UnsafeRawBufferPointer) -> [String] {
+        let header = MemoryLayout<inotify_event>.size
+        var names: [String] = []
+        var offset = 0
+        while offset + header <= events.count {
+            let length = Int(events.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))  // inotify_event.len
+            let name = UnsafeRawBufferPointer(rebasing: events[(offset + header)..<min(events.count, offset + header + length)])
+            names.append(String(decoding: name.prefix { $0 != 0 }, as: UTF8.self))
+            offset += header + length
+        }
+        return names
     }
 
     /// Ends the thread: removing the watch makes the kernel send `IN_IGNORED`, which wakes its `read`.
