@@ -194,6 +194,30 @@ struct FeedTests {
         #expect(missed == 21)
         if case .change(let change)? = await iterator.next() { #expect(change.job?.name == "after") } else { Issue.record("no change after the overflow") }
     }
+
+    @Test("commit signals: the watcher's events name the store's data file or its commit signal file; others wake nothing, a queue overflow wakes it")
+    func commitSignalEvents() throws {
+        /// inotify events as `read(2)` returns them: a 16-byte header (wd, mask, cookie, len), then the name NUL-padded to `len`.
+        func events(_ list: [(mask: UInt32, name: String)]) -> [UInt8] {
+            var bytes: [UInt8] = []
+            for (mask, name) in list {
+                let length = name.isEmpty ? 0 : (name.utf8.count / 16 + 1) * 16
+                for word in [UInt32(1), mask, 0, UInt32(length)] { withUnsafeBytes(of: word.littleEndian) { bytes += $0 } }
+                bytes += Array(name.utf8) + Array(repeating: 0, count: length - name.utf8.count)
+            }
+            return bytes
+        }
+        let files: Set<String> = ["data.mdb", "commit-signal"]
+        func wakes(_ list: [(mask: UInt32, name: String)]) -> Bool {
+            events(list).withUnsafeBytes { FileWatcher.anyWrites(to: files, in: $0) }
+        }
+        let modify = UInt32(IN_MODIFY)
+        #expect(wakes([(modify, "data.mdb")]))
+        #expect(wakes([(modify, "backup.partial"), (modify, "commit-signal")]))
+        #expect(!wakes([(modify, "backup.partial"), (modify, "data.mdb.old")]))
+        #expect(!wakes([]))
+        #expect(wakes([(UInt32(IN_Q_OVERFLOW), "")]))
+    }
 }
 
 @Suite("Crash consistency of the job store", .serialized)

@@ -62,9 +62,7 @@ final class FileWatcher: Sendable {
                 let count = read(descriptor, buffer.baseAddress, buffer.count)
                 if count < 0 && errno == EINTR { continue }
                 if count <= 0 || stopped.load(ordering: .acquiring) { break }
-                if FileWatcher.names(in: UnsafeRawBufferPointer(rebasing: buffer[..<count])).contains(where: files.contains) {
-                    changed()
-                }
+                if FileWatcher.anyWrites(to: files, in: UnsafeRawBufferPointer(rebasing: buffer[..<count])) { changed() }
             }
             close(descriptor)
         }
@@ -72,18 +70,20 @@ final class FileWatcher: Sendable {
         return started
     }
 
-    /// The file names of the events `read(2)` returned.
-    static func names(in events: UnsafeRawBufferPointer) -> [String] {
+    /// Whether the events `read(2)` returned say one of `files` was written — or that the
+    /// kernel's queue overflowed (`IN_Q_OVERFLOW`, no name), when any of them may have been.
+    static func anyWrites(to files: Set<String>, in events: UnsafeRawBufferPointer) -> Bool {
         let header = MemoryLayout<inotify_event>.size
-        var names: [String] = []
         var offset = 0
         while offset + header <= events.count {
+            let mask = events.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)  // inotify_event.mask
             let length = Int(events.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))  // inotify_event.len
+            if mask & UInt32(IN_Q_OVERFLOW) != 0 { return true }
             let name = UnsafeRawBufferPointer(rebasing: events[(offset + header)..<min(events.count, offset + header + length)])
-            names.append(String(decoding: name.prefix { $0 != 0 }, as: UTF8.self))
+            if files.contains(String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)) { return true }
             offset += header + length
         }
-        return names
+        return false
     }
 
     /// Ends the thread: removing the watch makes the kernel send `IN_IGNORED`, which wakes its `read`.
