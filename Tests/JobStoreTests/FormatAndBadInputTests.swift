@@ -115,6 +115,10 @@ struct BadInputTests {
                 id: JobID(milliseconds: 6, counter: 0, random: 6), name: "x", queue: "q", state: .waiting, priority: 0,
                 createdAt: .now, updatedAt: .now, runAt: .now, maxAttempts: 1, payload: [])
             #expect(code { try store.write { _ = try $0.restore(orphan) } } == .invalidField)  // waiting, but no pipeline step
+            var noAttempts = orphan
+            noAttempts.state = .pending
+            noAttempts.maxAttempts = 0
+            #expect(code { try store.write { _ = try $0.restore(noAttempts) } } == .invalidField)  // NewJob makes 0 one; a whole job may not
             #expect(code { try store.insert([NewJob(name: "ok"), NewJob(name: "x", id: job.id)]) } == .invalidField)  // whole batch refused
             #expect(code { try store.transition(job.id, to: .pending) } == .illegalTransition)
             #expect(code { try store.update(job.id) { $0.result = [UInt8](repeating: 0, count: JobLimits.maxResultBytes + 1) } } == .invalidField)

@@ -236,6 +236,7 @@ struct AdminToolTests {
         for (bad, fragment) in [
             (set("priority", "-1"), "field 'priority' is -1"),
             (set("max_attempts", "99999999"), "field 'max_attempts' is 99999999"),
+            (set("max_attempts", "0"), "allows 0 attempts; it must allow at least 1"),
             (set("created_at", "1.5"), "field 'created_at' is 1.5"),
             (String(line.prefix(40)), "not valid JSON (Unexpected end of file"),
             (line + "\n" + line, "line 2: a job with id"),

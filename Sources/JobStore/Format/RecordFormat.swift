@@ -70,6 +70,11 @@ public enum RecordFormat {
         if job.state == .running && job.lease == nil {
             throw JobStoreError(.invalidField, "running job \(job.id) has no lease", jobID: job.id)
         }
+        if job.maxAttempts == 0 {
+            throw JobStoreError(
+                .invalidField, "job \(job.id) allows 0 attempts; it must allow at least 1", jobID: job.id,
+                hint: "Set max_attempts to 1 or more (a NewJob's 0 means 1)")
+        }
     }
 
     /// Encodes a job (already validated) into a record of the current version, with `timeline`
