@@ -195,9 +195,10 @@ public final class Environment: @unchecked Sendable {
     private static func openCommitSignal(_ directory: String, mode: UInt32, logger: Logger) -> Int32 {
         let descriptor = open(directory + "/" + commitSignalFile, O_WRONLY | O_CREAT | O_CLOEXEC, mode_t(mode))
         if descriptor < 0 {
+            let reason = String(cString: strerror(errno))
             logger.warning(
                 "cannot open the commit signal file: other processes watching this store will not see its commits",
-                metadata: ["path": "\(directory)/\(commitSignalFile)", "error": "\(String(cString: strerror(errno)))"])
+                metadata: ["path": "\(directory)/\(commitSignalFile)", "error": "\(reason)"])
         }
         return descriptor
     }
