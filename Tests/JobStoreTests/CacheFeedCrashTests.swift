@@ -207,9 +207,8 @@ struct FeedTests {
             }
             return bytes
         }
-        let files: Set<String> = ["data.mdb", "commit-signal"]
         func wakes(_ list: [(mask: UInt32, name: String)]) -> Bool {
-            events(list).withUnsafeBytes { FileWatcher.anyWrites(to: files, in: $0) }
+            events(list).withUnsafeBytes { FileWatcher.anyWrites(to: JobRepository.commitFiles, in: $0) }
         }
         let modify = UInt32(IN_MODIFY)
         #expect(wakes([(modify, "data.mdb")]))

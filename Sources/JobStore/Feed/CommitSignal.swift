@@ -6,6 +6,10 @@ import Glibc
 #endif
 
 extension JobRepository {
+    /// The files in the store's directory whose writes mean a commit: LMDB's data file, and the
+    /// byte a write-mapped environment writes after each commit.
+    static let commitFiles: Set<String> = ["data.mdb", Environment.commitSignalFile]
+
     /// A signal after commits of **any** process writing this store (the change feed sees only
     /// this process's): a value after the data file was written, coalesced — several commits
     /// may give one value. For a scheduler to wake when another process enqueues work.
@@ -19,7 +23,7 @@ extension JobRepository {
     /// fall back to polling.
     public func commitSignals() -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        guard let watcher = FileWatcher(directory: path, files: ["data.mdb", Environment.commitSignalFile]) else {
+        guard let watcher = FileWatcher(directory: path, files: JobRepository.commitFiles) else {
             continuation.finish()
             return stream
         }
