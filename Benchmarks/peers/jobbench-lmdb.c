@@ -10,7 +10,8 @@
  * header of fixed fields, then name, queue, tenant and payload), keyed by its 16-byte id;
  * three indexes (state·createdAt·id, createdAt·id, and the ready index (255 − priority)·runAt·id
  * of pending jobs); a counter per state; every change of a job moves its index entries and
- * counters in the same transaction. Reads renew one reset read transaction. The concurrent
+ * counters in the same transaction; a record or creation-time key past the last goes in with
+ * MDB_APPEND. Reads renew one reset read transaction. The concurrent
  * phases go through a plain group commit: callers queue their change, one writer thread applies
  * everything queued in one transaction and commits, then wakes them.
  */
@@ -132,12 +133,23 @@ static void put_record(MDB_txn *txn, const job_t *job, unsigned flags) {
     CHECK(mdb_put(txn, db_jobs, &k, &v, flags));
 }
 
+/* The greatest record and creation-time keys put so far (the store is this process's, fresh):
+ * a key past them goes in with MDB_APPEND, with no search, filling the last page. Ids and
+ * creation times grow, so new jobs arrive in key order (as JobStore's AppendTail). */
+static uint8_t jobs_tail[16], created_tail[24];
+
+static unsigned append_past(uint8_t *tail, const uint8_t *key, size_t length) {
+    if (memcmp(key, tail, length) <= 0) return 0;
+    memcpy(tail, key, length);
+    return MDB_APPEND;
+}
+
 static void insert(MDB_txn *txn, const job_t *job) {
     uint8_t k[24];
-    put_record(txn, job, MDB_NOOVERWRITE);
+    put_record(txn, job, MDB_NOOVERWRITE | append_past(jobs_tail, job->id, 16));
     key_created(k, job->created_at, job->id);
     MDB_val kv = val(k, 24);
-    CHECK(mdb_put(txn, db_created, &kv, &empty, 0));
+    CHECK(mdb_put(txn, db_created, &kv, &empty, append_past(created_tail, k, 24)));
     index_put(txn, job);
 }
 

@@ -41,10 +41,18 @@ struct InvariantTests {
         case 0, 1, 2:
             let count = Int(random.next() % 4) + 1
             let jobs = (0..<count).map { _ in
-                NewJob(
+                var job = NewJob(
                     name: "job", queue: "q\(random.next() % 3)", payload: Array(repeating: 1, count: Int(random.next() % 50)),
                     priority: UInt8(random.next() % 4), runAt: random.next() % 5 == 0 ? now.adding(.seconds(3600)) : nil,
                     maxAttempts: UInt16(random.next() % 3 + 1), uniqueKey: random.next() % 4 == 0 ? "u\(random.next() % 3)" : nil)
+                // Sometimes a chosen id and creation time from the past: below the end of the
+                // records and of the creation-time index, which new ids and times append to.
+                if random.next() % 4 == 0 {
+                    let past = now.adding(.seconds(-Int64(random.next() % 10_000)))
+                    job.id = JobID(milliseconds: UInt64(past.microseconds / 1000), counter: 0, random: random.next())
+                    job.createdAt = past
+                }
+                return job
             }
             try store.insert(jobs)
         case 3, 4:

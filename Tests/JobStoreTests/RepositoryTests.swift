@@ -241,6 +241,44 @@ struct RestoreTests {
             try expectConsistent(store)
         }
     }
+
+    @Test("new jobs in key order go in by append (record and creation-time entry); out of order, by search, all the same")
+    func keyOrderAppends() throws {
+        let base = Timestamp.now.adding(.seconds(-10))
+        func job(_ index: Int) -> Job {
+            let created = base.adding(.milliseconds(index))
+            return Job(
+                id: JobID(milliseconds: UInt64(created.microseconds / 1000), counter: 0, random: UInt64(index)), name: "j", queue: "q",
+                state: .pending, priority: 0, createdAt: created, updatedAt: created, runAt: created, maxAttempts: 1,
+                payload: Array(repeating: 7, count: 200))
+        }
+        /// Restores the jobs in `order`, 100 a transaction (so each reads where the databases
+        /// end); the puts that went in by append.
+        func appends(_ order: [Int]) throws -> Int {
+            try withStore { store in
+                var appended = 0
+                for start in stride(from: 0, to: order.count, by: 100) {
+                    appended += try store.write { txn in
+                        for index in order[start..<min(start + 100, order.count)] { try txn.restore(job(index)) }
+                        return txn.appendedPuts
+                    }
+                }
+                try expectConsistent(store)
+                #expect(try store.counts()[.pending] == order.count)
+                for index in order { #expect(try store.uncachedJob(job(index).id) == job(index)) }
+                // The last job again: refused as a duplicate, not appended.
+                let last = try #require(order.max())
+                expectCode(.invalidField) { try store.write { try $0.restore(job(last)) } }
+                // New jobs now, created after all of them: appended.
+                #expect(try store.write { txn in _ = try txn.insert(NewJob(name: "new", queue: "q")); return txn.appendedPuts } == 2)
+                return appended
+            }
+        }
+        #expect(try appends(Array(0..<1_000)) == 2_000)
+        #expect(try appends(Array((0..<1_000).reversed())) == 2)  // only the first, into the empty databases
+        // Every other job in order, then the ones between: each below the end but the last.
+        #expect(try appends(Array(stride(from: 0, to: 1_000, by: 2)) + Array(stride(from: 1, to: 1_000, by: 2))) == 1_002)
+    }
 }
 
 /// Expects `body` to throw a ``JobStoreError`` with `code`.

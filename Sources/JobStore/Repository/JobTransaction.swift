@@ -273,6 +273,12 @@ public final class JobTransaction {
     /// (``scratch(_:)``), allocated at the first; each put copies them to LMDB's page before
     /// the next encoding.
     @exclusivity(unchecked) private var scratchBytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// Where the jobs database and the creation-time index end: a new id or creation time past
+    /// the end goes in with `MDB_APPEND` (``AppendTail``).
+    @exclusivity(unchecked) private var jobsTail = AppendTail()
+    @exclusivity(unchecked) private var createdTail = AppendTail()
+    /// Puts of this transaction that went in with `MDB_APPEND` (for tests).
+    var appendedPuts: Int { jobsTail.appends + createdTail.appends }
 
     init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
         self.txn = txn
@@ -808,9 +814,10 @@ public final class JobTransaction {
         _ = timeline.write(into: timelineBytes)
         let record = UnsafeMutableRawBufferPointer(rebasing: bytes[(16 + timeline.size)...])
         let length = RecordFormat.write(job, timeline: UnsafeRawBufferPointer(timelineBytes), into: record)
+        let key = UnsafeRawBufferPointer(rebasing: bytes[..<16])
         try txn.put(
-            db.jobs, rawKey: UnsafeRawBufferPointer(rebasing: bytes[..<16]),
-            rawValue: UnsafeRawBufferPointer(rebasing: record[..<length]), options: options)
+            db.jobs, rawKey: key, rawValue: UnsafeRawBufferPointer(rebasing: record[..<length]),
+            options: try jobsTail.options(for: key, in: db.jobs, of: txn, otherwise: options))
     }
 
     /// At least `count` bytes of ``scratchBytes``, grown (and its bytes forgotten) when short.
@@ -848,7 +855,9 @@ public final class JobTransaction {
         if kind == .unique {
             try job.id.withBytes { id in try txn.put(db.unique, rawKey: key, rawValue: id) }
         } else {
-            try txn.put(try writableIndex(kind), rawKey: key, rawValue: UnsafeRawBufferPointer(start: nil, count: 0))
+            let index = try writableIndex(kind)
+            let options = kind == .created ? try createdTail.options(for: key, in: index, of: txn) : []
+            try txn.put(index, rawKey: key, rawValue: UnsafeRawBufferPointer(start: nil, count: 0), options: options)
         }
     }
 
