@@ -373,7 +373,6 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                     }
                     let now = Timestamp.now
                     for job in response.claimed {
-                        held.withLock { $0[job.id] = commit.owner }
                         metrics.count("claimed", queue: job.queue)
                         metrics.record("job_wait", queue: job.queue, nanoseconds: (now.microseconds - max(job.runAt, job.createdAt).microseconds) * 1000)
                         guard handler(job) != nil else {
@@ -429,7 +428,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                         let started = ContinuousClock.now
                         let result: Result<FinishResponse, any Error>
                         do {
-                            result = .success(try await backend.finish(carried.map(\.outcome), claiming: requests, lease: options.lease, owner: owner))
+                            let response = try await backend.finish(carried.map(\.outcome), claiming: requests, lease: options.lease, owner: owner)
+                            // Held from the commit on, not from when the loop gets to them: their
+                            // leases are extended, and spared by rescues, in between too.
+                            held.withLock { held in for job in response.claimed { held[job.id] = owner } }
+                            result = .success(response)
                         } catch {
                             result = .failure(error)
                         }
