@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LMDB
 
 /// Where one database ends, as one write transaction knows it: a key at least as great as every
@@ -11,9 +14,13 @@ import LMDB
 /// stays true only while every put of the transaction into the database asks
 /// ``options(for:in:of:otherwise:)`` first; a delete only lowers the real end. Were it ever
 /// wrong, LMDB would refuse the put (``LMDBError/Code/appendOutOfOrder``), never misplace a key.
+/// The key is kept inline (keys of up to 32 bytes; the job keys are 16 and 24), so a write
+/// allocates nothing for it; past a longer key, the transaction stops appending.
 struct AppendTail {
-    private var last: [UInt8] = []
-    private var known = false
+    private static let capacity = 32
+    private var bytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    /// The end key's length; `nil` before the first put, `.max` when it does not fit.
+    private var count: Int?
     /// Puts sent with `MDB_APPEND` (for tests).
     private(set) var appends = 0
 
@@ -22,15 +29,34 @@ struct AppendTail {
     mutating func options<Key, Value>(
         for key: UnsafeRawBufferPointer, in database: Database<Key, Value>, of txn: WriteTransaction, otherwise: PutOptions = []
     ) throws -> PutOptions {
-        if !known {
-            last = try txn.withCursor(database) { cursor in try cursor.last() ? try cursor.withCurrent { key, _ in Array(key) } : [] }
-            known = true
+        if count == nil {
+            try txn.withCursor(database) { cursor in
+                if try cursor.last() { try cursor.withCurrent { key, _ in remember(key) } } else { count = 0 }
+            }
         }
-        // LMDB's default order: bytes compared as unsigned, a prefix before its extensions.
-        guard last.lexicographicallyPrecedes(key) else { return otherwise }
-        last.removeAll(keepingCapacity: true)
-        last.append(contentsOf: key)
+        guard let count, count <= Self.capacity, precedes(key, count) else { return otherwise }
+        remember(key)
+        guard self.count != .max else { return otherwise }  // too long to keep: no bound any more
         appends += 1
         return otherwise.union(.append)
+    }
+
+    /// Whether the kept end sorts before `key` in LMDB's default order: bytes compared as
+    /// unsigned, a prefix before its extensions.
+    private func precedes(_ key: UnsafeRawBufferPointer, _ count: Int) -> Bool {
+        withUnsafeBytes(of: bytes) { end in
+            guard let endStart = end.baseAddress, let keyStart = key.baseAddress else { return false }  // an empty key sorts first
+            let order = memcmp(endStart, keyStart, min(count, key.count))
+            return order < 0 || (order == 0 && count < key.count)
+        }
+    }
+
+    private mutating func remember(_ key: UnsafeRawBufferPointer) {
+        guard key.count <= Self.capacity else {
+            count = .max
+            return
+        }
+        withUnsafeMutableBytes(of: &bytes) { end in end.copyMemory(from: key) }
+        count = key.count
     }
 }
