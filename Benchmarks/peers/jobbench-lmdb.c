@@ -135,7 +135,7 @@ static void put_record(MDB_txn *txn, const job_t *job, unsigned flags) {
 
 /* The greatest record and creation-time keys put so far (the store is this process's, fresh):
  * a key past them goes in with MDB_APPEND, with no search, filling the last page. Ids and
- * creation times grow, so new jobs arrive in key order (as JobStore's AppendTail). */
+ * creation times grow, so new jobs arrive in key order (JobStore: putAppendingIfLast). */
 static uint8_t jobs_tail[16], created_tail[24];
 
 static unsigned append_past(uint8_t *tail, const uint8_t *key, size_t length) {

@@ -479,21 +479,55 @@ public final class WriteTransaction: Transaction {
         _ database: Database<Key, Value>, rawKey keyBytes: UnsafeRawBufferPointer, rawValue valueBytes: UnsafeRawBufferPointer,
         options: PutOptions = []
     ) throws {
+        _ = try put(database, keyBytes, valueBytes, options, tryingAppend: false)
+    }
+
+    /// ``put(_:rawKey:rawValue:options:)`` that first tries `MDB_APPEND`, for keys that mostly
+    /// arrive in ascending order (time-ordered ids): when the key sorts after every key in the
+    /// database, LMDB puts it at the end without searching the tree, and splits a full last page
+    /// at its end, so the pages behind stay full. Otherwise LMDB refuses without changing
+    /// anything (after a walk down the tree's right edge) and the key is put as usual, with
+    /// `options`. In a `duplicateSort` database it is a plain put.
+    ///
+    /// - Returns: Whether the key went in at the end.
+    @discardableResult
+    public func putAppendingIfLast<Key, Value>(
+        _ database: Database<Key, Value>, rawKey keyBytes: UnsafeRawBufferPointer, rawValue valueBytes: UnsafeRawBufferPointer,
+        options: PutOptions = []
+    ) throws -> Bool {
+        try put(database, keyBytes, valueBytes, options, tryingAppend: !database.isDuplicateSort)
+    }
+
+    private func put<Key, Value>(
+        _ database: Database<Key, Value>, _ keyBytes: UnsafeRawBufferPointer, _ valueBytes: UnsafeRawBufferPointer,
+        _ options: PutOptions, tryingAppend: Bool
+    ) throws -> Bool {
         let txn = try writableHandle("mdb_put", database.name)
         try checkDatabase(database)
         try checkKey(keyBytes, database, operation: "mdb_put")
         try checkValue(valueBytes, database)
         var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
         var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+        if tryingAppend {
+            let appending = options.union(.append)
+            let rc = mdb_put(txn, database.handle, &keyValue, &dataValue, appending.rawValue)
+            if rc == 0 { return true }
+            // MDB_KEYEXIST under MDB_APPEND: the key is not past the last, and nothing changed.
+            if rc != MDB_KEYEXIST { throw putFailure(rc, database, appending) }
+        }
         let rc = mdb_put(txn, database.handle, &keyValue, &dataValue, options.rawValue)
-        if rc == 0 { return }
+        if rc != 0 { throw putFailure(rc, database, options) }
+        return false
+    }
+
+    private func putFailure<Key, Value>(_ rc: Int32, _ database: Database<Key, Value>, _ options: PutOptions) -> LMDBError {
         if rc == MDB_KEYEXIST && !options.isDisjoint(with: [.append, .appendDuplicate]) {
-            throw LMDBError(
+            return LMDBError(
                 code: .appendOutOfOrder, returnCode: rc, operation: "mdb_put(append)", database: database.name,
                 path: environment.path, message: "the appended key or value does not sort after the last one",
                 hint: "Append keys in ascending order, or put without append")
         }
-        throw failure(rc, "mdb_put", database.name)
+        return failure(rc, "mdb_put", database.name)
     }
 
     func checkValue<Key, Value>(_ value: UnsafeRawBufferPointer, _ database: Database<Key, Value>) throws {

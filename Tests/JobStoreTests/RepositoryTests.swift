@@ -1,6 +1,5 @@
 import Foundation
 import Testing
-import LMDB
 import TestSupport
 
 @testable import JobStore
@@ -279,50 +278,6 @@ struct RestoreTests {
         #expect(try appends(Array((0..<1_000).reversed())) == 2)  // only the first, into the empty databases
         // Every other job in order, then the ones between: each below the end but the last.
         #expect(try appends(Array(stride(from: 0, to: 1_000, by: 2)) + Array(stride(from: 1, to: 1_000, by: 2))) == 1_002)
-    }
-
-    @Test("the append mark: only keys past the end are appended; past a key too long to keep, nothing is")
-    func appendTailBounds() throws {
-        let definition = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "keys")
-        try withTemporaryDirectory("appendTailBounds") { directory in
-            let environment = try Environment(path: directory.path, options: EnvironmentOptions(), databases: [definition])
-            defer { environment.close() }
-            let database = try environment.database(definition)
-            func put(_ key: [UInt8], _ tail: inout AppendTail, _ txn: WriteTransaction) throws -> Bool {
-                try key.withUnsafeBytes { key in
-                    let options = try tail.options(for: key, in: database, of: txn)
-                    try txn.put(database, rawKey: key, rawValue: UnsafeRawBufferPointer(start: nil, count: 0), options: options)
-                    return options.contains(.append)
-                }
-            }
-            func puts(_ keys: [[UInt8]]) throws -> (appended: [Bool], appends: Int) {
-                try environment.write { txn in
-                    var tail = AppendTail()
-                    var appended: [Bool] = []
-                    for key in keys { appended.append(try put(key, &tail, txn)) }
-                    return (appended, tail.appends)
-                }
-            }
-            let long = [7] + Array(repeating: UInt8(1), count: 40)
-            // Into the empty database; an extension after its prefix; below the end; the end
-            // itself; past it; past it but too long to keep; then past the kept end but below
-            // the real one, and past both: neither appended, the mark is gone.
-            let first = try puts([[5], [5, 0], [4, 9], [5, 0], [6], long, [6, 5], [8]])
-            #expect(first.appended == [true, true, false, false, true, false, false, false])
-            #expect(first.appends == 3)
-            // A new transaction reads where the database ends ([8]).
-            #expect(try puts([[7, 9], [9]]).appended == [false, true])
-            let keys = try environment.read { txn in try txn.withCursor(database) { cursor in
-                var keys: [[UInt8]] = []
-                var more = try cursor.first()
-                while more {
-                    keys.append(try cursor.withCurrent { key, _ in Array(key) })
-                    more = try cursor.next()
-                }
-                return keys
-            } }
-            #expect(keys == [[4, 9], [5], [5, 0], [6], [6, 5], [7] + Array(repeating: 1, count: 40), [7, 9], [8], [9]])
-        }
     }
 }
 

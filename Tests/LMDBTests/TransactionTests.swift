@@ -144,6 +144,56 @@ struct TransactionTests {
     }
 }
 
+@Suite("Puts that append when they can")
+struct AppendingPutTests {
+    @Test("putAppendingIfLast appends only keys past the last, puts the rest as usual, and keeps noOverwrite")
+    func appendingIfLast() throws {
+        let definition = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "keys")
+        try withEnvironment(databases: [definition, tagsDefinition]) { env in
+            let database = try env.database(definition)
+            func puts(_ keys: [[UInt8]], _ options: PutOptions = []) throws -> [Bool] {
+                try env.write { txn in
+                    try keys.map { key in
+                        try key.withUnsafeBytes { try txn.putAppendingIfLast(database, rawKey: $0, rawValue: UnsafeRawBufferPointer(start: nil, count: 0), options: options) }
+                    }
+                }
+            }
+            // Into the empty database; an extension after its prefix; below the last; the last
+            // itself (a plain put replaces it); past it.
+            #expect(try puts([[5], [5, 0], [4, 9], [5, 0], [6]]) == [true, true, false, false, true])
+            #expect(try puts([[5, 5], [7]]) == [false, true])
+            // With noOverwrite, a present key is refused as present, at the end or below it.
+            for key: [UInt8] in [[7], [5]] {
+                #expect { try puts([key], .noOverwrite) } throws: { ($0 as? LMDBError)?.code == .keyExists }
+            }
+            #expect(try puts([[8]], .noOverwrite) == [true])
+            let keys = try env.read { txn in
+                try txn.withCursor(database) { cursor in
+                    var keys: [[UInt8]] = []
+                    var more = try cursor.first()
+                    while more {
+                        keys.append(try cursor.withCurrent { key, _ in Array(key) })
+                        more = try cursor.next()
+                    }
+                    return keys
+                }
+            }
+            #expect(keys == [[4, 9], [5], [5, 0], [5, 5], [6], [7], [8]])
+            // A duplicateSort database: a plain put (MDB_APPEND means something else there).
+            let tags = try env.database(tagsDefinition)
+            let appended = try env.write { txn in
+                try "b".utf8.withContiguousStorageIfAvailable { key in
+                    try "x".utf8.withContiguousStorageIfAvailable { value in
+                        try txn.putAppendingIfLast(tags, rawKey: UnsafeRawBufferPointer(key), rawValue: UnsafeRawBufferPointer(value))
+                    }
+                }
+            }
+            #expect(appended == false)
+            #expect(try env.read { try $0.get(tags, "b") } == "x")
+        }
+    }
+}
+
 @Suite("Prefix scans")
 struct PrefixTests {
     @Test("prefix iteration both ways, prefix seek, and the 0xFF edge")

@@ -273,12 +273,9 @@ public final class JobTransaction {
     /// (``scratch(_:)``), allocated at the first; each put copies them to LMDB's page before
     /// the next encoding.
     @exclusivity(unchecked) private var scratchBytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-    /// Where the jobs database and the creation-time index end: a new id or creation time past
-    /// the end goes in with `MDB_APPEND` (``AppendTail``).
-    @exclusivity(unchecked) private var jobsTail = AppendTail()
-    @exclusivity(unchecked) private var createdTail = AppendTail()
-    /// Puts of this transaction that went in with `MDB_APPEND` (for tests).
-    var appendedPuts: Int { jobsTail.appends + createdTail.appends }
+    /// New records and creation-time entries that went in at the end of their database (for
+    /// tests; ``putRecord(_:event:appendingTo:options:)``, ``putEntry(_:key:of:)``).
+    @exclusivity(unchecked) private(set) var appendedPuts = 0
 
     init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
         self.txn = txn
@@ -814,10 +811,13 @@ public final class JobTransaction {
         _ = timeline.write(into: timelineBytes)
         let record = UnsafeMutableRawBufferPointer(rebasing: bytes[(16 + timeline.size)...])
         let length = RecordFormat.write(job, timeline: UnsafeRawBufferPointer(timelineBytes), into: record)
-        let key = UnsafeRawBufferPointer(rebasing: bytes[..<16])
-        try txn.put(
-            db.jobs, rawKey: key, rawValue: UnsafeRawBufferPointer(rebasing: record[..<length]),
-            options: try jobsTail.options(for: key, in: db.jobs, of: txn, otherwise: options))
+        let key = UnsafeRawBufferPointer(rebasing: bytes[..<16]), value = UnsafeRawBufferPointer(rebasing: record[..<length])
+        if options.contains(.noOverwrite) {
+            // A new job: its id (time-ordered) is usually past the last.
+            if try txn.putAppendingIfLast(db.jobs, rawKey: key, rawValue: value, options: options) { appendedPuts += 1 }
+        } else {
+            try txn.put(db.jobs, rawKey: key, rawValue: value, options: options)
+        }
     }
 
     /// At least `count` bytes of ``scratchBytes``, grown (and its bytes forgotten) when short.
@@ -855,9 +855,13 @@ public final class JobTransaction {
         if kind == .unique {
             try job.id.withBytes { id in try txn.put(db.unique, rawKey: key, rawValue: id) }
         } else {
-            let index = try writableIndex(kind)
-            let options = kind == .created ? try createdTail.options(for: key, in: index, of: txn) : []
-            try txn.put(index, rawKey: key, rawValue: UnsafeRawBufferPointer(start: nil, count: 0), options: options)
+            let index = try writableIndex(kind), empty = UnsafeRawBufferPointer(start: nil, count: 0)
+            if kind == .created {
+                // Put once, at the insert; creation times grow, so usually past the last.
+                if try txn.putAppendingIfLast(index, rawKey: key, rawValue: empty) { appendedPuts += 1 }
+            } else {
+                try txn.put(index, rawKey: key, rawValue: empty)
+            }
         }
     }
 
