@@ -252,8 +252,7 @@ struct RestoreTests {
                 state: .pending, priority: 0, createdAt: created, updatedAt: created, runAt: created, maxAttempts: 1,
                 payload: Array(repeating: 7, count: 200))
         }
-        /// Restores the jobs in `order`, 100 a transaction (so each reads where the databases
-        /// end); the puts that went in by append.
+        /// Restores the jobs in `order`, 100 a transaction; the puts that went in by append.
         func appends(_ order: [Int]) throws -> Int {
             try withStore { store in
                 var appended = 0

@@ -167,25 +167,13 @@ struct AppendingPutTests {
                 #expect { try puts([key], .noOverwrite) } throws: { ($0 as? LMDBError)?.code == .keyExists }
             }
             #expect(try puts([[8]], .noOverwrite) == [true])
-            let keys = try env.read { txn in
-                try txn.withCursor(database) { cursor in
-                    var keys: [[UInt8]] = []
-                    var more = try cursor.first()
-                    while more {
-                        keys.append(try cursor.withCurrent { key, _ in Array(key) })
-                        more = try cursor.next()
-                    }
-                    return keys
-                }
-            }
+            let keys = try env.read { txn in try txn.entries(database).map(\.key) }
             #expect(keys == [[4, 9], [5], [5, 0], [5, 5], [6], [7], [8]])
             // A duplicateSort database: a plain put (MDB_APPEND means something else there).
             let tags = try env.database(tagsDefinition)
             let appended = try env.write { txn in
-                try "b".utf8.withContiguousStorageIfAvailable { key in
-                    try "x".utf8.withContiguousStorageIfAvailable { value in
-                        try txn.putAppendingIfLast(tags, rawKey: UnsafeRawBufferPointer(key), rawValue: UnsafeRawBufferPointer(value))
-                    }
+                try Array("b".utf8).withUnsafeBytes { key in
+                    try Array("x".utf8).withUnsafeBytes { value in try txn.putAppendingIfLast(tags, rawKey: key, rawValue: value) }
                 }
             }
             #expect(appended == false)
