@@ -286,6 +286,8 @@ struct BenchRunner: BenchReporting {
 
     // MARK: Phases
 
+    /// Runs one phase. The synchronous phases are `@inline(never)`, so each is a function of its
+    /// own that `scripts/instructions.sh` can count (callgrind's `--toggle-collect`).
     mutating func run(_ phase: Bench.Phase) async throws {
         switch phase {
         case .load: try load()
@@ -379,6 +381,7 @@ struct BenchRunner: BenchReporting {
         }
     }
 
+    @inline(never)
     mutating func load() throws {
         var elapsed = 0.0
         var start = 0
@@ -391,6 +394,7 @@ struct BenchRunner: BenchReporting {
         emit("load", ops: n, seconds: elapsed)
     }
 
+    @inline(never)
     mutating func insertSingle() throws {
         let count = scaled(10_000)
         var latencies: [Double] = []
@@ -410,6 +414,7 @@ struct BenchRunner: BenchReporting {
         total += count
     }
 
+    @inline(never)
     func get(cached: Bool) throws {
         let count = scaled(1_000_000)
         var stream = JobBenchWorkload.Stream(seed: 1001)
@@ -417,9 +422,7 @@ struct BenchRunner: BenchReporting {
         var latencies: [Double] = []
         latencies.reserveCapacity(count)
         var missing = 0
-        if cached {
-            for id in ids where try store.job(id) == nil { missing += 1 }  // warm-up pass
-        }
+        if cached { missing += try warmCache(ids) }
         let before = store.cacheStatistics
         for id in ids {
             var found: Job?
@@ -435,6 +438,15 @@ struct BenchRunner: BenchReporting {
             extra.append(("hit_rate", format(Double(hits) / Double(count), 4)))
         }
         emit(cached ? "get-cached" : "get", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies, extra: extra)
+    }
+
+    /// get-cached's untimed first pass, which fills the cache; its own function so that
+    /// `scripts/instructions.sh` can leave it out. Returns how many ids were not found.
+    @inline(never)
+    func warmCache(_ ids: [JobID]) throws -> Int {
+        var missing = 0
+        for id in ids where try store.job(id) == nil { missing += 1 }
+        return missing
     }
 
     /// get-cached while 8 tasks insert jobs through the async writer: the figure is the hit rate
@@ -482,6 +494,12 @@ struct BenchRunner: BenchReporting {
     /// page through ``JobRecordView`` (as the C program copies each record into a struct); then
     /// the same queries as owned ``Job`` pages (`jobs(in:limit:)`), a `pending-oldest-jobs` line.
     func pendingOldest() throws {
+        try pendingOldestViews()
+        try pendingOldestJobs()
+    }
+
+    @inline(never)
+    func pendingOldestViews() throws {
         let count = scaled(10_000)
         let expected = count * min(100, try store.count(.pending))
         let pending = JobFilter(state: .pending)
@@ -514,9 +532,15 @@ struct BenchRunner: BenchReporting {
             throw BenchCheckFailure(description: "pending-oldest returned \(rows) rows for \(count) queries")
         }
         emit("pending-oldest", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies)
+    }
 
-        latencies.removeAll(keepingCapacity: true)
-        rows = 0
+    @inline(never)
+    func pendingOldestJobs() throws {
+        let count = scaled(10_000)
+        let expected = count * min(100, try store.count(.pending))
+        var latencies: [Double] = []
+        latencies.reserveCapacity(count)
+        var rows = 0
         for _ in 0..<count {
             var page: JobPage?
             latencies.append(try timed { page = try store.jobs(in: .pending, limit: 100) } * 1e6)
@@ -528,6 +552,7 @@ struct BenchRunner: BenchReporting {
         emit("pending-oldest-jobs", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies)
     }
 
+    @inline(never)
     func countByState() throws {
         let count = scaled(10_000)
         var sum = 0
@@ -538,6 +563,7 @@ struct BenchRunner: BenchReporting {
         emit("count-by-state", ops: count, seconds: elapsed)
     }
 
+    @inline(never)
     func timeRange() throws {
         let queries = scaled(1000)
         let window = n / 100
@@ -554,6 +580,7 @@ struct BenchRunner: BenchReporting {
         emit("time-range", ops: rows, seconds: elapsed, extra: [("queries", "\(queries)"), ("rows_per_query", format(Double(rows) / Double(queries), 1))])
     }
 
+    @inline(never)
     func scanFilter() throws {
         let queries = 10
         var found = 0
@@ -572,6 +599,7 @@ struct BenchRunner: BenchReporting {
     }
 
     /// Draws job numbers from `stream` until one is in `state` (reads not timed).
+    @inline(never)  // scripts/instructions.sh leaves it out of transition's count
     func randomJob(in state: JobState, _ stream: inout JobBenchWorkload.Stream, excluding: Set<JobID> = []) throws -> JobID {
         guard try store.count(state) > excluding.count else {
             throw BenchCheckFailure(description: "no \(state) job is left to pick; run the phases before this one too (e.g. transition before transition-batch)")
@@ -582,6 +610,7 @@ struct BenchRunner: BenchReporting {
         }
     }
 
+    @inline(never)
     func transition() throws {
         let count = scaled(20_000)
         var stream = JobBenchWorkload.Stream(seed: 1003)
@@ -593,6 +622,7 @@ struct BenchRunner: BenchReporting {
         emit("transition", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies)
     }
 
+    @inline(never)
     func transitionBatch() throws {
         let count = scaled(50_000)
         var stream = JobBenchWorkload.Stream(seed: 1004)
@@ -612,6 +642,7 @@ struct BenchRunner: BenchReporting {
         emit("transition-batch", ops: count, seconds: elapsed)
     }
 
+    @inline(never)
     mutating func claim() throws {
         let count = scaled(20_000)
         var latencies: [Double] = []
@@ -630,6 +661,7 @@ struct BenchRunner: BenchReporting {
         emit("claim", ops: count, seconds: latencies.reduce(0, +) / 1e6, latencies: latencies)
     }
 
+    @inline(never)
     mutating func claimBatch() throws {
         let count = scaled(40_000)
         var claimed: [JobID] = []
@@ -661,6 +693,7 @@ struct BenchRunner: BenchReporting {
     }
 
     /// Every claimed job was claimed exactly once (in this phase and before) and is succeeded.
+    @inline(never)  // scripts/instructions.sh leaves it out of the claim phases' counts
     mutating func checkClaimed(_ ids: [JobID], phase: String) throws {
         let unique = Set(ids)
         guard unique.count == ids.count, unique.isDisjoint(with: claimedIDs) else {

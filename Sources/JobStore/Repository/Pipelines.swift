@@ -337,7 +337,7 @@ extension JobTransaction {
             doomed.append(PipelineID(try Keys.trailingID(key, index: index.name)))
             return doomed.count < limit
         }
-        for id in doomed { try deletePipeline(id, recording: .pruned) }
+        for id in doomed { _ = try deletePipeline(id, recording: .pruned) }
         return doomed.count
     }
 }
