@@ -287,6 +287,38 @@ struct BadInputTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.sub("empty")).isEmpty)
     }
 
+    @Test("a damaged counter stops the write that would change it, naming the counter, and changes nothing")
+    func damagedCounters() throws {
+        // The commit's counter keys are built on the stack; they are the keys the queries read.
+        for queue in ["q", "émail", String(repeating: "z", count: JobLimits.maxQueueBytes)] {
+            for state in JobState.allCases {
+                let bytes = try MetaKey.withQueueCounter(queue, state) { Array($0) }
+                #expect(bytes == Array(MetaKey.queueCounter(queue, state).utf8))
+                #expect(bytes == Array("counter/queue/\(state)/\(queue)".utf8))
+            }
+        }
+        try withStore { store in
+            let job = try store.insert(NewJob(name: "a", queue: "mail"))
+            let before = try store.job(job.id)
+            func failure(_ body: () throws -> Void) -> JobStoreError? {
+                do { try body() } catch { return error as? JobStoreError }
+                return nil
+            }
+            // The queue's pending counter says 0 (deleted): moving the job out would make it -1.
+            try store.environment.write { txn in _ = try txn.delete(store.db.meta, MetaKey.queueCounter("mail", .pending)) }
+            let negative = failure { try store.transition(job.id, to: .running) }
+            #expect(negative?.code == .corruptRecord)
+            #expect(negative?.message.contains("counter/queue/pending/mail would become -1") == true)
+            // A counter of the wrong size.
+            try store.environment.write { txn in try txn.put(store.db.meta, MetaKey.queueCounter("mail", .pending), [1, 2, 3]) }
+            let short = failure { try store.transition(job.id, to: .running) }
+            #expect(short?.code == .corruptRecord)
+            #expect(short?.message.contains("counter/queue/pending/mail holds 3 bytes, not 8") == true)
+            #expect(try store.uncachedJob(job.id) == before)  // each refused transition changed nothing
+            #expect(try store.count(.pending) == 1)
+        }
+    }
+
     @Test("verify reads every paused queue, rate limit and schedule in meta, and reports each damaged one")
     func damagedControls() throws {
         try withStore { store in

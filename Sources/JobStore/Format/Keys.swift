@@ -74,9 +74,28 @@ enum MetaKey {
     /// the raw values are 0, 1, 2… in `allCases` order.
     private static let stateCounterKeys = JobState.allCases.map { "counter/state/\($0)" }
     /// UInt64 LE: jobs of a queue in a state. `counter/queue/<state>/<queue>`.
-    static func queueCounter(_ queue: String, _ state: JobState) -> String { "counter/queue/\(state)/\(queue)" }
+    static func queueCounter(_ queue: String, _ state: JobState) -> String { queueCounterPrefix(state) + queue }
+    /// ``queueCounter(_:_:)``'s bytes lent to `body`, built on the stack: each commit writes a
+    /// few, and building them as strings was a tenth of a single transition's own instructions.
+    static func withQueueCounter<R>(_ queue: String, _ state: JobState, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try withBytes(queueCounterPrefix(state)) { prefix in
+            try withBytes(queue) { name in
+                try withUnsafeTemporaryAllocation(byteCount: prefix.count + name.count, alignment: 1) { key in
+                    key.copyMemory(from: prefix)
+                    UnsafeMutableRawBufferPointer(rebasing: key[prefix.count...]).copyMemory(from: name)
+                    return try body(UnsafeRawBufferPointer(key))
+                }
+            }
+        }
+    }
     /// Prefix of every queue counter of a state.
-    static func queueCounterPrefix(_ state: JobState) -> String { "counter/queue/\(state)/" }
+    static func queueCounterPrefix(_ state: JobState) -> String { queueCounterPrefixes[Int(state.rawValue)] }
+    private static let queueCounterPrefixes = JobState.allCases.map { "counter/queue/\($0)/" }
+    /// A key's UTF-8 bytes lent to `body` (no copy for a native string).
+    static func withBytes<R>(_ key: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        var key = key
+        return try key.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
     /// UInt64 LE: pipelines in a state. `counter/pipeline/<state>`.
     static func pipelineCounter(_ state: PipelineState) -> String { pipelineCounterKeys[Int(state.rawValue)] }
     /// Every pipeline state's counter key, built once (raw values are 0, 1, 2…, as for jobs).
@@ -111,21 +130,46 @@ enum Counters {
     static func encode(_ value: Int64) -> [UInt8] { withUnsafeBytes(of: UInt64(bitPattern: value).littleEndian) { Array($0) } }
 
     /// Decodes a stored 8-byte value (a counter, or a time); `key` names it in the error.
-    static func decode(_ bytes: UnsafeRawBufferPointer, key: String) throws -> Int64 {
+    static func decode(_ bytes: UnsafeRawBufferPointer, key: @autoclosure () -> String) throws -> Int64 {
         guard bytes.count == 8 else {
-            throw JobStoreError(.corruptRecord, "meta \(key) holds \(bytes.count) bytes, not 8", hint: "Run `jobstore verify`")
+            throw JobStoreError(.corruptRecord, "meta \(key()) holds \(bytes.count) bytes, not 8", hint: "Run `jobstore verify`")
         }
         return Int64(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)))
     }
 
     /// A counter's value (0 when absent). A negative one is damage, never a count.
     static func read(_ txn: Transaction, _ meta: Database<StringCodec, BytesCodec>, _ key: String) throws -> Int64 {
-        let value = try txn.withValue(meta, key) { bytes in try bytes.map { try decode($0, key: key) } ?? 0 }
+        try MetaKey.withBytes(key) { try read(txn, meta, rawKey: $0) }
+    }
+
+    /// ``read(_:_:_:)`` with the key given as its bytes.
+    static func read(_ txn: Transaction, _ meta: Database<StringCodec, BytesCodec>, rawKey key: UnsafeRawBufferPointer) throws -> Int64 {
+        let value = try txn.withValue(meta, rawKey: key) { bytes in try bytes.map { try decode($0, key: name(key)) } ?? 0 }
         guard value >= 0 else {
-            throw JobStoreError(.corruptRecord, "counter \(key) holds \(value), which no count can be", hint: "Run `jobstore verify`")
+            throw JobStoreError(.corruptRecord, "counter \(name(key)) holds \(value), which no count can be", hint: "Run `jobstore verify`")
         }
         return value
     }
+
+    /// Adds `delta` to the counter under `key`, deleting it when it reaches 0 (an absent
+    /// counter is 0), with the value's bytes on the stack.
+    ///
+    /// - Throws: `.corruptRecord` when the counter would go below 0 (it no longer matches the
+    ///   jobs: `jobstore verify` says where).
+    static func add(_ delta: Int64, _ txn: WriteTransaction, _ meta: Database<StringCodec, BytesCodec>, rawKey key: UnsafeRawBufferPointer) throws {
+        let updated = try read(txn, meta, rawKey: key) + delta
+        if updated < 0 {
+            throw JobStoreError(.corruptRecord, "counter \(name(key)) would become \(updated)", hint: "Run `jobstore verify`")
+        }
+        if updated == 0 {
+            try txn.delete(meta, rawKey: key)
+        } else {
+            try withUnsafeBytes(of: UInt64(bitPattern: updated).littleEndian) { try txn.put(meta, rawKey: key, rawValue: $0) }
+        }
+    }
+
+    /// A key's bytes as text, for an error.
+    private static func name(_ key: UnsafeRawBufferPointer) -> String { String(decoding: key, as: UTF8.self) }
 }
 
 /// Builders of index keys.

@@ -899,18 +899,7 @@ public final class JobTransaction {
 
     /// Writes the counters changed by this transaction (once per counter, however many jobs changed it).
     func flushCounters() throws {
-        try counterDeltas.forEachChange { key, delta in
-            let current = try Counters.read(txn, db.meta, key)
-            let updated = current + delta
-            if updated < 0 {
-                throw JobStoreError(.corruptRecord, "counter \(key) would become \(updated)", hint: "Run `jobstore verify`")
-            }
-            if updated == 0 {
-                try txn.delete(db.meta, key)
-            } else {
-                try txn.put(db.meta, key, Counters.encode(updated))
-            }
-        }
+        try counterDeltas.forEachChange { key, delta in try Counters.add(delta, txn, db.meta, rawKey: key) }
         counterDeltas = CounterDeltas()
     }
 }
@@ -980,15 +969,18 @@ struct CounterDeltas {
     }
 
     /// Hands each changed counter's meta key and its delta to `body` (zeros left out).
-    func forEachChange(_ body: (_ key: String, _ delta: Int64) throws -> Void) rethrows {
+    /// Each changed counter's meta key (its bytes) and delta.
+    func forEachChange(_ body: (_ key: UnsafeRawBufferPointer, _ delta: Int64) throws -> Void) throws {
         for state in JobState.allCases where states[state] != 0 {
-            try body(MetaKey.stateCounter(state), states[state])
+            try MetaKey.withBytes(MetaKey.stateCounter(state)) { try body($0, states[state]) }
         }
         for queue in queues {
             for state in JobState.allCases where queue.deltas[state] != 0 {
-                try body(MetaKey.queueCounter(queue.name, state), queue.deltas[state])
+                try MetaKey.withQueueCounter(queue.name, state) { try body($0, queue.deltas[state]) }
             }
         }
-        for (state, delta) in pipelines where delta != 0 { try body(MetaKey.pipelineCounter(state), delta) }
+        for (state, delta) in pipelines where delta != 0 {
+            try MetaKey.withBytes(MetaKey.pipelineCounter(state)) { try body($0, delta) }
+        }
     }
 }
