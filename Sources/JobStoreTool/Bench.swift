@@ -599,7 +599,7 @@ struct BenchRunner: BenchReporting {
     }
 
     /// Draws job numbers from `stream` until one is in `state` (reads not timed).
-    @inline(never)  // scripts/instructions.sh leaves it out of transition's count
+    @inline(never)  // scripts/instructions.sh leaves it out of the transition phases' counts
     func randomJob(in state: JobState, _ stream: inout JobBenchWorkload.Stream, excluding: Set<JobID> = []) throws -> JobID {
         guard try store.count(state) > excluding.count else {
             throw BenchCheckFailure(description: "no \(state) job is left to pick; run the phases before this one too (e.g. transition before transition-batch)")

@@ -41,9 +41,9 @@ public final class Lock<Value>: @unchecked Sendable {
 
     /// Runs `body` with the value, holding the lock.
     ///
-    /// `@inlinable`: specialised in the caller's module for its value and result. Called
-    /// generically across modules, every result went through value witnesses (a cached read's
-    /// `Job?` copied and destroyed through them: a quarter of its instructions).
+    /// `@inlinable`: specialised in the caller's module for its value and result, where it was
+    /// called as an unspecialised generic from every other module (about 1 % of an uncached
+    /// read's instructions, callgrind; docs/BENCHMARKS.md).
     @inlinable @inline(__always)
     public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)

@@ -904,10 +904,10 @@ public final class JobTransaction {
     }
 }
 
-/// The counter changes of one transaction, named without building their meta keys (one string
-/// per changed counter at the commit, not two per changed job), and on the per-job path without
-/// hashing: a slot per state, and per queue a slot per state, the queue found by comparing its
-/// name with the last one used (a transaction touches few queues).
+/// The counter changes of one transaction, named without building their meta keys (those are
+/// built on the stack, once per changed counter at the commit, not per changed job), and on the
+/// per-job path without hashing: a slot per state, and per queue a slot per state, the queue
+/// found by comparing its name with the last one used (a transaction touches few queues).
 struct CounterDeltas {
     /// One delta per job state.
     struct PerState {
@@ -968,8 +968,8 @@ struct CounterDeltas {
         queues = []
     }
 
-    /// Hands each changed counter's meta key and its delta to `body` (zeros left out).
-    /// Each changed counter's meta key (its bytes) and delta.
+    /// Hands each changed counter's meta key (its bytes, built on the stack) and its delta to
+    /// `body` (zeros left out).
     func forEachChange(_ body: (_ key: UnsafeRawBufferPointer, _ delta: Int64) throws -> Void) throws {
         for state in JobState.allCases where states[state] != 0 {
             try MetaKey.withBytes(MetaKey.stateCounter(state)) { try body($0, states[state]) }
