@@ -3,7 +3,8 @@ import Locking
 import Synchronization
 
 /// What handlers did, and a way to wait for it without sleeping: `wait(until:)` returns when a
-/// recorded event makes the condition true (or fails after 60 s, a hang detector — not a timing).
+/// recorded event makes the condition true (or fails after ``hangLimit``, a hang detector — not
+/// a timing).
 public final class Recorder: Sendable {
     public init() {}
 
@@ -15,6 +16,12 @@ public final class Recorder: Sendable {
     }
     private let state = Lock<(entries: [Entry], waiters: [(id: Int, condition: @Sendable ([Entry]) -> Bool, continuation: CheckedContinuation<Void, Never>)])>(([], []))
     private let nextWaiter = Atomic<Int>(0)
+
+    /// How long a wait may take before it fails as a hang: as long as the scheduler tests'
+    /// `waitUntil`. It was 60 s, and the whole suite under ThreadSanitizer on two cores (CI,
+    /// 2026-12-06) starved a scheduler test past it: every test in flight stood still for
+    /// 129 s while the multi-process tests' children held both cores.
+    public static let hangLimit: Duration = .seconds(180)
 
     public func record(_ event: String, _ job: Job) {
         let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
@@ -35,7 +42,7 @@ public final class Recorder: Sendable {
     public func wait(until condition: @escaping @Sendable ([Entry]) -> Bool, _ what: String = "the expected events") async throws {
         let id = nextWaiter.wrappingAdd(1, ordering: .relaxed).oldValue
         let timeout = Task { [self] in
-            try await Task.sleep(for: .seconds(60))
+            try await Task.sleep(for: Recorder.hangLimit)
             let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
                 guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
                 return state.waiters.remove(at: index).continuation
@@ -51,7 +58,7 @@ public final class Recorder: Sendable {
             if ready { continuation.resume() }
         }
         timeout.cancel()
-        if !condition(entries) { throw TestFailure("waited 60 s for \(what) (a hang)") }
+        if !condition(entries) { throw TestFailure("waited \(Recorder.hangLimit) for \(what) (a hang)") }
     }
 
     /// Waits until `count` entries of `event` were recorded.
