@@ -33,7 +33,7 @@ objcopy --strip-debug .build-rel/release/jobstore "$work/jobstore"
 cc -O2 -shared -fPIC -o "$work/sigsuspend-shim.so" scripts/valgrind/sigsuspend-shim.c
 cc -O2 -g -Wall -o "$work/jobbench-lmdb" Benchmarks/peers/jobbench-lmdb.c -llmdb -lpthread
 
-# The phase's function in each program (callgrind's --toggle-collect takes `*` wildcards).
+# The phase's function in each program (callgrind's --toggle-collect).
 swift_function() {
     case $1 in
     load) echo '$s8jobstore11BenchRunnerV4loadyyKF' ;;
@@ -74,7 +74,7 @@ count() {
 for line in open(sys.argv[1]):
     line = json.loads(line)
     if line["phase"] == sys.argv[2]: print(line["ops"]); break' "$work/lines" "$phase")
-    [[ -n $collected && -n $ops ]] || { echo "$store $phase: no count (see $work/valgrind.log)" >&2; exit 1; }
+    [[ -n $collected && -n $ops ]] || { tail -20 "$work/valgrind.log" >&2; echo "$store $phase: no count" >&2; exit 1; }
     if [[ -n $keep ]]; then cp "$work/callgrind.out" "$keep/$store.$phase.out"; fi
     echo "{\"store\":\"$store\",\"phase\":\"$phase\",\"jobs\":$jobs,\"ops\":$ops,\"instructions\":$collected,\"per_op\":$((collected / ops))}" | tee -a "$out"
 }

@@ -28,6 +28,9 @@ public enum BytesCodec: ByteCodec {
 
 /// A string, stored as its UTF-8 bytes (no terminator).
 public enum StringCodec: ByteCodec {
+    /// `@inlinable`: specialised where it is called (JobStore builds its meta keys through it at
+    /// every commit).
+    @inlinable
     public static func withEncoded<R>(_ value: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         var copy = value
         return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }

@@ -19,8 +19,8 @@ public final class Recorder: Sendable {
 
     /// How long a wait may take before it fails as a hang: as long as the scheduler tests'
     /// `waitUntil`. It was 60 s, and the whole suite under ThreadSanitizer on two cores (CI,
-    /// 2026-12-06) starved a scheduler test past it: every test in flight stood still for
-    /// 129 s while the multi-process tests' children held both cores.
+    /// 2026-12-06) starved a scheduler test past it: the suite's tests, the multi-process
+    /// ones' children among them, share the two cores, and fast tests took 129 s there.
     public static let hangLimit: Duration = .seconds(180)
 
     public func record(_ event: String, _ job: Job) {

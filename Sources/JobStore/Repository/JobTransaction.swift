@@ -972,7 +972,7 @@ struct CounterDeltas {
     /// `body` (zeros left out).
     func forEachChange(_ body: (_ key: UnsafeRawBufferPointer, _ delta: Int64) throws -> Void) throws {
         for state in JobState.allCases where states[state] != 0 {
-            try MetaKey.withBytes(MetaKey.stateCounter(state)) { try body($0, states[state]) }
+            try StringCodec.withEncoded(MetaKey.stateCounter(state)) { try body($0, states[state]) }
         }
         for queue in queues {
             for state in JobState.allCases where queue.deltas[state] != 0 {
@@ -980,7 +980,7 @@ struct CounterDeltas {
             }
         }
         for (state, delta) in pipelines where delta != 0 {
-            try MetaKey.withBytes(MetaKey.pipelineCounter(state)) { try body($0, delta) }
+            try StringCodec.withEncoded(MetaKey.pipelineCounter(state)) { try body($0, delta) }
         }
     }
 }
