@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 // LMDB 0.9's on-disk layout, as lmdb/mdb.c defines it (the parts the check reads).
 private let pageHeaderSize = 16  // mp_pgno (8), mp_pad (2), mp_flags (2), mp_lower (2), mp_upper (2)
@@ -20,13 +21,21 @@ extension Environment {
     /// that walks the databases through LMDB calls this first. Returns what is wrong (empty
     /// when every page is sound); a read transaction pins the snapshot meanwhile.
     public func checkPages() throws -> [String] {
-        // A writer may overwrite the snapshot's meta page (two commits later) before the check
-        // reads it; the pages stay pinned, but their roots are then lost: take a new snapshot.
-        for _ in 0..<3 {
+        // A writer overwrites the snapshot's meta page two commits later. The check copies the
+        // meta page's fields and then reads its transaction id again, so it walks the roots of
+        // its own snapshot (whose pages stay pinned) or starts over with a new snapshot.
+        let attempts = 50
+        for _ in 0..<attempts {
             if let problems = try checkPagesOnce() { return problems }
         }
-        return []
+        throw LMDBError(
+            code: .system, operation: "check the pages of data.mdb", path: path,
+            message: "each of \(attempts) snapshots' meta pages was rewritten by later commits before it could be read; nothing was found wrong, nothing was checked. Run the check again, or while the store is written less")
     }
+
+    /// A pause between the walks of the free-page list and the main database (tests only):
+    /// widens the window in which writers rewrite the meta page the check began from.
+    static let pageCheckPauseMicroseconds = Atomic<Int>(0)
 
     private func checkPagesOnce() throws -> [String]? {
         try read { txn in
@@ -43,7 +52,8 @@ extension Environment {
             }
             defer { munmap(map, size) }
             var walker = PageWalker(bytes: UnsafeRawBufferPointer(start: map, count: size))
-            guard walker.check(snapshot: snapshot) else { return nil }
+            let pause = Environment.pageCheckPauseMicroseconds.load(ordering: .relaxed)
+            guard walker.check(snapshot: snapshot, pause: pause) else { return nil }
             return walker.problems
         }
     }
@@ -71,8 +81,9 @@ private struct PageWalker {
 
     /// The meta page of `snapshot` (page 0 or 1), then the free-page and main databases' trees,
     /// and each named database's tree from its record in the main one. False when neither meta
-    /// page holds the snapshot any more (overwritten by later commits).
-    mutating func check(snapshot: UInt64) -> Bool {
+    /// page holds the snapshot any more, or it was overwritten while its fields were read (by
+    /// later commits). `pause` (tests): microseconds to sleep between the two trees.
+    mutating func check(snapshot: UInt64, pause: Int) -> Bool {
         // Each meta page: the page header, then MDB_meta — magic (4), version (4), address (8),
         // map size (8), two MDB_db records (48 bytes each: pad (4) holds the page size in the
         // first, flags (2), depth (2), branch, leaf, overflow pages, entries, root (8 each)),
@@ -88,13 +99,22 @@ private struct PageWalker {
         }
         let meta = [0, 1].map { $0 * pageSize + pageHeaderSize }.first { u32($0) == metaMagic && u64($0 + 128) == snapshot }
         guard let meta else { return false }
-        lastPage = u64(meta + 120)
+        // Every field the walk needs, copied before anything is walked; then the transaction id
+        // again: if a commit rewrote the page meanwhile, the copy may mix two snapshots.
+        let roots = (
+            last: u64(meta + 120),
+            free: (root: u64(meta + 24 + 40), depth: Int(u16(meta + 24 + 6))),
+            main: (root: u64(meta + 72 + 40), depth: Int(u16(meta + 72 + 6))))
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        guard u64(meta + 128) == snapshot else { return false }
+        lastPage = roots.last
         guard (Int(exactly: lastPage).map { ($0 + 1) * pageSize } ?? .max) <= bytes.count else {
             problem("the meta page's last page, \(lastPage), lies beyond the file's \(bytes.count / pageSize) pages")
             return true
         }
-        tree(root: u64(meta + 24 + 40), database: "the free-page list", depth: Int(u16(meta + 24 + 6)), duplicates: false)
-        tree(root: u64(meta + 72 + 40), database: "the main database", depth: Int(u16(meta + 72 + 6)), duplicates: false, holdsDatabases: true)
+        tree(root: roots.free.root, database: "the free-page list", depth: roots.free.depth, duplicates: false)
+        if pause > 0 { usleep(UInt32(pause)) }
+        tree(root: roots.main.root, database: "the main database", depth: roots.main.depth, duplicates: false, holdsDatabases: true)
         return true
     }
 

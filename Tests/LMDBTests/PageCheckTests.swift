@@ -1,5 +1,6 @@
 import Foundation
-import LMDB
+@testable import LMDB
+import Synchronization
 import Testing
 import TestSupport
 
@@ -44,6 +45,55 @@ struct PageCheckTests {
         let env = try Environment(path: directory.path, options: EnvironmentOptions(readOnly: true))
         defer { env.close() }
         return try env.checkPages()
+    }
+
+    @Test("beside a writer committing at full speed, every check of the sound store finds nothing")
+    func liveWriter() throws {
+        // Before the fix the check read the main database's root from the meta page after
+        // walking the free-page list; two commits later that page holds a newer snapshot, whose
+        // pages lie past the older snapshot's last page: "refers to page …, outside pages 2…".
+        // The pause between the two walks makes that window wide (most checks failed with it).
+        let directory = TemporaryDirectory()
+        let env = try Environment(
+            path: directory.path, options: EnvironmentOptions(mapSize: 256 << 20, durability: .noSync), databases: [values])
+        defer { env.close() }
+        let db = try env.database(values)
+        try env.write { txn in
+            for n in 0..<20_000 { try txn.put(db, Array("key-\(n)".utf8), [UInt8](repeating: UInt8(n % 251), count: 120)) }
+        }
+        Environment.pageCheckPauseMicroseconds.store(2_000, ordering: .relaxed)
+        defer { Environment.pageCheckPauseMicroseconds.store(0, ordering: .relaxed) }
+        let stop = Atomic<Bool>(false)
+        let commits = Atomic<Int>(0)
+        let failure = Mutex<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            defer { done.signal() }
+            var n = 20_000
+            do {
+                while !stop.load(ordering: .relaxed) {
+                    try env.write { txn in
+                        // New keys (the file grows: newer snapshots reach pages past older ones' last)
+                        // and rewritten ones (pages freed and reused).
+                        for _ in 0..<50 {
+                            n += 1
+                            try txn.put(db, Array("key-\(n)".utf8), [UInt8](repeating: 1, count: 120))
+                            try txn.put(db, Array("key-\(n % 20_000)".utf8), [UInt8](repeating: 2, count: 120))
+                        }
+                    }
+                    commits.add(1, ordering: .relaxed)
+                }
+            } catch {
+                failure.withLock { $0 = "the writer failed: \(error)" }
+            }
+        }
+        var findings: [String] = []
+        for _ in 0..<40 { findings += try env.checkPages() }
+        stop.store(true, ordering: .relaxed)
+        done.wait()
+        #expect(failure.withLock { $0 } == nil)
+        #expect(findings.isEmpty, "\(findings.prefix(3))")
+        #expect(commits.load(ordering: .relaxed) > 40, "the writer committed meanwhile")
     }
 
     @Test("a sound store: no finding (branches, leaves, overflow pages, named and duplicate-sorted databases all walked)")
