@@ -185,7 +185,7 @@ schemas = [
     schema('import', note='(after each batch; at the end with `done`)', runs= [['import', '/tmp/admin-import-json', '/tmp/admin-pipelines.jsonl', '--create', '--json']], lines=True),
     schema('prune', [['prune', S, '--state', 'succeeded', '--older-than', '30d', '--history-before', '1d', '--dry-run', '--json']]),
     schema('cancel|retry|requeue|delete --state …', runs= [['cancel', S, '--state', 'pending', '--queue', 'q2', '--json']], lines=True),
-    schema('cancel|retry|requeue|delete --state … --dry-run', note='(`would_` and the action: `would_cancel`, …)', runs=[['cancel', S, '--state', 'pending', '--queue', 'q3', '--dry-run', '--json']], lines=True),
+    schema('cancel|retry|requeue|delete --state … --dry-run', note='(`would_change`, `would_skip` and why)', runs=[['cancel', S, '--state', 'pending', '--queue', 'q3', '--dry-run', '--json']], lines=True),
     schema('cancel|retry|requeue ID…', runs= [['retry', S, pending, failed, '--json']], lines=True),
     schema('backup', [['backup', S, '/tmp/admin-backup-json', '--json']]),
     schema('readers', [['readers', S, '--json']]),

@@ -24,6 +24,8 @@ struct BulkSelection: ParsableArguments {
     var filtered: Bool { state != nil || queue != nil || name != nil || createdBefore != nil || finishedBefore != nil }
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if let state, JobState(name: state) == nil {
             throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
         }
@@ -70,49 +72,90 @@ func idsFromStandardInput() throws -> [String] {
         .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }
 
+/// Why a bulk change passed a job over.
+enum SkipReason: String, CaseIterable {
+    case state = "their state does not allow it"
+    case pipelineStep = "pipeline steps (they go with their pipeline)"
+    case gone = "gone meanwhile"
+
+    /// The reason's name in `--json` output: `skipped_<key>`.
+    var key: String {
+        switch self {
+        case .state: "state"
+        case .pipelineStep: "pipeline_step"
+        case .gone: "gone"
+        }
+    }
+
+    /// The reason for a refusal that left the job unchanged, or `nil` for an error that stops the command.
+    init?(_ error: JobStoreError) {
+        switch error.code {
+        case .illegalTransition: self = .state
+        case .invalidArgument: self = .pipelineStep
+        case .notFound: self = .gone
+        default: return nil
+        }
+    }
+}
+
 /// Applies `change` to the selected jobs, `batchSize` per transaction; a job the change does not
-/// apply to (its state, a pipeline step for `delete`, gone meanwhile) is skipped and counted.
-/// Prints what happened (or, with `--dry-run`, what would).
+/// apply to (its state, a pipeline step for `delete`, gone meanwhile) is skipped and counted by
+/// reason. `change` returns false for a job that was not there. With `--dry-run` every batch is
+/// rehearsed in one transaction that is rolled back, so the counts are those the real run
+/// would print (cascades included: a step cancelled by an earlier one is then skipped).
 func changeAll(
     _ options: StoreOptions, _ selection: BulkSelection, verb: String, _ change: @escaping @Sendable (JobTransaction, JobID) throws -> Bool
 ) throws {
-    let store = try options.open(writable: !selection.dryRun)
+    let dryRun = selection.dryRun
+    let store = try openForChange(options, dryRun: dryRun)
     defer { store.close() }
     let ids = try selection.select(store)
-    if selection.dryRun {
-        print(options.json
-            ? try jsonLine(["dry_run": true, "would_\(verb.replacingOccurrences(of: " ", with: "_"))": .count(ids.count)] as [String: JSONValue])
-            : "would try to \(verb) \(ids.count.grouped) job\(ids.count == 1 ? "" : "s") (none changed: --dry-run)")
-        return
-    }
-    var progress = Progress(verb)
+    var progress = Progress(dryRun ? "checked" : verb)
     var changed = 0
-    var skipped = 0
-    for start in stride(from: 0, to: ids.count, by: selection.batchSize) {
-        let batch = Array(ids[start..<min(ids.count, start + selection.batchSize)])
-        let (done, notApplicable) = try store.write { txn -> (Int, Int) in
-            var done = 0
-            var notApplicable = 0
-            for id in batch {
-                do {
-                    if try change(txn, id) { done += 1 } else { notApplicable += 1 }
-                } catch let error as JobStoreError where [.illegalTransition, .notFound, .invalidArgument].contains(where: { $0 ~= error }) {
-                    notApplicable += 1  // refused before anything of it was written
-                }
+    var skipped: [SkipReason: Int] = [:]
+    func apply(_ batch: ArraySlice<JobID>, _ txn: JobTransaction) throws -> (changed: Int, skipped: [SkipReason: Int]) {
+        var done = 0
+        var passed: [SkipReason: Int] = [:]
+        for id in batch {
+            do {
+                if try change(txn, id) { done += 1 } else { passed[.gone, default: 0] += 1 }
+            } catch let error as JobStoreError {
+                guard let reason = SkipReason(error) else { throw error }
+                passed[reason, default: 0] += 1  // refused before anything of it was written
             }
-            return (done, notApplicable)
         }
-        changed += done
-        skipped += notApplicable
-        progress.update(changed + skipped)
+        return (done, passed)
+    }
+    let batches = stride(from: 0, to: ids.count, by: selection.batchSize).map { ids[$0..<min(ids.count, $0 + selection.batchSize)] }
+    func count(_ result: (changed: Int, skipped: [SkipReason: Int])) {
+        changed += result.changed
+        skipped.merge(result.skipped, uniquingKeysWith: +)
+        progress.update(changed + skipped.values.reduce(0, +))
+    }
+    if dryRun {
+        let results = try store.rehearse { txn in try batches.map { try apply($0, txn) } }
+        results.forEach(count)
+    } else {
+        for batch in batches { count(try store.write { txn in try apply(batch, txn) }) }
     }
     progress.finish()
+    let skippedTotal = skipped.values.reduce(0, +)
     if options.json {
-        print(try jsonLine(["changed": .count(changed), "skipped": .count(skipped), "selected": .count(ids.count)] as [String: JSONValue]))
+        var line: [String: JSONValue] = [
+            dryRun ? "would_change" : "changed": .count(changed), dryRun ? "would_skip" : "skipped": .count(skippedTotal),
+            "selected": .count(ids.count),
+        ]
+        for reason in SkipReason.allCases { line["skipped_\(reason.key)"] = .count(skipped[reason] ?? 0) }
+        if dryRun { line["dry_run"] = true }
+        print(try jsonLine(line))
     } else {
         let past = ["cancel": "cancelled", "retry": "retried", "requeue": "requeued", "delete": "deleted"][verb] ?? verb
-        print("\(past) \(changed.grouped) job\(changed == 1 ? "" : "s")"
-            + (skipped > 0 ? "; \(skipped.grouped) skipped (their state does not allow it, or they are pipeline steps)" : ""))
+        let why = SkipReason.allCases.compactMap { reason in skipped[reason].map { "\($0.grouped) \(reason.rawValue)" } }.joined(separator: ", ")
+        let jobs = "\(changed.grouped) job\(changed == 1 ? "" : "s")"
+        let skips = skippedTotal > 0 ? "\(skippedTotal.grouped) (\(why))" : "none"
+        print(dryRun
+            ? "would \(verb) \(jobs) of the \(ids.count.grouped) selected, skip \(skips) (none changed: --dry-run)"
+            : "\(past) \(jobs) of the \(ids.count.grouped) selected, skipped \(skips)")
     }
 }
 
@@ -129,6 +172,8 @@ struct Delete: ParsableCommand {
     var damaged = false
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if damaged && (selection.filtered || ids.isEmpty) {
             throw ValidationError("--damaged takes the ids of damaged jobs (as `jobstore verify` names them), not filters")
         }
@@ -141,26 +186,34 @@ struct Delete: ParsableCommand {
         } else if selection.filtered {
             try changeAll(store, selection, verb: "delete") { txn, id in try txn.delete(id) }
         } else {
-            try changeEach(store, try givenIDs(ids), verb: "deleted") { store, id in
-                guard let job = try store.job(id) else { throw CommandFailure("no job \(id)") }
-                try store.delete(id)
-                return job
-            }
+            try changeEach(
+                store, try givenIDs(ids), verb: "deleted", dryRun: selection.dryRun,
+                { txn, id in
+                    guard try txn.delete(id) else { throw CommandFailure("no job \(id) in \(store.path)") }
+                    return "deleted"
+                },
+                pipeline: deletingPipeline)
         }
     }
 
     /// `--damaged`: each id's unreadable record and the index entries naming it, one
     /// transaction each (a refusal, such as a record that reads, leaves the rest to go on).
     func deleteDamaged(_ ids: [JobID]) throws {
-        let jobs = try store.open(writable: true)
+        let dryRun = selection.dryRun
+        let jobs = try openForChange(store, dryRun: dryRun)
         defer { jobs.close() }
         var failures = 0
         for id in ids {
             do {
-                let removed = try jobs.write { try $0.deleteDamaged(id) }
+                let removed = try applying(jobs, dryRun: dryRun) { try $0.deleteDamaged(id) }
+                let entries = "\(removed) index entr\(removed == 1 ? "y" : "ies") naming it"
+                var line: [String: JSONValue] = ["id": .string(id.description), "ok": true, "index_entries_removed": .count(removed)]
+                if dryRun { line["dry_run"] = true }
                 print(store.json
-                    ? try jsonLine(["id": .string(id.description), "ok": true, "index_entries_removed": .count(removed)] as [String: JSONValue])
-                    : "\(id): damaged record deleted, with the \(removed) index entr\(removed == 1 ? "y" : "ies") naming it; counters recounted")
+                    ? try jsonLine(line)
+                    : dryRun
+                        ? "\(id): the damaged record would be deleted, with the \(entries) (--dry-run: nothing changed)"
+                        : "\(id): damaged record deleted, with the \(entries); counters recounted")
             } catch {
                 failures += 1
                 try reportFailure(id, error, json: store.json)

@@ -4,11 +4,39 @@ import JobStore
 import JobStoreLines
 import JobStoreText
 
-/// `jobstore pipelines …`: list and show pipelines.
+/// A pipeline's steps as the list shows them: "3/5 ok, 1 failed, 1 cancelled" — the steps
+/// that succeeded out of all, then those that ended otherwise (a failed pipeline's cancelled
+/// steps are finished, not done).
+func stepsSummary(_ pipeline: Pipeline) -> String {
+    var text = "\(pipeline.succeededSteps)/\(pipeline.stepCount) ok"
+    if pipeline.failedSteps > 0 { text += ", \(pipeline.failedSteps) failed" }
+    if pipeline.cancelledSteps > 0 { text += ", \(pipeline.cancelledSteps) cancelled" }
+    return text
+}
+
+/// `jobstore pipelines …`: list, show and delete pipelines.
 struct Pipelines: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List and show pipelines.",
-        subcommands: [List.self, Show.self])
+        abstract: "List, show and delete pipelines.",
+        subcommands: [List.self, Show.self, Delete.self])
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete pipelines, each with its steps and their jobs, in any state (a running step's worker is refused when it reports).",
+            discussion: "`jobstore delete PIPELINE_ID` does the same. Try --dry-run first.")
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Only say what would be deleted: each deletion is rehearsed and rolled back.")
+        var dryRun = false
+        @Argument(help: "Pipeline ids, or '-' to read them from stdin.")
+        var ids: [String]
+
+        func run() throws {
+            try changeEach(
+                store, try givenIDs(ids), verb: "deleted", dryRun: dryRun,
+                { _, id in throw CommandFailure("\(id) is a job, not a pipeline; `jobstore delete` deletes jobs") },
+                pipeline: deletingPipeline)
+        }
+    }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -25,6 +53,8 @@ struct Pipelines: ParsableCommand {
         var utc = false
 
         func validate() throws {
+
+            guard Validation.enabled else { return }
             if let state, PipelineState(name: state) == nil {
                 throw ValidationError("'\(state)' is not a pipeline state; states: \(PipelineState.allCases.map(\.description).joined(separator: ", "))")
             }
@@ -44,14 +74,14 @@ struct Pipelines: ParsableCommand {
                 try printJSON(Output(pipelines: page.pipelines.map(PipelineJSON.init), next: page.next?.description))
                 return
             }
-            var table = Table("id", "name", "version", "state", "steps done", "created", "finished")
+            var table = Table("id", "name", "version", "state", "steps", "created", "finished")
             table.states = [3]
             table.shrinkable = [1]
             let now = Timestamp.now
             for pipeline in page.pipelines {
                 table.add([
                     pipeline.id.description, pipeline.name, "\(pipeline.version)", pipeline.state.description,
-                    "\(pipeline.stepCount - pipeline.unfinishedSteps)/\(pipeline.stepCount)", shown(pipeline.createdAt, utc: utc, now: now),
+                    stepsSummary(pipeline), shown(pipeline.createdAt, utc: utc, now: now),
                     pipeline.finishedAt.map { shown($0, utc: utc, now: now) } ?? "-",
                 ])
             }

@@ -15,10 +15,14 @@ struct Export: ParsableCommand {
         help: "Only jobs in this state, and no pipeline (nor any pipeline step's job: those travel with their pipeline).",
         completion: .list(JobState.allCases.map(\.description)))
     var state: String?
-    @Option(parsing: .unconditional, help: "Write to this file instead of stdout.")
+    @Option(parsing: .unconditional, help: "Write to this file instead of stdout (an existing file only with --force).")
     var output: String?
+    @Flag(help: "Replace the --output file if it exists.")
+    var force = false
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if let state, JobState(name: state) == nil {
             throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
         }
@@ -32,6 +36,9 @@ struct Export: ParsableCommand {
             let name = (output as NSString).lastPathComponent
             if name == "data.mdb" || name == "lock.mdb" {
                 throw ValidationError("\(output) would replace a store's \(name); give --output another file name")
+            }
+            if !force && FileManager.default.fileExists(atPath: output) {
+                throw ValidationError("\(output) exists; give --force to replace it, or another file name")
             }
         }
     }
@@ -129,6 +136,8 @@ struct Import: ParsableCommand {
     var dryRun = false
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if file != "-" && !FileManager.default.fileExists(atPath: file) { throw ValidationError("\(file) does not exist") }
         if !create && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
@@ -207,20 +216,19 @@ struct Import: ParsableCommand {
     /// `--dry-run`: every line decoded, each job restored in a transaction that is rolled back;
     /// each bad line named on stderr; a summary; exit 1 if any line is bad.
     func check(_ input: LineReader, _ store: JobRepository, _ decoder: JSONDecoder) throws {
-        struct RolledBack: Error {}
         var (lineNumber, jobs, pipelines, bad) = (0, 0, 0, 0)
+        var existing: [Int] = []  // lines whose job is in the store already: summed up, not one error each
         while let line = try input.next() {
             lineNumber += 1
             if ExportLine.isBlank(line) { continue }
             do {
                 switch try ExportLine(line, decoder) {
                 case .job(let job):
-                    do {
-                        try store.write { txn in
-                            try txn.restore(job)
-                            throw RolledBack()
-                        }
-                    } catch is RolledBack {}
+                    if try store.job(job.id) != nil {
+                        existing.append(lineNumber)
+                        continue
+                    }
+                    try store.rehearse { txn in try txn.restore(job) }
                     jobs += 1
                 case .pipeline:
                     pipelines += 1
@@ -230,9 +238,18 @@ struct Import: ParsableCommand {
                 FileHandle.standardError.write(Data("jobstore: \(file) line \(lineNumber): \(error)\n".utf8))
             }
         }
-        let text = "checked \(lineNumber.grouped) lines: \(jobs.grouped) jobs and \(pipelines.grouped) pipelines would be imported, \(bad.grouped) bad line\(bad == 1 ? "" : "s"); nothing committed"
-        print(json ? try jsonLine(["lines": .count(lineNumber), "jobs": .count(jobs), "pipelines": .count(pipelines), "bad_lines": .count(bad)] as [String: JSONValue]) : text)
-        if bad > 0 { throw ExitCode(1) }
+        if !existing.isEmpty {
+            let shown = existing.prefix(10).map(String.init).joined(separator: ", ") + (existing.count > 10 ? ", …" : "")
+            FileHandle.standardError.write(Data(
+                "jobstore: \(existing.count.grouped) job\(existing.count == 1 ? " is" : "s are") already in \(path) (line\(existing.count == 1 ? "" : "s") \(shown)): import into another store, or delete them first\n".utf8))
+        }
+        let text = "checked \(lineNumber.grouped) lines: \(jobs.grouped) jobs and \(pipelines.grouped) pipelines would be imported, \(existing.count.grouped) already in the store, \(bad.grouped) bad line\(bad == 1 ? "" : "s"); nothing committed"
+        print(json
+            ? try jsonLine([
+                "lines": .count(lineNumber), "jobs": .count(jobs), "pipelines": .count(pipelines), "existing": .count(existing.count), "bad_lines": .count(bad),
+            ] as [String: JSONValue])
+            : text)
+        if bad > 0 || !existing.isEmpty { throw ExitCode(1) }
     }
 }
 
@@ -309,6 +326,8 @@ struct Prune: ParsableCommand {
     var batchSize = 1000
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if let state {
             guard let parsed = JobState(name: state), parsed.isTerminal else {
                 throw ValidationError("--state must be succeeded, failed or cancelled, not '\(state)'")
@@ -375,38 +394,74 @@ struct Prune: ParsableCommand {
     }
 }
 
-/// Applies one change to each id (each in its own transaction), reporting each — a line of text,
-/// or with `--json` a JSON line `{"id", "ok", "state" | "error"}`; exit 1 if any failed. With a
-/// `pipeline` change, an id that is not a job's but a pipeline's gets that change.
+/// Commits `body`, or with `dryRun` rehearses it in a transaction that is rolled back (the
+/// same checks and cascades, nothing written). Every change of the admin tool goes through here.
+func applying<T>(_ store: JobRepository, dryRun: Bool, _ body: (JobTransaction) throws -> T) throws -> T {
+    dryRun ? try store.rehearse(body) : try store.write(body)
+}
+
+/// Opens the store for a command that changes it. A dry run opens it writable too (its
+/// changes are rehearsed in a transaction that is rolled back), but refuses a store of an older
+/// format, which a writable open would upgrade.
+func openForChange(_ options: StoreOptions, dryRun: Bool) throws -> JobRepository {
+    if dryRun {
+        let probe = try options.open()
+        let version = try probe.formatVersion()
+        probe.close()
+        if version < Schema.formatVersion {
+            throw CommandFailure(
+                "\(options.path) is a store of format \(version); a dry run would upgrade it to format \(Schema.formatVersion) on opening. Upgrade it first (any command that writes, e.g. `jobstore queues pause` … `resume`), or run without --dry-run")
+        }
+    }
+    return try options.open(writable: true)
+}
+
+/// Applies one change to each id (each in its own transaction, or with `dryRun` rehearsed and
+/// rolled back), reporting each — a line of text, or with `--json` a JSON line `{"id", "ok",
+/// "kind", "state" | "error"}`; exit 1 if any failed. `change` returns the job's state after
+/// it. With a `pipeline` change, an id that is not a job's but a pipeline's gets that change.
 func changeEach(
-    _ options: StoreOptions, _ texts: [String], verb: String, _ change: (JobRepository, JobID) throws -> Job,
-    pipeline changePipeline: ((JobRepository, PipelineID) throws -> Pipeline)? = nil
+    _ options: StoreOptions, _ texts: [String], verb: String, dryRun: Bool, _ change: (JobTransaction, JobID) throws -> String,
+    pipeline changePipeline: ((JobTransaction, PipelineID) throws -> String)? = nil
 ) throws {
     let ids = try parseIDs(texts)
-    let jobs = try options.open(writable: true)
+    let jobs = try openForChange(options, dryRun: dryRun)
     defer { jobs.close() }
     var failures = 0
     for id in ids {
         do {
-            let pipelineID = PipelineID(high: id.high, low: id.low)
-            let (kind, state): (String, String)
-            if let changePipeline, try jobs.job(id) == nil {
-                guard try jobs.pipeline(pipelineID) != nil else {
-                    throw CommandFailure("no job or pipeline \(id) in \(options.path)")
+            let (kind, state) = try applying(jobs, dryRun: dryRun) { txn -> (String, String) in
+                let pipelineID = PipelineID(high: id.high, low: id.low)
+                if let changePipeline, try txn.job(id) == nil {
+                    guard try txn.pipeline(pipelineID) != nil else {
+                        throw CommandFailure("no job or pipeline \(id) in \(options.path)")
+                    }
+                    return ("pipeline", try changePipeline(txn, pipelineID))
                 }
-                (kind, state) = ("pipeline", try changePipeline(jobs, pipelineID).state.description)
-            } else {
-                (kind, state) = ("job", try change(jobs, id).state.description)
+                return ("job", try change(txn, id))
             }
-            print(options.json
-                ? try jsonLine(["id": .string(id.description), "ok": true, "kind": .string(kind), "state": .string(state)] as [String: JSONValue])
-                : "\(id): \(kind == "pipeline" ? "pipeline " : "")\(verb), now \(state)")
+            if options.json {
+                var line: [String: JSONValue] = ["id": .string(id.description), "ok": true, "kind": .string(kind), "state": .string(state)]
+                if dryRun { line["dry_run"] = true }
+                print(try jsonLine(line))
+            } else {
+                let what = kind == "pipeline" ? "pipeline " : ""
+                let after = state == "deleted" ? "" : dryRun ? ", then \(state)" : ", now \(state)"
+                print(dryRun ? "\(id): \(what)would be \(verb)\(after) (--dry-run: nothing changed)" : "\(id): \(what)\(verb)\(after)")
+            }
         } catch {
             failures += 1
             try reportFailure(id, error, json: options.json)
         }
     }
     if failures > 0 { throw ExitCode(1) }
+}
+
+/// The pipeline change of `delete` and `pipelines delete` (for ``changeEach``): the pipeline
+/// with its steps and their jobs.
+func deletingPipeline(_ txn: JobTransaction, _ id: PipelineID) throws -> String {
+    _ = try txn.deletePipeline(id)
+    return "deleted"
 }
 
 /// One id a command could not change: a JSON line (with --json) and the error on stderr,
@@ -431,6 +486,8 @@ struct Requeue: ParsableCommand {
     var ids: [String] = []
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if stuck {
             if !ids.isEmpty || selection.filtered { throw ValidationError("--stuck takes no ids and no filters") }
         } else {
@@ -447,19 +504,37 @@ struct Requeue: ParsableCommand {
             return
         }
         if !stuck {
-            try changeEach(store, try givenIDs(ids), verb: "requeued") { try $0.requeue($1) }
+            try changeEach(store, try givenIDs(ids), verb: "requeued", dryRun: selection.dryRun) { try $0.requeue($1).state.description }
             return
         }
-        let jobs = try store.open(writable: true)
+        let jobs = try openForChange(store, dryRun: selection.dryRun)
         defer { jobs.close() }
+        let dryRun = selection.dryRun
+        // A real run commits each thousand; a dry run rehearses them all in one transaction, in
+        // which each pass finds the next thousand, as the real run's next transaction would.
         var total = 0
-        while true {
-            let rescued = try jobs.rescueExpiredLeases(limit: 1000)
-            for job in rescued { print("\(job.id): lease expired, now \(job.state)") }
+        func report(_ rescued: [Job]) {
+            for job in rescued { print("\(job.id): lease expired, \(dryRun ? "would be" : "now") \(job.state)") }
             total += rescued.count
-            if rescued.count < 1000 { break }
         }
-        print("requeued \(total.grouped) stuck job\(total == 1 ? "" : "s")")
+        if dryRun {
+            report(try jobs.rehearse { txn in
+                var all: [Job] = []
+                while true {
+                    let rescued = try txn.rescueExpiredLeases(limit: 1000)
+                    all += rescued
+                    if rescued.count < 1000 { return all }
+                }
+            })
+        } else {
+            while true {
+                let rescued = try jobs.write { try $0.rescueExpiredLeases(limit: 1000) }
+                report(rescued)
+                if rescued.count < 1000 { break }
+            }
+        }
+        let noun = "stuck job\(total == 1 ? "" : "s")"
+        print(dryRun ? "would requeue \(total.grouped) \(noun) (none changed: --dry-run)" : "requeued \(total.grouped) \(noun)")
     }
 }
 
@@ -473,7 +548,15 @@ struct Cancel: ParsableCommand {
     @Argument(help: "Job or pipeline ids, or '-' to read them from stdin.")
     var ids: [String] = []
 
-    func validate() throws { try requireIDsOrFilters(ids, selection) }
+    func validate() throws {
+
+        guard Validation.enabled else { return }
+
+        guard Validation.enabled else { return }
+
+        try requireIDsOrFilters(ids, selection)
+
+    }
 
     func run() throws {
         if selection.filtered {
@@ -482,7 +565,9 @@ struct Cancel: ParsableCommand {
                 return true
             }
         } else {
-            try changeEach(store, try givenIDs(ids), verb: "cancelled", { try $0.cancel($1) }, pipeline: { try $0.cancelPipeline($1) })
+            try changeEach(
+                store, try givenIDs(ids), verb: "cancelled", dryRun: selection.dryRun, { try $0.cancel($1).state.description },
+                pipeline: { try $0.cancelPipeline($1).state.description })
         }
     }
 }
@@ -497,7 +582,15 @@ struct Retry: ParsableCommand {
     @Argument(help: "Job or pipeline ids, or '-' to read them from stdin.")
     var ids: [String] = []
 
-    func validate() throws { try requireIDsOrFilters(ids, selection) }
+    func validate() throws {
+
+        guard Validation.enabled else { return }
+
+        guard Validation.enabled else { return }
+
+        try requireIDsOrFilters(ids, selection)
+
+    }
 
     func run() throws {
         if selection.filtered {
@@ -506,7 +599,9 @@ struct Retry: ParsableCommand {
                 return true
             }
         } else {
-            try changeEach(store, try givenIDs(ids), verb: "retried", { try $0.retry($1) }, pipeline: { try $0.retryPipeline($1) })
+            try changeEach(
+                store, try givenIDs(ids), verb: "retried", dryRun: selection.dryRun, { try $0.retry($1).state.description },
+                pipeline: { try $0.retryPipeline($1).state.description })
         }
     }
 }

@@ -199,6 +199,29 @@ public final class JobRepository: Sendable {
         try wrappingErrors { try environment.write { txn in try self.run(body, in: txn) } }
     }
 
+    /// Runs `body` in a write transaction that is always rolled back: it sees and returns what
+    /// the changes would do — the same checks, refusals and cascades as ``write(_:)-(JobTransaction)->T``
+    /// — and nothing reaches the disk, the cache or the change feed. What a dry run is made of.
+    ///
+    /// It holds the store's write lock while `body` runs (other writers wait), and needs a
+    /// store opened writable.
+    public func rehearse<T>(_ body: (JobTransaction) throws -> T) throws -> T {
+        var outcome: T?
+        do {
+            try write { txn in
+                outcome = try body(txn)
+                throw Rehearsal()
+            }
+        } catch is Rehearsal {}
+        guard let outcome else {
+            throw JobStoreError(.invalidArgument, "a rehearsed write ended without a result", hint: "This is a bug in JobStore; please report it")
+        }
+        return outcome
+    }
+
+    /// Thrown to roll back a rehearsed write.
+    private struct Rehearsal: Error {}
+
     /// Runs `body` in a write transaction on the writer thread (group commit) and returns once it
     /// is committed. Committed changes then reach the cache and the change feed.
     ///

@@ -330,18 +330,20 @@ public final class JobTransaction {
             throw JobStoreError(
                 .invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
         }
-        return try add(job)
+        return try add(job, restoring: true)
     }
 
-    func add(_ job: Job) throws -> Job {
+    /// Adds a new job; `restoring` says whether it is a whole job put back (import, restore),
+    /// or a `NewJob` inserted, for the hint when its id is taken.
+    func add(_ job: Job, restoring: Bool = false) throws -> Job {
         try job.validate()
         let event = JobEvent.recording(.inserted, job, at: now)
         do {
             try putRecord(job, event: event, inserting: true, options: .noOverwrite)
         } catch LMDBError.Code.keyExists {
             throw JobStoreError(
-                .invalidField, "a job with id \(job.id) exists", jobID: job.id,
-                hint: "Import into another store, or delete the job first; NewJob without an id gets a fresh one")
+                .invalidField, "a job with id \(job.id) is already in the store", jobID: job.id,
+                hint: restoring ? "Import into another store, or delete the job first" : "Give the NewJob no id to get a fresh one")
         }
         for kind in IndexEntry.kinds { try putEntry(kind, of: job) }
         count(job, +1)
