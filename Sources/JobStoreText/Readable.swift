@@ -81,6 +81,17 @@ public enum Readable {
         }
     }
 
+    /// A period as an operator writes it: "1m", "30s", "2h", "7d" (a whole number of the largest
+    /// unit that divides it), "1m30s" → "90s"; a period with a fraction of a second as ``duration(_:)``.
+    public static func period(_ period: Duration) -> String {
+        let (seconds, attoseconds) = period.components
+        guard attoseconds == 0, seconds > 0 else { return duration(period) }
+        for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60)] where seconds % size == 0 {
+            return "\(seconds / size)\(unit)"
+        }
+        return "\(seconds)s"
+    }
+
     /// A time relative to `now`, as tables show it: "now" (within a second), "45s ago", "3m ago",
     /// "5h ago", "12d ago"; "in 59m" for a time ahead.
     public static func relative(_ time: Timestamp, now: Timestamp = .now) -> String {

@@ -22,6 +22,8 @@ struct Demo: AsyncParsableCommand {
     var concurrency = 16
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if jobs < 10 { throw ValidationError("--jobs must be at least 10") }
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
         if let dir { try requireFreshStoreDirectory(dir) }

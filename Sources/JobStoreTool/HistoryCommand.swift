@@ -23,8 +23,9 @@ extension Jobs {
             discussion: """
                 Each line: the event's position (pass it to --after to go on from there), time, job, event, the state it \
                 left the job in, attempts, and details. The history keeps events until pruned (the scheduler's \
-                historyRetention, a week by default; `jobstore prune --history`). --follow keeps printing new events \
-                as any process commits them.
+                historyRetention, a week by default; `jobstore prune --history`). --follow prints new events as any \
+                process commits them, from now on (like `tail -f`); with --since or --after it first prints the \
+                events from there.
                 """)
 
         @OptionGroup var store: StoreOptions
@@ -36,13 +37,15 @@ extension Jobs {
             help: "Only events of these kinds, comma-separated: \(JobEvent.Kind.allCases.map(\.description).joined(separator: ", ")).",
             completion: .list(JobEvent.Kind.allCases.map(\.description)))
         var kind: String?
-        @Option(parsing: .unconditional, help: "At most this many events (without --follow); the last line then says where to go on.")
-        var limit = 1000
-        @Flag(help: "After the events so far, keep printing new ones as they are committed (stop with Ctrl-C).")
+        @Option(parsing: .unconditional, help: "At most this many events (default 1000; with --follow, no limit): the last line then says where to go on.")
+        var limit: Int?
+        @Flag(help: "Keep printing new events as they are committed, from now on (stop with Ctrl-C); with --since or --after, from there.")
         var follow = false
 
         func validate() throws {
-            if limit < 1 { throw ValidationError("--limit must be at least 1") }
+
+            guard Validation.enabled else { return }
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
             if since != nil && after != nil { throw ValidationError("give --since or --after, not both") }
             if let after { do { _ = try HistoryPosition(parsing: after) } catch { throw ValidationError("\(error)") } }
             if let since { _ = try parseTime(since) }
@@ -67,7 +70,12 @@ extension Jobs {
             let kinds = try kinds()
             var after = try self.after.map(HistoryPosition.init(parsing:))
             let since = try self.since.map(parseTime)
+            let limit = self.limit ?? (follow ? Int.max : 1000)
+            if follow && after == nil && since == nil {
+                after = try jobs.lastHistoryPosition()  // from now on, as `tail -f` (an empty history: from its start)
+            }
             var printed = 0
+            var announced = false
             // Wake-ups for --follow: each commit of any process (inotify on the data file), and
             // once a second — inotify can report a commit's first page write before the commit
             // is visible, and a store written through its map gives no event at all.
@@ -86,7 +94,7 @@ extension Jobs {
             while true {
                 let page = try jobs.history(after: after, since: after == nil ? since : nil, limit: 1000)
                 for entry in page.entries where kinds?.contains(entry.event.kind) ?? true {
-                    if !follow && printed == limit {
+                    if printed == limit {
                         if !store.json { print("more: --after \(after?.description ?? "")") }
                         return
                     }
@@ -98,6 +106,11 @@ extension Jobs {
                 fflush(nil)  // each page out at once, also into a pipe
                 if page.next != nil { continue }
                 if !follow { return }
+                if !announced {
+                    // On stderr, so stdout stays the events alone (a pipe, --json).
+                    FileHandle.standardError.write(Data("jobstore: following: new events as they are committed (Ctrl-C stops)\n".utf8))
+                    announced = true
+                }
                 _ = await wakeup.next()
             }
         }

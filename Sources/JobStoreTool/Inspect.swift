@@ -128,6 +128,8 @@ struct Jobs: ParsableCommand {
         var utc = false
 
         func validate() throws {
+
+            guard Validation.enabled else { return }
             if let state, JobState(name: state) == nil {
                 throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
             }
@@ -242,6 +244,8 @@ struct VerifyCommand: ParsableCommand {
     var chunkSize = 10_000
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if chunkSize < 1 { throw ValidationError("--chunk-size must be at least 1") }
     }
 
@@ -350,7 +354,6 @@ struct Readers: ParsableCommand {
         let jobs = try store.open(readerTable: true)
         defer { jobs.close() }
         let cleared = clearStale ? try jobs.clearStaleReaders() : 0
-        let table = try jobs.readerTable()
         if store.json {
             struct Reader: Encodable {
                 var pid: Int
@@ -370,8 +373,14 @@ struct Readers: ParsableCommand {
             try printJSON(Output(readers: readers, cleared: cleared))
             return
         }
-        print(table.trimmingCharacters(in: .newlines))
-        print("(process \(getpid()) is this tool)")
+        // LMDB's own text pads its header unlike its rows: a table of the same slots instead.
+        let slots = try jobs.readers()
+        var table = Table("pid", "thread", "snapshot", "")
+        for slot in slots {
+            table.add(["\(slot.pid)", slot.thread, slot.transaction.map { "transaction \($0)" } ?? "idle", slot.pid == Int(getpid()) ? "this tool" : ""])
+        }
+        print(table.render())
+        print("(\(slots.count) reader slot\(slots.count == 1 ? "" : "s") in use)")
         if clearStale { print("cleared \(cleared) stale reader slot\(cleared == 1 ? "" : "s")") }
     }
 }

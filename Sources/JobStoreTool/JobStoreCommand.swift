@@ -34,6 +34,12 @@ struct JobStoreCommand: AsyncParsableCommand {
 
     static func main() async {
         do {
+            // First without the commands' own checks: ArgumentParser runs `validate()` before it
+            // looks for arguments nothing took, so a mistyped option (`--queu mail`) got a
+            // check's message ("not both, not neither") instead of "Unknown option '--queu'".
+            Validation.enabled = false
+            _ = try parseAsRoot()
+            Validation.enabled = true
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -115,6 +121,12 @@ struct StoreOptions: ParsableArguments {
         if access(lock, F_OK) == 0 { return access(lock, W_OK) == 0 ? nil : lock }
         return access(path, W_OK) == 0 ? nil : path
     }
+}
+
+/// Whether the commands' `validate()` checks run: off for a first parse that only looks for
+/// unknown options and arguments (see ``JobStoreCommand/main()``). Set before any task starts.
+enum Validation {
+    nonisolated(unsafe) static var enabled = true
 }
 
 /// A runtime failure with a message for the user (exit 1).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JobStore
 import JobStoreLines
+import JobStoreText
 
 /// `jobstore queues …`: list queues, pause and resume them.
 struct Queues: ParsableCommand {
@@ -63,7 +64,7 @@ struct Queues: ParsableCommand {
                 table.add([queue.name, queue.pausedAt.map { "since \($0)" } ?? "-"]
                     + JobState.allCases.map { (queue.counts[$0] ?? 0).grouped }
                     + [queue.oldestReadyAt.map { waited(since: $0, now: now) } ?? "-",
-                       queue.rateLimit.map { "\($0.starts) per \($0.period) (\(Int($0.tokens)) left)" } ?? "-"])
+                       queue.rateLimit.map { "\($0.starts) per \(Readable.period($0.period)) (\(Int($0.tokens)) left)" } ?? "-"])
             }
             print(table.render())
             print("(\(queues.count) queue\(queues.count == 1 ? "" : "s"))")
@@ -76,9 +77,11 @@ struct Queues: ParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "The queue.")
         var queue: String
+        @Flag(help: "Pause a queue that has no jobs yet (otherwise an unknown name is refused, so a typo is not taken for success).")
+        var create = false
 
         func run() throws {
-            try changeQueue(store, queue, json: ["paused": true], text: "queue \(queue) paused", unchanged: "queue \(queue) was already paused") { txn in
+            try changeQueue(store, queue, refuseUnknown: !create, json: ["paused": true], text: "queue \(queue) paused", unchanged: "queue \(queue) was already paused") { txn in
                 let paused = (try? txn.isPaused(queue)) ?? false  // a bad name: pause says so
                 try txn.pause(queue: queue)
                 return !paused
@@ -111,8 +114,12 @@ struct Queues: ParsableCommand {
         var starts: Int
         @Option(parsing: .unconditional, help: "The period, e.g. 1s, 1m, 1h.")
         var per: String
+        @Flag(help: "Limit a queue that has no jobs yet (otherwise an unknown name is refused, so a typo is not taken for success).")
+        var create = false
 
         func validate() throws {
+
+            guard Validation.enabled else { return }
             if starts < 1 { throw ValidationError("--starts must be at least 1") }
             _ = try parseDuration(per)
         }
@@ -120,7 +127,7 @@ struct Queues: ParsableCommand {
         func run() throws {
             let period = try parseDuration(per)
             try changeQueue(
-                store, queue, json: ["starts": .count(starts), "period_seconds": .double(period.seconds)],
+                store, queue, refuseUnknown: !create, json: ["starts": .count(starts), "period_seconds": .double(period.seconds)],
                 text: "queue \(queue): at most \(starts) starts per \(per)"
             ) { txn in
                 try txn.setRateLimit(queue: queue, starts: starts, per: period)
@@ -147,13 +154,26 @@ struct Queues: ParsableCommand {
 
 /// Applies a change to a queue in one transaction of the store opened writable; `change` says
 /// whether anything changed. Then says what it did: `text` (or `unchanged`), or with `--json`
-/// the queue's name, `changed`, and `json`.
+/// the queue's name, `changed`, and `json`. With `refuseUnknown`, a queue the store does not
+/// know (no jobs, not paused, no rate limit) is refused, listing the known ones.
 func changeQueue(
-    _ store: StoreOptions, _ queue: String, json: [String: JSONValue], text: String, unchanged: String? = nil,
+    _ store: StoreOptions, _ queue: String, refuseUnknown: Bool = false, json: [String: JSONValue], text: String, unchanged: String? = nil,
     _ change: (JobTransaction) throws -> Bool
 ) throws {
     let jobs = try store.open(writable: true)
     defer { jobs.close() }
+    if refuseUnknown {
+        let known = try jobs.queues().map(\.name)
+        if !known.contains(queue) {
+            do {
+                _ = try jobs.rehearse(change)  // a bad name or limit is a usage error first
+            } catch let error as JobStoreError where error.code == .invalidArgument {
+                throw ValidationError(error.description)
+            }
+            let list = known.isEmpty ? "the store has no queues yet" : "its queues: \(known.prefix(20).joined(separator: ", "))\(known.count > 20 ? ", …" : "")"
+            throw CommandFailure("\(store.path) has no queue '\(queue)' (\(list)); give --create to set it up for jobs to come")
+        }
+    }
     let changed: Bool
     do {
         changed = try jobs.write(change)

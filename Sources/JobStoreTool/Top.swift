@@ -25,6 +25,8 @@ struct Top: ParsableCommand {
     var iterations: Int?
 
     func validate() throws {
+
+        guard Validation.enabled else { return }
         if try parseDuration(interval) < .milliseconds(100) {
             throw ValidationError("--interval must be at least 100ms, not \(interval)")
         }
@@ -68,7 +70,12 @@ struct Top: ParsableCommand {
             samples.append(sample)
             samples.removeAll { now - $0.at > span + every / 2 }  // the newest is never older than now
             let text = store.json ? try jsonLine(json(samples)) : view(samples, screen: screen)
-            if let screen { screen.draw(text) } else { print(text) }
+            if let screen {
+                screen.draw(text)
+            } else {
+                print(text)
+                fflush(nil)  // each view whole and at once, also into a pipe (stdout is block-buffered there)
+            }
             round += 1
             if let iterations, round >= iterations { break }
             if let screen {
