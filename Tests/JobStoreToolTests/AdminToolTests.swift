@@ -318,6 +318,7 @@ struct AdminToolTests {
 
         let list = try jobstore("pipelines", "list", path)
         #expect(list.status == 0 && list.out.contains(id) && list.out.contains("release"))
+        #expect(list.out.contains("0/4 ok, 1 failed, 2 cancelled"), "steps that ended otherwise are not 'done': \(list.out)")
         let listJSON = try json(jobstore("pipelines", "list", path, "--state", "running", "--json").out)
         #expect((listJSON["pipelines"] as? [[String: Any]])?.first?["id"] as? String == id)
 
@@ -657,6 +658,12 @@ struct AdminToolTests {
         _ = try makeStore(directory.path)
         let readers = try jobstore("readers", directory.path, "--clear-stale")
         #expect(readers.status == 0 && readers.out.contains("cleared 0 stale"))
+        let header = try #require(readers.out.split(separator: "\n").first)
+        let row = try #require(readers.out.split(separator: "\n").dropFirst().first { $0.contains("this tool") })
+        // Aligned: each row's snapshot starts under the header's (LMDB's own text was not).
+        func column(_ line: Substring, _ text: String) -> Int? { line.range(of: text).map { line.distance(from: line.startIndex, to: $0.lowerBound) } }
+        #expect(header.hasPrefix("pid") && column(header, "snapshot") != nil)
+        #expect(column(header, "snapshot") == (column(row, "transaction") ?? column(row, "idle")), "\(readers.out)")
         let listed = try #require(try json(jobstore("readers", directory.path, "--json").out)["readers"] as? [[String: Any]])
         #expect(listed.contains { $0["this"] as? Bool == true && $0["pid"] is Int })
         let top = try jobstore("top", directory.path, "--iterations", "2", "--interval", "100ms", "--json")
