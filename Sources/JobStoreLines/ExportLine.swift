@@ -8,16 +8,21 @@ package struct LineError: Error, CustomStringConvertible {
     package init(_ description: String) { self.description = description }
 }
 
-/// One line of an export (`jobstore export`, read back by `import`): a job or a pipeline.
+/// One line of an export (`jobstore export`, read back by `import`): a job, a pipeline, a
+/// queue's controls or a schedule.
 package enum ExportLine {
     case job(Job)
     case pipeline(PipelineExport)
+    case queue(QueueExport)
+    case schedule(ScheduleRecord)
 
-    /// The job's or pipeline's id, as text.
+    /// The job's or pipeline's id, or the queue's or schedule's name, as text.
     package var id: String {
         switch self {
         case .job(let job): job.id.description
         case .pipeline(let pipeline): pipeline.id.description
+        case .queue(let queue): "queue \(queue.name)"
+        case .schedule(let schedule): "schedule \(schedule.name)"
         }
     }
 
@@ -29,10 +34,12 @@ package enum ExportLine {
             switch try decoder.decode(Kind.self, from: Data(line)).kind {
             case nil, "job"?: self = .job(try decoder.decode(JobJSON.self, from: Data(line)).job())
             case "pipeline"?: self = .pipeline(try decoder.decode(PipelineJSON.self, from: Data(line)).export())
-            case let other?: throw LineError("unknown kind '\(other)' (a line is a job or a pipeline)")
+            case "queue"?: self = .queue(try decoder.decode(QueueJSON.self, from: Data(line)).export())
+            case "schedule"?: self = .schedule(try decoder.decode(ScheduleJSON.self, from: Data(line)).record())
+            case let other?: throw LineError("unknown kind '\(other)' (a line is a job, a pipeline, a queue or a schedule)")
             }
         } catch let error as DecodingError {
-            throw LineError("not a job or pipeline: \(ExportLine.describe(error, line))")
+            throw LineError("not a job, pipeline, queue or schedule: \(ExportLine.describe(error, line))")
         }
     }
 }

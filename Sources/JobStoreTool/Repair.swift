@@ -6,8 +6,8 @@ import JobStoreLines
 /// `jobstore export PATH`: jobs, then pipelines, as JSON lines.
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write jobs, then pipelines, as JSON lines (stdout, or --output FILE).",
-        discussion: "Pipeline lines carry \"kind\": \"pipeline\" and come after every job, so that `import` finds each pipeline's jobs in place.")
+        abstract: "Write jobs, then pipelines, then queue controls and schedules, as JSON lines (stdout, or --output FILE).",
+        discussion: "Pipeline lines carry \"kind\": \"pipeline\" and come after every job, so that `import` finds each pipeline's jobs in place; then a \"queue\" line for each paused or rate-limited queue and a \"schedule\" line for each periodic job (with its last tick, so a restored store does not run it again). Not carried: the jobs' timelines and the history (each imported job starts its timeline with an `inserted` event).")
 
     @Argument(help: "The store's directory.")
     var path: String
@@ -63,6 +63,7 @@ struct Export: ParsableCommand {
         var progress = Progress("exported")
         var count = 0
         var pipelines = 0
+        var controls = 0  // queue and schedule lines
         var buffer = ""
         func emit(_ line: String) {
             buffer += line + "\n"
@@ -70,7 +71,7 @@ struct Export: ParsableCommand {
                 sink.write(Data(buffer.utf8))
                 buffer = ""
             }
-            progress.update(count + pipelines)
+            progress.update(count + pipelines + controls)
         }
         if let state = state.flatMap(JobState.init(name:)) {
             var cursor: PageCursor?
@@ -98,6 +99,16 @@ struct Export: ParsableCommand {
                 }
                 cursor = page.next
             } while cursor != nil
+            // The queues' controls and the schedules last: import restores them as they were.
+            for queue in try store.queues() {
+                guard let line = QueueJSON(queue) else { continue }
+                emit(try jsonLine(line))
+                controls += 1
+            }
+            for schedule in try store.schedules() {
+                emit(try jsonLine(ScheduleJSON(schedule)))
+                controls += 1
+            }
         }
         sink.write(Data(buffer.utf8))
         progress.finish()
@@ -108,7 +119,7 @@ struct Export: ParsableCommand {
                 let reason = String(cString: strerror(errno))
                 throw CommandFailure("cannot rename \(partial) to \(output): \(reason); the export is complete in \(partial)")
             }
-            print("exported \(count.grouped) jobs and \(pipelines.grouped) pipelines to \(output)")
+            print("exported \(count.grouped) jobs, \(pipelines.grouped) pipelines and \(controls.grouped) queue controls and schedules to \(output)")
         }
         if unreadable > 0 {
             throw CommandFailure("\(unreadable) unreadable record\(unreadable == 1 ? " was" : "s were") skipped (listed above); the rest was exported")
@@ -119,7 +130,7 @@ struct Export: ParsableCommand {
 /// `jobstore import PATH FILE`: JSON lines in batches, reporting each committed batch.
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read jobs and pipelines from JSON lines (as `export` writes them) in batches.",
+        abstract: "Read jobs, pipelines, queue controls and schedules from JSON lines (as `export` writes them) in batches.",
         discussion: "After each committed batch a line says how many jobs and pipelines are committed and the last id: if the import is interrupted, everything up to that id is in the store. A pipeline's jobs must come before it (as `export` writes them); its counts, state and remaining dependencies are recounted from them.")
 
     @Argument(help: "The store's directory.")
@@ -159,11 +170,14 @@ struct Import: ParsableCommand {
             return index.map { "line \(lines[$0])" } ?? "in the batch ending at line \(lineNumber)"
         }
         var batch: [ExportLine] = []
-        var committed = (jobs: 0, pipelines: 0)
+        var committed = (jobs: 0, pipelines: 0, controls: 0)
         var lineNumber = 0
         func summary() -> String {
             let jobs = "\(committed.jobs.grouped) job\(committed.jobs == 1 ? "" : "s")"
-            return committed.pipelines == 0 ? jobs : jobs + " and \(committed.pipelines.grouped) pipeline\(committed.pipelines == 1 ? "" : "s")"
+            var parts = [jobs]
+            if committed.pipelines > 0 { parts.append("\(committed.pipelines.grouped) pipeline\(committed.pipelines == 1 ? "" : "s")") }
+            if committed.controls > 0 { parts.append("\(committed.controls.grouped) queue control\(committed.controls == 1 ? "" : "s") or schedule\(committed.controls == 1 ? "" : "s")") }
+            return parts.count == 1 ? jobs : parts.dropLast().joined(separator: ", ") + " and " + (parts.last ?? "")
         }
         func commit() throws {
             guard let last = batch.last else { return }
@@ -173,11 +187,17 @@ struct Import: ParsableCommand {
                     switch item {
                     case .job(let job): try txn.restore(job)
                     case .pipeline(let pipeline): try txn.restorePipeline(pipeline)
+                    case .queue(let queue): try queue.restore(in: txn)
+                    case .schedule(let schedule): try txn.register(schedule)
                     }
                 }
             }
             for item in items {
-                if case .job = item { committed.jobs += 1 } else { committed.pipelines += 1 }
+                switch item {
+                case .job: committed.jobs += 1
+                case .pipeline: committed.pipelines += 1
+                case .queue, .schedule: committed.controls += 1
+                }
             }
             // Written at once (not buffered), so an interrupted import has said what is safe.
             report("committed \(summary()), last id \(last.id)", ["last_id": .string(last.id)])
@@ -189,6 +209,7 @@ struct Import: ParsableCommand {
             var object = extra
             object["jobs"] = .count(committed.jobs)
             object["pipelines"] = .count(committed.pipelines)
+            object["controls"] = .count(committed.controls)
             let line = json ? (try? jsonLine(object)) ?? text : text
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
@@ -216,7 +237,7 @@ struct Import: ParsableCommand {
     /// `--dry-run`: every line decoded, each job restored in a transaction that is rolled back;
     /// each bad line named on stderr; a summary; exit 1 if any line is bad.
     func check(_ input: LineReader, _ store: JobRepository, _ decoder: JSONDecoder) throws {
-        var (lineNumber, jobs, pipelines, bad) = (0, 0, 0, 0)
+        var (lineNumber, jobs, pipelines, controls, bad) = (0, 0, 0, 0, 0)
         var existing: [Int] = []  // lines whose job is in the store already: summed up, not one error each
         while let line = try input.next() {
             lineNumber += 1
@@ -232,6 +253,12 @@ struct Import: ParsableCommand {
                     jobs += 1
                 case .pipeline:
                     pipelines += 1
+                case .queue(let queue):
+                    try store.rehearse { txn in try queue.restore(in: txn) }
+                    controls += 1
+                case .schedule(let schedule):
+                    try store.rehearse { txn in try txn.register(schedule) }
+                    controls += 1
                 }
             } catch {
                 bad += 1
@@ -243,10 +270,10 @@ struct Import: ParsableCommand {
             FileHandle.standardError.write(Data(
                 "jobstore: \(existing.count.grouped) job\(existing.count == 1 ? " is" : "s are") already in \(path) (line\(existing.count == 1 ? "" : "s") \(shown)): import into another store, or delete them first\n".utf8))
         }
-        let text = "checked \(lineNumber.grouped) lines: \(jobs.grouped) jobs and \(pipelines.grouped) pipelines would be imported, \(existing.count.grouped) already in the store, \(bad.grouped) bad line\(bad == 1 ? "" : "s"); nothing committed"
+        let text = "checked \(lineNumber.grouped) lines: \(jobs.grouped) jobs and \(pipelines.grouped) pipelines\(controls > 0 ? " and \(controls.grouped) queue controls and schedules" : "") would be imported, \(existing.count.grouped) already in the store, \(bad.grouped) bad line\(bad == 1 ? "" : "s"); nothing committed"
         print(json
             ? try jsonLine([
-                "lines": .count(lineNumber), "jobs": .count(jobs), "pipelines": .count(pipelines), "existing": .count(existing.count), "bad_lines": .count(bad),
+                "lines": .count(lineNumber), "jobs": .count(jobs), "pipelines": .count(pipelines), "controls": .count(controls), "existing": .count(existing.count), "bad_lines": .count(bad),
             ] as [String: JSONValue])
             : text)
         if bad > 0 || !existing.isEmpty { throw ExitCode(1) }

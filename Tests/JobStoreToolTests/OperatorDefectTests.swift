@@ -142,6 +142,47 @@ struct OperatorDefectTests {
         #expect(try String(contentsOfFile: file, encoding: .utf8) != before)
     }
 
+    @Test("export then import carries the queues' pauses and rate limits and the schedules (with their last tick)")
+    func controlsRoundTrip() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        _ = try makeStore(path)
+        let lastTick = Timestamp(microseconds: 1_790_000_000_000_000)
+        do {
+            let store = try JobRepository(path: path, options: JobStoreOptions(durability: .noSync))
+            defer { store.close() }
+            try store.write { txn in
+                try txn.pause(queue: "mail")
+                try txn.setRateLimit(queue: "reports", starts: 5, per: .seconds(60))
+                try txn.register(ScheduleRecord(
+                    name: "nightly-report", timing: "0 3 * * *", timeZone: "Europe/Paris", queue: "reports", jobName: "report",
+                    missedTicks: .runOnce, lastTick: lastTick, nextTick: Timestamp(microseconds: 1_800_000_000_000_000)))
+            }
+        }
+        let file = directory.sub("all.jsonl")
+        let exported = try jobstore("export", path, "--output", file)
+        #expect(exported.status == 0 && exported.out.contains("12 jobs, 0 pipelines and 3 queue controls and schedules"), "\(exported.out)")
+        let dry = try jobstore("import", directory.sub("copy"), file, "--create", "--dry-run")
+        #expect(dry.status == 0 && dry.out.contains("12 jobs and 0 pipelines and 3 queue controls and schedules would be imported"), "\(dry.out) \(dry.err)")
+        let imported = try jobstore("import", directory.sub("copy"), file, "--create")
+        #expect(imported.status == 0 && imported.out.contains("imported 12 jobs and 3 queue controls or schedules"), "\(imported.out) \(imported.err)")
+        func queues(_ store: String) throws -> [String: [String: Any]] {
+            let list = try #require(try JSONSerialization.jsonObject(with: Data(jobstore("queues", store, "--json").out.utf8)) as? [[String: Any]])
+            return Dictionary(uniqueKeysWithValues: list.map { ($0["name"] as? String ?? "", $0) })
+        }
+        let (original, copy) = (try queues(path), try queues(directory.sub("copy")))
+        #expect(copy["mail"]?["paused"] as? Bool == true)
+        #expect(copy["mail"]?["paused_at"] as? Int64 == original["mail"]?["paused_at"] as? Int64)
+        let limit = copy["reports"]?["rate_limit"] as? [String: Any]
+        #expect(limit?["starts"] as? Int == 5 && limit?["period_seconds"] as? Double == 60)
+        let schedules = try #require(try JSONSerialization.jsonObject(with: Data(jobstore("schedules", directory.sub("copy"), "--json").out.utf8)) as? [[String: Any]])
+        #expect(schedules.count == 1 && schedules.first?["name"] as? String == "nightly-report" && schedules.first?["time_zone"] as? String == "Europe/Paris")
+        #expect(schedules.first?["last_tick"] as? Int64 == lastTick.microseconds)
+        // A bad control line is named like a bad job line.
+        let bad = try jobstore("import", directory.sub("bad"), "-", "--create", stdin: #"{"kind":"schedule","name":"x","timing":"0 3 * * *","time_zone":"UTC","queue":"q","job_name":"j","missed_ticks":"sometimes"}"# + "\n")
+        expectError(bad, 1, "field 'missed_ticks' is 'sometimes'")
+    }
+
     @Test("top into a pipe: each view arrives whole as it is drawn")
     func topIntoAPipe() throws {
         let directory = TemporaryDirectory()

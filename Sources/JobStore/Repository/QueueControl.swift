@@ -122,11 +122,12 @@ struct ClaimGate {
 extension JobTransaction {
     /// Pauses `queue`: claims take none of its jobs (from this process or any other on the
     /// store) until ``resume(queue:)``; running jobs finish. Jobs can still be inserted into it.
-    /// Pausing a paused queue keeps its first pause time.
-    public func pause(queue: String) throws {
+    /// Pausing a paused queue keeps its first pause time. `since` (a restore) is the pause time
+    /// to record instead of now.
+    public func pause(queue: String, since: Timestamp? = nil) throws {
         try JobStoreError.requireQueueName(queue)
         if try !isPaused(queue) {
-            try txn.put(db.meta, MetaKey.pausedQueue(queue), Counters.encode(now.microseconds))
+            try txn.put(db.meta, MetaKey.pausedQueue(queue), Counters.encode((since ?? now).microseconds))
         }
     }
 

@@ -1,0 +1,105 @@
+import Foundation
+import JobStore
+
+/// A queue's controls as `export` writes them and `import` restores them (`"kind": "queue"`):
+/// whether it is paused (since when) and its rate limit. A queue with neither has no line.
+package struct QueueJSON: Codable {
+    package struct RateLimitJSON: Codable {
+        package var starts: Int
+        package var periodMicroseconds: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case starts
+            case periodMicroseconds = "period_us"
+        }
+    }
+
+    package var kind = "queue"
+    package var name: String
+    package var pausedAt: Int64?
+    package var pausedAtISO: String?
+    package var rateLimit: RateLimitJSON?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, name
+        case pausedAt = "paused_at", pausedAtISO = "paused_at_iso", rateLimit = "rate_limit"
+    }
+
+    /// The controls of `queue`, or `nil` when it has none to carry.
+    package init?(_ queue: QueueSummary) {
+        guard queue.pausedAt != nil || queue.rateLimit != nil else { return nil }
+        name = queue.name
+        pausedAt = queue.pausedAt?.microseconds
+        pausedAtISO = queue.pausedAt?.iso
+        rateLimit = queue.rateLimit.map { RateLimitJSON(starts: $0.starts, periodMicroseconds: $0.periodMicroseconds) }
+    }
+
+    /// The controls, checked: a queue name, a rate limit of at least 1 start per at least 1 ms.
+    package func export() throws -> QueueExport {
+        guard !name.isEmpty else { throw LineError("field 'name' is empty") }
+        if let rateLimit {
+            guard rateLimit.starts >= 1 else { throw LineError("field 'rate_limit.starts' is \(rateLimit.starts); it must be at least 1") }
+            guard rateLimit.periodMicroseconds >= 1000 else {
+                throw LineError("field 'rate_limit.period_us' is \(rateLimit.periodMicroseconds); it must be at least 1000 (1 ms)")
+            }
+        }
+        return QueueExport(
+            name: name, pausedAt: pausedAt.map(Timestamp.init(microseconds:)),
+            rateLimit: rateLimit.map { ($0.starts, Duration.microseconds($0.periodMicroseconds)) })
+    }
+}
+
+/// A queue's controls read from an export line.
+package struct QueueExport {
+    package var name: String
+    package var pausedAt: Timestamp?
+    package var rateLimit: (starts: Int, period: Duration)?
+
+    /// Puts them in the store: paused since the exported time, the rate limit with a full bucket.
+    package func restore(in txn: JobTransaction) throws {
+        if let pausedAt { try txn.pause(queue: name, since: pausedAt) }
+        if let rateLimit { try txn.setRateLimit(queue: name, starts: rateLimit.starts, per: rateLimit.period) }
+    }
+}
+
+/// A registered periodic job as `export` writes it and `import` restores it (`"kind": "schedule"`),
+/// with its last tick, so a restored store does not run a tick again.
+package struct ScheduleJSON: Codable {
+    package var kind = "schedule"
+    package var name: String
+    package var timing: String
+    package var timeZone: String
+    package var queue: String
+    package var jobName: String
+    package var missedTicks: String
+    package var lastTick: Int64?
+    package var nextTick: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, name, timing, queue
+        case timeZone = "time_zone", jobName = "job_name", missedTicks = "missed_ticks", lastTick = "last_tick", nextTick = "next_tick"
+    }
+
+    package init(_ schedule: ScheduleRecord) {
+        name = schedule.name
+        timing = schedule.timing
+        timeZone = schedule.timeZone
+        queue = schedule.queue
+        jobName = schedule.jobName
+        missedTicks = schedule.missedTicks.description
+        lastTick = schedule.lastTick?.microseconds
+        nextTick = schedule.nextTick?.microseconds
+    }
+
+    /// The record, checked as a registration is.
+    package func record() throws -> ScheduleRecord {
+        guard let policy = MissedTickPolicy.allCases.first(where: { $0.description == missedTicks }) else {
+            throw LineError("field 'missed_ticks' is '\(missedTicks)'; it is skip or run-once")
+        }
+        let record = ScheduleRecord(
+            name: name, timing: timing, timeZone: timeZone, queue: queue, jobName: jobName, missedTicks: policy,
+            lastTick: lastTick.map(Timestamp.init(microseconds:)), nextTick: nextTick.map(Timestamp.init(microseconds:)))
+        try record.validate()
+        return record
+    }
+}
