@@ -98,7 +98,9 @@ public final class Dashboard: Sendable {
             self.respond { try self.jobPage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
         }
         router.get("/pipelines") { request, _ in self.respond { try self.pipelinesPage(query(request)) } }
-        router.get("/pipelines/:id") { _, context in self.respond { try self.pipelinePage(context.parameters.get("id") ?? "") } }
+        router.get("/pipelines/:id") { request, context in
+            self.respond { try self.pipelinePage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
+        }
         router.get("/events") { _, _ in self.eventStream() }
         router.get("/metrics") { _, _ in self.respond { Response.text(try self.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") } }
         router.get("/login") { request, _ in self.login(request) }
@@ -107,7 +109,18 @@ public final class Dashboard: Sendable {
                 await self.act(request, id: context.parameters.get("id") ?? "", action: action)
             }
         }
+        for action in [JobAction.retry, .cancel] {
+            router.post("/pipelines/:id/\(action.rawValue)") { request, context in
+                await self.actOnPipeline(request, id: context.parameters.get("id") ?? "", action: action)
+            }
+        }
         router.post("/prune") { request, _ in await self.prune(request) }
+        // Anything else: a page saying so, with the way back (not an empty 404).
+        router.get("**") { request, _ in
+            self.page(
+                status: .notFound, title: "Not found",
+                body: "<p class=error>No page at \(html(request.uri.path)).</p><p><a href=\"\(self.link("/"))\">Overview</a> · <a href=\"\(self.link("/jobs"))\">Jobs</a> · <a href=\"\(self.link("/pipelines"))\">Pipelines</a></p>")
+        }
     }
 
     /// Serves the dashboard of `store` on `host`:`port` until the task is cancelled or the
@@ -303,6 +316,18 @@ public final class Dashboard: Sendable {
         }
     }
 
+    /// `POST /pipelines/ID/retry|cancel`: re-runs the pipeline's failed and cancelled steps, or
+    /// cancels its unfinished ones; back to the pipeline's page saying what was done.
+    func actOnPipeline(_ request: Request, id text: String, action: JobAction) async -> Response {
+        let form = await formFields(request)
+        if let refused = refusal(request, form: form) { return refused }
+        return respond {
+            let id = try parsePipelineID(text)
+            let pipeline = action == .retry ? try store.retryPipeline(id) : try store.cancelPipeline(id)
+            return Response(status: .seeOther, headers: [.location: link("/pipelines/\(id)?done=\(action.done),%20now%20\(pipeline.state)")])
+        }
+    }
+
     /// `POST /prune` with `state` and `days`: deletes the finished jobs and pipelines in that
     /// state that finished more than that many days ago.
     func prune(_ request: Request) async -> Response {
@@ -352,7 +377,23 @@ extension Response {
 
 /// A job id from a URL, or a 400.
 func parseJobID(_ text: String) throws -> JobID {
-    do { return try JobID(parsing: text) } catch { throw PageError.badRequest("'\(text)' is not a job id: \(error)") }
+    do { return try JobID(parsing: text) } catch { throw PageError.badRequest("\(error)") }  // it names the text
+}
+
+/// A pipeline id from a URL, or a 400.
+func parsePipelineID(_ text: String) throws -> PipelineID {
+    do { return try PipelineID(parsing: text) } catch { throw PageError.badRequest("\(error)") }
+}
+
+/// Refuses a query parameter the page does not read (a typo must not show an unfiltered page as
+/// if it were filtered), and an `order` other than oldest or newest.
+func requireKnown(_ query: [String: String], _ known: [String]) throws {
+    if let unknown = query.keys.sorted().first(where: { !known.contains($0) }) {
+        throw PageError.badRequest("unknown parameter '\(unknown)'; this page takes \(known.joined(separator: ", "))")
+    }
+    if let order = query["order"], !["", "oldest", "newest"].contains(order) {
+        throw PageError.badRequest("order is oldest or newest, not '\(order)'")
+    }
 }
 
 /// A request's query parameters, percent-decoded by Hummingbird (the last value of a repeated one).

@@ -166,6 +166,7 @@ extension Dashboard {
     }
 
     func jobsPage(_ query: [String: String]) throws -> Response {
+        try requireKnown(query, ["state", "queue", "since", "until", "order", "limit", "after"])
         var filter = JobFilter()
         if let text = query["state"], !text.isEmpty {
             guard let state = JobState(name: text) else {
@@ -267,6 +268,18 @@ extension Dashboard {
         }.joined(separator: " ")
     }
 
+    /// A pipeline's buttons, with --allow-writes: retry while a step failed or was cancelled,
+    /// cancel while steps are unfinished.
+    func actions(_ pipeline: Pipeline) -> String {
+        guard options.allowWrites else { return "" }
+        var offered: [JobAction] = []
+        if pipeline.failedSteps + pipeline.cancelledSteps > 0 { offered.append(.retry) }
+        if pipeline.unfinishedSteps > 0 { offered.append(.cancel) }
+        return offered.map { action in
+            "<form class=inline method=post action=\"\(link("/pipelines/\(pipeline.id)/\(action.rawValue)"))\"><input type=hidden name=csrf value=\"\(csrf)\"><button>\(action.rawValue.capitalized) pipeline</button></form>"
+        }.joined(separator: " ")
+    }
+
     func describe(_ bytes: [UInt8]) -> String {
         if bytes.isEmpty { return "<span class=muted>(empty)</span>" }
         if let text = Readable.text(bytes) { return "\(bytes.count) bytes, text:<pre>\(html(text))</pre>" }
@@ -276,6 +289,7 @@ extension Dashboard {
     // MARK: Pipelines
 
     func pipelinesPage(_ query: [String: String]) throws -> Response {
+        try requireKnown(query, ["state", "order", "limit", "after"])
         var state: PipelineState?
         if let text = query["state"], !text.isEmpty {
             guard let parsed = PipelineState(name: text) else {
@@ -291,7 +305,7 @@ extension Dashboard {
         var rows = page.pipelines.map { pipeline in
             """
             <tr><td><a href="\(link("/pipelines/\(pipeline.id)"))">\(pipeline.id)</a></td><td>\(html(pipeline.name))</td><td class=num>\(pipeline.version)</td>
-            <td>\(pipeline.state)</td><td class=num>\(pipeline.stepCount - pipeline.unfinishedSteps)/\(pipeline.stepCount)</td><td>\(pipeline.createdAt)</td><td>\(pipeline.finishedAt.map { "\($0)" } ?? "-")</td></tr>
+            <td>\(pipeline.state)</td><td>\(Readable.steps(pipeline))</td><td>\(pipeline.createdAt)</td><td>\(pipeline.finishedAt.map { "\($0)" } ?? "-")</td></tr>
             """
         }.joined(separator: "\n")
         if page.pipelines.isEmpty { rows = "<tr><td colspan=7 class=muted>no pipeline matches</td></tr>" }
@@ -302,16 +316,15 @@ extension Dashboard {
         }.joined(separator: " · ")
         let body = """
             <p>\(filters)</p>
-            <table><thead><tr><th>id</th><th>name</th><th>version</th><th>state</th><th>steps finished</th><th>created</th><th>finished</th></tr></thead>
+            <table><thead><tr><th>id</th><th>name</th><th>version</th><th>state</th><th>steps</th><th>created</th><th>finished</th></tr></thead>
             <tbody>\(rows)</tbody></table>
             <nav class=pager>\(next)</nav>
             """
         return self.page(title: state.map { "Pipelines: \($0)" } ?? "Pipelines", body: body)
     }
 
-    func pipelinePage(_ text: String) throws -> Response {
-        let id: PipelineID
-        do { id = try PipelineID(parsing: text) } catch { throw PageError.badRequest("'\(text)' is not a pipeline id: \(error)") }
+    func pipelinePage(_ text: String, notice: String?) throws -> Response {
+        let id = try parsePipelineID(text)
         guard let details = try store.pipelineDetails(id) else { throw PageError.notFound("no pipeline \(id) in this store") }
         let pipeline = details.pipeline
         let timelines = try details.jobs.map { try store.events(of: $0.id) }
@@ -327,9 +340,11 @@ extension Dashboard {
                 """
         }.joined(separator: "\n")
         let body = """
+            \(notice.map { "<p><b>\(html($0))</b></p>" } ?? "")
             <p>\(html(pipeline.name)) version \(pipeline.version)\(pipeline.failFast ? ", fail-fast" : "") — <b>\(pipeline.state)</b>:
             \(pipeline.succeededSteps) succeeded, \(pipeline.failedSteps) failed, \(pipeline.cancelledSteps) cancelled, \(pipeline.unfinishedSteps) unfinished of \(pipeline.stepCount).
             Created \(pipeline.createdAt)\(pipeline.finishedAt.map { ", finished \($0)" } ?? "").</p>
+            \(actions(pipeline))
             <div id=dag>\(dagSVG(details))</div>
             <table><thead><tr><th>#</th><th>step</th><th>state</th><th>job</th><th>tries</th><th>waits for</th><th>queued</th><th>ran</th></tr></thead>
             <tbody>\(rows)</tbody></table>

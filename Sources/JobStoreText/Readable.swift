@@ -92,6 +92,16 @@ public enum Readable {
         return "\(seconds)s"
     }
 
+    /// A pipeline's steps as lists show them: "3/5 ok, 1 failed, 1 cancelled" — the steps that
+    /// succeeded out of all, then those that ended otherwise (a failed pipeline's cancelled steps
+    /// are finished, not done).
+    public static func steps(_ pipeline: Pipeline) -> String {
+        var text = "\(pipeline.succeededSteps)/\(pipeline.stepCount) ok"
+        if pipeline.failedSteps > 0 { text += ", \(pipeline.failedSteps) failed" }
+        if pipeline.cancelledSteps > 0 { text += ", \(pipeline.cancelledSteps) cancelled" }
+        return text
+    }
+
     /// A time relative to `now`, as tables show it: "now" (within a second), "45s ago", "3m ago",
     /// "5h ago", "12d ago"; "in 59m" for a time ahead.
     public static func relative(_ time: Timestamp, now: Timestamp = .now) -> String {

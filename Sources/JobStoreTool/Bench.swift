@@ -78,7 +78,6 @@ struct Bench: AsyncParsableCommand {
     var url: String?
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
         guard repetitions >= 1 else { throw ValidationError("--repeat must be at least 1") }

@@ -24,7 +24,6 @@ struct BulkSelection: ParsableArguments {
     var filtered: Bool { state != nil || queue != nil || name != nil || createdBefore != nil || finishedBefore != nil }
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if let state, JobState(name: state) == nil {
             throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
@@ -172,7 +171,6 @@ struct Delete: ParsableCommand {
     var damaged = false
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if damaged && (selection.filtered || ids.isEmpty) {
             throw ValidationError("--damaged takes the ids of damaged jobs (as `jobstore verify` names them), not filters")

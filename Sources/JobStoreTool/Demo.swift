@@ -22,7 +22,6 @@ struct Demo: AsyncParsableCommand {
     var concurrency = 16
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if jobs < 10 { throw ValidationError("--jobs must be at least 10") }
         if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }

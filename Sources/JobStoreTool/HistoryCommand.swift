@@ -43,7 +43,6 @@ extension Jobs {
         var follow = false
 
         func validate() throws {
-
             guard Validation.enabled else { return }
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
             if since != nil && after != nil { throw ValidationError("give --since or --after, not both") }

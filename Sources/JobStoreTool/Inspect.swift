@@ -128,7 +128,6 @@ struct Jobs: ParsableCommand {
         var utc = false
 
         func validate() throws {
-
             guard Validation.enabled else { return }
             if let state, JobState(name: state) == nil {
                 throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
@@ -244,7 +243,6 @@ struct VerifyCommand: ParsableCommand {
     var chunkSize = 10_000
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if chunkSize < 1 { throw ValidationError("--chunk-size must be at least 1") }
     }

@@ -191,7 +191,6 @@ struct PagingOptions: ParsableArguments {
     var after: String?
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if limit < 1 { throw ValidationError("--limit must be at least 1") }
     }

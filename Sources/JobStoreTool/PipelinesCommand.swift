@@ -4,16 +4,6 @@ import JobStore
 import JobStoreLines
 import JobStoreText
 
-/// A pipeline's steps as the list shows them: "3/5 ok, 1 failed, 1 cancelled" — the steps
-/// that succeeded out of all, then those that ended otherwise (a failed pipeline's cancelled
-/// steps are finished, not done).
-func stepsSummary(_ pipeline: Pipeline) -> String {
-    var text = "\(pipeline.succeededSteps)/\(pipeline.stepCount) ok"
-    if pipeline.failedSteps > 0 { text += ", \(pipeline.failedSteps) failed" }
-    if pipeline.cancelledSteps > 0 { text += ", \(pipeline.cancelledSteps) cancelled" }
-    return text
-}
-
 /// `jobstore pipelines …`: list, show and delete pipelines.
 struct Pipelines: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,7 +43,6 @@ struct Pipelines: ParsableCommand {
         var utc = false
 
         func validate() throws {
-
             guard Validation.enabled else { return }
             if let state, PipelineState(name: state) == nil {
                 throw ValidationError("'\(state)' is not a pipeline state; states: \(PipelineState.allCases.map(\.description).joined(separator: ", "))")
@@ -81,7 +70,7 @@ struct Pipelines: ParsableCommand {
             for pipeline in page.pipelines {
                 table.add([
                     pipeline.id.description, pipeline.name, "\(pipeline.version)", pipeline.state.description,
-                    stepsSummary(pipeline), shown(pipeline.createdAt, utc: utc, now: now),
+                    Readable.steps(pipeline), shown(pipeline.createdAt, utc: utc, now: now),
                     pipeline.finishedAt.map { shown($0, utc: utc, now: now) } ?? "-",
                 ])
             }

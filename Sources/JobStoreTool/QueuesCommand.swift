@@ -118,7 +118,6 @@ struct Queues: ParsableCommand {
         var create = false
 
         func validate() throws {
-
             guard Validation.enabled else { return }
             if starts < 1 { throw ValidationError("--starts must be at least 1") }
             _ = try parseDuration(per)

@@ -21,7 +21,6 @@ struct Export: ParsableCommand {
     var force = false
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if let state, JobState(name: state) == nil {
             throw ValidationError("'\(state)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
@@ -147,7 +146,6 @@ struct Import: ParsableCommand {
     var dryRun = false
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if file != "-" && !FileManager.default.fileExists(atPath: file) { throw ValidationError("\(file) does not exist") }
@@ -353,7 +351,6 @@ struct Prune: ParsableCommand {
     var batchSize = 1000
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if let state {
             guard let parsed = JobState(name: state), parsed.isTerminal else {
@@ -513,7 +510,6 @@ struct Requeue: ParsableCommand {
     var ids: [String] = []
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if stuck {
             if !ids.isEmpty || selection.filtered { throw ValidationError("--stuck takes no ids and no filters") }
@@ -576,13 +572,8 @@ struct Cancel: ParsableCommand {
     var ids: [String] = []
 
     func validate() throws {
-
         guard Validation.enabled else { return }
-
-        guard Validation.enabled else { return }
-
         try requireIDsOrFilters(ids, selection)
-
     }
 
     func run() throws {
@@ -610,13 +601,8 @@ struct Retry: ParsableCommand {
     var ids: [String] = []
 
     func validate() throws {
-
         guard Validation.enabled else { return }
-
-        guard Validation.enabled else { return }
-
         try requireIDsOrFilters(ids, selection)
-
     }
 
     func run() throws {

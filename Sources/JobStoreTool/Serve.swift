@@ -25,7 +25,6 @@ struct Serve: AsyncParsableCommand {
     var allowWrites = false
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if port < 0 || port > 65_535 { throw ValidationError("--port must be 0…65535, not \(port)") }
     }
@@ -40,10 +39,25 @@ struct Serve: AsyncParsableCommand {
             options.token = token
         }
         let host = self.host, allowWrites = self.allowWrites, token = options.token
-        try await Dashboard.serve(store: jobs, host: host, port: port, options: options) { port in
-            print("serving \(jobs.path) at http://\(host):\(port)/ (\(allowWrites ? "actions allowed with the token" : "read-only"))")
-            if let token { print("token: \(token)  (header X-JobStore-Token, or open http://\(host):\(port)/login?token=\(token))") }
-            fflush(nil)
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if allowWrites && !loopback {
+            FileHandle.standardError.write(Data("""
+                jobstore: warning: --allow-writes on \(host): the dashboard speaks plain HTTP, so the token (and the cookie \
+                it sets) travels in clear text to anyone who can reach \(host == "0.0.0.0" || host == "::" ? "any interface of this machine" : host). \
+                Keep it on 127.0.0.1 behind a TLS proxy, or drop --allow-writes.
+
+                """.utf8))
+        }
+        do {
+            try await Dashboard.serve(store: jobs, host: host, port: port, options: options) { port in
+                print("serving \(jobs.path) at http://\(host):\(port)/ (\(allowWrites ? "actions allowed with the token" : "read-only"))")
+                if let token { print("token: \(token)  (header X-JobStore-Token, or open http://\(host):\(port)/login?token=\(token))") }
+                fflush(nil)
+            }
+        } catch where "\(error)".contains("Address already in use") || "\(error)".contains("errno: 98") {
+            throw CommandFailure("port \(port) on \(host) is in use by another program; give --port another (0 picks a free one)")
+        } catch where "\(error)".contains("Cannot assign requested address") || "\(error)".contains("errno: 99") {
+            throw CommandFailure("\(host) is not an address of this machine; give --host one of its addresses (127.0.0.1 by default)")
         }
     }
 }

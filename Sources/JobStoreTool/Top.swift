@@ -25,7 +25,6 @@ struct Top: ParsableCommand {
     var iterations: Int?
 
     func validate() throws {
-
         guard Validation.enabled else { return }
         if try parseDuration(interval) < .milliseconds(100) {
             throw ValidationError("--interval must be at least 100ms, not \(interval)")

@@ -110,13 +110,19 @@ struct DashboardTests {
                 ("/jobs?limit=0", "limit must be"), ("/jobs?since=yesterday", "is not a time"),
                 ("/jobs/not-an-id", "is not a job id"), ("/pipelines/xyz", "is not a pipeline id"),
                 ("/pipelines?state=stuck", "is not a pipeline state"),
+                ("/jobs?name=bulk-1", "unknown parameter &#39;name&#39;; this page takes state, queue"), ("/jobs?order=sideways", "order is oldest or newest"),
+                ("/pipelines?sate=failed", "unknown parameter &#39;sate&#39;"),
             ] {
                 let response = try await client.execute(uri: uri, method: .get)
                 #expect(response.status == .badRequest, "\(uri)")
                 #expect(response.text.contains(message), "\(uri): \(response.text.prefix(200))")
             }
             #expect(try await client.execute(uri: "/jobs/0190a5c4-1b2e-7000-8123-456789abcdef", method: .get).status == .notFound)
-            #expect(try await client.execute(uri: "/no/such/page", method: .get).status == .notFound)
+            let missing = try await client.execute(uri: "/no/such/page", method: .get)
+            #expect(missing.status == .notFound && missing.text.contains("No page at /no/such/page"))
+            // A 400 says its message once.
+            let bad = try await client.execute(uri: "/jobs/not-an-id", method: .get)
+            #expect(bad.text.components(separatedBy: "is not a job id").count == 2, "\(bad.text)")
 
             // Read-only: actions and login are refused.
             let refused = try await client.execute(uri: "/jobs/\(failed.id)/retry", method: .post)
@@ -130,7 +136,7 @@ struct DashboardTests {
     @Test("actions need the token: the header, or the login cookie with the page's CSRF field")
     func actions() async throws {
         let directory = TemporaryDirectory()
-        let (store, failed, _) = try makeDashboardStore(directory.path)
+        let (store, failed, pipeline) = try makeDashboardStore(directory.path)
         defer { store.close() }
         let token = Dashboard.randomToken()
         let options = DashboardOptions(allowWrites: true, token: token)
@@ -164,6 +170,19 @@ struct DashboardTests {
             let again = try await client.execute(uri: "/jobs/\(failed.id)/cancel", method: .post, headers: [tokenHeader: token])
             #expect(again.status == .conflict)
             #expect(again.text.contains("cancelled"))
+
+            // A pipeline: retry re-runs its failed step, cancel ends it; each offered on its page.
+            let pipelinePage = try await client.execute(uri: "/pipelines/\(pipeline.id)", method: .get)
+            #expect(pipelinePage.text.contains("/pipelines/\(pipeline.id)/retry") && pipelinePage.text.contains("Retry pipeline"))
+            #expect(try await client.execute(uri: "/pipelines/\(pipeline.id)/retry", method: .post).status == .forbidden)
+            let rerun = try await client.execute(uri: "/pipelines/\(pipeline.id)/retry", method: .post, headers: [tokenHeader: token])
+            #expect(rerun.status == .seeOther && rerun.headers[.location] == "/pipelines/\(pipeline.id)?done=retried,%20now%20running", "\(rerun.headers)")
+            #expect(try store.pipeline(pipeline.id)?.state == .running)
+            let shown = try await client.execute(uri: "/pipelines/\(pipeline.id)?done=retried,%20now%20running", method: .get)
+            #expect(shown.text.contains("retried, now running") && shown.text.contains("Cancel pipeline"))
+            let ended = try await client.execute(uri: "/pipelines/\(pipeline.id)/cancel", method: .post, headers: [tokenHeader: token])
+            #expect(ended.status == .seeOther)
+            #expect(try store.pipeline(pipeline.id)?.state == .cancelled)
 
             // Prune: bad fields are 400; good ones delete.
             let badPrune = try await client.execute(
