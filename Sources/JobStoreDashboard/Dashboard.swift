@@ -306,15 +306,20 @@ public final class Dashboard: Sendable {
         if let refused = refusal(request, form: form) { return refused }
         return respond {
             let id = try parseJobID(text)
-            let job: Job
-            switch action {
-            case .retry: job = try store.retry(id)
-            case .cancel: job = try store.cancel(id)
-            case .requeue: job = try store.requeue(id)
+            let job = try store.write { txn in
+                txn.actor = Dashboard.actor
+                switch action {
+                case .retry: return try txn.retry(id)
+                case .cancel: return try txn.cancel(id)
+                case .requeue: return try txn.requeue(id)
+                }
             }
             return Response(status: .seeOther, headers: [.location: link("/jobs/\(id)?done=\(action.done),%20now%20\(job.state)")])
         }
     }
+
+    /// Who the dashboard's actions are by, in the history (each needs the token).
+    static let actor = "dashboard (\(ProcessInfo.processInfo.hostName), pid \(getpid()))"
 
     /// `POST /pipelines/ID/retry|cancel`: re-runs the pipeline's failed and cancelled steps, or
     /// cancels its unfinished ones; back to the pipeline's page saying what was done.
@@ -323,7 +328,10 @@ public final class Dashboard: Sendable {
         if let refused = refusal(request, form: form) { return refused }
         return respond {
             let id = try parsePipelineID(text)
-            let pipeline = action == .retry ? try store.retryPipeline(id) : try store.cancelPipeline(id)
+            let pipeline = try store.write { txn in
+                txn.actor = Dashboard.actor
+                return action == .retry ? try txn.retryPipeline(id) : try txn.cancelPipeline(id)
+            }
             return Response(status: .seeOther, headers: [.location: link("/pipelines/\(id)?done=\(action.done),%20now%20\(pipeline.state)")])
         }
     }

@@ -16,10 +16,13 @@ package struct EventJSON: Codable {
     package var until: Int64?
     package var untilISO: String?
     package var message: String?
+    /// Who made the change (the admin tool, the dashboard), when not the program (format 5).
+    package var actor: String?
 
+    /// `job`: the history entry's job; a queue event (recorded under no job) has none.
     package init(_ event: JobEvent, position: HistoryPosition? = nil, job: JobID? = nil) {
         self.position = position?.description
-        self.job = job?.description
+        self.job = event.kind.isQueueEvent ? nil : job?.description
         kind = event.kind.description
         at = event.at.microseconds
         atISO = event.at.iso
@@ -29,6 +32,7 @@ package struct EventJSON: Codable {
         until = event.until?.microseconds
         untilISO = event.until?.iso
         message = event.message
+        actor = event.actor
     }
 }
 

@@ -81,16 +81,8 @@ public enum Readable {
         }
     }
 
-    /// A period as an operator writes it: "1m", "30s", "2h", "7d" (a whole number of the largest
-    /// unit that divides it), "1m30s" → "90s"; a period with a fraction of a second as ``duration(_:)``.
-    public static func period(_ period: Duration) -> String {
-        let (seconds, attoseconds) = period.components
-        guard attoseconds == 0, seconds > 0 else { return duration(period) }
-        for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60)] where seconds % size == 0 {
-            return "\(seconds / size)\(unit)"
-        }
-        return "\(seconds)s"
-    }
+    /// A period as an operator writes it: "1m", "30s", "2h", "7d" (``RateLimit/text(of:)``).
+    public static func period(_ period: Duration) -> String { RateLimit.text(of: period) }
 
     /// A pipeline's steps as lists show them: "3/5 ok, 1 failed, 1 cancelled" — the steps that
     /// succeeded out of all, then those that ended otherwise (a failed pipeline's cancelled steps

@@ -132,10 +132,10 @@ func changeAll(
         progress.update(changed + skipped.values.reduce(0, +))
     }
     if dryRun {
-        let results = try store.rehearse { txn in try batches.map { try apply($0, txn) } }
+        let results = try applying(store, dryRun: true) { txn in try batches.map { try apply($0, txn) } }
         results.forEach(count)
     } else {
-        for batch in batches { count(try store.write { txn in try apply(batch, txn) }) }
+        for batch in batches { count(try applying(store, dryRun: false) { txn in try apply(batch, txn) }) }
     }
     progress.finish()
     let skippedTotal = skipped.values.reduce(0, +)

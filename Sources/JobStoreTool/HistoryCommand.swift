@@ -117,7 +117,8 @@ extension Jobs {
         func line(_ entry: HistoryEntry) -> String {
             let event = entry.event
             let columns = [
-                entry.position.description.padding(toLength: 20, withPad: " ", startingAt: 0), event.at.description, entry.jobID.description,
+                entry.position.description.padding(toLength: 20, withPad: " ", startingAt: 0), event.at.description,
+                event.kind.isQueueEvent ? "(queue)".padding(toLength: 36, withPad: " ", startingAt: 0) : entry.jobID.description,
                 event.kind.description.padding(toLength: 14, withPad: " ", startingAt: 0), event.state.description.padding(toLength: 9, withPad: " ", startingAt: 0),
                 "try \(event.attempts)",
             ]

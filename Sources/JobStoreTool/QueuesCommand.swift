@@ -165,7 +165,7 @@ func changeQueue(
         let known = try jobs.queues().map(\.name)
         if !known.contains(queue) {
             do {
-                _ = try jobs.rehearse(change)  // a bad name or limit is a usage error first
+                _ = try applying(jobs, dryRun: true, change)  // a bad name or limit is a usage error first
             } catch let error as JobStoreError where error.code == .invalidArgument {
                 throw ValidationError(error.description)
             }
@@ -175,7 +175,7 @@ func changeQueue(
     }
     let changed: Bool
     do {
-        changed = try jobs.write(change)
+        changed = try applying(jobs, dryRun: false, change)
     } catch let error as JobStoreError where error.code == .invalidArgument {
         throw ValidationError(error.description)  // a bad name or limit: a usage error
     }

@@ -180,7 +180,7 @@ struct Import: ParsableCommand {
         func commit() throws {
             guard let last = batch.last else { return }
             let items = batch
-            try store.write { txn in
+            try applying(store, dryRun: false) { txn in
                 for item in items {
                     switch item {
                     case .job(let job): try txn.restore(job)
@@ -247,15 +247,15 @@ struct Import: ParsableCommand {
                         existing.append(lineNumber)
                         continue
                     }
-                    try store.rehearse { txn in try txn.restore(job) }
+                    try applying(store, dryRun: true) { txn in try txn.restore(job) }
                     jobs += 1
                 case .pipeline:
                     pipelines += 1
                 case .queue(let queue):
-                    try store.rehearse { txn in try queue.restore(in: txn) }
+                    try applying(store, dryRun: true) { txn in try queue.restore(in: txn) }
                     controls += 1
                 case .schedule(let schedule):
-                    try store.rehearse { txn in try txn.register(schedule) }
+                    try applying(store, dryRun: true) { txn in try txn.register(schedule) }
                     controls += 1
                 }
             } catch {
@@ -419,10 +419,21 @@ struct Prune: ParsableCommand {
 }
 
 /// Commits `body`, or with `dryRun` rehearses it in a transaction that is rolled back (the
-/// same checks and cascades, nothing written). Every change of the admin tool goes through here.
+/// same checks and cascades, nothing written). Every change of the admin tool goes through
+/// here, so every event it records names the tool as its actor (``toolActor``).
 func applying<T>(_ store: JobRepository, dryRun: Bool, _ body: (JobTransaction) throws -> T) throws -> T {
-    dryRun ? try store.rehearse(body) : try store.write(body)
+    func acting(_ txn: JobTransaction) throws -> T {
+        txn.actor = toolActor
+        return try body(txn)
+    }
+    return dryRun ? try store.rehearse(acting) : try store.write(acting)
 }
+
+/// Who the tool's changes are by, in the history: "jobstore tool (ada@build-1, pid 4711)".
+let toolActor: String = {
+    let user = ProcessInfo.processInfo.environment["USER"] ?? getpwuid(geteuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? "uid \(geteuid())"
+    return "jobstore tool (\(user)@\(ProcessInfo.processInfo.hostName), pid \(getpid()))"
+}()
 
 /// Opens the store for a command that changes it. A dry run opens it writable too (its
 /// changes are rehearsed in a transaction that is rolled back), but refuses a store of an older
@@ -541,7 +552,7 @@ struct Requeue: ParsableCommand {
             total += rescued.count
         }
         if dryRun {
-            report(try jobs.rehearse { txn in
+            report(try applying(jobs, dryRun: true) { txn in
                 var all: [Job] = []
                 while true {
                     let rescued = try txn.rescueExpiredLeases(limit: 1000)
@@ -551,7 +562,7 @@ struct Requeue: ParsableCommand {
             })
         } else {
             while true {
-                let rescued = try jobs.write { try $0.rescueExpiredLeases(limit: 1000) }
+                let rescued = try applying(jobs, dryRun: false) { try $0.rescueExpiredLeases(limit: 1000) }
                 report(rescued)
                 if rescued.count < 1000 { break }
             }

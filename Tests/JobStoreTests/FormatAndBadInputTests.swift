@@ -248,10 +248,10 @@ struct BadInputTests {
         #expect(try store.count(.succeeded) == 30)
         // A job from before the upgrade starts its timeline with its next change.
         try store.retry(failed.id)
-        #expect(try store.events(of: failed.id).events.map(\.kind) == [.requeued])
+        #expect(try store.events(of: failed.id).events.map(\.kind) == [.retried])
         // It is a step of the failed pipeline: the steps it cancelled wait for it again, in the same commit.
         let history = try store.history().entries
-        #expect(history.first?.jobID == failed.id && history.allSatisfy { $0.event.kind == .requeued })
+        #expect(history.first?.jobID == failed.id && history.allSatisfy { $0.event.kind == .retried })
         try expectConsistent(store)
         store.close()
     }

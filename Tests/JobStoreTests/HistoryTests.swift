@@ -135,7 +135,7 @@ struct HistoryTests {
                 .inserted, .claimed, .snoozed, .claimed, .released, .claimed, .requeued, .changed, .cancelled,
             ])
             try store.retry(a.id)
-            #expect(try store.events(of: a.id).events.last?.kind == .requeued)
+            #expect(try store.events(of: a.id).events.last?.kind == .retried)  // by hand: a retry, not a requeue
             try store.cancel(a.id)
 
             let b = try store.insert(NewJob(name: "b"))
@@ -231,6 +231,63 @@ struct HistoryTests {
         let key = EventFormat.historyKey(HistoryPosition(time: .now, sequence: 3))
         let entry = try key.withUnsafeBytes { k in try history.withUnsafeBytes { v in try EventFormat.decodeHistory(key: k, value: v) } }
         #expect(entry.jobID == id && entry.event == event && entry.position.sequence == 3)
+    }
+
+    @Test("an actor (format 5, flag bit 3) is cut to 100 bytes and round-trips after the message; its bytes are as FORMAT.md gives them")
+    func actorCodec() throws {
+        let event = JobEvent(kind: .retried, at: Timestamp(microseconds: 7), state: .pending, attempts: 1, message: "m", actor: String(repeating: "a", count: 150))
+        #expect(event.actor?.utf8.count == 100)
+        let bytes = EventFormat.encode(event)
+        #expect(bytes.count == 13 + 2 + 1 + 1 + 100)
+        #expect(bytes[12] == 4 | 8)  // message and actor flagged
+        #expect(bytes[16] == 100 && bytes[17...].allSatisfy { $0 == UInt8(ascii: "a") })  // length, then the UTF-8, after the message
+        let decoded = try bytes.withUnsafeBytes { buffer in
+            var reader = RecordReader(bytes: buffer, subject: .job(.none))
+            return try EventFormat.readEvent(&reader)
+        }
+        #expect(decoded == event)
+        #expect(bytes.withUnsafeBytes { EventFormat.eventSize($0, at: 0) } == bytes.count)
+        #expect(decoded.details == "m; by " + String(repeating: "a", count: 100))
+        // An actor longer than 100 bytes on disk is damage, said as such.
+        var long = bytes
+        long[16] = 101
+        long.append(UInt8(ascii: "a"))
+        #expect(throws: JobStoreError.self) { try long.withUnsafeBytes { buffer in
+            var reader = RecordReader(bytes: buffer, subject: .job(.none))
+            return try EventFormat.readEvent(&reader)
+        } }
+    }
+
+    @Test("the history says who acted (a transaction's actor), a retry by hand is 'retried', and queue controls leave queue events under no job")
+    func auditTrail() throws {
+        try withStore { store in
+            let owner = OwnerToken.random()
+            let job = try store.insert(NewJob(name: "charge", queue: "billing", maxAttempts: 1))
+            _ = try store.claim(queue: "billing", lease: .seconds(60), owner: owner)
+            try store.fail(job.id, owner: owner, error: "card declined", retryAt: nil)
+            let after = try store.lastHistoryPosition()
+            try store.write { txn in
+                txn.actor = "jobstore tool (ada@host, pid 1)"
+                try txn.retry(job.id)
+                try txn.pause(queue: "billing")
+                try txn.pause(queue: "billing")  // already paused: no second event
+                try txn.setRateLimit(queue: "billing", starts: 10, per: .seconds(60))
+                try txn.resume(queue: "billing")
+                try txn.removeRateLimit(queue: "billing")
+                try txn.removeRateLimit(queue: "billing")  // none left: no event
+                try txn.resume(queue: "mail")  // never paused: no event
+            }
+            try store.pause(queue: "mail")  // the program itself: no actor
+            let entries = try store.history(after: after).entries
+            #expect(entries.map(\.event.kind) == [.retried, .queuePaused, .queueLimited, .queueResumed, .queueUnlimited, .queuePaused])
+            #expect(entries.dropLast().allSatisfy { $0.event.actor == "jobstore tool (ada@host, pid 1)" })
+            #expect(entries.last?.event.actor == nil && entries.last?.event.message == "mail")
+            #expect(entries[0].jobID == job.id && entries[0].event.message == nil && entries[0].event.state == .pending)
+            #expect(entries.dropFirst().allSatisfy { $0.jobID == .none && $0.event.kind.isQueueEvent })
+            #expect(entries[2].event.message == "billing: 10 per 1m")
+            #expect(try store.events(of: job.id).events.last?.actor == "jobstore tool (ada@host, pid 1)")
+            #expect(try store.verify().isEmpty)
+        }
     }
 
     @Test("the version-2 record and history entry written by hand from docs/FORMAT.md decode field by field")

@@ -205,6 +205,28 @@ struct OperatorDefectTests {
         #expect(open.err.contains("warning: --allow-writes on 0.0.0.0") && open.err.contains("clear text"), "\(open.err)")
     }
 
+    @Test("the history as an audit trail: a retry by the tool is 'retried' and names the tool; pausing and limiting a queue leave events")
+    func auditTrail() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.sub("store")
+        let jobs = try makeStore(path)
+        let failed = try #require(jobs.values.first { $0.state == .failed })
+        #expect(try jobstore("retry", path, failed.id.description).status == 0)
+        #expect(try jobstore("queues", "pause", path, "mail").status == 0)
+        #expect(try jobstore("queues", "limit", path, "reports", "--starts", "5", "--per", "1m").status == 0)
+        let retried = try jobstore("jobs", "history", path, "--kind", "retried", "--json").out.split(separator: "\n").map { try json(String($0)) }
+        #expect(retried.count == 1 && retried.first?["job"] as? String == failed.id.description, "\(retried)")
+        let actor = try #require(retried.first?["actor"] as? String)
+        #expect(actor.hasPrefix("jobstore tool (") && actor.contains("pid "), "\(actor)")
+        let queueEvents = try jobstore("jobs", "history", path, "--kind", "queue-paused,queue-limited", "--json").out.split(separator: "\n").map { try json(String($0)) }
+        #expect(queueEvents.map { $0["kind"] as? String } == ["queue-paused", "queue-limited"])
+        #expect(queueEvents.map { $0["message"] as? String } == ["mail", "reports: 5 per 1m"])
+        #expect(queueEvents.allSatisfy { $0["job"] == nil && ($0["actor"] as? String)?.hasPrefix("jobstore tool") == true })
+        let text = try jobstore("jobs", "history", path, "--kind", "queue-paused").out
+        #expect(text.contains("(queue)") && text.contains("queue-paused") && text.contains("mail; by jobstore tool"), "\(text)")
+        #expect(try jobstore("jobs", "show", path, failed.id.description).out.contains("by jobstore tool"))
+    }
+
     @Test("top into a pipe: each view arrives whole as it is drawn")
     func topIntoAPipe() throws {
         let directory = TemporaryDirectory()

@@ -9,8 +9,8 @@
 /// | 1  | 1 | the job's state after the event |
 /// | 2  | 2 | attempts after the event (UInt16 LE) |
 /// | 4  | 8 | at (Int64 LE, µs) |
-/// | 12 | 1 | flags: bit 0 owner, bit 1 until, bit 2 message; other bits 0 |
-/// | 13 | … | owner (16 bytes, big-endian), until (Int64 LE, µs), message (UInt16 LE length + UTF-8, at most 256 bytes), each if flagged |
+/// | 12 | 1 | flags: bit 0 owner, bit 1 until, bit 2 message, bit 3 actor (format 5); other bits 0 |
+/// | 13 | … | owner (16 bytes, big-endian), until (Int64 LE, µs), message (UInt16 LE length + UTF-8, at most 256 bytes), actor (UInt8 length + UTF-8, at most 100 bytes), each if flagged |
 ///
 /// A timeline block (the last field of a job record of version 2, after its UInt16 LE length):
 /// dropped (UInt32 LE: older events no longer kept) · count (UInt8, at most 32) · the events,
@@ -26,13 +26,13 @@ enum EventFormat {
     static let timelineHeaderSize = 5
     static let historyKeySize = 12
 
-    private static let ownerFlag: UInt8 = 1, untilFlag: UInt8 = 2, messageFlag: UInt8 = 4
+    private static let ownerFlag: UInt8 = 1, untilFlag: UInt8 = 2, messageFlag: UInt8 = 4, actorFlag: UInt8 = 8
 
     // MARK: Events
 
     static func size(of event: JobEvent) -> Int {
         eventHeaderSize + (event.owner == nil ? 0 : 16) + (event.until == nil ? 0 : 8)
-            + (event.message.map { 2 + $0.utf8.count } ?? 0)
+            + (event.message.map { 2 + $0.utf8.count } ?? 0) + (event.actor.map { 1 + $0.utf8.count } ?? 0)
     }
 
     static func write(_ event: JobEvent, to writer: inout RecordWriter) {
@@ -40,12 +40,18 @@ enum EventFormat {
         writer.put(event.state.rawValue)
         writer.put(event.attempts)
         writer.put(event.at.microseconds)
-        writer.put((event.owner == nil ? 0 : ownerFlag) | (event.until == nil ? 0 : untilFlag) | (event.message == nil ? 0 : messageFlag))
+        writer.put(
+            (event.owner == nil ? 0 : ownerFlag) | (event.until == nil ? 0 : untilFlag) | (event.message == nil ? 0 : messageFlag)
+                | (event.actor == nil ? 0 : actorFlag))
         if let owner = event.owner { writer.put128(owner.high, owner.low) }
         if let until = event.until { writer.put(until.microseconds) }
         if let message = event.message {
             writer.put(UInt16(message.utf8.count))
             writer.putBytes(message.utf8)
+        }
+        if let actor = event.actor {
+            writer.put(UInt8(actor.utf8.count))
+            writer.putBytes(actor.utf8)
         }
     }
 
@@ -65,7 +71,7 @@ enum EventFormat {
         let attempts = try reader.u16()
         let at = Timestamp(microseconds: try reader.i64())
         let flags = try reader.u8()
-        guard flags & ~(ownerFlag | untilFlag | messageFlag) == 0 else { throw reader.corrupt("event flags \(flags) has unknown bits") }
+        guard flags & ~(ownerFlag | untilFlag | messageFlag | actorFlag) == 0 else { throw reader.corrupt("event flags \(flags) has unknown bits") }
         var event = JobEvent(kind: kind, at: at, state: state, attempts: attempts)
         if flags & ownerFlag != 0 {
             let (high, low) = try reader.u128()
@@ -76,6 +82,11 @@ enum EventFormat {
             let count = Int(try reader.u16())
             guard count <= JobEvent.maxMessageBytes else { throw reader.corrupt("an event message of \(count) bytes (at most \(JobEvent.maxMessageBytes))") }
             event.message = try reader.string(count, "event message")
+        }
+        if flags & actorFlag != 0 {
+            let count = Int(try reader.u8())
+            guard count <= JobEvent.maxActorBytes else { throw reader.corrupt("an event actor of \(count) bytes (at most \(JobEvent.maxActorBytes))") }
+            event.actor = try reader.string(count, "event actor")
         }
         return event
     }
@@ -88,6 +99,10 @@ enum EventFormat {
         if flags & messageFlag != 0 {
             guard offset + size + 2 <= bytes.count else { return nil }
             size += 2 + Int(UInt16(bytes[offset + size]) | UInt16(bytes[offset + size + 1]) << 8)
+        }
+        if flags & actorFlag != 0 {
+            guard offset + size + 1 <= bytes.count else { return nil }
+            size += 1 + Int(bytes[offset + size])
         }
         return offset + size <= bytes.count ? size : nil
     }

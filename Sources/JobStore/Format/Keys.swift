@@ -60,8 +60,11 @@ public enum Schema {
     /// records of version 3, pipeline and step records and history entries of version 2, each
     /// ending with a CRC32C of its bytes (``Seal``), so a damaged record is an error, never a
     /// different job; no database is added, and older records stay readable and are sealed at
-    /// their next change.
-    public static let formatVersion: UInt32 = 4
+    /// their next change. Version 5: events may carry who made the change (flag bit 3, the
+    /// actor), and the history holds queue events (paused, resumed, limited, unlimited) under
+    /// the all-zero job id; nothing is rewritten, the version only says that a program of
+    /// version 4 would not read them.
+    public static let formatVersion: UInt32 = 5
 }
 
 /// Keys of the `meta` database.

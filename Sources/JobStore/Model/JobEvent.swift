@@ -17,7 +17,8 @@ public struct JobEvent: Sendable, Hashable {
         case succeeded = 4
         /// An attempt failed with ``JobEvent/message`` and no attempt is left: failed for good.
         case failed = 5
-        /// An attempt failed with ``JobEvent/message``; it runs again at ``JobEvent/until``.
+        /// An attempt failed with ``JobEvent/message``; it runs again at ``JobEvent/until``. Or a
+        /// failed or cancelled job put back by hand (retry; its ``JobEvent/actor`` says who).
         case retried = 6
         /// Its lease expired (its worker died or stalled) and it was taken back: pending again,
         /// or failed when no attempt is left.
@@ -28,7 +29,7 @@ public struct JobEvent: Sendable, Hashable {
         case snoozed = 9
         /// Its worker gave it back unfinished (a graceful shutdown), runnable at once.
         case released = 10
-        /// Put back in line by hand (retry, requeue).
+        /// Put back in line by hand: a pending or running job made runnable now (requeue).
         case requeued = 11
         /// A pipeline step whose dependencies all succeeded: runnable (waiting → pending), or
         /// waiting again because a dependency was retried.
@@ -39,6 +40,17 @@ public struct JobEvent: Sendable, Hashable {
         case deleted = 14
         /// Deleted by retention. Recorded in the history only.
         case pruned = 15
+        /// A queue paused (``JobEvent/message``: its name). History only, under no job.
+        case queuePaused = 16
+        /// A queue resumed (``JobEvent/message``: its name). History only, under no job.
+        case queueResumed = 17
+        /// A queue's rate limit set (``JobEvent/message``: "queue: N per period"). History only, under no job.
+        case queueLimited = 18
+        /// A queue's rate limit removed (``JobEvent/message``: its name). History only, under no job.
+        case queueUnlimited = 19
+
+        /// Whether the event is about a queue, not a job (recorded under ``JobID/none``).
+        public var isQueueEvent: Bool { rawValue >= Kind.queuePaused.rawValue }
 
         /// The kind's name, as the admin tool prints it (`lease-extended`).
         public var description: String {
@@ -58,6 +70,10 @@ public struct JobEvent: Sendable, Hashable {
             case .changed: "changed"
             case .deleted: "deleted"
             case .pruned: "pruned"
+            case .queuePaused: "queue-paused"
+            case .queueResumed: "queue-resumed"
+            case .queueLimited: "queue-limited"
+            case .queueUnlimited: "queue-unlimited"
             }
         }
 
@@ -73,6 +89,8 @@ public struct JobEvent: Sendable, Hashable {
     /// The longest error message an event keeps, in UTF-8 bytes (the job's own error list keeps
     /// the whole message).
     public static let maxMessageBytes = 256
+    /// The longest actor an event keeps, in UTF-8 bytes.
+    public static let maxActorBytes = 100
 
     /// What happened.
     public var kind: Kind
@@ -87,13 +105,18 @@ public struct JobEvent: Sendable, Hashable {
     /// For a claim or a lease extension: the lease's expiry; for a retry or a snooze: when the
     /// job runs next; for any other event that leaves the job pending for later: when it may run.
     public var until: Timestamp?
-    /// For a failure, a retry or a rescue: the error (at most ``maxMessageBytes``).
+    /// For a failure, a retry or a rescue: the error (at most ``maxMessageBytes``); for a queue
+    /// event, the queue (and its limit).
     public var message: String?
+    /// Who made the change, when it was not the program's own code: the admin tool or the
+    /// dashboard, e.g. "jobstore tool (ada@host, pid 4711)" (at most ``maxActorBytes``). Set
+    /// for a whole transaction with ``JobTransaction/actor``. Since store format 5.
+    public var actor: String?
 
     /// An event with the given fields; `message` is cut to ``maxMessageBytes`` on a character boundary.
     public init(
         kind: Kind, at: Timestamp, state: JobState, attempts: UInt16, owner: OwnerToken? = nil, until: Timestamp? = nil,
-        message: String? = nil
+        message: String? = nil, actor: String? = nil
     ) {
         self.kind = kind
         self.at = at
@@ -102,13 +125,14 @@ public struct JobEvent: Sendable, Hashable {
         self.owner = owner
         self.until = until
         self.message = message.map { JobEvent.truncated($0) }
+        self.actor = actor.map { JobEvent.truncated($0, to: JobEvent.maxActorBytes) }
     }
 
-    static func truncated(_ message: String) -> String {
-        guard message.utf8.count > maxMessageBytes else { return message }
+    static func truncated(_ message: String, to limit: Int = maxMessageBytes) -> String {
+        guard message.utf8.count > limit else { return message }
         var cut = ""
         for character in message {
-            if cut.utf8.count + character.utf8.count > maxMessageBytes { break }
+            if cut.utf8.count + character.utf8.count > limit { break }
             cut.append(character)
         }
         return cut
@@ -124,7 +148,7 @@ public struct JobEvent: Sendable, Hashable {
         case (.running, .failed): .failed
         case (_, .cancelled): .cancelled
         case (.waiting, .pending), (.pending, .waiting): .unblocked
-        case (.failed, _), (.cancelled, _): .requeued
+        case (.failed, _), (.cancelled, _): .retried  // put back by hand
         case (.running, .pending): new.errors.count > old.errors.count ? .retried : .released
         default: .changed
         }
@@ -172,6 +196,7 @@ extension JobEvent {
             if let until { parts.append("runs at \(until)") }
         }
         if let message { parts.append(message) }
+        if let actor { parts.append("by \(actor)") }
         return parts.joined(separator: "; ")
     }
 }

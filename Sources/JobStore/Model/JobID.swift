@@ -81,6 +81,9 @@ public struct JobID: Hashable, Comparable, Sendable, CustomStringConvertible, Co
 
     public static func < (a: JobID, b: JobID) -> Bool { (a.high, a.low) < (b.high, b.low) }
 
+    /// The all-zero id, which no job has: the history records queue events under it.
+    public static let none = JobID(high: 0, low: 0)
+
     public init(from decoder: any Decoder) throws {
         try self.init(parsing: decoder.singleValueContainer().decode(String.self))
     }

@@ -252,6 +252,10 @@ public final class JobTransaction {
     let ids: JobIDGenerator
     /// The time of this transaction (one clock reading for all its changes).
     public let now: Timestamp
+    /// Who makes this transaction's changes, when it is not the program's own code (the admin
+    /// tool, the dashboard): every event it records carries it (``JobEvent/actor``, at most 100
+    /// bytes), so the history says who retried, cancelled or paused what. `nil` by default.
+    public var actor: String?
     // The state below changes on every write. A transaction is used by one thread and no access
     // to it overlaps another, so the dynamic exclusivity checks of class properties are off (as
     // in LMDB's Transaction).
@@ -337,7 +341,7 @@ public final class JobTransaction {
     /// or a `NewJob` inserted, for the hint when its id is taken.
     func add(_ job: Job, restoring: Bool = false) throws -> Job {
         try job.validate()
-        let event = JobEvent.recording(.inserted, job, at: now)
+        let event = recorded(.inserted, job)
         do {
             try putRecord(job, event: event, inserting: true, options: .noOverwrite)
         } catch LMDBError.Code.keyExists {
@@ -727,7 +731,7 @@ public final class JobTransaction {
 
     func replace(_ old: Job, with new: Job, recording event: JobEvent.Kind) throws {
         try RecordFormat.validate(new)
-        let recorded = JobEvent.recording(event, new, at: now)
+        let recorded = recorded(event, new)
         try putRecord(new, event: recorded, inserting: false)
         // Index by index, only the entries that moved; the creation-time entry never does (the
         // id and creation time cannot change), so its key is not even built.
@@ -758,12 +762,24 @@ public final class JobTransaction {
         try txn.delete(db.jobs, Keys.id(job.id))
         for kind in IndexEntry.kinds { try removeEntry(kind, of: job) }
         count(job, -1)
-        try record(JobEvent.recording(event, job, at: now), of: job.id)
+        try record(recorded(event, job), of: job.id)
         changes.append(JobChange(kind: .deleted, id: job.id, job: nil, previousState: job.state))
     }
 
     /// Records an event in the store's history, at the next position after the history's last
     /// (the job's own timeline is written with its record: ``putRecord(_:event:inserting:options:)``).
+    /// The event of `kind` that a change leaving `job` as it is records, with this transaction's actor.
+    func recorded(_ kind: JobEvent.Kind, _ job: Job) -> JobEvent {
+        var event = JobEvent.recording(kind, job, at: now)
+        event.actor = actor
+        return event
+    }
+
+    /// Records a queue event (paused, resumed, limited, unlimited) in the history, under no job.
+    func recordQueueEvent(_ kind: JobEvent.Kind, _ description: String) throws {
+        try record(JobEvent(kind: kind, at: now, state: .waiting, attempts: 0, message: description, actor: actor), of: .none)
+    }
+
     private func record(_ event: JobEvent, of id: JobID) throws {
         guard let events = db.events else {
             throw JobStoreError(.newerFormat, "this store has no history database", hint: "Open it writable once to upgrade it")

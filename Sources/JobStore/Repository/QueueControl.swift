@@ -51,6 +51,17 @@ public struct RateLimit: Sendable, Hashable {
         self.init(starts: starts, period: period, tokens: Double(starts), refilledAt: now)
     }
 
+    /// A period as an operator writes it: "1m", "30s", "2h", "7d" (a whole number of the
+    /// largest unit that divides it); "90s"; "1500ms" for a period with a fraction of a second.
+    public static func text(of period: Duration) -> String {
+        let (seconds, attoseconds) = period.components
+        guard attoseconds == 0, seconds > 0 else { return "\(attoseconds / 1_000_000_000_000_000 + seconds * 1000)ms" }
+        for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60)] where seconds % size == 0 {
+            return "\(seconds / size)\(unit)"
+        }
+        return "\(seconds)s"
+    }
+
     /// The period in microseconds.
     public var periodMicroseconds: Int64 { period.components.seconds * 1_000_000 + period.components.attoseconds / 1_000_000_000_000 }
 
@@ -128,6 +139,7 @@ extension JobTransaction {
         try JobStoreError.requireQueueName(queue)
         if try !isPaused(queue) {
             try txn.put(db.meta, MetaKey.pausedQueue(queue), Counters.encode((since ?? now).microseconds))
+            try recordQueueEvent(.queuePaused, queue)
         }
     }
 
@@ -135,7 +147,7 @@ extension JobTransaction {
     /// store sees the commit and claims its ready jobs.
     public func resume(queue: String) throws {
         try JobStoreError.requireQueueName(queue)
-        try txn.delete(db.meta, MetaKey.pausedQueue(queue))
+        if try txn.delete(db.meta, MetaKey.pausedQueue(queue)) { try recordQueueEvent(.queueResumed, queue) }
     }
 
     /// Whether `queue` is paused, as this transaction sees it.
@@ -149,12 +161,13 @@ extension JobTransaction {
         try JobStoreError.requireQueueName(queue)
         let limit = try RateLimit(starts: starts, per: period, at: now)
         try txn.put(db.meta, MetaKey.rateLimit(queue), limit.encode())
+        try recordQueueEvent(.queueLimited, "\(queue): \(starts) per \(RateLimit.text(of: period))")
     }
 
     /// Removes `queue`'s rate limit (none is fine).
     public func removeRateLimit(queue: String) throws {
         try JobStoreError.requireQueueName(queue)
-        try txn.delete(db.meta, MetaKey.rateLimit(queue))
+        if try txn.delete(db.meta, MetaKey.rateLimit(queue)) { try recordQueueEvent(.queueUnlimited, queue) }
     }
 
     /// `queue`'s rate limit as this transaction sees it, or `nil`.
