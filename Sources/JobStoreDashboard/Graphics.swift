@@ -91,26 +91,13 @@ extension Dashboard {
     /// deepest step it depends on), each step a box coloured by its job's state, an arrow per
     /// dependency; each box links to its job.
     func dagSVG(_ details: PipelineDetails) -> String {
-        let layers = details.layers
-        let boxWidth = 150.0, boxHeight = 38.0, columnGap = 60.0, rowGap = 16.0, margin = 12.0
-        var position: [Int: (x: Double, y: Double)] = [:]
-        for (column, layer) in layers.enumerated() {
-            for (row, index) in layer.enumerated() {
-                position[index] = (margin + Double(column) * (boxWidth + columnGap), margin + Double(row) * (boxHeight + rowGap))
-            }
-        }
-        let tallest = layers.map(\.count).max() ?? 1
-        let width = margin * 2 + Double(layers.count) * boxWidth + Double(max(0, layers.count - 1)) * columnGap
-        let height = margin * 2 + Double(tallest) * boxHeight + Double(max(0, tallest - 1)) * rowGap
-        var edges: [String] = []
-        for step in details.steps {
-            guard let from = position[step.index] else { continue }
-            for dependent in step.dependents {
-                guard let to = position[dependent] else { continue }
-                edges.append(String(
-                    format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#7a8899\" stroke-width=\"1.5\" marker-end=\"url(#arrow)\"/>",
-                    from.x + boxWidth, from.y + boxHeight / 2, to.x - 2, to.y + boxHeight / 2))
-            }
+        let layout = DAGLayout(details)
+        let (boxWidth, boxHeight) = (DAGLayout.boxWidth, DAGLayout.boxHeight)
+        let position = layout.boxes
+        let (width, height) = (layout.width, layout.height)
+        let edges = layout.edges.map { points in
+            "<polyline points=\"" + points.map { String(format: "%.1f,%.1f", $0.x, $0.y) }.joined(separator: " ")
+                + "\" fill=\"none\" stroke=\"#7a8899\" stroke-width=\"1.5\" marker-end=\"url(#arrow)\"/>"
         }
         let boxes = details.steps.compactMap { step -> String? in
             guard let at = position[step.index] else { return nil }
@@ -130,5 +117,57 @@ extension Dashboard {
             \(boxes.joined(separator: "\n"))
             </svg>
             """
+    }
+}
+
+/// Where a pipeline's DAG draws its boxes (a column per layer, a row per step in it) and its
+/// edges: from a box's right side to its dependent's left side; an edge that skips layers
+/// crosses each column between them in a lane free of boxes (the source's row where that column
+/// has no box there, else below the column's last box), never under another step's box.
+struct DAGLayout {
+    static let boxWidth = 150.0, boxHeight = 38.0, columnGap = 60.0, rowGap = 16.0, margin = 12.0
+
+    /// Each step's box, top-left corner.
+    var boxes: [Int: (x: Double, y: Double)] = [:]
+    /// Each edge's points, from the source's right side to the dependent's left side.
+    var edges: [[(x: Double, y: Double)]] = []
+    var width = 0.0
+    var height = 0.0
+
+    init(_ details: PipelineDetails) {
+        let layers = details.layers
+        let (boxWidth, boxHeight, columnGap, rowGap, margin) = (Self.boxWidth, Self.boxHeight, Self.columnGap, Self.rowGap, Self.margin)
+        var column: [Int: Int] = [:]
+        for (x, layer) in layers.enumerated() {
+            for (row, index) in layer.enumerated() {
+                boxes[index] = (margin + Double(x) * (boxWidth + columnGap), margin + Double(row) * (boxHeight + rowGap))
+                column[index] = x
+            }
+        }
+        func rowTop(_ row: Int) -> Double { margin + Double(row) * (boxHeight + rowGap) }
+        var lowest = Double(layers.map(\.count).max() ?? 1) * (boxHeight + rowGap) - rowGap  // below the boxes
+        for step in details.steps {
+            guard let from = boxes[step.index], let first = column[step.index] else { continue }
+            for dependent in step.dependents {
+                guard let to = boxes[dependent], let last = column[dependent] else { continue }
+                let start = (x: from.x + boxWidth, y: from.y + boxHeight / 2)
+                var points = [start]
+                if last > first + 1 {
+                    let row = Int(((from.y - margin) / (boxHeight + rowGap)).rounded())
+                    for between in (first + 1)..<last {
+                        let left = margin + Double(between) * (boxWidth + columnGap)
+                        // The source's row if this column has no box there, else under its last box.
+                        let lane = row >= layers[between].count ? start.y : rowTop(layers[between].count) - rowGap / 2
+                        lowest = max(lowest, lane - margin + rowGap / 2)
+                        points.append((left - columnGap / 3, lane))
+                        points.append((left + boxWidth + columnGap / 3, lane))
+                    }
+                }
+                points.append((to.x - 2, to.y + boxHeight / 2))
+                edges.append(points)
+            }
+        }
+        width = margin * 2 + Double(layers.count) * boxWidth + Double(max(0, layers.count - 1)) * columnGap
+        height = margin * 2 + lowest
     }
 }

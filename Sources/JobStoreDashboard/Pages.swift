@@ -27,6 +27,12 @@ func urlEscaped(_ text: String) -> String {
     return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
 }
 
+/// A time as the pages show it: relative to now ("3m ago", "in 59m"), with the exact UTC time
+/// in a tooltip and in a `<time>` element that the page's script turns into local time.
+func when(_ time: Timestamp, now: Timestamp = .now) -> String {
+    "<time datetime=\"\(time)\" title=\"\(time)\">\(Readable.relative(time, now: now))</time>"
+}
+
 /// The colour of a state, shared by tables, the chart and the DAG.
 func color(_ state: JobState) -> String {
     switch state {
@@ -54,6 +60,7 @@ extension Dashboard {
                 const element = document.getElementById(id);
                 if (element && update[id] !== undefined) element.innerHTML = update[id];
               }
+              localTimes();
               const transaction = document.getElementById("transaction");
               if (transaction) transaction.textContent = update.transaction;
             });
@@ -83,7 +90,14 @@ extension Dashboard {
             \(banner)
             <main><h1>\(html(title))</h1>
             \(body)
-            </main>\(script)</body></html>
+            </main>
+            <script>
+            // Each time's tooltip in the browser's local time too (the text is relative to now).
+            function localTimes() {
+              for (const t of document.querySelectorAll("time[datetime]")) t.title = new Date(t.dateTime).toLocaleString() + " local · " + t.dateTime;
+            }
+            localTimes();
+            </script>\(script)</body></html>
             """
         return Response.text(document, status: status, contentType: "text/html; charset=utf-8")
     }
@@ -141,7 +155,7 @@ extension Dashboard {
                 "<td class=num><a href=\"\(link("/jobs?state=\(state)&queue=\(urlEscaped(queue.name))"))\">\(queue.counts[state] ?? 0)</a></td>"
             }.joined()
             let rate = queue.rateLimit.map { "\($0.starts) per \(Readable.period($0.period))" } ?? "-"
-            return "<tr><td>\(html(queue.name))</td><td>\(queue.pausedAt.map { "since \($0)" } ?? "no")</td>\(cells)<td>\(queue.oldestReadyAt.map { "\($0)" } ?? "-")</td><td>\(html(rate))</td></tr>"
+            return "<tr><td>\(html(queue.name))</td><td>\(queue.pausedAt.map { "since \(when($0))" } ?? "no")</td>\(cells)<td>\(queue.oldestReadyAt.map { when($0) } ?? "-")</td><td>\(html(rate))</td></tr>"
         }.joined()
     }
 
@@ -187,7 +201,7 @@ extension Dashboard {
         var rows = page.jobs.map { job in
             """
             <tr><td><a href="\(link("/jobs/\(job.id)"))">\(job.id)</a></td><td>\(stateBadge(job.state))</td><td>\(html(job.queue))</td>
-            <td>\(html(job.name))</td><td class=num>\(job.priority)</td><td class=num>\(job.attempts)/\(job.maxAttempts)</td><td>\(job.createdAt)</td><td>\(job.runAt)</td></tr>
+            <td>\(html(job.name))</td><td class=num>\(job.priority)</td><td class=num>\(job.attempts)/\(job.maxAttempts)</td><td>\(when(job.createdAt))</td><td>\(when(job.runAt))</td></tr>
             """
         }.joined(separator: "\n")
         if page.jobs.isEmpty { rows = "<tr><td colspan=8 class=muted>no job matches</td></tr>" }
@@ -219,8 +233,8 @@ extension Dashboard {
         var rows: [(String, String)] = [
             ("id", "\(job.id)"), ("name", html(job.name)), ("queue", html(job.queue)), ("tenant", html(job.tenant ?? "-")),
             ("state", stateBadge(job.state)), ("priority", "\(job.priority)"), ("attempts", "\(job.attempts) of \(job.maxAttempts)"),
-            ("created", "\(job.createdAt)"), ("updated", "\(job.updatedAt)"), ("run at", "\(job.runAt)"),
-            ("lease", job.lease.map { "until \($0.expiresAt), owner \($0.owner)" } ?? "-"), ("unique key", html(job.uniqueKey ?? "-")),
+            ("created", when(job.createdAt)), ("updated", when(job.updatedAt)), ("run at", when(job.runAt)),
+            ("lease", job.lease.map { "until \(when($0.expiresAt)), owner \($0.owner)" } ?? "-"), ("unique key", html(job.uniqueKey ?? "-")),
         ]
         if let reference = job.pipeline {
             let step = try store.pipelineStep(reference)
@@ -234,14 +248,14 @@ extension Dashboard {
         let errors = job.errors.isEmpty
             ? "<p class=muted>none</p>"
             : "<table><tr><th>attempt</th><th>at</th><th>message</th></tr>" + job.errors.map {
-                "<tr><td class=num>\($0.attempt)</td><td>\($0.at)</td><td>\(html($0.message))</td></tr>"
+                "<tr><td class=num>\($0.attempt)</td><td>\(when($0.at))</td><td>\(html($0.message))</td></tr>"
             }.joined() + "</table>"
         let events = timeline.events.isEmpty
             ? "<p class=muted>none recorded (the job is from before store format 3)</p>"
             : (timeline.dropped > 0 ? "<p class=muted>\(timeline.dropped) older events dropped</p>" : "")
                 + "<table><tr><th>at</th><th>event</th><th>state</th><th>attempts</th><th>details</th></tr>"
                 + timeline.events.map { event in
-                    "<tr><td>\(event.at)</td><td>\(event.kind)</td><td>\(stateBadge(event.state))</td><td class=num>\(event.attempts)</td><td>\(html(event.details))</td></tr>"
+                    "<tr><td>\(when(event.at))</td><td>\(event.kind)</td><td>\(stateBadge(event.state))</td><td class=num>\(event.attempts)</td><td>\(html(event.details))</td></tr>"
                 }.joined() + "</table>"
         let body = """
             \(notice.map { "<p><b>\(html($0))</b></p>" } ?? "")
@@ -305,7 +319,7 @@ extension Dashboard {
         var rows = page.pipelines.map { pipeline in
             """
             <tr><td><a href="\(link("/pipelines/\(pipeline.id)"))">\(pipeline.id)</a></td><td>\(html(pipeline.name))</td><td class=num>\(pipeline.version)</td>
-            <td>\(pipeline.state)</td><td>\(Readable.steps(pipeline))</td><td>\(pipeline.createdAt)</td><td>\(pipeline.finishedAt.map { "\($0)" } ?? "-")</td></tr>
+            <td>\(pipeline.state)</td><td>\(Readable.steps(pipeline))</td><td>\(when(pipeline.createdAt))</td><td>\(pipeline.finishedAt.map { when($0) } ?? "-")</td></tr>
             """
         }.joined(separator: "\n")
         if page.pipelines.isEmpty { rows = "<tr><td colspan=7 class=muted>no pipeline matches</td></tr>" }
@@ -343,7 +357,7 @@ extension Dashboard {
             \(notice.map { "<p><b>\(html($0))</b></p>" } ?? "")
             <p>\(html(pipeline.name)) version \(pipeline.version)\(pipeline.failFast ? ", fail-fast" : "") — <b>\(pipeline.state)</b>:
             \(pipeline.succeededSteps) succeeded, \(pipeline.failedSteps) failed, \(pipeline.cancelledSteps) cancelled, \(pipeline.unfinishedSteps) unfinished of \(pipeline.stepCount).
-            Created \(pipeline.createdAt)\(pipeline.finishedAt.map { ", finished \($0)" } ?? "").</p>
+            Created \(when(pipeline.createdAt))\(pipeline.finishedAt.map { ", finished \(when($0))" } ?? "").</p>
             \(actions(pipeline))
             <div id=dag>\(dagSVG(details))</div>
             <table><thead><tr><th>#</th><th>step</th><th>state</th><th>job</th><th>tries</th><th>waits for</th><th>queued</th><th>ran</th></tr></thead>

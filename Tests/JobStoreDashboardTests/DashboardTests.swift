@@ -195,6 +195,52 @@ struct DashboardTests {
         }
     }
 
+    @Test("the DAG: an edge that skips layers never passes under another step's box")
+    func dagEdgesAvoidBoxes() throws {
+        let directory = TemporaryDirectory()
+        let store = try JobRepository(path: directory.path, options: JobStoreOptions(durability: .noSync))
+        defer { store.close() }
+        // The demo's nightly import (thumbnails → report crossed load's box), and a long chain
+        // with an edge from its first step to its last, past a box in every column between.
+        let definitions = [
+            PipelineDefinition(name: "nightly", steps: [
+                PipelineStep("fetch", job: NewJob(name: "fetch")), PipelineStep("transform", job: NewJob(name: "transform"), dependsOn: ["fetch"]),
+                PipelineStep("thumbnails", job: NewJob(name: "thumbnails"), dependsOn: ["fetch"]),
+                PipelineStep("load", job: NewJob(name: "load"), dependsOn: ["transform"]),
+                PipelineStep("report", job: NewJob(name: "report"), dependsOn: ["load", "thumbnails"]),
+            ]),
+            PipelineDefinition(name: "chain", steps: [
+                PipelineStep("a", job: NewJob(name: "a")), PipelineStep("b", job: NewJob(name: "b"), dependsOn: ["a"]),
+                PipelineStep("c", job: NewJob(name: "c"), dependsOn: ["b"]), PipelineStep("d", job: NewJob(name: "d"), dependsOn: ["c", "a"]),
+            ]),
+        ]
+        for definition in definitions {
+            let pipeline = try store.enqueue(definition)
+            let details = try #require(try store.pipelineDetails(pipeline.id))
+            let layout = DAGLayout(details)
+            var edge = 0
+            for step in details.steps {
+                for dependent in step.dependents {
+                    let points = layout.edges[edge]
+                    edge += 1
+                    for (index, box) in layout.boxes where index != step.index && index != dependent {
+                        // Every point along the edge, a pixel apart, lies outside the box.
+                        for (a, b) in zip(points, points.dropFirst()) {
+                            let length = max(abs(b.x - a.x), abs(b.y - a.y))
+                            for t in stride(from: 0.0, through: 1.0, by: 1 / max(length, 1)) {
+                                let (x, y) = (a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t)
+                                let inside = x > box.x && x < box.x + DAGLayout.boxWidth && y > box.y && y < box.y + DAGLayout.boxHeight
+                                #expect(!inside, "\(definition.name): \(details.steps[step.index].name) → \(details.steps[dependent].name) passes under \(details.steps[index].name)")
+                                if inside { break }
+                            }
+                        }
+                    }
+                    #expect(points.allSatisfy { $0.y >= 0 && $0.y <= layout.height && $0.x >= 0 && $0.x <= layout.width })
+                }
+            }
+        }
+    }
+
     @Test("a dashboard set up wrongly is refused; a store that went away shows an error page, not a crash")
     func failures() async throws {
         let directory = TemporaryDirectory()
