@@ -3,7 +3,7 @@
 
     swift build && python3 scripts/admin-doc.py
 """
-import json, shlex, shutil, subprocess
+import json, os, shlex, shutil, subprocess
 
 J = '.build/debug/jobstore'
 S = '/tmp/admin-demo'
@@ -11,6 +11,9 @@ P = '/tmp/admin-pipelines'
 SCHEDULED = P  # the demo registers two schedules
 for path in [S, P, '/tmp/admin-backup', '/tmp/admin-import', '/tmp/admin-import-pipelines', '/tmp/admin-import-json', '/tmp/admin-backup-json']:
     shutil.rmtree(path, ignore_errors=True)
+for path in ['/tmp/admin-jobs.jsonl', '/tmp/admin-pipelines.jsonl']:
+    if os.path.exists(path):
+        os.remove(path)
 subprocess.run([J, 'bench', '--jobs', '1000', '--durability', 'relaxed', '--dir', S, '--phases', 'insert-single,claim'],
                check=True, capture_output=True)
 # A store with two finished pipelines (one succeeded, one failed): the demo's.
@@ -59,21 +62,24 @@ add("pipelines list", "Pipelines by creation time, a page at a time: with `--sta
 add("pipelines show", "One pipeline: its record, the step table (each step's job, state, tries, how many dependencies it still waits for, and from its job's timeline how long its last run waited once ready and how long it ran), and its DAG drawn layer by layer — layer k holds the steps whose longest chain of dependencies has k steps, each with its state and the steps it waits for. `--dot` prints the DAG for Graphviz (`… --dot | dot -Tsvg > p.svg`), `--json` the pipeline with its steps. `jobs show` of a step's job names its pipeline and step, and a step cancelled by the pipeline says why in its error history.",
     run(['pipelines', 'show', P, nightly]), run(['pipelines', 'show', P, nightly, '--dot']),
     run(['jobs', 'show', P, step_job], maxlines=20))
-add("queues", "Every queue that has jobs or is paused: its jobs per state (the counters), whether it is paused, and how long its longest-waiting ready job has waited. `queues pause PATH QUEUE` stops every scheduler on the store from claiming the queue's jobs (running ones finish; jobs can still be enqueued) until `queues resume`; the schedulers see the commit at once. `queues limit PATH QUEUE --starts N --per D` allows at most N job starts per period across every process (a token bucket in the store, updated by each claim); `queues unlimit` removes it.",
+add("queues", "Every queue that has jobs or is paused: its jobs per state (the counters), whether it is paused, and how long its longest-waiting ready job has waited. `queues pause PATH QUEUE` stops every scheduler on the store from claiming the queue's jobs (running ones finish; jobs can still be enqueued) until `queues resume`; the schedulers see the commit at once. `queues limit PATH QUEUE --starts N --per D` allows at most N job starts per period across every process (a token bucket in the store, updated by each claim); `queues unlimit` removes it. A queue the store does not know (no jobs, not paused, no limit) is refused, so a typo is not taken for success; `--create` sets one up for jobs to come. Each change is an event of the history, with who made it.",
     run(['queues', P]), run(['queues', 'pause', P, 'mail']), run(['queues', 'limit', P, 'reports', '--starts', '100', '--per', '1m']),
-    run(['queues', P, '--json'], maxlines=30), run(['queues', 'resume', P, 'mail']), run(['queues', 'unlimit', P, 'reports']))
+    run(['queues', P, '--json'], maxlines=30), run(['queues', 'resume', P, 'mail']), run(['queues', 'unlimit', P, 'reports']),
+    run(['queues', 'pause', P, 'mial']), run(['queues', 'pause', P, 'next-month', '--create']), run(['queues', 'resume', P, 'next-month']),
+    run(['jobs', 'history', P, '--kind', 'queue-paused,queue-limited,queue-resumed,queue-unlimited']))
 add("schedules", "The periodic jobs schedulers registered in the store: timing, time zone, the job they enqueue, the missed-tick policy, the last tick any process enqueued and the next one. The demo's scheduler registered these two with `schedule(\"nightly-import\", cron: \"0 3 * * *\", timeZone: \"Europe/Paris\", missedTicks: .runOnce, …)` and `schedule(\"weekly-report\", cron: \"@weekly\", …)`.",
     run(['schedules', SCHEDULED]), run(['schedules', SCHEDULED, '--json'], maxlines=30))
 add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount; every pipeline agrees with its steps' jobs (counts, state, remaining dependencies, each step's job pointing back); every timeline and history event reads, and each timeline belongs to a job and ends in its state. It walks the store in chunks (`--chunk-size`, 10,000) so a live store's file does not grow; a suspected problem is checked again in a fresh snapshot before it is reported. Exit 0 when clean, 1 with every problem listed (with the job ids).",
     run(['verify', S]), run(['verify', S, '--json']))
 add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty directory, safe while other processes write; `--compact` leaves out free pages.",
     run(['backup', S, '/tmp/admin-backup', '--compact']), run(['backup', S, '/tmp/admin-backup']))
-add("export and import", "`export` writes JSON lines (one job per line, payloads in base64, times in µs), then one line per pipeline (`\"kind\": \"pipeline\"`, its steps with their jobs' ids); `--state` exports only the jobs in that state that are no pipeline step. `import` streams its input (a file or `-` for stdin) and commits it in batches, printing a line after each committed batch (at once, also into a pipe: an interrupted import says what is safe; `--json` prints them as objects); a pipeline's counts, state and remaining dependencies are recounted from its jobs. `import` into a directory that holds no store needs `--create`.",
+add("export and import", "`export` writes JSON lines (one job per line, payloads in base64, times in µs), then one line per pipeline (`\"kind\": \"pipeline\"`, its steps with their jobs' ids), then one per paused or rate-limited queue (`\"kind\": \"queue\"`) and per schedule (`\"kind\": \"schedule\"`, with its last tick); `--state` exports only the jobs in that state that are no pipeline step. The jobs' timelines and the history do not travel: each imported job's timeline starts with `inserted`. `--output` replaces an existing file only with `--force`. `import` streams its input (a file or `-` for stdin) and commits it in batches, printing a line after each committed batch (at once, also into a pipe: an interrupted import says what is safe; `--json` prints them as objects); a pipeline's counts, state and remaining dependencies are recounted from its jobs. `import` into a directory that holds no store needs `--create`.",
     run(['export', S, '--state', 'failed'], maxlines=2),
     run(['export', S, '--output', '/tmp/admin-jobs.jsonl']),
     run(['import', '/tmp/admin-import', '/tmp/admin-jobs.jsonl', '--batch-size', '400', '--create']),
     run(['export', P, '--output', '/tmp/admin-pipelines.jsonl']),
-    run(['import', '/tmp/admin-import-pipelines', '/tmp/admin-pipelines.jsonl', '--create']))
+    run(['import', '/tmp/admin-import-pipelines', '/tmp/admin-pipelines.jsonl', '--create']),
+    run(['import', '/tmp/admin-import-pipelines', '/tmp/admin-pipelines.jsonl', '--dry-run']))
 add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created longer ago than a duration (`--older-than`), or that finished before a time (`--finished-before`, a duration ago or a date: retention by age since finishing, from `idx.finished`), in bounded batches, and the finished pipelines in that state with their steps' jobs (a step's job is never deleted alone); `--history-before` deletes the history's older events (alone, or with a job prune); `--dry-run` only counts.",
     run(['prune', P, '--state', 'failed', '--finished-before', '0s', '--dry-run']),
     run(['prune', P, '--history-before', '1h', '--dry-run']),
@@ -81,14 +87,15 @@ add("prune", "Deletes finished jobs (succeeded, failed or cancelled) created lon
     run(['prune', S, '--state', 'succeeded', '--older-than', '30d']))
 add("serve", "The web dashboard (docs/DASHBOARD.md): read-only unless `--allow-writes`, bound to 127.0.0.1 unless `--host` says otherwise; `--port 0` picks a free port and prints it.",
     run(['serve', '--help'], maxlines=30))
-add("requeue, cancel, retry", "`requeue --stuck` rescues running jobs whose lease expired (their worker died); `requeue ID…` puts jobs back in line now; `cancel ID…`; `retry ID…` gives failed or cancelled jobs one more attempt. Each id is reported; exit 1 if any could not be changed.",
-    run(['requeue', S, '--stuck']), run(['requeue', S, running]), run(['cancel', S, pending]),
+add("requeue, cancel, retry", "`requeue --stuck` rescues running jobs whose lease expired (their worker died); `requeue ID…` puts jobs back in line now; `cancel ID…`; `retry ID…` gives failed or cancelled jobs one more attempt. Each id is reported; exit 1 if any could not be changed. `--dry-run` rehearses each change in a transaction that is rolled back and says what it would do; the store is left byte for byte as it was.",
+    run(['requeue', S, '--stuck', '--dry-run']), run(['requeue', S, '--stuck']), run(['cancel', S, pending, '--dry-run']), run(['requeue', S, running]), run(['cancel', S, pending]),
     run(['retry', S, pending, failed]), run(['cancel', S, pending, '0190a5c4-1b2e-7000-8123-456789abcdef']))
-add("bulk actions by filter", "`cancel`, `retry`, `requeue` and `delete` also select by filter — `--state`, `--queue`, `--name`, `--created-before`, `--finished-before` (a time or a duration ago) — or take ids from stdin (`-`). `--dry-run` counts first; the changes go in transactions of `--batch-size`; jobs the action does not apply to (their state, or a pipeline step's job for `delete`) are skipped and counted.",
+add("bulk actions by filter", "`cancel`, `retry`, `requeue` and `delete` also select by filter — `--state`, `--queue`, `--name`, `--created-before`, `--finished-before` (a time or a duration ago) — or take ids from stdin (`-`). `--dry-run` rehearses the whole change in one transaction that is rolled back and prints the figures the real run then prints: how many would change and how many would be skipped, and why (their state does not allow it, pipeline steps, gone meanwhile; a cascade counts: a pipeline step cancelled by an earlier one is skipped). The changes go in transactions of `--batch-size`.",
     run(['cancel', S, '--state', 'pending', '--queue', 'q1', '--dry-run']), run(['cancel', S, '--state', 'pending', '--queue', 'q1']),
     run(['retry', S, '--state', 'cancelled', '--queue', 'q1', '--json']), run(['delete', S, '--state', 'failed', '--dry-run']))
-add("cancel and retry a pipeline", "`cancel` and `retry` take pipeline ids too. `retry` re-runs a pipeline's failed and cancelled steps and what they cancelled, keeping what succeeded: a step whose dependencies all succeeded becomes pending, the others wait. `cancel` cancels every unfinished step (running ones too: their workers' outcomes are refused).",
-    run(['retry', P, nightly]), run(['pipelines', 'show', P, nightly], maxlines=25), run(['cancel', P, nightly, '--json']))
+add("cancel and retry a pipeline", "`cancel` and `retry` take pipeline ids too; `delete PIPELINE_ID` and `pipelines delete ID…` delete a pipeline with its steps' jobs. `retry` re-runs a pipeline's failed and cancelled steps and what they cancelled, keeping what succeeded: a step whose dependencies all succeeded becomes pending, the others wait. `cancel` cancels every unfinished step (running ones too: their workers' outcomes are refused).",
+    run(['retry', P, nightly, '--dry-run']), run(['retry', P, nightly]), run(['pipelines', 'show', P, nightly], maxlines=25), run(['cancel', P, nightly, '--json']),
+    run(['pipelines', 'delete', P, nightly, '--dry-run']))
 add("a damaged record: delete --damaged", "A job record whose bytes no longer match its seal (a CRC32C, docs/FORMAT.md), or that does not decode, is a `verify` finding (`badRecord`, with the job's id), and every read of it is an error saying so; `jobs list` and `export` skip it and name it. `delete` cannot remove it (it reads the record to find the job's index entries); `delete --damaged ID…` does: it removes the record and every index entry naming the id, and recounts the job counters from the other records (it walks every index and record: O(n)). It refuses a record that reads, and a pipeline step's job (delete the pipeline). Then `verify` is clean again. The other way out is a backup.",
     run(['delete', S, '--damaged', pending]))
 add("readers", "LMDB's reader table; `--clear-stale` frees slots of processes that died.",
@@ -101,7 +108,8 @@ add("Bad input", "Each gets one line on stderr saying what to do, the documented
     run(['prune', S, '--state', 'succeeded', '--older-than', '7 days']),
     run(['backup', S, '/tmp/admin-backup']), run(['jobs', 'list', S, '--state', 'sleeping']),
     run(['pipelines', 'show', P, step_job]), run(['pipelines', 'show', P, '0190a5c4-1b2e-7000-8123-456789abcdef']),
-    run(['pipelines', 'show', P, 'nightly-import']), run(['retry', P, pipelines[0]['id']]))
+    run(['pipelines', 'show', P, 'nightly-import']), run(['retry', P, pipelines[0]['id']]),
+    run(['cancel', S, '--state', 'pending', '--queu', 'q1']), run(['prune', S, '--bogus', '1h']))
 
 # JSON output: one schema per command, derived from the real output above and below.
 STATE_KEYS = {'waiting', 'pending', 'running', 'succeeded', 'failed', 'cancelled'}
@@ -180,8 +188,10 @@ schemas = [
     schema('queues', [['queues', P, '--json']]),
     schema('schedules', [['schedules', P, '--json']]),
     schema('verify', [['verify', S, '--json']], extra=problem),
-    schema('export', note='(a job)', runs= [['export', P]], lines=True, select=lambda d: d.get('kind') != 'pipeline'),
+    schema('export', note='(a job)', runs= [['export', P]], lines=True, select=lambda d: d.get('kind') in (None, 'job')),
     schema('export', note='(a pipeline)', runs= [['export', P]], lines=True, select=lambda d: d.get('kind') == 'pipeline'),
+    schema('export', note='(a queue\'s controls)', runs= [['export', P]], lines=True, select=lambda d: d.get('kind') == 'queue'),
+    schema('export', note='(a schedule)', runs= [['export', P]], lines=True, select=lambda d: d.get('kind') == 'schedule'),
     schema('import', note='(after each batch; at the end with `done`)', runs= [['import', '/tmp/admin-import-json', '/tmp/admin-pipelines.jsonl', '--create', '--json']], lines=True),
     schema('prune', [['prune', S, '--state', 'succeeded', '--older-than', '30d', '--history-before', '1d', '--dry-run', '--json']]),
     schema('cancel|retry|requeue|delete --state …', runs= [['cancel', S, '--state', 'pending', '--queue', 'q2', '--json']], lines=True),

@@ -119,8 +119,10 @@ extension Jobs {
             let columns = [
                 entry.position.description.padding(toLength: 20, withPad: " ", startingAt: 0), event.at.description,
                 event.kind.isQueueEvent ? "(queue)".padding(toLength: 36, withPad: " ", startingAt: 0) : entry.jobID.description,
-                event.kind.description.padding(toLength: 14, withPad: " ", startingAt: 0), event.state.description.padding(toLength: 9, withPad: " ", startingAt: 0),
-                "try \(event.attempts)",
+                event.kind.description.padding(toLength: 15, withPad: " ", startingAt: 0),
+                // A queue event is about no job: no state, no attempts.
+                (event.kind.isQueueEvent ? "" : event.state.description).padding(toLength: 9, withPad: " ", startingAt: 0),
+                event.kind.isQueueEvent ? "     " : "try \(event.attempts)",
             ]
             let more = event.details
             return columns.joined(separator: "  ") + (more.isEmpty ? "" : "  " + more)
