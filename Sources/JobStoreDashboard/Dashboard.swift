@@ -114,6 +114,7 @@ public final class Dashboard: Sendable {
                 await self.actOnPipeline(request, id: context.parameters.get("id") ?? "", action: action)
             }
         }
+        router.get("/prune") { request, _ in self.respond { try self.prunePreview(query(request)) } }
         router.post("/prune") { request, _ in await self.prune(request) }
         // Anything else: a page saying so, with the way back (not an empty 404).
         router.get("**") { request, _ in
@@ -342,12 +343,7 @@ public final class Dashboard: Sendable {
         let form = await formFields(request)
         if let refused = refusal(request, form: form) { return refused }
         return respond {
-            guard let name = form["state"], let state = JobState(name: name), state.isTerminal, let pipelineState = PipelineState(name: name) else {
-                throw PageError.badRequest("state must be succeeded, failed or cancelled")
-            }
-            guard let days = form["days"].flatMap(Int.init), days >= 0, days <= 36_500 else {
-                throw PageError.badRequest("days must be a whole number of days, 0…36500")
-            }
+            let (state, pipelineState, days) = try pruneRequest(form)
             let cutoff = Timestamp.now.adding(.seconds(-days * 86_400))
             let jobs = try store.prune(state: state, finishedBefore: cutoff)
             let pipelines = try store.prunePipelines(state: pipelineState, finishedBefore: cutoff)

@@ -20,6 +20,12 @@ func html(_ text: String) -> String {
     return escaped
 }
 
+/// Text for a single-quoted JavaScript string inside an HTML attribute (then `html` escapes it).
+func jsEscaped(_ text: String) -> String {
+    text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+        .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+}
+
 /// A query value escaped for a URL.
 func urlEscaped(_ text: String) -> String {
     var allowed = CharacterSet.alphanumerics
@@ -164,10 +170,42 @@ extension Dashboard {
         let states = ["succeeded", "failed", "cancelled"].map { "<option>\($0)</option>" }.joined()
         return """
             <h2>Prune</h2>
-            <form method=post action="\(link("/prune"))"><input type=hidden name=csrf value="\(csrf)">
+            <form method=get action="\(link("/prune"))">
             Delete <select name=state>\(states)</select> jobs and pipelines that finished more than
-            <input name=days type=number min=0 value=7 style="width:5em"> days ago <button>Prune</button></form>
+            <input name=days type=number min=0 value=7 style="width:5em"> days ago <button>Preview…</button></form>
             """
+    }
+
+    /// `GET /prune?state=…&days=…`: how many jobs and pipelines a prune would delete (read from
+    /// the indexes, nothing changed), and the button that deletes them.
+    func prunePreview(_ query: [String: String]) throws -> Response {
+        guard options.allowWrites else {
+            return page(status: .forbidden, title: "Read-only", body: "<p class=error>This dashboard is read-only: it was started without --allow-writes.</p>")
+        }
+        try requireKnown(query, ["state", "days"])
+        let (state, pipelineState, days) = try pruneRequest(query)
+        let cutoff = Timestamp.now.adding(.seconds(-days * 86_400))
+        let jobs = try store.count(state, finishedBefore: cutoff)
+        let pipelines = try store.countPipelines(pipelineState, finishedBefore: cutoff)
+        let body = """
+            <p>Would delete <b>\(jobs) \(state) job(s)</b> and <b>\(pipelines) pipeline(s)</b> (with their steps' jobs) that finished before \(when(cutoff)) — more than \(days) day(s) ago. Nothing is deleted yet.</p>
+            <form method=post action="\(link("/prune"))"><input type=hidden name=csrf value="\(csrf)">
+            <input type=hidden name=state value="\(state)"><input type=hidden name=days value="\(days)">
+            <button>Delete \(jobs) job(s) and \(pipelines) pipeline(s)</button></form>
+            <p><a href="\(link("/"))">Cancel</a></p>
+            """
+        return page(title: "Prune: preview", body: body)
+    }
+
+    /// The state and days of a prune (a form or a query), or a 400.
+    func pruneRequest(_ fields: [String: String]) throws -> (JobState, PipelineState, Int) {
+        guard let name = fields["state"], let state = JobState(name: name), state.isTerminal, let pipelineState = PipelineState(name: name) else {
+            throw PageError.badRequest("state must be succeeded, failed or cancelled")
+        }
+        guard let days = fields["days"].flatMap(Int.init), days >= 0, days <= 36_500 else {
+            throw PageError.badRequest("days must be a whole number of days, 0…36500")
+        }
+        return (state, pipelineState, days)
     }
 
     // MARK: Jobs
@@ -278,7 +316,7 @@ extension Dashboard {
         case .succeeded: offered = []
         }
         return offered.map { action in
-            "<form class=inline method=post action=\"\(link("/jobs/\(job.id)/\(action.rawValue)"))\"><input type=hidden name=csrf value=\"\(csrf)\"><button>\(action.rawValue.capitalized)</button></form>"
+            "<form class=inline method=post action=\"\(link("/jobs/\(job.id)/\(action.rawValue)"))\" onsubmit=\"return confirm('\(action.rawValue.capitalized) job \(html(jsEscaped(job.name)))?')\"><input type=hidden name=csrf value=\"\(csrf)\"><button>\(action.rawValue.capitalized)</button></form>"
         }.joined(separator: " ")
     }
 
@@ -290,7 +328,7 @@ extension Dashboard {
         if pipeline.failedSteps + pipeline.cancelledSteps > 0 { offered.append(.retry) }
         if pipeline.unfinishedSteps > 0 { offered.append(.cancel) }
         return offered.map { action in
-            "<form class=inline method=post action=\"\(link("/pipelines/\(pipeline.id)/\(action.rawValue)"))\"><input type=hidden name=csrf value=\"\(csrf)\"><button>\(action.rawValue.capitalized) pipeline</button></form>"
+            "<form class=inline method=post action=\"\(link("/pipelines/\(pipeline.id)/\(action.rawValue)"))\" onsubmit=\"return confirm('\(action.rawValue.capitalized) pipeline \(html(jsEscaped(pipeline.name))): \(action == .retry ? "\(pipeline.failedSteps + pipeline.cancelledSteps) failed or cancelled step(s) run again" : "\(pipeline.unfinishedSteps) unfinished step(s) cancelled")?')\"><input type=hidden name=csrf value=\"\(csrf)\"><button>\(action.rawValue.capitalized) pipeline</button></form>"
         }.joined(separator: " ")
     }
 

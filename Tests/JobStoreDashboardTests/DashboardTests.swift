@@ -128,6 +128,7 @@ struct DashboardTests {
             let refused = try await client.execute(uri: "/jobs/\(failed.id)/retry", method: .post)
             #expect(refused.status == .forbidden && refused.text.contains("read-only"))
             #expect(try await client.execute(uri: "/prune", method: .post).status == .forbidden)
+            #expect(try await client.execute(uri: "/prune?state=succeeded&days=0", method: .get).status == .forbidden)
             #expect(try await client.execute(uri: "/login?token=whatever", method: .get).status == .forbidden)
         }
         #expect(try store.job(failed.id)?.state == .failed)
@@ -183,6 +184,15 @@ struct DashboardTests {
             let ended = try await client.execute(uri: "/pipelines/\(pipeline.id)/cancel", method: .post, headers: [tokenHeader: token])
             #expect(ended.status == .seeOther)
             #expect(try store.pipeline(pipeline.id)?.state == .cancelled)
+
+            // Prune: a preview first (counts only, nothing deleted), whose button posts the prune.
+            let preview = try await client.execute(uri: "/prune?state=succeeded&days=0", method: .get)
+            #expect(preview.status == .ok && preview.text.contains("Would delete <b>1 succeeded job(s)</b>") && preview.text.contains("name=days value=\"0\""))
+            #expect(try store.count(.succeeded) == 1)
+            #expect(try await client.execute(uri: "/prune?state=running&days=1", method: .get).status == .badRequest)
+            // Each action button asks first.
+            let jobPage = try await client.execute(uri: "/jobs/\(failed.id)", method: .get)
+            #expect(jobPage.text.contains("onsubmit=\"return confirm('Retry job charge &lt;card&gt;?')\""), "\(jobPage.text)")
 
             // Prune: bad fields are 400; good ones delete.
             let badPrune = try await client.execute(
