@@ -161,6 +161,7 @@ struct Jobs: ParsableCommand {
                 var table = Table("id", "state", "queue", "name", "prio", "tries", "created", "run at")
                 table.states = [1]
                 table.shrinkable = [3, 2]
+                table.optional = [4, 5, 7]  // prio, tries, run at
                 let now = Timestamp.now
                 for job in page.jobs {
                     let waits = job.state == .pending || job.state == .waiting

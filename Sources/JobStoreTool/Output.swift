@@ -17,6 +17,9 @@ struct Table {
     var states: Set<Int> = []
     /// Columns that may be cut to fit the terminal, the first cut first.
     var shrinkable: [Int] = []
+    /// Columns that may be left out when cutting the shrinkable ones is not enough, the first
+    /// left out first (a note under the table names them).
+    var optional: [Int] = []
 
     init(_ headers: String...) { self.headers = headers }
 
@@ -26,24 +29,38 @@ struct Table {
         var widths = headers.indices.map { column in
             ([headers[column]] + rows.map { column < $0.count ? $0[column] : "" }).map(\.count).max() ?? 0
         }
+        var shown = Array(headers.indices)
         if let width {
-            for column in shrinkable {
-                let excess = widths.reduce(0, +) + 2 * (widths.count - 1) - width
-                guard excess > 0 else { break }
-                let floor = min(widths[column], max(headers[column].count, 6))  // never below the header or 6
-                widths[column] = max(floor, widths[column] - excess)
+            let natural = widths
+            func excess() -> Int { shown.map { widths[$0] }.reduce(0, +) + 2 * (shown.count - 1) - width }
+            /// Cuts the shown shrinkable columns, from their natural widths, until the lines fit.
+            func shrink() {
+                widths = natural
+                for column in shrinkable where shown.contains(column) {
+                    guard excess() > 0 else { break }
+                    let floor = min(widths[column], max(headers[column].count, 6))  // never below the header or 6
+                    widths[column] = max(floor, widths[column] - excess())
+                }
+            }
+            shrink()
+            for column in optional where excess() > 0 {
+                shown.removeAll { $0 == column }
+                shrink()
             }
         }
+        let left = headers.indices.filter { !shown.contains($0) }.map { headers[$0] }
         func line(_ cells: [String], header: Bool) -> String {
-            cells.enumerated().map { column, cell in
-                let cell = cell.count > widths[column] ? String(cell.prefix(widths[column] - 1)) + "…" : cell
+            shown.filter { $0 < cells.count }.map { column in
+                let text = cells[column]
+                let cell = text.count > widths[column] ? String(text.prefix(widths[column] - 1)) + "…" : text
                 let pad = String(repeating: " ", count: max(0, widths[column] - cell.count))
                 let numeric = !cell.isEmpty && cell.allSatisfy { $0.isNumber || $0 == "," || $0 == "." }
-                let shown = colour && !header && states.contains(column) ? Terminal.coloured(state: cell) : cell
-                return numeric ? pad + shown : shown + pad
+                let painted = colour && !header && states.contains(column) ? Terminal.coloured(state: cell) : cell
+                return numeric ? pad + painted : painted + pad
             }.joined(separator: "  ").trimmingTrailingSpaces()
         }
-        return ([line(headers, header: true)] + rows.map { line($0, header: false) }).joined(separator: "\n")
+        let note = left.isEmpty ? [] : ["(\(left.joined(separator: ", ")) left out to fit \(width ?? 0) columns; --json has every field)"]
+        return ([line(headers, header: true)] + rows.map { line($0, header: false) } + note).joined(separator: "\n")
     }
 }
 

@@ -60,8 +60,10 @@ struct Queues: ParsableCommand {
                 return
             }
             var table = Table(["queue", "paused"] + JobState.allCases.map(\.description) + ["longest wait", "rate limit"])
+            table.shrinkable = [0]
+            table.optional = [9, 1, 2]  // rate limit, paused, waiting
             for queue in queues {
-                table.add([queue.name, queue.pausedAt.map { "since \($0)" } ?? "-"]
+                table.add([queue.name, queue.pausedAt.map { "since \(Readable.relative($0, now: now))" } ?? "-"]
                     + JobState.allCases.map { (queue.counts[$0] ?? 0).grouped }
                     + [queue.oldestReadyAt.map { waited(since: $0, now: now) } ?? "-",
                        queue.rateLimit.map { "\($0.starts) per \(Readable.period($0.period)) (\(Int($0.tokens)) left)" } ?? "-"])

@@ -650,6 +650,14 @@ struct AdminToolTests {
         #expect(visible.allSatisfy { $0.count <= 100 }, "\(visible.map(\.count).max() ?? 0) columns")
         #expect(visible.contains { $0.contains("long-n") && $0.contains("…") }, "\(visible)")
         #expect(try onTerminal("jobs list \(path)", noColor: true).allSatisfy { !$0.contains("\u{1B}[") })
+        // An 80-column terminal: every table fits, leaving out its least needed columns and saying so.
+        try jobstore("queues", "limit", path, "mail", "--starts", "5", "--per", "1m")
+        for command in ["jobs list", "queues"] {
+            let result = try run(script, ["-qec", "stty cols 80; NO_COLOR=1 \(tool) \(command) \(path)", "/dev/null"])
+            let lines = result.out.split(separator: "\r\n").map(String.init)
+            #expect(lines.allSatisfy { $0.count <= 80 }, "\(command): \(lines.map(\.count).max() ?? 0) columns\n\(result.out)")
+            #expect(lines.contains { $0.contains("left out to fit 80 columns") }, "\(command): \(result.out)")
+        }
     }
 
     @Test("readers and top run on a store; top's JSON lines carry states, rates, queues and expired leases; on a terminal q quits and the screen comes back")
