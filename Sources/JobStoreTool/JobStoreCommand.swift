@@ -81,7 +81,9 @@ struct StoreOptions: ParsableArguments {
     /// Opens the store read-only (never creates anything) or for writing (an existing store only).
     /// A read-only open by a user who may not write the lock file reads without LMDB's lock (and
     /// warns), unless `readerTable` says the command is about the lock file's reader table.
-    func open(writable: Bool = false, readerTable: Bool = false) throws -> JobRepository {
+    /// `upgrading: false` (a dry run) opens a store of an older format writable without
+    /// upgrading it (``JobStoreOptions/upgradesFormat``).
+    func open(writable: Bool = false, readerTable: Bool = false, upgrading: Bool = true) throws -> JobRepository {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ValidationError("\(path) does not exist; give the directory of a store")
         }
@@ -94,6 +96,7 @@ struct StoreOptions: ParsableArguments {
         }
         var options = JobStoreOptions(readOnly: !writable, cache: CacheOptions(enabled: false))
         options.environment.readTransactionPoolSize = 2
+        options.upgradesFormat = upgrading
         if readerTable, let file = unwritableLock() {
             throw CommandFailure("the reader table is kept in \(path)/lock.mdb, and this user may not write \(file). Run as the store's owner")
         }

@@ -156,10 +156,25 @@ struct Import: ParsableCommand {
 
     func run() throws {
         let input = try LineReader(path: file == "-" ? nil : file)
-        let store = try JobRepository(path: path, options: JobStoreOptions(cache: CacheOptions(enabled: false)))
-        defer { store.close() }
         let decoder = JSONDecoder()
-        if dryRun { return try check(input, store, decoder) }
+        var options = JobStoreOptions(cache: CacheOptions(enabled: false))
+        if dryRun {
+            // Nothing may change: an existing store is not upgraded; for a new one (--create)
+            // the lines are checked against an empty store in a temporary directory.
+            options.upgradesFormat = false
+            if access(path + "/data.mdb", F_OK) != 0 {
+                let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("jobstore-import-check-\(getpid())").path
+                defer { try? FileManager.default.removeItem(atPath: scratch) }
+                let store = try JobRepository(path: scratch, options: JobStoreOptions(durability: .noSync, cache: CacheOptions(enabled: false)))
+                defer { store.close() }
+                return try check(input, store, decoder)
+            }
+            let store = try JobRepository(path: path, options: options)
+            defer { store.close() }
+            return try check(input, store, decoder)
+        }
+        let store = try JobRepository(path: path, options: options)
+        defer { store.close() }
         var lines: [Int] = []  // the line of each item of the batch
         /// Where a failed batch went wrong: the line of the job the error names, if it names one.
         func place(of error: JobStoreError) -> String {
@@ -436,19 +451,10 @@ let toolActor: String = {
 }()
 
 /// Opens the store for a command that changes it. A dry run opens it writable too (its
-/// changes are rehearsed in a transaction that is rolled back), but refuses a store of an older
-/// format, which a writable open would upgrade.
+/// changes are rehearsed in a transaction that is rolled back) but does not upgrade a store of
+/// an older format, which the open of a real run does.
 func openForChange(_ options: StoreOptions, dryRun: Bool) throws -> JobRepository {
-    if dryRun {
-        let probe = try options.open()
-        let version = try probe.formatVersion()
-        probe.close()
-        if version < Schema.formatVersion {
-            throw CommandFailure(
-                "\(options.path) is a store of format \(version); a dry run would upgrade it to format \(Schema.formatVersion) on opening. Upgrade it first (any command that writes, e.g. `jobstore queues pause` … `resume`), or run without --dry-run")
-        }
-    }
-    return try options.open(writable: true)
+    try options.open(writable: true, upgrading: !dryRun)
 }
 
 /// Applies one change to each id (each in its own transaction, or with `dryRun` rehearsed and

@@ -1,5 +1,6 @@
 import Foundation
 import JobStore
+import LMDB
 import Testing
 import TestSupport
 
@@ -24,6 +25,15 @@ struct DryRunTests {
 
     func dataFile(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")) }
 
+    /// Writes `version` as the store's format version, as an older release left it.
+    func setFormatVersion(_ version: UInt32, _ path: String) throws {
+        let environment = try Environment(path: path, databases: JobStore.Schema.all)
+        defer { environment.close() }
+        try environment.write { txn in
+            try txn.put(environment.database(JobStore.Schema.meta), "format_version", withUnsafeBytes(of: version.littleEndian) { Array($0) })
+        }
+    }
+
     @Test("every command and path that takes --dry-run leaves data.mdb byte for byte as it was, and says what it would do")
     func nothingChanges() throws {
         let directory = TemporaryDirectory()
@@ -34,6 +44,9 @@ struct DryRunTests {
         try jobstore("export", directory.sub("other"), "--output", file)
         Thread.sleep(forTimeInterval: 0.01)  // the 1 ms lease of the claimed reports job has expired
         func id(_ name: String) -> String { jobs[name]!.id.description }
+        // A store of the previous format (4), as every store is before its first writable open by
+        // this release: a dry run must not upgrade it either.
+        try setFormatVersion(4, path)
         let before = try dataFile(path)
         let cases: [(arguments: [String], status: Int32, says: String)] = [
             (["requeue", path, "--stuck", "--dry-run"], 0, "would requeue 1 stuck job"),
@@ -53,6 +66,7 @@ struct DryRunTests {
             (["prune", path, "--state", "succeeded", "--older-than", "0s", "--dry-run"], 0, "would delete 1 succeeded job"),
             (["prune", path, "--history-before", "0s", "--dry-run"], 0, "would delete"),
             (["import", path, file, "--dry-run"], 0, "12 jobs and 0 pipelines would be imported"),
+            (["import", directory.sub("new"), file, "--create", "--dry-run"], 0, "12 jobs and 0 pipelines would be imported"),
         ]
         for (arguments, status, says) in cases {
             let result = try jobstore(arguments)
@@ -67,10 +81,14 @@ struct DryRunTests {
             if arguments.count == 3 && arguments[2] != "--stuck" { #expect(try json(result.out)["dry_run"] as? Bool == true) }
             #expect(try dataFile(path) == before, "\(arguments) --json changed data.mdb")
         }
-        // And the real runs do change it (the test above could not pass by accident).
+        #expect(!FileManager.default.fileExists(atPath: directory.sub("new")), "import --create --dry-run made a store")
+        // And the real runs do change it (the test above could not pass by accident), upgrading the format.
         let real = try jobstore("requeue", path, "--stuck")
         #expect(real.status == 0 && real.out.contains("requeued 1 stuck job"))
         #expect(try dataFile(path) != before)
+        let upgraded = try JobRepository(path: path, options: JobStoreOptions(readOnly: true))
+        #expect(try upgraded.formatVersion() == Schema.formatVersion)
+        upgraded.close()
         #expect(try jobstore("verify", path).status == 0)
     }
 

@@ -15,6 +15,11 @@ public struct JobStoreOptions: Sendable {
     public var cache = CacheOptions()
     /// Events buffered per change-feed subscriber before newer ones are dropped.
     public var feedCapacity = 10_000
+    /// Whether a writable open upgrades a store of an older format (the default). `false` opens
+    /// it writable as it is — for a write that is only rehearsed (``JobRepository/rehearse(_:)``,
+    /// a dry run), which must change nothing; a store older than format 3 then refuses to open
+    /// (opening it writable would create the databases it lacks).
+    public var upgradesFormat = true
     /// Where the store tells what an operator needs to know: the map grown (info), reader slots
     /// of dead processes cleared (notice), the cache dropped because another process wrote
     /// (debug), a group-commit batch re-run without a failing request (debug). Silent by
@@ -98,6 +103,10 @@ public final class JobRepository: Sendable {
                 if options.environment.readOnly {
                     // A format-1 store read-only: open the databases it has (it cannot be upgraded).
                     databases = Schema.all.filter { names.contains($0.name) }
+                } else if !options.upgradesFormat, let missing = Schema.all.first(where: { !names.contains($0.name) }) {
+                    throw JobStoreError(
+                        .invalidArgument, "\(path) is a store of an older format (it has no database '\(missing.name)'): opening it writable would upgrade it",
+                        hint: "Open it writable once with upgradesFormat (any command of the admin tool that writes), then again")
                 }
             }
             environment = try Environment(path: path, options: options.environment, databases: databases)
@@ -106,7 +115,7 @@ public final class JobRepository: Sendable {
         }
         do {
             db = try Databases(environment)
-            try JobRepository.checkFormat(environment, db, readOnly: options.environment.readOnly, path: path)
+            try JobRepository.checkFormat(environment, db, readOnly: options.environment.readOnly, upgrade: options.upgradesFormat, path: path)
         } catch {
             environment.close()
             if let error = error as? LMDBError { throw JobRepository.storeError(error, path: path) }
@@ -128,7 +137,7 @@ public final class JobRepository: Sendable {
     /// Checks the stored format version; a writable open creates it (a new store) or upgrades an
     /// older store (the newer databases, already created empty by the open, `idx.finished` filled
     /// for a format-1 store, and the new version, in one transaction).
-    private static func checkFormat(_ env: Environment, _ db: Databases, readOnly: Bool, path: String) throws {
+    private static func checkFormat(_ env: Environment, _ db: Databases, readOnly: Bool, upgrade: Bool, path: String) throws {
         let stored = try env.read { txn in try txn.get(db.meta, MetaKey.formatVersion) }
         let current = withUnsafeBytes(of: Schema.formatVersion.littleEndian) { Array($0) }
         if let stored {
@@ -144,7 +153,7 @@ public final class JobRepository: Sendable {
                     .newerFormat, "\(path) is a store of format version \(version); this program reads versions 1…\(Schema.formatVersion)",
                     hint: "Use a newer version of JobStore")
             }
-            if version < Schema.formatVersion && !readOnly {
+            if version < Schema.formatVersion && !readOnly && upgrade {
                 // The open created the newer databases empty; format 2 also needs idx.finished filled.
                 try env.write { txn in
                     if version == 1 { try upgradeFromFormatOne(txn, db) }
