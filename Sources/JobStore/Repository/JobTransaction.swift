@@ -255,7 +255,7 @@ public final class JobTransaction {
     /// Who makes this transaction's changes, when it is not the program's own code (the admin
     /// tool, the dashboard): every event it records carries it (``JobEvent/actor``, at most 100
     /// bytes), so the history says who retried, cancelled or paused what. `nil` by default.
-    public var actor: String?
+    @exclusivity(unchecked) public var actor: String?
     // The state below changes on every write. A transaction is used by one thread and no access
     // to it overlaps another, so the dynamic exclusivity checks of class properties are off (as
     // in LMDB's Transaction).
@@ -771,7 +771,7 @@ public final class JobTransaction {
     /// The event of `kind` that a change leaving `job` as it is records, with this transaction's actor.
     func recorded(_ kind: JobEvent.Kind, _ job: Job) -> JobEvent {
         var event = JobEvent.recording(kind, job, at: now)
-        event.actor = actor
+        if let actor { event.actor = actor }
         return event
     }
 
