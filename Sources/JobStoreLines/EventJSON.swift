@@ -36,6 +36,24 @@ package struct EventJSON: Codable {
     }
 }
 
+extension EventJSON {
+    /// The event, checked: a known kind and state, an owner of 32 hex digits.
+    package func event() throws -> JobEvent {
+        guard let kind = JobEvent.Kind(name: kind) else { throw LineError("event kind '\(self.kind)' is unknown") }
+        guard let state = JobState(name: state) else { throw LineError("event state '\(self.state)' is unknown") }
+        var parsedOwner: OwnerToken?
+        if let owner {
+            guard owner.count == 32, let high = UInt64(owner.prefix(16), radix: 16), let low = UInt64(owner.suffix(16), radix: 16) else {
+                throw LineError("event owner '\(owner)' is not 32 hex digits")
+            }
+            parsedOwner = OwnerToken(high: high, low: low)
+        }
+        return JobEvent(
+            kind: kind, at: Timestamp(microseconds: at), state: state, attempts: attempts, owner: parsedOwner,
+            until: until.map(Timestamp.init(microseconds:)), message: message, actor: actor)
+    }
+}
+
 /// A job's timeline as JSON.
 package struct TimelineJSON: Codable {
     package var events: [EventJSON]

@@ -11,7 +11,8 @@ package struct LineError: Error, CustomStringConvertible {
 /// One line of an export (`jobstore export`, read back by `import`): a job, a pipeline, a
 /// queue's controls or a schedule.
 package enum ExportLine {
-    case job(Job)
+    /// A job, with its timeline when the export carried one.
+    case job(Job, JobTimeline?)
     case pipeline(PipelineExport)
     case queue(QueueExport)
     case schedule(ScheduleRecord)
@@ -19,7 +20,7 @@ package enum ExportLine {
     /// The job's or pipeline's id, or the queue's or schedule's name, as text.
     package var id: String {
         switch self {
-        case .job(let job): job.id.description
+        case .job(let job, _): job.id.description
         case .pipeline(let pipeline): pipeline.id.description
         case .queue(let queue): "queue \(queue.name)"
         case .schedule(let schedule): "schedule \(schedule.name)"
@@ -32,7 +33,9 @@ package enum ExportLine {
         struct Kind: Decodable { var kind: String? }
         do {
             switch try decoder.decode(Kind.self, from: Data(line)).kind {
-            case nil, "job"?: self = .job(try decoder.decode(JobJSON.self, from: Data(line)).job())
+            case nil, "job"?:
+                let json = try decoder.decode(JobJSON.self, from: Data(line))
+                self = .job(try json.job(), try json.pastTimeline())
             case "pipeline"?: self = .pipeline(try decoder.decode(PipelineJSON.self, from: Data(line)).export())
             case "queue"?: self = .queue(try decoder.decode(QueueJSON.self, from: Data(line)).export())
             case "schedule"?: self = .schedule(try decoder.decode(ScheduleJSON.self, from: Data(line)).record())

@@ -16,7 +16,7 @@ public enum LineFuzzing {
         let line = ArraySlice(bytes.bindMemory(to: UInt8.self))
         if ExportLine.isBlank(line) { return false }
         guard let item = try? ExportLine(line, decoder) else { return false }
-        guard case .job(let job) = item, let store else { return true }
+        guard case .job(let job, _) = item, let store else { return true }
         do {
             try store.write { txn in
                 try txn.restore(job)

@@ -72,7 +72,8 @@ package struct JobJSON: Codable {
     package var payload: String
     package var payloadText: String?
     package var result: String?
-    /// The job's timeline: in `jobs show --json` only (an import records its own events).
+    /// The job's timeline: in `jobs show --json` and `export`; `import` puts it back before the
+    /// `inserted` event it records.
     package var timeline: TimelineJSON?
 
     enum CodingKeys: String, CodingKey {
@@ -132,6 +133,15 @@ package struct JobJSON: Codable {
             uniqueKey: uniqueKey,
             pipeline: try pipeline.map { PipelineReference(pipeline: try PipelineID(parsing: $0.id), step: $0.step) },
             payload: Array(payloadBytes), result: resultBytes)
+    }
+
+    /// The exported timeline, checked, or `nil` when the line has none.
+    package func pastTimeline() throws -> JobTimeline? {
+        guard let timeline else { return nil }
+        guard timeline.dropped >= 0 else { throw LineError("field 'timeline.dropped' is \(timeline.dropped); it must be 0 or more") }
+        return JobTimeline(events: try timeline.events.enumerated().map { index, event in
+            do { return try event.event() } catch let error as LineError { throw LineError("timeline event \(index): \(error)") }
+        }, dropped: timeline.dropped)
     }
 }
 

@@ -7,7 +7,7 @@ import JobStoreLines
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write jobs, then pipelines, then queue controls and schedules, as JSON lines (stdout, or --output FILE).",
-        discussion: "Pipeline lines carry \"kind\": \"pipeline\" and come after every job, so that `import` finds each pipeline's jobs in place; then a \"queue\" line for each paused or rate-limited queue and a \"schedule\" line for each periodic job (with its last tick, so a restored store does not run it again). Not carried: the jobs' timelines and the history (each imported job starts its timeline with an `inserted` event).")
+        discussion: "Pipeline lines carry \"kind\": \"pipeline\" and come after every job, so that `import` finds each pipeline's jobs in place; then a \"queue\" line for each paused or rate-limited queue and a \"schedule\" line for each periodic job (with its last tick, so a restored store does not run it again). Each job carries its timeline (import puts it back, then records its own `inserted` event); the store's history does not travel.")
 
     @Argument(help: "The store's directory.")
     var path: String
@@ -77,14 +77,18 @@ struct Export: ParsableCommand {
             repeat {
                 let page = try store.jobs(matching: JobFilter(state: state), limit: 1000, after: cursor, unreadable: report)
                 for job in page.jobs where job.pipeline == nil {
-                    emit(try jsonLine(JobJSON(job)))
+                    var line = JobJSON(job)
+                    line.timeline = TimelineJSON(try store.events(of: job.id))
+                    emit(try jsonLine(line))
                     count += 1
                 }
                 cursor = page.next
             } while cursor != nil
         } else {
             try store.forEachJob(unreadable: report) { job in
-                emit(try jsonLine(JobJSON(job)))
+                var line = JobJSON(job)
+                line.timeline = TimelineJSON(try store.events(of: job.id))  // import puts it back
+                emit(try jsonLine(line))
                 count += 1
                 return true
             }
@@ -198,7 +202,7 @@ struct Import: ParsableCommand {
             try applying(store, dryRun: false) { txn in
                 for item in items {
                     switch item {
-                    case .job(let job): try txn.restore(job)
+                    case .job(let job, let timeline): try txn.restore(job, timeline: timeline)
                     case .pipeline(let pipeline): try txn.restorePipeline(pipeline)
                     case .queue(let queue): try queue.restore(in: txn)
                     case .schedule(let schedule): try txn.register(schedule)
@@ -257,12 +261,12 @@ struct Import: ParsableCommand {
             if ExportLine.isBlank(line) { continue }
             do {
                 switch try ExportLine(line, decoder) {
-                case .job(let job):
+                case .job(let job, let timeline):
                     if try store.job(job.id) != nil {
                         existing.append(lineNumber)
                         continue
                     }
-                    try applying(store, dryRun: true) { txn in try txn.restore(job) }
+                    try applying(store, dryRun: true) { txn in try txn.restore(job, timeline: timeline) }
                     jobs += 1
                 case .pipeline:
                     pipelines += 1

@@ -290,6 +290,28 @@ struct HistoryTests {
         }
     }
 
+    @Test("a job restored with its past timeline keeps it, then its inserted event; past 32 events the oldest count as dropped")
+    func restoreWithTimeline() throws {
+        try withStore { store in
+            let past: [JobEvent] = (0..<40).map { (n: Int) -> JobEvent in
+                let kind: JobEvent.Kind = n % 2 == 0 ? .claimed : .retried
+                return JobEvent(kind: kind, at: Timestamp(microseconds: Int64(1_000 + n)), state: .pending, attempts: UInt16(n), message: "try \(n)")
+            }
+            let job = Job(
+                id: JobID(high: 5, low: 5), name: "restored", queue: "q", tenant: nil, state: .pending, priority: 0, createdAt: Timestamp(microseconds: 1_000),
+                updatedAt: Timestamp(microseconds: 2_000), runAt: Timestamp(microseconds: 1_000), attempts: 3, maxAttempts: 5, lease: nil, errors: [],
+                uniqueKey: nil, pipeline: nil, payload: [1], result: nil)
+            try store.write { try $0.restore(job, timeline: JobTimeline(events: past, dropped: 2)) }
+            let timeline = try store.events(of: job.id)
+            #expect(timeline.events.count == JobEvent.timelineLimit)
+            #expect(Array(timeline.events.dropLast()) == Array(past.suffix(JobEvent.timelineLimit - 1)))
+            #expect(timeline.events.last?.kind == .inserted)
+            #expect(timeline.dropped == 2 + 40 - (JobEvent.timelineLimit - 1))
+            #expect(try store.history().entries.map(\.event.kind) == [.inserted])  // the past is the job's, not the history's
+            #expect(try store.verify().isEmpty)
+        }
+    }
+
     @Test("the version-2 record and history entry written by hand from docs/FORMAT.md decode field by field")
     func fixtures() throws {
         let t = Timestamp(microseconds: 1_700_000_000_000_000)

@@ -178,6 +178,22 @@ struct OperatorDefectTests {
         let schedules = try #require(try JSONSerialization.jsonObject(with: Data(jobstore("schedules", directory.sub("copy"), "--json").out.utf8)) as? [[String: Any]])
         #expect(schedules.count == 1 && schedules.first?["name"] as? String == "nightly-report" && schedules.first?["time_zone"] as? String == "Europe/Paris")
         #expect(schedules.first?["last_tick"] as? Int64 == lastTick.microseconds)
+        // Each job's timeline travels: the copy's starts with the original's, then its own
+        // inserted event (by the tool).
+        let source = try JobRepository(path: path, options: JobStoreOptions(readOnly: true))
+        let copied = try JobRepository(path: directory.sub("copy"), options: JobStoreOptions(readOnly: true))
+        var jobs = 0
+        try source.forEachJob { job in
+            jobs += 1
+            let before = try source.events(of: job.id).events
+            let after = try copied.events(of: job.id).events
+            #expect(Array(after.dropLast()) == before, "\(job.name)")
+            #expect(after.last?.kind == .inserted && after.last?.actor?.hasPrefix("jobstore tool") == true)
+            return true
+        }
+        #expect(jobs == 12)
+        source.close()
+        copied.close()
         // A bad control line is named like a bad job line.
         let bad = try jobstore("import", directory.sub("bad"), "-", "--create", stdin: #"{"kind":"schedule","name":"x","timing":"0 3 * * *","time_zone":"UTC","queue":"q","job_name":"j","missed_ticks":"sometimes"}"# + "\n")
         expectError(bad, 1, "field 'missed_ticks' is 'sometimes'")

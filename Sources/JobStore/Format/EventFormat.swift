@@ -164,6 +164,16 @@ enum EventFormat {
         }
     }
 
+    /// The timeline block of `timeline` (a restored job's past): its newest ``JobEvent/timelineLimit``
+    /// events, the older ones counted as dropped.
+    static func encodeTimeline(_ timeline: JobTimeline) -> [UInt8] {
+        let kept = timeline.events.suffix(JobEvent.timelineLimit)
+        let dropped = UInt32(clamping: timeline.dropped + timeline.events.count - kept.count)
+        var bytes: [UInt8] = withUnsafeBytes(of: dropped.littleEndian) { Array($0) } + [UInt8(kept.count)]
+        for event in kept { bytes += encode(event) }
+        return bytes
+    }
+
     /// Decodes a timeline block (``RecordFormat/timeline(_:id:)`` finds it in a record).
     static func decodeTimeline(_ bytes: UnsafeRawBufferPointer, id: JobID) throws -> JobTimeline {
         var reader = RecordReader(bytes: bytes, subject: .job(id))

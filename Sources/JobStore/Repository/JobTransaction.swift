@@ -329,21 +329,31 @@ public final class JobTransaction {
     /// - Throws: `.invalidField` for a field out of its limits, a running job without a lease,
     ///   or an id that exists.
     @discardableResult
-    public func restore(_ job: Job) throws -> Job {
+    ///
+    /// `timeline` (an import of an export) is the job's past: its events come first in the job's
+    /// timeline, before the `inserted` event this restore records (the history gets only that).
+    public func restore(_ job: Job, timeline: JobTimeline? = nil) throws -> Job {
         if !job.state.isTerminal, let key = job.uniqueKey, let holder = try uniqueHolder(key) {
             throw JobStoreError(
                 .invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
         }
-        return try add(job, restoring: true)
+        return try add(job, restoring: true, timeline: timeline)
     }
 
     /// Adds a new job; `restoring` says whether it is a whole job put back (import, restore),
-    /// or a `NewJob` inserted, for the hint when its id is taken.
-    func add(_ job: Job, restoring: Bool = false) throws -> Job {
+    /// or a `NewJob` inserted, for the hint when its id is taken. A restored job's `timeline`
+    /// comes before its `inserted` event.
+    func add(_ job: Job, restoring: Bool = false, timeline: JobTimeline? = nil) throws -> Job {
         try job.validate()
         let event = recorded(.inserted, job)
         do {
-            try putRecord(job, event: event, inserting: true, options: .noOverwrite)
+            if let timeline, !timeline.events.isEmpty || timeline.dropped > 0 {
+                try EventFormat.encodeTimeline(timeline).withUnsafeBytes { block in
+                    try putRecord(job, event: event, appendingTo: block, options: .noOverwrite)
+                }
+            } else {
+                try putRecord(job, event: event, inserting: true, options: .noOverwrite)
+            }
         } catch LMDBError.Code.keyExists {
             throw JobStoreError(
                 .invalidField, "a job with id \(job.id) is already in the store", jobID: job.id,
