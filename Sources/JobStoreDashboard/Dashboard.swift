@@ -106,12 +106,12 @@ public final class Dashboard: Sendable {
         router.get("/login") { request, _ in self.login(request) }
         for action in JobAction.allCases {
             router.post("/jobs/:id/\(action.rawValue)") { request, context in
-                await self.act(request, id: context.parameters.get("id") ?? "", action: action)
+                await self.act(request, job: context.parameters.get("id") ?? "", action: action)
             }
         }
         for action in [JobAction.retry, .cancel] {
             router.post("/pipelines/:id/\(action.rawValue)") { request, context in
-                await self.actOnPipeline(request, id: context.parameters.get("id") ?? "", action: action)
+                await self.act(request, pipeline: context.parameters.get("id") ?? "", action: action)
             }
         }
         router.get("/prune") { request, _ in self.respond { try self.prunePreview(query(request)) } }
@@ -302,40 +302,45 @@ public final class Dashboard: Sendable {
             ])
     }
 
-    func act(_ request: Request, id text: String, action: JobAction) async -> Response {
+    /// An action (a form or a script): refused without the token; otherwise `change` runs in one
+    /// transaction made by the dashboard's actor, and the browser goes to the page it returns.
+    func act(_ request: Request, _ change: (JobTransaction) throws -> String) async -> Response {
         let form = await formFields(request)
         if let refused = refusal(request, form: form) { return refused }
         return respond {
-            let id = try parseJobID(text)
-            let job = try store.write { txn in
+            let location = try store.write { txn in
                 txn.actor = Dashboard.actor
-                switch action {
-                case .retry: return try txn.retry(id)
-                case .cancel: return try txn.cancel(id)
-                case .requeue: return try txn.requeue(id)
-                }
+                return try change(txn)
             }
-            return Response(status: .seeOther, headers: [.location: link("/jobs/\(id)?done=\(action.done),%20now%20\(job.state)")])
+            return Response(status: .seeOther, headers: [.location: link(location)])
+        }
+    }
+
+    /// `POST /jobs/ID/retry|cancel|requeue`; back to the job's page saying what was done.
+    func act(_ request: Request, job text: String, action: JobAction) async -> Response {
+        await act(request) { txn in
+            let id = try parseJobID(text)
+            let job = switch action {
+            case .retry: try txn.retry(id)
+            case .cancel: try txn.cancel(id)
+            case .requeue: try txn.requeue(id)
+            }
+            return "/jobs/\(id)?done=\(action.done),%20now%20\(job.state)"
+        }
+    }
+
+    /// `POST /pipelines/ID/retry|cancel`: re-runs the pipeline's failed and cancelled steps, or
+    /// cancels its unfinished ones; back to the pipeline's page saying what was done.
+    func act(_ request: Request, pipeline text: String, action: JobAction) async -> Response {
+        await act(request) { txn in
+            let id = try parsePipelineID(text)
+            let pipeline = action == .retry ? try txn.retryPipeline(id) : try txn.cancelPipeline(id)
+            return "/pipelines/\(id)?done=\(action.done),%20now%20\(pipeline.state)"
         }
     }
 
     /// Who the dashboard's actions are by, in the history (each needs the token).
     static let actor = "dashboard (\(ProcessInfo.processInfo.hostName), pid \(getpid()))"
-
-    /// `POST /pipelines/ID/retry|cancel`: re-runs the pipeline's failed and cancelled steps, or
-    /// cancels its unfinished ones; back to the pipeline's page saying what was done.
-    func actOnPipeline(_ request: Request, id text: String, action: JobAction) async -> Response {
-        let form = await formFields(request)
-        if let refused = refusal(request, form: form) { return refused }
-        return respond {
-            let id = try parsePipelineID(text)
-            let pipeline = try store.write { txn in
-                txn.actor = Dashboard.actor
-                return action == .retry ? try txn.retryPipeline(id) : try txn.cancelPipeline(id)
-            }
-            return Response(status: .seeOther, headers: [.location: link("/pipelines/\(id)?done=\(action.done),%20now%20\(pipeline.state)")])
-        }
-    }
 
     /// `POST /prune` with `state` and `days`: deletes the finished jobs and pipelines in that
     /// state that finished more than that many days ago.
