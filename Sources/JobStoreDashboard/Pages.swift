@@ -160,7 +160,7 @@ extension Dashboard {
             let cells = JobState.allCases.map { state in
                 "<td class=num><a href=\"\(link("/jobs?state=\(state)&queue=\(urlEscaped(queue.name))"))\">\(queue.counts[state] ?? 0)</a></td>"
             }.joined()
-            let rate = queue.rateLimit.map { "\($0.starts) per \(Readable.period($0.period))" } ?? "-"
+            let rate = queue.rateLimit.map { "\($0.starts) per \(RateLimit.text(of: $0.period))" } ?? "-"
             return "<tr><td>\(html(queue.name))</td><td>\(queue.pausedAt.map { "since \(when($0))" } ?? "no")</td>\(cells)<td>\(queue.oldestReadyAt.map { when($0) } ?? "-")</td><td>\(html(rate))</td></tr>"
         }.joined()
     }

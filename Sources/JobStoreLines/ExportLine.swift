@@ -48,6 +48,17 @@ package enum ExportLine {
 }
 
 extension ExportLine {
+    /// Puts the line's item in the store: a job (with its past timeline), a pipeline (its jobs
+    /// must be there), a queue's controls, a schedule. What `import` commits, and rehearses.
+    package func restore(in txn: JobTransaction) throws {
+        switch self {
+        case .job(let job, let timeline): try txn.restore(job, timeline: timeline)
+        case .pipeline(let pipeline): try txn.restorePipeline(pipeline)
+        case .queue(let queue): try queue.restore(in: txn)
+        case .schedule(let schedule): try txn.register(schedule)
+        }
+    }
+
     /// A line of spaces (and a carriage return) only: skipped.
     package static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
         line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }

@@ -81,9 +81,6 @@ public enum Readable {
         }
     }
 
-    /// A period as an operator writes it: "1m", "30s", "2h", "7d" (``RateLimit/text(of:)``).
-    public static func period(_ period: Duration) -> String { RateLimit.text(of: period) }
-
     /// A pipeline's steps as lists show them: "3/5 ok, 1 failed, 1 cancelled" — the steps that
     /// succeeded out of all, then those that ended otherwise (a failed pipeline's cancelled steps
     /// are finished, not done).

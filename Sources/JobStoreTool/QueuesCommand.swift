@@ -66,7 +66,7 @@ struct Queues: ParsableCommand {
                 table.add([queue.name, queue.pausedAt.map { "since \(Readable.relative($0, now: now))" } ?? "-"]
                     + JobState.allCases.map { (queue.counts[$0] ?? 0).grouped }
                     + [queue.oldestReadyAt.map { waited(since: $0, now: now) } ?? "-",
-                       queue.rateLimit.map { "\($0.starts) per \(Readable.period($0.period)) (\(Int($0.tokens)) left)" } ?? "-"])
+                       queue.rateLimit.map { "\($0.starts) per \(RateLimit.text(of: $0.period)) (\(Int($0.tokens)) left)" } ?? "-"])
             }
             print(table.render())
             print("(\(queues.count) queue\(queues.count == 1 ? "" : "s"))")

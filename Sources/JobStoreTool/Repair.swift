@@ -54,6 +54,12 @@ struct Export: ParsableCommand {
             guard created >= 0 else { throw CommandFailure("cannot create \(partial): \(String(cString: strerror(errno)))") }
             sink = FileHandle(fileDescriptor: created, closeOnDealloc: true)
         }
+        /// A job's export line, with its timeline (import puts it back).
+        func exported(_ job: Job) throws -> String {
+            var line = JobJSON(job)
+            line.timeline = TimelineJSON(try store.events(of: job.id))
+            return try jsonLine(line)
+        }
         var unreadable = 0
         func report(_ error: JobStoreError) {
             unreadable += 1
@@ -77,18 +83,14 @@ struct Export: ParsableCommand {
             repeat {
                 let page = try store.jobs(matching: JobFilter(state: state), limit: 1000, after: cursor, unreadable: report)
                 for job in page.jobs where job.pipeline == nil {
-                    var line = JobJSON(job)
-                    line.timeline = TimelineJSON(try store.events(of: job.id))
-                    emit(try jsonLine(line))
+                    emit(try exported(job))
                     count += 1
                 }
                 cursor = page.next
             } while cursor != nil
         } else {
             try store.forEachJob(unreadable: report) { job in
-                var line = JobJSON(job)
-                line.timeline = TimelineJSON(try store.events(of: job.id))  // import puts it back
-                emit(try jsonLine(line))
+                emit(try exported(job))
                 count += 1
                 return true
             }
@@ -200,14 +202,7 @@ struct Import: ParsableCommand {
             guard let last = batch.last else { return }
             let items = batch
             try applying(store, dryRun: false) { txn in
-                for item in items {
-                    switch item {
-                    case .job(let job, let timeline): try txn.restore(job, timeline: timeline)
-                    case .pipeline(let pipeline): try txn.restorePipeline(pipeline)
-                    case .queue(let queue): try queue.restore(in: txn)
-                    case .schedule(let schedule): try txn.register(schedule)
-                    }
-                }
+                for item in items { try item.restore(in: txn) }
             }
             for item in items {
                 switch item {
@@ -260,23 +255,18 @@ struct Import: ParsableCommand {
             lineNumber += 1
             if ExportLine.isBlank(line) { continue }
             do {
-                switch try ExportLine(line, decoder) {
-                case .job(let job, let timeline):
-                    if try store.job(job.id) != nil {
-                        existing.append(lineNumber)
-                        continue
-                    }
-                    try applying(store, dryRun: true) { txn in try txn.restore(job, timeline: timeline) }
-                    jobs += 1
-                case .pipeline:
-                    pipelines += 1
-                case .queue(let queue):
-                    try applying(store, dryRun: true) { txn in try queue.restore(in: txn) }
-                    controls += 1
-                case .schedule(let schedule):
-                    try applying(store, dryRun: true) { txn in try txn.register(schedule) }
-                    controls += 1
+                let item = try ExportLine(line, decoder)
+                if case .job(let job, _) = item, try store.job(job.id) != nil {
+                    existing.append(lineNumber)
+                    continue
                 }
+                // A pipeline is only decoded: its jobs are not in the store during a dry run.
+                if case .pipeline = item {
+                    pipelines += 1
+                    continue
+                }
+                try applying(store, dryRun: true) { txn in try item.restore(in: txn) }
+                if case .job = item { jobs += 1 } else { controls += 1 }
             } catch {
                 bad += 1
                 FileHandle.standardError.write(Data("jobstore: \(file) line \(lineNumber): \(error)\n".utf8))
