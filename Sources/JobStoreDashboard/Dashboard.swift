@@ -263,14 +263,17 @@ public final class Dashboard: Sendable {
         }
     }
 
+    /// The 403 page of an action (or its preview) on a dashboard started without --allow-writes.
+    func readOnlyPage() -> Response {
+        page(status: .forbidden, title: "Read-only", body: "<p class=error>This dashboard is read-only: it was started without --allow-writes.</p>")
+    }
+
     /// Why an action is refused, or `nil` when the request may act: the dashboard allows
     /// writes, and the request carries the token in `X-JobStore-Token`, or the token cookie
     /// with the page's CSRF field.
     func refusal(_ request: Request, form: [String: String]) -> Response? {
         guard options.allowWrites, let token = options.token else {
-            return page(
-                status: .forbidden, title: "Read-only",
-                body: "<p class=error>This dashboard is read-only: it was started without --allow-writes.</p>")
+            return readOnlyPage()
         }
         if request.headers.contains(where: { $0.name.canonicalName == "x-jobstore-token" && constantTimeEqual($0.value, token) }) {
             return nil

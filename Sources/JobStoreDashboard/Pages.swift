@@ -179,9 +179,7 @@ extension Dashboard {
     /// `GET /prune?state=…&days=…`: how many jobs and pipelines a prune would delete (read from
     /// the indexes, nothing changed), and the button that deletes them.
     func prunePreview(_ query: [String: String]) throws -> Response {
-        guard options.allowWrites else {
-            return page(status: .forbidden, title: "Read-only", body: "<p class=error>This dashboard is read-only: it was started without --allow-writes.</p>")
-        }
+        guard options.allowWrites else { return readOnlyPage() }
         try requireKnown(query, ["state", "days"])
         let (state, pipelineState, days) = try pruneRequest(query)
         let cutoff = Timestamp.now.adding(.seconds(-days * 86_400))
