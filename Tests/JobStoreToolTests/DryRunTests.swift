@@ -4,6 +4,9 @@ import LMDB
 import Testing
 import TestSupport
 
+/// The bytes of a store's data file: equal before and after means the store was not changed.
+func dataFile(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")) }
+
 /// `--dry-run` (issue "Operators first", 1 and 3): a dry run changed the store on five paths
 /// (`requeue --stuck`, and cancel, retry, delete and requeue by id or pipeline id), and a bulk
 /// dry run counted what the filter selected rather than what would change.
@@ -22,8 +25,6 @@ struct DryRunTests {
         ]))
         return (jobs, failed.id, chain.id)
     }
-
-    func dataFile(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")) }
 
     /// Writes `version` as the store's format version, as an older release left it.
     func setFormatVersion(_ version: UInt32, _ path: String) throws {
