@@ -5,6 +5,7 @@ let package = Package(
     name: "JobStore",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "JobCore", targets: ["JobCore"]),
         .library(name: "LMDB", targets: ["LMDB"]),
         .library(name: "JobStore", targets: ["JobStore"]),
         .library(name: "JobScheduler", targets: ["JobScheduler"]),
@@ -57,14 +58,20 @@ let package = Package(
         // CRC32C, the checksum that ends every job, pipeline and step record (C: SSE 4.2's
         // crc32 instruction where the CPU has it).
         .target(name: "CChecksum"),
-        // Jobs and their persistence: records, indexes, counters, cache, change feed.
-        .target(name: "JobStore", dependencies: ["LMDB", "Locking", "CChecksum", .product(name: "Logging", package: "swift-log")]),
+        // What every backend and everything above them share, with no storage in it: the model
+        // (jobs, pipelines, events, queues, schedules), the rules of their states, the one error
+        // type, and the protocols the scheduler, the admin tool and the dashboard see a store
+        // through. Neither LMDB nor PostgreSQL: building it (or the scheduler) needs neither.
+        .target(name: "JobCore", dependencies: ["Locking"]),
+        // Jobs and their persistence on LMDB: records, indexes, counters, cache, change feed.
+        .target(name: "JobStore", dependencies: ["JobCore", "LMDB", "Locking", "CChecksum", .product(name: "Logging", package: "swift-log")]),
         // The in-process scheduler: runs a store's jobs and pipelines with the program's handlers.
-        // It sees the store through its own `SchedulerBackend` protocol (no LMDB type).
+        // It sees the store through the core's `SchedulerBackend` protocol, so it builds without
+        // either backend.
         .target(
             name: "JobScheduler",
             dependencies: [
-                "JobStore", "Locking",
+                "JobCore", "Locking",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,7 +101,7 @@ let package = Package(
         .target(
             name: "JobStorePostgres",
             dependencies: [
-                "JobStore", "JobScheduler", "Locking",
+                "JobCore", "JobScheduler", "Locking",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

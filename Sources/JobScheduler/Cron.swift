@@ -1,5 +1,5 @@
 import Foundation
-import JobStore
+import JobCore
 
 /// A five-field cron expression — minute, hour, day of month, month, day of week — or a
 /// shorthand (`@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`).

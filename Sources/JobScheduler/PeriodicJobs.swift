@@ -1,5 +1,5 @@
 import Foundation
-import JobStore
+import JobCore
 
 /// A job enqueued on a schedule: a cron expression in a time zone, or a fixed interval.
 public struct PeriodicJob: Sendable {

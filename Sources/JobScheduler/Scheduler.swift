@@ -1,4 +1,4 @@
-import JobStore
+import JobCore
 import Logging
 import ServiceLifecycle
 import Locking

@@ -1,4 +1,4 @@
-import JobStore
+import JobCore
 import Metrics
 import Locking
 import Synchronization

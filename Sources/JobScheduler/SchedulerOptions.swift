@@ -1,4 +1,4 @@
-import JobStore
+import JobCore
 
 /// How a scheduler runs.
 public struct SchedulerOptions: Sendable {

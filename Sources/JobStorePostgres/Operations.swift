@@ -1,6 +1,6 @@
 import Foundation
 import JobScheduler
-import JobStore
+import JobCore
 import PostgresNIO
 
 // The store's operations, each one transaction: what the scheduler needs (SchedulerBackend),

@@ -1,6 +1,6 @@
 import Foundation
 import JobScheduler
-import JobStore
+import JobCore
 import Locking
 import Logging
 import PostgresNIO

@@ -1,5 +1,5 @@
 import Foundation
-import JobStore
+import JobCore
 import PostgresNIO
 
 // The store's values as PostgreSQL columns and back: ids as `uuid`, times as `bigint` µs,

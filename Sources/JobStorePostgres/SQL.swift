@@ -1,5 +1,5 @@
 import Foundation
-import JobStore
+import JobCore
 import PostgresNIO
 
 /// The PostgreSQL schema of a job store: every table, index, trigger and migration — and, below

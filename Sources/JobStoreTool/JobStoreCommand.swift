@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import LMDB
 
 /// The `jobstore` admin tool: inspect and repair a store, run the demo and the benchmarks.
 ///
@@ -112,8 +113,8 @@ struct StoreOptions: ParsableArguments {
         }
         do {
             return try JobRepository(path: path, options: options)
-        } catch let error as JobStoreError where error.underlying?.code == .permissionDenied {
-            throw CommandFailure("cannot write to \(path): \(error.underlying?.message ?? "permission denied"). Run as the store's owner")
+        } catch let error as JobStoreError where (error.underlying as? LMDBError)?.code == .permissionDenied {
+            throw CommandFailure("cannot write to \(path): \((error.underlying as? LMDBError)?.message ?? "permission denied"). Run as the store's owner")
         }
     }
 

@@ -249,7 +249,7 @@ struct RegressionTests {
                     Issue.record("a closed store answered")
                 } catch let error as JobStoreError {
                     #expect(error.code == .closed)
-                    #expect(error.underlying?.code == .closed)
+                    #expect((error.underlying as? LMDBError)?.code == .closed)
                 }
             }
         }

@@ -35,48 +35,6 @@ public enum RecordFormat {
         static let lease: UInt8 = 1 << 4
     }
 
-    /// Checks a job's fields against ``JobLimits``; throws `.invalidField` naming the field.
-    static func validate(_ job: Job) throws {
-        func text(_ value: String, _ field: String, max: Int, noNUL: Bool = false) throws {
-            let count = value.utf8.count
-            if count == 0 || count > max {
-                throw JobStoreError(
-                    .invalidField, "\(field) of job \(job.id) is \(count) bytes; it must be 1…\(max) bytes of UTF-8",
-                    jobID: job.id)
-            }
-            if noNUL && value.utf8.contains(0) {
-                throw JobStoreError(.invalidField, "\(field) of job \(job.id) contains a NUL byte", jobID: job.id)
-            }
-        }
-        try text(job.name, "the name", max: JobLimits.maxNameBytes)
-        try text(job.queue, "the queue", max: JobLimits.maxQueueBytes, noNUL: true)
-        if let tenant = job.tenant { try text(tenant, "the tenant", max: JobLimits.maxQueueBytes) }
-        if let key = job.uniqueKey { try text(key, "the unique key", max: JobLimits.maxUniqueKeyBytes) }
-        if job.payload.count > JobLimits.maxPayloadBytes {
-            throw JobStoreError(
-                .invalidField, "the payload of job \(job.id) is \(job.payload.count) bytes; the limit is \(JobLimits.maxPayloadBytes)",
-                jobID: job.id, hint: "Store large inputs elsewhere and put a reference in the payload")
-        }
-        if let result = job.result, result.count > JobLimits.maxResultBytes {
-            throw JobStoreError(
-                .invalidField, "the result of job \(job.id) is \(result.count) bytes; the limit is \(JobLimits.maxResultBytes)",
-                jobID: job.id)
-        }
-        if job.state == .waiting && job.pipeline == nil {
-            throw JobStoreError(
-                .invalidField, "job \(job.id) is waiting but is no pipeline step: nothing would ever release it", jobID: job.id,
-                hint: "Only a pipeline's steps wait (for their dependencies); make it pending")
-        }
-        if job.state == .running && job.lease == nil {
-            throw JobStoreError(.invalidField, "running job \(job.id) has no lease", jobID: job.id)
-        }
-        if job.maxAttempts == 0 {
-            throw JobStoreError(
-                .invalidField, "job \(job.id) allows 0 attempts; it must allow at least 1", jobID: job.id,
-                hint: "Set max_attempts to 1 or more (a NewJob's 0 means 1)")
-        }
-    }
-
     /// Encodes a job (already validated) into a record of the current version, with `timeline`
     /// (a timeline block, ``EventFormat/appending(_:to:id:)``; empty for none). Error messages
     /// are cut to their limit and only the last ``JobLimits/maxErrors`` errors are kept.
@@ -104,7 +62,7 @@ public enum RecordFormat {
         // Only the last errors are kept (a slice, read here and in `write`: an array of pairs
         // cost an allocation and a tuple type's metadata lookup on every encode).
         for error in job.errors.suffix(JobLimits.maxErrors) {
-            size += 12 + truncated(error.message, to: JobLimits.maxErrorMessageBytes).count
+            size += 12 + JobLimits.truncated(error.message, to: JobLimits.maxErrorMessageBytes).count
         }
         return size + timelineCount + 2 + Seal.size
     }
@@ -144,7 +102,7 @@ public enum RecordFormat {
         let errors = job.errors.suffix(JobLimits.maxErrors)
         writer.put(UInt8(errors.count))
         for error in errors {
-            let message = truncated(error.message, to: JobLimits.maxErrorMessageBytes)
+            let message = JobLimits.truncated(error.message, to: JobLimits.maxErrorMessageBytes)
             writer.put(error.attempt)
             writer.put(error.at.microseconds)
             writer.put(UInt16(message.count))
@@ -252,14 +210,4 @@ public enum RecordFormat {
         return bytes[3] & Flag.pipeline != 0
     }
 
-    // MARK: Helpers
-
-    static func truncated(_ text: String, to limit: Int) -> Substring.UTF8View {
-        let utf8 = text.utf8
-        guard utf8.count > limit else { return Substring(text).utf8 }
-        var end = utf8.index(utf8.startIndex, offsetBy: limit)
-        // Back up to a character boundary so the cut text stays valid UTF-8.
-        while end > utf8.startIndex && (utf8[end] & 0xC0) == 0x80 { end = utf8.index(before: end) }
-        return Substring(text)[..<end].utf8
-    }
 }

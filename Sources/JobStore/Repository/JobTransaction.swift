@@ -740,7 +740,7 @@ public final class JobTransaction {
     // MARK: Keeping record, indexes and counters in step
 
     func replace(_ old: Job, with new: Job, recording event: JobEvent.Kind) throws {
-        try RecordFormat.validate(new)
+        try JobLimits.validate(new)
         let recorded = recorded(event, new)
         try putRecord(new, event: recorded, inserting: false)
         // Index by index, only the entries that moved; the creation-time entry never does (the

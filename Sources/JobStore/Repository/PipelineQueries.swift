@@ -1,35 +1,5 @@
 import LMDB
 
-/// A position in a listing of pipelines, for keyset paging. Printed as `<createdAt µs>_<id>`.
-public struct PipelineCursor: Hashable, Sendable, CustomStringConvertible {
-    /// The creation time of the last pipeline of the page.
-    public var createdAt: Timestamp
-    /// The id of the last pipeline of the page.
-    public var id: PipelineID
-
-    /// A cursor after the pipeline with these fields.
-    public init(createdAt: Timestamp, id: PipelineID) {
-        self.createdAt = createdAt
-        self.id = id
-    }
-
-    /// Parses the printed form.
-    public init(parsing text: String) throws {
-        let (createdAt, id) = try PageCursor.parts(of: text)
-        self.init(createdAt: createdAt, id: try PipelineID(parsing: id))
-    }
-
-    public var description: String { "\(createdAt.microseconds)_\(id)" }
-}
-
-/// One page of a listing of pipelines.
-public struct PipelinePage: Sendable {
-    /// The pipelines of the page, in the listing's order.
-    public var pipelines: [Pipeline]
-    /// Where the next page starts, or `nil` when this page is the last.
-    public var next: PipelineCursor?
-}
-
 extension JobRepository {
     /// The pipeline with `id`, or `nil`.
     public func pipeline(_ id: PipelineID) throws -> Pipeline? {

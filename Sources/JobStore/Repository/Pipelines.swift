@@ -1,28 +1,5 @@
 import LMDB
 
-/// What a step's job state means for its pipeline: the four kinds the pipeline counts. A move
-/// between two of them advances the pipeline.
-public enum StepOutcome: Equatable, Sendable {
-    /// Waiting, pending or running.
-    case unfinished
-    /// Succeeded: its dependents may run.
-    case succeeded
-    /// Failed for good: its dependents are cancelled.
-    case failed
-    /// Cancelled: its dependents are cancelled.
-    case cancelled
-
-    /// What `state` means for the pipeline.
-    public init(_ state: JobState) {
-        switch state {
-        case .waiting, .pending, .running: self = .unfinished
-        case .succeeded: self = .succeeded
-        case .failed: self = .failed
-        case .cancelled: self = .cancelled
-        }
-    }
-}
-
 
 // MARK: - Enqueueing, advancing, cancelling and retrying pipelines, inside a write transaction
 
@@ -343,63 +320,6 @@ extension JobTransaction {
 }
 
 // MARK: - Restoring (imports)
-
-/// A pipeline as exported: what ``JobTransaction/restorePipeline(_:)`` needs to rebuild it
-/// around its steps' jobs.
-public struct PipelineExport: Sendable, Hashable, Codable {
-    /// One step: its name, its job's id, and the indexes of the steps that depend on it.
-    public struct Step: Sendable, Hashable, Codable {
-        /// The step's name.
-        public var name: String
-        /// The id of the step's job (imported before the pipeline).
-        public var job: JobID
-        /// The indexes of the steps that depend on this one.
-        public var dependents: [Int]
-
-        /// A step.
-        public init(name: String, job: JobID, dependents: [Int]) {
-            self.name = name
-            self.job = job
-            self.dependents = dependents
-        }
-    }
-    /// The pipeline's id.
-    public var id: PipelineID
-    /// The definition's name.
-    public var name: String
-    /// The definition's version.
-    public var version: UInt32
-    /// Whether a failure cancels every unfinished step.
-    public var failFast: Bool
-    /// When it was enqueued.
-    public var createdAt: Timestamp
-    /// When it finished; kept if the recounted state is finished too.
-    public var finishedAt: Timestamp?
-    /// Its steps, by index.
-    public var steps: [Step]
-
-    /// An exported pipeline.
-    public init(
-        id: PipelineID, name: String, version: UInt32, failFast: Bool, createdAt: Timestamp, finishedAt: Timestamp? = nil, steps: [Step]
-    ) {
-        self.id = id
-        self.name = name
-        self.version = version
-        self.failFast = failFast
-        self.createdAt = createdAt
-        self.finishedAt = finishedAt
-        self.steps = steps
-    }
-
-    /// The export of a pipeline read with ``JobRepository/pipelineDetails(_:)``.
-    public init(_ details: PipelineDetails) {
-        let pipeline = details.pipeline
-        self.init(
-            id: pipeline.id, name: pipeline.name, version: pipeline.version, failFast: pipeline.failFast,
-            createdAt: pipeline.createdAt, finishedAt: pipeline.finishedAt,
-            steps: details.steps.map { Step(name: $0.name, job: $0.jobID, dependents: $0.dependents) })
-    }
-}
 
 extension JobTransaction {
     /// Rebuilds a pipeline around its steps' jobs, which must already be in the store (an export

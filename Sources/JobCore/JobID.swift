@@ -63,7 +63,7 @@ public struct JobID: Hashable, Comparable, Sendable, CustomStringConvertible, Co
     }
 
     /// Writes the 16 bytes at `offset` of `buffer`.
-    func store(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) {
+    package func store(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) {
         buffer.storeBytes(of: high.bigEndian, toByteOffset: offset, as: UInt64.self)
         buffer.storeBytes(of: low.bigEndian, toByteOffset: offset + 8, as: UInt64.self)
     }

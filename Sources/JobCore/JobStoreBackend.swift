@@ -1,4 +1,3 @@
-import JobStore
 
 /// A store the scheduler runs on, with the queries and operations a program uses beside it:
 /// the embedded ``JobStore/JobRepository`` (LMDB) and `PostgresJobStore` (module
@@ -40,5 +39,3 @@ public protocol JobStoreBackend: SchedulerBackend {
     /// Removes a queue's rate limit.
     func removeRateLimit(queue: String) async throws
 }
-
-extension JobRepository: JobStoreBackend {}

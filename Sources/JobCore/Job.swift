@@ -188,6 +188,58 @@ public enum JobLimits {
     public static let maxErrorMessageBytes = 1024
     /// Most error records kept (the oldest are dropped).
     public static let maxErrors = 10
+
+    /// Checks a job's fields against ``JobLimits``; throws `.invalidField` naming the field.
+    package static func validate(_ job: Job) throws {
+        func text(_ value: String, _ field: String, max: Int, noNUL: Bool = false) throws {
+            let count = value.utf8.count
+            if count == 0 || count > max {
+                throw JobStoreError(
+                    .invalidField, "\(field) of job \(job.id) is \(count) bytes; it must be 1…\(max) bytes of UTF-8",
+                    jobID: job.id)
+            }
+            if noNUL && value.utf8.contains(0) {
+                throw JobStoreError(.invalidField, "\(field) of job \(job.id) contains a NUL byte", jobID: job.id)
+            }
+        }
+        try text(job.name, "the name", max: JobLimits.maxNameBytes)
+        try text(job.queue, "the queue", max: JobLimits.maxQueueBytes, noNUL: true)
+        if let tenant = job.tenant { try text(tenant, "the tenant", max: JobLimits.maxQueueBytes) }
+        if let key = job.uniqueKey { try text(key, "the unique key", max: JobLimits.maxUniqueKeyBytes) }
+        if job.payload.count > JobLimits.maxPayloadBytes {
+            throw JobStoreError(
+                .invalidField, "the payload of job \(job.id) is \(job.payload.count) bytes; the limit is \(JobLimits.maxPayloadBytes)",
+                jobID: job.id, hint: "Store large inputs elsewhere and put a reference in the payload")
+        }
+        if let result = job.result, result.count > JobLimits.maxResultBytes {
+            throw JobStoreError(
+                .invalidField, "the result of job \(job.id) is \(result.count) bytes; the limit is \(JobLimits.maxResultBytes)",
+                jobID: job.id)
+        }
+        if job.state == .waiting && job.pipeline == nil {
+            throw JobStoreError(
+                .invalidField, "job \(job.id) is waiting but is no pipeline step: nothing would ever release it", jobID: job.id,
+                hint: "Only a pipeline's steps wait (for their dependencies); make it pending")
+        }
+        if job.state == .running && job.lease == nil {
+            throw JobStoreError(.invalidField, "running job \(job.id) has no lease", jobID: job.id)
+        }
+        if job.maxAttempts == 0 {
+            throw JobStoreError(
+                .invalidField, "job \(job.id) allows 0 attempts; it must allow at least 1", jobID: job.id,
+                hint: "Set max_attempts to 1 or more (a NewJob's 0 means 1)")
+        }
+    }
+
+    /// `text` cut to at most `limit` UTF-8 bytes at a character boundary.
+    package static func truncated(_ text: String, to limit: Int) -> Substring.UTF8View {
+        let utf8 = text.utf8
+        guard utf8.count > limit else { return Substring(text).utf8 }
+        var end = utf8.index(utf8.startIndex, offsetBy: limit)
+        // Back up to a character boundary so the cut text stays valid UTF-8.
+        while end > utf8.startIndex && (utf8[end] & 0xC0) == 0x80 { end = utf8.index(before: end) }
+        return Substring(text)[..<end].utf8
+    }
 }
 
 /// What ``JobTransaction/claimBatch(queue:limit:lease:owner:)`` claimed, and when to look again.

@@ -1,9 +1,8 @@
-import LMDB
-
 /// An error of the job store: what went wrong, which job, and what to do.
 ///
-/// Every throwing call of `JobStore` throws this type (an LMDB failure comes as `.storage`,
-/// with LMDB's code and text in ``underlying``). Match a code in a `catch` clause:
+/// Every throwing call of a store (LMDB's `JobRepository`, PostgreSQL's `PostgresJobStore`) and
+/// of the scheduler throws this type (a failure of the storage itself comes as `.storage` or
+/// `.backend`, with the storage's own error in ``underlying``). Match a code in a `catch` clause:
 ///
 /// ```swift
 /// do {
@@ -64,8 +63,9 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
     public let jobID: JobID?
     /// What to do about it.
     public let hint: String?
-    /// The LMDB error behind a `.storage`, `.closed` or `.alreadyOpen` error.
-    public let underlying: LMDBError?
+    /// The storage's own error behind a `.storage`, `.closed`, `.alreadyOpen` or `.backend`
+    /// error (an `LMDBError` on the embedded store), if any.
+    public let underlying: (any Error & Sendable)?
 
     /// An error of `code`: `message` says what went wrong, `hint` what to do. For other
     /// backends of the scheduler, which report the same codes as the embedded store.
@@ -73,29 +73,13 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         self.init(code, message, jobID: jobID, hint: hint, underlying: nil)
     }
 
-    init(_ code: Code, _ message: String, jobID: JobID? = nil, hint: String? = nil, underlying: LMDBError?) {
+    /// An error of `code` caused by the storage's `underlying` error.
+    public init(_ code: Code, _ message: String, jobID: JobID? = nil, hint: String? = nil, underlying: (any Error & Sendable)?) {
         self.code = code
         self.message = message
         self.jobID = jobID
         self.hint = hint
         self.underlying = underlying
-    }
-
-    /// Wraps an LMDB error at the store's boundary, keeping its code and text.
-    init(_ error: LMDBError) {
-        let code: Code =
-            switch error.code {
-            case .closed: .closed
-            case .alreadyOpen: .alreadyOpen
-            default: .storage
-            }
-        self.init(code, error.description, underlying: error)
-    }
-
-    /// `error` as a `JobStoreError`: itself, or an LMDB error wrapped.
-    static func wrapping(_ error: any Error) -> any Error {
-        if let error = error as? LMDBError { return JobStoreError(error) }
-        return error
     }
 
     public var description: String {
@@ -105,11 +89,11 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         return text
     }
 
-    static func notFound(_ id: JobID) -> JobStoreError {
+    package static func notFound(_ id: JobID) -> JobStoreError {
         JobStoreError(.notFound, "no job \(id)", jobID: id, hint: "Check the id; `jobstore jobs list` shows the jobs")
     }
 
-    static func notFound(_ id: PipelineID) -> JobStoreError {
+    package static func notFound(_ id: PipelineID) -> JobStoreError {
         JobStoreError(.notFound, "no pipeline \(id)", hint: "Check the id; `jobstore pipelines list` shows the pipelines")
     }
 
@@ -123,7 +107,7 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     /// A size or count argument below 1.
-    static func requirePositive(_ value: Int, _ name: String) throws {
+    package static func requirePositive(_ value: Int, _ name: String) throws {
         guard value >= 1 else {
             throw JobStoreError(.invalidArgument, "\(name) is \(value); it must be at least 1")
         }

@@ -1,4 +1,3 @@
-import JobStore
 
 /// What the scheduler needs from a store, and nothing more: no LMDB type crosses it, so another
 /// store (a PostgreSQL backend) can implement it and run the same scheduler and tests.

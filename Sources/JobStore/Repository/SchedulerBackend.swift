@@ -1,4 +1,4 @@
-import JobStore
+import LMDB
 
 /// The store's side of the scheduler: each requirement is documented on ``SchedulerBackend``.
 extension JobRepository: SchedulerBackend {
@@ -116,3 +116,5 @@ extension JobRepository: SchedulerBackend {
         return stream
     }
 }
+
+extension JobRepository: JobStoreBackend {}

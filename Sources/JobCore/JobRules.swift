@@ -16,7 +16,7 @@ extension Job {
     /// a lease; only a pipeline step waits).
     ///
     /// - Throws: ``JobStoreError`` `.invalidField` naming the field and its limit.
-    public func validate() throws { try RecordFormat.validate(self) }
+    public func validate() throws { try JobLimits.validate(self) }
 
     /// Checks that `owner` still holds this running job's lease.
     ///
@@ -188,7 +188,7 @@ extension Job {
     public static func storedErrors(_ errors: [JobErrorRecord]) -> [JobErrorRecord] {
         errors.suffix(JobLimits.maxErrors).map { error in
             var kept = error
-            kept.message = String(Substring(RecordFormat.truncated(error.message, to: JobLimits.maxErrorMessageBytes)))
+            kept.message = String(Substring(JobLimits.truncated(error.message, to: JobLimits.maxErrorMessageBytes)))
             return kept
         }
     }

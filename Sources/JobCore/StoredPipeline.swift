@@ -12,7 +12,7 @@ public struct PipelineID: Hashable, Comparable, Sendable, CustomStringConvertibl
         self.low = low
     }
 
-    init(_ bits: JobID) { self.init(high: bits.high, low: bits.low) }
+    package init(_ bits: JobID) { self.init(high: bits.high, low: bits.low) }
 
     /// Reads an id from 16 stored bytes.
     public init?(bytes: UnsafeRawBufferPointer) {
@@ -34,7 +34,7 @@ public struct PipelineID: Hashable, Comparable, Sendable, CustomStringConvertibl
     }
 
     /// The same 16 bytes as a ``JobID`` (the layout they share; for byte-level helpers).
-    var bits: JobID { JobID(high: high, low: low) }
+    package var bits: JobID { JobID(high: high, low: low) }
 
     /// The UUID string, lowercase.
     public var description: String { bits.description }

@@ -38,7 +38,7 @@ public enum JobState: UInt8, CaseIterable, Sendable, Codable, CustomStringConver
 
     /// Every state, in raw-value order: `allCases` built once (the synthesized `allCases`
     /// makes a new array on every call, which the counts' hot path felt).
-    static let every = allCases
+    package static let every = allCases
 
     /// Parses a lowercase name.
     public init?(name: String) {

@@ -140,7 +140,7 @@ public struct JobEvent: Sendable, Hashable {
 
     /// The event a change from `old` to `new` records when the operation did not name one: a
     /// claim, a lease extension, an outcome, a cancellation, a pipeline step released.
-    static func kind(from old: Job, to new: Job) -> Kind {
+    package static func kind(from old: Job, to new: Job) -> Kind {
         switch (old.state, new.state) {
         case (.running, .running): old.lease?.owner != new.lease?.owner ? .claimed : old.lease != new.lease ? .leaseExtended : .changed
         case (_, .running): .claimed
@@ -157,7 +157,7 @@ public struct JobEvent: Sendable, Hashable {
     /// The event of `kind` recording `job` as a change (or an insert, or a deletion) left it at
     /// `now`: the lease of a claim, when a retried, snoozed or delayed job runs, the error the
     /// change recorded.
-    static func recording(_ kind: Kind, _ job: Job, at now: Timestamp) -> JobEvent {
+    package static func recording(_ kind: Kind, _ job: Job, at now: Timestamp) -> JobEvent {
         var event = JobEvent(kind: kind, at: now, state: job.state, attempts: job.attempts)
         switch kind {
         case .claimed:
@@ -279,6 +279,13 @@ public struct HistoryEntry: Sendable, Hashable {
     public var jobID: JobID
     /// What happened.
     public var event: JobEvent
+
+    /// The HistoryEntry of these fields.
+    package init(position: HistoryPosition, jobID: JobID, event: JobEvent) {
+        self.position = position
+        self.jobID = jobID
+        self.event = event
+    }
 }
 
 /// A page of the store's history.
@@ -287,4 +294,10 @@ public struct HistoryPage: Sendable {
     public var entries: [HistoryEntry]
     /// Where the next page starts (pass it as `after`); `nil` when this page reached the end.
     public var next: HistoryPosition?
+
+    /// The HistoryPage of these fields.
+    package init(entries: [HistoryEntry], next: HistoryPosition? = nil) {
+        self.entries = entries
+        self.next = next
+    }
 }
