@@ -84,6 +84,29 @@ public struct JobOutcome: Sendable {
     }
 }
 
+extension JobOutcome.Kind {
+    /// What the outcome does to its running job (both backends apply it in their finishing
+    /// transaction, then stamp, check and store the job as any change).
+    package func apply(to job: inout Job, at now: Timestamp) {
+        switch self {
+        case .succeeded(let result): job.succeed(result: result)
+        case .failed(let error, let retryAt): job.fail(error, at: now, retryAt: retryAt)
+        case .snoozed(let until): job.giveBack(until: until)
+        case .released: job.giveBack(until: now)
+        }
+    }
+
+    /// The event the history records for it, when the move alone does not tell (a snoozed and
+    /// a released job both go from running to pending); `nil`: the one the move implies.
+    package var event: JobEvent.Kind? {
+        switch self {
+        case .snoozed: .snoozed
+        case .released: .released
+        case .succeeded, .failed: nil
+        }
+    }
+}
+
 /// A running job's lease as its runner holds it.
 public struct HeldLease: Sendable, Hashable {
     /// The job.
@@ -117,6 +140,20 @@ public struct FinishResponse: Sendable {
         self.claimed = claimed
         self.filledQueues = filledQueues
         self.nextRunAt = nextRunAt
+    }
+}
+
+extension FinishResponse {
+    /// The response of a finishing transaction whose claims, in order, gave `claims`: which
+    /// queues filled their request, and the earliest next runAt of those that did not.
+    package init(finished: [Job?], claims: [(request: ClaimRequest, batch: ClaimBatch)]) {
+        var filled = Set<String>()
+        var nextRunAt: Timestamp?
+        for (request, batch) in claims {
+            if batch.jobs.count == request.limit { filled.insert(request.queue) }
+            if let next = batch.nextRunAt { nextRunAt = min(nextRunAt ?? next, next) }
+        }
+        self.init(finished: finished, claimed: claims.flatMap(\.batch.jobs), filledQueues: filled, nextRunAt: nextRunAt)
     }
 }
 

@@ -17,27 +17,15 @@ extension PostgresJobStore {
             for outcome in outcomes {
                 // A job whose lease was lost is left out: the others still commit.
                 guard let job = current.removeValue(forKey: outcome.id) else { continue }
-                changes.append((job, { (job: inout Job) in
-                    switch outcome.kind {
-                    case .succeeded(let result): job.succeed(result: result)
-                    case .failed(let error, let retryAt): job.fail(error, at: txn.now, retryAt: retryAt)
-                    case .snoozed(let until): job.giveBack(until: until)
-                    case .released: job.giveBack(until: txn.now)
-                    }
-                }))
+                changes.append((job, { outcome.kind.apply(to: &$0, at: txn.now) }))
             }
             let done = Dictionary(uniqueKeysWithValues: try await txn.updateAll(changes).map { ($0.id, $0) })
             let finished = outcomes.map { done[$0.id] }
-            var claimed: [Job] = []
-            var filled = Set<String>()
-            var nextRunAt: Timestamp?
+            var claims: [(request: ClaimRequest, batch: ClaimBatch)] = []
             for request in requests where request.limit > 0 {
-                let batch = try await txn.claim(queue: request.queue, limit: request.limit, lease: lease, owner: owner)
-                claimed += batch.jobs
-                if batch.jobs.count == request.limit { filled.insert(request.queue) }
-                if let next = batch.nextRunAt { nextRunAt = min(nextRunAt ?? next, next) }
+                claims.append((request, try await txn.claim(queue: request.queue, limit: request.limit, lease: lease, owner: owner)))
             }
-            return FinishResponse(finished: finished, claimed: claimed, filledQueues: filled, nextRunAt: nextRunAt)
+            return FinishResponse(finished: finished, claims: claims)
         }
     }
 
@@ -54,7 +42,7 @@ extension PostgresJobStore {
     @discardableResult
     public func complete(_ id: JobID, owner: OwnerToken, result: [UInt8]? = nil) async throws -> Job {
         try await transaction("complete job \(id)") { txn in
-            try await txn.update(try await txn.leased(id, by: owner)) { $0.succeed(result: result) }
+            try await txn.update(try await txn.leased(id, by: owner)) { JobOutcome.Kind.succeeded(result: result).apply(to: &$0, at: txn.now) }
         }
     }
 
@@ -62,7 +50,7 @@ extension PostgresJobStore {
     @discardableResult
     public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) async throws -> Job {
         try await transaction("fail job \(id)") { txn in
-            try await txn.update(try await txn.leased(id, by: owner)) { $0.fail(error, at: txn.now, retryAt: retryAt) }
+            try await txn.update(try await txn.leased(id, by: owner)) { JobOutcome.Kind.failed(error: error, retryAt: retryAt).apply(to: &$0, at: txn.now) }
         }
     }
 

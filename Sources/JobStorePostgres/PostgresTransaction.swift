@@ -15,9 +15,8 @@ final class PostgresTransaction {
     /// The time of this transaction (one clock reading for all its changes).
     let now = Timestamp.now
     /// Steps whose job moved between unfinished, succeeded, failed and cancelled, to advance
-    /// their pipelines (a worklist, as in the embedded store: a cascade is a loop).
-    private var pipelineWork: [(from: JobState, job: Job)] = []
-    private var advancingPipelines = false
+    /// their pipelines.
+    private var pipelineWork = StepWorklist()
 
     init(_ connection: PostgresConnection, store: PostgresJobStore) {
         self.connection = connection
@@ -136,10 +135,7 @@ final class PostgresTransaction {
             try old.checkStep(new, step: step.name, remaining: step.remainingDependencies)
         }
         try await run(try Statements.update(new))
-        if new.pipeline != nil && StepOutcome(old.state) != StepOutcome(new.state) {
-            pipelineWork.append((old.state, new))
-            try await advancePipelines()
-        }
+        if pipelineWork.add(new, from: old.state) { try await advancePipelines() }
         return new
     }
 
@@ -192,7 +188,7 @@ final class PostgresTransaction {
         }
         var jobs = try await rows(
             Statements.claim(queue: queue, limit: allowed, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
-        jobs.sort(by: Self.claimOrder)
+        jobs.sort(by: ClaimOrder.precedes)
         var next: Timestamp?
         if jobs.count < allowed {
             next = try await rows(Statements.nextRunAt(queue: queue, now: now)) { try $0.decode(Int64?.self) }
@@ -224,7 +220,7 @@ final class PostgresTransaction {
         }
         var jobs = try await rows(
             Statements.claimFromEveryQueue(limit: limit, caps: caps, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
-        jobs.sort(by: Self.claimOrder)
+        jobs.sort(by: ClaimOrder.precedes)
         for (queue, bucket) in buckets.sorted(by: { $0.key < $1.key }) {
             let started = jobs.count { $0.queue == queue }
             if started > 0 { try await spend(bucket, of: queue, on: started) }
@@ -232,10 +228,6 @@ final class PostgresTransaction {
         return jobs
     }
 
-    /// Claim order: highest priority first, then earliest runAt, then oldest, then id.
-    static func claimOrder(_ a: Job, _ b: Job) -> Bool {
-        (a.priority, b.runAt, b.createdAt, b.id) > (b.priority, a.runAt, a.createdAt, a.id)
-    }
 
     /// Takes `started` tokens from `queue`'s refilled bucket and stores it.
     private func spend(_ bucket: RateLimit, of queue: String, on started: Int) async throws {
@@ -325,70 +317,35 @@ final class PostgresTransaction {
     /// Advances the pipelines of the steps in the worklist until none is left (the changes it
     /// makes go through ``update(_:_:)`` and only add to the list, which the outermost call drains).
     private func advancePipelines() async throws {
-        guard !advancingPipelines else { return }
-        advancingPipelines = true
-        defer { advancingPipelines = false }
-        var next = 0
-        while next < pipelineWork.count {
-            let (from, job) = pipelineWork[next]
-            next += 1
-            try await stepMoved(job, from: from)
+        do {
+            while let (from, job) = pipelineWork.pop() { try await stepMoved(job, from: from) }
+        } catch {
+            pipelineWork.abandon()
+            throw error
         }
-        pipelineWork.removeAll(keepingCapacity: true)
     }
 
-    /// One step's job moved between unfinished, succeeded, failed and cancelled: the embedded
-    /// store's `stepMoved`, on rows.
+    /// One step's job moved between unfinished, succeeded, failed and cancelled: reads what
+    /// ``PipelineAdvance`` needs and applies its plan, as the embedded store does.
     private func stepMoved(_ job: Job, from old: JobState) async throws {
         guard let reference = job.pipeline else { return }
         let record = try await step(reference.pipeline, Int(reference.step))
-        var pipeline = try await existingPipeline(reference.pipeline)
-        let before = pipeline
-        pipeline.count(old, -1)
-        pipeline.count(job.state, +1)
-        switch (StepOutcome(old), StepOutcome(job.state)) {
-        case (_, .succeeded):
-            // Release each dependent whose dependencies have now all succeeded.
-            for index in record.dependents {
-                var dependent = try await step(reference.pipeline, index)
-                dependent.remainingDependencies = max(0, dependent.remainingDependencies - 1)
-                try await run(Statements.setRemaining(reference.pipeline, index, dependent.remainingDependencies))
-                if dependent.remainingDependencies == 0, let waiting = try await self.job(dependent.jobID), waiting.state == .waiting {
-                    try await update(waiting) { job in
-                        job.state = .pending
-                        job.runAt = max(job.runAt, now)
-                    }
-                }
-            }
-        case (.unfinished, .failed), (.unfinished, .cancelled):
-            // What depends on it can never run: cancel it (its own dependents follow through the worklist).
-            let reason = "cancelled: step '\(record.name)' (job \(job.id)), which it depends on, \(job.state == .failed ? "failed" : "was cancelled")"
-            for index in record.dependents {
-                if let dependent = try await self.job(try await step(reference.pipeline, index).jobID), dependent.state == .waiting {
-                    try await update(dependent) { $0.cancelForPipeline(at: now, reason: reason) }
-                }
-            }
-            if job.state == .failed && pipeline.failFast {
-                for other in try await rows(Statements.stepJobs(reference.pipeline), JobRow.decode) where !other.state.isTerminal {
-                    try await update(other) {
-                        $0.cancelForPipeline(at: now, reason: "cancelled: step '\(record.name)' (job \(job.id)) failed and the pipeline is fail-fast")
-                    }
-                }
-            }
-        case (.failed, .unfinished), (.cancelled, .unfinished):
-            // Retried: what was cancelled because of it waits for it again.
-            for index in record.dependents {
-                if let dependent = try await self.job(try await step(reference.pipeline, index).jobID),
-                    dependent.state == .cancelled || dependent.state == .failed
-                {
-                    try await update(dependent) { $0.state = .waiting }
-                }
-            }
-        default:
-            break
+        let pipeline = try await existingPipeline(reference.pipeline)
+        var dependents: [(step: PipelineStepRecord, job: Job?)] = []
+        for index in record.dependents {
+            let dependent = try await step(reference.pipeline, index)
+            dependents.append((dependent, try await self.job(dependent.jobID)))
         }
-        pipeline.settle(at: now, previousState: before.state)
-        try await run(Statements.update(pipeline))
+        let everyStep =
+            PipelineAdvance.needsEveryStep(moved: job, from: old, in: pipeline)
+            ? try await rows(Statements.stepJobs(reference.pipeline), JobRow.decode) : nil
+        let plan = try PipelineAdvance(
+            moved: job, from: old, step: record, pipeline: pipeline, dependents: dependents, everyStep: everyStep, at: now)
+        for step in plan.steps {
+            try await run(Statements.setRemaining(reference.pipeline, step.index, step.remainingDependencies))
+        }
+        for (other, change) in plan.jobs { try await update(other) { change.apply(to: &$0, at: now) } }
+        try await run(Statements.update(plan.pipeline))
     }
 
     /// Puts a failed or cancelled job back (see ``JobStore/Job/retry(at:blocked:)``).

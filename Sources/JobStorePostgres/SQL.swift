@@ -26,7 +26,7 @@ enum Schema {
         """
 
     /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
-    static let migrations: [[String]] = [version1, version2]
+    static let migrations: [[String]] = [version1, version2, version3]
 
     /// Version 2: queue control — a paused queue's pause time, a rate limit's token bucket (as
     /// the embedded store keeps them in its meta database). A claim reads its queue's row
@@ -42,6 +42,14 @@ enum Schema {
             rate_refilled_at bigint
         )
         """,
+    ]
+
+    /// Version 3: the ready index in the one claim order (``ClaimOrder``: priority, runAt, id),
+    /// which the embedded store's `idx.ready` key has; version 1's ordered by creation time
+    /// before the id.
+    static let version3: [String] = [
+        "DROP INDEX jobstore_jobs_ready",
+        "CREATE INDEX jobstore_jobs_ready ON jobstore_jobs (queue, priority DESC, run_at, id) WHERE state = 1",
     ]
 
     /// Version 1: jobs, counters, pipelines, steps, schedules; the triggers that keep the
@@ -70,7 +78,7 @@ enum Schema {
             result bytea
         )
         """,
-        // The claim: the ready jobs of a queue in claim order (priority, then runAt, then age),
+        // The claim: the ready jobs of a queue in claim order (version 3 drops created_at from it),
         // and nothing else — a partial index stays small however many jobs have finished.
         "CREATE INDEX jobstore_jobs_ready ON jobstore_jobs (queue, priority DESC, run_at, created_at, id) WHERE state = 1",
         // When a queue's next delayed job is due (the scheduler's sleep).
@@ -312,16 +320,16 @@ enum Statements {
         "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE unique_key = \(key) AND state < 3"
     }
 
-    /// Claims up to `limit` ready jobs of `queue` in claim order (priority, then runAt, then
-    /// age): the candidates are locked with SKIP LOCKED, so concurrent claimers never wait on
-    /// each other nor take the same job; one statement, on the partial index of ready jobs.
+    /// Claims up to `limit` ready jobs of `queue` in claim order (``ClaimOrder``): the candidates
+    /// are locked with SKIP LOCKED, so concurrent claimers never wait on each other nor take the
+    /// same job; one statement, on the partial index of ready jobs.
     static func claim(queue: String, limit: Int, now: Timestamp, expiry: Timestamp, owner: OwnerToken) -> PostgresQuery {
         """
         UPDATE jobstore_jobs j SET state = 2, attempts = j.attempts + 1, lease_expires_at = \(expiry.microseconds),
             lease_owner = \(UUID(owner)), updated_at = \(now.microseconds)
         FROM (SELECT id FROM jobstore_jobs
               WHERE state = 1 AND queue = \(queue) AND run_at <= \(now.microseconds)
-              ORDER BY priority DESC, run_at, created_at, id
+              ORDER BY priority DESC, run_at, id
               LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED) picked
         WHERE j.id = picked.id
         RETURNING \(unescaped: prefixedJobColumns)
@@ -342,11 +350,11 @@ enum Statements {
         FROM (SELECT c.id FROM (SELECT queue FROM jobstore_counts WHERE state = 1 GROUP BY queue HAVING sum(n) > 0) q
               LEFT JOIN unnest(\(caps.map(\.queue)), \(caps.map { Int64($0.cap) })) AS caps(queue, cap) ON caps.queue = q.queue
               CROSS JOIN LATERAL (
-                  SELECT id, priority, run_at, created_at FROM jobstore_jobs r
+                  SELECT id, priority, run_at FROM jobstore_jobs r
                   WHERE r.state = 1 AND r.queue = q.queue AND r.run_at <= \(now.microseconds)
-                  ORDER BY priority DESC, run_at, created_at, id LIMIT least(\(Int64(limit)), coalesce(caps.cap, \(Int64(limit))))
+                  ORDER BY priority DESC, run_at, id LIMIT least(\(Int64(limit)), coalesce(caps.cap, \(Int64(limit))))
                   FOR UPDATE SKIP LOCKED) c
-              ORDER BY c.priority DESC, c.run_at, c.created_at, c.id LIMIT \(Int64(limit))) picked
+              ORDER BY c.priority DESC, c.run_at, c.id LIMIT \(Int64(limit))) picked
         WHERE j.id = picked.id
         RETURNING \(unescaped: prefixedJobColumns)
         """

@@ -49,8 +49,34 @@ struct ConformanceTests {
             try await withScheduler(store, options: testOptions(concurrency: 1), ["q": { recorder.record("ran", $0.job) }]) {
                 try await recorder.wait(for: 40, "ran")
             }
-            let expected = jobs.sorted { ($0.priority, $1.createdAt, $1.id) > ($1.priority, $0.createdAt, $0.id) }.map(\.id)
-            #expect(recorder.events("ran").map(\.job.id) == expected)
+            #expect(recorder.events("ran").map(\.job.id) == jobs.sorted(by: ClaimOrder.precedes).map(\.id))
+        }
+    }
+
+    @Test("jobs that tie on priority and runAt are claimed by id, whatever their creation time (own ids, as import and NewJob.id give): the one ClaimOrder on both backends",
+        arguments: Backend.available)
+    func claimOrderWithTies(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let now = Timestamp.now
+            let due = Timestamp(microseconds: now.microseconds - 60_000_000)
+            // Ids in the reverse of creation order; two priorities, two runAts, all due.
+            var jobs: [Job] = []
+            for k in 0..<12 {
+                var new = NewJob(name: "tie-\(k)", queue: "q", priority: k % 3 == 0 ? 7 : 2)
+                new.id = JobID(high: 0x0100_0000_0000_0000 - UInt64(k), low: UInt64(k))
+                new.createdAt = Timestamp(microseconds: due.microseconds - 1_000_000 + Int64(k) * 1000)
+                new.runAt = k % 2 == 0 ? due : Timestamp(microseconds: due.microseconds + 1000)
+                jobs.append(try await store.insert(new))
+            }
+            let expected = jobs.sorted(by: ClaimOrder.precedes).map(\.id)
+            #expect(expected != jobs.sorted { ($0.priority, $1.runAt, $1.createdAt) > ($1.priority, $0.runAt, $0.createdAt) }.map(\.id))
+            let owner = OwnerToken.random()
+            func claim(_ limit: Int) async throws -> [JobID] {
+                try await store.finish([], claiming: [ClaimRequest(queue: "q", limit: limit)], lease: .seconds(60), owner: owner).claimed.map(\.id)
+            }
+            var claimed = try await claim(3)  // a batch comes in claim order too
+            while claimed.count < jobs.count { claimed += try await claim(1) }
+            #expect(claimed == expected)
         }
     }
 
@@ -195,6 +221,41 @@ struct ConformanceTests {
                 try await waitUntil("the pipeline to succeed") { try await store.pipeline(pipeline.id)?.state == .succeeded }
             }
             try await expectConsistent(store)
+        }
+    }
+
+    @Test("a corrupt pipeline step is refused alike on both backends, and nothing of the finish is written: a dependent with no remaining dependency, a step record naming another job",
+        arguments: Backend.available)
+    func corruptSteps(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "etl", steps: [
+                PipelineStep("extract", job: NewJob(name: "extract", queue: "etl")),
+                PipelineStep("load", job: NewJob(name: "load", queue: "etl"), dependsOn: ["extract"]),
+            ]))
+            let owner = OwnerToken.random()
+            let claimed = try await store.finish([], claiming: [ClaimRequest(queue: "etl", limit: 5)], lease: .seconds(60), owner: owner).claimed
+            let extract = try #require(claimed.first)
+            #expect(claimed.map(\.name) == ["extract"])
+            let load = try #require(try await store.jobs(in: .waiting, order: .oldestFirst, limit: 5, after: nil).jobs.first)
+            func finishExtract() async throws -> JobStoreError {
+                let error = await #expect(throws: JobStoreError.self) {
+                    try await store.finish(
+                        [JobOutcome(id: extract.id, owner: owner, kind: .succeeded(result: nil))], claiming: [], lease: .seconds(60), owner: owner)
+                }
+                let stored = try await store.job(extract.id)
+                #expect(stored?.state == .running && stored?.lease?.owner == owner, "the refused finish wrote something")
+                return try #require(error)
+            }
+            try await setStep(store, pipeline.id, 1) { $0.remainingDependencies = 0 }
+            let noneLeft = try await finishExtract()
+            #expect(noneLeft.code == .corruptRecord)
+            #expect(noneLeft.message == "step 1 of pipeline \(pipeline.id) has no remaining dependency, yet step 0 just succeeded")
+
+            try await setStep(store, pipeline.id, 1) { $0.remainingDependencies = 1 }
+            try await setStep(store, pipeline.id, 0) { $0.jobID = load.id }
+            let otherJob = try await finishExtract()
+            #expect(otherJob.code == .corruptRecord && otherJob.jobID == extract.id)
+            #expect(otherJob.message == "job \(extract.id) says it is step 0 of pipeline \(pipeline.id), whose step 0 runs job \(load.id)")
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import JobScheduler
-import JobStore
+@testable import JobStore
 @testable import JobStorePostgres
 import PostgresNIO
 import ServiceLifecycle
@@ -182,5 +182,22 @@ extension PostgresStoreOptions {
         var options = PostgresStoreOptions()
         options.connectTimeout = .seconds(300)
         return options
+    }
+}
+
+/// Changes a pipeline step's stored record behind the store's back (a corrupt state the rules
+/// must refuse): on LMDB through the transaction's own step writer, on PostgreSQL by SQL.
+func setStep(_ store: any JobStoreBackend, _ pipeline: PipelineID, _ index: Int, _ change: @escaping @Sendable (inout PipelineStepRecord) -> Void) async throws {
+    if let repository = store as? JobRepository {
+        try await repository.write { txn in
+            var step = try txn.step(pipeline, index)
+            change(&step)
+            try txn.putStep(pipeline, step)
+        }
+    } else if let store = store as? PostgresJobStore {
+        var step = try #require(try await store.pipelineDetails(pipeline)).steps[index]
+        change(&step)
+        try await store.client.query(
+            "UPDATE jobstore_pipeline_steps SET remaining = \(Int32(step.remainingDependencies)), job_id = \(UUID(step.jobID)) WHERE pipeline_id = \(UUID(pipeline)) AND step = \(Int32(index))")
     }
 }

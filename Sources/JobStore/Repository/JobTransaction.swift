@@ -262,10 +262,8 @@ public final class JobTransaction {
     @exclusivity(unchecked) var changes: [JobChange] = []
     @exclusivity(unchecked) private var counterDeltas = CounterDeltas()
     /// Pipeline steps whose job changed between unfinished, succeeded, failed and cancelled, to be
-    /// advanced (see ``advancePipelines()``): a worklist, so a cascade through a 10,000-step
-    /// chain is a loop, not a recursion.
-    @exclusivity(unchecked) var pipelineWork: [(from: JobState, job: Job)] = []
-    @exclusivity(unchecked) var advancingPipelines = false
+    /// advanced (see ``advancePipelines()``).
+    @exclusivity(unchecked) var pipelineWork = StepWorklist()
     /// The last position given out in the history by this transaction (read from the history
     /// at the first event).
     @exclusivity(unchecked) private var historyClock: HistoryPosition?
@@ -590,12 +588,22 @@ public final class JobTransaction {
         return job
     }
 
+    /// Writes how a run ended (succeeded, failed, snoozed or given back), if its owner still
+    /// holds the job's lease: what ``complete(_:owner:result:)``, ``fail(_:owner:error:retryAt:)``,
+    /// ``snooze(_:owner:until:)`` and ``release(_:owner:)`` each do.
+    ///
+    /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
+    @discardableResult
+    public func finish(_ outcome: JobOutcome) throws -> Job {
+        try update(try leased(outcome.id, by: outcome.owner), recording: outcome.kind.event) { outcome.kind.apply(to: &$0, at: now) }
+    }
+
     /// Marks a running job succeeded, if `owner` still holds its lease.
     ///
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func complete(_ id: JobID, owner: OwnerToken, result: [UInt8]? = nil) throws -> Job {
-        try update(try leased(id, by: owner)) { $0.succeed(result: result) }
+        try finish(JobOutcome(id: id, owner: owner, kind: .succeeded(result: result)))
     }
 
     /// Records a failed attempt of a running job, if `owner` still holds its lease: back to
@@ -604,7 +612,7 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) throws -> Job {
-        try update(try leased(id, by: owner)) { $0.fail(error, at: now, retryAt: retryAt) }
+        try finish(JobOutcome(id: id, owner: owner, kind: .failed(error: error, retryAt: retryAt)))
     }
 
     /// Extends the lease of a running job held by `owner` to `expiry` (a heartbeat); a later
@@ -622,12 +630,7 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func snooze(_ id: JobID, owner: OwnerToken, until: Timestamp) throws -> Job {
-        try giveBack(id, owner: owner, until: until, recording: .snoozed)
-    }
-
-    /// Puts a running job held by `owner` back to pending until `until`, the attempt not counted.
-    private func giveBack(_ id: JobID, owner: OwnerToken, until: Timestamp, recording event: JobEvent.Kind) throws -> Job {
-        try update(try leased(id, by: owner), recording: event) { $0.giveBack(until: until) }
+        try finish(JobOutcome(id: id, owner: owner, kind: .snoozed(until: until)))
     }
 
     /// Gives a running job held by `owner` back, runnable now, without counting the attempt: its
@@ -637,7 +640,7 @@ public final class JobTransaction {
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult
     public func release(_ id: JobID, owner: OwnerToken) throws -> Job {
-        try giveBack(id, owner: owner, until: now, recording: .released)
+        try finish(JobOutcome(id: id, owner: owner, kind: .released))
     }
 
     /// Cancels a waiting, pending or running job.
@@ -760,10 +763,7 @@ public final class JobTransaction {
         }
         try record(recorded, of: new.id)
         changes.append(JobChange(kind: .updated, id: new.id, job: new, previousState: old.state))
-        if new.pipeline != nil && StepOutcome(old.state) != StepOutcome(new.state) {
-            pipelineWork.append((old.state, new))
-            try advancePipelines()
-        }
+        if pipelineWork.add(new, from: old.state) { try advancePipelines() }
     }
 
     /// Deletes a job (its timeline with it) and its index entries; the history records `event`

@@ -78,7 +78,7 @@ extension JobTransaction {
         return record
     }
 
-    private func putStep(_ pipeline: PipelineID, _ record: PipelineStepRecord) throws {
+    func putStep(_ pipeline: PipelineID, _ record: PipelineStepRecord) throws {
         try txn.put(try db.pipelines().steps, Keys.step(pipeline, record.index), PipelineFormat.encode(record))
     }
 
@@ -98,98 +98,37 @@ extension JobTransaction {
     // MARK: Advancing
 
     /// Advances the pipelines of the steps in ``pipelineWork``, until none is left. Runs inside
-    /// ``replace(_:with:)``; the changes it makes (dependents released, cancelled or put back to
-    /// waiting) go through `replace` too and only add to the worklist, which the outermost call
-    /// drains.
+    /// ``replace(_:with:recording:)``; the changes it makes (dependents released, cancelled or
+    /// put back to waiting) go through `replace` too and only add to the worklist, which the
+    /// outermost call drains.
     func advancePipelines() throws {
-        guard !advancingPipelines else { return }
-        advancingPipelines = true
-        defer { advancingPipelines = false }
-        var next = 0
-        while next < pipelineWork.count {
-            let (from, job) = pipelineWork[next]
-            next += 1
-            try stepMoved(job, from: from)
+        do {
+            while let (from, job) = pipelineWork.pop() { try stepMoved(job, from: from) }
+        } catch {
+            pipelineWork.abandon()
+            throw error
         }
-        pipelineWork.removeAll(keepingCapacity: true)
     }
 
-    /// One step's job moved between unfinished, succeeded, failed and cancelled. Cost: its
-    /// out-degree (its dependents' records), plus the pipeline's small record.
+    /// One step's job moved between unfinished, succeeded, failed and cancelled: reads what
+    /// ``PipelineAdvance`` needs and applies its plan. Cost: its out-degree (its dependents'
+    /// records), plus the pipeline's small record.
     private func stepMoved(_ job: Job, from old: JobState) throws {
         guard let reference = job.pipeline else { return }
         let record = try step(reference)
-        guard record.jobID == job.id else {
-            throw JobStoreError(
-                .corruptRecord, "job \(job.id) says it is step \(reference.step) of pipeline \(reference.pipeline), whose step runs job \(record.jobID)",
-                jobID: job.id, hint: "Run `jobstore verify`")
+        let pipeline = try existingPipeline(reference.pipeline)
+        let dependents = try record.dependents.map { index in
+            let dependent = try step(reference.pipeline, index)
+            return (step: dependent, job: try self.job(dependent.jobID))
         }
-        var pipeline = try existingPipeline(reference.pipeline)
-        let before = pipeline
-        pipeline.count(old, -1)
-        pipeline.count(job.state, +1)
-
-        switch (StepOutcome(old), StepOutcome(job.state)) {
-        case (_, .succeeded):
-            // Release each dependent whose dependencies have now all succeeded.
-            for index in record.dependents {
-                var dependent = try step(reference.pipeline, index)
-                guard dependent.remainingDependencies > 0 else {
-                    throw JobStoreError(
-                        .corruptRecord, "step \(index) of pipeline \(reference.pipeline) has no remaining dependency, yet step \(reference.step) just succeeded",
-                        hint: "Run `jobstore verify`")
-                }
-                dependent.remainingDependencies -= 1
-                try putStep(reference.pipeline, dependent)
-                if dependent.remainingDependencies == 0, let waiting = try self.job(dependent.jobID), waiting.state == .waiting {
-                    try update(waiting) { job in
-                        job.state = .pending
-                        job.runAt = max(job.runAt, now)
-                    }
-                }
-            }
-        case (.unfinished, .failed), (.unfinished, .cancelled):
-            // What depends on it can never run: cancel it (its own dependents follow through the worklist).
-            let reason = "cancelled: step '\(record.name)' (job \(job.id)), which it depends on, \(job.state == .failed ? "failed" : "was cancelled")"
-            for index in record.dependents {
-                if let dependent = try self.job(try step(reference.pipeline, index).jobID), dependent.state == .waiting {
-                    try cancel(dependent, reason: reason)
-                }
-            }
-            if job.state == .failed && pipeline.failFast {
-                for other in try stepJobs(pipeline) where !other.state.isTerminal {
-                    try cancel(other, reason: "cancelled: step '\(record.name)' (job \(job.id)) failed and the pipeline is fail-fast")
-                }
-            }
-        case (.failed, .unfinished), (.cancelled, .unfinished):
-            // Retried: what was cancelled because of it waits for it again.
-            for index in record.dependents {
-                if let dependent = try self.job(try step(reference.pipeline, index).jobID),
-                    dependent.state == .cancelled || dependent.state == .failed
-                {
-                    try update(dependent) { $0.state = .waiting }
-                }
-            }
-        default:
-            break
-        }
-        // The counts of this step are already in `pipeline`; cascades above changed other steps,
-        // whose work items come later and re-read the record. So write it before they run.
-        try putPipeline(pipeline, replacing: before)
-    }
-
-    /// Cancels a step's job on the pipeline's behalf, saying why in its error history (so
-    /// `jobstore jobs show` tells an operator what cancelled it).
-    private func cancel(_ job: Job, reason: String) throws {
-        try update(job) { $0.cancelForPipeline(at: now, reason: reason) }
-    }
-
-    /// Stores a changed pipeline record: state rolled up from the counts, finishedAt, the state
-    /// index and counters moved with it.
-    private func putPipeline(_ new: Pipeline, replacing old: Pipeline) throws {
-        var pipeline = new
-        pipeline.settle(at: now, previousState: old.state)
-        try store(pipeline, replacing: old)
+        let plan = try PipelineAdvance(
+            moved: job, from: old, step: record, pipeline: pipeline, dependents: dependents,
+            everyStep: PipelineAdvance.needsEveryStep(moved: job, from: old, in: pipeline) ? try stepJobs(pipeline) : nil, at: now)
+        for step in plan.steps { try putStep(reference.pipeline, step) }
+        for (other, change) in plan.jobs { try update(other) { change.apply(to: &$0, at: now) } }
+        // Cascades above changed other steps, whose work items come later and re-read the
+        // record: this step's count is written before they run.
+        try store(plan.pipeline, replacing: pipeline)
     }
 
     /// Writes a pipeline's record (`nil`: removes it) and moves its index entries
@@ -236,7 +175,7 @@ extension JobTransaction {
         for job in try stepJobs(pipeline) where !job.state.isTerminal {
             // A step cancelled by an earlier one's cascade is terminal by now: re-read.
             if let current = try self.job(job.id), !current.state.isTerminal {
-                try cancel(current, reason: "cancelled with its pipeline")
+                try update(current) { $0.cancelForPipeline(at: now, reason: "cancelled with its pipeline") }
             }
         }
         return try existingPipeline(id)

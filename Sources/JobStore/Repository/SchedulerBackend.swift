@@ -5,35 +5,17 @@ extension JobRepository: SchedulerBackend {
     /// See ``SchedulerBackend/finish(_:claiming:lease:owner:)``: one write transaction.
     public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         try await write { txn in
-            var finished: [Job?] = []
-            finished.reserveCapacity(outcomes.count)
-            for outcome in outcomes {
+            let finished = try outcomes.map { outcome -> Job? in
                 do {
-                    switch outcome.kind {
-                    case .succeeded(let result):
-                        finished.append(try txn.complete(outcome.id, owner: outcome.owner, result: result))
-                    case .failed(let error, let retryAt):
-                        finished.append(try txn.fail(outcome.id, owner: outcome.owner, error: error, retryAt: retryAt))
-                    case .snoozed(let until):
-                        finished.append(try txn.snooze(outcome.id, owner: outcome.owner, until: until))
-                    case .released:
-                        finished.append(try txn.release(outcome.id, owner: outcome.owner))
-                    }
+                    return try txn.finish(outcome)
                 } catch let error as JobStoreError where error.code == .leaseLost || error.code == .notFound {
-                    // Checked before anything of this outcome was written: the others still commit.
-                    finished.append(nil)
+                    return nil  // checked before anything of this outcome was written: the others still commit
                 }
             }
-            var claimed: [Job] = []
-            var filled = Set<String>()
-            var nextRunAt: Timestamp?
-            for request in requests where request.limit > 0 {
-                let batch = try txn.claimBatch(queue: request.queue, limit: request.limit, lease: lease, owner: owner)
-                claimed += batch.jobs
-                if batch.jobs.count == request.limit { filled.insert(request.queue) }
-                if let next = batch.nextRunAt { nextRunAt = min(nextRunAt ?? next, next) }
+            let claims = try requests.filter { $0.limit > 0 }.map { request in
+                (request, try txn.claimBatch(queue: request.queue, limit: request.limit, lease: lease, owner: owner))
             }
-            return FinishResponse(finished: finished, claimed: claimed, filledQueues: filled, nextRunAt: nextRunAt)
+            return FinishResponse(finished: finished, claims: claims)
         }
     }
 
