@@ -152,7 +152,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     private let doorbell = Doorbell()
     /// The leases this scheduler holds, for the lease-extending task: from the claim until the
     /// job's outcome is written (waiting to start, running, or finished and not yet written).
-    private let held = Lock<[JobID: OwnerToken]>([:])
+    let held = Lock<[JobID: OwnerToken]>([:])
 
     init(
         backend: Backend, options: SchedulerOptions, logger: Logger, queues: [String], periodic: [PeriodicJob],
@@ -206,7 +206,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     /// Past it, what did not end is left behind (its jobs are rescued when their leases expire):
     /// a handler that ignores cancellation, or a store that never answers, must not keep the
     /// program from ending.
-    private var giveUpAfter: Duration { max(options.shutdownTimeout, .seconds(5)) }
+    var giveUpAfter: Duration { max(options.shutdownTimeout, .seconds(5)) }
 
     /// Cancels the helper tasks and waits for them, so no write of theirs lands after `run()`
     /// returned — each at most ``giveUpAfter``.
@@ -217,239 +217,40 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         }
     }
 
+    /// Takes the inbox's events to the loop's state (``Loop``) one by one, then starts what was
+    /// claimed while handlers are free and the next finish-and-claim transaction; sleeps on the
+    /// doorbell when nothing is left to do. Returns when a stopping scheduler has nothing left.
     private func loop() async throws {
-
-        var running: [JobID: Running] = [:]
-        var perQueue: [String: Int] = [:]
-        /// Claimed jobs not started yet (``SchedulerOptions/prefetch``), per queue in claim order.
-        var buffered: [String: [(job: Job, owner: OwnerToken)]] = [:]
-        var bufferedCount = 0
-        var outcomes: [PendingOutcome] = []
-        /// Whether a finish-and-claim transaction is being written. Meanwhile the loop goes on
-        /// starting buffered jobs and gathering their outcomes for the next one, so with short
-        /// jobs each commit carries many.
-        var writing = false
-        var paused = false
-        /// The queues that may hold ready jobs: all after a wake-up, until a claim of the queue
-        /// comes back short.
-        var mayHaveWork = Set(queues)
-        /// Wake-ups so far: a claim that came back short clears a queue's "may have work" only if
-        /// no wake-up came after the claim was started (else the wake-up would be lost).
-        var wakes = 0
-        var stopping = false
-        var timer: (at: Timestamp, task: Task<Void, Never>)?
-        var deadline: Task<Void, Never>?
-        var abandon: Task<Void, Never>?
-        var rotation = 0
-        var failures = 0
-        defer {
-            timer?.task.cancel()
-            deadline?.cancel()
-            abandon?.cancel()
-        }
-
-        func cancel(_ id: JobID, _ reason: CancelReason) {
-            if let queue = buffered.first(where: { $0.value.contains { $0.job.id == id } })?.key {
-                // Claimed but not started: drop it (the store already ended or lost it).
-                buffered[queue]?.removeAll { $0.job.id == id }
-                bufferedCount -= 1
-                held.withLock { _ = $0.removeValue(forKey: id) }
-                return
-            }
-            guard running[id] != nil, running[id]?.cancelReason == nil else { return }
-            running[id]?.cancelReason = reason
-            running[id]?.task.cancel()
-        }
-
-        /// Starts buffered jobs while handlers are free, overall and per queue.
-        func startBuffered() {
-            guard bufferedCount > 0, !queues.isEmpty else { return }
-            for offset in queues.indices {
-                let queue = queues[(rotation + offset) % queues.count]  // rotated, as claims are
-                while running.count < options.maxConcurrency, perQueue[queue, default: 0] < limit(queue),
-                    let (job, owner) = buffered[queue]?.first
-                {
-                    buffered[queue]?.removeFirst()
-                    bufferedCount -= 1
-                    guard let handler = handler(job) else { continue }  // checked when claimed
-                    running[job.id] = start(job, owner: owner, handler: handler)
-                    perQueue[queue, default: 0] += 1
-                }
-            }
-        }
-
+        var loop = Loop(engine: self)
+        defer { loop.cancelTimers() }
         while true {
             for event in inbox.withLock({ events in defer { events = [] }; return events }) {
                 switch event {
-                case .finished(let id, let end):
-                    guard let run = running.removeValue(forKey: id) else { continue }
-                    perQueue[run.job.queue, default: 1] -= 1
-                    metrics.record("job_duration", queue: run.job.queue, nanoseconds: nanoseconds(run.started.duration(to: .now)))
-                    if let kind = outcome(of: run, end) {
-                        // Its lease stays held (and extended) until the outcome is written.
-                        outcomes.append(PendingOutcome(outcome: JobOutcome(id: id, owner: run.owner, kind: kind), queue: run.job.queue))
-                    } else {
-                        held.withLock { _ = $0.removeValue(forKey: id) }
-                    }
-                case .wake:
-                    mayHaveWork = Set(queues)
-                    wakes += 1
-                case .timer(let at):
-                    if timer?.at == at { timer = nil }
-                    mayHaveWork = Set(queues)
-                    wakes += 1
-                case .cancelled(let id):
-                    cancel(id, .jobCancelled)
-                case .leaseLost(let id):
-                    cancel(id, .leaseLost)
-                case .stop(let graceful):
-                    if !stopping {
-                        stopping = true
-                        logger.info("scheduler stopping", metadata: ["running": "\(running.count)", "graceful": "\(graceful)"])
-                        let timeout = options.shutdownTimeout
-                        deadline = Task { [self] in
-                            try? await Task.sleep(for: graceful ? timeout : .zero)
-                            post(.deadline)
-                        }
-                    } else if !graceful {
-                        deadline?.cancel()
-                        post(.deadline)
-                    }
-                case .deadline:
-                    for id in Array(running.keys) { cancel(id, .shutdown) }
-                    if abandon == nil {
-                        let grace = giveUpAfter
-                        abandon = Task { [self] in
-                            guard (try? await Task.sleep(for: grace)) != nil else { return }
-                            post(.abandon)
-                        }
-                    }
+                case .finished(let id, let end): loop.finished(id, end)
+                case .wake: loop.woke()
+                case .timer(let at): loop.woke(timer: at)
+                case .cancelled(let id): loop.cancel(id, .jobCancelled)
+                case .leaseLost(let id): loop.cancel(id, .leaseLost)
+                case .stop(let graceful): loop.stop(graceful: graceful)
+                case .deadline: loop.deadlinePassed()
                 case .abandon:
-                    // A handler that ignores its cancellation, or a write the store never answers
-                    // (a stalled connection pool): stop anyway. The store keeps the jobs running
-                    // under their leases, and a scheduler rescues them when the leases expire.
-                    logger.error("scheduler stopping without waiting any longer", metadata: [
-                        "handlers_still_running": "\(running.count)", "write_pending": "\(writing)",
-                        "unwritten_outcomes": "\(outcomes.count)",
-                    ])
+                    loop.abandoned()
                     return
-                case .retry:
-                    paused = false
-                case .committed(let commit):
-                    writing = false
-                    let response: FinishResponse
-                    switch commit.result {
-                    case .success(let value):
-                        response = value
-                        failures = 0
-                    case .failure(let error):
-                        outcomes = commit.outcomes + outcomes  // written by the next attempt
-                        failures += 1
-                        if let error = error as? JobStoreError, error.code == .closed {
-                            logger.error("the store closed under the scheduler", metadata: ["error": "\(error)"])
-                            for id in Array(running.keys) { cancel(id, .shutdown) }
-                            throw error
-                        }
-                        let pause = Duration.milliseconds(min(5000, 50 << min(failures, 7)))
-                        logger.error("writing outcomes and claiming failed; retrying", metadata: ["error": "\(error)", "pause": "\(pause)"])
-                        paused = true
-                        Task { [self] in
-                            try? await Task.sleep(for: pause)
-                            post(.retry)
-                        }
-                        continue
-                    }
-                    metrics.record("commit_duration", queue: "all", nanoseconds: nanoseconds(commit.started.duration(to: .now)))
-                    logger.trace("finished and claimed", metadata: [
-                        "finished": "\(commit.outcomes.count)", "claimed": "\(response.claimed.count)", "filled": "\(response.filledQueues)",
-                        "next_run_at": "\(response.nextRunAt.map(String.init(describing:)) ?? "-")",
-                    ])
-                    record(commit.outcomes, response.finished)
-                    held.withLock { held in
-                        // Written: no longer this run's to extend (unless claimed again since, under another token).
-                        for pending in commit.outcomes where held[pending.outcome.id] == pending.outcome.owner {
-                            held.removeValue(forKey: pending.outcome.id)
-                        }
-                    }
-                    let now = Timestamp.now
-                    for job in response.claimed {
-                        metrics.count("claimed", queue: job.queue)
-                        metrics.record("job_wait", queue: job.queue, nanoseconds: (now.microseconds - max(job.runAt, job.createdAt).microseconds) * 1000)
-                        guard handler(job) != nil else {
-                            outcomes.append(PendingOutcome(
-                                outcome: JobOutcome(
-                                    id: job.id, owner: commit.owner,
-                                    kind: .failed(error: "no handler is registered for job '\(job.name)' in queue '\(job.queue)'", retryAt: nil)),
-                                queue: job.queue))
-                            logger.error("no handler for a claimed job", metadata: ["job": "\(job.id)", "job_name": "\(job.name)", "queue": "\(job.queue)"])
-                            continue
-                        }
-                        buffered[job.queue, default: []].append((job, commit.owner))
-                        bufferedCount += 1
-                    }
-                    for request in commit.requests where !response.filledQueues.contains(request.queue) && wakes == commit.wakes {
-                        mayHaveWork.remove(request.queue)
-                    }
-                    if let next = response.nextRunAt, timer.map({ next < $0.at }) ?? true {
-                        timer?.task.cancel()
-                        timer = (next, Task { [self] in
-                            guard (try? await Task.sleep(for: next.delayFromNow)) != nil else { return }
-                            post(.timer(next))
-                        })
-                    }
+                case .retry: loop.paused = false
+                case .committed(let commit): try loop.committed(commit)
                 }
             }
-            if stopping && bufferedCount > 0 {
-                // Give back what was claimed but not started.
-                for (queue, jobs) in buffered {
-                    for (job, owner) in jobs {
-                        outcomes.append(PendingOutcome(outcome: JobOutcome(id: job.id, owner: owner, kind: .released), queue: queue))
-                    }
-                }
-                buffered = [:]
-                bufferedCount = 0
-            }
-            startBuffered()
-
-            if !writing && !paused {
-                let requests = stopping
-                    ? [] : claimRequests(
-                        mayHaveWork, running: running.count, perQueue: perQueue, buffered: buffered, bufferedCount: bufferedCount,
-                        rotation: &rotation)
-                if !outcomes.isEmpty || !requests.isEmpty {
-                    // Written beside the loop: it goes on starting buffered jobs meanwhile.
-                    let carried = outcomes
-                    outcomes = []
-                    writing = true
-                    let owner = OwnerToken.random()
-                    let wakesAtStart = wakes
-                    logger.trace("finish-and-claim", metadata: ["outcomes": "\(carried.count)", "requests": "\(requests.map { "\($0.queue):\($0.limit)" })"])
-                    Task { [self] in
-                        let started = ContinuousClock.now
-                        let result: Result<FinishResponse, any Error>
-                        do {
-                            let response = try await backend.finish(carried.map(\.outcome), claiming: requests, lease: options.lease, owner: owner)
-                            // Held from the commit on, not from when the loop gets to them: their
-                            // leases are extended, and spared by rescues, in between too.
-                            held.withLock { held in for job in response.claimed { held[job.id] = owner } }
-                            result = .success(response)
-                        } catch {
-                            result = .failure(error)
-                        }
-                        post(.committed(Commit(
-                            outcomes: carried, requests: requests, wakes: wakesAtStart, owner: owner, started: started, result: result)))
-                    }
-                    continue
-                }
-            }
-            if stopping && running.isEmpty && bufferedCount == 0 && outcomes.isEmpty && !writing { break }
+            loop.giveBackBuffered()
+            loop.startBuffered()
+            if loop.writeNext() { continue }
+            if loop.isDone { break }
             await doorbell.wait()
         }
     }
 
     /// What to write for a finished handler run; `nil` when nothing should be (its job was
     /// cancelled or its lease lost, so the store would refuse it anyway).
-    private func outcome(of run: Running, _ end: HandlerEnd) -> JobOutcome.Kind? {
+    func outcome(of run: Running, _ end: HandlerEnd) -> JobOutcome.Kind? {
         let (request, result) = run.context.requested
         switch (end, run.cancelReason) {
         case (.threw, .shutdown?):
@@ -472,7 +273,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     /// Counts what the store did with each outcome.
-    private func record(_ outcomes: [PendingOutcome], _ finished: [Job?]) {
+    func record(_ outcomes: [PendingOutcome], _ finished: [Job?]) {
         for (pending, job) in zip(outcomes, finished) {
             let (outcome, queue) = (pending.outcome, pending.queue)
             guard let job else {
@@ -490,12 +291,12 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     /// The most handlers of `queue` running at once.
-    private func limit(_ queue: String) -> Int { options.queueConcurrency[queue] ?? options.maxConcurrency }
+    func limit(_ queue: String) -> Int { options.queueConcurrency[queue] ?? options.maxConcurrency }
 
     /// For each queue that may hold ready jobs, as many as it has free handlers plus the
     /// prefetch, less what it has buffered; the free room overall shared evenly among them. The
     /// queue that goes first rotates, so none starves the others.
-    private func claimRequests(
+    func claimRequests(
         _ candidates: Set<String>, running: Int, perQueue: [String: Int], buffered: [String: [(job: Job, owner: OwnerToken)]],
         bufferedCount: Int, rotation: inout Int
     ) -> [ClaimRequest] {
@@ -516,7 +317,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         return requests
     }
 
-    private func start(_ job: Job, owner: OwnerToken, handler: @escaping JobHandler) -> Running {
+    func start(_ job: Job, owner: OwnerToken, handler: @escaping JobHandler) -> Running {
         let context = JobContext(job: job, logger: logger)
         let task = Task { [self] in
             let end: HandlerEnd

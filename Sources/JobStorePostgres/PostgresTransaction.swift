@@ -178,7 +178,7 @@ final class PostgresTransaction {
         // A paused queue gives nothing; a rate-limited one no more than its whole tokens.
         var allowed = limit
         var bucket: RateLimit?
-        if let control = try await rows(Statements.queueControl(queue)) { try QueueRow.decode($0) }.first {
+        if let control = try await rows(Statements.queueControl(queue), { try QueueRow.decode($0) }).first {
             if control.pausedAt != nil { return ClaimBatch(jobs: [], nextRunAt: nil) }
             if let limit = control.limit?.refilled(at: now) {
                 bucket = limit
