@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,43 +1,43 @@
-import LMDB
+package import LMDB
 
 /// Every named database of a job store and the layout of every key, in this one file.
 ///
 /// Integers in keys are big-endian, signed ones with the sign bit flipped, so LMDB's byte order
 /// is numeric order. Index values are empty: the key says everything.
-public enum Schema {
+package enum Schema {
     /// `meta`: ASCII name → value. Holds the store's format version and the counters.
-    public static let meta = DatabaseDefinition<StringCodec, BytesCodec>(name: "meta")
+    package static let meta = DatabaseDefinition<StringCodec, BytesCodec>(name: "meta")
     /// `jobs`: job id (16 bytes) → job record (``RecordFormat``).
-    public static let jobs = DatabaseDefinition<BytesCodec, BytesCodec>(name: "jobs")
+    package static let jobs = DatabaseDefinition<BytesCodec, BytesCodec>(name: "jobs")
     /// `idx.state_created`: state (1) · createdAt (8) · id (16) → empty. Every job.
-    public static let stateCreated = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.state_created")
+    package static let stateCreated = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.state_created")
     /// `idx.created`: createdAt (8) · id (16) → empty. Every job.
-    public static let created = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.created")
+    package static let created = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.created")
     /// `idx.ready`: queue (UTF-8) · 0x00 · (255 − priority) (1) · runAt (8) · id (16) → empty. Pending jobs only.
-    public static let ready = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.ready")
+    package static let ready = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.ready")
     /// `idx.ready_any`: (255 − priority) (1) · runAt (8) · id (16) → empty. Pending jobs only, every queue.
-    public static let readyAny = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.ready_any")
+    package static let readyAny = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.ready_any")
     /// `idx.lease`: lease expiry (8) · id (16) → empty. Running jobs only.
-    public static let lease = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.lease")
+    package static let lease = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.lease")
     /// `idx.unique`: unique key (UTF-8) → id (16). Live (waiting, pending, running) jobs with a key.
-    public static let unique = DatabaseDefinition<BytesCodec, BytesCodec>(name: "idx.unique")
+    package static let unique = DatabaseDefinition<BytesCodec, BytesCodec>(name: "idx.unique")
 
     /// `idx.finished`: state (1) · updatedAt (8) · id (16) → empty. Finished (succeeded, failed,
     /// cancelled) jobs, by when they finished (their last change). Since format 2.
-    public static let finished = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.finished")
+    package static let finished = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.finished")
     /// `pipelines`: pipeline id (16) → pipeline record (``PipelineFormat``). Since format 2.
-    public static let pipelines = DatabaseDefinition<BytesCodec, BytesCodec>(name: "pipelines")
+    package static let pipelines = DatabaseDefinition<BytesCodec, BytesCodec>(name: "pipelines")
     /// `pipeline_steps`: pipeline id (16) · step index (UInt16 BE) → step record (its job id,
     /// remaining-dependency count, dependents, name). Since format 2.
-    public static let pipelineSteps = DatabaseDefinition<BytesCodec, BytesCodec>(name: "pipeline_steps")
+    package static let pipelineSteps = DatabaseDefinition<BytesCodec, BytesCodec>(name: "pipeline_steps")
     /// `idx.pipeline_state_created`: state (1) · createdAt (8) · pipeline id (16) → empty. Every pipeline. Since format 2.
-    public static let pipelineStateCreated = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.pipeline_state_created")
+    package static let pipelineStateCreated = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.pipeline_state_created")
     /// `idx.pipeline_finished`: state (1) · finishedAt (8) · pipeline id (16) → empty. Finished pipelines. Since format 2.
-    public static let pipelineFinished = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.pipeline_finished")
+    package static let pipelineFinished = DatabaseDefinition<BytesCodec, EmptyCodec>(name: "idx.pipeline_finished")
 
     /// `history`: history clock (8) · sequence (UInt32 BE) → job id · event (``EventFormat``):
     /// every job's events in commit order, kept until pruned. Since format 3.
-    public static let history = DatabaseDefinition<BytesCodec, BytesCodec>(name: "history")
+    package static let history = DatabaseDefinition<BytesCodec, BytesCodec>(name: "history")
 
     /// The databases of format 1.
     static let formatOne: [any AnyDatabaseDefinition] = [meta, jobs, stateCreated, created, ready, readyAny, lease, unique]
@@ -46,7 +46,7 @@ public enum Schema {
     /// The database added by format 3 (the store's history; each job's timeline is in its record).
     static let formatThree: [any AnyDatabaseDefinition] = [history]
     /// Every database, opened together when a store opens.
-    public static let all: [any AnyDatabaseDefinition] = formatOne + formatTwo + formatThree
+    package static let all: [any AnyDatabaseDefinition] = formatOne + formatTwo + formatThree
 
     /// The store format version, kept in `meta` under ``MetaKey/formatVersion``. Version 1: jobs
     /// (the first eight databases, record format 1). Version 2: plus finished jobs by finish time
@@ -64,7 +64,7 @@ public enum Schema {
     /// actor), and the history holds queue events (paused, resumed, limited, unlimited) under
     /// the all-zero job id; nothing is rewritten, the version only says that a program of
     /// version 4 would not read them.
-    public static let formatVersion: UInt32 = 5
+    package static let formatVersion: UInt32 = 5
 }
 
 /// Keys of the `meta` database.

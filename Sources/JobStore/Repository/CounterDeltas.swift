@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 /// The counter changes of one transaction, named without building their meta keys (those are
 /// built on the stack, once per changed counter at the commit, not per changed job), and on the

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 /// The open handles of a store's databases.
 struct Databases: Sendable {

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 // Each job's timeline (the end of its record) and the store's history (`history`), read and
 // pruned. They are written with every change of a job (JobTransaction.putRecord and record).

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 /// What a job contributes to the indexes: every (database, key, value) entry, in one place.
 /// Writes and `verify()` both use it, so they cannot disagree.

@@ -1,4 +1,4 @@
-import LMDB
+package import LMDB
 import Locking
 import Logging
 import Synchronization
@@ -9,8 +9,25 @@ import Glibc
 
 /// Options for opening a store.
 public struct JobStoreOptions: Sendable {
-    /// The LMDB environment's options (map size, durability, read-only, writer).
-    public var environment = EnvironmentOptions()
+    /// The LMDB environment's options (for the package's own tools and tests: map size,
+    /// durability, read-only, writer, write map).
+    package var environment = EnvironmentOptions()
+    /// How durable a commit is when it returns (``Durability/full`` by default).
+    public var durability: Durability {
+        get { Durability(environment.durability) }
+        set { environment.durability = newValue.lmdb }
+    }
+    /// Whether the store is opened read-only (writes then fail with `.storage`).
+    public var readOnly: Bool {
+        get { environment.readOnly }
+        set { environment.readOnly = newValue }
+    }
+    /// The map size in bytes (address space, not disk); 0 keeps the store's own (1 GiB for a new
+    /// one). It grows by itself when it fills.
+    public var mapSize: Int {
+        get { environment.mapSize }
+        set { environment.mapSize = newValue }
+    }
     /// The cache's limits.
     public var cache = CacheOptions()
     /// Events buffered per change-feed subscriber before newer ones are dropped.
@@ -23,7 +40,7 @@ public struct JobStoreOptions: Sendable {
     /// Where the store tells what an operator needs to know: the map grown (info), reader slots
     /// of dead processes cleared (notice), the cache dropped because another process wrote
     /// (debug), a group-commit batch re-run without a failing request (debug). Silent by
-    /// default. Setting it also sets ``EnvironmentOptions/logger``.
+    /// default.
     public var logger: Logger {
         get { environment.logger }
         set { environment.logger = newValue }
@@ -37,9 +54,9 @@ public struct JobStoreOptions: Sendable {
         durability: Durability = .full, readOnly: Bool = false, cache: CacheOptions = CacheOptions(), mapSize: Int = 0,
         logger: Logger? = nil
     ) {
-        environment.durability = durability
-        environment.readOnly = readOnly
-        environment.mapSize = mapSize
+        self.durability = durability
+        self.readOnly = readOnly
+        self.mapSize = mapSize
         self.cache = cache
         if let logger { self.logger = logger }
     }

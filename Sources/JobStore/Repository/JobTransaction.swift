@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 /// A write transaction of a job store, handed to the closure of ``JobRepository/write(_:)-(JobTransaction)->T``.
 /// Every operation in one closure commits together or not at all.

@@ -1,22 +1,7 @@
-import LMDB
+internal import LMDB
 
 // The store's own face for what operators and tools need of the environment beneath it, so a
 // program (the admin tool included) needs `JobStore` alone. Each call wraps LMDB's errors.
-
-/// How durable a commit is when it returns (LMDB's `Durability`).
-public typealias Durability = LMDB.Durability
-/// Options of the LMDB environment beneath a store (map size, durability, writer, logger).
-public typealias EnvironmentOptions = LMDB.EnvironmentOptions
-/// Options of the writer thread that serves async writes with group commit.
-public typealias WriterOptions = LMDB.WriterOptions
-/// What `mdb_env_info` and `mdb_env_stat` say about a store's environment.
-public typealias EnvironmentInfo = LMDB.EnvironmentInfo
-/// Entries, depth and pages of one database.
-public typealias DatabaseStatistics = LMDB.DatabaseStatistics
-/// One slot of LMDB's reader table.
-public typealias ReaderSlot = LMDB.ReaderSlot
-/// Counters of the writer thread (requests, commits, batch sizes).
-public typealias WriterStatistics = LMDB.WriterStatistics
 
 extension JobRepository {
     /// The store's directory, as given when it was opened.
@@ -37,7 +22,7 @@ extension JobRepository {
 
     /// The environment's map size, page use, last transaction and reader slots.
     public func environmentInfo() throws -> EnvironmentInfo {
-        try wrappingErrors { try environment.info() }
+        try wrappingErrors { EnvironmentInfo(try environment.info()) }
     }
 
     /// Writes a consistent copy of the store into `destination`, an existing empty directory,
@@ -54,7 +39,7 @@ extension JobRepository {
 
     /// The reader table's slots: process, thread, and the snapshot each holds (`nil` when idle).
     public func readers() throws -> [ReaderSlot] {
-        try wrappingErrors { try environment.readers() }
+        try wrappingErrors { try environment.readers().map(ReaderSlot.init) }
     }
 
     /// The pages on LMDB's free list: freed by past commits, reused before the file grows.
@@ -74,7 +59,7 @@ extension JobRepository {
     }
 
     /// How many async writes the writer thread served, in how many commits.
-    public var writerStatistics: WriterStatistics { environment.writerStatistics }
+    public var writerStatistics: WriterStatistics { WriterStatistics(environment.writerStatistics) }
 }
 
 extension JobRepository {

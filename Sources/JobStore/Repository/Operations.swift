@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 // One-line faces over `JobTransaction`: each operation in its own transaction, synchronous
 // (calling thread) or async (writer thread, group commit).

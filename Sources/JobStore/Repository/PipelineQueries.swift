@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 extension JobRepository {
     /// The pipeline with `id`, or `nil`.

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 
 // MARK: - Enqueueing, advancing, cancelling and retrying pipelines, inside a write transaction

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 extension JobRepository {
     /// The jobs in `state` ordered by creation time, from the `idx.state_created` index:
@@ -148,7 +148,7 @@ extension JobRepository {
                 all.append((tables.stateCreated.name, try txn.statistics(tables.stateCreated)))
                 all.append((tables.finished.name, try txn.statistics(tables.finished)))
             }
-            return all
+            return all.map { (name: $0.0, statistics: DatabaseStatistics($0.1)) }
         }
     }
 

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 /// What a claim lets through: not the jobs of paused queues, and no more starts than the rate
 /// limits' buckets hold. Loaded once per claim; the buckets it used are written back.

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 // How every change keeps a job's record, its index entries, the counters and the history in
 // step, inside the transaction: the one place that writes them.

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 /// The store's side of the scheduler: each requirement is documented on ``SchedulerBackend``.
 extension JobRepository: SchedulerBackend {

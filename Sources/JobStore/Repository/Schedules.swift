@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 extension JobTransaction {
     /// The registration of schedule `name`, or `nil`.

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 /// The LMDB layer's errors as the store's own, at the boundary.
 extension JobStoreError {

@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 extension JobRepository {
     /// Checks the whole store: first the structure of every page of LMDB's file (a damaged page

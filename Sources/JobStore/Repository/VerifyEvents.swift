@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 extension JobRepository {
     /// What is wrong with a record's timeline (the end of a version-2 record): it does not

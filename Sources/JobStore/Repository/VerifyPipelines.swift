@@ -1,4 +1,4 @@
-import LMDB
+internal import LMDB
 
 extension JobRepository {
     /// The pipeline part of ``verify()``, in its snapshot: every pipeline record decodes and has
