@@ -79,6 +79,23 @@ for line in open(sys.argv[1]):
     echo "{\"store\":\"$store\",\"phase\":\"$phase\",\"jobs\":$jobs,\"ops\":$ops,\"instructions\":$collected,\"per_op\":$((collected / ops))}" | tee -a "$out"
 }
 
+# The mangled name of BenchRunner's method `name`, looked up in the binary: it names the module of
+# every type in its signature, so a hard-coded one goes stale silently when a type moves (the
+# toggle then matches nothing and the untimed work is counted: 2026-12-07, when JobID moved to
+# JobCore). Exactly one match, or the script stops.
+bench_function() {
+    local found
+    found=$(nm "$work/jobstore" | awk '{print $3}' | grep -E "^\\\$s8jobstore11BenchRunnerV[0-9]+$1.*KF\$" | sort -u)
+    if [[ $(wc -l <<< "$found") -ne 1 || -z $found ]]; then
+        echo "instructions.sh: expected one BenchRunner.$1 in the binary, found: ${found:-none}" >&2
+        exit 1
+    fi
+    echo "$found"
+}
+warm_cache=$(bench_function warmCache)
+random_job=$(bench_function randomJob)
+check_claimed=$(bench_function checkClaimed)
+
 : > "$out"
 started=$SECONDS
 for phase in ${phases//,/ }; do
@@ -86,14 +103,13 @@ for phase in ${phases//,/ }; do
     # warm-up pass; the transitions' untimed picks of a random job in the right state; the claims'
     # check of what they claimed, after the timing.
     case $phase in
-    get-cached) count jobstore "$phase" "$(swift_function "$phase")" '$s8jobstore11BenchRunnerV9warmCacheySiSay8JobStore0F2IDVGKF' ;;
+    get-cached) count jobstore "$phase" "$(swift_function "$phase")" "$warm_cache" ;;
     pending-oldest-jobs) count jobstore "$phase" "$(swift_function "$phase")" ;;
     transition | transition-batch)
-        count jobstore "$phase" "$(swift_function "$phase")" \
-            '$s8jobstore11BenchRunnerV9randomJob2in_9excluding0E5Store0E2IDVAG0E5StateO_AA0eB8WorkloadV6StreamVzShyAIGtKF'
+        count jobstore "$phase" "$(swift_function "$phase")" "$random_job"
         count c-lmdb "$phase" "phase_${phase//-/_}" random_job ;;
     claim | claim-batch)
-        count jobstore "$phase" "$(swift_function "$phase")" '$s8jobstore11BenchRunnerV12checkClaimed_5phaseySay8JobStore0G2IDVG_SStKF'
+        count jobstore "$phase" "$(swift_function "$phase")" "$check_claimed"
         count c-lmdb "$phase" "phase_${phase//-/_}" check_claimed ;;
     *)
         count jobstore "$phase" "$(swift_function "$phase")"

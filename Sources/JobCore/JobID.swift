@@ -17,7 +17,7 @@ public struct JobID: Hashable, Comparable, Sendable, CustomStringConvertible, Co
     public let low: UInt64
 
     /// An id from its two big-endian halves.
-    public init(high: UInt64, low: UInt64) {
+    @inlinable public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
     }
@@ -58,7 +58,7 @@ public struct JobID: Hashable, Comparable, Sendable, CustomStringConvertible, Co
     public var milliseconds: UInt64 { high >> 16 }
 
     /// The 16 bytes, big-endian, lent to `body`.
-    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    @inlinable public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { try body($0) }
     }
 
@@ -79,7 +79,7 @@ public struct JobID: Hashable, Comparable, Sendable, CustomStringConvertible, Co
         return text
     }
 
-    public static func < (a: JobID, b: JobID) -> Bool { (a.high, a.low) < (b.high, b.low) }
+    @inlinable public static func < (a: JobID, b: JobID) -> Bool { (a.high, a.low) < (b.high, b.low) }
 
     /// The all-zero id, which no job has: the history records queue events under it.
     public static let none = JobID(high: 0, low: 0)

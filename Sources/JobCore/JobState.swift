@@ -59,16 +59,19 @@ public enum JobState: UInt8, CaseIterable, Sendable, Codable, CustomStringConver
     /// - `failed`, `cancelled` → `pending` (retried by hand), `waiting` (a retried pipeline step
     ///   whose dependencies have not all succeeded yet).
     /// - `succeeded` → nothing.
-    public var allowedSuccessors: Set<JobState> {
-        switch self {
-        case .waiting: [.pending, .cancelled]
-        case .pending: [.running, .cancelled]
-        case .running: [.succeeded, .failed, .pending, .cancelled]
-        case .succeeded: []
-        case .failed, .cancelled: [.pending, .waiting]
+    public var allowedSuccessors: Set<JobState> { Set(JobState.allCases.filter(canMove(to:))) }
+
+    /// Whether moving from this state to `next` is legal: the one table of the moves
+    /// (``allowedSuccessors`` lists it). A switch, not a set, so a change's check allocates nothing.
+    @inlinable public func canMove(to next: JobState) -> Bool {
+        switch (self, next) {
+        case (.waiting, .pending), (.waiting, .cancelled),
+            (.pending, .running), (.pending, .cancelled),
+            (.running, .succeeded), (.running, .failed), (.running, .pending), (.running, .cancelled),
+            (.failed, .pending), (.failed, .waiting), (.cancelled, .pending), (.cancelled, .waiting):
+            true
+        default:
+            false
         }
     }
-
-    /// Whether moving from this state to `next` is legal.
-    public func canMove(to next: JobState) -> Bool { allowedSuccessors.contains(next) }
 }
