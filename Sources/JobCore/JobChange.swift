@@ -22,8 +22,8 @@ public struct JobChange: Sendable, Hashable {
     /// ids increase; another process's commits take ids too, so ids may skip).
     public var transaction: Int = 0
 
-    /// The JobChange of these fields.
-    package init(kind: Kind, id: JobID, job: Job? = nil, previousState: JobState? = nil, transaction: Int = 0) {
+    /// A change with these fields (inlinable: every write makes one per job it changes).
+    @inlinable package init(kind: Kind, id: JobID, job: Job? = nil, previousState: JobState? = nil, transaction: Int = 0) {
         self.kind = kind
         self.id = id
         self.job = job

@@ -4,7 +4,7 @@
 extension Job {
     /// The job a ``NewJob`` describes, created at `now` (or at its chosen time) with `id` unless
     /// it chose one.
-    public init(_ new: NewJob, id: JobID, now: Timestamp, state: JobState, pipeline: PipelineReference?) {
+    @inlinable public init(_ new: NewJob, id: JobID, now: Timestamp, state: JobState, pipeline: PipelineReference?) {
         let createdAt = new.createdAt ?? now
         self.init(
             id: new.id ?? id, name: new.name, queue: new.queue, tenant: new.tenant, state: state, priority: new.priority,
