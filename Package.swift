@@ -130,6 +130,8 @@ let package = Package(
             path: "Tests/LMDBTestHelper"
         ),
         .target(name: "TestSupport", dependencies: ["JobStore", "JobScheduler", "Locking"], path: "Tests/TestSupport"),
+        // The core's rules, alone: no store, no LMDB (the planners are pure functions).
+        .testTarget(name: "JobCoreTests", dependencies: ["JobCore"]),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "Locking", "LMDBTestHelper", "TestSupport"]),
         .executableTarget(
             name: "JobStoreTestHelper",
