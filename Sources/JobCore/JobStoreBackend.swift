@@ -39,3 +39,25 @@ public protocol JobStoreBackend: SchedulerBackend {
     /// Removes a queue's rate limit.
     func removeRateLimit(queue: String) async throws
 }
+
+/// What an operator reads of a store, beside what a program uses (``JobStoreBackend``): the
+/// listings the admin tool and the dashboard show, the same on every backend. The embedded
+/// `JobRepository` and `PostgresJobStore` implement it; the conformance suite holds them to the
+/// same answers. (The rest of what the tool and the dashboard need, the history and the
+/// actions by filter, is to follow: issue 32.)
+public protocol InspectableStore: JobStoreBackend {
+    /// The jobs matching `filter` by creation time, a page at a time (keyset paging: `after`
+    /// is the previous page's `next`): a state's range of its creation-time index, or the
+    /// creation-time index; a queue or tenant filter skips the range's other jobs.
+    func jobs(matching filter: JobFilter, order: ListOrder, limit: Int, after: PageCursor?) async throws -> JobPage
+    /// The pipelines in `state` (every state when `nil`), a page at a time: by creation time
+    /// within a state, by id (creation order) across states.
+    func pipelines(in state: PipelineState?, order: ListOrder, limit: Int, after: PipelineCursor?) async throws -> PipelinePage
+    /// How many pipelines are in each state (every state, zeros included).
+    func pipelineCounts() async throws -> [PipelineState: Int]
+    /// Every queue that has jobs, is paused or is rate-limited, by name: its counts per state,
+    /// its pause, its limit (refilled to now) and its longest-waiting ready job.
+    func queues() async throws -> [QueueSummary]
+    /// Every registered periodic job, by name.
+    func schedules() async throws -> [ScheduleRecord]
+}

@@ -293,13 +293,70 @@ extension PostgresJobStore {
 
     /// The jobs in `state` by creation time, a page at a time (keyset paging on (createdAt, id)).
     public func jobs(in state: JobState, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) async throws -> JobPage {
+        try await jobs(matching: JobFilter(state: state), order: order, limit: limit, after: after)
+    }
+
+    /// The jobs matching `filter` by creation time, a page at a time (see ``JobCore/InspectableStore``).
+    public func jobs(matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) async throws -> JobPage {
         guard limit > 0 else { return JobPage(jobs: [], next: nil) }
-        return try await statement("list \(state) jobs") { txn in
-            var jobs = try await txn.rows(Statements.jobs(in: state, newestFirst: order == .newestFirst, limit: limit, after: after), JobRow.decode)
+        return try await statement("list jobs") { txn in
+            var jobs = try await txn.rows(Statements.jobs(matching: filter, newestFirst: order == .newestFirst, limit: limit, after: after), JobRow.decode)
             let more = jobs.count > limit
             if more { jobs.removeLast() }
             return JobPage(jobs: jobs, next: more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil)
         }
+    }
+
+    /// The pipelines in `state` (or every state), a page at a time (see ``JobCore/InspectableStore``).
+    public func pipelines(
+        in state: PipelineState? = nil, order: ListOrder = .oldestFirst, limit: Int = 100, after: PipelineCursor? = nil
+    ) async throws -> PipelinePage {
+        guard limit > 0 else { return PipelinePage(pipelines: [], next: nil) }
+        return try await statement("list pipelines") { txn in
+            var pipelines = try await txn.rows(
+                Statements.pipelines(in: state, newestFirst: order == .newestFirst, limit: limit, after: after), PipelineRow.decode)
+            let more = pipelines.count > limit
+            if more { pipelines.removeLast() }
+            return PipelinePage(pipelines: pipelines, next: more ? pipelines.last.map { PipelineCursor(createdAt: $0.createdAt, id: $0.id) } : nil)
+        }
+    }
+
+    /// How many pipelines are in each state (every state, zeros included).
+    public func pipelineCounts() async throws -> [PipelineState: Int] {
+        try await statement("count pipelines") { txn in
+            var counts = Dictionary(uniqueKeysWithValues: PipelineState.allCases.map { ($0, 0) })
+            for (state, count) in try await txn.rows(Statements.pipelineCounts(), { try $0.decode((Int16, Int64).self) }) {
+                if let state = PipelineState(rawValue: UInt8(clamping: state)) { counts[state] = Int(count) }
+            }
+            return counts
+        }
+    }
+
+    /// Every queue that has jobs, is paused or is rate-limited (see ``JobCore/InspectableStore``).
+    public func queues() async throws -> [QueueSummary] {
+        let depths = try await queueDepths()
+        return try await statement("summarize the queues") { txn in
+            var controls: [String: (pausedAt: Timestamp?, limit: RateLimit?)] = [:]
+            for (queue, control) in try await txn.rows(Statements.queueControlsRead(), { row in
+                (try row.makeRandomAccess()[0].decode(String.self), try QueueRow.decode(row, from: 1))
+            }) { controls[queue] = control }
+            let names = Set(depths.keys).union(controls.keys).sorted()
+            let now = txn.now
+            var oldest: [String: Timestamp] = [:]
+            for (queue, runAt) in try await txn.rows(Statements.oldestReady(names, now: now), { try $0.decode((String, Int64?).self) }) {
+                if let runAt { oldest[queue] = Timestamp(microseconds: runAt) }
+            }
+            return names.map { name in
+                QueueSummary(
+                    name: name, counts: (depths[name] ?? [:]).filter { $0.value != 0 }, pausedAt: controls[name]?.pausedAt,
+                    oldestReadyAt: oldest[name], rateLimit: controls[name]?.limit?.refilled(at: now))
+            }
+        }
+    }
+
+    /// Every registered schedule, by name.
+    public func schedules() async throws -> [ScheduleRecord] {
+        try await statement("list the schedules") { try await $0.rows(Statements.schedules(), ScheduleRow.decode) }
     }
 
     /// The jobs created in `start..<end`, oldest first, at most `limit`.

@@ -54,7 +54,7 @@ public struct PostgresStoreOptions: Sendable {
 /// advisory lock. Every method runs in its own transaction; a transaction that PostgreSQL
 /// aborts for a deadlock or a serialization failure is run again. Times are this machine's
 /// clock: keep the machines' clocks in step (NTP), as leases are compared across them.
-public final class PostgresJobStore: JobStoreBackend {
+public final class PostgresJobStore: InspectableStore {
     let client: PostgresClient
     let logger: Logger
     let ids = JobIDGenerator()

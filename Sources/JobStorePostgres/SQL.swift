@@ -387,21 +387,67 @@ enum Statements {
         "SELECT queue, state, sum(n)::bigint FROM jobstore_counts GROUP BY queue, state HAVING sum(n) <> 0"
     }
 
-    /// A page of the jobs in `state` by (createdAt, id), after a cursor, one row more than the page.
-    static func jobs(in state: JobState, newestFirst: Bool, limit: Int, after: PageCursor?) -> PostgresQuery {
-        let order = newestFirst ? "DESC" : "ASC"
-        if let after {
+    /// The jobs matching `filter` after `after`, by (created_at, id), one more than `limit` (to
+    /// tell whether another page follows). Unset fields are NULL parameters, which the planner
+    /// folds away (an unnamed statement is planned with its values), so a state uses the
+    /// (state, created_at, id) index and no state the (created_at, id) one.
+    static func jobs(matching filter: JobFilter, newestFirst: Bool, limit: Int, after: PageCursor?) -> PostgresQuery {
+        let (order, beyond) = newestFirst ? ("DESC", "<") : ("ASC", ">")
+        return """
+            SELECT \(unescaped: jobColumns) FROM jobstore_jobs
+            WHERE (\(filter.state.map { Int16($0.rawValue) })::smallint IS NULL OR state = \(filter.state.map { Int16($0.rawValue) }))
+              AND (\(filter.createdFrom?.microseconds)::bigint IS NULL OR created_at >= \(filter.createdFrom?.microseconds))
+              AND (\(filter.createdUntil?.microseconds)::bigint IS NULL OR created_at < \(filter.createdUntil?.microseconds))
+              AND (\(filter.queue)::text IS NULL OR queue = \(filter.queue))
+              AND (\(filter.tenant)::text IS NULL OR tenant = \(filter.tenant))
+              AND (\(after?.createdAt.microseconds)::bigint IS NULL
+                   OR (created_at, id) \(unescaped: beyond) (\(after?.createdAt.microseconds), \(after.map { UUID($0.id) })))
+            ORDER BY created_at \(unescaped: order), id \(unescaped: order) LIMIT \(Int64(limit) + 1)
+            """
+    }
+
+    /// The pipelines in `state` by (created_at, id), or of every state by id (creation order),
+    /// after `after`; one more than `limit`.
+    static func pipelines(in state: PipelineState?, newestFirst: Bool, limit: Int, after: PipelineCursor?) -> PostgresQuery {
+        let (order, beyond) = newestFirst ? ("DESC", "<") : ("ASC", ">")
+        guard let state else {
             return """
-                SELECT \(unescaped: jobColumns) FROM jobstore_jobs
-                WHERE state = \(Int16(state.rawValue))
-                  AND (created_at, id) \(unescaped: newestFirst ? "<" : ">") (\(after.createdAt.microseconds), \(UUID(after.id)))
-                ORDER BY created_at \(unescaped: order), id \(unescaped: order) LIMIT \(Int64(limit) + 1)
+                SELECT \(unescaped: pipelineColumns) FROM jobstore_pipelines
+                WHERE (\(after.map { UUID($0.id) })::uuid IS NULL OR id \(unescaped: beyond) \(after.map { UUID($0.id) }))
+                ORDER BY id \(unescaped: order) LIMIT \(Int64(limit) + 1)
                 """
         }
         return """
-            SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE state = \(Int16(state.rawValue))
+            SELECT \(unescaped: pipelineColumns) FROM jobstore_pipelines
+            WHERE state = \(Int16(state.rawValue))
+              AND (\(after?.createdAt.microseconds)::bigint IS NULL
+                   OR (created_at, id) \(unescaped: beyond) (\(after?.createdAt.microseconds), \(after.map { UUID($0.id) })))
             ORDER BY created_at \(unescaped: order), id \(unescaped: order) LIMIT \(Int64(limit) + 1)
             """
+    }
+
+    /// Pipelines per state. (No counter rows for pipelines yet: O(pipelines), on the state index.)
+    static func pipelineCounts() -> PostgresQuery {
+        "SELECT state, count(*) FROM jobstore_pipelines GROUP BY state"
+    }
+
+    /// Every queue's control row (unlocked, for reading).
+    static func queueControlsRead() -> PostgresQuery {
+        "SELECT queue, \(unescaped: queueColumns) FROM jobstore_queues ORDER BY queue"
+    }
+
+    /// Per queue of `queues`, the earliest runAt not after `now` of its pending jobs: one seek
+    /// each on the (queue, run_at) index of ready jobs.
+    static func oldestReady(_ queues: [String], now: Timestamp) -> PostgresQuery {
+        """
+        SELECT q, (SELECT min(run_at) FROM jobstore_jobs WHERE state = 1 AND queue = q AND run_at <= \(now.microseconds))
+        FROM unnest(\(queues)::text[]) AS q
+        """
+    }
+
+    /// Every registered schedule, by name.
+    static func schedules() -> PostgresQuery {
+        "SELECT \(unescaped: scheduleColumns) FROM jobstore_schedules ORDER BY name"
     }
 
     static func jobs(createdFrom start: Timestamp, until end: Timestamp, limit: Int) -> PostgresQuery {

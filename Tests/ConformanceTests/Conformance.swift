@@ -508,6 +508,80 @@ struct ConformanceTests {
         }
     }
 
+    @Test("what an operator reads is the same on both backends: filtered job pages, pipeline pages and counts, queue summaries, schedules",
+        arguments: Backend.available)
+    func operatorReads(_ backend: Backend) async throws {
+        try await withBackend(backend) { backend in
+            let store = try #require(backend as? any InspectableStore)
+            let base = Timestamp(microseconds: Timestamp.now.microseconds - 3_600_000_000)
+            func at(_ i: Int) -> Timestamp { Timestamp(microseconds: base.microseconds + Int64(i) * 1000) }
+            // Twelve jobs with their own ids (in creation order): even ones in "mail", odd in
+            // "video"; tenants acme, globex, none in turn; all due but the last, an hour ahead.
+            var ids: [JobID] = []
+            for i in 0..<12 {
+                let job = try await store.insert(NewJob(
+                    name: "job-\(i)", queue: i % 2 == 0 ? "mail" : "video",
+                    runAt: i == 11 ? Timestamp(microseconds: Timestamp.now.microseconds + 3_600_000_000) : at(i),
+                    tenant: ["acme", "globex", nil][i % 3], id: JobID(high: 0x0100_0000_0000_7000, low: UInt64(i)), createdAt: at(i)))
+                ids.append(job.id)
+            }
+            _ = try await store.cancel(ids[3])
+            _ = try await store.cancel(ids[4])
+            let claimed = try await store.finish([], claiming: [ClaimRequest(queue: "video", limit: 2)], lease: .seconds(60), owner: .random()).claimed
+            #expect(claimed.map(\.id) == [ids[1], ids[5]])
+            var pipelines: [Pipeline] = []
+            for k in 0..<3 {
+                pipelines.append(try await store.enqueue(PipelineDefinition(name: "p\(k)", steps: [
+                    PipelineStep("a", job: NewJob(name: "a", queue: "ci")), PipelineStep("b", job: NewJob(name: "b", queue: "ci"), dependsOn: ["a"]),
+                ])))
+            }
+            _ = try await store.cancelPipeline(pipelines[1].id)
+            try await store.pause(queue: "mail")
+            try await store.setRateLimit(queue: "reports", starts: 5, per: .seconds(60))
+            for name in ["b-nightly", "a-hourly"] {
+                _ = try await store.register(ScheduleRecord(name: name, timing: "every 1h", timeZone: "UTC", queue: "mail", jobName: name, missedTicks: .skip))
+            }
+
+            // Jobs: a state and a queue, a page at a time; a tenant, newest first; a time range.
+            func pages(_ filter: JobFilter, _ order: ListOrder, _ limit: Int) async throws -> [[JobID]] {
+                var result: [[JobID]] = []
+                var cursor: PageCursor?
+                repeat {
+                    let page = try await store.jobs(matching: filter, order: order, limit: limit, after: cursor)
+                    result.append(page.jobs.map(\.id))
+                    cursor = page.next
+                } while cursor != nil
+                return result
+            }
+            #expect(try await pages(JobFilter(state: .pending, queue: "mail"), .oldestFirst, 2) == [[ids[0], ids[2]], [ids[6], ids[8]], [ids[10]]])
+            #expect(try await pages(JobFilter(tenant: "acme"), .newestFirst, 100) == [[ids[9], ids[6], ids[3], ids[0]]])
+            #expect(try await pages(JobFilter(createdFrom: at(2), createdUntil: at(5)), .oldestFirst, 100) == [[ids[2], ids[3], ids[4]]])
+            #expect(try await pages(JobFilter(state: .running, createdUntil: at(12)), .newestFirst, 1) == [[ids[5]], [ids[1]]])
+
+            // Pipelines: by state, and across states a page at a time; the counts.
+            #expect(try await store.pipelines(in: .running, order: .oldestFirst, limit: 10, after: nil).pipelines.map(\.id) == [pipelines[0].id, pipelines[2].id])
+            let first = try await store.pipelines(in: nil, order: .oldestFirst, limit: 2, after: nil)
+            let rest = try await store.pipelines(in: nil, order: .oldestFirst, limit: 2, after: first.next)
+            #expect(first.pipelines.map(\.id) + rest.pipelines.map(\.id) == pipelines.map(\.id) && rest.next == nil)
+            #expect(try await store.pipelines(in: .cancelled, order: .newestFirst, limit: 10, after: nil).pipelines.map(\.id) == [pipelines[1].id])
+            let counts = try await store.pipelineCounts()
+            #expect(counts.count == PipelineState.allCases.count && counts[.running] == 2 && counts[.cancelled] == 1 && counts[.succeeded] == 0)
+
+            // Queues: counts, pause, limit, the longest-waiting ready job (the future one is not ready).
+            let queues = try await store.queues()
+            #expect(queues.map(\.name) == ["ci", "mail", "reports", "video"])
+            let byName = Dictionary(uniqueKeysWithValues: queues.map { ($0.name, $0) })
+            #expect(byName["ci"]?.counts == [.pending: 2, .waiting: 2, .cancelled: 2])
+            #expect(byName["mail"]?.counts == [.pending: 5, .cancelled: 1] && byName["mail"]?.pausedAt != nil)
+            #expect(byName["mail"]?.oldestReadyAt == at(0) && byName["mail"]?.rateLimit == nil)
+            #expect(byName["video"]?.counts == [.pending: 3, .running: 2, .cancelled: 1] && byName["video"]?.oldestReadyAt == at(7))
+            #expect(byName["video"]?.pausedAt == nil)
+            let limit = try #require(byName["reports"]?.rateLimit)
+            #expect(byName["reports"]?.counts == [:] && limit.starts == 5 && limit.period == .seconds(60) && limit.tokens == 5)
+            #expect(try await store.schedules().map(\.name) == ["a-hourly", "b-nightly"])
+        }
+    }
+
     @Test("retention deletes finished jobs and pipelines older than the cutoff, and nothing else", arguments: Backend.available)
     func retention(_ backend: Backend) async throws {
         try await withBackend(backend) { store in

@@ -100,3 +100,5 @@ extension JobRepository: SchedulerBackend {
 }
 
 extension JobRepository: JobStoreBackend {}
+
+extension JobRepository: InspectableStore {}
