@@ -1,6 +1,6 @@
 
 /// A store the scheduler runs on, with the queries and operations a program uses beside it:
-/// the embedded ``JobStore/JobRepository`` (LMDB) and `PostgresJobStore` (module
+/// the embedded `JobRepository` (module `JobStore`) (LMDB) and `PostgresJobStore` (module
 /// `JobStorePostgres`) both implement it, so code written against it — and the conformance
 /// tests — run on either, and moving from one process to a fleet is a change of one line.
 ///

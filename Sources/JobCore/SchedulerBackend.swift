@@ -1,7 +1,7 @@
 
 /// What the scheduler needs from a store, and nothing more: no LMDB type crosses it, so another
 /// store (a PostgreSQL backend) can implement it and run the same scheduler and tests.
-/// ``JobStore/JobRepository`` implements it.
+/// `JobRepository` (module `JobStore`) implements it.
 public protocol SchedulerBackend: Sendable {
     /// In **one** transaction: applies `outcomes` (each checked against its owner token: a job
     /// whose lease was lost is reported, not an error), then claims up to each request's limit

@@ -54,7 +54,7 @@ public final class JobContext: Sendable {
         state.withLock { $0.request = .discard(reason: reason) }
     }
 
-    /// Stores `result` with the job when it succeeds (at most ``JobStore/JobLimits/maxResultBytes``).
+    /// Stores `result` with the job when it succeeds (at most ``JobCore/JobLimits/maxResultBytes``).
     public func setResult(_ result: [UInt8]) {
         state.withLock { $0.result = result }
     }

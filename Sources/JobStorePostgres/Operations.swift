@@ -46,7 +46,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// Records a failed attempt (see ``JobStore/Job/fail(_:at:retryAt:)``).
+    /// Records a failed attempt (see ``JobCore/Job/fail(_:at:retryAt:)``).
     @discardableResult
     public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) async throws -> Job {
         try await transaction("fail job \(id)") { txn in
@@ -172,7 +172,7 @@ extension PostgresJobStore {
     }
 
     /// Moves a job to `state` by hand, with the side effects that state needs (see
-    /// ``JobStore/Job/transition(to:at:lease:)``).
+    /// ``JobCore/Job/transition(to:at:lease:)``).
     @discardableResult
     public func transition(_ id: JobID, to state: JobState, lease: Duration = .seconds(300)) async throws -> Job {
         try await transition([id], to: state, lease: lease)[0]
@@ -196,7 +196,7 @@ extension PostgresJobStore {
         try await transaction("cancel job \(id)") { txn in try await txn.update(try await txn.existing(id)) { try $0.cancel() } }
     }
 
-    /// Puts a failed or cancelled job back to pending (see ``JobStore/Job/retry(at:blocked:)``).
+    /// Puts a failed or cancelled job back to pending (see ``JobCore/Job/retry(at:blocked:)``).
     @discardableResult
     public func retry(_ id: JobID) async throws -> Job {
         try await transaction("retry job \(id)") { try await $0.retry(id) }
@@ -393,7 +393,7 @@ extension PostgresJobStore {
         try await statement("measure the tables") { Int(try await $0.rows(Statements.storageBytes()) { try $0.decode(Int64.self) }.first ?? 0) }
     }
 
-    /// Validates and enqueues a pipeline (see ``JobStore/PipelinePlan``): nothing is written
+    /// Validates and enqueues a pipeline (see ``JobCore/PipelinePlan``): nothing is written
     /// for a definition that is not a valid DAG.
     @discardableResult
     public func enqueue(_ definition: PipelineDefinition) async throws -> Pipeline {

@@ -6,7 +6,7 @@ import Logging
 import PostgresNIO
 
 /// One transaction of a ``PostgresJobStore``, inside its closure: the embedded store's
-/// ``JobStore/JobTransaction`` rules (``JobStore/Job`` changes from `JobRules.swift`), applied to
+/// ``JobStore/JobTransaction`` rules (``JobCore/Job`` changes from `JobRules.swift`), applied to
 /// rows. A job is read `FOR UPDATE` before it changes, so concurrent transactions on the same
 /// job take turns; pipelines advance in the transaction that finishes a step.
 final class PostgresTransaction {
@@ -348,7 +348,7 @@ final class PostgresTransaction {
         try await run(Statements.update(plan.pipeline))
     }
 
-    /// Puts a failed or cancelled job back (see ``JobStore/Job/retry(at:blocked:)``).
+    /// Puts a failed or cancelled job back (see ``JobCore/Job/retry(at:blocked:)``).
     func retry(_ id: JobID) async throws -> Job {
         let job = try await existing(id)
         var blocked = false

@@ -43,7 +43,7 @@ extension OwnerToken {
     init(_ uuid: UUID) { self.init(high: uuid.halves.high, low: uuid.halves.low) }
 }
 
-/// A job row (columns ``Statements/jobColumns``) decoded into a ``JobStore/Job``.
+/// A job row (columns ``Statements/jobColumns``) decoded into a ``JobCore/Job``.
 enum JobRow {
     static func decode(_ row: PostgresRow) throws -> Job {
         let cells = row.makeRandomAccess()
@@ -74,7 +74,7 @@ enum JobRow {
             result: try cells[18].decode(ByteBuffer?.self).map { Array($0.readableBytesView) })
     }
 
-    /// A job's errors as stored: the kept ones (``JobStore/Job/storedErrors``) as a JSON array of
+    /// A job's errors as stored: the kept ones (``JobCore/Job/storedErrors``) as a JSON array of
     /// `{"message", "attempt", "at"}` (µs).
     static func errorsJSON(_ errors: [JobErrorRecord]) throws -> String {
         let kept = Job.storedErrors(errors)

@@ -6,8 +6,8 @@ import PostgresNIO
 /// (``Statements``), every statement that reads and writes them — in this one file.
 /// docs/POSTGRES.md explains each choice.
 ///
-/// Times are `bigint` microseconds since 1970 (a ``JobStore/Timestamp``, exact, as the embedded
-/// store keeps them); states are the `smallint` raw values of ``JobStore/JobState``
+/// Times are `bigint` microseconds since 1970 (a ``JobCore/Timestamp``, exact, as the embedded
+/// store keeps them); states are the `smallint` raw values of ``JobCore/JobState``
 /// (0 waiting, 1 pending, 2 running, 3 succeeded, 4 failed, 5 cancelled).
 enum Schema {
     /// The version this program writes. A database migrated by a newer program is refused.
