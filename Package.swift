@@ -79,7 +79,7 @@ let package = Package(
         ),
         // What people type and read (durations, times, byte counts, payloads), shared by the
         // admin tool and the dashboard so both accept and print the same.
-        .target(name: "JobStoreText", dependencies: ["JobStore"]),
+        .target(name: "JobStoreText", dependencies: ["JobCore"]),
         // The JSON of jobs, pipelines and events that the admin tool prints, exports and imports,
         // and the import's line parser (a library of its own so the fuzzer can reach it).
         .target(name: "JobStoreLines", dependencies: ["JobStore", "JobStoreText"]),

@@ -1,5 +1,5 @@
 import Foundation
-import JobStore
+import JobCore
 
 /// What people type and read, in one place for the admin tool and the dashboard: durations
 /// (`7d`), points in time (`2026-11-23`, `2026-11-23T10:00:00Z`, `2h` ago), byte counts, short
