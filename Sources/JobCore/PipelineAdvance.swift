@@ -54,11 +54,19 @@ package struct PipelineAdvance {
         job.state == .failed && pipeline.failFast && StepOutcome(old) == .unfinished
     }
 
+    /// Whether the plan for `job`'s move from `old` needs the job of the dependent whose step
+    /// record is `dependent`: a success releases only a dependent whose last remaining
+    /// dependency it was, so a fan-in of n steps reads its join's job once, not n times; the
+    /// other moves look at every dependent's job.
+    package static func needsJob(of dependent: PipelineStepRecord, moved job: Job) -> Bool {
+        StepOutcome(job.state) != .succeeded || dependent.remainingDependencies == 1
+    }
+
     /// Plans what step `step`'s job, `job`, moving from `old`, does to `pipeline`.
     ///
     /// - Parameters:
     ///   - dependents: for each of `step.dependents`, in order, its step record and its job
-    ///     (`nil` if the job is gone).
+    ///     (`nil` if the job is gone, or not read because ``needsJob(of:moved:)`` said so).
     ///   - everyStep: every step's job when ``needsEveryStep(moved:from:in:)`` says so.
     /// - Throws: `.corruptRecord` for a state the rule cannot explain.
     package init(

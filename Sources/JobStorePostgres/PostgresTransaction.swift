@@ -334,7 +334,7 @@ final class PostgresTransaction {
         var dependents: [(step: PipelineStepRecord, job: Job?)] = []
         for index in record.dependents {
             let dependent = try await step(reference.pipeline, index)
-            dependents.append((dependent, try await self.job(dependent.jobID)))
+            dependents.append((dependent, PipelineAdvance.needsJob(of: dependent, moved: job) ? try await self.job(dependent.jobID) : nil))
         }
         let everyStep =
             PipelineAdvance.needsEveryStep(moved: job, from: old, in: pipeline)

@@ -46,6 +46,17 @@ struct PipelineAdvanceTests {
         PipelineAdvance.Change.release.apply(to: &released, at: now)
         #expect(released.state == .pending && released.runAt == later)
         #expect(plan.pipeline.succeededSteps == 1 && plan.pipeline.state == .running && plan.pipeline.updatedAt == now)
+        // A success needs only the job of a dependent it may release; other moves need them all.
+        #expect(PipelineAdvance.needsJob(of: step(1, dependents: [], remaining: 1), moved: job(0, .succeeded)))
+        #expect(!PipelineAdvance.needsJob(of: step(2, dependents: [], remaining: 2), moved: job(0, .succeeded)))
+        #expect(PipelineAdvance.needsJob(of: step(2, dependents: [], remaining: 2), moved: job(0, .failed)))
+        #expect(PipelineAdvance.needsJob(of: step(2, dependents: [], remaining: 2), moved: job(0, .pending)))
+        // The plan is the same when the jobs it does not need are not read.
+        let unread = try PipelineAdvance(
+            moved: job(0, .succeeded), from: .running, step: step(0, dependents: [1, 2], remaining: 0), pipeline: pipeline(steps: 3),
+            dependents: [(step(1, dependents: [], remaining: 1), job(1, .waiting)), (step(2, dependents: [], remaining: 2), nil)],
+            everyStep: nil, at: now)
+        #expect(unread.jobs.map(\.job.id) == [job(1, .waiting).id] && unread.steps.map(\.remainingDependencies) == [0, 1])
     }
 
     @Test("a failure cancels the waiting dependents saying why; fail-fast cancels every other unfinished step once")

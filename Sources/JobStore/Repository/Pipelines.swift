@@ -119,7 +119,7 @@ extension JobTransaction {
         let pipeline = try existingPipeline(reference.pipeline)
         let dependents = try record.dependents.map { index in
             let dependent = try step(reference.pipeline, index)
-            return (step: dependent, job: try self.job(dependent.jobID))
+            return (step: dependent, job: PipelineAdvance.needsJob(of: dependent, moved: job) ? try self.job(dependent.jobID) : nil)
         }
         let plan = try PipelineAdvance(
             moved: job, from: old, step: record, pipeline: pipeline, dependents: dependents,
