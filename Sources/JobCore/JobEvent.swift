@@ -156,9 +156,9 @@ public struct JobEvent: Sendable, Hashable {
 
     /// The event of `kind` recording `job` as a change (or an insert, or a deletion) left it at
     /// `now`: the lease of a claim, when a retried, snoozed or delayed job runs, the error the
-    /// change recorded.
-    package static func recording(_ kind: Kind, _ job: Job, at now: Timestamp) -> JobEvent {
-        var event = JobEvent(kind: kind, at: now, state: job.state, attempts: job.attempts)
+    /// change recorded; made by `actor` (the transaction's), if any.
+    package static func recording(_ kind: Kind, _ job: Job, at now: Timestamp, actor: String? = nil) -> JobEvent {
+        var event = JobEvent(kind: kind, at: now, state: job.state, attempts: job.attempts, actor: actor)
         switch kind {
         case .claimed:
             event.owner = job.lease?.owner
@@ -182,6 +182,17 @@ public struct JobEvent: Sendable, Hashable {
 }
 
 extension JobEvent {
+    /// A queue event (paused, resumed, limited, unlimited), recorded under ``JobID/none``:
+    /// `description` names the queue (and its limit: ``limited(_:starts:per:)``).
+    package static func queue(_ kind: Kind, _ description: String, at now: Timestamp, actor: String?) -> JobEvent {
+        JobEvent(kind: kind, at: now, state: .waiting, attempts: 0, message: description, actor: actor)
+    }
+
+    /// The description of a queue's new rate limit, as its `queue-limited` event gives it.
+    package static func limited(_ queue: String, starts: Int, per period: Duration) -> String {
+        "\(queue): \(starts) per \(RateLimit.text(of: period))"
+    }
+
     /// What the event adds to its kind, for people: who claimed the job and until when, when a
     /// retry runs, the error. Empty when it adds nothing.
     public var details: String {

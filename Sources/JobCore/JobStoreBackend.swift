@@ -28,6 +28,9 @@ public protocol JobStoreBackend: SchedulerBackend {
     /// Puts a failed or cancelled job back to pending (a pipeline step with an unfinished
     /// dependency to waiting), one more attempt allowed.
     func retry(_ id: JobID) async throws -> Job
+    /// Deletes a job; false if there was none. A pipeline step's job goes with its pipeline
+    /// (`.invalidArgument`).
+    func delete(_ id: JobID) async throws -> Bool
     /// Cancels a pipeline's unfinished steps.
     func cancelPipeline(_ id: PipelineID) async throws -> Pipeline
     /// Pauses a queue: no process claims its jobs until it is resumed.
@@ -43,8 +46,8 @@ public protocol JobStoreBackend: SchedulerBackend {
 /// What an operator reads of a store, beside what a program uses (``JobStoreBackend``): the
 /// listings the admin tool and the dashboard show, the same on every backend. The embedded
 /// `JobRepository` and `PostgresJobStore` implement it; the conformance suite holds them to the
-/// same answers. (The rest of what the tool and the dashboard need, the history and the
-/// actions by filter, is to follow: issue 32.)
+/// same answers. (The rest of what the tool and the dashboard need, the actions by filter, is
+/// to follow: issue 32.)
 public protocol InspectableStore: JobStoreBackend {
     /// The jobs matching `filter` by creation time, a page at a time (keyset paging: `after`
     /// is the previous page's `next`): a state's range of its creation-time index, or the
@@ -60,4 +63,16 @@ public protocol InspectableStore: JobStoreBackend {
     func queues() async throws -> [QueueSummary]
     /// Every registered periodic job, by name.
     func schedules() async throws -> [ScheduleRecord]
+    /// The job's timeline: its newest events (at most ``JobEvent/timelineLimit``), oldest first,
+    /// and how many older ones are not shown; empty for a job that does not exist.
+    func events(of id: JobID) async throws -> JobTimeline
+    /// A page of the store's history in commit order: the events after `after` (a previous
+    /// page's `next`), or from time `since`, or from the oldest kept.
+    func history(after: HistoryPosition?, since: Timestamp?, limit: Int) async throws -> HistoryPage
+    /// The position of the newest event in the history, or `nil` when it is empty: where a
+    /// reader that wants only what happens from now on starts.
+    func lastHistoryPosition() async throws -> HistoryPosition?
+    /// How many of the history's events were recorded before `cutoff`: what
+    /// ``SchedulerBackend/pruneHistory(before:)`` would delete.
+    func countHistory(before cutoff: Timestamp) async throws -> Int
 }

@@ -13,11 +13,11 @@ extension PostgresJobStore {
     public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         try await transaction("finish \(outcomes.count) jobs and claim more") { txn in
             var current = try await txn.held(outcomes.map { HeldLease(id: $0.id, owner: $0.owner) })
-            var changes: [(old: Job, body: (inout Job) throws -> Void)] = []
+            var changes: [(old: Job, event: JobEvent.Kind?, body: (inout Job) throws -> Void)] = []
             for outcome in outcomes {
                 // A job whose lease was lost is left out: the others still commit.
                 guard let job = current.removeValue(forKey: outcome.id) else { continue }
-                changes.append((job, { outcome.kind.apply(to: &$0, at: txn.now) }))
+                changes.append((job, outcome.kind.event, { outcome.kind.apply(to: &$0, at: txn.now) }))
             }
             let done = Dictionary(uniqueKeysWithValues: try await txn.updateAll(changes).map { ($0.id, $0) })
             let finished = outcomes.map { done[$0.id] }
@@ -65,9 +65,11 @@ extension PostgresJobStore {
                     lost.append(lease.id)
                     continue
                 }
-                extended.append(try txn.changed(job) { $0.extendLease(until: until) })
+                let new = try txn.changed(job) { $0.extendLease(until: until) }
+                txn.record(.leaseExtended, new)
+                extended.append(new)
             }
-            if !extended.isEmpty { try await txn.run(Statements.saveOutcomes(extended)) }
+            if !extended.isEmpty { try await txn.write(Statements.saveOutcomes(extended)) }
             return lost
         }
     }
@@ -78,39 +80,57 @@ extension PostgresJobStore {
             var rescued: [Job] = []
             for job in try await txn.rows(Statements.expiredLeases(now: txn.now, limit: limit, sparing: sparing), JobRow.decode) {
                 guard let lease = job.lease else { continue }
-                rescued.append(try await txn.update(job) { $0.rescue(at: txn.now, leaseExpiredAt: lease.expiresAt) })
+                rescued.append(try await txn.update(job, recording: .rescued) { $0.rescue(at: txn.now, leaseExpiredAt: lease.expiresAt) })
             }
             return rescued
         }
     }
 
     /// See ``JobScheduler/SchedulerBackend/pruneFinished(_:before:)``: batches of 1,000 jobs
-    /// (100 pipelines), each its own transaction.
+    /// (100 pipelines), each its own transaction, recording a `pruned` event for each job.
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
-        let jobs = try await deleteInBatches("prune \(state) jobs", of: 1000) { Statements.pruneJobs(state, before: cutoff, limit: $0) }
+        let jobs = try await pruneInBatches("prune \(state) jobs", of: 1000, counting: \.count) {
+            Statements.pruneJobs(state, before: cutoff, limit: $0)
+        }
         var pipelines = 0
         if let pipelineState = PipelineState(name: state.description), pipelineState.isTerminal {
-            pipelines = try await deleteInBatches("prune \(state) pipelines", of: 100) {
+            pipelines = try await pruneInBatches("prune \(state) pipelines", of: 100, counting: { Set($0.compactMap(\.pipeline?.pipeline)).count }) {
                 Statements.prunePipelines(pipelineState, before: cutoff, limit: $0)
             }
         }
         return (jobs, pipelines)
     }
 
-    /// Runs `statement` (a delete of at most `size` rows that returns how many it deleted) in one
-    /// transaction after another until one deletes fewer than `size`; the total.
-    private func deleteInBatches(_ what: String, of size: Int, _ statement: @escaping (Int) -> PostgresQuery) async throws -> Int {
+    /// Runs `statement` (a delete of at most `size` jobs or pipelines that returns the jobs it
+    /// deleted) in one transaction after another, each recording the jobs' `pruned` events,
+    /// until one deletes fewer than `size` (as `counting` counts them); the total.
+    private func pruneInBatches(
+        _ what: String, of size: Int, counting: @escaping @Sendable ([Job]) -> Int, _ statement: @escaping @Sendable (Int) -> PostgresQuery
+    ) async throws -> Int {
         var total = 0
         while true {
-            let deleted = try await transaction(what) { txn in Int(try await txn.rows(statement(size)) { try $0.decode(Int64.self) }.first ?? 0) }
+            let deleted = try await transaction(what) { txn in
+                let jobs = try await txn.rows(statement(size), JobRow.decode)
+                for job in jobs { txn.record(.pruned, job) }
+                return counting(jobs)
+            }
             total += deleted
             if deleted < size { return total }
         }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/pruneHistory(before:)``: this backend keeps no event
-    /// history yet (docs/POSTGRES.md), so there is nothing to prune.
-    public func pruneHistory(before cutoff: Timestamp) async throws -> Int { 0 }
+    /// See ``JobScheduler/SchedulerBackend/pruneHistory(before:)``: batches of 10,000 events,
+    /// each its own transaction.
+    public func pruneHistory(before cutoff: Timestamp) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await statement("prune the history") { txn in
+                Int(try await txn.rows(Statements.pruneHistory(before: cutoff, limit: 10_000)) { try $0.decode(Int64.self) }.first ?? 0)
+            }
+            total += deleted
+            if deleted < 10_000 { return total }
+        }
+    }
 
     /// See ``JobScheduler/SchedulerBackend/register(_:)``.
     public func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
@@ -185,7 +205,7 @@ extension PostgresJobStore {
             throw JobStoreError(.invalidArgument, "the ids to move name a job more than once", hint: "Give each id once")
         }
         return try await transaction("move \(ids.count) jobs to \(state)") { txn in
-            try await txn.updateAll(try await txn.existing(ids).map { job in (job, { try $0.transition(to: state, at: txn.now, lease: lease) }) })
+            try await txn.updateAll(try await txn.existing(ids).map { job in (job, nil, { try $0.transition(to: state, at: txn.now, lease: lease) }) })
         }
     }
 
@@ -220,7 +240,8 @@ extension PostgresJobStore {
                     .invalidArgument, "job \(id) is step \(reference.step) of pipeline \(reference.pipeline); it is deleted with its pipeline",
                     jobID: id)
             }
-            try await txn.run(Statements.delete(id))
+            txn.record(.deleted, job)
+            try await txn.write(Statements.delete(id))
             return true
         }
     }
@@ -243,15 +264,19 @@ extension PostgresJobStore {
     /// ones finish.
     public func pause(queue: String) async throws {
         try JobStoreError.requireQueueName(queue)
-        try await statement("pause queue '\(queue)'") { try await $0.run(Statements.pause(queue, at: $0.now)) }
+        try await transaction("pause queue '\(queue)'") { txn in
+            if try await txn.rows(Statements.pause(queue, at: txn.now), { try $0.decode(Bool.self) }).first == true {
+                txn.recordQueueEvent(.queuePaused, queue)
+            }
+        }
     }
 
     /// Resumes a paused queue, and wakes the schedulers.
     public func resume(queue: String) async throws {
         try JobStoreError.requireQueueName(queue)
         try await transaction("resume queue '\(queue)'") { txn in
-            try await txn.run(Statements.resume(queue))
-            try await txn.run(Statements.wake())
+            if try await txn.rows(Statements.resume(queue), { _ in () }).count > 0 { txn.recordQueueEvent(.queueResumed, queue) }
+            try await txn.write(Statements.wake())
         }
     }
 
@@ -261,7 +286,8 @@ extension PostgresJobStore {
         try JobStoreError.requireQueueName(queue)
         try await transaction("limit queue '\(queue)'") { txn in
             try await txn.run(Statements.setRateLimit(queue, try RateLimit(starts: starts, per: period, at: txn.now)))
-            try await txn.run(Statements.wake())
+            txn.recordQueueEvent(.queueLimited, JobEvent.limited(queue, starts: starts, per: period))
+            try await txn.write(Statements.wake())
         }
     }
 
@@ -269,8 +295,61 @@ extension PostgresJobStore {
     public func removeRateLimit(queue: String) async throws {
         try JobStoreError.requireQueueName(queue)
         try await transaction("remove the rate limit of queue '\(queue)'") { txn in
-            try await txn.run(Statements.setRateLimit(queue, nil))
-            try await txn.run(Statements.wake())
+            if try await txn.rows(Statements.removeRateLimit(queue), { _ in () }).count > 0 { txn.recordQueueEvent(.queueUnlimited, queue) }
+            try await txn.write(Statements.wake())
+        }
+    }
+
+    // MARK: History
+
+    /// The job's timeline: its newest events (at most ``JobCore/JobEvent/timelineLimit``), oldest
+    /// first, and how many older ones are not shown. Empty for a job that does not exist. Read
+    /// from the history: on this backend ``pruneHistory(before:)`` shortens timelines too.
+    public func events(of id: JobID) async throws -> JobTimeline {
+        try await statement("read the timeline of job \(id)") { txn in
+            var total = 0
+            let events = try await txn.rows(Statements.timeline(id, limit: JobEvent.timelineLimit)) { row in
+                total = Int(try row.makeRandomAccess()[11].decode(Int64.self))
+                return try EventRow.decode(row).event
+            }
+            return JobTimeline(events: events.reversed(), dropped: max(0, total - events.count))
+        }
+    }
+
+    /// A page of the store's history in commit order: the events after `after` (a previous
+    /// page's `next`), or from about time `since`, or from the oldest kept. Only events of
+    /// transactions older than every running one are given (a reader following the history
+    /// never passes over one that commits later), so a transaction left open holds the history
+    /// back until it ends. A position is the writing transaction's id and the event's number
+    /// in it (``JobCore/HistoryPosition``'s `time` and `sequence`).
+    ///
+    /// - Throws: `.invalidArgument` for a `limit` below 1.
+    public func history(after: HistoryPosition? = nil, since: Timestamp? = nil, limit: Int = 1000) async throws -> HistoryPage {
+        try JobStoreError.requirePositive(limit, "the history page size")
+        return try await statement("read the history") { txn in
+            var entries = try await txn.rows(Statements.history(after: after, since: after == nil ? since : nil, limit: limit), EventRow.decode)
+            let more = entries.count > limit
+            if more { entries.removeLast() }
+            return HistoryPage(entries: entries, next: more ? entries.last?.position : nil)
+        }
+    }
+
+    /// The position of the newest event in the history (of those ``history(after:since:limit:)``
+    /// gives), or `nil` when it is empty.
+    public func lastHistoryPosition() async throws -> HistoryPosition? {
+        try await statement("read the end of the history") { txn in
+            try await txn.rows(Statements.lastHistoryPosition()) { row in
+                let (xid, number) = try row.decode((Int64, Int32).self)
+                return HistoryPosition(time: Timestamp(microseconds: xid), sequence: UInt32(clamping: number))
+            }.first
+        }
+    }
+
+    /// How many of the history's events were recorded before `cutoff` (what
+    /// ``pruneHistory(before:)`` would delete).
+    public func countHistory(before cutoff: Timestamp) async throws -> Int {
+        try await statement("count the history") { txn in
+            Int(try await txn.rows(Statements.countHistory(before: cutoff)) { try $0.decode(Int64.self) }.first ?? 0)
         }
     }
 

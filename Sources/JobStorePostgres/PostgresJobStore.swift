@@ -170,7 +170,9 @@ public final class PostgresJobStore: InspectableStore {
         try await withRetries(what) { connection in
             _ = try await connection.answer("BEGIN", logger: logger)
             do {
-                let value = try await body(PostgresTransaction(connection, store: self))
+                let txn = PostgresTransaction(connection, store: self)
+                let value = try await body(txn)
+                try await txn.writeEvents()
                 _ = try await connection.answer("COMMIT", logger: logger)
                 return value
             } catch {
@@ -186,7 +188,14 @@ public final class PostgresJobStore: InspectableStore {
     /// statement as a transaction of its own, so this is ``transaction(_:_:)`` without the
     /// BEGIN and COMMIT round trips (a point read takes one round trip instead of three).
     func statement<T: Sendable>(_ what: String, _ body: (PostgresTransaction) async throws -> T) async throws -> T {
-        try await withRetries(what) { connection in try await body(PostgresTransaction(connection, store: self)) }
+        try await withRetries(what) { connection in
+            let txn = PostgresTransaction(connection, store: self)
+            let value = try await body(txn)
+            // Its events went with its one statement (PostgresTransaction.write): a second one
+            // would not be in the same transaction.
+            assert(!txn.hasPendingEvents, "\(what): a lone statement left events unwritten")
+            return value
+        }
     }
 
     /// Runs `body` on a pooled connection; retries it as ``transaction(_:_:)`` says, and turns

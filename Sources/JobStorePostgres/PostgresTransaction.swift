@@ -17,6 +17,14 @@ final class PostgresTransaction {
     /// Steps whose job moved between unfinished, succeeded, failed and cancelled, to advance
     /// their pipelines.
     private var pipelineWork = StepWorklist()
+    /// Who makes this transaction's changes when it is not the program's own code (the admin
+    /// tool, the dashboard): every event it records carries it (``JobCore/JobEvent/actor``).
+    var actor: String?
+    /// The events recorded and not yet written: the next write carries them (``write(_:)``),
+    /// and the commit writes what is left (``writeEvents()``).
+    private var pending: [RecordedEvent] = []
+    /// How many events this transaction has recorded: the next one's number.
+    private var recordedCount: Int32 = 0
 
     init(_ connection: PostgresConnection, store: PostgresJobStore) {
         self.connection = connection
@@ -33,6 +41,48 @@ final class PostgresTransaction {
         var result: [T] = []
         for try await row in try await connection.answer(query, logger: store.logger) { result.append(try decode(row)) }
         return result
+    }
+
+    /// Runs a statement that changes rows, carrying the events recorded so far
+    /// (``Statements/carrying(_:_:)``): a change and its history in one round trip.
+    func write(_ query: PostgresQuery) async throws {
+        try await run(takingEvents(query))
+    }
+
+    /// ``write(_:)`` for a statement that returns rows.
+    func writeRows<T>(_ query: PostgresQuery, _ decode: (PostgresRow) throws -> T) async throws -> [T] {
+        try await rows(takingEvents(query), decode)
+    }
+
+    private func takingEvents(_ query: PostgresQuery) -> PostgresQuery {
+        defer { pending = [] }
+        return Statements.carrying(pending, query)
+    }
+
+    /// Writes the events no write carried; the transaction runs it just before it commits.
+    func writeEvents() async throws {
+        guard !pending.isEmpty else { return }
+        try await write("SELECT 1")
+    }
+
+    /// Whether events wait to be written (a lone statement must carry them all).
+    var hasPendingEvents: Bool { !pending.isEmpty }
+
+    // MARK: History
+
+    /// Records the event of `kind` for `job` as this transaction's change left it.
+    func record(_ kind: JobEvent.Kind, _ job: Job) {
+        record(JobEvent.recording(kind, job, at: now, actor: actor), of: job.id)
+    }
+
+    /// Records a queue event (paused, resumed, limited, unlimited), under no job.
+    func recordQueueEvent(_ kind: JobEvent.Kind, _ description: String) {
+        record(JobEvent.queue(kind, description, at: now, actor: actor), of: .none)
+    }
+
+    private func record(_ event: JobEvent, of id: JobID) {
+        pending.append(RecordedEvent(number: recordedCount, jobID: id, event: event))
+        recordedCount += 1
     }
 
     // MARK: Jobs
@@ -102,11 +152,12 @@ final class PostgresTransaction {
         return result
     }
 
-    /// Inserts complete new jobs (validated) in one statement.
+    /// Inserts complete new jobs (validated) in one statement, with their `inserted` events.
     func add(_ jobs: [Job]) async throws {
         guard !jobs.isEmpty else { return }
+        for job in jobs { record(.inserted, job) }
         do {
-            try await run(Statements.insert(jobs))
+            try await write(Statements.insert(jobs))
         } catch let error as PSQLError where error.serverInfo?[.constraintName] == "jobstore_jobs_pkey" {
             throw JobStoreError(
                 .invalidField, "a job with a chosen id exists: \(error.serverInfo?[.detail] ?? "")",
@@ -126,15 +177,17 @@ final class PostgresTransaction {
 
     /// Changes `old` (read locked in this transaction) through `body` and stores it, under the
     /// embedded store's rules: a legal move, the pipeline's word on waiting, no lease unless
-    /// running, the errors kept as the store keeps them; then advances its pipeline.
+    /// running, the errors kept as the store keeps them; records `event` (by default the one
+    /// the move tells: ``JobCore/JobEvent/kind(from:to:)``); then advances its pipeline.
     @discardableResult
-    func update(_ old: Job, _ body: (inout Job) throws -> Void) async throws -> Job {
+    func update(_ old: Job, recording event: JobEvent.Kind? = nil, _ body: (inout Job) throws -> Void) async throws -> Job {
         let new = try changed(old, body)
         if let reference = old.stepToCheck(new) {
             let step = try await step(reference.pipeline, Int(reference.step))
             try old.checkStep(new, step: step.name, remaining: step.remainingDependencies)
         }
-        try await run(try Statements.update(new))
+        record(event ?? JobEvent.kind(from: old, to: new), new)
+        try await write(try Statements.update(new))
         if pipelineWork.add(new, from: old.state) { try await advancePipelines() }
         return new
     }
@@ -143,19 +196,20 @@ final class PostgresTransaction {
     /// ``update(_:_:)`` does: the jobs outside pipelines are stored together in one statement
     /// (``Statements/saveOutcomes(_:)``: every field a run or a move changes), pipeline steps
     /// one by one, each advancing its pipeline. Returns the changed jobs in the same order.
-    func updateAll(_ changes: [(old: Job, body: (inout Job) throws -> Void)]) async throws -> [Job] {
+    func updateAll(_ changes: [(old: Job, event: JobEvent.Kind?, body: (inout Job) throws -> Void)]) async throws -> [Job] {
         var result: [Job] = []
         var batch: [Job] = []
-        for (old, body) in changes {
+        for (old, event, body) in changes {
             if old.pipeline == nil {
                 let new = try changed(old, body)
+                record(event ?? JobEvent.kind(from: old, to: new), new)
                 batch.append(new)
                 result.append(new)
             } else {
-                result.append(try await update(old, body))
+                result.append(try await update(old, recording: event, body))
             }
         }
-        if !batch.isEmpty { try await run(Statements.saveOutcomes(batch)) }
+        if !batch.isEmpty { try await write(Statements.saveOutcomes(batch)) }
         return result
     }
 
@@ -186,9 +240,10 @@ final class PostgresTransaction {
                 if allowed == 0 { return ClaimBatch(jobs: [], nextRunAt: limit.nextTokenAt) }
             }
         }
-        var jobs = try await rows(
+        var jobs = try await writeRows(
             Statements.claim(queue: queue, limit: allowed, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
         jobs.sort(by: ClaimOrder.precedes)
+        for job in jobs { record(.claimed, job) }
         var next: Timestamp?
         if jobs.count < allowed {
             next = try await rows(Statements.nextRunAt(queue: queue, now: now)) { try $0.decode(Int64?.self) }
@@ -218,9 +273,10 @@ final class PostgresTransaction {
                 caps.append((queue, Int(limit.tokens.rounded(.down))))
             }
         }
-        var jobs = try await rows(
+        var jobs = try await writeRows(
             Statements.claimFromEveryQueue(limit: limit, caps: caps, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
         jobs.sort(by: ClaimOrder.precedes)
+        for job in jobs { record(.claimed, job) }
         for (queue, bucket) in buckets.sorted(by: { $0.key < $1.key }) {
             let started = jobs.count { $0.queue == queue }
             if started > 0 { try await spend(bucket, of: queue, on: started) }
@@ -233,7 +289,7 @@ final class PostgresTransaction {
     private func spend(_ bucket: RateLimit, of queue: String, on started: Int) async throws {
         var bucket = bucket
         bucket.tokens -= Double(started)
-        try await run(Statements.setRateLimit(queue, bucket))
+        try await write(Statements.setRateLimit(queue, bucket))
     }
 
     /// Stores complete jobs exactly as given (see ``JobStore/JobTransaction/restore(_:)``), in one
@@ -303,14 +359,14 @@ final class PostgresTransaction {
             id: id, name: definition.name, version: definition.version, failFast: definition.failFast, state: .running,
             createdAt: now, updatedAt: now, finishedAt: nil, stepCount: definition.steps.count, succeededSteps: 0,
             failedSteps: 0, cancelledSteps: 0)
-        try await run(Statements.insert(pipeline))
+        try await write(Statements.insert(pipeline))
         try await add(jobs)
         let steps = definition.steps.enumerated().map { index, step in
             PipelineStepRecord(
                 index: index, name: step.name, jobID: jobs[index].id, dependents: plan.dependents[index].sorted(),
                 remainingDependencies: plan.dependencies[index].count)
         }
-        try await run(Statements.insert(steps, of: id))
+        try await write(Statements.insert(steps, of: id))
         return pipeline
     }
 
@@ -342,10 +398,10 @@ final class PostgresTransaction {
         let plan = try PipelineAdvance(
             moved: job, from: old, step: record, pipeline: pipeline, dependents: dependents, everyStep: everyStep, at: now)
         for step in plan.steps {
-            try await run(Statements.setRemaining(reference.pipeline, step.index, step.remainingDependencies))
+            try await write(Statements.setRemaining(reference.pipeline, step.index, step.remainingDependencies))
         }
         for (other, change) in plan.jobs { try await update(other) { change.apply(to: &$0, at: now) } }
-        try await run(Statements.update(plan.pipeline))
+        try await write(Statements.update(plan.pipeline))
     }
 
     /// Puts a failed or cancelled job back (see ``JobCore/Job/retry(at:blocked:)``).

@@ -164,3 +164,38 @@ enum QueueRow {
         return (paused, RateLimit(starts: Int(starts), period: .microseconds(period), tokens: tokens, refilledAt: Timestamp(microseconds: refilled)))
     }
 }
+
+/// An event a transaction records, with its number within the transaction: its row's `n`
+/// (the transaction's id is the row's `xid`, set by PostgreSQL).
+struct RecordedEvent {
+    var number: Int32
+    var jobID: JobID
+    var event: JobEvent
+}
+
+/// An event row (columns ``Statements/eventColumns``). Its place in the history is (xid, n):
+/// as a ``JobCore/HistoryPosition``, the transaction id in `time` and n in `sequence`.
+enum EventRow {
+    static func decode(_ row: PostgresRow) throws -> HistoryEntry {
+        let cells = row.makeRandomAccess()
+        let xid = try cells[0].decode(Int64.self)
+        let number = try cells[1].decode(Int32.self)
+        let id = JobID(try cells[2].decode(UUID.self))
+        let rawKind = try cells[3].decode(Int16.self)
+        let rawState = try cells[5].decode(Int16.self)
+        guard let kind = JobEvent.Kind(rawValue: UInt8(clamping: rawKind)), rawKind > 0,
+            let state = JobState(rawValue: UInt8(clamping: rawState)), rawState >= 0
+        else {
+            throw JobStoreError(
+                .corruptRecord, "the history event \(xid).\(number) in PostgreSQL has kind \(rawKind) and state \(rawState), which this program does not know",
+                jobID: id, hint: "A newer program may have written it; upgrade this one")
+        }
+        let event = JobEvent(
+            kind: kind, at: Timestamp(microseconds: try cells[4].decode(Int64.self)), state: state,
+            attempts: UInt16(clamping: try cells[6].decode(Int32.self)), owner: try cells[7].decode(UUID?.self).map(OwnerToken.init),
+            until: try cells[8].decode(Int64?.self).map(Timestamp.init(microseconds:)), message: try cells[9].decode(String?.self),
+            actor: try cells[10].decode(String?.self))
+        return HistoryEntry(
+            position: HistoryPosition(time: Timestamp(microseconds: xid), sequence: UInt32(clamping: number)), jobID: id, event: event)
+    }
+}

@@ -10,8 +10,9 @@ import PostgresNIO
 /// store keeps them); states are the `smallint` raw values of ``JobCore/JobState``
 /// (0 waiting, 1 pending, 2 running, 3 succeeded, 4 failed, 5 cancelled).
 enum Schema {
-    /// The version this program writes. A database migrated by a newer program is refused.
-    static let version: Int64 = 2
+    /// The version this program writes: the number of migrations. A database migrated by a
+    /// newer program is refused.
+    static var version: Int64 { Int64(migrations.count) }
 
     /// The key of the advisory lock held (for the migrating transaction) while the schema is
     /// checked and migrated, so two processes starting at once do not race.
@@ -26,7 +27,35 @@ enum Schema {
         """
 
     /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
-    static let migrations: [[String]] = [version1, version2, version3]
+    static let migrations: [[String]] = [version1, version2, version3, version4]
+
+    /// Version 4: the history. One row per event, written by the statement that makes the
+    /// change (or just before the transaction commits), in the same transaction: its place is
+    /// (xid, n) — the writing transaction's id and the event's number within it — and readers
+    /// of the history take only events of transactions older than every running one
+    /// (`pg_snapshot_xmin`), so a reader paging in (xid, n) order never passes over an event
+    /// that commits later. A job's timeline is its newest events, on (job_id, xid, n).
+    static let version4: [String] = [
+        """
+        CREATE TABLE jobstore_events (
+            xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+            n integer NOT NULL,
+            job_id uuid NOT NULL,
+            kind smallint NOT NULL,
+            at bigint NOT NULL,
+            state smallint NOT NULL,
+            attempts integer NOT NULL,
+            owner uuid,
+            until bigint,
+            message text,
+            actor text,
+            PRIMARY KEY (xid, n)
+        )
+        """,
+        "CREATE INDEX jobstore_events_job ON jobstore_events (job_id, xid, n)",
+        // `since` and pruning: events by time.
+        "CREATE INDEX jobstore_events_at ON jobstore_events (at)",
+    ]
 
     /// Version 2: queue control — a paused queue's pause time, a rate limit's token bucket (as
     /// the embedded store keeps them in its meta database). A claim reads its queue's row
@@ -477,21 +506,19 @@ enum Statements {
     // MARK: Retention
 
     /// Deletes up to `limit` jobs (not pipeline steps) in a finished state that finished before
-    /// `cutoff`, on the partial index of finished jobs; returns how many.
+    /// `cutoff`, on the partial index of finished jobs; returns them (for their `pruned` events).
     static func pruneJobs(_ state: JobState, before cutoff: Timestamp, limit: Int) -> PostgresQuery {
         """
-        WITH gone AS (
-            DELETE FROM jobstore_jobs WHERE id IN (
-                SELECT id FROM jobstore_jobs
-                WHERE state = \(Int16(state.rawValue)) AND pipeline_id IS NULL AND updated_at < \(cutoff.microseconds)
-                ORDER BY updated_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
-            RETURNING 1)
-        SELECT count(*)::bigint FROM gone
+        DELETE FROM jobstore_jobs WHERE id IN (
+            SELECT id FROM jobstore_jobs
+            WHERE state = \(Int16(state.rawValue)) AND pipeline_id IS NULL AND updated_at < \(cutoff.microseconds)
+            ORDER BY updated_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
+        RETURNING \(unescaped: jobColumns)
         """
     }
 
     /// Deletes up to `limit` pipelines in a finished state that finished before `cutoff`, with
-    /// their steps' jobs (the steps go with the pipeline: ON DELETE CASCADE); returns their ids.
+    /// their steps' jobs (the steps go with the pipeline: ON DELETE CASCADE); returns the jobs.
     static func prunePipelines(_ state: PipelineState, before cutoff: Timestamp, limit: Int) -> PostgresQuery {
         """
         WITH gone AS (
@@ -499,9 +526,9 @@ enum Statements {
                 SELECT id FROM jobstore_pipelines
                 WHERE state = \(Int16(state.rawValue)) AND finished_at < \(cutoff.microseconds)
                 ORDER BY finished_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
-            RETURNING id),
-        jobs AS (DELETE FROM jobstore_jobs WHERE pipeline_id IN (SELECT id FROM gone))
-        SELECT count(*)::bigint FROM gone
+            RETURNING id)
+        DELETE FROM jobstore_jobs WHERE pipeline_id IN (SELECT id FROM gone)
+        RETURNING \(unescaped: jobColumns)
         """
     }
 
@@ -566,6 +593,92 @@ enum Statements {
         "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE pipeline_id = \(UUID(pipeline)) ORDER BY id FOR UPDATE"
     }
 
+    // MARK: History
+
+    /// The columns of an event row, in the order ``EventRow`` decodes them.
+    static let eventColumns = "xid::text::bigint, n, job_id, kind, at, state, attempts, owner, until, message, actor"
+
+    /// `query` carrying `events`: a data-modifying CTE in front of it inserts them in the same
+    /// statement (one round trip for a change and its events). Absent values travel as
+    /// placeholders beside a flag, as in ``insert(_:)-([Job])``.
+    static func carrying(_ events: [RecordedEvent], _ query: PostgresQuery) -> PostgresQuery {
+        guard !events.isEmpty else { return query }
+        var query = query
+        let first = query.binds.count + 1
+        let nobody = UUID(high: 0, low: 0)
+        query.binds.append(events.map(\.number))
+        query.binds.append(events.map { UUID($0.jobID) })
+        query.binds.append(events.map { Int16($0.event.kind.rawValue) })
+        query.binds.append(events.map(\.event.at.microseconds))
+        query.binds.append(events.map { Int16($0.event.state.rawValue) })
+        query.binds.append(events.map { Int32($0.event.attempts) })
+        query.binds.append(events.map { $0.event.owner.map(UUID.init) ?? nobody })
+        query.binds.append(events.map { $0.event.until != nil })
+        query.binds.append(events.map { $0.event.until?.microseconds ?? 0 })
+        query.binds.append(events.map { $0.event.message != nil })
+        query.binds.append(events.map { $0.event.message ?? "" })
+        query.binds.append(events.map { $0.event.actor ?? "" })
+        let parameters = (first..<first + 12).map { "$\($0)" }.joined(separator: ", ")
+        let recorded = """
+            jobstore_recorded AS (
+                INSERT INTO jobstore_events (n, job_id, kind, at, state, attempts, owner, until, message, actor)
+                SELECT n, job_id, kind, at, state, attempts, NULLIF(owner, '\(nobody.uuidString)'::uuid),
+                    CASE WHEN has_until THEN until END, CASE WHEN has_message THEN message END, NULLIF(actor, '')
+                FROM unnest(\(parameters))
+                    AS e(n, job_id, kind, at, state, attempts, owner, has_until, until, has_message, message, actor))
+            """
+        query.sql = query.sql.hasPrefix("WITH ") ? "WITH \(recorded),\n" + query.sql.dropFirst(5) : "WITH \(recorded)\n" + query.sql
+        return query
+    }
+
+    /// Only events of transactions older than every running one: no transaction still running
+    /// can add an event before them in (xid, n) order.
+    static let settled = "xid < pg_snapshot_xmin(pg_current_snapshot())"
+
+    /// A job's newest `limit` events, newest first, each with how many the job has in all; none
+    /// when the job is gone (its timeline went with it, as in the embedded store).
+    static func timeline(_ id: JobID, limit: Int) -> PostgresQuery {
+        """
+        SELECT \(unescaped: eventColumns), count(*) OVER ()::bigint FROM jobstore_events
+        WHERE job_id = \(UUID(id)) AND EXISTS (SELECT 1 FROM jobstore_jobs WHERE id = \(UUID(id)))
+        ORDER BY xid DESC, n DESC LIMIT \(Int64(limit))
+        """
+    }
+
+    /// A page of the history in (xid, n) order, one more than `limit`: after position `after`,
+    /// or from the first event at or after `since`, or from the oldest kept; settled events only.
+    static func history(after: HistoryPosition?, since: Timestamp?, limit: Int) -> PostgresQuery {
+        """
+        SELECT \(unescaped: eventColumns) FROM jobstore_events
+        WHERE (\(after?.time.microseconds)::bigint IS NULL
+               OR (xid, n) > (\(after?.time.microseconds)::bigint::text::xid8, \(after.map { Int64($0.sequence) })::integer))
+          AND (\(since?.microseconds)::bigint IS NULL
+               OR (xid, n) >= (SELECT xid, n FROM jobstore_events WHERE at >= \(since?.microseconds) ORDER BY at LIMIT 1))
+          AND \(unescaped: settled)
+        ORDER BY xid, n LIMIT \(Int64(limit) + 1)
+        """
+    }
+
+    /// The newest settled event's position.
+    static func lastHistoryPosition() -> PostgresQuery {
+        "SELECT xid::text::bigint, n FROM jobstore_events WHERE \(unescaped: settled) ORDER BY xid DESC, n DESC LIMIT 1"
+    }
+
+    static func countHistory(before cutoff: Timestamp) -> PostgresQuery {
+        "SELECT count(*)::bigint FROM jobstore_events WHERE at < \(cutoff.microseconds)"
+    }
+
+    /// Deletes up to `limit` of the events recorded before `cutoff`, oldest first; returns how many.
+    static func pruneHistory(before cutoff: Timestamp, limit: Int) -> PostgresQuery {
+        """
+        WITH gone AS (
+            DELETE FROM jobstore_events WHERE (xid, n) IN (
+                SELECT xid, n FROM jobstore_events WHERE at < \(cutoff.microseconds) ORDER BY at LIMIT \(Int64(limit)))
+            RETURNING 1)
+        SELECT count(*)::bigint FROM gone
+        """
+    }
+
     // MARK: Queue control
 
     /// The columns of a queue row, in the order ``QueueRow`` decodes them.
@@ -581,16 +694,28 @@ enum Statements {
         "SELECT queue, \(unescaped: queueColumns) FROM jobstore_queues ORDER BY queue FOR UPDATE"
     }
 
-    /// Pauses a queue (keeping the first pause's time).
+    /// Pauses a queue (keeping the first pause's time); returns whether it was running (as the
+    /// statement's snapshot saw it: two pausers at the same instant may both say so).
     static func pause(_ queue: String, at now: Timestamp) -> PostgresQuery {
         """
+        WITH before AS (SELECT paused_at FROM jobstore_queues WHERE queue = \(queue))
         INSERT INTO jobstore_queues (queue, paused_at) VALUES (\(queue), \(now.microseconds))
         ON CONFLICT (queue) DO UPDATE SET paused_at = coalesce(jobstore_queues.paused_at, excluded.paused_at)
+        RETURNING NOT EXISTS (SELECT 1 FROM before WHERE paused_at IS NOT NULL)
         """
     }
 
+    /// Resumes a paused queue; a row when it was paused.
     static func resume(_ queue: String) -> PostgresQuery {
-        "UPDATE jobstore_queues SET paused_at = NULL WHERE queue = \(queue)"
+        "UPDATE jobstore_queues SET paused_at = NULL WHERE queue = \(queue) AND paused_at IS NOT NULL RETURNING 1"
+    }
+
+    /// Removes a queue's rate limit; a row when it had one.
+    static func removeRateLimit(_ queue: String) -> PostgresQuery {
+        """
+        UPDATE jobstore_queues SET rate_starts = NULL, rate_period = NULL, rate_tokens = NULL, rate_refilled_at = NULL
+        WHERE queue = \(queue) AND rate_starts IS NOT NULL RETURNING 1
+        """
     }
 
     /// Sets (or, with `nil`, removes) a queue's rate limit bucket.

@@ -508,6 +508,93 @@ struct ConformanceTests {
         }
     }
 
+    @Test("every change records the same events on both backends: each job's timeline, the store's history in commit order (paged, from a time, its end), queue events, pruning",
+        arguments: Backend.available)
+    func history(_ backend: Backend) async throws {
+        try await withBackend(backend) { backend in
+            let store = try #require(backend as? any InspectableStore)
+            let owner = OwnerToken.random()
+            let later = Timestamp(microseconds: Timestamp.now.microseconds + 3_600_000_000)
+            let a = try await store.insert(NewJob(name: "a", queue: "h", maxAttempts: 3))
+            let b = try await store.insert(NewJob(name: "b", queue: "h", runAt: later))
+            func claim() async throws -> [Job] {
+                try await store.finish([], claiming: [ClaimRequest(queue: "h", limit: 5)], lease: .seconds(60), owner: owner).claimed
+            }
+            #expect(try await claim().map(\.id) == [a.id])
+            #expect(try await store.extendLeases([HeldLease(id: a.id, owner: owner)], until: later).isEmpty)
+            _ = try await store.finish(
+                [JobOutcome(id: a.id, owner: owner, kind: .failed(error: "boom", retryAt: .now))], claiming: [], lease: .seconds(60), owner: owner)
+            #expect(try await claim().map(\.id) == [a.id])
+            _ = try await store.finish([JobOutcome(id: a.id, owner: owner, kind: .succeeded(result: nil))], claiming: [], lease: .seconds(60), owner: owner)
+            _ = try await store.cancel(b.id)
+            _ = try await store.retry(b.id)
+            #expect(try await store.delete(b.id))
+            try await store.pause(queue: "h")
+            try await store.pause(queue: "h")  // already paused: nothing happens, nothing recorded
+            try await store.resume(queue: "h")
+            try await store.setRateLimit(queue: "h", starts: 5, per: .seconds(60))
+            try await store.removeRateLimit(queue: "h")
+            try await store.removeRateLimit(queue: "h")  // none left: nothing recorded
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "p", steps: [
+                PipelineStep("first", job: NewJob(name: "first", queue: "ci")),
+                PipelineStep("second", job: NewJob(name: "second", queue: "ci"), dependsOn: ["first"]),
+            ]))
+            let details = try await store.pipelineDetails(pipeline.id)
+            let steps = try #require(details).steps.map(\.jobID)
+            let first = try await store.finish([], claiming: [ClaimRequest(queue: "ci", limit: 5)], lease: .seconds(60), owner: owner).claimed
+            #expect(first.map(\.id) == [steps[0]])
+            _ = try await store.finish([JobOutcome(id: steps[0], owner: owner, kind: .succeeded(result: nil))], claiming: [], lease: .seconds(60), owner: owner)
+
+            // Each job's timeline, oldest first; a deleted job's went with it.
+            let timeline = try await store.events(of: a.id)
+            #expect(timeline.events.map(\.kind) == [.inserted, .claimed, .leaseExtended, .retried, .claimed, .succeeded] && timeline.dropped == 0)
+            #expect(timeline.events[1].owner == owner && timeline.events[2].until == later && timeline.events[3].message == "boom")
+            #expect(timeline.events.map(\.attempts) == [0, 1, 1, 1, 2, 2] && timeline.events.last?.state == .succeeded)
+            #expect(try await store.events(of: b.id).events.isEmpty)
+            #expect(try await store.events(of: steps[1]).events.map(\.kind) == [.inserted, .unblocked])
+
+            // The history: every event in commit order, with its job (none for a queue event).
+            let expected: [(JobID, JobEvent.Kind)] = [
+                (a.id, .inserted), (b.id, .inserted), (a.id, .claimed), (a.id, .leaseExtended), (a.id, .retried), (a.id, .claimed),
+                (a.id, .succeeded), (b.id, .cancelled), (b.id, .retried), (b.id, .deleted), (.none, .queuePaused), (.none, .queueResumed),
+                (.none, .queueLimited), (.none, .queueUnlimited), (steps[0], .inserted), (steps[1], .inserted), (steps[0], .claimed),
+                (steps[0], .succeeded), (steps[1], .unblocked),
+            ]
+            // On PostgreSQL, the history shows a transaction's events once every older one has
+            // ended (another test's, on the same server, may still run): wait for them.
+            var all: [HistoryEntry] = []
+            try await waitUntil("the history's \(expected.count) events", within: .seconds(30)) {
+                all = try await store.history(after: nil, since: nil, limit: 1000).entries
+                return all.count >= expected.count
+            }
+            #expect(all.map(\.jobID) == expected.map(\.0) && all.map(\.event.kind) == expected.map(\.1))
+            #expect(all.first { $0.event.kind == .queueLimited }?.event.message == "h: 5 per 1m")
+            #expect(all.first { $0.event.kind == .deleted }?.event.state == .pending)
+            #expect(Set(all.map(\.position)).count == all.count && all.map(\.position) == all.map(\.position).sorted())
+
+            // Pages of 4 give the same; from a time, the events from then on; the end.
+            var paged: [HistoryEntry] = []
+            var after: HistoryPosition?
+            repeat {
+                let page = try await store.history(after: after, since: nil, limit: 4)
+                paged += page.entries
+                after = page.next
+            } while after != nil
+            #expect(paged.map(\.position) == all.map(\.position))
+            let since = all[10].event.at
+            #expect(try await store.history(after: nil, since: since, limit: 1000).entries.first?.event.at ?? .now >= since)
+            #expect(try await store.history(after: nil, since: later, limit: 1000).entries.isEmpty)
+            #expect(try await store.lastHistoryPosition() == all.last?.position)
+            await #expect(throws: JobStoreError.self) { try await store.history(after: nil, since: nil, limit: 0) }
+
+            // Pruning the history before a time deletes the events recorded before it.
+            #expect(try await store.countHistory(before: later) == expected.count)
+            #expect(try await store.pruneHistory(before: later) == expected.count)
+            #expect(try await store.history(after: nil, since: nil, limit: 1000).entries.isEmpty)
+            #expect(try await store.countHistory(before: later) == 0)
+        }
+    }
+
     @Test("what an operator reads is the same on both backends: filtered job pages, pipeline pages and counts, queue summaries, schedules",
         arguments: Backend.available)
     func operatorReads(_ backend: Backend) async throws {

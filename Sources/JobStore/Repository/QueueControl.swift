@@ -53,7 +53,7 @@ extension JobTransaction {
         try JobStoreError.requireQueueName(queue)
         let limit = try RateLimit(starts: starts, per: period, at: now)
         try txn.put(db.meta, MetaKey.rateLimit(queue), limit.encode())
-        try recordQueueEvent(.queueLimited, "\(queue): \(starts) per \(RateLimit.text(of: period))")
+        try recordQueueEvent(.queueLimited, JobEvent.limited(queue, starts: starts, per: period))
     }
 
     /// Removes `queue`'s rate limit (none is fine).

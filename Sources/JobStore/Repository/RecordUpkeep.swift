@@ -42,14 +42,12 @@ extension JobTransaction {
     /// (the job's own timeline is written with its record: ``putRecord(_:event:inserting:options:)``).
     /// The event of `kind` that a change leaving `job` as it is records, with this transaction's actor.
     func recorded(_ kind: JobEvent.Kind, _ job: Job) -> JobEvent {
-        var event = JobEvent.recording(kind, job, at: now)
-        if let actor { event.actor = actor }
-        return event
+        JobEvent.recording(kind, job, at: now, actor: actor)
     }
 
     /// Records a queue event (paused, resumed, limited, unlimited) in the history, under no job.
     func recordQueueEvent(_ kind: JobEvent.Kind, _ description: String) throws {
-        try record(JobEvent(kind: kind, at: now, state: .waiting, attempts: 0, message: description, actor: actor), of: .none)
+        try record(JobEvent.queue(kind, description, at: now, actor: actor), of: .none)
     }
 
     func record(_ event: JobEvent, of id: JobID) throws {
