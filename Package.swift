@@ -22,8 +22,8 @@ let package = Package(
             description: "`jobstore serve`, the web dashboard, on Hummingbird (adds swift-nio and Hummingbird to the tool's build: minutes on a first build)."),
         .trait(
             name: "Postgres",
-            description: "`jobstore bench --backend postgres`: the tool on the PostgreSQL backend too (adds postgres-nio, swift-crypto and swift-nio-ssl to the tool's build: about a minute more on a first build here)."),
-        .default(enabledTraits: ["Dashboard"]),
+            description: "The tool on PostgreSQL too: its inspection commands on a postgres:// URL and `bench --backend postgres` (adds postgres-nio, swift-crypto and swift-nio-ssl to the tool's build: about a minute more on a first build here)."),
+        .default(enabledTraits: ["Dashboard", "Postgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -179,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "ConformanceTests",
             dependencies: [
-                "JobScheduler", "JobStore", "JobStorePostgres", "Locking", "TestSupport", "PostgresTestHelper",
+                "JobScheduler", "JobStore", "JobStorePostgres", "Locking", "TestSupport", "PostgresTestHelper", "jobstore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),

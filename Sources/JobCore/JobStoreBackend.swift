@@ -63,6 +63,12 @@ public protocol InspectableStore: JobStoreBackend {
     func queues() async throws -> [QueueSummary]
     /// Every registered periodic job, by name.
     func schedules() async throws -> [ScheduleRecord]
+    /// The bytes the store takes: on LMDB the pages in use, on PostgreSQL its tables with their
+    /// indexes and TOAST.
+    func storageBytes() async throws -> Int
+    /// How many running jobs hold a lease that expired before now: their worker stopped, and a
+    /// scheduler's rescue will put them back.
+    func expiredLeaseCount() async throws -> Int
     /// The job's timeline: its newest events (at most ``JobEvent/timelineLimit``), oldest first,
     /// and how many older ones are not shown; empty for a job that does not exist.
     func events(of id: JobID) async throws -> JobTimeline

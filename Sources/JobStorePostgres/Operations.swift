@@ -300,6 +300,14 @@ extension PostgresJobStore {
         }
     }
 
+    /// How many running jobs hold a lease that expired before now (their worker stopped; a
+    /// scheduler's rescue puts them back).
+    public func expiredLeaseCount() async throws -> Int {
+        try await statement("count the expired leases") { txn in
+            Int(try await txn.rows(Statements.expiredLeaseCount(now: txn.now)) { try $0.decode(Int64.self) }.first ?? 0)
+        }
+    }
+
     // MARK: History
 
     /// The job's timeline: its newest events (at most ``JobCore/JobEvent/timelineLimit``), oldest

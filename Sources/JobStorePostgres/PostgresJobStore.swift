@@ -34,6 +34,10 @@ public struct PostgresStoreOptions: Sendable {
     public var closeTimeout: Duration = .seconds(5)
     /// Where the store logs (connection losses, retried transactions).
     public var logger = Logger(label: "jobstore.postgres")
+    /// Whether opening creates the schema in a database without one, or migrates an older one
+    /// (on by default). Off — an operator's tool pointed at a database to inspect it — opening a
+    /// database without a job store, or with an older schema, throws instead of changing it.
+    public var createsSchema = true
 
     /// The defaults.
     public init() {}
@@ -145,6 +149,20 @@ public final class PostgresJobStore: InspectableStore {
     /// advisory lock (two processes opening at once: the second waits, then finds it done).
     private func migrate() async throws {
         try await transaction("migrate the schema") { txn in
+            if !options.createsSchema {
+                let exists = try await txn.rows("SELECT to_regclass('jobstore_meta') IS NOT NULL") { try $0.decode(Bool.self) }.first ?? false
+                let version = exists ? try await txn.rows(Statements.schemaVersion()) { try $0.decode(Int64.self) }.first ?? 0 : 0
+                guard version > 0 else {
+                    throw JobStoreError(
+                        .notAJobStore, "there is no job store in PostgreSQL at \(self.location) (no jobstore_meta table)",
+                        hint: "Check the URL's database; a program that opens it with PostgresJobStore creates the schema")
+                }
+                guard version >= Schema.version else {
+                    throw JobStoreError(
+                        .newerFormat, "the job store in PostgreSQL at \(self.location) has schema version \(version); this program reads \(Schema.version)",
+                        hint: "Open it once with a program that migrates it (a scheduler, or this one with PostgresStoreOptions.createsSchema)")
+                }
+            }
             try await txn.run(Statements.lockMigrations())
             try await txn.run(PostgresQuery(unsafeSQL: Schema.meta))
             let version = try await txn.rows(Statements.schemaVersion()) { try $0.decode(Int64.self) }.first ?? 0

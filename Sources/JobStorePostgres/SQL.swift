@@ -495,6 +495,11 @@ enum Statements {
         """
     }
 
+    /// Running jobs whose lease expired before `now`, on the partial index of leases.
+    static func expiredLeaseCount(now: Timestamp) -> PostgresQuery {
+        "SELECT count(*)::bigint FROM jobstore_jobs WHERE state = 2 AND lease_expires_at < \(now.microseconds)"
+    }
+
     /// The jobs per state counted row by row (a full scan: what the counters must equal).
     static func recount() -> PostgresQuery { "SELECT state, count(*)::bigint FROM jobstore_jobs GROUP BY state" }
 

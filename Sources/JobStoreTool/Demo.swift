@@ -105,19 +105,19 @@ struct Demo: AsyncParsableCommand {
 
         print("\n3. The admin tool on the result:\n")
         print("$ jobstore stats \(path)")
-        try Stats.parse([path]).run()
+        try await runTool(["stats", path])
         print("\n$ jobstore pipelines list \(path)")
-        try Pipelines.List.parse([path]).run()
+        try await runTool(["pipelines", "list", path])
         print("\n$ jobstore pipelines show \(path) \(release.id)")
-        try Pipelines.Show.parse([path, release.id.description]).run()
+        try await runTool(["pipelines", "show", path, release.id.description])
         print("\n$ jobstore pipelines show \(path) \(nightly.id)")
-        try Pipelines.Show.parse([path, nightly.id.description]).run()
+        try await runTool(["pipelines", "show", path, nightly.id.description])
         if let failedStep {
             print("\n$ jobstore jobs show \(path) \(failedStep.id)      (its timeline: each attempt, who ran it, why it failed)")
-            try Jobs.Show.parse([path, failedStep.id.description]).run()
+            try await runTool(["jobs", "show", path, failedStep.id.description])
         }
         print("\n$ jobstore verify \(path)")
-        try VerifyCommand.parse([path]).run()
+        try await runTool(["verify", path])
         print("""
 
             The store stays at \(path). More:
@@ -164,4 +164,14 @@ struct Demo: AsyncParsableCommand {
 struct DemoFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Runs the tool's command that `arguments` name, as `jobstore` given them would.
+func runTool(_ arguments: [String]) async throws {
+    var command = try JobStoreCommand.parseAsRoot(arguments)
+    if var asyncCommand = command as? AsyncParsableCommand {
+        try await asyncCommand.run()
+    } else {
+        try command.run()
+    }
 }

@@ -64,14 +64,17 @@ extension Jobs {
         }
 
         func run() async throws {
-            let jobs = try store.open()
-            defer { jobs.close() }
+            try await OpenedStore.with(store) { opened in try await print(from: opened) }
+        }
+
+        func print(from opened: OpenedStore) async throws {
+            let jobs = opened.store
             let kinds = try kinds()
             var after = try self.after.map(HistoryPosition.init(parsing:))
             let since = try self.since.map(parseTime)
             let limit = self.limit ?? (follow ? Int.max : 1000)
             if follow && after == nil && since == nil {
-                after = try jobs.lastHistoryPosition()  // from now on, as `tail -f` (an empty history: from its start)
+                after = try await jobs.lastHistoryPosition()  // from now on, as `tail -f` (an empty history: from its start)
             }
             var printed = 0
             var announced = false
@@ -79,8 +82,9 @@ extension Jobs {
             // once a second — inotify can report a commit's first page write before the commit
             // is visible, and a store written through its map gives no event at all.
             let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let commits = opened.lmdb?.commitSignals()
             let feeders = follow ? [
-                Task { for await _ in jobs.commitSignals() { wake.yield() } },
+                Task { if let commits { for await _ in commits { wake.yield() } } },
                 Task {
                     while !Task.isCancelled {
                         try await Task.sleep(for: .seconds(1))
@@ -91,13 +95,13 @@ extension Jobs {
             defer { for feeder in feeders { feeder.cancel() } }
             var wakeup = wakeups.makeAsyncIterator()
             while true {
-                let page = try jobs.history(after: after, since: after == nil ? since : nil, limit: 1000)
+                let page = try await jobs.history(after: after, since: after == nil ? since : nil, limit: 1000)
                 for entry in page.entries where kinds?.contains(entry.event.kind) ?? true {
                     if printed == limit {
-                        if !store.json { print("more: --after \(after?.description ?? "")") }
+                        if !store.json { Swift.print("more: --after \(after?.description ?? "")") }
                         return
                     }
-                    print(store.json ? try jsonLine(EventJSON(entry.event, position: entry.position, job: entry.jobID)) : line(entry))
+                    Swift.print(store.json ? try jsonLine(EventJSON(entry.event, position: entry.position, job: entry.jobID)) : line(entry))
                     printed += 1
                     after = entry.position
                 }

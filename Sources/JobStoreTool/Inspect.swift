@@ -4,9 +4,11 @@ import JobStore
 import JobStoreLines
 import JobStoreText
 
-/// `jobstore stats PATH`: the environment, every database, jobs per state and per queue.
-struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the environment, every database, jobs per state and queue, and pipelines per state.")
+/// `jobstore stats PATH|URL`: jobs per state and per queue, pipelines per state; on LMDB also
+/// the environment and every database.
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show jobs per state and queue, pipelines per state, expired leases and the longest wait; on LMDB also the environment and every database.")
 
     @OptionGroup var store: StoreOptions
 
@@ -15,85 +17,107 @@ struct Stats: ParsableCommand {
             var name: String
             var entries, depth, branchPages, leafPages, overflowPages, bytes: Int
         }
+        /// The directory, or "PostgreSQL at host:port/database".
         var path: String
-        var environment: EnvironmentInfo
-        var fileBytes: Int
-        var databases: [DatabaseJSON]
         var states: [String: Int]
         var queues: [String: [String: Int]]
         var pipelines: [String: Int]
         var expiredLeases: Int
         var longestReadyWaitSeconds: Double?
-        var freePages: Int
+        /// On disk: the data file (LMDB), the tables with their indexes (PostgreSQL).
+        var bytes: Int
+        // LMDB only:
+        var environment: EnvironmentInfo?
+        var fileBytes: Int?
+        var databases: [DatabaseJSON]?
+        var freePages: Int?
         /// Absent when the store was read without its lock file (another user's store).
         var otherReadTransactions: Int?
     }
 
-    func run() throws {
-        let jobs = try store.open()
-        defer { jobs.close() }
-        let info = try jobs.environmentInfo()
-        let fileBytes = ((try? FileManager.default.attributesOfItem(atPath: store.path + "/data.mdb"))?[.size] as? Int) ?? 0
-        let databases = try jobs.databaseStatistics()
-        let counts = try jobs.counts()
-        let queues = try jobs.queueCounts()
-        let pipelines = try jobs.pipelineCounts()
-        let expired = try jobs.expiredLeaseCount()
-        let oldestReady = try jobs.queues().compactMap(\.oldestReadyAt).min()
-        let longestWait = oldestReady.map { seconds(since: $0) }
-        let freePages = try jobs.freePages()
-        // Without the lock (another user's store) there is no reader table to count.
-        let othersReading = store.unwritableLock() != nil
-            ? nil : try jobs.readers().filter { $0.pid != Int(getpid()) && $0.transaction != nil }.count
-        if store.json {
-            try printJSON(Output(
-                path: store.path, environment: info, fileBytes: fileBytes,
-                databases: databases.map {
+    func run() async throws {
+        try await OpenedStore.with(store) { opened in
+            let jobs = opened.store
+            let counts = try await jobs.counts()
+            let queues = try await jobs.queueDepths()
+            let pipelines = try await jobs.pipelineCounts()
+            let expired = try await jobs.expiredLeaseCount()
+            let oldestReady = try await jobs.queues().compactMap(\.oldestReadyAt).min()
+            var output = Output(
+                path: opened.location, states: byName(counts), queues: queues.mapValues(byName), pipelines: byName(pipelines),
+                expiredLeases: expired, longestReadyWaitSeconds: oldestReady.map { seconds(since: $0) }, bytes: try await jobs.storageBytes())
+            if let lmdb = opened.lmdb {
+                output.environment = try lmdb.environmentInfo()
+                output.fileBytes = ((try? FileManager.default.attributesOfItem(atPath: store.path + "/data.mdb"))?[.size] as? Int) ?? 0
+                output.databases = try lmdb.databaseStatistics().map {
                     .init(name: $0.name, entries: $0.statistics.entries, depth: $0.statistics.depth, branchPages: $0.statistics.branchPages,
                           leafPages: $0.statistics.leafPages, overflowPages: $0.statistics.overflowPages, bytes: $0.statistics.bytes)
-                },
-                states: byName(counts), queues: queues.mapValues(byName), pipelines: byName(pipelines),
-                expiredLeases: expired, longestReadyWaitSeconds: longestWait, freePages: freePages, otherReadTransactions: othersReading))
-            return
+                }
+                output.freePages = try lmdb.freePages()
+                // Without the lock (another user's store) there is no reader table to count.
+                output.otherReadTransactions = store.unwritableLock() != nil
+                    ? nil : try lmdb.readers().filter { $0.pid != Int(getpid()) && $0.transaction != nil }.count
+            }
+            if store.json {
+                try printJSON(output)
+            } else {
+                print(render(output, oldestReady: oldestReady, counts: counts, queues: queues, pipelines: pipelines))
+            }
         }
-        print("Environment \(store.path)")
-        print("  map size         \(info.mapSize.bytes)")
-        print("  used             \(info.usedBytes.bytes) (\((info.lastPageNumber + 1).grouped) pages of \(info.pageSize) B)")
-        print("  file size        \(fileBytes.bytes)")
-        print("  last transaction \(info.lastTransactionID)")
-        print("  free pages       \(freePages.grouped) (\((freePages * info.pageSize).bytes) reused before the file grows)")
-        if let othersReading {
-            print("  readers          \(othersReading) other read transaction\(othersReading == 1 ? "" : "s") now; \(info.readersInUse) of \(info.maxReaders) slots used (this command's included)")
+    }
+
+    func render(
+        _ output: Output, oldestReady: Timestamp?, counts: [JobState: Int], queues: [String: [JobState: Int]], pipelines: [PipelineState: Int]
+    ) -> String {
+        var lines: [String] = []
+        let expired = output.expiredLeases
+        if let info = output.environment, let freePages = output.freePages {
+            lines.append("Environment \(store.path)")
+            lines.append("  map size         \(info.mapSize.bytes)")
+            lines.append("  used             \(info.usedBytes.bytes) (\((info.lastPageNumber + 1).grouped) pages of \(info.pageSize) B)")
+            lines.append("  file size        \((output.fileBytes ?? 0).bytes)")
+            lines.append("  last transaction \(info.lastTransactionID)")
+            lines.append("  free pages       \(freePages.grouped) (\((freePages * info.pageSize).bytes) reused before the file grows)")
+            if let othersReading = output.otherReadTransactions {
+                lines.append("  readers          \(othersReading) other read transaction\(othersReading == 1 ? "" : "s") now; \(info.readersInUse) of \(info.maxReaders) slots used (this command's included)")
+            } else {
+                lines.append("  readers          unknown (read without the lock file, which holds the reader table)")
+            }
         } else {
-            print("  readers          unknown (read without the lock file, which holds the reader table)")
+            lines.append("Job store in \(output.path)")
+            lines.append("  size             \(output.bytes.bytes) (its tables with their indexes)")
         }
-        print("  expired leases   \(expired.grouped)\(expired > 0 ? " (their workers stopped: `jobstore requeue --stuck`, or a scheduler, puts them back)" : "")")
-        print("  longest wait     \(oldestReady.map { waited(since: $0) + " (the oldest ready job)" } ?? "- (no job is ready)")")
-        print("")
-        var table = Table("database", "entries", "depth", "branch", "leaf", "overflow", "size")
-        for (name, stats) in databases {
-            table.add([name, stats.entries.grouped, "\(stats.depth)", stats.branchPages.grouped, stats.leafPages.grouped, stats.overflowPages.grouped, stats.bytes.bytes])
+        lines.append("  expired leases   \(expired.grouped)\(expired > 0 ? " (their workers stopped: `jobstore requeue --stuck`, or a scheduler, puts them back)" : "")")
+        lines.append("  longest wait     \(oldestReady.map { waited(since: $0) + " (the oldest ready job)" } ?? "- (no job is ready)")")
+        if let databases = output.databases {
+            lines.append("")
+            var table = Table("database", "entries", "depth", "branch", "leaf", "overflow", "size")
+            for stats in databases {
+                table.add([stats.name, stats.entries.grouped, "\(stats.depth)", stats.branchPages.grouped, stats.leafPages.grouped, stats.overflowPages.grouped, stats.bytes.bytes])
+            }
+            lines.append(table.render())
         }
-        print(table.render())
-        print("")
+        lines.append("")
         var states = Table("state", "jobs")
         states.states = [0]
         for state in JobState.allCases { states.add([state.description, (counts[state] ?? 0).grouped]) }
         states.add(["total", counts.values.reduce(0, +).grouped])
-        print(states.render())
-        if !queues.isEmpty {
-            print("")
+        lines.append(states.render())
+        let named = queues.filter { !$0.value.values.allSatisfy { $0 == 0 } }
+        if !named.isEmpty {
+            lines.append("")
             var byQueue = Table(["queue"] + JobState.allCases.map(\.description))
-            for queue in queues.keys.sorted() {
-                byQueue.add([queue] + JobState.allCases.map { (queues[queue]?[$0] ?? 0).grouped })
+            for queue in named.keys.sorted() {
+                byQueue.add([queue] + JobState.allCases.map { (named[queue]?[$0] ?? 0).grouped })
             }
-            print(byQueue.render())
+            lines.append(byQueue.render())
         }
-        print("")
+        lines.append("")
         var byState = Table("pipeline state", "pipelines")
         for state in PipelineState.allCases { byState.add([state.description, (pipelines[state] ?? 0).grouped]) }
         byState.add(["total", pipelines.values.reduce(0, +).grouped])
-        print(byState.render())
+        lines.append(byState.render())
+        return lines.joined(separator: "\n")
     }
 }
 
@@ -107,7 +131,7 @@ struct Jobs: ParsableCommand {
         abstract: "List and show jobs; print the history of their events.",
         subcommands: [List.self, Show.self, History.self])
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List jobs by creation time, answered from the indexes, a page at a time.",
             discussion: "With --state the listing reads idx.state_created, otherwise idx.created; --queue filters that range.")
@@ -142,17 +166,21 @@ struct Jobs: ParsableCommand {
             var next: String?
         }
 
-        func run() throws {
+        func run() async throws {
             let filter = JobFilter(
                 state: state.flatMap(JobState.init(name:)), createdFrom: try since.map(parseTime),
                 createdUntil: try until.map(parseTime), queue: queue)
             let cursor = try paging.cursor(PageCursor.init(parsing:))
-            let jobs = try store.open()
-            defer { jobs.close() }
             var unreadable = 0
-            let page = try jobs.jobs(matching: filter, order: paging.order, limit: paging.limit, after: cursor) { error in
-                unreadable += 1
-                FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
+            let page = try await OpenedStore.with(store) { opened in
+                guard let jobs = opened.lmdb else {
+                    return try await opened.store.jobs(matching: filter, order: paging.order, limit: paging.limit, after: cursor)
+                }
+                // A record this program cannot read is skipped and said, the others listed.
+                return try jobs.jobs(matching: filter, order: paging.order, limit: paging.limit, after: cursor) { error in
+                    unreadable += 1
+                    FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
+                }
             }
             if store.json {
                 try printJSON(Output(jobs: page.jobs.map(JobJSON.init), next: page.next?.description))
@@ -178,20 +206,28 @@ struct Jobs: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show every field of a job.")
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show every field of a job, its pipeline step and its timeline.")
 
         @OptionGroup var store: StoreOptions
         @Argument(help: "The job's id.")
         var id: String
 
-        func run() throws {
+        func run() async throws {
             let id: JobID
             do { id = try JobID(parsing: self.id) } catch { throw ValidationError("\(error)") }
-            let jobs = try store.open()
-            defer { jobs.close() }
-            guard let job = try jobs.job(id) else { throw CommandFailure("no job \(id) in \(store.path)") }
-            let timeline = try jobs.events(of: id)
+            try await OpenedStore.with(store) { opened in try await show(id, in: opened) }
+        }
+
+        func show(_ id: JobID, in opened: OpenedStore) async throws {
+            let jobs = opened.store
+            guard let job = try await jobs.job(id) else { throw CommandFailure("no job \(id) in \(opened.location)") }
+            let timeline = try await jobs.events(of: id)
+            var step: (Pipeline, PipelineStepRecord)?
+            if let reference = job.pipeline, let details = try await jobs.pipelineDetails(reference.pipeline),
+                let record = details.steps.first(where: { $0.index == Int(reference.step) }) {
+                step = (details.pipeline, record)
+            }
             if store.json {
                 var json = JobJSON(job)
                 json.timeline = TimelineJSON(timeline)
@@ -205,8 +241,8 @@ struct Jobs: ParsableCommand {
                 ("updated", both(job.updatedAt)), ("run at", both(job.runAt)),
                 ("lease", job.lease.map { "until \(both($0.expiresAt)), owner \($0.owner)" } ?? "-"),
                 ("unique key", job.uniqueKey ?? "-"),
-                ("pipeline", try job.pipeline.map { reference in
-                    guard let (pipeline, step) = try jobs.pipelineStep(reference) else { return "\(reference.pipeline) step \(reference.step) (missing)" }
+                ("pipeline", job.pipeline.map { reference in
+                    guard let (pipeline, step) = step else { return "\(reference.pipeline) step \(reference.step) (missing)" }
                     return "\(pipeline.id) '\(pipeline.name)' v\(pipeline.version) (\(pipeline.state)), step \(step.index) '\(step.name)'"
                 } ?? "-"),
             ]

@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import JobStore
 import LMDB
+#if Postgres
+import JobStorePostgres
+#endif
 
 /// The `jobstore` admin tool: inspect and repair a store, run the demo and the benchmarks.
 ///
@@ -73,7 +76,7 @@ struct JobStoreCommand: AsyncParsableCommand {
 
 /// Options every store command takes.
 struct StoreOptions: ParsableArguments {
-    @Argument(help: "The store's directory.")
+    @Argument(help: "The store: its directory (LMDB), or for the commands that take one a PostgreSQL URL (postgres://user@host:port/database).")
     var path: String
 
     @Flag(help: "Print JSON instead of a table.")
@@ -85,6 +88,12 @@ struct StoreOptions: ParsableArguments {
     /// `upgrading: false` (a dry run) opens a store of an older format writable without
     /// upgrading it (``JobStoreOptions/upgradesFormat``).
     func open(writable: Bool = false, readerTable: Bool = false, upgrading: Bool = true) throws -> JobRepository {
+        if isURL {
+            throw CommandFailure("""
+                this command works on an LMDB store (a directory), not on a PostgreSQL database. On PostgreSQL, \
+                stats, jobs list/show/history, pipelines list/show, queues and schedules take a URL (docs/ADMIN.md)
+                """)
+        }
         guard FileManager.default.fileExists(atPath: path) else {
             throw ValidationError("\(path) does not exist; give the directory of a store")
         }
@@ -118,12 +127,68 @@ struct StoreOptions: ParsableArguments {
         }
     }
 
+    /// Whether the store is given as a PostgreSQL URL.
+    var isURL: Bool { path.hasPrefix("postgres://") || path.hasPrefix("postgresql://") }
+
+    /// Opens the store the command was given, either backend: a directory as ``open(writable:readerTable:upgrading:)``
+    /// does; a PostgreSQL URL (with the `Postgres` trait, a default one) without creating or
+    /// migrating anything, so a wrong URL changes no database.
+    func openAny(writable: Bool = false) async throws -> OpenedStore {
+        guard isURL else {
+            let store = try open(writable: writable)
+            return OpenedStore(store: store, lmdb: store, location: path)
+        }
+        #if Postgres
+        var options = PostgresStoreOptions()
+        options.createsSchema = false
+        options.maximumConnections = 2
+        let store = try await PostgresJobStore(url: path, options: options)
+        return OpenedStore(store: store, lmdb: nil, location: "PostgreSQL at \(store.location)")
+        #else
+        throw CommandFailure("this jobstore was built without PostgreSQL: build it with its Postgres trait (`swift build --traits Dashboard,Postgres`)")
+        #endif
+    }
+
     /// The lock file (or, without one, the directory) this user may not write, if so: then a
     /// read-only `open()` reads without LMDB's lock and sees no reader table.
     func unwritableLock() -> String? {
         let lock = path + "/lock.mdb"
         if access(lock, F_OK) == 0 { return access(lock, W_OK) == 0 ? nil : lock }
         return access(path, W_OK) == 0 ? nil : path
+    }
+}
+
+/// A store the tool opened (``StoreOptions/openAny(writable:)``): seen through what every
+/// backend answers, and as the LMDB store when it is one (the environment, readers, backup and
+/// the record checks are LMDB's alone).
+struct OpenedStore {
+    let store: any InspectableStore
+    let lmdb: JobRepository?
+    /// Where it is, for messages: the directory, or "PostgreSQL at host:port/database".
+    let location: String
+
+    /// Closes it (call before the command returns).
+    func close() async {
+        if let lmdb {
+            lmdb.close()
+            return
+        }
+        #if Postgres
+        await (store as? PostgresJobStore)?.close()
+        #endif
+    }
+
+    /// Runs `body` with the store open, and closes it after, whether `body` throws or not.
+    static func with<T>(_ options: StoreOptions, writable: Bool = false, _ body: (OpenedStore) async throws -> T) async throws -> T {
+        let opened = try await options.openAny(writable: writable)
+        do {
+            let value = try await body(opened)
+            await opened.close()
+            return value
+        } catch {
+            await opened.close()
+            throw error
+        }
     }
 }
 

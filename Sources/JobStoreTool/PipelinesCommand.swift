@@ -28,7 +28,7 @@ struct Pipelines: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List pipelines by creation time, a page at a time.",
             discussion: "With --state the listing reads idx.pipeline_state_created, otherwise the pipelines database (ids are time-ordered).")
@@ -54,11 +54,11 @@ struct Pipelines: ParsableCommand {
             var next: String?
         }
 
-        func run() throws {
+        func run() async throws {
             let cursor = try paging.cursor(PipelineCursor.init(parsing:))
-            let jobs = try store.open()
-            defer { jobs.close() }
-            let page = try jobs.pipelines(in: state.flatMap(PipelineState.init(name:)), order: paging.order, limit: paging.limit, after: cursor)
+            let page = try await OpenedStore.with(store) {
+                try await $0.store.pipelines(in: state.flatMap(PipelineState.init(name:)), order: paging.order, limit: paging.limit, after: cursor)
+            }
             if store.json {
                 try printJSON(Output(pipelines: page.pipelines.map(PipelineJSON.init), next: page.next?.description))
                 return
@@ -79,7 +79,7 @@ struct Pipelines: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a pipeline: its steps and their jobs' states, and its DAG drawn layer by layer.",
             discussion: "--dot prints the DAG for Graphviz instead (e.g. `jobstore pipelines show PATH ID --dot | dot -Tsvg > p.svg`).")
@@ -90,23 +90,27 @@ struct Pipelines: ParsableCommand {
         @Flag(help: "Print the DAG in Graphviz's DOT language.")
         var dot = false
 
-        func run() throws {
+        func run() async throws {
             let id: PipelineID
             do { id = try PipelineID(parsing: self.id) } catch { throw ValidationError("\(error)") }
-            let jobs = try store.open()
-            defer { jobs.close() }
-            guard let details = try jobs.pipelineDetails(id) else {
-                if let job = try jobs.job(JobID(high: id.high, low: id.low)) {
+            try await OpenedStore.with(store) { opened in try await show(id, in: opened) }
+        }
+
+        func show(_ id: PipelineID, in opened: OpenedStore) async throws {
+            let jobs = opened.store
+            guard let details = try await jobs.pipelineDetails(id) else {
+                if let job = try await jobs.job(JobID(high: id.high, low: id.low)) {
                     let step = job.pipeline.map { ", step \($0.step) of pipeline \($0.pipeline)" } ?? ""
                     throw CommandFailure("\(id) is a job, not a pipeline (\(job.name)\(step)); see `jobstore jobs show`")
                 }
-                throw CommandFailure("no pipeline \(id) in \(store.path)")
+                throw CommandFailure("no pipeline \(id) in \(opened.location)")
             }
             if dot {
                 print(dotGraph(details))
                 return
             }
-            let timelines = try details.jobs.map { try jobs.events(of: $0.id) }
+            var timelines: [JobTimeline] = []
+            for job in details.jobs { timelines.append(try await jobs.events(of: job.id)) }
             if store.json {
                 try printJSON(PipelineJSON(details, timelines: timelines))
             } else {

@@ -10,7 +10,7 @@ struct Queues: ParsableCommand {
         abstract: "List queues (jobs per state, paused or not, the longest wait of a ready job); pause and resume them.",
         subcommands: [List.self, Pause.self, Resume.self, Limit.self, Unlimit.self], defaultSubcommand: List.self)
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List every queue that has jobs or is paused.")
         @OptionGroup var store: StoreOptions
 
@@ -44,10 +44,8 @@ struct Queues: ParsableCommand {
             }
         }
 
-        func run() throws {
-            let jobs = try store.open()
-            defer { jobs.close() }
-            let queues = try jobs.queues()
+        func run() async throws {
+            let queues = try await OpenedStore.with(store) { try await $0.store.queues() }
             let now = Timestamp.now
             if store.json {
                 try printJSON(queues.map {

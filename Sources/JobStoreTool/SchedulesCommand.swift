@@ -5,7 +5,7 @@ import JobStoreLines
 import JobStoreText
 
 /// `jobstore schedules PATH`: the periodic jobs registered in the store.
-struct Schedules: ParsableCommand {
+struct Schedules: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the periodic jobs schedulers registered in the store, with their last and next run.")
 
@@ -25,10 +25,8 @@ struct Schedules: ParsableCommand {
         }
     }
 
-    func run() throws {
-        let jobs = try store.open()
-        defer { jobs.close() }
-        let schedules = try jobs.schedules()
+    func run() async throws {
+        let schedules = try await OpenedStore.with(store) { try await $0.store.schedules() }
         if store.json {
             try printJSON(schedules.map {
                 Output(

@@ -77,6 +77,93 @@ struct PostgresTests {
         }
     }
 
+    @Test("the admin tool reads a PostgreSQL store by its URL as it reads the same content on LMDB: stats, jobs list/show/history, pipelines, queues, schedules; LMDB-only commands and a database without a store say so and change nothing",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func adminToolOnURL() async throws {
+        try await withTestDatabase(try #require(postgresURL)) { url in
+            let directory = TemporaryDirectory()
+            let lmdb = try JobRepository(path: directory.path)
+            let postgres = try await PostgresJobStore(url: url, options: .forTests)
+            // The same content in both: jobs with their own ids and times, a claim and a
+            // failure, a pipeline, a paused queue, a schedule.
+            let base = Timestamp(microseconds: Timestamp.now.microseconds - 60_000_000)
+            var ids: [JobID] = []
+            for store in [lmdb as any InspectableStore, postgres] {
+                ids = []
+                for i in 0..<6 {
+                    ids.append(try await store.insert(NewJob(
+                        name: "job-\(i)", queue: i % 2 == 0 ? "mail" : "video", runAt: base, maxAttempts: 1,
+                        id: JobID(high: 0x0100_0000_0000_7000, low: UInt64(i)), createdAt: Timestamp(microseconds: base.microseconds + Int64(i)))).id)
+                }
+                let owner = OwnerToken.random()
+                let claimed = try await store.finish([], claiming: [ClaimRequest(queue: "video", limit: 1)], lease: .seconds(60), owner: owner).claimed
+                _ = try await store.finish(
+                    [JobOutcome(id: claimed[0].id, owner: owner, kind: .failed(error: "smtp down", retryAt: nil))], claiming: [], lease: .seconds(60), owner: owner)
+                _ = try await store.enqueue(PipelineDefinition(name: "release", steps: [
+                    PipelineStep("build", job: NewJob(name: "build", queue: "ci")), PipelineStep("ship", job: NewJob(name: "ship", queue: "ci"), dependsOn: ["build"]),
+                ]))
+                try await store.pause(queue: "mail")
+                _ = try await store.register(ScheduleRecord(name: "nightly", timing: "every 1h", timeZone: "UTC", queue: "mail", jobName: "report", missedTicks: .skip))
+            }
+            lmdb.close()
+            await postgres.close()
+
+            func both(_ arguments: String...) throws -> (lmdb: String, postgres: String) {
+                let onLMDB = try jobstore(Array(arguments.prefix(while: { $0 != "STORE" })) + [directory.path] + Array(arguments.drop(while: { $0 != "STORE" }).dropFirst()))
+                let onPostgres = try jobstore(Array(arguments.prefix(while: { $0 != "STORE" })) + [url] + Array(arguments.drop(while: { $0 != "STORE" }).dropFirst()))
+                #expect(onLMDB.status == 0 && onPostgres.status == 0, "\(arguments): \(onLMDB.err) \(onPostgres.err)")
+                return (onLMDB.out, onPostgres.out)
+            }
+            func object(_ text: String) throws -> [String: Any] { try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) }
+            // stats: the same counts per state, queue and pipeline state.
+            let stats = try both("stats", "STORE", "--json")
+            for key in ["states", "queues", "pipelines"] {
+                #expect(try object(stats.lmdb)[key] as? NSDictionary == object(stats.postgres)[key] as? NSDictionary, "\(key)")
+            }
+            #expect(try object(stats.postgres)["states"] as? [String: Int] == ["waiting": 1, "pending": 6, "running": 0, "succeeded": 0, "failed": 1, "cancelled": 0])
+            #expect(try both("stats", "STORE").postgres.contains("Job store in PostgreSQL at "))
+            // jobs list: the same page, the same cursor.
+            let list = try both("jobs", "list", "STORE", "--state", "pending", "--limit", "2", "--json")
+            #expect(try object(list.lmdb)["next"] as? String == object(list.postgres)["next"] as? String)
+            #expect(try (object(list.postgres)["jobs"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [ids[0], ids[2]].map(\.description))
+            // jobs show: the fields and the timeline.
+            let show = try both("jobs", "show", "STORE", ids[1].description)
+            for fragment in ["failed", "smtp down", "claimed", "inserted"] { #expect(show.postgres.contains(fragment), "\(fragment): \(show.postgres)") }
+            // jobs history: the same kinds in the same order.
+            let history = try both("jobs", "history", "STORE", "--json")
+            func kinds(_ text: String) throws -> [String] { try text.split(separator: "\n").map { try object(String($0))["kind"] as? String ?? "?" } }
+            let (lmdbKinds, postgresKinds) = (try kinds(history.lmdb), try kinds(history.postgres))
+            #expect(lmdbKinds == postgresKinds && postgresKinds.count == 11, "\(lmdbKinds) \(postgresKinds)")
+            #expect(postgresKinds.last == "queue-paused" && postgresKinds.filter { $0 == "inserted" }.count == 8)
+            // pipelines, queues, schedules: the same tables.
+            let pipelines = try both("pipelines", "list", "STORE", "--json")
+            #expect(try (object(pipelines.postgres)["pipelines"] as? [[String: Any]])?.count == 1)
+            let pipelineID = try #require(try (object(pipelines.postgres)["pipelines"] as? [[String: Any]])?.first?["id"] as? String)
+            #expect(try jobstore(["pipelines", "show", url, pipelineID]).out.contains("build"))
+            // Queues: the same names, counts and pauses (their waits and pause times grow between the runs).
+            let queues = try both("queues", "STORE", "--json")
+            func summary(_ text: String) throws -> [String] {
+                let list = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
+                return list.map { "\($0["name"] ?? "") \($0["paused"] ?? "") \(($0["counts"] as? [String: Int] ?? [:]).sorted { $0.key < $1.key })" }
+            }
+            #expect(try summary(queues.lmdb) == summary(queues.postgres) && summary(queues.postgres).count == 3, "\(queues.postgres)")
+            #expect(try summary(queues.postgres).contains { $0.hasPrefix("mail 1 ") })
+            let schedules = try both("schedules", "STORE")
+            #expect(schedules.postgres.contains("nightly") && schedules.lmdb.split(separator: "\n").count == schedules.postgres.split(separator: "\n").count)
+
+            // A command of LMDB's alone says so; a database without a job store is not given one.
+            let readers = try jobstore(["readers", url])
+            #expect(readers.status == 1 && readers.err.contains("works on an LMDB store (a directory), not on a PostgreSQL database"))
+            try await withTestDatabase(try #require(postgresURL)) { empty in
+                let stats = try jobstore(["stats", empty])
+                #expect(stats.status == 1 && stats.err.contains("there is no job store in PostgreSQL"), "\(stats.err)")
+                try await onServer(empty) { client in
+                    for try await exists in try await client.query("SELECT to_regclass('jobstore_meta') IS NOT NULL").decode(Bool.self) { #expect(!exists) }
+                }
+            }
+        }
+    }
+
     @Test("two schedulers on one database (two stores, as two machines would have) burn down 20,000 jobs, each run exactly once; an idle one wakes for the other's insert",
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func twoSchedulers() async throws {

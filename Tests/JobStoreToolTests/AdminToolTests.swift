@@ -5,49 +5,6 @@ import Locking
 import Testing
 import TestSupport
 
-/// Runs the built `jobstore` binary; returns its exit status, stdout and stderr.
-@discardableResult
-func jobstore(_ arguments: String..., stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-    try jobstore(arguments, stdin: stdin)
-}
-
-/// ``jobstore(_:stdin:)`` with the arguments in an array.
-@discardableResult
-func jobstore(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-    try run(try helperExecutable("jobstore"), arguments, stdin: stdin)
-}
-
-/// Runs a program; returns its exit status, stdout and stderr.
-func run(_ executable: URL, _ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    if let stdin {
-        let input = Pipe()
-        process.standardInput = input
-        input.fileHandleForWriting.write(Data(stdin.utf8))
-        try input.fileHandleForWriting.close()
-    }
-    try process.run()
-    // Both pipes read at once, before waiting: read one after the other, a child that fills
-    // the second (64 KiB of stderr) while the first is read would block, and so would we.
-    let errData = Lock(Data())
-    let errDone = DispatchSemaphore(value: 0)
-    Thread {
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        errData.withLock { $0 = data }
-        errDone.signal()
-    }.start()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    errDone.wait()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.withLock { $0 }, as: UTF8.self))
-}
-
 func json(_ text: String) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
 }

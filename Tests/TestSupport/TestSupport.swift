@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Synchronization
 
 /// Helpers shared by the test targets.
@@ -130,4 +131,47 @@ public func withTemporaryDirectory<R>(_ name: String = #function, _ body: (Tempo
     let result = try await body(directory)
     withExtendedLifetime(directory) {}
     return result
+}
+
+/// Runs the built `jobstore` binary; returns its exit status, stdout and stderr.
+@discardableResult
+public func jobstore(_ arguments: String..., stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    try jobstore(arguments, stdin: stdin)
+}
+
+/// ``jobstore(_:stdin:)`` with the arguments in an array.
+@discardableResult
+public func jobstore(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    try run(try helperExecutable("jobstore"), arguments, stdin: stdin)
+}
+
+/// Runs a program; returns its exit status, stdout and stderr.
+public func run(_ executable: URL, _ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    if let stdin {
+        let input = Pipe()
+        process.standardInput = input
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+    }
+    try process.run()
+    // Both pipes read at once, before waiting: read one after the other, a child that fills
+    // the second (64 KiB of stderr) while the first is read would block, and so would we.
+    let errData = Lock(Data())
+    let errDone = DispatchSemaphore(value: 0)
+    Thread {
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        errData.withLock { $0 = data }
+        errDone.signal()
+    }.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    errDone.wait()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.withLock { $0 }, as: UTF8.self))
 }

@@ -185,6 +185,10 @@ extension JobRepository {
         return try jobs(ids).compactMap { $0 }
     }
 
+    /// The bytes the store takes: its pages in use (the data file may be larger: free pages,
+    /// and the map's growth ahead).
+    public func storageBytes() throws -> Int { try environmentInfo().usedBytes }
+
     /// How many running jobs hold a lease that expired before now — their worker stopped, and
     /// `rescueExpiredLeases` (or a scheduler) will put them back. O(log n + that many).
     public func expiredLeaseCount() throws -> Int {
