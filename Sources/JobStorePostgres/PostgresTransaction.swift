@@ -65,6 +65,14 @@ final class PostgresTransaction {
         try await write("SELECT 1")
     }
 
+    /// Runs a claim statement, recording the claims' events in it (``Statements/recordingClaims(_:first:actor:)``);
+    /// the claimed jobs in claim order.
+    func claiming(_ claim: PostgresQuery) async throws -> [Job] {
+        let jobs = try await writeRows(Statements.recordingClaims(claim, first: recordedCount, actor: actor), JobRow.decode)
+        recordedCount += Int32(jobs.count)
+        return jobs.sorted(by: ClaimOrder.precedes)
+    }
+
     /// Whether events wait to be written (a lone statement must carry them all).
     var hasPendingEvents: Bool { !pending.isEmpty }
 
@@ -240,10 +248,7 @@ final class PostgresTransaction {
                 if allowed == 0 { return ClaimBatch(jobs: [], nextRunAt: limit.nextTokenAt) }
             }
         }
-        var jobs = try await writeRows(
-            Statements.claim(queue: queue, limit: allowed, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
-        jobs.sort(by: ClaimOrder.precedes)
-        for job in jobs { record(.claimed, job) }
+        let jobs = try await claiming(Statements.claim(queue: queue, limit: allowed, now: now, expiry: now.adding(lease), owner: owner))
         var next: Timestamp?
         if jobs.count < allowed {
             next = try await rows(Statements.nextRunAt(queue: queue, now: now)) { try $0.decode(Int64?.self) }
@@ -273,10 +278,7 @@ final class PostgresTransaction {
                 caps.append((queue, Int(limit.tokens.rounded(.down))))
             }
         }
-        var jobs = try await writeRows(
-            Statements.claimFromEveryQueue(limit: limit, caps: caps, now: now, expiry: now.adding(lease), owner: owner), JobRow.decode)
-        jobs.sort(by: ClaimOrder.precedes)
-        for job in jobs { record(.claimed, job) }
+        var jobs = try await claiming(Statements.claimFromEveryQueue(limit: limit, caps: caps, now: now, expiry: now.adding(lease), owner: owner))
         for (queue, bucket) in buckets.sorted(by: { $0.key < $1.key }) {
             let started = jobs.count { $0.queue == queue }
             if started > 0 { try await spend(bucket, of: queue, on: started) }

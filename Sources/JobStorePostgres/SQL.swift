@@ -636,6 +636,28 @@ enum Statements {
         return query
     }
 
+    /// `claim`, a claim statement (``claim(queue:limit:now:expiry:owner:)``), recording a
+    /// `claimed` event for each job it claims in the same statement, numbered from `first` in
+    /// the transaction: the event ``JobCore/JobEvent/recording(_:_:at:actor:)`` gives a claim
+    /// (its lease's owner and expiry), built from the claimed rows — no round trip more.
+    static func recordingClaims(_ claim: PostgresQuery, first: Int32, actor: String?) -> PostgresQuery {
+        var query = claim
+        let number = query.binds.count + 1
+        query.binds.append(first)
+        query.binds.append(Int16(JobEvent.Kind.claimed.rawValue))
+        query.binds.append(actor ?? "")
+        query.sql = """
+            WITH jobstore_claimed AS (\(claim.sql)),
+            jobstore_claims AS (
+                INSERT INTO jobstore_events (n, job_id, kind, at, state, attempts, owner, until, actor)
+                SELECT $\(number)::integer + (row_number() OVER ())::integer - 1, id, $\(number + 1)::smallint, updated_at, state,
+                    attempts, lease_owner, lease_expires_at, NULLIF($\(number + 2)::text, '')
+                FROM jobstore_claimed)
+            SELECT \(jobColumns) FROM jobstore_claimed
+            """
+        return query
+    }
+
     /// Only events of transactions older than every running one: no transaction still running
     /// can add an event before them in (xid, n) order.
     static let settled = "xid < pg_snapshot_xmin(pg_current_snapshot())"
