@@ -278,7 +278,7 @@ final class PostgresTransaction {
                 caps.append((queue, Int(limit.tokens.rounded(.down))))
             }
         }
-        var jobs = try await claiming(Statements.claimFromEveryQueue(limit: limit, caps: caps, now: now, expiry: now.adding(lease), owner: owner))
+        let jobs = try await claiming(Statements.claimFromEveryQueue(limit: limit, caps: caps, now: now, expiry: now.adding(lease), owner: owner))
         for (queue, bucket) in buckets.sorted(by: { $0.key < $1.key }) {
             let started = jobs.count { $0.queue == queue }
             if started > 0 { try await spend(bucket, of: queue, on: started) }
