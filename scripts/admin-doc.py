@@ -47,7 +47,20 @@ def add(title, description, *blocks):
     sections.append(f"## {title}\n\n{description}\n\n" + "\n".join(blocks))
 
 
-add("stats", "The environment (map, used space, last transaction, readers), every named database (LMDB's `mdb_stat` figures), jobs per state and per queue. `--json` prints the same as one object.",
+sections.append("""## LMDB or PostgreSQL
+
+Every command takes an LMDB store's directory. These also take a PostgreSQL URL
+(`postgres://user@host:port/database`, as `PostgresJobStore` takes it) and give the same output
+for the same content: `stats` (without the LMDB environment and databases: the store's size in
+PostgreSQL instead), `jobs list`, `jobs show`, `jobs history` (`--follow` polls once a second),
+`pipelines list`, `pipelines show`, `queues` and `schedules`. The tool never creates or
+migrates a schema: a URL naming a database without a job store is an error and changes nothing.
+The others (`verify`, `backup`, `export`, `import`, `prune`, `requeue`, `cancel`, `retry`,
+`delete`, `queues pause|resume|limit|unlimit`, `readers`, `top`, `serve`) work on LMDB stores
+and say so when given a URL; `readers`, `backup` and `delete --damaged` are about LMDB's files
+and will stay LMDB's.
+""")
+add("stats", "Jobs per state and per queue, pipelines per state, expired leases and the longest wait; on LMDB also the environment (map, used space, last transaction, readers) and every named database (LMDB's `mdb_stat` figures); on PostgreSQL the store's size (its tables with their indexes). `--json` prints the same as one object.",
     run(['stats', S]))
 add("jobs list", "Jobs by creation time, answered from the indexes (`idx.state_created` with `--state`, `idx.created` otherwise), a page at a time. Filters: `--state`, `--queue`, `--since`, `--until` (`2026-11-23`, `2026-11-23T10:00:00Z`, or a duration ago such as `2h`); `--newest-first`; `--limit`; `--after CURSOR` continues where the previous page ended.",
     run(['jobs', 'list', S, '--state', 'pending', '--limit', '5']),
