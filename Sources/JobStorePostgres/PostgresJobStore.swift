@@ -38,6 +38,12 @@ public struct PostgresStoreOptions: Sendable {
     /// (on by default). Off — an operator's tool pointed at a database to inspect it — opening a
     /// database without a job store, or with an older schema, throws instead of changing it.
     public var createsSchema = true
+    /// Whether every change records its event in the history (`jobstore_events`: each job's
+    /// timeline, the store's history; on by default, as the embedded store always does). Off,
+    /// nothing is recorded — timelines and the history stay empty — and a burn-down runs about
+    /// a quarter faster (docs/BENCHMARKS.md, 2026-12-07): for a program that needs throughput
+    /// more than the record of what happened.
+    public var recordsHistory = true
 
     /// The defaults.
     public init() {}
@@ -62,7 +68,7 @@ public final class PostgresJobStore: InspectableStore {
     let client: PostgresClient
     let logger: Logger
     let ids = JobIDGenerator()
-    private let options: PostgresStoreOptions
+    let options: PostgresStoreOptions
     /// Where the store connects, without the password (for messages).
     public let location: String
     private let running: Task<Void, Never>

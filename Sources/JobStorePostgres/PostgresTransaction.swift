@@ -68,6 +68,7 @@ final class PostgresTransaction {
     /// Runs a claim statement, recording the claims' events in it (``Statements/recordingClaims(_:first:actor:)``);
     /// the claimed jobs in claim order.
     func claiming(_ claim: PostgresQuery) async throws -> [Job] {
+        guard store.options.recordsHistory else { return try await rows(claim, JobRow.decode).sorted(by: ClaimOrder.precedes) }
         let jobs = try await writeRows(Statements.recordingClaims(claim, first: recordedCount, actor: actor), JobRow.decode)
         recordedCount += Int32(jobs.count)
         return jobs.sorted(by: ClaimOrder.precedes)
@@ -89,6 +90,7 @@ final class PostgresTransaction {
     }
 
     private func record(_ event: JobEvent, of id: JobID) {
+        guard store.options.recordsHistory else { return }
         pending.append(RecordedEvent(number: recordedCount, jobID: id, event: event))
         recordedCount += 1
     }

@@ -77,6 +77,9 @@ struct Bench: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "With --backend postgres: the database, e.g. postgres://user@localhost:5432/bench (it must hold no jobs; JobBench leaves its jobs there, the burn-down deletes them).")
     var url: String?
 
+    @Flag(help: "With --backend postgres: record no event history (PostgresStoreOptions.recordsHistory off), to measure what it costs.")
+    var noHistory = false
+
     func validate() throws {
         guard Validation.enabled else { return }
         guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
@@ -91,6 +94,7 @@ struct Bench: AsyncParsableCommand {
             }
         }
         if backend == .lmdb && dir.isEmpty { throw ValidationError("give --dir, a directory for a fresh store") }
+        if backend == .lmdb && noHistory { throw ValidationError("--no-history is for --backend postgres (the embedded store always records its history)") }
         if !dir.isEmpty { try requireFreshStoreDirectory(dir) }
     }
 
@@ -100,7 +104,7 @@ struct Bench: AsyncParsableCommand {
             guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--concurrency takes positive counts, e.g. 1,8") }
             try await Burndown(
                 jobs: jobs, durability: durability, dir: dir, concurrencies: counts, prefetch: prefetch, producerRate: producerRate,
-                seconds: seconds, idleSeconds: idle, postgresURL: backend == .postgres ? url : nil
+                seconds: seconds, idleSeconds: idle, postgresURL: backend == .postgres ? url : nil, noHistory: noHistory
             ).run()
             return
         }
@@ -126,7 +130,7 @@ struct Bench: AsyncParsableCommand {
     /// JobBench on the PostgreSQL backend (``PostgresBenchRunner``).
     func runOnPostgres(url: String, selected: Set<Phase>) async throws {
         #if Postgres
-        var runner = try await PostgresBenchRunner(jobs: jobs, durability: durability, url: url)
+        var runner = try await PostgresBenchRunner(jobs: jobs, durability: durability, url: url, history: !noHistory)
         do {
             for phase in Phase.allCases where phase == .load || selected.contains(phase) {
                 // Progress on stderr: a phase here takes minutes where it takes seconds on LMDB.

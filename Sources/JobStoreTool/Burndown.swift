@@ -24,6 +24,8 @@ struct Burndown {
 
     /// With a URL: burn down on the PostgreSQL backend there instead (`--backend postgres`).
     let postgresURL: String?
+    /// On PostgreSQL: record no event history (``JobStorePostgres/PostgresStoreOptions/recordsHistory`` off).
+    let noHistory: Bool
 
     func run() async throws {
         if let idle = idleSeconds {
@@ -64,6 +66,7 @@ struct Burndown {
         #if Postgres
         var options = PostgresStoreOptions()
         options.synchronousCommit = durability == .full
+        options.recordsHistory = !noHistory
         let store = try await PostgresJobStore(url: url, options: options)
         do {
             let existing = try await store.counts().values.reduce(0, +)

@@ -19,11 +19,12 @@ struct PostgresBenchRunner: BenchReporting {
     var claimedIDs: Set<JobID> = []
 
     /// Opens the store at `url`, which must hold no jobs (the workload's checks count them all).
-    init(jobs: Int, durability: Bench.BenchDurability, url: String) async throws {
+    init(jobs: Int, durability: Bench.BenchDurability, url: String, history: Bool) async throws {
         n = jobs
         self.durability = durability
         var options = PostgresStoreOptions()
         options.synchronousCommit = durability == .full
+        options.recordsHistory = history
         store = try await PostgresJobStore(url: url, options: options)
         let existing = try await store.counts().values.reduce(0, +)
         if existing > 0 {

@@ -164,6 +164,25 @@ struct PostgresTests {
         }
     }
 
+    @Test("with recordsHistory off, nothing is recorded: the jobs run, timelines and the history stay empty",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func withoutHistory() async throws {
+        try await withTestDatabase(try #require(postgresURL)) { url in
+            var options = PostgresStoreOptions.forTests
+            options.recordsHistory = false
+            let store = try await PostgresJobStore(url: url, options: options)
+            let job = try await store.insert(NewJob(name: "quiet", queue: "q"))
+            let owner = OwnerToken.random()
+            #expect(try await store.finish([], claiming: [ClaimRequest(queue: "q", limit: 1)], lease: .seconds(60), owner: owner).claimed.map(\.id) == [job.id])
+            _ = try await store.finish([JobOutcome(id: job.id, owner: owner, kind: .succeeded(result: nil))], claiming: [], lease: .seconds(60), owner: owner)
+            try await store.pause(queue: "q")
+            #expect(try await store.job(job.id)?.state == .succeeded)
+            #expect(try await store.events(of: job.id).events.isEmpty)
+            #expect(try await store.countHistory(before: .now.adding(.seconds(60))) == 0)
+            await store.close()
+        }
+    }
+
     @Test("two schedulers on one database (two stores, as two machines would have) burn down 20,000 jobs, each run exactly once; an idle one wakes for the other's insert",
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func twoSchedulers() async throws {
