@@ -40,8 +40,8 @@ public struct PostgresStoreOptions: Sendable {
     public var createsSchema = true
     /// Whether every change records its event in the history (`jobstore_events`: each job's
     /// timeline, the store's history; on by default, as the embedded store always does). Off,
-    /// nothing is recorded — timelines and the history stay empty — and a burn-down runs about
-    /// a quarter faster (docs/BENCHMARKS.md, 2026-12-07): for a program that needs throughput
+    /// nothing is recorded — timelines and the history stay empty — and a burn-down ran about
+    /// 15 % faster here (docs/BENCHMARKS.md, 2026-12-07): for a program that needs throughput
     /// more than the record of what happened.
     public var recordsHistory = true
 
