@@ -49,6 +49,9 @@ public protocol JobStoreBackend: SchedulerBackend {
 /// same answers. (The rest of what the tool and the dashboard need, the actions by filter, is
 /// to follow: issue 32.)
 public protocol InspectableStore: JobStoreBackend {
+    /// Where the store is, for people (a page's header, a message): an LMDB store's directory,
+    /// "PostgreSQL at host:port/database" (never a password).
+    var locationDescription: String { get }
     /// The jobs matching `filter` by creation time, a page at a time (keyset paging: `after`
     /// is the previous page's `next`): a state's range of its creation-time index, or the
     /// creation-time index; a queue or tenant filter skips the range's other jobs.

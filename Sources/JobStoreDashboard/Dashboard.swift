@@ -58,17 +58,26 @@ public struct DashboardError: Error, CustomStringConvertible {
 /// dashboard.addRoutes(to: router.group("/jobstore"))
 /// ```
 public final class Dashboard: Sendable {
-    let store: JobRepository
+    /// The store the pages read, either backend.
+    let store: any InspectableStore
+    /// The store as LMDB's, when it is one: its environment and format on the overview, and the
+    /// actions (a transaction with the dashboard as its actor), LMDB's alone for now.
+    let lmdb: JobRepository?
     let options: DashboardOptions
     let throughput: Throughput
     /// The CSRF value forms carry with the token cookie; new at each start.
     let csrf: String
 
-    /// A dashboard of `store` (opened read-only, unless actions are allowed).
+    /// A dashboard of `store`: an embedded `JobRepository` (opened read-only, unless actions are
+    /// allowed) or a `PostgresJobStore`.
     ///
-    /// - Throws: ``DashboardError`` for actions allowed without a token, or a prefix that does
-    ///   not start with `/`.
-    public init(store: JobRepository, options: DashboardOptions = DashboardOptions()) throws {
+    /// - Throws: ``DashboardError`` for actions allowed without a token or on a store other
+    ///   than LMDB's (not yet there), or a prefix that does not start with `/`.
+    public init(store: any InspectableStore, options: DashboardOptions = DashboardOptions()) throws {
+        let lmdb = store as? JobRepository
+        if options.allowWrites && lmdb == nil {
+            throw DashboardError(description: "actions (allowWrites) are on LMDB stores only for now; serve \(store.locationDescription) read-only")
+        }
         if options.allowWrites && (options.token ?? "").count < 16 {
             throw DashboardError(description: "actions (allowWrites) need a token of at least 16 characters")
         }
@@ -79,6 +88,7 @@ public final class Dashboard: Sendable {
             throw DashboardError(description: "pageSize must be 1…maxPageSize")
         }
         self.store = store
+        self.lmdb = lmdb
         self.options = options
         self.throughput = Throughput()
         self.csrf = Dashboard.randomToken()
@@ -92,17 +102,19 @@ public final class Dashboard: Sendable {
     /// Adds the dashboard's routes to `router` (a program's router, or a group of it at
     /// ``DashboardOptions/pathPrefix``).
     public func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
-        router.get("/") { _, _ in self.respond { try self.overviewPage() } }
-        router.get("/jobs") { request, _ in self.respond { try self.jobsPage(query(request)) } }
+        router.get("/") { _, _ in await self.respond { try await self.overviewPage() } }
+        router.get("/jobs") { request, _ in await self.respond { try await self.jobsPage(query(request)) } }
         router.get("/jobs/:id") { request, context in
-            self.respond { try self.jobPage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
+            await self.respond { try await self.jobPage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
         }
-        router.get("/pipelines") { request, _ in self.respond { try self.pipelinesPage(query(request)) } }
+        router.get("/pipelines") { request, _ in await self.respond { try await self.pipelinesPage(query(request)) } }
         router.get("/pipelines/:id") { request, context in
-            self.respond { try self.pipelinePage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
+            await self.respond { try await self.pipelinePage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
         }
         router.get("/events") { _, _ in self.eventStream() }
-        router.get("/metrics") { _, _ in self.respond { Response.text(try self.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") } }
+        router.get("/metrics") { _, _ in
+            await self.respond { Response.text(try await self.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") }
+        }
         router.get("/login") { request, _ in self.login(request) }
         for action in JobAction.allCases {
             router.post("/jobs/:id/\(action.rawValue)") { request, context in
@@ -114,7 +126,7 @@ public final class Dashboard: Sendable {
                 await self.act(request, pipeline: context.parameters.get("id") ?? "", action: action)
             }
         }
-        router.get("/prune") { request, _ in self.respond { try self.prunePreview(query(request)) } }
+        router.get("/prune") { request, _ in await self.respond { try self.prunePreview(query(request)) } }
         router.post("/prune") { request, _ in await self.prune(request) }
         // Anything else: a page saying so, with the way back (not an empty 404).
         router.get("**") { request, _ in
@@ -127,7 +139,7 @@ public final class Dashboard: Sendable {
     /// Serves the dashboard of `store` on `host`:`port` until the task is cancelled or the
     /// process gets SIGINT or SIGTERM. `onRunning` gets the bound port (useful with port 0).
     public static func serve(
-        store: JobRepository, host: String = "127.0.0.1", port: Int = 8080, options: DashboardOptions = DashboardOptions(),
+        store: any InspectableStore, host: String = "127.0.0.1", port: Int = 8080, options: DashboardOptions = DashboardOptions(),
         logger: Logger = Logger(label: "jobstore.dashboard"), onRunning: (@Sendable (Int) -> Void)? = nil
     ) async throws {
         let dashboard = try Dashboard(store: store, options: options)
@@ -144,9 +156,9 @@ public final class Dashboard: Sendable {
     /// Runs a page builder, turning a bad request into a 400 page, what the store refuses into a
     /// 404 or 409 page, and a store failure into a 503 page (the store went away, a newer
     /// format, a damaged record): never a crash.
-    func respond(_ body: () throws -> Response) -> Response {
+    func respond(_ body: () async throws -> Response) async -> Response {
         do {
-            return try body()
+            return try await body()
         } catch let error as PageError {
             return page(status: error.status, title: error.title, body: "<p class=error>\(html(error.message))</p>")
         } catch let error as JobStoreError where [.illegalTransition, .notFound, .invalidArgument, .invalidField, .leaseLost].contains(error.code) {
@@ -165,46 +177,56 @@ public final class Dashboard: Sendable {
 
     // MARK: Live updates
 
-    /// Server-Sent Events: an `update` event whenever LMDB's last transaction id changes
-    /// (checked every 250 ms: a read of the lock file's shared memory, no transaction), carrying
-    /// the overview's counts and chart; a comment every 10 s keeps proxies and dead
-    /// connections in check.
+    /// Server-Sent Events: an `update` event whenever the store changed, carrying the
+    /// overview's counts and chart; a comment every 10 s keeps proxies and dead connections in
+    /// check. On LMDB a change is a new last transaction id (checked every 250 ms: a read of
+    /// the lock file's shared memory, no transaction); elsewhere a new end of the history or new
+    /// counts (checked every second: two index reads).
     func eventStream() -> Response {
         Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
-                var last = -1
+                var last = ""
                 var quiet = 0
+                let interval: Duration = self.lmdb == nil ? .seconds(1) : .milliseconds(250)
                 while !Task.isCancelled {
-                    let transaction = (try? self.store.environmentInfo().lastTransactionID) ?? last
-                    if transaction != last {
-                        last = transaction
+                    let mark = (try? await self.changeMark()) ?? last
+                    if mark != last {
+                        last = mark
                         quiet = 0
-                        let update = (try? self.liveUpdate(transaction: transaction)) ?? "{}"
+                        let update = (try? await self.liveUpdate(mark: mark)) ?? "{}"
                         try await writer.write(ByteBuffer(string: "event: update\ndata: \(update)\n\n"))
-                    } else if quiet >= 40 {
+                    } else if Duration.seconds(10) <= interval * quiet {
                         quiet = 0
                         try await writer.write(ByteBuffer(string: ": still here\n\n"))
                     }
                     quiet += 1
-                    try await Task.sleep(for: .milliseconds(250))
+                    try await Task.sleep(for: interval)
                 }
                 try await writer.finish(nil)
             })
     }
 
-    /// The JSON of one live update: the transaction, the counts per state, and the overview's
-    /// fragments (queue table rows, chart) as HTML.
-    func liveUpdate(transaction: Int) throws -> String {
-        let counts = try store.counts()
-        throughput.refresh(from: store)
+    /// What changes when the store changes: LMDB's last transaction id; elsewhere the end of
+    /// the history and the counts.
+    func changeMark() async throws -> String {
+        if let lmdb { return "\(try lmdb.environmentInfo().lastTransactionID)" }
+        let counts = try await store.counts()
+        return "\(try await store.lastHistoryPosition()?.description ?? "-") \(JobState.allCases.map { counts[$0] ?? 0 })"
+    }
+
+    /// The JSON of one live update: the change mark (LMDB's transaction id), the counts per
+    /// state, and the overview's fragments (queue table rows, chart) as HTML.
+    func liveUpdate(mark: String) async throws -> String {
+        let counts = try await store.counts()
+        await throughput.refresh(from: store)
         let payload: [String: String] = [
-            "transaction": "\(transaction)",
+            "transaction": mark,
             "states": stateCountsHTML(counts),
-            "queues": try queueRowsHTML(),
+            "queues": try await queueRowsHTML(),
             "chart": throughput.chartSVG(),
-            "pipelines": pipelineCountsHTML(try store.pipelineCounts()),
+            "pipelines": pipelineCountsHTML(try await store.pipelineCounts()),
         ]
         let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
@@ -215,33 +237,34 @@ public final class Dashboard: Sendable {
     /// `/metrics` in Prometheus's text format: jobs per state and per queue and state (the
     /// store's O(1) counters), pipelines per state, the store's size, readers and last
     /// transaction, and whatever ``DashboardOptions/metricsAppendix`` adds.
-    func metrics() throws -> String {
+    func metrics() async throws -> String {
         var lines: [String] = []
         func family(_ name: String, _ type: String, _ help: String) {
             lines.append("# HELP \(name) \(help)")
             lines.append("# TYPE \(name) \(type)")
         }
         family("jobstore_jobs", "gauge", "Jobs in each state.")
-        let counts = try store.counts()
+        let counts = try await store.counts()
         for state in JobState.allCases { lines.append("jobstore_jobs{state=\"\(state)\"} \(counts[state] ?? 0)") }
         family("jobstore_queue_jobs", "gauge", "Jobs of each queue in each state.")
-        for (queue, states) in try store.queueCounts().sorted(by: { $0.key < $1.key }) {
+        for (queue, states) in try await store.queueDepths().sorted(by: { $0.key < $1.key }) {
             for state in JobState.allCases {
                 lines.append("jobstore_queue_jobs{queue=\"\(prometheusEscaped(queue))\",state=\"\(state)\"} \(states[state] ?? 0)")
             }
         }
         family("jobstore_pipelines", "gauge", "Pipelines in each state.")
-        let pipelines = try store.pipelineCounts()
+        let pipelines = try await store.pipelineCounts()
         for state in PipelineState.allCases { lines.append("jobstore_pipelines{state=\"\(state)\"} \(pipelines[state] ?? 0)") }
-        let info = try store.environmentInfo()
-        family("jobstore_store_used_bytes", "gauge", "Bytes of the store's data file in use.")
-        lines.append("jobstore_store_used_bytes \(info.usedBytes)")
-        family("jobstore_store_map_bytes", "gauge", "The store's map size.")
-        lines.append("jobstore_store_map_bytes \(info.mapSize)")
-        family("jobstore_store_readers", "gauge", "Reader slots in use.")
-        lines.append("jobstore_store_readers \(info.readersInUse)")
-        family("jobstore_store_last_transaction", "counter", "LMDB's last committed transaction id.")
-        lines.append("jobstore_store_last_transaction \(info.lastTransactionID)")
+        family("jobstore_store_used_bytes", "gauge", "Bytes the store takes: LMDB's data file in use; PostgreSQL's tables with their indexes.")
+        lines.append("jobstore_store_used_bytes \(try await store.storageBytes())")
+        if let info = try lmdb?.environmentInfo() {
+            family("jobstore_store_map_bytes", "gauge", "The store's map size.")
+            lines.append("jobstore_store_map_bytes \(info.mapSize)")
+            family("jobstore_store_readers", "gauge", "Reader slots in use.")
+            lines.append("jobstore_store_readers \(info.readersInUse)")
+            family("jobstore_store_last_transaction", "counter", "LMDB's last committed transaction id.")
+            lines.append("jobstore_store_last_transaction \(info.lastTransactionID)")
+        }
         var text = lines.joined(separator: "\n") + "\n"
         if let appendix = options.metricsAppendix?() { text += appendix.hasSuffix("\n") || appendix.isEmpty ? appendix : appendix + "\n" }
         return text
@@ -310,8 +333,9 @@ public final class Dashboard: Sendable {
     func act(_ request: Request, _ change: (JobTransaction) throws -> String) async -> Response {
         let form = await formFields(request)
         if let refused = refusal(request, form: form) { return refused }
-        return respond {
-            let location = try store.write { txn in
+        return await respond {
+            guard let lmdb else { return readOnlyPage() }  // the initialiser allows actions on LMDB only
+            let location = try lmdb.write { txn in
                 txn.actor = Dashboard.actor
                 return try change(txn)
             }
@@ -350,11 +374,12 @@ public final class Dashboard: Sendable {
     func prune(_ request: Request) async -> Response {
         let form = await formFields(request)
         if let refused = refusal(request, form: form) { return refused }
-        return respond {
+        return await respond {
+            guard let lmdb else { return readOnlyPage() }
             let (state, pipelineState, days) = try pruneRequest(form)
             let cutoff = Timestamp.now.adding(.seconds(-days * 86_400))
-            let jobs = try store.prune(state: state, finishedBefore: cutoff)
-            let pipelines = try store.prunePipelines(state: pipelineState, finishedBefore: cutoff)
+            let jobs = try lmdb.prune(state: state, finishedBefore: cutoff)
+            let pipelines = try lmdb.prunePipelines(state: pipelineState, finishedBefore: cutoff)
             return page(
                 status: .ok, title: "Pruned",
                 body: "<p>Deleted \(jobs) \(state) job(s) and \(pipelines) pipeline(s) that finished before \(cutoff).</p><p><a href=\"\(link("/"))\">Overview</a></p>")

@@ -18,37 +18,54 @@ final class Throughput: Sendable {
         var counts: [Int64: (succeeded: Int, failed: Int)] = [:]
         var after: HistoryPosition?
         var started = false
+        /// A refresh is reading the history (another one meanwhile returns at once: two would
+        /// count the same events).
+        var refreshing = false
     }
 
     private let state = Lock(State())
 
     /// Counts the history events since the last refresh (at the first, those of the last 10
     /// minutes).
-    func refresh(from store: JobRepository) {
-        state.withLock { state in
-            let now = Timestamp.now.microseconds
-            let window = Self.bucketSeconds * 1_000_000 * Int64(Self.buckets)
-            var read = 0
-            do {
-                while read < Self.maxEntriesPerRefresh {
-                    let page = try store.history(
-                        after: state.after, since: state.started ? nil : Timestamp(microseconds: now - window), limit: 10_000)
-                    state.started = true
-                    for entry in page.entries {
-                        let bucket = entry.event.at.microseconds - entry.event.at.microseconds % (Self.bucketSeconds * 1_000_000)
-                        switch entry.event.kind {
-                        case .succeeded: state.counts[bucket, default: (0, 0)].succeeded += 1
-                        case .failed: state.counts[bucket, default: (0, 0)].failed += 1
-                        default: break
-                        }
+    func refresh(from store: any InspectableStore) async {
+        guard let (start, started) = state.withLock({ state -> (HistoryPosition?, Bool)? in
+            if state.refreshing { return nil }
+            state.refreshing = true
+            return (state.after, state.started)
+        }) else { return }
+        let now = Timestamp.now.microseconds
+        let window = Self.bucketSeconds * 1_000_000 * Int64(Self.buckets)
+        var counts: [Int64: (succeeded: Int, failed: Int)] = [:]
+        var after = start
+        var read = 0
+        var began = started
+        do {
+            while read < Self.maxEntriesPerRefresh {
+                let page = try await store.history(after: after, since: began ? nil : Timestamp(microseconds: now - window), limit: 10_000)
+                began = true
+                for entry in page.entries {
+                    let bucket = entry.event.at.microseconds - entry.event.at.microseconds % (Self.bucketSeconds * 1_000_000)
+                    switch entry.event.kind {
+                    case .succeeded: counts[bucket, default: (0, 0)].succeeded += 1
+                    case .failed: counts[bucket, default: (0, 0)].failed += 1
+                    default: break
                     }
-                    read += page.entries.count
-                    state.after = page.entries.last?.position ?? state.after
-                    if page.next == nil { break }
                 }
-            } catch {
-                // A store that cannot be read shows the chart it had; the pages say what is wrong.
+                read += page.entries.count
+                after = page.entries.last?.position ?? after
+                if page.next == nil { break }
             }
+        } catch {
+            // A store that cannot be read shows the chart it had; the pages say what is wrong.
+        }
+        state.withLock { state in
+            for (bucket, added) in counts {
+                state.counts[bucket, default: (0, 0)].succeeded += added.succeeded
+                state.counts[bucket, default: (0, 0)].failed += added.failed
+            }
+            state.after = after
+            state.started = began
+            state.refreshing = false
             state.counts = state.counts.filter { $0.key >= now - window - Self.bucketSeconds * 1_000_000 }
         }
     }

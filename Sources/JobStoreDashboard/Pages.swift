@@ -92,7 +92,7 @@ extension Dashboard {
             .card b { display: block; font-size: 20px; } form.inline { display: inline; } nav.pager { margin: 8px 0; }
             </style></head><body>
             <header><strong>JobStore</strong><a href="\(link("/"))">Overview</a><a href="\(link("/jobs"))">Jobs</a><a href="\(link("/pipelines"))">Pipelines</a><a href="\(link("/metrics"))">Metrics</a>
-            <span class=muted style="margin-left:auto;color:#9fb3c8">\(html(store.path))</span></header>
+            <span class=muted style="margin-left:auto;color:#9fb3c8">\(html(store.locationDescription))</span></header>
             \(banner)
             <main><h1>\(html(title))</h1>
             \(body)
@@ -114,31 +114,45 @@ extension Dashboard {
 
     // MARK: Overview
 
-    func overviewPage() throws -> Response {
-        let counts = try store.counts()
-        let info = try store.environmentInfo()
-        throughput.refresh(from: store)
+    func overviewPage() async throws -> Response {
+        let counts = try await store.counts()
+        await throughput.refresh(from: store)
         let body = """
             <div id=states class=cards>\(stateCountsHTML(counts))</div>
             <h2>Finished per 10 seconds, last 10 minutes</h2>
             <div id=chart>\(throughput.chartSVG())</div>
             <h2>Queues</h2>
             <table><thead><tr><th>queue</th><th>paused</th>\(JobState.allCases.map { "<th>\($0)</th>" }.joined())<th>oldest ready since</th><th>rate limit</th></tr></thead>
-            <tbody id=queues>\(try queueRowsHTML())</tbody></table>
+            <tbody id=queues>\(try await queueRowsHTML())</tbody></table>
             <h2>Pipelines</h2>
-            <div id=pipelines class=cards>\(pipelineCountsHTML(try store.pipelineCounts()))</div>
+            <div id=pipelines class=cards>\(pipelineCountsHTML(try await store.pipelineCounts()))</div>
             <h2>Store</h2>
             <table>
-            <tr><th>directory</th><td>\(html(store.path))</td></tr>
+            \(try await storeRowsHTML())
+            </table>
+            \(pruneForm())
+            <p class=muted>Live: counts, queues and the chart follow every commit (Server-Sent Events on \(lmdb == nil ? "the end of the history and the counts, checked every second" : "LMDB's last transaction id")).</p>
+            """
+        return page(title: "Overview", body: body, live: true)
+    }
+
+    /// The overview's store table: LMDB's environment, or where the store is and its size.
+    func storeRowsHTML() async throws -> String {
+        guard let lmdb else {
+            return """
+                <tr><th>store</th><td>\(html(store.locationDescription))</td></tr>
+                <tr><th>size</th><td>\(Readable.bytes(try await store.storageBytes())) (its tables with their indexes)</td></tr>
+                <tr><th>last event</th><td id=transaction>\(try await store.lastHistoryPosition()?.description ?? "-")</td></tr>
+                """
+        }
+        let info = try lmdb.environmentInfo()
+        return """
+            <tr><th>directory</th><td>\(html(lmdb.path))</td></tr>
             <tr><th>used</th><td>\(Readable.bytes(info.usedBytes)) of a \(Readable.bytes(info.mapSize)) map</td></tr>
             <tr><th>readers</th><td>\(info.readersInUse) of \(info.maxReaders)</td></tr>
             <tr><th>last transaction</th><td id=transaction>\(info.lastTransactionID)</td></tr>
-            <tr><th>format</th><td>\(try store.formatVersion())</td></tr>
-            </table>
-            \(pruneForm())
-            <p class=muted>Live: counts, queues and the chart follow every commit (Server-Sent Events on LMDB's last transaction id).</p>
+            <tr><th>format</th><td>\(try lmdb.formatVersion())</td></tr>
             """
-        return page(title: "Overview", body: body, live: true)
     }
 
     func stateCountsHTML(_ counts: [JobState: Int]) -> String {
@@ -153,8 +167,8 @@ extension Dashboard {
         }.joined()
     }
 
-    func queueRowsHTML() throws -> String {
-        let queues = try store.queues()
+    func queueRowsHTML() async throws -> String {
+        let queues = try await store.queues()
         if queues.isEmpty { return "<tr><td colspan=10 class=muted>no queue has jobs</td></tr>" }
         return queues.map { queue in
             let cells = JobState.allCases.map { state in
@@ -179,12 +193,12 @@ extension Dashboard {
     /// `GET /prune?state=…&days=…`: how many jobs and pipelines a prune would delete (read from
     /// the indexes, nothing changed), and the button that deletes them.
     func prunePreview(_ query: [String: String]) throws -> Response {
-        guard options.allowWrites else { return readOnlyPage() }
+        guard options.allowWrites, let lmdb else { return readOnlyPage() }
         try requireKnown(query, ["state", "days"])
         let (state, pipelineState, days) = try pruneRequest(query)
         let cutoff = Timestamp.now.adding(.seconds(-days * 86_400))
-        let jobs = try store.count(state, finishedBefore: cutoff)
-        let pipelines = try store.countPipelines(pipelineState, finishedBefore: cutoff)
+        let jobs = try lmdb.count(state, finishedBefore: cutoff)
+        let pipelines = try lmdb.countPipelines(pipelineState, finishedBefore: cutoff)
         let body = """
             <p>Would delete <b>\(jobs) \(state) job(s)</b> and <b>\(pipelines) pipeline(s)</b> (with their steps' jobs) that finished before \(when(cutoff)) — more than \(days) day(s) ago. Nothing is deleted yet.</p>
             <form method=post action="\(link("/prune"))"><input type=hidden name=csrf value="\(csrf)">
@@ -215,7 +229,7 @@ extension Dashboard {
         return min(limit, options.maxPageSize)
     }
 
-    func jobsPage(_ query: [String: String]) throws -> Response {
+    func jobsPage(_ query: [String: String]) async throws -> Response {
         try requireKnown(query, ["state", "queue", "since", "until", "order", "limit", "after"])
         var filter = JobFilter()
         if let text = query["state"], !text.isEmpty {
@@ -232,7 +246,7 @@ extension Dashboard {
             throw PageError.badRequest("'after' is not a page cursor: \(error)")
         }
         let order: ListOrder = query["order"] == "newest" ? .newestFirst : .oldestFirst
-        let page = try store.jobs(matching: filter, order: order, limit: try limit(query), after: after)
+        let page = try await store.jobs(matching: filter, order: order, limit: try limit(query), after: after)
 
         var rows = page.jobs.map { job in
             """
@@ -262,10 +276,10 @@ extension Dashboard {
         return self.page(title: "Jobs", body: body)
     }
 
-    func jobPage(_ text: String, notice: String?) throws -> Response {
+    func jobPage(_ text: String, notice: String?) async throws -> Response {
         let id = try parseJobID(text)
-        guard let job = try store.job(id) else { throw PageError.notFound("no job \(id) in this store") }
-        let timeline = try store.events(of: id)
+        guard let job = try await store.job(id) else { throw PageError.notFound("no job \(id) in this store") }
+        let timeline = try await store.events(of: id)
         var rows: [(String, String)] = [
             ("id", "\(job.id)"), ("name", html(job.name)), ("queue", html(job.queue)), ("tenant", html(job.tenant ?? "-")),
             ("state", stateBadge(job.state)), ("priority", "\(job.priority)"), ("attempts", "\(job.attempts) of \(job.maxAttempts)"),
@@ -273,10 +287,11 @@ extension Dashboard {
             ("lease", job.lease.map { "until \(when($0.expiresAt)), owner \($0.owner)" } ?? "-"), ("unique key", html(job.uniqueKey ?? "-")),
         ]
         if let reference = job.pipeline {
-            let step = try store.pipelineStep(reference)
+            let details = try await store.pipelineDetails(reference.pipeline)
+            let step = details?.steps.first { $0.index == Int(reference.step) }
             rows.append((
                 "pipeline",
-                "<a href=\"\(link("/pipelines/\(reference.pipeline)"))\">\(html(step?.pipeline.name ?? "\(reference.pipeline)"))</a>, step \(reference.step)\(step.map { " '\(html($0.step.name))'" } ?? "")"
+                "<a href=\"\(link("/pipelines/\(reference.pipeline)"))\">\(html(details?.pipeline.name ?? "\(reference.pipeline)"))</a>, step \(reference.step)\(step.map { " '\(html($0.name))'" } ?? "")"
             ))
         }
         rows.append(("payload", describe(job.payload)))
@@ -338,7 +353,7 @@ extension Dashboard {
 
     // MARK: Pipelines
 
-    func pipelinesPage(_ query: [String: String]) throws -> Response {
+    func pipelinesPage(_ query: [String: String]) async throws -> Response {
         try requireKnown(query, ["state", "order", "limit", "after"])
         var state: PipelineState?
         if let text = query["state"], !text.isEmpty {
@@ -351,7 +366,7 @@ extension Dashboard {
         do { after = try query["after"].map { try PipelineCursor(parsing: $0) } } catch {
             throw PageError.badRequest("'after' is not a page cursor: \(error)")
         }
-        let page = try store.pipelines(in: state, order: query["order"] == "newest" ? .newestFirst : .oldestFirst, limit: try limit(query), after: after)
+        let page = try await store.pipelines(in: state, order: query["order"] == "newest" ? .newestFirst : .oldestFirst, limit: try limit(query), after: after)
         var rows = page.pipelines.map { pipeline in
             """
             <tr><td><a href="\(link("/pipelines/\(pipeline.id)"))">\(pipeline.id)</a></td><td>\(html(pipeline.name))</td><td class=num>\(pipeline.version)</td>
@@ -373,11 +388,12 @@ extension Dashboard {
         return self.page(title: state.map { "Pipelines: \($0)" } ?? "Pipelines", body: body)
     }
 
-    func pipelinePage(_ text: String, notice: String?) throws -> Response {
+    func pipelinePage(_ text: String, notice: String?) async throws -> Response {
         let id = try parsePipelineID(text)
-        guard let details = try store.pipelineDetails(id) else { throw PageError.notFound("no pipeline \(id) in this store") }
+        guard let details = try await store.pipelineDetails(id) else { throw PageError.notFound("no pipeline \(id) in this store") }
         let pipeline = details.pipeline
-        let timelines = try details.jobs.map { try store.events(of: $0.id) }
+        var timelines: [JobTimeline] = []
+        for job in details.jobs { timelines.append(try await store.events(of: job.id)) }
         let now = Timestamp.now
         let dependencies = details.dependencies
         let rows = details.steps.map { step in

@@ -308,6 +308,9 @@ extension PostgresJobStore {
         }
     }
 
+    /// "PostgreSQL at host:port/database" (``location``; never the password).
+    public var locationDescription: String { "PostgreSQL at \(location)" }
+
     // MARK: History
 
     /// The job's timeline: its newest events (at most ``JobCore/JobEvent/timelineLimit``), oldest

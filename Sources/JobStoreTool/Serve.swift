@@ -4,12 +4,12 @@ import Foundation
 import JobStore
 import JobStoreDashboard
 
-/// `jobstore serve PATH`: the web dashboard.
+/// `jobstore serve PATH|URL`: the web dashboard.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the web dashboard of a store (read-only unless --allow-writes).",
         discussion: """
-            Opens the store read-only and serves an overview (counts, queues, throughput, live by Server-Sent \
+            Opens the store (a directory, or a postgres:// URL) read-only and serves an overview (counts, queues, throughput, live by Server-Sent \
             Events), jobs and pipelines with paging, each job's fields, errors and timeline, each pipeline's DAG, and \
             /metrics for Prometheus. With --allow-writes the pages offer retry, cancel, requeue and prune, each \
             needing the token printed at start (or JOBSTORE_DASHBOARD_TOKEN): send it as the X-JobStore-Token \
@@ -27,11 +27,16 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard Validation.enabled else { return }
         if port < 0 || port > 65_535 { throw ValidationError("--port must be 0…65535, not \(port)") }
+        if allowWrites && store.isURL {
+            throw ValidationError("--allow-writes is for LMDB stores for now; serve a PostgreSQL store read-only")
+        }
     }
 
     func run() async throws {
-        let jobs = try store.open(writable: allowWrites)
-        defer { jobs.close() }
+        try await OpenedStore.with(store, writable: allowWrites) { opened in try await serve(opened.store) }
+    }
+
+    func serve(_ jobs: any InspectableStore) async throws {
         var options = DashboardOptions(allowWrites: allowWrites)
         if allowWrites {
             let token = ProcessInfo.processInfo.environment["JOBSTORE_DASHBOARD_TOKEN"] ?? Dashboard.randomToken()
@@ -50,7 +55,7 @@ struct Serve: AsyncParsableCommand {
         }
         do {
             try await Dashboard.serve(store: jobs, host: host, port: port, options: options) { port in
-                print("serving \(jobs.path) at http://\(host):\(port)/ (\(allowWrites ? "actions allowed with the token" : "read-only"))")
+                print("serving \(jobs.locationDescription) at http://\(host):\(port)/ (\(allowWrites ? "actions allowed with the token" : "read-only"))")
                 if let token { print("token: \(token)  (header X-JobStore-Token, or open http://\(host):\(port)/login?token=\(token))") }
                 fflush(nil)
             }

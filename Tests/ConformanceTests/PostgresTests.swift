@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import JobScheduler
 import JobStore
 @testable import JobStorePostgres
@@ -150,6 +153,32 @@ struct PostgresTests {
             #expect(try summary(queues.postgres).contains { $0.hasPrefix("mail 1 ") })
             let schedules = try both("schedules", "STORE")
             #expect(schedules.postgres.contains("nightly") && schedules.lmdb.split(separator: "\n").count == schedules.postgres.split(separator: "\n").count)
+
+            // The dashboard serves the PostgreSQL store: the same pages, read-only.
+            let (server, port, said) = try startServe([url, "--port", "0"])
+            defer {
+                kill(server.processIdentifier, SIGKILL)
+                server.waitUntilExit()
+            }
+            #expect(said.contains("serving PostgreSQL at "), "\(said)")
+            func get(_ path: String) async throws -> (Int, String) {
+                let (data, response) = try await URLSession.shared.data(from: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
+                return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+            }
+            let overview = try await get("/")
+            #expect(overview.0 == 200 && overview.1.contains("PostgreSQL at ") && overview.1.contains("(its tables with their indexes)"))
+            #expect(overview.1.contains(">6</b>pending") && overview.1.contains(">1</b>failed"), "\(overview.1)")
+            let pending = try await get("/jobs?state=pending&limit=2")
+            #expect(pending.0 == 200 && pending.1.contains(ids[0].description) && pending.1.contains(ids[2].description) && pending.1.contains("next page"))
+            let failedJob = try await get("/jobs/\(ids[1])")
+            #expect(failedJob.0 == 200 && failedJob.1.contains("smtp down") && failedJob.1.contains("claimed"))
+            let pipelinePage = try await get("/pipelines/\(pipelineID)")
+            #expect(pipelinePage.0 == 200 && pipelinePage.1.contains("build") && pipelinePage.1.contains("ship"))
+            let metrics = try await get("/metrics")
+            #expect(metrics.0 == 200 && metrics.1.contains("jobstore_jobs{state=\"pending\"} 6") && metrics.1.contains("jobstore_store_used_bytes"))
+            #expect(try await get("/jobs/\(JobID(high: 1, low: 1))").0 == 404)
+            let refused = try jobstore(["serve", url, "--allow-writes"])
+            #expect(refused.status == 2 && refused.err.contains("--allow-writes is for LMDB stores for now"))
 
             // A command of LMDB's alone says so; a database without a job store is not given one.
             let readers = try jobstore(["readers", url])

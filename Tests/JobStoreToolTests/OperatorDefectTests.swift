@@ -204,18 +204,11 @@ struct OperatorDefectTests {
         let directory = TemporaryDirectory()
         let path = directory.sub("store")
         _ = try makeStore(path)
-        let first = Process()
-        first.executableURL = try helperExecutable("jobstore")
-        first.arguments = ["serve", path, "--port", "0"]
-        let output = Pipe()
-        first.standardOutput = output
-        try first.run()
+        let (first, port, _) = try startServe([path, "--port", "0"])
         defer {
             kill(first.processIdentifier, SIGKILL)  // a test thread's blocked SIGTERM is inherited
             first.waitUntilExit()
         }
-        let said = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)  // "serving … at http://127.0.0.1:PORT/"
-        let port = try #require(said.split(separator: ":").last?.split(separator: "/").first.map(String.init), "\(said)")
         expectError(try jobstore("serve", path, "--port", port), 1, "port \(port) on 127.0.0.1 is in use by another program")
         let open = try jobstore("serve", path, "--host", "0.0.0.0", "--port", port, "--allow-writes")
         #expect(open.err.contains("warning: --allow-writes on 0.0.0.0") && open.err.contains("clear text"), "\(open.err)")

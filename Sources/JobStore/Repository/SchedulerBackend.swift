@@ -101,4 +101,7 @@ extension JobRepository: SchedulerBackend {
 
 extension JobRepository: JobStoreBackend {}
 
-extension JobRepository: InspectableStore {}
+extension JobRepository: InspectableStore {
+    /// The store's directory.
+    public var locationDescription: String { path }
+}
