@@ -165,6 +165,24 @@ extension Job {
         maxAttempts = max(maxAttempts, attempts &+ 1)
     }
 
+    /// Put back in line by hand at `now` (requeue) when running or pending: pending and runnable
+    /// now (a running job's worker then finds its lease lost). A failed or cancelled job is
+    /// retried instead (``retry(at:blocked:)``): `false` says so and changes nothing.
+    ///
+    /// - Throws: `.illegalTransition` for a waiting or succeeded job.
+    public mutating func putBack(at now: Timestamp) throws -> Bool {
+        switch state {
+        case .failed, .cancelled:
+            return false
+        case .running, .pending:
+            state = .pending
+            runAt = now
+            return true
+        case .waiting, .succeeded:
+            throw JobStoreError.illegalTransition(id, from: state, to: .pending)
+        }
+    }
+
     /// Cancelled by its pipeline at `now` (a dependency failed or was cancelled, or a fail-fast
     /// pipeline failed), `reason` kept in its errors so an operator sees what cancelled it.
     public mutating func cancelForPipeline(at now: Timestamp, reason: String) {

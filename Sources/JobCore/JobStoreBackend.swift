@@ -85,3 +85,61 @@ public protocol InspectableStore: JobStoreBackend {
     /// ``SchedulerBackend/pruneHistory(before:)`` would delete.
     func countHistory(before cutoff: Timestamp) async throws -> Int
 }
+
+/// A change an operator makes to one job, or to the pipeline of that id when no job has it (the
+/// admin tool's `cancel`, `retry`, `requeue`, `delete`; the dashboard's buttons), as data: each
+/// backend applies it in one transaction of its own, recording who made it.
+public enum OperatorChange: String, Sendable, Hashable, CaseIterable {
+    /// A job: waiting, pending or running → cancelled. A pipeline: every unfinished step.
+    case cancel
+    /// A job: failed or cancelled → pending (or waiting, a step with an unfinished dependency).
+    /// A pipeline: its failed and cancelled steps.
+    case retry
+    /// A job: running or pending → pending, runnable now; failed or cancelled → retried. Jobs only.
+    case requeue
+    /// A job (not a pipeline step), or a pipeline with its steps' jobs.
+    case delete
+
+    /// What the change did, for people: "cancelled", "retried", "requeued", "deleted".
+    public var done: String {
+        switch self {
+        case .cancel: "cancelled"
+        case .retry: "retried"
+        case .requeue: "requeued"
+        case .delete: "deleted"
+        }
+    }
+}
+
+/// What an ``OperatorChange`` did.
+public struct OperatorOutcome: Sendable, Hashable {
+    /// Whether the id was a pipeline's (no job had it).
+    public var isPipeline: Bool
+    /// The job's or pipeline's state after the change: a state's name, or "deleted".
+    public var state: String
+
+    /// An outcome.
+    public init(isPipeline: Bool, state: String) {
+        self.isPipeline = isPipeline
+        self.state = state
+    }
+
+    /// The error of an id that names neither a job nor (when `pipelines`) a pipeline.
+    package static func notFound(_ id: JobID, pipelines: Bool) -> JobStoreError {
+        JobStoreError(
+            .notFound, pipelines ? "no job or pipeline \(id)" : "no job \(id)", jobID: id,
+            hint: "Check the id; it may have been deleted or pruned")
+    }
+}
+
+/// A store an operator changes as well as reads: the admin tool's and the dashboard's actions,
+/// the same on every backend.
+public protocol AdministrableStore: InspectableStore {
+    /// Applies `change` to the job with `id` — or, when no job has it, to the pipeline with it
+    /// (but a requeue) — in one transaction whose events name `actor`. With `dryRun`, the
+    /// change is made and rolled back: what it would do, nothing changed.
+    ///
+    /// - Throws: `.notFound` when neither a job nor a pipeline has the id; what the change
+    ///   itself refuses (`.illegalTransition`, `.invalidArgument` for a step's job deleted alone).
+    func apply(_ change: OperatorChange, to id: JobID, actor: String, dryRun: Bool) async throws -> OperatorOutcome
+}

@@ -201,3 +201,14 @@ public struct PipelineDetails: Sendable, Hashable {
         return layers.map { $0.sorted() }
     }
 }
+
+extension Pipeline {
+    /// Refuses a retry of a pipeline with no failed or cancelled step (nothing to run again).
+    ///
+    /// - Throws: `.illegalTransition`.
+    package func requireRetryable() throws {
+        guard failedSteps + cancelledSteps > 0 else {
+            throw JobStoreError(.illegalTransition, "pipeline \(id) (\(state)) has no failed or cancelled step to retry")
+        }
+    }
+}

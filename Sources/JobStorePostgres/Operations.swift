@@ -233,17 +233,7 @@ extension PostgresJobStore {
     /// - Throws: `.invalidArgument` for a pipeline step's job (it goes with its pipeline).
     @discardableResult
     public func delete(_ id: JobID) async throws -> Bool {
-        try await transaction("delete job \(id)") { txn in
-            guard let job = try await txn.job(id) else { return false }
-            if let reference = job.pipeline {
-                throw JobStoreError(
-                    .invalidArgument, "job \(id) is step \(reference.step) of pipeline \(reference.pipeline); it is deleted with its pipeline",
-                    jobID: id)
-            }
-            txn.record(.deleted, job)
-            try await txn.write(Statements.delete(id))
-            return true
-        }
+        try await transaction("delete job \(id)") { try await $0.delete(id) }
     }
 
     /// See ``JobScheduler/SchedulerBackend/queueDepths()``: the counter rows, summed per queue.
@@ -305,6 +295,15 @@ extension PostgresJobStore {
     public func expiredLeaseCount() async throws -> Int {
         try await statement("count the expired leases") { txn in
             Int(try await txn.rows(Statements.expiredLeaseCount(now: txn.now)) { try $0.decode(Int64.self) }.first ?? 0)
+        }
+    }
+
+    /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)``: a dry run's transaction is
+    /// rolled back instead of committed.
+    public func apply(_ change: OperatorChange, to id: JobID, actor: String, dryRun: Bool) async throws -> OperatorOutcome {
+        try await transaction("\(change) \(id)", rollingBack: dryRun) { txn in
+            txn.actor = actor
+            return try await txn.apply(change, to: id)
         }
     }
 

@@ -64,7 +64,7 @@ public struct PostgresStoreOptions: Sendable {
 /// advisory lock. Every method runs in its own transaction; a transaction that PostgreSQL
 /// aborts for a deadlock or a serialization failure is run again. Times are this machine's
 /// clock: keep the machines' clocks in step (NTP), as leases are compared across them.
-public final class PostgresJobStore: InspectableStore {
+public final class PostgresJobStore: AdministrableStore {
     let client: PostgresClient
     let logger: Logger
     let ids = JobIDGenerator()
@@ -190,14 +190,16 @@ public final class PostgresJobStore: InspectableStore {
     /// back if it throws. A deadlock, a serialization failure or a lost race for a unique key is
     /// retried (up to 10 times); other PostgreSQL errors become ``JobStore/JobStoreError`` `.backend`,
     /// saying `what` failed.
-    func transaction<T: Sendable>(_ what: String, _ body: (PostgresTransaction) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(
+        _ what: String, rollingBack: Bool = false, _ body: (PostgresTransaction) async throws -> T
+    ) async throws -> T {
         try await withRetries(what) { connection in
             _ = try await connection.answer("BEGIN", logger: logger)
             do {
                 let txn = PostgresTransaction(connection, store: self)
                 let value = try await body(txn)
                 try await txn.writeEvents()
-                _ = try await connection.answer("COMMIT", logger: logger)
+                _ = try await connection.answer(rollingBack ? "ROLLBACK" : "COMMIT", logger: logger)
                 return value
             } catch {
                 // A connection the server closed has rolled back already, and a query

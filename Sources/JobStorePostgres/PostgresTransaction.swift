@@ -418,6 +418,75 @@ final class PostgresTransaction {
         return try await update(job) { try $0.retry(at: now, blocked: blocked) }
     }
 
+    /// Puts a job back in line (see ``JobStore/JobTransaction/requeue(_:)``): running or pending
+    /// → pending now; failed or cancelled → retried.
+    func requeue(_ id: JobID) async throws -> Job {
+        let job = try await existing(id)
+        var probe = job
+        guard try probe.putBack(at: now) else { return try await retry(id) }
+        return try await update(job, recording: .requeued) { _ = try $0.putBack(at: now) }
+    }
+
+    /// Deletes a job; false if there was none.
+    ///
+    /// - Throws: `.invalidArgument` for a pipeline step's job (it goes with its pipeline).
+    func delete(_ id: JobID) async throws -> Bool {
+        guard let job = try await job(id) else { return false }
+        if let reference = job.pipeline {
+            throw JobStoreError(
+                .invalidArgument, "job \(id) is step \(reference.step) of pipeline \(reference.pipeline); it is deleted with its pipeline",
+                jobID: id)
+        }
+        record(.deleted, job)
+        try await write(Statements.delete(id))
+        return true
+    }
+
+    /// Re-runs a pipeline's failed and cancelled steps (see ``JobStore/JobTransaction/retryPipeline(_:)``).
+    func retryPipeline(_ id: PipelineID) async throws -> Pipeline {
+        let pipeline = try await existingPipeline(id)
+        try pipeline.requireRetryable()
+        for index in 0..<pipeline.stepCount {
+            let record = try await step(id, index)
+            // Re-read: retrying an earlier step may already have put this one back to waiting.
+            if let job = try await self.job(record.jobID), job.state == .failed || job.state == .cancelled {
+                _ = try await retry(job.id)
+            }
+        }
+        return try await existingPipeline(id)
+    }
+
+    /// Deletes a pipeline with its steps and their jobs, in any state; false if there was none.
+    func deletePipeline(_ id: PipelineID) async throws -> Bool {
+        guard try await pipeline(id) != nil else { return false }
+        for job in try await rows(Statements.stepJobs(id), JobRow.decode) { record(.deleted, job) }
+        try await write(Statements.deletePipeline(id))
+        return true
+    }
+
+    /// Applies an operator's change (see ``JobStore/JobTransaction/apply(_:to:)``, whose dispatch this is).
+    func apply(_ change: OperatorChange, to id: JobID) async throws -> OperatorOutcome {
+        let pipelineID = PipelineID(high: id.high, low: id.low)
+        if change != .requeue, try await job(id) == nil {
+            guard try await pipeline(pipelineID) != nil else { throw OperatorOutcome.notFound(id, pipelines: true) }
+            switch change {
+            case .cancel: return OperatorOutcome(isPipeline: true, state: try await cancelPipeline(pipelineID).state.description)
+            case .retry: return OperatorOutcome(isPipeline: true, state: try await retryPipeline(pipelineID).state.description)
+            case .delete, .requeue:
+                _ = try await deletePipeline(pipelineID)
+                return OperatorOutcome(isPipeline: true, state: "deleted")
+            }
+        }
+        switch change {
+        case .cancel: return OperatorOutcome(isPipeline: false, state: try await update(try await existing(id)) { try $0.cancel() }.state.description)
+        case .retry: return OperatorOutcome(isPipeline: false, state: try await retry(id).state.description)
+        case .requeue: return OperatorOutcome(isPipeline: false, state: try await requeue(id).state.description)
+        case .delete:
+            _ = try await delete(id)
+            return OperatorOutcome(isPipeline: false, state: "deleted")
+        }
+    }
+
     /// Cancels every unfinished step of a pipeline (see ``JobStore/JobTransaction/cancelPipeline(_:)``).
     func cancelPipeline(_ id: PipelineID) async throws -> Pipeline {
         let pipeline = try await existingPipeline(id)

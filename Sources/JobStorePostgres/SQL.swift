@@ -344,6 +344,14 @@ enum Statements {
 
     static func delete(_ id: JobID) -> PostgresQuery { "DELETE FROM jobstore_jobs WHERE id = \(UUID(id))" }
 
+    /// Deletes a pipeline (its steps go with it: ON DELETE CASCADE) and its steps' jobs.
+    static func deletePipeline(_ id: PipelineID) -> PostgresQuery {
+        """
+        WITH jobs AS (DELETE FROM jobstore_jobs WHERE pipeline_id = \(UUID(id)))
+        DELETE FROM jobstore_pipelines WHERE id = \(UUID(id))
+        """
+    }
+
     /// The live job holding a unique key.
     static func uniqueHolder(_ key: String) -> PostgresQuery {
         "SELECT \(unescaped: jobColumns) FROM jobstore_jobs WHERE unique_key = \(key) AND state < 3"

@@ -159,7 +159,7 @@ func changeAll(
 }
 
 /// `jobstore delete PATH (ID… | - | filters)`.
-struct Delete: ParsableCommand {
+struct Delete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete jobs by id or by filter (a pipeline step's job only goes with its pipeline).",
         discussion: "Select by --state, --queue, --name, --created-before, --finished-before, or give ids (or '-' to read them from stdin). Try --dry-run first.")
@@ -178,19 +178,13 @@ struct Delete: ParsableCommand {
         try requireIDsOrFilters(ids, selection)
     }
 
-    func run() throws {
+    func run() async throws {
         if damaged {
             try deleteDamaged(try parseIDs(try givenIDs(ids)))
         } else if selection.filtered {
             try changeAll(store, selection, verb: "delete") { txn, id in try txn.delete(id) }
         } else {
-            try changeEach(
-                store, try givenIDs(ids), verb: "deleted", dryRun: selection.dryRun,
-                { txn, id in
-                    guard try txn.delete(id) else { throw CommandFailure("no job \(id) in \(store.path)") }
-                    return "deleted"
-                },
-                pipeline: deletingPipeline)
+            try await changeEach(store, try givenIDs(ids), .delete, dryRun: selection.dryRun)
         }
     }
 

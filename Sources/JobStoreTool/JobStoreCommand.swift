@@ -91,7 +91,8 @@ struct StoreOptions: ParsableArguments {
         if isURL {
             throw CommandFailure("""
                 this command works on an LMDB store (a directory), not on a PostgreSQL database. On PostgreSQL, \
-                stats, jobs list/show/history, pipelines list/show, queues and schedules take a URL (docs/ADMIN.md)
+                stats, jobs list/show/history, pipelines list/show/delete, queues, schedules, serve, and cancel, \
+                retry, requeue and delete by id take a URL (docs/ADMIN.md)
                 """)
         }
         guard FileManager.default.fileExists(atPath: path) else {
@@ -133,9 +134,9 @@ struct StoreOptions: ParsableArguments {
     /// Opens the store the command was given, either backend: a directory as ``open(writable:readerTable:upgrading:)``
     /// does; a PostgreSQL URL (with the `Postgres` trait, a default one) without creating or
     /// migrating anything, so a wrong URL changes no database.
-    func openAny(writable: Bool = false) async throws -> OpenedStore {
+    func openAny(writable: Bool = false, upgrading: Bool = true) async throws -> OpenedStore {
         guard isURL else {
-            let store = try open(writable: writable)
+            let store = try open(writable: writable, upgrading: upgrading)
             return OpenedStore(store: store, lmdb: store, location: path)
         }
         #if Postgres
@@ -162,7 +163,7 @@ struct StoreOptions: ParsableArguments {
 /// backend answers, and as the LMDB store when it is one (the environment, readers, backup and
 /// the record checks are LMDB's alone).
 struct OpenedStore {
-    let store: any InspectableStore
+    let store: any AdministrableStore
     let lmdb: JobRepository?
     /// Where it is, for messages: the directory, or "PostgreSQL at host:port/database".
     let location: String
@@ -179,8 +180,10 @@ struct OpenedStore {
     }
 
     /// Runs `body` with the store open, and closes it after, whether `body` throws or not.
-    static func with<T>(_ options: StoreOptions, writable: Bool = false, _ body: (OpenedStore) async throws -> T) async throws -> T {
-        let opened = try await options.openAny(writable: writable)
+    static func with<T>(
+        _ options: StoreOptions, writable: Bool = false, upgrading: Bool = true, _ body: (OpenedStore) async throws -> T
+    ) async throws -> T {
+        let opened = try await options.openAny(writable: writable, upgrading: upgrading)
         do {
             let value = try await body(opened)
             await opened.close()

@@ -10,7 +10,7 @@ struct Pipelines: ParsableCommand {
         abstract: "List, show and delete pipelines.",
         subcommands: [List.self, Show.self, Delete.self])
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete pipelines, each with its steps and their jobs, in any state (a running step's worker is refused when it reports).",
             discussion: "`jobstore delete PIPELINE_ID` does the same. Try --dry-run first.")
@@ -20,11 +20,8 @@ struct Pipelines: ParsableCommand {
         @Argument(help: "Pipeline ids, or '-' to read them from stdin.")
         var ids: [String]
 
-        func run() throws {
-            try changeEach(
-                store, try givenIDs(ids), verb: "deleted", dryRun: dryRun,
-                { _, id in throw CommandFailure("\(id) is a job, not a pipeline; `jobstore delete` deletes jobs") },
-                pipeline: deletingPipeline)
+        func run() async throws {
+            try await changeEach(store, try givenIDs(ids), .delete, dryRun: dryRun, pipelinesOnly: true)
         }
     }
 

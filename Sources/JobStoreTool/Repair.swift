@@ -451,52 +451,39 @@ func openForChange(_ options: StoreOptions, dryRun: Bool) throws -> JobRepositor
     try options.open(writable: true, upgrading: !dryRun)
 }
 
-/// Applies one change to each id (each in its own transaction, or with `dryRun` rehearsed and
-/// rolled back), reporting each — a line of text, or with `--json` a JSON line `{"id", "ok",
-/// "kind", "state" | "error"}`; exit 1 if any failed. `change` returns the job's state after
-/// it. With a `pipeline` change, an id that is not a job's but a pipeline's gets that change.
-func changeEach(
-    _ options: StoreOptions, _ texts: [String], verb: String, dryRun: Bool, _ change: (JobTransaction, JobID) throws -> String,
-    pipeline changePipeline: ((JobTransaction, PipelineID) throws -> String)? = nil
-) throws {
+/// Applies one operator's change to each id (each in its own transaction, or with `dryRun`
+/// rehearsed and rolled back), on either backend, reporting each — a line of text, or with
+/// `--json` a JSON line `{"id", "ok", "kind", "state" | "error"}`; exit 1 if any failed. An id
+/// that is not a job's but a pipeline's gets the change as a pipeline (`pipelinesOnly`: only
+/// pipelines, a job's id refused).
+func changeEach(_ options: StoreOptions, _ texts: [String], _ change: OperatorChange, dryRun: Bool, pipelinesOnly: Bool = false) async throws {
     let ids = try parseIDs(texts)
-    let jobs = try openForChange(options, dryRun: dryRun)
-    defer { jobs.close() }
     var failures = 0
-    for id in ids {
-        do {
-            let (kind, state) = try applying(jobs, dryRun: dryRun) { txn -> (String, String) in
-                let pipelineID = PipelineID(high: id.high, low: id.low)
-                if let changePipeline, try txn.job(id) == nil {
-                    guard try txn.pipeline(pipelineID) != nil else {
-                        throw CommandFailure("no job or pipeline \(id) in \(options.path)")
-                    }
-                    return ("pipeline", try changePipeline(txn, pipelineID))
+    try await OpenedStore.with(options, writable: true, upgrading: !dryRun) { opened in
+        for id in ids {
+            do {
+                if pipelinesOnly, try await opened.store.job(id) != nil {
+                    throw CommandFailure("\(id) is a job, not a pipeline; `jobstore delete` deletes jobs")
                 }
-                return ("job", try change(txn, id))
+                let outcome = try await opened.store.apply(change, to: id, actor: toolActor, dryRun: dryRun)
+                if options.json {
+                    var line: [String: JSONValue] = [
+                        "id": .string(id.description), "ok": true, "kind": .string(outcome.isPipeline ? "pipeline" : "job"), "state": .string(outcome.state),
+                    ]
+                    if dryRun { line["dry_run"] = true }
+                    print(try jsonLine(line))
+                } else {
+                    let what = outcome.isPipeline ? "pipeline " : ""
+                    let after = outcome.state == "deleted" ? "" : dryRun ? ", then \(outcome.state)" : ", now \(outcome.state)"
+                    print(dryRun ? "\(id): \(what)would be \(change.done)\(after) (--dry-run: nothing changed)" : "\(id): \(what)\(change.done)\(after)")
+                }
+            } catch {
+                failures += 1
+                try reportFailure(id, error, json: options.json)
             }
-            if options.json {
-                var line: [String: JSONValue] = ["id": .string(id.description), "ok": true, "kind": .string(kind), "state": .string(state)]
-                if dryRun { line["dry_run"] = true }
-                print(try jsonLine(line))
-            } else {
-                let what = kind == "pipeline" ? "pipeline " : ""
-                let after = state == "deleted" ? "" : dryRun ? ", then \(state)" : ", now \(state)"
-                print(dryRun ? "\(id): \(what)would be \(verb)\(after) (--dry-run: nothing changed)" : "\(id): \(what)\(verb)\(after)")
-            }
-        } catch {
-            failures += 1
-            try reportFailure(id, error, json: options.json)
         }
     }
     if failures > 0 { throw ExitCode(1) }
-}
-
-/// The pipeline change of `delete` and `pipelines delete` (for ``changeEach``): the pipeline
-/// with its steps and their jobs.
-func deletingPipeline(_ txn: JobTransaction, _ id: PipelineID) throws -> String {
-    _ = try txn.deletePipeline(id)
-    return "deleted"
 }
 
 /// One id a command could not change: a JSON line (with --json) and the error on stderr,
@@ -508,7 +495,7 @@ func reportFailure(_ id: JobID, _ error: any Error, json: Bool) throws {
 }
 
 /// `jobstore requeue PATH (--stuck | ID… | - | filters)`.
-struct Requeue: ParsableCommand {
+struct Requeue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Put jobs back in line: running jobs whose lease expired (--stuck), the given ones, or those a filter selects.",
         discussion: "A running job goes back to pending (its worker's outcome will be refused); a pending one becomes runnable now; a failed or cancelled one is retried. Filters: --state, --queue, --name, --created-before, --finished-before; --dry-run counts first.")
@@ -529,7 +516,7 @@ struct Requeue: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         if selection.filtered {
             try changeAll(store, selection, verb: "requeue") { txn, id in
                 _ = try txn.requeue(id)
@@ -538,7 +525,7 @@ struct Requeue: ParsableCommand {
             return
         }
         if !stuck {
-            try changeEach(store, try givenIDs(ids), verb: "requeued", dryRun: selection.dryRun) { try $0.requeue($1).state.description }
+            try await changeEach(store, try givenIDs(ids), .requeue, dryRun: selection.dryRun)
             return
         }
         let jobs = try openForChange(store, dryRun: selection.dryRun)
@@ -573,7 +560,7 @@ struct Requeue: ParsableCommand {
 }
 
 /// `jobstore cancel PATH (ID… | - | filters)`.
-struct Cancel: ParsableCommand {
+struct Cancel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Cancel waiting, pending or running jobs (by id or filter), or every unfinished step of a pipeline.",
         discussion: "Cancelling a pipeline step also cancels the steps that depend on it. Filters: --state, --queue, --name, --created-before, --finished-before; --dry-run counts first.")
@@ -587,22 +574,20 @@ struct Cancel: ParsableCommand {
         try requireIDsOrFilters(ids, selection)
     }
 
-    func run() throws {
+    func run() async throws {
         if selection.filtered {
             try changeAll(store, selection, verb: "cancel") { txn, id in
                 _ = try txn.cancel(id)
                 return true
             }
         } else {
-            try changeEach(
-                store, try givenIDs(ids), verb: "cancelled", dryRun: selection.dryRun, { try $0.cancel($1).state.description },
-                pipeline: { try $0.cancelPipeline($1).state.description })
+            try await changeEach(store, try givenIDs(ids), .cancel, dryRun: selection.dryRun)
         }
     }
 }
 
 /// `jobstore retry PATH (ID… | - | filters)`.
-struct Retry: ParsableCommand {
+struct Retry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Put failed or cancelled jobs back to pending (by id or filter), with one more attempt; or re-run a pipeline's failed and cancelled steps.",
         discussion: "A pipeline step whose dependencies have not all succeeded goes back to waiting instead; the steps it cancelled wait for it again. Filters: --state, --queue, --name, --created-before, --finished-before; --dry-run counts first.")
@@ -616,16 +601,14 @@ struct Retry: ParsableCommand {
         try requireIDsOrFilters(ids, selection)
     }
 
-    func run() throws {
+    func run() async throws {
         if selection.filtered {
             try changeAll(store, selection, verb: "retry") { txn, id in
                 _ = try txn.retry(id)
                 return true
             }
         } else {
-            try changeEach(
-                store, try givenIDs(ids), verb: "retried", dryRun: selection.dryRun, { try $0.retry($1).state.description },
-                pipeline: { try $0.retryPipeline($1).state.description })
+            try await changeEach(store, try givenIDs(ids), .retry, dryRun: selection.dryRun)
         }
     }
 }

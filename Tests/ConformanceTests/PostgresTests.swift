@@ -193,6 +193,63 @@ struct PostgresTests {
         }
     }
 
+    @Test("the admin tool changes a PostgreSQL store by id: cancel, retry, requeue, delete of jobs and pipelines, each --dry-run changing nothing, each change recorded as the tool's",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func adminToolChangesOnURL() async throws {
+        try await withTestDatabase(try #require(postgresURL)) { url in
+            let store = try await PostgresJobStore(url: url, options: .forTests)
+            let pending = try await store.insert(NewJob(name: "pending", queue: "q"))
+            let owner = OwnerToken.random()
+            let failing = try await store.insert(NewJob(name: "failing", queue: "f", maxAttempts: 1))
+            _ = try await store.finish([], claiming: [ClaimRequest(queue: "f", limit: 1)], lease: .seconds(60), owner: owner)
+            _ = try await store.finish(
+                [JobOutcome(id: failing.id, owner: owner, kind: .failed(error: "boom", retryAt: nil))], claiming: [], lease: .seconds(60), owner: owner)
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "p", steps: [
+                PipelineStep("a", job: NewJob(name: "a", queue: "ci")), PipelineStep("b", job: NewJob(name: "b", queue: "ci"), dependsOn: ["a"]),
+            ]))
+            let before = try await store.countHistory(before: .now.adding(.seconds(3600)))
+            func state(_ id: JobID) async throws -> JobState? { try await store.job(id)?.state }
+
+            // Each change rehearsed first: said, and nothing changed (no state, no event).
+            for (command, id) in [("cancel", pending.id), ("retry", failing.id), ("requeue", pending.id), ("delete", pending.id)] {
+                let dry = try jobstore([command, url, id.description, "--dry-run"])
+                #expect(dry.status == 0 && dry.out.contains("(--dry-run: nothing changed)"), "\(command): \(dry.out) \(dry.err)")
+            }
+            let dryPipeline = try jobstore(["pipelines", "delete", url, pipeline.id.description, "--dry-run"])
+            #expect(dryPipeline.status == 0 && dryPipeline.out.contains("pipeline would be deleted"))
+            #expect(try await state(pending.id) == .pending)
+            #expect(try await state(failing.id) == .failed)
+            #expect(try await store.pipeline(pipeline.id) != nil)
+            #expect(try await store.countHistory(before: .now.adding(.seconds(3600))) == before)
+
+            // Then made: each says what it did, and the job's timeline names the tool.
+            #expect(try jobstore(["cancel", url, pending.id.description]).out.contains("cancelled, now cancelled"))
+            #expect(try await state(pending.id) == .cancelled)
+            let cancelled = try await store.events(of: pending.id).events.last
+            #expect(cancelled?.kind == .cancelled && cancelled?.actor?.hasPrefix("jobstore tool (") == true, "\(String(describing: cancelled))")
+            let retried = try jobstore(["retry", url, failing.id.description, "--json"])
+            #expect(retried.status == 0 && retried.out.contains("\"state\":\"pending\""))
+            #expect(try jobstore(["requeue", url, pending.id.description]).out.contains("requeued, now pending"))
+            #expect(try await store.events(of: pending.id).events.last?.kind == .retried)
+            // A pipeline's id: its steps cancelled, then retried; deleted with its jobs.
+            #expect(try jobstore(["cancel", url, pipeline.id.description]).out.contains("pipeline cancelled, now cancelled"))
+            #expect(try jobstore(["retry", url, pipeline.id.description]).out.contains("pipeline retried, now running"))
+            let steps = try #require(try await store.pipelineDetails(pipeline.id)).jobs.map(\.id)
+            #expect(try jobstore(["pipelines", "delete", url, pipeline.id.description]).out.contains("pipeline deleted"))
+            #expect(try await store.pipeline(pipeline.id) == nil)
+            #expect(try await store.job(steps[0]) == nil)
+            #expect(try jobstore(["delete", url, pending.id.description]).status == 0)
+            #expect(try await store.job(pending.id) == nil)
+            // Bad ids: said, nothing changed.
+            let unknown = try jobstore(["cancel", url, JobID(high: 0x0190_a5c4_1b2e_7000, low: 1).description])
+            #expect(unknown.status == 1 && unknown.err.contains("no job or pipeline"))
+            let notPipeline = try jobstore(["pipelines", "delete", url, failing.id.description])
+            #expect(notPipeline.status == 1 && notPipeline.err.contains("is a job, not a pipeline"))
+            #expect(try await state(failing.id) == .pending)
+            await store.close()
+        }
+    }
+
     @Test("with recordsHistory off, nothing is recorded: the jobs run, timelines and the history stay empty",
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func withoutHistory() async throws {

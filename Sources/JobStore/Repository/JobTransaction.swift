@@ -424,17 +424,9 @@ public final class JobTransaction {
     @discardableResult
     public func requeue(_ id: JobID) throws -> Job {
         let job = try existing(id)
-        switch job.state {
-        case .failed, .cancelled:
-            return try retry(id)
-        case .running, .pending:
-            return try update(job, recording: .requeued) { job in
-                job.state = .pending
-                job.runAt = now
-            }
-        case .waiting, .succeeded:
-            throw JobStoreError.illegalTransition(id, from: job.state, to: .pending)
-        }
+        var probe = job
+        guard try probe.putBack(at: now) else { return try retry(id) }
+        return try update(job, recording: .requeued) { _ = try $0.putBack(at: now) }
     }
 
     /// Rescues up to `limit` running jobs whose lease expired before now: back to pending (runnable

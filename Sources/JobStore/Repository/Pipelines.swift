@@ -189,10 +189,7 @@ extension JobTransaction {
     @discardableResult
     public func retryPipeline(_ id: PipelineID) throws -> Pipeline {
         let pipeline = try existingPipeline(id)
-        guard pipeline.failedSteps + pipeline.cancelledSteps > 0 else {
-            throw JobStoreError(
-                .illegalTransition, "pipeline \(id) (\(pipeline.state)) has no failed or cancelled step to retry")
-        }
+        try pipeline.requireRetryable()
         for index in 0..<pipeline.stepCount {
             let record = try step(id, index)
             // Re-read: retrying an earlier step may already have put this one back to waiting.
