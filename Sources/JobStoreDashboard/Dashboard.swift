@@ -58,10 +58,10 @@ public struct DashboardError: Error, CustomStringConvertible {
 /// dashboard.addRoutes(to: router.group("/jobstore"))
 /// ```
 public final class Dashboard: Sendable {
-    /// The store the pages read, either backend.
-    let store: any InspectableStore
-    /// The store as LMDB's, when it is one: its environment and format on the overview, and the
-    /// actions (a transaction with the dashboard as its actor), LMDB's alone for now.
+    /// The store the pages read and the actions change, either backend.
+    let store: any AdministrableStore
+    /// The store as LMDB's, when it is one: its environment and format on the overview, and
+    /// prune (LMDB's alone for now).
     let lmdb: JobRepository?
     let options: DashboardOptions
     let throughput: Throughput
@@ -71,13 +71,10 @@ public final class Dashboard: Sendable {
     /// A dashboard of `store`: an embedded `JobRepository` (opened read-only, unless actions are
     /// allowed) or a `PostgresJobStore`.
     ///
-    /// - Throws: ``DashboardError`` for actions allowed without a token or on a store other
-    ///   than LMDB's (not yet there), or a prefix that does not start with `/`.
-    public init(store: any InspectableStore, options: DashboardOptions = DashboardOptions()) throws {
+    /// - Throws: ``DashboardError`` for actions allowed without a token, or a prefix that does
+    ///   not start with `/`.
+    public init(store: any AdministrableStore, options: DashboardOptions = DashboardOptions()) throws {
         let lmdb = store as? JobRepository
-        if options.allowWrites && lmdb == nil {
-            throw DashboardError(description: "actions (allowWrites) are on LMDB stores only for now; serve \(store.locationDescription) read-only")
-        }
         if options.allowWrites && (options.token ?? "").count < 16 {
             throw DashboardError(description: "actions (allowWrites) need a token of at least 16 characters")
         }
@@ -139,7 +136,7 @@ public final class Dashboard: Sendable {
     /// Serves the dashboard of `store` on `host`:`port` until the task is cancelled or the
     /// process gets SIGINT or SIGTERM. `onRunning` gets the bound port (useful with port 0).
     public static func serve(
-        store: any InspectableStore, host: String = "127.0.0.1", port: Int = 8080, options: DashboardOptions = DashboardOptions(),
+        store: any AdministrableStore, host: String = "127.0.0.1", port: Int = 8080, options: DashboardOptions = DashboardOptions(),
         logger: Logger = Logger(label: "jobstore.dashboard"), onRunning: (@Sendable (Int) -> Void)? = nil
     ) async throws {
         let dashboard = try Dashboard(store: store, options: options)
@@ -276,6 +273,15 @@ public final class Dashboard: Sendable {
     enum JobAction: String, CaseIterable {
         case retry, cancel, requeue
 
+        /// The operator's change it makes.
+        var change: OperatorChange {
+            switch self {
+            case .retry: .retry
+            case .cancel: .cancel
+            case .requeue: .requeue
+            }
+        }
+
         /// What the job page says after it: "retried".
         var done: String {
             switch self {
@@ -328,41 +334,36 @@ public final class Dashboard: Sendable {
             ])
     }
 
-    /// An action (a form or a script): refused without the token; otherwise `change` runs in one
-    /// transaction made by the dashboard's actor, and the browser goes to the page it returns.
-    func act(_ request: Request, _ change: (JobTransaction) throws -> String) async -> Response {
+    /// An action (a form or a script): refused without the token; otherwise `change` makes it
+    /// (one transaction of the store's, by the dashboard's actor), and the browser goes to the
+    /// page it returns.
+    func act(_ request: Request, _ change: () async throws -> String) async -> Response {
         let form = await formFields(request)
         if let refused = refusal(request, form: form) { return refused }
-        return await respond {
-            guard let lmdb else { return readOnlyPage() }  // the initialiser allows actions on LMDB only
-            let location = try lmdb.write { txn in
-                txn.actor = Dashboard.actor
-                return try change(txn)
-            }
-            return Response(status: .seeOther, headers: [.location: link(location)])
-        }
+        return await respond { Response(status: .seeOther, headers: [.location: link(try await change())]) }
     }
 
     /// `POST /jobs/ID/retry|cancel|requeue`; back to the job's page saying what was done.
     func act(_ request: Request, job text: String, action: JobAction) async -> Response {
-        await act(request) { txn in
+        await act(request) {
             let id = try parseJobID(text)
-            let job = switch action {
-            case .retry: try txn.retry(id)
-            case .cancel: try txn.cancel(id)
-            case .requeue: try txn.requeue(id)
-            }
-            return "/jobs/\(id)?done=\(action.done),%20now%20\(job.state)"
+            guard try await store.job(id) != nil else { throw PageError.notFound("no job \(id) in this store") }
+            let outcome = try await store.apply(action.change, to: id, actor: Dashboard.actor, dryRun: false)
+            return "/jobs/\(id)?done=\(action.done),%20now%20\(outcome.state)"
         }
     }
 
     /// `POST /pipelines/ID/retry|cancel`: re-runs the pipeline's failed and cancelled steps, or
     /// cancels its unfinished ones; back to the pipeline's page saying what was done.
     func act(_ request: Request, pipeline text: String, action: JobAction) async -> Response {
-        await act(request) { txn in
+        await act(request) {
             let id = try parsePipelineID(text)
-            let pipeline = action == .retry ? try txn.retryPipeline(id) : try txn.cancelPipeline(id)
-            return "/pipelines/\(id)?done=\(action.done),%20now%20\(pipeline.state)"
+            let asJob = JobID(high: id.high, low: id.low)
+            guard try await store.pipeline(id) != nil, try await store.job(asJob) == nil else {
+                throw PageError.notFound("no pipeline \(id) in this store")
+            }
+            let outcome = try await store.apply(action.change, to: asJob, actor: Dashboard.actor, dryRun: false)
+            return "/pipelines/\(id)?done=\(action.done),%20now%20\(outcome.state)"
         }
     }
 

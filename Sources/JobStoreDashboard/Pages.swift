@@ -180,7 +180,7 @@ extension Dashboard {
     }
 
     func pruneForm() -> String {
-        guard options.allowWrites else { return "" }
+        guard options.allowWrites, lmdb != nil else { return "" }  // prune: LMDB's alone for now
         let states = ["succeeded", "failed", "cancelled"].map { "<option>\($0)</option>" }.joined()
         return """
             <h2>Prune</h2>

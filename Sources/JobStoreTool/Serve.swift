@@ -27,16 +27,13 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard Validation.enabled else { return }
         if port < 0 || port > 65_535 { throw ValidationError("--port must be 0…65535, not \(port)") }
-        if allowWrites && store.isURL {
-            throw ValidationError("--allow-writes is for LMDB stores for now; serve a PostgreSQL store read-only")
-        }
     }
 
     func run() async throws {
         try await OpenedStore.with(store, writable: allowWrites) { opened in try await serve(opened.store) }
     }
 
-    func serve(_ jobs: any InspectableStore) async throws {
+    func serve(_ jobs: any AdministrableStore) async throws {
         var options = DashboardOptions(allowWrites: allowWrites)
         if allowWrites {
             let token = ProcessInfo.processInfo.environment["JOBSTORE_DASHBOARD_TOKEN"] ?? Dashboard.randomToken()

@@ -177,8 +177,26 @@ struct PostgresTests {
             let metrics = try await get("/metrics")
             #expect(metrics.0 == 200 && metrics.1.contains("jobstore_jobs{state=\"pending\"} 6") && metrics.1.contains("jobstore_store_used_bytes"))
             #expect(try await get("/jobs/\(JobID(high: 1, low: 1))").0 == 404)
-            let refused = try jobstore(["serve", url, "--allow-writes"])
-            #expect(refused.status == 2 && refused.err.contains("--allow-writes is for LMDB stores for now"))
+            // Read-only: an action is refused, and nothing changes.
+            var post = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/jobs/\(ids[0])/cancel")))
+            post.httpMethod = "POST"
+            let (_, readOnly) = try await URLSession.shared.data(for: post)
+            #expect((readOnly as? HTTPURLResponse)?.statusCode == 403)
+            // With --allow-writes and the token: the action is made, by the dashboard.
+            let token = "0123456789abcdef0123456789abcdef"
+            let (writer, writerPort, _) = try startServe([url, "--port", "0", "--allow-writes"], environment: ["JOBSTORE_DASHBOARD_TOKEN": token])
+            defer {
+                kill(writer.processIdentifier, SIGKILL)
+                writer.waitUntilExit()
+            }
+            var cancel = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(writerPort)/jobs/\(ids[0])/cancel")))
+            cancel.httpMethod = "POST"
+            cancel.setValue(token, forHTTPHeaderField: "X-JobStore-Token")
+            _ = try await URLSession.shared.data(for: cancel)  // 303 to the job's page, followed
+            let reopened = try await PostgresJobStore(url: url, options: .forTests)
+            #expect(try await reopened.job(ids[0])?.state == .cancelled)
+            #expect(try await reopened.events(of: ids[0]).events.last?.actor?.hasPrefix("dashboard (") == true)
+            await reopened.close()
 
             // A command of LMDB's alone says so; a database without a job store is not given one.
             let readers = try jobstore(["readers", url])

@@ -145,7 +145,7 @@ enum DocumentSamples {
     /// docs/DASHBOARD.md, Swift block 7.
     static func sample7() async throws {
 
-        let store = try JobRepository(path: "/var/lib/myapp/jobs")  // or a PostgresJobStore (read-only)
+        let store = try JobRepository(path: "/var/lib/myapp/jobs")  // or a PostgresJobStore
         let dashboard = try Dashboard(store: store, options: DashboardOptions(
             pathPrefix: "/jobs",
             metricsAppendix: { "myapp_up 1\n" }))  // e.g. swift-prometheus: { registry.emitToString() }
@@ -308,7 +308,7 @@ import Hummingbird
 import JobStore
 import JobStoreDashboard
 
-let store = try JobRepository(path: "/var/lib/myapp/jobs")  // or a PostgresJobStore (read-only)
+let store = try JobRepository(path: "/var/lib/myapp/jobs")  // or a PostgresJobStore
 let dashboard = try Dashboard(store: store, options: DashboardOptions(
     pathPrefix: "/jobs",
     metricsAppendix: { "myapp_up 1\n" }))  // e.g. swift-prometheus: { registry.emitToString() }

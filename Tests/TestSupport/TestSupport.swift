@@ -179,15 +179,17 @@ public func run(_ executable: URL, _ arguments: [String], stdin: String? = nil) 
 /// Starts `jobstore serve` with `arguments` (a store, then options such as `--port 0`): the
 /// process (kill it with SIGKILL when done: a test thread's blocked SIGTERM is inherited), the
 /// port it listens on and the line it printed ("serving … at http://127.0.0.1:PORT/ …").
-public func startServe(_ arguments: [String]) throws -> (process: Process, port: String, said: String) {
+public func startServe(_ arguments: [String], environment: [String: String] = [:]) throws -> (process: Process, port: String, said: String) {
     let server = Process()
     server.executableURL = try helperExecutable("jobstore")
     server.arguments = ["serve"] + arguments
+    server.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let output = Pipe()
     server.standardOutput = output
     try server.run()
     let said = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
-    guard let port = said.split(separator: ":").last?.split(separator: "/").first.map(String.init) else {
+    // The first line's port ("serving … at http://127.0.0.1:PORT/ …"; a token line may follow).
+    guard let port = said.split(separator: "\n").first?.split(separator: ":").last?.split(separator: "/").first.map(String.init) else {
         kill(server.processIdentifier, SIGKILL)
         server.waitUntilExit()
         throw TestFailure("jobstore serve printed no address: \(said)")
