@@ -53,13 +53,14 @@ Every command takes an LMDB store's directory. These also take a PostgreSQL URL
 (`postgres://user@host:port/database`, as `PostgresJobStore` takes it) and give the same output
 for the same content: `stats` (without the LMDB environment and databases: the store's size in
 PostgreSQL instead), `jobs list`, `jobs show`, `jobs history` (`--follow` polls once a second),
-`pipelines list`, `pipelines show`, `queues`, `schedules`, `serve` (its actions too; not prune), and the
-changes by id — `cancel`, `retry`, `requeue`, `delete` and `pipelines delete` of jobs and
-pipelines, with `--dry-run` (the change made and rolled back: nothing changed) — which
-PostgreSQL records in its history as the tool's, as LMDB does. The tool never creates or
+`pipelines list`, `pipelines show`, `queues` (and `queues pause|resume|limit|unlimit`),
+`schedules`, `serve` (its actions too; not prune), and the changes by id — `cancel`, `retry`,
+`requeue`, `delete` and `pipelines delete` of jobs and pipelines, with `--dry-run` (the change
+made and rolled back: nothing changed) — which PostgreSQL records in its history as the tool's,
+as LMDB does. The tool never creates or
 migrates a schema: a URL naming a database without a job store is an error and changes nothing.
 The others (`verify`, `backup`, `export`, `import`, `prune`, the changes by filter and
-`requeue --stuck`, `queues pause|resume|limit|unlimit`, `readers`, `top`) work on LMDB stores and say so when given a URL; `readers`, `backup` and
+`requeue --stuck`, `readers`, `top`) work on LMDB stores and say so when given a URL; `readers`, `backup` and
 `delete --damaged` are about LMDB's files and will stay LMDB's.
 """)
 add("stats", "Jobs per state and per queue, pipelines per state, expired leases and the longest wait; on LMDB also the environment (map, used space, last transaction, readers) and every named database (LMDB's `mdb_stat` figures); on PostgreSQL the store's size (its tables with their indexes). `--json` prints the same as one object.",

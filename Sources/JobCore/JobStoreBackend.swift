@@ -132,6 +132,19 @@ public struct OperatorOutcome: Sendable, Hashable {
     }
 }
 
+/// A change an operator makes to a queue (the admin tool's `queues pause|resume|limit|unlimit`),
+/// as data, as ``OperatorChange`` for jobs.
+public enum QueueChange: Sendable, Hashable {
+    /// No process claims its jobs until it is resumed (a paused queue keeps its first pause time).
+    case pause
+    /// Its ready jobs are claimed again.
+    case resume
+    /// At most `starts` job starts per `period`, across processes (replacing a limit it had).
+    case limit(starts: Int, per: Duration)
+    /// No rate limit.
+    case unlimit
+}
+
 /// A store an operator changes as well as reads: the admin tool's and the dashboard's actions,
 /// the same on every backend.
 public protocol AdministrableStore: InspectableStore {
@@ -142,4 +155,9 @@ public protocol AdministrableStore: InspectableStore {
     /// - Throws: `.notFound` when neither a job nor a pipeline has the id; what the change
     ///   itself refuses (`.illegalTransition`, `.invalidArgument` for a step's job deleted alone).
     func apply(_ change: OperatorChange, to id: JobID, actor: String, dryRun: Bool) async throws -> OperatorOutcome
+    /// Applies `change` to `queue` in one transaction whose event names `actor` (rolled back
+    /// with `dryRun`); whether it changed anything (pausing a paused queue does not).
+    ///
+    /// - Throws: `.invalidArgument` for a bad queue name or limit.
+    func apply(_ change: QueueChange, to queue: String, actor: String, dryRun: Bool) async throws -> Bool
 }

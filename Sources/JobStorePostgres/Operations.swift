@@ -253,40 +253,35 @@ extension PostgresJobStore {
     /// Pauses `queue`: its jobs are not claimed (by any process) until it is resumed; running
     /// ones finish.
     public func pause(queue: String) async throws {
-        try JobStoreError.requireQueueName(queue)
-        try await transaction("pause queue '\(queue)'") { txn in
-            if try await txn.rows(Statements.pause(queue, at: txn.now), { try $0.decode(Bool.self) }).first == true {
-                txn.recordQueueEvent(.queuePaused, queue)
-            }
-        }
+        _ = try await apply(.pause, to: queue, actor: nil)
     }
 
     /// Resumes a paused queue, and wakes the schedulers.
     public func resume(queue: String) async throws {
-        try JobStoreError.requireQueueName(queue)
-        try await transaction("resume queue '\(queue)'") { txn in
-            if try await txn.rows(Statements.resume(queue), { _ in () }).count > 0 { txn.recordQueueEvent(.queueResumed, queue) }
-            try await txn.write(Statements.wake())
-        }
+        _ = try await apply(.resume, to: queue, actor: nil)
     }
 
     /// Limits `queue` to `starts` job starts per `period`, across processes (a token bucket,
     /// full at first).
     public func setRateLimit(queue: String, starts: Int, per period: Duration) async throws {
-        try JobStoreError.requireQueueName(queue)
-        try await transaction("limit queue '\(queue)'") { txn in
-            try await txn.run(Statements.setRateLimit(queue, try RateLimit(starts: starts, per: period, at: txn.now)))
-            txn.recordQueueEvent(.queueLimited, JobEvent.limited(queue, starts: starts, per: period))
-            try await txn.write(Statements.wake())
-        }
+        _ = try await apply(.limit(starts: starts, per: period), to: queue, actor: nil)
     }
 
     /// Removes `queue`'s rate limit, and wakes the schedulers.
     public func removeRateLimit(queue: String) async throws {
+        _ = try await apply(.unlimit, to: queue, actor: nil)
+    }
+
+    /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)-(QueueChange,_,_,_)``.
+    public func apply(_ change: QueueChange, to queue: String, actor: String, dryRun: Bool) async throws -> Bool {
+        try await apply(change, to: queue, actor: actor, rollingBack: dryRun)
+    }
+
+    private func apply(_ change: QueueChange, to queue: String, actor: String?, rollingBack: Bool = false) async throws -> Bool {
         try JobStoreError.requireQueueName(queue)
-        try await transaction("remove the rate limit of queue '\(queue)'") { txn in
-            if try await txn.rows(Statements.removeRateLimit(queue), { _ in () }).count > 0 { txn.recordQueueEvent(.queueUnlimited, queue) }
-            try await txn.write(Statements.wake())
+        return try await transaction("change queue '\(queue)'", rollingBack: rollingBack) { txn in
+            txn.actor = actor
+            return try await txn.apply(change, to: queue)
         }
     }
 

@@ -464,6 +464,32 @@ final class PostgresTransaction {
         return true
     }
 
+    /// Applies a change to a queue's control row, recording its event; whether it changed
+    /// anything. Resuming and changing a limit wake the schedulers.
+    func apply(_ change: QueueChange, to queue: String) async throws -> Bool {
+        switch change {
+        case .pause:
+            guard try await rows(Statements.pause(queue, at: now), { try $0.decode(Bool.self) }).first == true else { return false }
+            recordQueueEvent(.queuePaused, queue)
+            return true
+        case .resume:
+            let resumed = try await rows(Statements.resume(queue), { _ in () }).count > 0
+            if resumed { recordQueueEvent(.queueResumed, queue) }
+            try await write(Statements.wake())
+            return resumed
+        case .limit(let starts, let period):
+            try await run(Statements.setRateLimit(queue, try RateLimit(starts: starts, per: period, at: now)))
+            recordQueueEvent(.queueLimited, JobEvent.limited(queue, starts: starts, per: period))
+            try await write(Statements.wake())
+            return true
+        case .unlimit:
+            let removed = try await rows(Statements.removeRateLimit(queue), { _ in () }).count > 0
+            if removed { recordQueueEvent(.queueUnlimited, queue) }
+            try await write(Statements.wake())
+            return removed
+        }
+    }
+
     /// Applies an operator's change (see ``JobStore/JobTransaction/apply(_:to:)``, whose dispatch this is).
     func apply(_ change: OperatorChange, to id: JobID) async throws -> OperatorOutcome {
         let pipelineID = PipelineID(high: id.high, low: id.low)

@@ -71,7 +71,7 @@ struct Queues: ParsableCommand {
         }
     }
 
-    struct Pause: ParsableCommand {
+    struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pause a queue: no scheduler on the store claims its jobs until it is resumed; running jobs finish.")
         @OptionGroup var store: StoreOptions
@@ -80,31 +80,25 @@ struct Queues: ParsableCommand {
         @Flag(help: "Pause a queue that has no jobs yet (otherwise an unknown name is refused, so a typo is not taken for success).")
         var create = false
 
-        func run() throws {
-            try changeQueue(store, queue, refuseUnknown: !create, json: ["paused": true], text: "queue \(queue) paused", unchanged: "queue \(queue) was already paused") { txn in
-                let paused = (try? txn.isPaused(queue)) ?? false  // a bad name: pause says so
-                try txn.pause(queue: queue)
-                return !paused
-            }
+        func run() async throws {
+            try await changeQueue(
+                store, queue, .pause, refuseUnknown: !create, json: ["paused": true], text: "queue \(queue) paused",
+                unchanged: "queue \(queue) was already paused")
         }
     }
 
-    struct Resume: ParsableCommand {
+    struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Resume a paused queue; schedulers see the commit and claim its jobs.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The queue.")
         var queue: String
 
-        func run() throws {
-            try changeQueue(store, queue, json: ["paused": false], text: "queue \(queue) resumed", unchanged: "queue \(queue) was not paused") { txn in
-                let paused = try txn.isPaused(queue)
-                try txn.resume(queue: queue)
-                return paused
-            }
+        func run() async throws {
+            try await changeQueue(store, queue, .resume, json: ["paused": false], text: "queue \(queue) resumed", unchanged: "queue \(queue) was not paused")
         }
     }
 
-    struct Limit: ParsableCommand {
+    struct Limit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Limit a queue to N job starts per period, across every process on the store (a token bucket kept in the store).")
         @OptionGroup var store: StoreOptions
@@ -123,63 +117,54 @@ struct Queues: ParsableCommand {
             _ = try parseDuration(per)
         }
 
-        func run() throws {
+        func run() async throws {
             let period = try parseDuration(per)
-            try changeQueue(
-                store, queue, refuseUnknown: !create, json: ["starts": .count(starts), "period_seconds": .double(period.seconds)],
-                text: "queue \(queue): at most \(starts) starts per \(per)"
-            ) { txn in
-                try txn.setRateLimit(queue: queue, starts: starts, per: period)
-                return true
-            }
+            try await changeQueue(
+                store, queue, .limit(starts: starts, per: period), refuseUnknown: !create,
+                json: ["starts": .count(starts), "period_seconds": .double(period.seconds)], text: "queue \(queue): at most \(starts) starts per \(per)")
         }
     }
 
-    struct Unlimit: ParsableCommand {
+    struct Unlimit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a queue's rate limit.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "The queue.")
         var queue: String
 
-        func run() throws {
-            try changeQueue(store, queue, json: ["rate_limit": .null], text: "queue \(queue): rate limit removed", unchanged: "queue \(queue) had no rate limit") { txn in
-                let limited = try txn.rateLimit(queue) != nil
-                try txn.removeRateLimit(queue: queue)
-                return limited
-            }
+        func run() async throws {
+            try await changeQueue(
+                store, queue, .unlimit, json: ["rate_limit": .null], text: "queue \(queue): rate limit removed", unchanged: "queue \(queue) had no rate limit")
         }
     }
 }
 
-/// Applies a change to a queue in one transaction of the store opened writable; `change` says
-/// whether anything changed. Then says what it did: `text` (or `unchanged`), or with `--json`
-/// the queue's name, `changed`, and `json`. With `refuseUnknown`, a queue the store does not
-/// know (no jobs, not paused, no rate limit) is refused, listing the known ones.
+/// Applies a change to a queue in one transaction of the store (either backend) opened
+/// writable, by the tool's actor. Then says what it did: `text` (or `unchanged`), or with
+/// `--json` the queue's name, `changed`, and `json`. With `refuseUnknown`, a queue the store does
+/// not know (no jobs, not paused, no rate limit) is refused, listing the known ones.
 func changeQueue(
-    _ store: StoreOptions, _ queue: String, refuseUnknown: Bool = false, json: [String: JSONValue], text: String, unchanged: String? = nil,
-    _ change: (JobTransaction) throws -> Bool
-) throws {
-    let jobs = try store.open(writable: true)
-    defer { jobs.close() }
-    if refuseUnknown {
-        let known = try jobs.queues().map(\.name)
-        if !known.contains(queue) {
+    _ store: StoreOptions, _ queue: String, _ change: QueueChange, refuseUnknown: Bool = false, json: [String: JSONValue], text: String,
+    unchanged: String? = nil
+) async throws {
+    try await OpenedStore.with(store, writable: true) { opened in
+        func applying(dryRun: Bool) async throws -> Bool {
             do {
-                _ = try applying(jobs, dryRun: true, change)  // a bad name or limit is a usage error first
+                return try await opened.store.apply(change, to: queue, actor: toolActor, dryRun: dryRun)
             } catch let error as JobStoreError where error.code == .invalidArgument {
-                throw ValidationError(error.description)
+                throw ValidationError(error.description)  // a bad name or limit: a usage error
             }
-            let list = known.isEmpty ? "the store has no queues yet" : "its queues: \(known.prefix(20).joined(separator: ", "))\(known.count > 20 ? ", …" : "")"
-            throw CommandFailure("\(store.path) has no queue '\(queue)' (\(list)); give --create to set it up for jobs to come")
         }
+        if refuseUnknown {
+            let known = try await opened.store.queues().map(\.name)
+            if !known.contains(queue) {
+                _ = try await applying(dryRun: true)  // a bad name or limit is a usage error first
+                let list = known.isEmpty ? "the store has no queues yet" : "its queues: \(known.prefix(20).joined(separator: ", "))\(known.count > 20 ? ", …" : "")"
+                throw CommandFailure("\(opened.location) has no queue '\(queue)' (\(list)); give --create to set it up for jobs to come")
+            }
+        }
+        let changed = try await applying(dryRun: false)
+        print(store.json
+            ? try jsonLine(json.merging(["queue": .string(queue), "changed": .bool(changed)]) { a, _ in a })
+            : changed ? text : unchanged ?? text)
     }
-    let changed: Bool
-    do {
-        changed = try applying(jobs, dryRun: false, change)
-    } catch let error as JobStoreError where error.code == .invalidArgument {
-        throw ValidationError(error.description)  // a bad name or limit: a usage error
-    }
-    print(store.json
-        ? try jsonLine(json.merging(["queue": .string(queue), "changed": .bool(changed)]) { a, _ in a })
-        : changed ? text : unchanged ?? text)
 }

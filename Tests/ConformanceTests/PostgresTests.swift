@@ -258,6 +258,26 @@ struct PostgresTests {
             #expect(try await store.job(steps[0]) == nil)
             #expect(try jobstore(["delete", url, pending.id.description]).status == 0)
             #expect(try await store.job(pending.id) == nil)
+            // Queue controls: pause (once), resume, limit, unlimit; an unknown queue refused.
+            #expect(try jobstore(["queues", "pause", url, "f"]).out.contains("queue f paused"))
+            #expect(try jobstore(["queues", "pause", url, "f"]).out.contains("was already paused"))
+            #expect(try await store.queues().first { $0.name == "f" }?.pausedAt != nil)
+            #expect(try jobstore(["queues", "resume", url, "f"]).out.contains("queue f resumed"))
+            #expect(try jobstore(["queues", "limit", url, "f", "--starts", "5", "--per", "1m", "--json"]).out.contains("\"changed\":true"))
+            #expect(try await store.queues().first { $0.name == "f" }?.rateLimit?.starts == 5)
+            #expect(try jobstore(["queues", "unlimit", url, "f"]).out.contains("rate limit removed"))
+            let unknownQueue = try jobstore(["queues", "pause", url, "nosuch"])
+            #expect(unknownQueue.status == 1 && unknownQueue.err.contains("has no queue 'nosuch'"))
+            #expect(try jobstore(["queues", "pause", url, ""]).status == 2)
+            // (The history shows a transaction once every older one ended: other tests' may still run.)
+            var queueEvents: [HistoryEntry] = []
+            try await waitUntil("the queue events", within: .seconds(30)) {
+                queueEvents = try await store.history(after: nil, since: nil, limit: 1000).entries.filter { $0.event.kind.isQueueEvent }
+                return queueEvents.count >= 4
+            }
+            #expect(queueEvents.map(\.event.kind) == [.queuePaused, .queueResumed, .queueLimited, .queueUnlimited])
+            #expect(queueEvents.allSatisfy { $0.event.actor?.hasPrefix("jobstore tool (") == true })
+
             // Bad ids: said, nothing changed.
             let unknown = try jobstore(["cancel", url, JobID(high: 0x0190_a5c4_1b2e_7000, low: 1).description])
             #expect(unknown.status == 1 && unknown.err.contains("no job or pipeline"))

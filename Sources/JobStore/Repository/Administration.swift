@@ -10,11 +10,41 @@ extension JobRepository: AdministrableStore {
         }
         return dryRun ? try rehearse(body) : try await write(body)
     }
+
+    /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)-(QueueChange,_,_,_)``.
+    public func apply(_ change: QueueChange, to queue: String, actor: String, dryRun: Bool) async throws -> Bool {
+        func body(_ txn: JobTransaction) throws -> Bool {
+            txn.actor = actor
+            return try txn.apply(change, to: queue)
+        }
+        return dryRun ? try rehearse(body) : try await write(body)
+    }
 }
 
 extension JobTransaction {
     /// Applies an operator's `change` to the job with `id`, or to the pipeline with it when no
     /// job has it (see ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)``).
+    /// Applies an operator's `change` to `queue`; whether it changed anything.
+    public func apply(_ change: QueueChange, to queue: String) throws -> Bool {
+        switch change {
+        case .pause:
+            let paused = (try? isPaused(queue)) ?? false  // a bad name: pause says so
+            try pause(queue: queue)
+            return !paused
+        case .resume:
+            let paused = try isPaused(queue)
+            try resume(queue: queue)
+            return paused
+        case .limit(let starts, let period):
+            try setRateLimit(queue: queue, starts: starts, per: period)
+            return true
+        case .unlimit:
+            let limited = try rateLimit(queue) != nil
+            try removeRateLimit(queue: queue)
+            return limited
+        }
+    }
+
     public func apply(_ change: OperatorChange, to id: JobID) throws -> OperatorOutcome {
         let pipelineID = PipelineID(high: id.high, low: id.low)
         if change != .requeue, try job(id) == nil {
