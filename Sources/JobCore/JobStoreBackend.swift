@@ -69,6 +69,13 @@ public protocol InspectableStore: JobStoreBackend {
     /// The bytes the store takes: on LMDB the pages in use, on PostgreSQL its tables with their
     /// indexes and TOAST.
     func storageBytes() async throws -> Int
+    /// Every inconsistency found by checking what the store keeps against a recount: on LMDB
+    /// every record, index entry, counter, pipeline and event (`chunkSize` entries per read
+    /// transaction); on PostgreSQL (where the database keeps rows and indexes consistent) the
+    /// counters per queue and state against a count of the rows, and each pipeline's step
+    /// counts against its steps' jobs. Empty when all is well. O(n): for an operator, not a
+    /// hot path.
+    func verify(chunkSize: Int) async throws -> [VerificationProblem]
     /// How many running jobs hold a lease that expired before now: their worker stopped, and a
     /// scheduler's rescue will put them back.
     func expiredLeaseCount() async throws -> Int

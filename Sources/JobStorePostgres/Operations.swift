@@ -285,6 +285,32 @@ extension PostgresJobStore {
         }
     }
 
+    /// See ``JobCore/InspectableStore/verify(chunkSize:)``: the counters and the pipelines
+    /// against a recount, in one snapshot (`chunkSize` is LMDB's; unused here).
+    public func verify(chunkSize: Int = 10_000) async throws -> [VerificationProblem] {
+        try await transaction("verify the store", rollingBack: true) { txn in
+            try await txn.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            var problems: [VerificationProblem] = []
+            for (queue, state, kept, counted) in try await txn.rows(Statements.wrongCounters(), { try $0.decode((String, Int16, Int64, Int64).self) }) {
+                let name = JobState(rawValue: UInt8(clamping: state))?.description ?? "state \(state)"
+                problems.append(VerificationProblem(
+                    kind: .wrongCounter, message: "queue '\(queue)', \(name): the counters say \(kept), the jobs are \(counted)"))
+            }
+            for row in try await txn.rows(Statements.wrongPipelines(), { try $0.decode((UUID, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32).self) }) {
+                let id = PipelineID(row.0)
+                problems.append(VerificationProblem(
+                    kind: .badPipeline, pipelineID: id,
+                    message: "pipeline \(id): steps \(row.1) (rows \(row.2)), succeeded \(row.3) (jobs \(row.4)), failed \(row.5) (jobs \(row.6)), cancelled \(row.7) (jobs \(row.8))"))
+            }
+            for (pipeline, step, job) in try await txn.rows(Statements.stepsWithoutJobs(), { try $0.decode((UUID, Int32, UUID).self) }) {
+                problems.append(VerificationProblem(
+                    kind: .badPipeline, jobID: JobID(job), pipelineID: PipelineID(pipeline),
+                    message: "pipeline \(PipelineID(pipeline)) step \(step): its job \(JobID(job)) is gone"))
+            }
+            return problems
+        }
+    }
+
     /// How many running jobs hold a lease that expired before now (their worker stopped; a
     /// scheduler's rescue puts them back).
     public func expiredLeaseCount() async throws -> Int {

@@ -508,6 +508,45 @@ enum Statements {
         "SELECT count(*)::bigint FROM jobstore_jobs WHERE state = 2 AND lease_expires_at < \(now.microseconds)"
     }
 
+    /// The (queue, state) pairs whose counter rows disagree with a count of the jobs: queue,
+    /// state, kept, counted.
+    static func wrongCounters() -> PostgresQuery {
+        """
+        WITH kept AS (SELECT queue, state, sum(n)::bigint AS n FROM jobstore_counts GROUP BY queue, state),
+             counted AS (SELECT queue, state, count(*)::bigint AS n FROM jobstore_jobs GROUP BY queue, state)
+        SELECT queue, state, coalesce(kept.n, 0), coalesce(counted.n, 0)
+        FROM kept FULL JOIN counted USING (queue, state)
+        WHERE coalesce(kept.n, 0) <> coalesce(counted.n, 0)
+        ORDER BY queue, state
+        """
+    }
+
+    /// The pipelines whose step counts disagree with their steps' rows and jobs: id, then
+    /// (kept, counted) for steps, succeeded, failed, cancelled.
+    static func wrongPipelines() -> PostgresQuery {
+        """
+        SELECT p.id, p.step_count, (SELECT count(*) FROM jobstore_pipeline_steps s WHERE s.pipeline_id = p.id)::integer,
+            p.succeeded_steps, (count(j.id) FILTER (WHERE j.state = 3))::integer,
+            p.failed_steps, (count(j.id) FILTER (WHERE j.state = 4))::integer,
+            p.cancelled_steps, (count(j.id) FILTER (WHERE j.state = 5))::integer
+        FROM jobstore_pipelines p LEFT JOIN jobstore_jobs j ON j.pipeline_id = p.id
+        GROUP BY p.id
+        HAVING p.step_count <> (SELECT count(*) FROM jobstore_pipeline_steps s WHERE s.pipeline_id = p.id)
+            OR p.succeeded_steps <> count(j.id) FILTER (WHERE j.state = 3)
+            OR p.failed_steps <> count(j.id) FILTER (WHERE j.state = 4)
+            OR p.cancelled_steps <> count(j.id) FILTER (WHERE j.state = 5)
+        ORDER BY p.id
+        """
+    }
+
+    /// The steps whose job is gone: pipeline, step, job.
+    static func stepsWithoutJobs() -> PostgresQuery {
+        """
+        SELECT s.pipeline_id, s.step, s.job_id FROM jobstore_pipeline_steps s
+        LEFT JOIN jobstore_jobs j ON j.id = s.job_id WHERE j.id IS NULL ORDER BY s.pipeline_id, s.step
+        """
+    }
+
     /// The jobs per state counted row by row (a full scan: what the counters must equal).
     static func recount() -> PostgresQuery { "SELECT state, count(*)::bigint FROM jobstore_jobs GROUP BY state" }
 

@@ -270,10 +270,11 @@ struct Jobs: ParsableCommand {
 }
 
 /// `jobstore verify PATH`: records, every index and the counters.
-struct VerifyCommand: ParsableCommand {
+struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check records, every index, the counters and every pipeline against its steps' jobs; exit 1 listing every problem.")
+        abstract: "Check records, every index, the counters and every pipeline against its steps' jobs; exit 1 listing every problem.",
+        discussion: "On PostgreSQL (a URL), whose database keeps rows and indexes consistent itself: the counters per queue and state against a count of the jobs, and each pipeline's step counts against its steps' jobs.")
 
     @OptionGroup var store: StoreOptions
     @Option(parsing: .unconditional, help: "Records or index entries per read transaction (a short snapshot each, so a live store's file does not grow).")
@@ -297,14 +298,17 @@ struct VerifyCommand: ParsableCommand {
         var problems: [Problem]
     }
 
-    func run() throws {
-        let jobs = try store.open()
-        defer { jobs.close() }
+    func run() async throws {
+        try await OpenedStore.with(store) { opened in try await verify(opened) }
+    }
+
+    func verify(_ opened: OpenedStore) async throws {
+        let jobs = opened.store
         let progress = Progress("verifying")
-        let problems = try jobs.verify(chunkSize: chunkSize)
+        let problems = try await jobs.verify(chunkSize: chunkSize)
         progress.finish()
-        let total = try jobs.counts().values.reduce(0, +)
-        let pipelines = try jobs.pipelineCounts().values.reduce(0, +)
+        let total = try await jobs.counts().values.reduce(0, +)
+        let pipelines = try await jobs.pipelineCounts().values.reduce(0, +)
         if store.json {
             try printJSON(Output(
                 ok: problems.isEmpty, jobs: total, pipelines: pipelines,
@@ -312,7 +316,8 @@ struct VerifyCommand: ParsableCommand {
                     .init(kind: $0.kind.rawValue, job: $0.jobID?.description, pipeline: $0.pipelineID?.description, message: $0.message)
                 }))
         } else if problems.isEmpty {
-            print("ok: \(total.grouped) job\(total == 1 ? "" : "s") and \(pipelines.grouped) pipeline\(pipelines == 1 ? "" : "s"); every record, index entry, counter, pipeline and event is consistent")
+            let checked = opened.lmdb == nil ? "every counter and pipeline agrees with a recount" : "every record, index entry, counter, pipeline and event is consistent"
+            print("ok: \(total.grouped) job\(total == 1 ? "" : "s") and \(pipelines.grouped) pipeline\(pipelines == 1 ? "" : "s"); \(checked)")
         } else {
             for problem in problems { print(problem) }
             print("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")
