@@ -251,11 +251,14 @@ extension JobTimeline {
     }
 }
 
-/// Where an event sits in the store's history: the history's clock (never going back, even if
-/// the system clock does) and the event's place among those of the same microsecond. Positions
-/// increase in commit order; printed as `<µs>.<sequence>`, the form `--after` takes back.
+/// Where an event sits in the store's history, printed `<time>.<sequence>`, the form `--after`
+/// takes back. On the embedded store: the history's clock (never going back, even if the
+/// system clock does) and the event's place among those of the same microsecond, increasing in
+/// commit order. On PostgreSQL: the writing transaction's id in `time` (not a time) and the
+/// event's number within it, in the order a follower reads without gaps (docs/POSTGRES.md).
+/// Positions of different stores do not compare.
 public struct HistoryPosition: Sendable, Hashable, Comparable, CustomStringConvertible {
-    /// The history clock, in microseconds since the epoch.
+    /// The history clock, in microseconds since the epoch (on PostgreSQL: the transaction id).
     public var time: Timestamp
     /// The event's number within `time`.
     public var sequence: UInt32
