@@ -296,6 +296,11 @@ extension PostgresJobStore {
                 problems.append(VerificationProblem(
                     kind: .wrongCounter, message: "queue '\(queue)', \(name): the counters say \(kept), the jobs are \(counted)"))
             }
+            for (state, kept, counted) in try await txn.rows(Statements.wrongPipelineCounters(), { try $0.decode((Int16, Int64, Int64).self) }) {
+                let name = PipelineState(rawValue: UInt8(clamping: state))?.description ?? "state \(state)"
+                problems.append(VerificationProblem(
+                    kind: .wrongCounter, message: "pipelines \(name): the counters say \(kept), the pipelines are \(counted)"))
+            }
             for row in try await txn.rows(Statements.wrongPipelines(), { try $0.decode((UUID, Int32, Int32, Int32, Int32, Int32, Int32, Int32, Int32).self) }) {
                 let id = PipelineID(row.0)
                 problems.append(VerificationProblem(

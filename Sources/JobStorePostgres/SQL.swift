@@ -27,7 +27,58 @@ enum Schema {
         """
 
     /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
-    static let migrations: [[String]] = [version1, version2, version3, version4]
+    static let migrations: [[String]] = [version1, version2, version3, version4, version5]
+
+    /// Version 5: pipelines per state, O(1) to read — counter rows kept by statement triggers in
+    /// the same transaction as the pipeline rows, striped over 16 slots, as the jobs' are —
+    /// filled from the pipelines there are.
+    static let version5: [String] = [
+        """
+        CREATE TABLE jobstore_pipeline_counts (
+            state smallint NOT NULL,
+            slot smallint NOT NULL,
+            n bigint NOT NULL,
+            PRIMARY KEY (state, slot)
+        )
+        """,
+        "INSERT INTO jobstore_pipeline_counts (state, slot, n) SELECT state, 0, count(*) FROM jobstore_pipelines GROUP BY state",
+        """
+        CREATE FUNCTION jobstore_pipelines_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO jobstore_pipeline_counts AS c (state, slot, n)
+                SELECT state, pg_backend_pid() % 16, count(*) FROM new_rows GROUP BY state ORDER BY state
+                ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n;
+            ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO jobstore_pipeline_counts AS c (state, slot, n)
+                SELECT state, pg_backend_pid() % 16, -count(*) FROM old_rows GROUP BY state ORDER BY state
+                ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n;
+            ELSE
+                INSERT INTO jobstore_pipeline_counts AS c (state, slot, n)
+                SELECT state, pg_backend_pid() % 16, sum(d) FROM (
+                    SELECT n.state, 1 AS d FROM new_rows n JOIN old_rows o USING (id) WHERE n.state <> o.state
+                    UNION ALL
+                    SELECT o.state, -1 FROM new_rows n JOIN old_rows o USING (id) WHERE n.state <> o.state) moved
+                GROUP BY state HAVING sum(d) <> 0 ORDER BY state
+                ON CONFLICT (state, slot) DO UPDATE SET n = c.n + excluded.n;
+            END IF;
+            RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE TRIGGER jobstore_pipelines_inserted AFTER INSERT ON jobstore_pipelines
+            REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobstore_pipelines_counted()
+        """,
+        """
+        CREATE TRIGGER jobstore_pipelines_updated AFTER UPDATE ON jobstore_pipelines
+            REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobstore_pipelines_counted()
+        """,
+        """
+        CREATE TRIGGER jobstore_pipelines_deleted AFTER DELETE ON jobstore_pipelines
+            REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobstore_pipelines_counted()
+        """,
+    ]
 
     /// Version 4: the history. One row per event, written by the statement that makes the
     /// change (or just before the transaction commits), in the same transaction: its place is
@@ -463,9 +514,22 @@ enum Statements {
             """
     }
 
-    /// Pipelines per state. (No counter rows for pipelines yet: O(pipelines), on the state index.)
+    /// Pipelines per state: the counter rows (schema version 5), O(1).
     static func pipelineCounts() -> PostgresQuery {
-        "SELECT state, count(*) FROM jobstore_pipelines GROUP BY state"
+        "SELECT state, sum(n)::bigint FROM jobstore_pipeline_counts GROUP BY state"
+    }
+
+    /// The pipeline states whose counter rows disagree with a count of the pipelines: state,
+    /// kept, counted.
+    static func wrongPipelineCounters() -> PostgresQuery {
+        """
+        WITH kept AS (SELECT state, sum(n)::bigint AS n FROM jobstore_pipeline_counts GROUP BY state),
+             counted AS (SELECT state, count(*)::bigint AS n FROM jobstore_pipelines GROUP BY state)
+        SELECT state, coalesce(kept.n, 0), coalesce(counted.n, 0)
+        FROM kept FULL JOIN counted USING (state)
+        WHERE coalesce(kept.n, 0) <> coalesce(counted.n, 0)
+        ORDER BY state
+        """
     }
 
     /// Every queue's control row (unlocked, for reading).

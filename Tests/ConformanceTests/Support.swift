@@ -158,11 +158,12 @@ func recount(_ store: any JobStoreBackend) async throws -> [JobState: [Job]] {
     return all
 }
 
-/// Fails the test unless every counter equals a recount of the listings (and, on LMDB, unless
-/// `verify()` finds every record, index entry and counter in step).
+/// Fails the test unless every counter equals a recount of the listings, and `verify` finds
+/// nothing (on LMDB every record, index entry, counter, pipeline and event; on PostgreSQL the
+/// counters of jobs and pipelines and each pipeline's step counts).
 func expectConsistent(_ store: any JobStoreBackend, sourceLocation: SourceLocation = #_sourceLocation) async throws {
-    if let repository = store as? JobRepository {
-        let problems = try repository.verify()
+    if let inspectable = store as? any InspectableStore {
+        let problems = try await inspectable.verify(chunkSize: 10_000)
         #expect(problems.isEmpty, "verify found: \(problems.prefix(5))", sourceLocation: sourceLocation)
     }
     let listed = try await recount(store)
