@@ -91,8 +91,8 @@ struct StoreOptions: ParsableArguments {
         if isURL {
             throw CommandFailure("""
                 this command works on an LMDB store (a directory), not on a PostgreSQL database. On PostgreSQL, \
-                stats, jobs list/show/history, pipelines list/show/delete, queues, schedules, serve, and cancel, \
-                retry, requeue and delete by id take a URL (docs/ADMIN.md)
+                stats, jobs list/show/history, pipelines list/show/delete, queues (and their controls), schedules, \
+                top, serve, verify, and cancel, retry, requeue and delete by id take a URL (docs/ADMIN.md)
                 """)
         }
         guard FileManager.default.fileExists(atPath: path) else {
@@ -143,6 +143,8 @@ struct StoreOptions: ParsableArguments {
         var options = PostgresStoreOptions()
         options.createsSchema = false
         options.maximumConnections = 2
+        // The pool's connection attempts log at info; the tool says what failed itself.
+        options.logger.logLevel = .critical
         let store = try await PostgresJobStore(url: path, options: options)
         return OpenedStore(store: store, lmdb: nil, location: "PostgreSQL at \(store.location)")
         #else

@@ -7,8 +7,8 @@ import JobStoreText
 import Glibc
 #endif
 
-/// `jobstore top PATH`: a live view of jobs per state and per queue, with rates.
-struct Top: ParsableCommand {
+/// `jobstore top PATH|URL`: a live view of jobs per state and per queue, with rates.
+struct Top: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A live view of jobs per state and per queue, with rates over a sliding window, refreshed in place; q quits.",
         discussion: """
@@ -38,7 +38,8 @@ struct Top: ParsableCommand {
     /// What one refresh read.
     struct Sample {
         var at: ContinuousClock.Instant
-        var transaction: Int
+        /// LMDB's last transaction id (`nil` on PostgreSQL).
+        var transaction: Int?
         var counts: [JobState: Int]
         var queues: [QueueSummary]
         var expiredLeases: Int
@@ -52,11 +53,14 @@ struct Top: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
+        try await OpenedStore.with(store) { opened in try await watch(opened) }
+    }
+
+    func watch(_ opened: OpenedStore) async throws {
         let every = try parseDuration(interval)
         let span = try parseDuration(window)
-        let jobs = try store.open()
-        defer { jobs.close() }
+        let jobs = opened.store
         let screen = !store.json && Terminal.isTerminal ? LiveScreen() : nil
         defer { screen?.restore() }
         var samples: [Sample] = []  // the window's samples, oldest first
@@ -64,11 +68,11 @@ struct Top: ParsableCommand {
         while true {
             let now = ContinuousClock.now
             let sample = Sample(
-                at: now, transaction: try jobs.environmentInfo().lastTransactionID, counts: try jobs.counts(),
-                queues: try jobs.queues(), expiredLeases: try jobs.expiredLeaseCount())
+                at: now, transaction: try opened.lmdb?.environmentInfo().lastTransactionID, counts: try await jobs.counts(),
+                queues: try await jobs.queues(), expiredLeases: try await jobs.expiredLeaseCount())
             samples.append(sample)
             samples.removeAll { now - $0.at > span + every / 2 }  // the newest is never older than now
-            let text = store.json ? try jsonLine(json(samples)) : view(samples, screen: screen)
+            let text = store.json ? try jsonLine(json(samples)) : view(samples, screen: screen, location: opened.location)
             if let screen {
                 screen.draw(text)
             } else {
@@ -80,7 +84,7 @@ struct Top: ParsableCommand {
             if let screen {
                 if screen.waitForQuit(every) { break }
             } else {
-                Thread.sleep(forTimeInterval: every.seconds)
+                try await Task.sleep(for: every)
             }
         }
     }
@@ -92,15 +96,16 @@ struct Top: ParsableCommand {
         return Double(value(last) - value(first)) / max((last.at - first.at).seconds, 0.001)
     }
 
-    func view(_ samples: [Sample], screen: LiveScreen?) -> String {
+    func view(_ samples: [Sample], screen: LiveScreen?, location: String) -> String {
         guard let sample = samples.last else { return "" }
         let over = samples.count > 1 ? "rates over the last " + Readable.duration(sample.at - samples[0].at) : "rates from the next refresh"
         func perSecond(_ value: Double?) -> String { value.map { String(format: "%+.1f", $0) } ?? "" }
-        var lines = [
-            "\(store.path) — \(Timestamp.now.description.prefix(19))Z — transaction \(sample.transaction)"
-                + (rate(samples, \.transaction).map { String(format: ", %.1f commits/s", $0) } ?? ""),
-            "",
-        ]
+        var header = "\(location) — \(Timestamp.now.description.prefix(19))Z"
+        if let transaction = sample.transaction {
+            header += " — transaction \(transaction)"
+            if let commits = rate(samples, { $0.transaction ?? 0 }) { header += String(format: ", %.1f commits/s", commits) }
+        }
+        var lines = [header, ""]
         var states = Table("state", "jobs", "change/s")
         states.states = [0]
         for state in JobState.allCases {
@@ -144,7 +149,7 @@ struct Top: ParsableCommand {
             var longestWaitSeconds: Double?
             var finishedPerSecond: Double?
         }
-        var transaction: Int
+        var transaction: Int?
         var commitsPerSecond: Double?
         var expiredLeases: Int
         var longestReadyWaitSeconds: Double?
@@ -158,7 +163,7 @@ struct Top: ParsableCommand {
         guard let sample = samples.last else { return nil }
         let now = Timestamp.now
         return Line(
-            transaction: sample.transaction, commitsPerSecond: rate(samples, \.transaction), expiredLeases: sample.expiredLeases,
+            transaction: sample.transaction, commitsPerSecond: sample.transaction == nil ? nil : rate(samples) { $0.transaction ?? 0 }, expiredLeases: sample.expiredLeases,
             longestReadyWaitSeconds: sample.oldestReady.map { seconds(since: $0, now: now) }, states: byName(sample.counts),
             changePerSecond: samples.count > 1
                 ? Dictionary(uniqueKeysWithValues: JobState.allCases.map { state in (state.description, rate(samples) { $0.counts[state] ?? 0 } ?? 0) })

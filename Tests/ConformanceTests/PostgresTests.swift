@@ -165,6 +165,12 @@ struct PostgresTests {
             let schedules = try both("schedules", "STORE")
             #expect(schedules.postgres.contains("nightly") && schedules.lmdb.split(separator: "\n").count == schedules.postgres.split(separator: "\n").count)
 
+            // top: the same counts, no LMDB transaction.
+            let top = try jobstore(["top", url, "--iterations", "1", "--json"])
+            let topLine = try object(top.out)
+            #expect(top.status == 0 && (topLine["states"] as? [String: Int])?["pending"] == 6, "\(top.out) \(top.err)")
+            #expect(topLine["transaction"] == nil || topLine["transaction"] is NSNull)
+
             // The dashboard serves the PostgreSQL store: the same pages, read-only.
             let (server, port, said) = try startServe([url, "--port", "0"])
             defer {
