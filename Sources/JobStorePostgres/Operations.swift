@@ -89,12 +89,16 @@ extension PostgresJobStore {
     /// See ``JobScheduler/SchedulerBackend/pruneFinished(_:before:)``: batches of 1,000 jobs
     /// (100 pipelines), each its own transaction, recording a `pruned` event for each job.
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
-        let jobs = try await pruneInBatches("prune \(state) jobs", of: 1000, counting: \.count) {
+        let jobs = try await pruneInBatches("prune \(state) jobs", of: 1000, counting: { $0.count }) {
             Statements.pruneJobs(state, before: cutoff, limit: $0)
         }
         var pipelines = 0
         if let pipelineState = PipelineState(name: state.description), pipelineState.isTerminal {
-            pipelines = try await pruneInBatches("prune \(state) pipelines", of: 100, counting: { Set($0.compactMap(\.pipeline?.pipeline)).count }) {
+            pipelines = try await pruneInBatches("prune \(state) pipelines", of: 100, counting: { jobs in
+                // A closure, not the key path \.pipeline?.pipeline: the runtime's projection of that
+                // optional-chained key path trips AddressSanitizer (memcpy-param-overlap, Swift 6.3.1).
+                Set(jobs.compactMap { $0.pipeline?.pipeline }).count
+            }) {
                 Statements.prunePipelines(pipelineState, before: cutoff, limit: $0)
             }
         }
