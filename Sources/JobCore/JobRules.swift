@@ -165,22 +165,19 @@ extension Job {
         maxAttempts = max(maxAttempts, attempts &+ 1)
     }
 
+    /// Whether a requeue of this job is a retry (``retry(at:blocked:)``): it failed or was
+    /// cancelled. Otherwise a requeue puts it back (``putBack(at:)``).
+    public var requeueRetries: Bool { state == .failed || state == .cancelled }
+
     /// Put back in line by hand at `now` (requeue) when running or pending: pending and runnable
-    /// now (a running job's worker then finds its lease lost). A failed or cancelled job is
-    /// retried instead (``retry(at:blocked:)``): `false` says so and changes nothing.
+    /// now (a running job's worker then finds its lease lost).
     ///
-    /// - Throws: `.illegalTransition` for a waiting or succeeded job.
-    public mutating func putBack(at now: Timestamp) throws -> Bool {
-        switch state {
-        case .failed, .cancelled:
-            return false
-        case .running, .pending:
-            state = .pending
-            runAt = now
-            return true
-        case .waiting, .succeeded:
-            throw JobStoreError.illegalTransition(id, from: state, to: .pending)
-        }
+    /// - Throws: `.illegalTransition` for a waiting, succeeded, failed or cancelled job (a
+    ///   failed or cancelled one is retried instead: ``requeueRetries``).
+    public mutating func putBack(at now: Timestamp) throws {
+        guard state == .running || state == .pending else { throw JobStoreError.illegalTransition(id, from: state, to: .pending) }
+        state = .pending
+        runAt = now
     }
 
     /// Cancelled by its pipeline at `now` (a dependency failed or was cancelled, or a fail-fast

@@ -422,9 +422,8 @@ final class PostgresTransaction {
     /// → pending now; failed or cancelled → retried.
     func requeue(_ id: JobID) async throws -> Job {
         let job = try await existing(id)
-        var probe = job
-        guard try probe.putBack(at: now) else { return try await retry(id) }
-        return try await update(job, recording: .requeued) { _ = try $0.putBack(at: now) }
+        if job.requeueRetries { return try await retry(id) }
+        return try await update(job, recording: .requeued) { try $0.putBack(at: now) }
     }
 
     /// Deletes a job; false if there was none.

@@ -424,9 +424,8 @@ public final class JobTransaction {
     @discardableResult
     public func requeue(_ id: JobID) throws -> Job {
         let job = try existing(id)
-        var probe = job
-        guard try probe.putBack(at: now) else { return try retry(id) }
-        return try update(job, recording: .requeued) { _ = try $0.putBack(at: now) }
+        if job.requeueRetries { return try retry(id) }
+        return try update(job, recording: .requeued) { try $0.putBack(at: now) }
     }
 
     /// Rescues up to `limit` running jobs whose lease expired before now: back to pending (runnable
