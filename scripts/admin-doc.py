@@ -54,14 +54,15 @@ Every command takes an LMDB store's directory. These also take a PostgreSQL URL
 for the same content: `stats` (without the LMDB environment and databases: the store's size in
 PostgreSQL instead), `jobs list`, `jobs show`, `jobs history` (`--follow` polls once a second),
 `pipelines list`, `pipelines show`, `queues` (and `queues pause|resume|limit|unlimit`),
-`schedules`, `top` (without LMDB's commits per second), `serve` (its actions too; not prune), `verify` (the counters and pipelines
-against a recount: the database keeps rows and indexes itself), and the changes by id — `cancel`, `retry`,
-`requeue`, `delete` and `pipelines delete` of jobs and pipelines, with `--dry-run` (the change
-made and rolled back: nothing changed) — which PostgreSQL records in its history as the tool's,
-as LMDB does. The tool never creates or
+`schedules`, `top` (without LMDB's commits per second), `serve` (its actions and prune too), `verify` (the counters and pipelines
+against a recount: the database keeps rows and indexes itself), the changes by id — `cancel`, `retry`,
+`requeue`, `delete` and `pipelines delete` of jobs and pipelines — and by filter (`--state`, `--queue`,
+`--name`, `--created-before`, `--finished-before`), `requeue --stuck` and `prune`, each with `--dry-run`
+(the change made and rolled back, or for prune counted: nothing changed); PostgreSQL records the
+changes in its history as the tool's, as LMDB does. The tool never creates or
 migrates a schema: a URL naming a database without a job store is an error and changes nothing.
-The others (`backup`, `export`, `import`, `prune`, the changes by filter and
-`requeue --stuck`, `readers`) work on LMDB stores and say so when given a URL; `readers`, `backup` and
+The others (`backup`, `export`, `import`, `readers`, `delete --damaged`, `bench`'s cache phases)
+work on LMDB stores and say so when given a URL; `readers`, `backup` and
 `delete --damaged` are about LMDB's files and will stay LMDB's.
 """)
 add("stats", "Jobs per state and per queue, pipelines per state, expired leases and the longest wait; on LMDB also the environment (map, used space, last transaction, readers) and every named database (LMDB's `mdb_stat` figures); on PostgreSQL the store's size (its tables with their indexes). `--json` prints the same as one object.",

@@ -130,13 +130,6 @@ public struct OperatorOutcome: Sendable, Hashable {
         self.isPipeline = isPipeline
         self.state = state
     }
-
-    /// The error of an id that names neither a job nor (when `pipelines`) a pipeline.
-    package static func notFound(_ id: JobID, pipelines: Bool) -> JobStoreError {
-        JobStoreError(
-            .notFound, pipelines ? "no job or pipeline \(id)" : "no job \(id)", jobID: id,
-            hint: "Check the id; it may have been deleted or pruned")
-    }
 }
 
 /// A change an operator makes to a queue (the admin tool's `queues pause|resume|limit|unlimit`),
@@ -167,4 +160,39 @@ public protocol AdministrableStore: InspectableStore {
     ///
     /// - Throws: `.invalidArgument` for a bad queue name or limit.
     func apply(_ change: QueueChange, to queue: String, actor: String, dryRun: Bool) async throws -> Bool
+    /// Applies `change` to each job of `ids` — jobs only: an id no job has is `.notFound`,
+    /// never taken for a pipeline's — in one transaction whose events name `actor`, rolled back
+    /// with `dryRun`. For each id, in order, what the change did or what refused it
+    /// (``JobStoreError/isRefusal``: the job is left as it was). Each sees what the ones before
+    /// it changed: a step cancelled with an earlier one's dependents is then refused.
+    ///
+    /// - Throws: any error but a refusal, and then nothing of the batch is kept.
+    func apply(_ change: OperatorChange, toJobs ids: [JobID], actor: String, dryRun: Bool) async throws -> [Result<OperatorOutcome, JobStoreError>]
+    /// Puts each running job whose lease expired (its worker stopped) back in line, as a
+    /// scheduler's rescue does, at most `batchSize` per transaction, by `actor`; with `dryRun`
+    /// every batch in one transaction that is rolled back. The jobs as they are after.
+    func requeueExpiredLeases(batchSize: Int, actor: String, dryRun: Bool) async throws -> [Job]
+    /// Deletes the jobs in the terminal `state` that `selection` picks (a pipeline step's job
+    /// is left to its pipeline) and the pipelines in that state, with their steps' jobs, in
+    /// transactions of at most `batchSize` jobs (a tenth of it pipelines), recording a `pruned`
+    /// event for each job. With `dryRun`, only counts them. How many jobs and pipelines.
+    ///
+    /// - Throws: `.illegalTransition` for a state that is not terminal.
+    func prune(_ state: JobState, _ selection: PruneSelection, batchSize: Int, dryRun: Bool) async throws -> (jobs: Int, pipelines: Int)
+}
+
+/// Which finished jobs and pipelines a prune takes: by when they were created or when they
+/// finished.
+public enum PruneSelection: Sendable, Hashable {
+    /// Created before this time.
+    case createdBefore(Timestamp)
+    /// Finished before this time.
+    case finishedBefore(Timestamp)
+
+    /// The time.
+    public var cutoff: Timestamp {
+        switch self {
+        case .createdBefore(let time), .finishedBefore(let time): time
+        }
+    }
 }

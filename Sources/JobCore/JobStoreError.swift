@@ -93,6 +93,17 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         JobStoreError(.notFound, "no job \(id)", jobID: id, hint: "Check the id; `jobstore jobs list` shows the jobs")
     }
 
+    /// The error of an id that names neither a job nor a pipeline (an operator's change).
+    package static func notFound(jobOrPipeline id: JobID) -> JobStoreError {
+        JobStoreError(.notFound, "no job or pipeline \(id)", jobID: id, hint: "Check the id; it may have been deleted or pruned")
+    }
+
+    /// Whether this is a refusal of one job's change that left the job as it was — its state
+    /// does not allow it (`.illegalTransition`), a pipeline step's job changed alone
+    /// (`.invalidArgument`), gone (`.notFound`) — so a change of many jobs goes on past it
+    /// (``AdministrableStore/apply(_:toJobs:actor:dryRun:)``).
+    public var isRefusal: Bool { code == .illegalTransition || code == .invalidArgument || code == .notFound }
+
     package static func notFound(_ id: PipelineID) -> JobStoreError {
         JobStoreError(.notFound, "no pipeline \(id)", hint: "Check the id; `jobstore pipelines list` shows the pipelines")
     }

@@ -61,7 +61,7 @@ public final class Dashboard: Sendable {
     /// The store the pages read and the actions change, either backend.
     let store: any AdministrableStore
     /// The store as LMDB's, when it is one: its environment and format on the overview, and
-    /// prune (LMDB's alone for now).
+    /// prune.
     let lmdb: JobRepository?
     let options: DashboardOptions
     let throughput: Throughput
@@ -123,7 +123,7 @@ public final class Dashboard: Sendable {
                 await self.act(request, pipeline: context.parameters.get("id") ?? "", action: action)
             }
         }
-        router.get("/prune") { request, _ in await self.respond { try self.prunePreview(query(request)) } }
+        router.get("/prune") { request, _ in await self.respond { try await self.prunePreview(query(request)) } }
         router.post("/prune") { request, _ in await self.prune(request) }
         // Anything else: a page saying so, with the way back (not an empty 404).
         router.get("**") { request, _ in
@@ -376,11 +376,9 @@ public final class Dashboard: Sendable {
         let form = await formFields(request)
         if let refused = refusal(request, form: form) { return refused }
         return await respond {
-            guard let lmdb else { return readOnlyPage() }
-            let (state, pipelineState, days) = try pruneRequest(form)
+            let (state, days) = try pruneRequest(form)
             let cutoff = Timestamp.now.adding(.seconds(-days * 86_400))
-            let jobs = try lmdb.prune(state: state, finishedBefore: cutoff)
-            let pipelines = try lmdb.prunePipelines(state: pipelineState, finishedBefore: cutoff)
+            let (jobs, pipelines) = try await store.prune(state, .finishedBefore(cutoff), batchSize: 1000, dryRun: false)
             return page(
                 status: .ok, title: "Pruned",
                 body: "<p>Deleted \(jobs) \(state) job(s) and \(pipelines) pipeline(s) that finished before \(cutoff).</p><p><a href=\"\(link("/"))\">Overview</a></p>")

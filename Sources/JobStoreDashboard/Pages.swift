@@ -180,7 +180,7 @@ extension Dashboard {
     }
 
     func pruneForm() -> String {
-        guard options.allowWrites, lmdb != nil else { return "" }  // prune: LMDB's alone for now
+        guard options.allowWrites else { return "" }
         let states = ["succeeded", "failed", "cancelled"].map { "<option>\($0)</option>" }.joined()
         return """
             <h2>Prune</h2>
@@ -192,13 +192,12 @@ extension Dashboard {
 
     /// `GET /prune?state=…&days=…`: how many jobs and pipelines a prune would delete (read from
     /// the indexes, nothing changed), and the button that deletes them.
-    func prunePreview(_ query: [String: String]) throws -> Response {
-        guard options.allowWrites, let lmdb else { return readOnlyPage() }
+    func prunePreview(_ query: [String: String]) async throws -> Response {
+        guard options.allowWrites else { return readOnlyPage() }
         try requireKnown(query, ["state", "days"])
-        let (state, pipelineState, days) = try pruneRequest(query)
+        let (state, days) = try pruneRequest(query)
         let cutoff = Timestamp.now.adding(.seconds(-days * 86_400))
-        let jobs = try lmdb.count(state, finishedBefore: cutoff)
-        let pipelines = try lmdb.countPipelines(pipelineState, finishedBefore: cutoff)
+        let (jobs, pipelines) = try await store.prune(state, .finishedBefore(cutoff), batchSize: 1000, dryRun: true)
         let body = """
             <p>Would delete <b>\(jobs) \(state) job(s)</b> and <b>\(pipelines) pipeline(s)</b> (with their steps' jobs) that finished before \(when(cutoff)) — more than \(days) day(s) ago. Nothing is deleted yet.</p>
             <form method=post action="\(link("/prune"))"><input type=hidden name=csrf value="\(csrf)">
@@ -210,14 +209,14 @@ extension Dashboard {
     }
 
     /// The state and days of a prune (a form or a query), or a 400.
-    func pruneRequest(_ fields: [String: String]) throws -> (JobState, PipelineState, Int) {
-        guard let name = fields["state"], let state = JobState(name: name), state.isTerminal, let pipelineState = PipelineState(name: name) else {
+    func pruneRequest(_ fields: [String: String]) throws -> (JobState, Int) {
+        guard let name = fields["state"], let state = JobState(name: name), state.isTerminal else {
             throw PageError.badRequest("state must be succeeded, failed or cancelled")
         }
         guard let days = fields["days"].flatMap(Int.init), days >= 0, days <= 36_500 else {
             throw PageError.badRequest("days must be a whole number of days, 0…36500")
         }
-        return (state, pipelineState, days)
+        return (state, days)
     }
 
     // MARK: Jobs

@@ -76,31 +76,38 @@ extension PostgresJobStore {
 
     /// See ``JobScheduler/SchedulerBackend/rescueExpiredLeases(limit:sparing:)``.
     public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) async throws -> [Job] {
-        try await transaction("rescue expired leases") { txn in
-            var rescued: [Job] = []
-            for job in try await txn.rows(Statements.expiredLeases(now: txn.now, limit: limit, sparing: sparing), JobRow.decode) {
-                guard let lease = job.lease else { continue }
-                rescued.append(try await txn.update(job, recording: .rescued) { $0.rescue(at: txn.now, leaseExpiredAt: lease.expiresAt) })
-            }
-            return rescued
-        }
+        try await transaction("rescue expired leases") { txn in try await txn.rescueExpiredLeases(limit: limit, sparing: sparing) }
     }
 
     /// See ``JobScheduler/SchedulerBackend/pruneFinished(_:before:)``: batches of 1,000 jobs
     /// (100 pipelines), each its own transaction, recording a `pruned` event for each job.
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
-        let jobs = try await pruneInBatches("prune \(state) jobs", of: 1000, counting: { $0.count }) {
-            Statements.pruneJobs(state, before: cutoff, limit: $0)
+        try await prune(state, .finishedBefore(cutoff), batchSize: 1000, dryRun: false)
+    }
+
+    /// See ``JobCore/AdministrableStore/prune(_:_:batchSize:dryRun:)``.
+    public func prune(_ state: JobState, _ selection: PruneSelection, batchSize: Int, dryRun: Bool) async throws -> (jobs: Int, pipelines: Int) {
+        try JobStoreError.requirePositive(batchSize, "the batch size")
+        guard state.isTerminal else {
+            throw JobStoreError(.illegalTransition, "only succeeded, failed or cancelled jobs can be pruned, not \(state) ones")
         }
-        var pipelines = 0
-        if let pipelineState = PipelineState(name: state.description), pipelineState.isTerminal {
-            pipelines = try await pruneInBatches("prune \(state) pipelines", of: 100, counting: { jobs in
-                // A closure, not the key path \.pipeline?.pipeline: the runtime's projection of that
-                // optional-chained key path trips AddressSanitizer (memcpy-param-overlap, Swift 6.3.1).
-                Set(jobs.compactMap { $0.pipeline?.pipeline }).count
-            }) {
-                Statements.prunePipelines(pipelineState, before: cutoff, limit: $0)
+        let pipelineState = PipelineState(name: state.description).flatMap { $0.isTerminal ? $0 : nil }
+        if dryRun {
+            return try await statement("count the \(state) jobs and pipelines to prune") { txn in
+                let row = try await txn.rows(Statements.countPrunable(state, pipelineState, selection)) { try $0.decode((Int64, Int64).self) }.first
+                return (Int(row?.0 ?? 0), Int(row?.1 ?? 0))
             }
+        }
+        let jobs = try await pruneInBatches("prune \(state) jobs", of: batchSize, counting: { $0.count }) {
+            Statements.pruneJobs(state, selection, limit: $0)
+        }
+        guard let pipelineState else { return (jobs, 0) }
+        let pipelines = try await pruneInBatches("prune \(state) pipelines", of: max(1, batchSize / 10), counting: { jobs in
+            // A closure, not the key path \.pipeline?.pipeline: the runtime's projection of that
+            // optional-chained key path trips AddressSanitizer (memcpy-param-overlap, Swift 6.3.1).
+            Set(jobs.compactMap { $0.pipeline?.pipeline }).count
+        }) {
+            Statements.prunePipelines(pipelineState, selection, limit: $0)
         }
         return (jobs, pipelines)
     }
@@ -334,6 +341,45 @@ extension PostgresJobStore {
         try await transaction("\(change) \(id)", rollingBack: dryRun) { txn in
             txn.actor = actor
             return try await txn.apply(change, to: id)
+        }
+    }
+
+    /// See ``JobCore/AdministrableStore/apply(_:toJobs:actor:dryRun:)``.
+    public func apply(_ change: OperatorChange, toJobs ids: [JobID], actor: String, dryRun: Bool) async throws -> [Result<OperatorOutcome, JobStoreError>] {
+        try await transaction("\(change) \(ids.count) jobs", rollingBack: dryRun) { txn in
+            txn.actor = actor
+            var results: [Result<OperatorOutcome, JobStoreError>] = []
+            results.reserveCapacity(ids.count)
+            for id in ids {
+                do {
+                    results.append(.success(try await txn.apply(change, toJob: id)))
+                } catch let error as JobStoreError where error.isRefusal {
+                    results.append(.failure(error))  // refused before anything of it was written
+                }
+            }
+            return results
+        }
+    }
+
+    /// See ``JobCore/AdministrableStore/requeueExpiredLeases(batchSize:actor:dryRun:)``.
+    public func requeueExpiredLeases(batchSize: Int, actor: String, dryRun: Bool) async throws -> [Job] {
+        try JobStoreError.requirePositive(batchSize, "the batch size")
+        func batches(_ txn: PostgresTransaction, untilShort: Bool) async throws -> [Job] {
+            txn.actor = actor
+            var all: [Job] = []
+            while true {
+                let rescued = try await txn.rescueExpiredLeases(limit: batchSize, sparing: [])
+                all += rescued
+                if rescued.count < batchSize || !untilShort { return all }
+            }
+        }
+        // A dry run rehearses every batch in one transaction, each finding the next batch.
+        if dryRun { return try await transaction("rehearse requeueing expired leases", rollingBack: true) { try await batches($0, untilShort: true) } }
+        var all: [Job] = []
+        while true {
+            let rescued = try await transaction("requeue expired leases") { try await batches($0, untilShort: false) }
+            all += rescued
+            if rescued.count < batchSize { return all }
         }
     }
 

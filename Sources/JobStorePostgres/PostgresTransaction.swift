@@ -493,7 +493,7 @@ final class PostgresTransaction {
     func apply(_ change: OperatorChange, to id: JobID) async throws -> OperatorOutcome {
         let pipelineID = PipelineID(high: id.high, low: id.low)
         if change != .requeue, try await job(id) == nil {
-            guard try await pipeline(pipelineID) != nil else { throw OperatorOutcome.notFound(id, pipelines: true) }
+            guard try await pipeline(pipelineID) != nil else { throw JobStoreError.notFound(jobOrPipeline: id) }
             switch change {
             case .cancel: return OperatorOutcome(isPipeline: true, state: try await cancelPipeline(pipelineID).state.description)
             case .retry: return OperatorOutcome(isPipeline: true, state: try await retryPipeline(pipelineID).state.description)
@@ -502,14 +502,29 @@ final class PostgresTransaction {
                 return OperatorOutcome(isPipeline: true, state: "deleted")
             }
         }
+        return try await apply(change, toJob: id)
+    }
+
+    /// Applies an operator's change to a job, never a pipeline (see ``JobStore/JobTransaction/apply(_:toJob:)``).
+    func apply(_ change: OperatorChange, toJob id: JobID) async throws -> OperatorOutcome {
         switch change {
         case .cancel: return OperatorOutcome(isPipeline: false, state: try await update(try await existing(id)) { try $0.cancel() }.state.description)
         case .retry: return OperatorOutcome(isPipeline: false, state: try await retry(id).state.description)
         case .requeue: return OperatorOutcome(isPipeline: false, state: try await requeue(id).state.description)
         case .delete:
-            _ = try await delete(id)
+            guard try await delete(id) else { throw JobStoreError.notFound(id) }
             return OperatorOutcome(isPipeline: false, state: "deleted")
         }
+    }
+
+    /// Puts up to `limit` running jobs whose lease expired back in line, recording `rescued`.
+    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job] {
+        var rescued: [Job] = []
+        for job in try await rows(Statements.expiredLeases(now: now, limit: limit, sparing: sparing), JobRow.decode) {
+            guard let lease = job.lease else { continue }
+            rescued.append(try await update(job, recording: .rescued) { $0.rescue(at: now, leaseExpiredAt: lease.expiresAt) })
+        }
+        return rescued
     }
 
     /// Cancels every unfinished step of a pipeline (see ``JobStore/JobTransaction/cancelPipeline(_:)``).

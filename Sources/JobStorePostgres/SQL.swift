@@ -623,28 +623,42 @@ enum Statements {
 
     /// Deletes up to `limit` jobs (not pipeline steps) in a finished state that finished before
     /// `cutoff`, on the partial index of finished jobs; returns them (for their `pruned` events).
-    static func pruneJobs(_ state: JobState, before cutoff: Timestamp, limit: Int) -> PostgresQuery {
-        """
+    static func pruneJobs(_ state: JobState, _ selection: PruneSelection, limit: Int) -> PostgresQuery {
+        let column = selection.jobColumn
+        return """
         DELETE FROM jobstore_jobs WHERE id IN (
             SELECT id FROM jobstore_jobs
-            WHERE state = \(Int16(state.rawValue)) AND pipeline_id IS NULL AND updated_at < \(cutoff.microseconds)
-            ORDER BY updated_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
+            WHERE state = \(Int16(state.rawValue)) AND pipeline_id IS NULL AND \(unescaped: column) < \(selection.cutoff.microseconds)
+            ORDER BY \(unescaped: column) LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
         RETURNING \(unescaped: jobColumns)
         """
     }
 
-    /// Deletes up to `limit` pipelines in a finished state that finished before `cutoff`, with
+    /// Deletes up to `limit` pipelines in a finished state that `selection` picks, with
     /// their steps' jobs (the steps go with the pipeline: ON DELETE CASCADE); returns the jobs.
-    static func prunePipelines(_ state: PipelineState, before cutoff: Timestamp, limit: Int) -> PostgresQuery {
-        """
+    static func prunePipelines(_ state: PipelineState, _ selection: PruneSelection, limit: Int) -> PostgresQuery {
+        let column = selection.pipelineColumn
+        return """
         WITH gone AS (
             DELETE FROM jobstore_pipelines WHERE id IN (
                 SELECT id FROM jobstore_pipelines
-                WHERE state = \(Int16(state.rawValue)) AND finished_at < \(cutoff.microseconds)
-                ORDER BY finished_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
+                WHERE state = \(Int16(state.rawValue)) AND \(unescaped: column) < \(selection.cutoff.microseconds)
+                ORDER BY \(unescaped: column) LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
             RETURNING id)
         DELETE FROM jobstore_jobs WHERE pipeline_id IN (SELECT id FROM gone)
         RETURNING \(unescaped: jobColumns)
+        """
+    }
+
+    /// How many jobs (not pipeline steps) and pipelines a prune would delete: one row.
+    static func countPrunable(_ state: JobState, _ pipelineState: PipelineState?, _ selection: PruneSelection) -> PostgresQuery {
+        let cutoff = selection.cutoff.microseconds
+        return """
+        SELECT
+            (SELECT count(*) FROM jobstore_jobs
+             WHERE state = \(Int16(state.rawValue)) AND pipeline_id IS NULL AND \(unescaped: selection.jobColumn) < \(cutoff))::bigint,
+            (SELECT count(*) FROM jobstore_pipelines
+             WHERE state = \(Int16(pipelineState?.rawValue ?? 255)) AND \(unescaped: selection.pipelineColumn) < \(cutoff))::bigint
         """
     }
 
@@ -891,5 +905,23 @@ enum Statements {
             last_tick = greatest(jobstore_schedules.last_tick, excluded.last_tick),
             next_tick = excluded.next_tick, updated_at = excluded.updated_at
         """
+    }
+}
+
+extension PruneSelection {
+    /// The jobs' column it compares: a finished job's last change is its finish.
+    fileprivate var jobColumn: String {
+        switch self {
+        case .createdBefore: "created_at"
+        case .finishedBefore: "updated_at"
+        }
+    }
+
+    /// The pipelines' column it compares.
+    fileprivate var pipelineColumn: String {
+        switch self {
+        case .createdBefore: "created_at"
+        case .finishedBefore: "finished_at"
+        }
     }
 }

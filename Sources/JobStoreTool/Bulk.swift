@@ -33,18 +33,23 @@ struct BulkSelection: ParsableArguments {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
     }
 
-    /// The ids of the matching jobs, from the indexes: `idx.state_created` with a state,
-    /// `idx.created` otherwise (a queue or name filter is applied to that range).
-    func select(_ store: JobRepository) throws -> [JobID] {
+    /// The ids of the matching jobs, from the indexes: on LMDB `idx.state_created` with a
+    /// state, `idx.created` otherwise (a queue or name filter is applied to that range; a
+    /// record that cannot be read is skipped, and said so); on PostgreSQL the same query.
+    func select(_ opened: OpenedStore) async throws -> [JobID] {
         let finishedCutoff = try finishedBefore.map(parseTime)
         let filter = JobFilter(
             state: state.flatMap(JobState.init(name:)), createdUntil: try createdBefore.map(parseTime), queue: queue)
         var ids: [JobID] = []
         var cursor: PageCursor?
         repeat {
-            let page = try store.jobs(matching: filter, limit: 1000, after: cursor, unreadable: { error in
-                FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
-            })
+            let page = if let lmdb = opened.lmdb {
+                try lmdb.jobs(matching: filter, limit: 1000, after: cursor, unreadable: { error in
+                    FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
+                })
+            } else {
+                try await opened.store.jobs(matching: filter, order: .oldestFirst, limit: 1000, after: cursor)
+            }
             for job in page.jobs where name == nil || job.name == name {
                 if let finishedCutoff, !(job.state.isTerminal && job.updatedAt < finishedCutoff) { continue }
                 ids.append(job.id)
@@ -86,75 +91,65 @@ enum SkipReason: String, CaseIterable {
         }
     }
 
-    /// The reason for a refusal that left the job unchanged, or `nil` for an error that stops the command.
-    init?(_ error: JobStoreError) {
+    /// The reason for a refusal (``JobStoreError/isRefusal``).
+    init(_ error: JobStoreError) {
         switch error.code {
         case .illegalTransition: self = .state
-        case .invalidArgument: self = .pipelineStep
         case .notFound: self = .gone
-        default: return nil
+        default: self = .pipelineStep
         }
     }
 }
 
-/// Applies `change` to the selected jobs, `batchSize` per transaction; a job the change does not
-/// apply to (its state, a pipeline step for `delete`, gone meanwhile) is skipped and counted by
-/// reason. `change` returns false for a job that was not there. With `--dry-run` every batch is
-/// rehearsed in one transaction that is rolled back, so the counts are those the real run
-/// would print (cascades included: a step cancelled by an earlier one is then skipped).
-func changeAll(
-    _ options: StoreOptions, _ selection: BulkSelection, verb: String, _ change: @escaping @Sendable (JobTransaction, JobID) throws -> Bool
-) throws {
+/// Applies `change` to the selected jobs (jobs only, never a pipeline), `batchSize` per
+/// transaction, on either backend; a job the change does not apply to (its state, a pipeline
+/// step for `delete`, gone meanwhile) is skipped and counted by reason. With `--dry-run` every
+/// batch is rehearsed in one transaction that is rolled back, so the counts are those the real
+/// run would print (cascades included: a step cancelled by an earlier one is then skipped).
+func changeAll(_ options: StoreOptions, _ selection: BulkSelection, _ change: OperatorChange) async throws {
     let dryRun = selection.dryRun
-    let store = try openForChange(options, dryRun: dryRun)
-    defer { store.close() }
-    let ids = try selection.select(store)
-    var progress = Progress(dryRun ? "checked" : verb)
-    var changed = 0
-    var skipped: [SkipReason: Int] = [:]
-    func apply(_ batch: ArraySlice<JobID>, _ txn: JobTransaction) throws -> (changed: Int, skipped: [SkipReason: Int]) {
-        var done = 0
-        var passed: [SkipReason: Int] = [:]
-        for id in batch {
-            do {
-                if try change(txn, id) { done += 1 } else { passed[.gone, default: 0] += 1 }
-            } catch let error as JobStoreError {
-                guard let reason = SkipReason(error) else { throw error }
-                passed[reason, default: 0] += 1  // refused before anything of it was written
+    let verb = change.rawValue
+    let (selected, changed, skipped) = try await OpenedStore.with(options, writable: true, upgrading: !dryRun) { opened in
+        let ids = try await selection.select(opened)
+        var progress = Progress(dryRun ? "checked" : verb)
+        var changed = 0
+        var skipped: [SkipReason: Int] = [:]
+        func count(_ results: [Result<OperatorOutcome, JobStoreError>]) {
+            for result in results {
+                switch result {
+                case .success: changed += 1
+                case .failure(let error): skipped[SkipReason(error), default: 0] += 1
+                }
+            }
+            progress.update(changed + skipped.values.reduce(0, +))
+        }
+        if dryRun {
+            count(try await opened.store.apply(change, toJobs: ids, actor: toolActor, dryRun: true))
+        } else {
+            for start in stride(from: 0, to: ids.count, by: selection.batchSize) {
+                let batch = Array(ids[start..<min(ids.count, start + selection.batchSize)])
+                count(try await opened.store.apply(change, toJobs: batch, actor: toolActor, dryRun: false))
             }
         }
-        return (done, passed)
+        progress.finish()
+        return (ids.count, changed, skipped)
     }
-    let batches = stride(from: 0, to: ids.count, by: selection.batchSize).map { ids[$0..<min(ids.count, $0 + selection.batchSize)] }
-    func count(_ result: (changed: Int, skipped: [SkipReason: Int])) {
-        changed += result.changed
-        skipped.merge(result.skipped, uniquingKeysWith: +)
-        progress.update(changed + skipped.values.reduce(0, +))
-    }
-    if dryRun {
-        let results = try applying(store, dryRun: true) { txn in try batches.map { try apply($0, txn) } }
-        results.forEach(count)
-    } else {
-        for batch in batches { count(try applying(store, dryRun: false) { txn in try apply(batch, txn) }) }
-    }
-    progress.finish()
     let skippedTotal = skipped.values.reduce(0, +)
     if options.json {
         var line: [String: JSONValue] = [
             dryRun ? "would_change" : "changed": .count(changed), dryRun ? "would_skip" : "skipped": .count(skippedTotal),
-            "selected": .count(ids.count),
+            "selected": .count(selected),
         ]
         for reason in SkipReason.allCases { line["skipped_\(reason.key)"] = .count(skipped[reason] ?? 0) }
         if dryRun { line["dry_run"] = true }
         print(try jsonLine(line))
     } else {
-        let past = ["cancel": "cancelled", "retry": "retried", "requeue": "requeued", "delete": "deleted"][verb] ?? verb
         let why = SkipReason.allCases.compactMap { reason in skipped[reason].map { "\($0.grouped) \(reason.rawValue)" } }.joined(separator: ", ")
         let jobs = "\(changed.grouped) job\(changed == 1 ? "" : "s")"
         let skips = skippedTotal > 0 ? "\(skippedTotal.grouped) (\(why))" : "none"
         print(dryRun
-            ? "would \(verb) \(jobs) of the \(ids.count.grouped) selected, skip \(skips) (none changed: --dry-run)"
-            : "\(past) \(jobs) of the \(ids.count.grouped) selected, skipped \(skips)")
+            ? "would \(verb) \(jobs) of the \(selected.grouped) selected, skip \(skips) (none changed: --dry-run)"
+            : "\(change.done) \(jobs) of the \(selected.grouped) selected, skipped \(skips)")
     }
 }
 
@@ -182,7 +177,7 @@ struct Delete: AsyncParsableCommand {
         if damaged {
             try deleteDamaged(try parseIDs(try givenIDs(ids)))
         } else if selection.filtered {
-            try changeAll(store, selection, verb: "delete") { txn, id in try txn.delete(id) }
+            try await changeAll(store, selection, .delete)
         } else {
             try await changeEach(store, try givenIDs(ids), .delete, dryRun: selection.dryRun)
         }

@@ -92,7 +92,7 @@ struct StoreOptions: ParsableArguments {
             throw CommandFailure("""
                 this command works on an LMDB store (a directory), not on a PostgreSQL database. On PostgreSQL, \
                 stats, jobs list/show/history, pipelines list/show/delete, queues (and their controls), schedules, \
-                top, serve, verify, and cancel, retry, requeue and delete by id take a URL (docs/ADMIN.md)
+                top, serve, verify, prune, and cancel, retry, requeue and delete by id or filter take a URL (docs/ADMIN.md)
                 """)
         }
         guard FileManager.default.fileExists(atPath: path) else {

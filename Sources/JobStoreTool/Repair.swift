@@ -335,7 +335,7 @@ final class LineReader {
 }
 
 /// `jobstore prune PATH --state S --older-than D`.
-struct Prune: ParsableCommand {
+struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete finished jobs and pipelines created, or finished, longer ago than a time, and old history events, in bounded batches.",
         discussion: """
@@ -356,7 +356,7 @@ struct Prune: ParsableCommand {
     var historyBefore: String?
     @Flag(help: "Only count what would be deleted.")
     var dryRun = false
-    @Option(parsing: .unconditional, help: "Job deletions per transaction (pipelines: a tenth of it, at least 1; history events: ten times it).")
+    @Option(parsing: .unconditional, help: "Job deletions per transaction (pipelines: a tenth of it, at least 1; history events: 10,000 per transaction).")
     var batchSize = 1000
 
     func validate() throws {
@@ -379,45 +379,35 @@ struct Prune: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
     }
 
-    func run() throws {
-        let jobs = try store.open(writable: !dryRun)
-        defer { jobs.close() }
+    func run() async throws {
         var output: [String: JSONValue] = [:]
         var lines: [String] = []
         let verb = dryRun ? "would delete" : "deleted"
         let key = dryRun ? "would_delete" : "deleted"
-        if let name = self.state, let state = JobState(name: name), let pipelineState = PipelineState(name: name) {
-            let byFinish = finishedBefore != nil
-            let cutoff = try finishedBefore.map(parseTime) ?? Timestamp.now.adding(.zero - (try parseDuration(olderThan ?? "0s")))
-            let pipelineBatch = max(1, batchSize / 10)
-            let (count, pipelines): (Int, Int)
-            switch (dryRun, byFinish) {
-            case (true, false): (count, pipelines) = (try jobs.count(state, createdBefore: cutoff), try jobs.countPipelines(pipelineState, createdBefore: cutoff))
-            case (true, true): (count, pipelines) = (try jobs.count(state, finishedBefore: cutoff), try jobs.countPipelines(pipelineState, finishedBefore: cutoff))
-            case (false, false):
-                (count, pipelines) = (
-                    try jobs.prune(state: state, createdBefore: cutoff, batchSize: batchSize),
-                    try jobs.prunePipelines(state: pipelineState, createdBefore: cutoff, batchSize: pipelineBatch))
-            case (false, true):
-                (count, pipelines) = (
-                    try jobs.prune(state: state, finishedBefore: cutoff, batchSize: batchSize),
-                    try jobs.prunePipelines(state: pipelineState, finishedBefore: cutoff, batchSize: pipelineBatch))
-            }
-            let selector = byFinish ? "finished_before" : "created_before"
-            output["state"] = .string(state.description)
-            output[selector] = .int(cutoff.microseconds)
-            output[selector + "_iso"] = .string(cutoff.iso)
-            output[key] = .count(count)
-            output[key + "_pipelines"] = .count(pipelines)
-            lines.append("\(verb) \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") \(byFinish ? "finished" : "created") before \(cutoff)")
+        let selection: PruneSelection? = try state.map { _ in
+            if let finishedBefore { return .finishedBefore(try parseTime(finishedBefore)) }
+            return .createdBefore(Timestamp.now.adding(.zero - (try parseDuration(olderThan ?? "0s"))))
         }
-        if let historyBefore {
-            let cutoff = try parseTime(historyBefore)
-            let events = dryRun ? try jobs.countHistory(before: cutoff) : try jobs.pruneHistory(before: cutoff, batchSize: batchSize * 10)
-            output["history_before"] = .int(cutoff.microseconds)
-            output["history_before_iso"] = .string(cutoff.iso)
-            output[key + "_events"] = .count(events)
-            lines.append("\(verb) \(events.grouped) history event\(events == 1 ? "" : "s") recorded before \(cutoff)")
+        let historyCutoff = try historyBefore.map(parseTime)
+        try await OpenedStore.with(store, writable: !dryRun, upgrading: !dryRun) { opened in
+            if let name = self.state, let state = JobState(name: name), let selection {
+                let (count, pipelines) = try await opened.store.prune(state, selection, batchSize: batchSize, dryRun: dryRun)
+                let byFinish = if case .finishedBefore = selection { true } else { false }
+                let selector = byFinish ? "finished_before" : "created_before"
+                output["state"] = .string(state.description)
+                output[selector] = .int(selection.cutoff.microseconds)
+                output[selector + "_iso"] = .string(selection.cutoff.iso)
+                output[key] = .count(count)
+                output[key + "_pipelines"] = .count(pipelines)
+                lines.append("\(verb) \(count.grouped) \(state) job\(count == 1 ? "" : "s") and \(pipelines.grouped) \(state) pipeline\(pipelines == 1 ? "" : "s") \(byFinish ? "finished" : "created") before \(selection.cutoff)")
+            }
+            if let cutoff = historyCutoff {
+                let events = dryRun ? try await opened.store.countHistory(before: cutoff) : try await opened.store.pruneHistory(before: cutoff)
+                output["history_before"] = .int(cutoff.microseconds)
+                output["history_before_iso"] = .string(cutoff.iso)
+                output[key + "_events"] = .count(events)
+                lines.append("\(verb) \(events.grouped) history event\(events == 1 ? "" : "s") recorded before \(cutoff)")
+            }
         }
         if store.json {
             try printJSON(output)
@@ -518,44 +508,18 @@ struct Requeue: AsyncParsableCommand {
 
     func run() async throws {
         if selection.filtered {
-            try changeAll(store, selection, verb: "requeue") { txn, id in
-                _ = try txn.requeue(id)
-                return true
-            }
-            return
-        }
-        if !stuck {
+            try await changeAll(store, selection, .requeue)
+        } else if !stuck {
             try await changeEach(store, try givenIDs(ids), .requeue, dryRun: selection.dryRun)
-            return
-        }
-        let jobs = try openForChange(store, dryRun: selection.dryRun)
-        defer { jobs.close() }
-        let dryRun = selection.dryRun
-        // A real run commits each thousand; a dry run rehearses them all in one transaction, in
-        // which each pass finds the next thousand, as the real run's next transaction would.
-        var total = 0
-        func report(_ rescued: [Job]) {
-            for job in rescued { print("\(job.id): lease expired, \(dryRun ? "would be" : "now") \(job.state)") }
-            total += rescued.count
-        }
-        if dryRun {
-            report(try applying(jobs, dryRun: true) { txn in
-                var all: [Job] = []
-                while true {
-                    let rescued = try txn.rescueExpiredLeases(limit: 1000)
-                    all += rescued
-                    if rescued.count < 1000 { return all }
-                }
-            })
         } else {
-            while true {
-                let rescued = try applying(jobs, dryRun: false) { try $0.rescueExpiredLeases(limit: 1000) }
-                report(rescued)
-                if rescued.count < 1000 { break }
+            let dryRun = selection.dryRun
+            let rescued = try await OpenedStore.with(store, writable: true, upgrading: !dryRun) { opened in
+                try await opened.store.requeueExpiredLeases(batchSize: 1000, actor: toolActor, dryRun: dryRun)
             }
+            for job in rescued { print("\(job.id): lease expired, \(dryRun ? "would be" : "now") \(job.state)") }
+            let noun = "stuck job\(rescued.count == 1 ? "" : "s")"
+            print(dryRun ? "would requeue \(rescued.count.grouped) \(noun) (none changed: --dry-run)" : "requeued \(rescued.count.grouped) \(noun)")
         }
-        let noun = "stuck job\(total == 1 ? "" : "s")"
-        print(dryRun ? "would requeue \(total.grouped) \(noun) (none changed: --dry-run)" : "requeued \(total.grouped) \(noun)")
     }
 }
 
@@ -576,10 +540,7 @@ struct Cancel: AsyncParsableCommand {
 
     func run() async throws {
         if selection.filtered {
-            try changeAll(store, selection, verb: "cancel") { txn, id in
-                _ = try txn.cancel(id)
-                return true
-            }
+            try await changeAll(store, selection, .cancel)
         } else {
             try await changeEach(store, try givenIDs(ids), .cancel, dryRun: selection.dryRun)
         }
@@ -603,10 +564,7 @@ struct Retry: AsyncParsableCommand {
 
     func run() async throws {
         if selection.filtered {
-            try changeAll(store, selection, verb: "retry") { txn, id in
-                _ = try txn.retry(id)
-                return true
-            }
+            try await changeAll(store, selection, .retry)
         } else {
             try await changeEach(store, try givenIDs(ids), .retry, dryRun: selection.dryRun)
         }

@@ -213,6 +213,17 @@ struct PostgresTests {
             let reopened = try await PostgresJobStore(url: url, options: .forTests)
             #expect(try await reopened.job(ids[0])?.state == .cancelled)
             #expect(try await reopened.events(of: ids[0]).events.last?.actor?.hasPrefix("dashboard (") == true)
+            // Prune: the preview counts (nothing deleted), the post deletes.
+            let (_, previewResponse) = try await URLSession.shared.data(from: try #require(URL(string: "http://127.0.0.1:\(writerPort)/prune?state=cancelled&days=0")))
+            #expect((previewResponse as? HTTPURLResponse)?.statusCode == 200)
+            #expect(try await reopened.job(ids[0]) != nil)
+            var prune = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(writerPort)/prune")))
+            prune.httpMethod = "POST"
+            prune.setValue(token, forHTTPHeaderField: "X-JobStore-Token")
+            prune.httpBody = Data("state=cancelled&days=0".utf8)
+            let (pruned, _) = try await URLSession.shared.data(for: prune)
+            #expect(String(decoding: pruned, as: UTF8.self).contains("Deleted 1 cancelled job(s)"))
+            #expect(try await reopened.job(ids[0]) == nil)
             await reopened.close()
 
             // A command of LMDB's alone says so; a database without a job store is not given one.

@@ -27,19 +27,25 @@ let postgresSkipped = "PostgreSQL cases skipped: set JOBSTORE_POSTGRES_URL (`eva
 /// Opens a fresh, empty store of `backend` for one test: LMDB in a new temporary directory;
 /// PostgreSQL in a new database on the server of ``postgresURL``, dropped afterwards.
 func withBackend<R>(_ backend: Backend, _ name: String = #function, _ body: (any JobStoreBackend) async throws -> R) async throws -> R {
+    try await withBackend(backend, name) { store, _ in try await body(store) }
+}
+
+/// ``withBackend(_:_:_:)-(_,_,(any JobStoreBackend)->R)``, with what the admin tool takes for
+/// the store: its directory, or its URL.
+func withBackend<R>(_ backend: Backend, _ name: String = #function, located body: (any AdministrableStore, String) async throws -> R) async throws -> R {
     switch backend {
     case .lmdb:
         return try await withTemporaryDirectory(name) { directory in
             let store = try JobRepository(path: directory.path, options: JobStoreOptions(durability: .noSync))
             defer { store.close() }
-            return try await body(store)
+            return try await body(store, directory.path)
         }
     case .postgres:
         guard let postgresURL else { throw TestFailure(postgresSkipped) }
         return try await withTestDatabase(postgresURL) { url in
             let store = try await PostgresJobStore(url: url, options: .forTests)
             do {
-                let result = try await body(store)
+                let result = try await body(store, url)
                 await store.close()
                 return result
             } catch {

@@ -192,6 +192,12 @@ extension JobRepository {
         try inBatches(batchSize) { txn, _ in (try txn.prunePipelines(state: state, createdBefore: cutoff, limit: batchSize), nil) }
     }
 
+    /// Deletes every pipeline in the finished `state` created before `cutoff`, in bounded
+    /// batches on the writer thread.
+    public func prunePipelines(state: PipelineState, createdBefore cutoff: Timestamp, batchSize: Int = 100) async throws -> Int {
+        try await inBatches(batchSize) { txn, _ in (try txn.prunePipelines(state: state, createdBefore: cutoff, limit: batchSize), nil) }
+    }
+
     /// Deletes every pipeline in the finished `state` that finished before `cutoff`, with its
     /// steps' jobs, at most `batchSize` pipelines per transaction. Returns how many were deleted.
     public func prunePipelines(state: PipelineState, finishedBefore cutoff: Timestamp, batchSize: Int = 100) throws -> Int {

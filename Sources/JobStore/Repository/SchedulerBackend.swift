@@ -34,14 +34,10 @@ extension JobRepository: SchedulerBackend {
         }
     }
 
-    /// See ``SchedulerBackend/pruneFinished(_:before:)``: jobs, then pipelines, in bounded batches.
+    /// See ``SchedulerBackend/pruneFinished(_:before:)``: jobs, then pipelines, in batches of
+    /// 1,000 jobs (100 pipelines).
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
-        let jobs = try await prune(state: state, finishedBefore: cutoff)
-        var pipelines = 0
-        if let pipelineState = PipelineState(name: state.description) {
-            pipelines = try await prunePipelines(state: pipelineState, finishedBefore: cutoff)
-        }
-        return (jobs, pipelines)
+        try await prune(state, .finishedBefore(cutoff), batchSize: 1000, dryRun: false)
     }
 
     /// See ``SchedulerBackend/pruneHistory(before:)``.
