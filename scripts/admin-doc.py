@@ -59,10 +59,12 @@ against a recount: the database keeps rows and indexes itself), the changes by i
 `requeue`, `delete` and `pipelines delete` of jobs and pipelines — and by filter (`--state`, `--queue`,
 `--name`, `--created-before`, `--finished-before`), `requeue --stuck` and `prune`, each with `--dry-run`
 (the change made and rolled back, or for prune counted: nothing changed); PostgreSQL records the
-changes in its history as the tool's, as LMDB does. The tool never creates or
-migrates a schema: a URL naming a database without a job store is an error and changes nothing.
-The others (`backup`, `export`, `import`, `readers`, `delete --damaged`, `bench`'s cache phases)
-work on LMDB stores and say so when given a URL; `readers`, `backup` and
+changes in its history as the tool's, as LMDB does. `export` and `import` take either, so a store
+moves between the backends in both directions: every job with its timeline, every pipeline
+(rebuilt around its steps' jobs), queue controls and schedules. The tool never creates or
+migrates a schema but for `import --create`: a URL naming a database without a job store is an
+error and changes nothing. The others (`backup`, `readers`, `delete --damaged`, `bench`'s cache
+phases) work on LMDB stores and say so when given a URL; `readers`, `backup` and
 `delete --damaged` are about LMDB's files and will stay LMDB's.
 """)
 add("stats", "Jobs per state and per queue, pipelines per state, expired leases and the longest wait; on LMDB also the environment (map, used space, last transaction, readers) and every named database (LMDB's `mdb_stat` figures); on PostgreSQL the store's size (its tables with their indexes). `--json` prints the same as one object.",

@@ -179,6 +179,15 @@ public protocol AdministrableStore: InspectableStore {
     ///
     /// - Throws: `.illegalTransition` for a state that is not terminal.
     func prune(_ state: JobState, _ selection: PruneSelection, batchSize: Int, dryRun: Bool) async throws -> (jobs: Int, pipelines: Int)
+    /// Puts `items` (an export's, in its order) back in one transaction whose events name
+    /// `actor`, rolled back with `dryRun`: each job exactly as it was (validated, indexed and
+    /// counted like an insert, its timeline kept), each pipeline rebuilt around its steps'
+    /// jobs (``RestoreItem/pipeline(_:)``), queue controls, schedules. All or none.
+    ///
+    /// - Throws: `.invalidField` for a job or pipeline whose id is in the store, a live job
+    ///   whose unique key another holds, a bad field; `.invalidPipeline` for a pipeline that is
+    ///   not a valid DAG; `.invalidArgument` for a bad queue name or limit.
+    func restore(_ items: [RestoreItem], actor: String, dryRun: Bool) async throws
 }
 
 /// Which finished jobs and pipelines a prune takes: by when they were created or when they

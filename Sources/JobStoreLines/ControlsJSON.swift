@@ -35,7 +35,7 @@ package struct QueueJSON: Codable {
     }
 
     /// The controls, checked: a queue name, a rate limit of at least 1 start per at least 1 ms.
-    package func export() throws -> QueueExport {
+    package func export() throws -> QueueControls {
         guard !name.isEmpty else { throw LineError("field 'name' is empty") }
         if let rateLimit {
             guard rateLimit.starts >= 1 else { throw LineError("field 'rate_limit.starts' is \(rateLimit.starts); it must be at least 1") }
@@ -43,22 +43,9 @@ package struct QueueJSON: Codable {
                 throw LineError("field 'rate_limit.period_us' is \(rateLimit.periodMicroseconds); it must be at least 1000 (1 ms)")
             }
         }
-        return QueueExport(
+        return QueueControls(
             name: name, pausedAt: pausedAt.map(Timestamp.init(microseconds:)),
-            rateLimit: rateLimit.map { ($0.starts, Duration.microseconds($0.periodMicroseconds)) })
-    }
-}
-
-/// A queue's controls read from an export line.
-package struct QueueExport {
-    package var name: String
-    package var pausedAt: Timestamp?
-    package var rateLimit: (starts: Int, period: Duration)?
-
-    /// Puts them in the store: paused since the exported time, the rate limit with a full bucket.
-    package func restore(in txn: JobTransaction) throws {
-        if let pausedAt { try txn.pause(queue: name, since: pausedAt) }
-        if let rateLimit { try txn.setRateLimit(queue: name, starts: rateLimit.starts, per: rateLimit.period) }
+            rateStarts: rateLimit?.starts, ratePeriod: rateLimit.map { Duration.microseconds($0.periodMicroseconds) })
     }
 }
 

@@ -9,23 +9,12 @@ package struct LineError: Error, CustomStringConvertible {
 }
 
 /// One line of an export (`jobstore export`, read back by `import`): a job, a pipeline, a
-/// queue's controls or a schedule.
-package enum ExportLine {
-    /// A job, with its timeline when the export carried one.
-    case job(Job, JobTimeline?)
-    case pipeline(PipelineExport)
-    case queue(QueueExport)
-    case schedule(ScheduleRecord)
+/// queue's controls or a schedule — the core's ``RestoreItem``, which either backend restores.
+package typealias ExportLine = RestoreItem
 
+extension RestoreItem {
     /// The job's or pipeline's id, or the queue's or schedule's name, as text.
-    package var id: String {
-        switch self {
-        case .job(let job, _): job.id.description
-        case .pipeline(let pipeline): pipeline.id.description
-        case .queue(let queue): "queue \(queue.name)"
-        case .schedule(let schedule): "schedule \(schedule.name)"
-        }
-    }
+    package var id: String { label }
 
     /// Decodes a line; throws ``LineError`` saying what is wrong with it, or a `JobStoreError`
     /// for an id that is not one.
@@ -47,18 +36,7 @@ package enum ExportLine {
     }
 }
 
-extension ExportLine {
-    /// Puts the line's item in the store: a job (with its past timeline), a pipeline (its jobs
-    /// must be there), a queue's controls, a schedule. What `import` commits, and rehearses.
-    package func restore(in txn: JobTransaction) throws {
-        switch self {
-        case .job(let job, let timeline): try txn.restore(job, timeline: timeline)
-        case .pipeline(let pipeline): try txn.restorePipeline(pipeline)
-        case .queue(let queue): try queue.restore(in: txn)
-        case .schedule(let schedule): try txn.register(schedule)
-        }
-    }
-
+extension RestoreItem {
     /// A line of spaces (and a carriage return) only: skipped.
     package static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
         line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }

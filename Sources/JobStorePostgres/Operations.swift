@@ -361,6 +361,14 @@ extension PostgresJobStore {
         }
     }
 
+    /// See ``JobCore/AdministrableStore/restore(_:actor:dryRun:)``.
+    public func restore(_ items: [RestoreItem], actor: String, dryRun: Bool) async throws {
+        try await transaction("restore \(items.count) items", rollingBack: dryRun) { txn in
+            txn.actor = actor
+            for item in items { try await txn.restore(item) }
+        }
+    }
+
     /// See ``JobCore/AdministrableStore/requeueExpiredLeases(batchSize:actor:dryRun:)``.
     public func requeueExpiredLeases(batchSize: Int, actor: String, dryRun: Bool) async throws -> [Job] {
         try JobStoreError.requirePositive(batchSize, "the batch size")

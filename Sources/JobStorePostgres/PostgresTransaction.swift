@@ -162,16 +162,17 @@ final class PostgresTransaction {
         return result
     }
 
-    /// Inserts complete new jobs (validated) in one statement, with their `inserted` events.
-    func add(_ jobs: [Job]) async throws {
+    /// Inserts complete new jobs (validated) in one statement, with their `inserted` events;
+    /// `restoring` (an import) for the hint when an id is taken.
+    func add(_ jobs: [Job], restoring: Bool = false) async throws {
         guard !jobs.isEmpty else { return }
         for job in jobs { record(.inserted, job) }
         do {
             try await write(Statements.insert(jobs))
         } catch let error as PSQLError where error.serverInfo?[.constraintName] == "jobstore_jobs_pkey" {
             throw JobStoreError(
-                .invalidField, "a job with a chosen id exists: \(error.serverInfo?[.detail] ?? "")",
-                hint: "NewJob without an id gets a fresh one")
+                .invalidField, "a job with a chosen id exists: \(error.serverInfo?[.detail] ?? "")", jobID: jobs.count == 1 ? jobs[0].id : nil,
+                hint: restoring ? "Import into another store, or delete the job first" : "NewJob without an id gets a fresh one")
         }
     }
 
@@ -463,14 +464,54 @@ final class PostgresTransaction {
         return true
     }
 
+    /// Pauses `queue` since `time` (a paused one keeps its first pause time), recording the
+    /// event; whether it was running.
+    private func pause(_ queue: String, since time: Timestamp) async throws -> Bool {
+        guard try await rows(Statements.pause(queue, at: time), { try $0.decode(Bool.self) }).first == true else { return false }
+        recordQueueEvent(.queuePaused, queue)
+        return true
+    }
+
+    /// Puts an export's item back (see ``JobStore/JobTransaction/restore(_:)``): a job with its
+    /// past timeline before its `inserted` event, a pipeline rebuilt around its steps' jobs
+    /// (``JobCore/PipelineExport/rebuilt(around:at:)``), a queue's controls, a schedule.
+    func restore(_ item: RestoreItem) async throws {
+        switch item {
+        case .job(let job, let timeline):
+            try job.validate()
+            if !job.state.isTerminal, let key = job.uniqueKey, let holder = try await uniqueHolder(key) {
+                throw JobStoreError(.invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
+            }
+            for event in timeline?.events ?? [] { record(event, of: job.id) }
+            try await add([job], restoring: true)
+        case .pipeline(let export):
+            guard try await pipeline(export.id) == nil else {
+                throw JobStoreError(.invalidField, "a pipeline with id \(export.id) exists", hint: "Import into an empty store, or delete the pipeline first")
+            }
+            let found = Dictionary(
+                try await rows(Statements.lockJobs(export.steps.map(\.job)), JobRow.decode).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let (pipeline, steps) = try export.rebuilt(around: export.steps.map { found[$0.job] }, at: now)
+            try await write(Statements.insert(pipeline))
+            try await write(Statements.insert(steps, of: pipeline.id))
+        case .queue(let queue):
+            try JobStoreError.requireQueueName(queue.name)
+            if let pausedAt = queue.pausedAt { _ = try await pause(queue.name, since: pausedAt) }
+            if let starts = queue.rateStarts, let period = queue.ratePeriod { _ = try await apply(.limit(starts: starts, per: period), to: queue.name) }
+        case .schedule(let schedule):
+            try schedule.validate()
+            var record = schedule
+            record.lastTick = try await rows(Statements.schedule(schedule.name), ScheduleRow.decode).first?.lastTick ?? schedule.lastTick
+            record.updatedAt = now
+            try await run(Statements.upsert(record))
+        }
+    }
+
     /// Applies a change to a queue's control row, recording its event; whether it changed
     /// anything. Resuming and changing a limit wake the schedulers.
     func apply(_ change: QueueChange, to queue: String) async throws -> Bool {
         switch change {
         case .pause:
-            guard try await rows(Statements.pause(queue, at: now), { try $0.decode(Bool.self) }).first == true else { return false }
-            recordQueueEvent(.queuePaused, queue)
-            return true
+            return try await pause(queue, since: now)
         case .resume:
             let resumed = try await rows(Statements.resume(queue), { _ in () }).count > 0
             if resumed { recordQueueEvent(.queueResumed, queue) }

@@ -41,22 +41,35 @@ struct BulkSelection: ParsableArguments {
         let filter = JobFilter(
             state: state.flatMap(JobState.init(name:)), createdUntil: try createdBefore.map(parseTime), queue: queue)
         var ids: [JobID] = []
-        var cursor: PageCursor?
-        repeat {
-            let page = if let lmdb = opened.lmdb {
-                try lmdb.jobs(matching: filter, limit: 1000, after: cursor, unreadable: { error in
-                    FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
-                })
-            } else {
-                try await opened.store.jobs(matching: filter, order: .oldestFirst, limit: 1000, after: cursor)
-            }
-            for job in page.jobs where name == nil || job.name == name {
+        try await opened.forEachPage(matching: filter, unreadable: { error in
+            FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
+        }) { jobs in
+            for job in jobs where name == nil || job.name == name {
                 if let finishedCutoff, !(job.state.isTerminal && job.updatedAt < finishedCutoff) { continue }
                 ids.append(job.id)
             }
+        }
+        return ids
+    }
+}
+
+extension OpenedStore {
+    /// Hands `body` the jobs matching `filter` a page (1,000) at a time, by creation time, from
+    /// the indexes. On LMDB a record that cannot be read goes to `unreadable` and the walk goes
+    /// on; on PostgreSQL there is no such thing.
+    func forEachPage(
+        matching filter: JobFilter, unreadable: @escaping (JobStoreError) -> Void, _ body: ([Job]) async throws -> Void
+    ) async throws {
+        var cursor: PageCursor?
+        repeat {
+            let page = if let lmdb {
+                try lmdb.jobs(matching: filter, limit: 1000, after: cursor, unreadable: unreadable)
+            } else {
+                try await store.jobs(matching: filter, order: .oldestFirst, limit: 1000, after: cursor)
+            }
+            try await body(page.jobs)
             cursor = page.next
         } while cursor != nil
-        return ids
     }
 }
 

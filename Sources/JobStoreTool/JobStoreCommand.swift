@@ -92,7 +92,7 @@ struct StoreOptions: ParsableArguments {
             throw CommandFailure("""
                 this command works on an LMDB store (a directory), not on a PostgreSQL database. On PostgreSQL, \
                 stats, jobs list/show/history, pipelines list/show/delete, queues (and their controls), schedules, \
-                top, serve, verify, prune, and cancel, retry, requeue and delete by id or filter take a URL (docs/ADMIN.md)
+                top, serve, verify, prune, export, import, and cancel, retry, requeue and delete by id or filter take a URL (docs/ADMIN.md)
                 """)
         }
         guard FileManager.default.fileExists(atPath: path) else {
@@ -134,14 +134,14 @@ struct StoreOptions: ParsableArguments {
     /// Opens the store the command was given, either backend: a directory as ``open(writable:readerTable:upgrading:)``
     /// does; a PostgreSQL URL (with the `Postgres` trait, a default one) without creating or
     /// migrating anything, so a wrong URL changes no database.
-    func openAny(writable: Bool = false, upgrading: Bool = true) async throws -> OpenedStore {
+    func openAny(writable: Bool = false, upgrading: Bool = true, creatingSchema: Bool = false) async throws -> OpenedStore {
         guard isURL else {
             let store = try open(writable: writable, upgrading: upgrading)
             return OpenedStore(store: store, lmdb: store, location: path)
         }
         #if Postgres
         var options = PostgresStoreOptions()
-        options.createsSchema = false
+        options.createsSchema = creatingSchema
         options.maximumConnections = 2
         // The pool's connection attempts log at info; the tool says what failed itself.
         options.logger.logLevel = .critical
@@ -183,9 +183,9 @@ struct OpenedStore {
 
     /// Runs `body` with the store open, and closes it after, whether `body` throws or not.
     static func with<T>(
-        _ options: StoreOptions, writable: Bool = false, upgrading: Bool = true, _ body: (OpenedStore) async throws -> T
+        _ options: StoreOptions, writable: Bool = false, upgrading: Bool = true, creatingSchema: Bool = false, _ body: (OpenedStore) async throws -> T
     ) async throws -> T {
-        let opened = try await options.openAny(writable: writable, upgrading: upgrading)
+        let opened = try await options.openAny(writable: writable, upgrading: upgrading, creatingSchema: creatingSchema)
         do {
             let value = try await body(opened)
             await opened.close()

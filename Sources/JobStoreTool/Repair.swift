@@ -3,13 +3,13 @@ import Foundation
 import JobStore
 import JobStoreLines
 
-/// `jobstore export PATH`: jobs, then pipelines, as JSON lines.
-struct Export: ParsableCommand {
+/// `jobstore export PATH|URL`: jobs, then pipelines, as JSON lines.
+struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write jobs, then pipelines, then queue controls and schedules, as JSON lines (stdout, or --output FILE).",
-        discussion: "Pipeline lines carry \"kind\": \"pipeline\" and come after every job, so that `import` finds each pipeline's jobs in place; then a \"queue\" line for each paused or rate-limited queue and a \"schedule\" line for each periodic job (with its last tick, so a restored store does not run it again). Each job carries its timeline (import puts it back, then records its own `inserted` event); the store's history does not travel.")
+        discussion: "Pipeline lines carry \"kind\": \"pipeline\" and come after every job, so that `import` finds each pipeline's jobs in place; then a \"queue\" line for each paused or rate-limited queue and a \"schedule\" line for each periodic job (with its last tick, so a restored store does not run it again). Each job carries its timeline (import puts it back, then records its own `inserted` event); the store's history does not travel. Either backend: a directory or a postgres:// URL, and `import` takes either, so a store moves between them.")
 
-    @Argument(help: "The store's directory.")
+    @Argument(help: "The store: its directory, or a PostgreSQL URL (postgres://user@host:port/database).")
     var path: String
     @Option(
         help: "Only jobs in this state, and no pipeline (nor any pipeline step's job: those travel with their pipeline).",
@@ -42,9 +42,12 @@ struct Export: ParsableCommand {
         }
     }
 
-    func run() throws {
-        let store = try StoreOptions.parse([path]).open()
-        defer { store.close() }
+    func run() async throws {
+        try await OpenedStore.with(try StoreOptions.parse([path])) { try await export($0) }
+    }
+
+    func export(_ opened: OpenedStore) async throws {
+        let store = opened.store
         var sink = FileHandle.standardOutput
         // To a file: written to a temporary file beside it and renamed at the end, so an
         // interrupted export never leaves a file ending in half a line.
@@ -55,9 +58,9 @@ struct Export: ParsableCommand {
             sink = FileHandle(fileDescriptor: created, closeOnDealloc: true)
         }
         /// A job's export line, with its timeline (import puts it back).
-        func exported(_ job: Job) throws -> String {
+        func exported(_ job: Job) async throws -> String {
             var line = JobJSON(job)
-            line.timeline = TimelineJSON(try store.events(of: job.id))
+            line.timeline = TimelineJSON(try await store.events(of: job.id))
             return try jsonLine(line)
         }
         var unreadable = 0
@@ -78,39 +81,32 @@ struct Export: ParsableCommand {
             }
             progress.update(count + pipelines + controls)
         }
-        if let state = state.flatMap(JobState.init(name:)) {
-            var cursor: PageCursor?
-            repeat {
-                let page = try store.jobs(matching: JobFilter(state: state), limit: 1000, after: cursor, unreadable: report)
-                for job in page.jobs where job.pipeline == nil {
-                    emit(try exported(job))
-                    count += 1
-                }
-                cursor = page.next
-            } while cursor != nil
-        } else {
-            try store.forEachJob(unreadable: report) { job in
-                emit(try exported(job))
+        let only = state.flatMap(JobState.init(name:))
+        try await opened.forEachPage(matching: JobFilter(state: only), unreadable: report) { jobs in
+            // With --state, no pipeline step's job: those travel with their pipeline.
+            for job in jobs where only == nil || job.pipeline == nil {
+                emit(try await exported(job))
                 count += 1
-                return true
             }
+        }
+        if only == nil {
             var cursor: PipelineCursor?
             repeat {
-                let page = try store.pipelines(limit: 100, after: cursor)
+                let page = try await store.pipelines(in: nil, order: .oldestFirst, limit: 100, after: cursor)
                 for pipeline in page.pipelines {
-                    guard let details = try store.pipelineDetails(pipeline.id) else { continue }  // deleted meanwhile
+                    guard let details = try await store.pipelineDetails(pipeline.id) else { continue }  // deleted meanwhile
                     emit(try jsonLine(PipelineJSON(details)))
                     pipelines += 1
                 }
                 cursor = page.next
             } while cursor != nil
             // The queues' controls and the schedules last: import restores them as they were.
-            for queue in try store.queues() {
+            for queue in try await store.queues() {
                 guard let line = QueueJSON(queue) else { continue }
                 emit(try jsonLine(line))
                 controls += 1
             }
-            for schedule in try store.schedules() {
+            for schedule in try await store.schedules() {
                 emit(try jsonLine(ScheduleJSON(schedule)))
                 controls += 1
             }
@@ -132,19 +128,19 @@ struct Export: ParsableCommand {
     }
 }
 
-/// `jobstore import PATH FILE`: JSON lines in batches, reporting each committed batch.
-struct Import: ParsableCommand {
+/// `jobstore import PATH|URL FILE`: JSON lines in batches, reporting each committed batch.
+struct Import: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read jobs, pipelines, queue controls and schedules from JSON lines (as `export` writes them) in batches.",
         discussion: "After each committed batch a line says how many jobs and pipelines are committed and the last id: if the import is interrupted, everything up to that id is in the store. A pipeline's jobs must come before it (as `export` writes them); its counts, state and remaining dependencies are recounted from them.")
 
-    @Argument(help: "The store's directory.")
+    @Argument(help: "The store: its directory, or a PostgreSQL URL (postgres://user@host:port/database).")
     var path: String
     @Argument(help: "The JSON-lines file ('-' for stdin).")
     var file: String
     @Option(parsing: .unconditional, help: "Jobs or pipelines per transaction.")
     var batchSize = 1000
-    @Flag(help: "Create the store if the directory holds none (so a mistyped path is an error, not a new store).")
+    @Flag(help: "Create the store if the directory (or the PostgreSQL database) holds none (so a mistyped path is an error, not a new store).")
     var create = false
     @Flag(help: "Print each progress line and the summary as a JSON object.")
     var json = false
@@ -155,14 +151,23 @@ struct Import: ParsableCommand {
         guard Validation.enabled else { return }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if file != "-" && !FileManager.default.fileExists(atPath: file) { throw ValidationError("\(file) does not exist") }
-        if !create && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
+        if !create && !isURL && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
             throw ValidationError("\(path) holds no store; give --create to make one there")
         }
     }
 
-    func run() throws {
+    /// Whether the store is given as a PostgreSQL URL.
+    var isURL: Bool { path.hasPrefix("postgres://") || path.hasPrefix("postgresql://") }
+
+    func run() async throws {
         let input = try LineReader(path: file == "-" ? nil : file)
         let decoder = JSONDecoder()
+        if isURL {
+            // A dry run never creates the schema: it checks against a database that has one.
+            return try await OpenedStore.with(try StoreOptions.parse([path]), writable: true, creatingSchema: create && !dryRun) { opened in
+                try await dryRun ? check(input, opened.store, decoder) : load(input, opened.store, decoder)
+            }
+        }
         var options = JobStoreOptions(cache: CacheOptions(enabled: false))
         if dryRun {
             // Nothing may change: an existing store is not upgraded; for a new one (--create)
@@ -173,14 +178,20 @@ struct Import: ParsableCommand {
                 defer { try? FileManager.default.removeItem(atPath: scratch) }
                 let store = try JobRepository(path: scratch, options: JobStoreOptions(durability: .noSync, cache: CacheOptions(enabled: false)))
                 defer { store.close() }
-                return try check(input, store, decoder)
+                return try await check(input, store, decoder)
             }
             let store = try JobRepository(path: path, options: options)
             defer { store.close() }
-            return try check(input, store, decoder)
+            return try await check(input, store, decoder)
         }
         let store = try JobRepository(path: path, options: options)
         defer { store.close() }
+        try await load(input, store, decoder)
+    }
+
+    /// Restores the lines in batches of `batchSize`, each one transaction, saying after each
+    /// what is committed.
+    func load(_ input: LineReader, _ store: any AdministrableStore, _ decoder: JSONDecoder) async throws {
         var lines: [Int] = []  // the line of each item of the batch
         /// Where a failed batch went wrong: the line of the job the error names, if it names one.
         func place(of error: JobStoreError) -> String {
@@ -198,13 +209,10 @@ struct Import: ParsableCommand {
             if committed.controls > 0 { parts.append("\(committed.controls.grouped) queue control\(committed.controls == 1 ? "" : "s") or schedule\(committed.controls == 1 ? "" : "s")") }
             return parts.count == 1 ? jobs : parts.dropLast().joined(separator: ", ") + " and " + (parts.last ?? "")
         }
-        func commit() throws {
+        func commit() async throws {
             guard let last = batch.last else { return }
-            let items = batch
-            try applying(store, dryRun: false) { txn in
-                for item in items { try item.restore(in: txn) }
-            }
-            for item in items {
+            try await store.restore(batch, actor: toolActor, dryRun: false)
+            for item in batch {
                 switch item {
                 case .job: committed.jobs += 1
                 case .pipeline: committed.pipelines += 1
@@ -231,7 +239,7 @@ struct Import: ParsableCommand {
             do {
                 batch.append(try ExportLine(line, decoder))
                 lines.append(lineNumber)
-                if batch.count == batchSize { try commit() }
+                if batch.count == batchSize { try await commit() }
             } catch let error as JobStoreError {
                 throw CommandFailure("\(file) \(place(of: error)): \(error); \(summary()) were committed before it")
             } catch let error as LineError {
@@ -239,7 +247,7 @@ struct Import: ParsableCommand {
             }
         }
         do {
-            try commit()
+            try await commit()
         } catch let error as JobStoreError {
             throw CommandFailure("\(file) \(place(of: error)): \(error); \(summary()) were committed before it")
         }
@@ -248,7 +256,7 @@ struct Import: ParsableCommand {
 
     /// `--dry-run`: every line decoded, each job restored in a transaction that is rolled back;
     /// each bad line named on stderr; a summary; exit 1 if any line is bad.
-    func check(_ input: LineReader, _ store: JobRepository, _ decoder: JSONDecoder) throws {
+    func check(_ input: LineReader, _ store: any AdministrableStore, _ decoder: JSONDecoder) async throws {
         var (lineNumber, jobs, pipelines, controls, bad) = (0, 0, 0, 0, 0)
         var existing: [Int] = []  // lines whose job is in the store already: summed up, not one error each
         while let line = try input.next() {
@@ -256,7 +264,7 @@ struct Import: ParsableCommand {
             if ExportLine.isBlank(line) { continue }
             do {
                 let item = try ExportLine(line, decoder)
-                if case .job(let job, _) = item, try store.job(job.id) != nil {
+                if case .job(let job, _) = item, try await store.job(job.id) != nil {
                     existing.append(lineNumber)
                     continue
                 }
@@ -265,7 +273,7 @@ struct Import: ParsableCommand {
                     pipelines += 1
                     continue
                 }
-                try applying(store, dryRun: true) { txn in try item.restore(in: txn) }
+                try await store.restore([item], actor: toolActor, dryRun: true)
                 if case .job = item { jobs += 1 } else { controls += 1 }
             } catch {
                 bad += 1

@@ -1,6 +1,7 @@
 import Foundation
 import JobScheduler
 import JobStore
+import JobStorePostgres
 import Testing
 import TestSupport
 
@@ -89,6 +90,95 @@ struct ToolConformanceTests {
             #expect(try await store.pipeline(pipeline.id) == nil)
             #expect(try await store.counts()[.cancelled] ?? 0 == 0)
             try await expectConsistent(store)
+        }
+    }
+
+    @Test("export from LMDB, import into PostgreSQL, export again, import into LMDB: every job, pipeline, queue control, schedule and timeline event arrives as it was",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func exportImportBetweenBackends() async throws {
+        try await withTemporaryDirectory() { directory in
+            // Content of every kind on LMDB: jobs in each state, a half-run pipeline, controls.
+            let source = try JobRepository(path: directory.sub("source"), options: JobStoreOptions(durability: .noSync))
+            defer { source.close() }
+            let owner = OwnerToken.random()
+            _ = try await source.enqueue([
+                NewJob(name: "ok", queue: "q", payload: Array("done".utf8)), NewJob(name: "bad", queue: "q", maxAttempts: 1),
+                NewJob(name: "stop", queue: "q"), NewJob(name: "run", queue: "q", priority: 3),
+                NewJob(name: "later", queue: "q", runAt: Timestamp.now.adding(.seconds(3600))),
+                NewJob(name: "unique", queue: "u", uniqueKey: "only-one"),
+            ])
+            let claimed = try await source.finish([], claiming: [ClaimRequest(queue: "q", limit: 3)], lease: .seconds(600), owner: owner).claimed
+            let byName = Dictionary(uniqueKeysWithValues: claimed.map { ($0.name, $0) })
+            _ = try await source.finish([
+                JobOutcome(id: try #require(byName["ok"]).id, owner: owner, kind: .succeeded(result: Array("r".utf8))),
+                JobOutcome(id: try #require(byName["bad"]).id, owner: owner, kind: .failed(error: "boom", retryAt: nil)),
+            ], claiming: [], lease: .seconds(600), owner: owner)
+            let pending = try #require(try source.jobs(matching: JobFilter(state: .pending, queue: "q")).jobs.first { $0.name == "stop" })
+            _ = try await source.cancel(pending.id)
+            let pipeline = try await source.enqueue(PipelineDefinition(name: "diamond", steps: [
+                PipelineStep("a", job: NewJob(name: "a", queue: "ci")), PipelineStep("b", job: NewJob(name: "b", queue: "ci"), dependsOn: ["a"]),
+                PipelineStep("c", job: NewJob(name: "c", queue: "ci"), dependsOn: ["a"]), PipelineStep("d", job: NewJob(name: "d", queue: "ci"), dependsOn: ["b", "c"]),
+            ]))
+            let step = try await source.finish([], claiming: [ClaimRequest(queue: "ci", limit: 1)], lease: .seconds(600), owner: owner).claimed
+            _ = try await source.finish(step.map { JobOutcome(id: $0.id, owner: owner, kind: .succeeded(result: nil)) }, claiming: [], lease: .seconds(600), owner: owner)
+            try await source.pause(queue: "q")
+            try await source.setRateLimit(queue: "u", starts: 5, per: .seconds(60))
+            _ = try await source.register(ScheduleRecord(
+                name: "nightly", timing: "0 3 * * *", timeZone: "UTC", queue: "ci", jobName: "build", missedTicks: .skip,
+                lastTick: Timestamp.now.adding(.seconds(-3600)), nextTick: nil))
+
+            try await withTestDatabase(try #require(postgresURL)) { url in
+                // LMDB → PostgreSQL (an empty database: --create makes the schema) → LMDB.
+                let first = directory.sub("first.jsonl"), second = directory.sub("second.jsonl")
+                for (command, expected) in [
+                    (["export", directory.sub("source"), "--output", first], "exported 10 jobs, 1 pipelines"),
+                    (["import", url, first, "--dry-run"], "would be imported"),
+                    (["import", url, first, "--create"], "imported 10 jobs, 1 pipeline and 3 queue controls or schedules"),
+                    (["export", url, "--output", second], "exported 10 jobs, 1 pipelines"),
+                    (["import", directory.sub("copy"), second, "--create"], "imported 10 jobs, 1 pipeline and 3 queue controls or schedules"),
+                ] {
+                    let result = try jobstore(command)
+                    if command.contains("--dry-run") {
+                        // The database has no schema yet: a dry run does not make one, and says so.
+                        #expect(result.status == 1 && result.err.contains("no job store"), "\(command): \(result.out) \(result.err)")
+                        continue
+                    }
+                    #expect(result.status == 0 && result.out.contains(expected), "\(command): \(result.out) \(result.err)")
+                }
+                let postgres = try await PostgresJobStore(url: url, options: .forTests)
+                let copy = try JobRepository(path: directory.sub("copy"), options: JobStoreOptions(durability: .noSync))
+                defer { copy.close() }
+                let stores: [(String, any AdministrableStore)] = [("PostgreSQL", postgres), ("the LMDB copy", copy)]
+                let originals = try source.jobs(matching: JobFilter(), limit: 100).jobs
+                #expect(originals.count == 10)
+                for (name, store) in stores {
+                    for job in originals {
+                        #expect(try await store.job(job.id) == job, "\(name): job \(job.name)")
+                    }
+                    let details = try #require(try await store.pipelineDetails(pipeline.id), "\(name)")
+                    let original = try #require(try source.pipelineDetails(pipeline.id))
+                    #expect(details.steps == original.steps && details.jobs == original.jobs, "\(name)")
+                    #expect(details.pipeline.state == original.pipeline.state && details.pipeline.succeededSteps == 1, "\(name)")
+                    let queues = Dictionary(uniqueKeysWithValues: try await store.queues().map { ($0.name, $0) })
+                    let pausedAt = try source.queues().first { $0.name == "q" }?.pausedAt
+                    #expect(queues["q"]?.pausedAt == pausedAt && pausedAt != nil, "\(name)")
+                    #expect(queues["u"]?.rateLimit?.starts == 5, "\(name)")
+                    let schedules = try await store.schedules()
+                    let lastTick = try source.schedules().first?.lastTick
+                    #expect(schedules.map(\.name) == ["nightly"] && schedules.first?.lastTick == lastTick, "\(name)")
+                    #expect(try await store.verify(chunkSize: 1000).isEmpty, "\(name)")
+                }
+                // Each timeline: the original events, then one `inserted` per import, by the tool.
+                for job in originals {
+                    let before = try source.events(of: job.id).events
+                    let there = try await postgres.events(of: job.id).events
+                    let back = try copy.events(of: job.id).events
+                    #expect(Array(there.dropLast()) == before, "job \(job.name) on PostgreSQL")
+                    #expect(Array(back.dropLast()) == there, "job \(job.name) back on LMDB")
+                    #expect(there.last?.kind == .inserted && there.last?.actor?.hasPrefix("jobstore tool (") == true)
+                }
+                await postgres.close()
+            }
         }
     }
 }

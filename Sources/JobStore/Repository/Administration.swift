@@ -35,6 +35,15 @@ extension JobRepository: AdministrableStore {
         return dryRun ? try rehearse(body) : try await write(body)
     }
 
+    /// See ``JobCore/AdministrableStore/restore(_:actor:dryRun:)``.
+    public func restore(_ items: [RestoreItem], actor: String, dryRun: Bool) async throws {
+        func body(_ txn: JobTransaction) throws {
+            txn.actor = actor
+            for item in items { try txn.restore(item) }
+        }
+        dryRun ? try rehearse(body) : try await write(body)
+    }
+
     /// See ``JobCore/AdministrableStore/requeueExpiredLeases(batchSize:actor:dryRun:)``.
     public func requeueExpiredLeases(batchSize: Int, actor: String, dryRun: Bool) async throws -> [Job] {
         try JobStoreError.requirePositive(batchSize, "the batch size")
@@ -83,6 +92,18 @@ extension JobRepository: AdministrableStore {
 }
 
 extension JobTransaction {
+    /// Puts an export's item back (see ``JobCore/AdministrableStore/restore(_:actor:dryRun:)``).
+    public func restore(_ item: RestoreItem) throws {
+        switch item {
+        case .job(let job, let timeline): _ = try restore(job, timeline: timeline)
+        case .pipeline(let export): _ = try restorePipeline(export)
+        case .queue(let queue):
+            if let pausedAt = queue.pausedAt { try pause(queue: queue.name, since: pausedAt) }
+            if let starts = queue.rateStarts, let period = queue.ratePeriod { try setRateLimit(queue: queue.name, starts: starts, per: period) }
+        case .schedule(let schedule): _ = try register(schedule)
+        }
+    }
+
     /// Applies an operator's `change` to `queue`; whether it changed anything.
     public func apply(_ change: QueueChange, to queue: String) throws -> Bool {
         switch change {

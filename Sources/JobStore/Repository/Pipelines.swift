@@ -271,47 +271,9 @@ extension JobTransaction {
         guard try pipeline(export.id) == nil else {
             throw JobStoreError(.invalidField, "a pipeline with id \(export.id) exists", hint: "Import into an empty store, or delete the pipeline first")
         }
-        var dependsOn = [[String]](repeating: [], count: export.steps.count)
-        for (index, step) in export.steps.enumerated() {
-            for dependent in step.dependents {
-                guard export.steps.indices.contains(dependent) else {
-                    throw JobStoreError(.invalidPipeline, "pipeline \(export.id): step '\(step.name)' lists step \(dependent) as a dependent, which does not exist")
-                }
-                dependsOn[dependent].append(export.steps[index].name)
-            }
-        }
-        let plan = try PipelinePlan(validating: PipelineDefinition(
-            name: export.name, version: export.version,
-            steps: export.steps.enumerated().map { PipelineStep($0.element.name, job: NewJob(name: "-"), dependsOn: dependsOn[$0.offset]) },
-            failFast: export.failFast))
-        var states: [JobState] = []
-        for (index, step) in export.steps.enumerated() {
-            guard let job = try job(step.job) else {
-                throw JobStoreError(.invalidField, "step '\(step.name)' of pipeline \(export.id) runs job \(step.job), which is not in the store", hint: "Import the jobs before their pipelines (export writes them first)")
-            }
-            guard job.pipeline == PipelineReference(pipeline: export.id, step: UInt16(index)) else {
-                throw JobStoreError(.invalidField, "job \(step.job) is not step \(index) of pipeline \(export.id)", jobID: step.job)
-            }
-            states.append(job.state)
-        }
-        var pipeline = Pipeline(
-            id: export.id, name: export.name, version: export.version, failFast: export.failFast, state: .running,
-            createdAt: export.createdAt, updatedAt: now, finishedAt: nil, stepCount: export.steps.count,
-            succeededSteps: 0, failedSteps: 0, cancelledSteps: 0)
-        for state in states { pipeline.count(state, +1) }
-        pipeline.state = pipeline.rolledUpState
-        pipeline.finishedAt = pipeline.state.isTerminal ? export.finishedAt ?? now : nil
-        for (index, step) in export.steps.enumerated() {
-            let remaining = plan.dependencies[index].filter { states[$0] != .succeeded }.count
-            if (states[index] == .waiting) == (remaining == 0) && !(states[index].isTerminal && states[index] != .succeeded) {
-                throw JobStoreError(
-                    .invalidField,
-                    "step '\(step.name)' of pipeline \(export.id) is \(states[index]) with \(remaining) of its dependencies not succeeded",
-                    jobID: step.job, hint: "A step waits exactly while some dependency has not succeeded")
-            }
-            let record = PipelineStepRecord(
-                index: index, name: step.name, jobID: step.job, dependents: step.dependents.sorted(), remainingDependencies: remaining)
-            try txn.put(tables.steps, Keys.step(export.id, index), PipelineFormat.encode(record))
+        let (pipeline, steps) = try export.rebuilt(around: try export.steps.map { try job($0.job) }, at: now)
+        for step in steps {
+            try txn.put(tables.steps, Keys.step(export.id, step.index), PipelineFormat.encode(step))
         }
         try store(pipeline, replacing: nil)
         return pipeline
