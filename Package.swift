@@ -64,7 +64,7 @@ let package = Package(
         // through. Neither LMDB nor PostgreSQL: building it (or the scheduler) needs neither.
         .target(name: "JobCore", dependencies: ["Locking"]),
         // Jobs and their persistence on LMDB: records, indexes, counters, cache, change feed.
-        .target(name: "JobStore", dependencies: ["JobCore", "LMDB", "Locking", "CChecksum", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "JobStore", dependencies: ["JobCore", "JobStoreText", "LMDB", "Locking", "CChecksum", .product(name: "Logging", package: "swift-log")]),
         // The in-process scheduler: runs a store's jobs and pipelines with the program's handlers.
         // It sees the store through the core's `SchedulerBackend` protocol, so it builds without
         // either backend.
@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "JobStoreDashboard",
             dependencies: [
-                "JobStore", "JobStoreText", "Locking",
+                "JobCore", "JobStoreText", "Locking",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -101,7 +101,7 @@ let package = Package(
         .target(
             name: "JobStorePostgres",
             dependencies: [
-                "JobCore", "JobScheduler", "Locking",
+                "JobCore", "JobStoreText", "Locking",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -46,8 +46,7 @@ public protocol JobStoreBackend: SchedulerBackend {
 /// What an operator reads of a store, beside what a program uses (``JobStoreBackend``): the
 /// listings the admin tool and the dashboard show, the same on every backend. The embedded
 /// `JobRepository` and `PostgresJobStore` implement it; the conformance suite holds them to the
-/// same answers. (The rest of what the tool and the dashboard need, the actions by filter, is
-/// to follow: issue 32.)
+/// same answers. Its changes are ``AdministrableStore``'s.
 public protocol InspectableStore: JobStoreBackend {
     /// Where the store is, for people (a page's header, a message): an LMDB store's directory,
     /// "PostgreSQL at host:port/database" (never a password).
@@ -91,6 +90,56 @@ public protocol InspectableStore: JobStoreBackend {
     /// How many of the history's events were recorded before `cutoff`: what
     /// ``SchedulerBackend/pruneHistory(before:)`` would delete.
     func countHistory(before cutoff: Timestamp) async throws -> Int
+    /// The storage's own facts for an operator (the dashboard's store table and `/metrics`):
+    /// on LMDB its directory, the space used in its map, readers, last transaction and format;
+    /// on PostgreSQL where it is, its size and its last event.
+    func storageFacts() async throws -> [StorageFact]
+    /// A value that changes whenever a change of the store commits, cheap to read: what live
+    /// views poll (LMDB's last transaction id, from the lock file's shared memory; PostgreSQL's
+    /// end of the history with the counts, two index reads).
+    func changeMark() async throws -> String
+    /// How often polling ``changeMark()`` is worth it: 250 ms on LMDB, 1 s on PostgreSQL.
+    var changePollInterval: Duration { get }
+}
+
+/// One fact about a store's storage, as ``InspectableStore/storageFacts()`` gives it.
+public struct StorageFact: Sendable, Hashable {
+    /// What it is, for people: "used", "readers", "last transaction".
+    public var label: String
+    /// Its value, for people: "1.2 MiB of a 1.0 GiB map".
+    public var text: String
+    /// Its value as a Prometheus metric, if it is one.
+    public var metric: StorageMetric?
+    /// Whether it is the store's ``InspectableStore/changeMark()`` (a live view updates it).
+    public var isChangeMark: Bool
+
+    /// A fact.
+    public init(_ label: String, _ text: String, metric: StorageMetric? = nil, isChangeMark: Bool = false) {
+        self.label = label
+        self.text = text
+        self.metric = metric
+        self.isChangeMark = isChangeMark
+    }
+}
+
+/// A storage fact as a Prometheus metric.
+public struct StorageMetric: Sendable, Hashable {
+    /// Its name, e.g. `jobstore_store_readers`.
+    public var name: String
+    /// Its `# HELP` text.
+    public var help: String
+    /// A counter (only grows) rather than a gauge.
+    public var isCounter: Bool
+    /// Its value.
+    public var value: Int
+
+    /// A metric.
+    public init(_ name: String, _ help: String, isCounter: Bool = false, value: Int) {
+        self.name = name
+        self.help = help
+        self.isCounter = isCounter
+        self.value = value
+    }
 }
 
 /// A change an operator makes to one job, or to the pipeline of that id when no job has it (the

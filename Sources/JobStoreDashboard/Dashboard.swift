@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
-import JobStore
+import JobCore
+import JobStoreText
 import Logging
 import NIOCore
 import Synchronization
@@ -60,9 +61,6 @@ public struct DashboardError: Error, CustomStringConvertible {
 public final class Dashboard: Sendable {
     /// The store the pages read and the actions change, either backend.
     let store: any AdministrableStore
-    /// The store as LMDB's, when it is one: its environment and format on the overview, and
-    /// prune.
-    let lmdb: JobRepository?
     let options: DashboardOptions
     let throughput: Throughput
     /// The CSRF value forms carry with the token cookie; new at each start.
@@ -74,7 +72,6 @@ public final class Dashboard: Sendable {
     /// - Throws: ``DashboardError`` for actions allowed without a token, or a prefix that does
     ///   not start with `/`.
     public init(store: any AdministrableStore, options: DashboardOptions = DashboardOptions()) throws {
-        let lmdb = store as? JobRepository
         if options.allowWrites && (options.token ?? "").count < 16 {
             throw DashboardError(description: "actions (allowWrites) need a token of at least 16 characters")
         }
@@ -85,7 +82,6 @@ public final class Dashboard: Sendable {
             throw DashboardError(description: "pageSize must be 1…maxPageSize")
         }
         self.store = store
-        self.lmdb = lmdb
         self.options = options
         self.throughput = Throughput()
         self.csrf = Dashboard.randomToken()
@@ -186,9 +182,9 @@ public final class Dashboard: Sendable {
             body: ResponseBody { writer in
                 var last = ""
                 var quiet = 0
-                let interval: Duration = self.lmdb == nil ? .seconds(1) : .milliseconds(250)
+                let interval = self.store.changePollInterval
                 while !Task.isCancelled {
-                    let mark = (try? await self.changeMark()) ?? last
+                    let mark = (try? await self.store.changeMark()) ?? last
                     if mark != last {
                         last = mark
                         quiet = 0
@@ -203,14 +199,6 @@ public final class Dashboard: Sendable {
                 }
                 try await writer.finish(nil)
             })
-    }
-
-    /// What changes when the store changes: LMDB's last transaction id; elsewhere the end of
-    /// the history and the counts.
-    func changeMark() async throws -> String {
-        if let lmdb { return "\(try lmdb.environmentInfo().lastTransactionID)" }
-        let counts = try await store.counts()
-        return "\(try await store.lastHistoryPosition()?.description ?? "-") \(JobState.allCases.map { counts[$0] ?? 0 })"
     }
 
     /// The JSON of one live update: the change mark (LMDB's transaction id), the counts per
@@ -254,13 +242,9 @@ public final class Dashboard: Sendable {
         for state in PipelineState.allCases { lines.append("jobstore_pipelines{state=\"\(state)\"} \(pipelines[state] ?? 0)") }
         family("jobstore_store_used_bytes", "gauge", "Bytes the store takes: LMDB's data file in use; PostgreSQL's tables with their indexes.")
         lines.append("jobstore_store_used_bytes \(try await store.storageBytes())")
-        if let info = try lmdb?.environmentInfo() {
-            family("jobstore_store_map_bytes", "gauge", "The store's map size.")
-            lines.append("jobstore_store_map_bytes \(info.mapSize)")
-            family("jobstore_store_readers", "gauge", "Reader slots in use.")
-            lines.append("jobstore_store_readers \(info.readersInUse)")
-            family("jobstore_store_last_transaction", "counter", "LMDB's last committed transaction id.")
-            lines.append("jobstore_store_last_transaction \(info.lastTransactionID)")
+        for metric in try await store.storageFacts().compactMap(\.metric) {
+            family(metric.name, metric.isCounter ? "counter" : "gauge", metric.help)
+            lines.append("\(metric.name) \(metric.value)")
         }
         var text = lines.joined(separator: "\n") + "\n"
         if let appendix = options.metricsAppendix?() { text += appendix.hasSuffix("\n") || appendix.isEmpty ? appendix : appendix + "\n" }

@@ -1,5 +1,5 @@
 import Foundation
-import JobStore
+import JobCore
 import Locking
 import Synchronization
 

@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import JobStore
+import JobCore
 import JobStoreText
 
 /// Text escaped for HTML (element content and attribute values).
@@ -131,28 +131,17 @@ extension Dashboard {
             \(try await storeRowsHTML())
             </table>
             \(pruneForm())
-            <p class=muted>Live: counts, queues and the chart follow every commit (Server-Sent Events on \(lmdb == nil ? "the end of the history and the counts, checked every second" : "LMDB's last transaction id")).</p>
+            <p class=muted>Live: counts, queues and the chart follow every commit (Server-Sent Events on a change mark of the store, checked every \(Readable.duration(store.changePollInterval))).</p>
             """
         return page(title: "Overview", body: body, live: true)
     }
 
-    /// The overview's store table: LMDB's environment, or where the store is and its size.
+    /// The overview's store table: the backend's storage facts (LMDB's environment; where a
+    /// PostgreSQL store is and its size), the change mark updated live.
     func storeRowsHTML() async throws -> String {
-        guard let lmdb else {
-            return """
-                <tr><th>store</th><td>\(html(store.locationDescription))</td></tr>
-                <tr><th>size</th><td>\(Readable.bytes(try await store.storageBytes())) (its tables with their indexes)</td></tr>
-                <tr><th>last event</th><td id=transaction>\(try await store.lastHistoryPosition()?.description ?? "-")</td></tr>
-                """
-        }
-        let info = try lmdb.environmentInfo()
-        return """
-            <tr><th>directory</th><td>\(html(lmdb.path))</td></tr>
-            <tr><th>used</th><td>\(Readable.bytes(info.usedBytes)) of a \(Readable.bytes(info.mapSize)) map</td></tr>
-            <tr><th>readers</th><td>\(info.readersInUse) of \(info.maxReaders)</td></tr>
-            <tr><th>last transaction</th><td id=transaction>\(info.lastTransactionID)</td></tr>
-            <tr><th>format</th><td>\(try lmdb.formatVersion())</td></tr>
-            """
+        try await store.storageFacts().map { fact in
+            "<tr><th>\(html(fact.label))</th><td\(fact.isChangeMark ? " id=transaction" : "")>\(html(fact.text))</td></tr>"
+        }.joined(separator: "\n")
     }
 
     func stateCountsHTML(_ counts: [JobState: Int]) -> String {

@@ -1,6 +1,6 @@
 import Foundation
-import JobScheduler
 import JobCore
+import JobStoreText
 import PostgresNIO
 
 // The store's operations, each one transaction: what the scheduler needs (SchedulerBackend),
@@ -8,7 +8,7 @@ import PostgresNIO
 // method of the same name documents.
 
 extension PostgresJobStore {
-    /// See ``JobScheduler/SchedulerBackend/finish(_:claiming:lease:owner:)``: one transaction;
+    /// See ``JobCore/SchedulerBackend/finish(_:claiming:lease:owner:)``: one transaction;
     /// the finished jobs are locked in id order first, so concurrent finishers do not deadlock.
     public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         try await transaction("finish \(outcomes.count) jobs and claim more") { txn in
@@ -54,7 +54,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/extendLeases(_:until:)``: one statement for all.
+    /// See ``JobCore/SchedulerBackend/extendLeases(_:until:)``: one statement for all.
     public func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
         try await transaction("extend \(leases.count) leases") { txn in
             let current = try await txn.held(leases)
@@ -74,12 +74,12 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/rescueExpiredLeases(limit:sparing:)``.
+    /// See ``JobCore/SchedulerBackend/rescueExpiredLeases(limit:sparing:)``.
     public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) async throws -> [Job] {
         try await transaction("rescue expired leases") { txn in try await txn.rescueExpiredLeases(limit: limit, sparing: sparing) }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/pruneFinished(_:before:)``: batches of 1,000 jobs
+    /// See ``JobCore/SchedulerBackend/pruneFinished(_:before:)``: batches of 1,000 jobs
     /// (100 pipelines), each its own transaction, recording a `pruned` event for each job.
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
         try await prune(state, .finishedBefore(cutoff), batchSize: 1000, dryRun: false)
@@ -130,7 +130,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/pruneHistory(before:)``: batches of 10,000 events,
+    /// See ``JobCore/SchedulerBackend/pruneHistory(before:)``: batches of 10,000 events,
     /// each its own transaction.
     public func pruneHistory(before cutoff: Timestamp) async throws -> Int {
         var total = 0
@@ -143,7 +143,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/register(_:)``.
+    /// See ``JobCore/SchedulerBackend/register(_:)``.
     public func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
         try schedule.validate()
         return try await transaction("register schedule '\(schedule.name)'") { txn in
@@ -155,7 +155,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/enqueue(tick:of:next:job:)``: the schedule's row is
+    /// See ``JobCore/SchedulerBackend/enqueue(tick:of:next:job:)``: the schedule's row is
     /// locked, so each tick gets exactly one job across processes.
     public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
         try await transaction("enqueue a tick of schedule '\(name)'") { txn in
@@ -247,7 +247,7 @@ extension PostgresJobStore {
         try await transaction("delete job \(id)") { try await $0.delete(id) }
     }
 
-    /// See ``JobScheduler/SchedulerBackend/queueDepths()``: the counter rows, summed per queue.
+    /// See ``JobCore/SchedulerBackend/queueDepths()``: the counter rows, summed per queue.
     public func queueDepths() async throws -> [String: [JobState: Int]] {
         try await statement("read the queue counts") { txn in
             var depths: [String: [JobState: Int]] = [:]
@@ -390,6 +390,25 @@ extension PostgresJobStore {
             if rescued.count < batchSize { return all }
         }
     }
+
+    /// See ``JobCore/InspectableStore/storageFacts()``: where the store is, its size, its last event.
+    public func storageFacts() async throws -> [StorageFact] {
+        [
+            StorageFact("store", locationDescription),
+            StorageFact("size", "\(Readable.bytes(try await storageBytes())) (its tables with their indexes)"),
+            StorageFact("last event", try await lastHistoryPosition()?.description ?? "-", isChangeMark: true),
+        ]
+    }
+
+    /// See ``JobCore/InspectableStore/changeMark()``: the end of the history and the counts (a
+    /// change of a store that records no history still moves the counts).
+    public func changeMark() async throws -> String {
+        let counts = try await counts()
+        return "\(try await lastHistoryPosition()?.description ?? "-") \(JobState.allCases.map { counts[$0] ?? 0 })"
+    }
+
+    /// See ``JobCore/InspectableStore/changePollInterval``: two index reads, once a second.
+    public var changePollInterval: Duration { .seconds(1) }
 
     /// "PostgreSQL at host:port/database" (``location``; never the password).
     public var locationDescription: String { "PostgreSQL at \(location)" }

@@ -1,5 +1,4 @@
 import Foundation
-import JobScheduler
 import JobCore
 import Locking
 import Logging
@@ -308,7 +307,7 @@ public final class PostgresJobStore: AdministrableStore {
 
     // MARK: Wake-ups
 
-    /// See ``JobScheduler/SchedulerBackend/workSignals()``: notifications on channel `jobstore`,
+    /// See ``JobCore/SchedulerBackend/workSignals()``: notifications on channel `jobstore`,
     /// sent by the triggers when a job becomes pending (`work`) or a running one is cancelled or
     /// deleted (`cancel <id>`), from any process; after each (re)connection of the listener, and
     /// every ``PostgresStoreOptions/fallbackWakeUp`` without a notification, a `workAvailable`.

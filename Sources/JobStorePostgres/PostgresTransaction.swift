@@ -1,5 +1,4 @@
 import Foundation
-import JobScheduler
 import JobCore
 import Locking
 import Logging

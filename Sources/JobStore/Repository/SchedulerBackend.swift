@@ -1,3 +1,4 @@
+internal import JobStoreText
 internal import LMDB
 
 /// The store's side of the scheduler: each requirement is documented on ``SchedulerBackend``.
@@ -100,4 +101,29 @@ extension JobRepository: JobStoreBackend {}
 extension JobRepository: InspectableStore {
     /// The store's directory.
     public var locationDescription: String { path }
+
+    /// See ``JobCore/InspectableStore/storageFacts()``: the environment's figures.
+    public func storageFacts() async throws -> [StorageFact] {
+        let info = try environmentInfo()
+        return [
+            StorageFact("directory", path),
+            StorageFact(
+                "used", "\(Readable.bytes(info.usedBytes)) of a \(Readable.bytes(info.mapSize)) map",
+                metric: StorageMetric("jobstore_store_map_bytes", "The store's map size.", value: info.mapSize)),
+            StorageFact(
+                "readers", "\(info.readersInUse) of \(info.maxReaders)",
+                metric: StorageMetric("jobstore_store_readers", "Reader slots in use.", value: info.readersInUse)),
+            StorageFact(
+                "last transaction", "\(info.lastTransactionID)",
+                metric: StorageMetric("jobstore_store_last_transaction", "LMDB's last committed transaction id.", isCounter: true, value: info.lastTransactionID),
+                isChangeMark: true),
+            StorageFact("format", "\(try formatVersion())"),
+        ]
+    }
+
+    /// See ``JobCore/InspectableStore/changeMark()``: LMDB's last transaction id.
+    public func changeMark() async throws -> String { "\(try environmentInfo().lastTransactionID)" }
+
+    /// See ``JobCore/InspectableStore/changePollInterval``: a read of shared memory, 250 ms.
+    public var changePollInterval: Duration { .milliseconds(250) }
 }
