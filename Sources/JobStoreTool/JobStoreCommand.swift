@@ -129,7 +129,10 @@ struct StoreOptions: ParsableArguments {
     }
 
     /// Whether the store is given as a PostgreSQL URL.
-    var isURL: Bool { path.hasPrefix("postgres://") || path.hasPrefix("postgresql://") }
+    var isURL: Bool { Self.isURL(path) }
+
+    /// Whether `path` is a PostgreSQL URL rather than a directory.
+    static func isURL(_ path: String) -> Bool { path.hasPrefix("postgres://") || path.hasPrefix("postgresql://") }
 
     /// Opens the store the command was given, either backend: a directory as ``open(writable:readerTable:upgrading:)``
     /// does; a PostgreSQL URL (with the `Postgres` trait, a default one) without creating or

@@ -157,7 +157,7 @@ struct Import: AsyncParsableCommand {
     }
 
     /// Whether the store is given as a PostgreSQL URL.
-    var isURL: Bool { path.hasPrefix("postgres://") || path.hasPrefix("postgresql://") }
+    var isURL: Bool { StoreOptions.isURL(path) }
 
     func run() async throws {
         let input = try LineReader(path: file == "-" ? nil : file)
