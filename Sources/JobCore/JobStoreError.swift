@@ -33,6 +33,9 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         public static let invalidPipeline = Code("invalidPipeline")
         /// A stored record or index entry cannot be decoded.
         public static let corruptRecord = Code("corruptRecord")
+        /// A job's payload does not decode as its ``JobDefinition`` type (the message names the
+        /// type and the field): its job fails for good.
+        public static let undecodablePayload = Code("undecodablePayload")
         /// A record or store was written by a newer format version than this program reads.
         public static let newerFormat = Code("newerFormat")
         /// The LMDB environment is not a job store (or not one this program can open).

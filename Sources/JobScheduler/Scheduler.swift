@@ -53,6 +53,32 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
         jobHandlers[queue, default: [:]][name] = handler
     }
 
+    /// Runs the jobs of `type`'s kind (``JobCore/JobDefinition/name``) in `queue` (the
+    /// definition's own by default) with `handler`, given the job's parameters decoded. A job
+    /// whose payload does not decode as `type` fails for good at its first attempt, its error
+    /// naming the type and the field ("cannot decode SendEmail from job …: key 'to' not found"):
+    /// retrying cannot mend a payload.
+    ///
+    /// ```swift
+    /// scheduler.register(SendEmail.self) { email, context in
+    ///     try await mailer.send(to: email.to, subject: email.subject)
+    /// }
+    /// ```
+    public mutating func register<J: JobDefinition>(
+        _ type: J.Type, queue: String? = nil, _ handler: @escaping @Sendable (J, JobContext) async throws -> Void
+    ) {
+        handle(job: J.name, queue: queue ?? J.options.queue) { context in
+            let parameters: J
+            do {
+                parameters = try context.job.parameters(as: J.self)
+            } catch {
+                context.discard(reason: "\(error)")
+                return
+            }
+            try await handler(parameters, context)
+        }
+    }
+
     /// Registers a periodic job (see ``schedule(_:cron:timeZone:missedTicks:job:)``).
     mutating func add(_ job: PeriodicJob) throws {
         guard !periodic.contains(where: { $0.name == job.name }) else {

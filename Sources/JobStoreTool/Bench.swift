@@ -80,6 +80,9 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "With --backend postgres: record no event history (PostgresStoreOptions.recordsHistory off), to measure what it costs.")
     var noHistory = false
 
+    @Flag(help: "With --burndown: typed jobs (a JobDefinition, JSON parameters encoded at enqueue and decoded for the handler) instead of untyped ones carrying the same bytes, to measure what the coding costs.")
+    var typed = false
+
     func validate() throws {
         guard Validation.enabled else { return }
         guard jobs >= 1000 else { throw ValidationError("--jobs must be at least 1000") }
@@ -94,6 +97,9 @@ struct Bench: AsyncParsableCommand {
             }
         }
         if backend == .lmdb && dir.isEmpty { throw ValidationError("give --dir, a directory for a fresh store") }
+        if typed && (!burndown || producerRate != nil || idle != nil) {
+            throw ValidationError("--typed is for the burn-down itself (--burndown, without --producer-rate or --idle)")
+        }
         if backend == .lmdb && noHistory { throw ValidationError("--no-history is for --backend postgres (the embedded store always records its history)") }
         if !dir.isEmpty { try requireFreshStoreDirectory(dir) }
     }
@@ -104,7 +110,7 @@ struct Bench: AsyncParsableCommand {
             guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--concurrency takes positive counts, e.g. 1,8") }
             try await Burndown(
                 jobs: jobs, durability: durability, dir: dir, concurrencies: counts, prefetch: prefetch, producerRate: producerRate,
-                seconds: seconds, idleSeconds: idle, postgresURL: backend == .postgres ? url : nil, noHistory: noHistory
+                seconds: seconds, idleSeconds: idle, postgresURL: backend == .postgres ? url : nil, noHistory: noHistory, typed: typed
             ).run()
             return
         }

@@ -11,6 +11,14 @@ import Synchronization
 import Glibc
 #endif
 
+/// The burn-down's typed job (`--typed`): a few fields of JSON, as a small real job has.
+struct BenchJob: JobDefinition {
+    static let name = "bench-typed"
+    static let options = JobOptions(queue: "bench", maxAttempts: 1)
+    var sequence: Int
+    var label: String
+}
+
 /// `jobstore bench --burndown`: the scheduler's throughput and latency, like River's `river bench`.
 struct Burndown {
     let jobs: Int
@@ -26,6 +34,9 @@ struct Burndown {
     let postgresURL: String?
     /// On PostgreSQL: record no event history (``JobStorePostgres/PostgresStoreOptions/recordsHistory`` off).
     let noHistory: Bool
+    /// Typed jobs (``BenchJob``: JSON parameters encoded at enqueue, decoded for the handler)
+    /// instead of untyped ones carrying the same bytes: what the coding costs.
+    let typed: Bool
 
     func run() async throws {
         if let idle = idleSeconds {
@@ -56,6 +67,11 @@ struct Burndown {
     func scheduler<B: SchedulerBackend>(_ store: B, concurrency: Int, _ handler: @escaping JobHandler) -> Scheduler<B> {
         var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: concurrency, prefetch: prefetch))
         scheduler.handle(queue: "bench", handler)
+        if typed {
+            scheduler.register(BenchJob.self) { job, context in
+                if job.sequence < 0 { try await handler(context) }  // never: the parameters are read, nothing done
+            }
+        }
         return scheduler
     }
 
@@ -92,7 +108,13 @@ struct Burndown {
         let insertStart = ContinuousClock.now
         while inserted < jobs {
             let count = min(10_000, jobs - inserted)
-            _ = try await store.enqueue((0..<count).map { _ in NewJob(name: "noop", queue: "bench", maxAttempts: 1) })
+            if typed {
+                _ = try await store.enqueue((inserted..<inserted + count).map { BenchJob(sequence: $0, label: "bench") })
+            } else {
+                // The bytes a typed job would carry, so both store the same: only the coding differs.
+                let payload = try BenchJob.coder.encode(BenchJob(sequence: 0, label: "bench"))
+                _ = try await store.enqueue((0..<count).map { _ in NewJob(name: "noop", queue: "bench", payload: payload, maxAttempts: 1) })
+            }
             inserted += count
         }
         let insertSeconds = (ContinuousClock.now - insertStart).seconds
@@ -125,7 +147,7 @@ struct Burndown {
         } while cursor != nil
         let elapsed = Double(lastFinish - startWall.microseconds) / 1e6
         summary("burndown", concurrency: concurrency, seconds: elapsed, commits: commits(), latencies: &latencies, label: "enqueue_to_finish_ms", extra: [
-            ("backend", "\"\(backend)\""), ("insert_jobs_per_s", "\(Int(Double(jobs) / insertSeconds))"),
+            ("backend", "\"\(backend)\""), ("insert_jobs_per_s", "\(Int(Double(jobs) / insertSeconds))"), ("typed", "\(typed)"),
         ])
     }
 

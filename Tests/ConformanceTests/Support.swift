@@ -87,18 +87,38 @@ func onServer(_ url: String, _ body: (PostgresClient) async throws -> Void) asyn
 func withScheduler<R>(
     _ store: any JobStoreBackend, options: SchedulerOptions = testOptions(), _ handlers: [String: JobHandler],
     named: [(job: String, queue: String, handler: JobHandler)] = [], every: [(name: String, interval: Duration, job: NewJob)] = [],
-    _ body: () async throws -> R
+    setup: [any SchedulerSetup] = [], _ body: () async throws -> R
 ) async throws -> R {
-    try await withScheduler(opened: store, options: options, handlers, named: named, every: every, body)
+    try await withScheduler(opened: store, options: options, handlers, named: named, every: every, setup: setup, body)
+}
+
+/// Something a test registers on a scheduler of any backend (a typed handler, say): a
+/// generic method, as a closure cannot be generic over the backend.
+protocol SchedulerSetup: Sendable {
+    func apply<B: SchedulerBackend>(to scheduler: inout Scheduler<B>)
+}
+
+/// A typed handler, registered with ``Scheduler/register(_:queue:_:)``.
+struct Typed<J: JobDefinition>: SchedulerSetup {
+    var queue: String?
+    let handler: @Sendable (J, JobContext) async throws -> Void
+
+    init(_ type: J.Type, queue: String? = nil, _ handler: @escaping @Sendable (J, JobContext) async throws -> Void) {
+        self.queue = queue
+        self.handler = handler
+    }
+
+    func apply<B: SchedulerBackend>(to scheduler: inout Scheduler<B>) { scheduler.register(J.self, queue: queue, handler) }
 }
 
 private func withScheduler<B: JobStoreBackend, R>(
     opened store: B, options: SchedulerOptions, _ handlers: [String: JobHandler], named: [(job: String, queue: String, handler: JobHandler)],
-    every: [(name: String, interval: Duration, job: NewJob)], _ body: () async throws -> R
+    every: [(name: String, interval: Duration, job: NewJob)], setup: [any SchedulerSetup], _ body: () async throws -> R
 ) async throws -> R {
     var scheduler = Scheduler(backend: store, options: options)
     for (queue, handler) in handlers { scheduler.handle(queue: queue, handler) }
     for (job, queue, handler) in named { scheduler.handle(job: job, queue: queue, handler) }
+    for item in setup { item.apply(to: &scheduler) }
     for (name, interval, job) in every { try scheduler.schedule(name, every: interval, job: job) }
     return try await running(scheduler, body)
 }

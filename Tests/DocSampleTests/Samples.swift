@@ -10,6 +10,14 @@ import LMDB
 import Logging
 import ServiceLifecycle
 
+struct SendEmail: JobDefinition {
+    static let name = "send-email"                                 // stored with each job: keep it stable
+    static let options = JobOptions(queue: "mail", maxAttempts: 5)  // queue, priority, attempts, delay
+    var to: String
+    var subject: String
+    var uniqueKey: String? { "welcome:\(to)" }                     // at most one live job per address
+}
+
 enum Schema {
     static let notes = DatabaseDefinition<UInt64Codec, StringCodec>(name: "notes")
     static let byTag = DatabaseDefinition<StringCodec, UInt64Codec>(name: "notes.by_tag", flags: [.duplicateSort])
@@ -18,6 +26,26 @@ enum Schema {
 enum DocumentSamples {
     /// README.md, Swift block 1.
     static func sample1() async throws {
+
+
+        let store = try JobRepository(path: "/var/lib/myapp/jobs")
+        try await store.enqueue(SendEmail(to: "ada@example.com", subject: "Welcome"))
+        try await store.enqueue(SendEmail(to: "bob@example.com", subject: "Welcome"), runAt: Timestamp.now.adding(.seconds(600)))
+        try await store.write { txn in                                     // with the program's own writes, all or none
+            try txn.enqueue(SendEmail(to: "eve@example.com", subject: "Welcome"))
+        }
+
+        var scheduler = Scheduler(backend: store)
+        scheduler.register(SendEmail.self) { email, context in
+            // Return to succeed; throw to fail this attempt (retried with backoff, the error kept).
+            context.logger.info("sending", metadata: ["to": "\(email.to)"])
+        }
+        let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))
+        try await group.run()
+    }
+
+    /// README.md, Swift block 2.
+    static func sample2() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
 
@@ -56,8 +84,8 @@ enum DocumentSamples {
         let page = try store.history(since: Timestamp.now.adding(.seconds(-3600)), limit: 1000)  // go on with after: page.next
     }
 
-    /// README.md, Swift block 2.
-    static func sample2() async throws {
+    /// README.md, Swift block 3.
+    static func sample3() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
 
@@ -76,8 +104,8 @@ enum DocumentSamples {
         try await store.retryPipeline(release.id)   // after a failure: re-run the failed and cancelled steps
     }
 
-    /// README.md, Swift block 3.
-    static func sample3() async throws {
+    /// README.md, Swift block 4.
+    static func sample4() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
         var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: 16, queueConcurrency: ["media": 2]))
@@ -101,8 +129,8 @@ enum DocumentSamples {
         try await group.run()
     }
 
-    /// README.md, Swift block 4.
-    static func sample4() async throws {
+    /// README.md, Swift block 5.
+    static func sample5() async throws {
 
 
         let env = try Environment(path: "/var/lib/myapp/store", databases: [Schema.notes, Schema.byTag])
@@ -126,8 +154,8 @@ enum DocumentSamples {
         let recent = try env.read { txn in try txn.entries(notes, in: .from(1), reverse: true, limit: 10) }
     }
 
-    /// README.md, Swift block 5.
-    static func sample5() async throws {
+    /// README.md, Swift block 6.
+    static func sample6() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
         let router = Router()
@@ -135,15 +163,15 @@ enum DocumentSamples {
         try await Application(router: router).runService()
     }
 
-    /// README.md, Swift block 6.
-    static func sample6() async throws {
+    /// README.md, Swift block 7.
+    static func sample7() async throws {
 
         let fleetStore = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
         var fleetScheduler = Scheduler(backend: fleetStore)  // the same handlers, options and service
     }
 
-    /// docs/DASHBOARD.md, Swift block 7.
-    static func sample7() async throws {
+    /// docs/DASHBOARD.md, Swift block 8.
+    static func sample8() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")  // or a PostgresJobStore
         let dashboard = try Dashboard(store: store, options: DashboardOptions(
@@ -155,8 +183,8 @@ enum DocumentSamples {
         try await Application(router: router).runService()
     }
 
-    /// docs/POSTGRES.md, Swift block 8.
-    static func sample8() async throws {
+    /// docs/POSTGRES.md, Swift block 9.
+    static func sample9() async throws {
 
         // was: let store = try JobRepository(path: "/var/lib/myapp/jobs")
         let store = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
@@ -167,6 +195,36 @@ enum DocumentSamples {
 
     /// Each sample's document and text, as it was when this file was generated.
     static let texts: [(document: String, text: String)] = [
+    ("README.md", #"""
+import JobScheduler
+import JobStore
+import Logging
+import ServiceLifecycle
+
+struct SendEmail: JobDefinition {
+    static let name = "send-email"                                 // stored with each job: keep it stable
+    static let options = JobOptions(queue: "mail", maxAttempts: 5)  // queue, priority, attempts, delay
+    var to: String
+    var subject: String
+    var uniqueKey: String? { "welcome:\(to)" }                     // at most one live job per address
+}
+
+let store = try JobRepository(path: "/var/lib/myapp/jobs")
+try await store.enqueue(SendEmail(to: "ada@example.com", subject: "Welcome"))
+try await store.enqueue(SendEmail(to: "bob@example.com", subject: "Welcome"), runAt: Timestamp.now.adding(.seconds(600)))
+try await store.write { txn in                                     // with the program's own writes, all or none
+    try txn.enqueue(SendEmail(to: "eve@example.com", subject: "Welcome"))
+}
+
+var scheduler = Scheduler(backend: store)
+scheduler.register(SendEmail.self) { email, context in
+    // Return to succeed; throw to fail this attempt (retried with backoff, the error kept).
+    context.logger.info("sending", metadata: ["to": "\(email.to)"])
+}
+let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))
+try await group.run()
+
+"""#),
     ("README.md", #"""
 import JobStore
 

@@ -1,0 +1,145 @@
+import Foundation
+import JobScheduler
+import JobStore
+import Testing
+import TestSupport
+
+/// A typed job: JSON parameters, its own queue and attempts, a unique key from a field.
+struct SendEmail: JobDefinition, Equatable {
+    static let name = "send-email"
+    static let options = JobOptions(queue: "mail", maxAttempts: 5)
+    var to: String
+    var subject: String
+    var attachments: [String] = []
+    var dedupe: String?
+
+    var uniqueKey: String? { dedupe.map { "email:\($0)" } }
+}
+
+/// A typed job on the binary coder, with nested values.
+struct Resize: JobDefinition, Equatable {
+    struct Size: Codable, Equatable, Sendable {
+        var width: Int
+        var height: Int
+    }
+    static let name = "resize"
+    static let options = JobOptions(queue: "images", priority: 7)
+    static var coder: any JobPayloadCoder { BinaryPayloadCoder() }
+    var image: UUID
+    var sizes: [Size]
+    var quality: Double
+}
+
+@Suite("Conformance: typed jobs (JobDefinition) on LMDB and on PostgreSQL", .serialized)
+struct TypedJobsTests {
+    @Test("typed jobs: enqueued with their definition's name, options and coded parameters; a registered handler gets them decoded; a batch and an override",
+          arguments: Backend.available)
+    func typedRoundTrip(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let email = SendEmail(to: "ada@example.com", subject: "Welcome", attachments: ["a.pdf"])
+            let job = try await store.enqueue(email)
+            #expect(job.name == "send-email" && job.queue == "mail" && job.maxAttempts == 5 && job.state == .pending)
+            // JSON, keys sorted: readable wherever a payload is shown.
+            #expect(String(decoding: job.payload, as: UTF8.self) == #"{"attachments":["a.pdf"],"subject":"Welcome","to":"ada@example.com"}"#)
+            #expect(try job.parameters(as: SendEmail.self) == email)
+            let resize = Resize(image: UUID(), sizes: [.init(width: 64, height: 64), .init(width: 512, height: 384)], quality: 0.8)
+            let resized = try await store.enqueue([resize, resize])
+            #expect(resized.allSatisfy { $0.queue == "images" && $0.priority == 7 } && resized.count == 2)
+            #expect(resized.first?.payload.starts(with: Array("bplist".utf8)) == true)
+            // An enqueue's own options replace the definition's; runAt, its delay.
+            var urgent = SendEmail.options
+            urgent.priority = 9
+            let later = Timestamp.now.adding(.seconds(3600))
+            let overridden = try await store.enqueue(SendEmail(to: "bob@example.com", subject: "Later"), options: urgent, runAt: later)
+            #expect(overridden.priority == 9 && overridden.runAt == later && overridden.queue == "mail")
+
+            let got = Recorder()
+            try await withScheduler(store, [:], setup: [
+                Typed(SendEmail.self) { email, context in got.record(email.to, context.job) },
+                Typed(Resize.self) { resize, context in got.record("\(resize.sizes.count) sizes at \(resize.quality)", context.job) },
+            ]) {
+                try await waitForState(store, job.id, .succeeded)
+                for job in resized { try await waitForState(store, job.id, .succeeded) }
+            }
+            #expect(got.events("ada@example.com").count == 1)
+            #expect(got.events("2 sizes at 0.8").count == 2)
+            #expect(try await store.job(overridden.id)?.state == .pending)  // an hour away
+        }
+    }
+
+    @Test("a payload that does not decode fails its job for good at the first attempt, the error naming the type and the field; a wrong kind is refused",
+          arguments: Backend.available)
+    func undecodablePayload(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            // What an older release might have written: no 'to', and 'subject' a number.
+            let missing = try await store.insert(NewJob(name: SendEmail.name, queue: "mail", payload: Array(#"{"subject":"Hi"}"#.utf8), maxAttempts: 5))
+            let mistyped = try await store.insert(NewJob(name: SendEmail.name, queue: "mail", payload: Array(#"{"to":"a@b","subject":7}"#.utf8), maxAttempts: 5))
+            let garbage = try await store.insert(NewJob(name: SendEmail.name, queue: "mail", payload: [0xff, 0x00], maxAttempts: 5))
+            let ran = Recorder()
+            try await withScheduler(store, [:], setup: [Typed(SendEmail.self) { email, context in ran.record(email.to, context.job) }]) {
+                for job in [missing, mistyped, garbage] { try await waitForState(store, job.id, .failed) }
+            }
+            #expect(ran.events("a@b").isEmpty)
+            for (job, words) in [(missing, "key 'to' not found"), (mistyped, "'subject' is not String"), (garbage, "not valid")] {
+                let failed = try #require(try await store.job(job.id))
+                #expect(failed.attempts == 1, "failed for good, not retried: \(failed.attempts) attempts")
+                let message = failed.errors.last?.message ?? ""
+                #expect(message.contains("cannot decode SendEmail from job \(job.id)") && message.contains(words), "\(message)")
+            }
+            // Read as the wrong type: said, not decoded.
+            #expect(throws: JobStoreError.self) { try missing.parameters(as: Resize.self) }
+            do {
+                _ = try missing.parameters(as: SendEmail.self)
+                Issue.record("an undecodable payload decoded")
+            } catch let error as JobStoreError {
+                #expect(error.code == .undecodablePayload && error.description.contains("key 'to' not found"))
+            }
+        }
+    }
+
+    @Test("a unique key from the parameters: a second enqueue returns the live job; a typed pipeline runs its typed steps in order",
+          arguments: Backend.available)
+    func uniqueAndPipelines(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let first = try await store.enqueue(SendEmail(to: "ada@example.com", subject: "Receipt", dedupe: "order-42"))
+            let second = try await store.enqueue(SendEmail(to: "ada@example.com", subject: "Receipt again", dedupe: "order-42"))
+            #expect(second.id == first.id && second.payload == first.payload)
+
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "onboard", steps: [
+                try PipelineStep("thumbnail", Resize(image: UUID(), sizes: [.init(width: 8, height: 8)], quality: 1)),
+                try PipelineStep("welcome", SendEmail(to: "new@example.com", subject: "Welcome"), dependsOn: ["thumbnail"]),
+            ]))
+            let order = Recorder()
+            try await withScheduler(store, [:], setup: [
+                Typed(SendEmail.self) { email, context in order.record(email.subject, context.job) },
+                Typed(Resize.self) { _, context in order.record("resize", context.job) },
+            ]) {
+                try await waitUntil("the pipeline to succeed") { try await store.pipeline(pipeline.id)?.state == .succeeded }
+            }
+            let names = order.entries.map(\.event)
+            #expect(names.firstIndex(of: "resize") ?? 9 < names.firstIndex(of: "Welcome") ?? -1, "\(names)")
+        }
+    }
+
+    @Test("on LMDB a typed job is enqueued inside a write transaction with the program's own writes: all committed, or none")
+    func insideTransaction() throws {
+        try withTemporaryDirectory { directory in
+            let store = try JobRepository(path: directory.path, options: JobStoreOptions(durability: .noSync))
+            defer { store.close() }
+            struct Refused: Error {}
+            #expect(throws: Refused.self) {
+                try store.write { txn in
+                    try txn.enqueue(SendEmail(to: "ada@example.com", subject: "Never"))
+                    throw Refused()
+                }
+            }
+            #expect(try store.count(.pending) == 0)
+            let (audit, email) = try store.write { txn in
+                (try txn.insert(NewJob(name: "audit", payload: Array("order 42".utf8))), try txn.enqueue(SendEmail(to: "ada@example.com", subject: "Order 42")))
+            }
+            #expect(try store.job(audit.id) != nil && store.job(email.id)?.parameters(as: SendEmail.self).subject == "Order 42")
+            let direct = try store.enqueue(SendEmail(to: "bob@example.com", subject: "Sync"))
+            #expect(try store.count(.pending) == 3 && direct.queue == "mail")
+        }
+    }
+}
