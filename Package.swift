@@ -180,6 +180,7 @@ let package = Package(
             name: "ConformanceTests",
             dependencies: [
                 "JobScheduler", "JobStore", "JobStorePostgres", "Locking", "TestSupport", "PostgresTestHelper", "jobstore",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),

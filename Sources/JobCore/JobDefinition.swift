@@ -26,7 +26,7 @@ public protocol JobDefinition: Codable, Sendable {
     /// stable across releases (renaming the type must not orphan stored jobs). 1…255 bytes.
     static var name: String { get }
     /// What a job of this kind gets unless its enqueue says otherwise: queue, priority,
-    /// attempts, delay, tenant. The default: ``JobOptions/init(queue:priority:maxAttempts:delay:tenant:)``'s.
+    /// attempts, delay, tenant, and its handler's timeout. The default: ``JobOptions/init(queue:priority:maxAttempts:delay:tenant:timeout:)``'s.
     static var options: JobOptions { get }
     /// How the parameters become the payload and back: ``JSONPayloadCoder`` by default
     /// (readable in `jobstore jobs show` and the dashboard); ``BinaryPayloadCoder`` is smaller.
@@ -59,14 +59,21 @@ public struct JobOptions: Sendable, Hashable {
     public var delay: Duration?
     /// The tenant it belongs to, if any.
     public var tenant: String?
+    /// The longest one run of its handler may take before it is cancelled and the attempt
+    /// fails (the scheduler's ``JobScheduler``'s `register` default); `nil`: no limit.
+    public var timeout: Duration?
 
-    /// Options; the defaults are those of an untyped ``NewJob``.
-    public init(queue: String = "default", priority: UInt8 = 0, maxAttempts: UInt16 = 20, delay: Duration? = nil, tenant: String? = nil) {
+    /// Options; the defaults are those of an untyped ``NewJob``, and no timeout.
+    public init(
+        queue: String = "default", priority: UInt8 = 0, maxAttempts: UInt16 = 20, delay: Duration? = nil, tenant: String? = nil,
+        timeout: Duration? = nil
+    ) {
         self.queue = queue
         self.priority = priority
         self.maxAttempts = maxAttempts
         self.delay = delay
         self.tenant = tenant
+        self.timeout = timeout
     }
 }
 

@@ -32,9 +32,10 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
     public let options: SchedulerOptions
     /// Where it logs (silent by default); handlers get it with the job's metadata.
     public let logger: Logger
-    private var queueHandlers: [String: JobHandler] = [:]
-    private var jobHandlers: [String: [String: JobHandler]] = [:]
+    private var queueHandlers: [String: Registration] = [:]
+    private var jobHandlers: [String: [String: Registration]] = [:]
     private var periodic: [PeriodicJob] = []
+    private var middleware: [any JobMiddleware] = []
 
     /// A scheduler of `backend`'s jobs; register handlers, then ``run()``.
     public init(backend: Backend, options: SchedulerOptions = SchedulerOptions(), logger: Logger? = nil) {
@@ -43,14 +44,31 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
         self.logger = logger ?? Logger(label: "jobstore.scheduler", factory: { _ in SwiftLogNoOpLogHandler() })
     }
 
-    /// Runs every job of `queue` (that has no handler of its own name, see ``handle(job:queue:_:)``) with `handler`.
-    public mutating func handle(queue: String, _ handler: @escaping JobHandler) {
-        queueHandlers[queue] = handler
+    /// Runs every job of `queue` (that has no handler of its own name, see ``handle(job:queue:timeout:_:)``)
+    /// with `handler`; past `timeout` a run is cancelled and its attempt fails (see
+    /// ``register(_:queue:timeout:_:)``).
+    public mutating func handle(queue: String, timeout: Duration? = nil, _ handler: @escaping JobHandler) {
+        queueHandlers[queue] = Registration(run: handler, timeout: timeout)
     }
 
-    /// Runs the jobs named `name` in `queue` with `handler`.
-    public mutating func handle(job name: String, queue: String = "default", _ handler: @escaping JobHandler) {
-        jobHandlers[queue, default: [:]][name] = handler
+    /// Runs the jobs named `name` in `queue` with `handler`, each run at most `timeout`.
+    public mutating func handle(job name: String, queue: String = "default", timeout: Duration? = nil, _ handler: @escaping JobHandler) {
+        jobHandlers[queue, default: [:]][name] = Registration(run: handler, timeout: timeout)
+    }
+
+    /// Runs `middleware` around every handler: the first added is the outermost. Each sees the
+    /// job (its context) before the handler and what the handler did after it (returned, or
+    /// the error it threw, which it may pass on or replace).
+    ///
+    /// ```swift
+    /// scheduler.use(ClosureMiddleware { context, next in
+    ///     let start = ContinuousClock.now
+    ///     defer { context.logger.info("ran in \(ContinuousClock.now - start)") }
+    ///     try await next(context)
+    /// })
+    /// ```
+    public mutating func use(_ middleware: any JobMiddleware) {
+        self.middleware.append(middleware)
     }
 
     /// Runs the jobs of `type`'s kind (``JobCore/JobDefinition/name``) in `queue` (the
@@ -64,10 +82,18 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
     ///     try await mailer.send(to: email.to, subject: email.subject)
     /// }
     /// ```
+    ///
+    /// A run that takes longer than `timeout` (by default the definition's
+    /// ``JobCore/JobOptions/timeout``; none when both are `nil`) has its task cancelled, and its attempt fails with "timed out after …",
+    /// retried by the retry policy while attempts remain. The attempt's outcome is written
+    /// only when the handler has ended, so a handler that ignores cancellation keeps its job
+    /// (its lease still extended) and it is never run twice at once; such a handler is reported
+    /// (an error logged and the `jobstore_scheduler_jobs{event="timeout_ignored"}` counter)
+    /// once it is still running ``SchedulerOptions/timeoutGrace`` after the timeout.
     public mutating func register<J: JobDefinition>(
-        _ type: J.Type, queue: String? = nil, _ handler: @escaping @Sendable (J, JobContext) async throws -> Void
+        _ type: J.Type, queue: String? = nil, timeout: Duration? = nil, _ handler: @escaping @Sendable (J, JobContext) async throws -> Void
     ) {
-        handle(job: J.name, queue: queue ?? J.options.queue) { context in
+        handle(job: J.name, queue: queue ?? J.options.queue, timeout: timeout ?? J.options.timeout) { context in
             let parameters: J
             do {
                 parameters = try context.job.parameters(as: J.self)
@@ -99,7 +125,7 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
         guard !queues.isEmpty || !periodic.isEmpty else {
             throw SchedulerError("no handler or schedule is registered: call handle(queue:_:), handle(job:queue:_:) or schedule(…) before run()")
         }
-        let (queueHandlers, jobHandlers) = (self.queueHandlers, self.jobHandlers)
+        let (queueHandlers, jobHandlers) = (self.queueHandlers.mapValues(wrapped), self.jobHandlers.mapValues { $0.mapValues(wrapped) })
         let engine = SchedulerEngine(
             backend: backend, options: options, logger: logger, queues: queues, periodic: periodic,
             handler: { job in jobHandlers[job.queue]?[job.name] ?? queueHandlers[job.queue] })
@@ -112,6 +138,45 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
         } onGracefulShutdown: {
             engine.post(.stop(graceful: true))
         }
+    }
+}
+
+extension Scheduler {
+    /// A registered handler and how long one run of it may take.
+    struct Registration: Sendable {
+        let run: JobHandler
+        let timeout: Duration?
+    }
+
+    /// `registration` with the middleware around it, the first added outermost.
+    private func wrapped(_ registration: Registration) -> Registration {
+        let run = middleware.reversed().reduce(registration.run) { next, middleware in
+            { context in try await middleware.intercept(context, next: next) }
+        }
+        return Registration(run: run, timeout: registration.timeout)
+    }
+}
+
+/// Code that runs around every handler of a scheduler (``Scheduler/use(_:)``): logging,
+/// metrics, tracing, a guard. Call `next` to run the rest (the inner middleware, then the
+/// handler); what it throws is the attempt's failure, which a middleware may pass on, replace
+/// or (by returning) swallow. Not calling `next` skips the handler.
+public protocol JobMiddleware: Sendable {
+    /// Runs around one handler run of `context`'s job.
+    func intercept(_ context: JobContext, next: @escaping JobHandler) async throws
+}
+
+/// A middleware written as a closure.
+public struct ClosureMiddleware: JobMiddleware {
+    private let body: @Sendable (JobContext, @escaping JobHandler) async throws -> Void
+
+    /// The middleware that runs `body` around each handler run.
+    public init(_ body: @escaping @Sendable (JobContext, _ next: @escaping JobHandler) async throws -> Void) {
+        self.body = body
+    }
+
+    public func intercept(_ context: JobContext, next: @escaping JobHandler) async throws {
+        try await body(context, next)
     }
 }
 
@@ -128,6 +193,10 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         case timer(Timestamp)
         case cancelled(JobID)
         case leaseLost(JobID)
+        /// A handler ran past its timeout.
+        case timedOut(JobID, Duration)
+        /// A handler timed out this long ago (``SchedulerOptions/timeoutGrace``) and may still run.
+        case overdue(JobID, Duration)
         case stop(graceful: Bool)
         case deadline
         /// A shutdown timeout after the deadline: stop waiting for what has not ended.
@@ -154,8 +223,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     /// Why the scheduler cancelled a handler's task.
-    enum CancelReason {
+    enum CancelReason: Equatable {
         case jobCancelled, leaseLost, shutdown
+        case timedOut(Duration)
     }
 
     struct Running {
@@ -163,6 +233,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         let owner: OwnerToken
         let context: JobContext
         let task: Task<Void, Never>
+        /// Posts ``Event/timedOut(_:_:)`` when the run's timeout passes; cancelled when it ends.
+        let timer: Task<Void, Never>?
         let started: ContinuousClock.Instant
         var cancelReason: CancelReason?
     }
@@ -172,7 +244,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     let logger: Logger
     let queues: [String]
     let periodic: [PeriodicJob]
-    let handler: @Sendable (Job) -> JobHandler?
+    let handler: @Sendable (Job) -> Scheduler<Backend>.Registration?
     let metrics = SchedulerMetrics()
     private let inbox = Lock<[Event]>([])
     private let doorbell = Doorbell()
@@ -182,7 +254,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
     init(
         backend: Backend, options: SchedulerOptions, logger: Logger, queues: [String], periodic: [PeriodicJob],
-        handler: @escaping @Sendable (Job) -> JobHandler?
+        handler: @escaping @Sendable (Job) -> Scheduler<Backend>.Registration?
     ) {
         self.backend = backend
         self.options = options
@@ -257,6 +329,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 case .timer(let at): loop.woke(timer: at)
                 case .cancelled(let id): loop.cancel(id, .jobCancelled)
                 case .leaseLost(let id): loop.cancel(id, .leaseLost)
+                case .timedOut(let id, let timeout): loop.timedOut(id, after: timeout)
+                case .overdue(let id, let timeout): loop.overdue(id, after: timeout)
                 case .stop(let graceful): loop.stop(graceful: graceful)
                 case .deadline: loop.deadlinePassed()
                 case .abandon:
@@ -284,6 +358,12 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         case (.threw, .jobCancelled?), (.threw, .leaseLost?):
             metrics.count(run.cancelReason == .leaseLost ? "lease_lost" : "cancelled", queue: run.job.queue)
             return nil
+        case (_, .timedOut(let timeout)?):
+            // However the handler ended after its cancellation (thrown, or returned early), the
+            // attempt did not finish in time.
+            metrics.count("timed_out", queue: run.job.queue)
+            let retryAt = Timestamp.now.adding(options.retry.delay(afterAttempt: Int(run.job.attempts)))
+            return .failed(error: "timed out after \(timeout)", retryAt: retryAt)
         case (.threw(let message, _), nil):
             let retryAt = Timestamp.now.adding(options.retry.delay(afterAttempt: Int(run.job.attempts)))
             run.context.logger.debug("handler failed", metadata: ["error": "\(message)", "retry_at": "\(retryAt)"])
@@ -343,19 +423,25 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         return requests
     }
 
-    func start(_ job: Job, owner: OwnerToken, handler: @escaping JobHandler) -> Running {
+    func start(_ job: Job, owner: OwnerToken, handler: Scheduler<Backend>.Registration) -> Running {
         let context = JobContext(job: job, logger: logger)
         let task = Task { [self] in
             let end: HandlerEnd
             do {
-                try await handler(context)
+                try await handler.run(context)
                 end = .returned
             } catch {
                 end = .threw("\(error)", cancelled: error is CancellationError || Task.isCancelled)
             }
             post(.finished(job.id, end))
         }
-        return Running(job: job, owner: owner, context: context, task: task, started: .now, cancelReason: nil)
+        let timer = handler.timeout.map { timeout in
+            Task { [self] in
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                post(.timedOut(job.id, timeout))
+            }
+        }
+        return Running(job: job, owner: owner, context: context, task: task, timer: timer, started: .now, cancelReason: nil)
     }
 
     // MARK: Helpers running beside the loop

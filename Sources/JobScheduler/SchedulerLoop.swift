@@ -61,6 +61,7 @@ extension SchedulerEngine {
         /// extended, until then), or nothing is written when its job was cancelled or lost.
         mutating func finished(_ id: JobID, _ end: HandlerEnd) {
             guard let run = running.removeValue(forKey: id) else { return }
+            run.timer?.cancel()
             perQueue[run.job.queue, default: 1] -= 1
             engine.metrics.record("job_duration", queue: run.job.queue, nanoseconds: nanoseconds(run.started.duration(to: .now)))
             if let kind = engine.outcome(of: run, end) {
@@ -75,6 +76,29 @@ extension SchedulerEngine {
             if let at, timer?.at == at { timer = nil }
             mayHaveWork = Set(engine.queues)
             wakes += 1
+        }
+
+        /// A handler ran past its timeout: its task is cancelled; its attempt fails when it ends
+        /// (``SchedulerEngine/outcome(of:_:)``). A watch checks it ended after the grace.
+        mutating func timedOut(_ id: JobID, after timeout: Duration) {
+            guard running[id] != nil, running[id]?.cancelReason == nil else { return }
+            cancel(id, .timedOut(timeout))
+            running[id]?.context.logger.notice("handler timed out; cancelling it", metadata: ["timeout": "\(timeout)"])
+            let (engine, grace) = (engine, engine.options.timeoutGrace)
+            Task {
+                guard (try? await Task.sleep(for: grace)) != nil else { return }
+                engine.post(.overdue(id, timeout))
+            }
+        }
+
+        /// A handler cancelled for its timeout a grace ago: if it is still running, it ignores
+        /// cancellation — reported; its job stays held (never run twice at once) until it ends.
+        func overdue(_ id: JobID, after timeout: Duration) {
+            guard let run = running[id], case .timedOut = run.cancelReason else { return }
+            engine.metrics.count("timeout_ignored", queue: run.job.queue)
+            run.context.logger.error(
+                "handler ignores cancellation: still running \(engine.options.timeoutGrace) after its \(timeout) timeout; its job is held until it returns",
+                metadata: ["running_for": "\(run.started.duration(to: .now))"])
         }
 
         /// Stops a job's handler (its job was cancelled, its lease lost, or the scheduler stops);

@@ -34,6 +34,9 @@ public struct SchedulerOptions: Sendable {
     /// write; what has still not ended then — a handler that ignores cancellation, a store that
     /// does not answer — is left behind, and its jobs are rescued when their leases expire.
     public var shutdownTimeout: Duration
+    /// How long after a handler's timeout (``Scheduler/register(_:queue:timeout:_:)``) its run
+    /// may go on before it is reported as ignoring cancellation. Default: 10 s.
+    public var timeoutGrace: Duration = .seconds(10)
 
     /// Options; the defaults suit most programs. `prefetch` defaults to 64.
     public init(
@@ -70,6 +73,7 @@ public struct SchedulerOptions: Sendable {
         }
         if let historyRetention, historyRetention < .zero { throw SchedulerError("SchedulerOptions.historyRetention must not be negative") }
         if shutdownTimeout < .zero { throw SchedulerError("SchedulerOptions.shutdownTimeout must not be negative") }
+        try positive(timeoutGrace, "timeoutGrace")
     }
 }
 

@@ -1,5 +1,7 @@
 import Foundation
 import JobScheduler
+import Locking
+import Logging
 @testable import JobStore
 @testable import JobStorePostgres
 import PostgresNIO
@@ -87,9 +89,9 @@ func onServer(_ url: String, _ body: (PostgresClient) async throws -> Void) asyn
 func withScheduler<R>(
     _ store: any JobStoreBackend, options: SchedulerOptions = testOptions(), _ handlers: [String: JobHandler],
     named: [(job: String, queue: String, handler: JobHandler)] = [], every: [(name: String, interval: Duration, job: NewJob)] = [],
-    setup: [any SchedulerSetup] = [], _ body: () async throws -> R
+    setup: [any SchedulerSetup] = [], logger: Logger? = nil, _ body: () async throws -> R
 ) async throws -> R {
-    try await withScheduler(opened: store, options: options, handlers, named: named, every: every, setup: setup, body)
+    try await withScheduler(opened: store, options: options, handlers, named: named, every: every, setup: setup, logger: logger, body)
 }
 
 /// Something a test registers on a scheduler of any backend (a typed handler, say): a
@@ -98,24 +100,54 @@ protocol SchedulerSetup: Sendable {
     func apply<B: SchedulerBackend>(to scheduler: inout Scheduler<B>)
 }
 
-/// A typed handler, registered with ``Scheduler/register(_:queue:_:)``.
+/// A typed handler, registered with ``Scheduler/register(_:queue:timeout:_:)``.
 struct Typed<J: JobDefinition>: SchedulerSetup {
     var queue: String?
+    var timeout: Duration?
     let handler: @Sendable (J, JobContext) async throws -> Void
 
-    init(_ type: J.Type, queue: String? = nil, _ handler: @escaping @Sendable (J, JobContext) async throws -> Void) {
+    init(_ type: J.Type, queue: String? = nil, timeout: Duration? = nil, _ handler: @escaping @Sendable (J, JobContext) async throws -> Void) {
         self.queue = queue
+        self.timeout = timeout
         self.handler = handler
     }
 
-    func apply<B: SchedulerBackend>(to scheduler: inout Scheduler<B>) { scheduler.register(J.self, queue: queue, handler) }
+    func apply<B: SchedulerBackend>(to scheduler: inout Scheduler<B>) { scheduler.register(J.self, queue: queue, timeout: timeout, handler) }
+}
+
+/// A middleware, added with ``Scheduler/use(_:)``.
+struct Use: SchedulerSetup {
+    let middleware: any JobMiddleware
+    init(_ middleware: any JobMiddleware) { self.middleware = middleware }
+    func apply<B: SchedulerBackend>(to scheduler: inout Scheduler<B>) { scheduler.use(middleware) }
+}
+
+/// A log handler that keeps every message (with its level), for tests that expect a report.
+struct CapturingLogHandler: LogHandler {
+    let messages: Lock<[(Logger.Level, String)]>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        messages.withLock { $0.append((level, message.description)) }
+    }
+
+    /// A logger whose messages land in `messages`.
+    static func logger(_ messages: Lock<[(Logger.Level, String)]>) -> Logger {
+        Logger(label: "test") { _ in CapturingLogHandler(messages: messages) }
+    }
 }
 
 private func withScheduler<B: JobStoreBackend, R>(
     opened store: B, options: SchedulerOptions, _ handlers: [String: JobHandler], named: [(job: String, queue: String, handler: JobHandler)],
-    every: [(name: String, interval: Duration, job: NewJob)], setup: [any SchedulerSetup], _ body: () async throws -> R
+    every: [(name: String, interval: Duration, job: NewJob)], setup: [any SchedulerSetup], logger: Logger?, _ body: () async throws -> R
 ) async throws -> R {
-    var scheduler = Scheduler(backend: store, options: options)
+    var scheduler = Scheduler(backend: store, options: options, logger: logger)
     for (queue, handler) in handlers { scheduler.handle(queue: queue, handler) }
     for (job, queue, handler) in named { scheduler.handle(job: job, queue: queue, handler) }
     for item in setup { item.apply(to: &scheduler) }

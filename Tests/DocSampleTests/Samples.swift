@@ -47,6 +47,23 @@ enum DocumentSamples {
     /// README.md, Swift block 2.
     static func sample2() async throws {
 
+        let jobs = try JobRepository(path: "/var/lib/myapp/jobs")
+        var workers = Scheduler(backend: jobs)
+        workers.use(ClosureMiddleware { context, next in
+            let start = ContinuousClock.now
+            do {
+                try await next(context)
+                context.logger.info("done", metadata: ["took": "\(ContinuousClock.now - start)"])
+            } catch {
+                context.logger.warning("failed", metadata: ["error": "\(error)"])
+                throw error
+            }
+        })
+    }
+
+    /// README.md, Swift block 3.
+    static func sample3() async throws {
+
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
 
         // Enqueue (async code gets the async face: group commit on the writer thread).
@@ -84,8 +101,8 @@ enum DocumentSamples {
         let page = try store.history(since: Timestamp.now.adding(.seconds(-3600)), limit: 1000)  // go on with after: page.next
     }
 
-    /// README.md, Swift block 3.
-    static func sample3() async throws {
+    /// README.md, Swift block 4.
+    static func sample4() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
 
@@ -104,8 +121,8 @@ enum DocumentSamples {
         try await store.retryPipeline(release.id)   // after a failure: re-run the failed and cancelled steps
     }
 
-    /// README.md, Swift block 4.
-    static func sample4() async throws {
+    /// README.md, Swift block 5.
+    static func sample5() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
         var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: 16, queueConcurrency: ["media": 2]))
@@ -129,8 +146,8 @@ enum DocumentSamples {
         try await group.run()
     }
 
-    /// README.md, Swift block 5.
-    static func sample5() async throws {
+    /// README.md, Swift block 6.
+    static func sample6() async throws {
 
 
         let env = try Environment(path: "/var/lib/myapp/store", databases: [Schema.notes, Schema.byTag])
@@ -154,8 +171,8 @@ enum DocumentSamples {
         let recent = try env.read { txn in try txn.entries(notes, in: .from(1), reverse: true, limit: 10) }
     }
 
-    /// README.md, Swift block 6.
-    static func sample6() async throws {
+    /// README.md, Swift block 7.
+    static func sample7() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
         let router = Router()
@@ -163,15 +180,15 @@ enum DocumentSamples {
         try await Application(router: router).runService()
     }
 
-    /// README.md, Swift block 7.
-    static func sample7() async throws {
+    /// README.md, Swift block 8.
+    static func sample8() async throws {
 
         let fleetStore = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
         var fleetScheduler = Scheduler(backend: fleetStore)  // the same handlers, options and service
     }
 
-    /// docs/DASHBOARD.md, Swift block 8.
-    static func sample8() async throws {
+    /// docs/DASHBOARD.md, Swift block 9.
+    static func sample9() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")  // or a PostgresJobStore
         let dashboard = try Dashboard(store: store, options: DashboardOptions(
@@ -183,8 +200,8 @@ enum DocumentSamples {
         try await Application(router: router).runService()
     }
 
-    /// docs/POSTGRES.md, Swift block 9.
-    static func sample9() async throws {
+    /// docs/POSTGRES.md, Swift block 10.
+    static func sample10() async throws {
 
         // was: let store = try JobRepository(path: "/var/lib/myapp/jobs")
         let store = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
@@ -223,6 +240,24 @@ scheduler.register(SendEmail.self) { email, context in
 }
 let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))
 try await group.run()
+
+"""#),
+    ("README.md", #"""
+import JobScheduler
+import JobStore
+
+let jobs = try JobRepository(path: "/var/lib/myapp/jobs")
+var workers = Scheduler(backend: jobs)
+workers.use(ClosureMiddleware { context, next in
+    let start = ContinuousClock.now
+    do {
+        try await next(context)
+        context.logger.info("done", metadata: ["took": "\(ContinuousClock.now - start)"])
+    } catch {
+        context.logger.warning("failed", metadata: ["error": "\(error)"])
+        throw error
+    }
+})
 
 """#),
     ("README.md", #"""
