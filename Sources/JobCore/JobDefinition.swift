@@ -161,6 +161,31 @@ extension Job {
     }
 }
 
+extension Job {
+    /// The job's result decoded as `type` with `coder` (JSON by default); `nil` when it has none.
+    ///
+    /// - Throws: `.undecodablePayload` naming the type, the job and what did not fit.
+    public func result<T: Decodable>(as type: T.Type, coder: any JobPayloadCoder = JSONPayloadCoder()) throws -> T? {
+        guard let result else { return nil }
+        do {
+            return try coder.decode(type, from: result)
+        } catch {
+            throw JobStoreError(.undecodablePayload, "cannot decode \(T.self) from the result of job \(id): \(PayloadError.describe(error))", jobID: id)
+        }
+    }
+}
+
+extension JobPayloadCoder {
+    /// `value` coded as `job`'s result, or `.invalidField` saying why not.
+    package func encodeResult<T: Encodable>(_ value: T, of job: Job) throws -> [UInt8] {
+        do {
+            return try encode(value)
+        } catch {
+            throw JobStoreError(.invalidField, "cannot encode \(T.self) as the result of job \(job.id): \(PayloadError.describe(error))", jobID: job.id)
+        }
+    }
+}
+
 /// What a coding error says, for people: the key or field and what was wrong.
 enum PayloadError {
     static func describe(_ error: any Error) -> String {

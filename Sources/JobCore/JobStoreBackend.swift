@@ -23,8 +23,6 @@ public protocol JobStoreBackend: SchedulerBackend {
     func enqueue(_ definition: PipelineDefinition) async throws -> Pipeline
     /// The pipeline with `id`, or `nil`.
     func pipeline(_ id: PipelineID) async throws -> Pipeline?
-    /// A pipeline with its steps and their jobs, from one snapshot, or `nil`.
-    func pipelineDetails(_ id: PipelineID) async throws -> PipelineDetails?
     /// Puts a failed or cancelled job back to pending (a pipeline step with an unfinished
     /// dependency to waiting), one more attempt allowed.
     func retry(_ id: JobID) async throws -> Job

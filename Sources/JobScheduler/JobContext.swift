@@ -25,9 +25,12 @@ public final class JobContext: Sendable {
         case discard(reason: String)
     }
     private let state = Lock<(request: Request?, result: [UInt8]?)>((nil, nil))
+    /// Reads a pipeline with its steps' jobs from the store (for ``dependencyResults()``).
+    private let pipeline: @Sendable (PipelineID) async throws -> PipelineDetails?
 
-    init(job: Job, logger: Logger) {
+    init(job: Job, logger: Logger, pipeline: @escaping @Sendable (PipelineID) async throws -> PipelineDetails? = { _ in nil }) {
         self.job = job
+        self.pipeline = pipeline
         var logger = logger
         logger[metadataKey: "job"] = "\(job.id)"
         logger[metadataKey: "job_name"] = "\(job.name)"
@@ -57,6 +60,50 @@ public final class JobContext: Sendable {
     /// Stores `result` with the job when it succeeds (at most ``JobCore/JobLimits/maxResultBytes``).
     public func setResult(_ result: [UInt8]) {
         state.withLock { $0.result = result }
+    }
+
+    /// Stores `value`, coded by `coder` (JSON by default), as the job's result when it
+    /// succeeds: what the steps that depend on this one read (``result(of:as:coder:)``).
+    ///
+    /// - Throws: `.invalidField` when the value does not encode.
+    public func setResult<T: Encodable>(_ value: T, coder: any JobPayloadCoder = JSONPayloadCoder()) throws {
+        setResult(try coder.encodeResult(value, of: job))
+    }
+
+    /// The results of the steps this pipeline step depends on, by step name (a dependency that
+    /// stored no result is absent); empty for a job that is no pipeline step. Read from the
+    /// store when asked, so a retried step reads them as they are now.
+    public func dependencyResults() async throws -> [String: [UInt8]] {
+        guard let reference = job.pipeline, let details = try await pipeline(reference.pipeline) else { return [:] }
+        let index = Int(reference.step)
+        guard details.steps.indices.contains(index) else { return [:] }
+        var results: [String: [UInt8]] = [:]
+        for dependency in details.dependencies[index] where details.jobs.indices.contains(dependency) {
+            if let result = details.jobs[dependency].result { results[details.steps[dependency].name] = result }
+        }
+        return results
+    }
+
+    /// The result of dependency step `step`, decoded as `type` with `coder` (JSON by default,
+    /// as ``setResult(_:coder:)-(T,_)`` stores it); `nil` when that step stored none.
+    ///
+    /// - Throws: `.invalidArgument` when this job is no pipeline step or `step` is not one of
+    ///   its dependencies; `.undecodablePayload` when the result does not decode as `type`.
+    public func result<T: Decodable>(of step: String, as type: T.Type, coder: any JobPayloadCoder = JSONPayloadCoder()) async throws -> T? {
+        guard let reference = job.pipeline, let details = try await pipeline(reference.pipeline),
+            details.steps.indices.contains(Int(reference.step))
+        else {
+            throw JobStoreError(.invalidArgument, "job \(job.id) is not a pipeline step; it has no dependencies to read results from", jobID: job.id)
+        }
+        let dependencies = details.dependencies[Int(reference.step)]
+        guard let dependency = dependencies.first(where: { details.steps[$0].name == step }), details.jobs.indices.contains(dependency) else {
+            let names = dependencies.map { "'\(details.steps[$0].name)'" }.joined(separator: ", ")
+            throw JobStoreError(
+                .invalidArgument,
+                "step '\(step)' is not a dependency of step '\(details.steps[Int(reference.step)].name)' of pipeline \(reference.pipeline) (its dependencies: \(names.isEmpty ? "none" : names))",
+                jobID: job.id)
+        }
+        return try details.jobs[dependency].result(as: type, coder: coder)
     }
 
     var requested: (request: Request?, result: [UInt8]?) { state.withLock { $0 } }

@@ -424,7 +424,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     func start(_ job: Job, owner: OwnerToken, handler: Scheduler<Backend>.Registration) -> Running {
-        let context = JobContext(job: job, logger: logger)
+        let context = JobContext(job: job, logger: logger, pipeline: { [backend] id in try await backend.pipelineDetails(id) })
         let task = Task { [self] in
             let end: HandlerEnd
             do {

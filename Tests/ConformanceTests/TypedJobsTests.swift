@@ -1,6 +1,7 @@
 import Foundation
 import JobScheduler
 import JobStore
+import Locking
 import Testing
 import TestSupport
 
@@ -118,6 +119,47 @@ struct TypedJobsTests {
             }
             let names = order.entries.map(\.event)
             #expect(names.firstIndex(of: "resize") ?? 9 < names.firstIndex(of: "Welcome") ?? -1, "\(names)")
+        }
+    }
+
+    @Test("a step reads its dependencies' results, typed, on every attempt (after a retry too); a step that is no dependency, or a job that is no step, is refused clearly",
+          arguments: Backend.available)
+    func stepResults(_ backend: Backend) async throws {
+        struct Thumb: Codable, Equatable, Sendable { var width: Int; var bytes: Int }
+        try await withBackend(backend) { store in
+            let lone = try await store.enqueue(SendEmail(to: "lone@example.com", subject: "No pipeline"))
+            let pipeline = try await store.enqueue(PipelineDefinition(name: "publish", steps: [
+                try PipelineStep("thumbnail", Resize(image: UUID(), sizes: [.init(width: 64, height: 64)], quality: 0.5)),
+                PipelineStep("count", job: NewJob(name: "count", queue: "images")),
+                try PipelineStep("notify", SendEmail(to: "ops@example.com", subject: "Published"), dependsOn: ["thumbnail", "count"]),
+            ]))
+            let reads = Recorder()
+            let problems = Lock<[String]>([])
+            try await withScheduler(store, ["images": { context in context.setResult(Array("3 files".utf8)) }], setup: [
+                Typed(Resize.self) { resize, context in
+                    try context.setResult(Thumb(width: resize.sizes[0].width, bytes: 1234))
+                },
+                Typed(SendEmail.self) { email, context in
+                    if email.to == "lone@example.com" {
+                        do { _ = try await context.result(of: "thumbnail", as: Thumb.self) } catch { problems.withLock { $0.append("\(error)") } }
+                        return
+                    }
+                    let thumb = try await context.result(of: "thumbnail", as: Thumb.self)
+                    let all = try await context.dependencyResults()
+                    reads.record("attempt \(context.attempt): \(thumb.map { "\($0.width) px, \($0.bytes) B" } ?? "none"), count \(String(decoding: all["count"] ?? [], as: UTF8.self))", context.job)
+                    do { _ = try await context.result(of: "notify", as: Thumb.self) } catch { problems.withLock { $0.append("\(error)") } }
+                    if context.attempt == 1 { throw JobStoreError(.invalidArgument, "the mail server is down") }  // retried
+                },
+            ]) {
+                try await waitUntil("the pipeline to succeed") { try await store.pipeline(pipeline.id)?.state == .succeeded }
+                try await waitForState(store, lone.id, .succeeded)
+            }
+            #expect(reads.entries.map(\.event) == ["attempt 1: 64 px, 1234 B, count 3 files", "attempt 2: 64 px, 1234 B, count 3 files"])
+            let said = problems.withLock { $0 }
+            #expect(said.contains { $0.contains("is not a pipeline step") }, "\(said)")
+            #expect(said.contains { $0.contains("step 'notify' is not a dependency of step 'notify'") && $0.contains("'thumbnail', 'count'") }, "\(said)")
+            let details = try #require(try await store.pipelineDetails(pipeline.id))
+            #expect(try details.jobs[0].result(as: Thumb.self) == Thumb(width: 64, bytes: 1234))
         }
     }
 

@@ -27,6 +27,7 @@ final class SlowBackend: SchedulerBackend {
     func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job] {
         try await store.rescueExpiredLeases(limit: limit, sparing: sparing)
     }
+    func pipelineDetails(_ id: PipelineID) async throws -> PipelineDetails? { try await store.pipelineDetails(id) }
     func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
         try await store.pruneFinished(state, before: cutoff)
     }
