@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Locking
 import Synchronization
+import Tracing
 
 /// The in-process scheduler: claims a store's ready jobs — pipeline steps included — and runs
 /// them with the program's handlers, under leases, with retries, cancellation and a graceful
@@ -425,10 +426,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
     func start(_ job: Job, owner: OwnerToken, handler: Scheduler<Backend>.Registration) -> Running {
         let context = JobContext(job: job, logger: logger, pipeline: { [backend] id in try await backend.pipelineDetails(id) })
+        let tracer = options.tracer ?? InstrumentationSystem.tracer
         let task = Task { [self] in
             let end: HandlerEnd
             do {
-                try await handler.run(context)
+                try await Self.traced(job, context, tracer) { try await handler.run(context) }
                 end = .returned
             } catch {
                 end = .threw("\(error)", cancelled: error is CancellationError || Task.isCancelled)
@@ -442,6 +444,33 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             }
         }
         return Running(job: job, owner: owner, context: context, task: task, timer: timer, started: .now, cancelReason: nil)
+    }
+
+    /// Runs `body` (one handler run, with the middleware) in a span of `tracer`: a `consumer`
+    /// span named after the job, with its id, queue and attempt; what the handler asked for
+    /// (retry, snooze, discard) or the error it threw as the outcome (an error also as the
+    /// span's status). The handler's own spans are its children.
+    static func traced(_ job: Job, _ context: JobContext, _ tracer: any Tracer, _ body: () async throws -> Void) async throws {
+        try await tracer.withSpan(job.name, ofKind: .consumer) { span in
+            span.attributes["messaging.system"] = "jobstore"
+            span.attributes["messaging.destination.name"] = job.queue
+            span.attributes["messaging.message.id"] = job.id.description
+            span.attributes["jobstore.job.name"] = job.name
+            span.attributes["jobstore.job.attempt"] = Int(job.attempts)
+            do {
+                try await body()
+            } catch {
+                span.attributes["jobstore.job.outcome"] = error is CancellationError || Task.isCancelled ? "cancelled" : "failed"
+                span.setStatus(SpanStatus(code: .error, message: "\(error)"))
+                throw error
+            }
+            span.attributes["jobstore.job.outcome"] = switch context.requested.request {
+            case .retry?: "retry"
+            case .snooze?: "snoozed"
+            case .discard?: "discarded"
+            case nil: "succeeded"
+            }
+        }
     }
 
     // MARK: Helpers running beside the loop

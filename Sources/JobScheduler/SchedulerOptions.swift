@@ -1,4 +1,5 @@
 import JobCore
+import Tracing
 
 /// How a scheduler runs.
 public struct SchedulerOptions: Sendable {
@@ -37,6 +38,11 @@ public struct SchedulerOptions: Sendable {
     /// How long after a handler's timeout (``Scheduler/register(_:queue:timeout:_:)``) its run
     /// may go on before it is reported as ignoring cancellation. Default: 10 s.
     public var timeoutGrace: Duration = .seconds(10)
+    /// The tracer each handler run gets its span from (swift-distributed-tracing): a
+    /// `consumer` span named after the job, with its id, queue and attempt, and its outcome.
+    /// `nil` (the default): the process's bootstrapped one (`InstrumentationSystem.tracer`, a
+    /// no-op tracer until a program bootstraps one).
+    public var tracer: (any Tracer)?
 
     /// Options; the defaults suit most programs. `prefetch` defaults to 64.
     public init(

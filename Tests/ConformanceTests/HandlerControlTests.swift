@@ -1,10 +1,12 @@
 import Foundation
+import InMemoryTracing
 import JobScheduler
 import JobStore
 import Locking
 import Logging
 import Testing
 import TestSupport
+import Tracing
 
 /// A job that takes its time: politely (its sleep ends at cancellation) or not (it ignores it).
 struct Slow: JobDefinition {
@@ -13,7 +15,7 @@ struct Slow: JobDefinition {
     var ignoresCancellation: Bool
 }
 
-@Suite("Conformance: timeouts and middleware on LMDB and on PostgreSQL", .serialized)
+@Suite("Conformance: timeouts, middleware and tracing on LMDB and on PostgreSQL", .serialized)
 struct HandlerControlTests {
     @Test("a handler past its timeout is cancelled and its attempt fails 'timed out after …', retried by its policy; one that ignores cancellation is reported and its job never runs twice at once",
           arguments: Backend.available)
@@ -100,6 +102,43 @@ struct HandlerControlTests {
             #expect(run("skip") == ["outer before skip", "inner before skip", "outer after skip: returned"], "\(notes)")
             #expect(try await store.job(bad.id)?.errors.last?.message == "wrapped: boom")
             #expect(try await store.job(skipped.id)?.state == .succeeded)
+        }
+    }
+
+    @Test("each handler run is a consumer span named after the job, with its id, queue, attempt and outcome; a failure is the span's error status; the handler's own spans are its children",
+          arguments: Backend.available)
+    func tracing(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let ok = try await store.insert(NewJob(name: "ok", queue: "t"))
+            let bad = try await store.insert(NewJob(name: "bad", queue: "t", maxAttempts: 1))
+            let dropped = try await store.insert(NewJob(name: "drop", queue: "t"))
+            let tracer = InMemoryTracer()
+            var options = testOptions()
+            options.tracer = tracer
+            try await withScheduler(store, options: options, ["t": { context in
+                switch context.job.name {
+                case "bad": throw JobStoreError(.invalidArgument, "no such account")
+                case "drop": context.discard(reason: "spam")
+                default: tracer.withSpan("send the mail") { _ in }  // a child of the job's span
+                }
+            }]) {
+                for job in [ok, bad, dropped] { try await waitUntil("job \(job.name) to finish") { try await store.job(job.id)?.state.isTerminal == true } }
+            }
+            let spans = tracer.finishedSpans
+            func span(_ name: String) throws -> FinishedInMemorySpan { try #require(spans.first { $0.operationName == name }, "\(spans.map(\.operationName))") }
+            let okSpan = try span("ok")
+            #expect(okSpan.kind == .consumer)
+            #expect(okSpan.attributes["messaging.message.id"]?.toSpanAttribute() == .string(ok.id.description))
+            #expect(okSpan.attributes["messaging.destination.name"]?.toSpanAttribute() == .string("t"))
+            #expect(okSpan.attributes["jobstore.job.attempt"]?.toSpanAttribute() == .int64(1))
+            #expect(okSpan.attributes["jobstore.job.outcome"]?.toSpanAttribute() == .string("succeeded"))
+            #expect(okSpan.status == nil)
+            let child = try span("send the mail")
+            #expect(child.parentSpanID == okSpan.spanID && child.traceID == okSpan.traceID)
+            let badSpan = try span("bad")
+            #expect(badSpan.status?.code == .error && badSpan.errors.count == 1)
+            #expect(badSpan.attributes["jobstore.job.outcome"]?.toSpanAttribute() == .string("failed"))
+            #expect(try span("drop").attributes["jobstore.job.outcome"]?.toSpanAttribute() == .string("discarded"))
         }
     }
 }
