@@ -1,10 +1,12 @@
 // The operators' changes (the admin tool's, the dashboard's) as the core's protocol gives them:
-// one transaction each, by the operator's actor, rehearsed and rolled back for a dry run.
+// one transaction each, by the operator's actor, rehearsed and rolled back for a dry run. The
+// bodies are @Sendable so that `try await write(body)` is the writer thread's async write, not
+// the synchronous one blocking a task's thread.
 
 extension JobRepository: AdministrableStore {
     /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)``.
     public func apply(_ change: OperatorChange, to id: JobID, actor: String, dryRun: Bool) async throws -> OperatorOutcome {
-        func body(_ txn: JobTransaction) throws -> OperatorOutcome {
+        @Sendable func body(_ txn: JobTransaction) throws -> OperatorOutcome {
             txn.actor = actor
             return try txn.apply(change, to: id)
         }
@@ -13,7 +15,7 @@ extension JobRepository: AdministrableStore {
 
     /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)-(QueueChange,_,_,_)``.
     public func apply(_ change: QueueChange, to queue: String, actor: String, dryRun: Bool) async throws -> Bool {
-        func body(_ txn: JobTransaction) throws -> Bool {
+        @Sendable func body(_ txn: JobTransaction) throws -> Bool {
             txn.actor = actor
             return try txn.apply(change, to: queue)
         }
@@ -22,7 +24,7 @@ extension JobRepository: AdministrableStore {
 
     /// See ``JobCore/AdministrableStore/apply(_:toJobs:actor:dryRun:)``.
     public func apply(_ change: OperatorChange, toJobs ids: [JobID], actor: String, dryRun: Bool) async throws -> [Result<OperatorOutcome, JobStoreError>] {
-        func body(_ txn: JobTransaction) throws -> [Result<OperatorOutcome, JobStoreError>] {
+        @Sendable func body(_ txn: JobTransaction) throws -> [Result<OperatorOutcome, JobStoreError>] {
             txn.actor = actor
             return try ids.map { id in
                 do {
@@ -37,7 +39,7 @@ extension JobRepository: AdministrableStore {
 
     /// See ``JobCore/AdministrableStore/restore(_:actor:dryRun:)``.
     public func restore(_ items: [RestoreItem], actor: String, dryRun: Bool) async throws {
-        func body(_ txn: JobTransaction) throws {
+        @Sendable func body(_ txn: JobTransaction) throws {
             txn.actor = actor
             for item in items { try txn.restore(item) }
         }
@@ -47,7 +49,7 @@ extension JobRepository: AdministrableStore {
     /// See ``JobCore/AdministrableStore/requeueExpiredLeases(batchSize:actor:dryRun:)``.
     public func requeueExpiredLeases(batchSize: Int, actor: String, dryRun: Bool) async throws -> [Job] {
         try JobStoreError.requirePositive(batchSize, "the batch size")
-        func batch(_ txn: JobTransaction) throws -> [Job] {
+        @Sendable func batch(_ txn: JobTransaction) throws -> [Job] {
             txn.actor = actor
             return try txn.rescueExpiredLeases(limit: batchSize)
         }
