@@ -451,7 +451,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     /// (retry, snooze, discard) or the error it threw as the outcome (an error also as the
     /// span's status). The handler's own spans are its children.
     static func traced(_ job: Job, _ context: JobContext, _ tracer: any Tracer, _ body: () async throws -> Void) async throws {
+        // No tracer bootstrapped (the default): no span, no task-local context, nothing built —
+        // the burn-down measured 19 % slower with a no-op span and its attributes per run.
+        if tracer is NoOpTracer { return try await body() }
         try await tracer.withSpan(job.name, ofKind: .consumer) { span in
+            guard span.isRecording else { return try await body() }
             span.attributes["messaging.system"] = "jobstore"
             span.attributes["messaging.destination.name"] = job.queue
             span.attributes["messaging.message.id"] = job.id.description
