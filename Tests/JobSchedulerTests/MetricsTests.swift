@@ -38,12 +38,20 @@ struct SchedulerMetricsTests {
             func count(_ event: String) throws -> Int64 {
                 try metrics.expectCounter("jobstore_scheduler_jobs_\(event)_total", [("queue", "metered")]).totalValue
             }
-            #expect(try count("claimed") == 23)
-            #expect(try count("succeeded") == 18)
-            #expect(try count("retried") == 3)
-            #expect(try count("failed") == 2)
-            #expect(try metrics.expectTimer("jobstore_scheduler_job_duration", [("queue", "metered")]).values.count == 23)
-            #expect(try metrics.expectTimer("jobstore_scheduler_job_wait", [("queue", "metered")]).values.count == 23)
+            // Every figure in the message, so that a miscount (seen once, under AddressSanitizer in
+            // CI, 2026-12-07: claimed and job_wait not 23) says what it was.
+            let runs = recorder.events("ran")
+            let figures = try ["claimed", "succeeded", "retried", "failed", "rescued", "released", "lease_lost", "snoozed"].map { event in
+                "\(event) \((try? count(event)).map(String.init) ?? "-")"
+            }.joined(separator: ", ")
+                + ", runs \(runs.count) (\(Dictionary(grouping: runs, by: \.job.name).mapValues(\.count).sorted { $0.key < $1.key }))"
+                + ", waits \(try metrics.expectTimer("jobstore_scheduler_job_wait", [("queue", "metered")]).values.count)"
+            #expect(try count("claimed") == 23, "\(figures)")
+            #expect(try count("succeeded") == 18, "\(figures)")
+            #expect(try count("retried") == 3, "\(figures)")
+            #expect(try count("failed") == 2, "\(figures)")
+            #expect(try metrics.expectTimer("jobstore_scheduler_job_duration", [("queue", "metered")]).values.count == 23, "\(figures)")
+            #expect(try metrics.expectTimer("jobstore_scheduler_job_wait", [("queue", "metered")]).values.count == 23, "\(figures)")
             #expect(try !metrics.expectTimer("jobstore_scheduler_commit_duration", [("queue", "all")]).values.isEmpty)
             // The queue-depth gauges are written at start by the rescue pass (racing the first claims), one per state.
             let pending = try metrics.expectGauge("jobstore_queue_depth", [("queue", "metered"), ("state", "pending")]).values
