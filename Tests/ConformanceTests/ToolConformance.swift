@@ -42,7 +42,7 @@ struct ToolConformanceTests {
             #expect(cancelled["changed"] as? Int == 3 && cancelled["skipped"] as? Int == 0, "\(cancelled)")
             for job in a { #expect(try await store.job(job.id)?.state == .cancelled) }
             for job in b { #expect(try await store.job(job.id)?.state == .pending) }
-            try await waitUntil("the cancellation in the history", within: .seconds(30)) {
+            try await waitUntil("the cancellation in the history") {  // 180 s: under ThreadSanitizer the history settled only after 30 s once (CI, 2026-12-07)
                 try await store.events(of: a[0].id).events.last?.kind == .cancelled
             }
             #expect(try await store.events(of: a[0].id).events.last?.actor?.hasPrefix("jobstore tool (") == true)
