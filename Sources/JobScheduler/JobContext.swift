@@ -74,11 +74,9 @@ public final class JobContext: Sendable {
     /// stored no result is absent); empty for a job that is no pipeline step. Read from the
     /// store when asked, so a retried step reads them as they are now.
     public func dependencyResults() async throws -> [String: [UInt8]] {
-        guard let reference = job.pipeline, let details = try await pipeline(reference.pipeline) else { return [:] }
-        let index = Int(reference.step)
-        guard details.steps.indices.contains(index) else { return [:] }
+        guard let (details, _, dependencies) = try await dependencies() else { return [:] }
         var results: [String: [UInt8]] = [:]
-        for dependency in details.dependencies[index] where details.jobs.indices.contains(dependency) {
+        for dependency in dependencies {
             if let result = details.jobs[dependency].result { results[details.steps[dependency].name] = result }
         }
         return results
@@ -90,20 +88,26 @@ public final class JobContext: Sendable {
     /// - Throws: `.invalidArgument` when this job is no pipeline step or `step` is not one of
     ///   its dependencies; `.undecodablePayload` when the result does not decode as `type`.
     public func result<T: Decodable>(of step: String, as type: T.Type, coder: any JobPayloadCoder = JSONPayloadCoder()) async throws -> T? {
-        guard let reference = job.pipeline, let details = try await pipeline(reference.pipeline),
-            details.steps.indices.contains(Int(reference.step))
-        else {
+        guard let (details, index, dependencies) = try await dependencies(), let reference = job.pipeline else {
             throw JobStoreError(.invalidArgument, "job \(job.id) is not a pipeline step; it has no dependencies to read results from", jobID: job.id)
         }
-        let dependencies = details.dependencies[Int(reference.step)]
-        guard let dependency = dependencies.first(where: { details.steps[$0].name == step }), details.jobs.indices.contains(dependency) else {
+        guard let dependency = dependencies.first(where: { details.steps[$0].name == step }) else {
             let names = dependencies.map { "'\(details.steps[$0].name)'" }.joined(separator: ", ")
             throw JobStoreError(
                 .invalidArgument,
-                "step '\(step)' is not a dependency of step '\(details.steps[Int(reference.step)].name)' of pipeline \(reference.pipeline) (its dependencies: \(names.isEmpty ? "none" : names))",
+                "step '\(step)' is not a dependency of step '\(details.steps[index].name)' of pipeline \(reference.pipeline) (its dependencies: \(names.isEmpty ? "none" : names))",
                 jobID: job.id)
         }
         return try details.jobs[dependency].result(as: type, coder: coder)
+    }
+
+    /// This step's pipeline as the store has it now, the step's index, and the indexes of the
+    /// steps it depends on (each with its job); `nil` for a job that is no pipeline step.
+    private func dependencies() async throws -> (PipelineDetails, Int, [Int])? {
+        guard let reference = job.pipeline, let details = try await pipeline(reference.pipeline) else { return nil }
+        let index = Int(reference.step)
+        guard details.steps.indices.contains(index) else { return nil }
+        return (details, index, details.dependencies[index].filter { details.jobs.indices.contains($0) })
     }
 
     var requested: (request: Request?, result: [UInt8]?) { state.withLock { $0 } }

@@ -246,6 +246,12 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     let queues: [String]
     let periodic: [PeriodicJob]
     let handler: @Sendable (Job) -> Scheduler<Backend>.Registration?
+    /// The tracer of the handler runs' spans, or `nil` for the no-op one (no span at all):
+    /// decided once, not per run.
+    let tracer: (any Tracer)?
+    /// How a step's context reads its pipeline (``JobContext/dependencyResults()``): one
+    /// closure for every run.
+    let readPipeline: @Sendable (PipelineID) async throws -> PipelineDetails?
     let metrics = SchedulerMetrics()
     private let inbox = Lock<[Event]>([])
     private let doorbell = Doorbell()
@@ -263,6 +269,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         self.queues = queues
         self.periodic = periodic
         self.handler = handler
+        let tracer = options.tracer ?? InstrumentationSystem.tracer
+        self.tracer = tracer is NoOpTracer ? nil : tracer
+        self.readPipeline = { [backend] id in try await backend.pipelineDetails(id) }
     }
 
     /// Hands an event to the loop and wakes it.
@@ -363,10 +372,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             // However the handler ended after its cancellation (thrown, or returned early), the
             // attempt did not finish in time.
             metrics.count("timed_out", queue: run.job.queue)
-            let retryAt = Timestamp.now.adding(options.retry.delay(afterAttempt: Int(run.job.attempts)))
-            return .failed(error: "timed out after \(timeout)", retryAt: retryAt)
+            return .failed(error: "timed out after \(timeout)", retryAt: retryTime(after: run.job))
         case (.threw(let message, _), nil):
-            let retryAt = Timestamp.now.adding(options.retry.delay(afterAttempt: Int(run.job.attempts)))
+            let retryAt = retryTime(after: run.job)
             run.context.logger.debug("handler failed", metadata: ["error": "\(message)", "retry_at": "\(retryAt)"])
             return .failed(error: message, retryAt: retryAt)
         case (.returned, _):
@@ -377,6 +385,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             case nil: return .succeeded(result: result)
             }
         }
+    }
+
+    /// When a failed attempt of `job` runs again, by the retry policy.
+    func retryTime(after job: Job) -> Timestamp {
+        Timestamp.now.adding(options.retry.delay(afterAttempt: Int(job.attempts)))
     }
 
     /// Counts what the store did with each outcome.
@@ -425,12 +438,15 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     func start(_ job: Job, owner: OwnerToken, handler: Scheduler<Backend>.Registration) -> Running {
-        let context = JobContext(job: job, logger: logger, pipeline: { [backend] id in try await backend.pipelineDetails(id) })
-        let tracer = options.tracer ?? InstrumentationSystem.tracer
+        let context = JobContext(job: job, logger: logger, pipeline: readPipeline)
         let task = Task { [self] in
             let end: HandlerEnd
             do {
-                try await Self.traced(job, context, tracer) { try await handler.run(context) }
+                if let tracer {
+                    try await Self.traced(job, context, tracer) { try await handler.run(context) }
+                } else {
+                    try await handler.run(context)  // the no-op tracer: no span (19 % of the burn-down)
+                }
                 end = .returned
             } catch {
                 end = .threw("\(error)", cancelled: error is CancellationError || Task.isCancelled)
@@ -450,10 +466,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     /// span named after the job, with its id, queue and attempt; what the handler asked for
     /// (retry, snooze, discard) or the error it threw as the outcome (an error also as the
     /// span's status). The handler's own spans are its children.
+    /// Not called for the no-op tracer (``tracer`` is `nil` then): no span, no task-local
+    /// context, nothing built — the burn-down measured 19 % slower with a no-op span per run.
     static func traced(_ job: Job, _ context: JobContext, _ tracer: any Tracer, _ body: () async throws -> Void) async throws {
-        // No tracer bootstrapped (the default): no span, no task-local context, nothing built —
-        // the burn-down measured 19 % slower with a no-op span and its attributes per run.
-        if tracer is NoOpTracer { return try await body() }
         try await tracer.withSpan(job.name, ofKind: .consumer) { span in
             guard span.isRecording else { return try await body() }
             span.attributes["messaging.system"] = "jobstore"
