@@ -107,6 +107,16 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
     /// (``AdministrableStore/apply(_:toJobs:actor:dryRun:)``).
     public var isRefusal: Bool { code == .illegalTransition || code == .invalidArgument || code == .notFound }
 
+    /// The refusal of a restored live job whose unique key another live job holds.
+    package static func uniqueKeyHeld(_ job: Job, _ key: String, by holder: Job) -> JobStoreError {
+        JobStoreError(.invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
+    }
+
+    /// The refusal of a restored pipeline whose id is taken.
+    package static func pipelineExists(_ id: PipelineID) -> JobStoreError {
+        JobStoreError(.invalidField, "a pipeline with id \(id) exists", hint: "Import into an empty store, or delete the pipeline first")
+    }
+
     package static func notFound(_ id: PipelineID) -> JobStoreError {
         JobStoreError(.notFound, "no pipeline \(id)", hint: "Check the id; `jobstore pipelines list` shows the pipelines")
     }

@@ -309,8 +309,7 @@ final class PostgresTransaction {
             }
             if !job.state.isTerminal, let key = job.uniqueKey {
                 if let holder = try await uniqueHolder(key, among: holders) {
-                    throw JobStoreError(
-                        .invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
+                    throw JobStoreError.uniqueKeyHeld(job, key, by: holder)
                 }
                 holders[key] = job
             }
@@ -479,13 +478,13 @@ final class PostgresTransaction {
         case .job(let job, let timeline):
             try job.validate()
             if !job.state.isTerminal, let key = job.uniqueKey, let holder = try await uniqueHolder(key) {
-                throw JobStoreError(.invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
+                throw JobStoreError.uniqueKeyHeld(job, key, by: holder)
             }
             for event in timeline?.events ?? [] { record(event, of: job.id) }
             try await add([job], restoring: true)
         case .pipeline(let export):
             guard try await pipeline(export.id) == nil else {
-                throw JobStoreError(.invalidField, "a pipeline with id \(export.id) exists", hint: "Import into an empty store, or delete the pipeline first")
+                throw JobStoreError.pipelineExists(export.id)
             }
             let found = Dictionary(
                 try await rows(Statements.lockJobs(export.steps.map(\.job)), JobRow.decode).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })

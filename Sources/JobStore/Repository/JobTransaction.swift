@@ -91,8 +91,7 @@ public final class JobTransaction {
     /// timeline, before the `inserted` event this restore records (the history gets only that).
     public func restore(_ job: Job, timeline: JobTimeline? = nil) throws -> Job {
         if !job.state.isTerminal, let key = job.uniqueKey, let holder = try uniqueHolder(key) {
-            throw JobStoreError(
-                .invalidField, "job \(job.id) has unique key '\(key)', which live job \(holder.id) holds", jobID: job.id)
+            throw JobStoreError.uniqueKeyHeld(job, key, by: holder)
         }
         return try add(job, restoring: true, timeline: timeline)
     }

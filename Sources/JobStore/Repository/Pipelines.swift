@@ -269,7 +269,7 @@ extension JobTransaction {
     public func restorePipeline(_ export: PipelineExport) throws -> Pipeline {
         let tables = try db.pipelines()
         guard try pipeline(export.id) == nil else {
-            throw JobStoreError(.invalidField, "a pipeline with id \(export.id) exists", hint: "Import into an empty store, or delete the pipeline first")
+            throw JobStoreError.pipelineExists(export.id)
         }
         let (pipeline, steps) = try export.rebuilt(around: try export.steps.map { try job($0.job) }, at: now)
         for step in steps {
