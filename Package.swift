@@ -63,9 +63,14 @@ let package = Package(
         // (jobs, pipelines, events, queues, schedules), the rules of their states, the one error
         // type, and the protocols the scheduler, the admin tool and the dashboard see a store
         // through. Neither LMDB nor PostgreSQL: building it (or the scheduler) needs neither.
-        .target(name: "JobCore", dependencies: ["Locking"]),
+        .target(name: "JobCore", dependencies: ["Locking", .product(name: "Instrumentation", package: "swift-distributed-tracing")]),
         // Jobs and their persistence on LMDB: records, indexes, counters, cache, change feed.
-        .target(name: "JobStore", dependencies: ["JobCore", "JobStoreText", "LMDB", "Locking", "CChecksum", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "JobStore",
+            dependencies: [
+                "JobCore", "JobStoreText", "LMDB", "Locking", "CChecksum", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+            ]),
         // The in-process scheduler: runs a store's jobs and pipelines with the program's handlers.
         // It sees the store through the core's `SchedulerBackend` protocol, so it builds without
         // either backend.
@@ -106,6 +111,7 @@ let package = Package(
                 "JobCore", "JobStoreText", "Locking",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ]
         ),
         // The admin tool (bench and demo are subcommands). It sees the store through `JobStore`

@@ -2,7 +2,8 @@
 """Writes the record fixtures of Tests/JobStoreTests/Fixtures/ by hand, following
 docs/FORMAT.md alone, so the tests check the page against the code: record-v2-timeline.bin and
 history-v1.bin ("Job record" and "Events"), record-v3-sealed.bin, pipeline-v2.bin,
-step-v2.bin and history-v2.bin ("Seal")."""
+step-v2.bin and history-v2.bin ("Seal"), record-v4-headers.bin and progress-v1.bin ("Job
+record", version 4: a job's own timeout and its headers; "Progress")."""
 import struct, pathlib
 
 def crc32c(data):
@@ -66,7 +67,21 @@ step = sealed(struct.pack("<BBH", 2, 0, 0) + job_id + struct.pack("<HHH", 2, 1, 
 # The same history entry, version 2 (sealed): the key, then the value.
 history_v2 = history_key + sealed(bytes([2]) + job_id + events[2])
 (out / "history-v2.bin").write_bytes(history_v2)
+# A version-4 record: a pending job "n" of queue "q", payload "{}", run a second after its
+# creation, with its own timeout (30 s) and two headers (flags 0x60), by name; no errors, an
+# empty timeline.
+T4 = 1_700_000_000_000_000
+headers = [(b"request-id", b"r-42"), (b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+record_v4 = (bytes([4, 1, 0, 0x60]) + struct.pack("<HH", 0, 20) + struct.pack("<qqqq", T4, T4, T4 + 1_000_000, 0)
+             + b"\x01n\x01q" + struct.pack("<I", 2) + b"{}" + struct.pack("<q", 30_000_000) + bytes([len(headers)])
+             + b"".join(bytes([len(k)]) + k + struct.pack("<H", len(v)) + v for k, v in headers)
+             + bytes([0]) + struct.pack("<H", 0))
+record_v4 = sealed(record_v4)
+(out / "record-v4-headers.bin").write_bytes(record_v4)
+# A progress record: attempt 2, 0.375 done, reported at T4 + 5 s, message "copying".
+progress = sealed(struct.pack("<BHdqH", 1, 2, 0.375, T4 + 5_000_000, 7) + b"copying")
+(out / "progress-v1.bin").write_bytes(progress)
 for name, data in [("record-v2-timeline.bin", record), ("history-v1.bin", history_key + history_value),
                    ("record-v3-sealed.bin", record_v3), ("pipeline-v2.bin", pipeline), ("step-v2.bin", step),
-                   ("history-v2.bin", history_v2)]:
+                   ("history-v2.bin", history_v2), ("record-v4-headers.bin", record_v4), ("progress-v1.bin", progress)]:
     print(f"{name}: {len(data)} bytes, ends {data[-4:].hex(' ')}")

@@ -32,6 +32,14 @@ public struct Job: Sendable, Hashable, Identifiable {
     public var uniqueKey: String?
     /// The pipeline step this job is, if any.
     public var pipeline: PipelineReference?
+    /// The longest one run of its handler may take (this job's own, over its handler's
+    /// default); `nil`: the handler's. See ``JobLimits/maxTimeout``.
+    public var timeout: Duration?
+    /// Small named texts carried with the job: the trace context of the code that enqueued it
+    /// (``JobTraceContext``), correlation ids, anything a handler or middleware reads. At most
+    /// ``JobLimits/maxHeaders``; names 1…``JobLimits/maxHeaderNameBytes`` bytes, values at most
+    /// ``JobLimits/maxHeaderValueBytes``.
+    public var headers: [String: String]
     /// The job's output once it succeeded, if the handler gave one.
     public var result: [UInt8]?
     // `payload` is declared after `result` so that the initialiser Swift synthesises (labels in
@@ -50,12 +58,14 @@ extension Job {
         id: JobID, name: String, queue: String, tenant: String? = nil, state: JobState, priority: UInt8,
         createdAt: Timestamp, updatedAt: Timestamp, runAt: Timestamp, attempts: UInt16 = 0, maxAttempts: UInt16,
         lease: Lease? = nil, errors: [JobErrorRecord] = [], uniqueKey: String? = nil,
-        pipeline: PipelineReference? = nil, payload: [UInt8], result: [UInt8]? = nil
+        pipeline: PipelineReference? = nil, timeout: Duration? = nil, headers: [String: String] = [:], payload: [UInt8],
+        result: [UInt8]? = nil
     ) {
         self.init(
             id: id, name: name, queue: queue, tenant: tenant, state: state, priority: priority,
             createdAt: createdAt, updatedAt: updatedAt, runAt: runAt, attempts: attempts, maxAttempts: maxAttempts,
-            lease: lease, errors: errors, uniqueKey: uniqueKey, pipeline: pipeline, result: result, payload: payload)
+            lease: lease, errors: errors, uniqueKey: uniqueKey, pipeline: pipeline, timeout: timeout, headers: headers,
+            result: result, payload: payload)
     }
 }
 
@@ -152,13 +162,24 @@ public struct NewJob: Sendable, Hashable {
     public var id: JobID?
     /// A chosen creation time; `nil` means now.
     public var createdAt: Timestamp?
+    /// See ``Job/timeout``: this job's limit on one run, over its handler's default.
+    public var timeout: Duration?
+    /// See ``Job/headers``. The store adds the enqueuing code's trace context to them
+    /// (``JobTraceContext``).
+    public var headers: [String: String]
+    /// The task's trace context when this new job was made, which the store writes into its
+    /// headers (``JobTraceContext``). Set it to `CapturedTraceContext(nil)` to carry none.
+    public var traceContext: CapturedTraceContext
 
     /// A new job.
     public init(
         name: String, queue: String = "default", payload: [UInt8] = [], priority: UInt8 = 0,
         runAt: Timestamp? = nil, maxAttempts: UInt16 = 20, tenant: String? = nil, uniqueKey: String? = nil,
-        id: JobID? = nil, createdAt: Timestamp? = nil
+        id: JobID? = nil, createdAt: Timestamp? = nil, timeout: Duration? = nil, headers: [String: String] = [:]
     ) {
+        self.timeout = timeout
+        self.headers = headers
+        self.traceContext = CapturedTraceContext()
         self.name = name
         self.queue = queue
         self.payload = payload
@@ -188,6 +209,14 @@ public enum JobLimits {
     public static let maxErrorMessageBytes = 1024
     /// Most error records kept (the oldest are dropped).
     public static let maxErrors = 10
+    /// Most headers a job carries.
+    public static let maxHeaders = 32
+    /// Longest header name, in UTF-8 bytes.
+    public static let maxHeaderNameBytes = 64
+    /// Longest header value, in UTF-8 bytes.
+    public static let maxHeaderValueBytes = 1024
+    /// Longest per-job timeout (a year); the shortest is a millisecond.
+    public static let maxTimeout = Duration.seconds(365 * 86_400)
 
     /// Checks a job's fields against ``JobLimits``; throws `.invalidField` naming the field.
     package static func validate(_ job: Job) throws {
@@ -215,6 +244,23 @@ public enum JobLimits {
             throw JobStoreError(
                 .invalidField, "the result of job \(job.id) is \(result.count) bytes; the limit is \(JobLimits.maxResultBytes)",
                 jobID: job.id)
+        }
+        if let timeout = job.timeout, timeout < .milliseconds(1) || timeout > JobLimits.maxTimeout {
+            throw JobStoreError(
+                .invalidField, "the timeout of job \(job.id) is \(timeout); it must be 1 ms … 365 days", jobID: job.id)
+        }
+        if job.headers.count > JobLimits.maxHeaders {
+            throw JobStoreError(
+                .invalidField, "job \(job.id) has \(job.headers.count) headers; the limit is \(JobLimits.maxHeaders)", jobID: job.id)
+        }
+        for (name, value) in job.headers {
+            try text(name, "header name '\(name.prefix(80))'", max: JobLimits.maxHeaderNameBytes, noNUL: true)
+            if value.utf8.count > JobLimits.maxHeaderValueBytes {
+                throw JobStoreError(
+                    .invalidField,
+                    "header '\(name)' of job \(job.id) is \(value.utf8.count) bytes; the limit is \(JobLimits.maxHeaderValueBytes)",
+                    jobID: job.id)
+            }
         }
         if job.state == .waiting && job.pipeline == nil {
             throw JobStoreError(

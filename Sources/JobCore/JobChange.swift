@@ -36,6 +36,9 @@ public struct JobChange: Sendable, Hashable {
 public enum JobFeedEvent: Sendable, Hashable {
     /// A committed change.
     case change(JobChange)
+    /// A running job's handler reported its progress (``JobProgress``; committed, and not a
+    /// change of the job's record).
+    case progress(ProgressReport)
     /// The subscriber fell behind and `missed` changes were dropped before this point.
     /// Re-read what you track (e.g. the jobs in a state) to catch up.
     case overflow(missed: Int)

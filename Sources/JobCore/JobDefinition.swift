@@ -124,8 +124,10 @@ extension NewJob {
     /// and `options` (the definition's own by default); `runAt` overrides the options' delay.
     ///
     /// - Throws: `.invalidField` when the parameters do not encode.
-    public init<J: JobDefinition>(_ job: J, options: JobOptions? = nil, runAt: Timestamp? = nil) throws {
-        let options = options ?? J.options
+    /// Options given here (not the definition's) store their timeout with the job
+    /// (``NewJob/timeout``), over the handler's default.
+    public init<J: JobDefinition>(_ job: J, options given: JobOptions? = nil, runAt: Timestamp? = nil) throws {
+        let options = given ?? J.options
         let payload: [UInt8]
         do {
             payload = try J.coder.encode(job)
@@ -135,7 +137,7 @@ extension NewJob {
         self.init(
             name: J.name, queue: options.queue, payload: payload, priority: options.priority,
             runAt: runAt ?? options.delay.map { Timestamp.now.adding($0) }, maxAttempts: options.maxAttempts,
-            tenant: options.tenant, uniqueKey: job.uniqueKey)
+            tenant: options.tenant, uniqueKey: job.uniqueKey, timeout: given?.timeout)
     }
 }
 

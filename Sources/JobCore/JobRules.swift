@@ -1,15 +1,24 @@
+import Instrumentation
+
 /// What happens to a job at each step of its life, in one place, so that every backend of the
 /// scheduler (this LMDB store, the PostgreSQL one) moves jobs the same way. Each rule changes a
 /// ``Job`` value; the backend stores it, with its indexes and counters, in the same transaction.
 extension Job {
     /// The job a ``NewJob`` describes, created at `now` (or at its chosen time) with `id` unless
-    /// it chose one.
-    @inlinable public init(_ new: NewJob, id: JobID, now: Timestamp, state: JobState, pipeline: PipelineReference?) {
+    /// it chose one; the trace context it was made in is written into its headers with
+    /// `instrument` (`nil`: the process's bootstrapped one; see ``JobTraceContext``).
+    @inlinable public init(
+        _ new: NewJob, id: JobID, now: Timestamp, state: JobState, pipeline: PipelineReference?, instrument: (any Instrument)? = nil
+    ) {
         let createdAt = new.createdAt ?? now
+        var headers = new.headers
+        if new.traceContext.context != nil { JobTraceContext.capture(new, into: &headers, using: instrument) }
         self.init(
             id: new.id ?? id, name: new.name, queue: new.queue, tenant: new.tenant, state: state, priority: new.priority,
             createdAt: createdAt, updatedAt: createdAt, runAt: new.runAt ?? createdAt, attempts: 0,
-            maxAttempts: max(1, new.maxAttempts), uniqueKey: new.uniqueKey, pipeline: pipeline, payload: new.payload)
+            maxAttempts: max(1, new.maxAttempts), uniqueKey: new.uniqueKey, pipeline: pipeline,
+            timeout: new.timeout.map { .microseconds($0.wholeMicroseconds) },
+            headers: headers, payload: new.payload)
     }
 
     /// Checks every field against ``JobLimits`` and the state against the rest (a running job has

@@ -10,6 +10,10 @@ public protocol JobStoreBackend: SchedulerBackend {
     func insert(_ job: NewJob) async throws -> Job
     /// The job with `id`, or `nil`.
     func job(_ id: JobID) async throws -> Job?
+    /// The progress the job's handler last reported (``JobProgress``), or `nil` when it never did
+    /// or the job does not exist. Reports arrive coalesced: what a handler reports is stored
+    /// within the scheduler's `progressInterval`.
+    func progress(of id: JobID) async throws -> JobProgress?
     /// How many jobs are in `state`: O(1).
     func count(_ state: JobState) async throws -> Int
     /// How many jobs are in each state: O(1) each.

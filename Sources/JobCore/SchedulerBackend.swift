@@ -36,6 +36,10 @@ public protocol SchedulerBackend: Sendable {
     func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job?
     /// Inserts jobs.
     func enqueue(_ jobs: [NewJob]) async throws -> [Job]
+    /// Stores the progress handlers reported (the scheduler's coalesced reports, a batch in one
+    /// transaction), each over the job's last; a report of a job that no longer exists is
+    /// dropped. Progress is kept apart from the job's record: no record is rewritten.
+    func storeProgress(_ reports: [ProgressReport]) async throws
     /// Cancels a waiting, pending or running job.
     func cancel(_ id: JobID) async throws -> Job
     /// Per queue, how many jobs are in each state (for the queue-depth gauges).

@@ -28,9 +28,16 @@ public final class JobContext: Sendable {
     /// Reads a pipeline with its steps' jobs from the store (for ``dependencyResults()``).
     private let pipeline: @Sendable (PipelineID) async throws -> PipelineDetails?
 
-    init(job: Job, logger: Logger, pipeline: @escaping @Sendable (PipelineID) async throws -> PipelineDetails? = { _ in nil }) {
+    /// Where ``reportProgress(_:_:)`` hands a report (the scheduler's coalescing buffer).
+    private let report: @Sendable (ProgressReport) -> Void
+
+    init(
+        job: Job, logger: Logger, pipeline: @escaping @Sendable (PipelineID) async throws -> PipelineDetails? = { _ in nil },
+        report: @escaping @Sendable (ProgressReport) -> Void = { _ in }
+    ) {
         self.job = job
         self.pipeline = pipeline
+        self.report = report
         var logger = logger
         logger[metadataKey: "job"] = "\(job.id)"
         logger[metadataKey: "job_name"] = "\(job.name)"
@@ -55,6 +62,21 @@ public final class JobContext: Sendable {
     /// after calling it.
     public func discard(reason: String) {
         state.withLock { $0.request = .discard(reason: reason) }
+    }
+
+    /// Reports how far the job has come: `fraction` of it done (0 … 1, clamped) and, if given,
+    /// what it is doing (at most ``JobCore/JobProgress/maxMessageBytes`` bytes). Cheap to call
+    /// often: reports are coalesced — the scheduler writes each job's last one every
+    /// `SchedulerOptions.progressInterval`, all jobs' in one transaction, apart from the job's
+    /// record. Programs read it with the store's `progress(of:)` (and, on LMDB, the change
+    /// feed), operators with `jobstore jobs show` and the dashboard's job page.
+    public func reportProgress(_ fraction: Double, _ message: String? = nil) {
+        report(ProgressReport(id: job.id, progress: JobProgress(fraction: fraction, message: message, attempt: job.attempts, at: .now)))
+    }
+
+    /// Reports `completed` of `total` units done (see ``reportProgress(_:_:)``).
+    public func reportProgress(completed: Int, of total: Int, _ message: String? = nil) {
+        reportProgress(total > 0 ? Double(completed) / Double(total) : 0, message)
     }
 
     /// Stores `result` with the job when it succeeds (at most ``JobCore/JobLimits/maxResultBytes``).

@@ -258,6 +258,10 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     /// The leases this scheduler holds, for the lease-extending task: from the claim until the
     /// job's outcome is written (waiting to start, running, or finished and not yet written).
     let held = Lock<[JobID: OwnerToken]>([:])
+    /// The progress reported since the last write, each job's last (``JobContext/reportProgress(_:_:)``).
+    let pendingProgress = Lock<[JobID: ProgressReport]>([:])
+    /// How a context hands in a report: one closure for every run.
+    let reportProgress: @Sendable (ProgressReport) -> Void
 
     init(
         backend: Backend, options: SchedulerOptions, logger: Logger, queues: [String], periodic: [PeriodicJob],
@@ -272,6 +276,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         let tracer = options.tracer ?? InstrumentationSystem.tracer
         self.tracer = tracer is NoOpTracer ? nil : tracer
         self.readPipeline = { [backend] id in try await backend.pipelineDetails(id) }
+        self.reportProgress = { [pendingProgress] report in pendingProgress.withLock { $0[report.id] = report } }
     }
 
     /// Hands an event to the loop and wakes it.
@@ -298,6 +303,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             Task { [self] in await extendLeases() },
             Task { [self] in await rescuePeriodically() },
             Task { [self] in await enqueuePeriodicJobs() },
+            Task { [self] in await writeProgress() },
         ]
         do {
             try await loop()
@@ -438,7 +444,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     }
 
     func start(_ job: Job, owner: OwnerToken, handler: Scheduler<Backend>.Registration) -> Running {
-        let context = JobContext(job: job, logger: logger, pipeline: readPipeline)
+        let context = JobContext(job: job, logger: logger, pipeline: readPipeline, report: reportProgress)
         let task = Task { [self] in
             let end: HandlerEnd
             do {
@@ -453,7 +459,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             }
             post(.finished(job.id, end))
         }
-        let timer = handler.timeout.map { timeout in
+        let timer = (job.timeout ?? handler.timeout).map { timeout in
             Task { [self] in
                 guard (try? await Task.sleep(for: timeout)) != nil else { return }
                 post(.timedOut(job.id, timeout))
@@ -469,7 +475,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     /// Not called for the no-op tracer (``tracer`` is `nil` then): no span, no task-local
     /// context, nothing built — the burn-down measured 19 % slower with a no-op span per run.
     static func traced(_ job: Job, _ context: JobContext, _ tracer: any Tracer, _ body: () async throws -> Void) async throws {
-        try await tracer.withSpan(job.name, ofKind: .consumer) { span in
+        // The enqueuing code's trace context, which the store wrote into the job's headers
+        // (``JobCore/JobTraceContext``): the run's span is its child, in the same trace.
+        var parent = ServiceContext.current ?? .topLevel
+        if !job.headers.isEmpty { JobTraceContext.extract(from: job.headers, into: &parent, using: tracer) }
+        try await tracer.withSpan(job.name, context: parent, ofKind: .consumer) { span in
             guard span.isRecording else { return try await body() }
             span.attributes["messaging.system"] = "jobstore"
             span.attributes["messaging.destination.name"] = job.queue
@@ -496,6 +506,24 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
     /// Every third of a lease, extends the leases this scheduler holds — of the jobs claimed and
     /// waiting, running, or finished with the outcome not yet written; a lost one stops its handler.
+    /// Every progress interval, writes the progress reported since the last write (each job's
+    /// last report, all in one transaction); a last write when the scheduler stops. A failed
+    /// write is logged and its reports dropped (progress is advisory; the next report replaces
+    /// it).
+    private func writeProgress() async {
+        var stopping = false
+        while !stopping {
+            stopping = (try? await Task.sleep(for: options.progressInterval)) == nil
+            let reports = pendingProgress.withLock { pending in defer { pending = [:] }; return Array(pending.values) }
+            guard !reports.isEmpty else { continue }
+            do {
+                try await backend.storeProgress(reports)
+            } catch {
+                logger.warning("writing progress reports failed", metadata: ["error": "\(error)", "jobs": "\(reports.count)"])
+            }
+        }
+    }
+
     private func extendLeases() async {
         let period = options.lease / 3
         while !Task.isCancelled {

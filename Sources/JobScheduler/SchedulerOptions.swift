@@ -43,6 +43,10 @@ public struct SchedulerOptions: Sendable {
     /// `nil` (the default): the process's bootstrapped one (`InstrumentationSystem.tracer`, a
     /// no-op tracer until a program bootstraps one).
     public var tracer: (any Tracer)?
+    /// How often the progress handlers report (``JobContext/reportProgress(_:_:)``) is written
+    /// to the store: each job's last report in the interval, all jobs' in one transaction.
+    /// Default: 1 s.
+    public var progressInterval: Duration = .seconds(1)
 
     /// Options; the defaults suit most programs. `prefetch` defaults to 64.
     public init(
@@ -80,6 +84,7 @@ public struct SchedulerOptions: Sendable {
         if let historyRetention, historyRetention < .zero { throw SchedulerError("SchedulerOptions.historyRetention must not be negative") }
         if shutdownTimeout < .zero { throw SchedulerError("SchedulerOptions.shutdownTimeout must not be negative") }
         try positive(timeoutGrace, "timeoutGrace")
+        try positive(progressInterval, "progressInterval")
     }
 }
 

@@ -104,7 +104,7 @@ public final class Dashboard: Sendable {
         router.get("/pipelines/:id") { request, context in
             await self.respond { try await self.pipelinePage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
         }
-        router.get("/events") { _, _ in self.eventStream() }
+        router.get("/events") { request, _ in self.eventStream(job: query(request)["job"].flatMap { try? JobID(parsing: $0) }) }
         router.get("/metrics") { _, _ in
             await self.respond { Response.text(try await self.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") }
         }
@@ -175,7 +175,7 @@ public final class Dashboard: Sendable {
     /// check. On LMDB a change is a new last transaction id (checked every 250 ms: a read of
     /// the lock file's shared memory, no transaction); elsewhere a new end of the history or new
     /// counts (checked every second: two index reads).
-    func eventStream() -> Response {
+    func eventStream(job: JobID? = nil) -> Response {
         Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
@@ -188,7 +188,7 @@ public final class Dashboard: Sendable {
                     if mark != last {
                         last = mark
                         quiet = 0
-                        let update = (try? await self.liveUpdate(mark: mark)) ?? "{}"
+                        let update = (try? await self.liveUpdate(mark: mark, job: job)) ?? "{}"
                         try await writer.write(ByteBuffer(string: "event: update\ndata: \(update)\n\n"))
                     } else if Duration.seconds(10) <= interval * quiet {
                         quiet = 0
@@ -202,8 +202,19 @@ public final class Dashboard: Sendable {
     }
 
     /// The JSON of one live update: the change mark (LMDB's transaction id), the counts per
-    /// state, and the overview's fragments (queue table rows, chart) as HTML.
-    func liveUpdate(mark: String) async throws -> String {
+    /// state, and the overview's fragments (queue table rows, chart) as HTML; for a job's page
+    /// (`job`), its state, attempts and progress instead.
+    func liveUpdate(mark: String, job id: JobID? = nil) async throws -> String {
+        if let id {
+            var payload = ["transaction": mark]
+            if let job = try await store.job(id) {
+                payload["job-state"] = stateBadge(job.state)
+                payload["job-attempts"] = "\(job.attempts) of \(job.maxAttempts)"
+                payload["progress"] = progressHTML(try await store.progress(of: id))
+            }
+            let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
+            return String(decoding: data, as: UTF8.self)
+        }
         let counts = try await store.counts()
         await throughput.refresh(from: store)
         let payload: [String: String] = [

@@ -53,16 +53,18 @@ func color(_ state: JobState) -> String {
 
 extension Dashboard {
     /// A whole page: the navigation, the read-only or actions banner, `body`.
-    func page(status: HTTPResponse.Status = .ok, title: String, body: String, live: Bool = false) -> Response {
+    /// `live`: the page's fragments follow the store (``eventStream(job:)``); `liveJob`: those of
+    /// that job's page.
+    func page(status: HTTPResponse.Status = .ok, title: String, body: String, live: Bool = false, liveJob: JobID? = nil) -> Response {
         let banner = options.allowWrites
             ? "<div class=banner-writes>Actions are enabled (started with --allow-writes); they need the token.</div>"
             : "<div class=banner>Read-only: this dashboard changes nothing in the store.</div>"
         let script = live ? """
             <script>
-            const source = new EventSource("\(link("/events"))");
+            const source = new EventSource("\(link("/events"))\(liveJob.map { "?job=\($0)" } ?? "")");
             source.addEventListener("update", (message) => {
               const update = JSON.parse(message.data);
-              for (const id of ["states", "queues", "chart", "pipelines"]) {
+              for (const id of ["states", "queues", "chart", "pipelines", "job-state", "job-attempts", "progress"]) {
                 const element = document.getElementById(id);
                 if (element && update[id] !== undefined) element.innerHTML = update[id];
               }
@@ -270,9 +272,13 @@ extension Dashboard {
         let timeline = try await store.events(of: id)
         var rows: [(String, String)] = [
             ("id", "\(job.id)"), ("name", html(job.name)), ("queue", html(job.queue)), ("tenant", html(job.tenant ?? "-")),
-            ("state", stateBadge(job.state)), ("priority", "\(job.priority)"), ("attempts", "\(job.attempts) of \(job.maxAttempts)"),
+            ("state", "<span id=job-state>\(stateBadge(job.state))</span>"), ("priority", "\(job.priority)"),
+            ("attempts", "<span id=job-attempts>\(job.attempts) of \(job.maxAttempts)</span>"),
+            ("progress", "<span id=progress>\(progressHTML(try await store.progress(of: id)))</span>"),
             ("created", when(job.createdAt)), ("updated", when(job.updatedAt)), ("run at", when(job.runAt)),
             ("lease", job.lease.map { "until \(when($0.expiresAt)), owner \($0.owner)" } ?? "-"), ("unique key", html(job.uniqueKey ?? "-")),
+            ("timeout", job.timeout.map { "\($0) (its own)" } ?? "-"),
+            ("headers", job.headers.isEmpty ? "-" : job.headers.sorted { $0.key < $1.key }.map { "\(html($0.key)): \(html($0.value))" }.joined(separator: "<br>")),
         ]
         if let reference = job.pipeline {
             let details = try await store.pipelineDetails(reference.pipeline)
@@ -303,7 +309,15 @@ extension Dashboard {
             <h2>Errors</h2>\(errors)
             <h2>Timeline</h2>\(events)
             """
-        return page(title: "Job \(job.name)", body: body)
+        return page(title: "Job \(job.name)", body: body, live: !job.state.isTerminal, liveJob: id)
+    }
+
+    /// A job's progress: a bar, the share, the attempt, the message and when; "-" for none.
+    func progressHTML(_ progress: JobProgress?) -> String {
+        guard let progress else { return "-" }
+        let percent = (progress.fraction * 1000).rounded() / 10
+        return "<progress value=\"\(progress.fraction)\" max=1></progress> \(percent) % · attempt \(progress.attempt)"
+            + (progress.message.map { " · \(html($0))" } ?? "") + " · \(when(progress.at))"
     }
 
     func actions(_ job: Job) -> String {

@@ -72,6 +72,13 @@ package struct JobJSON: Codable {
     package var payload: String
     package var payloadText: String?
     package var result: String?
+    /// The job's own timeout, in µs (``JobCore/Job/timeout``).
+    package var timeoutMicroseconds: Int64?
+    /// The job's headers (absent for none).
+    package var headers: [String: String]?
+    /// The progress its handler last reported: in `jobs show --json` only (an export does not
+    /// carry it; `import` ignores it).
+    package var progress: JobProgress?
     /// The job's timeline: in `jobs show --json` and `export`; `import` puts it back before the
     /// `inserted` event it records.
     package var timeline: TimelineJSON?
@@ -79,7 +86,7 @@ package struct JobJSON: Codable {
     enum CodingKeys: String, CodingKey {
         case id, name, queue, tenant, state, priority, attempts, lease, errors, pipeline, payload, result, timeline
         case createdAt = "created_at", updatedAt = "updated_at", runAt = "run_at", maxAttempts = "max_attempts"
-        case uniqueKey = "unique_key", payloadText = "payload_text"
+        case uniqueKey = "unique_key", payloadText = "payload_text", timeoutMicroseconds = "timeout_us", headers, progress
         case createdAtISO = "created_at_iso", updatedAtISO = "updated_at_iso", runAtISO = "run_at_iso"
     }
 
@@ -105,6 +112,8 @@ package struct JobJSON: Codable {
         payload = Data(job.payload).base64EncodedString()
         payloadText = Readable.text(job.payload)
         result = job.result.map { Data($0).base64EncodedString() }
+        timeoutMicroseconds = job.timeout?.wholeMicroseconds
+        headers = job.headers.isEmpty ? nil : job.headers
     }
 
     /// The job this JSON describes; throws a message naming the bad field.
@@ -132,6 +141,7 @@ package struct JobJSON: Codable {
             errors: errors.map { JobErrorRecord(message: $0.message, attempt: $0.attempt, at: Timestamp(microseconds: $0.at)) },
             uniqueKey: uniqueKey,
             pipeline: try pipeline.map { PipelineReference(pipeline: try PipelineID(parsing: $0.id), step: $0.step) },
+            timeout: timeoutMicroseconds.map { .microseconds($0) }, headers: headers ?? [:],
             payload: Array(payloadBytes), result: resultBytes)
     }
 

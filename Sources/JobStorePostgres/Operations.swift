@@ -327,6 +327,26 @@ extension PostgresJobStore {
         }
     }
 
+    /// See ``JobCore/SchedulerBackend/storeProgress(_:)``: one statement (the last report of a
+    /// job given twice wins).
+    public func storeProgress(_ reports: [ProgressReport]) async throws {
+        var latest: [JobID: ProgressReport] = [:]
+        for report in reports { latest[report.id] = report }
+        guard !latest.isEmpty else { return }
+        let batch = Array(latest.values)
+        try await statement("store the progress of \(batch.count) jobs") { try await $0.write(Statements.storeProgress(batch)) }
+    }
+
+    /// See ``JobCore/JobStoreBackend/progress(of:)``.
+    public func progress(of id: JobID) async throws -> JobProgress? {
+        try await statement("read the progress of job \(id)") { txn in
+            try await txn.rows(Statements.progress(id)) { row in
+                let (attempt, fraction, at, message) = try row.decode((Int32, Double, Int64, String?).self)
+                return JobProgress(fraction: fraction, message: message, attempt: UInt16(clamping: attempt), at: Timestamp(microseconds: at))
+            }.first
+        }
+    }
+
     /// How many running jobs hold a lease that expired before now (their worker stopped; a
     /// scheduler's rescue puts them back).
     public func expiredLeaseCount() async throws -> Int {
@@ -404,7 +424,8 @@ extension PostgresJobStore {
     /// change of a store that records no history still moves the counts).
     public func changeMark() async throws -> String {
         let counts = try await counts()
-        return "\(try await lastHistoryPosition()?.description ?? "-") \(JobState.allCases.map { counts[$0] ?? 0 })"
+        let progress = try await statement("read the newest progress") { try await $0.rows(Statements.lastProgress()) { try $0.decode(Int64.self) }.first ?? 0 }
+        return "\(try await lastHistoryPosition()?.description ?? "-") \(JobState.allCases.map { counts[$0] ?? 0 }) \(progress)"
     }
 
     /// See ``JobCore/InspectableStore/changePollInterval``: two index reads, once a second.

@@ -1,5 +1,6 @@
 import Foundation
 import JobCore
+import Instrumentation
 import Locking
 import Logging
 import PostgresNIO
@@ -43,6 +44,9 @@ public struct PostgresStoreOptions: Sendable {
     /// 15 % faster here (docs/BENCHMARKS.md, 2026-12-07): for a program that needs throughput
     /// more than the record of what happened.
     public var recordsHistory = true
+    /// The instrument that writes an enqueuing task's trace context into its new jobs' headers
+    /// (``JobCore/JobTraceContext``); `nil` (the default): the process's bootstrapped one.
+    public var traceInstrument: (any Instrument)?
 
     /// The defaults.
     public init() {}

@@ -151,7 +151,7 @@ final class PostgresTransaction {
                 result.append(holder)
                 continue
             }
-            let job = Job(new, id: nextID(new.createdAt ?? now), now: now, state: .pending, pipeline: nil)
+            let job = Job(new, id: nextID(new.createdAt ?? now), now: now, state: .pending, pipeline: nil, instrument: store.options.traceInstrument)
             try job.validate()
             if let key = job.uniqueKey { holders[key] = job }
             fresh.append(job)
@@ -353,7 +353,7 @@ final class PostgresTransaction {
             }
             let job = Job(
                 step.job, id: nextID(step.job.createdAt ?? now), now: now, state: plan.dependencies[index].isEmpty ? .pending : .waiting,
-                pipeline: PipelineReference(pipeline: id, step: UInt16(index)))
+                pipeline: PipelineReference(pipeline: id, step: UInt16(index)), instrument: store.options.traceInstrument)
             try job.validate()
             if let key = job.uniqueKey { keys[key] = job }
             jobs.append(job)

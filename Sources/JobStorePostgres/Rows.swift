@@ -70,8 +70,27 @@ enum JobRow {
             errors: try errors(try cells[13].decode(String.self), of: id),
             uniqueKey: try cells[14].decode(String?.self),
             pipeline: pipeline.flatMap { pipeline in step.map { PipelineReference(pipeline: PipelineID(pipeline), step: UInt16(clamping: $0)) } },
+            timeout: try cells[19].decode(Int64?.self).map { .microseconds($0) },
+            headers: try headers(try cells[20].decode(String?.self), of: id),
             payload: Array((try cells[17].decode(ByteBuffer.self)).readableBytesView),
             result: try cells[18].decode(ByteBuffer?.self).map { Array($0.readableBytesView) })
+    }
+
+    /// A job's headers as stored: a JSON object of texts, keys sorted; `nil` (NULL) for none.
+    static func headersJSON(_ headers: [String: String]) throws -> String? {
+        guard !headers.isEmpty else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(headers), as: UTF8.self)
+    }
+
+    private static func headers(_ json: String?, of id: JobID) throws -> [String: String] {
+        guard let json else { return [:] }
+        do {
+            return try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+        } catch {
+            throw JobStoreError(.corruptRecord, "the headers of job \(id) in PostgreSQL are not readable: \(error)", jobID: id)
+        }
     }
 
     /// A job's errors as stored: the kept ones (``JobCore/Job/storedErrors``) as a JSON array of

@@ -27,7 +27,25 @@ enum Schema {
         """
 
     /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
-    static let migrations: [[String]] = [version1, version2, version3, version4, version5]
+    static let migrations: [[String]] = [version1, version2, version3, version4, version5, version6]
+
+    /// Version 6: a job's own timeout (µs) and its headers (a JSON object of texts; NULL for
+    /// none), and the progress handlers report, one row per job, apart from the job's row (a
+    /// report rewrites a small row, not the job's), deleted with the job.
+    static let version6: [String] = [
+        "ALTER TABLE jobstore_jobs ADD COLUMN timeout_us bigint, ADD COLUMN headers jsonb",
+        """
+        CREATE TABLE jobstore_progress (
+            job_id uuid PRIMARY KEY REFERENCES jobstore_jobs (id) ON DELETE CASCADE,
+            attempt integer NOT NULL,
+            fraction double precision NOT NULL,
+            at bigint NOT NULL,
+            message text
+        )
+        """,
+        // The newest report, for the dashboard's change mark.
+        "CREATE INDEX jobstore_progress_at ON jobstore_progress (at)",
+    ]
 
     /// Version 5: pipelines per state, O(1) to read — counter rows kept by statement triggers in
     /// the same transaction as the pipeline rows, striped over 16 slots, as the jobs' are —
@@ -300,7 +318,8 @@ enum Statements {
     /// The columns of a job row, in the order ``JobRow`` decodes them.
     static let jobColumns = """
         id, name, queue, tenant, state, priority, created_at, updated_at, run_at, attempts, max_attempts, \
-        lease_expires_at, lease_owner, errors::text, unique_key, pipeline_id, pipeline_step, payload, result
+        lease_expires_at, lease_owner, errors::text, unique_key, pipeline_id, pipeline_step, payload, result, timeout_us, \
+        headers::text
         """
 
     /// ``jobColumns`` of the table named `j`.
@@ -333,11 +352,12 @@ enum Statements {
         let none = UUID(high: 0, low: 0)
         return """
             INSERT INTO jobstore_jobs (id, name, queue, tenant, state, priority, created_at, updated_at, run_at, attempts,
-                max_attempts, lease_expires_at, lease_owner, errors, unique_key, pipeline_id, pipeline_step, payload, result)
+                max_attempts, lease_expires_at, lease_owner, errors, unique_key, pipeline_id, pipeline_step, payload, result,
+                timeout_us, headers)
             SELECT id, name, queue, NULLIF(tenant, ''), state, priority, created_at, updated_at, run_at, attempts, max_attempts,
                 CASE WHEN leased THEN lease_expires_at END, CASE WHEN leased THEN lease_owner END, errors::jsonb,
                 NULLIF(unique_key, ''), NULLIF(pipeline_id, \(none)), NULLIF(pipeline_step, -1), payload,
-                CASE WHEN has_result THEN result END
+                CASE WHEN has_result THEN result END, NULLIF(timeout_us, 0), NULLIF(headers, '')::jsonb
             FROM unnest(\(jobs.map { UUID($0.id) }), \(jobs.map(\.name)), \(jobs.map(\.queue)), \(jobs.map { $0.tenant ?? "" }),
                 \(jobs.map { Int16($0.state.rawValue) }), \(jobs.map { Int16($0.priority) }), \(jobs.map(\.createdAt.microseconds)),
                 \(jobs.map(\.updatedAt.microseconds)), \(jobs.map(\.runAt.microseconds)), \(jobs.map { Int32($0.attempts) }),
@@ -345,9 +365,11 @@ enum Statements {
                 \(jobs.map { UUID($0.lease?.owner ?? OwnerToken(high: 0, low: 0)) }), \(try jobs.map { try JobRow.errorsJSON($0.errors) }),
                 \(jobs.map { $0.uniqueKey ?? "" }), \(jobs.map { $0.pipeline.map { UUID($0.pipeline) } ?? none }),
                 \(jobs.map { $0.pipeline.map { Int32($0.step) } ?? -1 }), \(jobs.map { ByteBuffer(bytes: $0.payload) }),
-                \(jobs.map { $0.result != nil }), \(jobs.map { ByteBuffer(bytes: $0.result ?? []) }))
+                \(jobs.map { $0.result != nil }), \(jobs.map { ByteBuffer(bytes: $0.result ?? []) }),
+                \(jobs.map { $0.timeout?.wholeMicroseconds ?? 0 }), \(try jobs.map { try JobRow.headersJSON($0.headers) ?? "" }))
                 AS t(id, name, queue, tenant, state, priority, created_at, updated_at, run_at, attempts, max_attempts, leased,
-                     lease_expires_at, lease_owner, errors, unique_key, pipeline_id, pipeline_step, payload, has_result, result)
+                     lease_expires_at, lease_owner, errors, unique_key, pipeline_id, pipeline_step, payload, has_result, result,
+                     timeout_us, headers)
             """
     }
 
@@ -359,7 +381,8 @@ enum Statements {
             run_at = \(job.runAt.microseconds), attempts = \(Int32(job.attempts)), max_attempts = \(Int32(job.maxAttempts)),
             lease_expires_at = \(job.lease?.expiresAt.microseconds), lease_owner = \(job.lease.map { UUID($0.owner) }),
             errors = \(try JobRow.errorsJSON(job.errors))::jsonb, unique_key = \(job.uniqueKey),
-            payload = \(ByteBuffer(bytes: job.payload)), result = \(job.result.map { ByteBuffer(bytes: $0) })
+            payload = \(ByteBuffer(bytes: job.payload)), result = \(job.result.map { ByteBuffer(bytes: $0) }),
+            timeout_us = \(job.timeout?.wholeMicroseconds), headers = \(try JobRow.headersJSON(job.headers))::jsonb
         WHERE id = \(UUID(job.id))
         """
     }
@@ -568,6 +591,30 @@ enum Statements {
     }
 
     /// Running jobs whose lease expired before `now`, on the partial index of leases.
+    // MARK: Progress
+
+    /// Stores progress reports (one per job), each over the job's last; those of jobs that are
+    /// gone are dropped.
+    static func storeProgress(_ reports: [ProgressReport]) -> PostgresQuery {
+        """
+        INSERT INTO jobstore_progress (job_id, attempt, fraction, at, message)
+        SELECT t.id, t.attempt, t.fraction, t.at, NULLIF(t.message, '')
+        FROM unnest(\(reports.map { UUID($0.id) }), \(reports.map { Int32($0.progress.attempt) }), \(reports.map(\.progress.fraction)),
+                    \(reports.map(\.progress.at.microseconds)), \(reports.map { $0.progress.message ?? "" }))
+            AS t(id, attempt, fraction, at, message)
+        WHERE EXISTS (SELECT 1 FROM jobstore_jobs j WHERE j.id = t.id)
+        ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, fraction = excluded.fraction, at = excluded.at,
+            message = excluded.message
+        """
+    }
+
+    static func progress(_ id: JobID) -> PostgresQuery {
+        "SELECT attempt, fraction, at, message FROM jobstore_progress WHERE job_id = \(UUID(id))"
+    }
+
+    /// The time of the newest progress report (0 for none): the backward end of an index.
+    static func lastProgress() -> PostgresQuery { "SELECT coalesce(max(at), 0)::bigint FROM jobstore_progress" }
+
     static func expiredLeaseCount(now: Timestamp) -> PostgresQuery {
         "SELECT count(*)::bigint FROM jobstore_jobs WHERE state = 2 AND lease_expires_at < \(now.microseconds)"
     }

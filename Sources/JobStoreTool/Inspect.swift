@@ -223,6 +223,7 @@ struct Jobs: ParsableCommand {
             let jobs = opened.store
             guard let job = try await jobs.job(id) else { throw CommandFailure("no job \(id) in \(opened.location)") }
             let timeline = try await jobs.events(of: id)
+            let progress = try await jobs.progress(of: id)
             var step: (Pipeline, PipelineStepRecord)?
             if let reference = job.pipeline, let details = try await jobs.pipelineDetails(reference.pipeline),
                 let record = details.steps.first(where: { $0.index == Int(reference.step) }) {
@@ -231,6 +232,7 @@ struct Jobs: ParsableCommand {
             if store.json {
                 var json = JobJSON(job)
                 json.timeline = TimelineJSON(timeline)
+                json.progress = progress
                 try printJSON(json)
                 return
             }
@@ -241,6 +243,9 @@ struct Jobs: ParsableCommand {
                 ("updated", both(job.updatedAt)), ("run at", both(job.runAt)),
                 ("lease", job.lease.map { "until \(both($0.expiresAt)), owner \($0.owner)" } ?? "-"),
                 ("unique key", job.uniqueKey ?? "-"),
+                ("timeout", job.timeout.map { "\($0) (its own; over its handler's)" } ?? "-"),
+                ("progress", progress?.description ?? "-"),
+                ("headers", job.headers.isEmpty ? "-" : job.headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "\n")),
                 ("pipeline", job.pipeline.map { reference in
                     guard let (pipeline, step) = step else { return "\(reference.pipeline) step \(reference.step) (missing)" }
                     return "\(pipeline.id) '\(pipeline.name)' v\(pipeline.version) (\(pipeline.state)), step \(step.index) '\(step.name)'"

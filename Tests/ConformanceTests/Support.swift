@@ -7,6 +7,7 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 import Testing
+import Tracing
 import TestSupport
 
 /// The backends every conformance test runs on.
@@ -34,18 +35,26 @@ func withBackend<R>(_ backend: Backend, _ name: String = #function, _ body: (any
 
 /// ``withBackend(_:_:_:)-(_,_,(any JobStoreBackend)->R)``, with what the admin tool takes for
 /// the store: its directory, or its URL.
-func withBackend<R>(_ backend: Backend, _ name: String = #function, located body: (any AdministrableStore, String) async throws -> R) async throws -> R {
+/// `traceInstrument`: what writes an enqueuing task's trace context into new jobs.
+func withBackend<R>(
+    _ backend: Backend, _ name: String = #function, traceInstrument: (any Instrument)? = nil,
+    located body: (any AdministrableStore, String) async throws -> R
+) async throws -> R {
     switch backend {
     case .lmdb:
         return try await withTemporaryDirectory(name) { directory in
-            let store = try JobRepository(path: directory.path, options: JobStoreOptions(durability: .noSync))
+            var options = JobStoreOptions(durability: .noSync)
+            options.traceInstrument = traceInstrument
+            let store = try JobRepository(path: directory.path, options: options)
             defer { store.close() }
             return try await body(store, directory.path)
         }
     case .postgres:
         guard let postgresURL else { throw TestFailure(postgresSkipped) }
         return try await withTestDatabase(postgresURL) { url in
-            let store = try await PostgresJobStore(url: url, options: .forTests)
+            var options = PostgresStoreOptions.forTests
+            options.traceInstrument = traceInstrument
+            let store = try await PostgresJobStore(url: url, options: options)
             do {
                 let result = try await body(store, url)
                 await store.close()

@@ -105,7 +105,7 @@ struct ToolConformanceTests {
                 NewJob(name: "ok", queue: "q", payload: Array("done".utf8)), NewJob(name: "bad", queue: "q", maxAttempts: 1),
                 NewJob(name: "stop", queue: "q"), NewJob(name: "run", queue: "q", priority: 3),
                 NewJob(name: "later", queue: "q", runAt: Timestamp.now.adding(.seconds(3600))),
-                NewJob(name: "unique", queue: "u", uniqueKey: "only-one"),
+                NewJob(name: "unique", queue: "u", uniqueKey: "only-one", timeout: .seconds(90), headers: ["request-id": "r-1", "traceparent": "00-1-2-01"]),
             ])
             let claimed = try await source.finish([], claiming: [ClaimRequest(queue: "q", limit: 3)], lease: .seconds(600), owner: owner).claimed
             let byName = Dictionary(uniqueKeysWithValues: claimed.map { ($0.name, $0) })
@@ -116,7 +116,7 @@ struct ToolConformanceTests {
             let pending = try #require(try source.jobs(matching: JobFilter(state: .pending, queue: "q")).jobs.first { $0.name == "stop" })
             _ = try await source.cancel(pending.id)
             let pipeline = try await source.enqueue(PipelineDefinition(name: "diamond", steps: [
-                PipelineStep("a", job: NewJob(name: "a", queue: "ci")), PipelineStep("b", job: NewJob(name: "b", queue: "ci"), dependsOn: ["a"]),
+                PipelineStep("a", job: NewJob(name: "a", queue: "ci")), PipelineStep("b", job: NewJob(name: "b", queue: "ci", headers: ["step": "b"]), dependsOn: ["a"]),
                 PipelineStep("c", job: NewJob(name: "c", queue: "ci"), dependsOn: ["a"]), PipelineStep("d", job: NewJob(name: "d", queue: "ci"), dependsOn: ["b", "c"]),
             ]))
             let step = try await source.finish([], claiming: [ClaimRequest(queue: "ci", limit: 1)], lease: .seconds(600), owner: owner).claimed

@@ -18,6 +18,12 @@ struct SendEmail: JobDefinition {
     var uniqueKey: String? { "welcome:\(to)" }                     // at most one live job per address
 }
 
+struct ImportFile: JobDefinition {
+    static let name = "import-file"
+    var path: String
+    var rows: Int
+}
+
 enum Schema {
     static let notes = DatabaseDefinition<UInt64Codec, StringCodec>(name: "notes")
     static let byTag = DatabaseDefinition<StringCodec, UInt64Codec>(name: "notes.by_tag", flags: [.duplicateSort])
@@ -64,6 +70,24 @@ enum DocumentSamples {
     /// README.md, Swift block 3.
     static func sample3() async throws {
 
+
+        let imports = try JobRepository(path: "/var/lib/myapp/jobs")
+        var importer = Scheduler(backend: imports)
+        importer.register(ImportFile.self) { file, context in
+            for row in 0..<file.rows {
+                // … import the row …
+                context.reportProgress(completed: row + 1, of: file.rows, "row \(row + 1) of \(file.path)")
+            }
+        }
+        let job = try await imports.enqueue(ImportFile(path: "/data/users.csv", rows: 50_000))
+        if let progress = try await imports.progress(of: job.id) {
+            print("\(Int(progress.fraction * 100)) %: \(progress.message ?? "")")  // and on LMDB's change feed: .progress
+        }
+    }
+
+    /// README.md, Swift block 4.
+    static func sample4() async throws {
+
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
 
         // Enqueue (async code gets the async face: group commit on the writer thread).
@@ -101,8 +125,8 @@ enum DocumentSamples {
         let page = try store.history(since: Timestamp.now.adding(.seconds(-3600)), limit: 1000)  // go on with after: page.next
     }
 
-    /// README.md, Swift block 4.
-    static func sample4() async throws {
+    /// README.md, Swift block 5.
+    static func sample5() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
 
@@ -121,8 +145,8 @@ enum DocumentSamples {
         try await store.retryPipeline(release.id)   // after a failure: re-run the failed and cancelled steps
     }
 
-    /// README.md, Swift block 5.
-    static func sample5() async throws {
+    /// README.md, Swift block 6.
+    static func sample6() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
         var scheduler = Scheduler(backend: store, options: SchedulerOptions(maxConcurrency: 16, queueConcurrency: ["media": 2]))
@@ -146,8 +170,8 @@ enum DocumentSamples {
         try await group.run()
     }
 
-    /// README.md, Swift block 6.
-    static func sample6() async throws {
+    /// README.md, Swift block 7.
+    static func sample7() async throws {
 
 
         let env = try Environment(path: "/var/lib/myapp/store", databases: [Schema.notes, Schema.byTag])
@@ -171,8 +195,8 @@ enum DocumentSamples {
         let recent = try env.read { txn in try txn.entries(notes, in: .from(1), reverse: true, limit: 10) }
     }
 
-    /// README.md, Swift block 7.
-    static func sample7() async throws {
+    /// README.md, Swift block 8.
+    static func sample8() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")
         let router = Router()
@@ -180,15 +204,15 @@ enum DocumentSamples {
         try await Application(router: router).runService()
     }
 
-    /// README.md, Swift block 8.
-    static func sample8() async throws {
+    /// README.md, Swift block 9.
+    static func sample9() async throws {
 
         let fleetStore = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
         var fleetScheduler = Scheduler(backend: fleetStore)  // the same handlers, options and service
     }
 
-    /// docs/DASHBOARD.md, Swift block 9.
-    static func sample9() async throws {
+    /// docs/DASHBOARD.md, Swift block 10.
+    static func sample10() async throws {
 
         let store = try JobRepository(path: "/var/lib/myapp/jobs")  // or a PostgresJobStore
         let dashboard = try Dashboard(store: store, options: DashboardOptions(
@@ -200,8 +224,8 @@ enum DocumentSamples {
         try await Application(router: router).runService()
     }
 
-    /// docs/POSTGRES.md, Swift block 10.
-    static func sample10() async throws {
+    /// docs/POSTGRES.md, Swift block 11.
+    static func sample11() async throws {
 
         // was: let store = try JobRepository(path: "/var/lib/myapp/jobs")
         let store = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/myapp")
@@ -258,6 +282,30 @@ workers.use(ClosureMiddleware { context, next in
         throw error
     }
 })
+
+"""#),
+    ("README.md", #"""
+import JobScheduler
+import JobStore
+
+struct ImportFile: JobDefinition {
+    static let name = "import-file"
+    var path: String
+    var rows: Int
+}
+
+let imports = try JobRepository(path: "/var/lib/myapp/jobs")
+var importer = Scheduler(backend: imports)
+importer.register(ImportFile.self) { file, context in
+    for row in 0..<file.rows {
+        // … import the row …
+        context.reportProgress(completed: row + 1, of: file.rows, "row \(row + 1) of \(file.path)")
+    }
+}
+let job = try await imports.enqueue(ImportFile(path: "/data/users.csv", rows: 50_000))
+if let progress = try await imports.progress(of: job.id) {
+    print("\(Int(progress.fraction * 100)) %: \(progress.message ?? "")")  // and on LMDB's change feed: .progress
+}
 
 """#),
     ("README.md", #"""

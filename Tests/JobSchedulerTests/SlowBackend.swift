@@ -37,6 +37,7 @@ final class SlowBackend: SchedulerBackend {
         try await store.enqueue(tick: tick, of: name, next: next, job: job)
     }
     func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await store.enqueue(jobs) }
+    func storeProgress(_ reports: [ProgressReport]) async throws { try await store.storeProgress(reports) }
     func cancel(_ id: JobID) async throws -> Job { try await store.cancel(id) }
     func queueDepths() async throws -> [String: [JobState: Int]] { try await store.queueDepths() }
     func workSignals() -> AsyncStream<WorkSignal> { store.workSignals() }

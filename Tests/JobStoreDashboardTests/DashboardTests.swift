@@ -306,6 +306,36 @@ struct DashboardTests {
         #expect(Int(next)! > Int(transaction)!)
         #expect(second.contains("<b>251</b>pending"))
     }
+
+    @Test("a running job's page shows its progress and follows it live (its own event stream: state, attempts, progress); a finished job's page is not live")
+    func liveJobPage() async throws {
+        let directory = TemporaryDirectory()
+        let (store, failed, _) = try makeDashboardStore(directory.path)
+        defer { store.close() }
+        let job = try await store.insert(NewJob(name: "copy", queue: "long"))
+        let owner = OwnerToken.random()
+        _ = try await store.claim(queue: "long", lease: .seconds(60), owner: owner)
+        try await store.storeProgress([ProgressReport(id: job.id, progress: JobProgress(fraction: 0.25, message: "copying <files>", attempt: 1, at: .now))])
+        let port = PortBox()
+        let server = Task {
+            try await Dashboard.serve(store: store, host: "127.0.0.1", port: 0) { port.set($0) }
+        }
+        defer { server.cancel() }
+        let bound = try await port.wait()
+        try await application(store).test(.router) { client in
+            let page = try await client.execute(uri: "/jobs/\(job.id)", method: .get)
+            #expect(page.text.contains("<progress value=\"0.25\" max=1></progress> 25.0 % · attempt 1 · copying &lt;files&gt;"), "\(page.text)")
+            #expect(page.text.contains("/events?job=\(job.id)"))
+            let finished = try await client.execute(uri: "/jobs/\(failed.id)", method: .get)
+            #expect(!finished.text.contains("EventSource") && finished.text.contains("<span id=progress>-</span>"))
+        }
+        let stream = try EventStreamReader(port: bound, path: "/events?job=\(job.id)")
+        let first = try await stream.nextEvent()
+        #expect(first.contains("25.0 %") && first.contains("\"job-attempts\":\"1 of 20\"") && !first.contains("\"states\""))
+        try await store.storeProgress([ProgressReport(id: job.id, progress: JobProgress(fraction: 0.75, attempt: 1, at: .now))])
+        let second = try await stream.nextEvent()
+        #expect(second.contains("75.0 %"), "\(second)")
+    }
 }
 
 /// The port a server bound, handed from its `onRunning`.

@@ -185,6 +185,7 @@ struct FeedTests {
             switch await iterator.next() {
             case .change?: changes += 1
             case .overflow(let count)?: missed += count
+            case .progress?: Issue.record("a progress report nobody made")
             case nil: break
             }
         }

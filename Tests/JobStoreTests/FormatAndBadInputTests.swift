@@ -35,15 +35,16 @@ struct FormatTests {
             errors: [JobErrorRecord(message: "timeout", attempt: 1, at: Timestamp(microseconds: 1_700_000_030_000_000))],
             uniqueKey: "email:42", pipeline: PipelineReference(pipeline: try PipelineID(parsing: "0190a5c4-1b2e-7000-8123-456789abcdef"), step: 3),
             payload: Array("hello".utf8), result: Array("ok".utf8)))
-        // The encoder writes the same bytes as version 3: version byte 3, an empty timeline (its
-        // length, 0), and the seal as the last four bytes.
-        #expect(RecordFormat.encode(job) == sealed([3] + full.dropFirst() + [0, 0]))
+        // The encoder writes the same bytes as version 4: version byte 4, an empty timeline (its
+        // length, 0), and the seal as the last four bytes (no timeout or headers: flag bits 5
+        // and 6 clear, nothing more).
+        #expect(RecordFormat.encode(job) == sealed([4] + full.dropFirst() + [0, 0]))
 
         let minimal = try fixture("record-v1-minimal.bin")
         let small = try minimal.withUnsafeBytes { try RecordFormat.decode($0, id: fullID) }
         #expect(small.state == .pending && small.name == "n" && small.queue == "q" && small.payload.isEmpty)
         #expect(small.createdAt == Timestamp(microseconds: -5) && small.maxAttempts == 20 && small.tenant == nil)
-        #expect(RecordFormat.encode(small) == sealed([3] + minimal.dropFirst() + [0, 0]))
+        #expect(RecordFormat.encode(small) == sealed([4] + minimal.dropFirst() + [0, 0]))
     }
 
     @Test("the fixed header is read in place, matching the full decode")
@@ -152,7 +153,7 @@ struct BadInputTests {
             }
             #expect { try store.uncachedJob(newer.id) } throws: { error in
                 guard let error = error as? JobStoreError else { return false }
-                return error.code == .newerFormat && error.description.contains("version 9") && error.description.contains("1…3")
+                return error.code == .newerFormat && error.description.contains("version 9") && error.description.contains("1…4")
             }
             // A change to a damaged job is refused; the rest of the store works.
             #expect { try store.cancel(corrupt.id) } throws: { ($0 as? JobStoreError)?.code == .corruptRecord }

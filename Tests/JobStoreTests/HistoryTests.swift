@@ -330,9 +330,10 @@ struct HistoryTests {
         let block = try #require(try record.withUnsafeBytes { try RecordFormat.timeline($0, id: id).map { Array($0) } })
         let timeline = try block.withUnsafeBytes { try EventFormat.decodeTimeline($0, id: id) }
         #expect(timeline == JobTimeline(events: expected, dropped: 5))
-        // This program writes it as version 3: the same bytes after the version byte, then the seal.
+        // Version 3 adds the seal; this program writes version 4: the same bytes but the version
+        // byte (and so the seal).
         let sealedRecord = try fixture("record-v3-sealed.bin")
-        #expect(RecordFormat.encode(job, timeline: block) == sealedRecord)
+        #expect(RecordFormat.encode(job, timeline: block) == sealed([4] + sealedRecord.dropFirst().dropLast(4)))
         #expect(try sealedRecord.withUnsafeBytes { try RecordFormat.decode($0, id: id) } == job)
         #expect(try sealedRecord.withUnsafeBytes { try RecordFormat.timeline($0, id: id).map { Array($0) } } == block)
         #expect(EventFormat.encode(expected[0]) + EventFormat.encode(expected[1]) + EventFormat.encode(expected[2]) == Array(block.dropFirst(5)))

@@ -38,10 +38,21 @@ final class ChangeFeed: Sendable {
 
     /// Publishes the changes of one committed transaction.
     func publish(_ changes: [JobChange]) {
-        guard !changes.isEmpty, hasSubscribers.load(ordering: .acquiring) else { return }
+        deliver(changes.count) { .change(changes[$0]) }
+    }
+
+    /// Publishes the progress reports of one committed transaction.
+    func publish(_ reports: [ProgressReport]) {
+        deliver(reports.count) { .progress(reports[$0]) }
+    }
+
+    /// Delivers `count` events (`event(i)`) to every subscriber, each in turn, dropping what a
+    /// full buffer cannot take (counted, then announced by one `.overflow`).
+    private func deliver(_ count: Int, _ event: (Int) -> JobFeedEvent) {
+        guard count > 0, hasSubscribers.load(ordering: .acquiring) else { return }
         let current = subscribers.withLock { Array($0.values) }
         for subscriber in current {
-            for change in changes {
+            for index in 0..<count {
                 let missed = subscriber.missed.load(ordering: .relaxed)
                 if missed > 0 {
                     if case .dropped = subscriber.continuation.yield(.overflow(missed: missed)) {
@@ -50,7 +61,7 @@ final class ChangeFeed: Sendable {
                     }
                     subscriber.missed.subtract(missed, ordering: .relaxed)
                 }
-                if case .dropped = subscriber.continuation.yield(.change(change)) {
+                if case .dropped = subscriber.continuation.yield(event(index)) {
                     subscriber.missed.add(1, ordering: .relaxed)
                 }
             }

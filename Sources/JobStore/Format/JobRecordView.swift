@@ -21,6 +21,8 @@ public struct JobRecordView: ~Copyable {
     private let leaseOwner: Int?, pipelineAt: Int?
     @usableFromInline let payloadRange: Range<Int>
     private let resultRange: Range<Int>?
+    /// Where the timeout lies (8 bytes), and where the headers start (their count byte).
+    private let timeoutAt: Int?, headersAt: Int?
     /// Where the errors start (their count byte), and how many there are.
     private let errorsAt: Int, errorCount: Int
     /// The timeline block (record version 2 and later).
@@ -64,6 +66,21 @@ public struct JobRecordView: ~Copyable {
         let pipelineAt = flags & Flag.pipeline != 0 ? try reader.skip(18, "the pipeline reference") : nil
         let payload = try reader.longBytesRange("payload")
         let result = flags & Flag.result != 0 ? try reader.longBytesRange("result") : nil
+        let timeoutAt = flags & Flag.timeout != 0 ? try reader.skip(8, "the timeout") : nil
+        let headersAt = flags & Flag.headers != 0 ? reader.offset : nil
+        if headersAt != nil {
+            let count = Int(try reader.u8())
+            if count == 0 { throw reader.corrupt("its headers flag is set but it has 0 headers") }
+            var previous: Range<Int>? = nil
+            for _ in 0..<count {
+                let name = try reader.shortText("header name")
+                if let previous, !bytes[previous].lexicographicallyPrecedes(bytes[name]) {
+                    throw reader.corrupt("its header names are not in ascending order (or one repeats)")
+                }
+                previous = name
+                _ = try reader.text(Int(try reader.u16()), "header value")
+            }
+        }
         let errorsAt = reader.offset
         let errorCount = Int(try reader.u8())
         for _ in 0..<errorCount {
@@ -77,13 +94,14 @@ public struct JobRecordView: ~Copyable {
                 ? reader.corrupt("\(end - reader.offset) bytes left over after the errors")
                 : reader.corrupt("the fields run into the timeline, which starts at byte \(end)")
         }
-        if flags & ~(Flag.tenant | Flag.uniqueKey | Flag.pipeline | Flag.result | Flag.lease) != 0 {
+        if flags & ~Flag.known(inVersion: bytes[0]) != 0 {
             throw reader.corrupt("unknown flag bits \(flags)")
         }
         self.id = id
         self.bytes = bytes
         (nameRange, queueRange, tenantRange, uniqueKeyRange) = (name, queue, tenant, uniqueKey)
         (self.leaseOwner, self.pipelineAt, payloadRange, resultRange) = (leaseOwner, pipelineAt, payload, result)
+        (self.timeoutAt, self.headersAt) = (timeoutAt, headersAt)
         (self.errorsAt, self.errorCount, timelineRange) = (errorsAt, errorCount, timeline)
         state = header.state
         priority = header.priority
@@ -175,6 +193,29 @@ public struct JobRecordView: ~Copyable {
     /// The result a succeeded job stored, copied.
     public var result: [UInt8]? { resultRange.map { Array(UnsafeRawBufferPointer(rebasing: bytes[$0])) } }
 
+    /// The job's own timeout (``Job/timeout``), if it has one.
+    public var timeout: Duration? {
+        timeoutAt.map { .microseconds(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: $0, as: Int64.self))) }
+    }
+
+    /// The job's headers (``Job/headers``).
+    public var headers: [String: String] {
+        guard let headersAt else { return [:] }
+        var headers: [String: String] = [:]
+        let count = Int(bytes[headersAt])
+        headers.reserveCapacity(count)
+        var at = headersAt + 1
+        for _ in 0..<count {
+            let nameLength = Int(bytes[at])
+            let name = RecordReader.string(bytes, (at + 1)..<(at + 1 + nameLength))
+            at += 1 + nameLength
+            let valueLength = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+            headers[name] = RecordReader.string(bytes, (at + 2)..<(at + 2 + valueLength))
+            at += 2 + valueLength
+        }
+        return headers
+    }
+
     /// The errors of failed attempts, oldest first.
     public var errors: [JobErrorRecord] {
         var errors: [JobErrorRecord] = []
@@ -200,7 +241,8 @@ public struct JobRecordView: ~Copyable {
         Job(
             id: id, name: name, queue: queue, tenant: tenant, state: state, priority: priority,
             createdAt: createdAt, updatedAt: updatedAt, runAt: runAt, attempts: attempts, maxAttempts: maxAttempts,
-            lease: lease, errors: errors, uniqueKey: uniqueKey, pipeline: pipeline, payload: payload, result: result)
+            lease: lease, errors: errors, uniqueKey: uniqueKey, pipeline: pipeline, timeout: timeout, headers: headers,
+            payload: payload, result: result)
     }
 
     // MARK: Helpers

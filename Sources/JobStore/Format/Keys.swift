@@ -39,14 +39,21 @@ package enum Schema {
     /// every job's events in commit order, kept until pruned. Since format 3.
     package static let history = DatabaseDefinition<BytesCodec, BytesCodec>(name: "history")
 
+    /// `progress`: job id (16) → the progress its handler last reported (``ProgressFormat``).
+    /// Written apart from the job's record (a report rewrites 40 bytes, not the record), removed
+    /// with the job. Since format 6.
+    package static let progress = DatabaseDefinition<BytesCodec, BytesCodec>(name: "progress")
+
     /// The databases of format 1.
     static let formatOne: [any AnyDatabaseDefinition] = [meta, jobs, stateCreated, created, ready, readyAny, lease, unique]
     /// The databases added by format 2 (finished jobs by finish time, pipelines).
     static let formatTwo: [any AnyDatabaseDefinition] = [finished, pipelines, pipelineSteps, pipelineStateCreated, pipelineFinished]
     /// The database added by format 3 (the store's history; each job's timeline is in its record).
     static let formatThree: [any AnyDatabaseDefinition] = [history]
+    /// The database added by format 6 (handlers' progress reports).
+    static let formatSix: [any AnyDatabaseDefinition] = [progress]
     /// Every database, opened together when a store opens.
-    package static let all: [any AnyDatabaseDefinition] = formatOne + formatTwo + formatThree
+    package static let all: [any AnyDatabaseDefinition] = formatOne + formatTwo + formatThree + formatSix
 
     /// The store format version, kept in `meta` under ``MetaKey/formatVersion``. Version 1: jobs
     /// (the first eight databases, record format 1). Version 2: plus finished jobs by finish time
@@ -63,8 +70,10 @@ package enum Schema {
     /// their next change. Version 5: events may carry who made the change (flag bit 3, the
     /// actor), and the history holds queue events (paused, resumed, limited, unlimited) under
     /// the all-zero job id; nothing is rewritten, the version only says that a program of
-    /// version 4 would not read them.
-    package static let formatVersion: UInt32 = 5
+    /// version 4 would not read them. Version 6: job records of version 4 (a job's own timeout
+    /// and its headers, flag bits 5 and 6) and the `progress` database, created empty when an
+    /// older store is first opened writable; older records stay readable as they are.
+    package static let formatVersion: UInt32 = 6
 }
 
 /// Keys of the `meta` database.

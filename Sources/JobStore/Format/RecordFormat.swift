@@ -5,17 +5,17 @@
 ///
 /// | offset | size | field |
 /// |-------:|-----:|-------|
-/// | 0  | 1 | format version (3; 2 has no seal, 1 no timeline either) |
+/// | 0  | 1 | format version (4; 3 has no timeout or headers, 2 no seal either, 1 no timeline) |
 /// | 1  | 1 | state (``JobState`` raw value) |
 /// | 2  | 1 | priority |
-/// | 3  | 1 | flags: bit 0 tenant, 1 unique key, 2 pipeline, 3 result, 4 lease |
+/// | 3  | 1 | flags: bit 0 tenant, 1 unique key, 2 pipeline, 3 result, 4 lease, 5 timeout, 6 headers (5 and 6: version 4) |
 /// | 4  | 2 | attempts (UInt16 LE) |
 /// | 6  | 2 | max attempts (UInt16 LE) |
 /// | 8  | 8 | createdAt (Int64 LE, µs since the epoch) |
 /// | 16 | 8 | updatedAt |
 /// | 24 | 8 | runAt |
 /// | 32 | 8 | lease expiry (0 without a lease) |
-/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8); version 2 and 3: the timeline block (``EventFormat``), then its length (UInt16 LE); version 3: the seal (``Seal``, a CRC32C of every byte before it, UInt32 LE) as the record's last four bytes |
+/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], [timeout (Int64 LE, µs)], [headers: count (UInt8), each: name (UInt8 length + UTF-8), value (UInt16 LE length + UTF-8), in the names' byte order], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8); version 2 and 3: the timeline block (``EventFormat``), then its length (UInt16 LE); version 3 and 4: the seal (``Seal``, a CRC32C of every byte before it, UInt32 LE) as the record's last four bytes |
 ///
 /// Bracketed fields are present when their flag is set. The fixed header lets state, priority,
 /// times and attempts be read straight from LMDB's page without decoding the rest (such in-place
@@ -23,7 +23,7 @@
 /// trailing length finds the timeline without decoding the fields before it.
 public enum RecordFormat {
     /// The version this program writes. Every older version stays readable.
-    public static let currentVersion: UInt8 = 3
+    public static let currentVersion: UInt8 = 4
     /// Size of the fixed header.
     static let headerSize = 40
 
@@ -33,6 +33,12 @@ public enum RecordFormat {
         static let pipeline: UInt8 = 1 << 2
         static let result: UInt8 = 1 << 3
         static let lease: UInt8 = 1 << 4
+        static let timeout: UInt8 = 1 << 5
+        static let headers: UInt8 = 1 << 6
+        /// The bits a record of `version` may set.
+        static func known(inVersion version: UInt8) -> UInt8 {
+            version >= 4 ? 0x7f : 0x1f
+        }
     }
 
     /// Encodes a job (already validated) into a record of the current version, with `timeline`
@@ -59,6 +65,11 @@ public enum RecordFormat {
         if job.lease != nil { size += 16 }
         if job.pipeline != nil { size += 18 }
         if let result = job.result { size += 4 + result.count }
+        if job.timeout != nil { size += 8 }
+        if !job.headers.isEmpty {
+            size += 1
+            for (name, value) in job.headers { size += 3 + name.utf8.count + value.utf8.count }
+        }
         // Only the last errors are kept (a slice, read here and in `write`: an array of pairs
         // cost an allocation and a tuple type's metadata lookup on every encode).
         for error in job.errors.suffix(JobLimits.maxErrors) {
@@ -76,6 +87,8 @@ public enum RecordFormat {
         if job.pipeline != nil { flags |= Flag.pipeline }
         if job.result != nil { flags |= Flag.result }
         if job.lease != nil { flags |= Flag.lease }
+        if job.timeout != nil { flags |= Flag.timeout }
+        if !job.headers.isEmpty { flags |= Flag.headers }
 
         var writer = RecordWriter(buffer: raw)
         writer.put(currentVersion)
@@ -99,6 +112,15 @@ public enum RecordFormat {
         }
         writer.putLong(job.payload)
         if let result = job.result { writer.putLong(result) }
+        if let timeout = job.timeout { writer.put(timeout.wholeMicroseconds) }
+        if !job.headers.isEmpty {
+            writer.put(UInt8(job.headers.count))
+            for (name, value) in sortedHeaders(job.headers) {
+                writer.putShort(name.utf8)
+                writer.put(UInt16(value.utf8.count))
+                writer.putBytes(value.utf8)
+            }
+        }
         let errors = job.errors.suffix(JobLimits.maxErrors)
         writer.put(UInt8(errors.count))
         for error in errors {
@@ -112,6 +134,12 @@ public enum RecordFormat {
         writer.put(UInt16(timeline.count))
         Seal.put(&writer)
         return writer.offset
+    }
+
+    /// A job's headers in the order a record keeps them: by the names' UTF-8 bytes (so equal
+    /// jobs make equal records).
+    static func sortedHeaders(_ headers: [String: String]) -> [(key: String, value: String)] {
+        headers.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
     }
 
     /// Decodes a record stored under `id`.

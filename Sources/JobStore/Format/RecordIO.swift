@@ -264,10 +264,11 @@ enum RecordSubject: CustomStringConvertible {
     case schedule(String)
     case rateLimit(String)
     case history(HistoryPosition)
+    case progress(JobID)
 
     var jobID: JobID? {
         switch self {
-        case .job(let id): id
+        case .job(let id), .progress(let id): id
         default: nil
         }
     }
@@ -280,6 +281,7 @@ enum RecordSubject: CustomStringConvertible {
         case .schedule(let name): "schedule '\(name)'"
         case .rateLimit(let queue): "the rate limit of queue '\(queue)'"
         case .history(let position): "history entry \(position)"
+        case .progress(let id): "the progress of job \(id)"
         }
     }
 }

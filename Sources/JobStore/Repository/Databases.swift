@@ -17,6 +17,9 @@ struct Databases: Sendable {
     let pipeline: PipelineDatabases?
     /// `history`; `nil` only for a store of format 1 or 2 opened read-only.
     let events: EventDatabases?
+    /// `progress`; `nil` only for a store older than format 6 opened read-only or for a
+    /// rehearsal (which may not upgrade it).
+    let progress: Database<BytesCodec, BytesCodec>?
 
     init(_ env: Environment) throws {
         meta = try env.database(Schema.meta)
@@ -30,6 +33,7 @@ struct Databases: Sendable {
         finished = try? env.database(Schema.finished)
         pipeline = try? PipelineDatabases(env)
         events = try? EventDatabases(env)
+        progress = try? env.database(Schema.progress)
     }
 
     /// The job with `id` as `txn` sees it, or `nil`: decoded straight from the mapped page,

@@ -1,4 +1,5 @@
 package import LMDB
+import Instrumentation
 import Locking
 import Logging
 import Synchronization
@@ -32,6 +33,10 @@ public struct JobStoreOptions: Sendable {
     public var cache = CacheOptions()
     /// Events buffered per change-feed subscriber before newer ones are dropped.
     public var feedCapacity = 10_000
+    /// The instrument that writes an enqueuing task's trace context into its new jobs' headers
+    /// (``JobCore/JobTraceContext``); `nil` (the default): the process's bootstrapped one
+    /// (`InstrumentationSystem.instrument`).
+    public var traceInstrument: (any Instrument)?
     /// Whether a writable open upgrades a store of an older format (the default). `false` opens
     /// it writable as it is — for a write that is only rehearsed (``JobRepository/rehearse(_:)``,
     /// a dry run), which must change nothing; a store older than format 3 then refuses to open
@@ -120,10 +125,16 @@ public final class JobRepository: Sendable {
                 if options.environment.readOnly {
                     // A format-1 store read-only: open the databases it has (it cannot be upgraded).
                     databases = Schema.all.filter { names.contains($0.name) }
-                } else if !options.upgradesFormat, let missing = Schema.all.first(where: { !names.contains($0.name) }) {
-                    throw JobStoreError(
-                        .invalidArgument, "\(path) is a store of an older format (it has no database '\(missing.name)'): opening it writable would upgrade it",
-                        hint: "Open it writable once with upgradesFormat (any command of the admin tool that writes), then again")
+                } else if !options.upgradesFormat {
+                    // A rehearsal may not upgrade: it needs the databases writes use (formats 1…3);
+                    // without the progress database (format 6) it opens what the store has.
+                    let optional = Set(Schema.formatSix.map(\.name))
+                    if let missing = Schema.all.first(where: { !names.contains($0.name) && !optional.contains($0.name) }) {
+                        throw JobStoreError(
+                            .invalidArgument, "\(path) is a store of an older format (it has no database '\(missing.name)'): opening it writable would upgrade it",
+                            hint: "Open it writable once with upgradesFormat (any command of the admin tool that writes), then again")
+                    }
+                    databases = Schema.all.filter { names.contains($0.name) }
                 }
             }
             environment = try Environment(path: path, options: options.environment, databases: databases)
@@ -262,13 +273,17 @@ public final class JobRepository: Sendable {
     /// the change feed: they are applied when (and only if) the transaction commits, on the
     /// committing thread, in commit order (``LMDB/WriteTransaction/onCompletion(_:)``).
     private func run<T>(_ body: (JobTransaction) throws -> T, in txn: WriteTransaction) throws -> T {
-        let jobs = JobTransaction(txn: txn, db: db, ids: ids, now: .now)
+        let jobs = JobTransaction(txn: txn, db: db, ids: ids, now: .now, instrument: options.traceInstrument)
         let result = try body(jobs)
         try jobs.flushCounters()
         // Taken out of the transaction, so setting the transaction id below changes the one copy
         // in place rather than copying every change (and its job).
         var changes = jobs.changes
         jobs.changes = []
+        if !jobs.progressReports.isEmpty {
+            let feed = self.feed, reports = jobs.progressReports
+            txn.onCompletion { didCommit in if didCommit { feed.publish(reports) } }
+        }
         guard !changes.isEmpty else { return result }
         let transaction = try txn.id
         for index in changes.indices { changes[index].transaction = transaction }

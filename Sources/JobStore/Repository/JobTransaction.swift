@@ -1,4 +1,5 @@
 internal import LMDB
+import Instrumentation
 
 /// A write transaction of a job store, handed to the closure of ``JobRepository/write(_:)-(JobTransaction)->T``.
 /// Every operation in one closure commits together or not at all.
@@ -19,6 +20,8 @@ public final class JobTransaction {
     // to it overlaps another, so the dynamic exclusivity checks of class properties are off (as
     // in LMDB's Transaction).
     @exclusivity(unchecked) var changes: [JobChange] = []
+    /// The progress reports stored, for the change feed.
+    @exclusivity(unchecked) var progressReports: [ProgressReport] = []
     @exclusivity(unchecked) var counterDeltas = CounterDeltas()
     /// Pipeline steps whose job changed between unfinished, succeeded, failed and cancelled, to be
     /// advanced (see ``advancePipelines()``).
@@ -38,11 +41,15 @@ public final class JobTransaction {
     /// tests; ``putRecord(_:event:appendingTo:options:)``, ``putEntry(_:key:of:)``).
     @exclusivity(unchecked) var appendedPuts = 0
 
-    init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp) {
+    /// What writes a new job's trace context into its headers (`nil`: the bootstrapped one).
+    let instrument: (any Instrument)?
+
+    init(txn: WriteTransaction, db: Databases, ids: JobIDGenerator, now: Timestamp, instrument: (any Instrument)? = nil) {
         self.txn = txn
         self.db = db
         self.ids = ids
         self.now = now
+        self.instrument = instrument
     }
 
     deinit { scratchBytes.deallocate() }
@@ -77,7 +84,7 @@ public final class JobTransaction {
     /// The job a ``NewJob`` describes, created now (or at its chosen time).
     func job(from new: NewJob, state: JobState, pipeline: PipelineReference?) -> Job {
         let id = new.id ?? ids.next(milliseconds: UInt64(max(0, (new.createdAt ?? now).microseconds / 1000)))
-        return Job(new, id: id, now: now, state: state, pipeline: pipeline)
+        return Job(new, id: id, now: now, state: state, pipeline: pipeline, instrument: instrument)
     }
 
     /// Stores a complete job exactly as given, in any state — for imports, restores and
@@ -227,6 +234,7 @@ public final class JobTransaction {
             }
         }
         try txn.delete(db.jobs, key)
+        if let progress = db.progress { try txn.delete(progress, key) }
         var removed = 0
         var state: JobState?
         for (database, _) in db.keyOnlyIndexes {

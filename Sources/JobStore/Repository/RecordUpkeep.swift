@@ -32,6 +32,7 @@ extension JobTransaction {
     /// (deleted or pruned).
     func remove(_ job: Job, recording event: JobEvent.Kind) throws {
         try txn.delete(db.jobs, Keys.id(job.id))
+        if let progress = db.progress { try txn.delete(progress, Keys.id(job.id)) }
         for kind in IndexEntry.kinds { try removeEntry(kind, of: job) }
         count(job, -1)
         try record(recorded(event, job), of: job.id)

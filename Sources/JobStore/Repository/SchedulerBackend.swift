@@ -81,6 +81,8 @@ extension JobRepository: SchedulerBackend {
                     {
                         continuation.yield(.cancelled(change.id))
                     }
+                case .progress:
+                    break
                 }
             }
             continuation.finish()  // the store closed

@@ -67,6 +67,25 @@ extension JobRepository {
             if try !strayCheck(entry, id: id, name: unique.name, txn).isEmpty { suspectEntries.append((entry, id, unique.name)) }
         }
 
+        // Progress entries: each readable, and of a job there is (read in the entry's snapshot:
+        // a job's progress is deleted with it).
+        if let progress = db.progress {
+            try forEachChunk(of: progress, chunkSize: chunkSize) { txn, key, value in
+                guard let id = JobID(bytes: key) else {
+                    problems.append(VerificationProblem(kind: .strayIndexEntry, message: "a progress key of \(key.count) bytes is not a job id"))
+                    return
+                }
+                do {
+                    _ = try ProgressFormat.decode(value, id: id)
+                } catch {
+                    problems.append(VerificationProblem(kind: .badRecord, jobID: id, message: "\(error)"))
+                }
+                if try txn.get(db.jobs, Keys.id(id)) == nil {
+                    problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: id, message: "progress holds a report of job \(id), which does not exist"))
+                }
+            }
+        }
+
         // The suspects, again, in one fresh snapshot: what is still wrong is reported.
         try reading { txn in
             for id in suspectJobs.sorted() {
