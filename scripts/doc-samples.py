@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Writes Tests/DocSampleTests/Samples.swift from every ```swift block of README.md and docs/*.md.
+"""Writes Tests/DocSampleTests/Samples.swift from every ```swift block of README.md, docs/*.md and
+the DocC articles (Sources/*/*.docc/*.md); a block whose first line is `// Package.swift` (a
+manifest excerpt) is not compiled.
 
 Each block becomes compiled code: its imports at the top of the file, its type declarations at
 file level, the rest as the body of an async throwing function that is never called (the
@@ -9,12 +11,15 @@ when a document changed without this script being run again. Run it after editin
 import glob, os, re
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-documents = ["README.md"] + sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md")))
+documents = ["README.md"] + sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md"))) \
+    + sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "Sources", "*", "*.docc", "*.md")))
 imports, declarations, functions, texts = set(), [], [], []
 number = 0
 for document in documents:
     text = open(os.path.join(root, document)).read()
     for block in re.findall(r"^```swift\n(.*?)^```", text, re.S | re.M):
+        if block.startswith("// Package.swift"):
+            continue
         number += 1
         texts.append(f'    ("{document}", #"""\n{block}\n"""#),')
         body, lines, i = [], block.split("\n"), 0

@@ -29,6 +29,19 @@ enum Schema {
     static let byTag = DatabaseDefinition<StringCodec, UInt64Codec>(name: "notes.by_tag", flags: [.duplicateSort])
 }
 
+struct WelcomeEmail: JobDefinition {
+    static let name = "welcome-email"                               // stored with each job: keep it stable
+    static let options = JobOptions(queue: "mail", maxAttempts: 5, timeout: .seconds(30))
+    var to: String
+    var subject: String
+    var uniqueKey: String? { "welcome:\(to)" }                      // at most one live job per address
+}
+
+struct Build: JobDefinition {
+    static let name = "build"
+    var commit: String
+}
+
 enum DocumentSamples {
     /// README.md, Swift block 1.
     static func sample1() async throws {
@@ -232,6 +245,45 @@ enum DocumentSamples {
         var scheduler = Scheduler(backend: store)
         scheduler.handle(queue: "mail") { context in print("sending", context.job.id) }
         try await scheduler.run()
+    }
+
+    /// Sources/JobStore/JobStore.docc/GettingStarted.md, Swift block 12.
+    static func sample12() async throws {
+
+    }
+
+    /// Sources/JobStore/JobStore.docc/GettingStarted.md, Swift block 13.
+    static func sample13() async throws {
+
+        let store = try JobRepository(path: "/var/lib/myapp/jobs")
+        try await store.enqueue(WelcomeEmail(to: "ada@example.com", subject: "Welcome"))
+
+        var scheduler = Scheduler(backend: store)
+        scheduler.register(WelcomeEmail.self) { email, context in
+            context.reportProgress(0.5, "rendering")
+            // Return to succeed; throw to fail this attempt (retried with backoff, the error kept).
+        }
+        let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))
+        try await group.run()
+    }
+
+    /// Sources/JobStore/JobStore.docc/MovingToPostgreSQL.md, Swift block 14.
+    static func sample14() async throws {
+
+        let store = try await PostgresJobStore(url: "postgres://app@db.internal:5432/app")
+        var scheduler = Scheduler(backend: store)
+    }
+
+    /// Sources/JobStore/JobStore.docc/Pipelines.md, Swift block 15.
+    static func sample15() async throws {
+
+
+        let store = try JobRepository(path: "/var/lib/myapp/jobs")
+        let release = try await store.enqueue(PipelineDefinition(name: "release", steps: [
+            try PipelineStep("build", Build(commit: "4c33c23")),
+            PipelineStep("test", job: NewJob(name: "test", queue: "ci"), dependsOn: ["build"]),
+            PipelineStep("package", job: NewJob(name: "package", queue: "ci"), dependsOn: ["test"]),
+        ]))
     }
 
     /// Each sample's document and text, as it was when this file was generated.
@@ -468,6 +520,60 @@ let store = try await PostgresJobStore(url: "postgres://myapp@db.internal:5432/m
 var scheduler = Scheduler(backend: store)
 scheduler.handle(queue: "mail") { context in print("sending", context.job.id) }
 try await scheduler.run()
+
+"""#),
+    ("Sources/JobStore/JobStore.docc/GettingStarted.md", #"""
+import JobStore
+
+struct WelcomeEmail: JobDefinition {
+    static let name = "welcome-email"                               // stored with each job: keep it stable
+    static let options = JobOptions(queue: "mail", maxAttempts: 5, timeout: .seconds(30))
+    var to: String
+    var subject: String
+    var uniqueKey: String? { "welcome:\(to)" }                      // at most one live job per address
+}
+
+"""#),
+    ("Sources/JobStore/JobStore.docc/GettingStarted.md", #"""
+import JobScheduler
+import JobStore
+import Logging
+import ServiceLifecycle
+
+let store = try JobRepository(path: "/var/lib/myapp/jobs")
+try await store.enqueue(WelcomeEmail(to: "ada@example.com", subject: "Welcome"))
+
+var scheduler = Scheduler(backend: store)
+scheduler.register(WelcomeEmail.self) { email, context in
+    context.reportProgress(0.5, "rendering")
+    // Return to succeed; throw to fail this attempt (retried with backoff, the error kept).
+}
+let group = ServiceGroup(services: [scheduler], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "app"))
+try await group.run()
+
+"""#),
+    ("Sources/JobStore/JobStore.docc/MovingToPostgreSQL.md", #"""
+import JobScheduler
+import JobStorePostgres
+
+let store = try await PostgresJobStore(url: "postgres://app@db.internal:5432/app")
+var scheduler = Scheduler(backend: store)
+
+"""#),
+    ("Sources/JobStore/JobStore.docc/Pipelines.md", #"""
+import JobStore
+
+struct Build: JobDefinition {
+    static let name = "build"
+    var commit: String
+}
+
+let store = try JobRepository(path: "/var/lib/myapp/jobs")
+let release = try await store.enqueue(PipelineDefinition(name: "release", steps: [
+    try PipelineStep("build", Build(commit: "4c33c23")),
+    PipelineStep("test", job: NewJob(name: "test", queue: "ci"), dependsOn: ["build"]),
+    PipelineStep("package", job: NewJob(name: "package", queue: "ci"), dependsOn: ["test"]),
+]))
 
 """#),
     ]
