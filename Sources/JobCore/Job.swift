@@ -1,6 +1,6 @@
 /// A job as stored: its identity, where it runs, its state and schedule, and its data.
 ///
-/// Plain value; read it with ``JobRepository/job(_:)``, change it through the repository.
+/// Plain value; read it with `JobRepository/job(_:)`, change it through the repository.
 public struct Job: Sendable, Hashable, Identifiable {
     /// The job's id (time-ordered).
     public var id: JobID
@@ -288,7 +288,7 @@ public enum JobLimits {
     }
 }
 
-/// What ``JobTransaction/claimBatch(queue:limit:lease:owner:)`` claimed, and when to look again.
+/// What `JobTransaction/claimBatch(queue:limit:lease:owner:)` claimed, and when to look again.
 public struct ClaimBatch: Sendable {
     /// The claimed jobs, now running, in claim order.
     public var jobs: [Job]

@@ -60,7 +60,7 @@ public struct JobOptions: Sendable, Hashable {
     /// The tenant it belongs to, if any.
     public var tenant: String?
     /// The longest one run of its handler may take before it is cancelled and the attempt
-    /// fails (the scheduler's ``JobScheduler``'s `register` default); `nil`: no limit.
+    /// fails (the scheduler's `JobScheduler`'s `register` default); `nil`: no limit.
     public var timeout: Duration?
 
     /// Options; the defaults are those of an untyped ``NewJob``, and no timeout.

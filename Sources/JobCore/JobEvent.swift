@@ -1,8 +1,8 @@
 /// One entry of a job's timeline: what happened to it, when, and the state it left the job in.
 ///
 /// Every change of a job records one, in the same transaction as the change: in the job's own
-/// timeline (``JobRepository/events(of:)``, the newest ``JobEvent/timelineLimit`` kept) and in the
-/// store's history (``JobRepository/history(after:since:limit:)``, in commit order, kept until
+/// timeline (`JobRepository/events(of:)`, the newest ``JobEvent/timelineLimit`` kept) and in the
+/// store's history (`JobRepository/history(after:since:limit:)`, in commit order, kept until
 /// pruned). docs/FORMAT.md gives their bytes.
 public struct JobEvent: Sendable, Hashable {
     /// What happened.
@@ -110,7 +110,7 @@ public struct JobEvent: Sendable, Hashable {
     public var message: String?
     /// Who made the change, when it was not the program's own code: the admin tool or the
     /// dashboard, e.g. "jobstore tool (ada@host, pid 4711)" (at most ``maxActorBytes``). Set
-    /// for a whole transaction with ``JobTransaction/actor``. Since store format 5.
+    /// for a whole transaction with `JobTransaction/actor`. Since store format 5.
     public var actor: String?
 
     /// An event with the given fields; `message` is cut to ``maxMessageBytes`` on a character boundary.

@@ -40,7 +40,7 @@ extension Job {
     }
 
     /// This job changed through `body` at `now`, as every store changes one: the change must be
-    /// legal (``checkChange(to:)``), and a job that is not running holds no lease. Not yet
+    /// legal (`checkChange(to:)`), and a job that is not running holds no lease. Not yet
     /// stored; a pipeline step's change is also checked against its step (``stepToCheck(_:)``).
     public func changed(at now: Timestamp, _ body: (inout Job) throws -> Void) throws -> Job {
         var new = self

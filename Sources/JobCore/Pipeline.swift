@@ -250,7 +250,7 @@ public enum StepOutcome: Equatable, Sendable {
     }
 }
 
-/// A pipeline as exported: what ``JobTransaction/restorePipeline(_:)`` needs to rebuild it
+/// A pipeline as exported: what `JobTransaction/restorePipeline(_:)` needs to rebuild it
 /// around its steps' jobs.
 public struct PipelineExport: Sendable, Hashable, Codable {
     /// One step: its name, its job's id, and the indexes of the steps that depend on it.
@@ -297,7 +297,7 @@ public struct PipelineExport: Sendable, Hashable, Codable {
         self.steps = steps
     }
 
-    /// The export of a pipeline read with ``JobRepository/pipelineDetails(_:)``.
+    /// The export of a pipeline read with `JobRepository/pipelineDetails(_:)`.
     public init(_ details: PipelineDetails) {
         let pipeline = details.pipeline
         self.init(

@@ -17,7 +17,7 @@ public protocol SchedulerBackend: Sendable {
     /// scheduler's own) are passed over.
     func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job]
     /// A pipeline with its steps and their jobs, from one snapshot, or `nil`: what a step's
-    /// handler reads its dependencies' results from (``JobScheduler``'s
+    /// handler reads its dependencies' results from (`JobScheduler`'s
     /// `JobContext.dependencyResults()`).
     func pipelineDetails(_ id: PipelineID) async throws -> PipelineDetails?
     /// Deletes the jobs in the finished `state` that finished before `cutoff`, and the pipelines

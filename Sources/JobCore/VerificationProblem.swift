@@ -1,4 +1,4 @@
-/// One inconsistency found by ``JobRepository/verify()``.
+/// One inconsistency found by `JobRepository/verify()`.
 public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
     /// What kind of problem.
     public enum Kind: String, Sendable, Hashable, Codable {
@@ -16,7 +16,7 @@ public struct VerificationProblem: Sendable, Hashable, CustomStringConvertible {
         case badPipeline
         /// A job's timeline or a history entry cannot be read, or a timeline disagrees with its job.
         case badEvent
-        /// A page of LMDB's data file is damaged (``LMDB/Environment/checkPages()``): the store
+        /// A page of LMDB's data file is damaged (`LMDB/Environment/checkPages()`): the store
         /// cannot be walked safely; restore it from a backup, or `export` what still reads.
         case badPage
     }

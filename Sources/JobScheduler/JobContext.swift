@@ -65,7 +65,7 @@ public final class JobContext: Sendable {
     }
 
     /// Reports how far the job has come: `fraction` of it done (0 … 1, clamped) and, if given,
-    /// what it is doing (at most ``JobCore/JobProgress/maxMessageBytes`` bytes). Cheap to call
+    /// what it is doing (at most `JobCore/JobProgress/maxMessageBytes` bytes). Cheap to call
     /// often: reports are coalesced — the scheduler writes each job's last one every
     /// `SchedulerOptions.progressInterval`, all jobs' in one transaction, apart from the job's
     /// record. Programs read it with the store's `progress(of:)` (and, on LMDB, the change
@@ -79,7 +79,7 @@ public final class JobContext: Sendable {
         reportProgress(total > 0 ? Double(completed) / Double(total) : 0, message)
     }
 
-    /// Stores `result` with the job when it succeeds (at most ``JobCore/JobLimits/maxResultBytes``).
+    /// Stores `result` with the job when it succeeds (at most `JobCore/JobLimits/maxResultBytes`).
     public func setResult(_ result: [UInt8]) {
         state.withLock { $0.result = result }
     }

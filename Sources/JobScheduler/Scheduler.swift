@@ -72,7 +72,7 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
         self.middleware.append(middleware)
     }
 
-    /// Runs the jobs of `type`'s kind (``JobCore/JobDefinition/name``) in `queue` (the
+    /// Runs the jobs of `type`'s kind (`JobCore/JobDefinition/name`) in `queue` (the
     /// definition's own by default) with `handler`, given the job's parameters decoded. A job
     /// whose payload does not decode as `type` fails for good at its first attempt, its error
     /// naming the type and the field ("cannot decode SendEmail from job …: key 'to' not found"):
@@ -85,7 +85,7 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
     /// ```
     ///
     /// A run that takes longer than `timeout` (by default the definition's
-    /// ``JobCore/JobOptions/timeout``; none when both are `nil`) has its task cancelled, and its attempt fails with "timed out after …",
+    /// `JobCore/JobOptions/timeout`; none when both are `nil`) has its task cancelled, and its attempt fails with "timed out after …",
     /// retried by the retry policy while attempts remain. The attempt's outcome is written
     /// only when the handler has ended, so a handler that ignores cancellation keeps its job
     /// (its lease still extended) and it is never run twice at once; such a handler is reported

@@ -8,7 +8,7 @@ import PostgresNIO
 // method of the same name documents.
 
 extension PostgresJobStore {
-    /// See ``JobCore/SchedulerBackend/finish(_:claiming:lease:owner:)``: one transaction;
+    /// See `JobCore/SchedulerBackend/finish(_:claiming:lease:owner:)`: one transaction;
     /// the finished jobs are locked in id order first, so concurrent finishers do not deadlock.
     public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         try await transaction("finish \(outcomes.count) jobs and claim more") { txn in
@@ -30,7 +30,7 @@ extension PostgresJobStore {
     }
 
     /// Claims up to `limit` ready jobs of `queue`, or of any queue when `nil` (see
-    /// ``JobStore/JobTransaction/claimBatch(queue:limit:lease:owner:)``; from every queue, a job
+    /// `JobStore/JobTransaction/claimBatch(queue:limit:lease:owner:)`; from every queue, a job
     /// another process takes at the same instant is skipped, so fewer may come back).
     public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) async throws -> [Job] {
         try await transaction("claim jobs") { try await $0.claim(queue: queue, limit: limit, lease: lease, owner: owner).jobs }
@@ -46,7 +46,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// Records a failed attempt (see ``JobCore/Job/fail(_:at:retryAt:)``).
+    /// Records a failed attempt (see `JobCore/Job/fail(_:at:retryAt:)`).
     @discardableResult
     public func fail(_ id: JobID, owner: OwnerToken, error: String, retryAt: Timestamp?) async throws -> Job {
         try await transaction("fail job \(id)") { txn in
@@ -54,7 +54,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/SchedulerBackend/extendLeases(_:until:)``: one statement for all.
+    /// See `JobCore/SchedulerBackend/extendLeases(_:until:)`: one statement for all.
     public func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
         try await transaction("extend \(leases.count) leases") { txn in
             let current = try await txn.held(leases)
@@ -74,18 +74,18 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/SchedulerBackend/rescueExpiredLeases(limit:sparing:)``.
+    /// See `JobCore/SchedulerBackend/rescueExpiredLeases(limit:sparing:)`.
     public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) async throws -> [Job] {
         try await transaction("rescue expired leases") { txn in try await txn.rescueExpiredLeases(limit: limit, sparing: sparing) }
     }
 
-    /// See ``JobCore/SchedulerBackend/pruneFinished(_:before:)``: batches of 1,000 jobs
+    /// See `JobCore/SchedulerBackend/pruneFinished(_:before:)`: batches of 1,000 jobs
     /// (100 pipelines), each its own transaction, recording a `pruned` event for each job.
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
         try await prune(state, .finishedBefore(cutoff), batchSize: 1000, dryRun: false)
     }
 
-    /// See ``JobCore/AdministrableStore/prune(_:_:batchSize:dryRun:)``.
+    /// See `JobCore/AdministrableStore/prune(_:_:batchSize:dryRun:)`.
     public func prune(_ state: JobState, _ selection: PruneSelection, batchSize: Int, dryRun: Bool) async throws -> (jobs: Int, pipelines: Int) {
         try JobStoreError.requirePositive(batchSize, "the batch size")
         guard state.isTerminal else {
@@ -130,7 +130,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/SchedulerBackend/pruneHistory(before:)``: batches of 10,000 events,
+    /// See `JobCore/SchedulerBackend/pruneHistory(before:)`: batches of 10,000 events,
     /// each its own transaction.
     public func pruneHistory(before cutoff: Timestamp) async throws -> Int {
         var total = 0
@@ -143,7 +143,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/SchedulerBackend/register(_:)``.
+    /// See `JobCore/SchedulerBackend/register(_:)`.
     public func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
         try schedule.validate()
         return try await transaction("register schedule '\(schedule.name)'") { txn in
@@ -155,7 +155,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/SchedulerBackend/enqueue(tick:of:next:job:)``: the schedule's row is
+    /// See `JobCore/SchedulerBackend/enqueue(tick:of:next:job:)`: the schedule's row is
     /// locked, so each tick gets exactly one job across processes.
     public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
         try await transaction("enqueue a tick of schedule '\(name)'") { txn in
@@ -172,7 +172,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// Inserts jobs in one transaction (one statement); see ``JobStore/JobTransaction/insert(_:)-(NewJob)``.
+    /// Inserts jobs in one transaction (one statement); see `JobStore/JobTransaction/insert(_:)-(NewJob)`.
     @discardableResult
     public func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await insert(jobs) }
 
@@ -191,7 +191,7 @@ extension PostgresJobStore {
     }
 
     /// Stores complete jobs exactly as given, in any state, in one transaction (one statement)
-    /// — for imports, restores and reproducible workloads (see ``JobStore/JobTransaction/restore(_:)``).
+    /// — for imports, restores and reproducible workloads (see `JobStore/JobTransaction/restore(_:)`).
     ///
     /// - Throws: `.invalidField` for a field out of its limits, a running job without a lease,
     ///   an id that exists or a unique key a live job holds; `.invalidArgument` for a pipeline
@@ -203,7 +203,7 @@ extension PostgresJobStore {
     }
 
     /// Moves a job to `state` by hand, with the side effects that state needs (see
-    /// ``JobCore/Job/transition(to:at:lease:)``).
+    /// `JobCore/Job/transition(to:at:lease:)`).
     @discardableResult
     public func transition(_ id: JobID, to state: JobState, lease: Duration = .seconds(300)) async throws -> Job {
         try await transition([id], to: state, lease: lease)[0]
@@ -227,13 +227,13 @@ extension PostgresJobStore {
         try await transaction("cancel job \(id)") { txn in try await txn.update(try await txn.existing(id)) { try $0.cancel() } }
     }
 
-    /// Puts a failed or cancelled job back to pending (see ``JobCore/Job/retry(at:blocked:)``).
+    /// Puts a failed or cancelled job back to pending (see `JobCore/Job/retry(at:blocked:)`).
     @discardableResult
     public func retry(_ id: JobID) async throws -> Job {
         try await transaction("retry job \(id)") { try await $0.retry(id) }
     }
 
-    /// Changes a job through `body` (see ``JobStore/JobTransaction/update(_:_:)``).
+    /// Changes a job through `body` (see `JobStore/JobTransaction/update(_:_:)`).
     @discardableResult
     public func update(_ id: JobID, _ body: @escaping @Sendable (inout Job) throws -> Void) async throws -> Job {
         try await transaction("update job \(id)") { txn in try await txn.update(try await txn.existing(id), body) }
@@ -247,7 +247,7 @@ extension PostgresJobStore {
         try await transaction("delete job \(id)") { try await $0.delete(id) }
     }
 
-    /// See ``JobCore/SchedulerBackend/queueDepths()``: the counter rows, summed per queue.
+    /// See `JobCore/SchedulerBackend/queueDepths()`: the counter rows, summed per queue.
     public func queueDepths() async throws -> [String: [JobState: Int]] {
         try await statement("read the queue counts") { txn in
             var depths: [String: [JobState: Int]] = [:]
@@ -283,7 +283,7 @@ extension PostgresJobStore {
         _ = try await apply(.unlimit, to: queue, actor: nil)
     }
 
-    /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)-(QueueChange,_,_,_)``.
+    /// See `JobCore/AdministrableStore/apply(_:to:actor:dryRun:)-(QueueChange,_,_,_)`.
     public func apply(_ change: QueueChange, to queue: String, actor: String, dryRun: Bool) async throws -> Bool {
         try await apply(change, to: queue, actor: actor, rollingBack: dryRun)
     }
@@ -296,7 +296,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/InspectableStore/verify(chunkSize:)``: the counters and the pipelines
+    /// See `JobCore/InspectableStore/verify(chunkSize:)`: the counters and the pipelines
     /// against a recount, in one snapshot (`chunkSize` is LMDB's; unused here).
     public func verify(chunkSize: Int = 10_000) async throws -> [VerificationProblem] {
         try await transaction("verify the store", rollingBack: true) { txn in
@@ -327,7 +327,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/SchedulerBackend/storeProgress(_:)``: one statement (the last report of a
+    /// See `JobCore/SchedulerBackend/storeProgress(_:)`: one statement (the last report of a
     /// job given twice wins).
     public func storeProgress(_ reports: [ProgressReport]) async throws {
         var latest: [JobID: ProgressReport] = [:]
@@ -337,7 +337,7 @@ extension PostgresJobStore {
         try await statement("store the progress of \(batch.count) jobs") { try await $0.write(Statements.storeProgress(batch)) }
     }
 
-    /// See ``JobCore/JobStoreBackend/progress(of:)``.
+    /// See `JobCore/JobStoreBackend/progress(of:)`.
     public func progress(of id: JobID) async throws -> JobProgress? {
         try await statement("read the progress of job \(id)") { txn in
             try await txn.rows(Statements.progress(id)) { row in
@@ -355,7 +355,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)``: a dry run's transaction is
+    /// See `JobCore/AdministrableStore/apply(_:to:actor:dryRun:)`: a dry run's transaction is
     /// rolled back instead of committed.
     public func apply(_ change: OperatorChange, to id: JobID, actor: String, dryRun: Bool) async throws -> OperatorOutcome {
         try await transaction("\(change) \(id)", rollingBack: dryRun) { txn in
@@ -364,7 +364,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/AdministrableStore/apply(_:toJobs:actor:dryRun:)``.
+    /// See `JobCore/AdministrableStore/apply(_:toJobs:actor:dryRun:)`.
     public func apply(_ change: OperatorChange, toJobs ids: [JobID], actor: String, dryRun: Bool) async throws -> [Result<OperatorOutcome, JobStoreError>] {
         try await transaction("\(change) \(ids.count) jobs", rollingBack: dryRun) { txn in
             txn.actor = actor
@@ -381,7 +381,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/AdministrableStore/restore(_:actor:dryRun:)``.
+    /// See `JobCore/AdministrableStore/restore(_:actor:dryRun:)`.
     public func restore(_ items: [RestoreItem], actor: String, dryRun: Bool) async throws {
         try await transaction("restore \(items.count) items", rollingBack: dryRun) { txn in
             txn.actor = actor
@@ -389,7 +389,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/AdministrableStore/requeueExpiredLeases(batchSize:actor:dryRun:)``.
+    /// See `JobCore/AdministrableStore/requeueExpiredLeases(batchSize:actor:dryRun:)`.
     public func requeueExpiredLeases(batchSize: Int, actor: String, dryRun: Bool) async throws -> [Job] {
         try JobStoreError.requirePositive(batchSize, "the batch size")
         func batches(_ txn: PostgresTransaction, untilShort: Bool) async throws -> [Job] {
@@ -411,7 +411,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// See ``JobCore/InspectableStore/storageFacts()``: where the store is, its size, its last event.
+    /// See `JobCore/InspectableStore/storageFacts()`: where the store is, its size, its last event.
     public func storageFacts() async throws -> [StorageFact] {
         [
             StorageFact("store", locationDescription),
@@ -420,7 +420,7 @@ extension PostgresJobStore {
         ]
     }
 
-    /// See ``JobCore/InspectableStore/changeMark()``: the end of the history and the counts (a
+    /// See `JobCore/InspectableStore/changeMark()`: the end of the history and the counts (a
     /// change of a store that records no history still moves the counts).
     public func changeMark() async throws -> String {
         let counts = try await counts()
@@ -428,7 +428,7 @@ extension PostgresJobStore {
         return "\(try await lastHistoryPosition()?.description ?? "-") \(JobState.allCases.map { counts[$0] ?? 0 }) \(progress)"
     }
 
-    /// See ``JobCore/InspectableStore/changePollInterval``: two index reads, once a second.
+    /// See `JobCore/InspectableStore/changePollInterval`: two index reads, once a second.
     public var changePollInterval: Duration { .seconds(1) }
 
     /// "PostgreSQL at host:port/database" (``location``; never the password).
@@ -436,7 +436,7 @@ extension PostgresJobStore {
 
     // MARK: History
 
-    /// The job's timeline: its newest events (at most ``JobCore/JobEvent/timelineLimit``), oldest
+    /// The job's timeline: its newest events (at most `JobCore/JobEvent/timelineLimit`), oldest
     /// first, and how many older ones are not shown. Empty for a job that does not exist. Read
     /// from the history: on this backend ``pruneHistory(before:)`` shortens timelines too.
     public func events(of id: JobID) async throws -> JobTimeline {
@@ -455,7 +455,7 @@ extension PostgresJobStore {
     /// transactions older than every running one are given (a reader following the history
     /// never passes over one that commits later), so a transaction left open holds the history
     /// back until it ends. A position is the writing transaction's id and the event's number
-    /// in it (``JobCore/HistoryPosition``'s `time` and `sequence`).
+    /// in it (`JobCore/HistoryPosition`'s `time` and `sequence`).
     ///
     /// - Throws: `.invalidArgument` for a `limit` below 1.
     public func history(after: HistoryPosition? = nil, since: Timestamp? = nil, limit: Int = 1000) async throws -> HistoryPage {
@@ -509,7 +509,7 @@ extension PostgresJobStore {
         try await jobs(matching: JobFilter(state: state), order: order, limit: limit, after: after)
     }
 
-    /// The jobs matching `filter` by creation time, a page at a time (see ``JobCore/InspectableStore``).
+    /// The jobs matching `filter` by creation time, a page at a time (see `JobCore/InspectableStore`).
     public func jobs(matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) async throws -> JobPage {
         guard limit > 0 else { return JobPage(jobs: [], next: nil) }
         return try await statement("list jobs") { txn in
@@ -520,7 +520,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// The pipelines in `state` (or every state), a page at a time (see ``JobCore/InspectableStore``).
+    /// The pipelines in `state` (or every state), a page at a time (see `JobCore/InspectableStore`).
     public func pipelines(
         in state: PipelineState? = nil, order: ListOrder = .oldestFirst, limit: Int = 100, after: PipelineCursor? = nil
     ) async throws -> PipelinePage {
@@ -545,7 +545,7 @@ extension PostgresJobStore {
         }
     }
 
-    /// Every queue that has jobs, is paused or is rate-limited (see ``JobCore/InspectableStore``).
+    /// Every queue that has jobs, is paused or is rate-limited (see `JobCore/InspectableStore`).
     public func queues() async throws -> [QueueSummary] {
         let depths = try await queueDepths()
         return try await statement("summarize the queues") { txn in
@@ -606,7 +606,7 @@ extension PostgresJobStore {
         try await statement("measure the tables") { Int(try await $0.rows(Statements.storageBytes()) { try $0.decode(Int64.self) }.first ?? 0) }
     }
 
-    /// Validates and enqueues a pipeline (see ``JobCore/PipelinePlan``): nothing is written
+    /// Validates and enqueues a pipeline (see `JobCore/PipelinePlan`): nothing is written
     /// for a definition that is not a valid DAG.
     @discardableResult
     public func enqueue(_ definition: PipelineDefinition) async throws -> Pipeline {

@@ -45,7 +45,7 @@ public struct PostgresStoreOptions: Sendable {
     /// more than the record of what happened.
     public var recordsHistory = true
     /// The instrument that writes an enqueuing task's trace context into its new jobs' headers
-    /// (``JobCore/JobTraceContext``); `nil` (the default): the process's bootstrapped one.
+    /// (`JobCore/JobTraceContext`); `nil` (the default): the process's bootstrapped one.
     public var traceInstrument: (any Instrument)?
 
     /// The defaults.
@@ -53,7 +53,7 @@ public struct PostgresStoreOptions: Sendable {
 }
 
 /// Jobs and pipelines in PostgreSQL: the same scheduler, the same queries and the same rules as
-/// the embedded store (``JobStore/JobRepository``), for programs that run on several machines.
+/// the embedded store (`JobStore/JobRepository`), for programs that run on several machines.
 /// Several processes share one database: claims take ready jobs with `FOR UPDATE SKIP LOCKED`
 /// on a partial index, so they never wait on each other nor take the same job; wake-ups come by
 /// `LISTEN`/`NOTIFY`; counts per state are kept by triggers in the same transaction as the rows.
@@ -311,7 +311,7 @@ public final class PostgresJobStore: AdministrableStore {
 
     // MARK: Wake-ups
 
-    /// See ``JobCore/SchedulerBackend/workSignals()``: notifications on channel `jobstore`,
+    /// See `JobCore/SchedulerBackend/workSignals()`: notifications on channel `jobstore`,
     /// sent by the triggers when a job becomes pending (`work`) or a running one is cancelled or
     /// deleted (`cancel <id>`), from any process; after each (re)connection of the listener, and
     /// every ``PostgresStoreOptions/fallbackWakeUp`` without a notification, a `workAvailable`.

@@ -16,9 +16,9 @@ extension JobRepository {
     ///
     /// Built on Linux's inotify (`IN_MODIFY` in the store's directory, of `data.mdb` or of the
     /// commit signal file), read by a thread blocked in `read(2)`: no polling, no CPU while
-    /// nothing is written. A store opened with ``EnvironmentOptions/writeMap`` writes through the
+    /// nothing is written. A store opened with `EnvironmentOptions/writeMap` writes through the
     /// map, which inotify does not see, so it writes a byte to
-    /// ``LMDB/Environment/commitSignalFile`` after each commit instead. Where inotify is
+    /// `LMDB/Environment/commitSignalFile` after each commit instead. Where inotify is
     /// unavailable the stream ends at once (`nil` on the first `next()`), and a caller should
     /// fall back to polling.
     public func commitSignals() -> AsyncStream<Void> {

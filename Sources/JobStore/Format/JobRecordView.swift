@@ -1,6 +1,6 @@
 /// A job read in place: its record's bytes on LMDB's mapped page, lent to a closure, each field
 /// read from the page when asked for — no allocation for the fixed fields, the payload's bytes
-/// or text compared in place. ``job()`` builds the owned ``Job`` when one is wanted.
+/// or text compared in place. ``job()`` builds the owned `Job` when one is wanted.
 ///
 /// A view is made only after the record's seal matches its bytes and every field has been
 /// checked as ``job()`` would (lengths, UTF-8, flags): whatever it returns is what the owned job
@@ -193,12 +193,12 @@ public struct JobRecordView: ~Copyable {
     /// The result a succeeded job stored, copied.
     public var result: [UInt8]? { resultRange.map { Array(UnsafeRawBufferPointer(rebasing: bytes[$0])) } }
 
-    /// The job's own timeout (``Job/timeout``), if it has one.
+    /// The job's own timeout (`Job/timeout`), if it has one.
     public var timeout: Duration? {
         timeoutAt.map { .microseconds(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: $0, as: Int64.self))) }
     }
 
-    /// The job's headers (``Job/headers``).
+    /// The job's headers (`Job/headers`).
     public var headers: [String: String] {
         guard let headersAt else { return [:] }
         var headers: [String: String] = [:]

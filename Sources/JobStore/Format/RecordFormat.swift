@@ -6,7 +6,7 @@
 /// | offset | size | field |
 /// |-------:|-----:|-------|
 /// | 0  | 1 | format version (4; 3 has no timeout or headers, 2 no seal either, 1 no timeline) |
-/// | 1  | 1 | state (``JobState`` raw value) |
+/// | 1  | 1 | state (`JobState` raw value) |
 /// | 2  | 1 | priority |
 /// | 3  | 1 | flags: bit 0 tenant, 1 unique key, 2 pipeline, 3 result, 4 lease, 5 timeout, 6 headers (5 and 6: version 4) |
 /// | 4  | 2 | attempts (UInt16 LE) |
@@ -15,11 +15,11 @@
 /// | 16 | 8 | updatedAt |
 /// | 24 | 8 | runAt |
 /// | 32 | 8 | lease expiry (0 without a lease) |
-/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], [timeout (Int64 LE, µs)], [headers: count (UInt8), each: name (UInt8 length + UTF-8), value (UInt16 LE length + UTF-8), in the names' byte order], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8); version 2 and 3: the timeline block (``EventFormat``), then its length (UInt16 LE); version 3 and 4: the seal (``Seal``, a CRC32C of every byte before it, UInt32 LE) as the record's last four bytes |
+/// | 40 | … | variable fields, in this order: name (UInt8 length + UTF-8), queue (UInt8 length + UTF-8), [tenant (UInt8 length + UTF-8)], [unique key (UInt8 length + UTF-8)], [lease owner (16 bytes, big-endian)], [pipeline id (16 bytes, big-endian, as in keys) + step (UInt16 LE)], payload (UInt32 LE length + bytes), [result (UInt32 LE length + bytes)], [timeout (Int64 LE, µs)], [headers: count (UInt8), each: name (UInt8 length + UTF-8), value (UInt16 LE length + UTF-8), in the names' byte order], error count (UInt8), each error: attempt (UInt16 LE), at (Int64 LE), message (UInt16 LE length + UTF-8); version 2 and 3: the timeline block (`EventFormat`), then its length (UInt16 LE); version 3 and 4: the seal (`Seal`, a CRC32C of every byte before it, UInt32 LE) as the record's last four bytes |
 ///
 /// Bracketed fields are present when their flag is set. The fixed header lets state, priority,
 /// times and attempts be read straight from LMDB's page without decoding the rest (such in-place
-/// reads do not check the seal; ``decode(_:id:)``, ``timeline(_:id:)`` and so `verify()` do); the
+/// reads do not check the seal; `decode(_:id:)`, `timeline(_:id:)` and so `verify()` do); the
 /// trailing length finds the timeline without decoding the fields before it.
 public enum RecordFormat {
     /// The version this program writes. Every older version stays readable.

@@ -4,7 +4,7 @@
 // the synchronous one blocking a task's thread.
 
 extension JobRepository: AdministrableStore {
-    /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)``.
+    /// See `JobCore/AdministrableStore/apply(_:to:actor:dryRun:)`.
     public func apply(_ change: OperatorChange, to id: JobID, actor: String, dryRun: Bool) async throws -> OperatorOutcome {
         @Sendable func body(_ txn: JobTransaction) throws -> OperatorOutcome {
             txn.actor = actor
@@ -13,7 +13,7 @@ extension JobRepository: AdministrableStore {
         return dryRun ? try rehearse(body) : try await write(body)
     }
 
-    /// See ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)-(QueueChange,_,_,_)``.
+    /// See `JobCore/AdministrableStore/apply(_:to:actor:dryRun:)-(QueueChange,_,_,_)`.
     public func apply(_ change: QueueChange, to queue: String, actor: String, dryRun: Bool) async throws -> Bool {
         @Sendable func body(_ txn: JobTransaction) throws -> Bool {
             txn.actor = actor
@@ -22,7 +22,7 @@ extension JobRepository: AdministrableStore {
         return dryRun ? try rehearse(body) : try await write(body)
     }
 
-    /// See ``JobCore/AdministrableStore/apply(_:toJobs:actor:dryRun:)``.
+    /// See `JobCore/AdministrableStore/apply(_:toJobs:actor:dryRun:)`.
     public func apply(_ change: OperatorChange, toJobs ids: [JobID], actor: String, dryRun: Bool) async throws -> [Result<OperatorOutcome, JobStoreError>] {
         @Sendable func body(_ txn: JobTransaction) throws -> [Result<OperatorOutcome, JobStoreError>] {
             txn.actor = actor
@@ -37,7 +37,7 @@ extension JobRepository: AdministrableStore {
         return dryRun ? try rehearse(body) : try await write(body)
     }
 
-    /// See ``JobCore/AdministrableStore/restore(_:actor:dryRun:)``.
+    /// See `JobCore/AdministrableStore/restore(_:actor:dryRun:)`.
     public func restore(_ items: [RestoreItem], actor: String, dryRun: Bool) async throws {
         @Sendable func body(_ txn: JobTransaction) throws {
             txn.actor = actor
@@ -46,7 +46,7 @@ extension JobRepository: AdministrableStore {
         dryRun ? try rehearse(body) : try await write(body)
     }
 
-    /// See ``JobCore/AdministrableStore/requeueExpiredLeases(batchSize:actor:dryRun:)``.
+    /// See `JobCore/AdministrableStore/requeueExpiredLeases(batchSize:actor:dryRun:)`.
     public func requeueExpiredLeases(batchSize: Int, actor: String, dryRun: Bool) async throws -> [Job] {
         try JobStoreError.requirePositive(batchSize, "the batch size")
         @Sendable func batch(_ txn: JobTransaction) throws -> [Job] {
@@ -71,7 +71,7 @@ extension JobRepository: AdministrableStore {
         }
     }
 
-    /// See ``JobCore/AdministrableStore/prune(_:_:batchSize:dryRun:)``.
+    /// See `JobCore/AdministrableStore/prune(_:_:batchSize:dryRun:)`.
     public func prune(_ state: JobState, _ selection: PruneSelection, batchSize: Int, dryRun: Bool) async throws -> (jobs: Int, pipelines: Int) {
         try JobStoreError.requirePositive(batchSize, "the batch size")
         let pipelineState = PipelineState(name: state.description).flatMap { $0.isTerminal ? $0 : nil }
@@ -94,7 +94,7 @@ extension JobRepository: AdministrableStore {
 }
 
 extension JobTransaction {
-    /// Puts an export's item back (see ``JobCore/AdministrableStore/restore(_:actor:dryRun:)``).
+    /// Puts an export's item back (see `JobCore/AdministrableStore/restore(_:actor:dryRun:)`).
     public func restore(_ item: RestoreItem) throws {
         switch item {
         case .job(let job, let timeline): _ = try restore(job, timeline: timeline)
@@ -128,7 +128,7 @@ extension JobTransaction {
     }
 
     /// Applies an operator's `change` to the job with `id`, or to the pipeline with it when no
-    /// job has it (see ``JobCore/AdministrableStore/apply(_:to:actor:dryRun:)``).
+    /// job has it (see `JobCore/AdministrableStore/apply(_:to:actor:dryRun:)`).
     public func apply(_ change: OperatorChange, to id: JobID) throws -> OperatorOutcome {
         let pipelineID = PipelineID(high: id.high, low: id.low)
         if change != .requeue, try job(id) == nil {

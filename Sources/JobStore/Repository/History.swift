@@ -4,7 +4,7 @@ internal import LMDB
 // pruned. They are written with every change of a job (JobTransaction.putRecord and record).
 
 extension JobRepository {
-    /// The job's timeline: its newest events (at most ``JobEvent/timelineLimit``), oldest first,
+    /// The job's timeline: its newest events (at most `JobEvent/timelineLimit`), oldest first,
     /// and how many older ones were dropped. Empty for a job that does not exist, or that was
     /// created before the store's format 3.
     public func events(of id: JobID) throws -> JobTimeline {
@@ -53,7 +53,7 @@ extension JobRepository {
     }
 
     /// How many of the history's events were recorded before `cutoff` (what
-    /// ``pruneHistory(before:batchSize:)`` would delete). Counts the keys of that range: O(k).
+    /// `pruneHistory(before:batchSize:)` would delete). Counts the keys of that range: O(k).
     public func countHistory(before cutoff: Timestamp) throws -> Int {
         guard let events = db.events else { return 0 }
         var count = 0

@@ -34,7 +34,7 @@ public struct JobStoreOptions: Sendable {
     /// Events buffered per change-feed subscriber before newer ones are dropped.
     public var feedCapacity = 10_000
     /// The instrument that writes an enqueuing task's trace context into its new jobs' headers
-    /// (``JobCore/JobTraceContext``); `nil` (the default): the process's bootstrapped one
+    /// (`JobCore/JobTraceContext`); `nil` (the default): the process's bootstrapped one
     /// (`InstrumentationSystem.instrument`).
     public var traceInstrument: (any Instrument)?
     /// Whether a writable open upgrades a store of an older format (the default). `false` opens
@@ -80,7 +80,7 @@ public struct JobStoreOptions: Sendable {
 ///
 /// Every operation comes in a synchronous form (runs on the calling thread) and an async one
 /// (runs on the environment's writer thread with group commit; async callers get it by
-/// default). Several operations commit together in ``write(_:)-(JobTransaction)->T``.
+/// default). Several operations commit together in `write(_:)-(JobTransaction)->T`.
 public final class JobRepository: Sendable {
     let environment: Environment
     let db: Databases
@@ -101,7 +101,7 @@ public final class JobRepository: Sendable {
     /// - Throws: `.notAJobStore` for an LMDB environment of another program (or, read-only, a
     ///   directory without a store); `.newerFormat` for a store of a newer version;
     ///   `.alreadyOpen` while another instance of this store is open in the process; `.storage`
-    ///   (with the ``LMDBError``) for other failures of the environment.
+    ///   (with the `LMDBError`) for other failures of the environment.
     public init(path: String, options: JobStoreOptions = JobStoreOptions()) throws {
         self.options = options
         self.cacheEnabled = options.cache.enabled
@@ -230,14 +230,14 @@ public final class JobRepository: Sendable {
     /// Runs `body` in one write transaction on this thread; everything it does commits together.
     /// Committed changes reach the cache and the change feed before this returns.
     ///
-    /// - Important: `body` may run more than once (see ``LMDB/Environment/write(_:)-(WriteTransaction)->R``).
+    /// - Important: `body` may run more than once (see `LMDB/Environment/write(_:)-(WriteTransaction)->R`).
     @discardableResult
     public func write<T>(_ body: (JobTransaction) throws -> T) throws -> T {
         try wrappingErrors { try environment.write { txn in try self.run(body, in: txn) } }
     }
 
     /// Runs `body` in a write transaction that is always rolled back: it sees and returns what
-    /// the changes would do — the same checks, refusals and cascades as ``write(_:)-(JobTransaction)->T``
+    /// the changes would do — the same checks, refusals and cascades as `write(_:)-(JobTransaction)->T`
     /// — and nothing reaches the disk, the cache or the change feed. What a dry run is made of.
     ///
     /// It holds the store's write lock while `body` runs (other writers wait), and needs a
@@ -368,6 +368,6 @@ public final class JobRepository: Sendable {
     /// The cache's hit, miss and eviction figures.
     public var cacheStatistics: CacheStatistics { cache.statistics }
 
-    /// Committed changes, as they happen. See ``JobFeedEvent`` for the overflow policy.
+    /// Committed changes, as they happen. See `JobFeedEvent` for the overflow policy.
     public func changes() -> AsyncStream<JobFeedEvent> { feed.subscribe(capacity: options.feedCapacity) }
 }

@@ -1,7 +1,7 @@
 internal import LMDB
 import Instrumentation
 
-/// A write transaction of a job store, handed to the closure of ``JobRepository/write(_:)-(JobTransaction)->T``.
+/// A write transaction of a job store, handed to the closure of `JobRepository/write(_:)-(JobTransaction)->T`.
 /// Every operation in one closure commits together or not at all.
 ///
 /// Valid only inside the closure. Every change keeps the record, every index and the counters
@@ -13,7 +13,7 @@ public final class JobTransaction {
     /// The time of this transaction (one clock reading for all its changes).
     public let now: Timestamp
     /// Who makes this transaction's changes, when it is not the program's own code (the admin
-    /// tool, the dashboard): every event it records carries it (``JobEvent/actor``, at most 100
+    /// tool, the dashboard): every event it records carries it (`JobEvent/actor`, at most 100
     /// bytes), so the history says who retried, cancelled or paused what. `nil` by default.
     @exclusivity(unchecked) public var actor: String?
     // The state below changes on every write. A transaction is used by one thread and no access
@@ -150,7 +150,7 @@ public final class JobTransaction {
     // MARK: Changing
 
     /// Changes a job through `body` and stores the result, moving every index entry and counter
-    /// with it. A change of state must be legal (``JobState/canMove(to:)``); the id and creation
+    /// with it. A change of state must be legal (`JobState/canMove(to:)`); the id and creation
     /// time cannot change.
     @discardableResult
     public func update(_ id: JobID, _ body: (inout Job) throws -> Void) throws -> Job {
@@ -171,7 +171,7 @@ public final class JobTransaction {
     }
 
     /// Moves a job to `state` with the side effects that state needs
-    /// (``Job/transition(to:at:lease:)``).
+    /// (`Job/transition(to:at:lease:)`).
     @discardableResult
     public func transition(_ id: JobID, to state: JobState, lease: Duration = .seconds(300)) throws -> Job {
         try update(id) { try $0.transition(to: state, at: now, lease: lease) }
@@ -281,7 +281,7 @@ public final class JobTransaction {
     /// Claims up to `limit` ready jobs — pending, `runAt` come — of `queue` (or of any queue when
     /// `nil`): highest priority first, then earliest `runAt`, then oldest. Each becomes running
     /// with attempts + 1 and a lease until now + `lease` held by `owner`. Paused queues give
-    /// none (``pause(queue:)``).
+    /// none (`pause(queue:)`).
     ///
     /// Cost: O(log n) per claimed job, plus one seek per priority level that has only future jobs.
     public func claim(queue: String? = nil, limit: Int = 1, lease: Duration, owner: OwnerToken) throws -> [Job] {
@@ -382,7 +382,7 @@ public final class JobTransaction {
     }
 
     /// Extends the lease of a running job held by `owner` to `expiry` (a heartbeat); a later
-    /// expiry already set stays (``Job/extendLease(until:)``).
+    /// expiry already set stays (`Job/extendLease(until:)`).
     ///
     /// - Throws: `.leaseLost` if the job was rescued, cancelled or reclaimed meanwhile.
     @discardableResult

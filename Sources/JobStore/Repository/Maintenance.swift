@@ -7,7 +7,7 @@ extension JobRepository {
     /// The store's directory, as given when it was opened.
     public var path: String { environment.path }
 
-    /// The store's format version as stored (``Schema/formatVersion`` once a writable open
+    /// The store's format version as stored (`Schema/formatVersion` once a writable open
     /// upgraded it; a format-1 store opened read-only stays 1).
     public func formatVersion() throws -> UInt32 {
         try reading { txn in

@@ -91,7 +91,7 @@ extension JobRepository {
 
     /// Deletes every job in the terminal `state` created before `cutoff`, in transactions of at
     /// most `batchSize` deletions (so no write holds the lock long). Returns how many were
-    /// deleted. Pipeline steps' jobs are left to their pipeline (``prunePipelines(state:createdBefore:batchSize:)``).
+    /// deleted. Pipeline steps' jobs are left to their pipeline (`prunePipelines(state:createdBefore:batchSize:)`).
     public func prune(state: JobState, createdBefore cutoff: Timestamp, batchSize: Int = 1000) throws -> Int {
         try prune(state: state, by: .created, before: cutoff, batchSize: batchSize)
     }
@@ -102,7 +102,7 @@ extension JobRepository {
 
     /// Deletes every job in the terminal `state` that finished (last changed) before `cutoff`, in
     /// bounded batches, from `idx.finished` — retention by age since finishing. Returns how many
-    /// were deleted. Pipeline steps' jobs are left to their pipeline (``prunePipelines(state:finishedBefore:batchSize:)``).
+    /// were deleted. Pipeline steps' jobs are left to their pipeline (`prunePipelines(state:finishedBefore:batchSize:)`).
     public func prune(state: JobState, finishedBefore cutoff: Timestamp, batchSize: Int = 1000) throws -> Int {
         try prune(state: state, by: .finished, before: cutoff, batchSize: batchSize)
     }

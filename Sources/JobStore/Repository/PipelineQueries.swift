@@ -124,7 +124,7 @@ extension JobRepository {
 }
 
 extension JobRepository {
-    /// The step a job runs, by its reference (``Job/pipeline``), with its pipeline; `nil` if either is gone.
+    /// The step a job runs, by its reference (`Job/pipeline`), with its pipeline; `nil` if either is gone.
     public func pipelineStep(_ reference: PipelineReference) throws -> (pipeline: Pipeline, step: PipelineStepRecord)? {
         try reading { txn in
             guard let tables = db.pipeline, let pipeline = try pipeline(reference.pipeline, in: txn) else { return nil }

@@ -4,7 +4,7 @@ internal import LMDB
 // MARK: - Enqueueing, advancing, cancelling and retrying pipelines, inside a write transaction
 
 extension JobTransaction {
-    /// Validates `definition` (``PipelinePlan``) and enqueues it: the pipeline record, one job
+    /// Validates `definition` (`PipelinePlan`) and enqueues it: the pipeline record, one job
     /// per step and the step records, in this transaction. Steps without dependencies start
     /// `pending`, the others `waiting`. O(steps + edges).
     ///

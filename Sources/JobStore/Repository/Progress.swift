@@ -35,19 +35,19 @@ extension Databases {
 }
 
 extension JobRepository {
-    /// See ``JobCore/SchedulerBackend/storeProgress(_:)``: one write transaction (group commit).
+    /// See `JobCore/SchedulerBackend/storeProgress(_:)`: one write transaction (group commit).
     public func storeProgress(_ reports: [ProgressReport]) async throws {
         guard !reports.isEmpty else { return }
         try await write { try $0.storeProgress(reports) }
     }
 
-    /// See ``JobCore/JobStoreBackend/progress(of:)``: one read, never cached (reports change
+    /// See `JobCore/JobStoreBackend/progress(of:)`: one read, never cached (reports change
     /// while a job runs; another process's reach this one at once).
     public func progress(of id: JobID) throws -> JobProgress? {
         try reading { txn in try db.progress(of: id, in: txn) }
     }
 
-    /// See ``JobCore/JobStoreBackend/progress(of:)``.
+    /// See `JobCore/JobStoreBackend/progress(of:)`.
     public func progress(of id: JobID) async throws -> JobProgress? {
         try reading { txn in try db.progress(of: id, in: txn) }
     }

@@ -5,6 +5,9 @@ extension JobRepository {
     /// O(log n + limit), whatever the number of jobs.
     ///
     /// - Parameters:
+    ///   - state: the state listed.
+    ///   - order: oldest or newest first.
+    ///   - limit: the most jobs in the page.
     ///   - after: the cursor of the previous page (keyset paging).
     public func jobs(in state: JobState, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) throws -> JobPage {
         try jobs(matching: JobFilter(state: state), order: order, limit: limit, after: after)
@@ -39,7 +42,7 @@ extension JobRepository {
 
     /// The jobs matching `filter`, by creation time, each lent to `body` in place on LMDB's page
     /// (a ``JobRecordView``) until it returns `false`: the same index range and checks as
-    /// ``jobs(matching:order:limit:after:)``, without building an owned ``Job`` per row — the
+    /// ``jobs(matching:order:limit:after:)``, without building an owned `Job` per row — the
     /// way to read many jobs fast. One read transaction (one snapshot) for the whole walk, so
     /// keep `body` short; a damaged record throws `.corruptRecord`.
     ///

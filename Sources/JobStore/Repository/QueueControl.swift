@@ -48,7 +48,7 @@ extension JobTransaction {
     }
 
     /// Limits the job starts of `queue` to `starts` per `period` across every process (see
-    /// ``RateLimit``); the bucket starts full. Replaces a limit the queue had.
+    /// `RateLimit`); the bucket starts full. Replaces a limit the queue had.
     public func setRateLimit(queue: String, starts: Int, per period: Duration) throws {
         try JobStoreError.requireQueueName(queue)
         let limit = try RateLimit(starts: starts, per: period, at: now)
@@ -129,9 +129,9 @@ extension JobRepository {
     /// Removes `queue`'s rate limit.
     public func removeRateLimit(queue: String) throws { try write { try $0.removeRateLimit(queue: queue) } }
 
-    /// Pauses `queue` (see ``JobTransaction/pause(queue:)``).
+    /// Pauses `queue` (see `JobTransaction/pause(queue:)`).
     public func pause(queue: String) throws { try write { try $0.pause(queue: queue) } }
-    /// Pauses `queue` (see ``JobTransaction/pause(queue:)``).
+    /// Pauses `queue` (see `JobTransaction/pause(queue:)`).
     public func pause(queue: String) async throws { try await write { try $0.pause(queue: queue) } }
     /// Resumes `queue` (see ``JobTransaction/resume(queue:)``).
     public func resume(queue: String) throws { try write { try $0.resume(queue: queue) } }

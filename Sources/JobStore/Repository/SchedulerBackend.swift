@@ -3,7 +3,7 @@ internal import LMDB
 
 /// The store's side of the scheduler: each requirement is documented on ``SchedulerBackend``.
 extension JobRepository: SchedulerBackend {
-    /// See ``SchedulerBackend/finish(_:claiming:lease:owner:)``: one write transaction.
+    /// See `SchedulerBackend/finish(_:claiming:lease:owner:)`: one write transaction.
     public func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         try await write { txn in
             let finished = try outcomes.map { outcome -> Job? in
@@ -20,7 +20,7 @@ extension JobRepository: SchedulerBackend {
         }
     }
 
-    /// See ``SchedulerBackend/extendLeases(_:until:)``: one write transaction.
+    /// See `SchedulerBackend/extendLeases(_:until:)`: one write transaction.
     public func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
         try await write { txn in
             var lost: [JobID] = []
@@ -35,34 +35,34 @@ extension JobRepository: SchedulerBackend {
         }
     }
 
-    /// See ``SchedulerBackend/pruneFinished(_:before:)``: jobs, then pipelines, in batches of
+    /// See `SchedulerBackend/pruneFinished(_:before:)`: jobs, then pipelines, in batches of
     /// 1,000 jobs (100 pipelines).
     public func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {
         try await prune(state, .finishedBefore(cutoff), batchSize: 1000, dryRun: false)
     }
 
-    /// See ``SchedulerBackend/pruneHistory(before:)``.
+    /// See `SchedulerBackend/pruneHistory(before:)`.
     public func pruneHistory(before cutoff: Timestamp) async throws -> Int {
         try await pruneHistory(before: cutoff, batchSize: 10_000)
     }
 
-    /// See ``SchedulerBackend/enqueue(_:)``.
+    /// See `SchedulerBackend/enqueue(_:)`.
     public func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await insert(jobs) }
 
-    /// See ``SchedulerBackend/register(_:)``.
+    /// See `SchedulerBackend/register(_:)`.
     public func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
         try await write { try $0.register(schedule) }
     }
 
-    /// See ``SchedulerBackend/enqueue(tick:of:next:job:)``: one write transaction.
+    /// See `SchedulerBackend/enqueue(tick:of:next:job:)`: one write transaction.
     public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
         try await write { try $0.enqueue(tick: tick, of: name, next: next, job: job) }
     }
 
-    /// See ``SchedulerBackend/queueDepths()``: the queue counters.
+    /// See `SchedulerBackend/queueDepths()`: the queue counters.
     public func queueDepths() async throws -> [String: [JobState: Int]] { try queueCounts() }
 
-    /// See ``SchedulerBackend/workSignals()``: this process's change feed (a job became pending,
+    /// See `SchedulerBackend/workSignals()`: this process's change feed (a job became pending,
     /// a running job was cancelled or deleted) and ``JobRepository/commitSignals()`` for other processes.
     public func workSignals() -> AsyncStream<WorkSignal> {
         let (stream, continuation) = AsyncStream<WorkSignal>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
@@ -104,7 +104,7 @@ extension JobRepository: InspectableStore {
     /// The store's directory.
     public var locationDescription: String { path }
 
-    /// See ``JobCore/InspectableStore/storageFacts()``: the environment's figures.
+    /// See `JobCore/InspectableStore/storageFacts()`: the environment's figures.
     public func storageFacts() async throws -> [StorageFact] {
         let info = try environmentInfo()
         return [
@@ -123,9 +123,9 @@ extension JobRepository: InspectableStore {
         ]
     }
 
-    /// See ``JobCore/InspectableStore/changeMark()``: LMDB's last transaction id.
+    /// See `JobCore/InspectableStore/changeMark()`: LMDB's last transaction id.
     public func changeMark() async throws -> String { "\(try environmentInfo().lastTransactionID)" }
 
-    /// See ``JobCore/InspectableStore/changePollInterval``: a read of shared memory, 250 ms.
+    /// See `JobCore/InspectableStore/changePollInterval`: a read of shared memory, 250 ms.
     public var changePollInterval: Duration { .milliseconds(250) }
 }

@@ -2,7 +2,7 @@
 // the enqueue inside a write transaction, beside the async one every backend has.
 
 extension JobRepository {
-    /// Enqueues a job of `job`'s kind (see ``JobCore/NewJob/init(_:options:runAt:)``), or
+    /// Enqueues a job of `job`'s kind (see `JobCore/NewJob/init(_:options:runAt:)`), or
     /// returns the live job holding its unique key: one write transaction.
     @discardableResult
     public func enqueue<J: JobDefinition>(_ job: J, options: JobOptions? = nil, runAt: Timestamp? = nil) throws -> Job {

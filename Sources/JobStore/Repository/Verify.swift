@@ -2,11 +2,11 @@ internal import LMDB
 
 extension JobRepository {
     /// Checks the whole store: first the structure of every page of LMDB's file (a damaged page
-    /// is reported as ``VerificationProblem/Kind/badPage``, and nothing else is walked); then
+    /// is reported as `VerificationProblem/Kind/badPage`, and nothing else is walked); then
     /// every record decodes; every record has exactly its index entries
-    /// (``IndexEntry/entries(of:)``, from the key writer writes use) and every index entry belongs
+    /// (`IndexEntry/entries(of:)`, from the key writer writes use) and every index entry belongs
     /// to a record; every counter equals a recount; every pipeline agrees with its steps' jobs
-    /// (see ``verifyPipelines(_:counters:)``); every job's timeline and every history entry
+    /// (see `verifyPipelines(_:counters:)`); every job's timeline and every history entry
     /// reads, and each timeline ends in the state of its job; every paused queue, rate
     /// limit and schedule in `meta` reads. Returns every problem found (empty when the store is
     /// consistent).
