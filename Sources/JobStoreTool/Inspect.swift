@@ -207,7 +207,7 @@ struct Jobs: ParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show every field of a job, its pipeline step and its timeline.")
+        static let configuration = CommandConfiguration(abstract: "Show every field of a job (its own timeout and headers too), its progress, its pipeline step and its timeline.")
 
         @OptionGroup var store: StoreOptions
         @Argument(help: "The job's id.")
