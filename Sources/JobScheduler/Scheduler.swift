@@ -504,8 +504,6 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
     // MARK: Helpers running beside the loop
 
-    /// Every third of a lease, extends the leases this scheduler holds — of the jobs claimed and
-    /// waiting, running, or finished with the outcome not yet written; a lost one stops its handler.
     /// Every progress interval, writes the progress reported since the last write (each job's
     /// last report, all in one transaction); a last write when the scheduler stops. A failed
     /// write is logged and its reports dropped (progress is advisory; the next report replaces
@@ -524,6 +522,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         }
     }
 
+    /// Every third of a lease, extends the leases this scheduler holds — of the jobs claimed and
+    /// waiting, running, or finished with the outcome not yet written; a lost one stops its handler.
     private func extendLeases() async {
         let period = options.lease / 3
         while !Task.isCancelled {

@@ -231,7 +231,8 @@ public final class Dashboard: Sendable {
     // MARK: Metrics
 
     /// `/metrics` in Prometheus's text format: jobs per state and per queue and state (the
-    /// store's O(1) counters), pipelines per state, the store's size, readers and last
+    /// store's O(1) counters), each queue's pause and latency (its oldest ready job's wait),
+    /// running jobs whose lease expired, pipelines per state, the store's size, readers and last
     /// transaction, and whatever ``DashboardOptions/metricsAppendix`` adds.
     func metrics() async throws -> String {
         var lines: [String] = []
@@ -242,12 +243,27 @@ public final class Dashboard: Sendable {
         family("jobstore_jobs", "gauge", "Jobs in each state.")
         let counts = try await store.counts()
         for state in JobState.allCases { lines.append("jobstore_jobs{state=\"\(state)\"} \(counts[state] ?? 0)") }
+        // Per queue: its jobs per state, whether it is paused, and how long its oldest ready job
+        // has waited to start (its latency: what to alert on when handlers fall behind).
+        let queues = try await store.queues()
+        let now = Timestamp.now
         family("jobstore_queue_jobs", "gauge", "Jobs of each queue in each state.")
-        for (queue, states) in try await store.queueDepths().sorted(by: { $0.key < $1.key }) {
+        for queue in queues {
             for state in JobState.allCases {
-                lines.append("jobstore_queue_jobs{queue=\"\(prometheusEscaped(queue))\",state=\"\(state)\"} \(states[state] ?? 0)")
+                lines.append("jobstore_queue_jobs{queue=\"\(prometheusEscaped(queue.name))\",state=\"\(state)\"} \(queue.counts[state] ?? 0)")
             }
         }
+        family("jobstore_queue_paused", "gauge", "1 while the queue is paused (no job of it starts), else 0.")
+        for queue in queues { lines.append("jobstore_queue_paused{queue=\"\(prometheusEscaped(queue.name))\"} \(queue.pausedAt == nil ? 0 : 1)") }
+        family(
+            "jobstore_queue_oldest_ready_seconds", "gauge",
+            "How long the queue's oldest ready job has waited to start, in seconds (0 when none is ready): its latency.")
+        for queue in queues {
+            let waited = queue.oldestReadyAt.map { Double(max(0, now.microseconds - $0.microseconds)) / 1_000_000 } ?? 0
+            lines.append("jobstore_queue_oldest_ready_seconds{queue=\"\(prometheusEscaped(queue.name))\"} \(waited)")
+        }
+        family("jobstore_expired_leases", "gauge", "Running jobs whose lease expired: their worker stopped, and a scheduler's rescue will put them back.")
+        lines.append("jobstore_expired_leases \(try await store.expiredLeaseCount())")
         family("jobstore_pipelines", "gauge", "Pipelines in each state.")
         let pipelines = try await store.pipelineCounts()
         for state in PipelineState.allCases { lines.append("jobstore_pipelines{state=\"\(state)\"} \(pipelines[state] ?? 0)") }

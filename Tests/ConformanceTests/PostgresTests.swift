@@ -195,6 +195,7 @@ struct PostgresTests {
             #expect(pipelinePage.0 == 200 && pipelinePage.1.contains("build") && pipelinePage.1.contains("ship"))
             let metrics = try await get("/metrics")
             #expect(metrics.0 == 200 && metrics.1.contains("jobstore_jobs{state=\"pending\"} 6") && metrics.1.contains("jobstore_store_used_bytes"))
+            #expect(metrics.1.contains("jobstore_expired_leases 0") && metrics.1.contains("jobstore_queue_paused{queue="), "\(metrics.1)")
             #expect(try await get("/jobs/\(JobID(high: 1, low: 1))").0 == 404)
             // Read-only: an action is refused, and nothing changes.
             var post = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/jobs/\(ids[0])/cancel")))

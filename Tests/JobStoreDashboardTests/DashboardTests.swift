@@ -102,6 +102,12 @@ struct DashboardTests {
                 #expect(response.text.contains("jobstore_queue_jobs{queue=\"billing\",state=\"failed\"} 1"))
                 #expect(response.text.contains("jobstore_pipelines{state=\"failed\"} 1"))
                 #expect(response.text.contains("# TYPE jobstore_store_used_bytes gauge"))
+                // For alerting: each queue's pause and latency, and expired leases.
+                #expect(response.text.contains("jobstore_queue_paused{queue=\"bulk\"} 0"))
+                #expect(response.text.contains("jobstore_queue_oldest_ready_seconds{queue=\"mail\"} 0.0"))
+                let waited = try #require(response.text.firstMatch(of: /jobstore_queue_oldest_ready_seconds\{queue="bulk"\} ([0-9.]+)/)?.1)
+                #expect(Double(waited).map { $0 > 0 } == true, "bulk's 250 ready jobs have waited: \(waited)")
+                #expect(response.text.contains("jobstore_expired_leases 0"))
             }
 
             // Bad input: each a 400 page saying what is wrong; unknown things 404.
