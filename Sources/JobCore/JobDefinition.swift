@@ -26,7 +26,7 @@ public protocol JobDefinition: Codable, Sendable {
     /// stable across releases (renaming the type must not orphan stored jobs). 1…255 bytes.
     static var name: String { get }
     /// What a job of this kind gets unless its enqueue says otherwise: queue, priority,
-    /// attempts, delay, tenant, and its handler's timeout. The default: ``JobOptions/init(queue:priority:maxAttempts:delay:tenant:timeout:)``'s.
+    /// attempts, delay, tenant, its handler's timeout and retry policy. The default: ``JobOptions/init(queue:priority:maxAttempts:delay:tenant:timeout:retry:)``'s.
     static var options: JobOptions { get }
     /// How the parameters become the payload and back: ``JSONPayloadCoder`` by default
     /// (readable in `jobstore jobs show` and the dashboard); ``BinaryPayloadCoder`` is smaller.
@@ -62,12 +62,17 @@ public struct JobOptions: Sendable, Hashable {
     /// The longest one run of its handler may take before it is cancelled and the attempt
     /// fails (the scheduler's `JobScheduler`'s `register` default); `nil`: no limit.
     public var timeout: Duration?
+    /// When a failed attempt runs again (the scheduler's `register` uses it for this kind's
+    /// jobs); `nil`: the scheduler's own (`SchedulerOptions.retry`).
+    public var retry: RetryPolicy?
 
-    /// Options; the defaults are those of an untyped ``NewJob``, and no timeout.
+    /// Options; the defaults are those of an untyped ``NewJob``, no timeout, and the
+    /// scheduler's retry policy.
     public init(
         queue: String = "default", priority: UInt8 = 0, maxAttempts: UInt16 = 20, delay: Duration? = nil, tenant: String? = nil,
-        timeout: Duration? = nil
+        timeout: Duration? = nil, retry: RetryPolicy? = nil
     ) {
+        self.retry = retry
         self.queue = queue
         self.priority = priority
         self.maxAttempts = maxAttempts

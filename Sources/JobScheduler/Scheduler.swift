@@ -45,16 +45,20 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
         self.logger = logger ?? Logger(label: "jobstore.scheduler", factory: { _ in SwiftLogNoOpLogHandler() })
     }
 
-    /// Runs every job of `queue` (that has no handler of its own name, see ``handle(job:queue:timeout:_:)``)
+    /// Runs every job of `queue` (that has no handler of its own name, see ``handle(job:queue:timeout:retry:_:)``)
     /// with `handler`; past `timeout` a run is cancelled and its attempt fails (see
-    /// ``register(_:queue:timeout:_:)``).
-    public mutating func handle(queue: String, timeout: Duration? = nil, _ handler: @escaping JobHandler) {
-        queueHandlers[queue] = Registration(run: handler, timeout: timeout)
+    /// ``register(_:queue:timeout:_:)``); a failed run's job runs again by `retry` (`nil`: the
+    /// scheduler's ``SchedulerOptions/retry``).
+    public mutating func handle(queue: String, timeout: Duration? = nil, retry: RetryPolicy? = nil, _ handler: @escaping JobHandler) {
+        queueHandlers[queue] = Registration(run: handler, timeout: timeout, retry: retry)
     }
 
-    /// Runs the jobs named `name` in `queue` with `handler`, each run at most `timeout`.
-    public mutating func handle(job name: String, queue: String = "default", timeout: Duration? = nil, _ handler: @escaping JobHandler) {
-        jobHandlers[queue, default: [:]][name] = Registration(run: handler, timeout: timeout)
+    /// Runs the jobs named `name` in `queue` with `handler`, each run at most `timeout`, a failed
+    /// run's job again by `retry` (`nil`: the scheduler's).
+    public mutating func handle(
+        job name: String, queue: String = "default", timeout: Duration? = nil, retry: RetryPolicy? = nil, _ handler: @escaping JobHandler
+    ) {
+        jobHandlers[queue, default: [:]][name] = Registration(run: handler, timeout: timeout, retry: retry)
     }
 
     /// Runs `middleware` around every handler: the first added is the outermost. Each sees the
@@ -94,7 +98,7 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
     public mutating func register<J: JobDefinition>(
         _ type: J.Type, queue: String? = nil, timeout: Duration? = nil, _ handler: @escaping @Sendable (J, JobContext) async throws -> Void
     ) {
-        handle(job: J.name, queue: queue ?? J.options.queue, timeout: timeout ?? J.options.timeout) { context in
+        handle(job: J.name, queue: queue ?? J.options.queue, timeout: timeout ?? J.options.timeout, retry: J.options.retry) { context in
             let parameters: J
             do {
                 parameters = try context.job.parameters(as: J.self)
@@ -143,10 +147,12 @@ public struct Scheduler<Backend: SchedulerBackend>: Service {
 }
 
 extension Scheduler {
-    /// A registered handler and how long one run of it may take.
+    /// A registered handler, how long one run of it may take, and when a failed run's job runs
+    /// again (`nil`: ``SchedulerOptions/retry``).
     struct Registration: Sendable {
         let run: JobHandler
         let timeout: Duration?
+        let retry: RetryPolicy?
     }
 
     /// `registration` with the middleware around it, the first added outermost.
@@ -154,7 +160,7 @@ extension Scheduler {
         let run = middleware.reversed().reduce(registration.run) { next, middleware in
             { context in try await middleware.intercept(context, next: next) }
         }
-        return Registration(run: run, timeout: registration.timeout)
+        return Registration(run: run, timeout: registration.timeout, retry: registration.retry)
     }
 }
 
@@ -236,6 +242,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         let task: Task<Void, Never>
         /// Posts ``Event/timedOut(_:_:)`` when the run's timeout passes; cancelled when it ends.
         let timer: Task<Void, Never>?
+        /// The retry policy of its handler (`nil`: the scheduler's).
+        let retry: RetryPolicy?
         let started: ContinuousClock.Instant
         var cancelReason: CancelReason?
     }
@@ -378,9 +386,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             // However the handler ended after its cancellation (thrown, or returned early), the
             // attempt did not finish in time.
             metrics.count("timed_out", queue: run.job.queue)
-            return .failed(error: "timed out after \(timeout)", retryAt: retryTime(after: run.job))
+            return .failed(error: "timed out after \(timeout)", retryAt: retryTime(after: run))
         case (.threw(let message, _), nil):
-            let retryAt = retryTime(after: run.job)
+            let retryAt = retryTime(after: run)
             run.context.logger.debug("handler failed", metadata: ["error": "\(message)", "retry_at": "\(retryAt)"])
             return .failed(error: message, retryAt: retryAt)
         case (.returned, _):
@@ -393,9 +401,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         }
     }
 
-    /// When a failed attempt of `job` runs again, by the retry policy.
-    func retryTime(after job: Job) -> Timestamp {
-        Timestamp.now.adding(options.retry.delay(afterAttempt: Int(job.attempts)))
+    /// When the job of a failed run runs again, by its handler's retry policy or the scheduler's.
+    func retryTime(after run: Running) -> Timestamp {
+        Timestamp.now.adding((run.retry ?? options.retry).delay(afterAttempt: Int(run.job.attempts)))
     }
 
     /// Counts what the store did with each outcome.
@@ -465,7 +473,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 post(.timedOut(job.id, timeout))
             }
         }
-        return Running(job: job, owner: owner, context: context, task: task, timer: timer, started: .now, cancelReason: nil)
+        return Running(job: job, owner: owner, context: context, task: task, timer: timer, retry: handler.retry, started: .now, cancelReason: nil)
     }
 
     /// Runs `body` (one handler run, with the middleware) in a span of `tracer`: a `consumer`

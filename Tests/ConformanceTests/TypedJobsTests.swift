@@ -31,6 +31,13 @@ struct Resize: JobDefinition, Equatable {
     var quality: Double
 }
 
+/// A typed job that retries fast whatever the scheduler's policy.
+struct Flaky: JobDefinition {
+    static let name = "flaky"
+    static let options = JobOptions(queue: "flaky", maxAttempts: 3, retry: RetryPolicy(base: .milliseconds(50), jitter: 0))
+    var label: String
+}
+
 @Suite("Conformance: typed jobs (JobDefinition) on LMDB and on PostgreSQL", .serialized)
 struct TypedJobsTests {
     @Test("typed jobs: enqueued with their definition's name, options and coded parameters; a registered handler gets them decoded; a batch and an override",
@@ -95,6 +102,30 @@ struct TypedJobsTests {
             } catch let error as JobStoreError {
                 #expect(error.code == .undecodablePayload && error.description.contains("key 'to' not found"))
             }
+        }
+    }
+
+    @Test("a definition's retry policy is its jobs' (the scheduler's own waits an hour): a failed attempt runs again after the definition's backoff",
+          arguments: Backend.available)
+    func definitionRetryPolicy(_ backend: Backend) async throws {
+        try await withBackend(backend) { store in
+            let job = try await store.enqueue(Flaky(label: "first"))
+            let runs = Recorder()
+            var options = testOptions()
+            options.retry = RetryPolicy(base: .seconds(3600), jitter: 0)
+            try await withScheduler(store, options: options, [:], setup: [
+                Typed(Flaky.self) { _, context in
+                    runs.record("run", context.job)
+                    if context.attempt == 1 { throw JobStoreError(.invalidArgument, "not yet") }
+                },
+            ]) {
+                try await waitForState(store, job.id, .succeeded)
+            }
+            let attempts = runs.entries.map(\.job.attempts)
+            #expect(attempts == [1, 2], "\(attempts)")
+            let failedAt = try #require(runs.entries.first?.at), retriedAt = try #require(runs.entries.last?.at)
+            // The definition's 50 ms backoff, not the scheduler's hour (a generous bound: a slow machine).
+            #expect(retriedAt.microseconds - failedAt.microseconds < 60_000_000, "retried \(retriedAt) after \(failedAt)")
         }
     }
 

@@ -12,7 +12,7 @@ import ServiceLifecycle
 
 struct SendEmail: JobDefinition {
     static let name = "send-email"                                 // stored with each job: keep it stable
-    static let options = JobOptions(queue: "mail", maxAttempts: 5)  // queue, priority, attempts, delay
+    static let options = JobOptions(queue: "mail", maxAttempts: 5)  // queue, priority, attempts, delay, timeout, retry
     var to: String
     var subject: String
     var uniqueKey: String? { "welcome:\(to)" }                     // at most one live job per address
@@ -296,7 +296,7 @@ import ServiceLifecycle
 
 struct SendEmail: JobDefinition {
     static let name = "send-email"                                 // stored with each job: keep it stable
-    static let options = JobOptions(queue: "mail", maxAttempts: 5)  // queue, priority, attempts, delay
+    static let options = JobOptions(queue: "mail", maxAttempts: 5)  // queue, priority, attempts, delay, timeout, retry
     var to: String
     var subject: String
     var uniqueKey: String? { "welcome:\(to)" }                     // at most one live job per address
