@@ -23,6 +23,11 @@ class Browser:
         to_browser_r, self.to_browser = os.pipe()
         self.from_browser, from_browser_w = os.pipe()
 
+        # Inheritable, so that a pipe end that already is fd 3 or 4 (dup2 onto itself does
+        # nothing) is not closed at exec.
+        os.set_inheritable(to_browser_r, True)
+        os.set_inheritable(from_browser_w, True)
+
         def wire():
             os.dup2(to_browser_r, 3)
             os.dup2(from_browser_w, 4)
@@ -67,10 +72,11 @@ class Browser:
             raise RuntimeError(f'{expression}: {result["exceptionDetails"]}')
         return result['result'].get('value')
 
-    def open(self, url):
+    def open(self, url, lands=None):
+        """Navigates to `url` and waits until the page at `lands` (`url` unless it redirects) loaded."""
         self.call('Page.navigate', {'url': url}, session=True)
         for _ in range(200):
-            if self.evaluate('document.readyState') == 'complete' and self.evaluate('location.href') == url:
+            if self.evaluate('document.readyState') == 'complete' and self.evaluate('location.href') == (lands or url):
                 return
             time.sleep(0.05)
         raise RuntimeError(f'{url} did not load')
@@ -107,21 +113,25 @@ def main():
     os.makedirs(shots, exist_ok=True)
     store = os.path.join(work, 'store')
     subprocess.run([JOBSTORE, 'demo', '--dir', store, '--jobs', '2000'], check=True, stdout=subprocess.DEVNULL)
-    log = open(os.path.join(work, 'serve.log'), 'w+')
-    server = subprocess.Popen([JOBSTORE, 'serve', store, '--port', '0'], stdout=log, stderr=subprocess.STDOUT)
-    browser = None
-    try:
-        base = None
+    servers, logs = [], []
+
+    def serve(name, *flags, env=None):
+        """Starts `jobstore serve` on the store (a free port); returns its base URL."""
+        log = open(os.path.join(work, f'{name}.log'), 'w+')
+        logs.append(log)
+        servers.append(subprocess.Popen([JOBSTORE, 'serve', store, '--port', '0', *flags], stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **(env or {})}))
         for _ in range(100):
             log.seek(0)
             for line in log.read().splitlines():
                 if line.startswith('serving ') and ' at ' in line:
-                    base = line.split(' at ')[1].split(' ')[0].rstrip('/')
-            if base:
-                break
+                    return line.split(' at ')[1].split(' ')[0].rstrip('/')
             time.sleep(0.1)
-        if not base:
-            fail('jobstore serve did not start')
+        fail(f'jobstore serve ({name}) did not start')
+
+    browser = None
+    try:
+        base = serve('serve')
         browser = Browser(binary, os.path.join(work, 'profile'))
         print(f'serving at {base}, {subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()}')
 
@@ -176,7 +186,26 @@ def main():
             fail('the page reloaded instead of updating in place')
         print(f'ok  live update: transaction {before} → {after}, the new queue shown without a reload')
 
-        for name, path in [('overview', '/'), ('jobs', '/jobs?state=succeeded'), ('job', job), ('pipeline', pipeline)]:
+        expect('/schedules', 'Periodic jobs', 'schedule', 'next tick')
+
+        # Queue controls: a dashboard started with --allow-writes, logged in with its token, pauses
+        # a queue from the overview's row (the confirmation accepted), and the row says so.
+        token = 'browser-test-token-0123456789'
+        writable = serve('serve-writes', '--allow-writes', env={'JOBSTORE_DASHBOARD_TOKEN': token})
+        browser.open(writable + '/login?token=' + token, lands=writable + '/')
+        browser.evaluate('window.confirm = () => true')
+        browser.evaluate('document.querySelector(\'form[action="/queues/pause"] input[name=queue][value="reports"]\').form.requestSubmit()')
+        for _ in range(50):
+            time.sleep(0.1)
+            row = browser.evaluate('[...document.querySelectorAll("#queues tr")].find(r => r.cells[0].textContent === "reports")?.textContent || ""')
+            if 'since' in row and 'Resume' in row:
+                break
+        else:
+            fail(f'pausing queue reports from its row did not show it paused: {row!r}')
+        print('ok  queue controls: paused a queue from the overview (with the token)')
+        browser.screenshot(os.path.join(shots, 'controls.png'))
+
+        for name, path in [('overview', '/'), ('jobs', '/jobs?state=succeeded'), ('job', job), ('pipeline', pipeline), ('schedules', '/schedules')]:
             browser.open(base + path)
             time.sleep(0.3)
             browser.screenshot(os.path.join(shots, f'{name}.png'))
@@ -185,8 +214,9 @@ def main():
     finally:
         if browser:
             browser.close()
-        server.kill()
-        server.wait()
+        for server in servers:
+            server.kill()
+            server.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -104,6 +104,10 @@ public final class Dashboard: Sendable {
         router.get("/pipelines/:id") { request, context in
             await self.respond { try await self.pipelinePage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
         }
+        router.get("/schedules") { _, _ in await self.respond { try await self.schedulesPage() } }
+        for action in QueueAction.allCases {
+            router.post("/queues/\(action.rawValue)") { request, _ in await self.act(request, queue: action) }
+        }
         router.get("/events") { request, _ in self.eventStream(job: query(request)["job"].flatMap { try? JobID(parsing: $0) }) }
         router.get("/metrics") { _, _ in
             await self.respond { Response.text(try await self.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") }
@@ -375,6 +379,39 @@ public final class Dashboard: Sendable {
             }
             let outcome = try await store.apply(action.change, to: asJob, actor: Dashboard.actor, dryRun: false)
             return "/pipelines/\(id)?done=\(action.done),%20now%20\(outcome.state)"
+        }
+    }
+
+    /// The controls of a queue's row on the overview (with --allow-writes).
+    enum QueueAction: String, CaseIterable {
+        case pause, resume, limit, unlimit
+    }
+
+    /// `POST /queues/pause|resume|limit|unlimit` with `queue` (and for a limit `starts` and
+    /// `seconds`): the change in one transaction, recorded in the history with the dashboard as
+    /// its actor; back to the overview.
+    func act(_ request: Request, queue action: QueueAction) async -> Response {
+        let form = await formFields(request)
+        if let refused = refusal(request, form: form) { return refused }
+        return await respond {
+            guard let queue = form["queue"], !queue.isEmpty else { throw PageError.badRequest("which queue? the form has no 'queue' field") }
+            let change: QueueChange
+            switch action {
+            case .pause: change = .pause
+            case .resume: change = .resume
+            case .unlimit: change = .unlimit
+            case .limit:
+                guard let starts = form["starts"].flatMap({ Int($0) }), starts >= 1, let seconds = form["seconds"].flatMap({ Int($0) }), seconds >= 1 else {
+                    throw PageError.badRequest(
+                        "a rate limit is a whole number of starts (1 or more) per a whole number of seconds (1 or more), not '\(form["starts"] ?? "")' per '\(form["seconds"] ?? "")'")
+                }
+                change = .limit(starts: starts, per: .seconds(seconds))
+            }
+            guard try await store.queues().contains(where: { $0.name == queue }) else {
+                throw PageError.notFound("no queue '\(queue)' in this store (a queue exists while it has jobs)")
+            }
+            _ = try await store.apply(change, to: queue, actor: Dashboard.actor, dryRun: false)
+            return Response(status: .seeOther, headers: [.location: link("/")])
         }
     }
 

@@ -93,7 +93,7 @@ extension Dashboard {
             .cards { display: flex; gap: 12px; flex-wrap: wrap; } .card { background: #fff; border: 1px solid #e3e3e3; padding: 8px 14px; min-width: 90px; }
             .card b { display: block; font-size: 20px; } form.inline { display: inline; } nav.pager { margin: 8px 0; }
             </style></head><body>
-            <header><strong>JobStore</strong><a href="\(link("/"))">Overview</a><a href="\(link("/jobs"))">Jobs</a><a href="\(link("/pipelines"))">Pipelines</a><a href="\(link("/metrics"))">Metrics</a>
+            <header><strong>JobStore</strong><a href="\(link("/"))">Overview</a><a href="\(link("/jobs"))">Jobs</a><a href="\(link("/pipelines"))">Pipelines</a><a href="\(link("/schedules"))">Schedules</a><a href="\(link("/metrics"))">Metrics</a>
             <span class=muted style="margin-left:auto;color:#9fb3c8">\(html(store.locationDescription))</span></header>
             \(banner)
             <main><h1>\(html(title))</h1>
@@ -124,7 +124,7 @@ extension Dashboard {
             <h2>Finished per 10 seconds, last 10 minutes</h2>
             <div id=chart>\(throughput.chartSVG())</div>
             <h2>Queues</h2>
-            <table><thead><tr><th>queue</th><th>paused</th>\(JobState.allCases.map { "<th>\($0)</th>" }.joined())<th>oldest ready since</th><th>rate limit</th></tr></thead>
+            <table><thead><tr><th>queue</th><th>paused</th>\(JobState.allCases.map { "<th>\($0)</th>" }.joined())<th>oldest ready since</th><th>rate limit</th>\(options.allowWrites ? "<th>controls</th>" : "")</tr></thead>
             <tbody id=queues>\(try await queueRowsHTML())</tbody></table>
             <h2>Pipelines</h2>
             <div id=pipelines class=cards>\(pipelineCountsHTML(try await store.pipelineCounts()))</div>
@@ -166,8 +166,47 @@ extension Dashboard {
                 "<td class=num><a href=\"\(link("/jobs?state=\(state)&queue=\(urlEscaped(queue.name))"))\">\(queue.counts[state] ?? 0)</a></td>"
             }.joined()
             let rate = queue.rateLimit.map { "\($0.starts) per \(RateLimit.text(of: $0.period))" } ?? "-"
-            return "<tr><td>\(html(queue.name))</td><td>\(queue.pausedAt.map { "since \(when($0))" } ?? "no")</td>\(cells)<td>\(queue.oldestReadyAt.map { when($0) } ?? "-")</td><td>\(html(rate))</td></tr>"
+            return "<tr><td>\(html(queue.name))</td><td>\(queue.pausedAt.map { "since \(when($0))" } ?? "no")</td>\(cells)<td>\(queue.oldestReadyAt.map { when($0) } ?? "-")</td><td>\(html(rate))</td>\(queueControls(queue))</tr>"
         }.joined()
+    }
+
+    /// A queue row's controls, with --allow-writes: pause or resume, set a rate limit (starts
+    /// per seconds), remove it. Each a form posting the queue's name and the page's CSRF field.
+    func queueControls(_ queue: QueueSummary) -> String {
+        guard options.allowWrites else { return "" }
+        func form(_ action: QueueAction, _ fields: String = "", confirm: String) -> String {
+            "<form class=inline method=post action=\"\(link("/queues/\(action.rawValue)"))\" onsubmit=\"return confirm('\(html(jsEscaped(confirm)))')\"><input type=hidden name=csrf value=\"\(csrf)\"><input type=hidden name=queue value=\"\(html(queue.name))\">\(fields)<button>\(action.rawValue.capitalized)</button></form>"
+        }
+        let starts = queue.rateLimit?.starts ?? 10
+        let seconds = queue.rateLimit.map { max(1, Int($0.period.components.seconds)) } ?? 1
+        var controls = [
+            queue.pausedAt == nil
+                ? form(.pause, confirm: "Pause queue \(queue.name)? No job of it starts until it is resumed.")
+                : form(.resume, confirm: "Resume queue \(queue.name)?"),
+            form(
+                .limit,
+                "<input name=starts type=number min=1 value=\(starts) style=\"width:5em\"> per <input name=seconds type=number min=1 value=\(seconds) style=\"width:4em\"> s ",
+                confirm: "Limit queue \(queue.name)?"),
+        ]
+        if queue.rateLimit != nil { controls.append(form(.unlimit, confirm: "Remove the rate limit of queue \(queue.name)?")) }
+        return "<td style=\"white-space:nowrap\">\(controls.joined(separator: " "))</td>"
+    }
+
+    /// `GET /schedules`: the periodic jobs the store knows (registered by the schedulers that
+    /// run them), with their timing and their last and next ticks.
+    func schedulesPage() async throws -> Response {
+        let schedules = try await store.schedules()
+        let rows = schedules.isEmpty
+            ? "<tr><td colspan=8 class=muted>no periodic job is registered (a scheduler registers its schedules when it starts)</td></tr>"
+            : schedules.map { schedule in
+                "<tr><td>\(html(schedule.name))</td><td><code>\(html(schedule.timing))</code></td><td>\(html(schedule.timeZone))</td><td><a href=\"\(link("/jobs?queue=\(urlEscaped(schedule.queue))"))\">\(html(schedule.queue))</a></td><td>\(html(schedule.jobName))</td><td>\(schedule.missedTicks)</td><td>\(schedule.lastTick.map { when($0) } ?? "-")</td><td>\(schedule.nextTick.map { when($0) } ?? "-")</td></tr>"
+            }.joined()
+        let body = """
+            <table><thead><tr><th>schedule</th><th>timing</th><th>time zone</th><th>queue</th><th>job</th><th>missed ticks</th><th>last tick</th><th>next tick</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            <p class=muted>Each tick enqueues one job across every process (the store records the last tick). The job is defined by the program whose scheduler registered the schedule, so it is run from there, not from this page.</p>
+            """
+        return page(title: "Periodic jobs", body: body)
     }
 
     func pruneForm() -> String {

@@ -196,6 +196,8 @@ struct PostgresTests {
             let metrics = try await get("/metrics")
             #expect(metrics.0 == 200 && metrics.1.contains("jobstore_jobs{state=\"pending\"} 6") && metrics.1.contains("jobstore_store_used_bytes"))
             #expect(metrics.1.contains("jobstore_expired_leases 0") && metrics.1.contains("jobstore_queue_paused{queue="), "\(metrics.1)")
+            let schedulesPage = try await get("/schedules")
+            #expect(schedulesPage.0 == 200 && schedulesPage.1.contains("nightly") && schedulesPage.1.contains("<code>every 1h</code>"))
             #expect(try await get("/jobs/\(JobID(high: 1, low: 1))").0 == 404)
             // Read-only: an action is refused, and nothing changes.
             var post = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/jobs/\(ids[0])/cancel")))

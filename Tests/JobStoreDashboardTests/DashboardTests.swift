@@ -313,6 +313,59 @@ struct DashboardTests {
         #expect(second.contains("<b>251</b>pending"))
     }
 
+    @Test("queue controls: pause, resume, a rate limit and its removal from the overview's rows, each needing the token, each in the history by the dashboard; bad input is 400, an unknown queue 404; the schedules page lists the periodic jobs")
+    func queueControlsAndSchedules() async throws {
+        let directory = TemporaryDirectory()
+        let (store, _, _) = try makeDashboardStore(directory.path)
+        defer { store.close() }
+        let token = Dashboard.randomToken()
+        try await application(store, DashboardOptions(allowWrites: true, token: token)).test(.router) { client in
+            let overview = try await client.execute(uri: "/", method: .get)
+            #expect(overview.text.contains("<th>controls</th>") && overview.text.contains("action=\"/queues/pause\"") && overview.text.contains("name=queue value=\"bulk\""))
+            func post(_ action: String, _ body: String, authorized: Bool = true) async throws -> TestResponse {
+                try await client.execute(
+                    uri: "/queues/\(action)", method: .post, headers: authorized ? [tokenHeader: token] : [:], body: ByteBuffer(string: body))
+            }
+            #expect(try await post("pause", "queue=bulk", authorized: false).status == .forbidden)
+            #expect(try store.queues().first { $0.name == "bulk" }?.pausedAt == nil)
+            #expect(try await post("pause", "queue=bulk").status == .seeOther)
+            #expect(try store.queues().first { $0.name == "bulk" }?.pausedAt != nil)
+            #expect(try await client.execute(uri: "/", method: .get).text.contains("action=\"/queues/resume\""))
+            #expect(try await post("limit", "queue=bulk&starts=5&seconds=60").status == .seeOther)
+            let limit = try #require(try store.queues().first { $0.name == "bulk" }?.rateLimit)
+            #expect(limit.starts == 5 && limit.period == .seconds(60))
+            #expect(try await client.execute(uri: "/", method: .get).text.contains("5 per 1m"))
+            #expect(try await post("unlimit", "queue=bulk").status == .seeOther)
+            #expect(try await post("resume", "queue=bulk").status == .seeOther)
+            let bulk = try #require(try store.queues().first { $0.name == "bulk" })
+            #expect(bulk.pausedAt == nil && bulk.rateLimit == nil)
+            // Bad input, unknown queue: each a page saying so, nothing changed.
+            let bad = try await post("limit", "queue=bulk&starts=0&seconds=60")
+            #expect(bad.status == .badRequest && bad.text.contains("a rate limit is a whole number of starts"))
+            #expect(try await post("pause", "starts=1").status == .badRequest)
+            let unknown = try await post("pause", "queue=nope")
+            #expect(unknown.status == .notFound && unknown.text.contains("no queue &#39;nope&#39;"), "\(unknown.text)")
+            // Each change is in the history, by the dashboard.
+            let events = try store.history().entries.filter { $0.jobID == JobID(high: 0, low: 0) }
+            #expect(events.map(\.event.kind) == [.queuePaused, .queueLimited, .queueUnlimited, .queueResumed], "\(events.map(\.event.kind))")
+            #expect(events.allSatisfy { $0.event.actor?.hasPrefix("dashboard (") == true })
+
+            #expect(try await client.execute(uri: "/schedules", method: .get).text.contains("no periodic job is registered"))
+            _ = try await store.register(ScheduleRecord(
+                name: "nightly", timing: "0 3 * * *", timeZone: "Europe/Berlin", queue: "reports", jobName: "build-report", missedTicks: .skip,
+                lastTick: nil, nextTick: Timestamp.now.adding(.seconds(3600))))
+            let schedules = try await client.execute(uri: "/schedules", method: .get)
+            #expect(schedules.status == .ok && schedules.text.contains("nightly") && schedules.text.contains("<code>0 3 * * *</code>") && schedules.text.contains("Europe/Berlin"))
+        }
+        // Read-only: no controls, and a post is refused.
+        try await application(store).test(.router) { client in
+            let overview = try await client.execute(uri: "/", method: .get)
+            #expect(!overview.text.contains("/queues/pause"))
+            let refused = try await client.execute(uri: "/queues/pause", method: .post, body: ByteBuffer(string: "queue=bulk"))
+            #expect(refused.status == .forbidden)
+        }
+    }
+
     @Test("a running job's page shows its progress and follows it live (its own event stream: state, attempts, progress); a finished job's page is not live")
     func liveJobPage() async throws {
         let directory = TemporaryDirectory()
