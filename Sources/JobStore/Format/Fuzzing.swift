@@ -65,6 +65,10 @@ public enum Fuzzing {
             attempt { try Counters.decode(bytes, key: "fuzz") }
             attempt { try RateLimit.decode(bytes, queue: "fuzz") }
             attempt { try ScheduleFormat.decode(bytes, name: "fuzz") }
+            // A progress record (the `progress` database's values, as small and as sealed).
+            for record in [Array(bytes), resealed(bytes)] {
+                record.withUnsafeBytes { bytes in attempt { try ProgressFormat.decode(bytes, id: id) } }
+            }
         }
         return accepted
     }
