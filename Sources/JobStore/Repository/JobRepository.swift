@@ -122,18 +122,18 @@ public final class JobRepository: Sendable {
                         .notAJobStore, "\(path) is an LMDB environment of another program (databases: \(names.prefix(5).joined(separator: ", ")))",
                         hint: "Point JobStore at its own directory")
                 }
-                if options.environment.readOnly {
-                    // A format-1 store read-only: open the databases it has (it cannot be upgraded).
-                    databases = Schema.all.filter { names.contains($0.name) }
-                } else if !options.upgradesFormat {
+                if !options.environment.readOnly && !options.upgradesFormat {
                     // A rehearsal may not upgrade: it needs the databases writes use (formats 1…3);
-                    // without the progress database (format 6) it opens what the store has.
+                    // without the progress database (format 6) it reads no progress.
                     let optional = Set(Schema.formatSix.map(\.name))
                     if let missing = Schema.all.first(where: { !names.contains($0.name) && !optional.contains($0.name) }) {
                         throw JobStoreError(
                             .invalidArgument, "\(path) is a store of an older format (it has no database '\(missing.name)'): opening it writable would upgrade it",
                             hint: "Open it writable once with upgradesFormat (any command of the admin tool that writes), then again")
                     }
+                }
+                if options.environment.readOnly || !options.upgradesFormat {
+                    // Read-only (an older store cannot be upgraded) or a rehearsal: the databases it has.
                     databases = Schema.all.filter { names.contains($0.name) }
                 }
             }

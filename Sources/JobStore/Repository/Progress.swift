@@ -13,7 +13,7 @@ extension JobTransaction {
         }
         for report in reports {
             let key = Keys.id(report.id)
-            guard try txn.get(db.jobs, key) != nil else { continue }
+            guard try txn.withValue(db.jobs, key, { $0 != nil }) else { continue }  // present: no copy of the record
             try txn.put(database, key, ProgressFormat.encode(report.progress))
             progressReports.append(report)
         }

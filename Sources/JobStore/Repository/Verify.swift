@@ -80,7 +80,7 @@ extension JobRepository {
                 } catch {
                     problems.append(VerificationProblem(kind: .badRecord, jobID: id, message: "\(error)"))
                 }
-                if try txn.get(db.jobs, Keys.id(id)) == nil {
+                if try !txn.withValue(db.jobs, Keys.id(id), { $0 != nil }) {
                     problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: id, message: "progress holds a report of job \(id), which does not exist"))
                 }
             }
