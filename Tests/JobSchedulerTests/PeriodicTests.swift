@@ -96,26 +96,31 @@ struct PeriodicTests {
 
     @Test("after downtime, run-once runs the last missed tick once; skip runs none")
     func missedTicks() async throws {
+        // Ticks 1,000 days apart (multiples of the interval since 1970): no new tick can come
+        // while the test runs. With hourly ticks a slow run across the hour saw a real tick and
+        // failed (CI under ThreadSanitizer, 2026-12-07).
+        let interval = Duration.seconds(1000 * 86_400), step: Int64 = 1000 * 86_400 * 1_000_000
+        let threeIntervalsAgo = Timestamp.now.adding(interval * -3)
         try await withStore { store, _ in
-            let threeHoursAgo = Timestamp.now.adding(.seconds(-3 * 3600))
             for name in ["skipper", "catch-up"] {
                 try await store.write { txn in
                     try txn.register(ScheduleRecord(
-                        name: name, timing: "every 3600000000µs", timeZone: "UTC", queue: "periodic", jobName: name,
-                        missedTicks: .skip, lastTick: threeHoursAgo))
+                        name: name, timing: "every \(step)µs", timeZone: "UTC", queue: "periodic", jobName: name,
+                        missedTicks: .skip, lastTick: threeIntervalsAgo))
                 }
             }
             let recorder = Recorder()
             var scheduler = Scheduler(backend: store)
-            try scheduler.schedule("skipper", every: .seconds(3600), missedTicks: .skip, job: NewJob(name: "skipper", queue: "periodic"))
-            try scheduler.schedule("catch-up", every: .seconds(3600), missedTicks: .runOnce, job: NewJob(name: "catch-up", queue: "periodic"))
+            try scheduler.schedule("skipper", every: interval, missedTicks: .skip, job: NewJob(name: "skipper", queue: "periodic"))
+            try scheduler.schedule("catch-up", every: interval, missedTicks: .runOnce, job: NewJob(name: "catch-up", queue: "periodic"))
             scheduler.handle(queue: "periodic") { recorder.record($0.job.name, $0.job) }
             try await running(scheduler) { try await recorder.wait(for: 1, "catch-up") }
             #expect(recorder.events("catch-up").count == 1 && recorder.events("skipper").isEmpty)
             let ran = try #require(recorder.events("catch-up").first?.job)
-            #expect(ran.runAt.microseconds % 3_600_000_000 == 0 && ran.runAt > threeHoursAgo)  // the last missed hour
+            #expect(ran.runAt.microseconds % step == 0 && ran.runAt > threeIntervalsAgo)  // the last missed tick
+            #expect(ran.runAt > Timestamp.now.adding(interval * -1))
             let schedules = Dictionary(uniqueKeysWithValues: try store.schedules().map { ($0.name, $0) })
-            #expect(schedules["skipper"]?.lastTick == threeHoursAgo && schedules["skipper"]?.missedTicks == .skip)
+            #expect(schedules["skipper"]?.lastTick == threeIntervalsAgo && schedules["skipper"]?.missedTicks == .skip)
             #expect(schedules["catch-up"]?.lastTick == ran.runAt && schedules["catch-up"]?.missedTicks == .runOnce)
         }
     }
