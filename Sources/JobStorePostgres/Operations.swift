@@ -511,12 +511,52 @@ extension PostgresJobStore {
 
     /// The jobs matching `filter` by creation time, a page at a time (see `JobCore/InspectableStore`).
     public func jobs(matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) async throws -> JobPage {
-        guard limit > 0 else { return JobPage(jobs: [], next: nil) }
+        try filter.validate()
+        guard limit > 0 else { return JobPage(jobs: [], next: nil, examined: filter.examineAtMost.map { _ in 0 }) }
+        let query = Statements.jobs(matching: filter, newestFirst: order == .newestFirst, limit: limit, after: after)
         return try await statement("list jobs") { txn in
-            var jobs = try await txn.rows(Statements.jobs(matching: filter, newestFirst: order == .newestFirst, limit: limit, after: after), JobRow.decode)
+            guard let budget = filter.examineAtMost else {
+                var jobs = try await txn.rows(query, JobRow.decode)
+                let more = jobs.count > limit
+                if more { jobs.removeLast() }
+                return JobPage(jobs: jobs, next: more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil)
+            }
+            // Each row: a job that passed (none when no job did) and what the walk looked at.
+            var jobs: [Job] = []
+            var examined = 0
+            var last: PageCursor?
+            var lastHit = 0
+            for row in try await txn.rows(query, { $0 }) {
+                let cells = row.makeRandomAccess()
+                examined = Int(try cells[21].decode(Int64.self))
+                if let time = try cells[22].decode(Int64?.self), let id = try cells[23].decode(UUID?.self) {
+                    last = PageCursor(createdAt: Timestamp(microseconds: time), id: JobID(id))
+                }
+                if try cells[0].decode(UUID?.self) != nil {
+                    jobs.append(try JobRow.decode(row))
+                    lastHit = Int(try cells[24].decode(Int64.self))
+                }
+            }
             let more = jobs.count > limit
             if more { jobs.removeLast() }
-            return JobPage(jobs: jobs, next: more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil)
+            // A full page looked as far as the match after it, as the embedded store's walk does.
+            let next = more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : examined >= budget ? last : nil
+            return JobPage(jobs: jobs, next: next, examined: more ? lastHit : examined)
+        }
+    }
+
+    /// See `JobCore/InspectableStore/commonErrors(since:limit:examineAtMost:)`: the newest failed
+    /// jobs by `updated_at` (their finish time), grouped as on LMDB.
+    public func commonErrors(since: Timestamp, limit: Int = 10, examineAtMost: Int = 10_000) async throws -> ErrorSummary {
+        guard examineAtMost > 0 else { return ErrorSummary(groups: [], examined: 0, complete: false) }
+        return try await statement("group the recent errors") { txn in
+            var failures = try await txn.rows(Statements.recentFailures(since: since, budget: examineAtMost)) { row in
+                let (id, at, message) = try row.decode((UUID, Int64, String?).self)
+                return (message: message ?? "(no error message)", at: Timestamp(microseconds: at), id: JobID(id))
+            }
+            let complete = failures.count <= examineAtMost
+            if !complete { failures.removeLast() }
+            return ErrorSummary.grouping(failures, limit: limit, complete: complete)
         }
     }
 

@@ -27,7 +27,16 @@ enum Schema {
         """
 
     /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
-    static let migrations: [[String]] = [version1, version2, version3, version4, version5, version6]
+    static let migrations: [[String]] = [version1, version2, version3, version4, version5, version6, version7]
+
+    /// Version 7: the finished jobs' index takes pipeline steps' jobs too, as the embedded
+    /// store's `idx.finished` does: "the jobs that failed since" (the dashboard's common errors)
+    /// reads it as a range; retention, which leaves steps to their pipelines, checks
+    /// `pipeline_id` on the rows.
+    static let version7: [String] = [
+        "DROP INDEX jobstore_jobs_finished",
+        "CREATE INDEX jobstore_jobs_finished ON jobstore_jobs (state, updated_at) WHERE state >= 3",
+    ]
 
     /// Version 6: a job's own timeout (µs) and its headers (a JSON object of texts; NULL for
     /// none), and the progress handlers report, one row per job, apart from the job's row (a
@@ -503,18 +512,64 @@ enum Statements {
     /// folds away (an unnamed statement is planned with its values), so a state uses the
     /// (state, created_at, id) index and no state the (created_at, id) one.
     static func jobs(matching filter: JobFilter, newestFirst: Bool, limit: Int, after: PageCursor?) -> PostgresQuery {
-        let (order, beyond) = newestFirst ? ("DESC", "<") : ("ASC", ">")
-        return """
-            SELECT \(unescaped: jobColumns) FROM jobstore_jobs
-            WHERE (\(filter.state.map { Int16($0.rawValue) })::smallint IS NULL OR state = \(filter.state.map { Int16($0.rawValue) }))
-              AND (\(filter.createdFrom?.microseconds)::bigint IS NULL OR created_at >= \(filter.createdFrom?.microseconds))
-              AND (\(filter.createdUntil?.microseconds)::bigint IS NULL OR created_at < \(filter.createdUntil?.microseconds))
-              AND (\(filter.queue)::text IS NULL OR queue = \(filter.queue))
-              AND (\(filter.tenant)::text IS NULL OR tenant = \(filter.tenant))
-              AND (\(after?.createdAt.microseconds)::bigint IS NULL
-                   OR (created_at, id) \(unescaped: beyond) (\(after?.createdAt.microseconds), \(after.map { UUID($0.id) })))
-            ORDER BY created_at \(unescaped: order), id \(unescaped: order) LIMIT \(Int64(limit) + 1)
-            """
+        let order = newestFirst ? "DESC" : "ASC"
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 1500, interpolationCount: 20)
+        func text(_ literal: String) { sql.appendLiteral(literal) }
+        func value(_ bind: (some PostgresDynamicTypeEncodable)?) { sql.appendInterpolation(bind) }
+        // The index range: a state's range of (state, created_at, id), or (created_at, id).
+        func range() {
+            text("(");  value(filter.state.map { Int16($0.rawValue) }); text("::smallint IS NULL OR state = "); value(filter.state.map { Int16($0.rawValue) })
+            text(") AND ("); value(filter.createdFrom?.microseconds); text("::bigint IS NULL OR created_at >= "); value(filter.createdFrom?.microseconds)
+            text(") AND ("); value(filter.createdUntil?.microseconds); text("::bigint IS NULL OR created_at < "); value(filter.createdUntil?.microseconds)
+            text(") AND ("); value(after?.createdAt.microseconds); text("::bigint IS NULL OR (created_at, id) \(newestFirst ? "<" : ">") (")
+            value(after?.createdAt.microseconds); text(", "); value(after.map { UUID($0.id) }); text("))")
+        }
+        // The checks on each job of the range.
+        func checks() {
+            let payload = filter.payloadContains.map { ByteBuffer(string: $0) }
+            text(" AND ("); value(filter.queue); text("::text IS NULL OR queue = "); value(filter.queue)
+            text(") AND ("); value(filter.tenant); text("::text IS NULL OR tenant = "); value(filter.tenant)
+            text(") AND ("); value(filter.name); text("::text IS NULL OR name = "); value(filter.name)
+            text(") AND ("); value(payload); text("::bytea IS NULL OR position("); value(payload); text("::bytea IN payload) > 0")
+            text(") AND ("); value(filter.errorContains)
+            text("::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) e WHERE strpos(e->>'message', "); value(filter.errorContains)
+            text(") > 0))")
+        }
+        guard let budget = filter.examineAtMost else {
+            text("SELECT \(jobColumns) FROM jobstore_jobs WHERE "); range(); checks()
+            text(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(limit) + 1)")
+            return PostgresQuery(stringInterpolation: sql)
+        }
+        // At most `budget` rows of the range (numbered in order), the first limit + 1 of them
+        // that pass the checks, and — in every row, and in the one row when none passed — how
+        // many rows were looked at and the last one's position (where the next page goes on);
+        // each passing row's number (the page looked at as far as its last).
+        text("""
+            WITH scanned AS MATERIALIZED (
+                SELECT r.*, row_number() OVER (ORDER BY r.created_at \(order), r.id \(order)) AS n
+                FROM (SELECT * FROM jobstore_jobs WHERE\u{20}
+            """)
+        range()
+        text(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r\n),\nhits AS (SELECT * FROM scanned WHERE true"); checks()
+        text("""
+             ORDER BY n LIMIT \(Int64(limit) + 1)),
+            summary AS (SELECT count(*) AS examined, max(n) AS last_n FROM scanned)
+            SELECT \(prefixedJobColumns), summary.examined, l.created_at, l.id, j.n
+            FROM summary LEFT JOIN hits j ON true LEFT JOIN scanned l ON l.n = summary.last_n
+            ORDER BY j.n
+            """)
+        return PostgresQuery(stringInterpolation: sql)
+    }
+
+    /// The newest `budget` jobs that failed for good since `since` (by their finish time, the
+    /// `updated_at` of a failed job), each with its last error message; one more row than
+    /// `budget` says there were more.
+    static func recentFailures(since: Timestamp, budget: Int) -> PostgresQuery {
+        """
+        SELECT id, updated_at, errors->(jsonb_array_length(errors) - 1)->>'message' FROM jobstore_jobs
+        WHERE state = \(Int16(JobState.failed.rawValue)) AND updated_at >= \(since.microseconds)
+        ORDER BY updated_at DESC LIMIT \(Int64(budget) + 1)
+        """
     }
 
     /// The pipelines in `state` by (created_at, id), or of every state by id (creation order),

@@ -56,7 +56,7 @@ struct PostgresTests {
                 for try await version in try await client.query("SELECT value FROM jobstore_meta WHERE key = 'schema_version'").decode(Int64.self) {
                     // Every migration ran once, and the version says so (a version behind the
                     // migrations would run the last ones again at every open).
-                    #expect(version == 6 && version == Int64(Schema.migrations.count))
+                    #expect(version == 7 && version == Int64(Schema.migrations.count))
                 }
                 // A version-1 database (before queue control and the history) is migrated on open.
                 try await client.query("DROP TABLE jobstore_queues")
