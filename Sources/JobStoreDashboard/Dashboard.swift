@@ -22,6 +22,10 @@ public struct DashboardOptions: Sendable {
     public var pageSize: Int
     /// The most rows a page may show, whatever the request asks.
     public var maxPageSize: Int
+    /// The most jobs one page of the job list looks at when its filter checks each job (a
+    /// queue, name, payload text or error text): the page then ends, however few matched, and
+    /// offers to search on. Keeps a search page fast on any store.
+    public var searchBudget: Int
     /// More Prometheus text appended to `/metrics`: a program running the scheduler passes its
     /// swift-metrics backend's output here (e.g. swift-prometheus's registry).
     public var metricsAppendix: (@Sendable () -> String)?
@@ -29,8 +33,9 @@ public struct DashboardOptions: Sendable {
     /// Options; the defaults are a read-only dashboard at the root.
     public init(
         allowWrites: Bool = false, token: String? = nil, pathPrefix: String = "", pageSize: Int = 50, maxPageSize: Int = 200,
-        metricsAppendix: (@Sendable () -> String)? = nil
+        searchBudget: Int = 20_000, metricsAppendix: (@Sendable () -> String)? = nil
     ) {
+        self.searchBudget = searchBudget
         self.allowWrites = allowWrites
         self.token = token
         self.pathPrefix = pathPrefix
@@ -81,6 +86,9 @@ public final class Dashboard: Sendable {
         if options.pageSize < 1 || options.maxPageSize < options.pageSize {
             throw DashboardError(description: "pageSize must be 1…maxPageSize")
         }
+        if options.searchBudget < options.maxPageSize {
+            throw DashboardError(description: "searchBudget (\(options.searchBudget)) must be at least maxPageSize (\(options.maxPageSize))")
+        }
         self.store = store
         self.options = options
         self.throughput = Throughput()
@@ -105,6 +113,8 @@ public final class Dashboard: Sendable {
             await self.respond { try await self.pipelinePage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
         }
         router.get("/schedules") { _, _ in await self.respond { try await self.schedulesPage() } }
+        router.get("/errors") { request, _ in await self.respond { try await self.errorsPage(query(request)) } }
+        router.post("/jobs/bulk") { request, _ in await self.bulk(request) }
         for action in QueueAction.allCases {
             router.post("/queues/\(action.rawValue)") { request, _ in await self.act(request, queue: action) }
         }
@@ -435,8 +445,13 @@ public final class Dashboard: Sendable {
 
     /// The fields of a URL-encoded form body (at most 64 KiB).
     func formFields(_ request: Request) async -> [String: String] {
-        guard let buffer = try? await request.body.collect(upTo: 1 << 16) else { return [:] }
-        return parseForm(String(buffer: buffer))
+        parseForm(await formBody(request))
+    }
+
+    /// A URL-encoded form body (at most `limit` bytes; empty when longer or unreadable).
+    func formBody(_ request: Request, limit: Int = 1 << 16) async -> String {
+        guard let buffer = try? await request.body.collect(upTo: limit) else { return "" }
+        return String(buffer: buffer)
     }
 }
 
@@ -495,6 +510,14 @@ func parseForm(_ text: String) -> [String: String] {
         if let key = parts.first, !key.isEmpty { fields[key] = parts.count > 1 ? parts[1] : "" }
     }
     return fields
+}
+
+/// Every value of `key` in a URL-encoded form (a checkbox list), in order.
+func formValues(_ text: String, _ key: String) -> [String] {
+    text.split(separator: "&").compactMap { pair in
+        let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+        return parts.first == key && parts.count > 1 ? parts[1] : nil
+    }
 }
 
 /// The cookies of a request.

@@ -116,7 +116,7 @@ struct DashboardTests {
                 ("/jobs?limit=0", "limit must be"), ("/jobs?since=yesterday", "is not a time"),
                 ("/jobs/not-an-id", "is not a job id"), ("/pipelines/xyz", "is not a pipeline id"),
                 ("/pipelines?state=stuck", "is not a pipeline state"),
-                ("/jobs?name=bulk-1", "unknown parameter &#39;name&#39;; this page takes state, queue"), ("/jobs?order=sideways", "order is oldest or newest"),
+                ("/jobs?nmae=bulk-1", "unknown parameter &#39;nmae&#39;; this page takes state, queue"), ("/jobs?order=sideways", "order is oldest or newest"),
                 ("/pipelines?sate=failed", "unknown parameter &#39;sate&#39;"),
             ] {
                 let response = try await client.execute(uri: uri, method: .get)
