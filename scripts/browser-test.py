@@ -205,6 +205,46 @@ def main():
         print('ok  queue controls: paused a queue from the overview (with the token)')
         browser.screenshot(os.path.join(shots, 'controls.png'))
 
+        # Search and the common errors: the failed step found by its error's text, and grouped.
+        expect('/jobs?state=failed&error=schema', 'transform', 'Looked at')
+        browser.open(writable + '/jobs?state=failed&error=schema')
+        time.sleep(0.2)
+        browser.screenshot(os.path.join(shots, 'search.png'))
+        expect('/errors', 'schema mismatch in column 7', 'failed since')
+        browser.screenshot(os.path.join(shots, 'errors.png'))
+
+        # A bulk action: tick the failed jobs' rows, preview the retry (its count, nothing changed),
+        # confirm it, and the jobs are retried.
+        def failed_jobs():
+            listed = subprocess.run([JOBSTORE, 'jobs', 'list', store, '--state', 'failed', '--json'], capture_output=True, text=True, check=True)
+            return len(json.loads(listed.stdout)['jobs'])
+
+        browser.open(writable + '/jobs?state=failed')
+        ticked = browser.evaluate('(() => { const boxes = [...document.querySelectorAll("input[name=ids]")]; boxes.forEach(b => b.checked = true); return boxes.length })()')
+        if not ticked:
+            fail('the job list of a dashboard with actions has no boxes to tick')
+        browser.evaluate('document.querySelector("#bulk select[name=action]").value = "retry"')
+        browser.evaluate('document.getElementById("bulk").requestSubmit()')
+        for _ in range(50):
+            time.sleep(0.1)
+            preview = browser.evaluate('document.getElementById("preview")?.textContent || ""')
+            if preview:
+                break
+        if f'{ticked} would be retried' not in preview:
+            fail(f'the bulk preview does not say how many it retries: {preview!r}')
+        browser.screenshot(os.path.join(shots, 'bulk-preview.png'))
+        if failed_jobs() != ticked:
+            fail(f'the preview changed the store: {failed_jobs()} failed jobs, {ticked} before')
+        browser.evaluate('document.getElementById("confirm").click()')
+        for _ in range(50):
+            time.sleep(0.1)
+            done = browser.evaluate('document.getElementById("done")?.textContent || ""')
+            if done:
+                break
+        if 'retried' not in done or failed_jobs() != 0:
+            fail(f'the confirmed bulk retry did not retry the failed jobs: {done!r}, {failed_jobs()} still failed')
+        print(f'ok  bulk action: {preview.split(":")[1].strip().split(".")[0]}; then {done.split(":")[1].strip().split(".")[0]}')
+
         for name, path in [('overview', '/'), ('jobs', '/jobs?state=succeeded'), ('job', job), ('pipeline', pipeline), ('schedules', '/schedules')]:
             browser.open(base + path)
             time.sleep(0.3)
