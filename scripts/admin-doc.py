@@ -72,6 +72,13 @@ add("stats", "Jobs per state and per queue, pipelines per state, expired leases 
 add("jobs list", "Jobs by creation time, answered from the indexes (`idx.state_created` with `--state`, `idx.created` otherwise), a page at a time. Filters: `--state`, `--queue`, `--since`, `--until` (`2026-11-23`, `2026-11-23T10:00:00Z`, or a duration ago such as `2h`); `--newest-first`; `--limit`; `--after CURSOR` continues where the previous page ended.",
     run(['jobs', 'list', S, '--state', 'pending', '--limit', '5']),
     run(['jobs', 'list', S, '--state', 'pending', '--limit', '1', '--json'], maxlines=60))
+search_next = json.loads(subprocess.run([J, 'jobs', 'list', P, '--payload-contains', 'linux', '--examine-at-most', '3', '--limit', '3', '--json'],
+                                        capture_output=True, text=True).stdout)['next']
+add("jobs list: search", "Three more filters are checked on each job of the index range (the state and `--since`/`--until` pick the range): `--name`, `--payload-contains TEXT` (the payload's bytes contain the text's UTF-8; case matters) and `--error-contains TEXT` (an error message of any attempt). They look at every job of the range; `--examine-at-most N` bounds a page's work — it then ends after N jobs however few matched, says how many it looked at, and `--after` goes on from there (what the dashboard's search does, 20,000 a page). The bulk commands (`cancel`, `retry`, `requeue`, `delete`) take the same filters.",
+    run(['jobs', 'list', P, '--error-contains', 'schema']),
+    run(['jobs', 'list', P, '--payload-contains', 'linux', '--examine-at-most', '3', '--limit', '3']), run(['jobs', 'list', P, '--payload-contains', 'linux', '--examine-at-most', '3', '--limit', '3', '--after', search_next]))
+add("jobs errors", "The commonest last error messages of the jobs that failed for good since `--since` (1h by default; their finish time, from `idx.finished`, pipeline steps' jobs included), each with how many jobs, when the newest failed and its id; `--top` (10), `--examine-at-most` (the newest 10,000 failed jobs; it says when there were more). List a group's jobs with `jobs list --state failed --error-contains TEXT`.",
+    run(['jobs', 'errors', P]), run(['jobs', 'errors', P, '--json']))
 add("jobs show", "Every field of one job; the payload as text when it is printable UTF-8, otherwise as hex; the error history; the timeline (its newest 32 events: each with its time, the state it left the job in, its attempts, and what it adds — who claimed it and until when, when a retry runs, the error). `--json` includes the timeline.",
     run(['jobs', 'show', S, pending], maxlines=20), run(['jobs', 'show', P, step_job], maxlines=30))
 add("jobs history", "Every job's events in commit order, from the `history` database (a seek, then a page in key order: never a scan): what to read after an incident. `--since` (a time or a duration ago) or `--after POSITION` (the first column; the last line of a page says where to go on); `--kind` keeps some kinds (`inserted, claimed, lease-extended, succeeded, failed, retried, rescued, cancelled, snoozed, released, requeued, unblocked, changed, deleted, pruned`); `--limit` (1,000); `--follow` keeps printing as any process commits (woken by inotify on the data file); `--json` prints one object per line. The scheduler keeps a week of history (`SchedulerOptions.historyRetention`); `prune --history-before` deletes older events by hand.",
@@ -201,6 +208,7 @@ problem = (('problems[]', 'object'), ('problems[].kind', 'string'), ('problems[]
 schemas = [
     schema('stats', [['stats', S, '--json']], data_keys={'queues': 'queue name'}),
     schema('jobs list', [['jobs', 'list', S, '--state', 'running', '--limit', '2', '--json'], ['jobs', 'list', P, '--state', 'failed', '--json']]),
+    schema('jobs errors', [['jobs', 'errors', P, '--json']]),
     schema('jobs show', [['jobs', 'show', S, running, '--json'], ['jobs', 'show', P, step_job, '--json']]),
     schema('jobs history', [['jobs', 'history', P, '--kind', 'claimed,retried,failed', '--limit', '50', '--json']], lines=True),
     schema('pipelines list', [['pipelines', 'list', P, '--json']]),

@@ -206,7 +206,7 @@ struct Jobs: ParsableCommand {
                     ])
                 }
                 print(table.render())
-                if let examined = page.examined { print("looked at \(examined) job\(examined == 1 ? "" : "s") of the range") }
+                if let examined = page.examined { print("looked at \(examined) job\(examined == 1 ? "" : "s") of the range: \(page.jobs.count) matched") }
                 print(paging.footer(next: page.next, count: page.jobs.count, noun: "job"))
             }
             if unreadable > 0 { throw ExitCode(1) }  // listed the rest; the skipped ones are on stderr
