@@ -38,6 +38,28 @@ struct PostgresTests {
         }
     }
 
+    @Test("a database that does not exist and a login the server refuses are each said at once, not as a timeout",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func missingDatabaseAndLogin() async throws {
+        let url = try #require(postgresURL)
+        let server = try #require(url.range(of: "@").map { url[$0.upperBound...] }?.split(separator: "/").first)
+        var options = PostgresStoreOptions.forTests
+        options.connectTimeout = .seconds(30)
+        do {  // with the timeout's message, these would be "could not reach … within 30 s"
+            _ = try await PostgresJobStore(url: "postgres://jobstore@\(server)/no_such_database_here", options: options)
+            Issue.record("opened a store in a database that does not exist")
+        } catch let error as JobStoreError {
+            #expect(error.code == .notAJobStore && error.message.contains("has no database 'no_such_database_here'"), "\(error)")
+            #expect(error.hint?.contains("createdb") == true)
+        }
+        do {
+            _ = try await PostgresJobStore(url: "postgres://no_such_role@\(server)/postgres", options: options)
+            Issue.record("opened a store as a role that does not exist")
+        } catch let error as JobStoreError {
+            #expect(error.code == .backend && error.message.contains("refused the login of 'no_such_role'"), "\(error)")
+        }
+    }
+
     @Test("two processes opening one new database at once: one creates the schema, the other finds it; reopening changes nothing",
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func migration() async throws {

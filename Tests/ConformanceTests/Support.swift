@@ -86,7 +86,7 @@ func withTestDatabase<R>(_ serverURL: String, _ body: (String) async throws -> R
 
 /// Runs `body` with a client of the server `url` names.
 func onServer(_ url: String, _ body: (PostgresClient) async throws -> Void) async throws {
-    let (configuration, _) = try PostgresJobStore.configuration(url: url, options: PostgresStoreOptions())
+    let (configuration, _, _) = try PostgresJobStore.configuration(url: url, options: PostgresStoreOptions())
     let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "test"))
     let running = Task { await client.run() }
     defer { running.cancel() }
