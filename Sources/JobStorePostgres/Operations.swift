@@ -521,27 +521,24 @@ extension PostgresJobStore {
                 if more { jobs.removeLast() }
                 return JobPage(jobs: jobs, next: more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil)
             }
-            // Each row: a job that passed (none when no job did) and what the walk looked at.
+            // The matches, each with how far into the range it was; a page that did not fill
+            // then asks how far the bound reached (an index-only count) to go on from there.
             var jobs: [Job] = []
-            var examined = 0
-            var last: PageCursor?
-            var lastHit = 0
+            var reached = 0
             for row in try await txn.rows(query, { $0 }) {
-                let cells = row.makeRandomAccess()
-                examined = Int(try cells[21].decode(Int64.self))
-                if let time = try cells[22].decode(Int64?.self), let id = try cells[23].decode(UUID?.self) {
-                    last = PageCursor(createdAt: Timestamp(microseconds: time), id: JobID(id))
-                }
-                if try cells[0].decode(UUID?.self) != nil {
-                    jobs.append(try JobRow.decode(row))
-                    lastHit = Int(try cells[24].decode(Int64.self))
-                }
+                jobs.append(try JobRow.decode(row))
+                reached = Int(try row.makeRandomAccess()[21].decode(Int64.self))
             }
-            let more = jobs.count > limit
-            if more { jobs.removeLast() }
-            // A full page looked as far as the match after it, as the embedded store's walk does.
-            let next = more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : examined >= budget ? last : nil
-            return JobPage(jobs: jobs, next: next, examined: more ? lastHit : examined)
+            if jobs.count > limit {
+                jobs.removeLast()
+                return JobPage(jobs: jobs, next: jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) }, examined: reached)
+            }
+            let range = Statements.examinedRange(filter, newestFirst: order == .newestFirst, after: after, budget: budget)
+            guard let (examined, time, id) = try await txn.rows(range, { try $0.decode((Int64, Int64?, UUID?).self) }).first else {
+                throw JobStoreError(.backend, "counting the range of a listing in PostgreSQL at \(location) gave no row")
+            }
+            let last = time.flatMap { time in id.map { PageCursor(createdAt: Timestamp(microseconds: time), id: JobID($0)) } }
+            return JobPage(jobs: jobs, next: Int(examined) >= budget ? last : nil, examined: Int(examined))
         }
     }
 

@@ -514,51 +514,70 @@ enum Statements {
     static func jobs(matching filter: JobFilter, newestFirst: Bool, limit: Int, after: PageCursor?) -> PostgresQuery {
         let order = newestFirst ? "DESC" : "ASC"
         var sql = PostgresQuery.StringInterpolation(literalCapacity: 1500, interpolationCount: 20)
-        func text(_ literal: String) { sql.appendLiteral(literal) }
-        func value(_ bind: (some PostgresDynamicTypeEncodable)?) { sql.appendInterpolation(bind) }
-        // The index range: a state's range of (state, created_at, id), or (created_at, id).
-        func range() {
-            text("(");  value(filter.state.map { Int16($0.rawValue) }); text("::smallint IS NULL OR state = "); value(filter.state.map { Int16($0.rawValue) })
-            text(") AND ("); value(filter.createdFrom?.microseconds); text("::bigint IS NULL OR created_at >= "); value(filter.createdFrom?.microseconds)
-            text(") AND ("); value(filter.createdUntil?.microseconds); text("::bigint IS NULL OR created_at < "); value(filter.createdUntil?.microseconds)
-            text(") AND ("); value(after?.createdAt.microseconds); text("::bigint IS NULL OR (created_at, id) \(newestFirst ? "<" : ">") (")
-            value(after?.createdAt.microseconds); text(", "); value(after.map { UUID($0.id) }); text("))")
-        }
-        // The checks on each job of the range.
-        func checks() {
-            let payload = filter.payloadContains.map { ByteBuffer(string: $0) }
-            text(" AND ("); value(filter.queue); text("::text IS NULL OR queue = "); value(filter.queue)
-            text(") AND ("); value(filter.tenant); text("::text IS NULL OR tenant = "); value(filter.tenant)
-            text(") AND ("); value(filter.name); text("::text IS NULL OR name = "); value(filter.name)
-            text(") AND ("); value(payload); text("::bytea IS NULL OR position("); value(payload); text("::bytea IN payload) > 0")
-            text(") AND ("); value(filter.errorContains)
-            text("::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) e WHERE strpos(e->>'message', "); value(filter.errorContains)
-            text(") > 0))")
-        }
         guard let budget = filter.examineAtMost else {
-            text("SELECT \(jobColumns) FROM jobstore_jobs WHERE "); range(); checks()
-            text(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(limit) + 1)")
+            sql.appendLiteral("SELECT \(jobColumns) FROM jobstore_jobs WHERE ")
+            appendRange(&sql, filter, after: after, newestFirst: newestFirst)
+            appendChecks(&sql, filter)
+            sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(limit) + 1)")
             return PostgresQuery(stringInterpolation: sql)
         }
-        // At most `budget` rows of the range (numbered in order), the first limit + 1 of them
-        // that pass the checks, and — in every row, and in the one row when none passed — how
-        // many rows were looked at and the last one's position (where the next page goes on);
-        // each passing row's number (the page looked at as far as its last).
-        text("""
-            WITH scanned AS MATERIALIZED (
+        // At most `budget` rows of the range, numbered in order; the first limit + 1 of them that
+        // pass the checks, each with its number (how far the page looked). Not materialized: the
+        // scan stops at the (limit + 1)th match.
+        sql.appendLiteral("""
+            SELECT \(prefixedJobColumns), j.n FROM (
                 SELECT r.*, row_number() OVER (ORDER BY r.created_at \(order), r.id \(order)) AS n
                 FROM (SELECT * FROM jobstore_jobs WHERE\u{20}
             """)
-        range()
-        text(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r\n),\nhits AS (SELECT * FROM scanned WHERE true"); checks()
-        text("""
-             ORDER BY n LIMIT \(Int64(limit) + 1)),
-            summary AS (SELECT count(*) AS examined, max(n) AS last_n FROM scanned)
-            SELECT \(prefixedJobColumns), summary.examined, l.created_at, l.id, j.n
-            FROM summary LEFT JOIN hits j ON true LEFT JOIN scanned l ON l.n = summary.last_n
-            ORDER BY j.n
-            """)
+        appendRange(&sql, filter, after: after, newestFirst: newestFirst)
+        sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r\n) j WHERE true")
+        appendChecks(&sql, filter)
+        sql.appendLiteral(" ORDER BY j.n LIMIT \(Int64(limit) + 1)")
         return PostgresQuery(stringInterpolation: sql)
+    }
+
+    /// How many rows of `filter`'s range after `after` a bounded page looks at (at most its
+    /// bound), and the last one's position: where a page that found too few to fill goes on.
+    /// An index-only scan of the range's index.
+    static func examinedRange(_ filter: JobFilter, newestFirst: Bool, after: PageCursor?, budget: Int) -> PostgresQuery {
+        let order = newestFirst ? "DESC" : "ASC"
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 600, interpolationCount: 10)
+        sql.appendLiteral("""
+            SELECT count(*), (array_agg(created_at ORDER BY n DESC))[1], (array_agg(id ORDER BY n DESC))[1] FROM (
+                SELECT created_at, id, row_number() OVER (ORDER BY created_at \(order), id \(order)) AS n FROM (
+                    SELECT created_at, id FROM jobstore_jobs WHERE\u{20}
+            """)
+        appendRange(&sql, filter, after: after, newestFirst: newestFirst)
+        sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r) s")
+        return PostgresQuery(stringInterpolation: sql)
+    }
+
+    /// The index range of a listing: a state's range of (state, created_at, id), or
+    /// (created_at, id), after the cursor.
+    private static func appendRange(_ sql: inout PostgresQuery.StringInterpolation, _ filter: JobFilter, after: PageCursor?, newestFirst: Bool) {
+        let state = filter.state.map { Int16($0.rawValue) }
+        sql.appendLiteral("("); sql.appendInterpolation(state); sql.appendLiteral("::smallint IS NULL OR state = "); sql.appendInterpolation(state)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.createdFrom?.microseconds)
+        sql.appendLiteral("::bigint IS NULL OR created_at >= "); sql.appendInterpolation(filter.createdFrom?.microseconds)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.createdUntil?.microseconds)
+        sql.appendLiteral("::bigint IS NULL OR created_at < "); sql.appendInterpolation(filter.createdUntil?.microseconds)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(after?.createdAt.microseconds)
+        sql.appendLiteral("::bigint IS NULL OR (created_at, id) \(newestFirst ? "<" : ">") (")
+        sql.appendInterpolation(after?.createdAt.microseconds); sql.appendLiteral(", "); sql.appendInterpolation(after.map { UUID($0.id) })
+        sql.appendLiteral("))")
+    }
+
+    /// The checks on each job of the range (each `AND …`; a NULL parameter passes).
+    private static func appendChecks(_ sql: inout PostgresQuery.StringInterpolation, _ filter: JobFilter) {
+        let payload = filter.payloadContains.map { ByteBuffer(string: $0) }
+        sql.appendLiteral(" AND ("); sql.appendInterpolation(filter.queue); sql.appendLiteral("::text IS NULL OR queue = "); sql.appendInterpolation(filter.queue)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.tenant); sql.appendLiteral("::text IS NULL OR tenant = "); sql.appendInterpolation(filter.tenant)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.name); sql.appendLiteral("::text IS NULL OR name = "); sql.appendInterpolation(filter.name)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(payload); sql.appendLiteral("::bytea IS NULL OR position(")
+        sql.appendInterpolation(payload); sql.appendLiteral("::bytea IN payload) > 0")
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.errorContains)
+        sql.appendLiteral("::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) e WHERE strpos(e->>'message', ")
+        sql.appendInterpolation(filter.errorContains); sql.appendLiteral(") > 0))")
     }
 
     /// The newest `budget` jobs that failed for good since `since` (by their finish time, the
