@@ -337,6 +337,27 @@ extension PostgresJobStore {
         try await statement("store the progress of \(batch.count) jobs") { try await $0.write(Statements.storeProgress(batch)) }
     }
 
+    /// See `JobCore/SchedulerBackend/recordWorker(_:)`: the forgotten ones deleted and the
+    /// heartbeat upserted, in one transaction.
+    public func recordWorker(_ worker: WorkerRecord) async throws {
+        let record = worker.bounded()
+        let (queues, running) = try WorkerRow.json(record)
+        try await transaction("record the heartbeat of scheduler \(record.id)") { txn in
+            try await txn.write(Statements.forgetWorkers(before: record.beatAt.adding(.zero - WorkerRecord.forgottenAfter)))
+            try await txn.write(Statements.recordWorker(record, queues: queues, running: running))
+        }
+    }
+
+    /// See `JobCore/SchedulerBackend/removeWorker(_:)`.
+    public func removeWorker(_ id: OwnerToken) async throws {
+        try await statement("remove the heartbeat of scheduler \(id)") { try await $0.write(Statements.removeWorker(id)) }
+    }
+
+    /// See `JobCore/InspectableStore/workers()`.
+    public func workers() async throws -> [WorkerRecord] {
+        try await statement("list the schedulers") { try await $0.rows(Statements.workers(), WorkerRow.decode) }
+    }
+
     /// See `JobCore/JobStoreBackend/progress(of:)`.
     public func progress(of id: JobID) async throws -> JobProgress? {
         try await statement("read the progress of job \(id)") { txn in

@@ -32,10 +32,26 @@ enum Schema {
     /// Version 7: the finished jobs' index takes pipeline steps' jobs too, as the embedded
     /// store's `idx.finished` does: "the jobs that failed since" (the dashboard's common errors)
     /// reads it as a range; retention, which leaves steps to their pipelines, checks
-    /// `pipeline_id` on the rows.
+    /// `pipeline_id` on the rows. And the schedulers' heartbeats, `jobstore_workers`.
     static let version7: [String] = [
         "DROP INDEX jobstore_jobs_finished",
         "CREATE INDEX jobstore_jobs_finished ON jobstore_jobs (state, updated_at) WHERE state >= 3",
+        // The schedulers' heartbeats (who runs what): one row per running scheduler, rewritten
+        // every few seconds, deleted when it stops; `running` is a JSON array of
+        // {"id", "queue", "name", "since"} and `queues` one of texts.
+        """
+        CREATE TABLE jobstore_workers (
+            id uuid PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            started_at bigint NOT NULL,
+            beat_at bigint NOT NULL,
+            interval_us bigint NOT NULL,
+            concurrency integer NOT NULL,
+            queues jsonb NOT NULL,
+            running jsonb NOT NULL
+        )
+        """,
     ]
 
     /// Version 6: a job's own timeout (µs) and its headers (a JSON object of texts; NULL for
@@ -679,6 +695,33 @@ enum Statements {
         WHERE EXISTS (SELECT 1 FROM jobstore_jobs j WHERE j.id = t.id)
         ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, fraction = excluded.fraction, at = excluded.at,
             message = excluded.message
+        """
+    }
+
+    /// Deletes the heartbeats of schedulers whose last beat came before `cutoff`.
+    static func forgetWorkers(before cutoff: Timestamp) -> PostgresQuery {
+        "DELETE FROM jobstore_workers WHERE beat_at < \(cutoff.microseconds)"
+    }
+
+    /// Writes a scheduler's heartbeat over its last.
+    static func recordWorker(_ worker: WorkerRecord, queues: String, running: String) -> PostgresQuery {
+        """
+        INSERT INTO jobstore_workers (id, host, pid, started_at, beat_at, interval_us, concurrency, queues, running)
+        VALUES (\(UUID(JobID(high: worker.id.high, low: worker.id.low))), \(worker.host), \(worker.pid), \(worker.startedAt.microseconds),
+                \(worker.beatAt.microseconds), \(worker.interval.wholeMicroseconds), \(Int32(worker.concurrency)), \(queues)::jsonb, \(running)::jsonb)
+        ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at, beat_at = excluded.beat_at,
+            interval_us = excluded.interval_us, concurrency = excluded.concurrency, queues = excluded.queues, running = excluded.running
+        """
+    }
+
+    static func removeWorker(_ id: OwnerToken) -> PostgresQuery {
+        "DELETE FROM jobstore_workers WHERE id = \(UUID(JobID(high: id.high, low: id.low)))"
+    }
+
+    static func workers() -> PostgresQuery {
+        """
+        SELECT id, host, pid, started_at, beat_at, interval_us, concurrency, queues::text, running::text
+        FROM jobstore_workers ORDER BY started_at, id
         """
     }
 
