@@ -114,6 +114,7 @@ public final class Dashboard: Sendable {
         }
         router.get("/schedules") { _, _ in await self.respond { try await self.schedulesPage() } }
         router.get("/errors") { request, _ in await self.respond { try await self.errorsPage(query(request)) } }
+        router.get("/workers") { _, _ in await self.respond { try await self.workersPage() } }
         router.post("/jobs/bulk") { request, _ in await self.bulk(request) }
         for action in QueueAction.allCases {
             router.post("/queues/\(action.rawValue)") { request, _ in await self.act(request, queue: action) }
@@ -276,6 +277,13 @@ public final class Dashboard: Sendable {
             let waited = queue.oldestReadyAt.map { Double(max(0, now.microseconds - $0.microseconds)) / 1_000_000 } ?? 0
             lines.append("jobstore_queue_oldest_ready_seconds{queue=\"\(prometheusEscaped(queue.name))\"} \(waited)")
         }
+        let workers = try await store.workers()
+        let gone = workers.filter { $0.isGone(at: now) }
+        family("jobstore_schedulers", "gauge", "Schedulers by their heartbeat: running, or gone (three heartbeats missed: died or stalled).")
+        lines.append("jobstore_schedulers{state=\"running\"} \(workers.count - gone.count)")
+        lines.append("jobstore_schedulers{state=\"gone\"} \(gone.count)")
+        family("jobstore_handlers_busy", "gauge", "Handlers running a job, over the running schedulers, by their last heartbeat.")
+        lines.append("jobstore_handlers_busy \(workers.filter { !$0.isGone(at: now) }.reduce(0) { $0 + $1.running.count })")
         family("jobstore_expired_leases", "gauge", "Running jobs whose lease expired: their worker stopped, and a scheduler's rescue will put them back.")
         lines.append("jobstore_expired_leases \(try await store.expiredLeaseCount())")
         family("jobstore_pipelines", "gauge", "Pipelines in each state.")

@@ -93,7 +93,7 @@ extension Dashboard {
             .cards { display: flex; gap: 12px; flex-wrap: wrap; } .card { background: #fff; border: 1px solid #e3e3e3; padding: 8px 14px; min-width: 90px; }
             .card b { display: block; font-size: 20px; } form.inline { display: inline; } nav.pager { margin: 8px 0; }
             </style></head><body>
-            <header><strong>JobStore</strong><a href="\(link("/"))">Overview</a><a href="\(link("/jobs"))">Jobs</a><a href="\(link("/pipelines"))">Pipelines</a><a href="\(link("/schedules"))">Schedules</a><a href="\(link("/errors"))">Errors</a><a href="\(link("/metrics"))">Metrics</a>
+            <header><strong>JobStore</strong><a href="\(link("/"))">Overview</a><a href="\(link("/jobs"))">Jobs</a><a href="\(link("/pipelines"))">Pipelines</a><a href="\(link("/schedules"))">Schedules</a><a href="\(link("/errors"))">Errors</a><a href="\(link("/workers"))">Workers</a><a href="\(link("/metrics"))">Metrics</a>
             <span class=muted style="margin-left:auto;color:#9fb3c8">\(html(store.locationDescription))</span></header>
             \(banner)
             <main><h1>\(html(title))</h1>

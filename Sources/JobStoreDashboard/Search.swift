@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import JobCore
+import JobStoreText
 
 extension Dashboard {
     // MARK: Bulk actions
@@ -152,5 +153,42 @@ extension Dashboard {
             \(summary.groups.isEmpty ? "" : "<table id=errors><thead><tr><th>jobs</th><th>error</th><th>newest</th><th>newest job</th></tr></thead><tbody>\(rows)</tbody></table>")
             """
         return page(title: "Errors", body: body)
+    }
+}
+
+extension Dashboard {
+    // MARK: Workers
+
+    /// `/workers`: the running schedulers from their heartbeats — host, pid, since when, last
+    /// beat (gone after three missed), handlers busy of how many, queues — and every job their
+    /// handlers run, with how long it has run (Sidekiq's "Busy" page).
+    func workersPage() async throws -> Response {
+        let workers = try await store.workers()
+        let now = Timestamp.now
+        let rows = workers.isEmpty
+            ? "<tr><td colspan=7 class=muted>no scheduler is running (none wrote a heartbeat in the last hour)</td></tr>"
+            : workers.map { worker in
+                let gone = worker.isGone(at: now)
+                return """
+                    <tr\(gone ? " class=muted" : "")><td><code>\(worker.id.description.prefix(8))</code></td><td>\(html(worker.host))</td><td class=num>\(worker.pid)</td>\
+                    <td>\(when(worker.startedAt, now: now))</td><td>\(gone ? "<b class=error>gone</b>, " : "")\(when(worker.beatAt, now: now))</td>\
+                    <td class=num>\(worker.running.count) / \(worker.concurrency)</td><td>\(worker.queues.map { "<a href=\"\(link("/jobs?queue=\(urlEscaped($0))"))\">\(html($0))</a>" }.joined(separator: ", "))</td></tr>
+                    """
+            }.joined(separator: "\n")
+        let running = workers.flatMap { worker in worker.running.map { (worker, $0) } }
+        let jobRows = running.map { worker, job in
+            """
+            <tr><td><code>\(worker.id.description.prefix(8))</code> \(html(worker.host))</td><td><a href="\(link("/jobs/\(job.id)"))">\(job.id)</a></td>\
+            <td>\(html(job.queue))</td><td>\(html(job.name))</td><td>\(Readable.duration(.microseconds(max(0, now.microseconds - job.since.microseconds))))</td></tr>
+            """
+        }.joined(separator: "\n")
+        let body = """
+            <table id=workers><thead><tr><th>scheduler</th><th>host</th><th>pid</th><th>started</th><th>last heartbeat</th><th>busy</th><th>queues</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            <h2>Running jobs (\(running.count))</h2>
+            \(running.isEmpty ? "<p class=muted>none</p>" : "<table id=running><thead><tr><th>scheduler</th><th>job</th><th>queue</th><th>name</th><th>running for</th></tr></thead><tbody>\(jobRows)</tbody></table>")
+            <p class=muted>Each scheduler writes its heartbeat every few seconds (SchedulerOptions.heartbeatInterval) and deletes it when it stops; one that missed three is gone — it died or stalls, and its jobs are rescued when their leases expire.</p>
+            """
+        return page(title: "Workers", body: body)
     }
 }

@@ -34,7 +34,7 @@ enum Schema {
     /// reads it as a range; retention, which leaves steps to their pipelines, checks
     /// `pipeline_id` on the rows. And the schedulers' heartbeats, `jobstore_workers`.
     static let version7: [String] = [
-        "DROP INDEX jobstore_jobs_finished",
+        "DROP INDEX IF EXISTS jobstore_jobs_finished",
         "CREATE INDEX jobstore_jobs_finished ON jobstore_jobs (state, updated_at) WHERE state >= 3",
         // The schedulers' heartbeats (who runs what): one row per running scheduler, rewritten
         // every few seconds, deleted when it stops; `running` is a JSON array of

@@ -86,6 +86,7 @@ struct PostgresTests {
                 try await client.query("DROP TABLE jobstore_pipeline_counts")
                 try await client.query("DROP FUNCTION jobstore_pipelines_counted CASCADE")
                 try await client.query("DROP TABLE jobstore_progress")
+                try await client.query("DROP TABLE jobstore_workers")
                 try await client.query("ALTER TABLE jobstore_jobs DROP COLUMN timeout_us, DROP COLUMN headers")
                 try await client.query("UPDATE jobstore_meta SET value = 1 WHERE key = 'schema_version'")
             }

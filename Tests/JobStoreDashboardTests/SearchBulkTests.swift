@@ -120,3 +120,37 @@ struct SearchBulkTests {
         }
     }
 }
+
+@Suite("The web dashboard: the workers page")
+struct WorkersPageTests {
+    @Test("the workers page lists the schedulers from their heartbeats (a gone one marked) and the jobs their handlers run, each linked; /metrics counts them")
+    func workers() async throws {
+        let directory = TemporaryDirectory()
+        let (store, failed, _) = try makeDashboardStore(directory.path)
+        defer { store.close() }
+        let now = Timestamp.now
+        let live = OwnerToken(high: 0xaaaa_0000_0000_0000, low: 1), gone = OwnerToken(high: 0xbbbb_0000_0000_0000, low: 2)
+        try await store.recordWorker(WorkerRecord(
+            id: gone, host: "old-host", pid: 11, startedAt: now.adding(.seconds(-600)), beatAt: now.adding(.seconds(-300)),
+            interval: .seconds(5), concurrency: 2, queues: ["mail"], running: []))
+        try await store.recordWorker(WorkerRecord(
+            id: live, host: "web-<1>", pid: 4711, startedAt: now.adding(.seconds(-60)), beatAt: now, interval: .seconds(5), concurrency: 4,
+            queues: ["billing", "mail"], running: [WorkerRecord.RunningJob(id: failed.id, queue: "billing", name: "charge <card>", since: now.adding(.seconds(-42)))]))
+        try await application(store).test(.router) { client in
+            let page = try await client.execute(uri: "/workers", method: .get)
+            #expect(page.status == .ok && page.text.contains("web-&lt;1&gt;") && page.text.contains("4711") && page.text.contains("1 / 4"), "\(page.text)")
+            #expect(page.text.contains("<b class=error>gone</b>") && page.text.contains("old-host"))
+            #expect(page.text.contains("href=\"/jobs/\(failed.id)\"") && page.text.contains("charge &lt;card&gt;") && page.text.contains("Running jobs (1)"))
+            #expect(page.text.contains("href=\"/jobs?queue=billing\""))
+            let metrics = try await client.execute(uri: "/metrics", method: .get).text
+            #expect(metrics.contains("jobstore_schedulers{state=\"running\"} 1") && metrics.contains("jobstore_schedulers{state=\"gone\"} 1"))
+            #expect(metrics.contains("jobstore_handlers_busy 1"))
+        }
+        try await store.removeWorker(live)
+        try await store.removeWorker(gone)
+        try await application(store).test(.router) { client in
+            let page = try await client.execute(uri: "/workers", method: .get)
+            #expect(page.text.contains("no scheduler is running"))
+        }
+    }
+}
