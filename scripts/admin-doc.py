@@ -3,7 +3,7 @@
 
     swift build && python3 scripts/admin-doc.py
 """
-import json, os, shlex, shutil, subprocess
+import json, os, shlex, shutil, subprocess, time
 
 J = '.build/debug/jobstore'
 S = '/tmp/admin-demo'
@@ -96,6 +96,22 @@ add("queues", "Every queue that has jobs or is paused: its jobs per state (the c
     run(['jobs', 'history', P, '--kind', 'queue-paused,queue-limited,queue-resumed,queue-unlimited']))
 add("schedules", "The periodic jobs schedulers registered in the store: timing, time zone, the job they enqueue, the missed-tick policy, the last tick any process enqueued and the next one. The demo's scheduler registered these two with `schedule(\"nightly-import\", cron: \"0 3 * * *\", timeZone: \"Europe/Paris\", missedTicks: .runOnce, …)` and `schedule(\"weekly-report\", cron: \"@weekly\", …)`.",
     run(['schedules', SCHEDULED]), run(['schedules', SCHEDULED, '--json'], maxlines=30))
+# A scheduler at work (a demo of 300,000 jobs), seen by another process from its heartbeat.
+BUSY = '/tmp/admin-busy'
+shutil.rmtree(BUSY, ignore_errors=True)
+busy_demo = subprocess.Popen([J, 'demo', '--dir', BUSY, '--jobs', '300000'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+busy_run = None
+for _ in range(900):
+    time.sleep(0.1)
+    if os.path.exists(os.path.join(BUSY, 'data.mdb')):
+        out = subprocess.run([J, 'workers', BUSY, '--json'], capture_output=True, text=True).stdout
+        if out.strip().startswith('[') and any(w['running'] for w in json.loads(out)):
+            busy_run = run(['workers', BUSY], maxlines=14)
+            busy_json = run(['workers', BUSY, '--json'], maxlines=30)
+            break
+busy_demo.wait()
+add("workers", "Who runs what: every running scheduler, from the heartbeat it writes every `SchedulerOptions.heartbeatInterval` (5 s) and deletes when it stops — its id, host, pid, since when, its last heartbeat (`GONE` after three missed: it died or stalls, and its jobs come back when their leases expire), its handlers busy of how many, its queues — and every job its handlers run, with how long. Here a demo's scheduler at work, seen from another process; once it stopped, none.",
+    *([busy_run, busy_json] if busy_run else []), run(['workers', BUSY]))
 add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount; every pipeline agrees with its steps' jobs (counts, state, remaining dependencies, each step's job pointing back); every timeline and history event reads, and each timeline belongs to a job and ends in its state. It walks the store in chunks (`--chunk-size`, 10,000) so a live store's file does not grow; a suspected problem is checked again in a fresh snapshot before it is reported. Exit 0 when clean, 1 with every problem listed (with the job ids).",
     run(['verify', S]), run(['verify', S, '--json']))
 add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty directory, safe while other processes write; `--compact` leaves out free pages.",
