@@ -548,23 +548,26 @@ enum Statements {
         appendRange(&sql, filter, after: after, newestFirst: newestFirst)
         sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r\n) j WHERE true")
         appendChecks(&sql, filter)
-        sql.appendLiteral(" ORDER BY j.n LIMIT \(Int64(limit) + 1)")
+        // Ordered as the window is (not by n): the planner then knows the rows come sorted and
+        // stops at the limit; ORDER BY n put a sort of the whole bound under it (33 ms, not 1.6).
+        sql.appendLiteral(" ORDER BY j.created_at \(order), j.id \(order) LIMIT \(Int64(limit) + 1)")
         return PostgresQuery(stringInterpolation: sql)
     }
 
     /// How many rows of `filter`'s range after `after` a bounded page looks at (at most its
-    /// bound), and the last one's position: where a page that found too few to fill goes on.
-    /// An index-only scan of the range's index.
+    /// bound), and — when it reaches the bound — the last one's position: where a page that
+    /// found too few to fill goes on. Two index-only scans of the range's index, the second
+    /// skipping to the bound's row (no sort: an aggregate over the ordered rows sorted 20,000
+    /// of them twice, 14 ms).
     static func examinedRange(_ filter: JobFilter, newestFirst: Bool, after: PageCursor?, budget: Int) -> PostgresQuery {
         let order = newestFirst ? "DESC" : "ASC"
-        var sql = PostgresQuery.StringInterpolation(literalCapacity: 600, interpolationCount: 10)
-        sql.appendLiteral("""
-            SELECT count(*), (array_agg(created_at ORDER BY n DESC))[1], (array_agg(id ORDER BY n DESC))[1] FROM (
-                SELECT created_at, id, row_number() OVER (ORDER BY created_at \(order), id \(order)) AS n FROM (
-                    SELECT created_at, id FROM jobstore_jobs WHERE\u{20}
-            """)
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 700, interpolationCount: 20)
+        sql.appendLiteral("SELECT (SELECT count(*) FROM (SELECT 1 FROM jobstore_jobs WHERE ")
         appendRange(&sql, filter, after: after, newestFirst: newestFirst)
-        sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r) s")
+        sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r), l.created_at, l.id FROM (SELECT 1) one ")
+        sql.appendLiteral("LEFT JOIN LATERAL (SELECT created_at, id FROM jobstore_jobs WHERE ")
+        appendRange(&sql, filter, after: after, newestFirst: newestFirst)
+        sql.appendLiteral(" ORDER BY created_at \(order), id \(order) OFFSET \(Int64(budget) - 1) LIMIT 1) l ON true")
         return PostgresQuery(stringInterpolation: sql)
     }
 
