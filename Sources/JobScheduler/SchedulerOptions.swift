@@ -47,7 +47,7 @@ public struct SchedulerOptions: Sendable {
     /// to the store: each job's last report in the interval, all jobs' in one transaction.
     /// Default: 1 s.
     public var progressInterval: Duration = .seconds(1)
-    /// How often the scheduler writes its heartbeat (``JobCore/WorkerRecord``: host, pid, the
+    /// How often the scheduler writes its heartbeat (`WorkerRecord`: host, pid, the
     /// jobs its handlers run) for the dashboard's workers page and `jobstore workers`; a reader
     /// calls it gone after three missed. `nil`: none written. Default: 5 s.
     public var heartbeatInterval: Duration? = .seconds(5)

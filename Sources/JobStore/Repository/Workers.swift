@@ -35,8 +35,8 @@ extension JobRepository {
 }
 
 extension JobTransaction {
-    /// Writes `worker`'s heartbeat (bounded: ``WorkerRecord/bounded()``) and deletes the records
-    /// of schedulers whose last beat is older than ``WorkerRecord/forgottenAfter``.
+    /// Writes `worker`'s heartbeat (bounded: `WorkerRecord.bounded()`) and deletes the records
+    /// of schedulers whose last beat is older than `WorkerRecord.forgottenAfter`.
     ///
     /// - Throws: `.newerFormat` in a store whose format predates heartbeats (a rehearsal of one
     ///   not yet upgraded).
