@@ -425,8 +425,10 @@ public final class Dashboard: Sendable {
                 }
                 change = .limit(starts: starts, per: .seconds(seconds))
             }
-            guard try await store.queues().contains(where: { $0.name == queue }) else {
-                throw PageError.notFound("no queue '\(queue)' in this store (a queue exists while it has jobs)")
+            do {
+                try await store.requireQueue(queue)
+            } catch let error as JobStoreError where error.code == .notFound {
+                throw PageError.notFound("\(error.message): a queue exists while it has jobs, is paused or is rate-limited")
             }
             _ = try await store.apply(change, to: queue, actor: Dashboard.actor, dryRun: false)
             return Response(status: .seeOther, headers: [.location: link("/")])
