@@ -220,25 +220,21 @@ public final class Dashboard: Sendable {
     /// state, and the overview's fragments (queue table rows, chart) as HTML; for a job's page
     /// (`job`), its state, attempts and progress instead.
     func liveUpdate(mark: String, job id: JobID? = nil) async throws -> String {
+        var payload = ["transaction": mark]
         if let id {
-            var payload = ["transaction": mark]
             if let job = try await store.job(id) {
                 payload["job-state"] = stateBadge(job.state)
                 payload["job-attempts"] = "\(job.attempts) of \(job.maxAttempts)"
                 payload["progress"] = progressHTML(try await store.progress(of: id))
             }
-            let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
-            return String(decoding: data, as: UTF8.self)
+        } else {
+            let counts = try await store.counts()
+            await throughput.refresh(from: store)
+            payload["states"] = stateCountsHTML(counts)
+            payload["queues"] = try await queueRowsHTML()
+            payload["chart"] = throughput.chartSVG()
+            payload["pipelines"] = pipelineCountsHTML(try await store.pipelineCounts())
         }
-        let counts = try await store.counts()
-        await throughput.refresh(from: store)
-        let payload: [String: String] = [
-            "transaction": mark,
-            "states": stateCountsHTML(counts),
-            "queues": try await queueRowsHTML(),
-            "chart": throughput.chartSVG(),
-            "pipelines": pipelineCountsHTML(try await store.pipelineCounts()),
-        ]
         let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }

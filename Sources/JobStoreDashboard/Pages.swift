@@ -397,8 +397,7 @@ extension Dashboard {
     /// A job's progress: a bar, the share, the attempt, the message and when; "-" for none.
     func progressHTML(_ progress: JobProgress?) -> String {
         guard let progress else { return "-" }
-        let percent = (progress.fraction * 1000).rounded() / 10
-        return "<progress value=\"\(progress.fraction)\" max=1></progress> \(percent) % · attempt \(progress.attempt)"
+        return "<progress value=\"\(progress.fraction)\" max=1></progress> \(progress.percentText) · attempt \(progress.attempt)"
             + (progress.message.map { " · \(html($0))" } ?? "") + " · \(when(progress.at))"
     }
 
