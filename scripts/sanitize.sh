@@ -54,6 +54,8 @@ done
 reports=$(grep -c "WARNING: ThreadSanitizer\|ERROR: AddressSanitizer\|ERROR: LeakSanitizer" "$log" || true)
 grep -E "Test run with" "$log" | tail -1
 # A failed test's own lines (its issues and where they were recorded), so CI's output says why.
-grep -aE '✘|recorded an issue|Expectation failed|Issue recorded' "$log" | grep -v "Test run with" | head -40 || true
+# An issue's comment (what the test printed: the values behind it) is on the "↳" lines after it.
+awk '/✘|recorded an issue|Expectation failed|Issue recorded/ { if ($0 !~ /Test run with/) { print; after = 1 }; next }
+     after && /^↳/ { print; next } { after = 0 }' "$log" | cut -c1-2000 | head -60 || true
 echo "$kind sanitizer: $reports report(s) in $((SECONDS - started)) s (log: $log)"
 [[ $status -eq 0 && $reports -eq 0 ]]

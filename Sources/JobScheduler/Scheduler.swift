@@ -202,7 +202,9 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
         case wake
         case timer(Timestamp)
         case cancelled(JobID)
-        case leaseLost(JobID)
+        /// The store no longer has the job under this owner (the claim whose lease an extension
+        /// failed to renew); a later claim of the job, under another owner, is not affected.
+        case leaseLost(JobID, OwnerToken)
         /// A handler ran past its timeout.
         case timedOut(JobID, Duration)
         /// A handler timed out this long ago (``SchedulerOptions/timeoutGrace``) and may still run.
@@ -358,7 +360,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 case .wake: loop.woke()
                 case .timer(let at): loop.woke(timer: at)
                 case .cancelled(let id): loop.cancel(id, .jobCancelled)
-                case .leaseLost(let id): loop.cancel(id, .leaseLost)
+                case .leaseLost(let id, let owner): loop.leaseLost(id, owner: owner)
                 case .timedOut(let id, let timeout): loop.timedOut(id, after: timeout)
                 case .overdue(let id, let timeout): loop.overdue(id, after: timeout)
                 case .stop(let graceful): loop.stop(graceful: graceful)
@@ -579,9 +581,13 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             let leases = held.withLock { $0.map { HeldLease(id: $0.key, owner: $0.value) } }
             guard !leases.isEmpty else { continue }
             do {
+                let owners = Dictionary(leases.map { ($0.id, $0.owner) }, uniquingKeysWith: { first, _ in first })
                 for id in try await backend.extendLeases(leases, until: Timestamp.now.adding(options.lease)) {
+                    // Lost under the owner read before the write: the job may have been finished
+                    // and claimed again (another owner) meanwhile — that claim is not lost.
+                    guard let owner = owners[id], held.withLock({ $0[id] == owner }) else { continue }
                     logger.notice("a held job's lease was lost; stopping its handler", metadata: ["job": "\(id)"])
-                    post(.leaseLost(id))
+                    post(.leaseLost(id, owner))
                 }
             } catch {
                 logger.error("extending leases failed", metadata: ["error": "\(error)"])

@@ -102,6 +102,15 @@ extension SchedulerEngine {
                 metadata: ["running_for": "\(run.started.duration(to: .now))"])
         }
 
+        /// The lease of the job's claim by `owner` was lost: its run (started or buffered) stops —
+        /// unless the job was claimed again since, under another owner (an extension that read
+        /// the old claim before the finish-and-claim transaction wrote the new one).
+        mutating func leaseLost(_ id: JobID, owner: OwnerToken) {
+            let claim = running[id]?.owner ?? buffered.values.lazy.compactMap { $0.first { $0.job.id == id }?.owner }.first
+            guard claim == owner else { return }
+            cancel(id, .leaseLost)
+        }
+
         /// Stops a job's handler (its job was cancelled, its lease lost, or the scheduler stops);
         /// a job claimed but not started is dropped (the store already ended or lost it).
         mutating func cancel(_ id: JobID, _ reason: CancelReason) {

@@ -99,7 +99,7 @@ struct PeriodicTests {
         // Ticks 1,000 days apart (multiples of the interval since 1970): no new tick can come
         // while the test runs. With hourly ticks a slow run across the hour saw a real tick and
         // failed (CI under ThreadSanitizer, 2026-12-07).
-        let interval = Duration.seconds(1000 * 86_400), step: Int64 = 1000 * 86_400 * 1_000_000
+        let interval = Duration.seconds(1000 * 86_400), step = interval.components.seconds * 1_000_000  // in µs
         let threeIntervalsAgo = Timestamp.now.adding(interval * -3)
         try await withStore { store, _ in
             for name in ["skipper", "catch-up"] {

@@ -195,6 +195,38 @@ struct SchedulerTests {
         }
     }
 
+    @Test("a lease extension that read a job's finished claim, written after the job was claimed again, does not stop the new run")
+    func staleExtensionSparesNewClaim() async throws {
+        try await withStore { store, _ in
+            let job = try await store.insert(NewJob(name: "again", queue: "q", maxAttempts: 3))
+            let backend = SlowBackend(store)
+            // The first extension holds the first attempt's claim until the transaction that
+            // writes its failure — and, the retry being due at once, claims the job again — is done.
+            backend.nextExtensionAfterOutcomes.withLock { $0 = true }
+            let recorder = Recorder()
+            var options = testOptions()
+            options.lease = .milliseconds(600)  // extended every 200 ms
+            options.rescueInterval = .milliseconds(250)
+            options.retry = RetryPolicy(base: .zero, jitter: 0)
+            var scheduler = Scheduler(backend: backend, options: options)
+            scheduler.handle(queue: "q") { context in
+                recorder.record("ran", context.job)
+                try await Task.sleep(for: .milliseconds(500))
+                if context.attempt == 1 { throw TestFailure("first attempt fails") }
+            }
+            try await running(scheduler) {
+                try await waitUntil(store, "the job to end") { try store.job(job.id)?.state.isTerminal == true }
+            }
+            // Before: the extension's "lost" answer (for the first claim) stopped the second run,
+            // whose lease then expired; the rescue failed it "lease expired" and it ran a third time.
+            let stored = try #require(try store.job(job.id))
+            #expect(stored.state == .succeeded && stored.attempts == 2, "\(stored.state) \(stored.attempts) \(stored.errors)")
+            #expect(stored.errors.map(\.message) == ["first attempt fails"])
+            #expect(recorder.events("ran").map(\.job.attempts) == [1, 2])
+            try expectConsistent(store)
+        }
+    }
+
     @Test("a process holding leases is killed: once the leases expire a new scheduler rescues and runs its jobs, each once")
     func rescueAfterCrash() async throws {
         try await withStore { store, directory in

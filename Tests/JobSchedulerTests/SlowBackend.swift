@@ -11,16 +11,28 @@ final class SlowBackend: SchedulerBackend {
     let nextOutcomesDelay = Lock<Duration?>(nil)
     /// Consumed by the next `extendLeases`: it waits this long first.
     let nextExtensionDelay = Lock<Duration?>(nil)
+    /// Consumed by the next `extendLeases`: it waits (at most 10 s) until a `finish` carrying
+    /// outcomes has returned, so it writes the leases it was handed after that transaction.
+    let nextExtensionAfterOutcomes = Lock(false)
+    /// `finish` calls carrying outcomes that returned.
+    let outcomeWrites = Lock(0)
 
     init(_ store: JobRepository) { self.store = store }
 
     func finish(_ outcomes: [JobOutcome], claiming requests: [ClaimRequest], lease: Duration, owner: OwnerToken) async throws -> FinishResponse {
         if !outcomes.isEmpty, let delay = nextOutcomesDelay.withLock({ $0.take() }) { try await Task.sleep(for: delay) }
-        return try await store.finish(outcomes, claiming: requests, lease: lease, owner: owner)
+        let response = try await store.finish(outcomes, claiming: requests, lease: lease, owner: owner)
+        if !outcomes.isEmpty { outcomeWrites.withLock { $0 += 1 } }
+        return response
     }
 
     func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID] {
         if let delay = nextExtensionDelay.withLock({ $0.take() }) { try await Task.sleep(for: delay) }
+        if nextExtensionAfterOutcomes.withLock({ waits in defer { waits = false }; return waits }) {
+            let before = outcomeWrites.withLock { $0 }
+            let until = ContinuousClock.now + .seconds(10)
+            while outcomeWrites.withLock({ $0 }) == before, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(5)) }
+        }
         return try await store.extendLeases(leases, until: until)
     }
 

@@ -39,6 +39,12 @@ struct Databases: Sendable {
         workers = try? env.database(Schema.workers)
     }
 
+    /// Whether `txn` sees a record of job `id`, checked in place (no copy of the record, which
+    /// may hold a payload of up to 1 MiB).
+    func hasJob(_ id: JobID, in txn: Transaction) throws -> Bool {
+        try txn.withValue(jobs, Keys.id(id)) { $0 != nil }
+    }
+
     /// The job with `id` as `txn` sees it, or `nil`: decoded straight from the mapped page,
     /// the id's bytes the key (no copy). `reading` sees the record's view first.
     func job(_ id: JobID, in txn: Transaction, reading: (borrowing JobRecordView) -> Void = { _ in }) throws -> Job? {

@@ -12,9 +12,8 @@ extension JobTransaction {
             throw JobStoreError(.newerFormat, "this store predates format 6 and has no progress database", hint: "Open it writable once to upgrade it")
         }
         for report in reports {
-            let key = Keys.id(report.id)
-            guard try txn.withValue(db.jobs, key, { $0 != nil }) else { continue }  // present: no copy of the record
-            try txn.put(database, key, ProgressFormat.encode(report.progress))
+            guard try db.hasJob(report.id, in: txn) else { continue }
+            try txn.put(database, Keys.id(report.id), ProgressFormat.encode(report.progress))
             progressReports.append(report)
         }
     }

@@ -80,7 +80,7 @@ extension JobRepository {
                 } catch {
                     problems.append(VerificationProblem(kind: .badRecord, jobID: id, message: "\(error)"))
                 }
-                if try !txn.withValue(db.jobs, Keys.id(id), { $0 != nil }) {
+                if try !db.hasJob(id, in: txn) {
                     problems.append(VerificationProblem(kind: .strayIndexEntry, jobID: id, message: "progress holds a report of job \(id), which does not exist"))
                 }
             }
