@@ -205,6 +205,27 @@ func waitUntil(_ what: String, within limit: Duration = .seconds(180), _ conditi
     }
 }
 
+/// Waits until `count()` reaches `target`, failing only when it stops moving for `stall`: a
+/// stall detector, not a timing — a big burn-down under ThreadSanitizer with the whole suite
+/// running at once took more than 180 s on CI, moving all along (2026-12-07). The failure says
+/// where the count stopped and, from `status`, what else was seen (e.g. the jobs per state).
+func waitForCount(
+    _ what: String, _ target: Int, stalledAfter stall: Duration = .seconds(120), status: () async throws -> String = { "" },
+    _ count: () async throws -> Int
+) async throws {
+    var (last, movedAt) = (try await count(), ContinuousClock.now)
+    while last < target {
+        try await Task.sleep(for: .milliseconds(10))
+        let now = try await count()
+        if now != last {
+            (last, movedAt) = (now, .now)
+        } else if movedAt.duration(to: .now) > stall {
+            let seen = try await status()
+            throw TestFailure("waited for \(what): stuck at \(last) of \(target) for \(stall) (a hang)\(seen.isEmpty ? "" : "; \(seen)")")
+        }
+    }
+}
+
 /// Waits for a job to reach `state`.
 func waitForState(_ store: any JobStoreBackend, _ id: JobID, _ state: JobState) async throws {
     try await waitUntil("job \(id) to be \(state)") { try await store.job(id)?.state == state }
