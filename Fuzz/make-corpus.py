@@ -39,7 +39,7 @@ seeds['import-line'] = exported.splitlines()
 fixtures = os.path.join(root, 'Tests/JobStoreTests/Fixtures')
 pinned = {
     'job-record': ['record-v1-full.bin', 'record-v1-minimal.bin', 'record-v2-timeline.bin', 'record-v3-sealed.bin', 'record-v4-headers.bin'],
-    'meta-records': ['progress-v1.bin'],
+    'meta-records': ['progress-v1.bin', 'worker-v1.bin'],
     'pipeline-record': ['pipeline-v2.bin', 'step-v2.bin'],
     'events': ['history-v1.bin', 'history-v2.bin'],
 }

@@ -3,7 +3,7 @@
 
     swift build && python3 scripts/admin-doc.py
 """
-import json, os, shlex, shutil, subprocess
+import json, os, shlex, shutil, subprocess, time
 
 J = '.build/debug/jobstore'
 S = '/tmp/admin-demo'
@@ -72,6 +72,13 @@ add("stats", "Jobs per state and per queue, pipelines per state, expired leases 
 add("jobs list", "Jobs by creation time, answered from the indexes (`idx.state_created` with `--state`, `idx.created` otherwise), a page at a time. Filters: `--state`, `--queue`, `--since`, `--until` (`2026-11-23`, `2026-11-23T10:00:00Z`, or a duration ago such as `2h`); `--newest-first`; `--limit`; `--after CURSOR` continues where the previous page ended.",
     run(['jobs', 'list', S, '--state', 'pending', '--limit', '5']),
     run(['jobs', 'list', S, '--state', 'pending', '--limit', '1', '--json'], maxlines=60))
+search_next = json.loads(subprocess.run([J, 'jobs', 'list', P, '--payload-contains', 'linux', '--examine-at-most', '3', '--limit', '3', '--json'],
+                                        capture_output=True, text=True).stdout)['next']
+add("jobs list: search", "Three more filters are checked on each job of the index range (the state and `--since`/`--until` pick the range): `--name`, `--payload-contains TEXT` (the payload's bytes contain the text's UTF-8; case matters) and `--error-contains TEXT` (an error message of any attempt). They look at every job of the range; `--examine-at-most N` bounds a page's work — it then ends after N jobs however few matched, says how many it looked at, and `--after` goes on from there (what the dashboard's search does, 20,000 a page). The bulk commands (`cancel`, `retry`, `requeue`, `delete`) take the same filters.",
+    run(['jobs', 'list', P, '--error-contains', 'schema']),
+    run(['jobs', 'list', P, '--payload-contains', 'linux', '--examine-at-most', '3', '--limit', '3']), run(['jobs', 'list', P, '--payload-contains', 'linux', '--examine-at-most', '3', '--limit', '3', '--after', search_next]))
+add("jobs errors", "The commonest last error messages of the jobs that failed for good since `--since` (1h by default; their finish time, from `idx.finished`, pipeline steps' jobs included), each with how many jobs, when the newest failed and its id; `--top` (10), `--examine-at-most` (the newest 10,000 failed jobs; it says when there were more). List a group's jobs with `jobs list --state failed --error-contains TEXT`.",
+    run(['jobs', 'errors', P]), run(['jobs', 'errors', P, '--json']))
 add("jobs show", "Every field of one job; the payload as text when it is printable UTF-8, otherwise as hex; the error history; the timeline (its newest 32 events: each with its time, the state it left the job in, its attempts, and what it adds — who claimed it and until when, when a retry runs, the error). `--json` includes the timeline.",
     run(['jobs', 'show', S, pending], maxlines=20), run(['jobs', 'show', P, step_job], maxlines=30))
 add("jobs history", "Every job's events in commit order, from the `history` database (a seek, then a page in key order: never a scan): what to read after an incident. `--since` (a time or a duration ago) or `--after POSITION` (the first column; the last line of a page says where to go on); `--kind` keeps some kinds (`inserted, claimed, lease-extended, succeeded, failed, retried, rescued, cancelled, snoozed, released, requeued, unblocked, changed, deleted, pruned`); `--limit` (1,000); `--follow` keeps printing as any process commits (woken by inotify on the data file); `--json` prints one object per line. The scheduler keeps a week of history (`SchedulerOptions.historyRetention`); `prune --history-before` deletes older events by hand.",
@@ -89,6 +96,22 @@ add("queues", "Every queue that has jobs or is paused: its jobs per state (the c
     run(['jobs', 'history', P, '--kind', 'queue-paused,queue-limited,queue-resumed,queue-unlimited']))
 add("schedules", "The periodic jobs schedulers registered in the store: timing, time zone, the job they enqueue, the missed-tick policy, the last tick any process enqueued and the next one. The demo's scheduler registered these two with `schedule(\"nightly-import\", cron: \"0 3 * * *\", timeZone: \"Europe/Paris\", missedTicks: .runOnce, …)` and `schedule(\"weekly-report\", cron: \"@weekly\", …)`.",
     run(['schedules', SCHEDULED]), run(['schedules', SCHEDULED, '--json'], maxlines=30))
+# A scheduler at work (a demo of 300,000 jobs), seen by another process from its heartbeat.
+BUSY = '/tmp/admin-busy'
+shutil.rmtree(BUSY, ignore_errors=True)
+busy_demo = subprocess.Popen([J, 'demo', '--dir', BUSY, '--jobs', '300000'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+busy_run = None
+for _ in range(900):
+    time.sleep(0.1)
+    if os.path.exists(os.path.join(BUSY, 'data.mdb')):
+        out = subprocess.run([J, 'workers', BUSY, '--json'], capture_output=True, text=True).stdout
+        if out.strip().startswith('[') and any(w['running'] for w in json.loads(out)):
+            busy_run = run(['workers', BUSY], maxlines=14)
+            busy_json = run(['workers', BUSY, '--json'], maxlines=30)
+            break
+busy_demo.wait()
+add("workers", "Who runs what: every running scheduler, from the heartbeat it writes every `SchedulerOptions.heartbeatInterval` (5 s) and deletes when it stops — its id, host, pid, since when, its last heartbeat (`GONE` after three missed: it died or stalls, and its jobs come back when their leases expire), its handlers busy of how many, its queues — and every job its handlers run, with how long. Here a demo's scheduler at work, seen from another process; once it stopped, none.",
+    *([busy_run, busy_json] if busy_run else []), run(['workers', BUSY]))
 add("verify", "Every record decodes; every record has exactly its index entries and every index entry belongs to a record; every counter equals a recount; every pipeline agrees with its steps' jobs (counts, state, remaining dependencies, each step's job pointing back); every timeline and history event reads, and each timeline belongs to a job and ends in its state. It walks the store in chunks (`--chunk-size`, 10,000) so a live store's file does not grow; a suspected problem is checked again in a fresh snapshot before it is reported. Exit 0 when clean, 1 with every problem listed (with the job ids).",
     run(['verify', S]), run(['verify', S, '--json']))
 add("backup", "A consistent hot copy (`mdb_env_copy2`) into a new or empty directory, safe while other processes write; `--compact` leaves out free pages.",
@@ -201,6 +224,7 @@ problem = (('problems[]', 'object'), ('problems[].kind', 'string'), ('problems[]
 schemas = [
     schema('stats', [['stats', S, '--json']], data_keys={'queues': 'queue name'}),
     schema('jobs list', [['jobs', 'list', S, '--state', 'running', '--limit', '2', '--json'], ['jobs', 'list', P, '--state', 'failed', '--json']]),
+    schema('jobs errors', [['jobs', 'errors', P, '--json']]),
     schema('jobs show', [['jobs', 'show', S, running, '--json'], ['jobs', 'show', P, step_job, '--json']]),
     schema('jobs history', [['jobs', 'history', P, '--kind', 'claimed,retried,failed', '--limit', '50', '--json']], lines=True),
     schema('pipelines list', [['pipelines', 'list', P, '--json']]),

@@ -205,6 +205,94 @@ def main():
         print('ok  queue controls: paused a queue from the overview (with the token)')
         browser.screenshot(os.path.join(shots, 'controls.png'))
 
+        # Search and the common errors: the failed step found by its error's text, and grouped.
+        expect('/jobs?state=failed&error=schema', 'transform', 'Looked at')
+        browser.open(writable + '/jobs?state=failed&error=schema')
+        time.sleep(0.2)
+        browser.screenshot(os.path.join(shots, 'search.png'))
+        expect('/errors', 'schema mismatch in column 7', 'failed since')
+        browser.screenshot(os.path.join(shots, 'errors.png'))
+
+        # A bulk action: tick the failed jobs' rows, preview the retry (its count, nothing changed),
+        # confirm it, and the jobs are retried.
+        def failed_jobs():
+            listed = subprocess.run([JOBSTORE, 'jobs', 'list', store, '--state', 'failed', '--json'], capture_output=True, text=True, check=True)
+            return len(json.loads(listed.stdout)['jobs'])
+
+        browser.open(writable + '/jobs?state=failed')
+        ticked = browser.evaluate('(() => { const boxes = [...document.querySelectorAll("input[name=ids]")]; boxes.forEach(b => b.checked = true); return boxes.length })()')
+        if not ticked:
+            fail('the job list of a dashboard with actions has no boxes to tick')
+        browser.evaluate('document.querySelector("#bulk select[name=action]").value = "retry"')
+        browser.evaluate('document.getElementById("bulk").requestSubmit()')
+        for _ in range(50):
+            time.sleep(0.1)
+            preview = browser.evaluate('document.getElementById("preview")?.textContent || ""')
+            if preview:
+                break
+        if f'{ticked} would be retried' not in preview:
+            fail(f'the bulk preview does not say how many it retries: {preview!r}')
+        browser.screenshot(os.path.join(shots, 'bulk-preview.png'))
+        if failed_jobs() != ticked:
+            fail(f'the preview changed the store: {failed_jobs()} failed jobs, {ticked} before')
+        browser.evaluate('document.getElementById("confirm").click()')
+        for _ in range(50):
+            time.sleep(0.1)
+            done = browser.evaluate('document.getElementById("done")?.textContent || ""')
+            if done:
+                break
+        if 'retried' not in done or failed_jobs() != 0:
+            fail(f'the confirmed bulk retry did not retry the failed jobs: {done!r}, {failed_jobs()} still failed')
+        print(f'ok  bulk action: {preview.split(":")[1].strip().split(".")[0]}; then {done.split(":")[1].strip().split(".")[0]}')
+
+        # Who runs what: a second demo's scheduler at work, seen on the workers page of a
+        # dashboard serving its store while it runs (from its heartbeat, another process's).
+        busy_store = os.path.join(work, 'busy')
+        demo = subprocess.Popen([JOBSTORE, 'demo', '--dir', busy_store, '--jobs', '300000'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        servers.append(demo)
+        for _ in range(200):
+            if os.path.exists(os.path.join(busy_store, 'data.mdb')):
+                break
+            time.sleep(0.05)
+        log = open(os.path.join(work, 'serve-busy.log'), 'w+')
+        logs.append(log)
+        servers.append(subprocess.Popen([JOBSTORE, 'serve', busy_store, '--port', '0'], stdout=log, stderr=subprocess.STDOUT))
+        busy = None
+        for _ in range(100):
+            log.seek(0)
+            line = next((l for l in log.read().splitlines() if l.startswith('serving ') and ' at ' in l), None)
+            if line:
+                busy = line.split(' at ')[1].split(' ')[0].rstrip('/')
+                break
+            time.sleep(0.1)
+        if not busy:
+            fail('jobstore serve (busy) did not start')
+        for _ in range(100):
+            browser.open(busy + '/workers')
+            rows = browser.evaluate('document.querySelectorAll("#workers tbody tr td code").length')
+            if rows:
+                break
+            time.sleep(0.1)
+        else:
+            fail('the workers page did not show the running demo scheduler')
+        host = browser.evaluate('document.querySelector("#workers tbody tr").cells[1].textContent')
+        for _ in range(60):  # its first heartbeat is from its start, before any job ran: wait for the next
+            if browser.evaluate('document.querySelectorAll("#running tbody tr").length') or demo.poll() is not None:
+                break
+            time.sleep(0.25)
+            browser.open(busy + '/workers')
+        print(f'ok  /workers: the demo\'s scheduler on {host}, from its heartbeat')
+        browser.screenshot(os.path.join(shots, 'workers.png'))
+        demo.wait(timeout=120)
+        for _ in range(50):
+            browser.open(busy + '/workers')
+            if 'no scheduler is running' in browser.evaluate('document.body.textContent'):
+                break
+            time.sleep(0.1)
+        else:
+            fail('the workers page still lists the demo scheduler after it stopped')
+        print('ok  /workers: empty once the demo\'s scheduler stopped')
+
         for name, path in [('overview', '/'), ('jobs', '/jobs?state=succeeded'), ('job', job), ('pipeline', pipeline), ('schedules', '/schedules')]:
             browser.open(base + path)
             time.sleep(0.3)

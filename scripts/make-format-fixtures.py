@@ -2,8 +2,8 @@
 """Writes the record fixtures of Tests/JobStoreTests/Fixtures/ by hand, following
 docs/FORMAT.md alone, so the tests check the page against the code: record-v2-timeline.bin and
 history-v1.bin ("Job record" and "Events"), record-v3-sealed.bin, pipeline-v2.bin,
-step-v2.bin and history-v2.bin ("Seal"), record-v4-headers.bin and progress-v1.bin ("Job
-record", version 4: a job's own timeout and its headers; "Progress")."""
+step-v2.bin and history-v2.bin ("Seal"), record-v4-headers.bin, progress-v1.bin and worker-v1.bin ("Job
+record", version 4: a job's own timeout and its headers; "Progress"; "Workers")."""
 import struct, pathlib
 
 def crc32c(data):
@@ -81,7 +81,14 @@ record_v4 = sealed(record_v4)
 # A progress record: attempt 2, 0.375 done, reported at T4 + 5 s, message "copying".
 progress = sealed(struct.pack("<BHdqH", 1, 2, 0.375, T4 + 5_000_000, 7) + b"copying")
 (out / "progress-v1.bin").write_bytes(progress)
+# A scheduler's heartbeat: pid 4711, started at T4, beat 10 s later, every 5 s, 8 handlers, host
+# "build-1", queue "mail", running job_id ("send", of queue mail) since T4 + 7 s.
+worker = sealed(struct.pack("<Biqqq", 1, 4711, T4, T4 + 10_000_000, 5_000_000) + struct.pack("<H", 8) + bytes([7]) + b"build-1"
+                + bytes([1, 4]) + b"mail" + struct.pack("<H", 1) + job_id + struct.pack("<q", T4 + 7_000_000)
+                + bytes([4]) + b"mail" + bytes([4]) + b"send")
+(out / "worker-v1.bin").write_bytes(worker)
 for name, data in [("record-v2-timeline.bin", record), ("history-v1.bin", history_key + history_value),
                    ("record-v3-sealed.bin", record_v3), ("pipeline-v2.bin", pipeline), ("step-v2.bin", step),
-                   ("history-v2.bin", history_v2), ("record-v4-headers.bin", record_v4), ("progress-v1.bin", progress)]:
+                   ("history-v2.bin", history_v2), ("record-v4-headers.bin", record_v4), ("progress-v1.bin", progress),
+                   ("worker-v1.bin", worker)]:
     print(f"{name}: {len(data)} bytes, ends {data[-4:].hex(' ')}")

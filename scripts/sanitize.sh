@@ -24,9 +24,23 @@ status=0
 # PostgreSQL JobBench run): the process goes idle with every task suspended. Rather than let it
 # eat CI's 90 minutes, a run over 15 minutes is stopped, the tests in flight are named, and the
 # suite runs once more; a second hang fails.
+# The same hang can also show inside one test, as a waitUntil's "(a hang)" while the rest of the
+# suite goes on (2026-12-07: the PostgreSQL case of "every job runs exactly once" under
+# ThreadSanitizer; 2.3 s without a sanitizer, and it passed in every other run): when every
+# failure of a run is such a hang, the suite runs once more too, and a second failure fails.
 for attempt in 1 2; do
     status=0
     timeout 900 swift test --sanitize="$kind" --scratch-path ".build-$kind-sanitizer" --skip-build > "$log" 2>&1 || status=$?
+    issues=$(grep -a 'recorded an issue' "$log" || true)
+    if [[ $status -ne 0 && $status -ne 124 && -n $issues ]] && ! grep -qv '(a hang)' <<< "$issues"; then
+        echo "$kind sanitizer run $attempt: every failure is a hang inside a test:"
+        grep -a 'recorded an issue' "$log" | head -5 | sed 's/^/  /'
+        if [[ $attempt -eq 1 ]] && { [[ -z ${JOBSTORE_CI_DEADLINE:-} ]] || (($(date +%s) + 900 <= JOBSTORE_CI_DEADLINE)); }; then
+            cp "$log" "$log.first"
+            continue
+        fi
+        break
+    fi
     [[ $status -ne 124 ]] && break
     echo "$kind sanitizer run $attempt hung (no end after 15 min); tests in flight:"
     comm -23 <(grep -a '◇ Test "' "$log" | sed 's/.*Test "\(.*\)" started.*/\1/' | sort -u) \

@@ -25,9 +25,13 @@ public struct JobProgress: Sendable, Hashable, Codable {
 
     /// "42 % (attempt 2, 2026-12-07T…): copying files".
     public var description: String {
+        "\(percentText) (attempt \(attempt), \(at))" + (message.map { ": \($0)" } ?? "")
+    }
+
+    /// The fraction as people read it, to a tenth of a percent: "42 %", "37.5 %".
+    public var percentText: String {
         let percent = (fraction * 1000).rounded() / 10
-        let number = percent == percent.rounded() ? "\(Int(percent))" : "\(percent)"
-        return "\(number) % (attempt \(attempt), \(at))" + (message.map { ": \($0)" } ?? "")
+        return (percent == percent.rounded() ? "\(Int(percent))" : "\(percent)") + " %"
     }
 }
 

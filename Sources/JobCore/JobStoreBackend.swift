@@ -80,6 +80,13 @@ public protocol InspectableStore: JobStoreBackend {
     /// How many running jobs hold a lease that expired before now: their worker stopped, and a
     /// scheduler's rescue will put them back.
     func expiredLeaseCount() async throws -> Int
+    /// The most common last error messages of the jobs that failed for good since `since`
+    /// (their finish time), the `limit` commonest first: the newest `examineAtMost` failed jobs
+    /// looked at, from the index of finished jobs (pipeline steps' jobs included).
+    func commonErrors(since: Timestamp, limit: Int, examineAtMost: Int) async throws -> ErrorSummary
+    /// The schedulers' heartbeat records, the longest-running scheduler first: live ones and
+    /// those gone (``WorkerRecord/isGone(at:)``) not yet forgotten.
+    func workers() async throws -> [WorkerRecord]
     /// The job's timeline: its newest events (at most ``JobEvent/timelineLimit``), oldest first,
     /// and how many older ones are not shown; empty for a job that does not exist.
     func events(of id: JobID) async throws -> JobTimeline

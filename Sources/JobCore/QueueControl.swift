@@ -99,3 +99,18 @@ extension JobStoreError {
         }
     }
 }
+
+extension InspectableStore {
+    /// Checks that `queue` is one the store knows (it has jobs, is paused or is rate-limited),
+    /// what an operator's change of a queue checks first so that a typo is not taken for success.
+    ///
+    /// - Throws: `.notFound` naming the store's queues.
+    public func requireQueue(_ queue: String) async throws {
+        let known = try await queues().map(\.name)
+        guard !known.contains(queue) else { return }
+        let list = known.isEmpty ? "the store has no queues yet" : "its queues: \(known.prefix(20).joined(separator: ", "))\(known.count > 20 ? ", …" : "")"
+        throw JobStoreError(
+            .notFound, "\(locationDescription) has no queue '\(queue)' (\(list))",
+            hint: "A queue exists while it has jobs, is paused or is rate-limited")
+    }
+}

@@ -40,6 +40,11 @@ public protocol SchedulerBackend: Sendable {
     /// transaction), each over the job's last; a report of a job that no longer exists is
     /// dropped. Progress is kept apart from the job's record: no record is rewritten.
     func storeProgress(_ reports: [ProgressReport]) async throws
+    /// Writes a scheduler's heartbeat (``WorkerRecord/bounded()``) over its last, and deletes
+    /// the records of schedulers gone for ``WorkerRecord/forgottenAfter``, in one transaction.
+    func recordWorker(_ worker: WorkerRecord) async throws
+    /// Deletes a stopping scheduler's heartbeat record.
+    func removeWorker(_ id: OwnerToken) async throws
     /// Cancels a waiting, pending or running job.
     func cancel(_ id: JobID) async throws -> Job
     /// Per queue, how many jobs are in each state (for the queue-depth gauges).

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import JobCore
 import Logging
 import ServiceLifecycle
@@ -268,6 +271,8 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
     /// The leases this scheduler holds, for the lease-extending task: from the claim until the
     /// job's outcome is written (waiting to start, running, or finished and not yet written).
     let held = Lock<[JobID: OwnerToken]>([:])
+    /// The jobs whose handlers run, for the heartbeat: from the handler's start to its end.
+    let busy = Lock<[JobID: WorkerRecord.RunningJob]>([:])
     /// The progress reported since the last write, each job's last (``JobContext/reportProgress(_:_:)``).
     let pendingProgress = Lock<[JobID: ProgressReport]>([:])
     /// How a context hands in a report: one closure for every run.
@@ -314,6 +319,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             Task { [self] in await rescuePeriodically() },
             Task { [self] in await enqueuePeriodicJobs() },
             Task { [self] in await writeProgress() },
+            Task { [self] in await beat() },
         ]
         do {
             try await loop()
@@ -455,6 +461,7 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
 
     func start(_ job: Job, owner: OwnerToken, handler: Scheduler<Backend>.Registration) -> Running {
         let context = JobContext(job: job, logger: logger, pipeline: readPipeline, report: reportProgress)
+        busy.withLock { $0[job.id] = WorkerRecord.RunningJob(id: job.id, queue: job.queue, name: job.name, since: .now) }
         let task = Task { [self] in
             let end: HandlerEnd
             do {
@@ -525,10 +532,43 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
             let reports = pendingProgress.withLock { pending in defer { pending = [:] }; return Array(pending.values) }
             guard !reports.isEmpty else { continue }
             do {
-                try await backend.storeProgress(reports)
+                if stopping {
+                    try await Task { [backend] in try await backend.storeProgress(reports) }.value  // see beat()
+                } else {
+                    try await backend.storeProgress(reports)
+                }
             } catch {
                 logger.warning("writing progress reports failed", metadata: ["error": "\(error)", "jobs": "\(reports.count)"])
             }
+        }
+    }
+
+    /// Every heartbeat interval, writes this scheduler's heartbeat (who it is, the jobs its
+    /// handlers run); at stop, deletes it. A failed write is logged and tried at the next beat.
+    private func beat() async {
+        guard let interval = options.heartbeatInterval else { return }
+        let id = OwnerToken.random()
+        let started = Timestamp.now
+        let host = hostName()
+        var stopping = false
+        while !stopping {
+            let running = busy.withLock { Array($0.values) }
+            let record = WorkerRecord(
+                id: id, host: host, pid: getpid(), startedAt: started, beatAt: .now, interval: interval,
+                concurrency: options.maxConcurrency, queues: queues, running: running)
+            do {
+                try await backend.recordWorker(record)
+            } catch {
+                logger.warning("writing the scheduler's heartbeat failed", metadata: ["error": "\(error)"])
+            }
+            stopping = (try? await Task.sleep(for: interval)) == nil
+        }
+        do {
+            // In a task of its own: this one is cancelled (the scheduler stops), and a store may
+            // refuse to start a query for a cancelled task.
+            try await Task { [backend] in try await backend.removeWorker(id) }.value
+        } catch {
+            logger.warning("removing the scheduler's heartbeat failed; readers will call it gone", metadata: ["error": "\(error)"])
         }
     }
 
@@ -639,6 +679,13 @@ extension SchedulerEngine {
             }
         }
     }
+}
+
+/// This machine's host name (gethostname), or "unknown".
+func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 extension Timestamp {

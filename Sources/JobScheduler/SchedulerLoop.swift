@@ -61,6 +61,7 @@ extension SchedulerEngine {
         /// extended, until then), or nothing is written when its job was cancelled or lost.
         mutating func finished(_ id: JobID, _ end: HandlerEnd) {
             guard let run = running.removeValue(forKey: id) else { return }
+            engine.busy.withLock { $0[id] = nil }
             run.timer?.cancel()
             perQueue[run.job.queue, default: 1] -= 1
             engine.metrics.record("job_duration", queue: run.job.queue, nanoseconds: nanoseconds(run.started.duration(to: .now)))

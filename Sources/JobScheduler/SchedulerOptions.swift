@@ -47,6 +47,10 @@ public struct SchedulerOptions: Sendable {
     /// to the store: each job's last report in the interval, all jobs' in one transaction.
     /// Default: 1 s.
     public var progressInterval: Duration = .seconds(1)
+    /// How often the scheduler writes its heartbeat (`WorkerRecord`: host, pid, the
+    /// jobs its handlers run) for the dashboard's workers page and `jobstore workers`; a reader
+    /// calls it gone after three missed. `nil`: none written. Default: 5 s.
+    public var heartbeatInterval: Duration? = .seconds(5)
 
     /// Options; the defaults suit most programs. `prefetch` defaults to 64.
     public init(
@@ -85,6 +89,7 @@ public struct SchedulerOptions: Sendable {
         if shutdownTimeout < .zero { throw SchedulerError("SchedulerOptions.shutdownTimeout must not be negative") }
         try positive(timeoutGrace, "timeoutGrace")
         try positive(progressInterval, "progressInterval")
+        if let heartbeatInterval { try positive(heartbeatInterval, "heartbeatInterval") }
     }
 }
 

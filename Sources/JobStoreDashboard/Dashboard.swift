@@ -22,6 +22,10 @@ public struct DashboardOptions: Sendable {
     public var pageSize: Int
     /// The most rows a page may show, whatever the request asks.
     public var maxPageSize: Int
+    /// The most jobs one page of the job list looks at when its filter checks each job (a
+    /// queue, name, payload text or error text): the page then ends, however few matched, and
+    /// offers to search on. Keeps a search page fast on any store.
+    public var searchBudget: Int
     /// More Prometheus text appended to `/metrics`: a program running the scheduler passes its
     /// swift-metrics backend's output here (e.g. swift-prometheus's registry).
     public var metricsAppendix: (@Sendable () -> String)?
@@ -29,8 +33,9 @@ public struct DashboardOptions: Sendable {
     /// Options; the defaults are a read-only dashboard at the root.
     public init(
         allowWrites: Bool = false, token: String? = nil, pathPrefix: String = "", pageSize: Int = 50, maxPageSize: Int = 200,
-        metricsAppendix: (@Sendable () -> String)? = nil
+        searchBudget: Int = 20_000, metricsAppendix: (@Sendable () -> String)? = nil
     ) {
+        self.searchBudget = searchBudget
         self.allowWrites = allowWrites
         self.token = token
         self.pathPrefix = pathPrefix
@@ -81,6 +86,9 @@ public final class Dashboard: Sendable {
         if options.pageSize < 1 || options.maxPageSize < options.pageSize {
             throw DashboardError(description: "pageSize must be 1…maxPageSize")
         }
+        if options.searchBudget < options.maxPageSize {
+            throw DashboardError(description: "searchBudget (\(options.searchBudget)) must be at least maxPageSize (\(options.maxPageSize))")
+        }
         self.store = store
         self.options = options
         self.throughput = Throughput()
@@ -105,6 +113,9 @@ public final class Dashboard: Sendable {
             await self.respond { try await self.pipelinePage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
         }
         router.get("/schedules") { _, _ in await self.respond { try await self.schedulesPage() } }
+        router.get("/errors") { request, _ in await self.respond { try await self.errorsPage(query(request)) } }
+        router.get("/workers") { _, _ in await self.respond { try await self.workersPage() } }
+        router.post("/jobs/bulk") { request, _ in await self.bulk(request) }
         for action in QueueAction.allCases {
             router.post("/queues/\(action.rawValue)") { request, _ in await self.act(request, queue: action) }
         }
@@ -209,25 +220,21 @@ public final class Dashboard: Sendable {
     /// state, and the overview's fragments (queue table rows, chart) as HTML; for a job's page
     /// (`job`), its state, attempts and progress instead.
     func liveUpdate(mark: String, job id: JobID? = nil) async throws -> String {
+        var payload = ["transaction": mark]
         if let id {
-            var payload = ["transaction": mark]
             if let job = try await store.job(id) {
                 payload["job-state"] = stateBadge(job.state)
                 payload["job-attempts"] = "\(job.attempts) of \(job.maxAttempts)"
                 payload["progress"] = progressHTML(try await store.progress(of: id))
             }
-            let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
-            return String(decoding: data, as: UTF8.self)
+        } else {
+            let counts = try await store.counts()
+            await throughput.refresh(from: store)
+            payload["states"] = stateCountsHTML(counts)
+            payload["queues"] = try await queueRowsHTML()
+            payload["chart"] = throughput.chartSVG()
+            payload["pipelines"] = pipelineCountsHTML(try await store.pipelineCounts())
         }
-        let counts = try await store.counts()
-        await throughput.refresh(from: store)
-        let payload: [String: String] = [
-            "transaction": mark,
-            "states": stateCountsHTML(counts),
-            "queues": try await queueRowsHTML(),
-            "chart": throughput.chartSVG(),
-            "pipelines": pipelineCountsHTML(try await store.pipelineCounts()),
-        ]
         let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }
@@ -266,6 +273,13 @@ public final class Dashboard: Sendable {
             let waited = queue.oldestReadyAt.map { Double(max(0, now.microseconds - $0.microseconds)) / 1_000_000 } ?? 0
             lines.append("jobstore_queue_oldest_ready_seconds{queue=\"\(prometheusEscaped(queue.name))\"} \(waited)")
         }
+        let workers = try await store.workers()
+        let gone = workers.filter { $0.isGone(at: now) }
+        family("jobstore_schedulers", "gauge", "Schedulers by their heartbeat: running, or gone (three heartbeats missed: died or stalled).")
+        lines.append("jobstore_schedulers{state=\"running\"} \(workers.count - gone.count)")
+        lines.append("jobstore_schedulers{state=\"gone\"} \(gone.count)")
+        family("jobstore_handlers_busy", "gauge", "Handlers running a job, over the running schedulers, by their last heartbeat.")
+        lines.append("jobstore_handlers_busy \(workers.filter { !$0.isGone(at: now) }.reduce(0) { $0 + $1.running.count })")
         family("jobstore_expired_leases", "gauge", "Running jobs whose lease expired: their worker stopped, and a scheduler's rescue will put them back.")
         lines.append("jobstore_expired_leases \(try await store.expiredLeaseCount())")
         family("jobstore_pipelines", "gauge", "Pipelines in each state.")
@@ -407,8 +421,10 @@ public final class Dashboard: Sendable {
                 }
                 change = .limit(starts: starts, per: .seconds(seconds))
             }
-            guard try await store.queues().contains(where: { $0.name == queue }) else {
-                throw PageError.notFound("no queue '\(queue)' in this store (a queue exists while it has jobs)")
+            do {
+                try await store.requireQueue(queue)
+            } catch let error as JobStoreError where error.code == .notFound {
+                throw PageError.notFound("\(error.message): a queue exists while it has jobs, is paused or is rate-limited")
             }
             _ = try await store.apply(change, to: queue, actor: Dashboard.actor, dryRun: false)
             return Response(status: .seeOther, headers: [.location: link("/")])
@@ -435,8 +451,13 @@ public final class Dashboard: Sendable {
 
     /// The fields of a URL-encoded form body (at most 64 KiB).
     func formFields(_ request: Request) async -> [String: String] {
-        guard let buffer = try? await request.body.collect(upTo: 1 << 16) else { return [:] }
-        return parseForm(String(buffer: buffer))
+        parseForm(await formBody(request))
+    }
+
+    /// A URL-encoded form body (at most `limit` bytes; empty when longer or unreadable).
+    func formBody(_ request: Request, limit: Int = 1 << 16) async -> String {
+        guard let buffer = try? await request.body.collect(upTo: limit) else { return "" }
+        return String(buffer: buffer)
     }
 }
 
@@ -495,6 +516,14 @@ func parseForm(_ text: String) -> [String: String] {
         if let key = parts.first, !key.isEmpty { fields[key] = parts.count > 1 ? parts[1] : "" }
     }
     return fields
+}
+
+/// Every value of `key` in a URL-encoded form (a checkbox list), in order.
+func formValues(_ text: String, _ key: String) -> [String] {
+    text.split(separator: "&").compactMap { pair in
+        let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+        return parts.first == key && parts.count > 1 ? parts[1] : nil
+    }
 }
 
 /// The cookies of a request.

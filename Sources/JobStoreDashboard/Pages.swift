@@ -93,7 +93,7 @@ extension Dashboard {
             .cards { display: flex; gap: 12px; flex-wrap: wrap; } .card { background: #fff; border: 1px solid #e3e3e3; padding: 8px 14px; min-width: 90px; }
             .card b { display: block; font-size: 20px; } form.inline { display: inline; } nav.pager { margin: 8px 0; }
             </style></head><body>
-            <header><strong>JobStore</strong><a href="\(link("/"))">Overview</a><a href="\(link("/jobs"))">Jobs</a><a href="\(link("/pipelines"))">Pipelines</a><a href="\(link("/schedules"))">Schedules</a><a href="\(link("/metrics"))">Metrics</a>
+            <header><strong>JobStore</strong><a href="\(link("/"))">Overview</a><a href="\(link("/jobs"))">Jobs</a><a href="\(link("/pipelines"))">Pipelines</a><a href="\(link("/schedules"))">Schedules</a><a href="\(link("/errors"))">Errors</a><a href="\(link("/workers"))">Workers</a><a href="\(link("/metrics"))">Metrics</a>
             <span class=muted style="margin-left:auto;color:#9fb3c8">\(html(store.locationDescription))</span></header>
             \(banner)
             <main><h1>\(html(title))</h1>
@@ -258,49 +258,92 @@ extension Dashboard {
         return min(limit, options.maxPageSize)
     }
 
-    func jobsPage(_ query: [String: String]) async throws -> Response {
-        try requireKnown(query, ["state", "queue", "since", "until", "order", "limit", "after"])
-        var filter = JobFilter()
-        if let text = query["state"], !text.isEmpty {
+    /// The fields of the job list's filter, in its query and in a bulk action's form.
+    static let filterFields = ["state", "queue", "name", "payload", "error", "since", "until"]
+
+    /// The filter that `fields` (a query or a form) ask for, or a 400 naming the bad field. Only
+    /// the index range and the checks: a page's bound is the caller's.
+    func jobFilter(_ fields: [String: String]) throws -> JobFilter {
+        func given(_ key: String) -> String? { fields[key].flatMap { $0.isEmpty ? nil : $0 } }
+        var filter = JobFilter(queue: given("queue"), name: given("name"), payloadContains: given("payload"), errorContains: given("error"))
+        if let text = given("state") {
             guard let state = JobState(name: text) else {
                 throw PageError.badRequest("'\(text)' is not a state; states: \(JobState.allCases.map(\.description).joined(separator: ", "))")
             }
             filter.state = state
         }
-        if let queue = query["queue"], !queue.isEmpty { filter.queue = queue }
-        if let since = query["since"], !since.isEmpty { filter.createdFrom = try parseTime(since, "since") }
-        if let until = query["until"], !until.isEmpty { filter.createdUntil = try parseTime(until, "until") }
+        if let since = given("since") { filter.createdFrom = try parseTime(since, "since") }
+        if let until = given("until") { filter.createdUntil = try parseTime(until, "until") }
+        return filter
+    }
+
+    /// The job list: a filter (state and creation time pick the index range; queue, name,
+    /// payload text and error text are checked on each job of it, at most
+    /// ``DashboardOptions/searchBudget`` a page), a job id to go to, and with actions the
+    /// rows' checkboxes and a bulk action.
+    func jobsPage(_ query: [String: String]) async throws -> Response {
+        try requireKnown(query, Dashboard.filterFields + ["order", "limit", "after", "id"])
+        if let text = query["id"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+            let id = try parseJobID(text)
+            guard try await store.job(id) != nil else { throw PageError.notFound("no job \(id) in this store") }
+            return Response(status: .seeOther, headers: [.location: link("/jobs/\(id)")])
+        }
+        var filter = try jobFilter(query)
+        if filter.checksEachJob { filter.examineAtMost = options.searchBudget }
         let after: PageCursor?
         do { after = try query["after"].map { try PageCursor(parsing: $0) } } catch {
             throw PageError.badRequest("'after' is not a page cursor: \(error)")
         }
         let order: ListOrder = query["order"] == "newest" ? .newestFirst : .oldestFirst
-        let page = try await store.jobs(matching: filter, order: order, limit: try limit(query), after: after)
+        let limit = try limit(query)
+        let page = try await store.jobs(matching: filter, order: order, limit: limit, after: after)
 
+        let selectable = options.allowWrites
         var rows = page.jobs.map { job in
             """
-            <tr><td><a href="\(link("/jobs/\(job.id)"))">\(job.id)</a></td><td>\(stateBadge(job.state))</td><td>\(html(job.queue))</td>
+            <tr>\(selectable ? "<td><input type=checkbox name=ids value=\"\(job.id)\" form=bulk aria-label=\"select \(job.id)\"></td>" : "")<td><a href="\(link("/jobs/\(job.id)"))">\(job.id)</a></td><td>\(stateBadge(job.state))</td><td>\(html(job.queue))</td>
             <td>\(html(job.name))</td><td class=num>\(job.priority)</td><td class=num>\(job.attempts)/\(job.maxAttempts)</td><td>\(when(job.createdAt))</td><td>\(when(job.runAt))</td></tr>
             """
         }.joined(separator: "\n")
-        if page.jobs.isEmpty { rows = "<tr><td colspan=8 class=muted>no job matches</td></tr>" }
-        func keep(_ key: String) -> String { query[key].map { "&\(key)=\(urlEscaped($0))" } ?? "" }
-        let base = "/jobs?" + ["state", "queue", "since", "until", "order", "limit"].map(keep).joined()
-        let next = page.next.map { "<a href=\"\(link(base + "&after=\(urlEscaped($0.description))"))\">next page →</a>" } ?? "<span class=muted>last page</span>"
+        if page.jobs.isEmpty { rows = "<tr><td colspan=9 class=muted>no job matches\(page.next != nil ? " among those looked at" : "")</td></tr>" }
+        let kept = (Dashboard.filterFields + ["order", "limit"]).compactMap { key in query[key].map { "\(key)=\(urlEscaped($0))&" } }
+        let base = "/jobs?" + kept.joined()
+        // A search page that stopped at the bound before it was full goes on from where it stopped.
+        let stoppedEarly = page.examined != nil && page.jobs.count < limit && page.next != nil
+        let scope = page.examined.map { examined in
+            "<p class=muted id=examined>Looked at \(examined) job\(examined == 1 ? "" : "s") of the range for this page (at most \(options.searchBudget)); \(page.jobs.count) matched.</p>"
+        } ?? ""
+        let next = page.next.map {
+            "<a href=\"\(link(base + "after=\(urlEscaped($0.description))"))\">\(stoppedEarly ? "search on →" : "next page →")</a>"
+        } ?? "<span class=muted>last page</span>"
         let states = ([""] + JobState.allCases.map(\.description)).map { name in
             "<option value=\"\(name)\"\(filter.state?.description == name ? " selected" : "")>\(name.isEmpty ? "any state" : name)</option>"
         }.joined()
+        func field(_ key: String, _ placeholder: String) -> String {
+            "<input name=\(key) placeholder=\"\(placeholder)\" value=\"\(html(query[key] ?? ""))\">"
+        }
+        let bulk = selectable ? """
+            <form id=bulk method=post action="\(link("/jobs/bulk"))"><input type=hidden name=csrf value="\(csrf)">
+            \(Dashboard.filterFields.compactMap { key in query[key].map { "<input type=hidden name=\(key) value=\"\(html($0))\">" } }.joined())
+            <select name=action>\(OperatorChange.allCases.map { "<option value=\($0.rawValue)>\($0.rawValue)</option>" }.joined())</select>
+            <label><input type=radio name=scope value=selected checked> the selected jobs</label>
+            <label><input type=radio name=scope value=matching> every job matching the filter</label>
+            <button>Preview</button> <span class=muted>(shows how many jobs it changes before it does)</span></form>
+            """ : ""
         let body = """
             <form method=get action="\(link("/jobs"))">
             <select name=state>\(states)</select>
-            <input name=queue placeholder=queue value="\(html(filter.queue ?? ""))">
-            <input name=since placeholder="since (2h, 2026-11-23)" value="\(html(query["since"] ?? ""))">
-            <input name=until placeholder="until" value="\(html(query["until"] ?? ""))">
+            \(field("queue", "queue")) \(field("name", "name"))
+            \(field("payload", "payload contains")) \(field("error", "error contains"))
+            \(field("since", "since (2h, 2026-11-23)")) \(field("until", "until"))
             <select name=order><option value=oldest>oldest first</option><option value=newest\(order == .newestFirst ? " selected" : "")>newest first</option></select>
             <button>Filter</button></form>
-            <table><thead><tr><th>id</th><th>state</th><th>queue</th><th>name</th><th>prio</th><th>tries</th><th>created</th><th>run at</th></tr></thead>
+            <form method=get action="\(link("/jobs"))"><input name=id placeholder="job id" size=34><button>Go to job</button></form>
+            \(scope)
+            <table><thead><tr>\(selectable ? "<th></th>" : "")<th>id</th><th>state</th><th>queue</th><th>name</th><th>prio</th><th>tries</th><th>created</th><th>run at</th></tr></thead>
             <tbody>\(rows)</tbody></table>
             <nav class=pager>\(next)</nav>
+            \(bulk)
             """
         return self.page(title: "Jobs", body: body)
     }
@@ -354,8 +397,7 @@ extension Dashboard {
     /// A job's progress: a bar, the share, the attempt, the message and when; "-" for none.
     func progressHTML(_ progress: JobProgress?) -> String {
         guard let progress else { return "-" }
-        let percent = (progress.fraction * 1000).rounded() / 10
-        return "<progress value=\"\(progress.fraction)\" max=1></progress> \(percent) % · attempt \(progress.attempt)"
+        return "<progress value=\"\(progress.fraction)\" max=1></progress> \(progress.percentText) · attempt \(progress.attempt)"
             + (progress.message.map { " · \(html($0))" } ?? "") + " · \(when(progress.at))"
     }
 

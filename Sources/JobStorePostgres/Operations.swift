@@ -337,6 +337,27 @@ extension PostgresJobStore {
         try await statement("store the progress of \(batch.count) jobs") { try await $0.write(Statements.storeProgress(batch)) }
     }
 
+    /// See `JobCore/SchedulerBackend/recordWorker(_:)`: the forgotten ones deleted and the
+    /// heartbeat upserted, in one transaction.
+    public func recordWorker(_ worker: WorkerRecord) async throws {
+        let record = worker.bounded()
+        let (queues, running) = try WorkerRow.json(record)
+        try await transaction("record the heartbeat of scheduler \(record.id)") { txn in
+            try await txn.write(Statements.forgetWorkers(before: record.beatAt.adding(.zero - WorkerRecord.forgottenAfter)))
+            try await txn.write(Statements.recordWorker(record, queues: queues, running: running))
+        }
+    }
+
+    /// See `JobCore/SchedulerBackend/removeWorker(_:)`.
+    public func removeWorker(_ id: OwnerToken) async throws {
+        try await statement("remove the heartbeat of scheduler \(id)") { try await $0.write(Statements.removeWorker(id)) }
+    }
+
+    /// See `JobCore/InspectableStore/workers()`.
+    public func workers() async throws -> [WorkerRecord] {
+        try await statement("list the schedulers") { try await $0.rows(Statements.workers(), WorkerRow.decode) }
+    }
+
     /// See `JobCore/JobStoreBackend/progress(of:)`.
     public func progress(of id: JobID) async throws -> JobProgress? {
         try await statement("read the progress of job \(id)") { txn in
@@ -511,12 +532,49 @@ extension PostgresJobStore {
 
     /// The jobs matching `filter` by creation time, a page at a time (see `JobCore/InspectableStore`).
     public func jobs(matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil) async throws -> JobPage {
-        guard limit > 0 else { return JobPage(jobs: [], next: nil) }
+        try filter.validate()
+        guard limit > 0 else { return JobPage(jobs: [], next: nil, examined: filter.examineAtMost.map { _ in 0 }) }
+        let query = Statements.jobs(matching: filter, newestFirst: order == .newestFirst, limit: limit, after: after)
         return try await statement("list jobs") { txn in
-            var jobs = try await txn.rows(Statements.jobs(matching: filter, newestFirst: order == .newestFirst, limit: limit, after: after), JobRow.decode)
-            let more = jobs.count > limit
-            if more { jobs.removeLast() }
-            return JobPage(jobs: jobs, next: more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil)
+            guard let budget = filter.examineAtMost else {
+                var jobs = try await txn.rows(query, JobRow.decode)
+                let more = jobs.count > limit
+                if more { jobs.removeLast() }
+                return JobPage(jobs: jobs, next: more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil)
+            }
+            // The matches, each with how far into the range it was; a page that did not fill
+            // then asks how far the bound reached (an index-only count) to go on from there.
+            var jobs: [Job] = []
+            var reached = 0
+            for row in try await txn.rows(query, { $0 }) {
+                jobs.append(try JobRow.decode(row))
+                reached = Int(try row.makeRandomAccess()[21].decode(Int64.self))
+            }
+            if jobs.count > limit {
+                jobs.removeLast()
+                return JobPage(jobs: jobs, next: jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) }, examined: reached)
+            }
+            let range = Statements.examinedRange(filter, newestFirst: order == .newestFirst, after: after, budget: budget)
+            guard let (examined, time, id) = try await txn.rows(range, { try $0.decode((Int64, Int64?, UUID?).self) }).first else {
+                throw JobStoreError(.backend, "counting the range of a listing in PostgreSQL at \(location) gave no row")
+            }
+            let last = time.flatMap { time in id.map { PageCursor(createdAt: Timestamp(microseconds: time), id: JobID($0)) } }
+            return JobPage(jobs: jobs, next: Int(examined) >= budget ? last : nil, examined: Int(examined))
+        }
+    }
+
+    /// See `JobCore/InspectableStore/commonErrors(since:limit:examineAtMost:)`: the newest failed
+    /// jobs by `updated_at` (their finish time), grouped as on LMDB.
+    public func commonErrors(since: Timestamp, limit: Int = 10, examineAtMost: Int = 10_000) async throws -> ErrorSummary {
+        guard examineAtMost > 0 else { return ErrorSummary(groups: [], examined: 0, complete: false) }
+        return try await statement("group the recent errors") { txn in
+            var failures = try await txn.rows(Statements.recentFailures(since: since, budget: examineAtMost)) { row in
+                let (id, at, message) = try row.decode((UUID, Int64, String?).self)
+                return (message: message ?? "(no error message)", at: Timestamp(microseconds: at), id: JobID(id))
+            }
+            let complete = failures.count <= examineAtMost
+            if !complete { failures.removeLast() }
+            return ErrorSummary.grouping(failures, limit: limit, complete: complete)
         }
     }
 

@@ -86,7 +86,7 @@ public final class PostgresJobStore: AdministrableStore {
     ///   be reached within ``PostgresStoreOptions/connectTimeout`` or refuses the login;
     ///   `.newerFormat` for a schema written by a newer program.
     public init(url: String, options: PostgresStoreOptions = PostgresStoreOptions()) async throws {
-        let (configuration, location) = try PostgresJobStore.configuration(url: url, options: options)
+        let (configuration, location, directTLS) = try PostgresJobStore.configuration(url: url, options: options)
         self.options = options
         self.logger = options.logger
         self.location = location
@@ -94,7 +94,10 @@ public final class PostgresJobStore: AdministrableStore {
         self.client = client
         self.running = Task { await client.run() }
         do {
-            try await withTimeout(options.connectTimeout, "reach PostgreSQL at \(location)") { [self] in try await migrate() }
+            try await withTimeout(options.connectTimeout, "reach PostgreSQL at \(location)") { [self] in
+                try await probe(configuration, tls: directTLS)
+                try await migrate()
+            }
         } catch {
             running.cancel()
             throw error
@@ -124,7 +127,8 @@ public final class PostgresJobStore: AdministrableStore {
     // MARK: Connecting
 
     /// The client configuration a URL names, and the URL without its password.
-    static func configuration(url: String, options: PostgresStoreOptions) throws -> (PostgresClient.Configuration, String) {
+    /// The pool's configuration, the location for messages, and the TLS of a direct connection.
+    static func configuration(url: String, options: PostgresStoreOptions) throws -> (PostgresClient.Configuration, String, PostgresConnection.Configuration.TLS) {
         let usage = "Give a URL such as postgres://user:password@localhost:5432/database"
         guard let parts = URLComponents(string: url), parts.scheme == "postgres" || parts.scheme == "postgresql",
             let host = parts.host, !host.isEmpty
@@ -137,10 +141,11 @@ public final class PostgresJobStore: AdministrableStore {
         let loopback = host == "localhost" || host == "127.0.0.1" || host == "::1"
         let mode = parts.queryItems?.first { $0.name == "sslmode" }?.value ?? (loopback ? "disable" : "prefer")
         let tls: PostgresClient.Configuration.TLS
+        let directTLS: PostgresConnection.Configuration.TLS
         switch mode {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-full": tls = .require(.makeClientConfiguration())
+        case "disable": (tls, directTLS) = (.disable, .disable)
+        case "prefer": (tls, directTLS) = (.prefer(.makeClientConfiguration()), .prefer(try PostgresJobStore.tlsContext()))
+        case "require", "verify-full": (tls, directTLS) = (.require(.makeClientConfiguration()), .require(try PostgresJobStore.tlsContext()))
         default:
             throw JobStoreError(.invalidArgument, "sslmode '\(mode)' is not one of disable, prefer, require", hint: usage)
         }
@@ -151,7 +156,45 @@ public final class PostgresJobStore: AdministrableStore {
         configuration.options.connectionIdleTimeout = options.idleConnectionTimeout
         configuration.options.keepAliveBehavior = options.keepAliveFrequency.map { .init(frequency: $0) }
         if !options.synchronousCommit { configuration.options.additionalStartupParameters.append(("options", "-c synchronous_commit=off")) }
-        return (configuration, location)
+        return (configuration, location, directTLS)
+    }
+
+    private static func tlsContext() throws -> NIOSSLContext {
+        do { return try NIOSSLContext(configuration: .makeClientConfiguration()) } catch {
+            throw JobStoreError(.backend, "could not set up TLS for PostgreSQL: \(error)")
+        }
+    }
+
+    /// Connects once, directly: the pool retries a connection that fails, so a missing database
+    /// or a refused login would otherwise show only as a timeout. Says which it is, at once.
+    private func probe(_ configuration: PostgresClient.Configuration, tls: PostgresConnection.Configuration.TLS) async throws {
+        var direct = PostgresConnection.Configuration(
+            host: configuration.host ?? "localhost", port: configuration.port ?? 5432, username: configuration.username,
+            password: configuration.password, database: configuration.database, tls: tls)
+        direct.options.additionalStartupParameters = configuration.options.additionalStartupParameters
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: direct, id: 0, logger: logger)
+        } catch let error as PSQLError {
+            let state = error.serverInfo?[.sqlState] ?? ""
+            let database = configuration.database ?? configuration.username
+            switch state {
+            case "3D000":
+                throw JobStoreError(
+                    .notAJobStore, "PostgreSQL at \(location) has no database '\(database)'",
+                    hint: "Create it (createdb -h \(configuration.host ?? "localhost") -p \(configuration.port ?? 5432) -U \(configuration.username) \(database)), or check the URL's database")
+            case "28P01", "28000":
+                throw JobStoreError(
+                    .backend, "PostgreSQL at \(location) refused the login of '\(configuration.username)': \(error.serverInfo?[.message] ?? "")",
+                    hint: "Check the URL's user and password, and pg_hba.conf on the server")
+            default:
+                if error.serverInfo != nil { throw backendError("accept a connection", error) }
+                throw JobStoreError(
+                    .backend, "could not connect to PostgreSQL at \(location): \(error.underlying.map { "\($0)" } ?? "\(error.code)")",
+                    hint: "Check the URL, that the server runs, and that it accepts connections from this machine")
+            }
+        }
+        try? await connection.close()
     }
 
     /// Creates the schema, or migrates it to ``Schema/version``, in one transaction under an

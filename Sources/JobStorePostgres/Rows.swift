@@ -218,3 +218,40 @@ enum EventRow {
             position: HistoryPosition(time: Timestamp(microseconds: xid), sequence: UInt32(clamping: number)), jobID: id, event: event)
     }
 }
+
+/// A scheduler's heartbeat row (`jobstore_workers`).
+enum WorkerRow {
+    /// One running job in the `running` column.
+    private struct StoredJob: Codable {
+        var id: String
+        var queue: String
+        var name: String
+        var since: Int64
+    }
+
+    /// The `queues` and `running` columns of `worker`.
+    static func json(_ worker: WorkerRecord) throws -> (queues: String, running: String) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let running = worker.running.map { StoredJob(id: $0.id.description, queue: $0.queue, name: $0.name, since: $0.since.microseconds) }
+        return (String(decoding: try encoder.encode(worker.queues), as: UTF8.self), String(decoding: try encoder.encode(running), as: UTF8.self))
+    }
+
+    static func decode(_ row: PostgresRow) throws -> WorkerRecord {
+        let (uuid, host, pid, startedAt, beatAt, interval, concurrency, queues, running) =
+            try row.decode((UUID, String, Int32, Int64, Int64, Int64, Int32, String, String).self)
+        let bits = JobID(uuid)
+        let id = OwnerToken(high: bits.high, low: bits.low)
+        do {
+            let jobs = try JSONDecoder().decode([StoredJob].self, from: Data(running.utf8)).map { job in
+                WorkerRecord.RunningJob(id: try JobID(parsing: job.id), queue: job.queue, name: job.name, since: Timestamp(microseconds: job.since))
+            }
+            return WorkerRecord(
+                id: id, host: host, pid: pid, startedAt: Timestamp(microseconds: startedAt), beatAt: Timestamp(microseconds: beatAt),
+                interval: .microseconds(interval), concurrency: Int(concurrency),
+                queues: try JSONDecoder().decode([String].self, from: Data(queues.utf8)), running: jobs)
+        } catch {
+            throw JobStoreError(.corruptRecord, "the heartbeat of scheduler \(id) in PostgreSQL is not readable: \(error)")
+        }
+    }
+}

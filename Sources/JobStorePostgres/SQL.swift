@@ -27,7 +27,32 @@ enum Schema {
         """
 
     /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
-    static let migrations: [[String]] = [version1, version2, version3, version4, version5, version6]
+    static let migrations: [[String]] = [version1, version2, version3, version4, version5, version6, version7]
+
+    /// Version 7: the finished jobs' index takes pipeline steps' jobs too, as the embedded
+    /// store's `idx.finished` does: "the jobs that failed since" (the dashboard's common errors)
+    /// reads it as a range; retention, which leaves steps to their pipelines, checks
+    /// `pipeline_id` on the rows. And the schedulers' heartbeats, `jobstore_workers`.
+    static let version7: [String] = [
+        "DROP INDEX IF EXISTS jobstore_jobs_finished",
+        "CREATE INDEX jobstore_jobs_finished ON jobstore_jobs (state, updated_at) WHERE state >= 3",
+        // The schedulers' heartbeats (who runs what): one row per running scheduler, rewritten
+        // every few seconds, deleted when it stops; `running` is a JSON array of
+        // {"id", "queue", "name", "since"} and `queues` one of texts.
+        """
+        CREATE TABLE jobstore_workers (
+            id uuid PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            started_at bigint NOT NULL,
+            beat_at bigint NOT NULL,
+            interval_us bigint NOT NULL,
+            concurrency integer NOT NULL,
+            queues jsonb NOT NULL,
+            running jsonb NOT NULL
+        )
+        """,
+    ]
 
     /// Version 6: a job's own timeout (µs) and its headers (a JSON object of texts; NULL for
     /// none), and the progress handlers report, one row per job, apart from the job's row (a
@@ -503,18 +528,86 @@ enum Statements {
     /// folds away (an unnamed statement is planned with its values), so a state uses the
     /// (state, created_at, id) index and no state the (created_at, id) one.
     static func jobs(matching filter: JobFilter, newestFirst: Bool, limit: Int, after: PageCursor?) -> PostgresQuery {
-        let (order, beyond) = newestFirst ? ("DESC", "<") : ("ASC", ">")
-        return """
-            SELECT \(unescaped: jobColumns) FROM jobstore_jobs
-            WHERE (\(filter.state.map { Int16($0.rawValue) })::smallint IS NULL OR state = \(filter.state.map { Int16($0.rawValue) }))
-              AND (\(filter.createdFrom?.microseconds)::bigint IS NULL OR created_at >= \(filter.createdFrom?.microseconds))
-              AND (\(filter.createdUntil?.microseconds)::bigint IS NULL OR created_at < \(filter.createdUntil?.microseconds))
-              AND (\(filter.queue)::text IS NULL OR queue = \(filter.queue))
-              AND (\(filter.tenant)::text IS NULL OR tenant = \(filter.tenant))
-              AND (\(after?.createdAt.microseconds)::bigint IS NULL
-                   OR (created_at, id) \(unescaped: beyond) (\(after?.createdAt.microseconds), \(after.map { UUID($0.id) })))
-            ORDER BY created_at \(unescaped: order), id \(unescaped: order) LIMIT \(Int64(limit) + 1)
-            """
+        let order = newestFirst ? "DESC" : "ASC"
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 1500, interpolationCount: 20)
+        guard let budget = filter.examineAtMost else {
+            sql.appendLiteral("SELECT \(jobColumns) FROM jobstore_jobs WHERE ")
+            appendRange(&sql, filter, after: after, newestFirst: newestFirst)
+            appendChecks(&sql, filter)
+            sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(limit) + 1)")
+            return PostgresQuery(stringInterpolation: sql)
+        }
+        // At most `budget` rows of the range, numbered in order; the first limit + 1 of them that
+        // pass the checks, each with its number (how far the page looked). Not materialized: the
+        // scan stops at the (limit + 1)th match.
+        sql.appendLiteral("""
+            SELECT \(prefixedJobColumns), j.n FROM (
+                SELECT r.*, row_number() OVER (ORDER BY r.created_at \(order), r.id \(order)) AS n
+                FROM (SELECT * FROM jobstore_jobs WHERE\u{20}
+            """)
+        appendRange(&sql, filter, after: after, newestFirst: newestFirst)
+        sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r\n) j WHERE true")
+        appendChecks(&sql, filter)
+        // Ordered as the window is (not by n): the planner then knows the rows come sorted and
+        // stops at the limit; ORDER BY n put a sort of the whole bound under it (33 ms, not 1.6).
+        sql.appendLiteral(" ORDER BY j.created_at \(order), j.id \(order) LIMIT \(Int64(limit) + 1)")
+        return PostgresQuery(stringInterpolation: sql)
+    }
+
+    /// How many rows of `filter`'s range after `after` a bounded page looks at (at most its
+    /// bound), and — when it reaches the bound — the last one's position: where a page that
+    /// found too few to fill goes on. Two index-only scans of the range's index, the second
+    /// skipping to the bound's row (no sort: an aggregate over the ordered rows sorted 20,000
+    /// of them twice, 14 ms).
+    static func examinedRange(_ filter: JobFilter, newestFirst: Bool, after: PageCursor?, budget: Int) -> PostgresQuery {
+        let order = newestFirst ? "DESC" : "ASC"
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 700, interpolationCount: 20)
+        sql.appendLiteral("SELECT (SELECT count(*) FROM (SELECT 1 FROM jobstore_jobs WHERE ")
+        appendRange(&sql, filter, after: after, newestFirst: newestFirst)
+        sql.appendLiteral(" ORDER BY created_at \(order), id \(order) LIMIT \(Int64(budget))) r), l.created_at, l.id FROM (SELECT 1) one ")
+        sql.appendLiteral("LEFT JOIN LATERAL (SELECT created_at, id FROM jobstore_jobs WHERE ")
+        appendRange(&sql, filter, after: after, newestFirst: newestFirst)
+        sql.appendLiteral(" ORDER BY created_at \(order), id \(order) OFFSET \(Int64(budget) - 1) LIMIT 1) l ON true")
+        return PostgresQuery(stringInterpolation: sql)
+    }
+
+    /// The index range of a listing: a state's range of (state, created_at, id), or
+    /// (created_at, id), after the cursor.
+    private static func appendRange(_ sql: inout PostgresQuery.StringInterpolation, _ filter: JobFilter, after: PageCursor?, newestFirst: Bool) {
+        let state = filter.state.map { Int16($0.rawValue) }
+        sql.appendLiteral("("); sql.appendInterpolation(state); sql.appendLiteral("::smallint IS NULL OR state = "); sql.appendInterpolation(state)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.createdFrom?.microseconds)
+        sql.appendLiteral("::bigint IS NULL OR created_at >= "); sql.appendInterpolation(filter.createdFrom?.microseconds)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.createdUntil?.microseconds)
+        sql.appendLiteral("::bigint IS NULL OR created_at < "); sql.appendInterpolation(filter.createdUntil?.microseconds)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(after?.createdAt.microseconds)
+        sql.appendLiteral("::bigint IS NULL OR (created_at, id) \(newestFirst ? "<" : ">") (")
+        sql.appendInterpolation(after?.createdAt.microseconds); sql.appendLiteral(", "); sql.appendInterpolation(after.map { UUID($0.id) })
+        sql.appendLiteral("))")
+    }
+
+    /// The checks on each job of the range (each `AND …`; a NULL parameter passes).
+    private static func appendChecks(_ sql: inout PostgresQuery.StringInterpolation, _ filter: JobFilter) {
+        let payload = filter.payloadContains.map { ByteBuffer(string: $0) }
+        sql.appendLiteral(" AND ("); sql.appendInterpolation(filter.queue); sql.appendLiteral("::text IS NULL OR queue = "); sql.appendInterpolation(filter.queue)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.tenant); sql.appendLiteral("::text IS NULL OR tenant = "); sql.appendInterpolation(filter.tenant)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.name); sql.appendLiteral("::text IS NULL OR name = "); sql.appendInterpolation(filter.name)
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(payload); sql.appendLiteral("::bytea IS NULL OR position(")
+        sql.appendInterpolation(payload); sql.appendLiteral("::bytea IN payload) > 0")
+        sql.appendLiteral(") AND ("); sql.appendInterpolation(filter.errorContains)
+        sql.appendLiteral("::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) e WHERE strpos(e->>'message', ")
+        sql.appendInterpolation(filter.errorContains); sql.appendLiteral(") > 0))")
+    }
+
+    /// The newest `budget` jobs that failed for good since `since` (by their finish time, the
+    /// `updated_at` of a failed job), each with its last error message; one more row than
+    /// `budget` says there were more.
+    static func recentFailures(since: Timestamp, budget: Int) -> PostgresQuery {
+        """
+        SELECT id, updated_at, errors->(jsonb_array_length(errors) - 1)->>'message' FROM jobstore_jobs
+        WHERE state = \(Int16(JobState.failed.rawValue)) AND updated_at >= \(since.microseconds)
+        ORDER BY updated_at DESC LIMIT \(Int64(budget) + 1)
+        """
     }
 
     /// The pipelines in `state` by (created_at, id), or of every state by id (creation order),
@@ -605,6 +698,33 @@ enum Statements {
         WHERE EXISTS (SELECT 1 FROM jobstore_jobs j WHERE j.id = t.id)
         ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, fraction = excluded.fraction, at = excluded.at,
             message = excluded.message
+        """
+    }
+
+    /// Deletes the heartbeats of schedulers whose last beat came before `cutoff`.
+    static func forgetWorkers(before cutoff: Timestamp) -> PostgresQuery {
+        "DELETE FROM jobstore_workers WHERE beat_at < \(cutoff.microseconds)"
+    }
+
+    /// Writes a scheduler's heartbeat over its last.
+    static func recordWorker(_ worker: WorkerRecord, queues: String, running: String) -> PostgresQuery {
+        """
+        INSERT INTO jobstore_workers (id, host, pid, started_at, beat_at, interval_us, concurrency, queues, running)
+        VALUES (\(UUID(JobID(high: worker.id.high, low: worker.id.low))), \(worker.host), \(worker.pid), \(worker.startedAt.microseconds),
+                \(worker.beatAt.microseconds), \(worker.interval.wholeMicroseconds), \(Int32(worker.concurrency)), \(queues)::jsonb, \(running)::jsonb)
+        ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at, beat_at = excluded.beat_at,
+            interval_us = excluded.interval_us, concurrency = excluded.concurrency, queues = excluded.queues, running = excluded.running
+        """
+    }
+
+    static func removeWorker(_ id: OwnerToken) -> PostgresQuery {
+        "DELETE FROM jobstore_workers WHERE id = \(UUID(JobID(high: id.high, low: id.low)))"
+    }
+
+    static func workers() -> PostgresQuery {
+        """
+        SELECT id, host, pid, started_at, beat_at, interval_us, concurrency, queues::text, running::text
+        FROM jobstore_workers ORDER BY started_at, id
         """
     }
 

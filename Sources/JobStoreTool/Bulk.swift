@@ -9,8 +9,7 @@ struct BulkSelection: ParsableArguments {
     var state: String?
     @Option(parsing: .unconditional, help: "Only jobs of this queue.")
     var queue: String?
-    @Option(parsing: .unconditional, help: "Only jobs with this name.")
-    var name: String?
+    @OptionGroup var search: SearchOptions
     @Option(parsing: .unconditional, help: "Only jobs created before: a time (2026-11-23, 2026-11-23T10:00:00Z) or a duration ago (2h).")
     var createdBefore: String?
     @Option(parsing: .unconditional, help: "Only finished jobs that finished before (same forms).")
@@ -21,7 +20,7 @@ struct BulkSelection: ParsableArguments {
     var batchSize = 1000
 
     /// Whether any filter was given.
-    var filtered: Bool { state != nil || queue != nil || name != nil || createdBefore != nil || finishedBefore != nil }
+    var filtered: Bool { state != nil || queue != nil || search.given || createdBefore != nil || finishedBefore != nil }
 
     func validate() throws {
         guard Validation.enabled else { return }
@@ -38,18 +37,47 @@ struct BulkSelection: ParsableArguments {
     /// record that cannot be read is skipped, and said so); on PostgreSQL the same query.
     func select(_ opened: OpenedStore) async throws -> [JobID] {
         let finishedCutoff = try finishedBefore.map(parseTime)
-        let filter = JobFilter(
+        var filter = JobFilter(
             state: state.flatMap(JobState.init(name:)), createdUntil: try createdBefore.map(parseTime), queue: queue)
+        search.apply(to: &filter)
         var ids: [JobID] = []
         try await opened.forEachPage(matching: filter, unreadable: { error in
             FileHandle.standardError.write(Data("jobstore: skipped: \(error)\n".utf8))
         }) { jobs in
-            for job in jobs where name == nil || job.name == name {
+            for job in jobs {
                 if let finishedCutoff, !(job.state.isTerminal && job.updatedAt < finishedCutoff) { continue }
                 ids.append(job.id)
             }
         }
         return ids
+    }
+}
+
+/// The checks a listing or a bulk action makes on each job of its index range: a name, a text
+/// in the payload, a text in an error message (`JobFilter`'s fields). Shared by `jobs list` and
+/// the bulk commands.
+struct SearchOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Only jobs with this name.")
+    var name: String?
+    @Option(parsing: .unconditional, help: "Only jobs whose payload contains this text (its UTF-8 bytes; case matters), e.g. '\"user\":42'.")
+    var payloadContains: String?
+    @Option(parsing: .unconditional, help: "Only jobs with an error message (of any attempt) that contains this text (case matters).")
+    var errorContains: String?
+
+    /// Whether any was given.
+    var given: Bool { name != nil || payloadContains != nil || errorContains != nil }
+
+    func validate() throws {
+        guard Validation.enabled else { return }
+        if payloadContains == "" { throw ValidationError("--payload-contains is empty: give the text to look for, or leave it out") }
+        if errorContains == "" { throw ValidationError("--error-contains is empty: give the text to look for, or leave it out") }
+    }
+
+    /// Sets the filter's fields.
+    func apply(to filter: inout JobFilter) {
+        filter.name = name
+        filter.payloadContains = payloadContains
+        filter.errorContains = errorContains
     }
 }
 

@@ -128,8 +128,8 @@ extension Table {
 /// `jobstore jobs …`: list and show jobs.
 struct Jobs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List and show jobs; print the history of their events.",
-        subcommands: [List.self, Show.self, History.self])
+        abstract: "List, search and show jobs; group recent failures by error; print the history of their events.",
+        subcommands: [List.self, Show.self, Errors.self, History.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -147,6 +147,9 @@ struct Jobs: ParsableCommand {
         var since: String?
         @Option(parsing: .unconditional, help: "Only jobs created before (same forms as --since).")
         var until: String?
+        @OptionGroup var search: SearchOptions
+        @Option(parsing: .unconditional, help: "Look at most at this many jobs of the range for the page (a search that may find little): the page ends there, and --after goes on.")
+        var examineAtMost: Int?
         @OptionGroup var paging: PagingOptions
         @Flag(help: "Print times in UTC instead of relative to now (\"3m ago\").")
         var utc = false
@@ -159,17 +162,20 @@ struct Jobs: ParsableCommand {
             if let since, let until, try parseTime(since) >= parseTime(until) {
                 throw ValidationError("--since \(since) is not before --until \(until): nothing could match")
             }
+            if let examineAtMost, examineAtMost < 1 { throw ValidationError("--examine-at-most must be at least 1") }
         }
 
         struct Output: Encodable {
             var jobs: [JobJSON]
             var next: String?
+            var examined: Int?
         }
 
         func run() async throws {
-            let filter = JobFilter(
+            var filter = JobFilter(
                 state: state.flatMap(JobState.init(name:)), createdFrom: try since.map(parseTime),
-                createdUntil: try until.map(parseTime), queue: queue)
+                createdUntil: try until.map(parseTime), queue: queue, examineAtMost: examineAtMost)
+            search.apply(to: &filter)
             let cursor = try paging.cursor(PageCursor.init(parsing:))
             var unreadable = 0
             let page = try await OpenedStore.with(store) { opened in
@@ -183,7 +189,7 @@ struct Jobs: ParsableCommand {
                 }
             }
             if store.json {
-                try printJSON(Output(jobs: page.jobs.map(JobJSON.init), next: page.next?.description))
+                try printJSON(Output(jobs: page.jobs.map(JobJSON.init), next: page.next?.description, examined: page.examined))
             } else {
                 // Run at only where it is still ahead of the job: pending or waiting.
                 var table = Table("id", "state", "queue", "name", "prio", "tries", "created", "run at")
@@ -200,9 +206,76 @@ struct Jobs: ParsableCommand {
                     ])
                 }
                 print(table.render())
+                if let examined = page.examined { print("looked at \(examined) job\(examined == 1 ? "" : "s") of the range: \(page.jobs.count) matched") }
                 print(paging.footer(next: page.next, count: page.jobs.count, noun: "job"))
             }
             if unreadable > 0 { throw ExitCode(1) }  // listed the rest; the skipped ones are on stderr
+        }
+    }
+
+    struct Errors: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The most common errors of the jobs that failed for good lately, each with how many jobs and the newest.",
+            discussion: """
+                Reads the index of finished jobs (pipeline steps' jobs included) from --since, newest first, and groups \
+                each job's last error message. List a group's jobs with `jobs list --state failed --error-contains TEXT`.
+                """)
+
+        @OptionGroup var store: StoreOptions
+        @Option(parsing: .unconditional, help: "Jobs that failed since: a duration ago (1h, the default) or a time (2026-11-23T10:00:00Z).")
+        var since = "1h"
+        @Option(help: "How many messages to print, the commonest first.")
+        var top = 10
+        @Option(help: "Look at most at this many failed jobs, the newest first.")
+        var examineAtMost = 10_000
+        @Flag(help: "Print times in UTC instead of relative to now (\"3m ago\").")
+        var utc = false
+
+        func validate() throws {
+            guard Validation.enabled else { return }
+            _ = try parseTime(since)
+            if top < 1 { throw ValidationError("--top must be at least 1") }
+            if examineAtMost < 1 { throw ValidationError("--examine-at-most must be at least 1") }
+        }
+
+        struct Output: Encodable {
+            struct Group: Encodable {
+                var message: String
+                var jobs: Int
+                var latest: String
+                var latest_job: String
+            }
+            var since: String
+            var examined: Int
+            var complete: Bool
+            var errors: [Group]
+        }
+
+        func run() async throws {
+            let since = try parseTime(self.since)
+            let summary = try await OpenedStore.with(store) { opened in
+                try await opened.store.commonErrors(since: since, limit: top, examineAtMost: examineAtMost)
+            }
+            if store.json {
+                try printJSON(Output(
+                    since: since.description, examined: summary.examined, complete: summary.complete,
+                    errors: summary.groups.map { .init(message: $0.message, jobs: $0.count, latest: $0.latest.description, latest_job: $0.latestJob.description) }))
+                return
+            }
+            var table = Table("jobs", "latest", "newest job", "message")
+            table.shrinkable = [3]
+            let now = Timestamp.now
+            for group in summary.groups {
+                table.add(["\(group.count)", shown(group.latest, utc: utc, now: now), group.latestJob.description, group.message])
+            }
+            if !summary.groups.isEmpty { print(table.render()) }
+            let when = shown(since, utc: utc, now: now)
+            if summary.examined == 0 {
+                print("no job failed since \(when)")
+            } else {
+                let jobs = "\(summary.examined) job\(summary.examined == 1 ? "" : "s")"
+                print(summary.complete ? "\(jobs) failed since \(when)" : "the newest \(jobs) of those that failed since \(when) (--examine-at-most)")
+            }
         }
     }
 

@@ -22,7 +22,7 @@ struct JobStoreCommand: AsyncParsableCommand {
             """,
         version: "0.3.0 (store format \(Schema.formatVersion))",
         subcommands: [
-            Stats.self, Jobs.self, Pipelines.self, Queues.self, Schedules.self, VerifyCommand.self, Backup.self, Export.self, Import.self, Prune.self,
+            Stats.self, Jobs.self, Pipelines.self, Queues.self, Schedules.self, Workers.self, VerifyCommand.self, Backup.self, Export.self, Import.self, Prune.self,
             Requeue.self, Cancel.self, Retry.self, Delete.self, Readers.self, Top.self, Demo.self, Bench.self,
         ] + optionalCommands
     )

@@ -155,11 +155,11 @@ func changeQueue(
             }
         }
         if refuseUnknown {
-            let known = try await opened.store.queues().map(\.name)
-            if !known.contains(queue) {
+            do {
+                try await opened.store.requireQueue(queue)
+            } catch let error as JobStoreError where error.code == .notFound {
                 _ = try await applying(dryRun: true)  // a bad name or limit is a usage error first
-                let list = known.isEmpty ? "the store has no queues yet" : "its queues: \(known.prefix(20).joined(separator: ", "))\(known.count > 20 ? ", …" : "")"
-                throw CommandFailure("\(opened.location) has no queue '\(queue)' (\(list)); give --create to set it up for jobs to come")
+                throw CommandFailure("\(error.message); give --create to set it up for jobs to come")
             }
         }
         let changed = try await applying(dryRun: false)

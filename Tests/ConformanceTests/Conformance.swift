@@ -24,7 +24,11 @@ struct ConformanceTests {
                 concurrent.wrappingSubtract(1, ordering: .relaxed)
             }
             try await withScheduler(store, options: testOptions(concurrency: 8), ["a": handler, "b": handler]) {
-                try await waitUntil("2,000 succeeded") { try await store.count(.succeeded) == 2_000 }
+                try await waitForCount("2,000 to succeed", 2_000, status: {
+                    var states: [String] = []
+                    for state in JobState.allCases { states.append("\(state) \(try await store.count(state))") }
+                    return "jobs \(states.joined(separator: ", ")); \(runs.withLock { $0.count }) run"
+                }) { try await store.count(.succeeded) }
             }
             let counts = runs.withLock { $0 }
             var twice: [String] = []

@@ -38,6 +38,28 @@ struct PostgresTests {
         }
     }
 
+    @Test("a database that does not exist and a login the server refuses are each said at once, not as a timeout",
+          .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
+    func missingDatabaseAndLogin() async throws {
+        let url = try #require(postgresURL)
+        let server = try #require(url.range(of: "@").map { url[$0.upperBound...] }?.split(separator: "/").first)
+        var options = PostgresStoreOptions.forTests
+        options.connectTimeout = .seconds(30)
+        do {  // with the timeout's message, these would be "could not reach … within 30 s"
+            _ = try await PostgresJobStore(url: "postgres://jobstore@\(server)/no_such_database_here", options: options)
+            Issue.record("opened a store in a database that does not exist")
+        } catch let error as JobStoreError {
+            #expect(error.code == .notAJobStore && error.message.contains("has no database 'no_such_database_here'"), "\(error)")
+            #expect(error.hint?.contains("createdb") == true)
+        }
+        do {
+            _ = try await PostgresJobStore(url: "postgres://no_such_role@\(server)/postgres", options: options)
+            Issue.record("opened a store as a role that does not exist")
+        } catch let error as JobStoreError {
+            #expect(error.code == .backend && error.message.contains("refused the login of 'no_such_role'"), "\(error)")
+        }
+    }
+
     @Test("two processes opening one new database at once: one creates the schema, the other finds it; reopening changes nothing",
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func migration() async throws {
@@ -56,7 +78,7 @@ struct PostgresTests {
                 for try await version in try await client.query("SELECT value FROM jobstore_meta WHERE key = 'schema_version'").decode(Int64.self) {
                     // Every migration ran once, and the version says so (a version behind the
                     // migrations would run the last ones again at every open).
-                    #expect(version == 6 && version == Int64(Schema.migrations.count))
+                    #expect(version == 7 && version == Int64(Schema.migrations.count))
                 }
                 // A version-1 database (before queue control and the history) is migrated on open.
                 try await client.query("DROP TABLE jobstore_queues")
@@ -64,6 +86,7 @@ struct PostgresTests {
                 try await client.query("DROP TABLE jobstore_pipeline_counts")
                 try await client.query("DROP FUNCTION jobstore_pipelines_counted CASCADE")
                 try await client.query("DROP TABLE jobstore_progress")
+                try await client.query("DROP TABLE jobstore_workers")
                 try await client.query("ALTER TABLE jobstore_jobs DROP COLUMN timeout_us, DROP COLUMN headers")
                 try await client.query("UPDATE jobstore_meta SET value = 1 WHERE key = 'schema_version'")
             }
@@ -387,7 +410,7 @@ struct PostgresTests {
         try await withScheduler(first, ["q": handler]) {
             try await withScheduler(second, ["q": handler]) {
                 // About 35 s under TSan; 60 s was not enough on a loaded machine.
-                try await waitUntil("20,000 succeeded", within: .seconds(300)) { try await first.queueDepths()["q"]?[.succeeded] == 20_000 }
+                try await waitForCount("20,000 to succeed", 20_000) { try await first.queueDepths()["q"]?[.succeeded] ?? 0 }
             }
         }
         let counts = runs.withLock { $0 }
@@ -552,7 +575,7 @@ struct PostgresProcessTests {
                     return child
                 }
                 defer { for child in children where child.isRunning { kill(child.processIdentifier, SIGKILL) } }  // when the wait fails
-                try await waitUntil("20,000 succeeded", within: .seconds(300)) { try await store.count(.succeeded) == 20_000 }
+                try await waitForCount("20,000 to succeed", 20_000) { try await store.count(.succeeded) }
                 for (index, child) in children.enumerated() {
                     do {
                         #expect(try await stop(child) == 0)
@@ -601,7 +624,7 @@ struct PostgresProcessTests {
             try await withScheduler(store, options: options, ["q": { context in runs.withLock { $0[context.job.id, default: 0] += 1 } }]) {
                 try await waitUntil("a fifth done") { runs.withLock { $0.count } >= 1_000 }
                 #expect(try spawnAndWait("/bin/bash", [script, "restart"], environment: environment) == 0)
-                try await waitUntil("5,000 succeeded") { (try? await store.count(.succeeded)) == 5_000 }
+                try await waitForCount("5,000 to succeed", 5_000) { (try? await store.count(.succeeded)) ?? -1 }  // -1: the server restarting
             }
             let counts = runs.withLock { $0 }
             #expect(Set(counts.keys) == Set(jobs.map(\.id)))

@@ -86,7 +86,7 @@ func withTestDatabase<R>(_ serverURL: String, _ body: (String) async throws -> R
 
 /// Runs `body` with a client of the server `url` names.
 func onServer(_ url: String, _ body: (PostgresClient) async throws -> Void) async throws {
-    let (configuration, _) = try PostgresJobStore.configuration(url: url, options: PostgresStoreOptions())
+    let (configuration, _, _) = try PostgresJobStore.configuration(url: url, options: PostgresStoreOptions())
     let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "test"))
     let running = Task { await client.run() }
     defer { running.cancel() }
@@ -202,6 +202,27 @@ func waitUntil(_ what: String, within limit: Duration = .seconds(180), _ conditi
     while try await !condition() {
         if ContinuousClock.now > deadline { throw TestFailure("waited \(limit) for \(what) (a hang)") }
         try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// Waits until `count()` reaches `target`, failing only when it stops moving for `stall`: a
+/// stall detector, not a timing — a big burn-down under ThreadSanitizer with the whole suite
+/// running at once took more than 180 s on CI, moving all along (2026-12-07). The failure says
+/// where the count stopped and, from `status`, what else was seen (e.g. the jobs per state).
+func waitForCount(
+    _ what: String, _ target: Int, stalledAfter stall: Duration = .seconds(120), status: () async throws -> String = { "" },
+    _ count: () async throws -> Int
+) async throws {
+    var (last, movedAt) = (try await count(), ContinuousClock.now)
+    while last < target {
+        try await Task.sleep(for: .milliseconds(10))
+        let now = try await count()
+        if now != last {
+            (last, movedAt) = (now, .now)
+        } else if movedAt.duration(to: .now) > stall {
+            let seen = try await status()
+            throw TestFailure("waited for \(what): stuck at \(last) of \(target) for \(stall) (a hang)\(seen.isEmpty ? "" : "; \(seen)")")
+        }
     }
 }
 

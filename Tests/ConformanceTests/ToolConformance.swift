@@ -93,6 +93,58 @@ struct ToolConformanceTests {
         }
     }
 
+    @Test("search and errors in the tool: jobs list by payload and error text (bounded pages going on), jobs errors, and a retry by error text whose dry run changes nothing",
+          arguments: Backend.available)
+    func searchAndErrors(_ backend: Backend) async throws {
+        try await withBackend(backend) { store, location in
+            let jobs = try await store.enqueue((0..<20).map { NewJob(name: "sync", queue: "s", payload: Array("{\"user\":\($0)}".utf8), maxAttempts: 1) })
+            let owner = OwnerToken.random()
+            let claimed = try await store.finish([], claiming: [ClaimRequest(queue: "s", limit: 20)], lease: .seconds(60), owner: owner).claimed
+            let byID = Dictionary(uniqueKeysWithValues: jobs.enumerated().map { ($1.id, $0) })
+            _ = try await store.finish(claimed.map { job in
+                let i = byID[job.id] ?? 0
+                return JobOutcome(id: job.id, owner: owner, kind: i < 5 ? .failed(error: "timeout after 30 s", retryAt: nil) : i < 7 ? .failed(error: "bad token", retryAt: nil) : .succeeded(result: nil))
+            }, claiming: [], lease: .seconds(60), owner: owner)
+            func json(_ arguments: [String]) throws -> [String: Any] {
+                let result = try jobstore([arguments[0], arguments[1], location] + arguments.dropFirst(2) + ["--json"])
+                #expect(result.status == 0, "\(arguments): \(result.out) \(result.err)")
+                return try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any], "\(result.out)")
+            }
+            func ids(_ object: [String: Any]) -> [String] { (object["jobs"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String } }
+
+            #expect(ids(try json(["jobs", "list", "--payload-contains", "\"user\":13}"])) == [jobs[13].id.description])
+            #expect(Set(ids(try json(["jobs", "list", "--state", "failed", "--error-contains", "token"]))) == Set([jobs[5], jobs[6]].map(\.id.description)))
+            // A bounded walk: pages of at most 4 looked at, together every "timeout".
+            var found: [String] = []
+            var after: String?
+            var pages = 0
+            repeat {
+                let page = try json(["jobs", "list", "--error-contains", "timeout", "--examine-at-most", "4"] + (after.map { ["--after", $0] } ?? []))
+                #expect((page["examined"] as? Int ?? 99) <= 4)
+                found += ids(page)
+                after = page["next"] as? String
+                pages += 1
+            } while after != nil && pages < 20
+            #expect(Set(found) == Set(jobs[0..<5].map(\.id.description)) && pages >= 5)
+
+            let errors = try json(["jobs", "errors", "--since", "1h"])
+            let groups = errors["errors"] as? [[String: Any]] ?? []
+            #expect(groups.map { $0["message"] as? String } == ["timeout after 30 s", "bad token"] && groups.map { $0["jobs"] as? Int } == [5, 2], "\(errors)")
+            #expect(errors["examined"] as? Int == 7 && errors["complete"] as? Bool == true)
+
+            let counts = try await store.counts()
+            let dry = try jobstore(["retry", location, "--error-contains", "token", "--dry-run", "--json"])
+            #expect(dry.status == 0 && dry.out.contains("\"would_change\":2"), "\(dry.out) \(dry.err)")
+            #expect(try await store.counts() == counts)
+            let retried = try jobstore(["retry", location, "--error-contains", "token", "--json"])
+            #expect(retried.status == 0 && retried.out.contains("\"changed\":2"), "\(retried.out) \(retried.err)")
+            #expect(try await store.job(jobs[5].id)?.state == .pending)
+            #expect(try await store.job(jobs[0].id)?.state == .failed)
+            let refused = try jobstore(["jobs", "list", location, "--payload-contains", ""])
+            #expect(refused.status != 0 && refused.err.contains("--payload-contains is empty"))
+        }
+    }
+
     @Test("export from LMDB, import into PostgreSQL, export again, import into LMDB: every job, pipeline, queue control, schedule and timeline event arrives as it was",
           .enabled(if: postgresURL != nil, Comment(rawValue: postgresSkipped)))
     func exportImportBetweenBackends() async throws {

@@ -50,6 +50,8 @@ final class SlowBackend: SchedulerBackend {
     }
     func enqueue(_ jobs: [NewJob]) async throws -> [Job] { try await store.enqueue(jobs) }
     func storeProgress(_ reports: [ProgressReport]) async throws { try await store.storeProgress(reports) }
+    func recordWorker(_ worker: WorkerRecord) async throws { try await store.recordWorker(worker) }
+    func removeWorker(_ id: OwnerToken) async throws { try await store.removeWorker(id) }
     func cancel(_ id: JobID) async throws -> Job { try await store.cancel(id) }
     func queueDepths() async throws -> [String: [JobState: Int]] { try await store.queueDepths() }
     func workSignals() -> AsyncStream<WorkSignal> { store.workSignals() }

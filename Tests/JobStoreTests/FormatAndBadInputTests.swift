@@ -263,12 +263,12 @@ struct BadInputTests {
         do {
             let store = try JobRepository(path: directory.sub("newer"))
             try store.environment.write { txn in
-                try txn.put(store.db.meta, MetaKey.formatVersion, withUnsafeBytes(of: UInt32(7).littleEndian) { Array($0) })
+                try txn.put(store.db.meta, MetaKey.formatVersion, withUnsafeBytes(of: UInt32(Schema.formatVersion + 1).littleEndian) { Array($0) })
             }
             store.close()
         }
         #expect { try JobRepository(path: directory.sub("newer")) } throws: { error in
-            (error as? JobStoreError)?.code == .newerFormat && "\(error)".contains("version 7")
+            (error as? JobStoreError)?.code == .newerFormat && "\(error)".contains("version \(Schema.formatVersion + 1)")
         }
 
         let other = DatabaseDefinition<StringCodec, StringCodec>(name: "users")

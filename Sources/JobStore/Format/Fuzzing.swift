@@ -65,9 +65,12 @@ public enum Fuzzing {
             attempt { try Counters.decode(bytes, key: "fuzz") }
             attempt { try RateLimit.decode(bytes, queue: "fuzz") }
             attempt { try ScheduleFormat.decode(bytes, name: "fuzz") }
-            // A progress record (the `progress` database's values, as small and as sealed).
+            // A progress record and a heartbeat (the `progress` and `workers` databases' values, as small and as sealed).
             for record in [Array(bytes), resealed(bytes)] {
-                record.withUnsafeBytes { bytes in attempt { try ProgressFormat.decode(bytes, id: id) } }
+                record.withUnsafeBytes { bytes in
+                    attempt { try ProgressFormat.decode(bytes, id: id) }
+                    attempt { try WorkerFormat.decode(bytes, id: OwnerToken(high: id.high, low: id.low)) }  // a heartbeat (`workers`)
+                }
             }
         }
         return accepted

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// A job read in place: its record's bytes on LMDB's mapped page, lent to a closure, each field
 /// read from the page when asked for — no allocation for the fixed fields, the payload's bytes
 /// or text compared in place. ``job()`` builds the owned `Job` when one is wanted.
@@ -233,6 +236,46 @@ public struct JobRecordView: ~Copyable {
         return errors
     }
 
+    /// Whether the job's name is `name`, compared in place.
+    public func hasName(_ name: String) -> Bool { equals(nameRange, name) }
+
+    /// Whether the payload contains `needle` (bytes; an empty needle is in every payload),
+    /// searched in place.
+    public func payloadContains(_ needle: [UInt8]) -> Bool {
+        withPayload { contains($0, needle) }
+    }
+
+    /// Whether the message of any attempt's error contains `needle`, searched in place.
+    public func anyErrorContains(_ needle: [UInt8]) -> Bool {
+        var found = false
+        forEachErrorMessage { message in
+            found = contains(message, needle)
+            return !found
+        }
+        return found
+    }
+
+    /// The message of the last attempt's error, if any attempt failed.
+    public var lastErrorMessage: String? {
+        var last: Range<Int>?
+        forEachErrorMessageRange { last = $0; return true }
+        return last.map { RecordReader.string(bytes, $0) }
+    }
+
+    /// Calls `body` with each error message's bytes on the page, oldest first, until it returns `false`.
+    private func forEachErrorMessage(_ body: (UnsafeRawBufferPointer) -> Bool) {
+        forEachErrorMessageRange { body(UnsafeRawBufferPointer(rebasing: bytes[$0])) }
+    }
+
+    private func forEachErrorMessageRange(_ body: (Range<Int>) -> Bool) {
+        var at = errorsAt + 1
+        for _ in 0..<errorCount {
+            let length = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 10, as: UInt16.self)))
+            guard body((at + 12)..<(at + 12 + length)) else { return }
+            at += 12 + length
+        }
+    }
+
     /// Where the next page starts when this job ends one (keyset paging by creation time).
     public var cursor: PageCursor { PageCursor(createdAt: createdAt, id: id) }
 
@@ -246,6 +289,25 @@ public struct JobRecordView: ~Copyable {
     }
 
     // MARK: Helpers
+
+    private func contains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard haystack.count >= needle.count, let base = haystack.baseAddress else { return false }
+        return needle.withUnsafeBytes { (needleBytes: UnsafeRawBufferPointer) -> Bool in
+            // memchr finds each candidate first byte at memory speed; memcmp checks the rest.
+            guard let needleBase = needleBytes.baseAddress else { return true }
+            let first = Int32(needle[0])
+            var at = 0
+            while haystack.count - at >= needle.count {
+                let window = haystack.count - at - needle.count + 1
+                guard let found = memchr(base + at, first, window) else { return false }
+                let hit = UnsafeRawPointer(found)
+                if memcmp(hit, needleBase, needle.count) == 0 { return true }
+                at = base.distance(to: hit) + 1
+            }
+            return false
+        }
+    }
 
     private func equals(_ range: Range<Int>, _ text: String) -> Bool {
         text.utf8.count == range.count && UnsafeRawBufferPointer(rebasing: bytes[range]).elementsEqual(text.utf8)

@@ -44,6 +44,11 @@ package enum Schema {
     /// with the job. Since format 6.
     package static let progress = DatabaseDefinition<BytesCodec, BytesCodec>(name: "progress")
 
+    /// `workers`: scheduler id (16) → its heartbeat (``WorkerFormat``): who runs what. Written
+    /// by each scheduler every few seconds, deleted when it stops (or, gone an hour, by another's
+    /// heartbeat). Since format 7.
+    package static let workers = DatabaseDefinition<BytesCodec, BytesCodec>(name: "workers")
+
     /// The databases of format 1.
     static let formatOne: [any AnyDatabaseDefinition] = [meta, jobs, stateCreated, created, ready, readyAny, lease, unique]
     /// The databases added by format 2 (finished jobs by finish time, pipelines).
@@ -52,8 +57,10 @@ package enum Schema {
     static let formatThree: [any AnyDatabaseDefinition] = [history]
     /// The database added by format 6 (handlers' progress reports).
     static let formatSix: [any AnyDatabaseDefinition] = [progress]
+    /// The database added by format 7 (the schedulers' heartbeats).
+    static let formatSeven: [any AnyDatabaseDefinition] = [workers]
     /// Every database, opened together when a store opens.
-    package static let all: [any AnyDatabaseDefinition] = formatOne + formatTwo + formatThree + formatSix
+    package static let all: [any AnyDatabaseDefinition] = formatOne + formatTwo + formatThree + formatSix + formatSeven
 
     /// The store format version, kept in `meta` under ``MetaKey/formatVersion``. Version 1: jobs
     /// (the first eight databases, record format 1). Version 2: plus finished jobs by finish time
@@ -72,8 +79,10 @@ package enum Schema {
     /// the all-zero job id; nothing is rewritten, the version only says that a program of
     /// version 4 would not read them. Version 6: job records of version 4 (a job's own timeout
     /// and its headers, flag bits 5 and 6) and the `progress` database, created empty when an
-    /// older store is first opened writable; older records stay readable as they are.
-    package static let formatVersion: UInt32 = 6
+    /// older store is first opened writable; older records stay readable as they are. Version
+    /// 7: the `workers` database (schedulers' heartbeats, ``WorkerFormat``), created empty when
+    /// an older store is first opened writable.
+    package static let formatVersion: UInt32 = 7
 }
 
 /// Keys of the `meta` database.
@@ -193,6 +202,18 @@ enum Keys {
     }
 
     static func id(_ id: JobID) -> [UInt8] { id.withBytes { Array($0) } }
+
+    /// A scheduler's id (16 bytes, big-endian), the key of its `workers` record.
+    static func owner(_ id: OwnerToken) -> [UInt8] { Keys.id(JobID(high: id.high, low: id.low)) }
+
+    /// The scheduler id a `workers` key holds.
+    static func owner(_ key: UnsafeRawBufferPointer) throws -> OwnerToken {
+        guard key.count == 16 else {
+            throw JobStoreError(.corruptRecord, "a key of the workers database has \(key.count) bytes, not 16", hint: "Run `jobstore verify`")
+        }
+        let id = try trailingID(key, index: Schema.workers.name)
+        return OwnerToken(high: id.high, low: id.low)
+    }
 
     // Each key of a job's index entries is written by one function into a caller's buffer (the
     // write path builds keys on the stack, `IndexEntry.writeKey`); the array builders below

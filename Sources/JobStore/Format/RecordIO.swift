@@ -265,6 +265,7 @@ enum RecordSubject: CustomStringConvertible {
     case rateLimit(String)
     case history(HistoryPosition)
     case progress(JobID)
+    case worker(OwnerToken)
 
     var jobID: JobID? {
         switch self {
@@ -282,6 +283,7 @@ enum RecordSubject: CustomStringConvertible {
         case .rateLimit(let queue): "the rate limit of queue '\(queue)'"
         case .history(let position): "history entry \(position)"
         case .progress(let id): "the progress of job \(id)"
+        case .worker(let id): "the heartbeat of scheduler \(id)"
         }
     }
 }

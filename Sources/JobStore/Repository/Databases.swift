@@ -20,6 +20,8 @@ struct Databases: Sendable {
     /// `progress`; `nil` only for a store older than format 6 opened read-only or for a
     /// rehearsal (which may not upgrade it).
     let progress: Database<BytesCodec, BytesCodec>?
+    /// `workers`; `nil` only for a store older than format 7 opened read-only or for a rehearsal.
+    let workers: Database<BytesCodec, BytesCodec>?
 
     init(_ env: Environment) throws {
         meta = try env.database(Schema.meta)
@@ -34,6 +36,7 @@ struct Databases: Sendable {
         pipeline = try? PipelineDatabases(env)
         events = try? EventDatabases(env)
         progress = try? env.database(Schema.progress)
+        workers = try? env.database(Schema.workers)
     }
 
     /// Whether `txn` sees a record of job `id`, checked in place (no copy of the record, which

@@ -124,8 +124,8 @@ public final class JobRepository: Sendable {
                 }
                 if !options.environment.readOnly && !options.upgradesFormat {
                     // A rehearsal may not upgrade: it needs the databases writes use (formats 1…3);
-                    // without the progress database (format 6) it reads no progress.
-                    let optional = Set(Schema.formatSix.map(\.name))
+                    // without the progress (format 6) or workers (7) database it reads none.
+                    let optional = Set((Schema.formatSix + Schema.formatSeven).map(\.name))
                     if let missing = Schema.all.first(where: { !names.contains($0.name) && !optional.contains($0.name) }) {
                         throw JobStoreError(
                             .invalidArgument, "\(path) is a store of an older format (it has no database '\(missing.name)'): opening it writable would upgrade it",

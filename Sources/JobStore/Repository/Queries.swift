@@ -27,17 +27,18 @@ extension JobRepository {
         matching filter: JobFilter, order: ListOrder = .oldestFirst, limit: Int = 100, after: PageCursor? = nil,
         unreadable: ((JobStoreError) -> Void)?
     ) throws -> JobPage {
-        guard limit > 0 else { return JobPage(jobs: [], next: nil) }
+        try filter.validate()
+        guard limit > 0 else { return JobPage(jobs: [], next: nil, examined: filter.examineAtMost.map { _ in 0 }) }
         var jobs: [Job] = []
         jobs.reserveCapacity(min(limit, 1000) + 1)
-        try forEachView(matching: filter, order: order, after: after, unreadable: unreadable) { view in
+        let walk = try forEachView(matching: filter, order: order, after: after, unreadable: unreadable) { view in
             jobs.append(view.job())
             return jobs.count <= limit  // one more than the page: is there a next page?
         }
         let more = jobs.count > limit
         if more { jobs.removeLast() }
-        let next = more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : nil
-        return JobPage(jobs: jobs, next: next)
+        let next = more ? jobs.last.map { PageCursor(createdAt: $0.createdAt, id: $0.id) } : walk.stoppedAt
+        return JobPage(jobs: jobs, next: next, examined: filter.examineAtMost.map { _ in walk.examined })
     }
 
     /// The jobs matching `filter`, by creation time, each lent to `body` in place on LMDB's page
@@ -57,15 +58,19 @@ extension JobRepository {
         matching filter: JobFilter = JobFilter(), order: ListOrder = .oldestFirst, after: PageCursor? = nil,
         _ body: (borrowing JobRecordView) throws -> Bool
     ) throws {
+        try filter.validate()
         try forEachView(matching: filter, order: order, after: after, unreadable: nil, body)
     }
 
     /// The one walk behind the listings: the filter's index range, each listed record checked and
-    /// lent as a view; an unreadable one handed to `unreadable` when given.
+    /// lent as a view; an unreadable one handed to `unreadable` when given. How many jobs of the
+    /// range it looked at, and — when it stopped at ``JobFilter/examineAtMost`` — the position
+    /// of the last one, where the next page goes on.
+    @discardableResult
     private func forEachView(
         matching filter: JobFilter, order: ListOrder, after: PageCursor?, unreadable: ((JobStoreError) -> Void)?,
         _ body: (borrowing JobRecordView) throws -> Bool
-    ) throws {
+    ) throws -> (examined: Int, stoppedAt: PageCursor?) {
         let earliest = filter.createdFrom ?? Timestamp(microseconds: .min)
         let latest = filter.createdUntil ?? Timestamp(microseconds: .max)
         func key(_ time: Timestamp, _ id: JobID) -> [UInt8] {
@@ -82,17 +87,28 @@ extension JobRepository {
             if order == .oldestFirst { range.lower = .exclusive(position) } else { range.upper = .exclusive(position) }
         }
         let index = filter.state == nil ? db.created : db.stateCreated
+        let payloadNeedle = filter.payloadContains.map { Array($0.utf8) }
+        let errorNeedle = filter.errorContains.map { Array($0.utf8) }
+        let budget = filter.examineAtMost ?? .max
+        var examined = 0
+        var stoppedAt: PageCursor?
         try reading { txn in
             var failure: Error?
             try txn.forEach(index, in: range, reverse: order == .newestFirst) { key, _ in
+                guard examined < budget else { return false }
+                examined += 1
                 do {
                     let id = try Keys.trailingID(key, index: index.name)
                     let more: Bool? = try id.withBytes { idBytes in
                         try txn.withValue(db.jobs, rawKey: idBytes) { record in
                             guard let record else { return nil }
                             let view = try JobRecordView(record, id: id)
+                            if examined == budget { stoppedAt = view.cursor }
                             if let queue = filter.queue, !view.isInQueue(queue) { return true }
                             if let tenant = filter.tenant, !view.hasTenant(tenant) { return true }
+                            if let name = filter.name, !view.hasName(name) { return true }
+                            if let payloadNeedle, !view.payloadContains(payloadNeedle) { return true }
+                            if let errorNeedle, !view.anyErrorContains(errorNeedle) { return true }
                             return try body(view)
                         }
                     }
@@ -110,6 +126,36 @@ extension JobRepository {
             }
             if let failure { throw failure }
         }
+        return (examined, stoppedAt)
+    }
+
+    /// See `JobCore/InspectableStore/commonErrors(since:limit:examineAtMost:)`: `idx.finished`'s
+    /// failed range from `since`, newest first, each record's last error read in place.
+    public func commonErrors(since: Timestamp, limit: Int = 10, examineAtMost: Int = 10_000) throws -> ErrorSummary {
+        guard let finished = db.finished, examineAtMost > 0 else { return ErrorSummary(groups: [], examined: 0, complete: false) }
+        let zero = JobID(high: 0, low: 0)
+        let range = KeyRange<[UInt8]>(
+            lower: .inclusive(Keys.finished(.failed, since, zero)), upper: .exclusive([JobState.failed.rawValue + 1]))
+        var failures: [(message: String, at: Timestamp, id: JobID)] = []
+        var complete = true
+        try reading { txn in
+            try txn.forEach(finished, in: range, reverse: true) { key, _ in
+                guard failures.count < examineAtMost else {
+                    complete = false
+                    return false
+                }
+                let id = try Keys.trailingID(key, index: finished.name)
+                try id.withBytes { idBytes in
+                    try txn.withValue(db.jobs, rawKey: idBytes) { record in
+                        guard let record else { return }
+                        let view = try JobRecordView(record, id: id)
+                        failures.append((view.lastErrorMessage ?? "(no error message)", view.updatedAt, id))
+                    }
+                }
+                return true
+            }
+        }
+        return ErrorSummary.grouping(failures, limit: limit, complete: complete)
     }
 
     /// How many jobs in `state` were created before `cutoff`, pipeline steps' jobs left out

@@ -86,6 +86,17 @@ extension JobRepository {
             }
         }
 
+        // Heartbeats: each key a scheduler id, each record readable.
+        if let workers = db.workers {
+            try forEachChunk(of: workers, chunkSize: chunkSize) { _, key, value in
+                do {
+                    _ = try WorkerFormat.decode(value, id: try Keys.owner(key))
+                } catch {
+                    problems.append(VerificationProblem(kind: .badRecord, message: "\(error)"))
+                }
+            }
+        }
+
         // The suspects, again, in one fresh snapshot: what is still wrong is reported.
         try reading { txn in
             for id in suspectJobs.sorted() {
