@@ -94,8 +94,10 @@ add("queues", "Every queue that has jobs or is paused: its jobs per state (the c
     run(['queues', P, '--json'], maxlines=30), run(['queues', 'resume', P, 'mail']), run(['queues', 'unlimit', P, 'reports']),
     run(['queues', 'pause', P, 'mial']), run(['queues', 'pause', P, 'next-month', '--create']), run(['queues', 'resume', P, 'next-month']),
     run(['jobs', 'history', P, '--kind', 'queue-paused,queue-limited,queue-resumed,queue-unlimited']))
-add("schedules", "The periodic jobs schedulers registered in the store: timing, time zone, the job they enqueue, the missed-tick policy, the last tick any process enqueued and the next one. The demo's scheduler registered these two with `schedule(\"nightly-import\", cron: \"0 3 * * *\", timeZone: \"Europe/Paris\", missedTicks: .runOnce, …)` and `schedule(\"weekly-report\", cron: \"@weekly\", …)`.",
-    run(['schedules', SCHEDULED]), run(['schedules', SCHEDULED, '--json'], maxlines=30))
+add("schedules", "The periodic jobs schedulers registered in the store: timing, time zone, the job they enqueue, the missed-tick policy, the last tick any process enqueued and the next one. `schedules run-now PATH NAME` enqueues a schedule's job to run at once (one more job; the ticks go on as before), as its scheduler registered it — the store keeps the job with the schedule — recorded in the history as the tool's; `--dry-run` says what it would enqueue. A schedule registered by a version of JobStore before the job was kept is refused until its scheduler starts again. The demo's scheduler registered these two with `schedule(\"nightly-import\", cron: \"0 3 * * *\", timeZone: \"Europe/Paris\", missedTicks: .runOnce, …)` and `schedule(\"weekly-report\", cron: \"@weekly\", …)`.",
+    run(['schedules', SCHEDULED]), run(['schedules', SCHEDULED, '--json'], maxlines=30),
+    run(['schedules', 'run-now', SCHEDULED, 'weekly-report', '--dry-run']), run(['schedules', 'run-now', SCHEDULED, 'weekly-report']),
+    run(['schedules', 'run-now', SCHEDULED, 'weekly-reprot']))
 # A scheduler at work (a demo of 300,000 jobs), seen by another process from its heartbeat.
 BUSY = '/tmp/admin-busy'
 shutil.rmtree(BUSY, ignore_errors=True)

@@ -3,7 +3,8 @@
 docs/FORMAT.md alone, so the tests check the page against the code: record-v2-timeline.bin and
 history-v1.bin ("Job record" and "Events"), record-v3-sealed.bin, pipeline-v2.bin,
 step-v2.bin and history-v2.bin ("Seal"), record-v4-headers.bin, progress-v1.bin and worker-v1.bin ("Job
-record", version 4: a job's own timeout and its headers; "Progress"; "Workers")."""
+record", version 4: a job's own timeout and its headers; "Progress"; "Workers"), schedule-v1.bin and
+schedule-v2.bin ("Schedule record": without and with the job "run now" enqueues)."""
 import struct, pathlib
 
 def crc32c(data):
@@ -87,8 +88,22 @@ worker = sealed(struct.pack("<Biqqq", 1, 4711, T4, T4 + 10_000_000, 5_000_000) +
                 + bytes([1, 4]) + b"mail" + struct.pack("<H", 1) + job_id + struct.pack("<q", T4 + 7_000_000)
                 + bytes([4]) + b"mail" + bytes([4]) + b"send")
 (out / "worker-v1.bin").write_bytes(worker)
+# Schedule records. Version 1: run-once, last tick T4, next T4 + 1 h, updated T4 + 1 s, every
+# hour, UTC, queue mail, job digest; no job kept, no seal.
+schedule_texts = lambda timing, zone: b"".join(bytes([len(t)]) + t for t in [timing, zone, b"mail", b"digest"])
+schedule_v1 = (struct.pack("<BBH", 1, 1, 0) + struct.pack("<qqq", T4, T4 + 3_600_000_000, T4 + 1_000_000)
+               + schedule_texts(b"every 3600000000\xc2\xb5s", b"UTC"))
+(out / "schedule-v1.bin").write_bytes(schedule_v1)
+# Version 2: skip, no tick yet, next T4 + 1 h, cron "0 7 * * *" in Europe/Paris; the job kept
+# (flags: job, tenant, timeout, headers), priority 5, 3 attempts, tenant acme, payload
+# {"to":"all"}, timeout 60 s, header trace = x; sealed.
+schedule_v2 = sealed(struct.pack("<BBBB", 2, 0, 0b11011, 5) + struct.pack("<qqq", -2**63, T4 + 3_600_000_000, T4 + 1_000_000)
+                     + schedule_texts(b"0 7 * * *", b"Europe/Paris") + struct.pack("<H", 3) + bytes([4]) + b"acme"
+                     + struct.pack("<I", 12) + b'{"to":"all"}' + struct.pack("<q", 60_000_000)
+                     + bytes([1, 5]) + b"trace" + struct.pack("<H", 1) + b"x")
+(out / "schedule-v2.bin").write_bytes(schedule_v2)
 for name, data in [("record-v2-timeline.bin", record), ("history-v1.bin", history_key + history_value),
                    ("record-v3-sealed.bin", record_v3), ("pipeline-v2.bin", pipeline), ("step-v2.bin", step),
                    ("history-v2.bin", history_v2), ("record-v4-headers.bin", record_v4), ("progress-v1.bin", progress),
-                   ("worker-v1.bin", worker)]:
+                   ("worker-v1.bin", worker), ("schedule-v1.bin", schedule_v1), ("schedule-v2.bin", schedule_v2)]:
     print(f"{name}: {len(data)} bytes, ends {data[-4:].hex(' ')}")

@@ -246,6 +246,14 @@ public protocol AdministrableStore: InspectableStore {
     ///   whose unique key another holds, a bad field; `.invalidPipeline` for a pipeline that is
     ///   not a valid DAG; `.invalidArgument` for a bad queue name or limit.
     func restore(_ items: [RestoreItem], actor: String, dryRun: Bool) async throws
+    /// Enqueues the job of the periodic schedule `name` to run at once ("run now"), in one
+    /// transaction whose `inserted` event names `actor`, rolled back with `dryRun`. Its ticks
+    /// go on as before: the job is one more, not a tick. The job.
+    ///
+    /// - Throws: `.notFound` for a schedule that is not registered; `.invalidArgument` for one
+    ///   registered without its job (``ScheduleRecord/jobToRunNow()``); what an insert
+    ///   refuses (a live job holding the job's unique key).
+    func runNow(schedule name: String, actor: String, dryRun: Bool) async throws -> Job
 }
 
 /// Which finished jobs and pipelines a prune takes: by when they were created or when they

@@ -117,6 +117,12 @@ public struct JobStoreError: Error, Sendable, CustomStringConvertible {
         JobStoreError(.invalidField, "a pipeline with id \(id) exists", hint: "Import into an empty store, or delete the pipeline first")
     }
 
+    package static func notFound(schedule name: String) -> JobStoreError {
+        JobStoreError(
+            .notFound, "no schedule '\(name)' is registered",
+            hint: "Check the name; `jobstore schedules` lists them (a scheduler registers its periodic jobs when it starts)")
+    }
+
     package static func notFound(_ id: PipelineID) -> JobStoreError {
         JobStoreError(.notFound, "no pipeline \(id)", hint: "Check the id; `jobstore pipelines list` shows the pipelines")
     }

@@ -29,11 +29,15 @@ public struct ScheduleRecord: Sendable, Hashable {
     public var nextTick: Timestamp?
     /// When the record last changed.
     public var updatedAt: Timestamp
+    /// The job each tick enqueues (a tick's job runs at the tick), as its scheduler registered
+    /// it: what "run now" enqueues. `nil` in a record registered by a version of JobStore
+    /// before it was kept; the next registration (a scheduler's start) adds it.
+    public var job: NewJob?
 
     /// A record.
     public init(
         name: String, timing: String, timeZone: String, queue: String, jobName: String, missedTicks: MissedTickPolicy,
-        lastTick: Timestamp? = nil, nextTick: Timestamp? = nil, updatedAt: Timestamp = .now
+        lastTick: Timestamp? = nil, nextTick: Timestamp? = nil, updatedAt: Timestamp = .now, job: NewJob? = nil
     ) {
         self.name = name
         self.timing = timing
@@ -44,6 +48,7 @@ public struct ScheduleRecord: Sendable, Hashable {
         self.lastTick = lastTick
         self.nextTick = nextTick
         self.updatedAt = updatedAt
+        self.job = job
     }
 }
 
@@ -63,5 +68,26 @@ extension ScheduleRecord {
             }
         }
         try JobStoreError.requireQueueName(queue)
+        if let job, job.queue != queue || job.name != jobName {
+            throw JobStoreError(
+                .invalidArgument, "schedule '\(name)' enqueues jobs '\(jobName)' in queue '\(queue)', but its job is '\(job.name)' in '\(job.queue)'")
+        }
+    }
+
+    /// The job "run now" enqueues: the schedule's job, to run at once (not at a tick), its
+    /// id and creation time the store's.
+    ///
+    /// - Throws: `.invalidArgument` when the record keeps no job (registered by a version of
+    ///   JobStore before it was kept): saying to start a scheduler that registers it.
+    public func jobToRunNow() throws -> NewJob {
+        guard var job else {
+            throw JobStoreError(
+                .invalidArgument, "schedule '\(name)' was registered without its job (by a version of JobStore before 'run now'), so there is nothing to run",
+                hint: "Start a scheduler that registers it (Scheduler.schedule): its registration keeps the job")
+        }
+        job.runAt = nil
+        job.id = nil
+        job.createdAt = nil
+        return job
     }
 }

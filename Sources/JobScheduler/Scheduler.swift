@@ -650,7 +650,7 @@ extension SchedulerEngine {
             do {
                 let stored = try await backend.register(ScheduleRecord(
                     name: job.name, timing: job.timingText, timeZone: job.timeZoneText, queue: job.job.queue, jobName: job.job.name,
-                    missedTicks: job.missedTicks, nextTick: job.next(after: now)))
+                    missedTicks: job.missedTicks, nextTick: job.next(after: now), job: job.job))
                 if job.missedTicks == .runOnce, let last = stored.lastTick, let missed = job.latestTick(after: last, notAfter: now),
                     try await backend.enqueue(tick: missed, of: job.name, next: job.next(after: now), job: job.job(for: missed)) != nil
                 {

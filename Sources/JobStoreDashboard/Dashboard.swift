@@ -112,7 +112,7 @@ public final class Dashboard: Sendable {
         router.get("/pipelines/:id") { request, context in
             await self.respond { try await self.pipelinePage(context.parameters.get("id") ?? "", notice: query(request)["done"]) }
         }
-        router.get("/schedules") { _, _ in await self.respond { try await self.schedulesPage() } }
+        router.get("/schedules") { request, _ in await self.respond { try await self.schedulesPage(query(request)) } }
         router.get("/errors") { request, _ in await self.respond { try await self.errorsPage(query(request)) } }
         router.get("/workers") { _, _ in await self.respond { try await self.workersPage() } }
         router.post("/jobs/bulk") { request, _ in await self.bulk(request) }
@@ -136,6 +136,7 @@ public final class Dashboard: Sendable {
         }
         router.get("/prune") { request, _ in await self.respond { try await self.prunePreview(query(request)) } }
         router.post("/prune") { request, _ in await self.prune(request) }
+        router.post("/schedules/run-now") { request, _ in await self.runNow(request) }
         // Anything else: a page saying so, with the way back (not an empty 404).
         router.get("**") { request, _ in
             self.page(
@@ -428,6 +429,25 @@ public final class Dashboard: Sendable {
             }
             _ = try await store.apply(change, to: queue, actor: Dashboard.actor, dryRun: false)
             return Response(status: .seeOther, headers: [.location: link("/")])
+        }
+    }
+
+    /// `POST /schedules/run-now` with `schedule`: enqueues the schedule's job to run now, in
+    /// the history by the dashboard; back to the schedules page, which links the job.
+    func runNow(_ request: Request) async -> Response {
+        let form = await formFields(request)
+        if let refused = refusal(request, form: form) { return refused }
+        return await respond {
+            guard let name = form["schedule"], !name.isEmpty else { throw PageError.badRequest("which schedule? the form has no 'schedule' field") }
+            let job: Job
+            do {
+                job = try await store.runNow(schedule: name, actor: Dashboard.actor, dryRun: false)
+            } catch let error as JobStoreError where error.code == .notFound {
+                throw PageError.notFound(error.message)
+            } catch let error as JobStoreError where error.code == .invalidArgument {
+                throw PageError.badRequest(error.description)
+            }
+            return Response(status: .seeOther, headers: [.location: link("/schedules?enqueued=\(job.id)")])
         }
     }
 

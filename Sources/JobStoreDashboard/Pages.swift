@@ -194,19 +194,34 @@ extension Dashboard {
 
     /// `GET /schedules`: the periodic jobs the store knows (registered by the schedulers that
     /// run them), with their timing and their last and next ticks.
-    func schedulesPage() async throws -> Response {
+    func schedulesPage(_ query: [String: String]) async throws -> Response {
+        try requireKnown(query, ["enqueued"])
         let schedules = try await store.schedules()
         let rows = schedules.isEmpty
-            ? "<tr><td colspan=8 class=muted>no periodic job is registered (a scheduler registers its schedules when it starts)</td></tr>"
+            ? "<tr><td colspan=9 class=muted>no periodic job is registered (a scheduler registers its schedules when it starts)</td></tr>"
             : schedules.map { schedule in
-                "<tr><td>\(html(schedule.name))</td><td><code>\(html(schedule.timing))</code></td><td>\(html(schedule.timeZone))</td><td><a href=\"\(link("/jobs?queue=\(urlEscaped(schedule.queue))"))\">\(html(schedule.queue))</a></td><td>\(html(schedule.jobName))</td><td>\(schedule.missedTicks)</td><td>\(schedule.lastTick.map { when($0) } ?? "-")</td><td>\(schedule.nextTick.map { when($0) } ?? "-")</td></tr>"
+                "<tr><td>\(html(schedule.name))</td><td><code>\(html(schedule.timing))</code></td><td>\(html(schedule.timeZone))</td><td><a href=\"\(link("/jobs?queue=\(urlEscaped(schedule.queue))"))\">\(html(schedule.queue))</a></td><td>\(html(schedule.jobName))</td><td>\(schedule.missedTicks)</td><td>\(schedule.lastTick.map { when($0) } ?? "-")</td><td>\(schedule.nextTick.map { when($0) } ?? "-")</td>\(runNowControl(schedule))</tr>"
             }.joined()
+        let done = query["enqueued"].flatMap { try? JobID(parsing: $0) }.map {
+            "<p><b>Enqueued job <a href=\"\(link("/jobs/\($0)"))\">\($0)</a> to run now.</b></p>"
+        } ?? ""
         let body = """
-            <table><thead><tr><th>schedule</th><th>timing</th><th>time zone</th><th>queue</th><th>job</th><th>missed ticks</th><th>last tick</th><th>next tick</th></tr></thead>
+            \(done)<table><thead><tr><th>schedule</th><th>timing</th><th>time zone</th><th>queue</th><th>job</th><th>missed ticks</th><th>last tick</th><th>next tick</th><th></th></tr></thead>
             <tbody>\(rows)</tbody></table>
-            <p class=muted>Each tick enqueues one job across every process (the store records the last tick). The job is defined by the program whose scheduler registered the schedule, so it is run from there, not from this page.</p>
+            <p class=muted>Each tick enqueues one job across every process (the store records the last tick). "Run now" enqueues one more, as the schedule's scheduler registered it; the ticks go on as before.</p>
             """
         return page(title: "Periodic jobs", body: body)
+    }
+
+    /// A schedule row's "Run now" (with --allow-writes): a form posting its name and the page's
+    /// CSRF field; for a schedule registered without its job, why there is none.
+    func runNowControl(_ schedule: ScheduleRecord) -> String {
+        guard options.allowWrites else { return "<td></td>" }
+        guard schedule.job != nil else {
+            return "<td class=muted title=\"registered by a version of JobStore that did not keep the job; its scheduler's next start registers it\">job not kept</td>"
+        }
+        let confirm = "Enqueue a job of schedule \(schedule.name) to run now?"
+        return "<td><form class=inline method=post action=\"\(link("/schedules/run-now"))\" onsubmit=\"return confirm('\(html(jsEscaped(confirm)))')\"><input type=hidden name=csrf value=\"\(csrf)\"><input type=hidden name=schedule value=\"\(html(schedule.name))\"><button>Run now</button></form></td>"
     }
 
     func pruneForm() -> String {

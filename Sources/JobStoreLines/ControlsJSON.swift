@@ -61,9 +61,28 @@ package struct ScheduleJSON: Codable {
     package var missedTicks: String
     package var lastTick: Int64?
     package var nextTick: Int64?
+    /// The job it enqueues (`ScheduleRecord/job`); absent in an export of a store that did not
+    /// keep it.
+    package var job: Template?
+
+    /// A schedule's job: its name and queue are the schedule's; the payload is base64.
+    package struct Template: Codable {
+        var priority: UInt8
+        var maxAttempts: UInt16
+        var tenant: String?
+        var uniqueKey: String?
+        var payload: String
+        var timeoutMicroseconds: Int64?
+        var headers: [String: String]?
+
+        enum CodingKeys: String, CodingKey {
+            case priority, tenant, payload, headers
+            case maxAttempts = "max_attempts", uniqueKey = "unique_key", timeoutMicroseconds = "timeout_us"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case kind, name, timing, queue
+        case kind, name, timing, queue, job
         case timeZone = "time_zone", jobName = "job_name", missedTicks = "missed_ticks", lastTick = "last_tick", nextTick = "next_tick"
     }
 
@@ -76,6 +95,12 @@ package struct ScheduleJSON: Codable {
         missedTicks = schedule.missedTicks.description
         lastTick = schedule.lastTick?.microseconds
         nextTick = schedule.nextTick?.microseconds
+        job = schedule.job.map { job in
+            Template(
+                priority: job.priority, maxAttempts: job.maxAttempts, tenant: job.tenant, uniqueKey: job.uniqueKey,
+                payload: Data(job.payload).base64EncodedString(), timeoutMicroseconds: job.timeout?.wholeMicroseconds,
+                headers: job.headers.isEmpty ? nil : job.headers)
+        }
     }
 
     /// The record, checked as a registration is.
@@ -85,7 +110,14 @@ package struct ScheduleJSON: Codable {
         }
         let record = ScheduleRecord(
             name: name, timing: timing, timeZone: timeZone, queue: queue, jobName: jobName, missedTicks: policy,
-            lastTick: lastTick.map(Timestamp.init(microseconds:)), nextTick: nextTick.map(Timestamp.init(microseconds:)))
+            lastTick: lastTick.map(Timestamp.init(microseconds:)), nextTick: nextTick.map(Timestamp.init(microseconds:)),
+            job: try job.map { job in
+                guard let payload = Data(base64Encoded: job.payload) else { throw LineError("the payload of schedule '\(name)''s job is not base64") }
+                return NewJob(
+                    name: jobName, queue: queue, payload: Array(payload), priority: job.priority, maxAttempts: job.maxAttempts,
+                    tenant: job.tenant, uniqueKey: job.uniqueKey, timeout: job.timeoutMicroseconds.map { .microseconds($0) },
+                    headers: job.headers ?? [:])
+            })
         try record.validate()
         return record
     }

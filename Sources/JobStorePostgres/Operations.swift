@@ -150,8 +150,19 @@ extension PostgresJobStore {
             var record = schedule
             record.lastTick = try await txn.rows(Statements.schedule(schedule.name), ScheduleRow.decode).first?.lastTick ?? schedule.lastTick
             record.updatedAt = txn.now
-            try await txn.run(Statements.upsert(record))
+            try await txn.run(try Statements.upsert(record))
             return record
+        }
+    }
+
+    /// See `JobCore/AdministrableStore/runNow(schedule:actor:dryRun:)`.
+    public func runNow(schedule name: String, actor: String, dryRun: Bool) async throws -> Job {
+        try await transaction("run schedule '\(name)' now", rollingBack: dryRun) { txn in
+            txn.actor = actor
+            guard let record = try await txn.rows(Statements.schedule(name), ScheduleRow.decode).first else {
+                throw JobStoreError.notFound(schedule: name)
+            }
+            return try await txn.insert([try record.jobToRunNow()])[0]
         }
     }
 
@@ -160,14 +171,14 @@ extension PostgresJobStore {
     public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
         try await transaction("enqueue a tick of schedule '\(name)'") { txn in
             guard var record = try await txn.rows(Statements.schedule(name), ScheduleRow.decode).first else {
-                throw JobStoreError(.notFound, "no schedule '\(name)' is registered", hint: "Register it first (Scheduler.schedule)")
+                throw JobStoreError.notFound(schedule: name)
             }
             if let last = record.lastTick, last >= tick { return nil }
             let inserted = try await txn.insert([job])[0]
             record.lastTick = tick
             record.nextTick = next
             record.updatedAt = txn.now
-            try await txn.run(Statements.upsert(record))
+            try await txn.run(try Statements.upsert(record))
             return inserted
         }
     }

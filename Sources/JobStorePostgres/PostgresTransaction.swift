@@ -500,7 +500,7 @@ final class PostgresTransaction {
             var record = schedule
             record.lastTick = try await rows(Statements.schedule(schedule.name), ScheduleRow.decode).first?.lastTick ?? schedule.lastTick
             record.updatedAt = now
-            try await run(Statements.upsert(record))
+            try await run(try Statements.upsert(record))
         }
     }
 

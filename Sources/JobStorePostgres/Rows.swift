@@ -71,7 +71,7 @@ enum JobRow {
             uniqueKey: try cells[14].decode(String?.self),
             pipeline: pipeline.flatMap { pipeline in step.map { PipelineReference(pipeline: PipelineID(pipeline), step: UInt16(clamping: $0)) } },
             timeout: try cells[19].decode(Int64?.self).map { .microseconds($0) },
-            headers: try headers(try cells[20].decode(String?.self), of: id),
+            headers: try headers(try cells[20].decode(String?.self), of: "job \(id)", jobID: id),
             payload: Array((try cells[17].decode(ByteBuffer.self)).readableBytesView),
             result: try cells[18].decode(ByteBuffer?.self).map { Array($0.readableBytesView) })
     }
@@ -84,12 +84,13 @@ enum JobRow {
         return String(decoding: try encoder.encode(headers), as: UTF8.self)
     }
 
-    private static func headers(_ json: String?, of id: JobID) throws -> [String: String] {
+    /// Headers as ``headersJSON(_:)`` stores them (`nil`: none), of `what` (a job, a schedule's job).
+    static func headers(_ json: String?, of what: @autoclosure () -> String, jobID: JobID? = nil) throws -> [String: String] {
         guard let json else { return [:] }
         do {
             return try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
         } catch {
-            throw JobStoreError(.corruptRecord, "the headers of job \(id) in PostgreSQL are not readable: \(error)", jobID: id)
+            throw JobStoreError(.corruptRecord, "the headers of \(what()) in PostgreSQL are not readable: \(error)", jobID: jobID)
         }
     }
 
@@ -166,7 +167,20 @@ enum ScheduleRow {
             missedTicks: MissedTickPolicy(rawValue: UInt8(clamping: try cells[5].decode(Int16.self))) ?? .skip,
             lastTick: try cells[6].decode(Int64?.self).map(Timestamp.init(microseconds:)),
             nextTick: try cells[7].decode(Int64?.self).map(Timestamp.init(microseconds:)),
-            updatedAt: Timestamp(microseconds: try cells[8].decode(Int64.self)))
+            updatedAt: Timestamp(microseconds: try cells[8].decode(Int64.self)), job: try job(cells))
+    }
+
+    /// The job a row keeps (columns 9…15), `nil` when `job_max_attempts` is NULL.
+    private static func job(_ cells: PostgresRandomAccessRow) throws -> NewJob? {
+        guard let maxAttempts = try cells[10].decode(Int32?.self) else { return nil }
+        let name = try cells[0].decode(String.self)
+        let headers = try JobRow.headers(try cells[15].decode(String?.self), of: "the job of schedule '\(name)'")
+        return NewJob(
+            name: try cells[4].decode(String.self), queue: try cells[3].decode(String.self),
+            payload: try cells[13].decode(ByteBuffer?.self).map { Array($0.readableBytesView) } ?? [],
+            priority: UInt8(clamping: try cells[9].decode(Int16?.self) ?? 0), maxAttempts: UInt16(clamping: maxAttempts),
+            tenant: try cells[11].decode(String?.self), uniqueKey: try cells[12].decode(String?.self),
+            timeout: try cells[14].decode(Int64?.self).map { .microseconds($0) }, headers: headers)
     }
 }
 

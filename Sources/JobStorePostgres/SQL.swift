@@ -27,7 +27,18 @@ enum Schema {
         """
 
     /// The migrations, in order: `migrations[v - 1]` takes a database from version v − 1 to v.
-    static let migrations: [[String]] = [version1, version2, version3, version4, version5, version6, version7]
+    static let migrations: [[String]] = [version1, version2, version3, version4, version5, version6, version7, version8]
+
+    /// Version 8: a schedule keeps its job (what "run now" enqueues), as the embedded store's
+    /// schedule record version 2 does: `job_max_attempts` is NULL when none is kept (a row of
+    /// an older version, until its scheduler registers it again); headers as a job's.
+    static let version8: [String] = [
+        """
+        ALTER TABLE jobstore_schedules ADD COLUMN job_priority smallint, ADD COLUMN job_max_attempts integer,
+            ADD COLUMN job_tenant text, ADD COLUMN job_unique_key text, ADD COLUMN job_payload bytea,
+            ADD COLUMN job_timeout_us bigint, ADD COLUMN job_headers jsonb
+        """
+    ]
 
     /// Version 7: the finished jobs' index takes pipeline steps' jobs too, as the embedded
     /// store's `idx.finished` does: "the jobs that failed since" (the dashboard's common errors)
@@ -664,7 +675,7 @@ enum Statements {
 
     /// Every registered schedule, by name.
     static func schedules() -> PostgresQuery {
-        "SELECT \(unescaped: scheduleColumns) FROM jobstore_schedules ORDER BY name"
+        "SELECT \(unescaped: scheduleSelection) FROM jobstore_schedules ORDER BY name"
     }
 
     static func jobs(createdFrom start: Timestamp, until end: Timestamp, limit: Int) -> PostgresQuery {
@@ -1053,25 +1064,36 @@ enum Statements {
     // MARK: Schedules
 
     /// The columns of a schedule row, in the order ``ScheduleRow`` decodes them.
-    static let scheduleColumns = "name, timing, time_zone, queue, job_name, missed_ticks, last_tick, next_tick, updated_at"
+    static let scheduleColumns = """
+        name, timing, time_zone, queue, job_name, missed_ticks, last_tick, next_tick, updated_at,
+        job_priority, job_max_attempts, job_tenant, job_unique_key, job_payload, job_timeout_us, job_headers
+        """
+    /// ``scheduleColumns`` to read: the headers as text.
+    static let scheduleSelection = scheduleColumns.replacingOccurrences(of: "job_headers", with: "job_headers::text")
 
     static func schedule(_ name: String) -> PostgresQuery {
-        "SELECT \(unescaped: scheduleColumns) FROM jobstore_schedules WHERE name = \(name) FOR UPDATE"
+        "SELECT \(unescaped: scheduleSelection) FROM jobstore_schedules WHERE name = \(name) FOR UPDATE"
     }
 
     /// Registers or updates a schedule. The last tick only moves forward: two processes
     /// registering at once (neither saw the other's row) must not undo a tick already enqueued.
-    static func upsert(_ schedule: ScheduleRecord) -> PostgresQuery {
-        """
-        INSERT INTO jobstore_schedules (\(unescaped: scheduleColumns)) VALUES (
-            \(schedule.name), \(schedule.timing), \(schedule.timeZone), \(schedule.queue), \(schedule.jobName),
-            \(Int16(schedule.missedTicks.rawValue)), \(schedule.lastTick?.microseconds), \(schedule.nextTick?.microseconds),
-            \(schedule.updatedAt.microseconds))
-        ON CONFLICT (name) DO UPDATE SET timing = excluded.timing, time_zone = excluded.time_zone, queue = excluded.queue,
-            job_name = excluded.job_name, missed_ticks = excluded.missed_ticks,
-            last_tick = greatest(jobstore_schedules.last_tick, excluded.last_tick),
-            next_tick = excluded.next_tick, updated_at = excluded.updated_at
-        """
+    static func upsert(_ schedule: ScheduleRecord) throws -> PostgresQuery {
+        let job = schedule.job
+        return """
+            INSERT INTO jobstore_schedules (\(unescaped: scheduleColumns)) VALUES (
+                \(schedule.name), \(schedule.timing), \(schedule.timeZone), \(schedule.queue), \(schedule.jobName),
+                \(Int16(schedule.missedTicks.rawValue)), \(schedule.lastTick?.microseconds), \(schedule.nextTick?.microseconds),
+                \(schedule.updatedAt.microseconds), \(job.map { Int16($0.priority) }), \(job.map { Int32($0.maxAttempts) }),
+                \(job?.tenant), \(job?.uniqueKey), \(job.map { ByteBuffer(bytes: $0.payload) }), \(job?.timeout?.wholeMicroseconds),
+                \(try job.flatMap { try JobRow.headersJSON($0.headers) })::jsonb)
+            ON CONFLICT (name) DO UPDATE SET timing = excluded.timing, time_zone = excluded.time_zone, queue = excluded.queue,
+                job_name = excluded.job_name, missed_ticks = excluded.missed_ticks,
+                last_tick = greatest(jobstore_schedules.last_tick, excluded.last_tick),
+                next_tick = excluded.next_tick, updated_at = excluded.updated_at,
+                job_priority = excluded.job_priority, job_max_attempts = excluded.job_max_attempts, job_tenant = excluded.job_tenant,
+                job_unique_key = excluded.job_unique_key, job_payload = excluded.job_payload, job_timeout_us = excluded.job_timeout_us,
+                job_headers = excluded.job_headers
+            """
     }
 }
 

@@ -78,7 +78,7 @@ struct PostgresTests {
                 for try await version in try await client.query("SELECT value FROM jobstore_meta WHERE key = 'schema_version'").decode(Int64.self) {
                     // Every migration ran once, and the version says so (a version behind the
                     // migrations would run the last ones again at every open).
-                    #expect(version == 7 && version == Int64(Schema.migrations.count))
+                    #expect(version == 8 && version == Int64(Schema.migrations.count))
                 }
                 // A version-1 database (before queue control and the history) is migrated on open.
                 try await client.query("DROP TABLE jobstore_queues")
@@ -88,6 +88,10 @@ struct PostgresTests {
                 try await client.query("DROP TABLE jobstore_progress")
                 try await client.query("DROP TABLE jobstore_workers")
                 try await client.query("ALTER TABLE jobstore_jobs DROP COLUMN timeout_us, DROP COLUMN headers")
+                try await client.query("""
+                    ALTER TABLE jobstore_schedules DROP COLUMN job_priority, DROP COLUMN job_max_attempts, DROP COLUMN job_tenant,
+                        DROP COLUMN job_unique_key, DROP COLUMN job_payload, DROP COLUMN job_timeout_us, DROP COLUMN job_headers
+                    """)
                 try await client.query("UPDATE jobstore_meta SET value = 1 WHERE key = 'schema_version'")
             }
             let migrated = try await PostgresJobStore(url: url, options: .forTests)

@@ -177,7 +177,8 @@ struct ToolConformanceTests {
             try await source.setRateLimit(queue: "u", starts: 5, per: .seconds(60))
             _ = try await source.register(ScheduleRecord(
                 name: "nightly", timing: "0 3 * * *", timeZone: "UTC", queue: "ci", jobName: "build", missedTicks: .skip,
-                lastTick: Timestamp.now.adding(.seconds(-3600)), nextTick: nil))
+                lastTick: Timestamp.now.adding(.seconds(-3600)), nextTick: nil,
+                job: NewJob(name: "build", queue: "ci", payload: [0, 1, 255], priority: 2, uniqueKey: "nightly", headers: ["k": "v"])))
 
             try await withTestDatabase(try #require(postgresURL)) { url in
                 // LMDB → PostgreSQL (an empty database: --create makes the schema) → LMDB.
@@ -218,6 +219,7 @@ struct ToolConformanceTests {
                     let schedules = try await store.schedules()
                     let lastTick = try source.schedules().first?.lastTick
                     #expect(schedules.map(\.name) == ["nightly"] && schedules.first?.lastTick == lastTick, "\(name)")
+                    #expect(schedules.first?.job == (try source.schedules().first?.job) && schedules.first?.job != nil, "\(name)")
                     #expect(try await store.verify(chunkSize: 1000).isEmpty, "\(name)")
                 }
                 // Each timeline: the original events, then one `inserted` per import, by the tool.
@@ -231,6 +233,58 @@ struct ToolConformanceTests {
                 }
                 await postgres.close()
             }
+        }
+    }
+}
+
+extension ToolConformanceTests {
+    @Test("run now: a schedule's kept job is enqueued at once with every field, by the tool or the caller named in its history, its ticks untouched; the dry run changes nothing; a schedule without a kept job, or none, is a clear error",
+          arguments: Backend.available)
+    func runNow(_ backend: Backend) async throws {
+        try await withBackend(backend) { store, location in
+            let template = NewJob(
+                name: "digest", queue: "mail", payload: Array(#"{"to":"all"}"#.utf8), priority: 3, maxAttempts: 4, tenant: "acme",
+                timeout: .seconds(90), headers: ["source": "cron"])
+            let lastTick = Timestamp.now.adding(.seconds(-600))
+            _ = try await store.register(ScheduleRecord(
+                name: "digest", timing: "every 3600000000µs", timeZone: "UTC", queue: "mail", jobName: "digest", missedTicks: .skip,
+                lastTick: lastTick, job: template))
+            _ = try await store.register(ScheduleRecord(name: "old", timing: "0 3 * * *", timeZone: "UTC", queue: "mail", jobName: "old", missedTicks: .skip))
+            #expect(try await store.schedules().map { $0.job } == [template, nil])
+
+            let future = Timestamp.now.adding(.seconds(3600))
+            let before = (try await store.counts(), try await store.countHistory(before: future))
+            let dry = try jobstore(["schedules", "run-now", location, "digest", "--dry-run", "--json"])
+            #expect(dry.status == 0 && dry.out.contains(#""dry_run":true"#), "\(dry.out) \(dry.err)")
+            let after = (try await store.counts(), try await store.countHistory(before: future))
+            #expect(after.0 == before.0 && after.1 == before.1, "run-now --dry-run changed the store: \(before) → \(after)")
+
+            let run = try jobstore(["schedules", "run-now", location, "digest", "--json"])
+            #expect(run.status == 0, "\(run.out) \(run.err)")
+            let line = try #require(try JSONSerialization.jsonObject(with: Data(run.out.utf8)) as? [String: Any], "\(run.out)")
+            let id = try JobID(parsing: try #require(line["job"] as? String))
+            let job = try #require(try await store.job(id))
+            #expect(job.name == "digest" && job.queue == "mail" && job.payload == template.payload && job.priority == 3)
+            #expect(job.maxAttempts == 4 && job.tenant == "acme" && job.timeout == .seconds(90) && job.headers == ["source": "cron"])
+            let now = Timestamp.now
+            #expect(job.state == .pending && job.runAt <= now)
+            try await waitUntil("the insert in the history") { try await store.events(of: id).events.last?.kind == .inserted }
+            #expect(try await store.events(of: id).events.last?.actor?.hasPrefix("jobstore tool (") == true)
+            #expect(try await store.schedules().first?.lastTick == lastTick)
+
+            // The library call names its caller.
+            let second = try await store.runNow(schedule: "digest", actor: "ops runbook", dryRun: false)
+            #expect(second.id != id && second.payload == template.payload)
+            try await waitUntil("the insert in the history") { try await store.events(of: second.id).events.last?.actor == "ops runbook" }
+
+            let old = try jobstore(["schedules", "run-now", location, "old"])
+            #expect(old.status == 1 && old.err.contains("registered without its job"), "\(old.out) \(old.err)")
+            let none = try jobstore(["schedules", "run-now", location, "nope"])
+            #expect(none.status == 1 && none.err.contains("no schedule 'nope' is registered"), "\(none.out) \(none.err)")
+            await #expect(throws: JobStoreError.self) { try await store.runNow(schedule: "nope", actor: "t", dryRun: true) }
+            let listed = try jobstore(["schedules", location, "--json"])
+            let rows = try JSONSerialization.jsonObject(with: Data(listed.out.utf8)) as? [[String: Any]]
+            #expect(listed.status == 0 && rows?.map { $0["run_now"] as? Bool } == [true, false], "\(listed.out)")
         }
     }
 }

@@ -91,6 +91,8 @@ struct PeriodicTests {
             #expect(perTick.values.allSatisfy { $0 == 1 }, "ticks enqueued twice: \(perTick.filter { $0.value > 1 }.count)")
             let record = try #require(try store.schedules().first)
             #expect(record.name == "ticker" && record.timing == "every 50000µs" && record.lastTick == perTick.keys.max())
+            // The registration keeps the job, for "run now".
+            #expect(record.job == NewJob(name: "tick", queue: "ticks"), "\(String(describing: record.job))")
         }
     }
 

@@ -313,7 +313,7 @@ struct DashboardTests {
         #expect(second.contains("<b>251</b>pending"))
     }
 
-    @Test("queue controls: pause, resume, a rate limit and its removal from the overview's rows, each needing the token, each in the history by the dashboard; bad input is 400, an unknown queue 404; the schedules page lists the periodic jobs")
+    @Test("queue controls: pause, resume, a rate limit and its removal from the overview's rows, each needing the token, each in the history by the dashboard; bad input is 400, an unknown queue 404; the schedules page lists the periodic jobs, and run-now enqueues one's job (token needed, in the history, bad input a clear page)")
     func queueControlsAndSchedules() async throws {
         let directory = TemporaryDirectory()
         let (store, _, _) = try makeDashboardStore(directory.path)
@@ -353,9 +353,35 @@ struct DashboardTests {
             #expect(try await client.execute(uri: "/schedules", method: .get).text.contains("no periodic job is registered"))
             _ = try await store.register(ScheduleRecord(
                 name: "nightly", timing: "0 3 * * *", timeZone: "Europe/Berlin", queue: "reports", jobName: "build-report", missedTicks: .skip,
-                lastTick: nil, nextTick: Timestamp.now.adding(.seconds(3600))))
+                lastTick: nil, nextTick: Timestamp.now.adding(.seconds(3600)),
+                job: NewJob(name: "build-report", queue: "reports", payload: Array("weekly".utf8), priority: 2)))
+            _ = try await store.register(ScheduleRecord(name: "legacy", timing: "0 4 * * *", timeZone: "UTC", queue: "reports", jobName: "old", missedTicks: .skip))
             let schedules = try await client.execute(uri: "/schedules", method: .get)
             #expect(schedules.status == .ok && schedules.text.contains("nightly") && schedules.text.contains("<code>0 3 * * *</code>") && schedules.text.contains("Europe/Berlin"))
+            #expect(schedules.text.contains("action=\"/schedules/run-now\"") && schedules.text.contains("name=schedule value=\"nightly\""))
+            #expect(schedules.text.contains("job not kept") && !schedules.text.contains("name=schedule value=\"legacy\""))
+            // Run now: the token needed; the job enqueued as the schedule keeps it, by the dashboard; bad input each a clear page.
+            func runNow(_ body: String, authorized: Bool = true) async throws -> TestResponse {
+                try await client.execute(
+                    uri: "/schedules/run-now", method: .post, headers: authorized ? [tokenHeader: token] : [:], body: ByteBuffer(string: body))
+            }
+            let before = try store.count(.pending)
+            #expect(try await runNow("schedule=nightly", authorized: false).status == .forbidden)
+            #expect(try store.count(.pending) == before)
+            let ran = try await runNow("schedule=nightly")
+            #expect(ran.status == .seeOther)
+            let location = try #require(ran.headers[.location])
+            let id = try JobID(parsing: String(try #require(location.split(separator: "=").last)))
+            let job = try #require(try store.job(id))
+            #expect(job.name == "build-report" && job.queue == "reports" && job.payload == Array("weekly".utf8) && job.priority == 2 && job.state == .pending)
+            #expect(try store.events(of: id).events.last?.actor?.hasPrefix("dashboard (") == true)
+            #expect(try await client.execute(uri: location, method: .get).text.contains("Enqueued job <a href=\"/jobs/\(id)\">"))
+            let unknownSchedule = try await runNow("schedule=nope")
+            #expect(unknownSchedule.status == .notFound && unknownSchedule.text.contains("no schedule &#39;nope&#39;"), "\(unknownSchedule.text)")
+            let legacy = try await runNow("schedule=legacy")
+            #expect(legacy.status == .badRequest && legacy.text.contains("registered without its job"), "\(legacy.text)")
+            #expect(try await runNow("").status == .badRequest)
+            #expect(try store.count(.pending) == before + 1)
         }
         // Read-only: no controls, and a post is refused.
         try await application(store).test(.router) { client in

@@ -23,6 +23,11 @@ struct DryRunTests {
             PipelineStep("first", job: NewJob(name: "first", queue: "chain")),
             PipelineStep("second", job: NewJob(name: "second", queue: "chain"), dependsOn: ["first"]),
         ]))
+        try store.write { txn in
+            try txn.register(ScheduleRecord(
+                name: "digest", timing: "0 7 * * *", timeZone: "UTC", queue: "mail", jobName: "digest", missedTicks: .skip,
+                job: NewJob(name: "digest", queue: "mail", payload: Array("all".utf8))))
+        }
         return (jobs, failed.id, chain.id)
     }
 
@@ -67,6 +72,7 @@ struct DryRunTests {
             (["prune", path, "--state", "succeeded", "--older-than", "0s", "--dry-run"], 0, "would delete 1 succeeded job"),
             (["prune", path, "--history-before", "0s", "--dry-run"], 0, "would delete"),
             (["import", path, file, "--dry-run"], 0, "12 jobs and 0 pipelines would be imported"),
+            (["schedules", "run-now", path, "digest", "--dry-run"], 0, "job 'digest' would be enqueued in queue mail"),
             (["import", directory.sub("new"), file, "--create", "--dry-run"], 0, "12 jobs and 0 pipelines would be imported"),
         ]
         for (arguments, status, says) in cases {
@@ -76,10 +82,10 @@ struct DryRunTests {
             #expect(try dataFile(path) == before, "\(arguments) changed data.mdb")
         }
         // The same with --json: each line says it was a dry run.
-        for arguments in [["cancel", path, id("job-6")], ["cancel", path, "--queue", "mail"], ["requeue", path, "--stuck"]] {
+        for arguments in [["cancel", path, id("job-6")], ["cancel", path, "--queue", "mail"], ["requeue", path, "--stuck"], ["schedules", "run-now", path, "digest"]] {
             let result = try jobstore(arguments + ["--dry-run", "--json"])
             #expect(result.status == 0, "\(arguments): \(result.err)")
-            if arguments.count == 3 && arguments[2] != "--stuck" { #expect(try json(result.out)["dry_run"] as? Bool == true) }
+            if (arguments.count == 3 && arguments[2] != "--stuck") || arguments[0] == "schedules" { #expect(try json(result.out)["dry_run"] as? Bool == true) }
             #expect(try dataFile(path) == before, "\(arguments) --json changed data.mdb")
         }
         #expect(!FileManager.default.fileExists(atPath: directory.sub("new")), "import --create --dry-run made a store")

@@ -81,8 +81,11 @@ package enum Schema {
     /// and its headers, flag bits 5 and 6) and the `progress` database, created empty when an
     /// older store is first opened writable; older records stay readable as they are. Version
     /// 7: the `workers` database (schedulers' heartbeats, ``WorkerFormat``), created empty when
-    /// an older store is first opened writable.
-    package static let formatVersion: UInt32 = 7
+    /// an older store is first opened writable. Version 8: schedule records of version 2 (the
+    /// job "run now" enqueues, and a seal); nothing is rewritten — a version-1 record reads as a
+    /// schedule keeping no job and is rewritten at its next registration — the version only
+    /// says that a program of version 7 would not read them.
+    package static let formatVersion: UInt32 = 8
 }
 
 /// Keys of the `meta` database.

@@ -66,10 +66,7 @@ public enum RecordFormat {
         if job.pipeline != nil { size += 18 }
         if let result = job.result { size += 4 + result.count }
         if job.timeout != nil { size += 8 }
-        if !job.headers.isEmpty {
-            size += 1
-            for (name, value) in job.headers { size += 3 + name.utf8.count + value.utf8.count }
-        }
+        size += RecordWriter.headersSize(job.headers)
         // Only the last errors are kept (a slice, read here and in `write`: an array of pairs
         // cost an allocation and a tuple type's metadata lookup on every encode).
         for error in job.errors.suffix(JobLimits.maxErrors) {
@@ -113,14 +110,7 @@ public enum RecordFormat {
         writer.putLong(job.payload)
         if let result = job.result { writer.putLong(result) }
         if let timeout = job.timeout { writer.put(timeout.wholeMicroseconds) }
-        if !job.headers.isEmpty {
-            writer.put(UInt8(job.headers.count))
-            for (name, value) in sortedHeaders(job.headers) {
-                writer.putShort(name.utf8)
-                writer.put(UInt16(value.utf8.count))
-                writer.putBytes(value.utf8)
-            }
-        }
+        writer.putHeaders(job.headers)
         let errors = job.errors.suffix(JobLimits.maxErrors)
         writer.put(UInt8(errors.count))
         for error in errors {

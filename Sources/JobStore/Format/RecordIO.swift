@@ -41,6 +41,24 @@ struct RecordWriter {
         putBytes(bytes)
     }
 
+    /// A job's headers as records keep them: count (UInt8), each name (UInt8 length + UTF-8)
+    /// and value (UInt16 LE length + UTF-8), in the names' byte order. None: nothing written
+    /// (a flag says whether they are there).
+    mutating func putHeaders(_ headers: [String: String]) {
+        guard !headers.isEmpty else { return }
+        put(UInt8(headers.count))
+        for (name, value) in RecordFormat.sortedHeaders(headers) {
+            putShort(name.utf8)
+            put(UInt16(value.utf8.count))
+            putBytes(value.utf8)
+        }
+    }
+
+    /// The bytes ``putHeaders(_:)`` writes.
+    static func headersSize(_ headers: [String: String]) -> Int {
+        headers.isEmpty ? 0 : headers.reduce(1) { $0 + 3 + $1.key.utf8.count + $1.value.utf8.count }
+    }
+
     mutating func putLong(_ bytes: [UInt8]) {
         put(UInt32(bytes.count))
         bytes.withUnsafeBytes { source in
@@ -222,6 +240,24 @@ struct RecordReader {
 
     mutating func shortString(_ what: StaticString) throws -> String {
         RecordReader.string(bytes, try shortText(what))
+    }
+
+    /// Headers as ``RecordWriter/putHeaders(_:)`` writes them (at least one), checked: names in
+    /// ascending byte order, none repeated.
+    mutating func headers() throws -> [String: String] {
+        let count = Int(try u8())
+        if count == 0 { throw corrupt("its headers flag is set but it has 0 headers") }
+        var headers: [String: String] = [:]
+        var previous: Range<Int>? = nil
+        for _ in 0..<count {
+            let name = try shortText("header name")
+            if let previous, !bytes[previous].lexicographicallyPrecedes(bytes[name]) {
+                throw corrupt("its header names are not in ascending order (or one repeats)")
+            }
+            previous = name
+            headers[RecordReader.string(bytes, name)] = try string(Int(try u16()), "header value")
+        }
+        return headers
     }
 
     mutating func longBytes(_ what: StaticString) throws -> [UInt8] {

@@ -37,6 +37,15 @@ extension JobRepository: AdministrableStore {
         return dryRun ? try rehearse(body) : try await write(body)
     }
 
+    /// See `JobCore/AdministrableStore/runNow(schedule:actor:dryRun:)`.
+    public func runNow(schedule name: String, actor: String, dryRun: Bool) async throws -> Job {
+        @Sendable func body(_ txn: JobTransaction) throws -> Job {
+            txn.actor = actor
+            return try txn.runNow(schedule: name)
+        }
+        return dryRun ? try rehearse(body) : try await write(body)
+    }
+
     /// See `JobCore/AdministrableStore/restore(_:actor:dryRun:)`.
     public func restore(_ items: [RestoreItem], actor: String, dryRun: Bool) async throws {
         @Sendable func body(_ txn: JobTransaction) throws {

@@ -25,9 +25,7 @@ extension JobTransaction {
     ///
     /// - Throws: `.notFound` for a schedule that is not registered.
     public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) throws -> Job? {
-        guard var record = try schedule(name) else {
-            throw JobStoreError(.notFound, "no schedule '\(name)' is registered", hint: "Register it first (Scheduler.schedule)")
-        }
+        guard var record = try schedule(name) else { throw JobStoreError.notFound(schedule: name) }
         if let last = record.lastTick, last >= tick { return nil }
         let inserted = try insert(job)
         record.lastTick = tick
@@ -35,6 +33,13 @@ extension JobTransaction {
         record.updatedAt = now
         try txn.put(db.meta, MetaKey.schedule(name), ScheduleFormat.encode(record))
         return inserted
+    }
+
+    /// Enqueues the job of schedule `name` to run at once; its ticks go on as before (see
+    /// `JobCore/AdministrableStore/runNow(schedule:actor:dryRun:)`).
+    public func runNow(schedule name: String) throws -> Job {
+        guard let record = try schedule(name) else { throw JobStoreError.notFound(schedule: name) }
+        return try insert(try record.jobToRunNow())
     }
 }
 
