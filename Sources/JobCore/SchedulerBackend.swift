@@ -14,8 +14,11 @@ public protocol SchedulerBackend: Sendable {
     func extendLeases(_ leases: [HeldLease], until: Timestamp) async throws -> [JobID]
     /// Moves up to `limit` running jobs whose lease expired back to pending (or failed when out
     /// of attempts), each with an error saying so; the jobs in `sparing` (the calling
-    /// scheduler's own) are passed over.
-    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job]
+    /// scheduler's own) are passed over. `expiredBefore`: the time `sparing` was read — a lease
+    /// that expired after it is left too, since its job may have been claimed by the caller
+    /// after the read (a transaction that starts late, on a stalled machine, must not take
+    /// them); `nil`: now.
+    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>, expiredBefore: Timestamp?) async throws -> [Job]
     /// A pipeline with its steps and their jobs, from one snapshot, or `nil`: what a step's
     /// handler reads its dependencies' results from (`JobScheduler`'s
     /// `JobContext.dependencyResults()`).
@@ -176,4 +179,11 @@ public enum WorkSignal: Sendable, Hashable {
     case workAvailable
     /// A running job was cancelled or deleted: its handler should stop.
     case cancelled(JobID)
+}
+
+extension SchedulerBackend {
+    /// ``rescueExpiredLeases(limit:sparing:expiredBefore:)`` of the leases expired by now.
+    public func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job] {
+        try await rescueExpiredLeases(limit: limit, sparing: sparing, expiredBefore: nil)
+    }
 }

@@ -605,8 +605,11 @@ final class SchedulerEngine<Backend: SchedulerBackend>: Sendable {
                 repeat {
                     // Not the jobs this scheduler holds: their leases expired only if it stalled
                     // (a paused process, a starved thread pool, a slow write), and it runs them still.
+                    // As of when they were read: a job claimed after it has a lease expiring
+                    // after it, left alone however late the rescue's transaction starts.
+                    let asOf = Timestamp.now
                     let own = held.withLock { Set($0.keys) }
-                    rescued = try await backend.rescueExpiredLeases(limit: 1000, sparing: own)
+                    rescued = try await backend.rescueExpiredLeases(limit: 1000, sparing: own, expiredBefore: asOf)
                     for job in rescued { metrics.count("rescued", queue: job.queue) }
                     if !rescued.isEmpty {
                         logger.notice("rescued jobs whose lease expired", metadata: ["count": "\(rescued.count)"])

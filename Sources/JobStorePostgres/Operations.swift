@@ -74,9 +74,11 @@ extension PostgresJobStore {
         }
     }
 
-    /// See `JobCore/SchedulerBackend/rescueExpiredLeases(limit:sparing:)`.
-    public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) async throws -> [Job] {
-        try await transaction("rescue expired leases") { txn in try await txn.rescueExpiredLeases(limit: limit, sparing: sparing) }
+    /// See `JobCore/SchedulerBackend/rescueExpiredLeases(limit:sparing:expiredBefore:)`.
+    public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = [], expiredBefore: Timestamp? = nil) async throws -> [Job] {
+        try await transaction("rescue expired leases") { txn in
+            try await txn.rescueExpiredLeases(limit: limit, sparing: sparing, expiredBefore: expiredBefore)
+        }
     }
 
     /// See `JobCore/SchedulerBackend/pruneFinished(_:before:)`: batches of 1,000 jobs

@@ -557,9 +557,10 @@ final class PostgresTransaction {
     }
 
     /// Puts up to `limit` running jobs whose lease expired back in line, recording `rescued`.
-    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job] {
+    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>, expiredBefore: Timestamp? = nil) async throws -> [Job] {
         var rescued: [Job] = []
-        for job in try await rows(Statements.expiredLeases(now: now, limit: limit, sparing: sparing), JobRow.decode) {
+        let cutoff = min(now, expiredBefore ?? now)
+        for job in try await rows(Statements.expiredLeases(before: cutoff, limit: limit, sparing: sparing), JobRow.decode) {
             guard let lease = job.lease else { continue }
             rescued.append(try await update(job, recording: .rescued) { $0.rescue(at: now, leaseExpiredAt: lease.expiresAt) })
         }

@@ -514,10 +514,10 @@ enum Statements {
 
     /// Running jobs whose lease expired before `now`, but those in `sparing`, locked (skipping
     /// those another rescuer holds).
-    static func expiredLeases(now: Timestamp, limit: Int, sparing: Set<JobID>) -> PostgresQuery {
+    static func expiredLeases(before cutoff: Timestamp, limit: Int, sparing: Set<JobID>) -> PostgresQuery {
         """
         SELECT \(unescaped: jobColumns) FROM jobstore_jobs
-        WHERE state = 2 AND lease_expires_at < \(now.microseconds) AND NOT (id = ANY(\(sparing.map(UUID.init))))
+        WHERE state = 2 AND lease_expires_at < \(cutoff.microseconds) AND NOT (id = ANY(\(sparing.map(UUID.init))))
         ORDER BY lease_expires_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED
         """
     }

@@ -343,14 +343,17 @@ struct ConformanceTests {
         }
     }
 
-    @Test("the rescue passes over the jobs it is asked to spare (the calling scheduler's own), however long expired", arguments: Backend.available)
+    @Test("the rescue passes over the jobs it is asked to spare (the calling scheduler's own), however long expired, and the leases that expired after the spared set was read", arguments: Backend.available)
     func rescueSparesOwnJobs(_ backend: Backend) async throws {
         try await withBackend(backend) { store in
             _ = try await store.enqueue((0..<3).map { _ in NewJob(name: "expired", queue: "q") })
             let owner = OwnerToken.random()
+            let read = Timestamp.now  // the spared set as of before the claim: the claim is not in it
             let claimed = try await store.finish([], claiming: [ClaimRequest(queue: "q", limit: 3)], lease: .milliseconds(1), owner: owner).claimed
             try #require(claimed.count == 3)
             try await Task.sleep(for: .milliseconds(20))
+            // Expired now, but after `read`: a rescue whose spared set was read then leaves them.
+            #expect(try await store.rescueExpiredLeases(limit: 1000, sparing: [], expiredBefore: read).isEmpty)
             let own = Set(claimed.prefix(2).map(\.id))
             #expect(try await store.rescueExpiredLeases(limit: 1000, sparing: own).map(\.id) == [claimed[2].id])
             #expect(try await store.rescueExpiredLeases(limit: 1000, sparing: own).isEmpty)

@@ -36,8 +36,8 @@ final class SlowBackend: SchedulerBackend {
         return try await store.extendLeases(leases, until: until)
     }
 
-    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>) async throws -> [Job] {
-        try await store.rescueExpiredLeases(limit: limit, sparing: sparing)
+    func rescueExpiredLeases(limit: Int, sparing: Set<JobID>, expiredBefore: Timestamp?) async throws -> [Job] {
+        try await store.rescueExpiredLeases(limit: limit, sparing: sparing, expiredBefore: expiredBefore)
     }
     func pipelineDetails(_ id: PipelineID) async throws -> PipelineDetails? { try await store.pipelineDetails(id) }
     func pruneFinished(_ state: JobState, before cutoff: Timestamp) async throws -> (jobs: Int, pipelines: Int) {

@@ -440,17 +440,20 @@ public final class JobTransaction {
     /// The state and the lease are re-checked here, in the writing transaction. The jobs in
     /// `sparing` are passed over: a scheduler spares those it still runs itself, whose leases
     /// expired only because it stalled (a paused process, a starved thread pool, a slow write).
-    public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) throws -> [Job] {
+    /// `expiredBefore` (at most now; `nil`: now): the time `sparing` was read — a lease that
+    /// expired after it may be of a job the scheduler claimed since, so it is left too.
+    public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = [], expiredBefore: Timestamp? = nil) throws -> [Job] {
         guard limit > 0 else { return [] }
+        let cutoff = min(now, expiredBefore ?? now)
         var expired: [JobID] = []
-        try txn.forEach(db.lease, in: .upTo(Keys.lease(now, JobID(high: 0, low: 0)))) { key, _ in
+        try txn.forEach(db.lease, in: .upTo(Keys.lease(cutoff, JobID(high: 0, low: 0)))) { key, _ in
             let id = try Keys.trailingID(key, index: db.lease.name)
             if !sparing.contains(id) { expired.append(id) }
             return expired.count < limit
         }
         return try expired.map { id in
             try update(try existing(id), recording: .rescued) { job in
-                guard job.state == .running, let lease = job.lease, lease.expiresAt < now else {
+                guard job.state == .running, let lease = job.lease, lease.expiresAt < cutoff else {
                     throw JobStoreError(.corruptRecord, "the lease index lists job \(id), which is \(job.state)", jobID: id)
                 }
                 job.rescue(at: now, leaseExpiredAt: lease.expiresAt)

@@ -80,13 +80,13 @@ extension JobRepository {
     /// Puts a job back in line, runnable now (see ``JobTransaction/requeue(_:)``).
     @discardableResult public func requeue(_ id: JobID) async throws -> Job { try await write { try $0.requeue(id) } }
 
-    /// Rescues running jobs whose lease expired (see ``JobTransaction/rescueExpiredLeases(limit:sparing:)``).
+    /// Rescues running jobs whose lease expired (see ``JobTransaction/rescueExpiredLeases(limit:sparing:expiredBefore:)``).
     public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) throws -> [Job] {
         try write { try $0.rescueExpiredLeases(limit: limit, sparing: sparing) }
     }
-    /// Rescues running jobs whose lease expired (see ``JobTransaction/rescueExpiredLeases(limit:sparing:)``).
-    public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = []) async throws -> [Job] {
-        try await write { try $0.rescueExpiredLeases(limit: limit, sparing: sparing) }
+    /// Rescues running jobs whose lease expired (see ``JobTransaction/rescueExpiredLeases(limit:sparing:expiredBefore:)``).
+    public func rescueExpiredLeases(limit: Int = 1000, sparing: Set<JobID> = [], expiredBefore: Timestamp? = nil) async throws -> [Job] {
+        try await write { try $0.rescueExpiredLeases(limit: limit, sparing: sparing, expiredBefore: expiredBefore) }
     }
 
     /// Deletes every job in the terminal `state` created before `cutoff`, in transactions of at
