@@ -147,23 +147,15 @@ extension PostgresJobStore {
 
     /// See `JobCore/SchedulerBackend/register(_:)`.
     public func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
-        try schedule.validate()
-        return try await transaction("register schedule '\(schedule.name)'") { txn in
-            var record = schedule
-            record.lastTick = try await txn.rows(Statements.schedule(schedule.name), ScheduleRow.decode).first?.lastTick ?? schedule.lastTick
-            record.updatedAt = txn.now
-            try await txn.run(try Statements.upsert(record))
-            return record
-        }
+        try schedule.validate()  // before a connection is taken
+        return try await transaction("register schedule '\(schedule.name)'") { txn in try await txn.register(schedule) }
     }
 
     /// See `JobCore/AdministrableStore/runNow(schedule:actor:dryRun:)`.
     public func runNow(schedule name: String, actor: String, dryRun: Bool) async throws -> Job {
         try await transaction("run schedule '\(name)' now", rollingBack: dryRun) { txn in
             txn.actor = actor
-            guard let record = try await txn.rows(Statements.schedule(name), ScheduleRow.decode).first else {
-                throw JobStoreError.notFound(schedule: name)
-            }
+            guard let record = try await txn.schedule(name) else { throw JobStoreError.notFound(schedule: name) }
             return try await txn.insert([try record.jobToRunNow()])[0]
         }
     }
@@ -172,9 +164,7 @@ extension PostgresJobStore {
     /// locked, so each tick gets exactly one job across processes.
     public func enqueue(tick: Timestamp, of name: String, next: Timestamp?, job: NewJob) async throws -> Job? {
         try await transaction("enqueue a tick of schedule '\(name)'") { txn in
-            guard var record = try await txn.rows(Statements.schedule(name), ScheduleRow.decode).first else {
-                throw JobStoreError.notFound(schedule: name)
-            }
+            guard var record = try await txn.schedule(name) else { throw JobStoreError.notFound(schedule: name) }
             if let last = record.lastTick, last >= tick { return nil }
             let inserted = try await txn.insert([job])[0]
             record.lastTick = tick

@@ -496,12 +496,23 @@ final class PostgresTransaction {
             if let pausedAt = queue.pausedAt { _ = try await pause(queue.name, since: pausedAt) }
             if let starts = queue.rateStarts, let period = queue.ratePeriod { _ = try await apply(.limit(starts: starts, per: period), to: queue.name) }
         case .schedule(let schedule):
-            try schedule.validate()
-            var record = schedule
-            record.lastTick = try await rows(Statements.schedule(schedule.name), ScheduleRow.decode).first?.lastTick ?? schedule.lastTick
-            record.updatedAt = now
-            try await run(try Statements.upsert(record))
+            _ = try await register(schedule)
         }
+    }
+
+    /// The schedule `name`, its row locked, or `nil` (as `JobStore`'s `JobTransaction.schedule(_:)`).
+    func schedule(_ name: String) async throws -> ScheduleRecord? {
+        try await rows(Statements.schedule(name), ScheduleRow.decode).first
+    }
+
+    /// Registers (or updates) a schedule, keeping the last tick already stored. The stored record.
+    func register(_ schedule: ScheduleRecord) async throws -> ScheduleRecord {
+        try schedule.validate()
+        var record = schedule
+        record.lastTick = try await self.schedule(schedule.name)?.lastTick ?? schedule.lastTick
+        record.updatedAt = now
+        try await run(try Statements.upsert(record))
+        return record
     }
 
     /// Applies a change to a queue's control row, recording its event; whether it changed
